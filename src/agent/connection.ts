@@ -1,0 +1,110 @@
+/** The agent's stream to the controller: dials out, says hello, reconnects with backoff. */
+import type { Logger } from 'pino';
+import WebSocket from 'ws';
+import type { AgentMessage, ControllerMessage } from '../model/agent-protocol.ts';
+
+export interface ConnectionOptions {
+  controllerUrl: string;
+  token: string;
+  hello: () => Promise<AgentMessage>;
+  onMessage: (m: ControllerMessage) => void;
+  onWelcome: (heartbeatMs: number) => void;
+  onDisconnect: () => void;
+  log: Logger;
+}
+
+export class ControllerConnection {
+  private ws?: WebSocket;
+  private stopped = false;
+  private backoffMs = 250;
+  private retryTimer?: NodeJS.Timeout;
+  private welcomed = false;
+
+  constructor(private readonly o: ConnectionOptions) {}
+
+  get connected(): boolean {
+    return this.welcomed && this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  start(): void {
+    this.dial();
+  }
+
+  private dial(): void {
+    if (this.stopped) return;
+    const url = this.o.controllerUrl.replace(/^http/, 'ws') + '/v1/agent/stream';
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.o.token}` }, maxPayload: 16 * 1024 * 1024 });
+    this.ws = ws;
+    this.welcomed = false;
+    ws.on('open', () => {
+      void this.o
+        .hello()
+        .then((h) => ws.send(JSON.stringify(h)))
+        .catch((e) => {
+          this.o.log.error({ err: e }, 'could not build hello');
+          ws.close();
+        });
+    });
+    ws.on('message', (data) => {
+      let msg: ControllerMessage;
+      try {
+        msg = JSON.parse(data.toString()) as ControllerMessage;
+      } catch {
+        return;
+      }
+      if (msg.type === 'welcome') {
+        this.welcomed = true;
+        this.backoffMs = 250;
+        this.o.log.info({ controller: this.o.controllerUrl, hostId: msg.hostId }, 'connected to controller');
+        this.o.onWelcome(msg.heartbeatMs);
+        return;
+      }
+      this.o.onMessage(msg);
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      this.o.log.error({ status: res.statusCode }, res.statusCode === 401 ? 'controller refused the join token' : 'controller refused the stream');
+      ws.terminate();
+    });
+    ws.on('error', (e) => this.o.log.debug({ err: e.message }, 'controller stream error'));
+    ws.on('close', (code, reason) => {
+      const was = this.welcomed;
+      this.welcomed = false;
+      if (this.ws === ws) this.ws = undefined;
+      if (was) {
+        this.o.log.warn({ code, reason: reason.toString() }, 'disconnected from controller');
+        this.o.onDisconnect();
+      } else if (reason.length) {
+        this.o.log.error({ code, reason: reason.toString() }, 'controller closed the stream');
+      }
+      this.scheduleRetry();
+    });
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped) return;
+    const delay = this.backoffMs * (0.75 + Math.random() * 0.5);
+    this.backoffMs = Math.min(this.backoffMs * 2, 5000);
+    this.retryTimer = setTimeout(() => this.dial(), delay);
+  }
+
+  send(m: AgentMessage): boolean {
+    if (!this.connected) return false;
+    this.ws!.send(JSON.stringify(m));
+    return true;
+  }
+
+  close(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const ws = this.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise((resolve) => {
+      ws.once('close', () => resolve());
+      ws.close(1000, 'agent shutting down');
+      setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, 1000).unref();
+    });
+  }
+}

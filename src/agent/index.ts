@@ -1,0 +1,167 @@
+/**
+ * The host agent: probes the machine, adopts the VMs an earlier agent left running, dials the
+ * controller and carries out its operations. Stopping the agent never stops a VM.
+ */
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { mkdir, stat } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { createLogger } from '../common/log.ts';
+import { VERSION } from '../common/version.ts';
+import { QemuDriver, probeKvm, type Accel, type KvmProbeResult } from '../hypervisor/index.ts';
+import { PROTOCOL_VERSION, type AgentOp, type ControllerMessage } from '../model/agent-protocol.ts';
+import { FileTail } from './file-tail.ts';
+import { loadHostId } from './host-identity.ts';
+import { ImageCache } from './image-cache.ts';
+import { readInventory } from './inventory.ts';
+import { OpJournal } from './op-journal.ts';
+import { ControllerConnection } from './connection.ts';
+import { VmManager } from './vm-manager.ts';
+
+export interface AgentConfig {
+  dataDir: string;
+  controllerUrl: string;
+  token: string;
+  name?: string;
+  stopTimeoutMs?: number;
+  /** Force an accelerator instead of probing (operators: OUTRIG_ACCEL). */
+  accel?: Accel;
+  log?: Logger;
+}
+
+export interface RunningAgent {
+  hostId: string;
+  name: string;
+  kvm: KvmProbeResult;
+  vms: VmManager;
+  close(): Promise<void>;
+}
+
+export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
+  const log = cfg.log ?? createLogger('agent');
+  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  const hostId = await loadHostId(join(cfg.dataDir, 'host-id'));
+  const name = cfg.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const kvm = await probeKvm({ cacheFile: join(cfg.dataDir, 'kvm-probe.json') });
+  const accel: Accel = cfg.accel ?? (kvm.usable ? 'kvm' : 'tcg');
+  log.info({ kvm: kvm.usable, reason: kvm.reason, accel }, 'accelerator chosen');
+
+  const journal = new OpJournal(join(cfg.dataDir, 'operations.json'));
+  await journal.load();
+  let conn: ControllerConnection | undefined;
+  let reportQueued = false;
+  const sendReport = () => {
+    // Coalesce bursts of changes into one report on the next tick.
+    if (reportQueued) return;
+    reportQueued = true;
+    setImmediate(() => {
+      reportQueued = false;
+      conn?.send({ type: 'report', vms: vms.report() });
+    });
+  };
+  const vms = new VmManager({
+    driver: new QemuDriver({ vmsDir: join(cfg.dataDir, 'vms') }),
+    images: new ImageCache(join(cfg.dataDir, 'images'), cfg.controllerUrl, cfg.token),
+    accel,
+    stopTimeoutMs: cfg.stopTimeoutMs ?? 30_000,
+    log,
+    onChange: sendReport,
+  });
+  await vms.adoptAll();
+
+  const consoles = new Map<string, FileTail>();
+  const runOp = (op: AgentOp): Promise<void> => {
+    switch (op.kind) {
+      case 'vm.start':
+        return vms.start(op.instanceId, op.vm);
+      case 'vm.restart':
+        return vms.restart(op.instanceId, op.vm);
+      case 'vm.stop':
+        return vms.stop(op.instanceId);
+      case 'vm.delete':
+        return vms.delete(op.instanceId);
+    }
+  };
+
+  const openConsole = (m: Extract<ControllerMessage, { type: 'console-open' }>) => {
+    const path = vms.serialLog(m.instanceId);
+    const end = (error?: string) => {
+      consoles.get(m.streamId)?.stop();
+      consoles.delete(m.streamId);
+      conn?.send({ type: 'console-end', streamId: m.streamId, error });
+    };
+    if (!path) return end(`no VM ${m.instanceId} on this host`);
+    stat(path)
+      .then((s) => s.size)
+      .catch(() => 0)
+      .then((size) => {
+        const from = m.tailBytes === undefined ? 0 : Math.max(0, size - m.tailBytes);
+        const tail = new FileTail(path, from, (chunk) => conn?.send({ type: 'console-data', streamId: m.streamId, data: chunk.toString('base64') }), () => end());
+        consoles.set(m.streamId, tail);
+        if (!m.follow) void tail.drain().then(() => end());
+      })
+      .catch((e: Error) => end(e.message));
+  };
+
+  const onMessage = (m: ControllerMessage) => {
+    switch (m.type) {
+      case 'op':
+        log.info({ op: m.op.opId, kind: m.op.kind }, 'operation');
+        void journal.run(m.op.opId, () => runOp(m.op)).then((r) => {
+          if (!r.ok) log.warn({ op: m.op.opId, err: r.error }, 'operation failed');
+          conn?.send({ type: 'op-result', opId: m.op.opId, ok: r.ok, error: r.error });
+        });
+        break;
+      case 'console-open':
+        openConsole(m);
+        break;
+      case 'console-close':
+        consoles.get(m.streamId)?.stop();
+        consoles.delete(m.streamId);
+        break;
+      case 'welcome':
+        break;
+    }
+  };
+
+  let heartbeat: NodeJS.Timeout | undefined;
+  conn = new ControllerConnection({
+    controllerUrl: cfg.controllerUrl,
+    token: cfg.token,
+    log,
+    hello: async () => ({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      hostId,
+      name,
+      agentVersion: VERSION,
+      inventory: await readInventory(kvm),
+      vms: vms.report(),
+    }),
+    onMessage,
+    onWelcome: (ms) => {
+      if (heartbeat) clearInterval(heartbeat);
+      heartbeat = setInterval(() => {
+        void vms.sweep().finally(() => conn?.send({ type: 'report', vms: vms.report() }));
+      }, ms);
+    },
+    onDisconnect: () => {
+      for (const t of consoles.values()) t.stop();
+      consoles.clear();
+    },
+  });
+  conn.start();
+
+  return {
+    hostId,
+    name,
+    kvm,
+    vms,
+    async close() {
+      if (heartbeat) clearInterval(heartbeat);
+      for (const t of consoles.values()) t.stop();
+      await conn!.close();
+      vms.close();
+    },
+  };
+}

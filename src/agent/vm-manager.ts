@@ -1,0 +1,289 @@
+/**
+ * The agent's view of the VMs on its host: starts, stops, restarts and deletes them through the
+ * QEMU driver, watches them (QMP events, process liveness, ready marker) and reports their state.
+ * Operations on one VM are serialised; different VMs proceed in parallel.
+ */
+import type { Logger } from 'pino';
+import { QemuLaunchError, macFor, type Accel, type QemuDriver, type PortForward, type QmpClient, type QmpEvent, type VmBootState, type VmSpec } from '../hypervisor/index.ts';
+import type { VmDefinition, VmReport, VmState } from '../model/agent-protocol.ts';
+import { watchForMarker, type FileTail } from './file-tail.ts';
+import type { ImageCache } from './image-cache.ts';
+import { freePort, isPortFree } from './ports.ts';
+
+export interface VmManagerOptions {
+  driver: QemuDriver;
+  images: ImageCache;
+  accel: Accel;
+  stopTimeoutMs: number;
+  log: Logger;
+  /** Called whenever a VM's reported state may have changed. */
+  onChange: () => void;
+  /** Address forwarded guest ports listen on. */
+  forwardAddress?: string;
+}
+
+interface ManagedVm {
+  id: string;
+  state: VmState;
+  spec?: VmSpec;
+  pid?: number;
+  boot?: VmBootState;
+  /** The shared QMP connection and the listeners this manager put on it. */
+  qmp?: { client: QmpClient; onEvent: (ev: QmpEvent) => void; onClose: () => void };
+  shutdownReason?: string;
+  marker?: FileTail;
+  lock: Promise<unknown>;
+}
+
+export class VmManager {
+  private readonly vms = new Map<string, ManagedVm>();
+  private readonly fwdAddr: string;
+
+  constructor(private readonly o: VmManagerOptions) {
+    this.fwdAddr = o.forwardAddress ?? '127.0.0.1';
+  }
+
+  private entry(id: string): ManagedVm {
+    let m = this.vms.get(id);
+    if (!m) {
+      m = { id, state: 'stopped', lock: Promise.resolve() };
+      this.vms.set(id, m);
+    }
+    return m;
+  }
+
+  private locked<T>(id: string, fn: (m: ManagedVm) => Promise<T>): Promise<T> {
+    const m = this.entry(id);
+    const run = m.lock.then(() => fn(m));
+    m.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private changed(): void {
+    this.o.onChange();
+  }
+
+  /** Finds the VMs left by an earlier agent and takes them over; running ones keep running. */
+  async adoptAll(): Promise<void> {
+    for (const id of await this.o.driver.listIds()) {
+      const spec = await this.o.driver.readSpec(id);
+      if (!spec) continue;
+      const m = this.entry(id);
+      m.spec = spec;
+      m.boot = (await this.o.driver.readBootState(id)) ?? undefined;
+      const pid = await this.o.driver.runningPid(id);
+      if (pid) {
+        m.pid = pid;
+        m.state = 'running';
+        await this.attach(m);
+        this.o.log.info({ vm: id, pid }, 'adopted running VM');
+      } else {
+        m.state = 'stopped';
+      }
+    }
+  }
+
+  report(): VmReport[] {
+    const out: VmReport[] = [];
+    for (const m of this.vms.values()) {
+      if (!m.spec) continue;
+      out.push({
+        instanceId: m.id,
+        state: m.state,
+        pid: m.state === 'running' ? m.pid : undefined,
+        accel: m.spec.accel,
+        forwards: m.spec.forwards,
+        generation: m.spec.owner.generation,
+        restartSeq: m.spec.owner.restartSeq,
+        bootedAt: m.boot?.launchedAt,
+        readyAt: m.boot?.readyAt,
+        lastExit: m.boot?.exit,
+      });
+    }
+    return out;
+  }
+
+  serialLog(id: string): string | undefined {
+    return this.vms.get(id)?.spec ? this.o.driver.paths(id).serialLog : undefined;
+  }
+
+  start(id: string, def: VmDefinition): Promise<void> {
+    return this.locked(id, (m) => this.startLocked(m, def));
+  }
+
+  stop(id: string): Promise<void> {
+    return this.locked(id, (m) => this.stopLocked(m));
+  }
+
+  restart(id: string, def: VmDefinition): Promise<void> {
+    return this.locked(id, async (m) => {
+      await this.stopLocked(m);
+      await this.startLocked(m, def);
+    });
+  }
+
+  /** Stops the VM at once and removes every file of it. */
+  delete(id: string): Promise<void> {
+    return this.locked(id, async (m) => {
+      this.detach(m);
+      await this.o.driver.kill(id);
+      await this.o.driver.remove(id);
+      this.vms.delete(id);
+      this.changed();
+    });
+  }
+
+  private async startLocked(m: ManagedVm, def: VmDefinition): Promise<void> {
+    if (m.state === 'running' && (await this.o.driver.runningPid(m.id))) return;
+    m.state = 'starting';
+    this.changed();
+    try {
+      const files = await this.o.images.ensure(def.image);
+      const prev = m.spec ?? (await this.o.driver.readSpec(m.id)) ?? undefined;
+      let forwards = await this.assignPorts(def.forwardPorts, prev?.forwards ?? []);
+      for (let attempt = 0; ; attempt++) {
+        const spec: VmSpec = {
+          id: m.id,
+          name: def.name,
+          vcpus: def.vcpus,
+          memoryMiB: def.memoryMiB,
+          kernel: files.kernel,
+          initrd: files.initrd,
+          cmdline: def.image.cmdline,
+          accel: this.o.accel,
+          forwards,
+          readyMarker: def.image.readyMarker,
+          mac: macFor(m.id),
+          owner: { generation: def.generation, restartSeq: def.restartSeq },
+        };
+        try {
+          m.shutdownReason = undefined;
+          const { pid, boot } = await this.o.driver.launch(spec);
+          m.spec = spec;
+          m.pid = pid;
+          m.boot = boot;
+          break;
+        } catch (e) {
+          // Another process took a port between our check and QEMU's bind: pick new ones.
+          if (e instanceof QemuLaunchError && e.portInUse && attempt < 3) {
+            forwards = await this.assignPorts(def.forwardPorts, []);
+            continue;
+          }
+          throw e;
+        }
+      }
+      await this.attach(m);
+      m.state = 'running';
+      this.o.log.info({ vm: m.id, name: def.name, pid: m.pid, accel: this.o.accel }, 'VM started');
+    } catch (e) {
+      m.state = 'stopped';
+      throw e;
+    } finally {
+      this.changed();
+    }
+  }
+
+  private async stopLocked(m: ManagedVm): Promise<void> {
+    if (!(await this.o.driver.runningPid(m.id))) {
+      if (m.state !== 'stopped') {
+        m.state = 'stopped';
+        this.changed();
+      }
+      return;
+    }
+    m.state = 'stopping';
+    this.changed();
+    const how = await this.o.driver.stop(m.id, this.o.stopTimeoutMs);
+    this.o.log.info({ vm: m.id, how }, 'VM stopped');
+    await this.exited(m, how === 'powerdown' ? 'stopped' : `stopped (${how})`);
+  }
+
+  /** Watches a running VM: QMP events and the ready marker on its serial console. */
+  private async attach(m: ManagedVm): Promise<void> {
+    this.detach(m);
+    const id = m.id;
+    try {
+      const client = await this.o.driver.qmp(id);
+      const onEvent = (ev: QmpEvent) => {
+        if (ev.event === 'SHUTDOWN') m.shutdownReason = (ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown';
+      };
+      const onClose = () => {
+        if (m.qmp?.client === client) m.qmp = undefined;
+        void this.checkExited(m);
+      };
+      client.on('event', onEvent);
+      client.once('close', onClose);
+      m.qmp = { client, onEvent, onClose };
+    } catch (e) {
+      // Liveness is also swept by pid, so a VM without QMP is still watched.
+      this.o.log.warn({ vm: id, err: (e as Error).message }, 'QMP connect failed');
+    }
+    const marker = m.spec?.readyMarker;
+    if (marker && m.boot && !m.boot.readyAt) {
+      const boot = m.boot;
+      m.marker = watchForMarker(this.o.driver.paths(id).serialLog, boot.serialOffset, marker, () => {
+        boot.readyAt = new Date().toISOString();
+        void this.o.driver.writeBootState(id, boot).catch(() => undefined);
+        this.o.log.info({ vm: id }, 'guest ready');
+        this.changed();
+      });
+    }
+  }
+
+  private detach(m: ManagedVm): void {
+    m.marker?.stop();
+    m.marker = undefined;
+    const q = m.qmp;
+    m.qmp = undefined;
+    q?.client.off('event', q.onEvent);
+    q?.client.off('close', q.onClose);
+  }
+
+  private async exited(m: ManagedVm, reason: string): Promise<void> {
+    this.detach(m);
+    m.state = 'stopped';
+    m.pid = undefined;
+    if (m.boot) {
+      m.boot.exit = { at: new Date().toISOString(), reason };
+      await this.o.driver.writeBootState(m.id, m.boot).catch(() => undefined);
+    }
+    this.changed();
+  }
+
+  /** A VM that went away on its own (guest poweroff, crash, kill from outside). */
+  private async checkExited(m: ManagedVm): Promise<void> {
+    if (m.state !== 'running') return; // an operation is handling it
+    if (await this.o.driver.runningPid(m.id)) return;
+    await this.locked(m.id, async () => {
+      if (m.state !== 'running' || (await this.o.driver.runningPid(m.id))) return;
+      const reason = m.shutdownReason ?? 'process-exited';
+      this.o.log.info({ vm: m.id, reason }, 'VM exited');
+      await this.exited(m, reason);
+    });
+  }
+
+  /** Backstop for missed QMP closes: checks every running VM's process. */
+  async sweep(): Promise<void> {
+    for (const m of this.vms.values()) {
+      if (m.state !== 'running') continue;
+      await this.checkExited(m);
+      if (m.state === 'running' && !m.qmp) await this.attach(m).catch(() => undefined);
+    }
+  }
+
+  private async assignPorts(guestPorts: number[], prev: PortForward[]): Promise<PortForward[]> {
+    const out: PortForward[] = [];
+    for (const g of guestPorts) {
+      const old = prev.find((f) => f.guestPort === g && f.hostAddress === this.fwdAddr);
+      const keep = old && (await isPortFree(this.fwdAddr, old.hostPort));
+      out.push({ guestPort: g, hostAddress: this.fwdAddr, hostPort: keep ? old.hostPort : await freePort(this.fwdAddr) });
+    }
+    return out;
+  }
+
+  /** Lets go of the VMs without stopping them (agent shutdown). */
+  close(): void {
+    for (const m of this.vms.values()) this.detach(m);
+    this.o.driver.releaseAll();
+  }
+}

@@ -1,0 +1,57 @@
+/** API errors: JSON `{ error: { code, message, details } }` with a fitting HTTP status (DESIGN.md). */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { ConflictError, NotFoundError } from '../store/index.ts';
+
+export class ApiError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export const ErrorBody = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),
+});
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** Turns AJV's errors into sentences that name the field. */
+function describeValidation(context: string, errors: AjvError[]): { message: string; details: { path: string; problem: string }[] } {
+  const details = errors.map((e) => {
+    const path = `${context}${e.instancePath.replace(/\//g, '.')}`;
+    if (e.keyword === 'additionalProperties') return { path, problem: `unknown field '${String(e.params.additionalProperty)}'` };
+    if (e.keyword === 'required') return { path, problem: `missing required field '${String(e.params.missingProperty)}'` };
+    return { path, problem: e.message ?? e.keyword };
+  });
+  const message = details.map((d) => `${d.path}: ${d.problem}`).join('; ');
+  return { message, details };
+}
+
+export function errorHandler(err: FastifyError & { validation?: AjvError[]; validationContext?: string }, req: FastifyRequest, reply: FastifyReply) {
+  if (err instanceof ApiError) return reply.status(err.statusCode).send({ error: { code: err.code, message: err.message, details: err.details } });
+  if (err instanceof NotFoundError) return reply.status(404).send({ error: { code: 'not_found', message: err.message } });
+  if (err instanceof ConflictError) return reply.status(409).send({ error: { code: 'conflict', message: err.message } });
+  if (err.validation) {
+    const { message, details } = describeValidation(err.validationContext ?? 'request', err.validation);
+    return reply.status(400).send({ error: { code: 'invalid_request', message, details } });
+  }
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return reply.status(415).send({ error: { code: 'unsupported_media_type', message: err.message } });
+  }
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+    const code = err.code?.startsWith('FST_ERR_CTP') ? 'malformed_body' : 'bad_request';
+    return reply.status(err.statusCode).send({ error: { code, message: err.message } });
+  }
+  req.log.error({ err }, 'request failed');
+  return reply.status(500).send({ error: { code: 'internal', message: 'internal error; see the controller log' } });
+}

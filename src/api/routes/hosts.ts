@@ -1,0 +1,44 @@
+import { HostResource, type Host } from '../../model/host.ts';
+import type { Api, ApiServices } from '../server.ts';
+import { errors, listOf, RefParams } from '../schemas.ts';
+
+/** Adds what the controller derives (capacity) to what is stored. */
+async function withCapacity(s: ApiServices, hosts: Host[]): Promise<Host[]> {
+  const cap = new Map((await s.controller.capacity()).map((c) => [c.id, c]));
+  return hosts.map((h) => {
+    const c = cap.get(h.id);
+    return c ? { ...h, status: { ...h.status, allocatable: c.allocatable, allocated: c.allocated } } : h;
+  });
+}
+
+export function hostRoutes(app: Api, s: ApiServices): void {
+  app.get('/hosts', { schema: { tags: ['hosts'], response: { 200: listOf(HostResource) } } }, async () => ({
+    items: await withCapacity(s, await s.store.hosts.list()),
+  }));
+
+  app.get('/hosts/:ref', { schema: { tags: ['hosts'], params: RefParams, response: { 200: HostResource, ...errors } } }, async (req) => {
+    const [h] = await withCapacity(s, [await s.store.hosts.mustFind(req.params.ref)]);
+    return h!;
+  });
+
+  for (const action of ['cordon', 'uncordon'] as const) {
+    app.post(
+      `/hosts/:ref/${action}`,
+      {
+        schema: {
+          tags: ['hosts'],
+          summary: action === 'cordon' ? 'Stop placing new instances on the host' : 'Allow placing instances on the host again',
+          params: RefParams,
+          response: { 200: HostResource, ...errors },
+        },
+      },
+      async (req) => {
+        const h = await s.store.hosts.mustFind(req.params.ref);
+        await s.store.hosts.update(h.id, (cur) => ({ spec: { ...cur.spec, cordoned: action === 'cordon' } }));
+        await s.controller.reconcileHostNow(h.id);
+        const [out] = await withCapacity(s, [await s.store.hosts.mustFind(h.id)]);
+        return out!;
+      },
+    );
+  }
+}

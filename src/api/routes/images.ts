@@ -1,0 +1,108 @@
+import type { Readable } from 'node:stream';
+import { timingSafeEqual } from 'node:crypto';
+import { Type } from 'typebox';
+import { ChecksumMismatchError } from '../../controller/image-files.ts';
+import { Name } from '../../model/common.ts';
+import { IMAGE_FILE_NAMES, ImageResource, ImageSpec, type ImageFileName } from '../../model/image.ts';
+import { ApiError } from '../errors.ts';
+import type { Api, ApiServices } from '../server.ts';
+import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
+
+const CreateImage = Type.Object({ name: Name, ...MetadataFields, spec: ImageSpec }, { additionalProperties: false });
+const FileParams = Type.Object({ ref: Type.String(), file: Type.Union(IMAGE_FILE_NAMES.map((f) => Type.Literal(f))) });
+
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer (.+)$/.exec(header ?? '');
+  if (!m) return false;
+  const a = Buffer.from(m[1]!);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function imageRoutes(app: Api, s: ApiServices): void {
+  // Image files are uploaded as raw bytes and streamed to disk, not buffered.
+  app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+
+  app.get('/images', { schema: { tags: ['images'], response: { 200: listOf(ImageResource) } } }, async () => ({
+    items: await s.store.images.list(),
+  }));
+
+  app.get('/images/:ref', { schema: { tags: ['images'], params: RefParams, response: { 200: ImageResource, ...errors } } }, async (req) =>
+    s.store.images.mustFind(req.params.ref),
+  );
+
+  app.post(
+    '/images',
+    {
+      schema: {
+        tags: ['images'],
+        summary: 'Register an image; then upload each of its files with PUT /v1/images/{ref}/files/{file}',
+        body: CreateImage,
+        response: { 201: ImageResource, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const img = await s.store.images.create({
+        name: req.body.name,
+        labels: req.body.labels,
+        annotations: req.body.annotations,
+        spec: req.body.spec,
+        status: { phase: 'uploading', conditions: [], filesPresent: [] },
+      });
+      return reply.status(201).send(img);
+    },
+  );
+
+  app.put(
+    '/images/:ref/files/:file',
+    {
+      bodyLimit: 4 * 1024 * 1024 * 1024,
+      schema: {
+        tags: ['images'],
+        summary: 'Upload one file of an image (application/octet-stream); kept only if size and sha256 match the spec',
+        params: FileParams,
+        response: { 200: ImageResource, ...errors },
+      },
+    },
+    async (req) => {
+      const img = await s.store.images.mustFind(req.params.ref);
+      const file = req.params.file as ImageFileName;
+      if (!req.headers['content-type']?.startsWith('application/octet-stream')) {
+        throw new ApiError(415, 'unsupported_media_type', 'upload image files as application/octet-stream');
+      }
+      try {
+        await s.imageFiles.receive(img.id, file, req.body as Readable, img.spec.files[file]);
+      } catch (e) {
+        if (e instanceof ChecksumMismatchError) throw new ApiError(422, 'checksum_mismatch', e.message);
+        throw e;
+      }
+      return s.store.images.update(img.id, (cur) => {
+        const present = [...new Set([...cur.status.filesPresent, file])].sort();
+        const ready = IMAGE_FILE_NAMES.every((f) => present.includes(f));
+        return { status: { ...cur.status, filesPresent: present, phase: ready ? 'ready' : 'uploading' } };
+      });
+    },
+  );
+
+  app.get(
+    '/images/:ref/files/:file',
+    { schema: { tags: ['images'], summary: 'Download an image file (agents; join token)', params: FileParams } },
+    async (req, reply) => {
+      if (!bearerMatches(req.headers.authorization, s.joinToken)) throw new ApiError(401, 'unauthorized', 'a valid join token is required');
+      const img = await s.store.images.mustFind(req.params.ref);
+      if (!s.imageFiles.has(img.id, req.params.file)) throw new ApiError(404, 'not_found', `image ${img.name} has no ${req.params.file} yet`);
+      reply.header('content-type', 'application/octet-stream');
+      reply.header('content-length', String(img.spec.files[req.params.file as ImageFileName].size));
+      return reply.send(s.imageFiles.open(img.id, req.params.file));
+    },
+  );
+
+  app.delete('/images/:ref', { schema: { tags: ['images'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
+    const img = await s.store.images.mustFind(req.params.ref);
+    const users = (await s.store.instances.list()).filter((i) => i.spec.image === img.name).map((i) => i.name);
+    if (users.length) throw new ApiError(409, 'in_use', `image ${img.name} is used by instances: ${users.join(', ')}`);
+    await s.store.images.delete(img.id);
+    await s.imageFiles.remove(img.id);
+    return reply.status(204).send(null);
+  });
+}

@@ -1,0 +1,134 @@
+import { Type } from 'typebox';
+import { everFits } from '../../controller/scheduler.ts';
+import { Name } from '../../model/common.ts';
+import { InstanceResource, type Instance } from '../../model/instance.ts';
+import { DEFAULT_TENANT } from '../../model/tenant.ts';
+import { ApiError } from '../errors.ts';
+import type { Api, ApiServices } from '../server.ts';
+import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
+
+export const CreateInstance = Type.Object(
+  {
+    name: Name,
+    image: Type.String({ minLength: 1, description: 'image name or id' }),
+    vcpus: Type.Integer({ minimum: 1, maximum: 512 }),
+    memoryMiB: Type.Integer({ minimum: 64, maximum: 16 * 1024 * 1024 }),
+    tenant: Type.Optional(Type.String({ minLength: 1, description: `tenant name or id (default: ${DEFAULT_TENANT})` })),
+    ...MetadataFields,
+    forwardPorts: Type.Optional(
+      Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16, uniqueItems: true, description: "guest TCP ports to forward to the host (default: the image's)" }),
+    ),
+    start: Type.Optional(Type.Boolean({ description: 'start the instance once placed (default true)' })),
+  },
+  { additionalProperties: false },
+);
+
+const ConsoleQuery = Type.Object(
+  {
+    follow: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
+    tail: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'start this many bytes before the end' })),
+  },
+  { additionalProperties: false },
+);
+
+export function instanceRoutes(app: Api, s: ApiServices): void {
+  app.get('/instances', { schema: { tags: ['instances'], response: { 200: listOf(InstanceResource) } } }, async () => ({
+    items: await s.store.instances.list(),
+  }));
+
+  app.get('/instances/:ref', { schema: { tags: ['instances'], params: RefParams, response: { 200: InstanceResource, ...errors } } }, async (req) =>
+    s.store.instances.mustFind(req.params.ref),
+  );
+
+  app.post(
+    '/instances',
+    { schema: { tags: ['instances'], summary: 'Create an instance', body: CreateInstance, response: { 201: InstanceResource, ...errors } } },
+    async (req, reply) => {
+      const b = req.body;
+      const tenant = await s.store.tenants.find(b.tenant ?? DEFAULT_TENANT);
+      if (!tenant) throw new ApiError(422, 'unknown_tenant', `tenant '${b.tenant}' does not exist`);
+      const image = await s.store.images.find(b.image);
+      if (!image) throw new ApiError(422, 'unknown_image', `image '${b.image}' does not exist (see: outrig image list)`);
+      if (image.status.phase !== 'ready') throw new ApiError(409, 'image_not_ready', `image '${image.name}' is still ${image.status.phase}`);
+      const fit = everFits(
+        { vcpus: b.vcpus, memoryMiB: b.memoryMiB },
+        (await s.controller.capacity()).map((c) => ({ name: c.name, allocatable: c.allocatable })),
+      );
+      if (!fit.ok) throw new ApiError(422, 'insufficient_capacity', fit.message);
+      const inst = await s.store.instances.create({
+        name: b.name,
+        labels: b.labels,
+        annotations: b.annotations,
+        spec: {
+          image: image.name,
+          vcpus: b.vcpus,
+          memoryMiB: b.memoryMiB,
+          tenant: tenant.name,
+          powerState: b.start === false ? 'stopped' : 'running',
+          forwardPorts: b.forwardPorts ?? image.spec.guestPorts,
+          restartSeq: 0,
+        },
+        status: { phase: 'pending', conditions: [], network: { forwards: [] }, observedGeneration: 0 },
+      });
+      await s.controller.reconcileInstanceNow(inst.id);
+      return reply.status(201).send((await s.store.instances.get(inst.id)) ?? inst);
+    },
+  );
+
+  const action = (name: 'start' | 'stop' | 'restart', summary: string, change: (i: Instance) => Instance['spec']) =>
+    app.post(
+      `/instances/:ref/${name}`,
+      { schema: { tags: ['instances'], summary, params: RefParams, response: { 202: InstanceResource, ...errors } } },
+      async (req, reply) => {
+        const inst = await s.store.instances.mustFind(req.params.ref);
+        if (inst.status.phase === 'deleting') throw new ApiError(409, 'deleting', `instance ${inst.name} is being deleted`);
+        await s.store.instances.update(inst.id, (cur) => ({ spec: change(cur), newGeneration: true }));
+        await s.controller.reconcileInstanceNow(inst.id);
+        return reply.status(202).send(await s.store.instances.mustFind(inst.id));
+      },
+    );
+  action('start', 'Start the instance', (i) => ({ ...i.spec, powerState: 'running' }));
+  action('stop', 'Stop the instance: ACPI power button, then forced after a timeout', (i) => ({ ...i.spec, powerState: 'stopped' }));
+  action('restart', 'Restart the instance (graceful stop, then start)', (i) =>
+    i.spec.powerState === 'running' ? { ...i.spec, restartSeq: i.spec.restartSeq + 1 } : { ...i.spec, powerState: 'running' },
+  );
+
+  app.delete(
+    '/instances/:ref',
+    { schema: { tags: ['instances'], summary: 'Delete the instance and every file of its VM', params: RefParams, response: { 202: InstanceResource, ...errors } } },
+    async (req, reply) => {
+      const inst = await s.store.instances.mustFind(req.params.ref);
+      const updated = await s.store.instances.update(inst.id, (cur) =>
+        cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } },
+      );
+      await s.controller.reconcileInstanceNow(inst.id);
+      return reply.status(202).send((await s.store.instances.get(inst.id)) ?? updated);
+    },
+  );
+
+  app.get(
+    '/instances/:ref/console',
+    {
+      schema: {
+        tags: ['instances'],
+        summary: 'The serial console log as text; follow=true keeps streaming as the guest writes',
+        params: RefParams,
+        querystring: ConsoleQuery,
+      },
+    },
+    async (req, reply) => {
+      const inst = await s.store.instances.mustFind(req.params.ref);
+      const hostId = inst.status.hostId;
+      if (!hostId) throw new ApiError(409, 'not_placed', `instance ${inst.name} is not placed on a host yet`);
+      if (!s.hub.isConnected(hostId)) throw new ApiError(503, 'host_unreachable', `the agent of host ${inst.status.hostName ?? hostId} is not connected`);
+      const stream = s.hub.openConsole(hostId, inst.id, {
+        follow: req.query.follow === 'true',
+        tailBytes: req.query.tail === undefined ? undefined : Number(req.query.tail),
+      });
+      req.raw.on('close', () => stream.destroy());
+      reply.header('content-type', 'text/plain; charset=utf-8');
+      reply.header('cache-control', 'no-store');
+      return reply.send(stream);
+    },
+  );
+}

@@ -1,0 +1,71 @@
+import type { Command } from 'commander';
+import type { Host } from '../../model/host.ts';
+import { contextOf } from '../context.ts';
+import { age, mib, printDetails, printJson, printTable } from '../output.ts';
+
+export function hostCommands(program: Command): void {
+  const host = program.command('host').description('servers that run instances');
+
+  host
+    .command('list')
+    .description('list hosts')
+    .action(async (_o, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      const { items } = await api.get<{ items: Host[] }>('/v1/hosts');
+      if (json) return printJson(items);
+      printTable(
+        ['NAME', 'ID', 'PHASE', 'ACCEL', 'VCPUS', 'MEMORY', 'AGENT', 'AGE'],
+        items.map((h) => [
+          h.name,
+          h.id,
+          h.status.phase,
+          h.status.inventory?.accel ?? '-',
+          h.status.allocated && h.status.allocatable ? `${h.status.allocated.vcpus}/${h.status.allocatable.vcpus}` : '-',
+          h.status.allocated && h.status.allocatable ? `${mib(h.status.allocated.memoryMiB)}/${mib(h.status.allocatable.memoryMiB)}` : '-',
+          h.status.agent.connected ? 'connected' : 'disconnected',
+          age(h.createdAt),
+        ]),
+      );
+    });
+
+  host
+    .command('show <host>')
+    .description('show a host, its inventory and capacity')
+    .action(async (ref: string, _o, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      const h = await api.get<Host>(`/v1/hosts/${encodeURIComponent(ref)}`);
+      if (json) return printJson(h);
+      const inv = h.status.inventory;
+      printDetails({
+        name: h.name,
+        id: h.id,
+        phase: h.status.phase,
+        cordoned: h.spec.cordoned,
+        agent: h.status.agent,
+        accelerator: inv ? `${inv.accel} (kvm ${inv.kvm.usable ? 'usable' : 'unusable'}: ${inv.kvm.reason})` : undefined,
+        cpu: inv ? `${inv.cpu.count} x ${inv.cpu.model} (${inv.cpu.sockets} socket(s))` : undefined,
+        memory: inv ? mib(inv.memory.totalMiB) : undefined,
+        allocatable: h.status.allocatable,
+        allocated: h.status.allocated,
+        numa: inv?.numa,
+        nics: inv?.nics,
+        disks: inv?.disks,
+        pciDevices: inv ? inv.pci.length : undefined,
+        os: inv?.os,
+        conditions: h.status.conditions,
+        labels: h.labels,
+      });
+    });
+
+  for (const action of ['cordon', 'uncordon'] as const) {
+    host
+      .command(`${action} <host>`)
+      .description(action === 'cordon' ? 'stop placing new instances on a host' : 'allow placing instances on a host again')
+      .action(async (ref: string, _o, cmd: Command) => {
+        const { api, json } = contextOf(cmd);
+        const h = await api.post<Host>(`/v1/hosts/${encodeURIComponent(ref)}/${action}`);
+        if (json) return printJson(h);
+        process.stdout.write(`host ${h.name} ${action}ed (phase ${h.status.phase})\n`);
+      });
+  }
+}

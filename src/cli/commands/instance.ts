@@ -1,0 +1,180 @@
+import { Option, type Command } from 'commander';
+import { getCondition } from '../../model/common.ts';
+import type { Instance } from '../../model/instance.ts';
+import { ApiRequestError } from '../client.ts';
+import { contextOf } from '../context.ts';
+import { collect, parseIntStrict, parseLabels, parseMemory } from '../parse.ts';
+import { age, mib, printDetails, printJson, printTable } from '../output.ts';
+import { waitFor } from '../wait.ts';
+
+const path = (ref: string) => `/v1/instances/${encodeURIComponent(ref)}`;
+
+function forwardsText(i: Instance): string {
+  const f = i.status.network.forwards;
+  return f.length ? f.map((x) => `${x.hostAddress}:${x.hostPort}->${x.guestPort}`).join(',') : '-';
+}
+
+function describe(i: Instance | undefined, name: string): string {
+  if (!i) return `instance ${name} is gone`;
+  const ready = getCondition(i.status.conditions, 'GuestReady')?.status === 'True' ? ', guest ready' : '';
+  const where = i.status.hostName ? ` on ${i.status.hostName}` : '';
+  return `instance ${i.name}: ${i.status.phase}${where}${ready}${i.status.message ? ` (${i.status.message})` : ''}`;
+}
+
+interface WaitFlags {
+  wait: boolean;
+  timeout: number;
+}
+
+const waitOptions = (c: Command) =>
+  c
+    .option('--no-wait', 'return at once instead of waiting for the result')
+    .addOption(new Option('--timeout <seconds>', 'how long to wait').default(300).argParser(parseIntStrict('--timeout')));
+
+async function waitPhase(
+  ctx: ReturnType<typeof contextOf>,
+  inst: Instance,
+  want: string,
+  flags: WaitFlags & { ready?: boolean },
+  also: (i: Instance) => boolean = () => true,
+): Promise<Instance> {
+  if (!flags.wait) return inst;
+  const out = await waitFor<Instance>({
+    poll: () => ctx.api.find<Instance>(path(inst.id)),
+    done: (i) =>
+      !!i && i.status.phase === want && (!flags.ready || getCondition(i.status.conditions, 'GuestReady')?.status === 'True') && also(i),
+    fail: (i) => (!i ? `instance ${inst.name} disappeared` : i.status.phase === 'failed' ? `instance ${i.name} failed: ${i.status.message ?? 'see outrig instance show'}` : undefined),
+    describe: (i) => describe(i, inst.name),
+    timeoutMs: flags.timeout * 1000,
+    quiet: ctx.json,
+  });
+  return out!;
+}
+
+export function instanceCommands(program: Command): void {
+  const inst = program.command('instance').description('virtual machines');
+
+  waitOptions(
+    inst
+      .command('create <name>')
+      .description('create and start an instance; waits until it runs')
+      .requiredOption('--image <image>', 'image name or id (see: outrig image list)')
+      .addOption(new Option('--vcpus <n>', 'virtual CPUs').default(1).argParser(parseIntStrict('--vcpus')))
+      .addOption(new Option('--memory <size>', 'memory, MiB or with a unit (512M, 2G)').default(256).argParser(parseMemory))
+      .option('--tenant <tenant>', 'tenant that owns the instance', 'default')
+      .option('--port <guestPort>', "guest TCP port to forward to the host (repeatable; default: the image's)", collect, [])
+      .option('--label <key=value>', 'label (repeatable)', collect, [])
+      .option('--no-start', 'create it stopped')
+      .option('--wait-ready', "also wait for the guest's ready marker"),
+  ).action(async (name: string, o: { image: string; vcpus: number; memory: number; tenant: string; port: string[]; label: string[]; start: boolean; waitReady?: boolean } & WaitFlags, cmd: Command) => {
+    const ctx = contextOf(cmd);
+    const body = {
+      name,
+      image: o.image,
+      vcpus: o.vcpus,
+      memoryMiB: o.memory,
+      tenant: o.tenant,
+      labels: parseLabels(o.label),
+      forwardPorts: o.port.length ? o.port.map(parseIntStrict('--port')) : undefined,
+      start: o.start,
+    };
+    const created = await ctx.api.post<Instance>('/v1/instances', body);
+    const final = await waitPhase(ctx, created, o.start ? 'running' : 'stopped', { ...o, ready: o.waitReady });
+    if (ctx.json) return printJson(final);
+    process.stdout.write(`${describe(final, name)}\n`);
+    if (final.status.network.forwards.length) process.stdout.write(`forwarded ports: ${forwardsText(final)}\n`);
+    process.stdout.write(`console: outrig instance console ${final.name} --follow\n`);
+  });
+
+  inst
+    .command('list')
+    .description('list instances')
+    .action(async (_o, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      const { items } = await api.get<{ items: Instance[] }>('/v1/instances');
+      if (json) return printJson(items);
+      printTable(
+        ['NAME', 'ID', 'PHASE', 'HOST', 'VCPUS', 'MEMORY', 'IMAGE', 'TENANT', 'FORWARDS', 'AGE'],
+        items.map((i) => [i.name, i.id, i.status.phase, i.status.hostName ?? '-', i.spec.vcpus, mib(i.spec.memoryMiB), i.spec.image, i.spec.tenant, forwardsText(i), age(i.createdAt)]),
+      );
+    });
+
+  inst
+    .command('show <instance>')
+    .description('show an instance')
+    .action(async (ref: string, _o, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      const i = await api.get<Instance>(path(ref));
+      if (json) return printJson(i);
+      printDetails({
+        name: i.name,
+        id: i.id,
+        phase: i.status.phase,
+        message: i.status.message,
+        host: i.status.hostName,
+        tenant: i.spec.tenant,
+        image: i.spec.image,
+        vcpus: i.spec.vcpus,
+        memory: mib(i.spec.memoryMiB),
+        powerState: i.spec.powerState,
+        accelerator: i.status.accel,
+        forwards: i.status.network.forwards,
+        bootedAt: i.status.bootedAt,
+        readyAt: i.status.readyAt,
+        generation: `${i.generation} (observed ${i.status.observedGeneration})`,
+        lastOperation: i.status.lastOp,
+        conditions: i.status.conditions,
+        labels: i.labels,
+        createdAt: i.createdAt,
+      });
+    });
+
+  for (const [action, want, help] of [
+    ['start', 'running', 'start a stopped instance'],
+    ['stop', 'stopped', 'stop an instance (ACPI power button, forced after a timeout)'],
+    ['restart', 'running', 'restart an instance'],
+  ] as const) {
+    waitOptions(inst.command(`${action} <instance>`).description(help)).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const before = await ctx.api.get<Instance>(path(ref));
+      const after = await ctx.api.post<Instance>(`${path(ref)}/${action}`);
+      // A restart is done once the instance runs a boot newer than the one it had.
+      const final = await waitPhase(ctx, after, want, o, (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt);
+      if (ctx.json) return printJson(final);
+      process.stdout.write(`${describe(final, after.name)}\n`);
+    });
+  }
+
+  waitOptions(inst.command('delete <instance>').description('delete an instance and every file of its VM')).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+    const ctx = contextOf(cmd);
+    const i = await ctx.api.delete<Instance>(path(ref));
+    if (o.wait) {
+      await waitFor<Instance>({
+        poll: () => ctx.api.find<Instance>(path(i.id)),
+        done: (x) => !x,
+        describe: (x) => (x ? describe(x, i.name) : `instance ${i.name} deleted`),
+        timeoutMs: o.timeout * 1000,
+        quiet: ctx.json,
+      });
+    }
+    if (ctx.json) return printJson({ id: i.id, name: i.name, deleted: o.wait });
+    if (!o.wait) process.stdout.write(`instance ${i.name} is being deleted\n`);
+  });
+
+  inst
+    .command('console <instance>')
+    .description("print the instance's serial console")
+    .option('-f, --follow', 'keep printing as the guest writes (Ctrl-C to stop)')
+    .option('--tail <bytes>', 'start this many bytes before the end', parseIntStrict('--tail'))
+    .action(async (ref: string, o: { follow?: boolean; tail?: number }, cmd: Command) => {
+      const { api } = contextOf(cmd);
+      const q = new URLSearchParams({ follow: o.follow ? 'true' : 'false' });
+      if (o.tail !== undefined) q.set('tail', String(o.tail));
+      const res = await api.raw('GET', `${path(ref)}/console?${q}`);
+      if (!res.ok || !res.body) {
+        const body = (await res.json().catch(() => undefined)) as { error?: { message?: string; code?: string } } | undefined;
+        throw new ApiRequestError(res.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `HTTP ${res.status}`);
+      }
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+    });
+}

@@ -1,0 +1,10 @@
+import { createWriteStream } from 'node:fs';
+import pino, { type Logger } from 'pino';
+
+/** JSON logs (pino) to stdout, or to a file for the all-in-one `up`, whose terminal is for people. */
+export function createLogger(name: string, opts: { file?: string; level?: string } = {}): Logger {
+  const level = opts.level ?? process.env.OUTRIG_LOG_LEVEL ?? 'info';
+  const redact = ['req.headers.authorization', '*.token', '*.joinToken'];
+  if (opts.file) return pino({ name, level, redact }, createWriteStream(opts.file, { flags: 'a' }));
+  return pino({ name, level, redact });
+}

@@ -1,0 +1,76 @@
+/**
+ * The system packages Outrig needs, how to tell whether each is present, and installing them
+ * with apt where we can (root on Debian) or saying the exact command where we cannot.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, openSync, readSync, closeSync, readdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+export interface Requirement {
+  /** Debian package that provides it. */
+  pkg: string;
+  what: string;
+  present: () => boolean;
+}
+
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((d) => d && existsSync(join(d, cmd)));
+}
+
+/** A static ELF has no PT_INTERP; its first page then never names the dynamic loader. */
+function isStaticBinary(path: string): boolean {
+  if (!existsSync(path)) return false;
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, 4).toString('latin1') === '\x7fELF' && !buf.includes('ld-linux');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function hasGuestKernel(): boolean {
+  if (!existsSync('/boot')) return false;
+  return readdirSync('/boot')
+    .filter((f) => f.startsWith('vmlinuz-'))
+    .some((f) => existsSync(join('/lib/modules', f.slice('vmlinuz-'.length), 'modules.dep')));
+}
+
+export const VM_REQUIREMENTS: Requirement[] = [
+  { pkg: 'qemu-system-x86', what: 'qemu-system-x86_64', present: () => onPath('qemu-system-x86_64') },
+  { pkg: 'qemu-utils', what: 'qemu-img', present: () => onPath('qemu-img') },
+  { pkg: 'busybox-static', what: 'a static /bin/busybox for the test guest', present: () => isStaticBinary('/bin/busybox') },
+  { pkg: 'linux-image-cloud-amd64', what: 'a guest kernel with modules (/boot/vmlinuz-*)', present: hasGuestKernel },
+];
+
+export function missing(reqs: Requirement[]): Requirement[] {
+  return reqs.filter((r) => !r.present());
+}
+
+export function installCommand(pkgs: string[]): string {
+  return `apt-get update && apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
+}
+
+/**
+ * Makes sure the requirements are met. Installs with apt-get when running as root on a system
+ * that has it; otherwise throws an error that says exactly what to run.
+ */
+export function ensureRequirements(reqs: Requirement[], log: (s: string) => void = (s) => process.stderr.write(s + '\n')): void {
+  const need = missing(reqs);
+  if (need.length === 0) return;
+  const pkgs = [...new Set(need.map((r) => r.pkg))];
+  const list = need.map((r) => `  - ${r.what} (Debian package ${r.pkg})`).join('\n');
+  const canInstall = process.getuid?.() === 0 && onPath('apt-get');
+  if (!canInstall) {
+    throw new Error(`missing system packages:\n${list}\ninstall them with:\n  sudo sh -c '${installCommand(pkgs)}'`);
+  }
+  log(`installing system packages: ${pkgs.join(' ')} (about a minute)`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...pkgs]]) {
+    const r = spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env });
+    if (r.status !== 0) throw new Error(`apt-get ${args[0]} failed (exit ${r.status}); run it yourself:\n  ${installCommand(pkgs)}`);
+  }
+  const still = missing(reqs);
+  if (still.length) throw new Error(`still missing after install: ${still.map((r) => r.what).join(', ')}`);
+}

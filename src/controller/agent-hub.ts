@@ -1,0 +1,242 @@
+/**
+ * The controller's end of the agent streams: authenticates agents, keeps one session per host,
+ * sends operations and matches their answers, and relays serial consoles.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { PassThrough } from 'node:stream';
+import { Value } from 'typebox/value';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from 'pino';
+import {
+  AgentMessage,
+  PROTOCOL_VERSION,
+  type AgentOp,
+  type ControllerMessage,
+  type VmReport,
+} from '../model/agent-protocol.ts';
+
+export const AGENT_STREAM_PATH = '/v1/agent/stream';
+
+export interface OpResult {
+  ok: boolean;
+  error?: string;
+}
+
+type Hello = Extract<AgentMessage, { type: 'hello' }>;
+
+export interface AgentHubEvents {
+  /** Registers the host; a thrown error refuses the agent with its message. */
+  onHello(msg: Hello): Promise<void>;
+  /** A report arrived (it is also the heartbeat); `changed` lists instances whose VM report changed. */
+  onReport(hostId: string, changed: string[], first: boolean): void;
+  onOpResult(hostId: string, opId: string, result: OpResult): void;
+  onDisconnect(hostId: string): void;
+}
+
+interface Session {
+  hostId: string;
+  ws: WebSocket;
+  vms: Map<string, VmReport>;
+  inflight: Map<string, { resolve: (r: OpResult) => void; reject: (e: Error) => void }>;
+  consoles: Map<string, PassThrough>;
+}
+
+export class AgentNotConnectedError extends Error {
+  constructor(hostId: string) {
+    super(`the agent of host ${hostId} is not connected`);
+  }
+}
+
+export class AgentHub {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
+  private readonly sessions = new Map<string, Session>();
+  private readonly tokenBuf: Buffer;
+
+  constructor(
+    joinToken: string,
+    private readonly heartbeatMs: number,
+    private readonly events: AgentHubEvents,
+    private readonly log: Logger,
+  ) {
+    this.tokenBuf = Buffer.from(joinToken);
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname !== AGENT_STREAM_PATH) {
+        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      if (!this.authorized(req.headers.authorization)) {
+        this.log.warn({ remote: req.socket.remoteAddress }, 'agent refused: bad or missing join token');
+        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    });
+  }
+
+  private authorized(header: string | undefined): boolean {
+    const m = /^Bearer (.+)$/.exec(header ?? '');
+    if (!m) return false;
+    const given = Buffer.from(m[1]!);
+    return given.length === this.tokenBuf.length && timingSafeEqual(given, this.tokenBuf);
+  }
+
+  private accept(ws: WebSocket): void {
+    let session: Session | undefined;
+    const send = (m: ControllerMessage) => ws.send(JSON.stringify(m));
+    ws.on('message', (data) => {
+      let msg: AgentMessage;
+      try {
+        msg = JSON.parse(data.toString()) as AgentMessage;
+        if (!Value.Check(AgentMessage, msg)) throw new Error('message does not match the agent protocol');
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'agent sent an invalid message; closing');
+        ws.close(1008, 'invalid message');
+        return;
+      }
+      if (!session) {
+        if (msg.type !== 'hello') {
+          ws.close(1008, 'hello expected');
+          return;
+        }
+        if (msg.protocol !== PROTOCOL_VERSION) {
+          ws.close(1008, `protocol ${msg.protocol} unsupported; controller speaks ${PROTOCOL_VERSION}`);
+          return;
+        }
+        const hello = msg;
+        ws.pause();
+        this.events
+          .onHello(hello)
+          .then(() => {
+            const old = this.sessions.get(hello.hostId);
+            if (old) old.ws.close(4000, 'replaced by a newer connection');
+            session = { hostId: hello.hostId, ws, vms: new Map(), inflight: new Map(), consoles: new Map() };
+            for (const v of hello.vms) session.vms.set(v.instanceId, v);
+            this.sessions.set(hello.hostId, session);
+            send({ type: 'welcome', hostId: hello.hostId, heartbeatMs: this.heartbeatMs });
+            this.log.info({ hostId: hello.hostId, name: hello.name, vms: hello.vms.length }, 'agent connected');
+            this.events.onReport(hello.hostId, [...session.vms.keys()], true);
+            ws.resume();
+          })
+          .catch((e: Error) => {
+            this.log.warn({ hostId: hello.hostId, err: e.message }, 'agent refused');
+            ws.close(1008, e.message.slice(0, 120));
+          });
+        return;
+      }
+      this.handle(session, msg);
+    });
+    ws.on('close', () => {
+      if (!session || this.sessions.get(session.hostId) !== session) return;
+      this.sessions.delete(session.hostId);
+      for (const p of session.inflight.values()) p.reject(new AgentNotConnectedError(session.hostId));
+      for (const c of session.consoles.values()) c.end();
+      this.log.info({ hostId: session.hostId }, 'agent disconnected');
+      this.events.onDisconnect(session.hostId);
+    });
+    ws.on('error', (e) => this.log.warn({ err: e.message }, 'agent stream error'));
+  }
+
+  private handle(s: Session, msg: AgentMessage): void {
+    switch (msg.type) {
+      case 'report': {
+        const next = new Map(msg.vms.map((v) => [v.instanceId, v]));
+        const changed = new Set<string>();
+        for (const [id, v] of next) if (JSON.stringify(v) !== JSON.stringify(s.vms.get(id))) changed.add(id);
+        for (const id of s.vms.keys()) if (!next.has(id)) changed.add(id);
+        s.vms = next;
+        this.events.onReport(s.hostId, [...changed], false);
+        break;
+      }
+      case 'op-result': {
+        const p = s.inflight.get(msg.opId);
+        s.inflight.delete(msg.opId);
+        const result = { ok: msg.ok, error: msg.error };
+        p?.resolve(result);
+        this.events.onOpResult(s.hostId, msg.opId, result);
+        break;
+      }
+      case 'console-data':
+        s.consoles.get(msg.streamId)?.write(Buffer.from(msg.data, 'base64'));
+        break;
+      case 'console-end': {
+        const c = s.consoles.get(msg.streamId);
+        s.consoles.delete(msg.streamId);
+        if (msg.error) c?.destroy(new Error(msg.error));
+        else c?.end();
+        break;
+      }
+      case 'hello':
+        s.ws.close(1008, 'duplicate hello');
+        break;
+    }
+  }
+
+  isConnected(hostId: string): boolean {
+    return this.sessions.has(hostId);
+  }
+
+  connectedHostIds(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  /** The agent's last report for a VM, or undefined if the host has none (or is not connected). */
+  vm(hostId: string, instanceId: string): VmReport | undefined {
+    return this.sessions.get(hostId)?.vms.get(instanceId);
+  }
+
+  vmIds(hostId: string): string[] {
+    return [...(this.sessions.get(hostId)?.vms.keys() ?? [])];
+  }
+
+  isInFlight(hostId: string, opId: string): boolean {
+    return this.sessions.get(hostId)?.inflight.has(opId) ?? false;
+  }
+
+  /** Sends an operation; resolves with the agent's answer, rejects if the connection drops first. */
+  sendOp(hostId: string, op: AgentOp): Promise<OpResult> {
+    const s = this.sessions.get(hostId);
+    if (!s) return Promise.reject(new AgentNotConnectedError(hostId));
+    const existing = s.inflight.get(op.opId);
+    return new Promise<OpResult>((resolve, reject) => {
+      if (existing) {
+        // Same operation already on its way: share its answer.
+        const prev = existing;
+        s.inflight.set(op.opId, {
+          resolve: (r) => (prev.resolve(r), resolve(r)),
+          reject: (e) => (prev.reject(e), reject(e)),
+        });
+        return;
+      }
+      s.inflight.set(op.opId, { resolve, reject });
+      s.ws.send(JSON.stringify({ type: 'op', op } satisfies ControllerMessage));
+    });
+  }
+
+  /** Streams the VM's serial console; destroy the stream to stop following. */
+  openConsole(hostId: string, instanceId: string, opts: { follow: boolean; tailBytes?: number }): PassThrough {
+    const s = this.sessions.get(hostId);
+    if (!s) throw new AgentNotConnectedError(hostId);
+    const streamId = randomBytes(8).toString('hex');
+    const out = new PassThrough();
+    s.consoles.set(streamId, out);
+    const msg: ControllerMessage = { type: 'console-open', streamId, instanceId, follow: opts.follow, tailBytes: opts.tailBytes };
+    s.ws.send(JSON.stringify(msg));
+    out.on('close', () => {
+      if (s.consoles.delete(streamId) && s.ws.readyState === s.ws.OPEN) {
+        s.ws.send(JSON.stringify({ type: 'console-close', streamId } satisfies ControllerMessage));
+      }
+    });
+    return out;
+  }
+
+  close(): void {
+    for (const s of this.sessions.values()) s.ws.terminate();
+    this.wss.close();
+  }
+}

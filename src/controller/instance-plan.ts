@@ -1,0 +1,161 @@
+/**
+ * What the instance reconciler does next, decided from desired state (spec), what the host's agent
+ * reports (VmReport) and the last operation sent. Pure, so every transition is tested directly.
+ * The reconciler runs it whenever anything about the instance changes, and after restarts:
+ * operations are named by instance, generation and kind, so re-sending one is harmless.
+ */
+import { setCondition } from '../model/common.ts';
+import type { VmReport } from '../model/agent-protocol.ts';
+import type { Instance, InstanceStatus, LastOp } from '../model/instance.ts';
+
+export type OpKind = 'vm.start' | 'vm.restart' | 'vm.stop' | 'vm.delete';
+
+export interface PlanContext {
+  /** The host the instance is placed on still exists. */
+  hostExists: boolean;
+  hostName?: string;
+  hostConnected: boolean;
+  /** The agent's report for this VM; undefined means the (connected) host has no such VM. */
+  vm?: VmReport;
+  /** The last operation is still awaiting its answer on a live connection. */
+  lastOpInFlight: boolean;
+  now: Date;
+}
+
+export interface Plan {
+  status: InstanceStatus;
+  send?: { opId: string; kind: OpKind };
+  remove?: boolean;
+}
+
+export function opIds(i: Pick<Instance, 'id' | 'generation' | 'spec'>) {
+  return {
+    start: `${i.id}/g${i.generation}/start`,
+    stop: `${i.id}/g${i.generation}/stop`,
+    restart: `${i.id}/r${i.spec.restartSeq}/restart`,
+    delete: `${i.id}/delete`,
+  };
+}
+
+function sent(opId: string, kind: OpKind, now: Date): LastOp {
+  return { opId, kind, state: 'sent', at: now.toISOString() };
+}
+
+export function planInstance(i: Instance, ctx: PlanContext): Plan {
+  const now = ctx.now;
+  const st: InstanceStatus = { ...i.status, conditions: [...i.status.conditions] };
+  const ids = opIds(i);
+  const last = st.lastOp;
+  const send = (opId: string, kind: OpKind): Plan => {
+    st.lastOp = sent(opId, kind, now);
+    return { status: st, send: { opId, kind } };
+  };
+
+  if (st.phase === 'deleting') {
+    if (!st.hostId || !ctx.hostExists) return { status: st, remove: true };
+    if (!ctx.hostConnected) {
+      st.message = `waiting for host ${ctx.hostName ?? st.hostId} to reconnect to remove the VM`;
+      return { status: st };
+    }
+    if (last?.opId === ids.delete) {
+      if (last.state === 'succeeded') return { status: st, remove: true };
+      if (last.state === 'sent' && ctx.lastOpInFlight) return { status: st };
+      if (last.state === 'failed') {
+        st.message = `delete failed: ${last.error ?? 'unknown error'}`;
+        return { status: st };
+      }
+    }
+    return send(ids.delete, 'vm.delete');
+  }
+
+  if (!st.hostId) return { status: st };
+
+  st.conditions = setCondition(
+    st.conditions,
+    ctx.hostConnected
+      ? { type: 'HostConnected', status: 'True', reason: 'Connected', message: '' }
+      : { type: 'HostConnected', status: 'False', reason: 'AgentDisconnected', message: `the agent of host ${ctx.hostName ?? st.hostId} is not connected` },
+    now,
+  );
+  // While the host is away nothing is known about the VM: keep the last phase rather than guess.
+  if (!ctx.hostConnected) return { status: st };
+
+  const vm = ctx.vm;
+  if (vm) {
+    st.accel = vm.accel;
+    st.network = { forwards: vm.forwards };
+    st.bootedAt = vm.bootedAt;
+    st.readyAt = vm.readyAt;
+  }
+  const running = vm?.state === 'running';
+  st.conditions = setCondition(
+    st.conditions,
+    running && vm?.readyAt
+      ? { type: 'GuestReady', status: 'True', reason: 'ReadyMarkerSeen', message: '' }
+      : { type: 'GuestReady', status: 'False', reason: running ? 'Booting' : 'NotRunning', message: '' },
+    now,
+  );
+
+  // One operation at a time per instance: wait for the answer before deciding the next one.
+  if (last?.state === 'sent' && ctx.lastOpInFlight) {
+    st.phase = last.kind === 'vm.stop' ? 'stopping' : 'starting';
+    return { status: st };
+  }
+
+  if (i.spec.powerState === 'running') {
+    const ourStart = last && (last.opId === ids.start || last.opId === ids.restart);
+    if (vm?.state === 'running') {
+      if (i.spec.restartSeq > vm.restartSeq) {
+        st.phase = 'starting';
+        return send(ids.restart, 'vm.restart');
+      }
+      st.phase = 'running';
+      st.observedGeneration = i.generation;
+      st.message = undefined;
+      return { status: st };
+    }
+    if (vm?.state === 'starting' || vm?.state === 'stopping') {
+      st.phase = vm.state;
+      return { status: st };
+    }
+    // Stopped or absent.
+    if (ourStart && last.state === 'failed') {
+      st.phase = 'failed';
+      st.message = `start failed: ${last.error ?? 'unknown error'}`;
+      st.observedGeneration = i.generation;
+      return { status: st };
+    }
+    if (ourStart && last.state === 'succeeded') {
+      // We started it for this generation and it is no longer running: the guest powered off or
+      // QEMU died. Not restarted behind the user's back; `start` makes a new generation.
+      const exit = vm?.lastExit;
+      const clean = exit?.reason === 'guest-shutdown';
+      st.phase = clean ? 'stopped' : 'failed';
+      st.message = exit ? `VM exited at ${exit.at}: ${exit.reason}` : 'the VM is gone from its host';
+      st.observedGeneration = i.generation;
+      return { status: st };
+    }
+    st.phase = 'starting';
+    st.message = undefined;
+    return send(ids.start, 'vm.start');
+  }
+
+  // Desired: stopped.
+  if (vm?.state === 'running' || vm?.state === 'starting') {
+    if (last?.opId === ids.stop && last.state === 'failed') {
+      st.phase = 'failed';
+      st.message = `stop failed: ${last.error ?? 'unknown error'}`;
+      return { status: st };
+    }
+    st.phase = 'stopping';
+    return send(ids.stop, 'vm.stop');
+  }
+  if (vm?.state === 'stopping') {
+    st.phase = 'stopping';
+    return { status: st };
+  }
+  // A failed start stays visible as failed until the user acts.
+  if (st.phase !== 'failed' || st.observedGeneration !== i.generation) st.phase = 'stopped';
+  st.observedGeneration = i.generation;
+  return { status: st };
+}

@@ -1,0 +1,63 @@
+/** Prometheus metrics of one controller. A registry per controller, so tests can run several. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Store } from '../store/index.ts';
+
+export interface ControllerMetrics {
+  registry: Registry;
+  apiRequests: Counter<'method' | 'route' | 'status'>;
+  agentOps: Counter<'result'>;
+  reconcileErrors: Counter<'kind'>;
+  instanceStart: Histogram;
+}
+
+export function createMetrics(store: Store, connectedAgents: () => number): ControllerMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'outrig_controller_' });
+  const byPhase = async (rows: { status: { phase: string } }[], g: Gauge<'phase'>) => {
+    g.reset();
+    for (const r of rows) g.inc({ phase: r.status.phase });
+  };
+  new Gauge({
+    name: 'outrig_hosts',
+    help: 'Hosts by phase',
+    labelNames: ['phase'],
+    registers: [registry],
+    async collect() {
+      await byPhase(await store.hosts.list(), this);
+    },
+  });
+  new Gauge({
+    name: 'outrig_instances',
+    help: 'Instances by phase',
+    labelNames: ['phase'],
+    registers: [registry],
+    async collect() {
+      await byPhase(await store.instances.list(), this);
+    },
+  });
+  new Gauge({
+    name: 'outrig_agent_connections',
+    help: 'Agents connected to this controller',
+    registers: [registry],
+    collect() {
+      this.set(connectedAgents());
+    },
+  });
+  return {
+    registry,
+    apiRequests: new Counter({
+      name: 'outrig_api_requests_total',
+      help: 'API requests by route and status code',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
+    agentOps: new Counter({ name: 'outrig_agent_operations_total', help: 'Operation answers from agents', labelNames: ['result'], registers: [registry] }),
+    reconcileErrors: new Counter({ name: 'outrig_reconcile_errors_total', help: 'Reconciler runs that threw', labelNames: ['kind'], registers: [registry] }),
+    instanceStart: new Histogram({
+      name: 'outrig_instance_start_seconds',
+      help: 'From sending a start operation to the instance running',
+      buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * Messages on the agent stream (WebSocket, JSON text frames). The agent dials the controller;
+ * the controller never dials the agent. Every operation carries an id, and the agent answers a
+ * repeated id with the first answer instead of doing the work again.
+ */
+import { Type, type Static } from 'typebox';
+import { Inventory } from './host.ts';
+import { PortForward } from './instance.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+export const VmState = Type.Union([
+  Type.Literal('starting'),
+  Type.Literal('running'),
+  Type.Literal('stopping'),
+  Type.Literal('stopped'),
+]);
+export type VmState = Static<typeof VmState>;
+
+export const VmReport = Type.Object({
+  instanceId: Type.String(),
+  state: VmState,
+  pid: Type.Optional(Type.Integer()),
+  accel: Type.String(),
+  forwards: Type.Array(PortForward),
+  /** The instance generation and restart count the running VM was started for. */
+  generation: Type.Integer(),
+  restartSeq: Type.Integer(),
+  bootedAt: Type.Optional(Type.String()),
+  readyAt: Type.Optional(Type.String()),
+  lastExit: Type.Optional(Type.Object({ at: Type.String(), reason: Type.String() })),
+});
+export type VmReport = Static<typeof VmReport>;
+
+export const VmImageRef = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  cmdline: Type.String(),
+  readyMarker: Type.Optional(Type.String()),
+  files: Type.Object({
+    kernel: Type.Object({ sha256: Type.String(), size: Type.Integer() }),
+    initrd: Type.Object({ sha256: Type.String(), size: Type.Integer() }),
+  }),
+});
+export type VmImageRef = Static<typeof VmImageRef>;
+
+export const VmDefinition = Type.Object({
+  name: Type.String(),
+  vcpus: Type.Integer(),
+  memoryMiB: Type.Integer(),
+  image: VmImageRef,
+  forwardPorts: Type.Array(Type.Integer()),
+  generation: Type.Integer(),
+  restartSeq: Type.Integer(),
+});
+export type VmDefinition = Static<typeof VmDefinition>;
+
+export const AgentOp = Type.Union([
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.start'), instanceId: Type.String(), vm: VmDefinition }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.restart'), instanceId: Type.String(), vm: VmDefinition }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.stop'), instanceId: Type.String(), generation: Type.Integer() }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.delete'), instanceId: Type.String() }),
+]);
+export type AgentOp = Static<typeof AgentOp>;
+
+export const AgentMessage = Type.Union([
+  Type.Object({
+    type: Type.Literal('hello'),
+    protocol: Type.Integer(),
+    hostId: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
+    name: Type.String(),
+    agentVersion: Type.String(),
+    inventory: Inventory,
+    vms: Type.Array(VmReport),
+  }),
+  Type.Object({ type: Type.Literal('report'), vms: Type.Array(VmReport) }),
+  Type.Object({ type: Type.Literal('op-result'), opId: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()) }),
+  Type.Object({ type: Type.Literal('console-data'), streamId: Type.String(), data: Type.String() }),
+  Type.Object({ type: Type.Literal('console-end'), streamId: Type.String(), error: Type.Optional(Type.String()) }),
+]);
+export type AgentMessage = Static<typeof AgentMessage>;
+
+export const ControllerMessage = Type.Union([
+  Type.Object({ type: Type.Literal('welcome'), hostId: Type.String(), heartbeatMs: Type.Integer() }),
+  Type.Object({ type: Type.Literal('op'), op: AgentOp }),
+  Type.Object({
+    type: Type.Literal('console-open'),
+    streamId: Type.String(),
+    instanceId: Type.String(),
+    follow: Type.Boolean(),
+    /** Bytes from the end of the log to start at; omitted means the whole log. */
+    tailBytes: Type.Optional(Type.Integer()),
+  }),
+  Type.Object({ type: Type.Literal('console-close'), streamId: Type.String() }),
+]);
+export type ControllerMessage = Static<typeof ControllerMessage>;

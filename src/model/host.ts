@@ -1,0 +1,46 @@
+import { Type, type Static } from 'typebox';
+import { Condition, resourceSchema, type Resource } from './common.ts';
+
+export const HOST_PHASES = ['discovered', 'pending-approval', 'trusted', 'ready', 'cordoned', 'draining', 'maintenance', 'lost'] as const;
+export type HostPhase = (typeof HOST_PHASES)[number];
+
+export const Inventory = Type.Object({
+  hostname: Type.String(),
+  cpu: Type.Object({ model: Type.String(), count: Type.Integer(), sockets: Type.Integer(), coresPerSocket: Type.Integer(), flags: Type.Array(Type.String()) }),
+  memory: Type.Object({ totalMiB: Type.Integer() }),
+  numa: Type.Array(Type.Object({ id: Type.Integer(), cpus: Type.String(), memoryMiB: Type.Integer() })),
+  nics: Type.Array(
+    Type.Object({ name: Type.String(), mac: Type.String(), state: Type.String(), mtu: Type.Integer(), driver: Type.String(), speedMbps: Type.Union([Type.Integer(), Type.Null()]) }),
+  ),
+  disks: Type.Array(Type.Object({ name: Type.String(), sizeBytes: Type.Integer(), rotational: Type.Boolean(), model: Type.String() })),
+  pci: Type.Array(Type.Object({ address: Type.String(), vendor: Type.String(), device: Type.String(), class: Type.String(), driver: Type.String() })),
+  kvm: Type.Object({ usable: Type.Boolean(), reason: Type.String(), checkedAt: Type.String() }),
+  accel: Type.Union([Type.Literal('kvm'), Type.Literal('tcg')]),
+  os: Type.Object({ kernel: Type.String(), qemu: Type.String() }),
+});
+export type Inventory = Static<typeof Inventory>;
+
+export const HostSpec = Type.Object({ cordoned: Type.Boolean() });
+export type HostSpec = Static<typeof HostSpec>;
+
+export const Quantity = Type.Object({ vcpus: Type.Integer(), memoryMiB: Type.Integer() });
+export type Quantity = Static<typeof Quantity>;
+
+export const HostStatus = Type.Object({
+  phase: Type.String(),
+  conditions: Type.Array(Condition),
+  inventory: Type.Optional(Inventory),
+  /** What the scheduler may hand out: inventory scaled by allocation ratios, minus host reservations. */
+  allocatable: Type.Optional(Quantity),
+  allocated: Type.Optional(Quantity),
+  agent: Type.Object({
+    version: Type.Optional(Type.String()),
+    connected: Type.Boolean(),
+    connectedAt: Type.Optional(Type.String()),
+    lastHeartbeatAt: Type.Optional(Type.String()),
+  }),
+});
+export type HostStatus = Static<typeof HostStatus>;
+
+export const HostResource = resourceSchema('Host', HostSpec, HostStatus);
+export type Host = Resource<HostSpec, HostStatus>;

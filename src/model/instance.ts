@@ -1,0 +1,53 @@
+import { Type, type Static } from 'typebox';
+import { Condition, resourceSchema, type Resource } from './common.ts';
+
+export const INSTANCE_PHASES = ['pending', 'scheduled', 'starting', 'running', 'stopping', 'stopped', 'failed', 'deleting'] as const;
+export type InstancePhase = (typeof INSTANCE_PHASES)[number];
+
+export const PortForward = Type.Object({ guestPort: Type.Integer(), hostAddress: Type.String(), hostPort: Type.Integer() });
+export type PortForward = Static<typeof PortForward>;
+
+export const PowerState = Type.Union([Type.Literal('running'), Type.Literal('stopped')]);
+export type PowerState = Static<typeof PowerState>;
+
+export const InstanceSpec = Type.Object({
+  image: Type.String(),
+  vcpus: Type.Integer(),
+  memoryMiB: Type.Integer(),
+  tenant: Type.String(),
+  powerState: PowerState,
+  /** Guest TCP ports forwarded to the host (user-mode networking). */
+  forwardPorts: Type.Array(Type.Integer()),
+  /** Bumped by each restart request; the agent restarts when it has applied fewer. */
+  restartSeq: Type.Integer(),
+});
+export type InstanceSpec = Static<typeof InstanceSpec>;
+
+export const LastOp = Type.Object({
+  opId: Type.String(),
+  kind: Type.String(),
+  state: Type.Union([Type.Literal('sent'), Type.Literal('succeeded'), Type.Literal('failed')]),
+  error: Type.Optional(Type.String()),
+  at: Type.String(),
+});
+export type LastOp = Static<typeof LastOp>;
+
+export const InstanceStatus = Type.Object({
+  phase: Type.String(),
+  conditions: Type.Array(Condition),
+  hostId: Type.Optional(Type.String()),
+  hostName: Type.Optional(Type.String()),
+  accel: Type.Optional(Type.String()),
+  network: Type.Object({ forwards: Type.Array(PortForward) }),
+  /** The spec generation the agent last acted on. */
+  observedGeneration: Type.Integer(),
+  bootedAt: Type.Optional(Type.String()),
+  readyAt: Type.Optional(Type.String()),
+  /** Human explanation of the phase when it is not self-evident (why pending, why failed). */
+  message: Type.Optional(Type.String()),
+  lastOp: Type.Optional(LastOp),
+});
+export type InstanceStatus = Static<typeof InstanceStatus>;
+
+export const InstanceResource = resourceSchema('Instance', InstanceSpec, InstanceStatus);
+export type Instance = Resource<InstanceSpec, InstanceStatus>;

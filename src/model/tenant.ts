@@ -1,0 +1,13 @@
+import { Type, type Static } from 'typebox';
+import { Condition, resourceSchema, type Resource } from './common.ts';
+
+export const TenantSpec = Type.Object({}, { additionalProperties: false });
+export type TenantSpec = Static<typeof TenantSpec>;
+
+export const TenantStatus = Type.Object({ phase: Type.String(), conditions: Type.Array(Condition) });
+export type TenantStatus = Static<typeof TenantStatus>;
+
+export const TenantResource = resourceSchema('Tenant', TenantSpec, TenantStatus);
+export type Tenant = Resource<TenantSpec, TenantStatus>;
+
+export const DEFAULT_TENANT = 'default';

@@ -1,0 +1,60 @@
+/**
+ * The controller's store. SQLite (better-sqlite3) is the embedded default; callers only see
+ * Kysely and repositories, so a PostgreSQL dialect slots in without touching them.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, type Dialect } from 'kysely';
+import type { HostSpec, HostStatus } from '../model/host.ts';
+import type { ImageSpec, ImageStatus } from '../model/image.ts';
+import type { InstanceSpec, InstanceStatus } from '../model/instance.ts';
+import type { TenantSpec, TenantStatus } from '../model/tenant.ts';
+import { migrationProvider } from './migrations.ts';
+import { ResourceRepository, type Clock } from './repository.ts';
+import type { Database } from './schema.ts';
+
+export { ConflictError, NotFoundError } from './errors.ts';
+export type { Change, NewResource } from './repository.ts';
+export { ResourceRepository } from './repository.ts';
+
+export type StoreConfig = { kind: 'sqlite'; path: string };
+
+export interface Store {
+  db: Kysely<Database>;
+  hosts: ResourceRepository<HostSpec, HostStatus>;
+  images: ResourceRepository<ImageSpec, ImageStatus>;
+  instances: ResourceRepository<InstanceSpec, InstanceStatus>;
+  tenants: ResourceRepository<TenantSpec, TenantStatus>;
+  close(): Promise<void>;
+}
+
+function sqliteDialect(path: string): Dialect {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const database = new SqliteDatabase(path);
+  database.pragma('journal_mode = WAL');
+  // FULL: a committed (acknowledged) write survives power loss, not just a process crash.
+  database.pragma('synchronous = FULL');
+  database.pragma('busy_timeout = 5000');
+  database.pragma('foreign_keys = ON');
+  return new SqliteDialect({ database });
+}
+
+export async function openStore(config: StoreConfig, clock: Clock = () => new Date()): Promise<Store> {
+  const db = new Kysely<Database>({ dialect: sqliteDialect(config.path) });
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    await db.destroy();
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`store migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`);
+  }
+  return {
+    db,
+    hosts: new ResourceRepository(db, 'hosts', 'Host', 'h', clock),
+    images: new ResourceRepository(db, 'images', 'Image', 'img', clock),
+    instances: new ResourceRepository(db, 'instances', 'Instance', 'i', clock),
+    tenants: new ResourceRepository(db, 'tenants', 'Tenant', 't', clock),
+    close: () => db.destroy(),
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * Versioned migrations, in code so they ship with the binary. Names sort in order of application.
+ * Only portable DDL here (text, integer): the PostgreSQL dialect runs the same list.
+ */
+import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { RESOURCE_TABLES } from './schema.ts';
+
+const migrations: Record<string, Migration> = {
+  '0001_resources': {
+    async up(db: Kysely<unknown>) {
+      for (const table of RESOURCE_TABLES) {
+        await db.schema
+          .createTable(table)
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull().unique())
+          .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
+          .addColumn('annotations', 'text', (c) => c.notNull().defaultTo('{}'))
+          .addColumn('spec', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .addColumn('updated_at', 'text', (c) => c.notNull())
+          .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('resource_version', 'integer', (c) => c.notNull().defaultTo(1))
+          .execute();
+      }
+    },
+    async down(db: Kysely<unknown>) {
+      for (const table of RESOURCE_TABLES) await db.schema.dropTable(table).execute();
+    },
+  },
+};
+
+export const migrationProvider: MigrationProvider = {
+  async getMigrations() {
+    return migrations;
+  },
+};
+
+export const LATEST_MIGRATION = Object.keys(migrations).sort().pop()!;

@@ -1,0 +1,163 @@
+/** Generic repository for resource tables: JSON columns in, typed resources out. */
+import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Resource } from '../model/common.ts';
+import { ConflictError, NotFoundError } from './errors.ts';
+import type { Database, ResourceRow, ResourceTable } from './schema.ts';
+
+export interface NewResource<S, St> {
+  id?: string;
+  name: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  spec: S;
+  status: St;
+}
+
+export interface Change<S, St> {
+  spec?: S;
+  status?: St;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  /** Start a new generation even if the spec is unchanged: an explicit action (start, restart). */
+  newGeneration?: boolean;
+}
+
+export type Clock = () => Date;
+
+function isUniqueViolation(e: unknown): boolean {
+  const err = e as { code?: string; message?: string };
+  // SQLite: SQLITE_CONSTRAINT_UNIQUE / PRIMARYKEY; PostgreSQL: 23505.
+  return (
+    err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === '23505'
+  );
+}
+
+export class ResourceRepository<S, St> {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly table: ResourceTable,
+    readonly kind: string,
+    private readonly idPrefix: string,
+    private readonly clock: Clock,
+  ) {}
+
+  newId(): string {
+    return `${this.idPrefix}-${randomBytes(8).toString('hex')}`;
+  }
+
+  private toResource(row: ResourceRow): Resource<S, St> & { resourceVersion: number } {
+    return {
+      id: row.id,
+      name: row.name,
+      labels: JSON.parse(row.labels) as Record<string, string>,
+      annotations: JSON.parse(row.annotations) as Record<string, string>,
+      spec: JSON.parse(row.spec) as S,
+      status: JSON.parse(row.status) as St,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      generation: row.generation,
+      resourceVersion: row.resource_version,
+    };
+  }
+
+  async create(r: NewResource<S, St>): Promise<Resource<S, St>> {
+    const now = this.clock().toISOString();
+    const row: ResourceRow = {
+      id: r.id ?? this.newId(),
+      name: r.name,
+      labels: JSON.stringify(r.labels ?? {}),
+      annotations: JSON.stringify(r.annotations ?? {}),
+      spec: JSON.stringify(r.spec),
+      status: JSON.stringify(r.status),
+      created_at: now,
+      updated_at: now,
+      generation: 1,
+      resource_version: 1,
+    };
+    try {
+      await this.db.insertInto(this.table).values(row).execute();
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new ConflictError(`${this.kind} '${r.name}' already exists`);
+      throw e;
+    }
+    return this.toResource(row);
+  }
+
+  async get(id: string): Promise<Resource<S, St> | undefined> {
+    const row = await this.db.selectFrom(this.table).selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? this.toResource(row) : undefined;
+  }
+
+  /** Looks a resource up by id, then by name: users type names, programs keep ids. */
+  async find(ref: string): Promise<Resource<S, St> | undefined> {
+    const row = await this.db
+      .selectFrom(this.table)
+      .selectAll()
+      .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)]))
+      .orderBy('id')
+      .executeTakeFirst();
+    return row ? this.toResource(row) : undefined;
+  }
+
+  async mustFind(ref: string): Promise<Resource<S, St>> {
+    const r = await this.find(ref);
+    if (!r) throw new NotFoundError(this.kind, ref);
+    return r;
+  }
+
+  async list(): Promise<Resource<S, St>[]> {
+    const rows = await this.db.selectFrom(this.table).selectAll().orderBy('created_at').orderBy('id').execute();
+    return rows.map((r) => this.toResource(r));
+  }
+
+  async count(): Promise<number> {
+    const r = await this.db.selectFrom(this.table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  /**
+   * Read-modify-write with compare-and-set on resource_version, retried on conflict.
+   * `mutate` returns the change, or null to leave the resource as it is. A spec change bumps generation.
+   */
+  async update(
+    id: string,
+    mutate: (cur: Resource<S, St>) => Change<S, St> | null,
+  ): Promise<Resource<S, St>> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const row = await this.db.selectFrom(this.table).selectAll().where('id', '=', id).executeTakeFirst();
+      if (!row) throw new NotFoundError(this.kind, id);
+      const cur = this.toResource(row);
+      const change = mutate(cur);
+      if (!change) return cur;
+      const next: Partial<ResourceRow> = {
+        updated_at: this.clock().toISOString(),
+        resource_version: row.resource_version + 1,
+      };
+      if (change.spec !== undefined) {
+        const spec = JSON.stringify(change.spec);
+        if (spec !== row.spec) {
+          next.spec = spec;
+          next.generation = row.generation + 1;
+        }
+      }
+      if (change.newGeneration) next.generation = row.generation + 1;
+      if (change.status !== undefined) next.status = JSON.stringify(change.status);
+      if (change.labels !== undefined) next.labels = JSON.stringify(change.labels);
+      if (change.annotations !== undefined) next.annotations = JSON.stringify(change.annotations);
+      const res = await this.db
+        .updateTable(this.table)
+        .set(next)
+        .where('id', '=', id)
+        .where('resource_version', '=', row.resource_version)
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) === 1) return this.toResource({ ...row, ...next } as ResourceRow);
+    }
+    throw new ConflictError(`${this.kind} '${id}' is being changed concurrently; try again`);
+  }
+
+  async delete(id: string): Promise<boolean> {
+    const res = await this.db.deleteFrom(this.table).where('id', '=', id).executeTakeFirst();
+    return Number(res.numDeletedRows) === 1;
+  }
+}

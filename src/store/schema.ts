@@ -1,0 +1,25 @@
+/** Table shapes as Kysely sees them. Every resource kind has a table of the same shape. */
+export interface ResourceRow {
+  id: string;
+  name: string;
+  /** JSON text: portable between SQLite and PostgreSQL (a jsonb column can replace it there). */
+  labels: string;
+  annotations: string;
+  spec: string;
+  status: string;
+  created_at: string;
+  updated_at: string;
+  generation: number;
+  /** Bumped on every write; compare-and-set on it keeps concurrent writers (replicas) honest. */
+  resource_version: number;
+}
+
+export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants'] as const;
+export type ResourceTable = (typeof RESOURCE_TABLES)[number];
+
+export interface Database {
+  hosts: ResourceRow;
+  images: ResourceRow;
+  instances: ResourceRow;
+  tenants: ResourceRow;
+}
