@@ -124,7 +124,7 @@ export class ResourceRepository<S, St> {
     id: string,
     mutate: (cur: Resource<S, St>) => Change<S, St> | null,
   ): Promise<Resource<S, St>> {
-    for (let attempt = 0; attempt < 20; attempt++) {
+    for (let attempt = 0; attempt < 100; attempt++) {
       const row = await this.db.selectFrom(this.table).selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) throw new NotFoundError(this.kind, id);
       const cur = this.toResource(row);

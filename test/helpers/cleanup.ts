@@ -1,0 +1,14 @@
+import { findProcessesWith } from '../../src/hypervisor/process.ts';
+
+/** Kills every QEMU whose command line mentions `dir` (a test's data dir), so a failed test leaves nothing running. */
+export async function killQemusUnder(dir: string): Promise<number> {
+  const pids = await findProcessesWith(dir);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  return pids.length;
+}

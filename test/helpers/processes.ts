@@ -1,0 +1,68 @@
+/** Runs the real `outrig` binary as separate processes: controller, agent and CLI commands. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { waitUntil } from './wait.ts';
+
+export const OUTRIG_BIN = fileURLToPath(new URL('../../bin/outrig.js', import.meta.url));
+
+export interface Daemon {
+  proc: ChildProcess;
+  output: () => string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+}
+
+export function spawnOutrig(args: string[], env: Record<string, string>): Daemon {
+  const proc = spawn(process.execPath, [OUTRIG_BIN, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  return { proc, output: () => out, exited };
+}
+
+/** Starts `outrig controller` on a free port and resolves with its URL once it listens. */
+export async function startControllerProcess(dataDir: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Daemon & { url: string }> {
+  const d = spawnOutrig(['controller', '--listen', '127.0.0.1:0', '--data', dataDir, ...extra], env);
+  const url = await waitUntil('controller to listen', () => {
+    if (d.proc.exitCode !== null) throw new Error(`controller exited: ${d.output()}`);
+    return /outrig controller listening on (\S+)/.exec(d.output())?.[1];
+  }, 20_000);
+  return { ...d, url };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [OUTRIG_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`outrig ${args.join(' ')} timed out; stderr: ${stderr}`));
+    }, timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** Stops a daemon: SIGTERM, then SIGKILL if it lingers. */
+export async function stopDaemon(d: Daemon, timeoutMs = 10_000): Promise<void> {
+  if (d.proc.exitCode !== null || d.proc.signalCode !== null) return;
+  d.proc.kill('SIGTERM');
+  const t = setTimeout(() => d.proc.kill('SIGKILL'), timeoutMs);
+  await d.exited;
+  clearTimeout(t);
+}

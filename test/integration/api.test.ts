@@ -1,0 +1,165 @@
+/**
+ * The API against a real controller and a real agent (in this process), over real HTTP:
+ * validation, error shapes, and that a refused request changes nothing.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import WebSocket from 'ws';
+import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
+import { ApiClient } from '../../src/cli/client.ts';
+import { registerImage } from '../../src/cli/commands/image.ts';
+import { createLogger } from '../../src/common/log.ts';
+import { startController, type RunningController } from '../../src/controller/index.ts';
+import { buildTestGuest } from '../../src/hypervisor/index.ts';
+import { killQemusUnder } from '../helpers/cleanup.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { waitUntil } from '../helpers/wait.ts';
+
+describe('API', () => {
+  const dir = tempDir();
+  let ctl: RunningController;
+  let agent: RunningAgent;
+  let api: ApiClient;
+
+  before(async () => {
+    const log = createLogger('test', { file: join(dir.path, 'test.log') });
+    ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log });
+    agent = await startAgent({ dataDir: join(dir.path, 'agent'), controllerUrl: ctl.url, token: ctl.joinToken, log, name: 'api-test-host' });
+    api = new ApiClient(ctl.url);
+    await waitUntil('host ready', async () => (await api.find<{ status: { phase: string } }>('/v1/hosts/api-test-host'))?.status.phase === 'ready');
+    const imgDir = join(dir.path, 'image');
+    await registerImage(api, imgDir, await buildTestGuest({ outDir: imgDir }));
+  });
+
+  after(async () => {
+    await agent?.close();
+    await ctl?.close();
+    await killQemusUnder(dir.path);
+    dir.remove();
+  });
+
+  async function counts() {
+    const n = async (kind: string) => (await api.get<{ items: unknown[] }>(`/v1/${kind}`)).items.length;
+    return { instances: await n('instances'), images: await n('images'), tenants: await n('tenants'), hosts: await n('hosts') };
+  }
+
+  async function post(path: string, body: string, contentType = 'application/json') {
+    const res = await fetch(ctl.url + path, { method: 'POST', headers: { 'content-type': contentType }, body });
+    return { status: res.status, body: (await res.json()) as { error: { code: string; message: string; details?: unknown } } };
+  }
+
+  const valid = { name: 'ok1', image: 'test', vcpus: 1, memoryMiB: 128, start: false };
+
+  const bad: [string, string, number, string, RegExp][] = [
+    ['unknown image', JSON.stringify({ ...valid, image: 'nosuch' }), 422, 'unknown_image', /image 'nosuch' does not exist/],
+    ['0 vCPUs', JSON.stringify({ ...valid, vcpus: 0 }), 400, 'invalid_request', /body\.vcpus: must be >= 1/],
+    ['memory larger than any host', JSON.stringify({ ...valid, memoryMiB: 16 * 1024 * 1024 }), 422, 'insufficient_capacity', /no host can ever hold/],
+    ['malformed JSON', '{"name": "x", "image": ', 400, 'malformed_body', /JSON/i],
+    ['unknown field', JSON.stringify({ ...valid, colour: 'blue' }), 400, 'invalid_request', /unknown field 'colour'/],
+    ['wrong type', JSON.stringify({ ...valid, vcpus: '1' }), 400, 'invalid_request', /body\.vcpus: must be integer/],
+    ['missing name', JSON.stringify({ image: 'test', vcpus: 1, memoryMiB: 128 }), 400, 'invalid_request', /missing required field 'name'/],
+    ['bad name', JSON.stringify({ ...valid, name: 'Web_1' }), 400, 'invalid_request', /body\.name: must match pattern/],
+    ['unknown tenant', JSON.stringify({ ...valid, tenant: 'nobody' }), 422, 'unknown_tenant', /tenant 'nobody' does not exist/],
+    ['empty body', '', 400, 'malformed_body', /empty/i],
+  ];
+
+  for (const [what, body, status, code, message] of bad) {
+    test(`refuses ${what} with ${status} ${code} and creates nothing`, async () => {
+      const before = await counts();
+      const r = await post('/v1/instances', body);
+      assert.equal(r.status, status, JSON.stringify(r.body));
+      assert.equal(r.body.error.code, code);
+      assert.match(r.body.error.message, message);
+      assert.deepEqual(await counts(), before);
+    });
+  }
+
+  test('a duplicate name is a 409 and leaves the first instance as it was', async () => {
+    const first = await post('/v1/instances', JSON.stringify({ ...valid, name: 'dup' }));
+    assert.equal(first.status, 201);
+    const before = await counts();
+    const again = await post('/v1/instances', JSON.stringify({ ...valid, name: 'dup', vcpus: 2 }));
+    assert.equal(again.status, 409);
+    assert.equal(again.body.error.code, 'conflict');
+    assert.match(again.body.error.message, /'dup' already exists/);
+    assert.deepEqual(await counts(), before);
+    const inst = await api.get<{ spec: { vcpus: number } }>('/v1/instances/dup');
+    assert.equal(inst.spec.vcpus, 1);
+  });
+
+  test('unknown resources and routes are 404 with the error shape', async () => {
+    const r = await fetch(`${ctl.url}/v1/instances/nope`);
+    assert.equal(r.status, 404);
+    assert.deepEqual(Object.keys(((await r.json()) as { error: object }).error).sort(), ['code', 'message']);
+    assert.equal((await fetch(`${ctl.url}/v1/nothing-here`)).status, 404);
+  });
+
+  test('an instance that does not fit now is accepted and explains why it waits', async () => {
+    const cap = await api.get<{ status: { allocatable: { memoryMiB: number } } }>('/v1/hosts/api-test-host');
+    await api.post('/v1/instances', { ...valid, name: 'big1', memoryMiB: cap.status.allocatable.memoryMiB - 512 });
+    const r = await post('/v1/instances', JSON.stringify({ ...valid, name: 'big2', memoryMiB: 1024 }));
+    assert.equal(r.status, 201);
+    const i = await api.get<{ status: { phase: string; conditions: { type: string; status: string; message: string }[] } }>('/v1/instances/big2');
+    assert.equal(i.status.phase, 'pending');
+    const c = i.status.conditions.find((x) => x.type === 'Scheduled');
+    assert.equal(c?.status, 'False');
+    assert.match(c?.message ?? '', /0\/1 hosts fit: 1 not enough free memory \(needs 1024 MiB\)/);
+    // Deleting the big one frees room: the pending one gets placed without anyone asking.
+    await api.delete('/v1/instances/big1');
+    await waitUntil('big2 placed', async () => (await api.get<{ status: { phase: string } }>('/v1/instances/big2')).status.phase === 'stopped', 15_000);
+    await api.delete('/v1/instances/big2');
+  });
+
+  test('cordon keeps new instances off a host; uncordon lets them on', async () => {
+    const h = await api.post<{ status: { phase: string }; spec: { cordoned: boolean } }>('/v1/hosts/api-test-host/cordon');
+    assert.equal(h.spec.cordoned, true);
+    assert.equal(h.status.phase, 'cordoned');
+    await api.post('/v1/instances', { ...valid, name: 'cordoned1' });
+    assert.match((await api.get<{ status: { message: string } }>('/v1/instances/cordoned1')).status.message, /1 cordoned/);
+    await api.post('/v1/hosts/api-test-host/uncordon');
+    await waitUntil('placed after uncordon', async () => (await api.get<{ status: { hostName?: string } }>('/v1/instances/cordoned1')).status.hostName === 'api-test-host');
+    await api.delete('/v1/instances/cordoned1');
+  });
+
+  test('image files are kept only when they match their checksum', async () => {
+    const img = await api.post<{ id: string }>('/v1/images', {
+      name: 'broken',
+      spec: { kind: 'kernel', cmdline: '', guestPorts: [], files: { kernel: { sha256: 'a'.repeat(64), size: 5 }, initrd: { sha256: 'b'.repeat(64), size: 5 } } },
+    });
+    const put = await fetch(`${ctl.url}/v1/images/${img.id}/files/kernel`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: 'hello' });
+    assert.equal(put.status, 422);
+    assert.equal(((await put.json()) as { error: { code: string } }).error.code, 'checksum_mismatch');
+    const after = await api.get<{ status: { phase: string; filesPresent: string[] } }>(`/v1/images/${img.id}`);
+    assert.equal(after.status.phase, 'uploading');
+    assert.deepEqual(after.status.filesPresent, []);
+    await api.delete(`/v1/images/${img.id}`);
+  });
+
+  test('agent-only endpoints refuse requests without the join token', async () => {
+    const img = await api.get<{ id: string }>('/v1/images/test');
+    assert.equal((await fetch(`${ctl.url}/v1/images/${img.id}/files/kernel`)).status, 401);
+    assert.equal((await fetch(`${ctl.url}/v1/images/${img.id}/files/kernel`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+    const ok = await fetch(`${ctl.url}/v1/images/${img.id}/files/initrd`, { headers: { authorization: `Bearer ${ctl.joinToken}` } });
+    assert.equal(ok.status, 200);
+    await ok.arrayBuffer();
+    const refused = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(ctl.url.replace('http', 'ws') + '/v1/agent/stream', { headers: { authorization: 'Bearer wrong' } });
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => resolve(101));
+      ws.on('error', () => undefined);
+    });
+    assert.equal(refused, 401);
+  });
+
+  test('health, metrics and the OpenAPI document', async () => {
+    assert.equal((await fetch(`${ctl.url}/healthz`)).status, 200);
+    const metrics = await (await fetch(`${ctl.url}/metrics`)).text();
+    assert.match(metrics, /^outrig_hosts\{phase="ready"\} 1$/m);
+    assert.match(metrics, /^outrig_agent_connections 1$/m);
+    assert.match(metrics, /outrig_api_requests_total\{method="POST",route="\/v1\/instances",status="400"\} \d+/);
+    const doc = (await (await fetch(`${ctl.url}/v1/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    assert.match(doc.openapi, /^3\./);
+    for (const p of ['/v1/instances', '/v1/instances/{ref}', '/v1/hosts', '/v1/images', '/v1/tenants', '/v1/instances/{ref}/console']) assert.ok(doc.paths[p], p);
+  });
+});

@@ -1,0 +1,17 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { hostPhase } from '../../../src/controller/host-phase.ts';
+
+const now = new Date('2026-01-01T00:00:10Z');
+
+test('a heartbeating host is ready, or cordoned when cordoned', () => {
+  assert.equal(hostPhase({ cordoned: false, connected: true, lastHeartbeatAt: '2026-01-01T00:00:09Z' }, now, 5000), 'ready');
+  assert.equal(hostPhase({ cordoned: true, connected: true, lastHeartbeatAt: '2026-01-01T00:00:09Z' }, now, 5000), 'cordoned');
+});
+
+test('a brief disconnect does not flap the host; silence past the limit makes it lost', () => {
+  assert.equal(hostPhase({ cordoned: false, connected: false, lastHeartbeatAt: '2026-01-01T00:00:08Z' }, now, 5000), 'ready');
+  assert.equal(hostPhase({ cordoned: false, connected: false, lastHeartbeatAt: '2026-01-01T00:00:04Z' }, now, 5000), 'lost');
+  assert.equal(hostPhase({ cordoned: false, connected: true, lastHeartbeatAt: '2026-01-01T00:00:04Z' }, now, 5000), 'lost', 'an open but silent stream hides nothing');
+  assert.equal(hostPhase({ cordoned: true, connected: false }, now, 5000), 'lost');
+});

@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { allocatableOf, everFits, freeOf, schedule, type SchedulableHost } from '../../../src/controller/scheduler.ts';
+
+const host = (name: string, over: Partial<SchedulableHost> = {}): SchedulableHost => ({
+  id: `h-${name}`,
+  name,
+  phase: 'ready',
+  cordoned: false,
+  allocatable: { vcpus: 8, memoryMiB: 8192 },
+  allocated: { vcpus: 0, memoryMiB: 0 },
+  ...over,
+});
+
+test('places on the ready host with the most free memory', () => {
+  const p = schedule({ vcpus: 1, memoryMiB: 256 }, [
+    host('a', { allocated: { vcpus: 1, memoryMiB: 4096 } }),
+    host('b', { allocated: { vcpus: 1, memoryMiB: 1024 } }),
+  ]);
+  assert.deepEqual(p, { ok: true, hostId: 'h-b', hostName: 'b' });
+});
+
+test('skips cordoned, lost and full hosts, and explains each', () => {
+  const p = schedule({ vcpus: 2, memoryMiB: 1024 }, [
+    host('a', { cordoned: true }),
+    host('b', { phase: 'lost' }),
+    host('c', { allocated: { vcpus: 7, memoryMiB: 0 } }),
+    host('d', { allocated: { vcpus: 0, memoryMiB: 7680 } }),
+  ]);
+  assert.equal(p.ok, false);
+  if (p.ok) return;
+  assert.equal(p.reason, 'Unschedulable');
+  assert.match(p.message, /^0\/4 hosts fit/);
+  assert.match(p.message, /1 cordoned/);
+  assert.match(p.message, /1 lost/);
+  assert.match(p.message, /1 not enough free vCPUs \(needs 2\)/);
+  assert.match(p.message, /1 not enough free memory \(needs 1024 MiB\)/);
+});
+
+test('no hosts at all says so', () => {
+  const p = schedule({ vcpus: 1, memoryMiB: 64 }, []);
+  assert.equal(p.ok, false);
+  assert.equal(!p.ok && p.reason, 'NoHosts');
+});
+
+test('a placement never exceeds the chosen host\'s free capacity', () => {
+  const arbHost = fc.record({
+    name: fc.stringMatching(/^[a-z]{1,6}$/),
+    phase: fc.constantFrom('ready', 'lost', 'cordoned'),
+    cordoned: fc.boolean(),
+    cap: fc.record({ vcpus: fc.integer({ min: 0, max: 64 }), memoryMiB: fc.integer({ min: 0, max: 65536 }) }),
+    used: fc.record({ vcpus: fc.integer({ min: 0, max: 64 }), memoryMiB: fc.integer({ min: 0, max: 65536 }) }),
+  });
+  fc.assert(
+    fc.property(fc.array(arbHost, { maxLength: 6 }), fc.integer({ min: 1, max: 16 }), fc.integer({ min: 64, max: 16384 }), (hs, vcpus, memoryMiB) => {
+      const hosts = hs.map((h, i) => host(`${h.name}${i}`, { phase: h.phase, cordoned: h.cordoned, allocatable: h.cap, allocated: h.used }));
+      const p = schedule({ vcpus, memoryMiB }, hosts);
+      if (!p.ok) {
+        assert.ok(!hosts.some((h) => h.phase === 'ready' && !h.cordoned && freeOf(h).vcpus >= vcpus && freeOf(h).memoryMiB >= memoryMiB));
+        return;
+      }
+      const h = hosts.find((x) => x.id === p.hostId)!;
+      assert.equal(h.phase, 'ready');
+      assert.equal(h.cordoned, false);
+      assert.ok(freeOf(h).vcpus >= vcpus && freeOf(h).memoryMiB >= memoryMiB);
+    }),
+  );
+});
+
+test('everFits refuses only what no host could hold even when empty', () => {
+  const hosts = [{ name: 'a', allocatable: { vcpus: 8, memoryMiB: 4096 } }, { name: 'b', allocatable: { vcpus: 2, memoryMiB: 16384 } }];
+  assert.deepEqual(everFits({ vcpus: 8, memoryMiB: 4096 }, hosts), { ok: true });
+  const r = everFits({ vcpus: 4, memoryMiB: 8192 }, hosts);
+  assert.equal(r.ok, false);
+  assert.match(!r.ok ? r.message : '', /at most 8 vCPUs and at most 16384 MiB/);
+  assert.deepEqual(everFits({ vcpus: 1000, memoryMiB: 1 }, []), { ok: true }, 'with no hosts known, nothing can be ruled out');
+});
+
+test('allocatable applies the CPU ratio and the host memory reserve', () => {
+  assert.deepEqual(allocatableOf({ cpu: { count: 2 }, memory: { totalMiB: 24000 } }, { cpuAllocationRatio: 4, reservedMemoryMiB: 512 }), { vcpus: 8, memoryMiB: 23488 });
+});

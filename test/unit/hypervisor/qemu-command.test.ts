@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { buildQemuArgs, macFor, type VmSpec } from '../../../src/hypervisor/qemu-command.ts';
+
+const spec: VmSpec = {
+  id: 'i-0123456789abcdef',
+  name: 'web1',
+  vcpus: 2,
+  memoryMiB: 512,
+  kernel: '/k',
+  initrd: '/i',
+  cmdline: 'console=ttyS0',
+  accel: 'tcg',
+  forwards: [{ guestPort: 80, hostAddress: '127.0.0.1', hostPort: 8080 }, { guestPort: 22, hostAddress: '127.0.0.1', hostPort: 2222 }],
+  mac: '52:54:00:00:00:01',
+  owner: { generation: 1, restartSeq: 0 },
+};
+const paths = { dir: '/d', pidfile: '/d/qemu.pid', qmpSocket: '/d/q,mp.sock', serialLog: '/d/serial.log' };
+
+function opt(args: string[], flag: string): string[] {
+  return args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
+}
+
+test('command line carries the spec: accelerator, cpu, size, forwards, detached with pidfile and QMP', () => {
+  const a = buildQemuArgs(spec, paths);
+  assert.deepEqual(opt(a, '-machine'), ['q35,accel=tcg']);
+  assert.deepEqual(opt(a, '-cpu'), ['max']);
+  assert.deepEqual(opt(a, '-smp'), ['2']);
+  assert.deepEqual(opt(a, '-m'), ['512M']);
+  assert.match(opt(a, '-netdev')[0]!, /hostfwd=tcp:127\.0\.0\.1:8080-:80,hostfwd=tcp:127\.0\.0\.1:2222-:22/);
+  assert.ok(a.includes('-daemonize'));
+  assert.deepEqual(opt(a, '-pidfile'), ['/d/qemu.pid']);
+  // A comma in a path must be doubled or QEMU would split the option there.
+  assert.deepEqual(opt(a, '-qmp'), ['unix:/d/q,,mp.sock,server=on,wait=off']);
+  assert.match(opt(a, '-append')[0]!, /outrig\.name=web1/);
+});
+
+test('KVM gets the host CPU model', () => {
+  const a = buildQemuArgs({ ...spec, accel: 'kvm' }, paths);
+  assert.deepEqual(opt(a, '-machine'), ['q35,accel=kvm']);
+  assert.deepEqual(opt(a, '-cpu'), ['host']);
+});
+
+test('MACs are stable per id, locally administered and unicast', () => {
+  assert.equal(macFor('i-1'), macFor('i-1'));
+  assert.notEqual(macFor('i-1'), macFor('i-2'));
+  assert.match(macFor('i-1'), /^52:54:00(:[0-9a-f]{2}){3}$/);
+});

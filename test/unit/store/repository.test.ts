@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ConflictError, openStore } from '../../../src/store/index.ts';
+import { tempDir } from '../../helpers/tmp.ts';
+
+const tenant = (name: string) => ({ name, spec: {}, status: { phase: 'active', conditions: [] } });
+
+test('create, find by id or name, unique names, and data that survives reopening', async () => {
+  const dir = tempDir();
+  try {
+    const path = join(dir.path, 'db.sqlite');
+    let store = await openStore({ kind: 'sqlite', path });
+    const t = await store.tenants.create({ ...tenant('acme'), labels: { tier: 'gold' } });
+    assert.match(t.id, /^t-[0-9a-f]{16}$/);
+    assert.equal((await store.tenants.find('acme'))?.id, t.id);
+    assert.equal((await store.tenants.find(t.id))?.name, 'acme');
+    await assert.rejects(store.tenants.create(tenant('acme')), ConflictError);
+    assert.equal(await store.tenants.count(), 1);
+    await store.close();
+
+    store = await openStore({ kind: 'sqlite', path });
+    const again = await store.tenants.find('acme');
+    assert.deepEqual(again?.labels, { tier: 'gold' });
+    await store.close();
+  } finally {
+    dir.remove();
+  }
+});
+
+test('spec changes bump generation, status changes do not; newGeneration forces one', async () => {
+  const dir = tempDir();
+  const store = await openStore({ kind: 'sqlite', path: join(dir.path, 'db.sqlite') });
+  try {
+    const h = await store.hosts.create({ id: 'h-x', name: 'x', spec: { cordoned: false }, status: { phase: 'ready', conditions: [], agent: { connected: true } } });
+    assert.equal(h.generation, 1);
+    const s1 = await store.hosts.update(h.id, (c) => ({ status: { ...c.status, phase: 'lost' } }));
+    assert.equal(s1.generation, 1);
+    const s2 = await store.hosts.update(h.id, (c) => ({ spec: { ...c.spec, cordoned: true } }));
+    assert.equal(s2.generation, 2);
+    const s3 = await store.hosts.update(h.id, (c) => ({ spec: c.spec }));
+    assert.equal(s3.generation, 2, 'an unchanged spec is not a new generation');
+    const s4 = await store.hosts.update(h.id, (c) => ({ spec: c.spec, newGeneration: true }));
+    assert.equal(s4.generation, 3);
+    assert.equal((await store.hosts.get(h.id))?.status.phase, 'lost');
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+});
+
+test('concurrent read-modify-writes lose no update (compare-and-set on resource_version)', async () => {
+  const dir = tempDir();
+  const store = await openStore({ kind: 'sqlite', path: join(dir.path, 'db.sqlite') });
+  try {
+    const t = await store.tenants.create(tenant('counter'));
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        store.tenants.update(t.id, (c) => ({ labels: { n: String(Number(c.labels.n ?? 0) + 1) } })),
+      ),
+    );
+    assert.equal((await store.tenants.get(t.id))?.labels.n, '20');
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+});
