@@ -1,7 +1,7 @@
 /** The agent's stream to the controller: dials out, says hello, reconnects with backoff. */
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
-import type { AgentMessage, ControllerMessage } from '../model/agent-protocol.ts';
+import { AGENT_STREAM_PATH, type AgentMessage, type ControllerMessage } from '../model/agent-protocol.ts';
 
 export interface ConnectionOptions {
   controllerUrl: string;
@@ -32,7 +32,7 @@ export class ControllerConnection {
 
   private dial(): void {
     if (this.stopped) return;
-    const url = this.o.controllerUrl.replace(/^http/, 'ws') + '/v1/agent/stream';
+    const url = this.o.controllerUrl.replace(/^http/, 'ws') + AGENT_STREAM_PATH;
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.o.token}` }, maxPayload: 16 * 1024 * 1024 });
     this.ws = ws;
     this.welcomed = false;

@@ -12,7 +12,8 @@ import { freePort, isPortFree } from './ports.ts';
 
 export interface VmManagerOptions {
   driver: QemuDriver;
-  images: ImageCache;
+  /** Local paths of an image's files (the agent's ImageCache; anything with `ensure` in tests). */
+  images: Pick<ImageCache, 'ensure'>;
   accel: Accel;
   stopTimeoutMs: number;
   log: Logger;

@@ -10,14 +10,13 @@ import { Value } from 'typebox/value';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import {
+  AGENT_STREAM_PATH,
   AgentMessage,
   PROTOCOL_VERSION,
   type AgentOp,
   type ControllerMessage,
   type VmReport,
 } from '../model/agent-protocol.ts';
-
-export const AGENT_STREAM_PATH = '/v1/agent/stream';
 
 export interface OpResult {
   ok: boolean;
@@ -188,10 +187,6 @@ export class AgentHub {
   /** The agent's last report for a VM, or undefined if the host has none (or is not connected). */
   vm(hostId: string, instanceId: string): VmReport | undefined {
     return this.sessions.get(hostId)?.vms.get(instanceId);
-  }
-
-  vmIds(hostId: string): string[] {
-    return [...(this.sessions.get(hostId)?.vms.keys() ?? [])];
   }
 
   isInFlight(hostId: string, opId: string): boolean {

@@ -71,16 +71,6 @@ export class Controller {
     this.hosts.close();
   }
 
-  /** Waits until both queues are empty: for tests and orderly shutdown. */
-  async idle(): Promise<void> {
-    await this.instances.idle();
-    await this.hosts.idle();
-  }
-
-  enqueueInstance(id: string): void {
-    this.instances.add(id);
-  }
-
   /** Reconciles the host now and resolves once that run is done (API actions answer with the result). */
   reconcileHostNow(id: string): Promise<void> {
     return this.hosts.addAndWait(id);

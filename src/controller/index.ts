@@ -14,8 +14,6 @@ import { ImageFiles } from './image-files.ts';
 import { createMetrics } from './metrics.ts';
 import { DEFAULT_ALLOCATION_POLICY, type AllocationPolicy } from './scheduler.ts';
 
-export { AGENT_STREAM_PATH } from './agent-hub.ts';
-
 export interface ControllerConfig {
   /** The controller's own directory: database, image files, join token. */
   dataDir: string;

@@ -1,5 +1,5 @@
 /** Facts about QEMU processes read from /proc: liveness that survives pid reuse and zombies. */
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 
 /** Reads /proc/<pid>/cmdline as an argv; null if the process is gone. */
 export async function readCmdline(pid: number): Promise<string[] | null> {
@@ -35,7 +35,6 @@ export async function isLiveProcessWith(pid: number, marker: string): Promise<bo
 
 /** Lists pids of live processes whose command line mentions `marker`. */
 export async function findProcessesWith(marker: string): Promise<number[]> {
-  const { readdir } = await import('node:fs/promises');
   const pids = (await readdir('/proc')).filter((d) => /^\d+$/.test(d)).map(Number);
   const out: number[] = [];
   for (const pid of pids) if (await isLiveProcessWith(pid, marker)) out.push(pid);

@@ -8,6 +8,7 @@ import { Inventory } from './host.ts';
 import { PortForward } from './instance.ts';
 
 export const PROTOCOL_VERSION = 1;
+export const AGENT_STREAM_PATH = '/v1/agent/stream';
 
 export const VmState = Type.Union([
   Type.Literal('starting'),

@@ -27,7 +27,7 @@ export const Quantity = Type.Object({ vcpus: Type.Integer(), memoryMiB: Type.Int
 export type Quantity = Static<typeof Quantity>;
 
 export const HostStatus = Type.Object({
-  phase: Type.String(),
+  phase: Type.Enum(HOST_PHASES),
   conditions: Type.Array(Condition),
   inventory: Type.Optional(Inventory),
   /** What the scheduler may hand out: inventory scaled by allocation ratios, minus host reservations. */

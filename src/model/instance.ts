@@ -33,7 +33,7 @@ export const LastOp = Type.Object({
 export type LastOp = Static<typeof LastOp>;
 
 export const InstanceStatus = Type.Object({
-  phase: Type.String(),
+  phase: Type.Enum(INSTANCE_PHASES),
   conditions: Type.Array(Condition),
   hostId: Type.Optional(Type.String()),
   hostName: Type.Optional(Type.String()),

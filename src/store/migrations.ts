@@ -35,5 +35,3 @@ export const migrationProvider: MigrationProvider = {
     return migrations;
   },
 };
-
-export const LATEST_MIGRATION = Object.keys(migrations).sort().pop()!;

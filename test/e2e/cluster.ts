@@ -39,6 +39,14 @@ export class Cluster {
     }, 30_000);
   }
 
+  /** Controller, agent, and the test image registered through the CLI. */
+  async up(): Promise<void> {
+    await this.startController();
+    await this.startAgent();
+    const b = await this.cli('image', 'build-test');
+    if (b.code !== 0) throw new Error(`image build-test failed: ${b.stderr}`);
+  }
+
   cli(...args: string[]): Promise<CliResult> {
     return runCli(args, this.env);
   }

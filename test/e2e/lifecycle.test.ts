@@ -21,12 +21,7 @@ function filesUnder(dir: string): string[] {
 
 describe('instance lifecycle through the CLI', () => {
   const c = new Cluster();
-  before(async () => {
-    await c.startController();
-    await c.startAgent();
-    const b = await c.cli('image', 'build-test');
-    assert.equal(b.code, 0, b.stderr);
-  });
+  before(() => c.up());
   after(() => c.stop());
 
   let inst: Instance;
@@ -71,6 +66,17 @@ describe('instance lifecycle through the CLI', () => {
     assert.equal(f.hostAddress, '127.0.0.1');
     const body = await (await fetch(`http://${f.hostAddress}:${f.hostPort}/`)).text();
     assert.equal(body.trim(), 'outrig test guest web1');
+  });
+
+  test('restart boots the guest again (a new boot, the same ports)', async () => {
+    const r = await c.cli('instance', 'restart', 'web1');
+    assert.equal(r.code, 0, r.stderr);
+    const after = await c.json<Instance>('instance', 'show', 'web1');
+    assert.equal(after.status.phase, 'running');
+    assert.notEqual(after.status.bootedAt, inst.status.bootedAt);
+    assert.deepEqual(after.status.network.forwards, inst.status.network.forwards);
+    await waitUntil('second ready marker', () => c.serialLog(inst.id).split('OUTRIG-GUEST-READY name=web1').length === 3, 90_000);
+    assert.equal((await findProcessesWith(inst.id)).length, 1);
   });
 
   test('stop shuts the guest down through ACPI and QEMU exits', async () => {

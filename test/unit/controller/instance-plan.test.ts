@@ -3,11 +3,11 @@ import { test } from 'node:test';
 import { opIds, planInstance, type PlanContext } from '../../../src/controller/instance-plan.ts';
 import { getCondition } from '../../../src/model/common.ts';
 import type { VmReport } from '../../../src/model/agent-protocol.ts';
-import type { Instance, LastOp } from '../../../src/model/instance.ts';
+import type { Instance, InstancePhase, LastOp } from '../../../src/model/instance.ts';
 
 const now = new Date('2026-01-01T00:00:00Z');
 
-function inst(over: { phase?: string; powerState?: 'running' | 'stopped'; generation?: number; restartSeq?: number; lastOp?: LastOp; hostId?: string | null } = {}): Instance {
+function inst(over: { phase?: InstancePhase; powerState?: 'running' | 'stopped'; generation?: number; restartSeq?: number; lastOp?: LastOp; hostId?: string | null } = {}): Instance {
   return {
     id: 'i-1',
     name: 'web1',
