@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../common/version.ts';
 import { daemonCommands } from './commands/daemons.ts';
+import { diskCommands } from './commands/disk.ts';
 import { hostCommands } from './commands/host.ts';
 import { imageCommands } from './commands/image.ts';
 import { instanceCommands } from './commands/instance.ts';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   instanceCommands(program);
   imageCommands(program);
   tenantCommands(program);
+  diskCommands(program);
   return program;
 }
 

@@ -1,0 +1,904 @@
+/**
+ * The disk engine: an Outrig disk file opened for I/O.
+ *
+ * Write path. Writes, zeroes and trims queue up while the previous round is being made durable.
+ * A round takes everything queued (the scatter-gather array of every request in flight), splits it
+ * into per-block elements, sorts them by virtual block and groups those that touch the same block.
+ * A group whose block is mapped and owned by this disk alone is plain data I/O in place. Any other
+ * group needs a new block: it is allocated and written, and produces logical operations (Alloc,
+ * Map, and Free of what it replaces). All the round's logical operations become one journal
+ * record. When the round must be durable (write-through, FUA, FLUSH), the data is synced first,
+ * then the record is written and synced: data is always durable before the record that maps it.
+ * A block freed by a round is reused only once that round's record is durable, so a crash can
+ * never leave a map entry pointing at someone else's data.
+ */
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { Allocator } from './allocator.ts';
+import { BlockFile } from './block-file.ts';
+import { BlockMap } from './block-map.ts';
+import { crc32 } from './crc.ts';
+import {
+  decodeBitmapTable,
+  decodeMapTable,
+  decodeSnapshotTable,
+  decodeSuperblock,
+  defaultJournalSize,
+  DEFAULT_BLOCK_SIZE,
+  encodeBitmapTable,
+  encodeMapTable,
+  encodeOps,
+  encodeSnapshotTable,
+  encodeSuperblock,
+  FormatError,
+  isPowerOfTwo,
+  journalSeed,
+  newSuperblock,
+  Op,
+  SECTOR,
+  SUPERBLOCK_SLOTS,
+  ZERO_BLOCK,
+  type Backing,
+  type Extent,
+  type LogicalOp,
+  type SnapshotEntry,
+  type Superblock,
+} from './format.ts';
+import { Journal, type ReplayResult } from './journal.ts';
+
+export type CacheMode = 'writeback' | 'writethrough';
+
+export interface OpenOptions {
+  readOnly?: boolean;
+  /** writethrough: every write is durable before it completes; writeback: durable at flush (default). */
+  cache?: CacheMode;
+}
+
+export interface CreateOptions {
+  size: number;
+  blockSize?: number;
+  journalSize?: number;
+  /** Makes the new disk a clone: unwritten blocks read from this snapshot of another disk. */
+  backing?: { path: string; snapshot: string };
+}
+
+/** A piece of a read: data, or (data undefined) zeros. */
+export interface ReadSegment {
+  offset: number;
+  length: number;
+  data?: Buffer;
+}
+
+export interface StatusExtent {
+  length: number;
+  /** Unallocated: reads as zeros and takes no space. */
+  hole: boolean;
+}
+
+export interface SnapshotInfo {
+  id: number;
+  name: string;
+  createdAt: string;
+  blocks: number;
+}
+
+export class DiskError extends Error {
+  constructor(
+    message: string,
+    /** NBD error number to answer with. */
+    readonly errno: number,
+  ) {
+    super(message);
+  }
+}
+export const EIO = 5;
+export const EINVAL = 22;
+export const ENOSPC = 28;
+export const EPERM = 1;
+
+type Kind = 'write' | 'zero' | 'trim';
+
+interface Request {
+  offset: number;
+  length: number;
+  kind: Kind;
+  /** For zeroes: keep the range allocated (write zeros) instead of punching a hole. */
+  noHole?: boolean;
+  data?: Buffer;
+  fua: boolean;
+  failed?: DiskError;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+/** One request's share of one block. */
+interface Element {
+  v: number;
+  off: number; // within the block
+  len: number;
+  req: Request;
+  /** Offset of this piece inside req.data. */
+  dataOff: number;
+  seq: number; // arrival order, for a stable sort
+}
+
+/**
+ * A read-only layer of block lookups: a snapshot's map, or the head map, in some file, with an
+ * optional parent (the backing snapshot of a clone) consulted for blocks this layer lacks.
+ */
+export interface Layer {
+  file: BlockFile;
+  dataOffset: number;
+  blockSize: number;
+  map: BlockMap;
+  parent?: Layer;
+  /** Files this layer opened itself (backing chains), closed with it. */
+  owned: BlockFile[];
+}
+
+type Resolved = { layer: Layer; p: number } | null; // null: reads as zeros
+
+function resolveBlock(layer: Layer, v: number): Resolved {
+  for (let l: Layer | undefined = layer; l; l = l.parent) {
+    const p = l.map.get(v);
+    if (p === ZERO_BLOCK) return null;
+    if (p >= 0) return { layer: l, p };
+  }
+  return null;
+}
+
+/** Reads [offset, offset+length) of a layer, coalescing physically contiguous blocks into one read. */
+export function readLayer(layer: Layer, offset: number, length: number): ReadSegment[] {
+  const B = layer.blockSize;
+  const segs: ReadSegment[] = [];
+  let pos = offset;
+  const end = offset + length;
+  // A run of data from one layer at consecutive physical offsets.
+  let run: { offset: number; length: number; layer: Layer; phys: number } | null = null;
+  let hole: { offset: number; length: number } | null = null;
+  const flushRun = () => {
+    if (run) segs.push({ offset: run.offset, length: run.length, data: run.layer.file.read(run.phys, run.length) });
+    run = null;
+  };
+  const flushHole = () => {
+    if (hole) segs.push(hole);
+    hole = null;
+  };
+  while (pos < end) {
+    const v = Math.floor(pos / B);
+    const inBlock = pos - v * B;
+    const len = Math.min(B - inBlock, end - pos);
+    const r = resolveBlock(layer, v);
+    if (!r) {
+      flushRun();
+      if (hole) hole.length += len;
+      else hole = { offset: pos, length: len };
+    } else {
+      flushHole();
+      const phys = r.layer.dataOffset + r.p * B + inBlock;
+      const cur = run as { offset: number; length: number; layer: Layer; phys: number } | null;
+      if (cur && cur.layer === r.layer && cur.phys + cur.length === phys) cur.length += len;
+      else {
+        flushRun();
+        run = { offset: pos, length: len, layer: r.layer, phys };
+      }
+    }
+    pos += len;
+  }
+  flushRun();
+  flushHole();
+  return segs;
+}
+
+export function statusOfLayer(layer: Layer, offset: number, length: number, maxExtents = Infinity): StatusExtent[] {
+  const B = layer.blockSize;
+  const out: StatusExtent[] = [];
+  let pos = offset;
+  const end = offset + length;
+  while (pos < end && out.length <= maxExtents) {
+    const v = Math.floor(pos / B);
+    const len = Math.min(B - (pos - v * B), end - pos);
+    const hole = resolveBlock(layer, v) === null;
+    const last = out[out.length - 1];
+    if (last && last.hole === hole) last.length += len;
+    else out.push({ length: len, hole });
+    pos += len;
+  }
+  return out.slice(0, maxExtents);
+}
+
+function readSuperblocks(file: BlockFile): { sb: Superblock; slot: number; problems: string[] } {
+  const problems: string[] = [];
+  let best: { sb: Superblock; slot: number } | null = null;
+  for (let slot = 0; slot < SUPERBLOCK_SLOTS.length; slot++) {
+    const at = SUPERBLOCK_SLOTS[slot]!;
+    try {
+      const sb = decodeSuperblock(file.read(at, 4096), at);
+      if (!best || sb.generation > best.sb.generation) best = { sb, slot };
+    } catch (e) {
+      problems.push(`superblock slot ${slot}: ${(e as Error).message}`);
+    }
+  }
+  if (!best) throw new FormatError(`no valid superblock in ${file.path}: ${problems.join('; ')}`, 0);
+  return { ...best, problems };
+}
+
+function readExtent(file: BlockFile, sb: Superblock, e: Extent, what: string): Buffer {
+  const at = sb.dataOffset + e.start * sb.blockSize;
+  const b = file.read(at, e.bytes);
+  if (crc32(b) !== e.crc) throw new FormatError(`${what} checksum mismatch`, at);
+  return b;
+}
+
+/** Loads the head map and snapshot table of a superblock (no journal replay). */
+export function loadTables(file: BlockFile, sb: Superblock): { map: BlockMap; bits: { bits: Uint8Array; count: number }; snapshots: SnapshotEntry[] } {
+  const map = sb.map.bytes ? BlockMap.from(decodeMapTable(readExtent(file, sb, sb.map, 'block map table'), sb.dataOffset + sb.map.start * sb.blockSize)) : new BlockMap();
+  const bits = sb.bitmap.bytes
+    ? decodeBitmapTable(readExtent(file, sb, sb.bitmap, 'bitmap table'), sb.dataOffset + sb.bitmap.start * sb.blockSize)
+    : { bits: new Uint8Array(0), count: 0 };
+  const snapshots = sb.snapshots.bytes ? decodeSnapshotTable(readExtent(file, sb, sb.snapshots, 'snapshot table'), sb.dataOffset + sb.snapshots.start * sb.blockSize) : [];
+  return { map, bits, snapshots };
+}
+
+export function loadSnapshotMap(file: BlockFile, sb: Superblock, s: SnapshotEntry): BlockMap {
+  if (!s.map.bytes) return new BlockMap();
+  return BlockMap.from(decodeMapTable(readExtent(file, sb, s.map, `map of snapshot ${s.name}`), sb.dataOffset + s.map.start * sb.blockSize));
+}
+
+/** Opens the read-only layer a clone reads through: a snapshot of its backing disk (and so on down). */
+function openBackingLayer(diskPath: string, backing: Backing, depth = 0): Layer {
+  if (depth > 32) throw new FormatError('backing chain deeper than 32 disks (a loop?)');
+  const path = isAbsolute(backing.path) ? backing.path : resolvePath(dirname(diskPath), backing.path);
+  if (!existsSync(path)) throw new FormatError(`backing disk ${path} is missing`);
+  const file = new BlockFile(path, true);
+  try {
+    const { sb } = readSuperblocks(file);
+    if (sb.uuid !== backing.uuid) throw new FormatError(`backing disk ${path} has UUID ${sb.uuid}, expected ${backing.uuid}`);
+    const { snapshots } = loadTables(file, sb);
+    const snap = snapshots.find((s) => s.id === backing.snapshotId);
+    if (!snap) throw new FormatError(`backing disk ${path} has no snapshot ${backing.snapshotId}`);
+    const parent = sb.backing ? openBackingLayer(path, sb.backing, depth + 1) : undefined;
+    return { file, dataOffset: sb.dataOffset, blockSize: sb.blockSize, map: loadSnapshotMap(file, sb, snap), parent, owned: [file, ...(parent?.owned ?? [])] };
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+function lockPath(path: string): string {
+  return `${path}.lock`;
+}
+
+/** One writer per disk file: a lock file naming the owner pid; a dead owner's lock is taken over. */
+function takeLock(path: string): void {
+  const lp = lockPath(path);
+  if (existsSync(lp)) {
+    const pid = Number(readFileSync(lp, 'utf8').trim());
+    let alive = false;
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch {
+        alive = false;
+      }
+    }
+    if (alive) throw new DiskError(`${path} is in use by process ${pid}`, EPERM);
+  }
+  writeFileSync(lp, `${process.pid}\n`);
+}
+
+export interface EngineInfo {
+  path: string;
+  uuid: string;
+  virtualSize: number;
+  blockSize: number;
+  mappedBlocks: number;
+  allocatedBlocks: number;
+  dataAreaBlocks: number;
+  fileSize: number;
+  journal: { size: number; used: number; lastLsn: number };
+  generation: number;
+  snapshots: SnapshotInfo[];
+  backing?: Backing;
+  cache: CacheMode;
+  readOnly: boolean;
+}
+
+export class DiskEngine {
+  readonly head: Layer;
+  private sb: Superblock;
+  private slot: number;
+  private alloc: Allocator;
+  private journal: Journal;
+  private snaps: SnapshotEntry[];
+  private queue: Request[] = [];
+  private flushWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  private running = false;
+  private seq = 0;
+  /** Logical operations applied in memory but not yet in a durable journal record. */
+  private uncommitted: LogicalOp[] = [];
+  /** Blocks freed by uncommitted operations: not reusable until their record is durable. */
+  private pendingFree: number[] = [];
+  private closed = false;
+  readonly replay: ReplayResult;
+  /** A zero-filled block, shared by every read-merge-write that starts from zeros. */
+  private readonly zeroBlock: Buffer;
+  /** A write error makes the disk fail every later request instead of guessing at its state. */
+  private fatal?: Error;
+
+  private constructor(
+    readonly path: string,
+    private readonly file: BlockFile,
+    loaded: { sb: Superblock; slot: number },
+    readonly cache: CacheMode,
+    readonly readOnly: boolean,
+  ) {
+    this.sb = loaded.sb;
+    this.slot = loaded.slot;
+    const sb = this.sb;
+    const { map, bits, snapshots } = loadTables(file, sb);
+    this.snaps = snapshots;
+    this.alloc = new Allocator(bits.bits, Math.max(bits.count, sb.blockCount));
+    this.zeroBlock = Buffer.alloc(sb.blockSize);
+    // Redo the journal after the checkpoint. Alloc/Free rebuild the bitmap, Map/Unmap the head map.
+    const seed = journalSeed(sb.uuid);
+    this.replay = Journal.replay(file, sb.journalOffset, sb.journalSize, sb.journalHead, sb.checkpointLsn, seed, (ops) => {
+      for (const o of ops) {
+        switch (o.op) {
+          case Op.Map:
+            map.set(o.v, o.p);
+            break;
+          case Op.Unmap:
+            map.delete(o.v);
+            break;
+          case Op.Alloc:
+            this.alloc.setAllocated(o.p);
+            break;
+          case Op.Free:
+            this.alloc.setFree(o.p);
+            break;
+        }
+      }
+    });
+    this.journal = new Journal(file, sb.journalOffset, sb.journalSize, sb.journalHead, this.replay.pos, this.replay.nextLsn, this.replay.used, seed);
+    const parent = sb.backing ? openBackingLayer(path, sb.backing) : undefined;
+    this.head = { file, dataOffset: sb.dataOffset, blockSize: sb.blockSize, map, parent, owned: parent?.owned ?? [] };
+    this.recountRefs();
+  }
+
+  /** Reference counts are derived: one per map (head and each snapshot) that points at a block. */
+  private recountRefs(): void {
+    this.alloc.resetRefs();
+    this.head.map.forEach((_v, p) => {
+      if (p !== ZERO_BLOCK) this.alloc.incRef(p);
+    });
+    for (const s of this.snaps) {
+      loadSnapshotMap(this.file, this.sb, s).forEach((_v, p) => {
+        if (p !== ZERO_BLOCK) this.alloc.incRef(p);
+      });
+    }
+  }
+
+  static create(path: string, opts: CreateOptions): Superblock {
+    const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
+    if (!isPowerOfTwo(blockSize)) throw new DiskError(`block size ${blockSize} is not a power of two`, EINVAL);
+    const size = Math.ceil(opts.size / SECTOR) * SECTOR;
+    let backing: Backing | undefined;
+    if (opts.backing) {
+      const parentPath = resolvePath(opts.backing.path);
+      const pf = new BlockFile(parentPath, true);
+      try {
+        const { sb: psb } = readSuperblocks(pf);
+        const { snapshots } = loadTables(pf, psb);
+        const snap = snapshots.find((s) => s.name === opts.backing!.snapshot || String(s.id) === opts.backing!.snapshot);
+        if (!snap) throw new DiskError(`${parentPath} has no snapshot '${opts.backing.snapshot}'`, EINVAL);
+        if (psb.blockSize !== blockSize && opts.blockSize !== undefined) throw new DiskError(`a clone must use its backing disk's block size (${psb.blockSize})`, EINVAL);
+        backing = { path: parentPath, uuid: psb.uuid, snapshotId: snap.id };
+        return DiskEngine.writeNew(path, { size: Math.max(size, psb.virtualSize), blockSize: psb.blockSize, journalSize: opts.journalSize, backing });
+      } finally {
+        pf.close();
+      }
+    }
+    return DiskEngine.writeNew(path, { size, blockSize, journalSize: opts.journalSize });
+  }
+
+  private static writeNew(path: string, o: { size: number; blockSize: number; journalSize?: number; backing?: Backing }): Superblock {
+    const sb = newSuperblock({ virtualSize: o.size, blockSize: o.blockSize, journalSize: o.journalSize ?? defaultJournalSize(o.size), backing: o.backing });
+    BlockFile.create(path);
+    const f = new BlockFile(path, false);
+    try {
+      f.write(SUPERBLOCK_SLOTS[0], encodeSuperblock(sb));
+      // The first journal sector must not look like a record (a reused file could hold one).
+      f.write(sb.journalOffset, Buffer.alloc(SECTOR));
+      f.truncate(sb.dataOffset);
+    } catch (e) {
+      f.close();
+      rmSync(path, { force: true });
+      throw e;
+    }
+    f.close();
+    return sb;
+  }
+
+  static async open(path: string, opts: OpenOptions = {}): Promise<DiskEngine> {
+    const readOnly = !!opts.readOnly;
+    const file = new BlockFile(path, readOnly);
+    try {
+      const loaded = readSuperblocks(file);
+      if (!readOnly) takeLock(path);
+      try {
+        return new DiskEngine(path, file, loaded, opts.cache ?? 'writeback', readOnly);
+      } catch (e) {
+        if (!readOnly) rmSync(lockPath(path), { force: true });
+        throw e;
+      }
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+  }
+
+  get virtualSize(): number {
+    return this.sb.virtualSize;
+  }
+
+  get blockSize(): number {
+    return this.sb.blockSize;
+  }
+
+  get uuid(): string {
+    return this.sb.uuid;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  read(offset: number, length: number): ReadSegment[] {
+    this.checkRange(offset, length);
+    return readLayer(this.head, offset, length);
+  }
+
+  /** Reads into one buffer (holes as zeros). */
+  readBuffer(offset: number, length: number): Buffer {
+    const out = Buffer.alloc(length);
+    for (const s of this.read(offset, length)) if (s.data) s.data.copy(out, s.offset - offset);
+    return out;
+  }
+
+  status(offset: number, length: number, maxExtents?: number): StatusExtent[] {
+    this.checkRange(offset, length);
+    return statusOfLayer(this.head, offset, length, maxExtents);
+  }
+
+  private checkRange(offset: number, length: number): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.sb.virtualSize) {
+      throw new DiskError(`range ${offset}+${length} is outside the disk (${this.sb.virtualSize} bytes)`, EINVAL);
+    }
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  write(offset: number, data: Buffer, fua = false): Promise<void> {
+    return this.submit('write', offset, data.length, data, fua);
+  }
+
+  writeZeroes(offset: number, length: number, fua = false, noHole = false): Promise<void> {
+    return this.submit('zero', offset, length, undefined, fua, noHole);
+  }
+
+  trim(offset: number, length: number, fua = false): Promise<void> {
+    return this.submit('trim', offset, length, undefined, fua);
+  }
+
+  /** Resolves once everything completed before the call is durable. */
+  flush(): Promise<void> {
+    if (this.fatal) return Promise.reject(this.fatal);
+    if (this.readOnly) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.flushWaiters.push({ resolve, reject });
+      this.kick();
+    });
+  }
+
+  private submit(kind: Kind, offset: number, length: number, data: Buffer | undefined, fua: boolean, noHole = false): Promise<void> {
+    if (this.closed) return Promise.reject(new DiskError('disk is closed', EIO));
+    if (this.fatal) return Promise.reject(this.fatal);
+    if (this.readOnly) return Promise.reject(new DiskError('disk is read-only', EPERM));
+    try {
+      this.checkRange(offset, length);
+    } catch (e) {
+      return Promise.reject(kind === 'write' ? new DiskError((e as Error).message, ENOSPC) : e);
+    }
+    if (length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.queue.push({ offset, length, kind, data, fua, noHole, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    this.running = true;
+    setImmediate(() => void this.runRounds());
+  }
+
+  private async runRounds(): Promise<void> {
+    while (this.queue.length || this.flushWaiters.length) {
+      const batch = this.queue.splice(0);
+      const flushes = this.flushWaiters.splice(0);
+      let error: Error | undefined;
+      try {
+        this.applyRound(batch);
+        const durable = this.cache === 'writethrough' || flushes.length > 0 || batch.some((r) => r.fua);
+        if (durable) await this.commit();
+        else {
+          // Write-back: complete now, make durable at the next flush; but keep the backlog bounded.
+          for (const r of batch) this.settle(r);
+          batch.length = 0;
+          if (this.uncommitted.length > 65536) await this.commit();
+        }
+      } catch (e) {
+        error = e as Error;
+        this.fatal = new DiskError(`disk failed and stopped accepting writes: ${error.message}`, EIO);
+      }
+      for (const r of batch) {
+        if (error) r.reject(new DiskError(error.message, EIO));
+        else this.settle(r);
+      }
+      for (const f of flushes) (error ? f.reject(error) : f.resolve());
+    }
+    this.running = false;
+  }
+
+  private settle(r: Request): void {
+    if (r.failed) r.reject(r.failed);
+    else r.resolve();
+  }
+
+  /** Splits, sorts, groups and applies a round of requests: data I/O now, logical ops queued. */
+  private applyRound(batch: Request[]): void {
+    const B = this.sb.blockSize;
+    const elems: Element[] = [];
+    for (const req of batch) {
+      let pos = req.offset;
+      const end = req.offset + req.length;
+      while (pos < end) {
+        const v = Math.floor(pos / B);
+        const off = pos - v * B;
+        const len = Math.min(B - off, end - pos);
+        elems.push({ v, off, len, req, dataOff: pos - req.offset, seq: this.seq++ });
+        pos += len;
+      }
+    }
+    elems.sort((a, b) => a.v - b.v || a.seq - b.seq);
+    for (let i = 0; i < elems.length; ) {
+      let j = i + 1;
+      while (j < elems.length && elems[j]!.v === elems[i]!.v) j++;
+      const group = elems.slice(i, j);
+      try {
+        if (group.every((e) => e.req.kind === 'write')) this.writeGroup(group[0]!.v, group);
+        else for (const e of group) this.applyElement(e);
+      } catch (e) {
+        const err = e instanceof DiskError ? e : new DiskError((e as NodeJS.ErrnoException).code === 'ENOSPC' ? 'no space left on the host' : (e as Error).message, (e as NodeJS.ErrnoException).code === 'ENOSPC' ? ENOSPC : EIO);
+        for (const g of group) g.req.failed = err;
+      }
+      i = j;
+    }
+  }
+
+  private isFresh(p: number): boolean {
+    return this.sb.dataOffset + p * this.sb.blockSize >= this.file.size;
+  }
+
+  private physical(p: number): number {
+    return this.sb.dataOffset + p * this.sb.blockSize;
+  }
+
+  /** Data writes to one block, in arrival order. */
+  private writeGroup(v: number, group: Element[]): void {
+    const B = this.sb.blockSize;
+    const cur = this.head.map.get(v);
+    if (cur >= 0 && cur !== ZERO_BLOCK && this.alloc.refCount(cur) === 1) {
+      for (const e of group) this.file.write(this.physical(cur) + e.off, e.req.data!, e.dataOff, e.len);
+      return;
+    }
+    // Transaction-dependent: the block needs a new physical home.
+    const p = this.alloc.allocate();
+    try {
+      const covered = coversBlock(group, B);
+      let baseZero = true;
+      let base: Buffer | undefined;
+      if (!covered) {
+        const src = cur === ZERO_BLOCK ? null : cur >= 0 ? { layer: this.head, p: cur } : this.head.parent ? resolveBlock(this.head.parent, v) : null;
+        if (src) {
+          base = src.layer.file.read(src.layer.dataOffset + src.p * B, B);
+          baseZero = false;
+        }
+      }
+      if (covered || (baseZero && this.isFresh(p))) {
+        // Every byte of the block is written, or the rest is a hole past the file's end: no merge.
+        for (const e of group) this.file.write(this.physical(p) + e.off, e.req.data!, e.dataOff, e.len);
+      } else {
+        const buf = base ?? Buffer.from(this.zeroBlock);
+        for (const e of group) e.req.data!.copy(buf, e.off, e.dataOff, e.dataOff + e.len);
+        this.file.write(this.physical(p), buf);
+      }
+    } catch (e) {
+      this.alloc.setFree(p);
+      throw e;
+    }
+    this.remap(v, cur, p);
+  }
+
+  /** Points v at p (a new block, or ZERO_BLOCK, or -1 for unmapped) and logs it; releases the old block. */
+  private remap(v: number, cur: number, p: number): void {
+    if (p >= 0 && p !== ZERO_BLOCK) {
+      this.alloc.incRef(p);
+      this.uncommitted.push({ op: Op.Alloc, p });
+    }
+    if (p === -1) {
+      this.head.map.delete(v);
+      this.uncommitted.push({ op: Op.Unmap, v });
+    } else {
+      this.head.map.set(v, p);
+      this.uncommitted.push({ op: Op.Map, v, p });
+    }
+    if (cur >= 0 && cur !== ZERO_BLOCK && this.alloc.decRef(cur) === 0) {
+      this.uncommitted.push({ op: Op.Free, p: cur });
+      this.pendingFree.push(cur);
+    }
+  }
+
+  /** One element of a group that mixes zeroes or trims with writes. */
+  private applyElement(e: Element): void {
+    const B = this.sb.blockSize;
+    const cur = this.head.map.get(e.v);
+    if (e.req.kind === 'write') return this.writeGroup(e.v, [e]);
+    const whole = e.off === 0 && e.len === B;
+    if (whole && !e.req.noHole) {
+      // The block reads as zeros from now on and holds no space.
+      const zeroValue = this.head.parent ? ZERO_BLOCK : -1;
+      if (cur === zeroValue) return;
+      this.remap(e.v, cur, zeroValue);
+      return;
+    }
+    // A partial trim is only a hint and is ignored; a partial zero write is a write of zeros.
+    if (e.req.kind === 'trim') return;
+    if (resolveBlock(this.head, e.v) === null && !e.req.noHole) return; // already reads as zeros
+    const zeros: Element = { ...e, req: { ...e.req, data: this.zeroBlock }, dataOff: 0 };
+    this.writeGroup(e.v, [zeros]);
+    if (zeros.req.failed) e.req.failed = zeros.req.failed;
+  }
+
+  /** Makes everything done so far durable: data first, then the journal record that maps it. */
+  private async commit(): Promise<void> {
+    if (this.file.dirty) await this.file.datasync();
+    if (this.uncommitted.length === 0) return;
+    const ops = this.uncommitted;
+    const payloads = splitPayloads(ops, this.journal.maxPayload);
+    if (this.journal.spaceFor(payloads.map((p) => p.length)) > this.journal.free) {
+      // No room in the journal: a checkpoint records the whole state instead.
+      await this.checkpoint();
+      return;
+    }
+    this.journal.append(payloads);
+    await this.file.datasync();
+    this.uncommitted = [];
+    for (const p of this.pendingFree) this.alloc.setFree(p);
+    this.pendingFree = [];
+    if (this.journal.used > this.journal.size / 2) await this.checkpoint();
+  }
+
+  /**
+   * Writes the whole state (head map, bitmap, snapshot table) to new extents, then flips the
+   * superblock to them. Call only with data synced. Until the flip the old checkpoint stays valid
+   * and untouched, so a crash at any point leaves one good checkpoint plus its journal.
+   */
+  private async checkpoint(snapshots: SnapshotEntry[] = this.snaps, alsoFree: number[] = []): Promise<void> {
+    const sb = this.sb;
+    const B = sb.blockSize;
+    const old = [sb.map, sb.bitmap, sb.snapshots];
+    const mapBytes = encodeMapTable(this.head.map.sorted());
+    const snapBytes = encodeSnapshotTable(snapshots);
+    const blocksFor = (n: number) => Math.ceil(n / B);
+    const mapStart = this.alloc.allocateRunAtEnd(blocksFor(mapBytes.length));
+    const snapStart = this.alloc.allocateRunAtEnd(blocksFor(snapBytes.length));
+    // The bitmap covers its own blocks: grow until its size settles.
+    let bitmapBlocks = 1;
+    while (blocksFor(8 + Math.ceil((this.alloc.blockCount + bitmapBlocks) / 8)) > bitmapBlocks) bitmapBlocks++;
+    const bitmapStart = this.alloc.allocateRunAtEnd(bitmapBlocks);
+    const oldBlocks: number[] = [];
+    for (const e of old) for (let i = 0; i < e.blocks; i++) oldBlocks.push(e.start + i);
+    const freed = [...this.pendingFree, ...oldBlocks, ...alsoFree];
+    const bitmapBytes = encodeBitmapTable(this.alloc.snapshotBits(freed), this.alloc.blockCount);
+    const extent = (start: number, bytes: Buffer): Extent => ({ start, blocks: blocksFor(bytes.length), bytes: bytes.length, crc: crc32(bytes) });
+    const next: Superblock = {
+      ...sb,
+      generation: sb.generation + 1,
+      blockCount: this.alloc.blockCount,
+      map: extent(mapStart, mapBytes),
+      snapshots: extent(snapStart, snapBytes),
+      bitmap: extent(bitmapStart, bitmapBytes),
+    };
+    this.file.write(this.physical(mapStart), mapBytes);
+    this.file.write(this.physical(snapStart), snapBytes);
+    this.file.write(this.physical(bitmapStart), bitmapBytes);
+    await this.file.datasync();
+    const { head, lsn } = this.journal.resetHead();
+    next.journalHead = head;
+    next.checkpointLsn = lsn;
+    const slot = 1 - this.slot;
+    this.file.write(SUPERBLOCK_SLOTS[slot]!, encodeSuperblock(next));
+    await this.file.datasync();
+    this.sb = next;
+    this.slot = slot;
+    this.snaps = snapshots;
+    this.uncommitted = [];
+    for (const p of freed) this.alloc.setFree(p);
+    this.pendingFree = [];
+  }
+
+  /** Runs fn with the write pipeline drained and held, so it sees (and may change) a quiet state. */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    await this.flush();
+    while (this.running) await new Promise((r) => setImmediate(r));
+    this.running = true;
+    try {
+      return await fn();
+    } finally {
+      this.running = false;
+      if (this.queue.length || this.flushWaiters.length) this.kick();
+    }
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  snapshots(): SnapshotInfo[] {
+    return this.snaps.map((s) => ({ id: s.id, name: s.name, createdAt: new Date(s.createdAt).toISOString(), blocks: s.blocks }));
+  }
+
+  private findSnapshot(ref: string): SnapshotEntry {
+    const s = this.snaps.find((x) => x.name === ref || String(x.id) === ref);
+    if (!s) throw new DiskError(`no snapshot '${ref}'`, EINVAL);
+    return s;
+  }
+
+  /** A copy-on-write snapshot of the disk as it is now (everything written so far, made durable). */
+  createSnapshot(name: string): Promise<SnapshotInfo> {
+    if (this.readOnly) return Promise.reject(new DiskError('disk is read-only', EPERM));
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return Promise.reject(new DiskError(`invalid snapshot name '${name}'`, EINVAL));
+    return this.exclusive(async () => {
+      if (this.snaps.some((s) => s.name === name)) throw new DiskError(`snapshot '${name}' already exists`, EINVAL);
+      const table = encodeMapTable(this.head.map.sorted());
+      const blocks = Math.ceil(table.length / this.sb.blockSize);
+      const start = this.alloc.allocateRunAtEnd(blocks);
+      this.file.write(this.physical(start), table);
+      await this.file.datasync();
+      const entry: SnapshotEntry = {
+        id: Math.max(0, ...this.snaps.map((s) => s.id)) + 1,
+        name,
+        createdAt: Date.now(),
+        map: { start, blocks, bytes: table.length, crc: crc32(table) },
+        blocks: this.head.map.size,
+      };
+      await this.checkpoint([...this.snaps, entry]);
+      this.head.map.forEach((_v, p) => {
+        if (p !== ZERO_BLOCK) this.alloc.incRef(p);
+      });
+      return this.snapshots().find((s) => s.id === entry.id)!;
+    });
+  }
+
+  /** Deletes a snapshot; blocks only it held become free. Clones of it must be gone first. */
+  deleteSnapshot(ref: string): Promise<void> {
+    if (this.readOnly) return Promise.reject(new DiskError('disk is read-only', EPERM));
+    return this.exclusive(async () => {
+      const s = this.findSnapshot(ref);
+      const freed: number[] = [];
+      loadSnapshotMap(this.file, this.sb, s).forEach((_v, p) => {
+        if (p !== ZERO_BLOCK && this.alloc.decRef(p) === 0) freed.push(p);
+      });
+      for (let i = 0; i < s.map.blocks; i++) freed.push(s.map.start + i);
+      await this.checkpoint(this.snaps.filter((x) => x !== s), freed);
+    });
+  }
+
+  /** A read-only view of a snapshot, for serving it as an export. */
+  snapshotLayer(ref: string): Layer {
+    const s = this.findSnapshot(ref);
+    return { file: this.file, dataOffset: this.sb.dataOffset, blockSize: this.sb.blockSize, map: loadSnapshotMap(this.file, this.sb, s), parent: this.head.parent, owned: [] };
+  }
+
+  /** Grows or shrinks the virtual size; shrinking discards the blocks past the new end. */
+  resize(newSize: number): Promise<void> {
+    if (this.readOnly) return Promise.reject(new DiskError('disk is read-only', EPERM));
+    const size = Math.ceil(newSize / SECTOR) * SECTOR;
+    if (size <= 0) return Promise.reject(new DiskError('size must be positive', EINVAL));
+    return this.exclusive(async () => {
+      const B = this.sb.blockSize;
+      const lastBlock = Math.ceil(size / B);
+      const drop: number[] = [];
+      this.head.map.forEach((v) => {
+        if (v >= lastBlock) drop.push(v);
+      });
+      for (const v of drop) this.remap(v, this.head.map.get(v), -1);
+      // A shrink that ends inside a block leaves stale bytes past the end; zero them so a later grow reads zeros.
+      const tail = size % B;
+      const lastV = lastBlock - 1;
+      const lp = this.head.map.get(lastV);
+      if (tail && lp >= 0 && lp !== ZERO_BLOCK && size < this.sb.virtualSize) {
+        if (this.alloc.refCount(lp) === 1) this.file.write(this.physical(lp) + tail, this.zeroBlock, 0, B - tail);
+      }
+      this.sb = { ...this.sb, virtualSize: size };
+      await this.file.datasync();
+      await this.checkpoint();
+    });
+  }
+
+  info(): EngineInfo {
+    let allocated = 0;
+    for (let p = 0; p < this.alloc.blockCount; p++) if (this.alloc.isAllocated(p)) allocated++;
+    return {
+      path: this.path,
+      uuid: this.sb.uuid,
+      virtualSize: this.sb.virtualSize,
+      blockSize: this.sb.blockSize,
+      mappedBlocks: this.head.map.size,
+      allocatedBlocks: allocated,
+      dataAreaBlocks: this.alloc.blockCount,
+      fileSize: this.file.size,
+      journal: { size: this.sb.journalSize, used: this.journal.used, lastLsn: this.journal.lastLsn },
+      generation: this.sb.generation,
+      snapshots: this.snapshots(),
+      backing: this.sb.backing,
+      cache: this.cache,
+      readOnly: this.readOnly,
+    };
+  }
+
+  /** Makes everything durable, writes a checkpoint (so the next open replays nothing) and closes. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (!this.readOnly && !this.fatal) {
+      await this.exclusive(async () => {
+        await this.commit();
+        if (this.journal.used > 0) await this.checkpoint();
+      });
+    }
+    this.closed = true;
+    this.file.close();
+    for (const f of this.head.owned) f.close();
+    if (!this.readOnly) rmSync(lockPath(this.path), { force: true });
+  }
+}
+
+function coversBlock(group: Element[], B: number): boolean {
+  const spans = group.map((e) => [e.off, e.off + e.len] as const).sort((a, b) => a[0] - b[0]);
+  let reach = 0;
+  for (const [s, e] of spans) {
+    if (s > reach) return false;
+    reach = Math.max(reach, e);
+  }
+  return reach >= B;
+}
+
+/** Splits ops into record payloads, never separating the Alloc/Map/Free of one block. */
+function splitPayloads(ops: LogicalOp[], max: number): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  let size = 0;
+  for (let i = 0; i < ops.length; i++) {
+    const o = ops[i]!;
+    const s = o.op === Op.Map ? 9 : 5;
+    // Alloc and Free ride with the Map/Unmap next to them: split only before an Alloc or a lone Map.
+    const boundary = o.op === Op.Alloc || ((o.op === Op.Map || o.op === Op.Unmap) && ops[i - 1]?.op !== Op.Alloc);
+    if (boundary && size + s > max && i > start) {
+      out.push(encodeOps(ops.slice(start, i)));
+      start = i;
+      size = 0;
+    }
+    size += s;
+  }
+  if (start < ops.length) out.push(encodeOps(ops.slice(start)));
+  return out;
+}
