@@ -545,7 +545,10 @@ export class DiskEngine {
         if (error) r.reject(new DiskError(error.message, EIO));
         else this.settle(r);
       }
-      for (const f of flushes) (error ? f.reject(error) : f.resolve());
+      for (const f of flushes) {
+        if (error) f.reject(error);
+        else f.resolve();
+      }
     }
     this.running = false;
   }

@@ -63,15 +63,6 @@ const VALID_CMD_FLAGS: Record<number, number> = {
 const MAX_EXTENTS = 1024;
 const BASE_ALLOCATION_ID = 1;
 
-class NbdError extends Error {
-  constructor(
-    readonly errno: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 function errnoOf(e: unknown): number {
   const n = (e as { errno?: number }).errno;
   return typeof n === 'number' && n > 0 && n < 200 ? n : P.EIO;
