@@ -45,11 +45,14 @@ import {
   type Superblock,
 } from './format.ts';
 import { Journal, type ReplayResult } from './journal.ts';
+import { validateMaps, type Finding, type MapSource } from './validate.ts';
 
 export type CacheMode = 'writeback' | 'writethrough';
 
 export interface OpenOptions {
   readOnly?: boolean;
+  /** Fix what validation finds (drop impossible map entries, rebuild the bitmap) instead of refusing. */
+  repair?: boolean;
   /** writethrough: every write is durable before it completes; writeback: durable at flush (default). */
   cache?: CacheMode;
 }
@@ -246,7 +249,7 @@ export function loadSnapshotMap(file: BlockFile, sb: Superblock, s: SnapshotEntr
 }
 
 /** Opens the read-only layer a clone reads through: a snapshot of its backing disk (and so on down). */
-function openBackingLayer(diskPath: string, backing: Backing, depth = 0): Layer {
+export function openBackingLayer(diskPath: string, backing: Backing, depth = 0): Layer {
   if (depth > 32) throw new FormatError('backing chain deeper than 32 disks (a loop?)');
   const path = isAbsolute(backing.path) ? backing.path : resolvePath(dirname(diskPath), backing.path);
   if (!existsSync(path)) throw new FormatError(`backing disk ${path} is missing`);
@@ -265,6 +268,13 @@ function openBackingLayer(diskPath: string, backing: Backing, depth = 0): Layer 
   }
 }
 
+/** Blocks that hold serialized tables rather than data. */
+export function metadataBlocksOf(sb: Superblock, snaps: SnapshotEntry[]): Set<number> {
+  const out = new Set<number>();
+  for (const e of [sb.map, sb.bitmap, sb.snapshots, ...snaps.map((x) => x.map)]) for (let i = 0; i < e.blocks; i++) out.add(e.start + i);
+  return out;
+}
+
 function lockPath(path: string): string {
   return `${path}.lock`;
 }
@@ -280,7 +290,7 @@ function takeLock(path: string): void {
         process.kill(pid, 0);
         alive = true;
       } catch {
-        alive = false;
+        // no such process: the lock is stale
       }
     }
     if (alive) throw new DiskError(`${path} is in use by process ${pid}`, EPERM);
@@ -333,6 +343,7 @@ export class DiskEngine {
     loaded: { sb: Superblock; slot: number },
     readonly cache: CacheMode,
     readonly readOnly: boolean,
+    repair: boolean,
   ) {
     this.sb = loaded.sb;
     this.slot = loaded.slot;
@@ -364,20 +375,59 @@ export class DiskEngine {
     this.journal = new Journal(file, sb.journalOffset, sb.journalSize, sb.journalHead, this.replay.pos, this.replay.nextLsn, this.replay.used, seed);
     const parent = sb.backing ? openBackingLayer(path, sb.backing) : undefined;
     this.head = { file, dataOffset: sb.dataOffset, blockSize: sb.blockSize, map, parent, owned: parent?.owned ?? [] };
-    this.recountRefs();
-  }
 
-  /** Reference counts are derived: one per map (head and each snapshot) that points at a block. */
-  private recountRefs(): void {
-    this.alloc.resetRefs();
-    this.head.map.forEach((_v, p) => {
-      if (p !== ZERO_BLOCK) this.alloc.incRef(p);
-    });
-    for (const s of this.snaps) {
-      loadSnapshotMap(this.file, this.sb, s).forEach((_v, p) => {
-        if (p !== ZERO_BLOCK) this.alloc.incRef(p);
+    const sources: MapSource[] = [
+      { name: 'head', map, tableOffset: sb.map.bytes ? sb.dataOffset + sb.map.start * sb.blockSize : undefined },
+      ...this.snaps.map((s) => ({ name: `snapshot ${s.name}`, map: loadSnapshotMap(file, sb, s), tableOffset: sb.dataOffset + s.map.start * sb.blockSize })),
+    ];
+    const v = validateMaps(sources, this.alloc, metadataBlocksOf(sb, this.snaps), Math.ceil(sb.virtualSize / sb.blockSize), !!sb.backing);
+    this.findings = v.findings;
+    const errors = v.findings.filter((f) => f.severity === 'error');
+    if (errors.length && !repair && !readOnly) {
+      for (const f of this.head.owned) f.close();
+      throw new FormatError(`${path} is inconsistent (${errors[0]!.message}); run 'outrig disk check --repair ${path}'`);
+    }
+    if (repair) {
+      for (const b of v.badEntries) {
+        b.source.map.delete(b.v);
+        if (b.source.name !== 'head') this.repairedSnapshots.set(b.source.name.slice('snapshot '.length), b.source.map);
+      }
+      for (const p of v.inUseButFree) this.alloc.setAllocated(p);
+      for (const p of v.leaked) this.alloc.setFree(p);
+    }
+    // Reference counts are derived: one per map (head and each snapshot) that points at a block.
+    for (const src of sources) {
+      src.map.forEach((_v, p) => {
+        if (p !== ZERO_BLOCK && p < this.alloc.blockCount) this.alloc.incRef(p);
       });
     }
+  }
+
+  /** What validation found when the disk was opened. */
+  readonly findings: Finding[];
+  private readonly repairedSnapshots = new Map<string, BlockMap>();
+
+  /** After an open with repair: writes the repaired state as a new checkpoint. */
+  async commitRepair(): Promise<void> {
+    await this.exclusive(async () => {
+      const snaps: SnapshotEntry[] = [];
+      const freed: number[] = [];
+      for (const s of this.snaps) {
+        const fixed = this.repairedSnapshots.get(s.name);
+        if (!fixed) {
+          snaps.push(s);
+          continue;
+        }
+        const table = encodeMapTable(fixed.sorted());
+        const blocks = Math.ceil(table.length / this.sb.blockSize);
+        const start = this.alloc.allocateRunAtEnd(blocks);
+        this.file.write(this.physical(start), table);
+        for (let i = 0; i < s.map.blocks; i++) freed.push(s.map.start + i);
+        snaps.push({ ...s, blocks: fixed.size, map: { start, blocks, bytes: table.length, crc: crc32(table) } });
+      }
+      await this.file.datasync();
+      await this.checkpoint(snaps, freed);
+    });
   }
 
   static create(path: string, opts: CreateOptions): Superblock {
@@ -428,7 +478,7 @@ export class DiskEngine {
       const loaded = readSuperblocks(file);
       if (!readOnly) takeLock(path);
       try {
-        return new DiskEngine(path, file, loaded, opts.cache ?? 'writeback', readOnly);
+        return new DiskEngine(path, file, loaded, opts.cache ?? 'writeback', readOnly, !!opts.repair && !readOnly);
       } catch (e) {
         if (!readOnly) rmSync(lockPath(path), { force: true });
         throw e;

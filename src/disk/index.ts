@@ -3,3 +3,5 @@ export { serveDisk, DiskExports } from './serve.ts';
 export { NbdServer, type BlockDevice, type ExportEntry, type ExportSource } from './nbd/server.ts';
 export { engineDevice, layerDevice } from './device.ts';
 export { DEFAULT_BLOCK_SIZE, FormatError } from './format.ts';
+export { checkDisk, checkFile, type CheckReport } from './check.ts';
+export type { Finding } from './validate.ts';

@@ -90,6 +90,8 @@ export function diskCommands(program: Command): void {
       await untilSignal(() => s.close());
     });
 
+  diskCheckCommand(disk);
+
   const snap = disk.command('snapshot').description('copy-on-write snapshots inside a disk file');
   snap
     .command('create <file> <name>')
@@ -132,5 +134,25 @@ export function diskCommands(program: Command): void {
       }
       if (json) printJson({ file, snapshot: ref, deleted: true });
       else process.stdout.write(`snapshot ${ref} of ${file} deleted\n`);
+    });
+}
+
+export function diskCheckCommand(disk: Command): void {
+  disk
+    .command('check <file>')
+    .description('check a disk file for inconsistencies, naming each with its location; exit 1 if any')
+    .option('--repair', 'fix what can be fixed (bitmap, impossible map entries, a damaged superblock copy)')
+    .action(async (file: string, o: { repair?: boolean }, cmd: Command) => {
+      const { json } = contextOf(cmd);
+      const { checkDisk } = await import('../../disk/index.ts');
+      const r = await checkDisk(file, { repair: o.repair });
+      if (json) printJson(r);
+      else {
+        for (const f of r.findings) {
+          process.stdout.write(`${f.severity.toUpperCase().padEnd(7)} ${f.message}${f.fileOffset !== undefined ? ` [file offset ${f.fileOffset}]` : ''}\n`);
+        }
+        process.stdout.write(`${file}: ${r.clean ? 'clean' : `${r.errors} error(s)`}${r.warnings ? `, ${r.warnings} warning(s)` : ''}${r.repaired ? ' (after repair)' : ''}\n`);
+      }
+      if (!r.clean) process.exitCode = 1;
     });
 }
