@@ -1,16 +1,26 @@
 /** The `outrig` command line. */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../common/version.ts';
-import { daemonCommands } from './commands/daemons.ts';
-import { diskCommands } from './commands/disk.ts';
-import { hostCommands } from './commands/host.ts';
-import { imageCommands } from './commands/image.ts';
-import { instanceCommands } from './commands/instance.ts';
-import { tenantCommands } from './commands/tenant.ts';
-import { upCommand } from './commands/up.ts';
 import { CliError } from './errors.ts';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Command groups, loaded on demand: `outrig disk serve` should not carry the controller's stack
+ * in memory, and every command starts faster when it loads only its own modules.
+ */
+const GROUPS: Record<string, () => Promise<Register[]>> = {
+  up: async () => [(await import('./commands/up.ts')).upCommand],
+  controller: async () => [(await import('./commands/daemons.ts')).daemonCommands],
+  agent: async () => [(await import('./commands/daemons.ts')).daemonCommands],
+  host: async () => [(await import('./commands/host.ts')).hostCommands],
+  instance: async () => [(await import('./commands/instance.ts')).instanceCommands],
+  image: async () => [(await import('./commands/image.ts')).imageCommands],
+  tenant: async () => [(await import('./commands/tenant.ts')).tenantCommands],
+  disk: async () => [(await import('./commands/disk.ts')).diskCommands],
+};
+
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('outrig')
     .description('Outrig: a private cloud for ordinary Linux servers')
     .version(VERSION)
@@ -18,18 +28,21 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable JSON output')
     .showHelpAfterError()
     .exitOverride();
-  upCommand(program);
-  daemonCommands(program);
-  hostCommands(program);
-  instanceCommands(program);
-  imageCommands(program);
-  tenantCommands(program);
-  diskCommands(program);
+  const first = argv.slice(2).find((a) => !a.startsWith('-'));
+  const wanted = first && GROUPS[first] ? [first] : Object.keys(GROUPS);
+  const seen = new Set<Register>();
+  for (const name of wanted) {
+    for (const register of await GROUPS[name]!()) {
+      if (seen.has(register)) continue;
+      seen.add(register);
+      register(program);
+    }
+  }
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -44,6 +44,21 @@ export const VM_REQUIREMENTS: Requirement[] = [
   { pkg: 'linux-image-cloud-amd64', what: 'a guest kernel with modules (/boot/vmlinuz-*)', present: hasGuestKernel },
 ];
 
+/** Real NBD clients the disk tests drive (qemu-io and qemu-img come with qemu-utils). */
+export const DISK_TEST_REQUIREMENTS: Requirement[] = [
+  { pkg: 'qemu-utils', what: 'qemu-io', present: () => onPath('qemu-io') },
+  { pkg: 'libnbd-bin', what: 'nbdinfo and nbdcopy', present: () => onPath('nbdinfo') && onPath('nbdcopy') },
+];
+
+/** What the benchmarks use on top of the tests. */
+export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
+
+export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
+  vm: VM_REQUIREMENTS,
+  'disk-tests': DISK_TEST_REQUIREMENTS,
+  bench: BENCH_REQUIREMENTS,
+};
+
 export function missing(reqs: Requirement[]): Requirement[] {
   return reqs.filter((r) => !r.present());
 }

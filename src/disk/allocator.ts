@@ -15,7 +15,7 @@ export class Allocator {
     this.bits.set(bits.subarray(0, Math.ceil(count / 8)));
     // Bits past `count` in the last byte are not blocks: keep them clear.
     for (let p = count; p < Math.ceil(count / 8) * 8; p++) this.bits[p >> 3]! &= ~(1 << (p & 7));
-    this.refs = new Uint16Array(Math.max(64, count * 2));
+    this.refs = new Uint16Array(count + (count >> 3) + 64);
     let used = 0;
     for (let i = 0; i < Math.ceil(count / 8); i++) used += popcount8(this.bits[i]!);
     this.free = count - used;
@@ -46,7 +46,7 @@ export class Allocator {
       this.bits = b;
     }
     if (n > this.refs.length) {
-      const r = new Uint16Array(Math.max(n, this.refs.length * 2));
+      const r = new Uint16Array(Math.max(n, this.refs.length + (this.refs.length >> 2)));
       r.set(this.refs);
       this.refs = r;
     }

@@ -11,7 +11,6 @@ import { crc32 } from './crc.ts';
 import { DiskEngine, metadataBlocksOf, openBackingLayer } from './engine.ts';
 import {
   decodeBitmapTable,
-  decodeMapTable,
   decodeRecordHeader,
   decodeSnapshotTable,
   decodeSuperblock,
@@ -21,10 +20,12 @@ import {
   SUPERBLOCK_SIZE,
   SUPERBLOCK_SLOTS,
   type Extent,
+  type FormatError,
   type SnapshotEntry,
   type Superblock,
 } from './format.ts';
 import { Journal } from './journal.ts';
+import { readMapTable } from './map-table.ts';
 import { validateMaps, type Finding, type MapSource } from './validate.ts';
 
 export interface CheckReport {
@@ -106,20 +107,27 @@ export function checkFile(path: string): CheckReport {
 
     // Tables.
     const B = sb.blockSize;
-    const mapRaw = tableAt(file, sb, sb.map, 'block map table', findings);
+    let mapRaw: boolean = !sb.map.bytes;
+    let map = new BlockMap();
+    if (sb.map.bytes) {
+      try {
+        map = readMapTable(file, sb.dataOffset + sb.map.start * B, sb.map, 'block map table');
+        mapRaw = true;
+      } catch (e) {
+        findings.push({ severity: 'error', message: (e as Error).message, fileOffset: (e as FormatError).fileOffset });
+      }
+    }
     const bitRaw = tableAt(file, sb, sb.bitmap, 'bitmap table', findings);
     const snapRaw = tableAt(file, sb, sb.snapshots, 'snapshot table', findings);
-    let map = new BlockMap();
     let bits: { bits: Uint8Array; count: number } = { bits: new Uint8Array(0), count: 0 };
     let snaps: SnapshotEntry[] = [];
     try {
-      if (mapRaw) map = BlockMap.from(decodeMapTable(mapRaw, sb.dataOffset + sb.map.start * B));
       if (bitRaw) bits = decodeBitmapTable(bitRaw, sb.dataOffset + sb.bitmap.start * B);
       if (snapRaw) snaps = decodeSnapshotTable(snapRaw, sb.dataOffset + sb.snapshots.start * B);
     } catch (e) {
       findings.push({ severity: 'error', message: (e as Error).message });
     }
-    if (sb.map.bytes && !mapRaw) return report();
+    if (!mapRaw) return report();
 
     // Journal: replay in memory, as an open would.
     const alloc = new Allocator(bits.bits, Math.max(bits.count, sb.blockCount));
@@ -146,12 +154,11 @@ export function checkFile(path: string): CheckReport {
     // Maps against the bitmap.
     const sources: MapSource[] = [{ name: 'head', map, tableOffset: sb.map.bytes ? sb.dataOffset + sb.map.start * B : undefined }];
     for (const s of snaps) {
-      const raw = tableAt(file, sb, s.map, `map of snapshot ${s.name}`, findings);
-      if (!raw) continue;
+      const at = sb.dataOffset + s.map.start * B;
       try {
-        sources.push({ name: `snapshot ${s.name}`, map: BlockMap.from(decodeMapTable(raw, sb.dataOffset + s.map.start * B)), tableOffset: sb.dataOffset + s.map.start * B });
+        sources.push({ name: `snapshot ${s.name}`, map: readMapTable(file, at, s.map, `map of snapshot ${s.name}`), tableOffset: at });
       } catch (e) {
-        findings.push({ severity: 'error', message: (e as Error).message });
+        findings.push({ severity: 'error', message: (e as Error).message, fileOffset: at });
       }
     }
     const v = validateMaps(sources, alloc, metadataBlocksOf(sb, snaps), Math.ceil(sb.virtualSize / B), !!sb.backing);

@@ -20,13 +20,11 @@ import { BlockMap } from './block-map.ts';
 import { crc32 } from './crc.ts';
 import {
   decodeBitmapTable,
-  decodeMapTable,
   decodeSnapshotTable,
   decodeSuperblock,
   defaultJournalSize,
   DEFAULT_BLOCK_SIZE,
   encodeBitmapTable,
-  encodeMapTable,
   encodeOps,
   encodeSnapshotTable,
   encodeSuperblock,
@@ -45,6 +43,7 @@ import {
   type Superblock,
 } from './format.ts';
 import { Journal, type ReplayResult } from './journal.ts';
+import { mapTableBytes, readMapTable, writeMapTable } from './map-table.ts';
 import { validateMaps, type Finding, type MapSource } from './validate.ts';
 
 export type CacheMode = 'writeback' | 'writethrough';
@@ -235,7 +234,7 @@ function readExtent(file: BlockFile, sb: Superblock, e: Extent, what: string): B
 
 /** Loads the head map and snapshot table of a superblock (no journal replay). */
 export function loadTables(file: BlockFile, sb: Superblock): { map: BlockMap; bits: { bits: Uint8Array; count: number }; snapshots: SnapshotEntry[] } {
-  const map = sb.map.bytes ? BlockMap.from(decodeMapTable(readExtent(file, sb, sb.map, 'block map table'), sb.dataOffset + sb.map.start * sb.blockSize)) : new BlockMap();
+  const map = sb.map.bytes ? readMapTable(file, sb.dataOffset + sb.map.start * sb.blockSize, sb.map, 'block map table') : new BlockMap();
   const bits = sb.bitmap.bytes
     ? decodeBitmapTable(readExtent(file, sb, sb.bitmap, 'bitmap table'), sb.dataOffset + sb.bitmap.start * sb.blockSize)
     : { bits: new Uint8Array(0), count: 0 };
@@ -245,7 +244,7 @@ export function loadTables(file: BlockFile, sb: Superblock): { map: BlockMap; bi
 
 export function loadSnapshotMap(file: BlockFile, sb: Superblock, s: SnapshotEntry): BlockMap {
   if (!s.map.bytes) return new BlockMap();
-  return BlockMap.from(decodeMapTable(readExtent(file, sb, s.map, `map of snapshot ${s.name}`), sb.dataOffset + s.map.start * sb.blockSize));
+  return readMapTable(file, sb.dataOffset + s.map.start * sb.blockSize, s.map, `map of snapshot ${s.name}`);
 }
 
 /** Opens the read-only layer a clone reads through: a snapshot of its backing disk (and so on down). */
@@ -418,12 +417,12 @@ export class DiskEngine {
           snaps.push(s);
           continue;
         }
-        const table = encodeMapTable(fixed.sorted());
-        const blocks = Math.ceil(table.length / this.sb.blockSize);
+        const bytes = mapTableBytes(fixed);
+        const blocks = Math.ceil(bytes / this.sb.blockSize);
         const start = this.alloc.allocateRunAtEnd(blocks);
-        this.file.write(this.physical(start), table);
+        const crc = writeMapTable(this.file, this.physical(start), fixed);
         for (let i = 0; i < s.map.blocks; i++) freed.push(s.map.start + i);
-        snaps.push({ ...s, blocks: fixed.size, map: { start, blocks, bytes: table.length, crc: crc32(table) } });
+        snaps.push({ ...s, blocks: fixed.size, map: { start, blocks, bytes, crc } });
       }
       await this.file.datasync();
       await this.checkpoint(snaps, freed);
@@ -751,10 +750,10 @@ export class DiskEngine {
     const sb = this.sb;
     const B = sb.blockSize;
     const old = [sb.map, sb.bitmap, sb.snapshots];
-    const mapBytes = encodeMapTable(this.head.map.sorted());
+    const mapBytes = mapTableBytes(this.head.map);
     const snapBytes = encodeSnapshotTable(snapshots);
     const blocksFor = (n: number) => Math.ceil(n / B);
-    const mapStart = this.alloc.allocateRunAtEnd(blocksFor(mapBytes.length));
+    const mapStart = this.alloc.allocateRunAtEnd(blocksFor(mapBytes));
     const snapStart = this.alloc.allocateRunAtEnd(blocksFor(snapBytes.length));
     // The bitmap covers its own blocks: grow until its size settles.
     let bitmapBlocks = 1;
@@ -765,15 +764,15 @@ export class DiskEngine {
     const freed = [...this.pendingFree, ...oldBlocks, ...alsoFree];
     const bitmapBytes = encodeBitmapTable(this.alloc.snapshotBits(freed), this.alloc.blockCount);
     const extent = (start: number, bytes: Buffer): Extent => ({ start, blocks: blocksFor(bytes.length), bytes: bytes.length, crc: crc32(bytes) });
+    const mapCrc = writeMapTable(this.file, this.physical(mapStart), this.head.map);
     const next: Superblock = {
       ...sb,
       generation: sb.generation + 1,
       blockCount: this.alloc.blockCount,
-      map: extent(mapStart, mapBytes),
+      map: { start: mapStart, blocks: blocksFor(mapBytes), bytes: mapBytes, crc: mapCrc },
       snapshots: extent(snapStart, snapBytes),
       bitmap: extent(bitmapStart, bitmapBytes),
     };
-    this.file.write(this.physical(mapStart), mapBytes);
     this.file.write(this.physical(snapStart), snapBytes);
     this.file.write(this.physical(bitmapStart), bitmapBytes);
     await this.file.datasync();
@@ -789,6 +788,15 @@ export class DiskEngine {
     this.uncommitted = [];
     for (const p of freed) this.alloc.setFree(p);
     this.pendingFree = [];
+  }
+
+  /** Makes everything durable and writes a checkpoint now (the next open replays nothing). */
+  checkpointNow(): Promise<void> {
+    if (this.readOnly) return Promise.reject(new DiskError('disk is read-only', EPERM));
+    return this.exclusive(async () => {
+      await this.commit();
+      await this.checkpoint();
+    });
   }
 
   /** Runs fn with the write pipeline drained and held, so it sees (and may change) a quiet state. */
@@ -822,16 +830,16 @@ export class DiskEngine {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) return Promise.reject(new DiskError(`invalid snapshot name '${name}'`, EINVAL));
     return this.exclusive(async () => {
       if (this.snaps.some((s) => s.name === name)) throw new DiskError(`snapshot '${name}' already exists`, EINVAL);
-      const table = encodeMapTable(this.head.map.sorted());
-      const blocks = Math.ceil(table.length / this.sb.blockSize);
+      const bytes = mapTableBytes(this.head.map);
+      const blocks = Math.ceil(bytes / this.sb.blockSize);
       const start = this.alloc.allocateRunAtEnd(blocks);
-      this.file.write(this.physical(start), table);
+      const crc = writeMapTable(this.file, this.physical(start), this.head.map);
       await this.file.datasync();
       const entry: SnapshotEntry = {
         id: Math.max(0, ...this.snaps.map((s) => s.id)) + 1,
         name,
         createdAt: Date.now(),
-        map: { start, blocks, bytes: table.length, crc: crc32(table) },
+        map: { start, blocks, bytes, crc },
         blocks: this.head.map.size,
       };
       await this.checkpoint([...this.snaps, entry]);

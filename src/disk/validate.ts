@@ -52,8 +52,10 @@ export function validateMaps(
     badEntries.push({ source, v, p });
     if (listed++ < MAX_LISTED) findings.push({ severity: 'error', message: `${source.name} map: virtual block ${v} -> physical block ${p}: ${why}`, fileOffset: source.tableOffset });
   };
+  // One byte per physical block, reused per map: a Map of owners would cost ~60 bytes per entry.
+  const seen = new Uint8Array(alloc.blockCount);
   for (const src of sources) {
-    const owner = new Map<number, number>();
+    seen.fill(0);
     src.map.forEach((v, p) => {
       if (v >= virtualBlocks) return bad(src, v, p, `virtual block beyond the disk's ${virtualBlocks} blocks`);
       if (p === ZERO_BLOCK) {
@@ -62,9 +64,8 @@ export function validateMaps(
       }
       if (p >= alloc.blockCount) return bad(src, v, p, `physical block beyond the data area (${alloc.blockCount} blocks)`);
       if (metadataBlocks.has(p)) return bad(src, v, p, 'physical block holds metadata');
-      const other = owner.get(p);
-      if (other !== undefined) return bad(src, v, p, `physical block also mapped by virtual block ${other} in the same map`);
-      owner.set(p, v);
+      if (seen[p]) return bad(src, v, p, 'physical block mapped twice in the same map');
+      seen[p] = 1;
       referenced[p] = 1;
     });
   }

@@ -2,10 +2,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { startAgent } from '../../agent/index.ts';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { readSecret } from '../../common/secrets.ts';
-import { startController } from '../../controller/index.ts';
 import { CliError } from '../errors.ts';
 import { parseIntStrict, parseListen } from '../parse.ts';
 
@@ -36,6 +34,7 @@ export function daemonCommands(program: Command): void {
     .addOption(new Option('--lost-after-ms <ms>', 'a host is lost after this long without heartbeats (default 5 heartbeats)').argParser(parseIntStrict('--lost-after-ms')))
     .action(async (o: { listen: string; data?: string; heartbeatMs: number; lostAfterMs?: number }) => {
       const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
+      const { startController } = await import('../../controller/index.ts');
       const c = await startController({ dataDir: o.data ?? join(dataRoot(), 'controller'), host, port, heartbeatMs: o.heartbeatMs, lostAfterMs: o.lostAfterMs });
       process.stderr.write(`outrig controller listening on ${c.url}\nagents join with the token in ${c.joinTokenFile}\n`);
       await untilSignal(() => c.close());
@@ -56,6 +55,7 @@ export function daemonCommands(program: Command): void {
       if (o.tokenFile) token = await readSecret(o.tokenFile);
       else if (!token && existsSync(localTokenFile)) token = await readSecret(localTokenFile);
       if (!token) throw new CliError(`no join token: pass --token-file (the controller writes one to its data directory) or set OUTRIG_JOIN_TOKEN`, 2);
+      const { startAgent } = await import('../../agent/index.ts');
       const a = await startAgent({
         dataDir: o.data ?? join(dataRoot(), 'agent'),
         controllerUrl: (o.controller ?? apiUrl()).replace(/\/+$/, ''),

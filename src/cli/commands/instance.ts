@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { getCondition } from '../../model/common.ts';
+import { getCondition } from '../../model/conditions.ts';
 import type { Instance } from '../../model/instance.ts';
 import { ApiRequestError } from '../client.ts';
 import { contextOf } from '../context.ts';

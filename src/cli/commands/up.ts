@@ -2,14 +2,12 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { startAgent } from '../../agent/index.ts';
 import { createLogger } from '../../common/log.ts';
 import { dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { ensureRequirements, VM_REQUIREMENTS } from '../../common/system-requirements.ts';
 import { VERSION } from '../../common/version.ts';
-import { startController } from '../../controller/index.ts';
 import { buildTestGuest } from '../../hypervisor/index.ts';
-import { getCondition } from '../../model/common.ts';
+import { getCondition } from '../../model/conditions.ts';
 import type { Host } from '../../model/host.ts';
 import type { Image } from '../../model/image.ts';
 import type { Instance } from '../../model/instance.ts';
@@ -83,6 +81,9 @@ export function upCommand(program: Command): void {
       const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
       say(`Outrig ${VERSION}: data in ${root}, logs in ${logs}`);
 
+      // Loaded here, not at the top: other commands (disk serve) should not pay for the server stack.
+      const { startController } = await import('../../controller/index.ts');
+      const { startAgent } = await import('../../agent/index.ts');
       const controller = await startController({
         dataDir: join(root, 'controller'),
         host,
