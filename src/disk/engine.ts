@@ -329,6 +329,12 @@ export class DiskEngine {
   private uncommitted: LogicalOp[] = [];
   /** Blocks freed by uncommitted operations: not reusable until their record is durable. */
   private pendingFree: number[] = [];
+  /**
+   * Some uncommitted allocation must have its data durable before its record: a reused block (it
+   * may hold another block's old data) or a copy-on-write (the bytes outside the write are old
+   * content that must not turn into zeros).
+   */
+  private dataBeforeRecord = false;
   private closed = false;
   readonly replay: ReplayResult;
   /** A zero-filled block, shared by every read-merge-write that starts from zeros. */
@@ -656,6 +662,8 @@ export class DiskEngine {
     }
     // Transaction-dependent: the block needs a new physical home.
     const p = this.alloc.allocate();
+    const oldZero = cur === ZERO_BLOCK || (cur === -1 && !this.head.parent);
+    if (!(oldZero && this.isFresh(p))) this.dataBeforeRecord = true;
     try {
       const covered = coversBlock(group, B);
       let baseZero = true;
@@ -722,10 +730,20 @@ export class DiskEngine {
     if (zeros.req.failed) e.req.failed = zeros.req.failed;
   }
 
-  /** Makes everything done so far durable: data first, then the journal record that maps it. */
+  /**
+   * Makes everything done so far durable: data, then the journal record that maps it.
+   * When every new block in the record is fresh file space (past the file's end when allocated)
+   * for a virtual block that read as zeros, data and record share one sync: a crash between them
+   * can only leave such a block reading as zeros (the filesystem never exposes old contents of
+   * newly allocated space), which is what it held before the unacknowledged write. Any other
+   * allocation gets the data synced first.
+   */
   private async commit(): Promise<void> {
-    if (this.file.dirty) await this.file.datasync();
-    if (this.uncommitted.length === 0) return;
+    if (this.uncommitted.length === 0) {
+      if (this.file.dirty) await this.file.datasync();
+      return;
+    }
+    if (this.dataBeforeRecord && this.file.dirty) await this.file.datasync();
     const ops = this.uncommitted;
     const payloads = splitPayloads(ops, this.journal.maxPayload);
     if (this.journal.spaceFor(payloads.map((p) => p.length)) > this.journal.free) {
@@ -735,6 +753,7 @@ export class DiskEngine {
     }
     this.journal.append(payloads);
     await this.file.datasync();
+    this.dataBeforeRecord = false;
     this.uncommitted = [];
     for (const p of this.pendingFree) this.alloc.setFree(p);
     this.pendingFree = [];
@@ -747,6 +766,7 @@ export class DiskEngine {
    * and untouched, so a crash at any point leaves one good checkpoint plus its journal.
    */
   private async checkpoint(snapshots: SnapshotEntry[] = this.snaps, alsoFree: number[] = []): Promise<void> {
+    if (this.file.dirty) await this.file.datasync();
     const sb = this.sb;
     const B = sb.blockSize;
     const old = [sb.map, sb.bitmap, sb.snapshots];
@@ -786,6 +806,7 @@ export class DiskEngine {
     this.slot = slot;
     this.snaps = snapshots;
     this.uncommitted = [];
+    this.dataBeforeRecord = false;
     for (const p of freed) this.alloc.setFree(p);
     this.pendingFree = [];
   }
