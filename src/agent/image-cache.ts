@@ -26,7 +26,7 @@ export class ImageCache {
     return { kernel, initrd };
   }
 
-  private file(image: VmImageRef, name: string, want: { sha256: string; size: number }): Promise<string> {
+  private file(image: { id: string; name: string }, name: string, want: { sha256: string; size: number }): Promise<string> {
     const dest = join(this.dir, want.sha256);
     const existing = this.fetching.get(want.sha256);
     if (existing) return existing;
@@ -34,30 +34,35 @@ export class ImageCache {
       // Files are verified on arrival and named by their hash; size guards against outside damage.
       if (existsSync(dest) && (await stat(dest)).size === want.size) return dest;
       await mkdir(this.dir, { recursive: true });
-      const res = await fetch(`${this.controllerUrl}/v1/images/${image.id}/files/${name}`, {
-        headers: { authorization: `Bearer ${this.token}` },
-      });
-      if (!res.ok || !res.body) throw new Error(`downloading ${name} of image ${image.name}: HTTP ${res.status}`);
-      const tmp = `${dest}.part-${process.pid}`;
-      const hash = createHash('sha256');
-      const meter = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          hash.update(chunk);
-          cb(null, chunk);
-        },
-      });
-      try {
-        await pipeline(Readable.fromWeb(res.body as WebReadableStream), meter, createWriteStream(tmp));
-        const got = hash.digest('hex');
-        if (got !== want.sha256) throw new Error(`${name} of image ${image.name} has sha256 ${got}, expected ${want.sha256}`);
-        await rename(tmp, dest);
-      } catch (e) {
-        await rm(tmp, { force: true });
-        throw e;
-      }
+      await this.download(image, name, want, dest);
       return dest;
     })().finally(() => this.fetching.delete(want.sha256));
     this.fetching.set(want.sha256, p);
     return p;
+  }
+
+  /** Downloads one file of an image to `dest`, verifying its sha256; nothing is left at dest on failure. */
+  async download(image: { id: string; name: string }, name: string, want: { sha256: string; size: number }, dest: string): Promise<void> {
+    const res = await fetch(`${this.controllerUrl}/v1/images/${image.id}/files/${name}`, {
+      headers: { authorization: `Bearer ${this.token}` },
+    });
+    if (!res.ok || !res.body) throw new Error(`downloading ${name} of image ${image.name}: HTTP ${res.status}`);
+    const tmp = `${dest}.part-${process.pid}`;
+    const hash = createHash('sha256');
+    const meter = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        hash.update(chunk);
+        cb(null, chunk);
+      },
+    });
+    try {
+      await pipeline(Readable.fromWeb(res.body as WebReadableStream), meter, createWriteStream(tmp));
+      const got = hash.digest('hex');
+      if (got !== want.sha256) throw new Error(`${name} of image ${image.name} has sha256 ${got}, expected ${want.sha256}`);
+      await rename(tmp, dest);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
   }
 }

@@ -9,7 +9,9 @@ import type { Logger } from 'pino';
 import { createLogger } from '../common/log.ts';
 import { VERSION } from '../common/version.ts';
 import { QemuDriver, probeKvm, type Accel, type KvmProbeResult } from '../hypervisor/index.ts';
-import { PROTOCOL_VERSION, type AgentOp, type ControllerMessage } from '../model/agent-protocol.ts';
+import { PROTOCOL_VERSION, type AgentOp, type ControllerMessage, type DiskImageRef, type VolumeReport } from '../model/agent-protocol.ts';
+import type { VolumeSource } from '../disk/diskd.ts';
+import { Storage } from './storage.ts';
 import { FileTail } from './file-tail.ts';
 import { loadHostId } from './host-identity.ts';
 import { ImageCache } from './image-cache.ts';
@@ -34,7 +36,9 @@ export interface RunningAgent {
   name: string;
   kvm: KvmProbeResult;
   vms: VmManager;
-  close(): Promise<void>;
+  storage: Storage;
+  /** Disconnects; VMs and diskd keep running unless stopDiskd (then VMs should be stopped first). */
+  close(opts?: { stopDiskd?: boolean }): Promise<void>;
 }
 
 export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
@@ -56,21 +60,40 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     reportQueued = true;
     setImmediate(() => {
       reportQueued = false;
-      conn?.send({ type: 'report', vms: vms.report() });
+      conn?.send({ type: 'report', vms: vms.report(), volumes });
     });
   };
+  // The storage manager: this host's volumes live in diskd, a process of their own.
+  const storage = new Storage(join(cfg.dataDir, 'diskd'), log);
+  await storage.ensureRunning();
+  let volumes: VolumeReport[] = [];
+  const refreshVolumes = async () => {
+    volumes = (await storage.volumes()).map((v) => ({ id: v.name, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes, snapshots: v.snapshots }));
+    sendReport();
+  };
+  await refreshVolumes();
+  const images = new ImageCache(join(cfg.dataDir, 'images'), cfg.controllerUrl, cfg.token);
   const vms = new VmManager({
     driver: new QemuDriver({ vmsDir: join(cfg.dataDir, 'vms') }),
-    images: new ImageCache(join(cfg.dataDir, 'images'), cfg.controllerUrl, cfg.token),
+    images,
     accel,
     stopTimeoutMs: cfg.stopTimeoutMs ?? 30_000,
     log,
     onChange: sendReport,
+    nbdSocket: storage.nbdSocket,
   });
   await vms.adoptAll();
 
+  /** A disk image, fetched once per host and handed to diskd, which clones volumes from it. */
+  const ensureDiskImage = async (image: DiskImageRef) => {
+    if (await storage.hasImage(image.id)) return;
+    const staging = join(storage.paths.dir, `incoming-${image.id}.odsk`);
+    await images.download(image, 'disk', image.file, staging);
+    await storage.registerImage(image.id, staging);
+  };
+
   const consoles = new Map<string, FileTail>();
-  const runOp = (op: AgentOp): Promise<void> => {
+  const runOp = async (op: AgentOp): Promise<void> => {
     switch (op.kind) {
       case 'vm.start':
         return vms.start(op.instanceId, op.vm);
@@ -80,6 +103,34 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         return vms.stop(op.instanceId);
       case 'vm.delete':
         return vms.delete(op.instanceId);
+      case 'vm.attach':
+        return vms.attach(op.instanceId, op.volumeId);
+      case 'vm.detach':
+        return vms.detach(op.instanceId, op.volumeId);
+    }
+    try {
+      switch (op.kind) {
+        case 'volume.ensure': {
+          let source: VolumeSource | undefined;
+          if (op.source && 'image' in op.source) {
+            await ensureDiskImage(op.source.image);
+            source = { image: op.source.image.id };
+          } else if (op.source) source = { volume: op.source.volumeId, snapshot: op.source.snapshotId };
+          await storage.createVolume(op.volumeId, { sizeBytes: op.sizeBytes, blockSize: op.blockSize, source });
+          return;
+        }
+        case 'volume.resize':
+          await storage.resize(op.volumeId, op.sizeBytes);
+          return;
+        case 'volume.delete':
+          return await storage.deleteVolume(op.volumeId);
+        case 'snapshot.ensure':
+          return await storage.createSnapshot(op.volumeId, op.snapshotId);
+        case 'snapshot.delete':
+          return await storage.deleteSnapshot(op.volumeId, op.snapshotId);
+      }
+    } finally {
+      await refreshVolumes().catch((e: Error) => log.warn({ err: e.message }, 'could not list volumes'));
     }
   };
 
@@ -137,12 +188,17 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       agentVersion: VERSION,
       inventory: await readInventory(kvm),
       vms: vms.report(),
+      volumes,
     }),
     onMessage,
     onWelcome: (ms) => {
       if (heartbeat) clearInterval(heartbeat);
       heartbeat = setInterval(() => {
-        void vms.sweep().finally(() => conn?.send({ type: 'report', vms: vms.report() }));
+        void vms
+          .sweep()
+          .then(() => refreshVolumes())
+          .catch((e: Error) => log.warn({ err: e.message }, 'periodic sweep failed'))
+          .finally(() => conn?.send({ type: 'report', vms: vms.report(), volumes }));
       }, ms);
     },
     onDisconnect: () => {
@@ -157,11 +213,13 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     name,
     kvm,
     vms,
-    async close() {
+    storage,
+    async close(opts = {}) {
       if (heartbeat) clearInterval(heartbeat);
       for (const t of consoles.values()) t.stop();
       await conn!.close();
       vms.close();
+      if (opts.stopDiskd) await storage.stop();
     },
   };
 }

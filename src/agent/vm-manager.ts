@@ -4,7 +4,7 @@
  * Operations on one VM are serialised; different VMs proceed in parallel.
  */
 import type { Logger } from 'pino';
-import { QemuLaunchError, macFor, type Accel, type QemuDriver, type PortForward, type QmpClient, type QmpEvent, type VmBootState, type VmSpec } from '../hypervisor/index.ts';
+import { QemuLaunchError, ROOT_PORTS, blockdevOptions, diskDevice, diskDeviceOptions, diskNode, macFor, type Accel, type QemuDriver, type PortForward, type QmpClient, type QmpEvent, type VmBootState, type VmDisk, type VmSpec } from '../hypervisor/index.ts';
 import type { VmDefinition, VmReport, VmState } from '../model/agent-protocol.ts';
 import { watchForMarker, type FileTail } from './file-tail.ts';
 import type { ImageCache } from './image-cache.ts';
@@ -21,6 +21,8 @@ export interface VmManagerOptions {
   onChange: () => void;
   /** Address forwarded guest ports listen on. */
   forwardAddress?: string;
+  /** Where volumes are served (diskd's NBD socket); export name = volume id. */
+  nbdSocket: string;
 }
 
 interface ManagedVm {
@@ -76,7 +78,7 @@ export class VmManager {
       if (pid) {
         m.pid = pid;
         m.state = 'running';
-        await this.attach(m);
+        await this.watch(m);
         this.o.log.info({ vm: id, pid }, 'adopted running VM');
       } else {
         m.state = 'stopped';
@@ -99,6 +101,7 @@ export class VmManager {
         bootedAt: m.boot?.launchedAt,
         readyAt: m.boot?.readyAt,
         lastExit: m.boot?.exit,
+        disks: m.spec.disks.map((d) => d.volumeId),
       });
     }
     return out;
@@ -123,10 +126,67 @@ export class VmManager {
     });
   }
 
+  /** Plugs a volume into the running VM (QMP blockdev-add + device_add on a free root port). */
+  attach(id: string, volumeId: string): Promise<void> {
+    return this.locked(id, async (m) => {
+      if (!m.spec) throw new Error(`no VM ${id} on this host`);
+      if (m.spec.disks.some((d) => d.volumeId === volumeId)) return;
+      const used = new Set(m.spec.disks.map((d) => d.port));
+      let port = 0;
+      while (used.has(port)) port++;
+      if (port >= ROOT_PORTS) throw new Error(`VM ${id} has no free slot for another volume (at most ${ROOT_PORTS})`);
+      const disk: VmDisk = { volumeId, socket: this.o.nbdSocket, export: volumeId, boot: false, port };
+      if (m.state === 'running') {
+        const qmp = await this.o.driver.qmp(id);
+        await qmp.execute('blockdev-add', blockdevOptions(disk));
+        try {
+          await qmp.execute('device_add', diskDeviceOptions(disk));
+        } catch (e) {
+          await qmp.execute('blockdev-del', { 'node-name': diskNode(volumeId) }).catch(() => undefined);
+          throw e;
+        }
+      }
+      // A stopped VM gets the volume at its next start.
+      m.spec = { ...m.spec, disks: [...m.spec.disks, disk] };
+      await this.o.driver.writeSpec(m.spec);
+      this.changed();
+    });
+  }
+
+  /** Unplugs a volume: the guest is asked to release the device (PCIe hot-unplug), then the block node goes. */
+  detach(id: string, volumeId: string): Promise<void> {
+    return this.locked(id, async (m) => {
+      if (!m.spec || !m.spec.disks.some((d) => d.volumeId === volumeId)) return;
+      if (m.state === 'running') {
+        const qmp = await this.o.driver.qmp(id);
+        const gone = new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => {
+            qmp.off('event', on);
+            reject(new Error(`the guest did not release volume ${volumeId} within 30 s`));
+          }, 30_000);
+          const on = (ev: QmpEvent) => {
+            if (ev.event === 'DEVICE_DELETED' && (ev.data as { device?: string } | undefined)?.device === diskDevice(volumeId)) {
+              clearTimeout(t);
+              qmp.off('event', on);
+              resolve();
+            }
+          };
+          qmp.on('event', on);
+        });
+        await qmp.execute('device_del', { id: diskDevice(volumeId) });
+        await gone;
+        await qmp.execute('blockdev-del', { 'node-name': diskNode(volumeId) });
+      }
+      m.spec = { ...m.spec, disks: m.spec.disks.filter((d) => d.volumeId !== volumeId) };
+      await this.o.driver.writeSpec(m.spec);
+      this.changed();
+    });
+  }
+
   /** Stops the VM at once and removes every file of it. */
   delete(id: string): Promise<void> {
     return this.locked(id, async (m) => {
-      this.detach(m);
+      this.unwatch(m);
       await this.o.driver.kill(id);
       await this.o.driver.remove(id);
       this.vms.delete(id);
@@ -139,8 +199,9 @@ export class VmManager {
     m.state = 'starting';
     this.changed();
     try {
-      const files = await this.o.images.ensure(def.image);
+      const files = def.image ? await this.o.images.ensure(def.image) : undefined;
       const prev = m.spec ?? (await this.o.driver.readSpec(m.id)) ?? undefined;
+      const disks: VmDisk[] = def.disks.map((d, i) => ({ volumeId: d.volumeId, socket: this.o.nbdSocket, export: d.volumeId, boot: d.boot, port: i }));
       let forwards = await this.assignPorts(def.forwardPorts, prev?.forwards ?? []);
       for (let attempt = 0; ; attempt++) {
         const spec: VmSpec = {
@@ -148,12 +209,13 @@ export class VmManager {
           name: def.name,
           vcpus: def.vcpus,
           memoryMiB: def.memoryMiB,
-          kernel: files.kernel,
-          initrd: files.initrd,
-          cmdline: def.image.cmdline,
+          kernel: files?.kernel,
+          initrd: files?.initrd,
+          cmdline: def.image ? [def.image.cmdline, def.kernelArgs].filter(Boolean).join(' ') : undefined,
+          disks,
           accel: this.o.accel,
           forwards,
-          readyMarker: def.image.readyMarker,
+          readyMarker: def.readyMarker ?? def.image?.readyMarker,
           mac: macFor(m.id),
           owner: { generation: def.generation, restartSeq: def.restartSeq },
         };
@@ -173,7 +235,7 @@ export class VmManager {
           throw e;
         }
       }
-      await this.attach(m);
+      await this.watch(m);
       m.state = 'running';
       this.o.log.info({ vm: m.id, name: def.name, pid: m.pid, accel: this.o.accel }, 'VM started');
     } catch (e) {
@@ -200,8 +262,8 @@ export class VmManager {
   }
 
   /** Watches a running VM: QMP events and the ready marker on its serial console. */
-  private async attach(m: ManagedVm): Promise<void> {
-    this.detach(m);
+  private async watch(m: ManagedVm): Promise<void> {
+    this.unwatch(m);
     const id = m.id;
     try {
       const client = await this.o.driver.qmp(id);
@@ -231,7 +293,7 @@ export class VmManager {
     }
   }
 
-  private detach(m: ManagedVm): void {
+  private unwatch(m: ManagedVm): void {
     m.marker?.stop();
     m.marker = undefined;
     const q = m.qmp;
@@ -241,7 +303,7 @@ export class VmManager {
   }
 
   private async exited(m: ManagedVm, reason: string): Promise<void> {
-    this.detach(m);
+    this.unwatch(m);
     m.state = 'stopped';
     m.pid = undefined;
     if (m.boot) {
@@ -268,7 +330,7 @@ export class VmManager {
     for (const m of this.vms.values()) {
       if (m.state !== 'running') continue;
       await this.checkExited(m);
-      if (m.state === 'running' && !m.qmp) await this.attach(m).catch(() => undefined);
+      if (m.state === 'running' && !m.qmp) await this.watch(m).catch(() => undefined);
     }
   }
 
@@ -284,7 +346,7 @@ export class VmManager {
 
   /** Lets go of the VMs without stopping them (agent shutdown). */
   close(): void {
-    for (const m of this.vms.values()) this.detach(m);
+    for (const m of this.vms.values()) this.unwatch(m);
     this.o.driver.releaseAll();
   }
 }

@@ -15,6 +15,7 @@ import { imageRoutes } from './routes/images.ts';
 import { instanceRoutes } from './routes/instances.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tenantRoutes } from './routes/tenants.ts';
+import { volumeRoutes } from './routes/volumes.ts';
 
 export interface ApiServices {
   store: Store;
@@ -67,6 +68,7 @@ export async function buildApi(services: ApiServices, log: Logger): Promise<Api>
     imageRoutes(v1 as Api, services);
     instanceRoutes(v1 as Api, services);
     tenantRoutes(v1 as Api, services);
+    volumeRoutes(v1 as Api, services);
   }, { prefix: '/v1' });
   systemRoutes(app, services);
   return app;

@@ -17,7 +17,9 @@ const GROUPS: Record<string, () => Promise<Register[]>> = {
   instance: async () => [(await import('./commands/instance.ts')).instanceCommands],
   image: async () => [(await import('./commands/image.ts')).imageCommands],
   tenant: async () => [(await import('./commands/tenant.ts')).tenantCommands],
+  volume: async () => [(await import('./commands/volume.ts')).volumeCommands],
   disk: async () => [(await import('./commands/disk.ts')).diskCommands],
+  diskd: async () => [(await import('./commands/disk.ts')).diskdCommand],
 };
 
 export async function buildProgram(argv: string[] = []): Promise<Command> {

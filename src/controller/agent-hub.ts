@@ -16,6 +16,7 @@ import {
   type AgentOp,
   type ControllerMessage,
   type VmReport,
+  type VolumeReport,
 } from '../model/agent-protocol.ts';
 
 export interface OpResult {
@@ -38,6 +39,7 @@ interface Session {
   hostId: string;
   ws: WebSocket;
   vms: Map<string, VmReport>;
+  volumes: Map<string, VolumeReport>;
   inflight: Map<string, { resolve: (r: OpResult) => void; reject: (e: Error) => void }>;
   consoles: Map<string, PassThrough>;
 }
@@ -114,12 +116,18 @@ export class AgentHub {
           .then(() => {
             const old = this.sessions.get(hello.hostId);
             if (old) old.ws.close(4000, 'replaced by a newer connection');
-            session = { hostId: hello.hostId, ws, vms: new Map(), inflight: new Map(), consoles: new Map() };
-            for (const v of hello.vms) session.vms.set(v.instanceId, v);
+            session = {
+              hostId: hello.hostId,
+              ws,
+              vms: new Map(hello.vms.map((v) => [v.instanceId, v])),
+              volumes: new Map(hello.volumes.map((v) => [v.id, v])),
+              inflight: new Map(),
+              consoles: new Map(),
+            };
             this.sessions.set(hello.hostId, session);
             send({ type: 'welcome', hostId: hello.hostId, heartbeatMs: this.heartbeatMs });
-            this.log.info({ hostId: hello.hostId, name: hello.name, vms: hello.vms.length }, 'agent connected');
-            this.events.onReport(hello.hostId, [...session.vms.keys()], true);
+            this.log.info({ hostId: hello.hostId, name: hello.name, vms: hello.vms.length, volumes: hello.volumes.length }, 'agent connected');
+            this.events.onReport(hello.hostId, [...session.vms.keys(), ...session.volumes.keys(), ...hello.volumes.flatMap((v) => v.snapshots)], true);
             ws.resume();
           })
           .catch((e: Error) => {
@@ -144,11 +152,23 @@ export class AgentHub {
   private handle(s: Session, msg: AgentMessage): void {
     switch (msg.type) {
       case 'report': {
-        const next = new Map(msg.vms.map((v) => [v.instanceId, v]));
         const changed = new Set<string>();
-        for (const [id, v] of next) if (JSON.stringify(v) !== JSON.stringify(s.vms.get(id))) changed.add(id);
-        for (const id of s.vms.keys()) if (!next.has(id)) changed.add(id);
-        s.vms = next;
+        const diff = <T>(prev: Map<string, T>, next: Map<string, T>) => {
+          for (const [id, v] of next) if (JSON.stringify(v) !== JSON.stringify(prev.get(id))) changed.add(id);
+          for (const id of prev.keys()) if (!next.has(id)) changed.add(id);
+        };
+        const vms = new Map(msg.vms.map((v) => [v.instanceId, v]));
+        const volumes = new Map(msg.volumes.map((v) => [v.id, v]));
+        diff(s.vms, vms);
+        diff(s.volumes, volumes);
+        // Snapshots appear and go inside their volume's report.
+        const snaps = (m: Map<string, VolumeReport>) => new Set([...m.values()].flatMap((v) => v.snapshots));
+        const before = snaps(s.volumes);
+        const after = snaps(volumes);
+        for (const id of after) if (!before.has(id)) changed.add(id);
+        for (const id of before) if (!after.has(id)) changed.add(id);
+        s.vms = vms;
+        s.volumes = volumes;
         this.events.onReport(s.hostId, [...changed], false);
         break;
       }
@@ -187,6 +207,16 @@ export class AgentHub {
   /** The agent's last report for a VM, or undefined if the host has none (or is not connected). */
   vm(hostId: string, instanceId: string): VmReport | undefined {
     return this.sessions.get(hostId)?.vms.get(instanceId);
+  }
+
+  /** The host's report of a volume, or undefined if it has none (or is not connected). */
+  volume(hostId: string, volumeId: string): VolumeReport | undefined {
+    return this.sessions.get(hostId)?.volumes.get(volumeId);
+  }
+
+  /** Instances whose VMs on the host have the volume plugged in. */
+  vmsWithDisk(hostId: string, volumeId: string): string[] {
+    return [...(this.sessions.get(hostId)?.vms.values() ?? [])].filter((v) => v.disks.includes(volumeId)).map((v) => v.instanceId);
   }
 
   isInFlight(hostId: string, opId: string): boolean {

@@ -1,24 +1,28 @@
 /**
- * The controller's reconcilers: hosts (registration, liveness, phase) and instances (placement and
- * the operations that make each VM match its spec). Level-triggered: every event only enqueues
- * the affected resources, and each run recomputes from the store and the agents' reports.
+ * The controller's reconcilers: hosts (registration, liveness, phase), instances (placement and
+ * the operations that make each VM match its spec), volumes and snapshots (made real by the
+ * hosts' storage daemons). Level-triggered: every event only enqueues the affected resources, and
+ * each run recomputes from the store and the agents' reports.
  */
 import type { Logger } from 'pino';
-import { setCondition } from '../model/common.ts';
+import { setCondition } from '../model/conditions.ts';
 import type { AgentMessage, AgentOp, VmDefinition } from '../model/agent-protocol.ts';
+import type { Resource } from '../model/common.ts';
 import type { Host, Quantity } from '../model/host.ts';
-import type { Instance, InstanceStatus } from '../model/instance.ts';
-import type { Store } from '../store/index.ts';
+import type { Instance, LastOp } from '../model/instance.ts';
+import type { Snapshot, Volume } from '../model/volume.ts';
+import type { ResourceRepository, Store } from '../store/index.ts';
 import type { AgentHub, OpResult } from './agent-hub.ts';
 import { hostPhase } from './host-phase.ts';
-import { planInstance } from './instance-plan.ts';
+import { planInstance, type DesiredDisk } from './instance-plan.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { allocatableOf, schedule, type AllocationPolicy, type SchedulableHost } from './scheduler.ts';
+import { planSnapshot, planVolume } from './volume-plan.ts';
 import { WorkQueue } from './work-queue.ts';
 
 export interface ControllerOptions {
   lostAfterMs: number;
-  /** Resync period: every instance and host is reconciled at least this often. */
+  /** Resync period: every resource is reconciled at least this often. */
   resyncMs: number;
   allocation: AllocationPolicy;
   clock: () => Date;
@@ -30,28 +34,35 @@ export interface ControllerOptions {
 const HEARTBEAT_PERSIST_MS = 15_000;
 
 type Hello = Extract<AgentMessage, { type: 'hello' }>;
+type Kind = 'host' | 'instance' | 'volume' | 'snapshot';
+type WithLastOp = { lastOp?: LastOp; phase: string };
 
 export class Controller {
-  private readonly instances: WorkQueue;
-  private readonly hosts: WorkQueue;
+  private readonly queues: Record<Kind, WorkQueue>;
   private readonly heartbeats = new Map<string, Date>();
   private readonly opResults = new Map<string, OpResult>();
+  private readonly lastPersisted = new Map<string, number>();
   private hub!: AgentHub;
   private timers: NodeJS.Timeout[] = [];
-  /** Placement is serialised so two instances never both take the last free capacity. */
+  /** Placement is serialised so two resources never both take the last free capacity. */
   private scheduling: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly store: Store,
     private readonly opts: ControllerOptions,
   ) {
-    const onError = (kind: string) => (key: string, err: unknown) => {
-      opts.metrics.reconcileErrors.inc({ kind });
-      opts.log.error({ err, key }, `${kind} reconcile failed`);
-      (kind === 'instance' ? this.instances : this.hosts).addAfter(key, 1000);
+    const q = (kind: Kind, run: (id: string) => Promise<void>) =>
+      new WorkQueue(run, (key, err) => {
+        opts.metrics.reconcileErrors.inc({ kind });
+        opts.log.error({ err, key }, `${kind} reconcile failed`);
+        this.queues[kind].addAfter(key, 1000);
+      });
+    this.queues = {
+      host: q('host', (id) => this.reconcileHost(id)),
+      instance: q('instance', (id) => this.reconcileInstance(id)),
+      volume: q('volume', (id) => this.reconcileVolume(id)),
+      snapshot: q('snapshot', (id) => this.reconcileSnapshot(id)),
     };
-    this.instances = new WorkQueue((id) => this.reconcileInstance(id), onError('instance'));
-    this.hosts = new WorkQueue((id) => this.reconcileHost(id), onError('host'));
   }
 
   attachHub(hub: AgentHub): void {
@@ -67,26 +78,34 @@ export class Controller {
 
   stop(): void {
     for (const t of this.timers) clearInterval(t);
-    this.instances.close();
-    this.hosts.close();
+    for (const q of Object.values(this.queues)) q.close();
   }
 
-  /** Reconciles the host now and resolves once that run is done (API actions answer with the result). */
-  reconcileHostNow(id: string): Promise<void> {
-    return this.hosts.addAndWait(id);
+  /** Reconciles a resource now and resolves once that run is done (API actions answer with the result). */
+  reconcileNow(kind: Kind, id: string): Promise<void> {
+    return this.queues[kind].addAndWait(id);
   }
 
-  reconcileInstanceNow(id: string): Promise<void> {
-    return this.instances.addAndWait(id);
+  enqueue(kind: Kind, id: string): void {
+    this.queues[kind].add(id);
   }
 
   private async resync(): Promise<void> {
-    for (const h of await this.store.hosts.list()) this.hosts.add(h.id);
-    for (const i of await this.store.instances.list()) this.instances.add(i.id);
+    for (const h of await this.store.hosts.list()) this.queues.host.add(h.id);
+    for (const i of await this.store.instances.list()) this.queues.instance.add(i.id);
+    for (const v of await this.store.volumes.list()) this.queues.volume.add(v.id);
+    for (const s of await this.store.snapshots.list()) this.queues.snapshot.add(s.id);
   }
 
   private now(): Date {
     return this.opts.clock();
+  }
+
+  /** Everything that lives on a host (and anything not placed yet) deserves a look when it changes. */
+  private async enqueueHostResources(hostId: string): Promise<void> {
+    for (const i of await this.store.instances.list()) if (!i.status.hostId || i.status.hostId === hostId) this.queues.instance.add(i.id);
+    for (const v of await this.store.volumes.list()) if (!v.status.hostId || v.status.hostId === hostId) this.queues.volume.add(v.id);
+    for (const s of await this.store.snapshots.list()) if (!s.status.hostId || s.status.hostId === hostId) this.queues.snapshot.add(s.id);
   }
 
   // ---- agent events ----
@@ -110,25 +129,23 @@ export class Controller {
     } else {
       await this.store.hosts.update(msg.hostId, (cur) => ({ status: { ...cur.status, inventory: msg.inventory, agent } }));
     }
-    this.hosts.add(msg.hostId);
-    // The host is back: its instances need a look, and it may be the room pending ones waited for.
-    for (const i of await this.store.instances.list()) {
-      if (i.status.hostId === msg.hostId || !i.status.hostId) this.instances.add(i.id);
-    }
+    this.queues.host.add(msg.hostId);
+    await this.enqueueHostResources(msg.hostId);
   }
 
   onReport(hostId: string, changed: string[], first: boolean): void {
     const now = this.now();
-    const prev = this.heartbeats.get(hostId);
     this.heartbeats.set(hostId, now);
-    if (!first && prev && now.getTime() - prev.getTime() > 0) {
-      // Persist the heartbeat now and then so a restarted controller can still judge liveness.
-      void this.persistHeartbeat(hostId, now);
-    }
-    for (const id of changed) this.instances.add(id);
+    if (!first) void this.persistHeartbeat(hostId, now);
+    for (const id of changed) this.routeById(id);
   }
 
-  private lastPersisted = new Map<string, number>();
+  /** Ids carry their kind in the prefix: i- instances, v- volumes, s- snapshots. */
+  private routeById(id: string): void {
+    if (id.startsWith('i-')) this.queues.instance.add(id);
+    else if (id.startsWith('v-')) this.queues.volume.add(id);
+    else if (id.startsWith('s-')) this.queues.snapshot.add(id);
+  }
 
   private async persistHeartbeat(hostId: string, now: Date): Promise<void> {
     const last = this.lastPersisted.get(hostId) ?? 0;
@@ -139,16 +156,16 @@ export class Controller {
       .catch((e) => this.opts.log.warn({ err: e, hostId }, 'could not persist heartbeat'));
   }
 
-  onOpResult(hostId: string, opId: string, result: OpResult): void {
+  onOpResult(_hostId: string, opId: string, result: OpResult): void {
     this.opts.metrics.agentOps.inc({ result: result.ok ? 'ok' : 'error' });
     this.opResults.set(opId, result);
-    const instanceId = opId.split('/')[0];
-    if (instanceId) this.instances.add(instanceId);
+    const id = opId.split('/')[0];
+    if (id) this.routeById(id);
   }
 
   async onDisconnect(hostId: string): Promise<void> {
-    this.hosts.add(hostId);
-    for (const i of await this.store.instances.list()) if (i.status.hostId === hostId) this.instances.add(i.id);
+    this.queues.host.add(hostId);
+    await this.enqueueHostResources(hostId);
   }
 
   // ---- hosts ----
@@ -168,7 +185,7 @@ export class Controller {
   private async checkLiveness(): Promise<void> {
     for (const h of await this.store.hosts.list()) {
       const connected = this.hub.isConnected(h.id);
-      if (this.phaseOf(h) !== h.status.phase || connected !== h.status.agent.connected) this.hosts.add(h.id);
+      if (this.phaseOf(h) !== h.status.phase || connected !== h.status.agent.connected) this.queues.host.add(h.id);
     }
   }
 
@@ -177,38 +194,29 @@ export class Controller {
     if (!h) return;
     const phase = this.phaseOf(h);
     const connected = this.hub.isConnected(id);
-    const now = this.now();
     const conditions = setCondition(
       h.status.conditions,
       phase === 'lost'
         ? { type: 'Heartbeat', status: 'False', reason: 'HeartbeatsStopped', message: `no heartbeat since ${this.lastHeartbeat(h)?.toISOString() ?? 'ever'}` }
         : { type: 'Heartbeat', status: 'True', reason: 'Heartbeating', message: '' },
-      now,
+      this.now(),
     );
     if (phase === h.status.phase && connected === h.status.agent.connected && conditions === h.status.conditions) return;
     const wasPhase = h.status.phase;
     await this.store.hosts.update(id, (cur) => ({
-      status: {
-        ...cur.status,
-        phase,
-        conditions,
-        agent: { ...cur.status.agent, connected, lastHeartbeatAt: this.lastHeartbeat(cur)?.toISOString() },
-      },
+      status: { ...cur.status, phase, conditions, agent: { ...cur.status.agent, connected, lastHeartbeatAt: this.lastHeartbeat(cur)?.toISOString() } },
     }));
     if (wasPhase !== phase) {
       this.opts.log.info({ hostId: id, from: wasPhase, to: phase }, 'host phase changed');
-      // Any host change can unblock pending instances (uncordon, back from lost).
-      for (const i of await this.store.instances.list()) {
-        if (!i.status.hostId || i.status.hostId === id) this.instances.add(i.id);
-      }
+      // Any host change can unblock what waits for room (uncordon, back from lost).
+      await this.enqueueHostResources(id);
     }
   }
 
   /** Hosts with their allocatable and allocated capacity, as the scheduler and the API see them. */
   async capacity(): Promise<(SchedulableHost & { host: Host })[]> {
-    const instances = await this.store.instances.list();
     const used = new Map<string, Quantity>();
-    for (const i of instances) {
+    for (const i of await this.store.instances.list()) {
       if (!i.status.hostId) continue;
       const u = used.get(i.status.hostId) ?? { vcpus: 0, memoryMiB: 0 };
       used.set(i.status.hostId, { vcpus: u.vcpus + i.spec.vcpus, memoryMiB: u.memoryMiB + i.spec.memoryMiB });
@@ -226,14 +234,88 @@ export class Controller {
       }));
   }
 
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.scheduling.then(fn);
+    this.scheduling = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---- shared reconcile plumbing ----
+
+  /**
+   * Writes a status computed from `res`, unless the resource changed meanwhile (a user action or a
+   * delete): then nothing is written and it is reconciled again.
+   */
+  private async writeStatus<S, St extends WithLastOp>(
+    kind: Kind,
+    repo: ResourceRepository<S, St>,
+    res: Resource<S, St>,
+    edit: (st: St) => void | St,
+  ): Promise<boolean> {
+    let wrote = false;
+    await repo.update(res.id, (cur) => {
+      if (cur.generation !== res.generation || (cur.status.phase === 'deleting') !== (res.status.phase === 'deleting')) return null;
+      const st = structuredClone(cur.status);
+      const next = edit(st) ?? st;
+      if (JSON.stringify(next) === JSON.stringify(cur.status)) return null;
+      wrote = true;
+      return { status: next };
+    });
+    if (!wrote) {
+      const cur = await repo.get(res.id);
+      if (cur && cur.generation !== res.generation) this.queues[kind].add(res.id);
+    }
+    return wrote;
+  }
+
+  /** Folds an operation answer that arrived into the persisted lastOp; returns the fresh resource. */
+  private async foldAnswer<S, St extends WithLastOp>(kind: Kind, repo: ResourceRepository<S, St>, res: Resource<S, St>): Promise<Resource<S, St> | undefined> {
+    const last = res.status.lastOp;
+    const answer = last?.state === 'sent' ? this.opResults.get(last.opId) : undefined;
+    if (!last || !answer) return res;
+    await this.writeStatus(kind, repo, res, (st) => {
+      st.lastOp = { ...last, state: answer.ok ? 'succeeded' : 'failed', error: answer.error, at: this.now().toISOString() };
+    });
+    this.opResults.delete(last.opId);
+    return repo.get(res.id);
+  }
+
+  private inFlight(hostId: string | undefined, last: LastOp | undefined): boolean {
+    return !!hostId && !!last && this.hub.isInFlight(hostId, last.opId);
+  }
+
+  private hostView(h: Host | undefined, hostId: string | undefined) {
+    return { exists: !!h, connected: !!hostId && this.hub.isConnected(hostId), name: h?.name };
+  }
+
+  private send(kind: Kind, hostId: string, id: string, op: AgentOp): void {
+    this.hub.sendOp(hostId, op).catch(() => this.queues[kind].add(id));
+  }
+
   // ---- instances ----
 
+  /** Volumes the instance's VM should have: its boot volume first, then those attached to it. */
+  private async desiredVolumes(inst: Instance): Promise<Volume[]> {
+    const all = await this.store.volumes.list();
+    const boot = inst.spec.bootVolume ? all.filter((v) => v.id === inst.spec.bootVolume) : [];
+    const attached = all.filter((v) => v.spec.attachedTo === inst.id && v.id !== inst.spec.bootVolume).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return [...boot, ...attached];
+  }
+
   private async place(inst: Instance): Promise<void> {
-    const run = this.scheduling.then(async () => {
-      const hosts = await this.capacity();
-      const p = schedule({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB }, hosts);
+    await this.serialize(async () => {
+      // Volumes are local to a host: an instance goes where its volumes already are.
+      const pinned = new Set((await this.desiredVolumes(inst)).map((v) => v.status.hostId).filter((h): h is string => !!h));
+      let hosts = await this.capacity();
+      let p: ReturnType<typeof schedule>;
+      if (pinned.size > 1) p = { ok: false, reason: 'Unschedulable', message: `its volumes are on different hosts (${[...pinned].join(', ')})` };
+      else {
+        if (pinned.size === 1) hosts = hosts.filter((h) => pinned.has(h.id));
+        p = schedule({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB }, hosts);
+        if (!p.ok && pinned.size === 1) p = { ...p, message: `${p.message} (its volumes pin it to host ${[...pinned][0]})` };
+      }
       const now = this.now();
-      await this.writeStatus(inst, (st) => {
+      await this.writeStatus('instance', this.store.instances, inst, (st) => {
         if (p.ok) {
           st.hostId = p.hostId;
           st.hostName = p.hostName;
@@ -246,50 +328,19 @@ export class Controller {
           st.conditions = setCondition(st.conditions, { type: 'Scheduled', status: 'False', reason: p.reason, message: p.message }, now);
         }
       });
-      if (p.ok) this.opts.log.info({ instance: inst.name, host: p.hostName }, 'instance scheduled');
+      if (p.ok) {
+        this.opts.log.info({ instance: inst.name, host: p.hostName }, 'instance scheduled');
+        // Volumes made for this instance follow it to its host.
+        for (const v of await this.store.volumes.list()) if (v.spec.ownedBy === inst.id) this.queues.volume.add(v.id);
+      }
     });
-    this.scheduling = run.catch(() => undefined);
-    await run;
-  }
-
-  /**
-   * Writes a status computed from `inst`, unless the instance changed meanwhile (a user action or
-   * a delete): then nothing is written and the instance is reconciled again.
-   */
-  private async writeStatus(inst: Instance, edit: (st: InstanceStatus) => void | InstanceStatus): Promise<boolean> {
-    let wrote = false;
-    await this.store.instances.update(inst.id, (cur) => {
-      if (cur.generation !== inst.generation || (cur.status.phase === 'deleting') !== (inst.status.phase === 'deleting')) return null;
-      const st: InstanceStatus = structuredClone(cur.status);
-      const replaced = edit(st);
-      const next = replaced ?? st;
-      if (JSON.stringify(next) === JSON.stringify(cur.status)) return null;
-      wrote = true;
-      return { status: next };
-    });
-    if (!wrote) {
-      const cur = await this.store.instances.get(inst.id);
-      if (cur && cur.generation !== inst.generation) this.instances.add(inst.id);
-    }
-    return wrote;
   }
 
   private async reconcileInstance(id: string): Promise<void> {
     let inst = await this.store.instances.get(id);
     if (!inst) return;
-    const started = Date.now();
-
-    // Fold a received operation answer into the persisted record first.
-    const last = inst.status.lastOp;
-    const answer = last?.state === 'sent' ? this.opResults.get(last.opId) : undefined;
-    if (last && answer) {
-      await this.writeStatus(inst, (st) => {
-        st.lastOp = { ...last, state: answer.ok ? 'succeeded' : 'failed', error: answer.error, at: this.now().toISOString() };
-      });
-      this.opResults.delete(last.opId);
-      inst = await this.store.instances.get(id);
-      if (!inst) return;
-    }
+    inst = await this.foldAnswer('instance', this.store.instances, inst);
+    if (!inst) return;
 
     if (inst.status.phase !== 'deleting' && !inst.status.hostId) {
       await this.place(inst);
@@ -299,62 +350,231 @@ export class Controller {
 
     const hostId = inst.status.hostId;
     const host = hostId ? await this.store.hosts.get(hostId) : undefined;
-    const connected = !!hostId && this.hub.isConnected(hostId);
+    const volumes = await this.desiredVolumes(inst);
+    const waiting = volumes.find((v) => v.status.hostId !== hostId || !hostId || !this.hub.volume(hostId, v.id));
+    const desiredDisks: DesiredDisk[] = volumes.map((v) => ({ volumeId: v.id, boot: v.id === inst!.spec.bootVolume, tag: `g${v.generation}` }));
     const plan = planInstance(inst, {
       hostExists: !!host,
       hostName: host?.name,
-      hostConnected: connected,
+      hostConnected: !!hostId && this.hub.isConnected(hostId),
       vm: hostId ? this.hub.vm(hostId, id) : undefined,
-      lastOpInFlight: !!hostId && !!inst.status.lastOp && this.hub.isInFlight(hostId, inst.status.lastOp.opId),
+      lastOpInFlight: this.inFlight(hostId, inst.status.lastOp),
       now: this.now(),
+      desiredDisks,
+      disksWaiting: waiting ? `waiting for volume ${waiting.name} to be ready on the instance's host` : undefined,
     });
 
     if (plan.remove) {
+      // The VM is gone: release the volumes it used, and delete the ones made for it.
+      for (const v of await this.store.volumes.list()) {
+        if (v.spec.ownedBy === id) await this.store.volumes.update(v.id, (cur) => ({ status: { ...cur.status, phase: 'deleting' } }));
+        else if (v.spec.attachedTo === id) await this.store.volumes.update(v.id, (cur) => ({ spec: { ...cur.spec, attachedTo: undefined } }));
+        else continue;
+        this.queues.volume.add(v.id);
+      }
       await this.store.instances.delete(id);
       this.opts.log.info({ instance: inst.name }, 'instance deleted');
       return;
     }
-    const wrote = await this.writeStatus(inst, () => plan.status);
+    const wrote = await this.writeStatus('instance', this.store.instances, inst, () => plan.status);
     const startOp = inst.status.lastOp;
-    if (wrote && plan.status.phase === 'running' && inst.status.phase !== 'running' && startOp?.kind !== 'vm.stop' && startOp) {
+    if (wrote && plan.status.phase === 'running' && inst.status.phase !== 'running' && startOp && (startOp.kind === 'vm.start' || startOp.kind === 'vm.restart')) {
       this.opts.metrics.instanceStart.observe((this.now().getTime() - Date.parse(startOp.at)) / 1000);
     }
+    // Volume phases follow what their VM has plugged in.
+    for (const v of volumes) this.queues.volume.add(v.id);
     if (!plan.send || !hostId) return;
     if (!wrote && JSON.stringify(plan.status) !== JSON.stringify(inst.status)) return; // superseded
-    const op = await this.buildOp(inst, plan.send.opId, plan.send.kind);
+    const op = await this.buildInstanceOp(inst, plan.send.opId, plan.send.kind, desiredDisks, plan.send.volumeId);
     if ('error' in op) {
-      await this.writeStatus(inst, (st) => {
+      await this.writeStatus('instance', this.store.instances, inst, (st) => {
         st.phase = 'failed';
         st.message = op.error;
         st.lastOp = { opId: plan.send!.opId, kind: plan.send!.kind, state: 'failed', error: op.error, at: this.now().toISOString() };
       });
       return;
     }
-    this.opts.log.debug({ instance: inst.name, op: op.opId, ms: Date.now() - started }, 'sending op');
-    this.hub.sendOp(hostId, op).catch(() => this.instances.add(id));
+    this.send('instance', hostId, id, op);
   }
 
-  private async buildOp(inst: Instance, opId: string, kind: AgentOp['kind']): Promise<AgentOp | { error: string }> {
+  private async buildInstanceOp(inst: Instance, opId: string, kind: AgentOp['kind'], disks: DesiredDisk[], volumeId?: string): Promise<AgentOp | { error: string }> {
     switch (kind) {
       case 'vm.stop':
         return { opId, kind, instanceId: inst.id, generation: inst.generation };
       case 'vm.delete':
         return { opId, kind, instanceId: inst.id };
+      case 'vm.attach':
+      case 'vm.detach':
+        return { opId, kind, instanceId: inst.id, volumeId: volumeId! };
       case 'vm.start':
       case 'vm.restart': {
-        const image = await this.store.images.find(inst.spec.image);
-        if (!image || image.status.phase !== 'ready') return { error: `image '${inst.spec.image}' is not available` };
         const vm: VmDefinition = {
           name: inst.name,
           vcpus: inst.spec.vcpus,
           memoryMiB: inst.spec.memoryMiB,
-          image: { id: image.id, name: image.name, cmdline: image.spec.cmdline, readyMarker: image.spec.readyMarker, files: image.spec.files },
+          kernelArgs: inst.spec.kernelArgs,
+          disks: disks.map((d) => ({ volumeId: d.volumeId, boot: d.boot })),
           forwardPorts: inst.spec.forwardPorts,
           generation: inst.generation,
           restartSeq: inst.spec.restartSeq,
         };
+        if (inst.spec.image) {
+          const image = await this.store.images.find(inst.spec.image);
+          if (!image || image.status.phase !== 'ready') return { error: `image '${inst.spec.image}' is not available` };
+          vm.readyMarker = image.spec.readyMarker;
+          if (image.spec.kind === 'kernel') {
+            vm.image = { id: image.id, name: image.name, cmdline: image.spec.cmdline, readyMarker: image.spec.readyMarker, files: image.spec.files };
+          }
+        }
+        if (!vm.image && !disks.some((d) => d.boot)) return { error: 'the instance has neither a kernel image nor a boot volume' };
         return { opId, kind, instanceId: inst.id, vm };
       }
+      default:
+        return { error: `operation ${kind} is not an instance operation` };
     }
+  }
+
+  // ---- volumes ----
+
+  /** Chooses the host for a volume that has none: its owner's, its source's, or the roomiest. */
+  private async placeVolume(v: Volume): Promise<{ hostId?: string; wait?: string; error?: string }> {
+    if (v.spec.host) {
+      const h = await this.store.hosts.find(v.spec.host);
+      return h ? { hostId: h.id } : { error: `host '${v.spec.host}' does not exist` };
+    }
+    if (v.spec.ownedBy || v.spec.attachedTo) {
+      const owner = await this.store.instances.get((v.spec.ownedBy ?? v.spec.attachedTo)!);
+      if (owner?.status.hostId) return { hostId: owner.status.hostId };
+      if (v.spec.ownedBy) return { wait: 'waiting for its instance to be placed' };
+    }
+    if (v.spec.source && 'snapshot' in v.spec.source) {
+      const snap = await this.store.snapshots.get(v.spec.source.snapshot);
+      const src = snap ? await this.store.volumes.get(snap.spec.volume) : undefined;
+      if (!src) return { error: `source snapshot ${v.spec.source.snapshot} is gone` };
+      return src.status.hostId ? { hostId: src.status.hostId } : { wait: `waiting for volume ${src.name} to be placed` };
+    }
+    const hosts = (await this.capacity()).filter((h) => h.phase === 'ready' && !h.cordoned);
+    if (!hosts.length) return { wait: 'no ready host to create it on' };
+    hosts.sort((a, b) => b.allocatable.memoryMiB - b.allocated.memoryMiB - (a.allocatable.memoryMiB - a.allocated.memoryMiB) || a.name.localeCompare(b.name));
+    return { hostId: hosts[0]!.id };
+  }
+
+  private async reconcileVolume(id: string): Promise<void> {
+    let v = await this.store.volumes.get(id);
+    if (!v) return;
+    v = await this.foldAnswer('volume', this.store.volumes, v);
+    if (!v) return;
+    if (!v.status.hostId && v.status.phase !== 'deleting') {
+      const placed = await this.serialize(() => this.placeVolume(v!));
+      const hostName = placed.hostId ? (await this.store.hosts.get(placed.hostId))?.name : undefined;
+      await this.writeStatus('volume', this.store.volumes, v, (st) => {
+        if (placed.hostId) {
+          st.hostId = placed.hostId;
+          st.hostName = hostName;
+          st.phase = 'creating';
+          st.message = undefined;
+        } else {
+          st.phase = placed.error ? 'failed' : 'pending';
+          st.message = placed.error ?? placed.wait;
+        }
+      });
+      v = await this.store.volumes.get(id);
+      if (!v || !v.status.hostId) return;
+      // Instances waiting to know where their volumes are can be placed now.
+      for (const i of await this.store.instances.list()) if (i.spec.bootVolume === id || v.spec.attachedTo === i.id) this.queues.instance.add(i.id);
+    }
+    const hostId = v.status.hostId;
+    const host = hostId ? await this.store.hosts.get(hostId) : undefined;
+    const pluggedInto = hostId ? this.hub.vmsWithDisk(hostId, id)[0] : undefined;
+    const plan = planVolume(v, {
+      host: this.hostView(host, hostId),
+      observed: hostId ? this.hub.volume(hostId, id) : undefined,
+      pluggedInto,
+      lastOpInFlight: this.inFlight(hostId, v.status.lastOp),
+      now: this.now(),
+    });
+    if (plan.remove) {
+      await this.store.volumes.delete(id);
+      this.opts.log.info({ volume: v.name }, 'volume deleted');
+      return;
+    }
+    const wasReady = !!(hostId && this.hub.volume(hostId, id));
+    const wrote = await this.writeStatus('volume', this.store.volumes, v, () => plan.status);
+    if (wasReady) for (const i of await this.store.instances.list()) if (i.spec.bootVolume === id || v.spec.attachedTo === i.id) this.queues.instance.add(i.id);
+    if (!plan.send || !hostId) return;
+    if (!wrote && JSON.stringify(plan.status) !== JSON.stringify(v.status)) return;
+    const op = await this.buildVolumeOp(v, plan.send.opId, plan.send.kind);
+    if ('error' in op) {
+      await this.writeStatus('volume', this.store.volumes, v, (st) => {
+        st.phase = 'failed';
+        st.message = op.error;
+        st.lastOp = { opId: plan.send!.opId, kind: plan.send!.kind, state: 'failed', error: op.error, at: this.now().toISOString() };
+      });
+      return;
+    }
+    this.send('volume', hostId, id, op);
+  }
+
+  private async buildVolumeOp(v: Volume, opId: string, kind: AgentOp['kind']): Promise<AgentOp | { error: string }> {
+    switch (kind) {
+      case 'volume.delete':
+        return { opId, kind, volumeId: v.id };
+      case 'volume.resize':
+        return { opId, kind, volumeId: v.id, sizeBytes: v.spec.sizeBytes };
+      case 'volume.ensure': {
+        const op: Extract<AgentOp, { kind: 'volume.ensure' }> = { opId, kind, volumeId: v.id, sizeBytes: v.spec.sizeBytes, blockSize: v.spec.blockSize };
+        const src = v.spec.source;
+        if (src && 'snapshot' in src) {
+          const snap = await this.store.snapshots.get(src.snapshot);
+          if (!snap || snap.status.phase !== 'ready') return { error: `snapshot ${src.snapshot} is not ready` };
+          op.source = { volumeId: snap.spec.volume, snapshotId: snap.id };
+        } else if (src && 'image' in src) {
+          const img = await this.store.images.get(src.image);
+          if (!img || img.status.phase !== 'ready' || img.spec.kind !== 'disk') return { error: `disk image ${src.image} is not available` };
+          op.source = { image: { id: img.id, name: img.name, file: img.spec.files.disk } };
+        }
+        return op;
+      }
+      default:
+        return { error: `operation ${kind} is not a volume operation` };
+    }
+  }
+
+  // ---- snapshots ----
+
+  private async reconcileSnapshot(id: string): Promise<void> {
+    let s = await this.store.snapshots.get(id);
+    if (!s) return;
+    s = await this.foldAnswer('snapshot', this.store.snapshots, s);
+    if (!s) return;
+    const volume = await this.store.volumes.get(s.spec.volume);
+    const hostId = volume?.status.hostId;
+    const host = hostId ? await this.store.hosts.get(hostId) : undefined;
+    const plan = planSnapshot(s, {
+      volume,
+      host: this.hostView(host, hostId),
+      observedVolume: hostId ? this.hub.volume(hostId, s.spec.volume) : undefined,
+      lastOpInFlight: this.inFlight(hostId, s.status.lastOp),
+      now: this.now(),
+    });
+    if (plan.remove) {
+      await this.store.snapshots.delete(id);
+      this.opts.log.info({ snapshot: s.name }, 'snapshot deleted');
+      return;
+    }
+    const wrote = await this.writeStatus('snapshot', this.store.snapshots, s, () => plan.status);
+    if (plan.status.phase === 'ready' && s.status.phase !== 'ready') {
+      // Clones waiting for this snapshot can go ahead.
+      for (const v of await this.store.volumes.list()) if (v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === id) this.queues.volume.add(v.id);
+    }
+    if (!plan.send || !hostId) return;
+    if (!wrote && JSON.stringify(plan.status) !== JSON.stringify(s.status)) return;
+    this.send('snapshot', hostId, id, { opId: plan.send.opId, kind: plan.send.kind, volumeId: s.spec.volume, snapshotId: s.id });
+  }
+
+  /** For the API: snapshots of a volume and clones of a snapshot, to refuse deletes that would orphan them. */
+  async dependents(kind: 'volume' | 'snapshot', id: string): Promise<string[]> {
+    if (kind === 'volume') return (await this.store.snapshots.list()).filter((s: Snapshot) => s.spec.volume === id).map((s) => s.name);
+    return (await this.store.volumes.list()).filter((v) => v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === id).map((v) => v.name);
   }
 }

@@ -8,7 +8,14 @@ import { setCondition } from '../model/common.ts';
 import type { VmReport } from '../model/agent-protocol.ts';
 import type { Instance, InstanceStatus, LastOp } from '../model/instance.ts';
 
-export type OpKind = 'vm.start' | 'vm.restart' | 'vm.stop' | 'vm.delete';
+export type OpKind = 'vm.start' | 'vm.restart' | 'vm.stop' | 'vm.delete' | 'vm.attach' | 'vm.detach';
+
+export interface DesiredDisk {
+  volumeId: string;
+  boot: boolean;
+  /** Changes with each attach request (the volume's generation), so re-attaching is a new operation. */
+  tag: string;
+}
 
 export interface PlanContext {
   /** The host the instance is placed on still exists. */
@@ -20,11 +27,15 @@ export interface PlanContext {
   /** The last operation is still awaiting its answer on a live connection. */
   lastOpInFlight: boolean;
   now: Date;
+  /** Volumes the VM should have, the boot volume first. */
+  desiredDisks: DesiredDisk[];
+  /** Set while some desired volume is not yet on the host: the VM cannot start before. */
+  disksWaiting?: string;
 }
 
 export interface Plan {
   status: InstanceStatus;
-  send?: { opId: string; kind: OpKind };
+  send?: { opId: string; kind: OpKind; volumeId?: string };
   remove?: boolean;
 }
 
@@ -46,9 +57,9 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
   const st: InstanceStatus = { ...i.status, conditions: [...i.status.conditions] };
   const ids = opIds(i);
   const last = st.lastOp;
-  const send = (opId: string, kind: OpKind): Plan => {
+  const send = (opId: string, kind: OpKind, volumeId?: string): Plan => {
     st.lastOp = sent(opId, kind, now);
-    return { status: st, send: { opId, kind } };
+    return { status: st, send: { opId, kind, volumeId } };
   };
 
   if (st.phase === 'deleting') {
@@ -98,7 +109,8 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
 
   // One operation at a time per instance: wait for the answer before deciding the next one.
   if (last?.state === 'sent' && ctx.lastOpInFlight) {
-    st.phase = last.kind === 'vm.stop' ? 'stopping' : 'starting';
+    if (last.kind === 'vm.stop') st.phase = 'stopping';
+    else if (last.kind === 'vm.start' || last.kind === 'vm.restart') st.phase = 'starting';
     return { status: st };
   }
 
@@ -110,6 +122,20 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
         return send(ids.restart, 'vm.restart');
       }
       st.phase = 'running';
+      // Volumes plugged in or out while running: one hot-plug operation at a time.
+      const have = new Set(vm.disks);
+      const want = new Set(ctx.desiredDisks.map((d) => d.volumeId));
+      const plug = ctx.desiredDisks.find((d) => !have.has(d.volumeId));
+      const unplug = vm.disks.find((v) => !want.has(v));
+      if (plug || unplug) {
+        const [kind, volumeId] = plug ? (['vm.attach', plug.volumeId] as const) : (['vm.detach', unplug!] as const);
+        const opId = `${i.id}/${kind === 'vm.attach' ? 'attach' : 'detach'}/${volumeId}/${plug?.tag ?? 'x'}`;
+        if (last?.opId === opId && last.state === 'failed') {
+          st.message = `${kind === 'vm.attach' ? 'attaching' : 'detaching'} volume ${volumeId} failed: ${last.error ?? 'unknown error'}`;
+          return { status: st };
+        }
+        if (!(last?.opId === opId && last.state === 'succeeded')) return send(opId, kind, volumeId);
+      }
       st.observedGeneration = i.generation;
       st.message = undefined;
       return { status: st };
@@ -133,6 +159,11 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
       st.phase = clean ? 'stopped' : 'failed';
       st.message = exit ? `VM exited at ${exit.at}: ${exit.reason}` : 'the VM is gone from its host';
       st.observedGeneration = i.generation;
+      return { status: st };
+    }
+    if (ctx.disksWaiting) {
+      if (st.phase !== 'failed') st.phase = 'scheduled';
+      st.message = ctx.disksWaiting;
       return { status: st };
     }
     st.phase = 'starting';

@@ -629,6 +629,7 @@ export class DiskEngine {
       }
     }
     elems.sort((a, b) => a.v - b.v || a.seq - b.seq);
+    this.queuedEnd = this.file.size;
     for (let i = 0; i < elems.length; ) {
       let j = i + 1;
       while (j < elems.length && elems[j]!.v === elems[i]!.v) j++;
@@ -642,10 +643,31 @@ export class DiskEngine {
       }
       i = j;
     }
+    // A failure here leaves maps pointing at blocks whose data never landed: the disk stops (fatal).
+    this.flushWrites();
+  }
+
+  /** Data writes of the current round, merged where a request's bytes land contiguously on disk. */
+  private pendingIO: { pos: number; buf: Buffer; off: number; len: number }[] = [];
+  /** The file's end once the queued writes are done: fresh-space decisions must see it. */
+  private queuedEnd = 0;
+
+  private queueWrite(pos: number, buf: Buffer, off: number, len: number): void {
+    const last = this.pendingIO[this.pendingIO.length - 1];
+    // Only the previous write is a merge candidate, so writes keep their order where they overlap.
+    if (last && last.buf === buf && last.pos + last.len === pos && last.off + last.len === off) last.len += len;
+    else this.pendingIO.push({ pos, buf, off, len });
+    this.queuedEnd = Math.max(this.queuedEnd, pos + len);
+  }
+
+  private flushWrites(): void {
+    const io = this.pendingIO;
+    this.pendingIO = [];
+    for (const w of io) this.file.write(w.pos, w.buf, w.off, w.len);
   }
 
   private isFresh(p: number): boolean {
-    return this.sb.dataOffset + p * this.sb.blockSize >= this.file.size;
+    return this.sb.dataOffset + p * this.sb.blockSize >= Math.max(this.file.size, this.queuedEnd);
   }
 
   private physical(p: number): number {
@@ -657,7 +679,7 @@ export class DiskEngine {
     const B = this.sb.blockSize;
     const cur = this.head.map.get(v);
     if (cur >= 0 && cur !== ZERO_BLOCK && this.alloc.refCount(cur) === 1) {
-      for (const e of group) this.file.write(this.physical(cur) + e.off, e.req.data!, e.dataOff, e.len);
+      for (const e of group) this.queueWrite(this.physical(cur) + e.off, e.req.data!, e.dataOff, e.len);
       return;
     }
     // Transaction-dependent: the block needs a new physical home.
@@ -677,11 +699,11 @@ export class DiskEngine {
       }
       if (covered || (baseZero && this.isFresh(p))) {
         // Every byte of the block is written, or the rest is a hole past the file's end: no merge.
-        for (const e of group) this.file.write(this.physical(p) + e.off, e.req.data!, e.dataOff, e.len);
+        for (const e of group) this.queueWrite(this.physical(p) + e.off, e.req.data!, e.dataOff, e.len);
       } else {
         const buf = base ?? Buffer.from(this.zeroBlock);
         for (const e of group) e.req.data!.copy(buf, e.off, e.dataOff, e.dataOff + e.len);
-        this.file.write(this.physical(p), buf);
+        this.queueWrite(this.physical(p), buf, 0, buf.length);
       }
     } catch (e) {
       this.alloc.setFree(p);

@@ -1,6 +1,20 @@
 export { QmpClient, QmpError, type QmpEvent } from './qmp.ts';
 export { QemuDriver, QemuLaunchError, type StopMethod, type VmBootState } from './qemu-driver.ts';
-export { buildQemuArgs, cpuModelFor, macFor, type Accel, type PortForward, type VmPaths, type VmSpec } from './qemu-command.ts';
+export {
+  buildQemuArgs,
+  blockdevOptions,
+  cpuModelFor,
+  diskDevice,
+  diskDeviceOptions,
+  diskNode,
+  macFor,
+  ROOT_PORTS,
+  type Accel,
+  type PortForward,
+  type VmDisk,
+  type VmPaths,
+  type VmSpec,
+} from './qemu-command.ts';
 export { probeKvm, type KvmProbeResult } from './kvm-probe.ts';
 export { buildTestGuest, findGuestKernel, type GuestImageManifest } from './guest-image/test-guest.ts';
 export { isLiveProcessWith, findProcessesWith } from './process.ts';

@@ -8,15 +8,30 @@ export interface PortForward {
   hostPort: number;
 }
 
+/** A volume plugged into the VM: an NBD export on a UNIX socket, on its own PCIe root port. */
+export interface VmDisk {
+  volumeId: string;
+  socket: string;
+  export: string;
+  /** The firmware boots from this disk. */
+  boot: boolean;
+  /** Index of the PCIe root port it sits on (0..ROOT_PORTS-1). */
+  port: number;
+}
+
+/** Spare PCIe root ports, so volumes can be plugged and unplugged while the VM runs. */
+export const ROOT_PORTS = 8;
+
 export interface VmSpec {
   id: string;
   name: string;
   vcpus: number;
   memoryMiB: number;
-  /** Direct kernel boot: local paths of the verified image files. */
-  kernel: string;
-  initrd: string;
-  cmdline: string;
+  /** Direct kernel boot: local paths of the verified image files; absent to boot from a disk. */
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  disks: VmDisk[];
   accel: Accel;
   forwards: PortForward[];
   /** Printed on the serial console when the guest is ready; optional. */
@@ -43,8 +58,40 @@ export function qemuOptValue(v: string): string {
   return v.replace(/,/g, ',,');
 }
 
+export function diskNode(volumeId: string): string {
+  return `vol-${volumeId}`;
+}
+
+export function diskDevice(volumeId: string): string {
+  return `disk-${volumeId}`;
+}
+
+/** QMP blockdev-add arguments (also the -blockdev JSON) for a volume. */
+export function blockdevOptions(d: VmDisk): Record<string, unknown> {
+  return { driver: 'nbd', 'node-name': diskNode(d.volumeId), server: { type: 'unix', path: d.socket }, export: d.export };
+}
+
+/** QMP device_add arguments for a volume's virtio-blk device. */
+export function diskDeviceOptions(d: VmDisk): Record<string, unknown> {
+  const o: Record<string, unknown> = { driver: 'virtio-blk-pci', drive: diskNode(d.volumeId), id: diskDevice(d.volumeId), bus: `rp${d.port}`, serial: d.volumeId.slice(0, 20) };
+  if (d.boot) o.bootindex = 0;
+  return o;
+}
+
+function deviceArg(o: Record<string, unknown>): string {
+  return Object.entries(o)
+    .map(([k, v]) => (k === 'driver' ? String(v) : `${k}=${qemuOptValue(String(v))}`))
+    .join(',');
+}
+
 export function buildQemuArgs(spec: VmSpec, paths: VmPaths): string[] {
   const hostfwd = spec.forwards.map((f) => `,hostfwd=tcp:${f.hostAddress}:${f.hostPort}-:${f.guestPort}`).join('');
+  const boot = spec.kernel
+    ? ['-kernel', spec.kernel, '-initrd', spec.initrd ?? '', '-append', `${spec.cmdline ?? ''} outrig.name=${spec.name}`]
+    : [];
+  const ports: string[] = [];
+  for (let i = 0; i < ROOT_PORTS; i++) ports.push('-device', `pcie-root-port,id=rp${i},chassis=${i + 1},slot=${i + 1}`);
+  const disks = spec.disks.flatMap((d) => ['-blockdev', JSON.stringify(blockdevOptions(d)), '-device', deviceArg(diskDeviceOptions(d))]);
   return [
     '-name', `guest=${qemuOptValue(spec.name)},process=outrig-${spec.id},debug-threads=on`,
     '-machine', `q35,accel=${spec.accel}`,
@@ -52,9 +99,11 @@ export function buildQemuArgs(spec: VmSpec, paths: VmPaths): string[] {
     '-smp', String(spec.vcpus),
     '-m', `${spec.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-    '-kernel', spec.kernel,
-    '-initrd', spec.initrd,
-    '-append', `${spec.cmdline} outrig.name=${spec.name}`,
+    ...boot,
+    // The guest finds its name here too when it boots from a disk (no kernel command line).
+    '-smbios', `type=1,manufacturer=Outrig,product=Outrig VM,serial=${qemuOptValue(spec.name)}`,
+    ...ports,
+    ...disks,
     // append=on keeps the console history across restarts of the same instance.
     '-chardev', `file,id=serial0,path=${qemuOptValue(paths.serialLog)},append=on`,
     '-serial', 'chardev:serial0',

@@ -78,6 +78,11 @@ export class QemuDriver {
     }
   }
 
+  /** Records a changed spec (volumes plugged or unplugged) so an adopting agent knows it. */
+  async writeSpec(spec: VmSpec): Promise<void> {
+    await writeJsonAtomic(join(this.paths(spec.id).dir, 'vm.json'), spec);
+  }
+
   async readBootState(id: string): Promise<VmBootState | null> {
     try {
       return JSON.parse(await readFile(join(this.paths(id).dir, 'boot.json'), 'utf8')) as VmBootState;

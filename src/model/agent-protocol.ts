@@ -30,26 +30,47 @@ export const VmReport = Type.Object({
   bootedAt: Type.Optional(Type.String()),
   readyAt: Type.Optional(Type.String()),
   lastExit: Type.Optional(Type.Object({ at: Type.String(), reason: Type.String() })),
+  /** Volumes plugged into the VM (ids). */
+  disks: Type.Array(Type.String()),
 });
 export type VmReport = Static<typeof VmReport>;
 
+export const VolumeReport = Type.Object({
+  id: Type.String(),
+  sizeBytes: Type.Integer(),
+  usedBytes: Type.Integer(),
+  /** Snapshot ids inside the volume. */
+  snapshots: Type.Array(Type.String()),
+});
+export type VolumeReport = Static<typeof VolumeReport>;
+
+const FileRef = Type.Object({ sha256: Type.String(), size: Type.Integer() });
+
+/** A kernel image the agent fetches (kernel and initramfs) to boot a VM directly. */
 export const VmImageRef = Type.Object({
   id: Type.String(),
   name: Type.String(),
   cmdline: Type.String(),
   readyMarker: Type.Optional(Type.String()),
-  files: Type.Object({
-    kernel: Type.Object({ sha256: Type.String(), size: Type.Integer() }),
-    initrd: Type.Object({ sha256: Type.String(), size: Type.Integer() }),
-  }),
+  files: Type.Object({ kernel: FileRef, initrd: FileRef }),
 });
 export type VmImageRef = Static<typeof VmImageRef>;
+
+/** A disk image the agent fetches once per host and clones volumes from. */
+export const DiskImageRef = Type.Object({ id: Type.String(), name: Type.String(), file: FileRef });
+export type DiskImageRef = Static<typeof DiskImageRef>;
 
 export const VmDefinition = Type.Object({
   name: Type.String(),
   vcpus: Type.Integer(),
   memoryMiB: Type.Integer(),
-  image: VmImageRef,
+  /** Direct kernel boot; absent when the VM boots from its first disk. */
+  image: Type.Optional(VmImageRef),
+  /** Extra kernel command line (direct kernel boot only). */
+  kernelArgs: Type.Optional(Type.String()),
+  readyMarker: Type.Optional(Type.String()),
+  /** Volumes, in order; `boot` marks the one the firmware boots from. */
+  disks: Type.Array(Type.Object({ volumeId: Type.String(), boot: Type.Boolean() })),
   forwardPorts: Type.Array(Type.Integer()),
   generation: Type.Integer(),
   restartSeq: Type.Integer(),
@@ -61,6 +82,20 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.restart'), instanceId: Type.String(), vm: VmDefinition }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.stop'), instanceId: Type.String(), generation: Type.Integer() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.delete'), instanceId: Type.String() }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.attach'), instanceId: Type.String(), volumeId: Type.String() }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.detach'), instanceId: Type.String(), volumeId: Type.String() }),
+  Type.Object({
+    opId: Type.String(),
+    kind: Type.Literal('volume.ensure'),
+    volumeId: Type.String(),
+    sizeBytes: Type.Integer(),
+    blockSize: Type.Optional(Type.Integer()),
+    source: Type.Optional(Type.Union([Type.Object({ volumeId: Type.String(), snapshotId: Type.String() }), Type.Object({ image: DiskImageRef })])),
+  }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('volume.resize'), volumeId: Type.String(), sizeBytes: Type.Integer() }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('volume.delete'), volumeId: Type.String() }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('snapshot.ensure'), volumeId: Type.String(), snapshotId: Type.String() }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('snapshot.delete'), volumeId: Type.String(), snapshotId: Type.String() }),
 ]);
 export type AgentOp = Static<typeof AgentOp>;
 
@@ -73,8 +108,9 @@ export const AgentMessage = Type.Union([
     agentVersion: Type.String(),
     inventory: Inventory,
     vms: Type.Array(VmReport),
+    volumes: Type.Array(VolumeReport),
   }),
-  Type.Object({ type: Type.Literal('report'), vms: Type.Array(VmReport) }),
+  Type.Object({ type: Type.Literal('report'), vms: Type.Array(VmReport), volumes: Type.Array(VolumeReport) }),
   Type.Object({ type: Type.Literal('op-result'), opId: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()) }),
   Type.Object({ type: Type.Literal('console-data'), streamId: Type.String(), data: Type.String() }),
   Type.Object({ type: Type.Literal('console-end'), streamId: Type.String(), error: Type.Optional(Type.String()) }),

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Condition, resourceSchema, type Resource } from './common.ts';
 
-export const IMAGE_FILE_NAMES = ['kernel', 'initrd'] as const;
+export const IMAGE_FILE_NAMES = ['kernel', 'initrd', 'disk'] as const;
 export type ImageFileName = (typeof IMAGE_FILE_NAMES)[number];
 
 export const ImageFile = Type.Object(
@@ -9,17 +9,35 @@ export const ImageFile = Type.Object(
   { additionalProperties: false },
 );
 
-export const ImageSpec = Type.Object(
+const ImageCommon = {
+  readyMarker: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'printed on the serial console once the guest is ready' })),
+  guestPorts: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16, description: 'guest TCP ports forwarded to the host by default' }),
+};
+
+export const KernelImageSpec = Type.Object(
   {
     kind: Type.Literal('kernel', { description: 'direct kernel boot: a kernel and an initramfs' }),
     cmdline: Type.String({ maxLength: 2048 }),
-    readyMarker: Type.Optional(Type.String({ minLength: 1, maxLength: 256, description: 'printed on the serial console once the guest is ready' })),
-    guestPorts: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16, description: 'guest TCP ports forwarded to the host by default' }),
+    ...ImageCommon,
     files: Type.Object({ kernel: ImageFile, initrd: ImageFile }, { additionalProperties: false }),
   },
   { additionalProperties: false },
 );
+
+export const DiskImageSpec = Type.Object(
+  {
+    kind: Type.Literal('disk', { description: 'a bootable disk (an Outrig disk file with a "base" snapshot); instances boot from a clone of it' }),
+    virtualSizeBytes: Type.Integer({ minimum: 512 }),
+    ...ImageCommon,
+    files: Type.Object({ disk: ImageFile }, { additionalProperties: false }),
+  },
+  { additionalProperties: false },
+);
+
+export const ImageSpec = Type.Union([KernelImageSpec, DiskImageSpec]);
 export type ImageSpec = Static<typeof ImageSpec>;
+export type KernelImageSpec = Static<typeof KernelImageSpec>;
+export type DiskImageSpec = Static<typeof DiskImageSpec>;
 
 export const ImageStatus = Type.Object({
   phase: Type.String({ description: 'uploading until every file arrived and matched its checksum, then ready' }),

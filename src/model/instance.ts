@@ -11,7 +11,12 @@ export const PowerState = Type.Union([Type.Literal('running'), Type.Literal('sto
 export type PowerState = Static<typeof PowerState>;
 
 export const InstanceSpec = Type.Object({
-  image: Type.String(),
+  /** Image name; absent when the instance boots from a volume given by bootVolume. */
+  image: Type.Optional(Type.String()),
+  /** Volume id the instance boots from (a clone of a disk image, or any bootable volume). */
+  bootVolume: Type.Optional(Type.String()),
+  /** Extra kernel command line for kernel images. */
+  kernelArgs: Type.Optional(Type.String()),
   vcpus: Type.Integer(),
   memoryMiB: Type.Integer(),
   tenant: Type.String(),

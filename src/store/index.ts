@@ -10,6 +10,7 @@ import type { HostSpec, HostStatus } from '../model/host.ts';
 import type { ImageSpec, ImageStatus } from '../model/image.ts';
 import type { InstanceSpec, InstanceStatus } from '../model/instance.ts';
 import type { TenantSpec, TenantStatus } from '../model/tenant.ts';
+import type { SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from '../model/volume.ts';
 import { migrationProvider } from './migrations.ts';
 import { ResourceRepository, type Clock } from './repository.ts';
 import type { Database } from './schema.ts';
@@ -26,6 +27,8 @@ export interface Store {
   images: ResourceRepository<ImageSpec, ImageStatus>;
   instances: ResourceRepository<InstanceSpec, InstanceStatus>;
   tenants: ResourceRepository<TenantSpec, TenantStatus>;
+  volumes: ResourceRepository<VolumeSpec, VolumeStatus>;
+  snapshots: ResourceRepository<SnapshotSpec, SnapshotStatus>;
   close(): Promise<void>;
 }
 
@@ -55,6 +58,8 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     images: new ResourceRepository(db, 'images', 'Image', 'img', clock),
     instances: new ResourceRepository(db, 'instances', 'Instance', 'i', clock),
     tenants: new ResourceRepository(db, 'tenants', 'Tenant', 't', clock),
+    volumes: new ResourceRepository(db, 'volumes', 'Volume', 'v', clock),
+    snapshots: new ResourceRepository(db, 'snapshots', 'Snapshot', 's', clock),
     close: () => db.destroy(),
   };
 }

@@ -3,33 +3,41 @@
  * Only portable DDL here (text, integer): the PostgreSQL dialect runs the same list.
  */
 import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
-import { RESOURCE_TABLES } from './schema.ts';
+
+async function createResourceTable(db: Kysely<unknown>, table: string): Promise<void> {
+  await db.schema
+    .createTable(table)
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('name', 'text', (c) => c.notNull().unique())
+    .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
+    .addColumn('annotations', 'text', (c) => c.notNull().defaultTo('{}'))
+    .addColumn('spec', 'text', (c) => c.notNull())
+    .addColumn('status', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('updated_at', 'text', (c) => c.notNull())
+    .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
+    .addColumn('resource_version', 'integer', (c) => c.notNull().defaultTo(1))
+    .execute();
+}
 
 const migrations: Record<string, Migration> = {
   '0001_resources': {
     async up(db: Kysely<unknown>) {
-      for (const table of RESOURCE_TABLES) {
-        await db.schema
-          .createTable(table)
-          .addColumn('id', 'text', (c) => c.primaryKey())
-          .addColumn('name', 'text', (c) => c.notNull().unique())
-          .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
-          .addColumn('annotations', 'text', (c) => c.notNull().defaultTo('{}'))
-          .addColumn('spec', 'text', (c) => c.notNull())
-          .addColumn('status', 'text', (c) => c.notNull())
-          .addColumn('created_at', 'text', (c) => c.notNull())
-          .addColumn('updated_at', 'text', (c) => c.notNull())
-          .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
-          .addColumn('resource_version', 'integer', (c) => c.notNull().defaultTo(1))
-          .execute();
-      }
+      for (const table of ['hosts', 'images', 'instances', 'tenants']) await createResourceTable(db, table);
     },
     async down(db: Kysely<unknown>) {
-      for (const table of RESOURCE_TABLES) await db.schema.dropTable(table).execute();
+      for (const table of ['hosts', 'images', 'instances', 'tenants']) await db.schema.dropTable(table).execute();
+    },
+  },
+  '0002_volumes': {
+    async up(db: Kysely<unknown>) {
+      for (const table of ['volumes', 'snapshots']) await createResourceTable(db, table);
+    },
+    async down(db: Kysely<unknown>) {
+      for (const table of ['volumes', 'snapshots']) await db.schema.dropTable(table).execute();
     },
   },
 };
-
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {
     return migrations;

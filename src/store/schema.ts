@@ -14,7 +14,7 @@ export interface ResourceRow {
   resource_version: number;
 }
 
-export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants'] as const;
+export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots'] as const;
 export type ResourceTable = (typeof RESOURCE_TABLES)[number];
 
 export interface Database {
@@ -22,4 +22,6 @@ export interface Database {
   images: ResourceRow;
   instances: ResourceRow;
   tenants: ResourceRow;
+  volumes: ResourceRow;
+  snapshots: ResourceRow;
 }

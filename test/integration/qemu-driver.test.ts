@@ -37,6 +37,7 @@ describe('QEMU driver', () => {
     forwards: [{ guestPort: 80, hostAddress: '127.0.0.1', hostPort: hostPort ?? (await freePort('127.0.0.1')) }],
     readyMarker: img.readyMarker,
     mac: macFor(id),
+    disks: [],
     owner: { generation: 1, restartSeq: 0 },
   });
 

@@ -29,6 +29,7 @@ describe('VM manager', () => {
       stopTimeoutMs: 20_000,
       log: createLogger('test', { file: join(dir.path, 'log') }),
       onChange: () => changes++,
+      nbdSocket: join(dir.path, 'nbd.sock'),
     });
   });
   after(async () => {
@@ -43,6 +44,7 @@ describe('VM manager', () => {
     memoryMiB: 256,
     image: { id: 'img-x', name: 'test', cmdline: img.cmdline, readyMarker: img.readyMarker, files: { kernel: img.files.kernel, initrd: img.files.initrd } },
     forwardPorts: [80],
+    disks: [],
     generation: 3,
     restartSeq: 1,
   });

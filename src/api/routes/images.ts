@@ -3,13 +3,18 @@ import { timingSafeEqual } from 'node:crypto';
 import { Type } from 'typebox';
 import { ChecksumMismatchError } from '../../controller/image-files.ts';
 import { Name } from '../../model/common.ts';
-import { IMAGE_FILE_NAMES, ImageResource, ImageSpec, type ImageFileName } from '../../model/image.ts';
+import { IMAGE_FILE_NAMES, ImageResource, ImageSpec, type Image, type ImageFileName } from '../../model/image.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
 
 const CreateImage = Type.Object({ name: Name, ...MetadataFields, spec: ImageSpec }, { additionalProperties: false });
 const FileParams = Type.Object({ ref: Type.String(), file: Type.Union(IMAGE_FILE_NAMES.map((f) => Type.Literal(f))) });
+
+/** The files an image is made of, by kind: kernel and initrd, or one disk. */
+function filesOf(img: Image): Partial<Record<ImageFileName, { sha256: string; size: number }>> {
+  return img.spec.files;
+}
 
 function bearerMatches(header: string | undefined, token: string): boolean {
   const m = /^Bearer (.+)$/.exec(header ?? '');
@@ -67,18 +72,20 @@ export function imageRoutes(app: Api, s: ApiServices): void {
     async (req) => {
       const img = await s.store.images.mustFind(req.params.ref);
       const file = req.params.file as ImageFileName;
+      const declared = filesOf(img)[file];
+      if (!declared) throw new ApiError(404, 'not_found', `a ${img.spec.kind} image has no file '${file}'`);
       if (!req.headers['content-type']?.startsWith('application/octet-stream')) {
         throw new ApiError(415, 'unsupported_media_type', 'upload image files as application/octet-stream');
       }
       try {
-        await s.imageFiles.receive(img.id, file, req.body as Readable, img.spec.files[file]);
+        await s.imageFiles.receive(img.id, file, req.body as Readable, declared);
       } catch (e) {
         if (e instanceof ChecksumMismatchError) throw new ApiError(422, 'checksum_mismatch', e.message);
         throw e;
       }
       return s.store.images.update(img.id, (cur) => {
         const present = [...new Set([...cur.status.filesPresent, file])].sort();
-        const ready = IMAGE_FILE_NAMES.every((f) => present.includes(f));
+        const ready = Object.keys(filesOf(cur)).every((f) => present.includes(f));
         return { status: { ...cur.status, filesPresent: present, phase: ready ? 'ready' : 'uploading' } };
       });
     },
@@ -90,17 +97,21 @@ export function imageRoutes(app: Api, s: ApiServices): void {
     async (req, reply) => {
       if (!bearerMatches(req.headers.authorization, s.joinToken)) throw new ApiError(401, 'unauthorized', 'a valid join token is required');
       const img = await s.store.images.mustFind(req.params.ref);
-      if (!s.imageFiles.has(img.id, req.params.file)) throw new ApiError(404, 'not_found', `image ${img.name} has no ${req.params.file} yet`);
+      const declared = filesOf(img)[req.params.file as ImageFileName];
+      if (!declared || !s.imageFiles.has(img.id, req.params.file)) throw new ApiError(404, 'not_found', `image ${img.name} has no ${req.params.file}`);
       reply.header('content-type', 'application/octet-stream');
-      reply.header('content-length', String(img.spec.files[req.params.file as ImageFileName].size));
+      reply.header('content-length', String(declared.size));
       return reply.send(s.imageFiles.open(img.id, req.params.file));
     },
   );
 
   app.delete('/images/:ref', { schema: { tags: ['images'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
     const img = await s.store.images.mustFind(req.params.ref);
-    const users = (await s.store.instances.list()).filter((i) => i.spec.image === img.name).map((i) => i.name);
-    if (users.length) throw new ApiError(409, 'in_use', `image ${img.name} is used by instances: ${users.join(', ')}`);
+    const users = [
+      ...(await s.store.instances.list()).filter((i) => i.spec.image === img.name).map((i) => `instance ${i.name}`),
+      ...(await s.store.volumes.list()).filter((v) => v.spec.source && 'image' in v.spec.source && v.spec.source.image === img.id).map((v) => `volume ${v.name}`),
+    ];
+    if (users.length) throw new ApiError(409, 'in_use', `image ${img.name} is used by ${users.join(', ')}`);
     await s.store.images.delete(img.id);
     await s.imageFiles.remove(img.id);
     return reply.status(204).send(null);

@@ -10,7 +10,11 @@ import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
 export const CreateInstance = Type.Object(
   {
     name: Name,
-    image: Type.String({ minLength: 1, description: 'image name or id' }),
+    image: Type.Optional(Type.String({ minLength: 1, description: 'image name or id: a kernel image, or a disk image the instance boots from a clone of' })),
+    bootVolume: Type.Optional(Type.String({ minLength: 1, description: 'volume (name or id) to boot from, instead of an image' })),
+    volumes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 7, uniqueItems: true, description: 'volumes (names or ids) to attach' })),
+    rootDiskBytes: Type.Optional(Type.Integer({ minimum: 1, description: "size of the boot volume made from a disk image (default: the image's size)" })),
+    kernelArgs: Type.Optional(Type.String({ maxLength: 1024, pattern: '^[^\\n\\r]*$', description: 'extra kernel command line (kernel images)' })),
     vcpus: Type.Integer({ minimum: 1, maximum: 512 }),
     memoryMiB: Type.Integer({ minimum: 64, maximum: 16 * 1024 * 1024 }),
     tenant: Type.Optional(Type.String({ minLength: 1, description: `tenant name or id (default: ${DEFAULT_TENANT})` })),
@@ -45,32 +49,76 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
     { schema: { tags: ['instances'], summary: 'Create an instance', body: CreateInstance, response: { 201: InstanceResource, ...errors } } },
     async (req, reply) => {
       const b = req.body;
+      if (!b.image === !b.bootVolume) throw new ApiError(400, 'invalid_request', 'give exactly one of image and bootVolume');
       const tenant = await s.store.tenants.find(b.tenant ?? DEFAULT_TENANT);
       if (!tenant) throw new ApiError(422, 'unknown_tenant', `tenant '${b.tenant}' does not exist`);
-      const image = await s.store.images.find(b.image);
-      if (!image) throw new ApiError(422, 'unknown_image', `image '${b.image}' does not exist (see: outrig image list)`);
-      if (image.status.phase !== 'ready') throw new ApiError(409, 'image_not_ready', `image '${image.name}' is still ${image.status.phase}`);
+      const image = b.image ? await s.store.images.find(b.image) : undefined;
+      if (b.image && !image) throw new ApiError(422, 'unknown_image', `image '${b.image}' does not exist (see: outrig image list)`);
+      if (image && image.status.phase !== 'ready') throw new ApiError(409, 'image_not_ready', `image '${image.name}' is still ${image.status.phase}`);
+      if (b.kernelArgs && image?.spec.kind !== 'kernel') throw new ApiError(422, 'invalid_request', 'kernelArgs only apply to kernel images');
       const fit = everFits(
         { vcpus: b.vcpus, memoryMiB: b.memoryMiB },
         (await s.controller.capacity()).map((c) => ({ name: c.name, allocatable: c.allocatable })),
       );
       if (!fit.ok) throw new ApiError(422, 'insufficient_capacity', fit.message);
+      const usable = async (ref: string) => {
+        const v = await s.store.volumes.find(ref);
+        if (!v) throw new ApiError(422, 'unknown_volume', `volume '${ref}' does not exist`);
+        if (v.spec.tenant !== tenant.name) throw new ApiError(422, 'tenant_mismatch', `volume '${v.name}' belongs to tenant ${v.spec.tenant}`);
+        if (v.spec.attachedTo || v.spec.ownedBy || v.status.phase === 'deleting') throw new ApiError(409, 'volume_in_use', `volume '${v.name}' is in use or being deleted`);
+        if ((await s.store.instances.list()).some((i) => i.spec.bootVolume === v.id)) throw new ApiError(409, 'volume_in_use', `volume '${v.name}' is another instance's boot volume`);
+        return v;
+      };
+      const boot = b.bootVolume ? await usable(b.bootVolume) : undefined;
+      const extra = [];
+      for (const ref of b.volumes ?? []) extra.push(await usable(ref));
+      if (boot && extra.some((v) => v.id === boot.id)) throw new ApiError(422, 'invalid_request', 'the boot volume is attached already');
+      const hosts = new Set([boot, ...extra].map((v) => v?.status.hostId).filter(Boolean));
+      if (hosts.size > 1) throw new ApiError(422, 'volumes_apart', 'the volumes are on different hosts; an instance can only use volumes of its own host');
+      let rootBytes = 0;
+      if (image?.spec.kind === 'disk') {
+        rootBytes = b.rootDiskBytes ?? image.spec.virtualSizeBytes;
+        if (rootBytes < image.spec.virtualSizeBytes) throw new ApiError(422, 'invalid_request', `rootDiskBytes must be at least the image's ${image.spec.virtualSizeBytes} bytes`);
+        if (await s.store.volumes.find(`${b.name}-root`)) throw new ApiError(409, 'conflict', `volume '${b.name}-root' (for the boot disk) already exists`);
+      }
       const inst = await s.store.instances.create({
         name: b.name,
         labels: b.labels,
         annotations: b.annotations,
         spec: {
-          image: image.name,
+          image: image?.name,
+          bootVolume: boot?.id,
+          kernelArgs: b.kernelArgs,
           vcpus: b.vcpus,
           memoryMiB: b.memoryMiB,
           tenant: tenant.name,
           powerState: b.start === false ? 'stopped' : 'running',
-          forwardPorts: b.forwardPorts ?? image.spec.guestPorts,
+          forwardPorts: b.forwardPorts ?? image?.spec.guestPorts ?? [],
           restartSeq: 0,
         },
         status: { phase: 'pending', conditions: [], network: { forwards: [] }, observedGeneration: 0 },
       });
-      await s.controller.reconcileInstanceNow(inst.id);
+      // Everything below belongs to this create: undo it all if any step fails.
+      const made: string[] = [];
+      try {
+        if (image?.spec.kind === 'disk') {
+          const root = await s.store.volumes.create({
+            name: `${b.name}-root`,
+            spec: { sizeBytes: rootBytes, tenant: tenant.name, source: { image: image.id }, ownedBy: inst.id },
+            status: { phase: 'pending', conditions: [], observedGeneration: 0 },
+          });
+          made.push(root.id);
+          await s.store.instances.update(inst.id, (cur) => ({ spec: { ...cur.spec, bootVolume: root.id } }));
+        }
+        for (const v of extra) await s.store.volumes.update(v.id, (cur) => ({ spec: { ...cur.spec, attachedTo: inst.id } }));
+      } catch (e) {
+        for (const v of extra) await s.store.volumes.update(v.id, (cur) => (cur.spec.attachedTo === inst.id ? { spec: { ...cur.spec, attachedTo: undefined } } : null)).catch(() => undefined);
+        for (const id of made) await s.store.volumes.delete(id);
+        await s.store.instances.delete(inst.id);
+        throw e;
+      }
+      for (const id of made) s.controller.enqueue('volume', id);
+      await s.controller.reconcileNow('instance', inst.id);
       return reply.status(201).send((await s.store.instances.get(inst.id)) ?? inst);
     },
   );
@@ -83,7 +131,7 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
         const inst = await s.store.instances.mustFind(req.params.ref);
         if (inst.status.phase === 'deleting') throw new ApiError(409, 'deleting', `instance ${inst.name} is being deleted`);
         await s.store.instances.update(inst.id, (cur) => ({ spec: change(cur), newGeneration: true }));
-        await s.controller.reconcileInstanceNow(inst.id);
+        await s.controller.reconcileNow('instance', inst.id);
         return reply.status(202).send(await s.store.instances.mustFind(inst.id));
       },
     );
@@ -101,7 +149,7 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       const updated = await s.store.instances.update(inst.id, (cur) =>
         cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } },
       );
-      await s.controller.reconcileInstanceNow(inst.id);
+      await s.controller.reconcileNow('instance', inst.id);
       return reply.status(202).send((await s.store.instances.get(inst.id)) ?? updated);
     },
   );

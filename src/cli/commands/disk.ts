@@ -156,3 +156,21 @@ export function diskCheckCommand(disk: Command): void {
       if (!r.clean) process.exitCode = 1;
     });
 }
+
+export function diskdCommand(program: Command): void {
+  program
+    .command('diskd')
+    .description('run the storage daemon of this host: serves its volumes over NBD (normally started by the agent)')
+    .option('--data <dir>', 'diskd directory (default: $OUTRIG_DATA/agent/diskd)')
+    .addOption(cacheOption())
+    .action(async (o: { data?: string; cache: 'writeback' | 'writethrough' }) => {
+      const { join } = await import('node:path');
+      const { dataRoot } = await import('../../common/paths.ts');
+      const { createLogger } = await import('../../common/log.ts');
+      const { Diskd } = await import('../../disk/diskd.ts');
+      const d = new Diskd(o.data ?? join(dataRoot(), 'agent', 'diskd'), createLogger('diskd'), o.cache);
+      await d.start();
+      process.stderr.write(`outrig diskd serving ${d.paths.nbd}, control ${d.paths.control}\n`);
+      await untilSignal(() => d.close());
+    });
+}

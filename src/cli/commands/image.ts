@@ -4,7 +4,7 @@ import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { dataRoot } from '../../common/paths.ts';
 import { buildTestGuest, type GuestImageManifest } from '../../hypervisor/index.ts';
-import type { Image } from '../../model/image.ts';
+import type { Image, ImageSpec } from '../../model/image.ts';
 import { ApiRequestError, type ApiClient } from '../client.ts';
 import { contextOf } from '../context.ts';
 import { CliError } from '../errors.ts';
@@ -16,31 +16,31 @@ export function testImageDir(): string {
 }
 
 /**
- * Registers a built image with the controller and uploads its files. Idempotent: an image with the
- * same name and checksums is left as it is; a different one is replaced only if `replace` is set.
+ * Registers an image with the controller and uploads its files (local paths by file key).
+ * Idempotent: an image with the same name and checksums is left as it is; a different one is
+ * replaced only if `replace` is set.
  */
-export async function registerImage(
+export async function uploadImage(
   api: ApiClient,
-  dir: string,
-  m: GuestImageManifest,
+  image: { name: string; labels?: Record<string, string>; spec: ImageSpec },
+  paths: Partial<Record<string, string>>,
   opts: { replace?: boolean; log?: (s: string) => void } = {},
 ): Promise<Image> {
   const log = opts.log ?? (() => undefined);
-  const spec = { kind: m.kind, cmdline: m.cmdline, readyMarker: m.readyMarker, guestPorts: m.guestPorts, files: { kernel: { sha256: m.files.kernel.sha256, size: m.files.kernel.size }, initrd: { sha256: m.files.initrd.sha256, size: m.files.initrd.size } } };
-  let img = await api.find<Image>(`/v1/images/${m.name}`);
-  if (img && JSON.stringify(img.spec.files) !== JSON.stringify(spec.files)) {
-    if (!opts.replace) throw new CliError(`image ${m.name} is already registered with other files; use --replace to replace it`);
-    log(`replacing image ${m.name}`);
+  let img = await api.find<Image>(`/v1/images/${image.name}`);
+  if (img && JSON.stringify(img.spec.files) !== JSON.stringify(image.spec.files)) {
+    if (!opts.replace) throw new CliError(`image ${image.name} is already registered with other files; use --replace to replace it`);
+    log(`replacing image ${image.name}`);
     await api.delete(`/v1/images/${img.id}`);
     img = undefined;
   }
-  if (!img) img = await api.post<Image>('/v1/images', { name: m.name, labels: { 'outrig.io/source': 'build-test', 'outrig.io/kernel': m.kernelVersion }, spec });
-  for (const [file, local] of [['kernel', m.files.kernel.name], ['initrd', m.files.initrd.name]] as const) {
+  if (!img) img = await api.post<Image>('/v1/images', image);
+  for (const [file, ref] of Object.entries(image.spec.files as Record<string, { size: number }>)) {
     if (img.status.filesPresent.includes(file)) continue;
-    log(`uploading ${file} (${(m.files[file].size / 1e6).toFixed(1)} MB)`);
+    log(`uploading ${file} (${(ref.size / 1e6).toFixed(1)} MB)`);
     const res = await api.raw('PUT', `/v1/images/${img.id}/files/${file}`, {
       headers: { 'content-type': 'application/octet-stream' },
-      rawBody: Readable.toWeb(createReadStream(join(dir, local))) as unknown as BodyInit,
+      rawBody: Readable.toWeb(createReadStream(paths[file]!)) as unknown as BodyInit,
       duplex: 'half',
     });
     const body = (await res.json()) as Image & { error?: { code: string; message: string } };
@@ -48,6 +48,63 @@ export async function registerImage(
     img = body;
   }
   return img;
+}
+
+/** Registers the test guest built by buildTestGuest. */
+export function registerImage(api: ApiClient, dir: string, m: GuestImageManifest, opts: { replace?: boolean; log?: (s: string) => void } = {}): Promise<Image> {
+  return uploadImage(
+    api,
+    {
+      name: m.name,
+      labels: { 'outrig.io/source': 'build-test', 'outrig.io/kernel': m.kernelVersion },
+      spec: { kind: 'kernel', cmdline: m.cmdline, readyMarker: m.readyMarker, guestPorts: m.guestPorts, files: { kernel: { sha256: m.files.kernel.sha256, size: m.files.kernel.size }, initrd: { sha256: m.files.initrd.sha256, size: m.files.initrd.size } } },
+    },
+    { kernel: join(dir, m.files.kernel.name), initrd: join(dir, m.files.initrd.name) },
+    opts,
+  );
+}
+
+/**
+ * Converts a raw or qcow2 image into an Outrig disk (qemu-img writing onto an NBD export of a fresh
+ * disk, zero regions skipped), snapshots it as 'base', and returns the file and its checksum.
+ */
+export async function convertToOutrigDisk(src: string, dest: string, opts: { format?: string; progress?: boolean } = {}): Promise<{ virtualSizeBytes: number; sha256: string; size: number }> {
+  const { execFile, spawn } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { createHash } = await import('node:crypto');
+  const { stat, rm } = await import('node:fs/promises');
+  const { DiskEngine, DiskExports, NbdServer } = await import('../../disk/index.ts');
+  const info = JSON.parse((await promisify(execFile)('qemu-img', ['info', '--output=json', ...(opts.format ? ['-f', opts.format] : []), src])).stdout) as { format: string; 'virtual-size': number };
+  if (!['raw', 'qcow2'].includes(info.format)) throw new CliError(`${src} is ${info.format}; import takes raw or qcow2`);
+  const virtualSizeBytes = Math.ceil(info['virtual-size'] / 512) * 512;
+  DiskEngine.create(dest, { size: virtualSizeBytes });
+  const engine = await DiskEngine.open(dest);
+  const exports = new DiskExports();
+  exports.add('import', engine);
+  const server = new NbdServer({ exports });
+  const sock = `${dest}.sock`;
+  try {
+    await server.listen(sock);
+    await new Promise<void>((resolve, reject) => {
+      const p = spawn('qemu-img', ['convert', ...(opts.progress ? ['-p'] : []), '-n', '--target-is-zero', '-f', info.format, '-O', 'raw', src, `nbd+unix:///import?socket=${sock}`], { stdio: ['ignore', opts.progress ? 'inherit' : 'ignore', 'pipe'] });
+      let err = '';
+      p.stderr.on('data', (d) => (err += d));
+      p.on('error', reject);
+      p.on('exit', (code) => (code === 0 ? resolve() : reject(new CliError(`qemu-img convert failed: ${err.trim()}`))));
+    });
+    await engine.flush();
+    await engine.createSnapshot('base');
+  } catch (e) {
+    await server.close();
+    await engine.close();
+    await rm(dest, { force: true });
+    throw e;
+  }
+  await server.close();
+  await engine.close();
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(dest)) hash.update(chunk as Buffer);
+  return { virtualSizeBytes, sha256: hash.digest('hex'), size: (await stat(dest)).size };
 }
 
 export function imageCommands(program: Command): void {
@@ -61,16 +118,11 @@ export function imageCommands(program: Command): void {
       const { items } = await api.get<{ items: Image[] }>('/v1/images');
       if (json) return printJson(items);
       printTable(
-        ['NAME', 'ID', 'PHASE', 'KIND', 'SIZE', 'SHA256 (KERNEL)', 'AGE'],
-        items.map((i) => [
-          i.name,
-          i.id,
-          i.status.phase,
-          i.spec.kind,
-          `${((i.spec.files.kernel.size + i.spec.files.initrd.size) / 1e6).toFixed(1)} MB`,
-          i.spec.files.kernel.sha256.slice(0, 12),
-          age(i.createdAt),
-        ]),
+        ['NAME', 'ID', 'PHASE', 'KIND', 'SIZE', 'SHA256', 'AGE'],
+        items.map((i) => {
+          const files = Object.values(i.spec.files as Record<string, { sha256: string; size: number }>);
+          return [i.name, i.id, i.status.phase, i.spec.kind, `${(files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB`, files[0]!.sha256.slice(0, 12), age(i.createdAt)];
+        }),
       );
     });
 
@@ -90,8 +142,33 @@ export function imageCommands(program: Command): void {
     .option('--force', 'rebuild even if a build is cached')
     .option('--replace', 'replace a registered "test" image that has different files')
     .option('--no-register', 'only build; print where the files are')
-    .action(async (o: { force?: boolean; replace?: boolean; register: boolean }, cmd: Command) => {
+    .option('--disk', 'build a bootable disk (GRUB, ext4) instead, imported as image "test-disk"')
+    .action(async (o: { force?: boolean; replace?: boolean; register: boolean; disk?: boolean }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
+      if (o.disk) {
+        const { buildTestDisk } = await import('../../hypervisor/guest-image/test-disk.ts');
+        const out = join(dataRoot(), 'cache', 'test-disk.raw');
+        if (!json) process.stderr.write(`building a bootable test disk in ${out}\n`);
+        const d = await buildTestDisk(out);
+        if (!o.register) return void process.stdout.write(`${out}\n`);
+        const work = join(dataRoot(), 'cache', 'test-disk-import');
+        const { mkdir, rm } = await import('node:fs/promises');
+        await mkdir(work, { recursive: true });
+        try {
+          const c = await convertToOutrigDisk(out, join(work, 'test-disk.odsk'), { format: 'raw' });
+          const img = await uploadImage(
+            api,
+            { name: 'test-disk', labels: { 'outrig.io/source': 'build-test' }, spec: { kind: 'disk', virtualSizeBytes: c.virtualSizeBytes, readyMarker: d.readyMarker, guestPorts: [80], files: { disk: { sha256: c.sha256, size: c.size } } } },
+            { disk: join(work, 'test-disk.odsk') },
+            { replace: o.replace },
+          );
+          if (json) printJson(img);
+          else process.stdout.write(`image ${img.name} ${img.status.phase} (${img.id})\n`);
+        } finally {
+          await rm(work, { recursive: true, force: true });
+        }
+        return;
+      }
       const dir = testImageDir();
       const say = (s: string) => {
         if (!json) process.stderr.write(s + '\n');
@@ -107,6 +184,45 @@ export function imageCommands(program: Command): void {
       const img = await registerImage(api, dir, m, { replace: o.replace, log: say });
       if (json) return printJson(img);
       process.stdout.write(`image ${img.name} ${img.status.phase} (${img.id})\n`);
+    });
+
+  image
+    .command('import <file>')
+    .description('import a raw or qcow2 disk image; instances boot from clones of it')
+    .option('--name <name>', 'image name (default: the file name)')
+    .option('--format <format>', 'raw or qcow2 (default: detected)')
+    .option('--ready-marker <text>', 'text the guest prints on its serial console once ready')
+    .option('--port <guestPort>', 'guest TCP port to forward by default (repeatable)', (v: string, p: string[]) => [...p, v], [])
+    .option('--replace', 'replace an image of the same name')
+    .action(async (file: string, o: { name?: string; format?: string; readyMarker?: string; port: string[]; replace?: boolean }, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      const { basename } = await import('node:path');
+      const { mkdir, rm } = await import('node:fs/promises');
+      const name = o.name ?? basename(file).replace(/\.[^.]*$/, '').toLowerCase().replace(/[^a-z0-9-]/g, '-');
+      const work = join(dataRoot(), 'cache', `import-${process.pid}`);
+      await mkdir(work, { recursive: true });
+      const say = (s: string) => {
+        if (!json) process.stderr.write(s + '\n');
+      };
+      try {
+        say(`converting ${file} into an Outrig disk`);
+        const disk = join(work, `${name}.odsk`);
+        const c = await convertToOutrigDisk(file, disk, { format: o.format, progress: !json && process.stderr.isTTY });
+        const img = await uploadImage(
+          api,
+          {
+            name,
+            labels: { 'outrig.io/source': 'import' },
+            spec: { kind: 'disk', virtualSizeBytes: c.virtualSizeBytes, readyMarker: o.readyMarker, guestPorts: o.port.map(Number), files: { disk: { sha256: c.sha256, size: c.size } } },
+          },
+          { disk },
+          { replace: o.replace, log: say },
+        );
+        if (json) printJson(img);
+        else process.stdout.write(`image ${img.name} ${img.status.phase} (${img.id}): ${(c.virtualSizeBytes / 1024 ** 3).toFixed(2)} GiB disk\n`);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
     });
 
   image

@@ -3,7 +3,9 @@ import { getCondition } from '../../model/conditions.ts';
 import type { Instance } from '../../model/instance.ts';
 import { ApiRequestError } from '../client.ts';
 import { contextOf } from '../context.ts';
+import { CliError } from '../errors.ts';
 import { collect, parseIntStrict, parseLabels, parseMemory } from '../parse.ts';
+import { parseSize } from './disk.ts';
 import { age, mib, printDetails, printJson, printTable } from '../output.ts';
 import { waitFor } from '../wait.ts';
 
@@ -58,7 +60,11 @@ export function instanceCommands(program: Command): void {
     inst
       .command('create <name>')
       .description('create and start an instance; waits until it runs')
-      .requiredOption('--image <image>', 'image name or id (see: outrig image list)')
+      .option('--image <image>', 'image name or id (see: outrig image list); a disk image boots from a clone of it')
+      .option('--boot-volume <volume>', 'boot from this volume instead of an image')
+      .option('--volume <volume>', 'attach a volume (repeatable)', collect, [])
+      .option('--root-size <size>', 'size of the boot volume made from a disk image (default: the image size)', parseSize)
+      .option('--kernel-args <args>', 'extra kernel command line (kernel images)')
       .addOption(new Option('--vcpus <n>', 'virtual CPUs').default(1).argParser(parseIntStrict('--vcpus')))
       .addOption(new Option('--memory <size>', 'memory, MiB or with a unit (512M, 2G)').default(256).argParser(parseMemory))
       .option('--tenant <tenant>', 'tenant that owns the instance', 'default')
@@ -66,11 +72,16 @@ export function instanceCommands(program: Command): void {
       .option('--label <key=value>', 'label (repeatable)', collect, [])
       .option('--no-start', 'create it stopped')
       .option('--wait-ready', "also wait for the guest's ready marker"),
-  ).action(async (name: string, o: { image: string; vcpus: number; memory: number; tenant: string; port: string[]; label: string[]; start: boolean; waitReady?: boolean } & WaitFlags, cmd: Command) => {
+  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; vcpus: number; memory: number; tenant: string; port: string[]; label: string[]; start: boolean; waitReady?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
+    if (!o.image === !o.bootVolume) throw new CliError('give --image or --boot-volume (one of them)', 2);
     const body = {
       name,
       image: o.image,
+      bootVolume: o.bootVolume,
+      volumes: o.volume.length ? o.volume : undefined,
+      rootDiskBytes: o.rootSize,
+      kernelArgs: o.kernelArgs,
       vcpus: o.vcpus,
       memoryMiB: o.memory,
       tenant: o.tenant,
@@ -95,7 +106,7 @@ export function instanceCommands(program: Command): void {
       if (json) return printJson(items);
       printTable(
         ['NAME', 'ID', 'PHASE', 'HOST', 'VCPUS', 'MEMORY', 'IMAGE', 'TENANT', 'FORWARDS', 'AGE'],
-        items.map((i) => [i.name, i.id, i.status.phase, i.status.hostName ?? '-', i.spec.vcpus, mib(i.spec.memoryMiB), i.spec.image, i.spec.tenant, forwardsText(i), age(i.createdAt)]),
+        items.map((i) => [i.name, i.id, i.status.phase, i.status.hostName ?? '-', i.spec.vcpus, mib(i.spec.memoryMiB), i.spec.image ?? `volume ${i.spec.bootVolume}`, i.spec.tenant, forwardsText(i), age(i.createdAt)]),
       );
     });
 
@@ -114,6 +125,8 @@ export function instanceCommands(program: Command): void {
         host: i.status.hostName,
         tenant: i.spec.tenant,
         image: i.spec.image,
+        bootVolume: i.spec.bootVolume,
+        kernelArgs: i.spec.kernelArgs,
         vcpus: i.spec.vcpus,
         memory: mib(i.spec.memoryMiB),
         powerState: i.spec.powerState,

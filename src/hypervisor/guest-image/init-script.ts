@@ -14,6 +14,7 @@ for m in ${modules.join(' ')}; do
 done
 arg() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" /proc/cmdline; }
 NAME=$(arg outrig.name)
+[ -n "$NAME" ] || NAME=$(cat /sys/class/dmi/id/product_serial 2>/dev/null)
 NAME=\${NAME:-outrig-test}
 hostname "$NAME"
 ip link set lo up
@@ -35,7 +36,30 @@ for ev in /sys/class/input/event*; do
       sync; poweroff -f ) &
   fi
 done
+# Volumes: each virtio disk without partitions (a boot disk has them) gets an ext2 filesystem on
+# first use, is mounted at /mnt/<disk>, and, with outrig.note=TEXT on the command line, gets TEXT in
+# note.txt. The console reports every disk that comes and goes (hot-plug included).
+NOTE=$(arg outrig.note)
+disks() {
+  for d in /sys/block/vd*; do
+    [ -e "$d" ] || continue
+    n=\${d##*/}
+    [ -e "$d/\${n}1" ] && continue
+    [ -e /tmp/seen.$n ] && continue
+    touch /tmp/seen.$n
+    mkdir -p /mnt/$n
+    mount -t ext4 /dev/$n /mnt/$n 2>/dev/null || { mke2fs -q /dev/$n && mount -t ext4 /dev/$n /mnt/$n; }
+    if [ -n "$NOTE" ] && [ ! -e /mnt/$n/note.txt ]; then echo "$NOTE" > /mnt/$n/note.txt; sync; fi
+    echo "OUTRIG-VOLUME $n serial=$(cat $d/serial 2>/dev/null) note=$(cat /mnt/$n/note.txt 2>/dev/null)"
+  done
+  for f in /tmp/seen.*; do
+    [ -e "$f" ] || continue
+    n=\${f#/tmp/seen.}
+    if [ ! -e /sys/block/$n ]; then umount -l /mnt/$n 2>/dev/null; rm -f $f; echo "OUTRIG-VOLUME-GONE $n"; fi
+  done
+}
+disks
 echo "${TEST_GUEST_READY_MARKER} name=$NAME"
-while true; do sleep 3600; done
+while true; do sleep 1; disks; done
 `;
 }

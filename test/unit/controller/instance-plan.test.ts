@@ -35,10 +35,11 @@ const vm = (state: VmReport['state'], over: Partial<VmReport> = {}): VmReport =>
   forwards: [{ guestPort: 80, hostAddress: '127.0.0.1', hostPort: 40000 }],
   generation: 1,
   restartSeq: 0,
+  disks: [],
   ...over,
 });
 
-const ctx = (over: Partial<PlanContext> = {}): PlanContext => ({ hostExists: true, hostName: 'h1', hostConnected: true, lastOpInFlight: false, now, ...over });
+const ctx = (over: Partial<PlanContext> = {}): PlanContext => ({ hostExists: true, hostName: 'h1', hostConnected: true, lastOpInFlight: false, now, desiredDisks: [], ...over });
 const op = (opId: string, kind: string, state: LastOp['state'], error?: string): LastOp => ({ opId, kind, state, error, at: now.toISOString() });
 
 test('a placed instance with no VM gets a start operation', () => {

@@ -13,6 +13,7 @@ const spec: VmSpec = {
   accel: 'tcg',
   forwards: [{ guestPort: 80, hostAddress: '127.0.0.1', hostPort: 8080 }, { guestPort: 22, hostAddress: '127.0.0.1', hostPort: 2222 }],
   mac: '52:54:00:00:00:01',
+  disks: [],
   owner: { generation: 1, restartSeq: 0 },
 };
 const paths = { dir: '/d', pidfile: '/d/qemu.pid', qmpSocket: '/d/q,mp.sock', serialLog: '/d/serial.log' };

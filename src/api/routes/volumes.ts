@@ -1,0 +1,208 @@
+import { Type } from 'typebox';
+import { Name } from '../../model/common.ts';
+import { DEFAULT_TENANT } from '../../model/tenant.ts';
+import { SnapshotResource, VolumeResource, type Volume, type VolumeSource } from '../../model/volume.ts';
+import { ApiError } from '../errors.ts';
+import type { Api, ApiServices } from '../server.ts';
+import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
+
+const MiB = 1024 * 1024;
+
+const CreateVolume = Type.Object(
+  {
+    name: Name,
+    sizeBytes: Type.Optional(Type.Integer({ minimum: MiB, maximum: 2 ** 48, description: 'virtual size; defaults to the source size for clones' })),
+    tenant: Type.Optional(Type.String({ minLength: 1 })),
+    blockSize: Type.Optional(Type.Integer({ minimum: 4096, maximum: 2 * MiB, description: 'allocation block size, a power of two (default 64 KiB)' })),
+    source: Type.Optional(
+      Type.Union([
+        Type.Object({ snapshot: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+        Type.Object({ image: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+      ]),
+    ),
+    host: Type.Optional(Type.String({ minLength: 1, description: 'host to create it on (default: chosen by the controller)' })),
+    ...MetadataFields,
+  },
+  { additionalProperties: false },
+);
+
+const AttachBody = Type.Object({ instance: Type.String({ minLength: 1 }) }, { additionalProperties: false });
+const ResizeBody = Type.Object({ sizeBytes: Type.Integer({ minimum: MiB, maximum: 2 ** 48 }) }, { additionalProperties: false });
+const SnapshotBody = Type.Object({ name: Name, ...MetadataFields }, { additionalProperties: false });
+const CloneBody = Type.Object(
+  { name: Name, sizeBytes: Type.Optional(Type.Integer({ minimum: MiB, maximum: 2 ** 48 })), ...MetadataFields },
+  { additionalProperties: false },
+);
+
+export function volumeRoutes(app: Api, s: ApiServices): void {
+  /** Validates a new volume and creates it; shared by POST /volumes and snapshot clone. */
+  async function createVolume(b: {
+    name: string;
+    sizeBytes?: number;
+    tenant?: string;
+    blockSize?: number;
+    source?: { snapshot: string } | { image: string };
+    host?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  }): Promise<Volume> {
+    const tenant = await s.store.tenants.find(b.tenant ?? DEFAULT_TENANT);
+    if (!tenant) throw new ApiError(422, 'unknown_tenant', `tenant '${b.tenant}' does not exist`);
+    if (b.blockSize !== undefined && (b.blockSize & (b.blockSize - 1)) !== 0) throw new ApiError(400, 'invalid_request', 'blockSize must be a power of two');
+    if (b.host && !(await s.store.hosts.find(b.host))) throw new ApiError(422, 'unknown_host', `host '${b.host}' does not exist`);
+    let source: VolumeSource | undefined;
+    let minSize = MiB;
+    if (b.source && 'snapshot' in b.source) {
+      const snap = await s.store.snapshots.find(b.source.snapshot);
+      if (!snap) throw new ApiError(422, 'unknown_snapshot', `snapshot '${b.source.snapshot}' does not exist`);
+      if (snap.status.phase !== 'ready') throw new ApiError(409, 'snapshot_not_ready', `snapshot '${snap.name}' is ${snap.status.phase}`);
+      const vol = await s.store.volumes.get(snap.spec.volume);
+      if (vol && vol.spec.tenant !== tenant.name) throw new ApiError(422, 'tenant_mismatch', `snapshot '${snap.name}' belongs to tenant ${vol.spec.tenant}`);
+      if (b.blockSize !== undefined) throw new ApiError(400, 'invalid_request', 'a clone uses its source block size');
+      if (b.host) throw new ApiError(400, 'invalid_request', "a clone lives on its source volume's host");
+      minSize = snap.status.sizeBytes ?? vol?.spec.sizeBytes ?? MiB;
+      source = { snapshot: snap.id };
+    } else if (b.source && 'image' in b.source) {
+      const img = await s.store.images.find(b.source.image);
+      if (!img) throw new ApiError(422, 'unknown_image', `image '${b.source.image}' does not exist`);
+      if (img.spec.kind !== 'disk') throw new ApiError(422, 'invalid_request', `image '${img.name}' is a ${img.spec.kind} image, not a disk image`);
+      if (img.status.phase !== 'ready') throw new ApiError(409, 'image_not_ready', `image '${img.name}' is still ${img.status.phase}`);
+      minSize = img.spec.virtualSizeBytes;
+      source = { image: img.id };
+    }
+    const sizeBytes = b.sizeBytes ?? (source ? minSize : undefined);
+    if (sizeBytes === undefined) throw new ApiError(400, 'invalid_request', 'sizeBytes is required for an empty volume');
+    if (sizeBytes < minSize) throw new ApiError(422, 'invalid_request', `sizeBytes must be at least the source's ${minSize} bytes`);
+    const v = await s.store.volumes.create({
+      name: b.name,
+      labels: b.labels,
+      annotations: b.annotations,
+      spec: { sizeBytes, tenant: tenant.name, blockSize: b.blockSize, source, host: b.host },
+      status: { phase: 'pending', conditions: [], observedGeneration: 0 },
+    });
+    await s.controller.reconcileNow('volume', v.id);
+    return (await s.store.volumes.get(v.id)) ?? v;
+  }
+
+  app.get('/volumes', { schema: { tags: ['volumes'], response: { 200: listOf(VolumeResource) } } }, async () => ({ items: await s.store.volumes.list() }));
+
+  app.get('/volumes/:ref', { schema: { tags: ['volumes'], params: RefParams, response: { 200: VolumeResource, ...errors } } }, async (req) => s.store.volumes.mustFind(req.params.ref));
+
+  app.post(
+    '/volumes',
+    { schema: { tags: ['volumes'], summary: 'Create a volume: empty, a clone of a snapshot, or a clone of a disk image', body: CreateVolume, response: { 201: VolumeResource, ...errors } } },
+    async (req, reply) => reply.status(201).send(await createVolume(req.body)),
+  );
+
+  app.delete(
+    '/volumes/:ref',
+    { schema: { tags: ['volumes'], summary: 'Delete a volume (detached, without snapshots)', params: RefParams, response: { 202: VolumeResource, ...errors } } },
+    async (req, reply) => {
+      const v = await s.store.volumes.mustFind(req.params.ref);
+      if (v.spec.attachedTo) throw new ApiError(409, 'in_use', `volume '${v.name}' is attached; detach it first`);
+      if (v.spec.ownedBy) throw new ApiError(409, 'in_use', `volume '${v.name}' is the boot disk of an instance and goes with it`);
+      const bootOf = (await s.store.instances.list()).find((i) => i.spec.bootVolume === v.id);
+      if (bootOf) throw new ApiError(409, 'in_use', `volume '${v.name}' is the boot volume of instance ${bootOf.name}`);
+      const snaps = await s.controller.dependents('volume', v.id);
+      if (snaps.length) throw new ApiError(409, 'has_snapshots', `volume '${v.name}' has snapshots: ${snaps.join(', ')}; delete them first`);
+      const updated = await s.store.volumes.update(v.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+      await s.controller.reconcileNow('volume', v.id);
+      return reply.status(202).send((await s.store.volumes.get(v.id)) ?? updated);
+    },
+  );
+
+  app.post(
+    '/volumes/:ref/attach',
+    { schema: { tags: ['volumes'], summary: 'Attach to an instance (hot-plugged if it runs)', params: RefParams, body: AttachBody, response: { 202: VolumeResource, ...errors } } },
+    async (req, reply) => {
+      const v = await s.store.volumes.mustFind(req.params.ref);
+      const inst = await s.store.instances.mustFind(req.body.instance);
+      if (v.spec.attachedTo === inst.id) return reply.status(202).send(v);
+      if (v.spec.attachedTo || v.spec.ownedBy) throw new ApiError(409, 'in_use', `volume '${v.name}' is attached elsewhere`);
+      if ((await s.store.instances.list()).some((i) => i.spec.bootVolume === v.id)) throw new ApiError(409, 'in_use', `volume '${v.name}' is a boot volume`);
+      if (v.status.phase === 'deleting' || inst.status.phase === 'deleting') throw new ApiError(409, 'deleting', 'the volume or the instance is being deleted');
+      if (v.spec.tenant !== inst.spec.tenant) throw new ApiError(422, 'tenant_mismatch', `volume '${v.name}' belongs to tenant ${v.spec.tenant}, instance ${inst.name} to ${inst.spec.tenant}`);
+      if (v.status.hostId && inst.status.hostId && v.status.hostId !== inst.status.hostId) {
+        throw new ApiError(422, 'volumes_apart', `volume '${v.name}' is on host ${v.status.hostName ?? v.status.hostId}, instance ${inst.name} on ${inst.status.hostName ?? inst.status.hostId}`);
+      }
+      const attached = (await s.store.volumes.list()).filter((x) => x.spec.attachedTo === inst.id).length;
+      if (attached >= 7) throw new ApiError(409, 'too_many_volumes', `instance ${inst.name} has ${attached} volumes attached, the most it can take`);
+      await s.store.volumes.update(v.id, (cur) => ({ spec: { ...cur.spec, attachedTo: inst.id } }));
+      await s.controller.reconcileNow('volume', v.id);
+      await s.controller.reconcileNow('instance', inst.id);
+      return reply.status(202).send(await s.store.volumes.mustFind(v.id));
+    },
+  );
+
+  app.post(
+    '/volumes/:ref/detach',
+    { schema: { tags: ['volumes'], summary: 'Detach from its instance (hot-unplugged if it runs)', params: RefParams, response: { 202: VolumeResource, ...errors } } },
+    async (req, reply) => {
+      const v = await s.store.volumes.mustFind(req.params.ref);
+      if (v.spec.ownedBy) throw new ApiError(409, 'in_use', `volume '${v.name}' is the boot disk of an instance`);
+      if (!v.spec.attachedTo) return reply.status(202).send(v);
+      const instanceId = v.spec.attachedTo;
+      await s.store.volumes.update(v.id, (cur) => ({ spec: { ...cur.spec, attachedTo: undefined } }));
+      await s.controller.reconcileNow('instance', instanceId);
+      await s.controller.reconcileNow('volume', v.id);
+      return reply.status(202).send(await s.store.volumes.mustFind(v.id));
+    },
+  );
+
+  app.post(
+    '/volumes/:ref/resize',
+    { schema: { tags: ['volumes'], summary: 'Grow a volume', params: RefParams, body: ResizeBody, response: { 202: VolumeResource, ...errors } } },
+    async (req, reply) => {
+      const v = await s.store.volumes.mustFind(req.params.ref);
+      if (req.body.sizeBytes < v.spec.sizeBytes) throw new ApiError(422, 'invalid_request', `volumes only grow (now ${v.spec.sizeBytes} bytes)`);
+      await s.store.volumes.update(v.id, (cur) => ({ spec: { ...cur.spec, sizeBytes: req.body.sizeBytes } }));
+      await s.controller.reconcileNow('volume', v.id);
+      return reply.status(202).send(await s.store.volumes.mustFind(v.id));
+    },
+  );
+
+  app.post(
+    '/volumes/:ref/snapshots',
+    { schema: { tags: ['volumes'], summary: 'Snapshot a volume (copy-on-write, taken now)', params: RefParams, body: SnapshotBody, response: { 201: SnapshotResource, ...errors } } },
+    async (req, reply) => {
+      const v = await s.store.volumes.mustFind(req.params.ref);
+      if (v.status.phase === 'deleting') throw new ApiError(409, 'deleting', `volume '${v.name}' is being deleted`);
+      const snap = await s.store.snapshots.create({
+        name: req.body.name,
+        labels: req.body.labels,
+        annotations: req.body.annotations,
+        spec: { volume: v.id },
+        status: { phase: 'pending', conditions: [] },
+      });
+      await s.controller.reconcileNow('snapshot', snap.id);
+      return reply.status(201).send((await s.store.snapshots.get(snap.id)) ?? snap);
+    },
+  );
+
+  app.get('/snapshots', { schema: { tags: ['volumes'], response: { 200: listOf(SnapshotResource) } } }, async () => ({ items: await s.store.snapshots.list() }));
+
+  app.get('/snapshots/:ref', { schema: { tags: ['volumes'], params: RefParams, response: { 200: SnapshotResource, ...errors } } }, async (req) => s.store.snapshots.mustFind(req.params.ref));
+
+  app.delete(
+    '/snapshots/:ref',
+    { schema: { tags: ['volumes'], summary: 'Delete a snapshot (without clones)', params: RefParams, response: { 202: SnapshotResource, ...errors } } },
+    async (req, reply) => {
+      const snap = await s.store.snapshots.mustFind(req.params.ref);
+      const clones = await s.controller.dependents('snapshot', snap.id);
+      if (clones.length) throw new ApiError(409, 'has_clones', `snapshot '${snap.name}' has clones: ${clones.join(', ')}; delete them first`);
+      const updated = await s.store.snapshots.update(snap.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+      await s.controller.reconcileNow('snapshot', snap.id);
+      return reply.status(202).send((await s.store.snapshots.get(snap.id)) ?? updated);
+    },
+  );
+
+  app.post(
+    '/snapshots/:ref/clone',
+    { schema: { tags: ['volumes'], summary: 'Make a writable volume from a snapshot; space is shared until written', params: RefParams, body: CloneBody, response: { 201: VolumeResource, ...errors } } },
+    async (req, reply) => {
+      const snap = await s.store.snapshots.mustFind(req.params.ref);
+      const vol = await s.store.volumes.get(snap.spec.volume);
+      return reply.status(201).send(await createVolume({ ...req.body, tenant: vol?.spec.tenant, source: { snapshot: snap.id } }));
+    },
+  );
+}

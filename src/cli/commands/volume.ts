@@ -1,0 +1,206 @@
+import { Option, type Command } from 'commander';
+import type { Snapshot, Volume } from '../../model/volume.ts';
+import { contextOf } from '../context.ts';
+import { age, printDetails, printJson, printTable } from '../output.ts';
+import { collect, parseIntStrict, parseLabels } from '../parse.ts';
+import { waitFor } from '../wait.ts';
+import { parseSize } from './disk.ts';
+
+const vpath = (ref: string) => `/v1/volumes/${encodeURIComponent(ref)}`;
+const spath = (ref: string) => `/v1/snapshots/${encodeURIComponent(ref)}`;
+
+function gib(n: number | undefined): string {
+  if (n === undefined) return '-';
+  return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(n % 1024 ** 3 ? 1 : 0)}G` : `${Math.round(n / 1024 ** 2)}M`;
+}
+
+interface WaitFlags {
+  wait: boolean;
+  timeout: number;
+}
+
+const waitOptions = (c: Command) =>
+  c
+    .option('--no-wait', 'return at once instead of waiting for the result')
+    .addOption(new Option('--timeout <seconds>', 'how long to wait').default(300).argParser(parseIntStrict('--timeout')));
+
+function describe(v: Volume | undefined, name: string): string {
+  if (!v) return `volume ${name} is gone`;
+  const where = v.status.hostName ? ` on ${v.status.hostName}` : '';
+  return `volume ${v.name}: ${v.status.phase}${where}${v.status.message ? ` (${v.status.message})` : ''}`;
+}
+
+async function waitVolume(ctx: ReturnType<typeof contextOf>, v: Volume, flags: WaitFlags, done: (v: Volume | undefined) => boolean): Promise<Volume | undefined> {
+  if (!flags.wait) return v;
+  return waitFor<Volume>({
+    poll: () => ctx.api.find<Volume>(vpath(v.id)),
+    done,
+    fail: (x) => (x?.status.phase === 'failed' ? `volume ${v.name} failed: ${x.status.message ?? 'see outrig volume show'}` : undefined),
+    describe: (x) => describe(x, v.name),
+    timeoutMs: flags.timeout * 1000,
+    quiet: ctx.json,
+  });
+}
+
+const ready = (v: Volume | undefined) => !!v && (v.status.phase === 'available' || v.status.phase === 'in-use');
+
+export function volumeCommands(program: Command): void {
+  const vol = program.command('volume').description('thin volumes served by each host, with snapshots and clones');
+
+  waitOptions(
+    vol
+      .command('create <name>')
+      .description('create a volume (empty, or a clone of a snapshot or a disk image)')
+      .option('--size <size>', 'virtual size, e.g. 10G (default for clones: the source size)', parseSize)
+      .option('--tenant <tenant>', 'tenant that owns it', 'default')
+      .option('--from-snapshot <snapshot>', 'clone this snapshot')
+      .option('--image <image>', 'clone this disk image')
+      .option('--host <host>', 'create it on this host')
+      .option('--block-size <size>', 'allocation block size (default 64K)', parseSize)
+      .option('--label <key=value>', 'label (repeatable)', collect, []),
+  ).action(async (name: string, o: { size?: number; tenant: string; fromSnapshot?: string; image?: string; host?: string; blockSize?: number; label: string[] } & WaitFlags, cmd: Command) => {
+    const ctx = contextOf(cmd);
+    const source = o.fromSnapshot ? { snapshot: o.fromSnapshot } : o.image ? { image: o.image } : undefined;
+    const v = await ctx.api.post<Volume>('/v1/volumes', { name, sizeBytes: o.size, tenant: o.tenant, source, host: o.host, blockSize: o.blockSize, labels: parseLabels(o.label) });
+    const final = await waitVolume(ctx, v, o, ready);
+    if (ctx.json) return printJson(final);
+    process.stdout.write(`${describe(final, name)}\n`);
+  });
+
+  vol
+    .command('list')
+    .description('list volumes')
+    .action(async (_o, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      const { items } = await api.get<{ items: Volume[] }>('/v1/volumes');
+      if (json) return printJson(items);
+      printTable(
+        ['NAME', 'ID', 'PHASE', 'HOST', 'SIZE', 'USED', 'ATTACHED TO', 'SOURCE', 'AGE'],
+        items.map((v) => [
+          v.name,
+          v.id,
+          v.status.phase,
+          v.status.hostName ?? '-',
+          gib(v.spec.sizeBytes),
+          gib(v.status.usedBytes),
+          v.spec.attachedTo ?? v.spec.ownedBy ?? '-',
+          v.spec.source ? ('snapshot' in v.spec.source ? `snapshot ${v.spec.source.snapshot}` : `image ${v.spec.source.image}`) : '-',
+          age(v.createdAt),
+        ]),
+      );
+    });
+
+  vol
+    .command('show <volume>')
+    .description('show a volume and its snapshots')
+    .action(async (ref: string, _o, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      const v = await api.get<Volume>(vpath(ref));
+      const snaps = (await api.get<{ items: Snapshot[] }>('/v1/snapshots')).items.filter((s) => s.spec.volume === v.id);
+      if (json) return printJson({ ...v, snapshots: snaps });
+      printDetails({
+        name: v.name,
+        id: v.id,
+        phase: v.status.phase,
+        message: v.status.message,
+        host: v.status.hostName,
+        tenant: v.spec.tenant,
+        size: gib(v.spec.sizeBytes),
+        used: gib(v.status.usedBytes),
+        attachedTo: v.spec.attachedTo,
+        pluggedInto: v.status.attachedTo,
+        ownedBy: v.spec.ownedBy,
+        source: v.spec.source,
+        snapshots: snaps.map((s) => ({ name: s.name, id: s.id, phase: s.status.phase, createdAt: s.createdAt })),
+        lastOperation: v.status.lastOp,
+        labels: v.labels,
+        createdAt: v.createdAt,
+      });
+    });
+
+  waitOptions(vol.command('attach <volume> <instance>').description('attach a volume to an instance (hot-plugged if it runs)')).action(
+    async (ref: string, instance: string, o: WaitFlags, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const v = await ctx.api.post<Volume>(`${vpath(ref)}/attach`, { instance });
+      const final = await waitVolume(ctx, v, o, (x) => !!x && x.status.attachedTo === x.spec.attachedTo && x.status.phase === 'in-use');
+      if (ctx.json) return printJson(final);
+      process.stdout.write(`volume ${v.name} attached to ${instance}\n`);
+    },
+  );
+
+  waitOptions(vol.command('detach <volume>').description('detach a volume from its instance')).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+    const ctx = contextOf(cmd);
+    const v = await ctx.api.post<Volume>(`${vpath(ref)}/detach`);
+    const final = await waitVolume(ctx, v, o, (x) => !!x && !x.status.attachedTo && x.status.phase === 'available');
+    if (ctx.json) return printJson(final);
+    process.stdout.write(`volume ${v.name} detached\n`);
+  });
+
+  waitOptions(vol.command('resize <volume>').description('grow a volume').requiredOption('--size <size>', 'new size, e.g. 20G', parseSize)).action(
+    async (ref: string, o: { size: number } & WaitFlags, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const v = await ctx.api.post<Volume>(`${vpath(ref)}/resize`, { sizeBytes: o.size });
+      const final = await waitVolume(ctx, v, o, (x) => !!x && (x.status.sizeBytes ?? 0) >= o.size);
+      if (ctx.json) return printJson(final);
+      process.stdout.write(`volume ${v.name} is ${gib(final?.status.sizeBytes)}\n`);
+    },
+  );
+
+  waitOptions(vol.command('snapshot <volume> <name>').description('take a copy-on-write snapshot of a volume')).action(
+    async (ref: string, name: string, o: WaitFlags, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const s = await ctx.api.post<Snapshot>(`${vpath(ref)}/snapshots`, { name });
+      const final = o.wait
+        ? await waitFor<Snapshot>({
+            poll: () => ctx.api.find<Snapshot>(spath(s.id)),
+            done: (x) => x?.status.phase === 'ready',
+            fail: (x) => (x?.status.phase === 'failed' ? `snapshot ${name} failed: ${x.status.message}` : undefined),
+            describe: (x) => `snapshot ${name}: ${x?.status.phase ?? 'gone'}`,
+            timeoutMs: o.timeout * 1000,
+            quiet: ctx.json,
+          })
+        : s;
+      if (ctx.json) return printJson(final);
+      process.stdout.write(`snapshot ${name} of volume ${ref}: ${final?.status.phase}\n`);
+    },
+  );
+
+  waitOptions(
+    vol
+      .command('clone <snapshot> <name>')
+      .description('make a writable volume from a snapshot (space shared until written)')
+      .option('--size <size>', 'grow the clone to this size', parseSize),
+  ).action(async (snap: string, name: string, o: { size?: number } & WaitFlags, cmd: Command) => {
+    const ctx = contextOf(cmd);
+    const v = await ctx.api.post<Volume>(`${spath(snap)}/clone`, { name, sizeBytes: o.size });
+    const final = await waitVolume(ctx, v, o, ready);
+    if (ctx.json) return printJson(final);
+    process.stdout.write(`${describe(final, name)}\n`);
+  });
+
+  vol
+    .command('snapshots')
+    .description('list snapshots')
+    .action(async (_o, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      const { items } = await api.get<{ items: Snapshot[] }>('/v1/snapshots');
+      if (json) return printJson(items);
+      printTable(['NAME', 'ID', 'VOLUME', 'PHASE', 'SIZE', 'AGE'], items.map((s) => [s.name, s.id, s.spec.volume, s.status.phase, gib(s.status.sizeBytes), age(s.createdAt)]));
+    });
+
+  waitOptions(vol.command('delete-snapshot <snapshot>').description('delete a snapshot (its clones must be gone)')).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+    const ctx = contextOf(cmd);
+    const s = await ctx.api.delete<Snapshot>(spath(ref));
+    if (o.wait) await waitFor<Snapshot>({ poll: () => ctx.api.find<Snapshot>(spath(s.id)), done: (x) => !x, describe: (x) => `snapshot ${s.name}: ${x?.status.phase ?? 'deleted'}`, timeoutMs: o.timeout * 1000, quiet: ctx.json });
+    if (ctx.json) return printJson({ id: s.id, name: s.name, deleted: o.wait });
+    process.stdout.write(`snapshot ${s.name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);
+  });
+
+  waitOptions(vol.command('delete <volume>').description('delete a volume (detached, without snapshots)')).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+    const ctx = contextOf(cmd);
+    const v = await ctx.api.delete<Volume>(vpath(ref));
+    if (o.wait) await waitFor<Volume>({ poll: () => ctx.api.find<Volume>(vpath(v.id)), done: (x) => !x, describe: (x) => describe(x, v.name), timeoutMs: o.timeout * 1000, quiet: ctx.json });
+    if (ctx.json) return printJson({ id: v.id, name: v.name, deleted: o.wait });
+    process.stdout.write(`volume ${v.name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);
+  });
+}
