@@ -50,12 +50,20 @@ export const DISK_TEST_REQUIREMENTS: Requirement[] = [
   { pkg: 'libnbd-bin', what: 'nbdinfo and nbdcopy', present: () => onPath('nbdinfo') && onPath('nbdcopy') },
 ];
 
+/** Building the bootable test disk (no loop devices, no mounts). */
+export const DISK_IMAGE_REQUIREMENTS: Requirement[] = [
+  { pkg: 'fdisk', what: 'sfdisk', present: () => onPath('sfdisk') },
+  { pkg: 'e2fsprogs', what: 'mkfs.ext4', present: () => onPath('mkfs.ext4') },
+  { pkg: 'grub2-common', what: 'grub-mkimage', present: () => onPath('grub-mkimage') },
+  { pkg: 'grub-pc-bin', what: 'GRUB for BIOS (boot.img)', present: () => existsSync('/usr/lib/grub/i386-pc/boot.img') },
+];
+
 /** What the benchmarks use on top of the tests. */
 export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
 
 export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
   vm: VM_REQUIREMENTS,
-  'disk-tests': DISK_TEST_REQUIREMENTS,
+  'disk-tests': [...DISK_TEST_REQUIREMENTS, ...DISK_IMAGE_REQUIREMENTS],
   bench: BENCH_REQUIREMENTS,
 };
 

@@ -161,6 +161,10 @@ export class AgentHub {
         const volumes = new Map(msg.volumes.map((v) => [v.id, v]));
         diff(s.vms, vms);
         diff(s.volumes, volumes);
+        // A VM plugging a volume in or out changes that volume's state too.
+        for (const id of [...changed]) {
+          for (const d of [...(s.vms.get(id)?.disks ?? []), ...(vms.get(id)?.disks ?? [])]) changed.add(d);
+        }
         // Snapshots appear and go inside their volume's report.
         const snaps = (m: Map<string, VolumeReport>) => new Set([...m.values()].flatMap((v) => v.snapshots));
         const before = snaps(s.volumes);

@@ -381,8 +381,6 @@ export class Controller {
     if (wrote && plan.status.phase === 'running' && inst.status.phase !== 'running' && startOp && (startOp.kind === 'vm.start' || startOp.kind === 'vm.restart')) {
       this.opts.metrics.instanceStart.observe((this.now().getTime() - Date.parse(startOp.at)) / 1000);
     }
-    // Volume phases follow what their VM has plugged in.
-    for (const v of volumes) this.queues.volume.add(v.id);
     if (!plan.send || !hostId) return;
     if (!wrote && JSON.stringify(plan.status) !== JSON.stringify(inst.status)) return; // superseded
     const op = await this.buildInstanceOp(inst, plan.send.opId, plan.send.kind, desiredDisks, plan.send.volumeId);
@@ -498,9 +496,11 @@ export class Controller {
       this.opts.log.info({ volume: v.name }, 'volume deleted');
       return;
     }
-    const wasReady = !!(hostId && this.hub.volume(hostId, id));
     const wrote = await this.writeStatus('volume', this.store.volumes, v, () => plan.status);
-    if (wasReady) for (const i of await this.store.instances.list()) if (i.spec.bootVolume === id || v.spec.attachedTo === i.id) this.queues.instance.add(i.id);
+    if (plan.status.phase !== v.status.phase) {
+      // Instances waiting for this volume to be ready (or to be gone) can move on.
+      for (const i of await this.store.instances.list()) if (i.spec.bootVolume === id || v.spec.attachedTo === i.id) this.queues.instance.add(i.id);
+    }
     if (!plan.send || !hostId) return;
     if (!wrote && JSON.stringify(plan.status) !== JSON.stringify(v.status)) return;
     const op = await this.buildVolumeOp(v, plan.send.opId, plan.send.kind);

@@ -59,7 +59,7 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
   const last = st.lastOp;
   const send = (opId: string, kind: OpKind, volumeId?: string): Plan => {
     st.lastOp = sent(opId, kind, now);
-    return { status: st, send: { opId, kind, volumeId } };
+    return { status: st, send: volumeId ? { opId, kind, volumeId } : { opId, kind } };
   };
 
   if (st.phase === 'deleting') {

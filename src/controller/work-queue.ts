@@ -69,7 +69,9 @@ export class WorkQueue {
           this.running.delete(key);
           this.active--;
           if (this.again.delete(key)) this.queued.add(key);
-          this.pump();
+          // Next runs start from the event loop, not the microtask queue: handlers that keep
+          // enqueueing each other can then never starve I/O (the API, the agent streams).
+          setImmediate(() => this.pump());
           if (this.active === 0 && this.queued.size === 0) for (const w of this.idleWaiters.splice(0)) w();
         });
     }

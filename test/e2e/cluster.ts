@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../src/agent/ports.ts';
-import { killQemusUnder } from '../helpers/cleanup.ts';
+import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { runCli, spawnOutrig, startControllerProcess, stopDaemon, type CliResult, type Daemon } from '../helpers/processes.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
@@ -65,7 +65,7 @@ export class Cluster {
   async stop(): Promise<void> {
     if (this.agent) await stopDaemon(this.agent);
     if (this.controller) await stopDaemon(this.controller);
-    await killQemusUnder(this.dir.path);
+    await killProcessesUnder(this.dir.path);
     this.dir.remove();
   }
 }

@@ -7,14 +7,14 @@ import { after, test } from 'node:test';
 import { freePort } from '../../src/agent/ports.ts';
 import { findProcessesWith } from '../../src/hypervisor/process.ts';
 import type { Instance } from '../../src/model/instance.ts';
-import { killQemusUnder } from '../helpers/cleanup.ts';
+import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { runCli, spawnOutrig } from '../helpers/processes.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const dir = tempDir('outrig-up-');
 after(async () => {
-  await killQemusUnder(dir.path);
+  await killProcessesUnder(dir.path);
   dir.remove();
 });
 
@@ -37,6 +37,7 @@ async function upOnce(port: number, env: Record<string, string>): Promise<Instan
     assert.equal(await up.exited, 0, up.output());
     assert.match(up.output(), /stopping 1 instance\(s\): demo/);
     assert.deepEqual(await findProcessesWith(demo.id), [], 'the demo VM was stopped on Ctrl-C');
+    assert.deepEqual(await findProcessesWith(`${dir.path}/agent/diskd`), [], 'and its storage daemon');
     return demo;
   } finally {
     if (up.proc.exitCode === null) up.proc.kill('SIGKILL');

@@ -12,7 +12,7 @@ import { registerImage } from '../../src/cli/commands/image.ts';
 import { createLogger } from '../../src/common/log.ts';
 import { startController, type RunningController } from '../../src/controller/index.ts';
 import { buildTestGuest } from '../../src/hypervisor/index.ts';
-import { killQemusUnder } from '../helpers/cleanup.ts';
+import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -35,7 +35,7 @@ describe('API', () => {
   after(async () => {
     await agent?.close();
     await ctl?.close();
-    await killQemusUnder(dir.path);
+    await killProcessesUnder(dir.path);
     dir.remove();
   });
 

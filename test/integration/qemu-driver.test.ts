@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../../src/agent/ports.ts';
 import { QemuDriver, QemuLaunchError, buildTestGuest, macFor, type GuestImageManifest, type VmSpec } from '../../src/hypervisor/index.ts';
-import { killQemusUnder } from '../helpers/cleanup.ts';
+import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -21,7 +21,7 @@ describe('QEMU driver', () => {
   });
   after(async () => {
     driver.releaseAll();
-    await killQemusUnder(dir.path);
+    await killProcessesUnder(dir.path);
     dir.remove();
   });
 

@@ -6,7 +6,7 @@ import { VmManager } from '../../src/agent/vm-manager.ts';
 import { createLogger } from '../../src/common/log.ts';
 import { QemuDriver, buildTestGuest, type GuestImageManifest } from '../../src/hypervisor/index.ts';
 import type { VmDefinition } from '../../src/model/agent-protocol.ts';
-import { killQemusUnder } from '../helpers/cleanup.ts';
+import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -34,7 +34,7 @@ describe('VM manager', () => {
   });
   after(async () => {
     vms.close();
-    await killQemusUnder(dir.path);
+    await killProcessesUnder(dir.path);
     dir.remove();
   });
 

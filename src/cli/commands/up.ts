@@ -138,8 +138,13 @@ export function upCommand(program: Command): void {
       }
       await untilSignal(async () => {
         say('\nshutting down...');
-        await stopInstances(api, agent.hostId, (o.stopTimeout + 15) * 1000, say).catch((e: Error) => say(`could not stop every instance: ${e.message}`));
-        await agent.close();
+        let stopped = true;
+        await stopInstances(api, agent.hostId, (o.stopTimeout + 15) * 1000, say).catch((e: Error) => {
+          stopped = false;
+          say(`could not stop every instance: ${e.message}`);
+        });
+        // With every VM stopped, the storage daemon can go too (it checkpoints every volume).
+        await agent.close({ stopDiskd: stopped });
         await controller.close();
         say('stopped.');
       });
