@@ -196,7 +196,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       heartbeat = setInterval(() => {
         void vms
           .sweep()
-          .then(() => refreshVolumes())
+          // diskd gone (a crash)? Start it again: QEMU's NBD clients reconnect and carry on.
+          .then(() => refreshVolumes().catch(() => storage.ensureRunning().then(refreshVolumes)))
           .catch((e: Error) => log.warn({ err: e.message }, 'periodic sweep failed'))
           .finally(() => conn?.send({ type: 'report', vms: vms.report(), volumes }));
       }, ms);

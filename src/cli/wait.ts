@@ -1,6 +1,20 @@
 /** Waiting for a resource to reach a state, with a spinner for people and silence for --json. */
+import { Option, type Command } from 'commander';
 import ora from 'ora';
 import { CliError } from './errors.ts';
+import { parseIntStrict } from './parse.ts';
+
+export interface WaitFlags {
+  wait: boolean;
+  timeout: number;
+}
+
+/** --no-wait and --timeout, for commands that wait for a result. */
+export function waitOptions(c: Command): Command {
+  return c
+    .option('--no-wait', 'return at once instead of waiting for the result')
+    .addOption(new Option('--timeout <seconds>', 'how long to wait').default(300).argParser(parseIntStrict('--timeout')));
+}
 
 export interface WaitOptions<T> {
   /** Fetches the current state; undefined means the resource is gone. */

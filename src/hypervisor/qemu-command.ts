@@ -68,7 +68,8 @@ export function diskDevice(volumeId: string): string {
 
 /** QMP blockdev-add arguments (also the -blockdev JSON) for a volume. */
 export function blockdevOptions(d: VmDisk): Record<string, unknown> {
-  return { driver: 'nbd', 'node-name': diskNode(d.volumeId), server: { type: 'unix', path: d.socket }, export: d.export };
+  // reconnect-delay: if diskd restarts, the guest's I/O waits for it instead of failing.
+  return { driver: 'nbd', 'node-name': diskNode(d.volumeId), server: { type: 'unix', path: d.socket }, export: d.export, 'reconnect-delay': 30 };
 }
 
 /** QMP device_add arguments for a volume's virtio-blk device. */

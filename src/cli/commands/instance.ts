@@ -7,7 +7,7 @@ import { CliError } from '../errors.ts';
 import { collect, parseIntStrict, parseLabels, parseMemory } from '../parse.ts';
 import { parseSize } from './disk.ts';
 import { age, mib, printDetails, printJson, printTable } from '../output.ts';
-import { waitFor } from '../wait.ts';
+import { waitFor, waitOptions, type WaitFlags } from '../wait.ts';
 
 const path = (ref: string) => `/v1/instances/${encodeURIComponent(ref)}`;
 
@@ -22,16 +22,6 @@ function describe(i: Instance | undefined, name: string): string {
   const where = i.status.hostName ? ` on ${i.status.hostName}` : '';
   return `instance ${i.name}: ${i.status.phase}${where}${ready}${i.status.message ? ` (${i.status.message})` : ''}`;
 }
-
-interface WaitFlags {
-  wait: boolean;
-  timeout: number;
-}
-
-const waitOptions = (c: Command) =>
-  c
-    .option('--no-wait', 'return at once instead of waiting for the result')
-    .addOption(new Option('--timeout <seconds>', 'how long to wait').default(300).argParser(parseIntStrict('--timeout')));
 
 async function waitPhase(
   ctx: ReturnType<typeof contextOf>,

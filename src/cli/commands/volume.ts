@@ -1,9 +1,9 @@
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { Snapshot, Volume } from '../../model/volume.ts';
 import { contextOf } from '../context.ts';
 import { age, printDetails, printJson, printTable } from '../output.ts';
-import { collect, parseIntStrict, parseLabels } from '../parse.ts';
-import { waitFor } from '../wait.ts';
+import { collect, parseLabels } from '../parse.ts';
+import { waitFor, waitOptions, type WaitFlags } from '../wait.ts';
 import { parseSize } from './disk.ts';
 
 const vpath = (ref: string) => `/v1/volumes/${encodeURIComponent(ref)}`;
@@ -13,16 +13,6 @@ function gib(n: number | undefined): string {
   if (n === undefined) return '-';
   return n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(n % 1024 ** 3 ? 1 : 0)}G` : `${Math.round(n / 1024 ** 2)}M`;
 }
-
-interface WaitFlags {
-  wait: boolean;
-  timeout: number;
-}
-
-const waitOptions = (c: Command) =>
-  c
-    .option('--no-wait', 'return at once instead of waiting for the result')
-    .addOption(new Option('--timeout <seconds>', 'how long to wait').default(300).argParser(parseIntStrict('--timeout')));
 
 function describe(v: Volume | undefined, name: string): string {
   if (!v) return `volume ${name} is gone`;
@@ -136,7 +126,7 @@ export function volumeCommands(program: Command): void {
     process.stdout.write(`volume ${v.name} detached\n`);
   });
 
-  waitOptions(vol.command('resize <volume>').description('grow a volume').requiredOption('--size <size>', 'new size, e.g. 20G', parseSize)).action(
+  waitOptions(vol.command('resize <volume>').description('grow a volume (an attached volume shows its new size to the guest the next time it is plugged in)').requiredOption('--size <size>', 'new size, e.g. 20G', parseSize)).action(
     async (ref: string, o: { size: number } & WaitFlags, cmd: Command) => {
       const ctx = contextOf(cmd);
       const v = await ctx.api.post<Volume>(`${vpath(ref)}/resize`, { sizeBytes: o.size });
