@@ -9,11 +9,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { watchForMarker } from '../src/agent/file-tail.ts';
 import { freePort } from '../src/agent/ports.ts';
-import { ApiClient } from '../src/cli/client.ts';
+import type { ApiClient } from '../src/cli/client.ts';
 import { registerImage } from '../src/cli/commands/image.ts';
 import { buildTestGuest, cpuModelFor, findProcessesWith, type Accel } from '../src/hypervisor/index.ts';
 import type { Instance } from '../src/model/instance.ts';
-import { spawnOutrig, startControllerProcess, stopDaemon } from '../test/helpers/processes.ts';
+import { adminApi, bootstrapToken, spawnOutrig, startControllerProcess, stopDaemon } from '../test/helpers/processes.ts';
 import { tempDir } from '../test/helpers/tmp.ts';
 import { waitUntil } from '../test/helpers/wait.ts';
 
@@ -81,9 +81,10 @@ async function main(): Promise<void> {
   const env = { OUTRIG_DATA: work.path, OUTRIG_LOG_LEVEL: 'warn' };
   const port = await freePort('127.0.0.1');
   const ctl = await startControllerProcess(join(work.path, 'controller'), ['--listen', `127.0.0.1:${port}`], env);
-  const agent = spawnOutrig(['agent', '--controller', ctl.url, '--token-file', join(work.path, 'controller', 'join-token'), '--data', join(work.path, 'agent'), '--name', 'bench'], env);
+  const api = adminApi(work.path, ctl.url);
+  const token = await bootstrapToken(api);
+  const agent = spawnOutrig(['agent', '--controller', ctl.url, '--bootstrap-token', token, '--data', join(work.path, 'agent'), '--name', 'bench'], env);
   try {
-    const api = new ApiClient(ctl.url);
     const host = await waitUntil('host ready', async () => {
       const h = await api.find<{ status: { phase: string; inventory?: { accel: Accel } } }>('/v1/hosts/bench');
       return h?.status.phase === 'ready' ? h : undefined;

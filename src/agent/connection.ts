@@ -5,7 +5,8 @@ import { AGENT_STREAM_PATH, type AgentMessage, type ControllerMessage } from '..
 
 export interface ConnectionOptions {
   controllerUrl: string;
-  token: string;
+  /** Mutual TLS: the pinned cluster CA, and this host's certificate and key (read at each dial, so renewals apply). */
+  tls: () => { ca: string; cert: string; key: string };
   hello: () => Promise<AgentMessage>;
   onMessage: (m: ControllerMessage) => void;
   onWelcome: (heartbeatMs: number) => void;
@@ -33,7 +34,8 @@ export class ControllerConnection {
   private dial(): void {
     if (this.stopped) return;
     const url = this.o.controllerUrl.replace(/^http/, 'ws') + AGENT_STREAM_PATH;
-    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${this.o.token}` }, maxPayload: 16 * 1024 * 1024 });
+    const t = this.o.tls();
+    const ws = new WebSocket(url, { ca: t.ca, cert: t.cert, key: t.key, maxPayload: 16 * 1024 * 1024 });
     this.ws = ws;
     this.welcomed = false;
     ws.on('open', () => {
@@ -62,7 +64,7 @@ export class ControllerConnection {
       this.o.onMessage(msg);
     });
     ws.on('unexpected-response', (_req, res) => {
-      this.o.log.error({ status: res.statusCode }, res.statusCode === 401 ? 'controller refused the join token' : 'controller refused the stream');
+      this.o.log.error({ status: res.statusCode, reason: res.headers['x-outrig-reason'] }, res.statusCode === 401 ? `controller refused this host's certificate: ${String(res.headers['x-outrig-reason'] ?? '')}` : 'controller refused the stream');
       ws.terminate();
     });
     ws.on('error', (e) => this.o.log.debug({ err: e.message }, 'controller stream error'));

@@ -3,9 +3,10 @@ import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
+import { request } from 'undici';
+import { dispatcherFor, type TlsOptions } from '../common/https.ts';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { VmImageRef } from '../model/agent-protocol.ts';
 
 export class ImageCache {
@@ -13,8 +14,9 @@ export class ImageCache {
 
   constructor(
     private readonly dir: string,
-    private readonly controllerUrl: string,
-    private readonly token: string,
+    private readonly controllerUrl: () => string,
+    /** Mutual TLS with the controller, as for the agent stream. */
+    private readonly tls: () => TlsOptions,
   ) {}
 
   /** Local paths of the image's kernel and initrd, downloading what is missing. */
@@ -43,10 +45,11 @@ export class ImageCache {
 
   /** Downloads one file of an image to `dest`, verifying its sha256; nothing is left at dest on failure. */
   async download(image: { id: string; name: string }, name: string, want: { sha256: string; size: number }, dest: string): Promise<void> {
-    const res = await fetch(`${this.controllerUrl}/v1/images/${image.id}/files/${name}`, {
-      headers: { authorization: `Bearer ${this.token}` },
-    });
-    if (!res.ok || !res.body) throw new Error(`downloading ${name} of image ${image.name}: HTTP ${res.status}`);
+    const res = await request(`${this.controllerUrl()}/v1/images/${image.id}/files/${name}`, { dispatcher: dispatcherFor(this.tls()) });
+    if (res.statusCode !== 200) {
+      await res.body.dump();
+      throw new Error(`downloading ${name} of image ${image.name}: HTTP ${res.statusCode}`);
+    }
     const tmp = `${dest}.part-${process.pid}`;
     const hash = createHash('sha256');
     const meter = new Transform({
@@ -56,7 +59,7 @@ export class ImageCache {
       },
     });
     try {
-      await pipeline(Readable.fromWeb(res.body as WebReadableStream), meter, createWriteStream(tmp));
+      await pipeline(res.body, meter, createWriteStream(tmp));
       const got = hash.digest('hex');
       if (got !== want.sha256) throw new Error(`${name} of image ${image.name} has sha256 ${got}, expected ${want.sha256}`);
       await rename(tmp, dest);

@@ -12,6 +12,12 @@ import { QemuDriver, probeKvm, type Accel, type KvmProbeResult } from '../hyperv
 import { PROTOCOL_VERSION, type AgentOp, type ControllerMessage, type DiskImageRef, type VolumeReport } from '../model/agent-protocol.ts';
 import type { VolumeSource } from '../disk/diskd.ts';
 import { Storage } from './storage.ts';
+import { X509Certificate } from 'node:crypto';
+import { httpsRequest } from '../common/https.ts';
+import { createCsr } from '../pki/csr.ts';
+import { generateKeyPair } from '../pki/keys.ts';
+import { CredentialStore, lifetimeLeft, type Credentials } from './credentials.ts';
+import { enroll, type JoinMode } from './enroll.ts';
 import { FileTail } from './file-tail.ts';
 import { loadHostId } from './host-identity.ts';
 import { ImageCache } from './image-cache.ts';
@@ -22,8 +28,10 @@ import { VmManager } from './vm-manager.ts';
 
 export interface AgentConfig {
   dataDir: string;
-  controllerUrl: string;
-  token: string;
+  /** How to find and join a controller the first time (later starts reuse the stored certificate). */
+  join: JoinMode;
+  /** A one-time token an enrollment rule admits. */
+  bootstrapToken?: string;
   name?: string;
   stopTimeoutMs?: number;
   /** Force an accelerator instead of probing (operators: OUTRIG_ACCEL). */
@@ -33,6 +41,7 @@ export interface AgentConfig {
 
 export interface RunningAgent {
   hostId: string;
+  controllerUrl: string;
   name: string;
   kvm: KvmProbeResult;
   vms: VmManager;
@@ -45,8 +54,18 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const log = cfg.log ?? createLogger('agent');
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
   const hostId = await loadHostId(join(cfg.dataDir, 'host-id'));
-  const name = cfg.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const name = cfg.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63);
   const kvm = await probeKvm({ cacheFile: join(cfg.dataDir, 'kvm-probe.json') });
+
+  // Trust first: a stored certificate, or enrollment (discovery, CSR, perhaps an operator's approval).
+  const credStore = new CredentialStore(cfg.dataDir);
+  let keys = await credStore.keys();
+  let creds = await credStore.load();
+  if (!creds) {
+    creds = await enroll({ identity: { hostId, name, keys }, mode: cfg.join, bootstrapToken: cfg.bootstrapToken, log });
+    await credStore.save(creds);
+  }
+  const tls = () => ({ ca: creds!.caPem, cert: creds!.certPem, key: keys.privateKey });
   const accel: Accel = cfg.accel ?? (kvm.usable ? 'kvm' : 'tcg');
   log.info({ kvm: kvm.usable, reason: kvm.reason, accel }, 'accelerator chosen');
 
@@ -72,7 +91,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     sendReport();
   };
   await refreshVolumes();
-  const images = new ImageCache(join(cfg.dataDir, 'images'), cfg.controllerUrl, cfg.token);
+  const images = new ImageCache(join(cfg.dataDir, 'images'), () => creds!.controllerUrl, tls);
   const vms = new VmManager({
     driver: new QemuDriver({ vmsDir: join(cfg.dataDir, 'vms') }),
     images,
@@ -177,8 +196,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
 
   let heartbeat: NodeJS.Timeout | undefined;
   conn = new ControllerConnection({
-    controllerUrl: cfg.controllerUrl,
-    token: cfg.token,
+    controllerUrl: creds.controllerUrl,
+    tls,
     log,
     hello: async () => ({
       type: 'hello',
@@ -209,13 +228,32 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   });
   conn.start();
 
+  /** Renews the certificate (with a new key) once a third of its lifetime is left; the stream reconnects with it. */
+  const renew = async () => {
+    if (lifetimeLeft(creds!.certPem) > 1 / 3) return;
+    const next = generateKeyPair();
+    const csr = await createCsr(hostId, next);
+    const res = await httpsRequest(`${creds!.controllerUrl}/v1/agent/renew`, { method: 'POST', body: JSON.stringify({ csr }), headers: { 'content-type': 'application/json' }, tls: tls() });
+    if (res.status !== 200) throw new Error(`renewal refused: HTTP ${res.status} ${res.body.toString('utf8').slice(0, 200)}`);
+    const renewed: Credentials = { ...creds!, certPem: res.json<{ certificate: string }>().certificate };
+    await credStore.save(renewed, next);
+    creds = renewed;
+    keys = next;
+    log.info({ notAfter: new X509Certificate(renewed.certPem).validTo }, 'certificate renewed');
+  };
+  const renewTimer = setInterval(() => void renew().catch((e: Error) => log.warn({ err: e.message }, 'certificate renewal failed; will retry')), 3_600_000);
+  renewTimer.unref();
+  void renew().catch((e: Error) => log.warn({ err: e.message }, 'certificate renewal failed; will retry'));
+
   return {
     hostId,
+    controllerUrl: creds.controllerUrl,
     name,
     kvm,
     vms,
     storage,
     async close(opts = {}) {
+      clearInterval(renewTimer);
       if (heartbeat) clearInterval(heartbeat);
       for (const t of consoles.values()) t.stop();
       await conn!.close();

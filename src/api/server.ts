@@ -1,5 +1,8 @@
 /** The controller's HTTP API: fastify with TypeBox schemas, OpenAPI at /v1/openapi.json. */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -8,6 +11,9 @@ import type { AgentHub } from '../controller/agent-hub.ts';
 import type { Controller } from '../controller/controller.ts';
 import type { ImageFiles } from '../controller/image-files.ts';
 import type { ControllerMetrics } from '../controller/metrics.ts';
+import type { Peer, TrustService } from '../controller/trust.ts';
+import type { DiscoveryResponder } from '../discovery/responder.ts';
+import type { ControllerInfo } from '../discovery/messages.ts';
 import type { Store } from '../store/index.ts';
 import { errorHandler } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
@@ -16,15 +22,31 @@ import { instanceRoutes } from './routes/instances.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 import { volumeRoutes } from './routes/volumes.ts';
+import { trustRoutes } from './routes/trust.ts';
 
 export interface ApiServices {
   store: Store;
   controller: Controller;
   hub: AgentHub;
+  trust: TrustService;
+  responder: DiscoveryResponder;
   imageFiles: ImageFiles;
   metrics: ControllerMetrics;
-  joinToken: string;
+  adminToken: string;
   version: string;
+  /** This controller as discovery describes it. */
+  info: () => Promise<ControllerInfo>;
+}
+
+/** Requests anyone may make: health, the API description, and the discovery/enrollment exchange. */
+const PUBLIC_ROUTES = new Set(['GET /healthz', 'GET /v1/openapi.json', 'POST /v1/discover', 'POST /v1/enroll']);
+/** Requests hosts make with their certificate (operators may too). */
+const HOST_ROUTES = new Set(['GET /v1/images/:ref/files/:file', 'POST /v1/agent/renew']);
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    peer?: Peer | { kind: 'admin' };
+  }
 }
 
 export type Api = FastifyInstance<
@@ -35,8 +57,21 @@ export type Api = FastifyInstance<
   TypeBoxTypeProvider
 >;
 
-export async function buildApi(services: ApiServices, log: Logger): Promise<Api> {
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer (.+)$/.exec(header ?? '');
+  if (!m) return false;
+  const a = Buffer.from(m[1]!);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Everything is served over TLS; clients may present a certificate (hosts must, operators may).
+ * Operators without a certificate send the admin token as a bearer token.
+ */
+export async function buildApi(services: ApiServices, log: Logger, tls: { key: string; cert: string; ca: string }): Promise<Api> {
   const app = Fastify({
+    https: { key: tls.key, cert: tls.cert, ca: [tls.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
@@ -47,6 +82,25 @@ export async function buildApi(services: ApiServices, log: Logger): Promise<Api>
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setErrorHandler(errorHandler);
+  app.addHook('onRequest', async (req, reply) => {
+    const route = `${req.method} ${req.routeOptions.url ?? ''}`;
+    if (PUBLIC_ROUTES.has(route)) return;
+    const sock = req.raw.socket as TLSSocket;
+    const peer = services.trust.identify(sock.authorized, sock.getPeerCertificate?.(), sock.getPeerX509Certificate?.());
+    if (peer.kind === 'operator' || tokenMatches(req.headers.authorization, services.adminToken)) {
+      req.peer = peer.kind === 'operator' ? peer : { kind: 'admin' };
+      return;
+    }
+    if (peer.kind === 'host' && HOST_ROUTES.has(route)) {
+      const h = await services.store.hosts.get(peer.hostId);
+      if (h?.status.trust?.state === 'trusted') {
+        req.peer = peer;
+        return;
+      }
+    }
+    const why = peer.kind === 'none' && !req.headers.authorization ? peer.reason : 'invalid credentials';
+    return reply.status(401).send({ error: { code: 'unauthorized', message: `authentication required (admin token or client certificate): ${why}` } });
+  });
   app.setNotFoundHandler((req, reply) =>
     reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }),
   );
@@ -69,6 +123,7 @@ export async function buildApi(services: ApiServices, log: Logger): Promise<Api>
     instanceRoutes(v1 as Api, services);
     tenantRoutes(v1 as Api, services);
     volumeRoutes(v1 as Api, services);
+    trustRoutes(v1 as Api, services);
   }, { prefix: '/v1' });
   systemRoutes(app, services);
   return app;

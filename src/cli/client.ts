@@ -1,4 +1,7 @@
 /** A small client for the Outrig REST API, as the CLI (and the web console) use it. */
+import { fetch, type RequestInit, type Response } from 'undici';
+import { dispatcherFor } from '../common/https.ts';
+import type { ApiCredentials } from './credentials.ts';
 import { CliError } from './errors.ts';
 
 export interface ApiErrorBody {
@@ -16,23 +19,45 @@ export class ApiRequestError extends CliError {
 }
 
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    private readonly creds: ApiCredentials = {},
+  ) {}
 
-  async raw(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; rawBody?: BodyInit; duplex?: 'half' } = {}): Promise<Response> {
+  async raw(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; rawBody?: RequestInit['body']; duplex?: 'half' } = {}): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
-    let body: BodyInit | undefined = init.rawBody;
+    if (this.creds.token) headers.authorization = `Bearer ${this.creds.token}`;
+    let body: RequestInit['body'] = init.rawBody;
     if (init.body !== undefined) {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(init.body);
     }
+    let res: Response;
     try {
-      return await fetch(this.baseUrl + path, { method, headers, body, ...(init.duplex ? { duplex: init.duplex } : {}) } as RequestInit);
+      res = await fetch(this.baseUrl + path, {
+        method,
+        headers,
+        body,
+        dispatcher: dispatcherFor({ ca: this.creds.ca, cert: this.creds.cert, key: this.creds.key }),
+        ...(init.duplex ? { duplex: init.duplex } : {}),
+      });
     } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      const why = cause?.code ?? cause?.message ?? (e as Error).message;
+      const tlsHint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(why) ? ' The server certificate is not trusted: set OUTRIG_CA to the cluster CA certificate (ca.crt).' : '';
       throw new CliError(
-        `cannot reach the Outrig API at ${this.baseUrl} (${cause}); is 'outrig up' or 'outrig controller' running? Set OUTRIG_URL or --url to point elsewhere.`,
+        `cannot reach the Outrig API at ${this.baseUrl} (${why}); is 'outrig up' or 'outrig controller' running? Set OUTRIG_URL or --url to point elsewhere.${tlsHint}`,
       );
     }
+    if (res.status === 401) {
+      const text = await res.text();
+      throw new ApiRequestError(
+        401,
+        'unauthorized',
+        `the API refused these credentials (${text.slice(0, 200)}); the CLI sends $OUTRIG_TOKEN, or the admin token in $OUTRIG_DATA/admin-token, or the client certificate in OUTRIG_CERT/OUTRIG_KEY`,
+      );
+    }
+    return res;
   }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { apiUrl } from '../common/paths.ts';
 import { ApiClient } from './client.ts';
+import { cliCredentials } from './credentials.ts';
 
 export interface GlobalOptions {
   url?: string;
@@ -10,5 +11,5 @@ export interface GlobalOptions {
 /** The API client and output mode a command runs with, from the global options. */
 export function contextOf(cmd: Command): { api: ApiClient; json: boolean } {
   const g = cmd.optsWithGlobals<GlobalOptions>();
-  return { api: new ApiClient((g.url ?? apiUrl()).replace(/\/+$/, '')), json: !!g.json };
+  return { api: new ApiClient((g.url ?? apiUrl()).replace(/\/+$/, ''), cliCredentials()), json: !!g.json };
 }

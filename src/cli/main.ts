@@ -14,6 +14,7 @@ const GROUPS: Record<string, () => Promise<Register[]>> = {
   controller: async () => [(await import('./commands/daemons.ts')).daemonCommands],
   agent: async () => [(await import('./commands/daemons.ts')).daemonCommands],
   host: async () => [(await import('./commands/host.ts')).hostCommands],
+  cluster: async () => [(await import('./commands/cluster.ts')).clusterCommands],
   instance: async () => [(await import('./commands/instance.ts')).instanceCommands],
   image: async () => [(await import('./commands/image.ts')).imageCommands],
   tenant: async () => [(await import('./commands/tenant.ts')).tenantCommands],
@@ -26,7 +27,7 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('outrig')
     .description('Outrig: a private cloud for ordinary Linux servers')
     .version(VERSION)
-    .option('--url <url>', 'API URL (default: $OUTRIG_URL or http://127.0.0.1:7440)')
+    .option('--url <url>', 'API URL (default: $OUTRIG_URL or https://127.0.0.1:7440)')
     .option('--json', 'machine-readable JSON output')
     .showHelpAfterError()
     .exitOverride();

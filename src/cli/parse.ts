@@ -37,3 +37,10 @@ export function parseListen(v: string, defaultHost: string): { host: string; por
   if (!m) throw new CliError(`invalid listen address '${v}' (use HOST:PORT)`, 2);
   return { host: m[1] || defaultHost, port: Number(m[2]) };
 }
+
+/** "90s", "15m", "24h", "7d" -> milliseconds. */
+export function parseDuration(v: string): number {
+  const m = /^(\d+)\s*([smhd])$/.exec(v.trim());
+  if (!m) throw new CliError(`invalid duration '${v}' (examples: 90s, 15m, 24h, 7d)`, 2);
+  return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}

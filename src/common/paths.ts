@@ -11,5 +11,5 @@ export const DEFAULT_API_PORT = 7440;
 
 /** OUTRIG_URL, else the default API address. */
 export function apiUrl(): string {
-  return process.env.OUTRIG_URL || `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`;
+  return process.env.OUTRIG_URL || `https://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`;
 }

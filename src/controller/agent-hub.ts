@@ -2,8 +2,9 @@
  * The controller's end of the agent streams: authenticates agents, keeps one session per host,
  * sends operations and matches their answers, and relays serial consoles.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { PassThrough } from 'node:stream';
 import { Value } from 'typebox/value';
@@ -18,6 +19,7 @@ import {
   type VmReport,
   type VolumeReport,
 } from '../model/agent-protocol.ts';
+import type { Peer, TrustService } from './trust.ts';
 
 export interface OpResult {
   ok: boolean;
@@ -53,16 +55,15 @@ export class AgentNotConnectedError extends Error {
 export class AgentHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   private readonly sessions = new Map<string, Session>();
-  private readonly tokenBuf: Buffer;
 
   constructor(
-    joinToken: string,
+    /** Decides from the TLS peer whether it may open a stream, and as which host. */
+    private readonly authenticate: (peer: Peer) => { hostId: string } | { reason: string },
+    private readonly trust: TrustService,
     private readonly heartbeatMs: number,
     private readonly events: AgentHubEvents,
     private readonly log: Logger,
-  ) {
-    this.tokenBuf = Buffer.from(joinToken);
-  }
+  ) {}
 
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -71,23 +72,24 @@ export class AgentHub {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;
       }
-      if (!this.authorized(req.headers.authorization)) {
-        this.log.warn({ remote: req.socket.remoteAddress }, 'agent refused: bad or missing join token');
-        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      const tls = req.socket as TLSSocket;
+      const peer = this.trust.identify(tls.authorized, tls.getPeerCertificate?.(), tls.getPeerX509Certificate?.());
+      const auth = this.authenticate(peer);
+      if ('reason' in auth) {
+        this.log.warn({ remote: req.socket.remoteAddress, reason: auth.reason }, 'agent stream refused');
+        socket.end(`HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nX-Outrig-Reason: ${auth.reason}\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, auth.hostId));
     });
   }
 
-  private authorized(header: string | undefined): boolean {
-    const m = /^Bearer (.+)$/.exec(header ?? '');
-    if (!m) return false;
-    const given = Buffer.from(m[1]!);
-    return given.length === this.tokenBuf.length && timingSafeEqual(given, this.tokenBuf);
+  /** Closes a host's stream at once (its certificate was revoked). */
+  disconnect(hostId: string, reason: string): void {
+    this.sessions.get(hostId)?.ws.close(4003, reason);
   }
 
-  private accept(ws: WebSocket): void {
+  private accept(ws: WebSocket, certHostId: string): void {
     let session: Session | undefined;
     const send = (m: ControllerMessage) => ws.send(JSON.stringify(m));
     ws.on('message', (data) => {
@@ -107,6 +109,10 @@ export class AgentHub {
         }
         if (msg.protocol !== PROTOCOL_VERSION) {
           ws.close(1008, `protocol ${msg.protocol} unsupported; controller speaks ${PROTOCOL_VERSION}`);
+          return;
+        }
+        if (msg.hostId !== certHostId) {
+          ws.close(1008, `hello for ${msg.hostId} on the certificate of ${certHostId}`);
           return;
         }
         const hello = msg;

@@ -13,7 +13,7 @@ import type { Instance, LastOp } from '../model/instance.ts';
 import type { Snapshot, Volume } from '../model/volume.ts';
 import type { ResourceRepository, Store } from '../store/index.ts';
 import type { AgentHub, OpResult } from './agent-hub.ts';
-import { hostPhase } from './host-phase.ts';
+import { hostPhase, type LivePhase } from './host-phase.ts';
 import { planInstance, type DesiredDisk } from './instance-plan.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { allocatableOf, schedule, type AllocationPolicy, type SchedulableHost } from './scheduler.ts';
@@ -110,25 +110,17 @@ export class Controller {
 
   // ---- agent events ----
 
+  /** A host with a valid certificate opened its stream (the hub checked the certificate is this host's). */
   async onHello(msg: Hello): Promise<void> {
     const now = this.now();
-    const byName = await this.store.hosts.find(msg.name);
-    if (byName && byName.id !== msg.hostId) {
-      throw new Error(`host name '${msg.name}' is already used by host ${byName.id}`);
-    }
+    const existing = await this.store.hosts.get(msg.hostId);
+    if (existing?.status.trust?.state !== 'trusted') throw new Error(`host ${msg.hostId} is not trusted`);
     const agent = { version: msg.agentVersion, connected: true, connectedAt: now.toISOString(), lastHeartbeatAt: now.toISOString() };
     this.heartbeats.set(msg.hostId, now);
-    const existing = await this.store.hosts.get(msg.hostId);
-    if (!existing) {
-      await this.store.hosts.create({
-        id: msg.hostId,
-        name: msg.name,
-        spec: { cordoned: false },
-        status: { phase: 'ready', conditions: [], inventory: msg.inventory, agent },
-      });
-    } else {
-      await this.store.hosts.update(msg.hostId, (cur) => ({ status: { ...cur.status, inventory: msg.inventory, agent } }));
-    }
+    await this.store.hosts.update(msg.hostId, (cur) => ({
+      // Connected with its certificate: it has collected it, no need to keep a copy.
+      status: { ...cur.status, inventory: msg.inventory, agent, trust: cur.status.trust ? { ...cur.status.trust, certificate: undefined } : undefined },
+    }));
     this.queues.host.add(msg.hostId);
     await this.enqueueHostResources(msg.hostId);
   }
@@ -174,9 +166,9 @@ export class Controller {
     return this.heartbeats.get(h.id) ?? (h.status.agent.lastHeartbeatAt ? new Date(h.status.agent.lastHeartbeatAt) : undefined);
   }
 
-  private phaseOf(h: Host): 'ready' | 'cordoned' | 'lost' {
+  private phaseOf(h: Host): LivePhase {
     return hostPhase(
-      { cordoned: h.spec.cordoned, connected: this.hub.isConnected(h.id), lastHeartbeatAt: this.lastHeartbeat(h)?.toISOString() },
+      { cordoned: h.spec.cordoned, connected: this.hub.isConnected(h.id), lastHeartbeatAt: this.lastHeartbeat(h)?.toISOString(), trust: h.status.trust?.state },
       this.now(),
       this.opts.lostAfterMs,
     );
@@ -198,6 +190,8 @@ export class Controller {
       h.status.conditions,
       phase === 'lost'
         ? { type: 'Heartbeat', status: 'False', reason: 'HeartbeatsStopped', message: `no heartbeat since ${this.lastHeartbeat(h)?.toISOString() ?? 'ever'}` }
+        : phase === 'pending-approval' || phase === 'trusted' || phase === 'rejected' || phase === 'revoked'
+        ? { type: 'Heartbeat', status: 'Unknown', reason: 'NotConnected', message: '' }
         : { type: 'Heartbeat', status: 'True', reason: 'Heartbeating', message: '' },
       this.now(),
     );

@@ -1,11 +1,20 @@
-/** Starts a controller: store, reconcilers, agent hub and API on one listening socket. */
-import { mkdir } from 'node:fs/promises';
+/**
+ * Starts a controller: store, trust (CA, server certificate, enrollment), reconcilers, the agent
+ * hub and the API on one TLS socket, and the discovery responder.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { buildApi } from '../api/server.ts';
 import { createLogger } from '../common/log.ts';
 import { loadOrCreateSecret } from '../common/secrets.ts';
 import { VERSION } from '../common/version.ts';
+import { DiscoveryResponder } from '../discovery/responder.ts';
+import type { Capabilities } from '../discovery/policy.ts';
+import type { ControllerInfo } from '../discovery/messages.ts';
 import { DEFAULT_TENANT } from '../model/tenant.ts';
 import { ConflictError, openStore, type Store } from '../store/index.ts';
 import { AgentHub } from './agent-hub.ts';
@@ -13,25 +22,42 @@ import { Controller } from './controller.ts';
 import { ImageFiles } from './image-files.ts';
 import { createMetrics } from './metrics.ts';
 import { DEFAULT_ALLOCATION_POLICY, type AllocationPolicy } from './scheduler.ts';
+import { TrustService } from './trust.ts';
+
+export const DEFAULT_FEATURES = ['mtls', 'kvm', 'tcg', 'volumes'];
 
 export interface ControllerConfig {
-  /** The controller's own directory: database, image files, join token. */
+  /** The controller's own directory: database, image files, PKI. */
   dataDir: string;
   host: string;
   port: number;
+  /** Where the admin token and a copy of the CA certificate go for the CLI (default: dataDir/..). */
+  clientDir?: string;
   heartbeatMs?: number;
   lostAfterMs?: number;
   resyncMs?: number;
   allocation?: Partial<AllocationPolicy>;
   log?: Logger;
+  /** What this controller offers hosts that discover it. */
+  cluster?: { name?: string; labels?: Record<string, string>; features?: string[] };
+  /** UDP discovery responder; off when absent. */
+  discovery?: { port?: number; group?: string; answerDeclines?: boolean };
+  /** The URL agents are told to use (default: https on the listen address). */
+  advertiseUrl?: string;
+  /** Extra names/addresses for the server certificate. */
+  serverNames?: string[];
+  hostCertDays?: number;
 }
 
 export interface RunningController {
   url: string;
-  joinToken: string;
-  joinTokenFile: string;
   store: Store;
   controller: Controller;
+  trust: TrustService;
+  adminToken: string;
+  adminTokenFile: string;
+  caFile: string;
+  discoveryPort?: number;
   close(): Promise<void>;
 }
 
@@ -44,13 +70,26 @@ async function ensureDefaultTenant(store: Store): Promise<void> {
   }
 }
 
+async function controllerId(dir: string): Promise<string> {
+  const p = join(dir, 'controller-id');
+  if (existsSync(p)) return (await readFile(p, 'utf8')).trim();
+  const id = `ctl-${randomBytes(8).toString('hex')}`;
+  await writeFile(p, id + '\n');
+  return id;
+}
+
 export async function startController(cfg: ControllerConfig): Promise<RunningController> {
   const log = cfg.log ?? createLogger('controller');
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
-  const joinTokenFile = join(cfg.dataDir, 'join-token');
-  const joinToken = await loadOrCreateSecret(joinTokenFile);
+  const clientDir = cfg.clientDir ?? join(cfg.dataDir, '..');
+  await mkdir(clientDir, { recursive: true, mode: 0o700 });
+  const adminTokenFile = join(clientDir, 'admin-token');
+  const adminToken = await loadOrCreateSecret(adminTokenFile);
   const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db') });
   await ensureDefaultTenant(store);
+  const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: cfg.serverNames, hostCertDays: cfg.hostCertDays });
+  const caFile = join(clientDir, 'ca.crt');
+  await writeFile(caFile, trust.ca.certPem);
 
   const heartbeatMs = cfg.heartbeatMs ?? 2000;
   let hub: AgentHub | undefined;
@@ -63,30 +102,80 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     log,
     metrics,
   });
-  hub = new AgentHub(joinToken, heartbeatMs, {
-    onHello: (m) => controller.onHello(m),
-    onReport: (h, changed, first) => controller.onReport(h, changed, first),
-    onOpResult: (h, op, r) => controller.onOpResult(h, op, r),
-    onDisconnect: (h) => void controller.onDisconnect(h).catch((e) => log.error({ err: e }, 'disconnect handling failed')),
-  }, log);
+  hub = new AgentHub(
+    (peer) => (peer.kind === 'host' ? { hostId: peer.hostId } : { reason: peer.kind === 'none' ? peer.reason : 'not a host certificate' }),
+    trust,
+    heartbeatMs,
+    {
+      onHello: (m) => controller.onHello(m),
+      onReport: (h, changed, first) => controller.onReport(h, changed, first),
+      onOpResult: (h, op, r) => controller.onOpResult(h, op, r),
+      onDisconnect: (h) => void controller.onDisconnect(h).catch((e) => log.error({ err: e }, 'disconnect handling failed')),
+    },
+    log,
+  );
   controller.attachHub(hub);
 
-  const app = await buildApi({ store, controller, hub, imageFiles: new ImageFiles(join(cfg.dataDir, 'images')), metrics, joinToken, version: VERSION }, log);
+  const id = await controllerId(cfg.dataDir);
+  const capabilities = async (): Promise<Capabilities> => ({
+    cluster: cfg.cluster?.name ?? 'outrig',
+    clusterLabels: cfg.cluster?.labels ?? {},
+    version: VERSION,
+    features: cfg.cluster?.features ?? DEFAULT_FEATURES,
+    tenants: (await store.tenants.list()).map((t) => t.name),
+    networks: [],
+  });
+  let url = '';
+  const info = async (): Promise<ControllerInfo> => ({
+    id,
+    name: hostname(),
+    version: VERSION,
+    endpoint: cfg.advertiseUrl ?? url,
+    cluster: cfg.cluster?.name ?? 'outrig',
+    features: cfg.cluster?.features ?? DEFAULT_FEATURES,
+    hosts: await store.hosts.count(),
+  });
+  const responder = new DiscoveryResponder({
+    group: cfg.discovery?.group,
+    port: cfg.discovery?.port,
+    answerDeclines: cfg.discovery?.answerDeclines ?? true,
+    capabilities,
+    info,
+    issueNonce: (d) => trust.issueNonce(d),
+    caCertDer: trust.caDer,
+    nodeCertDer: trust.server.der,
+    nodeKeyPem: trust.server.keyPem,
+    onDrop: (reason) => metrics.discoveryDropped.inc({ reason }),
+    onAnswer: (kind) => metrics.discoveryAnswers.inc({ kind }),
+    log,
+  });
+
+  const app = await buildApi(
+    { store, controller, hub, trust, responder, imageFiles: new ImageFiles(join(cfg.dataDir, 'images')), metrics, adminToken, version: VERSION, info },
+    log,
+    { key: trust.server.keyPem, cert: trust.server.certPem, ca: trust.ca.certPem },
+  );
   hub.attach(app.server);
   await app.listen({ host: cfg.host, port: cfg.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : cfg.port;
-  const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
+  url = `https://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${port}`;
+  let discoveryPort: number | undefined;
+  if (cfg.discovery) discoveryPort = await responder.start();
   await controller.start();
-  log.info({ url, version: VERSION }, 'controller listening');
+  log.info({ url, version: VERSION, discoveryPort, caFingerprint: trust.ca.fingerprint }, 'controller listening');
 
   return {
     url,
-    joinToken,
-    joinTokenFile,
     store,
     controller,
+    trust,
+    adminToken,
+    adminTokenFile,
+    caFile,
+    discoveryPort,
     async close() {
+      responder.close();
       controller.stop();
       hub!.close();
       await app.close();

@@ -8,6 +8,9 @@ export interface ControllerMetrics {
   agentOps: Counter<'result'>;
   reconcileErrors: Counter<'kind'>;
   instanceStart: Histogram;
+  discoveryDropped: Counter<'reason'>;
+  discoveryAnswers: Counter<'kind'>;
+  enrollments: Counter<'result'>;
 }
 
 export function createMetrics(store: Store, connectedAgents: () => number): ControllerMetrics {
@@ -53,6 +56,9 @@ export function createMetrics(store: Store, connectedAgents: () => number): Cont
     }),
     agentOps: new Counter({ name: 'outrig_agent_operations_total', help: 'Operation answers from agents', labelNames: ['result'], registers: [registry] }),
     reconcileErrors: new Counter({ name: 'outrig_reconcile_errors_total', help: 'Reconciler runs that threw', labelNames: ['kind'], registers: [registry] }),
+    discoveryDropped: new Counter({ name: 'outrig_discovery_dropped_total', help: 'Discovery messages dropped (malformed, unsigned, stale, replayed, oversized)', labelNames: ['reason'], registers: [registry] }),
+    discoveryAnswers: new Counter({ name: 'outrig_discovery_answers_total', help: 'Discovery acknowledgements and declines sent', labelNames: ['kind'], registers: [registry] }),
+    enrollments: new Counter({ name: 'outrig_enrollments_total', help: 'Enrollment requests by result', labelNames: ['result'], registers: [registry] }),
     instanceStart: new Histogram({
       name: 'outrig_instance_start_seconds',
       help: 'From sending a start operation to the instance running',

@@ -1,7 +1,8 @@
 import { Type, type Static } from 'typebox';
 import { Condition, resourceSchema, type Resource } from './common.ts';
+import { HostTrust } from './trust.ts';
 
-export const HOST_PHASES = ['discovered', 'pending-approval', 'trusted', 'ready', 'cordoned', 'draining', 'maintenance', 'lost'] as const;
+export const HOST_PHASES = ['discovered', 'pending-approval', 'trusted', 'ready', 'cordoned', 'draining', 'maintenance', 'lost', 'rejected', 'revoked'] as const;
 export type HostPhase = (typeof HOST_PHASES)[number];
 
 export const Inventory = Type.Object({
@@ -30,6 +31,7 @@ export const HostStatus = Type.Object({
   phase: Type.Enum(HOST_PHASES),
   conditions: Type.Array(Condition),
   inventory: Type.Optional(Inventory),
+  trust: Type.Optional(HostTrust),
   /** What the scheduler may hand out: inventory scaled by allocation ratios, minus host reservations. */
   allocatable: Type.Optional(Quantity),
   allocated: Type.Optional(Quantity),

@@ -11,6 +11,7 @@ import type { ImageSpec, ImageStatus } from '../model/image.ts';
 import type { InstanceSpec, InstanceStatus } from '../model/instance.ts';
 import type { TenantSpec, TenantStatus } from '../model/tenant.ts';
 import type { SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from '../model/volume.ts';
+import type { CertificateSpec, CertificateStatus, EnrollmentRuleSpec, EnrollmentRuleStatus } from '../model/trust.ts';
 import { migrationProvider } from './migrations.ts';
 import { ResourceRepository, type Clock } from './repository.ts';
 import type { Database } from './schema.ts';
@@ -29,6 +30,8 @@ export interface Store {
   tenants: ResourceRepository<TenantSpec, TenantStatus>;
   volumes: ResourceRepository<VolumeSpec, VolumeStatus>;
   snapshots: ResourceRepository<SnapshotSpec, SnapshotStatus>;
+  certificates: ResourceRepository<CertificateSpec, CertificateStatus>;
+  enrollmentRules: ResourceRepository<EnrollmentRuleSpec, EnrollmentRuleStatus>;
   close(): Promise<void>;
 }
 
@@ -60,6 +63,8 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     tenants: new ResourceRepository(db, 'tenants', 'Tenant', 't', clock),
     volumes: new ResourceRepository(db, 'volumes', 'Volume', 'v', clock),
     snapshots: new ResourceRepository(db, 'snapshots', 'Snapshot', 's', clock),
+    certificates: new ResourceRepository(db, 'certificates', 'Certificate', 'c', clock),
+    enrollmentRules: new ResourceRepository(db, 'enrollment_rules', 'EnrollmentRule', 'r', clock),
     close: () => db.destroy(),
   };
 }

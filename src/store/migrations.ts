@@ -37,6 +37,14 @@ const migrations: Record<string, Migration> = {
       for (const table of ['volumes', 'snapshots']) await db.schema.dropTable(table).execute();
     },
   },
+  '0003_trust': {
+    async up(db: Kysely<unknown>) {
+      for (const table of ['certificates', 'enrollment_rules']) await createResourceTable(db, table);
+    },
+    async down(db: Kysely<unknown>) {
+      for (const table of ['certificates', 'enrollment_rules']) await db.schema.dropTable(table).execute();
+    },
+  },
 };
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

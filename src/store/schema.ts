@@ -14,7 +14,7 @@ export interface ResourceRow {
   resource_version: number;
 }
 
-export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots'] as const;
+export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots', 'certificates', 'enrollment_rules'] as const;
 export type ResourceTable = (typeof RESOURCE_TABLES)[number];
 
 export interface Database {
@@ -24,4 +24,6 @@ export interface Database {
   tenants: ResourceRow;
   volumes: ResourceRow;
   snapshots: ResourceRow;
+  certificates: ResourceRow;
+  enrollment_rules: ResourceRow;
 }

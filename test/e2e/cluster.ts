@@ -14,7 +14,7 @@ export class Cluster {
   port = 0;
 
   get env(): Record<string, string> {
-    return { OUTRIG_DATA: this.dir.path, OUTRIG_URL: this.controller?.url ?? `http://127.0.0.1:${this.port}`, OUTRIG_LOG_LEVEL: 'info' };
+    return { OUTRIG_DATA: this.dir.path, OUTRIG_URL: this.controller?.url ?? `https://127.0.0.1:${this.port}`, OUTRIG_LOG_LEVEL: 'info' };
   }
   get controllerDir(): string {
     return join(this.dir.path, 'controller');
@@ -28,11 +28,12 @@ export class Cluster {
     this.controller = await startControllerProcess(this.controllerDir, ['--listen', `127.0.0.1:${this.port}`, '--heartbeat-ms', '500'], this.env);
   }
 
+  /** Starts the agent; the first start enrolls it with a one-time bootstrap token made through the CLI. */
   async startAgent(): Promise<void> {
-    this.agent = spawnOutrig(
-      ['agent', '--controller', this.controller!.url, '--token-file', join(this.controllerDir, 'join-token'), '--data', this.agentDir, '--name', 'e2e-host', '--stop-timeout', '20'],
-      this.env,
-    );
+    const enrolled = existsSync(join(this.agentDir, 'pki', 'host.crt'));
+    const token = enrolled ? [] : ['--bootstrap-token', (await this.json<{ token: string }>('cluster', 'enroll-rule', 'add', `e2e-${Date.now()}`, '--kind', 'token')).token];
+    // The CA comes from $OUTRIG_DATA/ca.crt, which the controller wrote (same data root).
+    this.agent = spawnOutrig(['agent', '--controller', this.controller!.url, ...token, '--data', this.agentDir, '--name', 'e2e-host', '--stop-timeout', '20'], this.env);
     await waitUntil('agent connected', () => {
       if (this.agent!.proc.exitCode !== null) throw new Error(`agent exited: ${this.agent!.output()}`);
       return this.agent!.output().includes('connected to controller');

@@ -26,7 +26,7 @@ async function upOnce(port: number, env: Record<string, string>): Promise<Instan
       return up.output().includes('Outrig is up');
     }, 180_000);
     assert.match(up.output(), /demo guest answers on http:\/\/127\.0\.0\.1:\d+\/ : outrig test guest demo/);
-    assert.match(up.output(), new RegExp(`API: http://127\\.0\\.0\\.1:${port}`));
+    assert.match(up.output(), new RegExp(`API: https://127\\.0\\.0\\.1:${port}`));
     const r = await runCli(['instance', 'show', 'demo', '--json'], env);
     assert.equal(r.code, 0, r.stderr);
     const demo = JSON.parse(r.stdout) as Instance;
@@ -46,7 +46,7 @@ async function upOnce(port: number, env: Record<string, string>): Promise<Instan
 
 test('up --demo boots a demo VM, and Ctrl-C stops it; a second up brings the same demo back', async () => {
   const port = await freePort('127.0.0.1');
-  const env = { OUTRIG_DATA: dir.path, OUTRIG_URL: `http://127.0.0.1:${port}` };
+  const env = { OUTRIG_DATA: dir.path, OUTRIG_URL: `https://127.0.0.1:${port}` };
   const first = await upOnce(port, env);
   const second = await upOnce(port, env);
   assert.equal(second.id, first.id, 'the existing demo instance is started again, not duplicated');

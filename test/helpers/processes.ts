@@ -1,6 +1,9 @@
 /** Runs the real `outrig` binary as separate processes: controller, agent and CLI commands. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ApiClient } from '../../src/cli/client.ts';
 import { waitUntil } from './wait.ts';
 
 export const OUTRIG_BIN = fileURLToPath(new URL('../../bin/outrig.js', import.meta.url));
@@ -32,6 +35,16 @@ export async function startControllerProcess(dataDir: string, extra: string[] = 
     return /outrig controller listening on (\S+)/.exec(d.output())?.[1];
   }, 20_000);
   return { ...d, url };
+}
+
+/** An API client with the admin credentials a controller wrote under its data root (OUTRIG_DATA). */
+export function adminApi(dataRoot: string, url: string): ApiClient {
+  return new ApiClient(url, { ca: readFileSync(join(dataRoot, 'ca.crt'), 'utf8'), token: readFileSync(join(dataRoot, 'admin-token'), 'utf8').trim() });
+}
+
+/** A fresh one-time bootstrap token, as `outrig cluster enroll-rule add --kind token` makes. */
+export async function bootstrapToken(api: ApiClient, name = `t-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`): Promise<string> {
+  return (await api.post<{ token: string }>('/v1/enrollment-rules', { name, kind: 'token' })).token;
 }
 
 export interface CliResult {

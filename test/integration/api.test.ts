@@ -3,6 +3,7 @@
  * validation, error shapes, and that a refused request changes nothing.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
@@ -15,6 +16,7 @@ import { buildTestGuest } from '../../src/hypervisor/index.ts';
 import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
+import { tlsFetch } from '../helpers/https.ts';
 
 describe('API', () => {
   const dir = tempDir();
@@ -25,8 +27,9 @@ describe('API', () => {
   before(async () => {
     const log = createLogger('test', { file: join(dir.path, 'test.log') });
     ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log });
-    agent = await startAgent({ dataDir: join(dir.path, 'agent'), controllerUrl: ctl.url, token: ctl.joinToken, log, name: 'api-test-host' });
-    api = new ApiClient(ctl.url);
+    const { token } = await ctl.trust.addRule('api-test', { kind: 'token' });
+    agent = await startAgent({ dataDir: join(dir.path, 'agent'), join: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, bootstrapToken: token, log, name: 'api-test-host' });
+    api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });
     await waitUntil('host ready', async () => (await api.find<{ status: { phase: string } }>('/v1/hosts/api-test-host'))?.status.phase === 'ready');
     const imgDir = join(dir.path, 'image');
     await registerImage(api, imgDir, await buildTestGuest({ outDir: imgDir }));
@@ -44,8 +47,13 @@ describe('API', () => {
     return { instances: await n('instances'), images: await n('images'), tenants: await n('tenants'), hosts: await n('hosts') };
   }
 
+  /** A request as the admin (the default) or with other credentials. */
+  function call(path: string, o: Parameters<typeof tlsFetch>[1] extends infer T ? Partial<T> : never = {}) {
+    return tlsFetch(ctl.url + path, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken, ...o });
+  }
+
   async function post(path: string, body: string, contentType = 'application/json') {
-    const res = await fetch(ctl.url + path, { method: 'POST', headers: { 'content-type': contentType }, body });
+    const res = await call(path, { method: 'POST', headers: { 'content-type': contentType }, body });
     return { status: res.status, body: (await res.json()) as { error: { code: string; message: string; details?: unknown } } };
   }
 
@@ -89,10 +97,10 @@ describe('API', () => {
   });
 
   test('unknown resources and routes are 404 with the error shape', async () => {
-    const r = await fetch(`${ctl.url}/v1/instances/nope`);
+    const r = await call('/v1/instances/nope');
     assert.equal(r.status, 404);
     assert.deepEqual(Object.keys(((await r.json()) as { error: object }).error).sort(), ['code', 'message']);
-    assert.equal((await fetch(`${ctl.url}/v1/nothing-here`)).status, 404);
+    assert.equal((await call('/v1/nothing-here')).status, 404);
   });
 
   test('an instance that does not fit now is accepted and explains why it waits', async () => {
@@ -127,7 +135,7 @@ describe('API', () => {
       name: 'broken',
       spec: { kind: 'kernel', cmdline: '', guestPorts: [], files: { kernel: { sha256: 'a'.repeat(64), size: 5 }, initrd: { sha256: 'b'.repeat(64), size: 5 } } },
     });
-    const put = await fetch(`${ctl.url}/v1/images/${img.id}/files/kernel`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: 'hello' });
+    const put = await call(`/v1/images/${img.id}/files/kernel`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: 'hello' });
     assert.equal(put.status, 422);
     assert.equal(((await put.json()) as { error: { code: string } }).error.code, 'checksum_mismatch');
     const after = await api.get<{ status: { phase: string; filesPresent: string[] } }>(`/v1/images/${img.id}`);
@@ -136,29 +144,35 @@ describe('API', () => {
     await api.delete(`/v1/images/${img.id}`);
   });
 
-  test('agent-only endpoints refuse requests without the join token', async () => {
+  test('requests without valid credentials get 401; a host certificate reaches only host routes', async () => {
     const img = await api.get<{ id: string }>('/v1/images/test');
-    assert.equal((await fetch(`${ctl.url}/v1/images/${img.id}/files/kernel`)).status, 401);
-    assert.equal((await fetch(`${ctl.url}/v1/images/${img.id}/files/kernel`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
-    const ok = await fetch(`${ctl.url}/v1/images/${img.id}/files/initrd`, { headers: { authorization: `Bearer ${ctl.joinToken}` } });
+    const anon = { tls: { ca: ctl.trust.ca.certPem }, token: undefined };
+    assert.equal((await call('/v1/hosts', anon)).status, 401);
+    assert.equal((await call('/v1/hosts', { token: 'wrong' })).status, 401);
+    assert.equal((await call(`/v1/images/${img.id}/files/kernel`, anon)).status, 401);
+    // A real host certificate of this cluster: the one the agent enrolled with.
+    const hostCert = { cert: readFileSync(join(dir.path, 'agent', 'pki', 'host.crt'), 'utf8'), key: readFileSync(join(dir.path, 'agent', 'pki', 'host.key'), 'utf8') };
+    const asHost = { tls: { ca: ctl.trust.ca.certPem, ...hostCert }, token: undefined };
+    const ok = await call(`/v1/images/${img.id}/files/initrd`, asHost);
     assert.equal(ok.status, 200);
     await ok.arrayBuffer();
+    assert.equal((await call('/v1/hosts', asHost)).status, 401, 'a host certificate is not an operator credential');
     const refused = await new Promise<number>((resolve) => {
-      const ws = new WebSocket(ctl.url.replace('http', 'ws') + '/v1/agent/stream', { headers: { authorization: 'Bearer wrong' } });
+      const ws = new WebSocket(ctl.url.replace('https', 'wss') + '/v1/agent/stream', { ca: ctl.trust.ca.certPem, headers: { authorization: `Bearer ${ctl.adminToken}` } });
       ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
       ws.on('open', () => resolve(101));
       ws.on('error', () => undefined);
     });
-    assert.equal(refused, 401);
+    assert.equal(refused, 401, 'the agent stream needs a host certificate, not a token');
   });
 
   test('health, metrics and the OpenAPI document', async () => {
-    assert.equal((await fetch(`${ctl.url}/healthz`)).status, 200);
-    const metrics = await (await fetch(`${ctl.url}/metrics`)).text();
+    assert.equal((await call('/healthz', { token: undefined })).status, 200);
+    const metrics = await (await call('/metrics')).text();
     assert.match(metrics, /^outrig_hosts\{phase="ready"\} 1$/m);
     assert.match(metrics, /^outrig_agent_connections 1$/m);
     assert.match(metrics, /outrig_api_requests_total\{method="POST",route="\/v1\/instances",status="400"\} \d+/);
-    const doc = (await (await fetch(`${ctl.url}/v1/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
+    const doc = (await (await call('/v1/openapi.json', { token: undefined })).json()) as { openapi: string; paths: Record<string, unknown> };
     assert.match(doc.openapi, /^3\./);
     for (const p of ['/v1/instances', '/v1/instances/{ref}', '/v1/hosts', '/v1/images', '/v1/tenants', '/v1/instances/{ref}/console']) assert.ok(doc.paths[p], p);
   });

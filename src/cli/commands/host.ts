@@ -8,17 +8,20 @@ export function hostCommands(program: Command): void {
 
   host
     .command('list')
-    .description('list hosts')
-    .action(async (_o, cmd: Command) => {
+    .description('list hosts (hosts waiting for approval show phase pending-approval)')
+    .option('--pending', 'only hosts waiting for approval')
+    .action(async (o: { pending?: boolean }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
-      const { items } = await api.get<{ items: Host[] }>('/v1/hosts');
+      const all = (await api.get<{ items: Host[] }>('/v1/hosts')).items;
+      const items = o.pending ? all.filter((h) => h.status.phase === 'pending-approval') : all;
       if (json) return printJson(items);
       printTable(
-        ['NAME', 'ID', 'PHASE', 'ACCEL', 'VCPUS', 'MEMORY', 'AGENT', 'AGE'],
+        ['NAME', 'ID', 'PHASE', 'TRUST', 'ACCEL', 'VCPUS', 'MEMORY', 'AGENT', 'AGE'],
         items.map((h) => [
           h.name,
           h.id,
           h.status.phase,
+          h.status.trust?.state ?? '-',
           h.status.inventory?.accel ?? '-',
           h.status.allocated && h.status.allocatable ? `${h.status.allocated.vcpus}/${h.status.allocatable.vcpus}` : '-',
           h.status.allocated && h.status.allocatable ? `${mib(h.status.allocated.memoryMiB)}/${mib(h.status.allocatable.memoryMiB)}` : '-',
@@ -42,6 +45,16 @@ export function hostCommands(program: Command): void {
         phase: h.status.phase,
         cordoned: h.spec.cordoned,
         agent: h.status.agent,
+        trust: h.status.trust
+          ? {
+              state: h.status.trust.state,
+              requestedAt: h.status.trust.requestedAt,
+              approvedBy: h.status.trust.approvedBy,
+              certificateSerial: h.status.trust.certSerial,
+              certificateExpires: h.status.trust.certNotAfter,
+              labels: h.status.trust.labels,
+            }
+          : undefined,
         accelerator: inv ? `${inv.accel} (kvm ${inv.kvm.usable ? 'usable' : 'unusable'}: ${inv.kvm.reason})` : undefined,
         cpu: inv ? `${inv.cpu.count} x ${inv.cpu.model} (${inv.cpu.sockets} socket(s))` : undefined,
         memory: inv ? mib(inv.memory.totalMiB) : undefined,
@@ -66,6 +79,27 @@ export function hostCommands(program: Command): void {
         const h = await api.post<Host>(`/v1/hosts/${encodeURIComponent(ref)}/${action}`);
         if (json) return printJson(h);
         process.stdout.write(`host ${h.name} ${action}ed (phase ${h.status.phase})\n`);
+      });
+  }
+
+  const trustActions = {
+    approve: { desc: 'admit a host waiting for approval: it gets its certificate and joins', done: 'approved' },
+    reject: { desc: 'turn away a host waiting for approval', done: 'rejected' },
+    revoke: { desc: "revoke a host's certificates: its connections are cut at once and it cannot reconnect", done: 'revoked' },
+  } as const;
+  for (const [action, { desc, done }] of Object.entries(trustActions)) {
+    host
+      .command(`${action} <host...>`)
+      .description(desc)
+      .action(async (refs: string[], _o, cmd: Command) => {
+        const { api, json } = contextOf(cmd);
+        const out: Host[] = [];
+        for (const ref of refs) {
+          const h = await api.post<Host>(`/v1/hosts/${encodeURIComponent(ref)}/${action}`);
+          out.push(h);
+          if (!json) process.stdout.write(`host ${h.name} (${h.id}) ${done}; phase ${h.status.phase}\n`);
+        }
+        if (json) printJson(out);
       });
   }
 }

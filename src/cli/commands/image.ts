@@ -1,6 +1,5 @@
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { dataRoot } from '../../common/paths.ts';
 import { buildTestGuest, type GuestImageManifest } from '../../hypervisor/index.ts';
@@ -40,7 +39,7 @@ export async function uploadImage(
     log(`uploading ${file} (${(ref.size / 1e6).toFixed(1)} MB)`);
     const res = await api.raw('PUT', `/v1/images/${img.id}/files/${file}`, {
       headers: { 'content-type': 'application/octet-stream' },
-      rawBody: Readable.toWeb(createReadStream(paths[file]!)) as unknown as BodyInit,
+      rawBody: createReadStream(paths[file]!),
       duplex: 'half',
     });
     const body = (await res.json()) as Image & { error?: { code: string; message: string } };

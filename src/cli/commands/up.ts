@@ -19,8 +19,10 @@ import { parseIntStrict, parseListen } from '../parse.ts';
 import { waitFor } from '../wait.ts';
 import { registerImage, testImageDir } from './image.ts';
 import { untilSignal } from './daemons.ts';
+import { loadHostId } from '../../agent/host-identity.ts';
 
 const DEMO = 'demo';
+const LOCAL_RULE = 'local-host';
 
 async function ensureTestImage(api: ApiClient, say: (s: string) => void): Promise<Image> {
   const existing = await api.find<Image>('/v1/images/test');
@@ -94,14 +96,20 @@ export function upCommand(program: Command): void {
         throw e;
       });
       say('probing the accelerator and starting the agent...');
+      // This machine's own agent is admitted by a rule naming its host id: it is the same operator's machine.
+      const agentDir = join(root, 'agent');
+      const hostId = await loadHostId(join(agentDir, 'host-id'));
+      if (!(await controller.store.enrollmentRules.find(LOCAL_RULE))) await controller.trust.addRule(LOCAL_RULE, { kind: 'host-ids', hostIds: [hostId] });
       const agent = await startAgent({
-        dataDir: join(root, 'agent'),
-        controllerUrl: controller.url,
-        token: controller.joinToken,
+        dataDir: agentDir,
+        join: { kind: 'direct', controllerUrl: controller.url, caPem: controller.trust.ca.certPem },
         stopTimeoutMs: o.stopTimeout * 1000,
         log: createLogger('agent', { file: join(logs, 'agent.log') }),
+      }).catch(async (e: unknown) => {
+        await controller.close();
+        throw e;
       });
-      const api = new ApiClient(controller.url);
+      const api = new ApiClient(controller.url, { ca: controller.trust.ca.certPem, token: controller.adminToken });
       try {
         await waitFor<Host>({
           poll: () => api.find<Host>(`/v1/hosts/${agent.hostId}`),
@@ -121,7 +129,7 @@ export function upCommand(program: Command): void {
             say(`demo guest answers on http://${fwd.hostAddress}:${fwd.hostPort}/ : ${body.trim()}`);
           }
         }
-        const env = controller.url === `http://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}` ? '' : `export OUTRIG_URL=${controller.url}\n  `;
+        const env = controller.url === `https://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}` ? '' : `export OUTRIG_URL=${controller.url}\n  `;
         if (json) printJson({ url: controller.url, hostId: agent.hostId, demo });
         else
           process.stdout.write(

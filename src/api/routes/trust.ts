@@ -1,0 +1,179 @@
+import { Type } from 'typebox';
+import { TrustError } from '../../controller/trust.ts';
+import { ControllerInfo } from '../../discovery/messages.ts';
+import { Name } from '../../model/common.ts';
+import { HostResource } from '../../model/host.ts';
+import { ENROLL_RULE_KINDS, EnrollmentRuleResource } from '../../model/trust.ts';
+import { ApiError } from '../errors.ts';
+import type { Api, ApiServices } from '../server.ts';
+import { errors, listOf, RefParams } from '../schemas.ts';
+
+const EnrollBody = Type.Object(
+  {
+    hostId: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }),
+    name: Type.Optional(Name),
+    nonce: Type.Optional(Type.String({ maxLength: 64 })),
+    csr: Type.String({ maxLength: 8192 }),
+    bootstrapToken: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  { additionalProperties: false },
+);
+
+const EnrollReply = Type.Object({
+  status: Type.Enum(['trusted', 'pending-approval'] as const),
+  certificate: Type.Optional(Type.String()),
+  ca: Type.Optional(Type.String()),
+});
+
+const RuleBody = Type.Object(
+  {
+    name: Name,
+    kind: Type.Enum(ENROLL_RULE_KINDS),
+    maxUses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    hostIds: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 10_000 })),
+    labels: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 63 }), Type.String({ maxLength: 253 }))),
+    expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
+  },
+  { additionalProperties: false },
+);
+
+/** The raw bytes of an octet-stream body (a stream here), at most `limit` of them. */
+async function readLimited(body: unknown, limit: number): Promise<Buffer> {
+  if (Buffer.isBuffer(body)) return body.subarray(0, limit);
+  if (!body || typeof (body as AsyncIterable<Buffer>)[Symbol.asyncIterator] !== 'function') return Buffer.from(JSON.stringify(body ?? null));
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    chunks.push(c);
+    n += c.length;
+    if (n >= limit) break;
+  }
+  return Buffer.concat(chunks).subarray(0, limit);
+}
+
+/** Maps trust errors onto the API's error shape. */
+async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof TrustError) throw new ApiError(e.statusCode, e.code, e.message);
+    throw e;
+  }
+}
+
+export function trustRoutes(app: Api, s: ApiServices): void {
+  // Discovery over HTTPS: the same signed datagram as over UDP, for hosts pointed at a controller.
+  app.post(
+    '/discover',
+    { bodyLimit: 8192, schema: { tags: ['trust'], summary: 'Discovery over HTTPS: a signed discover message (application/octet-stream) in, a signed ack (or decline) out; 204 when silent' } },
+    async (req, reply) => {
+      const raw = await readLimited(req.body, 8193);
+      const answer = await s.responder.answer(raw, req.ip);
+      if (!answer) return reply.status(204).send();
+      reply.header('content-type', 'application/json');
+      return reply.send(answer);
+    },
+  );
+
+  app.post(
+    '/enroll',
+    { schema: { tags: ['trust'], summary: 'Ask for a host certificate with a CSR bound to a discovery nonce', body: EnrollBody, response: { 201: EnrollReply, 202: EnrollReply, ...errors } } },
+    async (req, reply) => {
+      const r = await guarded(() => s.trust.enroll(req.body)).catch((e: unknown) => {
+        s.metrics.enrollments.inc({ result: 'refused' });
+        throw e;
+      });
+      s.metrics.enrollments.inc({ result: r.status });
+      if (r.status === 'trusted') await s.controller.reconcileNow('host', req.body.hostId);
+      return reply.status(r.status === 'trusted' ? 201 : 202).send(r);
+    },
+  );
+
+  app.post(
+    '/agent/renew',
+    { schema: { tags: ['trust'], summary: 'A host renews its certificate (with its current certificate)', body: Type.Object({ csr: Type.String({ maxLength: 8192 }) }, { additionalProperties: false }), response: { 200: EnrollReply, ...errors } } },
+    async (req) => {
+      if (req.peer?.kind !== 'host') throw new ApiError(403, 'forbidden', 'only a host renews its own certificate');
+      const hostId = req.peer.hostId;
+      return { status: 'trusted' as const, ...(await guarded(() => s.trust.renew(hostId, req.body.csr))) };
+    },
+  );
+
+  for (const action of ['approve', 'reject', 'revoke'] as const) {
+    app.post(
+      `/hosts/:ref/${action}`,
+      {
+        schema: {
+          tags: ['hosts'],
+          summary: { approve: 'Admit a host waiting for approval', reject: 'Turn a waiting host away', revoke: "Revoke a host's certificates; it is cut off at once" }[action],
+          params: RefParams,
+          response: { 200: HostResource, ...errors },
+        },
+      },
+      async (req) => {
+        const by = req.peer?.kind === 'operator' ? `operator ${req.peer.name}` : 'admin';
+        const h = await guarded(() => (action === 'approve' ? s.trust.approve(req.params.ref, by) : action === 'reject' ? s.trust.reject(req.params.ref) : s.trust.revoke(req.params.ref)));
+        if (action === 'revoke') s.hub.disconnect(h.id, 'certificate revoked');
+        await s.controller.reconcileNow('host', h.id);
+        return s.store.hosts.mustFind(h.id);
+      },
+    );
+  }
+
+  app.get(
+    '/cluster',
+    {
+      schema: {
+        tags: ['trust'],
+        summary: 'This controller and the cluster CA (its fingerprint is what agents pin with --ca-fingerprint)',
+        response: { 200: Type.Intersect([ControllerInfo, Type.Object({ caFingerprint: Type.String(), caCertificate: Type.String() })]) },
+      },
+    },
+    async () => ({ ...(await s.info()), caFingerprint: s.trust.ca.fingerprint, caCertificate: s.trust.ca.certPem }),
+  );
+
+  app.get('/enrollment-rules', { schema: { tags: ['trust'], response: { 200: listOf(EnrollmentRuleResource) } } }, async () => ({ items: await s.store.enrollmentRules.list() }));
+
+  app.post(
+    '/enrollment-rules',
+    {
+      schema: {
+        tags: ['trust'],
+        summary: 'Add a rule that admits enrolling hosts (a bootstrap token is returned once)',
+        body: RuleBody,
+        response: { 201: Type.Object({ rule: EnrollmentRuleResource, token: Type.Optional(Type.String()) }), ...errors },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if (b.kind === 'host-ids' && !b.hostIds?.length) throw new ApiError(400, 'invalid_request', 'a host-ids rule needs hostIds');
+      if (b.kind === 'labels' && !Object.keys(b.labels ?? {}).length) throw new ApiError(400, 'invalid_request', 'a labels rule needs labels');
+      const { rule, token } = await s.trust.addRule(b.name, { kind: b.kind, maxUses: b.maxUses, hostIds: b.hostIds, labels: b.labels, expiresAt: b.expiresAt });
+      return reply.status(201).send({ rule, token });
+    },
+  );
+
+  app.delete('/enrollment-rules/:ref', { schema: { tags: ['trust'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
+    const r = await s.store.enrollmentRules.mustFind(req.params.ref);
+    await s.store.enrollmentRules.delete(r.id);
+    return reply.status(204).send(null);
+  });
+
+  app.post(
+    '/operator-certificates',
+    {
+      schema: {
+        tags: ['trust'],
+        summary: 'Issue an operator client certificate for a public key (PEM)',
+        body: Type.Object({ name: Name, publicKey: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ certificate: Type.String(), ca: Type.String() }), ...errors },
+      },
+    },
+    async (req, reply) => {
+      const cert = await s.trust.issueOperator(req.body.name, req.body.publicKey).catch((e: Error) => {
+        throw new ApiError(400, 'invalid_request', `cannot issue: ${e.message}`);
+      });
+      return reply.status(201).send({ certificate: cert.pem, ca: s.trust.ca.certPem });
+    },
+  );
+}

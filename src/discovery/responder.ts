@@ -1,0 +1,160 @@
+/**
+ * The controller's discovery responder: listens for discover datagrams (UDP multicast, broadcast
+ * and unicast; the same bytes also arrive over HTTPS at POST /v1/discover), checks each host's
+ * policy against this controller's capabilities, and answers with a signed acknowledgement or,
+ * if configured, a signed decline with the reasons. Everything malformed, unsigned, stale,
+ * replayed or oversized is dropped silently and counted.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { networkInterfaces } from 'node:os';
+import type { Logger } from 'pino';
+import { DEFAULT_GROUP, DEFAULT_PORT, Dropped, MAX_DATAGRAM, openDiscover, seal, type ControllerInfo, type Discover, type DropReason } from './messages.ts';
+import { matchPolicy, type Capabilities } from './policy.ts';
+
+export interface ResponderOptions {
+  group?: string;
+  port?: number;
+  /** Answer unsupported policies with the reasons (helps operators); otherwise stay silent. */
+  answerDeclines?: boolean;
+  capabilities: () => Promise<Capabilities>;
+  info: () => Promise<ControllerInfo>;
+  /** Registers an enrollment nonce for this host and key; returns it. */
+  issueNonce: (d: Discover) => string;
+  caCertDer: Buffer;
+  nodeCertDer: Buffer;
+  nodeKeyPem: string;
+  /** Messages a second admitted per source address (bursts of twice that); default 50. */
+  ratePerSource?: number;
+  onDrop?: (reason: DropReason) => void;
+  onAnswer?: (kind: 'ack' | 'decline') => void;
+  log?: Logger;
+  now?: () => number;
+}
+
+/** Discover messages seen recently, by host and challenge: a replay is dropped. */
+class ReplayCache {
+  private seen = new Map<string, number>();
+  constructor(private readonly ttlMs: number) {}
+  check(key: string, now: number): boolean {
+    if (this.seen.size > 100_000) for (const [k, t] of this.seen) if (now - t > this.ttlMs) this.seen.delete(k);
+    const t = this.seen.get(key);
+    if (t !== undefined && now - t <= this.ttlMs) return false;
+    this.seen.set(key, now);
+    return true;
+  }
+}
+
+export class DiscoveryResponder {
+  private sock?: Socket;
+  private readonly replay = new ReplayCache(10 * 60_000);
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(private readonly o: ResponderOptions) {}
+
+  private now(): number {
+    return this.o.now?.() ?? Date.now();
+  }
+
+  private drop(reason: DropReason, detail: string): null {
+    this.o.onDrop?.(reason);
+    this.o.log?.debug({ reason, detail }, 'discovery message dropped');
+    return null;
+  }
+
+  /** A token bucket per source address: signature checks cost CPU, so one sender cannot take it all. */
+  private admit(source: string): boolean {
+    const now = this.now();
+    const rate = this.o.ratePerSource ?? 50;
+    if (this.buckets.size > 10_000) for (const [k, v] of this.buckets) if (now - v.at > 60_000) this.buckets.delete(k);
+    const b = this.buckets.get(source) ?? { tokens: rate * 2, at: now };
+    b.tokens = Math.min(rate * 2, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    this.buckets.set(source, b);
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
+  }
+
+  /** The answer to one datagram, or null to stay silent. */
+  async answer(datagram: Buffer, source = 'local'): Promise<Buffer | null> {
+    if (datagram.length > MAX_DATAGRAM) return this.drop('oversized', `${datagram.length} bytes from ${source}`);
+    if (!this.admit(source)) return this.drop('rate-limited', `rate limit for ${source}`);
+    let d: Discover;
+    try {
+      d = openDiscover(datagram, this.now());
+    } catch (e) {
+      return this.drop(e instanceof Dropped ? e.reason : 'malformed', (e as Error).message);
+    }
+    if (!this.replay.check(`${d.hostId}/${d.challenge}`, this.now())) return this.drop('replayed', `${d.hostId} challenge ${d.challenge}`);
+    const [caps, info] = await Promise.all([this.o.capabilities(), this.o.info()]);
+    const m = matchPolicy(d.policy, caps);
+    if (m.supported) {
+      this.o.onAnswer?.('ack');
+      return seal(
+        {
+          type: 'ack',
+          hostId: d.hostId,
+          challenge: d.challenge,
+          nonce: this.o.issueNonce(d),
+          controller: info,
+          caCert: this.o.caCertDer.toString('base64'),
+          nodeCert: this.o.nodeCertDer.toString('base64'),
+          accepted: m.accepted,
+          sentAt: this.now(),
+        },
+        this.o.nodeKeyPem,
+      );
+    }
+    if (!this.o.answerDeclines) return null;
+    this.o.onAnswer?.('decline');
+    return seal({ type: 'decline', hostId: d.hostId, challenge: d.challenge, controller: info, nodeCert: this.o.nodeCertDer.toString('base64'), reasons: m.declined, sentAt: this.now() }, this.o.nodeKeyPem);
+  }
+
+  async start(): Promise<number> {
+    const sock = createSocket({ type: 'udp4', reuseAddr: true });
+    this.sock = sock;
+    sock.on('message', (msg, rinfo) => {
+      void this.answer(msg, rinfo.address)
+        .then((reply) => {
+          if (reply) sock.send(reply, rinfo.port, rinfo.address);
+        })
+        .catch((e: Error) => this.o.log?.warn({ err: e.message }, 'discovery answer failed'));
+    });
+    sock.on('error', (e) => this.o.log?.warn({ err: e.message }, 'discovery socket error'));
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.bind(this.o.port ?? DEFAULT_PORT, () => {
+        sock.off('error', reject);
+        resolve();
+      });
+    });
+    try {
+      // Enrollment storms arrive in bursts; the kernel caps this at net.core.rmem_max.
+      sock.setRecvBufferSize(4 << 20);
+    } catch {
+      // keep the default
+    }
+    const group = this.o.group ?? DEFAULT_GROUP;
+    for (const addrs of Object.values(networkInterfaces())) {
+      for (const a of addrs ?? []) {
+        if (a.family !== 'IPv4') continue;
+        try {
+          sock.addMembership(group, a.address);
+        } catch {
+          // An interface without multicast (some loopbacks): unicast and broadcast still reach us.
+        }
+      }
+    }
+    return sock.address().port;
+  }
+
+  close(): void {
+    this.sock?.close();
+    this.sock = undefined;
+  }
+}
+
+export function newNonce(): string {
+  return randomBytes(16).toString('base64');
+}
