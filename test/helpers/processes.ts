@@ -15,8 +15,9 @@ export interface Daemon {
   exited: Promise<number | string>;
 }
 
-export function spawnOutrig(args: string[], env: Record<string, string>): Daemon {
-  const proc = spawn(process.execPath, [OUTRIG_BIN, ...args], {
+/** Runs `outrig args`; `prefix` replaces the default `node bin/outrig.js` (e.g. to run it inside a network namespace). */
+export function spawnOutrig(args: string[], env: Record<string, string>, prefix: string[] = [process.execPath, OUTRIG_BIN]): Daemon {
+  const proc = spawn(prefix[0]!, [...prefix.slice(1), ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -53,9 +54,9 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000, prefix: string[] = [process.execPath, OUTRIG_BIN]): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [OUTRIG_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(prefix[0]!, [...prefix.slice(1), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));

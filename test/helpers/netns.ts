@@ -1,0 +1,81 @@
+/**
+ * A private LAN of network namespaces for tests: one namespace holds a Linux bridge (the switch),
+ * every node gets its own namespace with a veth pair into it and an address on 10.77.0.0/24.
+ * Nothing touches the test machine's own namespace; cleanup() deletes every namespace it made.
+ */
+import { execFileSync } from 'node:child_process';
+import { OUTRIG_BIN, runCli, spawnOutrig, type CliResult, type Daemon } from './processes.ts';
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+export interface Lan {
+  /** Namespace name and address of a node. */
+  node(name: string): { ns: string; addr: string };
+  /** Runs `outrig ...` as a daemon inside a node's namespace. */
+  outrig(node: string, args: string[], env: Record<string, string>): Daemon;
+  cleanup(): void;
+}
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error('this test builds network namespaces and needs root (CI runs as root; run it with sudo)');
+}
+
+export function createLan(nodes: string[]): Lan {
+  requireRoot();
+  const tag = `or${process.pid % 100000}`;
+  const sw = `${tag}-sw`;
+  const made: string[] = [];
+  const addrs = new Map<string, { ns: string; addr: string }>();
+  const cleanup = () => {
+    for (const ns of made.reverse()) {
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        // already gone
+      }
+    }
+    made.length = 0;
+  };
+  try {
+    ip('netns', 'add', sw);
+    made.push(sw);
+    ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', sw, 'link', 'set', 'br0', 'up');
+    nodes.forEach((name, i) => {
+      const ns = `${tag}-${name}`;
+      const addr = `10.77.0.${i + 1}`;
+      ip('netns', 'add', ns);
+      made.push(ns);
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      // Created inside the node's namespace, so no interface ever appears in the machine's own.
+      ip('-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `p${i}`, 'netns', sw);
+      ip('-n', ns, 'addr', 'add', `${addr}/24`, 'dev', 'eth0');
+      ip('-n', ns, 'link', 'set', 'eth0', 'up');
+      ip('-n', sw, 'link', 'set', `p${i}`, 'master', 'br0');
+      ip('-n', sw, 'link', 'set', `p${i}`, 'up');
+      addrs.set(name, { ns, addr });
+    });
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+  return {
+    node(name) {
+      const n = addrs.get(name);
+      if (!n) throw new Error(`no node ${name}`);
+      return n;
+    },
+    outrig(node, args, env) {
+      const { ns } = this.node(node);
+      return spawnOutrig(args, env, ['ip', 'netns', 'exec', ns, process.execPath, OUTRIG_BIN]);
+    },
+    cleanup,
+  };
+}
+
+/** Runs a CLI command inside a node's namespace. */
+export function runInNs(ns: string, args: string[], env: Record<string, string>): Promise<CliResult> {
+  return runCli(args, env, 120_000, ['ip', 'netns', 'exec', ns, process.execPath, OUTRIG_BIN]);
+}
