@@ -13,7 +13,7 @@ import { publicKeyB64 } from '../pki/keys.ts';
 import type { Credentials } from './credentials.ts';
 
 export type JoinMode =
-  | { kind: 'discover'; policy: Policy; labels: Record<string, string>; group?: string; port?: number; targets?: string[]; pinnedCaFingerprint?: string }
+  | { kind: 'discover'; policy: Policy; labels: Record<string, string>; group?: string; port?: number; targets?: string[]; onlyTargets?: boolean; pinnedCaFingerprint?: string; collectMs?: number }
   | { kind: 'direct'; controllerUrl: string; caPem?: string; caFingerprint?: string; policy?: Policy; labels?: Record<string, string> };
 
 export interface EnrollOptions {
@@ -50,7 +50,7 @@ async function discoverDirect(o: EnrollOptions, m: Extract<JoinMode, { kind: 'di
 export async function enroll(o: EnrollOptions): Promise<Credentials> {
   const found =
     o.mode.kind === 'discover'
-      ? await discoverController({ identity: o.identity, policy: o.mode.policy, labels: o.mode.labels, group: o.mode.group, port: o.mode.port, targets: o.mode.targets, pinnedCaFingerprint: o.mode.pinnedCaFingerprint, log: o.log, signal: o.signal })
+      ? await discoverController({ identity: o.identity, policy: o.mode.policy, labels: o.mode.labels, group: o.mode.group, port: o.mode.port, targets: o.mode.targets, onlyTargets: o.mode.onlyTargets, pinnedCaFingerprint: o.mode.pinnedCaFingerprint, collectMs: o.mode.collectMs, log: o.log, signal: o.signal })
       : await discoverDirect(o, o.mode);
   const endpoint = found.ack.controller.endpoint;
   const tls: TlsOptions = { ca: found.caCertPem };

@@ -41,7 +41,7 @@ export interface ControllerConfig {
   /** What this controller offers hosts that discover it. */
   cluster?: { name?: string; labels?: Record<string, string>; features?: string[] };
   /** UDP discovery responder; off when absent. */
-  discovery?: { port?: number; group?: string; answerDeclines?: boolean };
+  discovery?: { port?: number; group?: string; address?: string; answerDeclines?: boolean; ratePerSource?: number };
   /** The URL agents are told to use (default: https on the listen address). */
   advertiseUrl?: string;
   /** Extra names/addresses for the server certificate. */
@@ -138,6 +138,8 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const responder = new DiscoveryResponder({
     group: cfg.discovery?.group,
     port: cfg.discovery?.port,
+    address: cfg.discovery?.address,
+    ratePerSource: cfg.discovery?.ratePerSource,
     answerDeclines: cfg.discovery?.answerDeclines ?? true,
     capabilities,
     info,

@@ -29,6 +29,8 @@ export interface DiscoverOptions {
   port?: number;
   /** Extra unicast targets, "host" or "host:port". */
   targets?: string[];
+  /** Send only to `targets`: no multicast, no broadcast (tests and benchmarks on loopback; networks that filter multicast). */
+  onlyTargets?: boolean;
   /** SHA-256 (hex) of the CA certificate to accept; any CA when absent. */
   pinnedCaFingerprint?: string;
   /** How long to keep listening after the first acknowledgement, for a choice. */
@@ -90,7 +92,7 @@ export async function verifyAck(datagram: Buffer, expect: { hostId: string; chal
 function targets(o: DiscoverOptions): { multicast: string[]; broadcast: string[]; unicast: { host: string; port: number }[] } {
   const multicast: string[] = [];
   const broadcast: string[] = [];
-  for (const addrs of Object.values(networkInterfaces())) {
+  for (const addrs of o.onlyTargets ? [] : Object.values(networkInterfaces())) {
     for (const a of addrs ?? []) {
       if (a.family !== 'IPv4') continue;
       multicast.push(a.address);

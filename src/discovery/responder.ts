@@ -15,6 +15,12 @@ import { matchPolicy, type Capabilities } from './policy.ts';
 export interface ResponderOptions {
   group?: string;
   port?: number;
+  /**
+   * Bind to this one address instead of all: only datagrams sent to it (unicast) are received,
+   * no multicast or broadcast. For tests and benchmarks on loopback, and for hosts pointed at
+   * the controller with --target.
+   */
+  address?: string;
   /** Answer unsupported policies with the reasons (helps operators); otherwise stay silent. */
   answerDeclines?: boolean;
   capabilities: () => Promise<Capabilities>;
@@ -124,7 +130,7 @@ export class DiscoveryResponder {
     sock.on('error', (e) => this.o.log?.warn({ err: e.message }, 'discovery socket error'));
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
-      sock.bind(this.o.port ?? DEFAULT_PORT, () => {
+      sock.bind(this.o.port ?? DEFAULT_PORT, this.o.address, () => {
         sock.off('error', reject);
         resolve();
       });
@@ -136,6 +142,7 @@ export class DiscoveryResponder {
       // keep the default
     }
     const group = this.o.group ?? DEFAULT_GROUP;
+    if (this.o.address) return sock.address().port;
     for (const addrs of Object.values(networkInterfaces())) {
       for (const a of addrs ?? []) {
         if (a.family !== 'IPv4') continue;

@@ -28,9 +28,13 @@ export function spawnOutrig(args: string[], env: Record<string, string>, prefix:
   return { proc, output: () => out, exited };
 }
 
-/** Starts `outrig controller` on a free port and resolves with its URL once it listens. */
+/**
+ * Starts `outrig controller` on a free port and resolves with its URL once it listens. Discovery
+ * is off unless `extra` configures it: tests must not answer datagrams from the machine's networks.
+ */
 export async function startControllerProcess(dataDir: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Daemon & { url: string }> {
-  const d = spawnOutrig(['controller', '--listen', '127.0.0.1:0', '--data', dataDir, ...extra], env);
+  const discovery = extra.some((a) => a.startsWith('--discovery')) ? [] : ['--no-discovery'];
+  const d = spawnOutrig(['controller', '--listen', '127.0.0.1:0', '--data', dataDir, ...discovery, ...extra], env);
   const url = await waitUntil('controller to listen', () => {
     if (d.proc.exitCode !== null) throw new Error(`controller exited: ${d.output()}`);
     return /outrig controller listening on (\S+)/.exec(d.output())?.[1];

@@ -54,7 +54,7 @@ describe('discovery and trust', () => {
       host: '127.0.0.1',
       port: 0,
       log: createLogger('test', { file: join(dir.path, 'controller.log') }),
-      discovery: { port: 0 },
+      discovery: { port: 0, address: '127.0.0.1' },
       cluster: { name: 'lab', labels: { site: 'a' } },
       heartbeatMs: 500,
     });
@@ -77,7 +77,7 @@ describe('discovery and trust', () => {
     const agent = await startAgent({
       dataDir: join(dir.path, 'agent-1'),
       name: 'disc-1',
-      join: { kind: 'discover', policy: { cluster: 'lab', clusterLabels: { site: 'a' }, features: ['mtls'] }, labels: { rack: '7' }, targets: udpTarget(), pinnedCaFingerprint: ctl.trust.ca.fingerprint },
+      join: { kind: 'discover', policy: { cluster: 'lab', clusterLabels: { site: 'a' }, features: ['mtls'] }, labels: { rack: '7' }, targets: udpTarget(), onlyTargets: true, pinnedCaFingerprint: ctl.trust.ca.fingerprint },
       log,
     });
     agents.push(agent);
@@ -96,7 +96,7 @@ describe('discovery and trust', () => {
 
   test('a host without a matching rule waits in pending-approval until an operator approves it', async () => {
     const { log, lines } = capturingLog();
-    const starting = startAgent({ dataDir: join(dir.path, 'agent-2'), name: 'disc-2', join: { kind: 'discover', policy: {}, labels: { rack: '9' }, targets: udpTarget() }, log });
+    const starting = startAgent({ dataDir: join(dir.path, 'agent-2'), name: 'disc-2', join: { kind: 'discover', policy: {}, labels: { rack: '9' }, targets: udpTarget(), onlyTargets: true }, log });
     const pending = await waitUntil('host pending', async () => (await api.get<{ items: Host[] }>('/v1/hosts')).items.find((h) => h.name === 'disc-2' && h.status.phase === 'pending-approval'));
     assert.equal(pending.status.trust?.state, 'pending');
     assert.ok(lines().some((l) => l.includes('waiting for an operator to approve')));
@@ -112,7 +112,7 @@ describe('discovery and trust', () => {
   test('an agent whose policy the controller does not support keeps discovering and logs the reasons', async () => {
     const { log, lines } = capturingLog();
     const ac = new AbortController();
-    const joining = enroll({ identity: identity('picky-host'), mode: { kind: 'discover', policy: { cluster: 'prod', features: ['gpu'] }, labels: {}, targets: udpTarget() }, log, signal: ac.signal });
+    const joining = enroll({ identity: identity('picky-host'), mode: { kind: 'discover', policy: { cluster: 'prod', features: ['gpu'] }, labels: {}, targets: udpTarget(), onlyTargets: true }, log, signal: ac.signal });
     await waitUntil('a decline to be logged', () => lines().some((l) => l.includes('declined this host')));
     const line = lines().find((l) => l.includes('declined this host'))!;
     assert.match(line, /cluster=prod: this controller's cluster is 'lab'/);

@@ -43,6 +43,8 @@ export function daemonCommands(program: Command): void {
     .option('--no-discovery', 'do not answer discovery datagrams')
     .addOption(new Option('--discovery-port <port>', 'UDP port of the discovery responder').default(7441).argParser(parseIntStrict('--discovery-port')))
     .option('--discovery-group <addr>', 'multicast group of the discovery responder', '239.255.74.41')
+    .option('--discovery-address <addr>', 'bind the discovery responder to one address: unicast only, no multicast or broadcast')
+    .addOption(new Option('--discovery-rate <n>', 'discovery messages a second answered per source address').default(50).argParser(parseIntStrict('--discovery-rate')))
     .option('--silent-declines', 'do not tell hosts why their policy is declined')
     .option('--advertise-url <url>', 'API URL told to discovering hosts (default: https on the listen address)')
     .addOption(new Option('--heartbeat-ms <ms>', 'agent heartbeat period').default(2000).argParser(parseIntStrict('--heartbeat-ms')))
@@ -57,6 +59,8 @@ export function daemonCommands(program: Command): void {
         discovery: boolean;
         discoveryPort: number;
         discoveryGroup: string;
+        discoveryAddress?: string;
+        discoveryRate: number;
         silentDeclines?: boolean;
         advertiseUrl?: string;
         heartbeatMs: number;
@@ -72,7 +76,9 @@ export function daemonCommands(program: Command): void {
           heartbeatMs: o.heartbeatMs,
           lostAfterMs: o.lostAfterMs,
           cluster: { name: o.cluster, labels: o.clusterLabel, features: o.feature.length ? o.feature : DEFAULT_FEATURES },
-          discovery: o.discovery ? { port: o.discoveryPort, group: o.discoveryGroup, answerDeclines: !o.silentDeclines } : undefined,
+          discovery: o.discovery
+            ? { port: o.discoveryPort, group: o.discoveryGroup, address: o.discoveryAddress, ratePerSource: o.discoveryRate, answerDeclines: !o.silentDeclines }
+            : undefined,
           advertiseUrl: o.advertiseUrl,
         });
         process.stderr.write(
@@ -100,6 +106,7 @@ export function daemonCommands(program: Command): void {
     .option('--dedicated-tenant <tenant>', 'policy: this host is dedicated to a tenant the cluster must have')
     .option('--label <key=value>', 'label of this host (enrollment rules can match it; repeatable)', collectKv, {})
     .option('--target <host[:port]>', 'also send discovery datagrams to this address (repeatable)', collect, [])
+    .option('--no-broadcast', 'send discovery datagrams only to the --target addresses (no multicast or broadcast)')
     .addOption(new Option('--discovery-port <port>', 'UDP port of discovery responders').default(7441).argParser(parseIntStrict('--discovery-port')))
     .option('--discovery-group <addr>', 'multicast group of discovery responders', '239.255.74.41')
     .option('--name <name>', 'host name to register as (default: the hostname)')
@@ -120,6 +127,7 @@ export function daemonCommands(program: Command): void {
         dedicatedTenant?: string;
         label: Record<string, string>;
         target: string[];
+        broadcast: boolean;
         discoveryPort: number;
         discoveryGroup: string;
         name?: string;
@@ -134,10 +142,11 @@ export function daemonCommands(program: Command): void {
           minControllerVersion: o.minControllerVersion,
           dedicatedTo: o.dedicatedTenant ? { tenant: o.dedicatedTenant } : undefined,
         };
+        if (!o.broadcast && !o.target.length) throw new CliError('--no-broadcast needs at least one --target', 2);
         const localCa = join(dataRoot(), 'ca.crt');
         const caPem = o.caFile ? await readFile(o.caFile, 'utf8') : !o.caFingerprint && existsSync(localCa) ? await readFile(localCa, 'utf8') : undefined;
         const join_: JoinMode = o.discover
-          ? { kind: 'discover', policy, labels: o.label, port: o.discoveryPort, group: o.discoveryGroup, targets: o.target, pinnedCaFingerprint: o.caFingerprint }
+          ? { kind: 'discover', policy, labels: o.label, port: o.discoveryPort, group: o.discoveryGroup, targets: o.target, onlyTargets: !o.broadcast, pinnedCaFingerprint: o.caFingerprint }
           : { kind: 'direct', controllerUrl: (o.controller ?? apiUrl()).replace(/\/+$/, ''), caPem, caFingerprint: o.caFingerprint, policy, labels: o.label };
         const { startAgent } = await import('../../agent/index.ts');
         const a = await startAgent({

@@ -25,6 +25,9 @@ export async function testController(dir: string, o: { caps?: Partial<Capabiliti
   const answers: string[] = [];
   const caps: Capabilities = { cluster: 'outrig', clusterLabels: {}, version: '0.1.0', features: ['mtls', 'kvm'], tenants: ['default'], networks: [], ...o.caps };
   const responder = new DiscoveryResponder({
+    // Loopback only, on a free port: tests never listen for or send to the machine's real networks.
+    address: '127.0.0.1',
+    port: 0,
     answerDeclines: o.answerDeclines ?? true,
     capabilities: async () => caps,
     info: async () => ({ id: 'ctl-a', name: 'ctl-a', version: caps.version, endpoint: 'https://127.0.0.1:1', cluster: caps.cluster, features: caps.features, hosts: 0 }),
