@@ -28,38 +28,52 @@ export class CredentialStore {
   }
 
   async keys(): Promise<KeyPairPem> {
+    await this.recover();
     if (existsSync(this.p('host.key')) && existsSync(this.p('host.pub'))) {
       return { privateKey: await readFile(this.p('host.key'), 'utf8'), publicKey: await readFile(this.p('host.pub'), 'utf8') };
     }
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const pair = generateKeyPair();
-    await this.writeSecret('host.key', pair.privateKey);
-    await writeFile(this.p('host.pub'), pair.publicKey);
+    await this.writeFile('host.key.new', pair.privateKey, 0o600);
+    await this.writeFile('host.pub.new', pair.publicKey, 0o644);
+    await rename(this.p('host.pub.new'), this.p('host.pub'));
+    await rename(this.p('host.key.new'), this.p('host.key'));
     return pair;
   }
 
-  private async writeSecret(name: string, data: string): Promise<void> {
-    await writeFile(this.p(name) + '.tmp', data, { mode: 0o600 });
-    await chmod(this.p(name) + '.tmp', 0o600);
-    await rename(this.p(name) + '.tmp', this.p(name));
+  private async writeFile(name: string, data: string, mode: number): Promise<void> {
+    await writeFile(this.p(name), data, { mode });
+    await chmod(this.p(name), mode);
+  }
+
+  /**
+   * A rotation writes every new file as `*.new`, the certificate last, then renames them into
+   * place. A `host.crt.new` therefore means the set is complete: finish the renames, so a crash
+   * never leaves a certificate beside a key it does not belong to.
+   */
+  private async recover(): Promise<void> {
+    if (!existsSync(this.p('host.crt.new'))) return;
+    for (const f of ['host.key', 'host.pub', 'ca.crt', 'controller.json', 'host.crt']) if (existsSync(this.p(`${f}.new`))) await rename(this.p(`${f}.new`), this.p(f));
   }
 
   async load(): Promise<Credentials | null> {
+    await this.recover();
     if (!existsSync(this.p('host.crt')) || !existsSync(this.p('controller.json'))) return null;
     const c = JSON.parse(await readFile(this.p('controller.json'), 'utf8')) as { url: string; caFingerprint: string };
     return { certPem: await readFile(this.p('host.crt'), 'utf8'), caPem: await readFile(this.p('ca.crt'), 'utf8'), controllerUrl: c.url, caFingerprint: c.caFingerprint };
   }
 
+  /** Stores new credentials (and, on a rotation, the new key) so that a crash leaves either the old set or the new. */
   async save(c: Credentials, keys?: KeyPairPem): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     if (keys) {
-      await this.writeSecret('host.key', keys.privateKey);
-      await writeFile(this.p('host.pub'), keys.publicKey);
+      await this.writeFile('host.key.new', keys.privateKey, 0o600);
+      await this.writeFile('host.pub.new', keys.publicKey, 0o644);
     }
-    await writeFile(this.p('ca.crt'), c.caPem);
-    await writeFile(this.p('host.crt') + '.tmp', c.certPem);
-    await rename(this.p('host.crt') + '.tmp', this.p('host.crt'));
-    await writeFile(this.p('controller.json'), JSON.stringify({ url: c.controllerUrl, caFingerprint: c.caFingerprint }, null, 2) + '\n');
+    await this.writeFile('ca.crt.new', c.caPem, 0o644);
+    await this.writeFile('controller.json.new', JSON.stringify({ url: c.controllerUrl, caFingerprint: c.caFingerprint }, null, 2) + '\n', 0o644);
+    await this.writeFile('host.crt.new', c.certPem, 0o644);
+    await this.recover();
   }
 }
 

@@ -1,18 +1,40 @@
-import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
+
+const ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+function readIdFile(path: string): string | undefined {
+  try {
+    const v = readFileSync(path, 'utf8').trim().toLowerCase();
+    return v && !/^0+$|^[0-]+$/.test(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
- * The host's stable id, kept in the agent's data directory so it survives agent restarts and
- * upgrades. (Host discovery and trust derive it from the machine itself; see the discovery issue.)
+ * The id a machine would get from its own identity: the systemd machine id and the SMBIOS system
+ * UUID, with the agent's data directory so that several agents on one machine (tests, benchmarks)
+ * differ. Reinstalling the agent at the same place on the same machine yields the same id, so the
+ * controller recognises the machine and asks an operator before binding it to a new key.
  */
+export function derivedHostId(dataDir: string, sources = { machineId: '/etc/machine-id', smbiosUuid: '/sys/class/dmi/id/product_uuid' }): string | undefined {
+  const machineId = readIdFile(sources.machineId);
+  const smbios = readIdFile(sources.smbiosUuid);
+  if (!machineId && !smbios) return undefined;
+  const h = createHash('sha256').update(`outrig-host\0${machineId ?? ''}\0${smbios ?? ''}\0${resolve(dataDir)}`).digest('hex');
+  return `h-${h.slice(0, 16)}`;
+}
+
+/** The host's stable id: kept in the agent's data directory once made, so it never changes under a running cluster. */
 export async function loadHostId(path: string): Promise<string> {
   if (existsSync(path)) {
     const id = (await readFile(path, 'utf8')).trim();
-    if (/^[a-z0-9][a-z0-9-]{0,62}$/.test(id)) return id;
+    if (ID.test(id)) return id;
   }
-  const id = `h-${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+  const id = derivedHostId(dirname(path)) ?? `h-${randomUUID().replace(/-/g, '').slice(0, 16)}`;
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, id + '\n');
   return id;
