@@ -67,6 +67,7 @@ export function daemonCommands(program: Command): void {
         lostAfterMs?: number;
       }) => {
         const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
+        if (o.advertiseUrl && !/^https:\/\/[^/]+/.test(o.advertiseUrl)) throw new CliError(`--advertise-url must be an https:// URL, got '${o.advertiseUrl}'`, 2);
         const { startController, DEFAULT_FEATURES } = await import('../../controller/index.ts');
         const c = await startController({
           dataDir: o.data ?? join(dataRoot(), 'controller'),
