@@ -3,11 +3,12 @@
  * straight to a known controller over HTTPS), pin its CA from the verified acknowledgement, send a
  * CSR bound to the ack's nonce, and wait (polling) while an operator has to approve.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { httpsRequest, type TlsOptions } from '../common/https.ts';
 import { discoverController, verifyAck, type Acknowledged, type Identity } from '../discovery/client.ts';
 import { seal, type Policy } from '../discovery/messages.ts';
+import { fingerprintOf } from '../pki/ca.ts';
 import { createCsr } from '../pki/csr.ts';
 import { publicKeyB64 } from '../pki/keys.ts';
 import type { Credentials } from './credentials.ts';
@@ -26,10 +27,6 @@ export interface EnrollOptions {
 
 export class EnrollmentRefused extends Error {}
 
-function caFingerprintOf(pem: string): string {
-  return createHash('sha256').update(Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64')).digest('hex');
-}
-
 /** A discover message sent to one controller over HTTPS; its answer is verified like a datagram's. */
 async function discoverDirect(o: EnrollOptions, m: Extract<JoinMode, { kind: 'direct' }>): Promise<Acknowledged> {
   const challenge = randomBytes(16).toString('base64');
@@ -37,7 +34,7 @@ async function discoverDirect(o: EnrollOptions, m: Extract<JoinMode, { kind: 'di
     { type: 'discover', hostId: o.identity.hostId, name: o.identity.name, publicKey: publicKeyB64(o.identity.keys.publicKey), challenge, sentAt: Date.now(), policy: m.policy ?? {}, labels: m.labels ?? {} },
     o.identity.keys.privateKey,
   );
-  const pinned = m.caPem ? caFingerprintOf(m.caPem) : m.caFingerprint;
+  const pinned = m.caPem ? fingerprintOf(m.caPem) : m.caFingerprint;
   if (!pinned) throw new EnrollmentRefused(`no way to trust ${m.controllerUrl}: pass --ca-file or --ca-fingerprint (see 'outrig cluster info'), or use --discover`);
   // With only a fingerprint the first contact cannot verify the server; the ack's signature and pinned CA carry the trust.
   const tls: TlsOptions = m.caPem ? { ca: m.caPem } : { insecure: true };
@@ -92,4 +89,3 @@ export async function enroll(o: EnrollOptions): Promise<Credentials> {
   }
 }
 
-export { caFingerprintOf };
