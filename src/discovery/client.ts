@@ -110,6 +110,12 @@ function targets(o: DiscoverOptions): { multicast: string[]; broadcast: string[]
   return { multicast, broadcast, unicast };
 }
 
+/** The choice among valid acks: fewest hosts (spreads enrollment over a cluster's controllers), then the earliest. Pure. */
+export function chooseAck<T extends { acked: Acknowledged; at: number }>(got: T[]): T {
+  if (!got.length) throw new Error('no acknowledgement to choose from');
+  return [...got].sort((a, b) => a.acked.ack.controller.hosts - b.acked.ack.controller.hosts || a.at - b.at)[0]!;
+}
+
 /** Sends discover rounds with backoff until an acceptable acknowledgement arrives. */
 export async function discoverController(o: DiscoverOptions): Promise<Acknowledged> {
   const now = () => o.now?.() ?? Date.now();
@@ -178,7 +184,7 @@ export async function discoverController(o: DiscoverOptions): Promise<Acknowledg
       while (!got.length && now() < deadline && !o.signal?.aborted) await new Promise<void>((r) => ((wake = r), setTimeout(r, Math.max(1, deadline - now()))));
       if (got.length) {
         await new Promise((r) => setTimeout(r, o.collectMs ?? 300));
-        const best = got.sort((a, b) => a.acked.ack.controller.hosts - b.acked.ack.controller.hosts || a.at - b.at)[0]!;
+        const best = chooseAck(got);
         o.log?.info({ controller: best.acked.ack.controller.name, endpoint: best.acked.ack.controller.endpoint, answers: got.length, round }, 'controller found');
         return best.acked;
       }

@@ -203,4 +203,28 @@ describe('discovery and trust', () => {
     assert.equal(r.status, 101);
     r.ws!.close();
   });
+
+  test('an agent whose certificate has less than a third of its life left rotates key and certificate by itself', async () => {
+    // Certificates of about 9 s (plus the minute of clock slack before notBefore): a third is left from the start.
+    const short = await startController({ dataDir: join(dir.path, 'short-ctl'), host: '127.0.0.1', port: 0, log: createLogger('test', { file: join(dir.path, 'short.log') }), hostCertDays: 0.0001 });
+    try {
+      const { token } = await short.trust.addRule('short', { kind: 'token' });
+      const { log, lines } = capturingLog();
+      const pki = join(dir.path, 'agent-short', 'pki');
+      const a = await startAgent({ dataDir: join(dir.path, 'agent-short'), name: 'short', join: { kind: 'direct', controllerUrl: short.url, caPem: short.trust.ca.certPem }, bootstrapToken: token, log });
+      try {
+        await waitUntil('the certificate to be renewed', () => lines().some((l) => l.includes('certificate renewed')), 15_000, 50);
+        const certs = (await short.store.certificates.list()).filter((c) => c.spec.hostId === a.hostId);
+        assert.equal(certs.length, 2, 'enrollment and one renewal');
+        const current = new X509Certificate(readFileSync(join(pki, 'host.crt')));
+        assert.equal(current.publicKey.export({ type: 'spki', format: 'pem' }).toString(), readFileSync(join(pki, 'host.pub'), 'utf8'), 'the stored key and certificate belong together');
+        assert.ok(certs.some((c) => c.spec.fingerprint === current.fingerprint256.replace(/:/g, '').toLowerCase()), 'the stored certificate is the renewed one the controller recorded');
+        assert.equal(certs.filter((c) => c.spec.fingerprint === current.fingerprint256.replace(/:/g, '').toLowerCase()).length, 1);
+      } finally {
+        await a.close();
+      }
+    } finally {
+      await short.close();
+    }
+  });
 });

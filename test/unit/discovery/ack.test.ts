@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { verifyAck } from '../../../src/discovery/client.ts';
+import { chooseAck, verifyAck, type Acknowledged } from '../../../src/discovery/client.ts';
 import { open, seal, type Ack } from '../../../src/discovery/messages.ts';
 import { generateKeyPair } from '../../../src/pki/index.ts';
 import { tempDir } from '../../helpers/tmp.ts';
@@ -102,4 +102,11 @@ describe('acknowledgements', () => {
     t += 1000;
     assert.ok(await c.responder.answer(h.discover({ sentAt: t }).msg, '10.0.0.1'), 'refilled after a second');
   });
+});
+
+test('among several acknowledging controllers the agent picks the one with the fewest hosts, then the earliest', () => {
+  const ack = (id: string, hosts: number, at: number) => ({ acked: { ack: { controller: { id, hosts } } } as unknown as Acknowledged, at });
+  assert.equal(chooseAck([ack('a', 5, 1), ack('b', 2, 3), ack('c', 2, 2)]).acked.ack.controller.id, 'c');
+  assert.equal(chooseAck([ack('a', 0, 9), ack('b', 1, 1)]).acked.ack.controller.id, 'a');
+  assert.throws(() => chooseAck([]), /no acknowledgement/);
 });
