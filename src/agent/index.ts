@@ -126,6 +126,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         return vms.attach(op.instanceId, op.volumeId);
       case 'vm.detach':
         return vms.detach(op.instanceId, op.volumeId);
+      case 'vm.balloon':
+        return vms.balloon(op.instanceId, op.targetMiB);
     }
     try {
       switch (op.kind) {
@@ -176,6 +178,15 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const onMessage = (m: ControllerMessage) => {
     switch (m.type) {
       case 'op':
+        if (m.op.kind === 'vm.balloon') {
+          // Setting a balloon target is idempotent and frequent: answered without the journal.
+          const opId = m.op.opId;
+          void runOp(m.op).then(
+            () => conn?.send({ type: 'op-result', opId, ok: true }),
+            (e: Error) => conn?.send({ type: 'op-result', opId, ok: false, error: e.message }),
+          );
+          break;
+        }
         log.info({ op: m.op.opId, kind: m.op.kind }, 'operation');
         void journal.run(m.op.opId, () => runOp(m.op)).then((r) => {
           if (!r.ok) log.warn({ op: m.op.opId, err: r.error }, 'operation failed');
@@ -215,6 +226,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       heartbeat = setInterval(() => {
         void vms
           .sweep()
+          .then(() => vms.sampleMemory())
           // diskd gone (a crash)? Start it again: QEMU's NBD clients reconnect and carry on.
           .then(() => refreshVolumes().catch(() => storage.ensureRunning().then(refreshVolumes)))
           .catch((e: Error) => log.warn({ err: e.message }, 'periodic sweep failed'))

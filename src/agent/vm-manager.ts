@@ -35,8 +35,14 @@ interface ManagedVm {
   qmp?: { client: QmpClient; onEvent: (ev: QmpEvent) => void; onClose: () => void };
   shutdownReason?: string;
   marker?: FileTail;
+  /** The balloon as last sampled, and the target this agent set. */
+  memory?: { targetMiB?: number; actualMiB: number; usedMiB?: number };
   lock: Promise<unknown>;
 }
+
+const MiB = 1024 * 1024;
+/** How often the guest's balloon driver refreshes its statistics (seconds). */
+const STATS_POLL_S = 2;
 
 export class VmManager {
   private readonly vms = new Map<string, ManagedVm>();
@@ -102,6 +108,7 @@ export class VmManager {
         readyAt: m.boot?.readyAt,
         lastExit: m.boot?.exit,
         disks: m.spec.disks.map((d) => d.volumeId),
+        memory: m.state === 'running' ? m.memory : undefined,
       });
     }
     return out;
@@ -183,6 +190,42 @@ export class VmManager {
     });
   }
 
+  /** Moves the guest's balloon so that it holds `targetMiB` (QMP balloon); the guest's driver does the rest. */
+  balloon(id: string, targetMiB: number): Promise<void> {
+    return this.locked(id, async (m) => {
+      if (!m.spec || m.state !== 'running') throw new Error(`VM ${id} is not running on this host`);
+      if (targetMiB < 1 || targetMiB > m.spec.memoryMiB) throw new Error(`balloon target ${targetMiB} MiB is outside 1..${m.spec.memoryMiB} MiB`);
+      const qmp = await this.o.driver.qmp(id);
+      await qmp.execute('balloon', { value: targetMiB * MiB });
+      m.memory = { ...(m.memory ?? { actualMiB: m.spec.memoryMiB }), targetMiB };
+      this.changed();
+    });
+  }
+
+  /**
+   * Reads each running guest's balloon and memory statistics. In use = what the guest holds minus
+   * its free and cache memory; statistics are absent until the guest's driver has sent some.
+   */
+  async sampleMemory(): Promise<void> {
+    for (const m of this.vms.values()) {
+      if (m.state !== 'running' || !m.qmp) continue;
+      try {
+        const q = m.qmp.client;
+        const b = (await q.execute('query-balloon')) as { actual: number };
+        const st = (await q.execute('qom-get', { path: '/machine/peripheral/balloon0', property: 'guest-stats' })) as { stats: Record<string, number>; 'last-update': number };
+        const actualMiB = Math.round(b.actual / MiB);
+        const free = st.stats['stat-free-memory'] ?? -1;
+        const cache = st.stats['stat-disk-caches'] ?? -1;
+        const usedMiB = st['last-update'] > 0 && free >= 0 ? Math.max(0, Math.round((b.actual - free - Math.max(0, cache)) / MiB)) : undefined;
+        const before = m.memory;
+        m.memory = { targetMiB: before?.targetMiB, actualMiB, usedMiB };
+        if (!before || before.actualMiB !== actualMiB || Math.abs((before.usedMiB ?? -99) - (usedMiB ?? -99)) >= 4) this.changed();
+      } catch (e) {
+        this.o.log.debug({ vm: m.id, err: (e as Error).message }, 'balloon sample failed');
+      }
+    }
+  }
+
   /** Stops the VM at once and removes every file of it. */
   delete(id: string): Promise<void> {
     return this.locked(id, async (m) => {
@@ -209,6 +252,7 @@ export class VmManager {
           name: def.name,
           vcpus: def.vcpus,
           memoryMiB: def.memoryMiB,
+          memory: def.memory,
           kernel: files?.kernel,
           initrd: files?.initrd,
           cmdline: def.image ? [def.image.cmdline, def.kernelArgs].filter(Boolean).join(' ') : undefined,
@@ -277,6 +321,9 @@ export class VmManager {
       client.on('event', onEvent);
       client.once('close', onClose);
       m.qmp = { client, onEvent, onClose };
+      await client
+        .execute('qom-set', { path: '/machine/peripheral/balloon0', property: 'guest-stats-polling-interval', value: STATS_POLL_S })
+        .catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'could not enable balloon statistics'));
     } catch (e) {
       // Liveness is also swept by pid, so a VM without QMP is still watched.
       this.o.log.warn({ vm: id, err: (e as Error).message }, 'QMP connect failed');
@@ -306,6 +353,7 @@ export class VmManager {
     this.unwatch(m);
     m.state = 'stopped';
     m.pid = undefined;
+    m.memory = undefined;
     if (m.boot) {
       m.boot.exit = { at: new Date().toISOString(), reason };
       await this.o.driver.writeBootState(m.id, m.boot).catch(() => undefined);

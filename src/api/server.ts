@@ -19,6 +19,7 @@ import { errorHandler } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { imageRoutes } from './routes/images.ts';
 import { instanceRoutes } from './routes/instances.ts';
+import { memoryRoutes } from './routes/memory.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 import { volumeRoutes } from './routes/volumes.ts';
@@ -122,6 +123,7 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     imageRoutes(v1 as Api, services);
     instanceRoutes(v1 as Api, services);
     tenantRoutes(v1 as Api, services);
+    memoryRoutes(v1 as Api, services);
     volumeRoutes(v1 as Api, services);
     trustRoutes(v1 as Api, services);
   }, { prefix: '/v1' });

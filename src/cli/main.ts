@@ -18,6 +18,7 @@ const GROUPS: Record<string, () => Promise<Register[]>> = {
   instance: async () => [(await import('./commands/instance.ts')).instanceCommands],
   image: async () => [(await import('./commands/image.ts')).imageCommands],
   tenant: async () => [(await import('./commands/tenant.ts')).tenantCommands],
+  memory: async () => [(await import('./commands/memory.ts')).memoryCommands],
   volume: async () => [(await import('./commands/volume.ts')).volumeCommands],
   disk: async () => [(await import('./commands/disk.ts')).diskCommands],
   diskd: async () => [(await import('./commands/disk.ts')).diskdCommand],

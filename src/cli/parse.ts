@@ -44,3 +44,12 @@ export function parseDuration(v: string): number {
   if (!m) throw new CliError(`invalid duration '${v}' (examples: 90s, 15m, 24h, 7d)`, 2);
   return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 's' | 'm' | 'h' | 'd'];
 }
+
+/** "0.25" -> 0.25, within [min, max]. */
+export function parseNumberIn(what: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+(\.\d+)?$/.test(v.trim()) || n < min || n > max) throw new CliError(`${what} must be a number from ${min} to ${max}, got '${v}'`, 2);
+    return n;
+  };
+}

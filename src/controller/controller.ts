@@ -5,18 +5,22 @@
  * each run recomputes from the store and the agents' reports.
  */
 import type { Logger } from 'pino';
+import { admit, type Portion } from '../memory/index.ts';
 import { setCondition } from '../model/conditions.ts';
 import type { AgentMessage, AgentOp, VmDefinition } from '../model/agent-protocol.ts';
 import type { Resource } from '../model/common.ts';
 import type { Host, Quantity } from '../model/host.ts';
 import type { Instance, LastOp } from '../model/instance.ts';
+import { DEFAULT_POOL, DEFAULT_POOL_SPEC } from '../model/memory.ts';
 import type { Snapshot, Volume } from '../model/volume.ts';
 import type { ResourceRepository, Store } from '../store/index.ts';
 import type { AgentHub, OpResult } from './agent-hub.ts';
 import { hostPhase, type LivePhase } from './host-phase.ts';
 import { planInstance, type DesiredDisk } from './instance-plan.ts';
+import { entitlementsIn, poolMembers, poolModel, tenantMayUse, vmsIn } from './memory-pools.ts';
+import { BALLOON_OP_PREFIX, MemoryReconciler } from './memory-reconciler.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { allocatableOf, schedule, type AllocationPolicy, type SchedulableHost } from './scheduler.ts';
+import { allocatableOf, schedule, type AllocationPolicy, type MemoryFit, type SchedulableHost } from './scheduler.ts';
 import { planSnapshot, planVolume } from './volume-plan.ts';
 import { WorkQueue } from './work-queue.ts';
 
@@ -34,7 +38,7 @@ export interface ControllerOptions {
 const HEARTBEAT_PERSIST_MS = 15_000;
 
 type Hello = Extract<AgentMessage, { type: 'hello' }>;
-type Kind = 'host' | 'instance' | 'volume' | 'snapshot';
+type Kind = 'host' | 'instance' | 'volume' | 'snapshot' | 'memory';
 type WithLastOp = { lastOp?: LastOp; phase: string };
 
 export class Controller {
@@ -46,6 +50,7 @@ export class Controller {
   private timers: NodeJS.Timeout[] = [];
   /** Placement is serialised so two resources never both take the last free capacity. */
   private scheduling: Promise<unknown> = Promise.resolve();
+  private readonly memory: MemoryReconciler;
 
   constructor(
     private readonly store: Store,
@@ -62,7 +67,9 @@ export class Controller {
       instance: q('instance', (id) => this.reconcileInstance(id)),
       volume: q('volume', (id) => this.reconcileVolume(id)),
       snapshot: q('snapshot', (id) => this.reconcileSnapshot(id)),
+      memory: q('memory', (id) => this.memory.reconcile(id)),
     };
+    this.memory = new MemoryReconciler({ store, hub: () => this.hub, allocation: opts.allocation, clock: opts.clock, log: opts.log });
   }
 
   attachHub(hub: AgentHub): void {
@@ -70,6 +77,7 @@ export class Controller {
   }
 
   async start(): Promise<void> {
+    await this.ensureDefaultPool();
     await this.resync();
     this.timers.push(setInterval(() => void this.resync().catch((e) => this.opts.log.error({ err: e }, 'resync failed')), this.opts.resyncMs));
     this.timers.push(setInterval(() => void this.checkLiveness().catch((e) => this.opts.log.error({ err: e }, 'liveness check failed')), 1000));
@@ -95,6 +103,23 @@ export class Controller {
     for (const i of await this.store.instances.list()) this.queues.instance.add(i.id);
     for (const v of await this.store.volumes.list()) this.queues.volume.add(v.id);
     for (const s of await this.store.snapshots.list()) this.queues.snapshot.add(s.id);
+    this.enqueuePools();
+  }
+
+  /** Every host belongs to a pool: the default one takes those no other pool names. */
+  private async ensureDefaultPool(): Promise<void> {
+    if ((await this.store.memoryPools.count()) > 0) return;
+    await this.store.memoryPools
+      .create({ name: DEFAULT_POOL, spec: DEFAULT_POOL_SPEC, status: { phase: 'active', conditions: [], hosts: [], domains: [], tenants: [] } })
+      .catch(() => undefined); // another replica made it
+  }
+
+  /** Memory pools are few; any change that may move memory re-plans them all. */
+  enqueuePools(): void {
+    void this.store.memoryPools.list().then(
+      (pools) => pools.forEach((p) => this.queues.memory.add(p.id)),
+      (e: Error) => this.opts.log.warn({ err: e.message }, 'could not list memory pools'),
+    );
   }
 
   private now(): Date {
@@ -130,6 +155,7 @@ export class Controller {
     this.heartbeats.set(hostId, now);
     if (!first) void this.persistHeartbeat(hostId, now);
     for (const id of changed) this.routeById(id);
+    if (changed.some((id) => id.startsWith('i-'))) this.enqueuePools();
   }
 
   /** Ids carry their kind in the prefix: i- instances, v- volumes, s- snapshots. */
@@ -148,8 +174,9 @@ export class Controller {
       .catch((e) => this.opts.log.warn({ err: e, hostId }, 'could not persist heartbeat'));
   }
 
-  onOpResult(_hostId: string, opId: string, result: OpResult): void {
+  onOpResult(hostId: string, opId: string, result: OpResult): void {
     this.opts.metrics.agentOps.inc({ result: result.ok ? 'ok' : 'error' });
+    if (opId.startsWith(BALLOON_OP_PREFIX)) return this.memory.onBalloonResult(hostId, opId, result);
     this.opResults.set(opId, result);
     const id = opId.split('/')[0];
     if (id) this.routeById(id);
@@ -228,6 +255,15 @@ export class Controller {
       }));
   }
 
+  get allocation(): AllocationPolicy {
+    return this.opts.allocation;
+  }
+
+  /** Runs a change of memory configuration so that no placement interleaves with its checks. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.serialize(fn);
+  }
+
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.scheduling.then(fn);
     this.scheduling = run.catch(() => undefined);
@@ -301,11 +337,12 @@ export class Controller {
       // Volumes are local to a host: an instance goes where its volumes already are.
       const pinned = new Set((await this.desiredVolumes(inst)).map((v) => v.status.hostId).filter((h): h is string => !!h));
       let hosts = await this.capacity();
+      const memory = await this.memoryFit(inst, hosts.map((h) => h.host));
       let p: ReturnType<typeof schedule>;
       if (pinned.size > 1) p = { ok: false, reason: 'Unschedulable', message: `its volumes are on different hosts (${[...pinned].join(', ')})` };
       else {
         if (pinned.size === 1) hosts = hosts.filter((h) => pinned.has(h.id));
-        p = schedule({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB }, hosts);
+        p = schedule({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB }, hosts, memory.fits);
         if (!p.ok && pinned.size === 1) p = { ...p, message: `${p.message} (its volumes pin it to host ${[...pinned][0]})` };
       }
       const now = this.now();
@@ -313,6 +350,8 @@ export class Controller {
         if (p.ok) {
           st.hostId = p.hostId;
           st.hostName = p.hostName;
+          // Recorded with the placement, in the same write: memory is never allocated without a host, nor the reverse.
+          st.memory = memory.admitted.get(p.hostId);
           st.phase = 'scheduled';
           st.message = undefined;
           st.conditions = setCondition(st.conditions, { type: 'Scheduled', status: 'True', reason: 'Placed', message: `placed on ${p.hostName}` }, now);
@@ -323,11 +362,32 @@ export class Controller {
         }
       });
       if (p.ok) {
-        this.opts.log.info({ instance: inst.name, host: p.hostName }, 'instance scheduled');
+        this.opts.log.info({ instance: inst.name, host: p.hostName, memory: memory.admitted.get(p.hostId) }, 'instance scheduled');
+        this.enqueuePools();
         // Volumes made for this instance follow it to its host.
         for (const v of await this.store.volumes.list()) if (v.spec.ownedBy === inst.id) this.queues.volume.add(v.id);
       }
     });
+  }
+
+  /** The memory side of placement: on each host, whether its pool admits the instance, and with which portions. */
+  private async memoryFit(inst: Instance, hosts: Host[]): Promise<{ fits: MemoryFit; admitted: Map<string, { pool: string; portions: Portion[] }> }> {
+    const [pools, tenants, instances] = await Promise.all([this.store.memoryPools.list(), this.store.tenants.list(), this.store.instances.list()]);
+    const members = poolMembers(pools, hosts);
+    const tenant = tenants.find((t) => t.name === inst.spec.tenant);
+    const others = instances.filter((i) => i.id !== inst.id);
+    const admitted = new Map<string, { pool: string; portions: Portion[] }>();
+    const fits: MemoryFit = (h) => {
+      const pool = pools.find((p) => members.get(p.id)!.some((m) => m.id === h.id));
+      if (!pool) return { ok: false, why: 'in no memory pool' };
+      if (!tenantMayUse(tenant, pool.name)) return { ok: false, why: `in memory pool ${pool.name}, where tenant ${inst.spec.tenant} has no entitlement` };
+      const model = poolModel(pool, members.get(pool.id)!, this.opts.allocation);
+      const a = admit(model, entitlementsIn(pool.name, tenants), vmsIn(model, others), { id: inst.id, tenant: inst.spec.tenant, sizeMiB: inst.spec.memoryMiB, hostId: h.id });
+      if (!a.ok) return { ok: false, why: a.message };
+      admitted.set(h.id, { pool: pool.name, portions: a.portions });
+      return { ok: true };
+    };
+    return { fits, admitted };
   }
 
   private async reconcileInstance(id: string): Promise<void> {
@@ -368,9 +428,11 @@ export class Controller {
       }
       await this.store.instances.delete(id);
       this.opts.log.info({ instance: inst.name }, 'instance deleted');
+      this.enqueuePools();
       return;
     }
-    const wrote = await this.writeStatus('instance', this.store.instances, inst, () => plan.status);
+    // The balloon controller writes the memory part meanwhile; keep its latest.
+    const wrote = await this.writeStatus('instance', this.store.instances, inst, (st) => ({ ...plan.status, memory: st.memory }));
     const startOp = inst.status.lastOp;
     if (wrote && plan.status.phase === 'running' && inst.status.phase !== 'running' && startOp && (startOp.kind === 'vm.start' || startOp.kind === 'vm.restart')) {
       this.opts.metrics.instanceStart.observe((this.now().getTime() - Date.parse(startOp.at)) / 1000);
@@ -404,6 +466,7 @@ export class Controller {
           name: inst.name,
           vcpus: inst.spec.vcpus,
           memoryMiB: inst.spec.memoryMiB,
+          memory: await this.memoryPortions(inst),
           kernelArgs: inst.spec.kernelArgs,
           disks: disks.map((d) => ({ volumeId: d.volumeId, boot: d.boot })),
           forwardPorts: inst.spec.forwardPorts,
@@ -424,6 +487,16 @@ export class Controller {
       default:
         return { error: `operation ${kind} is not an instance operation` };
     }
+  }
+
+  /** The VM's memory per tier, with the host NUMA node each tier sits on where the host has one. */
+  private async memoryPortions(inst: Instance): Promise<VmDefinition['memory']> {
+    const m = inst.status.memory;
+    if (!m) return undefined;
+    const [pools, hosts] = await Promise.all([this.store.memoryPools.list(), this.store.hosts.list()]);
+    const pool = pools.find((p) => p.name === m.pool);
+    const tiers = pool ? poolModel(pool, poolMembers(pools, hosts).get(pool.id)!, this.opts.allocation).tiers : [];
+    return m.portions.map((p) => ({ ...p, hostNode: tiers.find((t) => t.name === p.tier)?.hostNode }));
   }
 
   // ---- volumes ----

@@ -46,6 +46,40 @@ export function createMetrics(store: Store, connectedAgents: () => number): Cont
       this.set(connectedAgents());
     },
   });
+  new Gauge({
+    name: 'outrig_memory_domain_mib',
+    help: 'Memory pool domains (a tier on a host, or a pooled tier): capacity, committed, ballooned, free, short, in MiB',
+    labelNames: ['pool', 'tier', 'domain', 'host', 'measure'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of await store.memoryPools.list()) for (const d of p.status.domains) {
+        const l = { pool: p.name, tier: d.tier, domain: d.domain, host: d.hostName ?? '' };
+        this.set({ ...l, measure: 'capacity' }, d.capacityMiB);
+        this.set({ ...l, measure: 'committed' }, d.committedMiB);
+        this.set({ ...l, measure: 'ballooned' }, d.balloonedMiB);
+        this.set({ ...l, measure: 'free' }, d.freeMiB);
+        this.set({ ...l, measure: 'short' }, d.shortMiB);
+      }
+    },
+  });
+  new Gauge({
+    name: 'outrig_memory_tenant_mib',
+    help: 'Tenants in memory pools: guaranteed, limit, committed, ballooned, held, in MiB',
+    labelNames: ['pool', 'tenant', 'measure'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const p of await store.memoryPools.list()) for (const t of p.status.tenants) {
+        const l = { pool: p.name, tenant: t.tenant };
+        this.set({ ...l, measure: 'guaranteed' }, t.guaranteedMiB);
+        if (t.limitMiB >= 0) this.set({ ...l, measure: 'limit' }, t.limitMiB);
+        this.set({ ...l, measure: 'committed' }, t.committedMiB);
+        this.set({ ...l, measure: 'ballooned' }, t.balloonedMiB);
+        this.set({ ...l, measure: 'held' }, t.heldMiB);
+      }
+    },
+  });
   return {
     registry,
     apiRequests: new Counter({

@@ -1,6 +1,6 @@
 /**
  * Instance placement. Pure: hosts and their current allocations in, a host or an explanation out.
- * Filter: ready, not cordoned, enough free vCPUs and memory. Weigh: most free memory first
+ * Filter: ready, not cordoned, enough free vCPUs, and memory the host's pool can give (memory-pools.ts). Weigh: most free memory first
  * (spreads load; ties go to the host name so placement is deterministic).
  */
 import type { Quantity } from '../model/host.ts';
@@ -22,18 +22,26 @@ export function freeOf(h: SchedulableHost): Quantity {
   return { vcpus: h.allocatable.vcpus - h.allocated.vcpus, memoryMiB: h.allocatable.memoryMiB - h.allocated.memoryMiB };
 }
 
-export function schedule(req: Quantity, hosts: SchedulableHost[]): Placement {
+/** Whether a host's memory pool can take the request; the default only compares free memory. */
+export type MemoryFit = (h: SchedulableHost) => { ok: true } | { ok: false; why: string };
+
+export function schedule(req: Quantity, hosts: SchedulableHost[], fitsMemory?: MemoryFit): Placement {
   if (hosts.length === 0) return { ok: false, reason: 'NoHosts', message: 'no hosts are registered; start an agent' };
   const why = new Map<string, number>();
   const note = (r: string) => why.set(r, (why.get(r) ?? 0) + 1);
   const fits: SchedulableHost[] = [];
+  const memory: MemoryFit =
+    fitsMemory ?? ((h) => (freeOf(h).memoryMiB < req.memoryMiB ? { ok: false, why: `not enough free memory (needs ${req.memoryMiB} MiB)` } : { ok: true }));
   for (const h of hosts) {
     const free = freeOf(h);
     if (h.cordoned) note('cordoned');
     else if (h.phase !== 'ready') note(`${h.phase}`);
     else if (free.vcpus < req.vcpus) note(`not enough free vCPUs (needs ${req.vcpus})`);
-    else if (free.memoryMiB < req.memoryMiB) note(`not enough free memory (needs ${req.memoryMiB} MiB)`);
-    else fits.push(h);
+    else {
+      const m = memory(h);
+      if (m.ok) fits.push(h);
+      else note(m.why);
+    }
   }
   if (fits.length === 0) {
     const parts = [...why.entries()].map(([r, n]) => `${n} ${r}`);

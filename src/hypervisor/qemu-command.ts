@@ -22,11 +22,21 @@ export interface VmDisk {
 /** Spare PCIe root ports, so volumes can be plugged and unplugged while the VM runs. */
 export const ROOT_PORTS = 8;
 
+/** A share of guest memory from one tier: its own memory backend and guest NUMA node. */
+export interface VmMemoryPortion {
+  tier: string;
+  sizeMiB: number;
+  /** The host NUMA node to bind it to, where the host has one for the tier. */
+  hostNode?: number;
+}
+
 export interface VmSpec {
   id: string;
   name: string;
   vcpus: number;
   memoryMiB: number;
+  /** Absent (VMs started before memory pools): plain `-m`. The first portion carries the vCPUs. */
+  memory?: VmMemoryPortion[];
   /** Direct kernel boot: local paths of the verified image files; absent to boot from a disk. */
   kernel?: string;
   initrd?: string;
@@ -85,6 +95,20 @@ function deviceArg(o: Record<string, unknown>): string {
     .join(',');
 }
 
+/** One memory backend and guest NUMA node per portion, so the guest sees each tier as a node of its own. */
+export function memoryArgs(spec: Pick<VmSpec, 'memoryMiB' | 'memory' | 'vcpus'>): string[] {
+  if (!spec.memory?.length) return ['-m', `${spec.memoryMiB}M`];
+  const total = spec.memory.reduce((n, p) => n + p.sizeMiB, 0);
+  if (total !== spec.memoryMiB) throw new Error(`memory portions add up to ${total} MiB, not the VM's ${spec.memoryMiB} MiB`);
+  const out = ['-m', `${total}M`];
+  spec.memory.forEach((p, i) => {
+    const bind = p.hostNode === undefined ? '' : `,host-nodes=${p.hostNode},policy=bind`;
+    out.push('-object', `memory-backend-ram,id=mem-${i}-${qemuOptValue(p.tier)},size=${p.sizeMiB}M${bind}`);
+    out.push('-numa', `node,nodeid=${i}${i === 0 ? `,cpus=0-${spec.vcpus - 1}` : ''},memdev=mem-${i}-${qemuOptValue(p.tier)}`);
+  });
+  return out;
+}
+
 export function buildQemuArgs(spec: VmSpec, paths: VmPaths): string[] {
   const hostfwd = spec.forwards.map((f) => `,hostfwd=tcp:${f.hostAddress}:${f.hostPort}-:${f.guestPort}`).join('');
   const boot = spec.kernel
@@ -98,7 +122,7 @@ export function buildQemuArgs(spec: VmSpec, paths: VmPaths): string[] {
     '-machine', `q35,accel=${spec.accel}`,
     '-cpu', cpuModelFor(spec.accel),
     '-smp', String(spec.vcpus),
-    '-m', `${spec.memoryMiB}M`,
+    ...memoryArgs(spec),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     ...boot,
     // The guest finds its name here too when it boots from a disk (no kernel command line).

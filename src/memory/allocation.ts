@@ -100,7 +100,7 @@ export function admit(pool: PoolModel, ents: ReadonlyMap<string, Entitlement>, v
     const where = preferred(pool, e)
       .map((t) => `${t.name} ${Math.max(0, room.get(domainId(t, req.hostId)) ?? 0)} MiB`)
       .join(', ');
-    return { ok: false, permanent: false, reason: 'NoRoom', message: `pool ${pool.name} has room for ${where} on this host; ${req.sizeMiB} MiB needed` };
+    return { ok: false, permanent: false, reason: 'NoRoom', message: `not enough free memory (needs ${req.sizeMiB} MiB; pool ${pool.name} has room for ${where} on this host)` };
   }
   const after: VmMemory[] = [...vms, { id: req.id, tenant: req.tenant, hostId: req.hostId, sizeMiB: req.sizeMiB, portions }];
   const reserved = reservedMiB(pool, ents, after);

@@ -32,6 +32,8 @@ export const VmReport = Type.Object({
   lastExit: Type.Optional(Type.Object({ at: Type.String(), reason: Type.String() })),
   /** Volumes plugged into the VM (ids). */
   disks: Type.Array(Type.String()),
+  /** The balloon: the target this agent set (absent until it sets one), what the guest holds, and what it uses (absent without statistics). */
+  memory: Type.Optional(Type.Object({ targetMiB: Type.Optional(Type.Integer()), actualMiB: Type.Integer(), usedMiB: Type.Optional(Type.Integer()) })),
 });
 export type VmReport = Static<typeof VmReport>;
 
@@ -64,6 +66,8 @@ export const VmDefinition = Type.Object({
   name: Type.String(),
   vcpus: Type.Integer(),
   memoryMiB: Type.Integer(),
+  /** Memory per tier: one memory backend and guest NUMA node each, bound to hostNode where the host has it. */
+  memory: Type.Optional(Type.Array(Type.Object({ tier: Type.String(), sizeMiB: Type.Integer(), hostNode: Type.Optional(Type.Integer()) }))),
   /** Direct kernel boot; absent when the VM boots from its first disk. */
   image: Type.Optional(VmImageRef),
   /** Extra kernel command line (direct kernel boot only). */
@@ -84,6 +88,8 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.delete'), instanceId: Type.String() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.attach'), instanceId: Type.String(), volumeId: Type.String() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.detach'), instanceId: Type.String(), volumeId: Type.String() }),
+  /** Sets the guest's balloon target: the memory it may hold. Idempotent, so not journaled. */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.balloon'), instanceId: Type.String(), targetMiB: Type.Integer() }),
   Type.Object({
     opId: Type.String(),
     kind: Type.Literal('volume.ensure'),

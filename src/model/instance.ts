@@ -1,5 +1,6 @@
 import { Type, type Static } from 'typebox';
 import { Condition, resourceSchema, type Resource } from './common.ts';
+import { InstanceMemory } from './memory.ts';
 
 export const INSTANCE_PHASES = ['pending', 'scheduled', 'starting', 'running', 'stopping', 'stopped', 'failed', 'deleting'] as const;
 export type InstancePhase = (typeof INSTANCE_PHASES)[number];
@@ -51,6 +52,8 @@ export const InstanceStatus = Type.Object({
   /** Human explanation of the phase when it is not self-evident (why pending, why failed). */
   message: Type.Optional(Type.String()),
   lastOp: Type.Optional(LastOp),
+  /** Where its memory comes from (set with its placement) and its balloon. */
+  memory: Type.Optional(InstanceMemory),
 });
 export type InstanceStatus = Static<typeof InstanceStatus>;
 

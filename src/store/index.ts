@@ -9,6 +9,7 @@ import { Kysely, Migrator, SqliteDialect, type Dialect } from 'kysely';
 import type { HostSpec, HostStatus } from '../model/host.ts';
 import type { ImageSpec, ImageStatus } from '../model/image.ts';
 import type { InstanceSpec, InstanceStatus } from '../model/instance.ts';
+import type { MemoryPoolSpec, MemoryPoolStatus } from '../model/memory.ts';
 import type { TenantSpec, TenantStatus } from '../model/tenant.ts';
 import type { SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from '../model/volume.ts';
 import type { CertificateSpec, CertificateStatus, EnrollmentRuleSpec, EnrollmentRuleStatus } from '../model/trust.ts';
@@ -32,6 +33,7 @@ export interface Store {
   snapshots: ResourceRepository<SnapshotSpec, SnapshotStatus>;
   certificates: ResourceRepository<CertificateSpec, CertificateStatus>;
   enrollmentRules: ResourceRepository<EnrollmentRuleSpec, EnrollmentRuleStatus>;
+  memoryPools: ResourceRepository<MemoryPoolSpec, MemoryPoolStatus>;
   close(): Promise<void>;
 }
 
@@ -65,6 +67,7 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     snapshots: new ResourceRepository(db, 'snapshots', 'Snapshot', 's', clock),
     certificates: new ResourceRepository(db, 'certificates', 'Certificate', 'c', clock),
     enrollmentRules: new ResourceRepository(db, 'enrollment_rules', 'EnrollmentRule', 'r', clock),
+    memoryPools: new ResourceRepository(db, 'memory_pools', 'MemoryPool', 'mp', clock),
     close: () => db.destroy(),
   };
 }

@@ -45,6 +45,14 @@ const migrations: Record<string, Migration> = {
       for (const table of ['certificates', 'enrollment_rules']) await db.schema.dropTable(table).execute();
     },
   },
+  '0004_memory': {
+    async up(db: Kysely<unknown>) {
+      await createResourceTable(db, 'memory_pools');
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('memory_pools').execute();
+    },
+  },
 };
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

@@ -52,6 +52,10 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       if (!b.image === !b.bootVolume) throw new ApiError(400, 'invalid_request', 'give exactly one of image and bootVolume');
       const tenant = await s.store.tenants.find(b.tenant ?? DEFAULT_TENANT);
       if (!tenant) throw new ApiError(422, 'unknown_tenant', `tenant '${b.tenant}' does not exist`);
+      const limits = (tenant.spec.memory ?? []).map((e) => e.limitMiB);
+      if (limits.length && b.memoryMiB > Math.max(...limits)) {
+        throw new ApiError(422, 'over_tenant_limit', `${b.memoryMiB} MiB is more than tenant ${tenant.name}'s memory limit (at most ${Math.max(...limits)} MiB in any of its pools)`);
+      }
       const image = b.image ? await s.store.images.find(b.image) : undefined;
       if (b.image && !image) throw new ApiError(422, 'unknown_image', `image '${b.image}' does not exist (see: outrig image list)`);
       if (image && image.status.phase !== 'ready') throw new ApiError(409, 'image_not_ready', `image '${image.name}' is still ${image.status.phase}`);

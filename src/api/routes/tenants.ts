@@ -1,11 +1,15 @@
 import { Type } from 'typebox';
 import { Name } from '../../model/common.ts';
-import { DEFAULT_TENANT, TenantResource } from '../../model/tenant.ts';
+import { EntitlementSpec } from '../../model/memory.ts';
+import { DEFAULT_TENANT, TenantResource, type TenantSpec } from '../../model/tenant.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
+import { checkMemoryConfig, checkTenantMemory } from './memory.ts';
 
-const CreateTenant = Type.Object({ name: Name, ...MetadataFields }, { additionalProperties: false });
+const Memory = Type.Array(EntitlementSpec, { maxItems: 64, description: 'memory entitlements, one per pool' });
+const CreateTenant = Type.Object({ name: Name, memory: Type.Optional(Memory), ...MetadataFields }, { additionalProperties: false });
+const PatchTenant = Type.Object({ memory: Type.Optional(Memory), ...MetadataFields }, { additionalProperties: false });
 
 export function tenantRoutes(app: Api, s: ApiServices): void {
   app.get('/tenants', { schema: { tags: ['tenants'], response: { 200: listOf(TenantResource) } } }, async () => ({
@@ -15,14 +19,28 @@ export function tenantRoutes(app: Api, s: ApiServices): void {
     s.store.tenants.mustFind(req.params.ref),
   );
   app.post('/tenants', { schema: { tags: ['tenants'], body: CreateTenant, response: { 201: TenantResource, ...errors } } }, async (req, reply) => {
-    const t = await s.store.tenants.create({
-      name: req.body.name,
-      labels: req.body.labels,
-      annotations: req.body.annotations,
-      spec: {},
-      status: { phase: 'active', conditions: [] },
+    const spec: TenantSpec = req.body.memory ? { memory: req.body.memory } : {};
+    checkTenantMemory(spec.memory);
+    const t = await s.controller.exclusive(async () => {
+      if (await s.store.tenants.find(req.body.name)) throw new ApiError(409, 'conflict', `Tenant '${req.body.name}' already exists`);
+      const draft = { id: 'new', name: req.body.name, labels: {}, annotations: {}, spec, status: { phase: 'active', conditions: [] }, createdAt: '', updatedAt: '', generation: 1 };
+      await checkMemoryConfig(s, { tenants: [...(await s.store.tenants.list()), draft] });
+      return s.store.tenants.create({ name: req.body.name, labels: req.body.labels, annotations: req.body.annotations, spec, status: draft.status });
     });
+    s.controller.enqueuePools();
     return reply.status(201).send(t);
+  });
+  app.patch('/tenants/:ref', { schema: { tags: ['tenants'], params: RefParams, body: PatchTenant, response: { 200: TenantResource, ...errors } } }, async (req) => {
+    const cur = await s.store.tenants.mustFind(req.params.ref);
+    const spec: TenantSpec = req.body.memory ? { ...cur.spec, memory: req.body.memory } : cur.spec;
+    checkTenantMemory(spec.memory);
+    const t = await s.controller.exclusive(async () => {
+      await checkMemoryConfig(s, { tenants: (await s.store.tenants.list()).map((x) => (x.id === cur.id ? { ...x, spec } : x)) });
+      return s.store.tenants.update(cur.id, (c) => ({ spec, labels: req.body.labels ?? c.labels, annotations: req.body.annotations ?? c.annotations }));
+    });
+    // Entitlements apply to running instances too: the balloon controller re-plans.
+    s.controller.enqueuePools();
+    return t;
   });
   app.delete('/tenants/:ref', { schema: { tags: ['tenants'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
     const t = await s.store.tenants.mustFind(req.params.ref);

@@ -119,6 +119,15 @@ export function instanceCommands(program: Command): void {
         kernelArgs: i.spec.kernelArgs,
         vcpus: i.spec.vcpus,
         memory: mib(i.spec.memoryMiB),
+        memoryPool: i.status.memory ? `${i.status.memory.pool}: ${i.status.memory.portions.map((p) => `${mib(p.sizeMiB)} ${p.tier}`).join(' + ')}` : undefined,
+        balloon: i.status.memory?.balloon
+          ? {
+              target: mib(i.status.memory.balloon.targetMiB),
+              holds: i.status.memory.balloon.actualMiB === undefined ? 'unknown' : mib(i.status.memory.balloon.actualMiB),
+              inUse: i.status.memory.balloon.usedMiB === undefined ? 'unknown (no guest statistics yet)' : mib(i.status.memory.balloon.usedMiB),
+              why: i.status.memory.balloon.reason ?? 'no pressure: full size',
+            }
+          : undefined,
         powerState: i.spec.powerState,
         accelerator: i.status.accel,
         forwards: i.status.network.forwards,
