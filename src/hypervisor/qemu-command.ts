@@ -55,6 +55,8 @@ export interface VmPaths {
   dir: string;
   pidfile: string;
   qmpSocket: string;
+  /** A second QMP monitor for operators and tests: QEMU serves one client per monitor, and the agent holds the first. */
+  inspectSocket: string;
   serialLog: string;
 }
 
@@ -136,6 +138,7 @@ export function buildQemuArgs(spec: VmSpec, paths: VmPaths): string[] {
     '-device', `virtio-net-pci,netdev=net0,mac=${spec.mac},romfile=`,
     '-device', 'virtio-balloon-pci,id=balloon0',
     '-qmp', `unix:${qemuOptValue(paths.qmpSocket)},server=on,wait=off`,
+    '-qmp', `unix:${qemuOptValue(paths.inspectSocket)},server=on,wait=off`,
     '-pidfile', paths.pidfile,
     '-daemonize',
     // Least privilege (seccomp). spawn=deny and elevateprivileges=deny would break -daemonize's fork and

@@ -60,7 +60,7 @@ export class QemuDriver {
   paths(id: string): VmPaths {
     if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new Error(`invalid VM id: ${id}`);
     const dir = join(this.vmsDir, id);
-    return { dir, pidfile: join(dir, 'qemu.pid'), qmpSocket: join(dir, 'qmp.sock'), serialLog: join(dir, 'serial.log') };
+    return { dir, pidfile: join(dir, 'qemu.pid'), qmpSocket: join(dir, 'qmp.sock'), inspectSocket: join(dir, 'qmp-inspect.sock'), serialLog: join(dir, 'serial.log') };
   }
 
   async listIds(): Promise<string[]> {
@@ -116,6 +116,7 @@ export class QemuDriver {
     await writeJsonAtomic(join(p.dir, 'vm.json'), spec);
     await rm(p.pidfile, { force: true });
     await rm(p.qmpSocket, { force: true });
+    await rm(p.inspectSocket, { force: true });
     const serialOffset = existsSync(p.serialLog) ? (await stat(p.serialLog)).size : 0;
     const boot: VmBootState = { serialOffset, launchedAt: new Date().toISOString() };
     await this.writeBootState(spec.id, boot);

@@ -16,7 +16,7 @@ const spec: VmSpec = {
   disks: [],
   owner: { generation: 1, restartSeq: 0 },
 };
-const paths = { dir: '/d', pidfile: '/d/qemu.pid', qmpSocket: '/d/q,mp.sock', serialLog: '/d/serial.log' };
+const paths = { dir: '/d', pidfile: '/d/qemu.pid', qmpSocket: '/d/q,mp.sock', inspectSocket: '/d/inspect.sock', serialLog: '/d/serial.log' };
 
 function opt(args: string[], flag: string): string[] {
   return args.flatMap((a, i) => (a === flag ? [args[i + 1]!] : []));
@@ -32,8 +32,20 @@ test('command line carries the spec: accelerator, cpu, size, forwards, detached 
   assert.ok(a.includes('-daemonize'));
   assert.deepEqual(opt(a, '-pidfile'), ['/d/qemu.pid']);
   // A comma in a path must be doubled or QEMU would split the option there.
-  assert.deepEqual(opt(a, '-qmp'), ['unix:/d/q,,mp.sock,server=on,wait=off']);
+  assert.deepEqual(opt(a, '-qmp'), ['unix:/d/q,,mp.sock,server=on,wait=off', 'unix:/d/inspect.sock,server=on,wait=off']);
   assert.match(opt(a, '-append')[0]!, /outrig\.name=web1/);
+});
+
+test('memory: plain -m without portions; with portions one backend and guest NUMA node per tier, bound where the tier has a host node', () => {
+  const plain = buildQemuArgs(spec, paths);
+  assert.deepEqual(opt(plain, '-object'), []);
+  assert.deepEqual(opt(plain, '-numa'), []);
+  const a = buildQemuArgs({ ...spec, memory: [{ tier: 'local', sizeMiB: 384, hostNode: 0 }, { tier: 'cxl', sizeMiB: 128 }] }, paths);
+  assert.deepEqual(opt(a, '-m'), ['512M']);
+  assert.deepEqual(opt(a, '-object'), ['memory-backend-ram,id=mem-0-local,size=384M,host-nodes=0,policy=bind', 'memory-backend-ram,id=mem-1-cxl,size=128M']);
+  // The vCPUs sit on the first (local) node; the pooled node is memory only, as a CPU-less node on real hardware.
+  assert.deepEqual(opt(a, '-numa'), ['node,nodeid=0,cpus=0-1,memdev=mem-0-local', 'node,nodeid=1,memdev=mem-1-cxl']);
+  assert.throws(() => buildQemuArgs({ ...spec, memory: [{ tier: 'local', sizeMiB: 256 }] }, paths), /add up to 256 MiB, not the VM's 512 MiB/);
 });
 
 test('KVM gets the host CPU model', () => {
