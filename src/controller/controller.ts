@@ -114,6 +114,12 @@ export class Controller {
       .catch(() => undefined); // another replica made it
   }
 
+  /** A tenant's entitlements or a pool changed: re-plan the pools, and retry what waits for room. */
+  async memoryConfigChanged(): Promise<void> {
+    this.enqueuePools();
+    for (const i of await this.store.instances.list()) if (!i.status.hostId) this.queues.instance.add(i.id);
+  }
+
   /** Memory pools are few; any change that may move memory re-plans them all. */
   enqueuePools(): void {
     void this.store.memoryPools.list().then(

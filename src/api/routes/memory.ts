@@ -90,7 +90,7 @@ export function memoryRoutes(app: Api, s: ApiServices): void {
       await checkMemoryConfig(s, { pools: [...(await s.store.memoryPools.list()), draft] });
       return s.store.memoryPools.create({ name: b.name, labels: b.labels, annotations: b.annotations, spec, status: draft.status });
     });
-    s.controller.enqueuePools();
+    await s.controller.memoryConfigChanged();
     return reply.status(201).send(p);
   });
   app.patch('/memory/pools/:ref', { schema: { tags: ['memory'], params: RefParams, body: PatchPool, response: { 200: MemoryPoolResource, ...errors } } }, async (req) => {
@@ -109,7 +109,7 @@ export function memoryRoutes(app: Api, s: ApiServices): void {
       await checkMemoryConfig(s, { pools });
       return s.store.memoryPools.update(cur.id, () => ({ spec }));
     });
-    s.controller.enqueuePools();
+    await s.controller.memoryConfigChanged();
     return p;
   });
   app.delete('/memory/pools/:ref', { schema: { tags: ['memory'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
@@ -120,7 +120,7 @@ export function memoryRoutes(app: Api, s: ApiServices): void {
     const placed = (await s.store.instances.list()).filter((i) => i.status.memory?.pool === p.name).map((i) => i.name);
     if (placed.length) throw new ApiError(409, 'in_use', `instances hold memory in pool ${p.name}: ${placed.join(', ')}`);
     await s.store.memoryPools.delete(p.id);
-    s.controller.enqueuePools();
+    await s.controller.memoryConfigChanged();
     return reply.status(204).send(null);
   });
 }

@@ -27,7 +27,7 @@ export function tenantRoutes(app: Api, s: ApiServices): void {
       await checkMemoryConfig(s, { tenants: [...(await s.store.tenants.list()), draft] });
       return s.store.tenants.create({ name: req.body.name, labels: req.body.labels, annotations: req.body.annotations, spec, status: draft.status });
     });
-    s.controller.enqueuePools();
+    await s.controller.memoryConfigChanged();
     return reply.status(201).send(t);
   });
   app.patch('/tenants/:ref', { schema: { tags: ['tenants'], params: RefParams, body: PatchTenant, response: { 200: TenantResource, ...errors } } }, async (req) => {
@@ -39,7 +39,7 @@ export function tenantRoutes(app: Api, s: ApiServices): void {
       return s.store.tenants.update(cur.id, (c) => ({ spec, labels: req.body.labels ?? c.labels, annotations: req.body.annotations ?? c.annotations }));
     });
     // Entitlements apply to running instances too: the balloon controller re-plans.
-    s.controller.enqueuePools();
+    await s.controller.memoryConfigChanged();
     return t;
   });
   app.delete('/tenants/:ref', { schema: { tags: ['tenants'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
