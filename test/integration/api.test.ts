@@ -7,40 +7,22 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
-import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
-import { ApiClient } from '../../src/cli/client.ts';
-import { registerImage } from '../../src/cli/commands/image.ts';
-import { createLogger } from '../../src/common/log.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
-import { buildTestGuest } from '../../src/hypervisor/index.ts';
-import { killProcessesUnder } from '../helpers/cleanup.ts';
-import { tempDir } from '../helpers/tmp.ts';
+import type { ApiClient } from '../../src/cli/client.ts';
+import type { RunningController } from '../../src/controller/index.ts';
+import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
 import { waitUntil } from '../helpers/wait.ts';
 import { tlsFetch } from '../helpers/https.ts';
 
 describe('API', () => {
-  const dir = tempDir();
+  let env: InProcessCluster;
   let ctl: RunningController;
-  let agent: RunningAgent;
   let api: ApiClient;
 
   before(async () => {
-    const log = createLogger('test', { file: join(dir.path, 'test.log') });
-    ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log });
-    const { token } = await ctl.trust.addRule('api-test', { kind: 'token' });
-    agent = await startAgent({ dataDir: join(dir.path, 'agent'), join: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, bootstrapToken: token, log, name: 'api-test-host' });
-    api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });
-    await waitUntil('host ready', async () => (await api.find<{ status: { phase: string } }>('/v1/hosts/api-test-host'))?.status.phase === 'ready');
-    const imgDir = join(dir.path, 'image');
-    await registerImage(api, imgDir, await buildTestGuest({ outDir: imgDir }));
+    env = await startInProcess('api-test-host');
+    ({ ctl, api } = env);
   });
-
-  after(async () => {
-    await agent?.close();
-    await ctl?.close();
-    await killProcessesUnder(dir.path);
-    dir.remove();
-  });
+  after(() => env?.close());
 
   async function counts() {
     const n = async (kind: string) => (await api.get<{ items: unknown[] }>(`/v1/${kind}`)).items.length;
@@ -151,7 +133,7 @@ describe('API', () => {
     assert.equal((await call('/v1/hosts', { token: 'wrong' })).status, 401);
     assert.equal((await call(`/v1/images/${img.id}/files/kernel`, anon)).status, 401);
     // A real host certificate of this cluster: the one the agent enrolled with.
-    const hostCert = { cert: readFileSync(join(dir.path, 'agent', 'pki', 'host.crt'), 'utf8'), key: readFileSync(join(dir.path, 'agent', 'pki', 'host.key'), 'utf8') };
+    const hostCert = { cert: readFileSync(join(env.dir.path, 'agent', 'pki', 'host.crt'), 'utf8'), key: readFileSync(join(env.dir.path, 'agent', 'pki', 'host.key'), 'utf8') };
     const asHost = { tls: { ca: ctl.trust.ca.certPem, ...hostCert }, token: undefined };
     const ok = await call(`/v1/images/${img.id}/files/initrd`, asHost);
     assert.equal(ok.status, 200);

@@ -5,46 +5,27 @@
  * needed: placement and memory allocation happen all the same).
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
-import { ApiClient } from '../../src/cli/client.ts';
-import { registerImage } from '../../src/cli/commands/image.ts';
-import { createLogger } from '../../src/common/log.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
-import { buildTestGuest } from '../../src/hypervisor/index.ts';
+import type { ApiClient } from '../../src/cli/client.ts';
+import type { RunningController } from '../../src/controller/index.ts';
+import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { MemoryPool } from '../../src/model/memory.ts';
 import type { Tenant } from '../../src/model/tenant.ts';
-import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { tlsFetch } from '../helpers/https.ts';
-import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 describe('memory API', () => {
-  const dir = tempDir();
+  let env: InProcessCluster;
   let ctl: RunningController;
-  let agent: RunningAgent;
   let api: ApiClient;
 
   before(async () => {
-    const log = createLogger('test', { file: join(dir.path, 'test.log') });
-    ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log });
-    const { token } = await ctl.trust.addRule('mem-test', { kind: 'token' });
-    agent = await startAgent({ dataDir: join(dir.path, 'agent'), join: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, bootstrapToken: token, log, name: 'mem-host' });
-    api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });
-    await waitUntil('host ready', async () => (await api.find<{ status: { phase: string } }>('/v1/hosts/mem-host'))?.status.phase === 'ready');
-    const imgDir = join(dir.path, 'image');
-    await registerImage(api, imgDir, await buildTestGuest({ outDir: imgDir }));
+    env = await startInProcess('mem-host');
+    ({ ctl, api } = env);
     await api.patch('/v1/memory/pools/default', { tiers: [{ name: 'local', kind: 'local', capacityMiB: 1024 }, { name: 'cxl', kind: 'pooled', capacityMiB: 512 }] });
   });
-
-  after(async () => {
-    await agent?.close();
-    await ctl?.close();
-    await killProcessesUnder(dir.path);
-    dir.remove();
-  });
+  after(() => env?.close());
 
   async function send(method: string, path: string, body: unknown) {
     const res = await tlsFetch(ctl.url + path, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken, method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });

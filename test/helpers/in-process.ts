@@ -1,0 +1,43 @@
+/** A controller and one agent in this process, the agent enrolled and ready, with an API client and the test image. */
+import { join } from 'node:path';
+import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
+import { ApiClient } from '../../src/cli/client.ts';
+import { registerImage } from '../../src/cli/commands/image.ts';
+import { createLogger } from '../../src/common/log.ts';
+import { startController, type RunningController } from '../../src/controller/index.ts';
+import { buildTestGuest } from '../../src/hypervisor/index.ts';
+import { killProcessesUnder } from './cleanup.ts';
+import { tempDir } from './tmp.ts';
+import { waitUntil } from './wait.ts';
+
+export interface InProcessCluster {
+  dir: ReturnType<typeof tempDir>;
+  ctl: RunningController;
+  agent: RunningAgent;
+  api: ApiClient;
+  close(): Promise<void>;
+}
+
+export async function startInProcess(hostName: string): Promise<InProcessCluster> {
+  const dir = tempDir();
+  const log = createLogger('test', { file: join(dir.path, 'test.log') });
+  const ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log });
+  const { token } = await ctl.trust.addRule(`${hostName}-rule`, { kind: 'token' });
+  const agent = await startAgent({ dataDir: join(dir.path, 'agent'), join: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, bootstrapToken: token, log, name: hostName });
+  const api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });
+  await waitUntil('host ready', async () => (await api.find<{ status: { phase: string } }>(`/v1/hosts/${hostName}`))?.status.phase === 'ready');
+  const imgDir = join(dir.path, 'image');
+  await registerImage(api, imgDir, await buildTestGuest({ outDir: imgDir }));
+  return {
+    dir,
+    ctl,
+    agent,
+    api,
+    async close() {
+      await agent.close();
+      await ctl.close();
+      await killProcessesUnder(dir.path);
+      dir.remove();
+    },
+  };
+}
