@@ -108,8 +108,13 @@ describe('memory API', () => {
     await waitUntil('a2 placed', async () => !!(await api.get<Instance>('/v1/instances/a2')).status.hostId, 15_000);
     assert.deepEqual((await api.get<Instance>('/v1/instances/a2')).status.memory?.portions, [{ tier: 'local', sizeMiB: 384 }]);
 
-    // Its pool accounts for both.
+    // Its pool accounts for both, and so do the metrics, per tenant and per tier.
     await waitUntil('pool status', async () => (await api.get<MemoryPool>('/v1/memory/pools/default')).status.tenants.find((t) => t.tenant === 'acme')?.committedMiB === 896);
+    const metrics = await (await tlsFetch(`${ctl.url}/metrics`, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken })).text();
+    assert.match(metrics, /^outrig_memory_tenant_mib\{pool="default",tenant="acme",measure="committed"\} 896$/m);
+    assert.match(metrics, /^outrig_memory_tenant_mib\{pool="default",tenant="acme",measure="guaranteed"\} 256$/m);
+    assert.match(metrics, /^outrig_memory_domain_mib\{pool="default",tier="local",domain="local@h-\w+",host="mem-host",measure="committed"\} 1152$/m);
+    assert.match(metrics, /^outrig_memory_domain_mib\{pool="default",tier="cxl",domain="cxl",host="",measure="capacity"\} 512$/m);
     await refused('DELETE', '/v1/tenants/acme', {}, 409, /has instances/);
   });
 
