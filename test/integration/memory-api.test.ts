@@ -113,7 +113,7 @@ describe('memory API', () => {
     const metrics = await (await tlsFetch(`${ctl.url}/metrics`, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken })).text();
     assert.match(metrics, /^outrig_memory_tenant_mib\{pool="default",tenant="acme",measure="committed"\} 896$/m);
     assert.match(metrics, /^outrig_memory_tenant_mib\{pool="default",tenant="acme",measure="guaranteed"\} 256$/m);
-    assert.match(metrics, /^outrig_memory_domain_mib\{pool="default",tier="local",domain="local@h-\w+",host="mem-host",measure="committed"\} 1152$/m);
+    assert.match(metrics, /^outrig_memory_domain_mib\{pool="default",tier="local",domain="local@h-\w+",host="mem-host",measure="committed"\} 896$/m);
     assert.match(metrics, /^outrig_memory_domain_mib\{pool="default",tier="cxl",domain="cxl",host="",measure="capacity"\} 512$/m);
     await refused('DELETE', '/v1/tenants/acme', {}, 409, /has instances/);
   });
