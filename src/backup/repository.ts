@@ -1,0 +1,263 @@
+/**
+ * A backup repository: content-addressed blobs in pack files, an index of where each blob is,
+ * snapshots that name a tree of files, and key files that open it. Every blob is stored once per
+ * repository (deduplication), compressed where that pays, sealed (authenticated encryption) unless
+ * the repository was made unencrypted on purpose.
+ *
+ *   config            {version, id, encryption, sealed: chunker parameters and gear seed}
+ *   keys/<id>         the master key sealed by a passphrase (scrypt + AES-256-GCM)
+ *   data/<xx>/<sha>   pack files (pack.ts), named by the SHA-256 of their bytes
+ *   index/<sha>       sealed JSON: which blobs each pack holds, and where
+ *   snapshots/<sha>   sealed JSON: time, host, paths, root tree, parent, tags, manifest
+ *   locks/<random>    who uses the repository (lock.ts)
+ *
+ * Packs are written before the index that names them: an interrupted backup leaves packs no index
+ * knows, which the next run indexes from the packs' own headers, so nothing stored is stored again.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
+import { decode, encode, loadCodec } from './codec.ts';
+import { AeadCrypter, newMasterKey, openMasterKey, PlainCrypter, sealMasterKey, WrongPassphraseError, type Crypter, type KeyFile, type ScryptParams } from './crypto.ts';
+import { PackBuilder, readPackHeader, type BlobKind, type PackedBlob } from './pack.ts';
+import type { RepoStorage } from './storage.ts';
+
+/** Packs are closed at about this size: big enough for few files, small enough to rewrite in prune. */
+export const PACK_TARGET = 16 * 1024 * 1024;
+
+interface OuterConfig {
+  version: 1;
+  id: string;
+  encryption: 'aes-256-gcm' | 'none';
+  sealed: string;
+}
+interface InnerConfig {
+  chunker: ChunkerParams;
+  gearSeed: string;
+}
+
+export interface IndexEntry extends PackedBlob {
+  pack: string;
+}
+
+export interface SnapshotRecord {
+  time: string;
+  hostname: string;
+  paths: string[];
+  tree: string;
+  parent?: string;
+  tags: string[];
+  /** Totals of what the snapshot holds. */
+  stats: { files: number; dirs: number; bytes: number };
+  /** The machine's layout and the file groups for bare-metal and system-state recovery. */
+  manifest?: unknown;
+}
+
+export class RepositoryError extends Error {}
+
+export class Repository {
+  private readonly index = new Map<string, IndexEntry>();
+  private readonly indexFiles = new Set<string>();
+  private pack = new PackBuilder();
+  /** Blobs in packs written since the last index file. */
+  private unindexed: { pack: string; blobs: PackedBlob[] }[] = [];
+  readonly stats = { blobsStored: 0, blobsDeduplicated: 0, bytesStored: 0, packsWritten: 0 };
+
+  private constructor(
+    readonly storage: RepoStorage,
+    readonly id: string,
+    readonly crypter: Crypter,
+    readonly chunker: ChunkerParams,
+    readonly gear: Uint32Array,
+  ) {}
+
+  /** Makes a new repository; `passphrase` undefined means unencrypted, on purpose. */
+  static async init(storage: RepoStorage, passphrase: string | undefined, opts: { scrypt?: ScryptParams; chunker?: ChunkerParams } = {}): Promise<Repository> {
+    if (await storage.exists('config', 'config')) throw new RepositoryError(`a repository already exists at ${storage.location}`);
+    const id = randomBytes(16).toString('hex');
+    let crypter: Crypter = new PlainCrypter();
+    if (passphrase !== undefined) {
+      const master = newMasterKey();
+      const kf = await sealMasterKey(passphrase, master, opts.scrypt);
+      await storage.write('keys', randomBytes(16).toString('hex'), Buffer.from(JSON.stringify(kf)));
+      crypter = new AeadCrypter(master);
+    }
+    const inner: InnerConfig = { chunker: opts.chunker ?? DEFAULT_CHUNKER, gearSeed: randomBytes(32).toString('base64') };
+    const outer: OuterConfig = { version: 1, id, encryption: crypter.encrypted ? 'aes-256-gcm' : 'none', sealed: crypter.seal(Buffer.from(JSON.stringify(inner))).toString('base64') };
+    await storage.write('config', 'config', Buffer.from(JSON.stringify(outer)), { exclusive: true });
+    await loadCodec();
+    return new Repository(storage, id, crypter, inner.chunker, gearTable(Buffer.from(inner.gearSeed, 'base64')));
+  }
+
+  static async open(storage: RepoStorage, passphrase: string | undefined): Promise<Repository> {
+    if (!(await storage.exists('config', 'config'))) throw new RepositoryError(`no repository at ${storage.location} (make one with: outrig backup --repo ${storage.location} init)`);
+    const outer = JSON.parse((await storage.read('config', 'config')).toString('utf8')) as OuterConfig;
+    if (outer.version !== 1) throw new RepositoryError(`repository version ${outer.version} is not supported`);
+    let crypter: Crypter = new PlainCrypter();
+    if (outer.encryption !== 'none') {
+      if (passphrase === undefined) throw new RepositoryError('the repository is encrypted: give its passphrase in OUTRIG_BACKUP_PASSPHRASE or --passphrase-file');
+      let master: Buffer | undefined;
+      for (const k of await storage.list('keys')) {
+        const kf = JSON.parse((await storage.read('keys', k.name)).toString('utf8')) as KeyFile;
+        master = await openMasterKey(passphrase, kf).catch((e: unknown) => {
+          if (e instanceof WrongPassphraseError) return undefined;
+          throw e;
+        });
+        if (master) break;
+      }
+      if (!master) throw new WrongPassphraseError();
+      crypter = new AeadCrypter(master);
+    }
+    const inner = JSON.parse(crypter.open(Buffer.from(outer.sealed, 'base64'), 'the repository configuration').toString('utf8')) as InnerConfig;
+    await loadCodec();
+    const repo = new Repository(storage, outer.id, crypter, inner.chunker, gearTable(Buffer.from(inner.gearSeed, 'base64')));
+    await repo.loadIndex();
+    return repo;
+  }
+
+  // ---- index ----
+
+  private async loadIndex(): Promise<void> {
+    for (const f of await this.storage.list('index')) {
+      if (this.indexFiles.has(f.name)) continue;
+      const doc = this.readJson<{ packs: { id: string; blobs: PackedBlob[] }[] }>(await this.storage.read('index', f.name), `index ${f.name}`);
+      for (const p of doc.packs) for (const b of p.blobs) this.index.set(b.id, { ...b, pack: p.id });
+      this.indexFiles.add(f.name);
+    }
+  }
+
+  /** Packs that no index names (an interrupted backup): indexed from their own headers. Returns how many. */
+  async recoverUnindexedPacks(): Promise<number> {
+    const known = new Set([...this.index.values()].map((e) => e.pack));
+    let n = 0;
+    for (const f of await this.storage.list('data')) {
+      if (known.has(f.name)) continue;
+      const data = await this.storage.read('data', f.name);
+      if (createHash('sha256').update(data).digest('hex') !== f.name) continue; // torn or damaged: verify reports it
+      const blobs = readPackHeader(data, this.crypter, f.name);
+      for (const b of blobs) if (!this.index.has(b.id)) this.index.set(b.id, { ...b, pack: f.name });
+      this.unindexed.push({ pack: f.name, blobs });
+      n++;
+    }
+    if (n) await this.writeIndex();
+    return n;
+  }
+
+  has(id: string): boolean {
+    return this.index.has(id);
+  }
+
+  entry(id: string): IndexEntry | undefined {
+    return this.index.get(id);
+  }
+
+  allEntries(): IterableIterator<IndexEntry> {
+    return this.index.values();
+  }
+
+  // ---- blobs ----
+
+  blobId(plain: Uint8Array): string {
+    return this.crypter.blobId(plain);
+  }
+
+  /** Stores a blob unless the repository has it; returns its id. */
+  async saveBlob(kind: BlobKind, plain: Uint8Array, knownId?: string): Promise<string> {
+    const id = knownId ?? this.crypter.blobId(plain);
+    if (this.index.has(id)) {
+      this.stats.blobsDeduplicated++;
+      return id;
+    }
+    const { codec, data } = encode(plain);
+    const sealed = this.crypter.seal(data);
+    this.pack.add({ id, kind, codec, rawLength: plain.length }, sealed);
+    // Known at once, so a second copy in the same run is deduplicated too; readable after flushPack.
+    this.index.set(id, { id, kind, codec, offset: -1, length: sealed.length, rawLength: plain.length, pack: '' });
+    this.stats.blobsStored++;
+    this.stats.bytesStored += sealed.length;
+    if (this.pack.bytes >= PACK_TARGET) await this.flushPack();
+    return id;
+  }
+
+  async loadBlob(id: string): Promise<Buffer> {
+    const e = this.index.get(id);
+    if (!e) throw new RepositoryError(`blob ${id.slice(0, 12)} is not in the repository index`);
+    if (!e.pack) await this.flushPack();
+    const cur = this.index.get(id)!;
+    const sealed = await this.storage.readAt('data', cur.pack, cur.offset, cur.length);
+    const what = `blob ${id.slice(0, 12)} in pack ${cur.pack.slice(0, 12)}`;
+    const plain = decode(cur.codec, this.crypter.open(sealed, what), cur.rawLength, what);
+    if (this.crypter.blobId(plain) !== id) throw new RepositoryError(`${what} is damaged: its content does not hash to its id`);
+    return plain;
+  }
+
+  async flushPack(): Promise<void> {
+    if (!this.pack.count) return;
+    const { id, data, blobs } = this.pack.finish(this.crypter);
+    this.pack = new PackBuilder();
+    await this.storage.write('data', id, data);
+    for (const b of blobs) this.index.set(b.id, { ...b, pack: id });
+    this.unindexed.push({ pack: id, blobs });
+    this.stats.packsWritten++;
+  }
+
+  private async writeIndex(): Promise<void> {
+    if (!this.unindexed.length) return;
+    const body = this.sealJson({ packs: this.unindexed.map((u) => ({ id: u.pack, blobs: u.blobs })) });
+    const name = createHash('sha256').update(body).digest('hex');
+    await this.storage.write('index', name, body);
+    this.indexFiles.add(name);
+    this.unindexed = [];
+  }
+
+  /** Makes everything saved so far durable and findable: the open pack, then an index naming it. */
+  async flush(): Promise<void> {
+    await this.flushPack();
+    await this.writeIndex();
+  }
+
+  // ---- snapshots ----
+
+  async saveSnapshot(s: SnapshotRecord): Promise<string> {
+    await this.flush();
+    const body = this.sealJson(s);
+    const id = createHash('sha256').update(body).digest('hex');
+    await this.storage.write('snapshots', id, body);
+    return id;
+  }
+
+  async snapshots(): Promise<(SnapshotRecord & { id: string })[]> {
+    const out: (SnapshotRecord & { id: string })[] = [];
+    for (const f of await this.storage.list('snapshots')) out.push({ id: f.name, ...this.readJson<SnapshotRecord>(await this.storage.read('snapshots', f.name), `snapshot ${f.name.slice(0, 8)}`) });
+    return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
+  }
+
+  /** An id, a unique id prefix, or `latest`. */
+  async findSnapshot(ref: string): Promise<SnapshotRecord & { id: string }> {
+    const all = await this.snapshots();
+    if (ref === 'latest') {
+      const last = all.at(-1);
+      if (!last) throw new RepositoryError('the repository has no snapshots');
+      return last;
+    }
+    const hits = all.filter((s) => s.id.startsWith(ref));
+    if (hits.length === 1) return hits[0]!;
+    throw new RepositoryError(hits.length ? `snapshot id prefix '${ref}' is ambiguous (${hits.length} snapshots)` : `no snapshot '${ref}'`);
+  }
+
+  async removeSnapshot(id: string): Promise<void> {
+    await this.storage.remove('snapshots', id);
+  }
+
+  // ---- sealed JSON ----
+
+  sealJson(v: unknown): Buffer {
+    const { codec, data } = encode(Buffer.from(JSON.stringify(v)));
+    return this.crypter.seal(Buffer.concat([Buffer.from([codec === 'zstd' ? 1 : 0]), data]));
+  }
+
+  readJson<T>(sealed: Buffer, what: string): T {
+    const b = this.crypter.open(sealed, what);
+    const body = b[0] === 1 ? decode('zstd', b.subarray(1), -1, what) : b.subarray(1);
+    return JSON.parse(body.toString('utf8')) as T;
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * Restoring files from a snapshot: each file goes back to its original absolute path under the
+ * target (`T/<path>`, as restic does), with its mode, owner, times, xattrs and ACLs, links and
+ * holes. A file is written under a temporary name and renamed into place only when all of its
+ * blobs were read and checked, and the target carries a marker until the whole restore is done, so
+ * a restore that meets a damaged blob fails loudly and never leaves a target that looks whole.
+ */
+import { spawn } from 'node:child_process';
+import { chmod, lchown, link, lutimes, mkdir, open, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Repository, SnapshotRecord } from './repository.ts';
+import { decodeTree, type TreeNode } from './tree.ts';
+import { writeXattrs, type Xattr } from './xattrs.ts';
+
+export const INCOMPLETE_MARKER = '.outrig-restore-incomplete';
+
+export interface RestoreProgress {
+  files: number;
+  bytes: number;
+}
+
+export interface RestoreOptions {
+  /** Absolute paths (files or directories) to restore; everything when absent. */
+  include?: string[];
+  /** Owner changes need root; without it, files keep the restoring user as owner. */
+  owners?: boolean;
+  onProgress?: (p: RestoreProgress) => void;
+}
+
+/**
+ * utimes takes seconds as a double, which libuv truncates to nanoseconds: at today's epoch a double
+ * resolves about 0.24 µs, so half a microsecond is added to land in the right microsecond after
+ * truncation. Nanoseconds below the microsecond are lost (Node offers no exact call).
+ */
+function seconds(ns: string): number {
+  return Number(BigInt(ns) / 1000n) / 1e6 + 5e-7;
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${err.trim()}`))));
+  });
+}
+
+function isZero(b: Buffer): boolean {
+  for (let i = 0; i < b.length; i += 8192) {
+    const end = Math.min(b.length, i + 8192);
+    for (let j = i; j < end; j++) if (b[j] !== 0) return false;
+  }
+  return true;
+}
+
+export class Restorer {
+  readonly progress: RestoreProgress = { files: 0, bytes: 0 };
+  private readonly hardlinks = new Map<string, string>();
+  private readonly xattrs: [string, Xattr[]][] = [];
+  /** Directories get their times last: writing into them would change their mtime. */
+  private readonly dirTimes: [string, TreeNode][] = [];
+  private readonly owners: boolean;
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly o: RestoreOptions = {},
+  ) {
+    this.owners = o.owners ?? process.getuid?.() === 0;
+  }
+
+  async run(snapshot: SnapshotRecord, target: string): Promise<RestoreProgress> {
+    await mkdir(target, { recursive: true });
+    const marker = join(target, INCOMPLETE_MARKER);
+    await writeFile(marker, `restore of snapshot into ${target} started ${new Date().toISOString()}; not complete while this file exists\n`);
+    await this.restoreTree(snapshot.tree, '/', target);
+    await writeXattrs(this.xattrs);
+    for (const [path, n] of this.dirTimes.reverse()) await utimes(path, seconds(n.atime), seconds(n.mtime));
+    await rm(marker);
+    return this.progress;
+  }
+
+  private wanted(path: string): 'all' | 'some' | 'none' {
+    const inc = this.o.include;
+    if (!inc?.length) return 'all';
+    if (inc.some((p) => path === p || path.startsWith(p.endsWith('/') ? p : `${p}/`))) return 'all';
+    if (inc.some((p) => p.startsWith(path === '/' ? '/' : `${path}/`))) return 'some';
+    return 'none';
+  }
+
+  private async restoreTree(treeId: string, dir: string, target: string): Promise<void> {
+    const tree = decodeTree(await this.repo.loadBlob(treeId));
+    for (const n of tree.nodes) {
+      const path = dir === '/' ? `/${n.name}` : `${dir}/${n.name}`;
+      const want = this.wanted(path);
+      if (want === 'none') continue;
+      const dest = join(target, path);
+      if (n.type === 'dir') {
+        await mkdir(dest, { recursive: true });
+        if (n.subtree) await this.restoreTree(n.subtree, path, target);
+        await this.finish(dest, n);
+        this.dirTimes.push([dest, n]);
+      } else if (want === 'all') {
+        await this.restoreNode(n, dest);
+      }
+    }
+  }
+
+  private async restoreNode(n: TreeNode, dest: string): Promise<void> {
+    await rm(dest, { force: true });
+    const key = `${n.dev}:${n.inode}`;
+    if (n.links > 1 && n.type !== 'dir') {
+      const first = this.hardlinks.get(key);
+      if (first) {
+        await link(first, dest);
+        return;
+      }
+      this.hardlinks.set(key, dest);
+    }
+    switch (n.type) {
+      case 'file':
+        await this.restoreFile(n, dest);
+        break;
+      case 'symlink':
+        await symlink(n.linktarget ?? '', dest);
+        if (this.owners) await lchown(dest, n.uid, n.gid);
+        await lutimes(dest, seconds(n.atime), seconds(n.mtime));
+        if (n.xattrs) this.xattrs.push([dest, n.xattrs]);
+        return;
+      case 'fifo':
+        await run('mkfifo', [dest]);
+        break;
+      case 'blockdev':
+      case 'chardev':
+        await run('mknod', [dest, n.type === 'blockdev' ? 'b' : 'c', String(n.device?.major ?? 0), String(n.device?.minor ?? 0)]);
+        break;
+      case 'socket':
+        return; // a socket is made by the program that listens on it
+    }
+    await this.finish(dest, n);
+    await utimes(dest, seconds(n.atime), seconds(n.mtime));
+  }
+
+  private async finish(dest: string, n: TreeNode): Promise<void> {
+    if (this.owners) await lchown(dest, n.uid, n.gid);
+    await chmod(dest, n.mode);
+    if (n.xattrs) this.xattrs.push([dest, n.xattrs]);
+  }
+
+  private async restoreFile(n: TreeNode, dest: string): Promise<void> {
+    const tmp = `${dest}.outrig-partial`;
+    const fh = await open(tmp, 'w', 0o600);
+    let pos = 0;
+    try {
+      for (const id of n.content ?? []) {
+        const data = await this.repo.loadBlob(id);
+        // Holes stay holes: a zero blob of a sparse file is skipped, and the size set at the end.
+        if (!(n.sparse && isZero(data))) await fh.write(data, 0, data.length, pos);
+        pos += data.length;
+        this.progress.bytes += data.length;
+      }
+      if (pos !== n.size) throw new Error(`${dest}: its blobs hold ${pos} bytes, the snapshot says ${n.size}`);
+      await fh.truncate(n.size);
+    } catch (e) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    await fh.close();
+    await rename(tmp, dest);
+    this.progress.files++;
+    this.o.onProgress?.(this.progress);
+  }
+}
