@@ -4,7 +4,7 @@
  * 30 days of one region's first-party VMs, 2017; Cortez et al., "Resource Central", SOSP'17;
  * CC BY 4.0), as processed into flavour, tenant-batch and duration sequences by
  * huaweicloud/trace_generation_rnn (resources/traces, resources/maps). The trace itself is not
- * shipped. How each number was computed is in bench/memory/README.md.
+ * shipped; azure-stats.ts recomputes these tables from it.
  */
 
 /** A VM size ("flavour") of the trace: vCPUs and memory (Azure's GB are GiB). */
@@ -57,10 +57,7 @@ export const LIFETIME_CDF = {
   rest: [0.0041, 0.033, 0.0557, 0.0598, 0.066, 0.0887, 0.1072, 0.1258, 0.1278, 0.2002, 0.3878, 0.465, 0.5509, 0.602, 0.6547, 0.6713, 0.698, 0.7364],
 } as const satisfies Record<string, readonly number[]>;
 
-/**
- * VM arrivals per hour of the trace's day (hour 0 = the trace's time 0 modulo 24 h), over the 30
- * days, excluding the VMs already running at the start. Peak/trough ≈ 1.9.
- */
+/** VM arrivals per hour of the trace's day (hour 0 = the trace's time 0 modulo 24 h), over its 30 days. Peak/trough ≈ 1.9. */
 export const ARRIVALS_BY_HOUR: readonly number[] = [
   67_010, 59_734, 58_400, 57_241, 62_517, 73_633, 74_285, 68_364, 73_679, 83_188, 85_463, 85_500, 81_065, 87_111, 106_658, 103_492, 89_821, 85_574, 91_017,
   86_193, 80_628, 70_735, 67_679, 71_446,

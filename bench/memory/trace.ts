@@ -11,7 +11,10 @@ import { beta, exponential, integer, normal, pick, uniform, type Rng } from './r
 const DAY = 86_400;
 
 export interface UsageParams {
-  /** Beta(α, β) of the peak fraction of its memory a deployment's VMs touch; α = β gives Pond's median of 0.5. */
+  /**
+   * Beta(α, β) of the peak fraction of its memory a deployment's VMs may use. Fitted (not tuned for
+   * the result) so that the most each VM wants over its run has Pond's median of 0.5.
+   */
   peakAlpha: number;
   peakBeta: number;
   /** Standard deviation of one VM's peak fraction around its deployment's. */
@@ -50,8 +53,8 @@ export interface TraceParams {
 }
 
 export const DEFAULT_USAGE: UsageParams = {
-  peakAlpha: 1.5,
-  peakBeta: 1.5,
+  peakAlpha: 1.7,
+  peakBeta: 1.2,
   peakJitterSd: 0.05,
   minPeakFrac: 0.05,
   rampS: [300, 3600],
@@ -73,7 +76,7 @@ export const DEFAULT_TRACE: TraceParams = {
   tenants: 24,
   tenantZipf: 1,
   maxLifetimeDays: 90,
-  maxBatch: 50,
+  maxBatch: 16,
   usage: DEFAULT_USAGE,
 };
 
@@ -260,6 +263,8 @@ export interface TraceStats {
   peakCommittedGiB: number;
   /** Median over VMs of the most memory each wants in the window, as a share of its size (Pond: about 0.5). */
   medianTouchedFrac: number;
+  /** The same, size-weighted: the share of rented memory ever wanted (Pond: about half is never touched). */
+  touchedMemShare: number;
   /** Memory wanted over memory rented, over the whole window (VM-time weighted). */
   meanUsedFrac: number;
   /** Most memory wanted fleet-wide at one step, GiB. */
@@ -277,6 +282,8 @@ export function traceStats(trace: Trace): TraceStats {
   let wanted = 0;
   let sized = 0;
   const touched: number[] = [];
+  let touchedMiB = 0;
+  let rentedMiB = 0;
   for (const vm of trace.vms) {
     const [a, b] = stepRange(vm, trace);
     if (b <= a) continue;
@@ -295,6 +302,8 @@ export function traceStats(trace: Trace): TraceStats {
       most = Math.max(most, w);
     }
     touched.push(most / vm.sizeMiB);
+    touchedMiB += most;
+    rentedMiB += vm.sizeMiB;
   }
   let c = 0;
   let m = 0;
@@ -324,6 +333,7 @@ export function traceStats(trace: Trace): TraceStats {
     meanCommittedGiB: sumM / steps / 1024,
     peakCommittedGiB: peakM / 1024,
     medianTouchedFrac: touched.length ? touched[Math.floor(touched.length / 2)]! : 0,
+    touchedMemShare: rentedMiB ? touchedMiB / rentedMiB : 0,
     meanUsedFrac: sized ? wanted / sized : 0,
     peakUsedGiB: Math.max(0, ...used) / 1024,
   };

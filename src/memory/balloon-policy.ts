@@ -5,9 +5,11 @@
  *
  * 1. A tenant holding more than its limit (its limit was lowered) gives back the difference.
  * 2. Each domain whose committed memory exceeds its capacity is relieved by the tenants holding
- *    memory there that are above their guarantee, in proportion to how far above they are.
- *    Within a tenant, guests give free and cache memory first (what they do not use), then
- *    memory in use. No tenant goes below its guarantee, no guest below its floor.
+ *    memory there that are above their guarantee, in proportion to how far above they are, in
+ *    two rounds: first free and cache memory (what guests do not use), from every such tenant;
+ *    only if that is not enough, memory in use. So no tenant's busy guests lose memory in use
+ *    while another tenant's guests in the same domain still have memory to spare. No tenant goes
+ *    below its guarantee, no guest below its floor.
  * 3. Whatever cannot be reclaimed that way is a shortfall of the domain, reported, never taken.
  * Targets depend only on sizes, placement, entitlements and memory in use, not on the balloons'
  * current sizes, so a constant load gives constant targets: nothing oscillates.
@@ -112,15 +114,17 @@ export function planBalloons(pool: PoolModel, ents: ReadonlyMap<string, Entitlem
     }
   };
 
-  /** Takes up to `amount` from a tenant's guests (free and cache first), optionally only from one domain. */
-  const fromTenant = (tenant: string, amount: number, reason: ReclaimReason, domain?: string): number => {
+  const capIn = (s: VmState, domain?: string) => Math.max(0, Math.min(room(s), domain ? (s.avail.get(domain) ?? 0) : room(s)));
+  const capOf = (s: VmState, kind: ReclaimKind, domain?: string) => (kind === 'free-cache' ? Math.min(s.soft, capIn(s, domain)) : capIn(s, domain));
+
+  /** Takes up to `amount` from a tenant's guests, of the given kinds in order, optionally only from one domain. */
+  const fromTenant = (tenant: string, amount: number, reason: ReclaimReason, kinds: readonly ReclaimKind[], domain?: string): number => {
     const guests = (byTenant.get(tenant) ?? []).filter((s) => !domain || (s.avail.get(domain) ?? 0) > 0);
-    const capIn = (s: VmState) => Math.min(room(s), domain ? s.avail.get(domain)! : room(s));
     let left = amount;
-    for (const kind of ['free-cache', 'in-use'] as const) {
+    for (const kind of kinds) {
       if (left <= 0) break;
       const items = guests.map((s) => {
-        const cap = Math.max(0, kind === 'free-cache' ? Math.min(s.soft, capIn(s)) : capIn(s));
+        const cap = Math.max(0, capOf(s, kind, domain));
         return { key: s.vm.id, weight: cap, cap };
       });
       const shares = waterFill(left, items);
@@ -136,7 +140,7 @@ export function planBalloons(pool: PoolModel, ents: ReadonlyMap<string, Entitlem
   // 1. Limits.
   for (const tenant of [...byTenant.keys()].sort()) {
     const over = held(tenant) - entitlementOf(ents, tenant).limitMiB;
-    if (over > 0) fromTenant(tenant, over, 'over-limit');
+    if (over > 0) fromTenant(tenant, over, 'over-limit', ['free-cache', 'in-use']);
   }
 
   // 2. Pressure, domain by domain.
@@ -149,14 +153,17 @@ export function planBalloons(pool: PoolModel, ents: ReadonlyMap<string, Entitlem
       if (committedMiB > d.capacityMiB) pressure.push({ domain: d.id, committedMiB, capacityMiB: d.capacityMiB, excessMiB: committedMiB - d.capacityMiB, shortMiB: 0 });
       continue;
     }
-    const tenants = [...byTenant.keys()].sort().map((t) => {
-      const above = Math.max(0, held(t) - entitlementOf(ents, t).guaranteedMiB);
-      const reachable = (byTenant.get(t) ?? []).reduce((n, s) => n + Math.max(0, Math.min(room(s), s.avail.get(d.id) ?? 0)), 0);
-      return { key: t, weight: above, cap: Math.min(above, reachable) };
-    });
-    const shares = waterFill(excess, tenants);
     let given = 0;
-    for (const [t, n] of shares) given += fromTenant(t, n, 'pressure', d.id);
+    for (const kind of ['free-cache', 'in-use'] as const) {
+      if (given >= excess) break;
+      const tenants = [...byTenant.keys()].sort().map((t) => {
+        const above = Math.max(0, held(t) - entitlementOf(ents, t).guaranteedMiB);
+        const reachable = (byTenant.get(t) ?? []).reduce((n, s) => n + capOf(s, kind, d.id), 0);
+        return { key: t, weight: above, cap: Math.min(above, reachable) };
+      });
+      const shares = waterFill(excess - given, tenants);
+      for (const [t, n] of shares) given += fromTenant(t, n, 'pressure', [kind], d.id);
+    }
     pressure.push({ domain: d.id, committedMiB, capacityMiB: d.capacityMiB, excessMiB: committedMiB - d.capacityMiB, shortMiB: excess - given });
   }
 

@@ -193,6 +193,26 @@ test('property: memory in use is taken from a guest only when no guest of its te
   );
 });
 
+test('property: no memory in use is taken for pressure while a guest there, of any tenant still above its guarantee, keeps free or cache memory', () => {
+  fc.assert(
+    fc.property(arbWorld, ({ p, ents, vms }) => {
+      const plan = planBalloons(p, ents, vms);
+      for (const r of plan.reclaims.filter((x) => x.kind === 'in-use' && x.reason === 'pressure')) {
+        for (const v of vms.filter((x) => x.portions.some((y) => portionDomain(p, x, y) === r.domain))) {
+          const t = plan.tenants.get(v.tenant)!;
+          if (t.heldMiB <= t.guaranteedMiB) continue;
+          const soft = Math.max(0, v.sizeMiB - Math.max(v.usedMiB ?? v.sizeMiB, floorOf(p.floor, v.sizeMiB)));
+          const softTaken = plan.reclaims.filter((x) => x.vmId === v.id && x.kind === 'free-cache').reduce((n, x) => n + x.mib, 0);
+          const held = v.portions.filter((y) => portionDomain(p, v, y) === r.domain).reduce((n, y) => n + y.sizeMiB, 0) - plan.reclaims.filter((x) => x.vmId === v.id && x.domain === r.domain).reduce((n, x) => n + x.mib, 0);
+          const room = plan.targets.get(v.id)! - floorOf(p.floor, v.sizeMiB);
+          assert.ok(softTaken >= soft || held === 0 || room === 0, `${v.id} (${v.tenant}) kept ${soft - softTaken} MiB free while ${r.vmId} (${r.tenant}) gave memory in use`);
+        }
+      }
+    }),
+    { numRuns: 400 },
+  );
+});
+
 test('property: constant load gives constant targets (guests reporting the usage their targets leave them)', () => {
   fc.assert(
     fc.property(arbWorld, ({ p, ents, vms }) => {
