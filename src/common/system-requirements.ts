@@ -58,6 +58,12 @@ export const DISK_IMAGE_REQUIREMENTS: Requirement[] = [
   { pkg: 'grub-pc-bin', what: 'GRUB for BIOS (boot.img)', present: () => existsSync('/usr/lib/grub/i386-pc/boot.img') },
 ];
 
+/** Backups: extended attributes and ACLs are read and written with Debian's attr tools. */
+export const BACKUP_REQUIREMENTS: Requirement[] = [
+  { pkg: 'attr', what: 'getfattr and setfattr', present: () => onPath('getfattr') && onPath('setfattr') },
+  { pkg: 'acl', what: 'getfacl and setfacl (the backup tests)', present: () => onPath('setfacl') },
+];
+
 /** What the benchmarks use on top of the tests. */
 export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
 
@@ -65,6 +71,7 @@ export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
   vm: VM_REQUIREMENTS,
   'disk-tests': [...DISK_TEST_REQUIREMENTS, ...DISK_IMAGE_REQUIREMENTS],
   bench: BENCH_REQUIREMENTS,
+  backup: BACKUP_REQUIREMENTS,
 };
 
 export function missing(reqs: Requirement[]): Requirement[] {
