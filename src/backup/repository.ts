@@ -215,6 +215,33 @@ export class Repository {
     await this.writeIndex();
   }
 
+  /**
+   * Drops the given packs: blobs in them that are still used are copied into new packs first, then
+   * one new index names everything that remains, and only then the old index files and the
+   * dropped packs are deleted. An interruption at any point leaves every used blob reachable.
+   */
+  async rewrite(doomed: string[], used: Set<string>): Promise<void> {
+    const drop = new Set(doomed);
+    for (const e of [...this.index.values()].filter((x) => drop.has(x.pack))) {
+      if (used.has(e.id)) {
+        const plain = await this.loadBlob(e.id);
+        this.index.delete(e.id);
+        await this.saveBlob(e.kind, plain, e.id);
+      } else this.index.delete(e.id);
+    }
+    await this.flushPack();
+    const packs = new Map<string, PackedBlob[]>();
+    for (const { pack, ...blob } of this.index.values()) packs.set(pack, [...(packs.get(pack) ?? []), blob]);
+    const body = this.sealJson({ packs: [...packs].map(([id, blobs]) => ({ id, blobs })) });
+    const name = createHash('sha256').update(body).digest('hex');
+    await this.storage.write('index', name, body);
+    for (const old of this.indexFiles) if (old !== name) await this.storage.remove('index', old);
+    this.indexFiles.clear();
+    this.indexFiles.add(name);
+    this.unindexed = [];
+    for (const p of doomed) await this.storage.remove('data', p);
+  }
+
   // ---- snapshots ----
 
   async saveSnapshot(s: SnapshotRecord): Promise<string> {

@@ -13,6 +13,8 @@ import { Archiver } from '../../../src/backup/archiver.ts';
 import { Repository } from '../../../src/backup/repository.ts';
 import { INCOMPLETE_MARKER, Restorer } from '../../../src/backup/restorer.ts';
 import { LocalStorage } from '../../../src/backup/storage.ts';
+import { verifyRepository } from '../../../src/backup/verify.ts';
+import { prune } from '../../../src/backup/prune.ts';
 import { readXattrs } from '../../../src/backup/xattrs.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
@@ -122,5 +124,61 @@ describe('backup repository on real files', () => {
     await assert.rejects(new Restorer(fresh).run(await fresh.findSnapshot(first), target), new RegExp(`blob ${e.id.slice(0, 12)} in pack ${e.pack.slice(0, 12)} is damaged`));
     assert.equal(existsSync(join(target, INCOMPLETE_MARKER)), true);
     assert.equal(existsSync(join(target, src, 'etc', 'deep', 'er', 'big.bin')), false);
+  });
+
+  test('verify names the damaged blob, its pack and the files of each snapshot that need it; a missing pack too', async () => {
+    const fresh = await Repository.open(new LocalStorage(repoDir), 'correct horse');
+    const r = await verifyRepository(fresh);
+    assert.equal(r.badBlobs.length, 1);
+    assert.match(r.badBlobs[0]!.reason, /is damaged: its authentication tag does not match/);
+    assert.deepEqual(r.damagedPacks.map((p) => p.reason), ['its content does not hash to its name']);
+    const bad = r.snapshots.filter((x) => !x.ok);
+    assert.equal(bad.length, 2, 'both snapshots hold big.bin and copy.bin');
+    for (const b of bad) {
+      assert.ok(b.problems.some((p) => p.startsWith(`${src}/etc/deep/er/big.bin: blob ${r.badBlobs[0]!.id.slice(0, 12)}`)), b.problems.join('\n'));
+      assert.ok(b.problems.some((p) => p.startsWith(`${src}/etc/deep/copy.bin:`)));
+    }
+    const pack = r.damagedPacks[0]!.pack;
+    await new LocalStorage(repoDir).remove('data', pack);
+    const r2 = await verifyRepository(fresh);
+    assert.deepEqual(r2.damagedPacks, [{ pack, reason: 'missing' }]);
+    assert.ok(r2.snapshots.every((x) => x.problems.some((p) => p.includes(`pack ${pack.slice(0, 12)} is missing`))));
+  });
+});
+
+describe('prune', () => {
+  const tmp = tempDir('outrig-prune-');
+  after(() => tmp.remove());
+
+  test('forgotten snapshots go, and the data only they used; what is kept still restores', async () => {
+    const src = join(tmp.path, 'src');
+    mkdirSync(src);
+    const storage = new LocalStorage(join(tmp.path, 'repo'));
+    await storage.create();
+    const repo = await Repository.init(storage, undefined);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      // Each generation replaces a 3 MiB file with new content: old versions become garbage.
+      const b = Buffer.alloc(3 * 1024 * 1024);
+      for (let j = 0; j < b.length; j += 4) b.writeUInt32LE((j * 2654435761 + i * 97) >>> 0, j);
+      writeFileSync(join(src, 'data.bin'), b);
+      writeFileSync(join(src, 'keep.txt'), 'stable');
+      const t = new Date(Date.UTC(2026, 0, 1 + i));
+      ids.push((await new Archiver(repo, { now: () => t, parent: ids.at(-1) }).run([src])).id);
+    }
+    const size = async () => (await storage.list('data')).reduce((n, f) => n + f.size, 0);
+    const before = await size();
+    const r = await prune(repo, { last: 1 });
+    assert.deepEqual(r.removed.sort(), ids.slice(0, 2).sort());
+    assert.deepEqual(r.kept.map((k) => k.id), [ids[2]]);
+    const after = await size();
+    assert.ok(after < before / 2, `${before} -> ${after} bytes`);
+    assert.equal(before - after, r.bytesFreed);
+    const reopened = await Repository.open(storage, undefined);
+    assert.equal((await verifyRepository(reopened)).snapshots.every((x) => x.ok), true);
+    const target = join(tmp.path, 'out');
+    await new Restorer(reopened).run(await reopened.findSnapshot('latest'), target);
+    assert.deepEqual(readFileSync(join(target, src, 'data.bin')), readFileSync(join(src, 'data.bin')));
+    await assert.rejects(prune(repo, {}), /give at least one retention rule/);
   });
 });
