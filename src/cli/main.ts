@@ -21,6 +21,7 @@ const GROUPS: Record<string, () => Promise<Register[]>> = {
   memory: async () => [(await import('./commands/memory.ts')).memoryCommands],
   volume: async () => [(await import('./commands/volume.ts')).volumeCommands],
   disk: async () => [(await import('./commands/disk.ts')).diskCommands],
+  backup: async () => [(await import('./commands/backup.ts')).backupCommands],
   diskd: async () => [(await import('./commands/disk.ts')).diskdCommand],
 };
 

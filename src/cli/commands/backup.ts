@@ -1,0 +1,293 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Option, type Command } from 'commander';
+import ora, { type Ora } from 'ora';
+import { Archiver } from '../../backup/archiver.ts';
+import { WrongPassphraseError } from '../../backup/crypto.ts';
+import { acquireLock, type Lock } from '../../backup/lock.ts';
+import { prune, type Retention } from '../../backup/prune.ts';
+import { Repository, RepositoryError } from '../../backup/repository.ts';
+import { Restorer } from '../../backup/restorer.ts';
+import { LocalStorage } from '../../backup/storage.ts';
+import { verifyRepository } from '../../backup/verify.ts';
+import { CliError } from '../errors.ts';
+import { printDetails, printJson, printTable } from '../output.ts';
+import { collect, parseIntStrict } from '../parse.ts';
+
+interface RepoFlags {
+  repo?: string;
+  passphraseFile?: string;
+  json?: boolean;
+}
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i ? n.toFixed(1) : n} ${units[i]}`;
+}
+
+/** The passphrase, from a file or the environment; never from an argument (it would show in ps). */
+function passphrase(o: RepoFlags): string | undefined {
+  if (o.passphraseFile) {
+    try {
+      return readFileSync(o.passphraseFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (e) {
+      throw new CliError(`cannot read the passphrase file ${o.passphraseFile}: ${(e as Error).message}`, 2);
+    }
+  }
+  return process.env.OUTRIG_BACKUP_PASSPHRASE;
+}
+
+function storageOf(o: RepoFlags): LocalStorage {
+  if (!o.repo) throw new CliError('give the repository: outrig backup --repo DIR ... (backups through the controller, with policies, are not built yet)', 2);
+  return new LocalStorage(resolve(o.repo));
+}
+
+async function openRepo(o: RepoFlags): Promise<Repository> {
+  try {
+    return await Repository.open(storageOf(o), passphrase(o));
+  } catch (e) {
+    if (e instanceof RepositoryError || e instanceof WrongPassphraseError) throw new CliError(e.message);
+    throw e;
+  }
+}
+
+/** A live line on a terminal (files, bytes, rate); nothing when output is JSON or not a terminal. */
+class Progress {
+  private readonly spinner?: Ora;
+  private readonly start = Date.now();
+  private last = 0;
+
+  constructor(quiet: boolean) {
+    if (!quiet && process.stderr.isTTY) this.spinner = ora({ stream: process.stderr }).start();
+  }
+
+  update(files: number, done: number, extra = ''): void {
+    if (!this.spinner || Date.now() - this.last < 100) return;
+    this.last = Date.now();
+    const s = (Date.now() - this.start) / 1000;
+    this.spinner.text = `${files} files, ${bytes(done)}, ${bytes(done / Math.max(s, 0.001))}/s${extra}`;
+  }
+
+  stop(): void {
+    this.spinner?.stop();
+  }
+}
+
+async function locked<T>(repo: Repository, purpose: string, exclusive: boolean, fn: () => Promise<T>): Promise<T> {
+  let lock: Lock;
+  try {
+    lock = await acquireLock(repo.storage, purpose, exclusive);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
+}
+
+export function backupCommands(program: Command): void {
+  const backup = program
+    .command('backup')
+    .description('file-based, deduplicated, encrypted backups (standalone with --repo, as restic users expect)')
+    .option('--repo <dir>', 'the repository directory')
+    .option('--passphrase-file <file>', 'read the passphrase from this file (default: $OUTRIG_BACKUP_PASSPHRASE)');
+  const flags = (cmd: Command): RepoFlags => cmd.optsWithGlobals<RepoFlags>();
+
+  backup
+    .command('init')
+    .description('make a new repository')
+    .option('--no-encryption', 'make an unencrypted repository, on purpose')
+    .action(async (o: { encryption: boolean }, cmd: Command) => {
+      const f = flags(cmd);
+      const storage = storageOf(f);
+      const pass = passphrase(f);
+      if (o.encryption && !pass) throw new CliError('no passphrase: set OUTRIG_BACKUP_PASSPHRASE or give --passphrase-file (or --no-encryption for an unencrypted repository)', 2);
+      await storage.create();
+      let repo: Repository;
+      try {
+        repo = await Repository.init(storage, o.encryption ? pass : undefined);
+      } catch (e) {
+        if (e instanceof RepositoryError) throw new CliError(e.message);
+        throw e;
+      }
+      if (f.json) return printJson({ id: repo.id, location: storage.location, encrypted: o.encryption });
+      process.stdout.write(`repository ${repo.id.slice(0, 8)} created at ${storage.location}${o.encryption ? '' : ' (unencrypted)'}\n`);
+    });
+
+  backup
+    .command('create <paths...>')
+    .description('back up files and directories into a new snapshot')
+    .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
+    .option('--parent <snapshot>', 'compare against this snapshot to skip unchanged files (default: the latest one of the same paths and host)')
+    .action(async (paths: string[], o: { tag: string[]; parent?: string }, cmd: Command) => {
+      const f = flags(cmd);
+      const repo = await openRepo(f);
+      const abs = [...new Set(paths.map((p) => resolve(p)))].sort();
+      const result = await locked(repo, 'backup', false, async () => {
+        let parent = o.parent;
+        if (!parent) {
+          const same = (await repo.snapshots()).filter((s) => JSON.stringify(s.paths) === JSON.stringify(abs));
+          parent = same.at(-1)?.id;
+        }
+        const progress = new Progress(!!f.json);
+        const a = new Archiver(repo, { parent, tags: o.tag, onProgress: (p) => progress.update(p.files, p.bytes) });
+        const start = Date.now();
+        try {
+          const r = await a.run(abs).catch((e: NodeJS.ErrnoException) => {
+            throw e.code === 'ENOENT' ? new CliError(`${e.path ?? 'a path'} does not exist`, 2) : e;
+          });
+          return { ...r, progress: a.progress, seconds: (Date.now() - start) / 1000 };
+        } finally {
+          progress.stop();
+        }
+      });
+      const p = result.progress;
+      const out = {
+        id: result.id,
+        parent: result.snapshot.parent,
+        files: p.files,
+        dirs: p.dirs,
+        bytes: p.bytes,
+        bytesRead: p.bytesRead,
+        unchanged: p.unchanged,
+        added: repo.stats.bytesStored,
+        errors: p.errors,
+        seconds: result.seconds,
+      };
+      if (f.json) printJson(out);
+      else {
+        process.stdout.write(
+          `snapshot ${result.id.slice(0, 8)} saved: ${p.files} files, ${p.dirs} directories, ${bytes(p.bytes)}` +
+            ` (${p.unchanged} unchanged since ${result.snapshot.parent?.slice(0, 8) ?? 'no parent'}; ${bytes(repo.stats.bytesStored)} added to the repository) in ${result.seconds.toFixed(1)} s\n`,
+        );
+        for (const e of p.errors) process.stderr.write(`could not back up ${e.path}: ${e.error}\n`);
+      }
+      if (p.errors.length) process.exitCode = 3;
+    });
+
+  backup
+    .command('list')
+    .description('list snapshots')
+    .action(async (_o, cmd: Command) => {
+      const f = flags(cmd);
+      const repo = await openRepo(f);
+      const snaps = await repo.snapshots();
+      if (f.json) return printJson(snaps);
+      printTable(
+        ['ID', 'TIME', 'HOST', 'PATHS', 'FILES', 'SIZE', 'TAGS'],
+        snaps.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.hostname, s.paths.join(','), s.stats.files, bytes(s.stats.bytes), s.tags.join(',') || '-']),
+      );
+    });
+
+  backup
+    .command('show <snapshot>')
+    .description('show a snapshot (id, unique id prefix, or latest)')
+    .action(async (ref: string, _o, cmd: Command) => {
+      const f = flags(cmd);
+      const repo = await openRepo(f);
+      const s = await repo.findSnapshot(ref).catch((e: Error) => {
+        throw new CliError(e.message);
+      });
+      const bmrReady = !!s.manifest;
+      if (f.json) return printJson({ ...s, bmrReady });
+      printDetails({
+        id: s.id,
+        time: s.time,
+        host: s.hostname,
+        paths: s.paths,
+        parent: s.parent,
+        tags: s.tags,
+        files: s.stats.files,
+        directories: s.stats.dirs,
+        size: bytes(s.stats.bytes),
+        bmrReady: bmrReady ? 'yes' : 'no (a file backup: no disk layout or boot loader recorded)',
+      });
+    });
+
+  backup
+    .command('restore <snapshot>')
+    .description('restore files: each goes back to its original path under the target (T/<absolute path>)')
+    .requiredOption('--target <dir>', 'where to restore')
+    .option('--include <path>', 'restore only this absolute path or subtree (repeatable)', collect, [])
+    .action(async (ref: string, o: { target: string; include: string[] }, cmd: Command) => {
+      const f = flags(cmd);
+      const repo = await openRepo(f);
+      const s = await repo.findSnapshot(ref).catch((e: Error) => {
+        throw new CliError(e.message);
+      });
+      const progress = new Progress(!!f.json);
+      const start = Date.now();
+      const r = await locked(repo, 'restore', false, async () => {
+        try {
+          return await new Restorer(repo, { include: o.include.map((p) => resolve(p)), onProgress: (p) => progress.update(p.files, p.bytes) }).run(s, resolve(o.target));
+        } catch (e) {
+          throw new CliError(`restore failed and is incomplete (${resolve(o.target)}/.outrig-restore-incomplete marks it): ${(e as Error).message}`);
+        } finally {
+          progress.stop();
+        }
+      });
+      const seconds = (Date.now() - start) / 1000;
+      if (f.json) return printJson({ snapshot: s.id, target: resolve(o.target), files: r.files, bytes: r.bytes, seconds });
+      process.stdout.write(`restored ${r.files} files, ${bytes(r.bytes)} from snapshot ${s.id.slice(0, 8)} to ${resolve(o.target)} in ${seconds.toFixed(1)} s\n`);
+    });
+
+  backup
+    .command('verify')
+    .description('re-read and re-hash everything; name damaged snapshots (exit 1 if any)')
+    .action(async (_o, cmd: Command) => {
+      const f = flags(cmd);
+      const repo = await openRepo(f);
+      const progress = new Progress(!!f.json);
+      const r = await locked(repo, 'verify', false, async () => {
+        try {
+          return await verifyRepository(repo, (done, total, b) => progress.update(done, b, ` (${done}/${total} packs)`));
+        } finally {
+          progress.stop();
+        }
+      });
+      const damaged = r.snapshots.filter((s) => !s.ok);
+      if (f.json) printJson(r);
+      else {
+        process.stdout.write(`${r.packs} packs, ${r.blobs} blobs, ${bytes(r.bytes)} checked; ${r.damagedPacks.length} damaged or missing packs, ${r.badBlobs.length} damaged blobs\n`);
+        for (const p of r.damagedPacks) process.stdout.write(`pack ${p.pack}: ${p.reason}\n`);
+        for (const s of damaged) {
+          process.stdout.write(`snapshot ${s.id.slice(0, 8)} (${s.time}) is damaged:\n`);
+          for (const p of s.problems.slice(0, 20)) process.stdout.write(`  ${p}\n`);
+          if (s.problems.length > 20) process.stdout.write(`  ... and ${s.problems.length - 20} more\n`);
+        }
+        if (!damaged.length && !r.damagedPacks.length && !r.badBlobs.length) process.stdout.write('no damage found\n');
+      }
+      if (damaged.length || r.damagedPacks.length || r.badBlobs.length) process.exitCode = 1;
+    });
+
+  backup
+    .command('prune')
+    .description('forget snapshots outside the retention rules and delete the data only they used')
+    .addOption(new Option('--keep-last <n>', 'keep the newest n snapshots').argParser(parseIntStrict('--keep-last')))
+    .addOption(new Option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days').argParser(parseIntStrict('--keep-daily')))
+    .addOption(new Option('--keep-weekly <n>', 'the same per ISO week').argParser(parseIntStrict('--keep-weekly')))
+    .addOption(new Option('--keep-monthly <n>', 'the same per month').argParser(parseIntStrict('--keep-monthly')))
+    .option('--dry-run', 'say what would go, change nothing')
+    .action(async (o: { keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; dryRun?: boolean }, cmd: Command) => {
+      const f = flags(cmd);
+      const repo = await openRepo(f);
+      const rules: Retention = { last: o.keepLast, daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly };
+      for (const k of Object.keys(rules) as (keyof Retention)[]) if (rules[k] === undefined) delete rules[k];
+      const r = await locked(repo, 'prune', true, () =>
+        prune(repo, rules, { dryRun: o.dryRun }).catch((e: Error) => {
+          throw new CliError(e.message, 2);
+        }),
+      );
+      if (f.json) return printJson(r);
+      for (const k of r.kept) process.stdout.write(`keep   ${k.id.slice(0, 8)}  ${k.reasons.join(', ')}\n`);
+      for (const id of r.removed) process.stdout.write(`${o.dryRun ? 'would remove' : 'remove'} ${id.slice(0, 8)}\n`);
+      if (!o.dryRun) process.stdout.write(`${r.packsDeleted} packs deleted, ${r.packsRewritten} rewritten, ${bytes(r.bytesFreed)} freed\n`);
+    });
+}
