@@ -72,6 +72,7 @@ export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
   'disk-tests': [...DISK_TEST_REQUIREMENTS, ...DISK_IMAGE_REQUIREMENTS],
   bench: BENCH_REQUIREMENTS,
   backup: BACKUP_REQUIREMENTS,
+  'bench-backup': [{ pkg: 'restic', what: 'restic (the baseline of bench:backup)', present: () => onPath('restic') }],
 };
 
 export function missing(reqs: Requirement[]): Requirement[] {
