@@ -183,11 +183,33 @@ export class Repository {
     if (!e) throw new RepositoryError(`blob ${id.slice(0, 12)} is not in the repository index`);
     if (!e.pack) await this.flushPack();
     const cur = this.index.get(id)!;
-    const sealed = await this.storage.readAt('data', cur.pack, cur.offset, cur.length);
+    const pack = await this.packData(cur.pack);
+    if (cur.offset + cur.length > pack.length) throw new RepositoryError(`blob ${id.slice(0, 12)} lies beyond the end of pack ${cur.pack.slice(0, 12)} (truncated?)`);
+    const sealed = pack.subarray(cur.offset, cur.offset + cur.length);
     const what = `blob ${id.slice(0, 12)} in pack ${cur.pack.slice(0, 12)}`;
     const plain = decode(cur.codec, this.crypter.open(sealed, what), cur.rawLength, what);
     if (this.crypter.blobId(plain) !== id) throw new RepositoryError(`${what} is damaged: its content does not hash to its id`);
     return plain;
+  }
+
+  /**
+   * Whole packs, the last few kept: restores and tree walks read blobs in about the order they
+   * were written, so one read of a pack serves many blobs instead of an open and read per blob.
+   */
+  private readonly packCache = new Map<string, Promise<Buffer>>();
+  private packData(name: string): Promise<Buffer> {
+    const hit = this.packCache.get(name);
+    if (hit) {
+      this.packCache.delete(name);
+      this.packCache.set(name, hit);
+      return hit;
+    }
+    // The promise is cached, so concurrent readers of one pack share one read.
+    const data = this.storage.read('data', name);
+    this.packCache.set(name, data);
+    data.catch(() => this.packCache.delete(name));
+    while (this.packCache.size > 4) this.packCache.delete(this.packCache.keys().next().value!);
+    return data;
   }
 
   async flushPack(): Promise<void> {
@@ -239,7 +261,10 @@ export class Repository {
     this.indexFiles.clear();
     this.indexFiles.add(name);
     this.unindexed = [];
-    for (const p of doomed) await this.storage.remove('data', p);
+    for (const p of doomed) {
+      this.packCache.delete(p);
+      await this.storage.remove('data', p);
+    }
   }
 
   // ---- snapshots ----
