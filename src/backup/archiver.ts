@@ -9,7 +9,7 @@
  * Whoever runs a backup inside a long-lived process runs it in a worker thread.
  */
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { Chunker } from './chunker.ts';
 import type { Repository, SnapshotRecord } from './repository.ts';
@@ -35,6 +35,8 @@ export interface BackupOptions {
   manifest?: unknown;
   onProgress?: (p: BackupProgress) => void;
   now?: () => Date;
+  /** Threads that compress and seal (default: one per CPU; 0: none, all on this thread). */
+  workers?: number;
 }
 
 const READ_SIZE = 8 * 1024 * 1024;
@@ -58,7 +60,14 @@ export class Archiver {
     await this.repo.recoverUnindexedPacks();
     const parent = this.o.parent ? await this.repo.findSnapshot(this.o.parent) : undefined;
     this.xattrs = await readXattrs(roots);
-    const tree = await this.saveLevel('/', roots, parent?.tree);
+    await this.repo.startSealPool(this.o.workers ?? availableParallelism());
+    let tree: string;
+    try {
+      tree = await this.saveLevel('/', roots, parent?.tree);
+      await this.repo.flush();
+    } finally {
+      await this.repo.stopSealPool();
+    }
     const now = (this.o.now ?? (() => new Date()))();
     const snapshot: SnapshotRecord = {
       time: now.toISOString(),

@@ -18,7 +18,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
 import { decode, encode, loadCodec } from './codec.ts';
 import { AeadCrypter, newMasterKey, openMasterKey, PlainCrypter, sealMasterKey, WrongPassphraseError, type Crypter, type KeyFile, type ScryptParams } from './crypto.ts';
-import { PackBuilder, readPackHeader, type BlobKind, type PackedBlob } from './pack.ts';
+import { PackBuilder, readPackHeader, type BlobKind, type Codec, type PackedBlob } from './pack.ts';
+import { SealPool } from './seal-pool.ts';
 import type { RepoStorage } from './storage.ts';
 
 /** Packs are closed at about this size: big enough for few files, small enough to rewrite in prune. */
@@ -61,6 +62,9 @@ export class Repository {
   /** Blobs in packs written since the last index file. */
   private unindexed: { pack: string; blobs: PackedBlob[] }[] = [];
   readonly stats = { blobsStored: 0, blobsDeduplicated: 0, bytesStored: 0, packsWritten: 0 };
+  private pool?: SealPool;
+  private readonly sealing = new Set<Promise<void>>();
+  private sealError: unknown;
 
   private constructor(
     readonly storage: RepoStorage,
@@ -68,24 +72,46 @@ export class Repository {
     readonly crypter: Crypter,
     readonly chunker: ChunkerParams,
     readonly gear: Uint32Array,
+    private readonly master?: Buffer,
   ) {}
+
+  /** Compression and sealing move to `workers` threads until stopSealPool (backups). */
+  async startSealPool(workers: number): Promise<void> {
+    if (this.pool || workers < 1) return;
+    const pool = new SealPool(this.master, workers);
+    await pool.start();
+    this.pool = pool;
+  }
+
+  async stopSealPool(): Promise<void> {
+    await this.drainSeals();
+    await this.pool?.close();
+    this.pool = undefined;
+  }
+
+  private async drainSeals(): Promise<void> {
+    while (this.sealing.size) await Promise.all(this.sealing);
+    if (this.sealError) throw this.sealError;
+  }
 
   /** Makes a new repository; `passphrase` undefined means unencrypted, on purpose. */
   static async init(storage: RepoStorage, passphrase: string | undefined, opts: { scrypt?: ScryptParams; chunker?: ChunkerParams } = {}): Promise<Repository> {
     if (await storage.exists('config', 'config')) throw new RepositoryError(`a repository already exists at ${storage.location}`);
     const id = randomBytes(16).toString('hex');
     let crypter: Crypter = new PlainCrypter();
+    let masterKey: Buffer | undefined;
     if (passphrase !== undefined) {
       const master = newMasterKey();
       const kf = await sealMasterKey(passphrase, master, opts.scrypt);
       await storage.write('keys', randomBytes(16).toString('hex'), Buffer.from(JSON.stringify(kf)));
       crypter = new AeadCrypter(master);
+      masterKey = master;
     }
     const inner: InnerConfig = { chunker: opts.chunker ?? DEFAULT_CHUNKER, gearSeed: randomBytes(32).toString('base64') };
     const outer: OuterConfig = { version: 1, id, encryption: crypter.encrypted ? 'aes-256-gcm' : 'none', sealed: crypter.seal(Buffer.from(JSON.stringify(inner))).toString('base64') };
     await storage.write('config', 'config', Buffer.from(JSON.stringify(outer)), { exclusive: true });
     await loadCodec();
-    return new Repository(storage, id, crypter, inner.chunker, gearTable(Buffer.from(inner.gearSeed, 'base64')));
+    return new Repository(storage, id, crypter, inner.chunker, gearTable(Buffer.from(inner.gearSeed, 'base64')), masterKey);
   }
 
   static async open(storage: RepoStorage, passphrase: string | undefined): Promise<Repository> {
@@ -93,9 +119,9 @@ export class Repository {
     const outer = JSON.parse((await storage.read('config', 'config')).toString('utf8')) as OuterConfig;
     if (outer.version !== 1) throw new RepositoryError(`repository version ${outer.version} is not supported`);
     let crypter: Crypter = new PlainCrypter();
+    let master: Buffer | undefined;
     if (outer.encryption !== 'none') {
       if (passphrase === undefined) throw new RepositoryError('the repository is encrypted: give its passphrase in OUTRIG_BACKUP_PASSPHRASE or --passphrase-file');
-      let master: Buffer | undefined;
       for (const k of await storage.list('keys')) {
         const kf = JSON.parse((await storage.read('keys', k.name)).toString('utf8')) as KeyFile;
         master = await openMasterKey(passphrase, kf).catch((e: unknown) => {
@@ -109,7 +135,7 @@ export class Repository {
     }
     const inner = JSON.parse(crypter.open(Buffer.from(outer.sealed, 'base64'), 'the repository configuration').toString('utf8')) as InnerConfig;
     await loadCodec();
-    const repo = new Repository(storage, outer.id, crypter, inner.chunker, gearTable(Buffer.from(inner.gearSeed, 'base64')));
+    const repo = new Repository(storage, outer.id, crypter, inner.chunker, gearTable(Buffer.from(inner.gearSeed, 'base64')), master);
     await repo.loadIndex();
     return repo;
   }
@@ -167,21 +193,40 @@ export class Repository {
       this.stats.blobsDeduplicated++;
       return id;
     }
-    const { codec, data } = encode(plain);
-    const sealed = this.crypter.seal(data);
-    this.pack.add({ id, kind, codec, rawLength: plain.length }, sealed);
     // Known at once, so a second copy in the same run is deduplicated too; readable after flushPack.
-    this.index.set(id, { id, kind, codec, offset: -1, length: sealed.length, rawLength: plain.length, pack: '' });
-    this.stats.blobsStored++;
-    this.stats.bytesStored += sealed.length;
-    if (this.pack.bytes >= PACK_TARGET) await this.flushPack();
+    this.index.set(id, { id, kind, codec: 'none', offset: -1, length: 0, rawLength: plain.length, pack: '' });
+    const add = async (codec: Codec, sealed: Buffer) => {
+      this.pack.add({ id, kind, codec, rawLength: plain.length }, sealed);
+      this.stats.blobsStored++;
+      this.stats.bytesStored += sealed.length;
+      if (this.pack.bytes >= PACK_TARGET) await this.flushPack();
+    };
+    if (!this.pool) {
+      const { codec, data } = encode(plain);
+      await add(codec, this.crypter.seal(data));
+      return id;
+    }
+    if (this.sealError) throw this.sealError;
+    const job: Promise<void> = this.pool
+      .seal(plain)
+      .then(({ codec, sealed }) => add(codec, sealed))
+      .catch((e: unknown) => {
+        this.sealError ??= e;
+      })
+      .finally(() => this.sealing.delete(job));
+    this.sealing.add(job);
+    // Enough in flight to keep every worker busy, not so much that memory grows with the backup.
+    while (this.sealing.size >= 64) await Promise.race(this.sealing);
     return id;
   }
 
   async loadBlob(id: string): Promise<Buffer> {
     const e = this.index.get(id);
     if (!e) throw new RepositoryError(`blob ${id.slice(0, 12)} is not in the repository index`);
-    if (!e.pack) await this.flushPack();
+    if (!e.pack) {
+      await this.drainSeals();
+      await this.flushPack();
+    }
     const cur = this.index.get(id)!;
     const pack = await this.packData(cur.pack);
     if (cur.offset + cur.length > pack.length) throw new RepositoryError(`blob ${id.slice(0, 12)} lies beyond the end of pack ${cur.pack.slice(0, 12)} (truncated?)`);
@@ -233,6 +278,7 @@ export class Repository {
 
   /** Makes everything saved so far durable and findable: the open pack, then an index naming it. */
   async flush(): Promise<void> {
+    await this.drainSeals();
     await this.flushPack();
     await this.writeIndex();
   }
