@@ -87,12 +87,17 @@ try {
   for (const tool of [restic, outrig]) {
     const repo = join(work, `repo-${tool.name}`);
     tool.init(repo);
+    sh('sync', []);
     const initial = tool.backup(repo, data);
     for (const f of changed) appendFileSync(f, `changed for ${tool.name}\n`);
+    sh('sync', []);
     const incremental = tool.backup(repo, data);
     const target = join(work, `restore-${tool.name}`);
+    sh('sync', []);
     const restore = tool.restore(repo, target);
-    rmSync(target, { recursive: true, force: true });
+    // Restored trees stay until the end: deleting a GB of files here would slow the next tool's
+    // steps (this disk is mounted with discard), which is how an earlier version of this benchmark
+    // was unfair to whichever tool ran second.
     const one = tool.restore(repo, join(work, `one-${tool.name}`), oneFile);
     rows[tool.name] = { initial, incremental, restore, one, size: du(repo) };
     process.stderr.write(`${tool.name}: ${JSON.stringify(rows[tool.name])}\n`);
