@@ -53,13 +53,21 @@ export class Archiver {
     this.buf = Buffer.allocUnsafe(repo.chunker.maxSize + READ_SIZE);
   }
 
-  /** Backs up the paths (made absolute) into a new snapshot; returns its id and record. */
-  async run(paths: string[]): Promise<{ id: string; snapshot: SnapshotRecord }> {
-    const roots = [...new Set(paths.map((p) => resolve(p)))].sort();
-    for (const r of roots) lstatSync(r); // a missing root is an error before anything is written
+  /** Where each root is read from, when the snapshot names it otherwise (a filesystem read out of a disk image). */
+  private readonly physical = new Map<string, string>();
+
+  /**
+   * Backs up the paths (made absolute) into a new snapshot; returns its id and record. A path
+   * given as `{ path, as }` is read from `path` and stored in the snapshot as `as`.
+   */
+  async run(paths: (string | { path: string; as: string })[]): Promise<{ id: string; snapshot: SnapshotRecord }> {
+    for (const p of paths) if (typeof p !== 'string') this.physical.set(resolve(p.as), resolve(p.path));
+    const roots = [...new Set(paths.map((p) => resolve(typeof p === 'string' ? p : p.as)))].sort();
+    const phys = (r: string) => this.physical.get(r) ?? r;
+    for (const r of roots) lstatSync(phys(r)); // a missing root is an error before anything is written
     await this.repo.recoverUnindexedPacks();
     const parent = this.o.parent ? await this.repo.findSnapshot(this.o.parent) : undefined;
-    this.xattrs = await readXattrs(roots);
+    this.xattrs = await readXattrs(roots.map(phys));
     await this.repo.startSealPool(this.o.workers ?? availableParallelism());
     let tree: string;
     try {
@@ -103,14 +111,24 @@ export class Archiver {
     const nodes: TreeNode[] = [];
     for (const [name, under] of [...names.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const path = join(dir, name);
-      if (under.includes(path)) nodes.push(await this.saveEntry(path, name, prev.get(name)));
+      if (under.includes(path)) nodes.push(await this.saveEntry(this.physical.get(path) ?? path, name, prev.get(name)));
       else {
-        const n = this.withXattrs(path, nodeOf(name, lstatSync(path, { bigint: true })));
+        const n = this.withXattrs(path, this.intermediate(path, name));
         n.subtree = await this.saveLevel(path, under, prev.get(name)?.subtree);
         nodes.push(n);
       }
     }
     return this.repo.saveBlob('tree', encodeTree({ nodes }));
+  }
+
+  /** A directory on the way to a root: as it is here, or a plain one when the root is read from elsewhere. */
+  private intermediate(path: string, name: string): TreeNode {
+    try {
+      return nodeOf(name, lstatSync(path, { bigint: true }));
+    } catch {
+      const ns = String(BigInt((this.o.now ?? (() => new Date()))().getTime()) * 1_000_000n);
+      return { name, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: ns, atime: ns, ctime: ns, size: 0, inode: '0', dev: '0', links: 2 };
+    }
   }
 
   private withXattrs(path: string, n: TreeNode): TreeNode {
