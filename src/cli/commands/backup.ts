@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import ora, { type Ora } from 'ora';
 import { Archiver } from '../../backup/archiver.ts';
+import { backupDiskImage, restoreDiskImage, type BmrManifest } from '../../backup/bmr.ts';
 import { WrongPassphraseError } from '../../backup/crypto.ts';
 import { acquireLock, type Lock } from '../../backup/lock.ts';
 import { prune, type Retention } from '../../backup/prune.ts';
@@ -122,13 +123,23 @@ export function backupCommands(program: Command): void {
     });
 
   backup
-    .command('create <paths...>')
-    .description('back up files and directories into a new snapshot')
+    .command('create [paths...]')
+    .description('back up files and directories, or a whole disk image (--disk, BMR-ready), into a new snapshot')
+    .option('--disk <image>', 'a raw disk image: its files, partition table, filesystem identities and boot loader, for bare-metal recovery')
     .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
     .option('--parent <snapshot>', 'compare against this snapshot to skip unchanged files (default: the latest one of the same paths and host)')
-    .action(async (paths: string[], o: { tag: string[]; parent?: string }, cmd: Command) => {
+    .action(async (paths: string[], o: { tag: string[]; parent?: string; disk?: string }, cmd: Command) => {
       const f = flags(cmd);
+      if (!o.disk === !paths.length) throw new CliError('give paths to back up, or --disk IMAGE (one of them)', 2);
       const repo = await openRepo(f);
+      if (o.disk) {
+        const start = Date.now();
+        const r = await locked(repo, 'backup', false, () => backupDiskImage(repo, resolve(o.disk!), { tags: o.tag }));
+        const out = { id: r.id, bmrReady: r.manifest.bmrReady, partitions: r.manifest.layout.partitions.length, filesystems: r.manifest.layout.filesystems, seconds: (Date.now() - start) / 1000 };
+        if (f.json) return printJson(out);
+        process.stdout.write(`snapshot ${r.id.slice(0, 8)} saved: disk ${o.disk} (${r.manifest.layout.table.label}, ${out.partitions} partitions, ${r.snapshot.stats.files} files), BMR-ready, in ${out.seconds.toFixed(1)} s\n`);
+        return;
+      }
       const abs = [...new Set(paths.map((p) => resolve(p)))].sort();
       const result = await locked(repo, 'backup', false, async () => {
         let parent = o.parent;
@@ -195,7 +206,8 @@ export function backupCommands(program: Command): void {
       const s = await repo.findSnapshot(ref).catch((e: Error) => {
         throw new CliError(e.message);
       });
-      const bmrReady = !!s.manifest;
+      const m = s.manifest as BmrManifest | undefined;
+      const bmrReady = !!m?.bmrReady;
       if (f.json) return printJson({ ...s, bmrReady });
       printDetails({
         id: s.id,
@@ -208,34 +220,50 @@ export function backupCommands(program: Command): void {
         directories: s.stats.dirs,
         size: bytes(s.stats.bytes),
         bmrReady: bmrReady ? 'yes' : 'no (a file backup: no disk layout or boot loader recorded)',
+        disk: m ? { table: `${m.layout.table.label} ${m.layout.table.id}`, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `partition ${x.partition}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what) } : undefined,
       });
     });
 
   backup
     .command('restore <snapshot>')
     .description('restore files: each goes back to its original path under the target (T/<absolute path>)')
-    .requiredOption('--target <dir>', 'where to restore')
+    .option('--target <dir>', 'where to restore files')
+    .option('--disk <image>', 'rebuild the whole disk into this new image file (bare-metal recovery; the snapshot must be BMR-ready)')
     .option('--include <path>', 'restore only this absolute path or subtree (repeatable)', collect, [])
-    .action(async (ref: string, o: { target: string; include: string[] }, cmd: Command) => {
+    .action(async (ref: string, o: { target?: string; include: string[]; disk?: string }, cmd: Command) => {
       const f = flags(cmd);
+      if (!o.target === !o.disk) throw new CliError('give --target DIR (files) or --disk IMAGE (the whole disk)', 2);
       const repo = await openRepo(f);
       const s = await repo.findSnapshot(ref).catch((e: Error) => {
         throw new CliError(e.message);
       });
+      if (o.disk) {
+        const start = Date.now();
+        await locked(repo, 'restore', false, () =>
+          restoreDiskImage(repo, s, resolve(o.disk!)).catch((e: Error) => {
+            throw new CliError(`bare-metal restore failed: ${e.message}`);
+          }),
+        );
+        const seconds = (Date.now() - start) / 1000;
+        if (f.json) return printJson({ snapshot: s.id, disk: resolve(o.disk), seconds });
+        process.stdout.write(`disk rebuilt from snapshot ${s.id.slice(0, 8)} into ${resolve(o.disk)} in ${seconds.toFixed(1)} s\n`);
+        return;
+      }
+      const target = o.target!;
       const progress = new Progress(!!f.json);
       const start = Date.now();
       const r = await locked(repo, 'restore', false, async () => {
         try {
-          return await new Restorer(repo, { include: o.include.map((p) => resolve(p)), onProgress: (p) => progress.update(p.files, p.bytes) }).run(s, resolve(o.target));
+          return await new Restorer(repo, { include: o.include.map((p) => resolve(p)), onProgress: (p) => progress.update(p.files, p.bytes) }).run(s, resolve(target));
         } catch (e) {
-          throw new CliError(`restore failed and is incomplete (${resolve(o.target)}/.outrig-restore-incomplete marks it): ${(e as Error).message}`);
+          throw new CliError(`restore failed and is incomplete (${resolve(target)}/.outrig-restore-incomplete marks it): ${(e as Error).message}`);
         } finally {
           progress.stop();
         }
       });
       const seconds = (Date.now() - start) / 1000;
-      if (f.json) return printJson({ snapshot: s.id, target: resolve(o.target), files: r.files, bytes: r.bytes, seconds });
-      process.stdout.write(`restored ${r.files} files, ${bytes(r.bytes)} from snapshot ${s.id.slice(0, 8)} to ${resolve(o.target)} in ${seconds.toFixed(1)} s\n`);
+      if (f.json) return printJson({ snapshot: s.id, target: resolve(target), files: r.files, bytes: r.bytes, seconds });
+      process.stdout.write(`restored ${r.files} files, ${bytes(r.bytes)} from snapshot ${s.id.slice(0, 8)} to ${resolve(target)} in ${seconds.toFixed(1)} s\n`);
     });
 
   backup
