@@ -52,6 +52,13 @@ export class Cluster {
     return runCli(args, this.env);
   }
 
+  /** Runs a CLI command that must succeed. */
+  async ok(...args: string[]): Promise<CliResult> {
+    const r = await this.cli(...args);
+    if (r.code !== 0) throw new Error(`outrig ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r;
+  }
+
   async json<T>(...args: string[]): Promise<T> {
     const r = await this.cli(...args, '--json');
     if (r.code !== 0) throw new Error(`outrig ${args.join(' ')} failed (${r.code}): ${r.stderr}`);

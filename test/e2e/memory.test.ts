@@ -26,11 +26,7 @@ describe('pooled memory with per-tenant balloons', () => {
   before(() => c.up());
   after(() => c.stop());
 
-  const ok = async (...args: string[]) => {
-    const r = await c.cli(...args);
-    assert.equal(r.code, 0, `outrig ${args.join(' ')}: ${r.stderr}`);
-    return r;
-  };
+  const ok = (...args: string[]) => c.ok(...args);
   const inst = (name: string) => c.json<Instance>('instance', 'show', name);
   const pool = () => c.json<MemoryPool>('memory', 'pool', 'show', 'default');
   const ids = new Map<string, string>();

@@ -22,11 +22,7 @@ describe('volumes', () => {
   before(() => c.up());
   after(() => c.stop());
 
-  const ok = async (...args: string[]) => {
-    const r = await c.cli(...args);
-    assert.equal(r.code, 0, `outrig ${args.join(' ')}: ${r.stderr}`);
-    return r;
-  };
+  const ok = (...args: string[]) => c.ok(...args);
   const inst = (name: string) => c.json<Instance>('instance', 'show', name);
   const vol = (name: string) => c.json<Volume>('volume', 'show', name);
   const consoleOf = async (name: string) => c.serialLog((await inst(name)).id);
