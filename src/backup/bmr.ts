@@ -9,7 +9,7 @@
  * In the snapshot, partition N's files are under /pN.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, openSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readlinkSync, mkdtempSync, openSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -32,7 +32,15 @@ export interface BmrManifest {
   rawPartitions: { partition: number; content: string[] }[];
   /** The BMR group: everything a rebuild needs, all of it in this snapshot. */
   bmrReady: boolean;
+  /**
+   * The SSR group: system state (OS configuration, boot files, boot loader configuration) as
+   * snapshot paths, and the boot areas. Restoring it puts the system back and leaves user data as it is.
+   */
+  ssr: string[];
 }
+
+/** Where system state lives on a Linux root filesystem. */
+export const SYSTEM_STATE_PATHS = ['/etc', '/boot', '/usr/lib/modules', '/lib/modules', '/var/lib/dpkg'];
 
 async function saveRaw(repo: Repository, image: string, offset: number, length: number): Promise<string[]> {
   const fd = openSync(image, 'r');
@@ -97,7 +105,8 @@ export async function backupDiskImage(repo: Repository, image: string, opts: Bac
     for (const p of layout.partitions.filter((x) => !covered.has(x.index))) {
       rawPartitions.push({ partition: p.index, content: await saveRaw(repo, image, p.start * layout.table.sectorSize, p.size * layout.table.sectorSize) });
     }
-    const manifest: BmrManifest = { kind: 'disk-image', layout, bootAreas: areas, filesystems, rawPartitions, bmrReady: true };
+    const ssr = filesystems.flatMap((f) => SYSTEM_STATE_PATHS.filter((p) => existsSync(join(work, `p${f.partition}`, p))).map((p) => `${f.path}${p}`));
+    const manifest: BmrManifest = { kind: 'disk-image', layout, bootAreas: areas, filesystems, rawPartitions, bmrReady: true, ssr };
     const { id, snapshot } = await new Archiver(repo, { ...opts, manifest }).run(sources);
     return { id, snapshot, manifest };
   } finally {
@@ -135,6 +144,80 @@ export async function restoreDiskImage(repo: Repository, snapshot: SnapshotRecor
         throw new Error(`mkfs for partition ${f.partition} failed: ${e.stderr?.trim() || e.message}`, { cause: e });
       });
     }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** A debugfs command argument: quoted, since paths may hold spaces. */
+function q(p: string): string {
+  return `"${p.replace(/(["\\])/g, '\\$1')}"`;
+}
+
+/**
+ * The debugfs commands that put a directory tree (restored files) at `dest` inside a filesystem,
+ * replacing what is there: directories are made, files and links replaced, and modes, owners and
+ * times set as the snapshot has them. Pure but for reading the local tree and asking `isDir`.
+ */
+export function debugfsScript(localRoot: string, dest: string, isDir: (fsPath: string) => boolean): string {
+  const lines: string[] = [];
+  const meta = (fsPath: string, local: string) => {
+    const st = lstatSync(local, { bigint: true });
+    lines.push(`sif ${q(fsPath)} mode 0${st.mode.toString(8)}`);
+    lines.push(`sif ${q(fsPath)} uid ${st.uid}`);
+    lines.push(`sif ${q(fsPath)} gid ${st.gid}`);
+    lines.push(`sif ${q(fsPath)} mtime @${st.mtimeNs / 1_000_000_000n}`);
+  };
+  const walk = (local: string, fsPath: string) => {
+    for (const e of readdirSync(local, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const l = join(local, e.name);
+      const f = fsPath === '/' ? `/${e.name}` : `${fsPath}/${e.name}`;
+      if (e.isDirectory()) {
+        // debugfs's mkdir on an existing name leaves an allocated, unlinked inode behind.
+        if (!isDir(f)) lines.push(`mkdir ${q(f)}`);
+        walk(l, f);
+        meta(f, l);
+      } else if (e.isSymbolicLink()) {
+        lines.push(`rm ${q(f)}`, `symlink ${q(f)} ${q(readlinkSync(l))}`);
+      } else if (e.isFile()) {
+        lines.push(`rm ${q(f)}`, `write ${q(l)} ${q(f)}`);
+        meta(f, l);
+      }
+    }
+  };
+  walk(localRoot, dest);
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * System-state recovery onto an existing disk image: the SSR group's files replace those in each
+ * filesystem (debugfs, no mount), and the boot areas are written back. Files outside the group
+ * (user data) are left as they are.
+ */
+export async function restoreSystemState(repo: Repository, snapshot: SnapshotRecord, image: string): Promise<{ paths: string[] }> {
+  const m = snapshot.manifest as BmrManifest | undefined;
+  if (!m || m.kind !== 'disk-image') throw new Error('this snapshot has no system-state group (make it from a disk or volume)');
+  const layout = await readDiskLayout(image, statSync(image).size);
+  for (const f of m.layout.filesystems.filter((x) => m.filesystems.some((y) => y.partition === x.partition))) {
+    const now = layout.filesystems.find((x) => x.partition === f.partition);
+    if (!now || now.uuid !== f.uuid) throw new Error(`partition ${f.partition} of ${image} is not the filesystem backed up (UUID ${now?.uuid ?? 'none'}, expected ${f.uuid ?? '?'}): use a bare-metal restore instead`);
+  }
+  const work = mkdtempSync(join(tmpdir(), 'outrig-ssr-'));
+  try {
+    await new Restorer(repo, { include: m.ssr }).run(snapshot, work);
+    for (const f of m.filesystems) {
+      const p = m.layout.partitions.find((x) => x.index === f.partition)!;
+      const root = join(work, f.path.slice(1));
+      if (!existsSync(root)) continue;
+      const script = join(work, `ssr-p${f.partition}.debugfs`);
+      const dev = `${image}?offset=${p.start * m.layout.table.sectorSize}`;
+      const isDir = (path: string) => /Type: directory/.test(spawnSync('debugfs', ['-R', `stat ${q(path)}`, dev]).stdout.toString());
+      writeFileSync(script, debugfsScript(root, '/', isDir));
+      const r = spawnSync('debugfs', ['-w', '-f', script, dev]);
+      if (r.status !== 0) throw new Error(`debugfs could not write the system state into partition ${f.partition}: ${r.stderr.toString().trim()}`);
+    }
+    for (const a of m.bootAreas) await writeRaw(repo, image, a.offset, a.content);
+    return { paths: m.ssr };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

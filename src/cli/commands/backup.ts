@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import ora, { type Ora } from 'ora';
 import { Archiver } from '../../backup/archiver.ts';
-import { backupDiskImage, restoreDiskImage, type BmrManifest } from '../../backup/bmr.ts';
+import { backupDiskImage, restoreDiskImage, restoreSystemState, type BmrManifest } from '../../backup/bmr.ts';
 import { WrongPassphraseError } from '../../backup/crypto.ts';
 import { acquireLock, type Lock } from '../../backup/lock.ts';
 import { prune, type Retention } from '../../backup/prune.ts';
@@ -229,14 +229,28 @@ export function backupCommands(program: Command): void {
     .description('restore files: each goes back to its original path under the target (T/<absolute path>)')
     .option('--target <dir>', 'where to restore files')
     .option('--disk <image>', 'rebuild the whole disk into this new image file (bare-metal recovery; the snapshot must be BMR-ready)')
+    .option('--system-state', 'with --disk: put back only the system state (OS configuration, boot files, boot loader) into that existing disk image, leaving user data as it is')
     .option('--include <path>', 'restore only this absolute path or subtree (repeatable)', collect, [])
-    .action(async (ref: string, o: { target?: string; include: string[]; disk?: string }, cmd: Command) => {
+    .action(async (ref: string, o: { target?: string; include: string[]; disk?: string; systemState?: boolean }, cmd: Command) => {
       const f = flags(cmd);
       if (!o.target === !o.disk) throw new CliError('give --target DIR (files) or --disk IMAGE (the whole disk)', 2);
+      if (o.systemState && !o.disk) throw new CliError('--system-state goes with --disk IMAGE (the machine disk to repair)', 2);
       const repo = await openRepo(f);
       const s = await repo.findSnapshot(ref).catch((e: Error) => {
         throw new CliError(e.message);
       });
+      if (o.disk && o.systemState) {
+        const start = Date.now();
+        const r = await locked(repo, 'restore', false, () =>
+          restoreSystemState(repo, s, resolve(o.disk!)).catch((e: Error) => {
+            throw new CliError(`system-state restore failed: ${e.message}`);
+          }),
+        );
+        const seconds = (Date.now() - start) / 1000;
+        if (f.json) return printJson({ snapshot: s.id, disk: resolve(o.disk), restored: r.paths, seconds });
+        process.stdout.write(`system state (${r.paths.join(', ')} and the boot areas) restored from snapshot ${s.id.slice(0, 8)} into ${resolve(o.disk)} in ${seconds.toFixed(1)} s\n`);
+        return;
+      }
       if (o.disk) {
         const start = Date.now();
         await locked(repo, 'restore', false, () =>

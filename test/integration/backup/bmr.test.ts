@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { backupDiskImage, restoreDiskImage } from '../../../src/backup/bmr.ts';
+import { backupDiskImage, restoreDiskImage, restoreSystemState } from '../../../src/backup/bmr.ts';
 import { readDiskLayout } from '../../../src/backup/disk-layout.ts';
 import { Repository } from '../../../src/backup/repository.ts';
 import { LocalStorage } from '../../../src/backup/storage.ts';
@@ -20,6 +20,24 @@ import { waitUntil } from '../../helpers/wait.ts';
 
 const tmp = tempDir('outrig-bmr-');
 after(() => tmp.remove());
+
+/** Boots a disk image under QEMU and waits for the marker on its serial console; false if it does not come. */
+async function boots(image: string, marker: string, timeoutMs = 120_000): Promise<boolean> {
+  const log = join(tmp.path, `serial-${Math.random().toString(16).slice(2)}.log`);
+  const qemu = spawn('qemu-system-x86_64', ['-machine', 'q35,accel=tcg', '-cpu', 'max', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', `file:${log}`, '-smbios', 'type=1,serial=bmr1', '-drive', `file=${image},format=raw,if=virtio`], { stdio: 'ignore' });
+  try {
+    await waitUntil('the marker', () => existsSync(log) && readFileSync(log, 'utf8').includes(marker), timeoutMs);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    qemu.kill('SIGKILL');
+  }
+}
+
+function debugfs(image: string, offset: number, request: string, write = false): string {
+  return execFileSync('debugfs', [...(write ? ['-w'] : []), '-R', request, `${image}?offset=${offset}`], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+}
 
 /** Every file of the image's first filesystem with its checksum and mode, read with debugfs. */
 function filesOf(image: string, offset: number): Record<string, string> {
@@ -67,11 +85,33 @@ test('a disk image backed up file by file is rebuilt from the snapshot and boots
   assert.deepEqual(filesOf(rebuilt, offset), files);
   execFileSync('e2fsck', ['-fn', `${rebuilt}?offset=${offset}`], { stdio: 'ignore' });
 
-  const log = join(tmp.path, 'serial.log');
-  const qemu = spawn('qemu-system-x86_64', ['-machine', 'q35,accel=tcg', '-cpu', 'max', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', `file:${log}`, '-smbios', 'type=1,serial=bmr1', '-drive', `file=${rebuilt},format=raw,if=virtio`], { stdio: 'ignore' });
-  try {
-    await waitUntil('the rebuilt disk to boot to the ready marker', () => existsSync(log) && readFileSync(log, 'utf8').includes(disk.readyMarker), 120_000);
-  } finally {
-    qemu.kill('SIGKILL');
-  }
+  assert.equal(await boots(rebuilt, disk.readyMarker), true, 'the rebuilt disk boots to the ready marker');
+});
+
+test('system-state recovery puts the broken boot configuration back and leaves newer user data as it is', async () => {
+  const disk = await buildTestDisk(join(tmp.path, 'ssr.raw'));
+  const offset = (await readDiskLayout(disk.path, disk.sizeBytes)).partitions[0]!.start * 512;
+  const goodCfg = debugfs(disk.path, offset, 'cat /boot/grub/grub.cfg');
+  const storage = new LocalStorage(join(tmp.path, 'repo-ssr'));
+  await storage.create();
+  const repo = await Repository.init(storage, undefined);
+  writeFileSync(join(tmp.path, 'data-v1.txt'), 'version 1\n');
+  debugfs(disk.path, offset, `write ${join(tmp.path, 'data-v1.txt')} data.txt`, true);
+  const { id, manifest } = await backupDiskImage(repo, disk.path);
+  assert.deepEqual(manifest.ssr, ['/p1/boot']);
+
+  // After the backup: user data changes, and the system configuration gets broken.
+  writeFileSync(join(tmp.path, 'data-v2.txt'), 'version 2, after the backup\n');
+  debugfs(disk.path, offset, 'rm data.txt', true);
+  debugfs(disk.path, offset, `write ${join(tmp.path, 'data-v2.txt')} data.txt`, true);
+  writeFileSync(join(tmp.path, 'broken.cfg'), 'this is not a grub configuration\n');
+  debugfs(disk.path, offset, 'rm /boot/grub/grub.cfg', true);
+  debugfs(disk.path, offset, `write ${join(tmp.path, 'broken.cfg')} /boot/grub/grub.cfg`, true);
+  assert.equal(await boots(disk.path, disk.readyMarker, 30_000), false, 'the broken disk does not boot');
+
+  await restoreSystemState(repo, await repo.findSnapshot(id), disk.path);
+  assert.equal(debugfs(disk.path, offset, 'cat /boot/grub/grub.cfg'), goodCfg);
+  assert.equal(debugfs(disk.path, offset, 'cat /data.txt'), 'version 2, after the backup\n');
+  execFileSync('e2fsck', ['-fn', `${disk.path}?offset=${offset}`], { stdio: 'ignore' });
+  assert.equal(await boots(disk.path, disk.readyMarker), true, 'the disk boots again after the system-state restore');
 });
