@@ -19,9 +19,12 @@ export function readMapTable(file: BlockFile, at: number, e: Extent, what: strin
   if (8 + count * 8 !== e.bytes) throw new FormatError(`${what} claims ${count} entries but is ${e.bytes} bytes`, at + 4);
   let crc = crc32(head);
   const map = new BlockMap(count);
+  // One buffer for every chunk: a huge map would otherwise leave megabytes of garbage at the
+  // moment the process's memory peaks.
+  const buf = Buffer.allocUnsafe(Math.min(CHUNK_ENTRIES, Math.max(1, count)) * 8);
   for (let i = 0; i < count; i += CHUNK_ENTRIES) {
     const n = Math.min(CHUNK_ENTRIES, count - i);
-    const b = file.read(at + 8 + i * 8, n * 8);
+    const b = file.read(at + 8 + i * 8, n * 8, buf).subarray(0, n * 8);
     crc = crc32(b, crc);
     for (let k = 0; k < n; k++) map.set(b.readUInt32LE(k * 8), b.readUInt32LE(k * 8 + 4));
   }
