@@ -1,0 +1,39 @@
+/**
+ * Reading a volume for a backup without the guest's help and without leaving mounts or devices
+ * behind: the volume's disk-engine snapshot is an NBD export (`<volume>@<snapshot>` on diskd's
+ * socket); nbdcopy copies it into a sparse temporary image (zero extents are skipped, so a thin
+ * volume costs only what it holds), the backup reads that, and the image is deleted. And the way
+ * back: a rebuilt image copied into a new volume's export.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export function nbdUri(socket: string, exportName: string): string {
+  return `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`;
+}
+
+/** Copies an NBD export into a temporary sparse image, runs `fn` on it, and removes it whatever happens. */
+export async function withExportImage<T>(socket: string, exportName: string, fn: (image: string) => Promise<T>, dir = tmpdir()): Promise<T> {
+  const work = mkdtempSync(join(dir, 'outrig-nbd-source-'));
+  const image = join(work, 'disk.raw');
+  try {
+    await run('nbdcopy', ['--target-is-zero', nbdUri(socket, exportName), image]).catch((e: Error & { stderr?: string }) => {
+      throw new Error(`cannot read ${exportName} over NBD: ${e.stderr?.trim() || e.message}`, { cause: e });
+    });
+    return await fn(image);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Writes an image into an NBD export (a new, empty volume of at least the image's size). */
+export async function copyImageToExport(image: string, socket: string, exportName: string): Promise<void> {
+  await run('nbdcopy', ['--target-is-zero', '--flush', image, nbdUri(socket, exportName)]).catch((e: Error & { stderr?: string }) => {
+    throw new Error(`cannot write into ${exportName} over NBD: ${e.stderr?.trim() || e.message}`, { cause: e });
+  });
+}
