@@ -21,10 +21,20 @@ export interface TestDisk {
   path: string;
   sizeBytes: number;
   readyMarker: string;
+  rootUuid: string;
+  dataUuid?: string;
 }
 
-export async function buildTestDisk(out: string, opts: { sizeMiB?: number } = {}): Promise<TestDisk> {
-  const sizeMiB = opts.sizeMiB ?? 32;
+export interface TestDiskOptions {
+  sizeMiB?: number;
+  /** A second partition with an ext4 filesystem `outrig-data` holding these files (path → content). */
+  data?: { sizeMiB: number; files: Record<string, string | Buffer>; uuid?: string };
+  rootUuid?: string;
+}
+
+export async function buildTestDisk(out: string, opts: TestDiskOptions = {}): Promise<TestDisk> {
+  const dataMiB = opts.data?.sizeMiB ?? 0;
+  const sizeMiB = (opts.sizeMiB ?? 32) + dataMiB;
   const work = await mkdtemp(join(tmpdir(), 'outrig-test-disk-'));
   try {
     const guest = await buildTestGuest({ outDir: join(work, 'guest') });
@@ -36,8 +46,8 @@ export async function buildTestDisk(out: string, opts: { sizeMiB?: number } = {}
       join(root, 'boot', 'grub', 'grub.cfg'),
       ['set timeout=0', `linux /boot/vmlinuz ${guest.cmdline}`, 'initrd /boot/initrd.img', 'boot', ''].join('\n'),
     );
-    const uuid = randomUUID();
-    const fsBytes = (sizeMiB - 1) * 1024 * 1024;
+    const uuid = opts.rootUuid ?? randomUUID();
+    const fsBytes = (sizeMiB - dataMiB - 1) * 1024 * 1024;
     const fsImage = join(work, 'root.img');
     await run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', root, '-U', uuid, '-L', 'outrig-root', fsImage, `${fsBytes / 1024}k`]);
 
@@ -52,8 +62,21 @@ export async function buildTestDisk(out: string, opts: { sizeMiB?: number } = {}
     // sfdisk reads its script on stdin.
     await new Promise<void>((resolve, reject) => {
       const p = execFile('sfdisk', ['-q', disk], (e) => (e ? reject(e) : resolve()));
-      p.stdin!.end(`label: dos\nlabel-id: 0x0ad15c00\nstart=${PART_START}, size=${fsBytes / SECTOR}, type=83, bootable\n`);
+      const data = dataMiB ? `start=${PART_START + fsBytes / SECTOR}, size=${(dataMiB * 1024 * 1024) / SECTOR}, type=83\n` : '';
+      p.stdin!.end(`label: dos\nlabel-id: 0x0ad15c00\nstart=${PART_START}, size=${fsBytes / SECTOR}, type=83, bootable\n${data}`);
     });
+    let dataUuid: string | undefined;
+    if (opts.data) {
+      const dir = join(work, 'datafs');
+      for (const [path, content] of Object.entries(opts.data.files)) {
+        await mkdir(join(dir, path, '..'), { recursive: true });
+        await writeFile(join(dir, path), content);
+      }
+      await mkdir(dir, { recursive: true });
+      dataUuid = opts.data.uuid ?? randomUUID();
+      // Written straight into the disk at the partition's offset (no loop device, no separate image).
+      await run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', `offset=${(PART_START * SECTOR + fsBytes)}`, '-d', dir, '-U', dataUuid, '-L', 'outrig-data', disk, `${dataMiB * 1024}k`]);
+    }
     const early = join(work, 'early.cfg');
     await writeFile(
       early,
@@ -84,7 +107,7 @@ export async function buildTestDisk(out: string, opts: { sizeMiB?: number } = {}
     }
     await mkdir(join(out, '..'), { recursive: true });
     await copyFile(disk, out);
-    return { path: out, sizeBytes: sizeMiB * 1024 * 1024, readyMarker: guest.readyMarker };
+    return { path: out, sizeBytes: sizeMiB * 1024 * 1024, readyMarker: guest.readyMarker, rootUuid: uuid, dataUuid };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -58,7 +58,9 @@ function filesOf(image: string, offset: number): Record<string, string> {
 }
 
 test('a disk image backed up file by file is rebuilt from the snapshot and boots', async () => {
-  const disk = await buildTestDisk(join(tmp.path, 'disk.raw'));
+  const random = Buffer.alloc(1300 * 1024);
+  for (let i = 0; i < random.length; i += 4) random.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const disk = await buildTestDisk(join(tmp.path, 'disk.raw'), { rootUuid: '0b0e0b0e-1111-4222-8333-000000000001', data: { sizeMiB: 16, uuid: '0b0e0b0e-1111-4222-8333-000000000002', files: { 'hello.txt': 'hello from the data filesystem\n', 'sub/nested.txt': 'nested\n', 'blob.bin': random } } });
   const before = await readDiskLayout(disk.path, disk.sizeBytes);
   const offset = before.partitions[0]!.start * 512;
   writeFileSync(join(tmp.path, 'note.txt'), 'written before the backup\n');
@@ -71,7 +73,10 @@ test('a disk image backed up file by file is rebuilt from the snapshot and boots
   const repo = await Repository.init(storage, 'bmr', { scrypt: { N: 2 ** 10, r: 8, p: 1 } });
   const { id, manifest } = await backupDiskImage(repo, disk.path);
   assert.equal(manifest.bmrReady, true);
-  assert.deepEqual(manifest.filesystems, [{ partition: 1, path: '/p1' }]);
+  assert.deepEqual(manifest.filesystems, [{ partition: 1, path: '/p1' }, { partition: 2, path: '/p2' }]);
+  const dataOffset = before.partitions[1]!.start * 512;
+  const dataFiles = filesOf(disk.path, dataOffset);
+  assert.deepEqual(Object.keys(dataFiles).sort(), ['/blob.bin', '/hello.txt', '/sub/nested.txt']);
   rmSync(disk.path);
 
   const reopened = await Repository.open(storage, 'bmr');
@@ -82,7 +87,10 @@ test('a disk image backed up file by file is rebuilt from the snapshot and boots
   assert.deepEqual(after.partitions, before.partitions);
   assert.deepEqual(after.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize, f.inodeSize]), before.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize, f.inodeSize]));
   assert.deepEqual(after.filesystems[0]!.features?.sort(), before.filesystems[0]!.features?.sort());
+  assert.deepEqual(after.filesystems.map((f) => [f.uuid, f.label]), [['0b0e0b0e-1111-4222-8333-000000000001', 'outrig-root'], ['0b0e0b0e-1111-4222-8333-000000000002', 'outrig-data']]);
   assert.deepEqual(filesOf(rebuilt, offset), files);
+  assert.deepEqual(filesOf(rebuilt, dataOffset), dataFiles);
+  execFileSync('e2fsck', ['-fn', `${rebuilt}?offset=${dataOffset}`], { stdio: 'ignore' });
   execFileSync('e2fsck', ['-fn', `${rebuilt}?offset=${offset}`], { stdio: 'ignore' });
 
   assert.equal(await boots(rebuilt, disk.readyMarker), true, 'the rebuilt disk boots to the ready marker');
