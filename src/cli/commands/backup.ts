@@ -79,6 +79,12 @@ class Progress {
   }
 }
 
+async function findSnapshot(repo: Repository, ref: string) {
+  return repo.findSnapshot(ref).catch((e: Error) => {
+    throw new CliError(e.message);
+  });
+}
+
 async function locked<T>(repo: Repository, purpose: string, exclusive: boolean, fn: () => Promise<T>): Promise<T> {
   let lock: Lock;
   try {
@@ -203,9 +209,7 @@ export function backupCommands(program: Command): void {
     .action(async (ref: string, _o, cmd: Command) => {
       const f = flags(cmd);
       const repo = await openRepo(f);
-      const s = await repo.findSnapshot(ref).catch((e: Error) => {
-        throw new CliError(e.message);
-      });
+      const s = await findSnapshot(repo, ref);
       const m = s.manifest as BmrManifest | undefined;
       const bmrReady = !!m?.bmrReady;
       if (f.json) return printJson({ ...s, bmrReady });
@@ -236,9 +240,7 @@ export function backupCommands(program: Command): void {
       if (!o.target === !o.disk) throw new CliError('give --target DIR (files) or --disk IMAGE (the whole disk)', 2);
       if (o.systemState && !o.disk) throw new CliError('--system-state goes with --disk IMAGE (the machine disk to repair)', 2);
       const repo = await openRepo(f);
-      const s = await repo.findSnapshot(ref).catch((e: Error) => {
-        throw new CliError(e.message);
-      });
+      const s = await findSnapshot(repo, ref);
       if (o.disk && o.systemState) {
         const start = Date.now();
         const r = await locked(repo, 'restore', false, () =>
