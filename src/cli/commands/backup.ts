@@ -198,8 +198,8 @@ export function backupCommands(program: Command): void {
       const snaps = await repo.snapshots();
       if (f.json) return printJson(snaps);
       printTable(
-        ['ID', 'TIME', 'HOST', 'PATHS', 'FILES', 'SIZE', 'TAGS'],
-        snaps.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.hostname, s.paths.join(','), s.stats.files, bytes(s.stats.bytes), s.tags.join(',') || '-']),
+        ['ID', 'TIME', 'HOST', 'PATHS', 'FILES', 'SIZE', 'BMR', 'TAGS'],
+        snaps.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.hostname, s.paths.join(','), s.stats.files, bytes(s.stats.bytes), (s.manifest as BmrManifest | undefined)?.bmrReady ? 'yes' : 'no', s.tags.join(',') || '-']),
       );
     });
 
@@ -224,7 +224,7 @@ export function backupCommands(program: Command): void {
         directories: s.stats.dirs,
         size: bytes(s.stats.bytes),
         bmrReady: bmrReady ? 'yes' : 'no (a file backup: no disk layout or boot loader recorded)',
-        disk: m ? { table: `${m.layout.table.label} ${m.layout.table.id}`, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `partition ${x.partition}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what) } : undefined,
+        disk: m ? { table: `${m.layout.table.label} ${m.layout.table.id}`, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `partition ${x.partition}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what), systemState: m.ssr } : undefined,
       });
     });
 
