@@ -79,7 +79,8 @@ export class Storage {
     if (!pid) return;
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline && (await this.pid())) await new Promise((r) => setTimeout(r, 100));
+    // The process itself, not its pidfile: diskd removes the pidfile before its last moments.
+    while (Date.now() < deadline && (await isLiveProcessWith(pid, this.paths.dir))) await new Promise((r) => setTimeout(r, 100));
   }
 
   call<T>(method: string, path: string, body?: unknown): Promise<T> {
