@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Archiver, type BackupOptions } from './archiver.ts';
-import { Chunker } from './chunker.ts';
+import { Chunker, chunkLengths } from './chunker.ts';
 import { bootAreas, readDiskLayout, sfdiskScript, type DiskLayout } from './disk-layout.ts';
 import type { Repository, SnapshotRecord } from './repository.ts';
 import { Restorer } from './restorer.ts';
@@ -53,9 +53,8 @@ async function saveRaw(repo: Repository, image: string, offset: number, length: 
       got += n;
     }
     const ids: string[] = [];
-    const chunker = new Chunker(repo.chunker, repo.gear);
-    for (let at = 0; at < got; ) {
-      const n = chunker.cut(buf.subarray(at, got), true);
+    let at = 0;
+    for (const n of chunkLengths(buf.subarray(0, got), new Chunker(repo.chunker, repo.gear))) {
       ids.push(await repo.saveBlob('data', buf.subarray(at, at + n)));
       at += n;
     }

@@ -5,7 +5,7 @@
  * Blob ids are an HMAC of the plaintext under a second key, so ids do not tell which well-known
  * content a repository holds. An unencrypted repository (on purpose) uses plain SHA-256 ids.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt } from 'node:crypto';
 
 export interface ScryptParams {
   N: number;
@@ -121,11 +121,4 @@ export async function openMasterKey(passphrase: string, kf: KeyFile): Promise<Bu
   } catch {
     throw new WrongPassphraseError();
   }
-}
-
-/** Compares two ids in constant time (ids of secret content are secrets too). */
-export function sameId(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }

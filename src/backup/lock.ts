@@ -51,7 +51,7 @@ export async function acquireLock(storage: RepoStorage, purpose: string, exclusi
       if (exclusive) await storage.remove('locks', f.name);
       continue;
     }
-    if (conflicts({ ...mine() }, other)) {
+    if (conflicts(mine(), other)) {
       await storage.remove('locks', name);
       throw new LockedError(`the repository is locked ${other.exclusive ? 'exclusively ' : ''}by ${other.purpose} (pid ${other.pid} on ${other.host}, since ${other.time}); try again when it is done`);
     }

@@ -61,7 +61,7 @@ export class PackBuilder {
     const len = Buffer.alloc(4);
     len.writeUInt32LE(sealed.length);
     const data = Buffer.concat([...this.parts, sealed, len, PACK_MAGIC]);
-    return { id: createHash('sha256').update(data).digest('hex'), data, blobs: this.blobs };
+    return { id: packId(data), data, blobs: this.blobs };
   }
 }
 

@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
 import { decode, encode, loadCodec } from './codec.ts';
 import { AeadCrypter, newMasterKey, openMasterKey, PlainCrypter, sealMasterKey, WrongPassphraseError, type Crypter, type KeyFile, type ScryptParams } from './crypto.ts';
-import { PackBuilder, readPackHeader, type BlobKind, type Codec, type PackedBlob } from './pack.ts';
+import { PackBuilder, packId, readPackHeader, type BlobKind, type Codec, type PackedBlob } from './pack.ts';
 import { SealPool } from './seal-pool.ts';
 import type { RepoStorage } from './storage.ts';
 
@@ -158,7 +158,7 @@ export class Repository {
     for (const f of await this.storage.list('data')) {
       if (known.has(f.name)) continue;
       const data = await this.storage.read('data', f.name);
-      if (createHash('sha256').update(data).digest('hex') !== f.name) continue; // torn or damaged: verify reports it
+      if (packId(data) !== f.name) continue; // torn or damaged: verify reports it
       const blobs = readPackHeader(data, this.crypter, f.name);
       for (const b of blobs) if (!this.index.has(b.id)) this.index.set(b.id, { ...b, pack: f.name });
       this.unindexed.push({ pack: f.name, blobs });

@@ -10,7 +10,8 @@
  * small files took 2.5 s with synchronous calls, 3.9 s with 8 at a time through libuv's thread
  * pool and 8.9 s one at a time asynchronously (ext4).
  */
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Repository, SnapshotRecord } from './repository.ts';
@@ -41,15 +42,7 @@ function seconds(ns: string): number {
   return Number(BigInt(ns) / 1000n) / 1e6 + 5e-7;
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(' ')}: ${err.trim()}`))));
-  });
-}
+const run = promisify(execFile);
 
 function isZero(b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;

@@ -73,10 +73,6 @@ export class SealPool {
     return Promise.all(this.ready).then(() => undefined);
   }
 
-  get pending(): number {
-    return this.jobs.size;
-  }
-
   /** Compresses and seals a copy of `plain` (the caller may reuse its buffer at once). */
   seal(plain: Uint8Array): Promise<Sealed> {
     // A copy with a buffer of its own (Buffer#slice would share, and transferring would take the caller's).

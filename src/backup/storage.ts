@@ -1,6 +1,6 @@
 /**
  * Where a repository keeps its files. The repository code sees only this interface (whole-file
- * writes, whole or ranged reads, listing, removal), so an object store can stand in for the local
+ * writes and reads, listing, removal), so an object store can stand in for the local
  * directory without touching it.
  */
 import { randomBytes } from 'node:crypto';
@@ -27,7 +27,6 @@ export interface RepoStorage {
   /** Writes a whole file, durably and atomically; with `exclusive`, fails if it exists. */
   write(kind: FileKind, name: string, data: Uint8Array, opts?: { exclusive?: boolean }): Promise<void>;
   read(kind: FileKind, name: string): Promise<Buffer>;
-  readAt(kind: FileKind, name: string, offset: number, length: number): Promise<Buffer>;
   list(kind: FileKind): Promise<{ name: string; size: number }[]>;
   remove(kind: FileKind, name: string): Promise<void>;
   exists(kind: FileKind, name: string): Promise<boolean>;
@@ -82,20 +81,6 @@ export class LocalStorage implements RepoStorage {
     return readFile(this.path(kind, name)).catch((e: NodeJS.ErrnoException) => {
       throw e.code === 'ENOENT' ? new NotFoundError(kind, name) : e;
     });
-  }
-
-  async readAt(kind: FileKind, name: string, offset: number, length: number): Promise<Buffer> {
-    const fh = await open(this.path(kind, name), 'r').catch((e: NodeJS.ErrnoException) => {
-      throw e.code === 'ENOENT' ? new NotFoundError(kind, name) : e;
-    });
-    try {
-      const buf = Buffer.alloc(length);
-      const { bytesRead } = await fh.read(buf, 0, length, offset);
-      if (bytesRead !== length) throw new Error(`${kind}/${name} is shorter than expected: ${bytesRead} of ${length} bytes at ${offset}`);
-      return buf;
-    } finally {
-      await fh.close();
-    }
   }
 
   async list(kind: FileKind): Promise<{ name: string; size: number }[]> {

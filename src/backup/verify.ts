@@ -2,9 +2,9 @@
  * `verify`: re-reads every pack, checks its hash, opens and re-hashes every blob, then walks every
  * snapshot and names the ones that refer to a damaged or missing blob, with the file it belongs to.
  */
-import { createHash } from 'node:crypto';
 import { decode } from './codec.ts';
 import type { IndexEntry, Repository } from './repository.ts';
+import { packId } from './pack.ts';
 import { decodeTree } from './tree.ts';
 
 export interface VerifyReport {
@@ -32,7 +32,7 @@ export async function verifyRepository(repo: Repository, onProgress?: (packsDone
     const data = await repo.storage.read('data', pack);
     report.packs++;
     report.bytes += data.length;
-    if (createHash('sha256').update(data).digest('hex') !== pack) report.damagedPacks.push({ pack, reason: 'its content does not hash to its name' });
+    if (packId(data) !== pack) report.damagedPacks.push({ pack, reason: 'its content does not hash to its name' });
     for (const e of entries) {
       report.blobs++;
       const what = `blob ${e.id.slice(0, 12)} in pack ${pack.slice(0, 12)}`;

@@ -383,12 +383,18 @@ export class Controller {
     const tenant = tenants.find((t) => t.name === inst.spec.tenant);
     const others = instances.filter((i) => i.id !== inst.id);
     const admitted = new Map<string, { pool: string; portions: Portion[] }>();
+    const views = new Map(
+      pools.map((p) => {
+        const model = poolModel(p, members.get(p.id)!, this.opts.allocation);
+        return [p.id, { model, ents: entitlementsIn(p.name, tenants), vms: vmsIn(model, others) }];
+      }),
+    );
     const fits: MemoryFit = (h) => {
       const pool = pools.find((p) => members.get(p.id)!.some((m) => m.id === h.id));
       if (!pool) return { ok: false, why: 'in no memory pool' };
       if (!tenantMayUse(tenant, pool.name)) return { ok: false, why: `in memory pool ${pool.name}, where tenant ${inst.spec.tenant} has no entitlement` };
-      const model = poolModel(pool, members.get(pool.id)!, this.opts.allocation);
-      const a = admit(model, entitlementsIn(pool.name, tenants), vmsIn(model, others), { id: inst.id, tenant: inst.spec.tenant, sizeMiB: inst.spec.memoryMiB, hostId: h.id });
+      const v = views.get(pool.id)!;
+      const a = admit(v.model, v.ents, v.vms, { id: inst.id, tenant: inst.spec.tenant, sizeMiB: inst.spec.memoryMiB, hostId: h.id });
       if (!a.ok) return { ok: false, why: a.message };
       admitted.set(h.id, { pool: pool.name, portions: a.portions });
       return { ok: true };

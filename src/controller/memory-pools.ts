@@ -26,11 +26,6 @@ export function poolMembers(pools: MemoryPool[], hosts: Host[]): Map<string, Hos
   return out;
 }
 
-export function poolOfHost(pools: MemoryPool[], hosts: Host[], hostId: string): MemoryPool | undefined {
-  const members = poolMembers(pools, hosts);
-  return pools.find((p) => members.get(p.id)!.some((h) => h.id === hostId));
-}
-
 export function poolModel(pool: MemoryPool, members: Host[], allocation: AllocationPolicy): PoolModel {
   const inv = members
     .filter((h) => h.status.inventory)
