@@ -5,13 +5,15 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { mkdir, stat } from 'node:fs/promises';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { createLogger } from '../common/log.ts';
 import { VERSION } from '../common/version.ts';
 import { QemuDriver, probeKvm, type Accel, type KvmProbeResult } from '../hypervisor/index.ts';
-import { PROTOCOL_VERSION, type AgentOp, type ControllerMessage, type DiskImageRef, type VolumeReport } from '../model/agent-protocol.ts';
+import { PROTOCOL_VERSION, type AgentMessage, type AgentOp, type BackupRepoRef, type ControllerMessage, type DiskImageRef, type VolumeReport } from '../model/agent-protocol.ts';
 import type { VolumeSource } from '../disk/diskd.ts';
 import { Storage } from './storage.ts';
+import { VolumeBackups } from './backups.ts';
 import { X509Certificate } from 'node:crypto';
 import { httpsRequest } from '../common/https.ts';
 import { createCsr } from '../pki/csr.ts';
@@ -86,8 +88,13 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const storage = new Storage(join(cfg.dataDir, 'diskd'), log);
   await storage.ensureRunning();
   let volumes: VolumeReport[] = [];
+  // Volumes being filled from a backup: not reported until they hold the whole disk.
+  const backups = new VolumeBackups(storage, join(cfg.dataDir, 'backup-work'));
+  const filling = new Set<string>(backups.recover());
   const refreshVolumes = async () => {
-    volumes = (await storage.volumes()).map((v) => ({ id: v.name, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes, snapshots: v.snapshots }));
+    volumes = (await storage.volumes())
+      .filter((v) => !filling.has(v.name))
+      .map((v) => ({ id: v.name, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes, snapshots: v.snapshots }));
     sendReport();
   };
   await refreshVolumes();
@@ -111,8 +118,34 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     await storage.registerImage(image.id, staging);
   };
 
+  const progressOf = (opId: string) => (progress: Extract<AgentMessage, { type: 'op-progress' }>['progress']) => conn?.send({ type: 'op-progress', opId, progress });
+
+  /**
+   * A new volume rebuilt from a backup. A marker file says the volume is not whole yet: a restore
+   * cut short by an agent crash is started again from scratch, and on failure the volume is deleted,
+   * so nothing half-made stays or is ever reported.
+   */
+  const restoreVolume = async (op: Extract<AgentOp, { kind: 'volume.ensure' }>, from: { repository: BackupRepoRef; snapshotId: string }) => {
+    const marker = backups.restoreMarker(op.volumeId);
+    const exists = (await storage.volumes()).some((v) => v.name === op.volumeId);
+    if (exists && !existsSync(marker)) return;
+    filling.add(op.volumeId);
+    try {
+      writeFileSync(marker, '');
+      if (exists) await storage.deleteVolume(op.volumeId);
+      await storage.createVolume(op.volumeId, { sizeBytes: op.sizeBytes, blockSize: op.blockSize });
+      await backups.restoreInto(op.volumeId, from.repository, from.snapshotId, progressOf(op.opId)).catch(async (e: Error) => {
+        await storage.deleteVolume(op.volumeId).catch((d: Error) => log.warn({ volume: op.volumeId, err: d.message }, 'could not remove the half-restored volume'));
+        throw e;
+      });
+    } finally {
+      rmSync(marker, { force: true });
+      filling.delete(op.volumeId);
+    }
+  };
+
   const consoles = new Map<string, FileTail>();
-  const runOp = async (op: AgentOp): Promise<void> => {
+  const runOp = async (op: AgentOp): Promise<void | Record<string, unknown>> => {
     switch (op.kind) {
       case 'vm.start':
         return vms.start(op.instanceId, op.vm);
@@ -132,6 +165,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     try {
       switch (op.kind) {
         case 'volume.ensure': {
+          if (op.source && 'backup' in op.source) return await restoreVolume(op, op.source.backup);
           let source: VolumeSource | undefined;
           if (op.source && 'image' in op.source) {
             await ensureDiskImage(op.source.image);
@@ -149,6 +183,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           return await storage.createSnapshot(op.volumeId, op.snapshotId);
         case 'snapshot.delete':
           return await storage.deleteSnapshot(op.volumeId, op.snapshotId);
+        case 'backup.create':
+          return { ...(await backups.backup(op, progressOf(op.opId))) };
+        case 'backup.forget':
+          return await backups.forget(op.repository, op.snapshotId);
+        case 'backup.restore-system-state':
+          return await backups.restoreSystemState(op.volumeId, op.repository, op.snapshotId);
       }
     } finally {
       await refreshVolumes().catch((e: Error) => log.warn({ err: e.message }, 'could not list volumes'));
@@ -190,7 +230,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         log.info({ op: m.op.opId, kind: m.op.kind }, 'operation');
         void journal.run(m.op.opId, () => runOp(m.op)).then((r) => {
           if (!r.ok) log.warn({ op: m.op.opId, err: r.error }, 'operation failed');
-          conn?.send({ type: 'op-result', opId: m.op.opId, ok: r.ok, error: r.error });
+          conn?.send({ type: 'op-result', opId: m.op.opId, ok: r.ok, error: r.error, result: r.result });
         });
         break;
       case 'console-open':

@@ -10,6 +10,8 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 export interface OpOutcome {
   ok: boolean;
   error?: string;
+  /** What the operation answers besides success (a backup's snapshot id and figures). */
+  result?: Record<string, unknown>;
 }
 
 export class OpJournal {
@@ -32,13 +34,13 @@ export class OpJournal {
     }
   }
 
-  run(opId: string, work: () => Promise<void>): Promise<OpOutcome> {
+  run(opId: string, work: () => Promise<void | Record<string, unknown>>): Promise<OpOutcome> {
     const known = this.done.get(opId);
     if (known) return Promise.resolve(known);
     const inFlight = this.running.get(opId);
     if (inFlight) return inFlight;
     const p = work()
-      .then((): OpOutcome => ({ ok: true }))
+      .then((result): OpOutcome => (result ? { ok: true, result } : { ok: true }))
       .catch((e: unknown): OpOutcome => ({ ok: false, error: e instanceof Error ? e.message : String(e) }))
       .then(async (outcome) => {
         this.done.set(opId, outcome);

@@ -23,6 +23,7 @@ import { memoryRoutes } from './routes/memory.ts';
 import { systemRoutes } from './routes/system.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 import { volumeRoutes } from './routes/volumes.ts';
+import { backupRoutes } from './routes/backups.ts';
 import { trustRoutes } from './routes/trust.ts';
 
 export interface ApiServices {
@@ -125,6 +126,7 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     tenantRoutes(v1 as Api, services);
     memoryRoutes(v1 as Api, services);
     volumeRoutes(v1 as Api, services);
+    backupRoutes(v1 as Api, services);
     trustRoutes(v1 as Api, services);
   }, { prefix: '/v1' });
   systemRoutes(app, services);

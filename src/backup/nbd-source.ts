@@ -31,9 +31,12 @@ export async function withExportImage<T>(socket: string, exportName: string, fn:
   }
 }
 
-/** Writes an image into an NBD export (a new, empty volume of at least the image's size). */
-export async function copyImageToExport(image: string, socket: string, exportName: string): Promise<void> {
-  await run('nbdcopy', ['--target-is-zero', '--flush', image, nbdUri(socket, exportName)]).catch((e: Error & { stderr?: string }) => {
+/**
+ * Writes an image into an NBD export of at least the image's size. A new, empty volume is known
+ * to read as zeroes, so zero extents are skipped; otherwise they are written as zero requests.
+ */
+export async function copyImageToExport(image: string, socket: string, exportName: string, o: { targetIsZero?: boolean } = {}): Promise<void> {
+  await run('nbdcopy', [...(o.targetIsZero === false ? [] : ['--target-is-zero']), '--flush', image, nbdUri(socket, exportName)]).catch((e: Error & { stderr?: string }) => {
     throw new Error(`cannot write into ${exportName} over NBD: ${e.stderr?.trim() || e.message}`, { cause: e });
   });
 }

@@ -19,11 +19,13 @@ import {
   type VmReport,
   type VolumeReport,
 } from '../model/agent-protocol.ts';
+import type { BackupProgress } from '../model/backup.ts';
 import type { Peer, TrustService } from './trust.ts';
 
 export interface OpResult {
   ok: boolean;
   error?: string;
+  result?: Record<string, unknown>;
 }
 
 type Hello = Extract<AgentMessage, { type: 'hello' }>;
@@ -34,6 +36,7 @@ export interface AgentHubEvents {
   /** A report arrived (it is also the heartbeat); `changed` lists instances whose VM report changed. */
   onReport(hostId: string, changed: string[], first: boolean): void;
   onOpResult(hostId: string, opId: string, result: OpResult): void;
+  onOpProgress(hostId: string, opId: string, progress: BackupProgress): void;
   onDisconnect(hostId: string): void;
 }
 
@@ -185,11 +188,14 @@ export class AgentHub {
       case 'op-result': {
         const p = s.inflight.get(msg.opId);
         s.inflight.delete(msg.opId);
-        const result = { ok: msg.ok, error: msg.error };
+        const result = { ok: msg.ok, error: msg.error, result: msg.result };
         p?.resolve(result);
         this.events.onOpResult(s.hostId, msg.opId, result);
         break;
       }
+      case 'op-progress':
+        this.events.onOpProgress(s.hostId, msg.opId, msg.progress);
+        break;
       case 'console-data':
         s.consoles.get(msg.streamId)?.write(Buffer.from(msg.data, 'base64'));
         break;

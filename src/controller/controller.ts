@@ -19,6 +19,8 @@ import { hostPhase, type LivePhase } from './host-phase.ts';
 import { planInstance, type DesiredDisk } from './instance-plan.ts';
 import { entitlementsIn, poolMembers, poolModel, tenantMayUse, vmsIn } from './memory-pools.ts';
 import { BALLOON_OP_PREFIX, MemoryReconciler } from './memory-reconciler.ts';
+import { BackupReconciler, type BackupConfig } from './backup-reconciler.ts';
+import type { BackupProgress } from '../model/backup.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { allocatableOf, schedule, type AllocationPolicy, type MemoryFit, type SchedulableHost } from './scheduler.ts';
 import { planSnapshot, planVolume } from './volume-plan.ts';
@@ -32,13 +34,17 @@ export interface ControllerOptions {
   clock: () => Date;
   log: Logger;
   metrics: ControllerMetrics;
+  backup: BackupConfig;
 }
+
+/** Operations the API sends and awaits itself (system-state restores): no resource folds their answers. */
+export const DIRECT_OP_PREFIX = 'direct/';
 
 /** lastHeartbeatAt is persisted at most this often; liveness itself is judged from memory. */
 const HEARTBEAT_PERSIST_MS = 15_000;
 
 type Hello = Extract<AgentMessage, { type: 'hello' }>;
-type Kind = 'host' | 'instance' | 'volume' | 'snapshot' | 'memory';
+type Kind = 'host' | 'instance' | 'volume' | 'snapshot' | 'memory' | 'backup';
 type WithLastOp = { lastOp?: LastOp; phase: string };
 
 export class Controller {
@@ -51,6 +57,7 @@ export class Controller {
   /** Placement is serialised so two resources never both take the last free capacity. */
   private scheduling: Promise<unknown> = Promise.resolve();
   private readonly memory: MemoryReconciler;
+  readonly backups: BackupReconciler;
 
   constructor(
     private readonly store: Store,
@@ -68,8 +75,10 @@ export class Controller {
       volume: q('volume', (id) => this.reconcileVolume(id)),
       snapshot: q('snapshot', (id) => this.reconcileSnapshot(id)),
       memory: q('memory', (id) => this.memory.reconcile(id)),
+      backup: q('backup', (id) => this.backups.reconcile(id)),
     };
     this.memory = new MemoryReconciler({ store, hub: () => this.hub, allocation: opts.allocation, clock: opts.clock, log: opts.log });
+    this.backups = new BackupReconciler({ store, hub: () => this.hub, config: opts.backup, clock: opts.clock, log: opts.log, enqueue: (id) => this.queues.backup.add(id) });
   }
 
   attachHub(hub: AgentHub): void {
@@ -103,6 +112,7 @@ export class Controller {
     for (const i of await this.store.instances.list()) this.queues.instance.add(i.id);
     for (const v of await this.store.volumes.list()) this.queues.volume.add(v.id);
     for (const s of await this.store.snapshots.list()) this.queues.snapshot.add(s.id);
+    for (const b of await this.store.backups.list()) if (b.status.phase !== 'completed' && b.status.phase !== 'failed') this.queues.backup.add(b.id);
     this.enqueuePools();
   }
 
@@ -137,6 +147,7 @@ export class Controller {
     for (const i of await this.store.instances.list()) if (!i.status.hostId || i.status.hostId === hostId) this.queues.instance.add(i.id);
     for (const v of await this.store.volumes.list()) if (!v.status.hostId || v.status.hostId === hostId) this.queues.volume.add(v.id);
     for (const s of await this.store.snapshots.list()) if (!s.status.hostId || s.status.hostId === hostId) this.queues.snapshot.add(s.id);
+    for (const b of await this.store.backups.list()) if (b.status.phase !== 'completed' && b.status.phase !== 'failed') this.queues.backup.add(b.id);
   }
 
   // ---- agent events ----
@@ -183,9 +194,20 @@ export class Controller {
   onOpResult(hostId: string, opId: string, result: OpResult): void {
     this.opts.metrics.agentOps.inc({ result: result.ok ? 'ok' : 'error' });
     if (opId.startsWith(BALLOON_OP_PREFIX)) return this.memory.onBalloonResult(hostId, opId, result);
+    if (opId.startsWith(DIRECT_OP_PREFIX)) return;
+    if (opId.startsWith('b-')) return this.backups.onOpResult(opId, result);
     this.opResults.set(opId, result);
     const id = opId.split('/')[0];
     if (id) this.routeById(id);
+  }
+
+  /** Progress of a backup, or of a volume being rebuilt from one. */
+  onOpProgress(opId: string, progress: BackupProgress): void {
+    const id = opId.split('/')[0]!;
+    const write = id.startsWith('b-')
+      ? this.backups.onProgress(opId, progress)
+      : this.store.volumes.update(id, (cur) => (cur.status.lastOp?.opId === opId && cur.status.phase === 'creating' ? { status: { ...cur.status, progress } } : null));
+    void write.catch((e: Error) => this.opts.log.warn({ err: e.message, opId }, 'could not record progress'));
   }
 
   async onDisconnect(hostId: string): Promise<void> {
@@ -493,6 +515,7 @@ export class Controller {
             vm.image = { id: image.id, name: image.name, cmdline: image.spec.cmdline, readyMarker: image.spec.readyMarker, files: image.spec.files };
           }
         }
+        vm.readyMarker = inst.spec.readyMarker ?? vm.readyMarker;
         if (!vm.image && !disks.some((d) => d.boot)) return { error: 'the instance has neither a kernel image nor a boot volume' };
         return { opId, kind, instanceId: inst.id, vm };
       }
@@ -529,6 +552,13 @@ export class Controller {
       const src = snap ? await this.store.volumes.get(snap.spec.volume) : undefined;
       if (!src) return { error: `source snapshot ${v.spec.source.snapshot} is gone` };
       return src.status.hostId ? { hostId: src.status.hostId } : { wait: `waiting for volume ${src.name} to be placed` };
+    }
+    if (v.spec.source && 'backup' in v.spec.source) {
+      // The host that made the backup sees its repository; another host would need the same path.
+      const b = await this.store.backups.get(v.spec.source.backup);
+      if (!b) return { error: `backup ${v.spec.source.backup} is gone` };
+      const h = b.status.hostId ? await this.store.hosts.get(b.status.hostId) : undefined;
+      if (h && h.status.phase === 'ready') return { hostId: h.id };
     }
     const hosts = (await this.capacity()).filter((h) => h.phase === 'ready' && !h.cordoned);
     if (!hosts.length) return { wait: 'no ready host to create it on' };
@@ -611,6 +641,10 @@ export class Controller {
           const img = await this.store.images.get(src.image);
           if (!img || img.status.phase !== 'ready' || img.spec.kind !== 'disk') return { error: `disk image ${src.image} is not available` };
           op.source = { image: { id: img.id, name: img.name, file: img.spec.files.disk } };
+        } else if (src && 'backup' in src) {
+          const b = await this.store.backups.get(src.backup);
+          if (!b?.status.result || b.status.phase !== 'completed') return { error: `backup ${src.backup} is not completed` };
+          op.source = { backup: { repository: this.backups.repo(b.spec.repository), snapshotId: b.status.result.snapshotId } };
         }
         return op;
       }

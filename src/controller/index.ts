@@ -47,6 +47,8 @@ export interface ControllerConfig {
   /** Extra names/addresses for the server certificate. */
   serverNames?: string[];
   hostCertDays?: number;
+  /** Where backups go unless they name a repository (a path every host sees; default: dataDir/backups). */
+  backupRepository?: string;
 }
 
 export interface RunningController {
@@ -101,6 +103,11 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     clock: () => new Date(),
     log,
     metrics,
+    backup: {
+      defaultRepository: cfg.backupRepository ?? join(cfg.dataDir, 'backups'),
+      // Next to the admin token: an operator can open the cluster's repository with the standalone commands.
+      passphrase: await loadOrCreateSecret(join(clientDir, 'backup-passphrase')),
+    },
   });
   hub = new AgentHub(
     (peer) => (peer.kind === 'host' ? { hostId: peer.hostId } : { reason: peer.kind === 'none' ? peer.reason : 'not a host certificate' }),
@@ -110,6 +117,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       onHello: (m) => controller.onHello(m),
       onReport: (h, changed, first) => controller.onReport(h, changed, first),
       onOpResult: (h, op, r) => controller.onOpResult(h, op, r),
+      onOpProgress: (_h, op, p) => controller.onOpProgress(op, p),
       onDisconnect: (h) => void controller.onDisconnect(h).catch((e) => log.error({ err: e }, 'disconnect handling failed')),
     },
     log,

@@ -99,6 +99,7 @@ export function planVolume(v: Volume, ctx: VolumePlanContext): VolumePlan {
   }
   st.sizeBytes = o.sizeBytes;
   st.usedBytes = o.usedBytes;
+  st.progress = undefined;
   st.phase = v.spec.attachedTo || ctx.pluggedInto ? 'in-use' : 'available';
   st.message = undefined;
   if (o.sizeBytes < v.spec.sizeBytes && !waitingOn) {

@@ -6,6 +6,7 @@
 import { Type, type Static } from 'typebox';
 import { Inventory } from './host.ts';
 import { PortForward } from './instance.ts';
+import { BackupProgress } from './backup.ts';
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_STREAM_PATH = '/v1/agent/stream';
@@ -81,6 +82,10 @@ export const VmDefinition = Type.Object({
 });
 export type VmDefinition = Static<typeof VmDefinition>;
 
+/** A backup repository and its passphrase (the cluster's, sent over the mutual-TLS stream, never journaled or logged). */
+export const BackupRepoRef = Type.Object({ path: Type.String(), passphrase: Type.String() });
+export type BackupRepoRef = Static<typeof BackupRepoRef>;
+
 export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.start'), instanceId: Type.String(), vm: VmDefinition }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.restart'), instanceId: Type.String(), vm: VmDefinition }),
@@ -96,12 +101,24 @@ export const AgentOp = Type.Union([
     volumeId: Type.String(),
     sizeBytes: Type.Integer(),
     blockSize: Type.Optional(Type.Integer()),
-    source: Type.Optional(Type.Union([Type.Object({ volumeId: Type.String(), snapshotId: Type.String() }), Type.Object({ image: DiskImageRef })])),
+    source: Type.Optional(
+      Type.Union([
+        Type.Object({ volumeId: Type.String(), snapshotId: Type.String() }),
+        Type.Object({ image: DiskImageRef }),
+        /** Bare-metal recovery: the disk rebuilt from a BMR-ready backup snapshot. */
+        Type.Object({ backup: Type.Object({ repository: BackupRepoRef, snapshotId: Type.String() }) }),
+      ]),
+    ),
   }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('volume.resize'), volumeId: Type.String(), sizeBytes: Type.Integer() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('volume.delete'), volumeId: Type.String() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('snapshot.ensure'), volumeId: Type.String(), snapshotId: Type.String() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('snapshot.delete'), volumeId: Type.String(), snapshotId: Type.String() }),
+  /** Backs a volume up from a disk-engine snapshot; answers with a BackupResult. */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.create'), backupId: Type.String(), volumeId: Type.String(), repository: BackupRepoRef, tags: Type.Array(Type.String()), source: Type.String() }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.forget'), repository: BackupRepoRef, snapshotId: Type.String() }),
+  /** Puts a backup's system-state group back into a volume no VM has plugged in. */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-system-state'), volumeId: Type.String(), repository: BackupRepoRef, snapshotId: Type.String() }),
 ]);
 export type AgentOp = Static<typeof AgentOp>;
 
@@ -117,7 +134,9 @@ export const AgentMessage = Type.Union([
     volumes: Type.Array(VolumeReport),
   }),
   Type.Object({ type: Type.Literal('report'), vms: Type.Array(VmReport), volumes: Type.Array(VolumeReport) }),
-  Type.Object({ type: Type.Literal('op-result'), opId: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()) }),
+  Type.Object({ type: Type.Literal('op-result'), opId: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()), result: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
+  /** Progress of long operations (backups, restores), at most about once a second. */
+  Type.Object({ type: Type.Literal('op-progress'), opId: Type.String(), progress: BackupProgress }),
   Type.Object({ type: Type.Literal('console-data'), streamId: Type.String(), data: Type.String() }),
   Type.Object({ type: Type.Literal('console-end'), streamId: Type.String(), error: Type.Optional(Type.String()) }),
 ]);

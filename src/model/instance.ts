@@ -18,6 +18,8 @@ export const InstanceSpec = Type.Object({
   bootVolume: Type.Optional(Type.String()),
   /** Extra kernel command line for kernel images. */
   kernelArgs: Type.Optional(Type.String()),
+  /** What the guest prints on its serial console when it is up (default: its image's). */
+  readyMarker: Type.Optional(Type.String()),
   vcpus: Type.Integer(),
   memoryMiB: Type.Integer(),
   tenant: Type.String(),

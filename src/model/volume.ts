@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Condition, resourceSchema, type Resource } from './common.ts';
 import { LastOp } from './instance.ts';
+import { BackupProgress } from './backup.ts';
 
 export const VOLUME_PHASES = ['pending', 'creating', 'available', 'in-use', 'deleting', 'failed'] as const;
 export type VolumePhase = (typeof VOLUME_PHASES)[number];
@@ -8,6 +9,7 @@ export type VolumePhase = (typeof VOLUME_PHASES)[number];
 export const VolumeSource = Type.Union([
   Type.Object({ snapshot: Type.String({ description: 'snapshot id: the new volume is a writable clone of it' }) }, { additionalProperties: false }),
   Type.Object({ image: Type.String({ description: 'disk image id: the new volume is a clone of it' }) }, { additionalProperties: false }),
+  Type.Object({ backup: Type.String({ description: 'backup id: the new volume is the backed-up disk rebuilt (bare-metal recovery)' }) }, { additionalProperties: false }),
 ]);
 export type VolumeSource = Static<typeof VolumeSource>;
 
@@ -38,6 +40,8 @@ export const VolumeStatus = Type.Object({
   observedGeneration: Type.Integer(),
   lastOp: Type.Optional(LastOp),
   message: Type.Optional(Type.String()),
+  /** While the volume is rebuilt from a backup. */
+  progress: Type.Optional(BackupProgress),
 });
 export type VolumeStatus = Static<typeof VolumeStatus>;
 

@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Dialect } from 'kysely';
+import type { BackupSpec, BackupStatus } from '../model/backup.ts';
 import type { HostSpec, HostStatus } from '../model/host.ts';
 import type { ImageSpec, ImageStatus } from '../model/image.ts';
 import type { InstanceSpec, InstanceStatus } from '../model/instance.ts';
@@ -34,6 +35,7 @@ export interface Store {
   certificates: ResourceRepository<CertificateSpec, CertificateStatus>;
   enrollmentRules: ResourceRepository<EnrollmentRuleSpec, EnrollmentRuleStatus>;
   memoryPools: ResourceRepository<MemoryPoolSpec, MemoryPoolStatus>;
+  backups: ResourceRepository<BackupSpec, BackupStatus>;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     certificates: new ResourceRepository(db, 'certificates', 'Certificate', 'c', clock),
     enrollmentRules: new ResourceRepository(db, 'enrollment_rules', 'EnrollmentRule', 'r', clock),
     memoryPools: new ResourceRepository(db, 'memory_pools', 'MemoryPool', 'mp', clock),
+    backups: new ResourceRepository(db, 'backups', 'Backup', 'b', clock),
     close: () => db.destroy(),
   };
 }

@@ -53,6 +53,14 @@ const migrations: Record<string, Migration> = {
       await db.schema.dropTable('memory_pools').execute();
     },
   },
+  '0005_backups': {
+    async up(db: Kysely<unknown>) {
+      await createResourceTable(db, 'backups');
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('backups').execute();
+    },
+  },
 };
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

@@ -18,6 +18,7 @@ const CreateVolume = Type.Object(
       Type.Union([
         Type.Object({ snapshot: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
         Type.Object({ image: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+        Type.Object({ backup: Type.String({ minLength: 1, description: 'a BMR-ready backup: the disk is rebuilt into the new volume' }) }, { additionalProperties: false }),
       ]),
     ),
     host: Type.Optional(Type.String({ minLength: 1, description: 'host to create it on (default: chosen by the controller)' })),
@@ -41,7 +42,7 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
     sizeBytes?: number;
     tenant?: string;
     blockSize?: number;
-    source?: { snapshot: string } | { image: string };
+    source?: { snapshot: string } | { image: string } | { backup: string };
     host?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
@@ -69,6 +70,15 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
       if (img.status.phase !== 'ready') throw new ApiError(409, 'image_not_ready', `image '${img.name}' is still ${img.status.phase}`);
       minSize = img.spec.virtualSizeBytes;
       source = { image: img.id };
+    } else if (b.source && 'backup' in b.source) {
+      const bk = await s.store.backups.find(b.source.backup);
+      if (!bk) throw new ApiError(422, 'unknown_backup', `backup '${b.source.backup}' does not exist`);
+      if (bk.status.phase !== 'completed' || !bk.status.result) throw new ApiError(409, 'backup_not_ready', `backup '${bk.name}' is ${bk.status.phase}`);
+      if (!bk.status.result.bmrReady) throw new ApiError(422, 'not_bmr_ready', `backup '${bk.name}' is not BMR-ready: it cannot rebuild a disk`);
+      const orig = await s.store.volumes.get(bk.spec.volume);
+      if (orig && orig.spec.tenant !== tenant.name) throw new ApiError(422, 'tenant_mismatch', `backup '${bk.name}' is of a volume of tenant ${orig.spec.tenant}`);
+      minSize = bk.status.sizeBytes ?? MiB;
+      source = { backup: bk.id };
     }
     const sizeBytes = b.sizeBytes ?? (source ? minSize : undefined);
     if (sizeBytes === undefined) throw new ApiError(400, 'invalid_request', 'sizeBytes is required for an empty volume');

@@ -14,21 +14,14 @@ import { verifyRepository } from '../../backup/verify.ts';
 import { CliError } from '../errors.ts';
 import { printDetails, printJson, printTable } from '../output.ts';
 import { collect, parseIntStrict } from '../parse.ts';
+import { waitOptions, type WaitFlags } from '../wait.ts';
+import { clusterCreate, clusterDelete, clusterList, clusterRestore, clusterShow } from './backup-cluster.ts';
+import { bytes } from './backup-format.ts';
 
 interface RepoFlags {
   repo?: string;
   passphraseFile?: string;
   json?: boolean;
-}
-
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i ? n.toFixed(1) : n} ${units[i]}`;
 }
 
 /** The passphrase, from a file or the environment; never from an argument (it would show in ps). */
@@ -44,7 +37,7 @@ function passphrase(o: RepoFlags): string | undefined {
 }
 
 function storageOf(o: RepoFlags): LocalStorage {
-  if (!o.repo) throw new CliError('give the repository: outrig backup --repo DIR ... (backups through the controller, with policies, are not built yet)', 2);
+  if (!o.repo) throw new CliError('give the repository: outrig backup --repo DIR ... (the cluster\'s repository opens with --passphrase-file $OUTRIG_DATA/backup-passphrase)', 2);
   return new LocalStorage(resolve(o.repo));
 }
 
@@ -102,8 +95,8 @@ async function locked<T>(repo: Repository, purpose: string, exclusive: boolean, 
 export function backupCommands(program: Command): void {
   const backup = program
     .command('backup')
-    .description('file-based, deduplicated, encrypted backups (standalone with --repo, as restic users expect)')
-    .option('--repo <dir>', 'the repository directory')
+    .description('file-based, deduplicated, encrypted backups: of volumes through the controller, or standalone with --repo as restic users expect')
+    .option('--repo <dir>', 'work on this repository directly (standalone); without it, commands go to the controller')
     .option('--passphrase-file <file>', 'read the passphrase from this file (default: $OUTRIG_BACKUP_PASSPHRASE)');
   const flags = (cmd: Command): RepoFlags => cmd.optsWithGlobals<RepoFlags>();
 
@@ -128,14 +121,25 @@ export function backupCommands(program: Command): void {
       process.stdout.write(`repository ${repo.id.slice(0, 8)} created at ${storage.location}${o.encryption ? '' : ' (unencrypted)'}\n`);
     });
 
-  backup
-    .command('create [paths...]')
-    .description('back up files and directories, or a whole disk image (--disk, BMR-ready), into a new snapshot')
-    .option('--disk <image>', 'a raw disk image: its files, partition table, filesystem identities and boot loader, for bare-metal recovery')
-    .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
-    .option('--parent <snapshot>', 'compare against this snapshot to skip unchanged files (default: the latest one of the same paths and host)')
-    .action(async (paths: string[], o: { tag: string[]; parent?: string; disk?: string }, cmd: Command) => {
+  waitOptions(
+    backup
+      .command('create [paths...]')
+      .description('back up a volume or instance through the controller; with --repo: files and directories, or a whole disk image (--disk), into a new snapshot')
+      .option('--volume <volume>', 'cluster: back up this volume (BMR-ready: files, layout, identities, boot loader)')
+      .option('--instance <instance>', "cluster: back up this instance's boot volume")
+      .option('--name <name>', 'cluster: name of the backup (default: <volume>-<time>)')
+      .option('--repository <dir>', "cluster: repository directory as the volume's host sees it (default: the cluster's)")
+      .option('--disk <image>', 'standalone: a raw disk image: its files, partition table, filesystem identities and boot loader, for bare-metal recovery')
+      .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
+      .option('--parent <snapshot>', 'standalone: compare against this snapshot to skip unchanged files (default: the latest one of the same paths and host)'),
+  ).action(
+    async (paths: string[], o: { tag: string[]; parent?: string; disk?: string; volume?: string; instance?: string; name?: string; repository?: string } & WaitFlags, cmd: Command) => {
       const f = flags(cmd);
+      if (!f.repo) {
+        if (paths.length || o.disk) throw new CliError('files and disk images are backed up standalone: give --repo DIR', 2);
+        return clusterCreate(cmd, o);
+      }
+      if (o.volume || o.instance) throw new CliError('--volume and --instance go through the controller: drop --repo', 2);
       if (!o.disk === !paths.length) throw new CliError('give paths to back up, or --disk IMAGE (one of them)', 2);
       const repo = await openRepo(f);
       if (o.disk) {
@@ -187,13 +191,15 @@ export function backupCommands(program: Command): void {
         for (const e of p.errors) process.stderr.write(`could not back up ${e.path}: ${e.error}\n`);
       }
       if (p.errors.length) process.exitCode = 3;
-    });
+    },
+  );
 
   backup
     .command('list')
-    .description('list snapshots')
+    .description('list backups (with --repo: the repository\'s snapshots)')
     .action(async (_o, cmd: Command) => {
       const f = flags(cmd);
+      if (!f.repo) return clusterList(cmd);
       const repo = await openRepo(f);
       const snaps = await repo.snapshots();
       if (f.json) return printJson(snaps);
@@ -205,9 +211,10 @@ export function backupCommands(program: Command): void {
 
   backup
     .command('show <snapshot>')
-    .description('show a snapshot (id, unique id prefix, or latest)')
+    .description('show a backup (with --repo: a snapshot by id, unique id prefix, or latest)')
     .action(async (ref: string, _o, cmd: Command) => {
       const f = flags(cmd);
+      if (!f.repo) return clusterShow(cmd, ref);
       const repo = await openRepo(f);
       const s = await findSnapshot(repo, ref);
       const m = s.manifest as BmrManifest | undefined;
@@ -228,15 +235,23 @@ export function backupCommands(program: Command): void {
       });
     });
 
-  backup
-    .command('restore <snapshot>')
-    .description('restore files: each goes back to its original path under the target (T/<absolute path>)')
-    .option('--target <dir>', 'where to restore files')
-    .option('--disk <image>', 'rebuild the whole disk into this new image file (bare-metal recovery; the snapshot must be BMR-ready)')
-    .option('--system-state', 'with --disk: put back only the system state (OS configuration, boot files, boot loader) into that existing disk image, leaving user data as it is')
-    .option('--include <path>', 'restore only this absolute path or subtree (repeatable)', collect, [])
-    .action(async (ref: string, o: { target?: string; include: string[]; disk?: string; systemState?: boolean }, cmd: Command) => {
+  waitOptions(
+    backup
+      .command('restore <snapshot>')
+      .description('cluster: rebuild a backup into a new volume, or its system state into an existing one; with --repo: files (each to T/<original absolute path>) or disk images')
+      .option('--volume <volume>', 'cluster: the new volume to rebuild the disk into (bare-metal recovery), or with --system-state the existing volume to repair')
+      .option('--tenant <tenant>', 'cluster: tenant of the new volume')
+      .option('--target <dir>', 'standalone: where to restore files')
+      .option('--disk <image>', 'standalone: rebuild the whole disk into this new image file (bare-metal recovery; the snapshot must be BMR-ready)')
+      .option('--system-state', 'with --volume or --disk: put back only the system state (OS configuration, boot files, boot loader) into that existing disk, leaving user data as it is')
+      .option('--include <path>', 'standalone: restore only this absolute path or subtree (repeatable)', collect, []),
+  ).action(
+    async (ref: string, o: { target?: string; include: string[]; disk?: string; systemState?: boolean; volume?: string; tenant?: string } & WaitFlags, cmd: Command) => {
       const f = flags(cmd);
+      if (!f.repo) {
+        if (o.target || o.disk) throw new CliError('--target and --disk restore from a repository directly: give --repo DIR', 2);
+        return clusterRestore(cmd, ref, o);
+      }
       if (!o.target === !o.disk) throw new CliError('give --target DIR (files) or --disk IMAGE (the whole disk)', 2);
       if (o.systemState && !o.disk) throw new CliError('--system-state goes with --disk IMAGE (the machine disk to repair)', 2);
       const repo = await openRepo(f);
@@ -280,6 +295,15 @@ export function backupCommands(program: Command): void {
       const seconds = (Date.now() - start) / 1000;
       if (f.json) return printJson({ snapshot: s.id, target: resolve(target), files: r.files, bytes: r.bytes, seconds });
       process.stdout.write(`restored ${r.files} files, ${bytes(r.bytes)} from snapshot ${s.id.slice(0, 8)} to ${resolve(target)} in ${seconds.toFixed(1)} s\n`);
+    },
+  );
+
+  backup
+    .command('delete <backup>')
+    .description("cluster: delete a backup and forget its snapshot in the repository")
+    .action(async (ref: string, _o, cmd: Command) => {
+      if (flags(cmd).repo) throw new CliError('standalone repositories forget snapshots with prune', 2);
+      return clusterDelete(cmd, ref);
     });
 
   backup

@@ -1,6 +1,6 @@
 /** `outrig controller` and `outrig agent`: the long-running processes. */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { CliError } from '../errors.ts';
@@ -49,6 +49,7 @@ export function daemonCommands(program: Command): void {
     .option('--advertise-url <url>', 'API URL told to discovering hosts (default: https on the listen address)')
     .addOption(new Option('--heartbeat-ms <ms>', 'agent heartbeat period').default(2000).argParser(parseIntStrict('--heartbeat-ms')))
     .addOption(new Option('--lost-after-ms <ms>', 'a host is lost after this long without heartbeats (default 5 heartbeats)').argParser(parseIntStrict('--lost-after-ms')))
+    .option('--backup-repository <dir>', 'where backups go unless they name a repository: a path every host sees (default: <data>/backups)')
     .action(
       async (o: {
         listen: string;
@@ -65,6 +66,7 @@ export function daemonCommands(program: Command): void {
         advertiseUrl?: string;
         heartbeatMs: number;
         lostAfterMs?: number;
+        backupRepository?: string;
       }) => {
         const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
         if (o.advertiseUrl && !/^https:\/\/[^/]+/.test(o.advertiseUrl)) throw new CliError(`--advertise-url must be an https:// URL, got '${o.advertiseUrl}'`, 2);
@@ -81,6 +83,7 @@ export function daemonCommands(program: Command): void {
             ? { port: o.discoveryPort, group: o.discoveryGroup, address: o.discoveryAddress, ratePerSource: o.discoveryRate, answerDeclines: !o.silentDeclines }
             : undefined,
           advertiseUrl: o.advertiseUrl,
+          backupRepository: o.backupRepository ? resolve(o.backupRepository) : undefined,
         });
         process.stderr.write(
           `outrig controller listening on ${c.url}\n` +

@@ -61,8 +61,9 @@ export function instanceCommands(program: Command): void {
       .option('--port <guestPort>', "guest TCP port to forward to the host (repeatable; default: the image's)", collect, [])
       .option('--label <key=value>', 'label (repeatable)', collect, [])
       .option('--no-start', 'create it stopped')
+      .option('--ready-marker <text>', "what the guest prints on its serial console when it is up (default: the image's)")
       .option('--wait-ready', "also wait for the guest's ready marker"),
-  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; vcpus: number; memory: number; tenant: string; port: string[]; label: string[]; start: boolean; waitReady?: boolean } & WaitFlags, cmd: Command) => {
+  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; readyMarker?: string; vcpus: number; memory: number; tenant: string; port: string[]; label: string[]; start: boolean; waitReady?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     if (!o.image === !o.bootVolume) throw new CliError('give --image or --boot-volume (one of them)', 2);
     const body = {
@@ -72,6 +73,7 @@ export function instanceCommands(program: Command): void {
       volumes: o.volume.length ? o.volume : undefined,
       rootDiskBytes: o.rootSize,
       kernelArgs: o.kernelArgs,
+      readyMarker: o.readyMarker,
       vcpus: o.vcpus,
       memoryMiB: o.memory,
       tenant: o.tenant,
@@ -146,12 +148,14 @@ export function instanceCommands(program: Command): void {
     ['stop', 'stopped', 'stop an instance (ACPI power button, forced after a timeout)'],
     ['restart', 'running', 'restart an instance'],
   ] as const) {
-    waitOptions(inst.command(`${action} <instance>`).description(help)).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+    const c = waitOptions(inst.command(`${action} <instance>`).description(help));
+    if (want === 'running') c.option('--wait-ready', "also wait for the guest's ready marker");
+    c.action(async (ref: string, o: WaitFlags & { waitReady?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const before = await ctx.api.get<Instance>(path(ref));
       const after = await ctx.api.post<Instance>(`${path(ref)}/${action}`);
       // A restart is done once the instance runs a boot newer than the one it had.
-      const final = await waitPhase(ctx, after, want, o, (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt);
+      const final = await waitPhase(ctx, after, want, { ...o, ready: o.waitReady }, (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt);
       if (ctx.json) return printJson(final);
       process.stdout.write(`${describe(final, after.name)}\n`);
     });

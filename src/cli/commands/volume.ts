@@ -74,7 +74,7 @@ export function volumeCommands(program: Command): void {
           gib(v.spec.sizeBytes),
           gib(v.status.usedBytes),
           v.spec.attachedTo ?? v.spec.ownedBy ?? '-',
-          v.spec.source ? ('snapshot' in v.spec.source ? `snapshot ${v.spec.source.snapshot}` : `image ${v.spec.source.image}`) : '-',
+          v.spec.source ? Object.entries(v.spec.source).map(([k, x]) => `${k} ${x}`)[0]! : '-',
           age(v.createdAt),
         ]),
       );

@@ -6,8 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { backupDiskImage, restoreDiskImage, restoreSystemState } from '../../../src/backup/bmr.ts';
@@ -15,6 +14,7 @@ import { readDiskLayout } from '../../../src/backup/disk-layout.ts';
 import { Repository } from '../../../src/backup/repository.ts';
 import { LocalStorage } from '../../../src/backup/storage.ts';
 import { buildTestDisk } from '../../../src/hypervisor/guest-image/test-disk.ts';
+import { debugfs, filesOf } from '../../helpers/disk-files.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { waitUntil } from '../../helpers/wait.ts';
 
@@ -33,28 +33,6 @@ async function boots(image: string, marker: string, timeoutMs = 120_000): Promis
   } finally {
     qemu.kill('SIGKILL');
   }
-}
-
-function debugfs(image: string, offset: number, request: string, write = false): string {
-  return execFileSync('debugfs', [...(write ? ['-w'] : []), '-R', request, `${image}?offset=${offset}`], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
-}
-
-/** Every file of the image's first filesystem with its checksum and mode, read with debugfs. */
-function filesOf(image: string, offset: number): Record<string, string> {
-  const dir = join(tmp.path, `dump-${Math.random().toString(16).slice(2)}`);
-  mkdirSync(dir);
-  execFileSync('debugfs', ['-R', `rdump / ${dir}`, `${image}?offset=${offset}`], { stdio: 'ignore' });
-  const out: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const e of readdirSync(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[p.slice(dir.length)] = `${(statSync(p).mode & 0o7777).toString(8)} ${createHash('sha256').update(readFileSync(p)).digest('hex')}`;
-    }
-  };
-  walk(dir);
-  rmSync(dir, { recursive: true });
-  return out;
 }
 
 test('a disk image backed up file by file is rebuilt from the snapshot and boots', async () => {

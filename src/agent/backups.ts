@@ -1,0 +1,160 @@
+/**
+ * The agent's backup operations on this host's volumes: back a volume up from a disk-engine
+ * snapshot (the guest keeps running and is not asked for help), rebuild a backup into a new volume
+ * (bare-metal recovery), put a backup's system state back into a volume, forget a snapshot.
+ * Nothing is mounted and no device is made: volumes are read and written over diskd's NBD socket.
+ */
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { backupDiskImage, restoreDiskImage, restoreSystemState } from '../backup/bmr.ts';
+import { acquireLock } from '../backup/lock.ts';
+import { copyImageToExport, withExportImage } from '../backup/nbd-source.ts';
+import { Repository, RepositoryError } from '../backup/repository.ts';
+import { ExistsError, LocalStorage } from '../backup/storage.ts';
+import type { BackupProgress, BackupResult } from '../model/backup.ts';
+import type { BackupRepoRef } from '../model/agent-protocol.ts';
+import type { Storage } from './storage.ts';
+
+export type ProgressSink = (p: BackupProgress) => void;
+
+/** Opens the repository, making it first if the directory holds none (the cluster's first backup there). */
+async function openOrInit(ref: BackupRepoRef): Promise<Repository> {
+  const storage = new LocalStorage(ref.path);
+  if (!(await storage.exists('config', 'config'))) {
+    await storage.create();
+    try {
+      return await Repository.init(storage, ref.passphrase);
+    } catch (e) {
+      // Another host made it at the same moment: use theirs.
+      if (!(e instanceof ExistsError || e instanceof RepositoryError)) throw e;
+    }
+  }
+  return Repository.open(storage, ref.passphrase);
+}
+
+async function withRepo<T>(ref: BackupRepoRef, purpose: string, fn: (repo: Repository) => Promise<T>): Promise<T> {
+  const repo = await openOrInit(ref);
+  const lock = await acquireLock(repo.storage, purpose, false);
+  try {
+    return await fn(repo);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Calls `sink` at most once a second. */
+function throttled(sink: ProgressSink): ProgressSink {
+  let last = 0;
+  return (p) => {
+    if (Date.now() - last < 1000) return;
+    last = Date.now();
+    sink(p);
+  };
+}
+
+export class VolumeBackups {
+  constructor(
+    private readonly storage: Storage,
+    /** Scratch space for temporary images: sparse, so only what the volume holds costs space. */
+    private readonly workDir: string,
+  ) {}
+
+  /** Present while a volume is being rebuilt from a backup. */
+  restoreMarker(volumeId: string): string {
+    return join(this.work(), `restore-${volumeId}.pending`);
+  }
+
+  /**
+   * At agent start: removes the scratch images a crash left, and names the volumes it left
+   * half-restored (their restore runs again when the controller resends it).
+   */
+  recover(): string[] {
+    const unfinished: string[] = [];
+    for (const f of readdirSync(this.work())) {
+      const m = /^restore-(.+)\.pending$/.exec(f);
+      if (m) unfinished.push(m[1]!);
+      else rmSync(join(this.workDir, f), { recursive: true, force: true });
+    }
+    return unfinished;
+  }
+
+  private work(): string {
+    mkdirSync(this.workDir, { recursive: true, mode: 0o700 });
+    return this.workDir;
+  }
+
+  async backup(o: { backupId: string; volumeId: string; repository: BackupRepoRef; tags: string[]; source: string }, onProgress: ProgressSink): Promise<BackupResult> {
+    const start = Date.now();
+    const progress = throttled(onProgress);
+    // A point-in-time view of the volume; re-running after a crash reuses it.
+    await this.storage.createSnapshot(o.volumeId, o.backupId);
+    try {
+      return await withRepo(o.repository, 'backup', async (repo) => {
+        progress({ stage: 'reading the volume snapshot', files: 0, bytes: 0 });
+        const r = await withExportImage(
+          this.storage.nbdSocket,
+          `${o.volumeId}@${o.backupId}`,
+          (image) => backupDiskImage(repo, image, { tags: o.tags, host: o.source, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) }),
+          this.work(),
+        );
+        return {
+          snapshotId: r.id,
+          bmrReady: r.manifest.bmrReady,
+          files: r.snapshot.stats.files,
+          bytes: r.snapshot.stats.bytes,
+          addedBytes: repo.stats.bytesStored,
+          partitions: r.manifest.layout.partitions.length,
+          filesystems: r.manifest.layout.filesystems.map((f) => ({ partition: f.partition, type: f.type, uuid: f.uuid, label: f.label })),
+          systemState: r.manifest.ssr,
+          seconds: (Date.now() - start) / 1000,
+        };
+      });
+    } finally {
+      await this.storage.deleteSnapshot(o.volumeId, o.backupId);
+    }
+  }
+
+  /**
+   * Rebuilds a BMR-ready snapshot into an image, then into the (new, empty) volume. The caller keeps
+   * the volume out of its reports until this resolves, and deletes it if this fails.
+   */
+  async restoreInto(volumeId: string, ref: BackupRepoRef, snapshotId: string, onProgress: ProgressSink): Promise<void> {
+    const progress = throttled(onProgress);
+    await withRepo(ref, 'restore', async (repo) => {
+      const snap = await repo.findSnapshot(snapshotId);
+      const image = join(this.work(), `restore-${volumeId}.raw`);
+      try {
+        progress({ stage: 'rebuilding the disk', files: 0, bytes: 0, totalBytes: snap.stats.bytes });
+        await restoreDiskImage(repo, snap, image);
+        progress({ stage: 'writing the volume', files: snap.stats.files, bytes: snap.stats.bytes, totalBytes: snap.stats.bytes });
+        await copyImageToExport(image, this.storage.nbdSocket, volumeId);
+      } finally {
+        rmSync(image, { force: true });
+      }
+    });
+  }
+
+  /** SSR: the volume's disk is read into an image, the system state put back there, and the image written back. */
+  async restoreSystemState(volumeId: string, ref: BackupRepoRef, snapshotId: string): Promise<{ paths: string[] }> {
+    return withRepo(ref, 'restore', async (repo) => {
+      const snap = await repo.findSnapshot(snapshotId);
+      return withExportImage(
+        this.storage.nbdSocket,
+        volumeId,
+        async (image) => {
+          const r = await restoreSystemState(repo, snap, image);
+          await copyImageToExport(image, this.storage.nbdSocket, volumeId, { targetIsZero: false });
+          return r;
+        },
+        this.work(),
+      );
+    });
+  }
+
+  async forget(ref: BackupRepoRef, snapshotId: string): Promise<void> {
+    await withRepo(ref, 'forget', async (repo) => {
+      const known = (await repo.snapshots()).some((s) => s.id === snapshotId);
+      if (known) await repo.removeSnapshot(snapshotId);
+    });
+  }
+}

@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { isAbsolute, normalize } from 'node:path';
+import { Type } from 'typebox';
+import { BackupResource } from '../../model/backup.ts';
+import { Name } from '../../model/common.ts';
+import { DIRECT_OP_PREFIX } from '../../controller/controller.ts';
+import { ApiError } from '../errors.ts';
+import type { Api, ApiServices } from '../server.ts';
+import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
+
+const CreateBackup = Type.Object(
+  {
+    name: Type.Optional(Name),
+    volume: Type.Optional(Type.String({ minLength: 1, description: 'the volume to back up (id or name)' })),
+    instance: Type.Optional(Type.String({ minLength: 1, description: 'or an instance: its boot volume' })),
+    repository: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "repository directory as the volume's host sees it (default: the cluster's)" })),
+    tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32 })),
+    ...MetadataFields,
+  },
+  { additionalProperties: false },
+);
+
+const RestoreSystemStateBody = Type.Object({ volume: Type.String({ minLength: 1, description: 'the machine disk to repair (id or name); no running VM may have it' }) }, { additionalProperties: false });
+
+const RestoreSystemStateResult = Type.Object({ backup: Type.String(), volume: Type.String(), restored: Type.Array(Type.String()), seconds: Type.Number() });
+
+/** `<volume>-<yyyymmdd-hhmmss>`, kept within a name's 63 characters. */
+function defaultName(volume: string, now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15).toLowerCase();
+  return `${volume.slice(0, 63 - stamp.length - 1).replace(/-+$/, '')}-${stamp}`;
+}
+
+export function backupRoutes(app: Api, s: ApiServices): void {
+  app.get('/backups', { schema: { tags: ['backups'], response: { 200: listOf(BackupResource) } } }, async () => ({ items: await s.store.backups.list() }));
+
+  app.get('/backups/:ref', { schema: { tags: ['backups'], params: RefParams, response: { 200: BackupResource, ...errors } } }, async (req) => s.store.backups.mustFind(req.params.ref));
+
+  app.post(
+    '/backups',
+    {
+      schema: {
+        tags: ['backups'],
+        summary: "Back up a volume (or an instance's boot volume) from a disk-engine snapshot: files, layout, identities and boot loader (BMR-ready)",
+        body: CreateBackup,
+        response: { 201: BackupResource, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      if (!b.volume === !b.instance) throw new ApiError(400, 'invalid_request', 'give volume or instance (one of them)');
+      let volumeRef = b.volume;
+      if (b.instance) {
+        const inst = await s.store.instances.find(b.instance);
+        if (!inst) throw new ApiError(422, 'unknown_instance', `instance '${b.instance}' does not exist`);
+        if (!inst.spec.bootVolume) throw new ApiError(422, 'no_boot_volume', `instance '${inst.name}' boots a kernel image and has no boot volume to back up`);
+        volumeRef = inst.spec.bootVolume;
+      }
+      const vol = await s.store.volumes.find(volumeRef!);
+      if (!vol) throw new ApiError(422, 'unknown_volume', `volume '${volumeRef}' does not exist`);
+      if (vol.status.phase === 'deleting' || vol.status.phase === 'failed') throw new ApiError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
+      const repository = b.repository ? normalize(b.repository) : s.controller.backups.defaultRepository;
+      if (!isAbsolute(repository)) throw new ApiError(400, 'invalid_request', `repository must be an absolute path, got '${b.repository}'`);
+      const name = b.name ?? defaultName(vol.name, new Date());
+      if (await s.store.backups.find(name)) throw new ApiError(409, 'exists', `a backup named '${name}' exists`);
+      const created = await s.store.backups.create({
+        name,
+        labels: b.labels,
+        annotations: b.annotations,
+        spec: { volume: vol.id, repository, tags: b.tags ?? [] },
+        status: { phase: 'pending', conditions: [], volumeName: vol.name },
+      });
+      await s.controller.reconcileNow('backup', created.id);
+      return reply.status(201).send((await s.store.backups.get(created.id)) ?? created);
+    },
+  );
+
+  app.delete(
+    '/backups/:ref',
+    { schema: { tags: ['backups'], summary: 'Delete a backup and forget its snapshot in the repository (prune frees the data)', params: RefParams, response: { 202: BackupResource, ...errors } } },
+    async (req, reply) => {
+      const b = await s.store.backups.mustFind(req.params.ref);
+      const restoring = (await s.store.volumes.list()).filter((v) => v.spec.source && 'backup' in v.spec.source && v.spec.source.backup === b.id && v.status.phase !== 'available' && v.status.phase !== 'in-use');
+      if (restoring.length) throw new ApiError(409, 'in_use', `volume ${restoring.map((v) => v.name).join(', ')} is being restored from backup '${b.name}'`);
+      const updated = await s.store.backups.update(b.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+      await s.controller.reconcileNow('backup', b.id);
+      return reply.status(202).send((await s.store.backups.get(b.id)) ?? updated);
+    },
+  );
+
+  app.post(
+    '/backups/:ref/restore-system-state',
+    {
+      schema: {
+        tags: ['backups'],
+        summary: "Put the backup's system state (OS configuration, boot files, boot loader) back into a machine disk, leaving user data as it is",
+        params: RefParams,
+        body: RestoreSystemStateBody,
+        response: { 200: RestoreSystemStateResult, ...errors },
+      },
+    },
+    async (req) => {
+      const b = await s.store.backups.mustFind(req.params.ref);
+      const result = b.status.result;
+      if (b.status.phase !== 'completed' || !result) throw new ApiError(409, 'backup_not_ready', `backup '${b.name}' is ${b.status.phase}`);
+      if (!result.systemState.length) throw new ApiError(422, 'no_system_state', `backup '${b.name}' holds no system state (no /etc or /boot on its filesystems)`);
+      const vol = await s.store.volumes.find(req.body.volume);
+      if (!vol) throw new ApiError(422, 'unknown_volume', `volume '${req.body.volume}' does not exist`);
+      const hostId = vol.status.hostId;
+      if (!hostId || (vol.status.phase !== 'available' && vol.status.phase !== 'in-use')) throw new ApiError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
+      if (!s.hub.isConnected(hostId)) throw new ApiError(409, 'host_not_connected', `the agent of host ${vol.status.hostName ?? hostId} is not connected`);
+      const plugged = new Set(s.hub.vmsWithDisk(hostId, vol.id).filter((id) => s.hub.vm(hostId, id)?.state !== 'stopped'));
+      const users = (await s.store.instances.list()).filter(
+        (i) => plugged.has(i.id) || ((i.spec.bootVolume === vol.id || vol.spec.attachedTo === i.id) && !['stopped', 'failed', 'pending'].includes(i.status.phase)),
+      );
+      if (users.length || plugged.size) throw new ApiError(409, 'in_use', `volume '${vol.name}' is in use by instance ${users.map((i) => i.name).join(', ') || [...plugged].join(', ')}; stop it first`);
+      const start = Date.now();
+      const r = await s.hub.sendOp(hostId, {
+        opId: `${DIRECT_OP_PREFIX}ssr/${vol.id}/${randomBytes(6).toString('hex')}`,
+        kind: 'backup.restore-system-state',
+        volumeId: vol.id,
+        repository: s.controller.backups.repo(b.spec.repository),
+        snapshotId: result.snapshotId,
+      });
+      if (!r.ok) throw new ApiError(500, 'restore_failed', `system-state restore failed: ${r.error ?? 'unknown error'}`);
+      return { backup: b.id, volume: vol.id, restored: ((r.result as { paths?: string[] } | undefined)?.paths ?? []), seconds: (Date.now() - start) / 1000 };
+    },
+  );
+}

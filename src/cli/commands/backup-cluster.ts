@@ -1,0 +1,128 @@
+/**
+ * `outrig backup ...` without --repo: backups of volumes through the controller, into the
+ * cluster's repository (or one a backup names).
+ */
+import type { Command } from 'commander';
+import type { Backup, BackupProgress } from '../../model/backup.ts';
+import type { Volume } from '../../model/volume.ts';
+import { contextOf } from '../context.ts';
+import { CliError } from '../errors.ts';
+import { age, printDetails, printJson, printTable } from '../output.ts';
+import { waitFor, type WaitFlags } from '../wait.ts';
+import { bytes } from './backup-format.ts';
+
+const bpath = (ref: string) => `/v1/backups/${encodeURIComponent(ref)}`;
+
+function progressText(p: BackupProgress | undefined, since?: string): string {
+  if (!p) return '';
+  const s = since ? Math.max((Date.now() - Date.parse(since)) / 1000, 0.001) : 0;
+  const rate = s && p.bytes ? `, ${bytes(p.bytes / s)}/s` : '';
+  const total = p.totalBytes ? ` of ${bytes(p.totalBytes)}` : '';
+  return ` — ${p.stage}: ${p.files} files, ${bytes(p.bytes)}${total}${rate}`;
+}
+
+function describe(b: Backup | undefined, name: string): string {
+  if (!b) return `backup ${name} is gone`;
+  const r = b.status.result;
+  const done = r ? `: ${r.files} files, ${bytes(r.bytes)} (${bytes(r.addedBytes)} new in the repository)${r.bmrReady ? ', BMR-ready' : ''} in ${r.seconds.toFixed(1)} s` : '';
+  return `backup ${b.name} of volume ${b.status.volumeName ?? b.spec.volume}: ${b.status.phase}${done}${progressText(b.status.progress, b.status.startedAt)}${b.status.message ? ` (${b.status.message})` : ''}`;
+}
+
+export async function clusterCreate(cmd: Command, o: { volume?: string; instance?: string; name?: string; tag: string[]; repository?: string } & WaitFlags): Promise<void> {
+  const ctx = contextOf(cmd);
+  if (!o.volume === !o.instance) throw new CliError('give --volume VOLUME or --instance INSTANCE (or --repo DIR and paths for a standalone backup)', 2);
+  const b = await ctx.api.post<Backup>('/v1/backups', { name: o.name, volume: o.volume, instance: o.instance, tags: o.tag.length ? o.tag : undefined, repository: o.repository });
+  const final = !o.wait
+    ? b
+    : await waitFor<Backup>({
+        poll: () => ctx.api.find<Backup>(bpath(b.id)),
+        done: (x) => x?.status.phase === 'completed',
+        fail: (x) => (x?.status.phase === 'failed' ? (x.status.message ?? `backup ${b.name} failed`) : !x ? `backup ${b.name} is gone` : undefined),
+        describe: (x) => describe(x, b.name),
+        timeoutMs: o.timeout * 1000,
+        quiet: ctx.json,
+        intervalMs: 500,
+      });
+  if (ctx.json) return printJson(final);
+  process.stdout.write(`${describe(final, b.name)}\n`);
+}
+
+export async function clusterList(cmd: Command): Promise<void> {
+  const ctx = contextOf(cmd);
+  const items = (await ctx.api.get<{ items: Backup[] }>('/v1/backups')).items;
+  if (ctx.json) return printJson(items);
+  printTable(
+    ['NAME', 'ID', 'PHASE', 'VOLUME', 'SNAPSHOT', 'BMR', 'FILES', 'SIZE', 'AGE'],
+    items.map((b) => [
+      b.name,
+      b.id,
+      b.status.phase,
+      b.status.volumeName ?? b.spec.volume,
+      b.status.result?.snapshotId.slice(0, 8) ?? '-',
+      b.status.result ? (b.status.result.bmrReady ? 'yes' : 'no') : '-',
+      b.status.result?.files ?? '-',
+      b.status.result ? bytes(b.status.result.bytes) : '-',
+      age(b.createdAt),
+    ]),
+  );
+}
+
+export async function clusterShow(cmd: Command, ref: string): Promise<void> {
+  const ctx = contextOf(cmd);
+  const b = await ctx.api.get<Backup>(bpath(ref));
+  if (ctx.json) return printJson(b);
+  const r = b.status.result;
+  printDetails({
+    name: b.name,
+    id: b.id,
+    phase: b.status.phase,
+    message: b.status.message,
+    volume: `${b.status.volumeName ?? '-'} (${b.spec.volume})`,
+    repository: b.spec.repository,
+    snapshot: r?.snapshotId,
+    bmrReady: r ? (r.bmrReady ? 'yes' : 'no') : undefined,
+    files: r?.files,
+    size: r ? bytes(r.bytes) : undefined,
+    addedToRepository: r ? bytes(r.addedBytes) : undefined,
+    diskSize: b.status.sizeBytes !== undefined ? bytes(b.status.sizeBytes) : undefined,
+    filesystems: r?.filesystems.map((f) => `partition ${f.partition}: ${f.type} UUID=${f.uuid ?? '-'} LABEL=${f.label ?? '-'}`),
+    systemState: r?.systemState,
+    progress: b.status.progress ? progressText(b.status.progress, b.status.startedAt).slice(3) : undefined,
+    tags: b.spec.tags,
+    startedAt: b.status.startedAt,
+    completedAt: b.status.completedAt,
+    createdAt: b.createdAt,
+  });
+}
+
+export async function clusterRestore(cmd: Command, ref: string, o: { volume?: string; systemState?: boolean; tenant?: string } & WaitFlags): Promise<void> {
+  const ctx = contextOf(cmd);
+  if (!o.volume) throw new CliError('give --volume NAME: a new volume to rebuild the disk into (or an existing one with --system-state); or --repo DIR --target DIR for files', 2);
+  if (o.systemState) {
+    const r = await ctx.api.post<{ restored: string[]; seconds: number }>(`${bpath(ref)}/restore-system-state`, { volume: o.volume });
+    if (ctx.json) return printJson(r);
+    process.stdout.write(`system state (${r.restored.join(', ')} and the boot areas) restored from backup ${ref} into volume ${o.volume} in ${r.seconds.toFixed(1)} s\n`);
+    return;
+  }
+  const v = await ctx.api.post<Volume>('/v1/volumes', { name: o.volume, tenant: o.tenant, source: { backup: ref } });
+  const final = !o.wait
+    ? v
+    : await waitFor<Volume>({
+        poll: () => ctx.api.find<Volume>(`/v1/volumes/${v.id}`),
+        done: (x) => !!x && (x.status.phase === 'available' || x.status.phase === 'in-use'),
+        fail: (x) => (x?.status.phase === 'failed' ? `restore into volume ${v.name} failed: ${x.status.message ?? 'see outrig volume show'}` : !x ? `volume ${v.name} is gone` : undefined),
+        describe: (x) => `volume ${v.name}: ${x?.status.phase ?? 'gone'}${progressText(x?.status.progress)}${x?.status.message ? ` (${x.status.message})` : ''}`,
+        timeoutMs: o.timeout * 1000,
+        quiet: ctx.json,
+        intervalMs: 500,
+      });
+  if (ctx.json) return printJson(final);
+  process.stdout.write(`volume ${v.name} ${final?.status.phase === 'creating' || !o.wait ? 'is being rebuilt' : 'rebuilt'} from backup ${ref}\n`);
+}
+
+export async function clusterDelete(cmd: Command, ref: string): Promise<void> {
+  const ctx = contextOf(cmd);
+  const b = await ctx.api.delete<Backup>(bpath(ref));
+  if (ctx.json) return printJson(b);
+  process.stdout.write(`backup ${b.name} deleted (its snapshot is forgotten; prune the repository to free the data)\n`);
+}

@@ -1,0 +1,93 @@
+/**
+ * Backups through the controller: each Backup resource is carried out by the agent of its volume's
+ * host (backup.create), and forgotten in the repository when deleted (backup.forget). The cluster's
+ * repository passphrase lives with the controller and travels only inside operations on the
+ * mutual-TLS agent stream.
+ */
+import type { Logger } from 'pino';
+import type { BackupRepoRef } from '../model/agent-protocol.ts';
+import type { Backup, BackupProgress } from '../model/backup.ts';
+import type { Store } from '../store/index.ts';
+import type { AgentHub, OpResult } from './agent-hub.ts';
+import { planBackup } from './backup-plan.ts';
+
+export interface BackupConfig {
+  /** The repository backups go to unless they name one. */
+  defaultRepository: string;
+  passphrase: string;
+}
+
+export class BackupReconciler {
+  private readonly answers = new Map<string, OpResult>();
+
+  constructor(
+    private readonly o: { store: Store; hub: () => AgentHub; config: BackupConfig; clock: () => Date; log: Logger; enqueue: (id: string) => void },
+  ) {}
+
+  get defaultRepository(): string {
+    return this.o.config.defaultRepository;
+  }
+
+  repo(path: string): BackupRepoRef {
+    return { path, passphrase: this.o.config.passphrase };
+  }
+
+  onOpResult(opId: string, result: OpResult): void {
+    this.answers.set(opId, result);
+    this.o.enqueue(opId.split('/')[0]!);
+  }
+
+  /** Progress of a running backup, written into its status (the agent sends it about once a second). */
+  async onProgress(opId: string, progress: BackupProgress): Promise<void> {
+    const id = opId.split('/')[0]!;
+    await this.o.store.backups.update(id, (cur) => (cur.status.phase === 'running' ? { status: { ...cur.status, progress } } : null));
+  }
+
+  async reconcile(id: string): Promise<void> {
+    const b = await this.o.store.backups.get(id);
+    if (!b) return;
+    const hub = this.o.hub();
+    const hostId = b.status.hostId ?? (await this.o.store.volumes.get(b.spec.volume))?.status.hostId;
+    const host = hostId ? await this.o.store.hosts.get(hostId) : undefined;
+    const last = b.status.lastOp;
+    const answer = last?.state === 'sent' ? this.answers.get(last.opId) : undefined;
+    const plan = planBackup(b, {
+      volume: await this.o.store.volumes.get(b.spec.volume),
+      host: { exists: !!host, connected: !!hostId && hub.isConnected(hostId), name: host?.name },
+      answer,
+      lastOpInFlight: !!hostId && !!last && hub.isInFlight(hostId, last.opId),
+      now: this.o.clock(),
+    });
+    if (plan.remove) {
+      await this.o.store.backups.delete(id);
+      this.o.log.info({ backup: b.name }, 'backup deleted');
+      return;
+    }
+    const wrote = await this.write(b, plan.status);
+    if (answer) this.answers.delete(last!.opId);
+    if (!wrote || !plan.send) return;
+    const target = plan.status.hostId!;
+    const repository = this.repo(b.spec.repository);
+    const op =
+      plan.send.kind === 'backup.create'
+        ? { opId: plan.send.opId, kind: plan.send.kind, backupId: b.id, volumeId: b.spec.volume, repository, tags: b.spec.tags, source: plan.status.volumeName ?? b.spec.volume }
+        : { opId: plan.send.opId, kind: plan.send.kind, repository, snapshotId: plan.status.result!.snapshotId };
+    hub.sendOp(target, op).catch(() => this.o.enqueue(id));
+  }
+
+  /** Writes the planned status unless the backup changed meanwhile (deleted, or a delete began): then it is planned again. */
+  private async write(b: Backup, status: Backup['status']): Promise<boolean> {
+    let wrote = false;
+    await this.o.store.backups.update(b.id, (cur) => {
+      if ((cur.status.phase === 'deleting') !== (b.status.phase === 'deleting') || JSON.stringify(cur.status.lastOp) !== JSON.stringify(b.status.lastOp)) return null;
+      if (JSON.stringify(cur.status) === JSON.stringify(status)) return null;
+      wrote = true;
+      return { status: { ...status, progress: status.phase === 'running' ? (cur.status.progress ?? status.progress) : status.progress } };
+    });
+    if (!wrote) {
+      const cur = await this.o.store.backups.get(b.id);
+      if (cur && JSON.stringify(cur.status) !== JSON.stringify(status)) this.o.enqueue(b.id);
+    }
+    return wrote;
+  }
+}
