@@ -20,7 +20,7 @@ import { decode, encode, loadCodec } from './codec.ts';
 import { AeadCrypter, newMasterKey, openMasterKey, PlainCrypter, sealMasterKey, WrongPassphraseError, type Crypter, type KeyFile, type ScryptParams } from './crypto.ts';
 import { PackBuilder, packId, readPackHeader, type BlobKind, type Codec, type PackedBlob } from './pack.ts';
 import { SealPool } from './seal-pool.ts';
-import type { RepoStorage } from './storage.ts';
+import { NotFoundError, type RepoStorage } from './storage.ts';
 
 /** Packs are closed at about this size: big enough for few files, small enough to rewrite in prune. */
 export const PACK_TARGET = 16 * 1024 * 1024;
@@ -228,7 +228,9 @@ export class Repository {
       await this.flushPack();
     }
     const cur = this.index.get(id)!;
-    const pack = await this.packData(cur.pack);
+    const pack = await this.packData(cur.pack).catch((err: Error) => {
+      throw err instanceof NotFoundError ? new RepositoryError(`pack ${cur.pack.slice(0, 12)} holding blob ${id.slice(0, 12)} is missing from the repository`) : err;
+    });
     if (cur.offset + cur.length > pack.length) throw new RepositoryError(`blob ${id.slice(0, 12)} lies beyond the end of pack ${cur.pack.slice(0, 12)} (truncated?)`);
     const sealed = pack.subarray(cur.offset, cur.offset + cur.length);
     const what = `blob ${id.slice(0, 12)} in pack ${cur.pack.slice(0, 12)}`;

@@ -1,0 +1,140 @@
+/**
+ * Backups through the API against a real controller, agent and diskd (no guest needed: the volume
+ * is written over NBD): bad requests get a clear 4xx and change nothing; a backup that cannot be
+ * made fails with the reason and leaves no disk-engine snapshot or scratch file behind; a restore
+ * that meets a missing pack fails and leaves no volume; deleting a backup forgets its snapshot.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { Repository } from '../../src/backup/repository.ts';
+import { LocalStorage } from '../../src/backup/storage.ts';
+import type { ApiClient } from '../../src/cli/client.ts';
+import type { RunningController } from '../../src/controller/index.ts';
+import { buildTestDisk } from '../../src/hypervisor/guest-image/test-disk.ts';
+import type { Backup } from '../../src/model/backup.ts';
+import type { Volume } from '../../src/model/volume.ts';
+import { tlsFetch } from '../helpers/https.ts';
+import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
+import { waitUntil } from '../helpers/wait.ts';
+
+const run = promisify(execFile);
+
+describe('backup API', { timeout: 300_000 }, () => {
+  let env: InProcessCluster;
+  let ctl: RunningController;
+  let api: ApiClient;
+  let good: Backup;
+  let diskBytes: number;
+
+  const volume = (ref: string) => api.find<Volume>(`/v1/volumes/${ref}`);
+  const backup = (ref: string) => api.find<Backup>(`/v1/backups/${ref}`);
+  const ready = async (name: string) => waitUntil(`volume ${name} available`, async () => (await volume(name))?.status.phase === 'available', 60_000);
+  const settled = async (name: string) => {
+    await waitUntil(`backup ${name} done`, async () => ['completed', 'failed'].includes((await backup(name))?.status.phase ?? ''), 120_000);
+    return (await backup(name))!;
+  };
+  const scratch = () => readdirSync(join(env.dir.path, 'agent', 'backup-work'));
+  const repoDir = () => join(env.dir.path, 'controller', 'backups');
+
+  before(async () => {
+    env = await startInProcess('bk-host');
+    ({ ctl, api } = env);
+    const disk = await buildTestDisk(join(env.dir.path, 'machine.raw'), { data: { sizeMiB: 8, files: { 'a.txt': 'a\n' } } });
+    diskBytes = disk.sizeBytes;
+    const v = await api.post<Volume>('/v1/volumes', { name: 'machine', sizeBytes: disk.sizeBytes });
+    await ready('machine');
+    await run('nbdcopy', [disk.path, `nbd+unix:///${v.id}?socket=${env.agent.storage.nbdSocket}`]);
+    await api.post('/v1/volumes', { name: 'blank', sizeBytes: 64 * 1024 * 1024 });
+    await ready('blank');
+    await api.post('/v1/backups', { volume: 'machine', name: 'good' });
+    good = await settled('good');
+    assert.equal(good.status.phase, 'completed', good.status.message);
+  });
+  after(() => env?.close());
+
+  async function send(method: string, path: string, body: unknown) {
+    const res = await tlsFetch(ctl.url + path, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken, method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as { error?: { code: string; message: string } } };
+  }
+  async function state() {
+    const strip = <T extends { updatedAt: string; status: unknown }>(xs: T[]) => xs.map((x) => ({ ...x, updatedAt: '', status: '' }));
+    return {
+      backups: strip((await api.get<{ items: Backup[] }>('/v1/backups')).items),
+      volumes: strip((await api.get<{ items: Volume[] }>('/v1/volumes')).items),
+      onHost: (await env.agent.storage.volumes()).map((v) => [v.name, v.snapshots]),
+    };
+  }
+  async function refused(method: string, path: string, body: unknown, status: number, message: RegExp) {
+    const before = await state();
+    const r = await send(method, path, body);
+    assert.equal(r.status, status, JSON.stringify(r.body));
+    assert.match(r.body.error?.message ?? '', message);
+    assert.deepEqual(await state(), before);
+  }
+
+  test('bad backup and restore requests are refused with the reason and change nothing', async () => {
+    await refused('POST', '/v1/backups', {}, 400, /give volume or instance/);
+    await refused('POST', '/v1/backups', { volume: 'machine', instance: 'x' }, 400, /give volume or instance/);
+    await refused('POST', '/v1/backups', { volume: 'nope' }, 422, /volume 'nope' does not exist/);
+    await refused('POST', '/v1/backups', { instance: 'nope' }, 422, /instance 'nope' does not exist/);
+    await refused('POST', '/v1/backups', { volume: 'machine', repository: 'relative/dir' }, 400, /absolute path/);
+    await refused('POST', '/v1/backups', { volume: 'machine', name: 'Not_A_Name' }, 400, /name/);
+    await refused('POST', '/v1/backups', { volume: 'machine', colour: 'red' }, 400, /colour/);
+    await refused('POST', '/v1/backups', { volume: 'machine', name: 'good' }, 409, /a backup named 'good' exists/);
+    await refused('POST', '/v1/volumes', { name: 'r1', source: { backup: 'nope' } }, 422, /backup 'nope' does not exist/);
+    await refused('POST', '/v1/volumes', { name: 'r1', source: { backup: 'good' }, sizeBytes: 2 * 1024 * 1024 }, 422, new RegExp(`at least the source's ${diskBytes} bytes`));
+    await refused('POST', '/v1/backups/good/restore-system-state', { volume: 'nope' }, 422, /volume 'nope' does not exist/);
+    await refused('POST', '/v1/backups/nope/restore-system-state', { volume: 'machine' }, 404, /nope/);
+  });
+
+  test('a backup of a disk without a partition table fails with the reason and leaves nothing behind', async () => {
+    await api.post('/v1/backups', { volume: 'blank', name: 'of-blank' });
+    const b = await settled('of-blank');
+    assert.equal(b.status.phase, 'failed');
+    assert.match(b.status.message ?? '', /backup failed: .*partition table/i);
+    const blankId = (await volume('blank'))!.id;
+    const onHost = (await env.agent.storage.volumes()).find((v) => v.name === blankId)!;
+    assert.deepEqual(onHost.snapshots, [], 'the disk-engine snapshot is deleted');
+    assert.deepEqual(scratch(), [], 'no scratch image left');
+    await refused('POST', '/v1/volumes', { name: 'r2', source: { backup: 'of-blank' } }, 409, /backup 'of-blank' is failed/);
+    await refused('POST', '/v1/backups/of-blank/restore-system-state', { volume: 'machine' }, 409, /is failed/);
+  });
+
+  test('a restore that meets a missing pack fails, and no volume is left', async () => {
+    await api.post('/v1/backups', { volume: 'machine', name: 'doomed' });
+    const b = await settled('doomed');
+    assert.equal(b.status.phase, 'completed');
+    // Remove every pack: whatever the restore reads first is missing.
+    const data = join(repoDir(), 'data');
+    const saved = readdirSync(data, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    const contents = saved.map((p) => readFileSync(p));
+    for (const p of saved) rmSync(p);
+    try {
+      const v = await api.post<Volume>('/v1/volumes', { name: 'from-doomed', source: { backup: 'doomed' } });
+      await waitUntil('the restore to fail', async () => (await volume('from-doomed'))?.status.phase === 'failed', 120_000);
+      assert.match((await volume('from-doomed'))!.status.message ?? '', /create failed: .*(pack|blob)/);
+      assert.ok(!(await env.agent.storage.volumes()).some((x) => x.name === v.id), 'the half-restored volume is gone from the host');
+      assert.deepEqual(scratch(), []);
+      await api.delete(`/v1/volumes/from-doomed`);
+      await waitUntil('the failed volume deleted', async () => !(await volume('from-doomed')));
+    } finally {
+      saved.forEach((p, i) => writeFileSync(p, contents[i]!));
+    }
+  });
+
+  test('deleting a backup forgets its snapshot in the repository', async () => {
+    const pass = readFileSync(join(env.dir.path, 'backup-passphrase'), 'utf8').trim();
+    const repo = await Repository.open(new LocalStorage(repoDir()), pass);
+    const snaps = (await repo.snapshots()).map((s) => s.id);
+    assert.ok(snaps.includes(good.status.result!.snapshotId));
+    await api.delete('/v1/backups/good');
+    await waitUntil('the backup gone', async () => !(await backup('good')));
+    const after = (await (await Repository.open(new LocalStorage(repoDir()), pass)).snapshots()).map((s) => s.id);
+    assert.deepEqual(after, snaps.filter((s) => s !== good.status.result!.snapshotId));
+  });
+});
