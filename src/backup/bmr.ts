@@ -39,6 +39,16 @@ export interface BmrManifest {
   ssr: string[];
 }
 
+/** Blobs a snapshot's BMR manifest holds outside its file tree (boot areas, raw partitions), by what they are. */
+export function manifestBlobs(manifest: unknown): { what: string; ids: string[] }[] {
+  const m = manifest as Partial<BmrManifest> | undefined;
+  if (m?.kind !== 'disk-image') return [];
+  return [
+    ...(m.bootAreas ?? []).map((a) => ({ what: `boot area ${a.what}`, ids: a.content })),
+    ...(m.rawPartitions ?? []).map((r) => ({ what: `raw partition ${r.partition}`, ids: r.content })),
+  ];
+}
+
 /** Where system state lives on a Linux root filesystem. */
 export const SYSTEM_STATE_PATHS = ['/etc', '/boot', '/usr/lib/modules', '/lib/modules', '/var/lib/dpkg'];
 

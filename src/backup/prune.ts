@@ -5,6 +5,7 @@
  * packs nobody uses are deleted, packs partly used are rewritten with what is still used. The new
  * packs and index are written before anything old is deleted, so an interruption loses nothing.
  */
+import { manifestBlobs } from './bmr.ts';
 import type { Repository } from './repository.ts';
 import { decodeTree } from './tree.ts';
 
@@ -61,9 +62,10 @@ export interface PruneResult {
   bytesFreed: number;
 }
 
-/** Blobs the snapshots reach: their trees and every file's content. */
-export async function usedBlobs(repo: Repository, trees: string[]): Promise<Set<string>> {
+/** Blobs the snapshots reach: their trees, every file's content, and their BMR manifests' raw areas. */
+export async function usedBlobs(repo: Repository, snaps: { tree: string; manifest?: unknown }[]): Promise<Set<string>> {
   const used = new Set<string>();
+  for (const s of snaps) for (const b of manifestBlobs(s.manifest)) for (const id of b.ids) used.add(id);
   const walk = async (id: string): Promise<void> => {
     if (used.has(id)) return;
     used.add(id);
@@ -72,7 +74,7 @@ export async function usedBlobs(repo: Repository, trees: string[]): Promise<Set<
       if (n.subtree) await walk(n.subtree);
     }
   };
-  for (const t of trees) await walk(t);
+  for (const s of snaps) await walk(s.tree);
   return used;
 }
 
@@ -84,7 +86,7 @@ export async function prune(repo: Repository, r: Retention, opts: { dryRun?: boo
   if (opts.dryRun) return result;
   for (const id of removed) await repo.removeSnapshot(id);
 
-  const used = await usedBlobs(repo, snaps.filter((s) => keep.has(s.id)).map((s) => s.tree));
+  const used = await usedBlobs(repo, snaps.filter((s) => keep.has(s.id)));
   const byPack = new Map<string, { used: string[]; unused: number }>();
   for (const e of repo.allEntries()) {
     const p = byPack.get(e.pack) ?? { used: [], unused: 0 };

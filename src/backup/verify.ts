@@ -2,6 +2,7 @@
  * `verify`: re-reads every pack, checks its hash, opens and re-hashes every blob, then walks every
  * snapshot and names the ones that refer to a damaged or missing blob, with the file it belongs to.
  */
+import { manifestBlobs } from './bmr.ts';
 import { decode } from './codec.ts';
 import type { IndexEntry, Repository } from './repository.ts';
 import { packId } from './pack.ts';
@@ -65,6 +66,12 @@ export async function verifyRepository(repo: Repository, onProgress?: (packsDone
       }
     };
     await walk(s.tree, '/');
+    for (const b of manifestBlobs(s.manifest)) {
+      for (const id of b.ids) {
+        if (bad.has(id)) problems.push(`${b.what}: ${bad.get(id)!}`);
+        else if (!repo.has(id)) problems.push(`${b.what}: blob ${id.slice(0, 12)} is not in the index`);
+      }
+    }
     report.snapshots.push({ id: s.id, time: s.time, ok: problems.length === 0, problems });
   }
   return report;

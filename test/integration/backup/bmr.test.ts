@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { backupDiskImage, restoreDiskImage, restoreSystemState } from '../../../src/backup/bmr.ts';
 import { readDiskLayout } from '../../../src/backup/disk-layout.ts';
+import { prune } from '../../../src/backup/prune.ts';
+import { verifyRepository } from '../../../src/backup/verify.ts';
 import { Repository } from '../../../src/backup/repository.ts';
 import { LocalStorage } from '../../../src/backup/storage.ts';
 import { buildTestDisk } from '../../../src/hypervisor/guest-image/test-disk.ts';
@@ -72,6 +74,15 @@ test('a disk image backed up file by file is rebuilt from the snapshot and boots
   execFileSync('e2fsck', ['-fn', `${rebuilt}?offset=${offset}`], { stdio: 'ignore' });
 
   assert.equal(await boots(rebuilt, disk.readyMarker), true, 'the rebuilt disk boots to the ready marker');
+
+  // The boot areas are blobs only the manifest refers to: prune must keep them and verify must check them.
+  const pruned = await prune(reopened, { last: 5 });
+  assert.deepEqual(pruned.removed, []);
+  assert.ok((await verifyRepository(reopened)).snapshots.every((s) => s.ok));
+  const twice = join(tmp.path, 'rebuilt-after-prune.raw');
+  await restoreDiskImage(reopened, await reopened.findSnapshot(id), twice);
+  const head = (p: string) => readFileSync(p).subarray(0, offset);
+  assert.ok(head(twice).equals(head(rebuilt)), 'the boot sector and gap come back after a prune');
 });
 
 test('system-state recovery puts the broken boot configuration back and leaves newer user data as it is', async () => {
