@@ -24,6 +24,7 @@ import { systemRoutes } from './routes/system.ts';
 import { tenantRoutes } from './routes/tenants.ts';
 import { volumeRoutes } from './routes/volumes.ts';
 import { backupRoutes } from './routes/backups.ts';
+import { backupPolicyRoutes } from './routes/backup-policies.ts';
 import { trustRoutes } from './routes/trust.ts';
 
 export interface ApiServices {
@@ -127,6 +128,7 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     memoryRoutes(v1 as Api, services);
     volumeRoutes(v1 as Api, services);
     backupRoutes(v1 as Api, services);
+    backupPolicyRoutes(v1 as Api, services);
     trustRoutes(v1 as Api, services);
   }, { prefix: '/v1' });
   systemRoutes(app, services);

@@ -21,7 +21,16 @@ export class BackupReconciler {
   private readonly answers = new Map<string, OpResult>();
 
   constructor(
-    private readonly o: { store: Store; hub: () => AgentHub; config: BackupConfig; clock: () => Date; log: Logger; enqueue: (id: string) => void },
+    private readonly o: {
+      store: Store;
+      hub: () => AgentHub;
+      config: BackupConfig;
+      clock: () => Date;
+      log: Logger;
+      enqueue: (id: string) => void;
+      /** A policy's backup completed, failed or went: its retention may let older ones go. */
+      settled: (policyId: string) => void;
+    },
   ) {}
 
   get defaultRepository(): string {
@@ -64,6 +73,7 @@ export class BackupReconciler {
       return;
     }
     const wrote = await this.write(b, plan.status);
+    if (wrote && b.spec.policy && plan.status.phase !== b.status.phase && (plan.status.phase === 'completed' || plan.status.phase === 'failed')) this.o.settled(b.spec.policy);
     if (answer) this.answers.delete(last!.opId);
     if (!wrote || !plan.send) return;
     const target = plan.status.hostId!;

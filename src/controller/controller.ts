@@ -20,6 +20,7 @@ import { planInstance, type DesiredDisk } from './instance-plan.ts';
 import { entitlementsIn, poolMembers, poolModel, tenantMayUse, vmsIn } from './memory-pools.ts';
 import { BALLOON_OP_PREFIX, MemoryReconciler } from './memory-reconciler.ts';
 import { BackupReconciler, type BackupConfig } from './backup-reconciler.ts';
+import { BackupPolicies } from './backup-policies.ts';
 import type { BackupProgress } from '../model/backup.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { allocatableOf, schedule, type AllocationPolicy, type MemoryFit, type SchedulableHost } from './scheduler.ts';
@@ -44,7 +45,7 @@ export const DIRECT_OP_PREFIX = 'direct/';
 const HEARTBEAT_PERSIST_MS = 15_000;
 
 type Hello = Extract<AgentMessage, { type: 'hello' }>;
-type Kind = 'host' | 'instance' | 'volume' | 'snapshot' | 'memory' | 'backup';
+type Kind = 'host' | 'instance' | 'volume' | 'snapshot' | 'memory' | 'backup' | 'backupPolicy';
 type WithLastOp = { lastOp?: LastOp; phase: string };
 
 export class Controller {
@@ -58,6 +59,7 @@ export class Controller {
   private scheduling: Promise<unknown> = Promise.resolve();
   private readonly memory: MemoryReconciler;
   readonly backups: BackupReconciler;
+  private readonly policies: BackupPolicies;
 
   constructor(
     private readonly store: Store,
@@ -76,9 +78,25 @@ export class Controller {
       snapshot: q('snapshot', (id) => this.reconcileSnapshot(id)),
       memory: q('memory', (id) => this.memory.reconcile(id)),
       backup: q('backup', (id) => this.backups.reconcile(id)),
+      backupPolicy: q('backupPolicy', (id) => this.policies.reconcile(id)),
     };
     this.memory = new MemoryReconciler({ store, hub: () => this.hub, allocation: opts.allocation, clock: opts.clock, log: opts.log });
-    this.backups = new BackupReconciler({ store, hub: () => this.hub, config: opts.backup, clock: opts.clock, log: opts.log, enqueue: (id) => this.queues.backup.add(id) });
+    this.backups = new BackupReconciler({
+      store,
+      hub: () => this.hub,
+      config: opts.backup,
+      clock: opts.clock,
+      log: opts.log,
+      enqueue: (id) => this.queues.backup.add(id),
+      settled: (policyId) => this.queues.backupPolicy.add(policyId),
+    });
+    this.policies = new BackupPolicies({
+      store,
+      clock: opts.clock,
+      log: opts.log,
+      enqueueBackup: (id) => this.queues.backup.add(id),
+      wakeAfter: (id, ms) => this.queues.backupPolicy.addAfter(id, ms),
+    });
   }
 
   attachHub(hub: AgentHub): void {
@@ -113,6 +131,7 @@ export class Controller {
     for (const v of await this.store.volumes.list()) this.queues.volume.add(v.id);
     for (const s of await this.store.snapshots.list()) this.queues.snapshot.add(s.id);
     for (const b of await this.store.backups.list()) if (b.status.phase !== 'completed' && b.status.phase !== 'failed') this.queues.backup.add(b.id);
+    for (const p of await this.store.backupPolicies.list()) this.queues.backupPolicy.add(p.id);
     this.enqueuePools();
   }
 

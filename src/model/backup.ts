@@ -56,3 +56,55 @@ export type BackupStatus = Static<typeof BackupStatus>;
 
 export const BackupResource = resourceSchema('Backup', BackupSpec, BackupStatus);
 export type Backup = Resource<BackupSpec, BackupStatus>;
+
+/** `<base>-<yyyymmdd-hhmmss>`, within a name's 63 characters. */
+export function backupName(base: string, now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15).toLowerCase();
+  return `${base.slice(0, 63 - stamp.length - 1).replace(/-+$/, '')}-${stamp}`;
+}
+
+export const Retention = Type.Object(
+  {
+    last: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: 'keep the newest n backups' })),
+    daily: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: 'keep the newest backup of each of the last n days' })),
+    weekly: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: 'the same per ISO week' })),
+    monthly: Type.Optional(Type.Integer({ minimum: 0, maximum: 100_000, description: 'the same per month' })),
+  },
+  { additionalProperties: false },
+);
+export type Retention = Static<typeof Retention>;
+
+export const BackupPolicySpec = Type.Object({
+  /** Cron expression (minute hour day month weekday), in UTC. */
+  schedule: Type.String(),
+  /** Instances whose labels include all of these have their boot volume backed up; empty means every instance with a boot volume. */
+  instanceLabels: Type.Record(Type.String(), Type.String()),
+  /** Applied per volume to the backups this policy made. */
+  retention: Retention,
+  repository: Type.String(),
+  paused: Type.Boolean(),
+});
+export type BackupPolicySpec = Static<typeof BackupPolicySpec>;
+
+export const BackupPolicyStatus = Type.Object({
+  phase: Type.Union([Type.Literal('active'), Type.Literal('paused')]),
+  conditions: Type.Array(Condition),
+  observedGeneration: Type.Integer(),
+  nextRunAt: Type.Optional(Type.String()),
+  /** Set by a "run now" request; cleared by the run. */
+  runRequestedAt: Type.Optional(Type.String()),
+  lastRun: Type.Optional(
+    Type.Object({
+      at: Type.String(),
+      /** Backups started by the run. */
+      started: Type.Array(Type.String()),
+      skipped: Type.Array(Type.Object({ instance: Type.String(), reason: Type.String() })),
+    }),
+  ),
+  /** Backups deleted by the retention rules so far. */
+  expired: Type.Integer(),
+});
+export type BackupPolicyStatus = Static<typeof BackupPolicyStatus>;
+
+export const BackupPolicyResource = resourceSchema('BackupPolicy', BackupPolicySpec, BackupPolicyStatus);
+export type BackupPolicy = Resource<BackupPolicySpec, BackupPolicyStatus>;

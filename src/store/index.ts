@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Dialect } from 'kysely';
-import type { BackupSpec, BackupStatus } from '../model/backup.ts';
+import type { BackupPolicySpec, BackupPolicyStatus, BackupSpec, BackupStatus } from '../model/backup.ts';
 import type { HostSpec, HostStatus } from '../model/host.ts';
 import type { ImageSpec, ImageStatus } from '../model/image.ts';
 import type { InstanceSpec, InstanceStatus } from '../model/instance.ts';
@@ -36,6 +36,7 @@ export interface Store {
   enrollmentRules: ResourceRepository<EnrollmentRuleSpec, EnrollmentRuleStatus>;
   memoryPools: ResourceRepository<MemoryPoolSpec, MemoryPoolStatus>;
   backups: ResourceRepository<BackupSpec, BackupStatus>;
+  backupPolicies: ResourceRepository<BackupPolicySpec, BackupPolicyStatus>;
   close(): Promise<void>;
 }
 
@@ -71,6 +72,7 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     enrollmentRules: new ResourceRepository(db, 'enrollment_rules', 'EnrollmentRule', 'r', clock),
     memoryPools: new ResourceRepository(db, 'memory_pools', 'MemoryPool', 'mp', clock),
     backups: new ResourceRepository(db, 'backups', 'Backup', 'b', clock),
+    backupPolicies: new ResourceRepository(db, 'backup_policies', 'BackupPolicy', 'bp', clock),
     close: () => db.destroy(),
   };
 }

@@ -55,10 +55,10 @@ const migrations: Record<string, Migration> = {
   },
   '0005_backups': {
     async up(db: Kysely<unknown>) {
-      await createResourceTable(db, 'backups');
+      for (const table of ['backups', 'backup_policies']) await createResourceTable(db, table);
     },
     async down(db: Kysely<unknown>) {
-      await db.schema.dropTable('backups').execute();
+      for (const table of ['backups', 'backup_policies']) await db.schema.dropTable(table).execute();
     },
   },
 };

@@ -14,7 +14,7 @@ export interface ResourceRow {
   resource_version: number;
 }
 
-export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots', 'certificates', 'enrollment_rules', 'memory_pools', 'backups'] as const;
+export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots', 'certificates', 'enrollment_rules', 'memory_pools', 'backups', 'backup_policies'] as const;
 export type ResourceTable = (typeof RESOURCE_TABLES)[number];
 
 export interface Database {
@@ -28,4 +28,5 @@ export interface Database {
   enrollment_rules: ResourceRow;
   memory_pools: ResourceRow;
   backups: ResourceRow;
+  backup_policies: ResourceRow;
 }

@@ -124,4 +124,16 @@ describe('volume backups through the controller', { timeout: 900_000 }, () => {
     assert.equal(debugfs(fixed, data, 'cat /data.txt'), 'version 2, written after the backup\n');
     await run('e2fsck', ['-fn', `${fixed}?offset=${root}`]);
   });
+
+  test('a backup policy from the CLI: run now, list, show', async () => {
+    const created = await c.ok('backup', 'policy', 'create', 'nightly', '--schedule', '0 3 * * *', '--keep-last', '1');
+    assert.match(created.stdout, /backup policy nightly created: \(every instance\) at '0 3 \* \* \*' UTC, keep last 1; next run \d{4}-/);
+    const ran = await c.ok('backup', 'policy', 'run', 'nightly');
+    assert.match(ran.stdout, /started nightly-app-\d{8}-\d{6}, nightly-web2-\d{8}-\d{6}/);
+    await waitUntil('both backups done', async () => (await c.json<Backup[]>('backup', 'list')).filter((b) => b.spec.policy && b.status.phase === 'completed').length === 2, 300_000);
+    assert.match((await c.ok('backup', 'policy', 'list')).stdout, /nightly\s+active\s+0 3 \* \* \*\s+\(every instance\)\s+last 1/);
+    const shown = await c.ok('backup', 'policy', 'show', 'nightly');
+    assert.match(shown.stdout, /nightly-web2-/);
+    assert.match((await c.ok('backup', 'show', ran.stdout.match(/nightly-web2-\d{8}-\d{6}/)![0])).stdout, /bmrReady:\s+yes/);
+  });
 });

@@ -15,7 +15,7 @@ import { LocalStorage } from '../../src/backup/storage.ts';
 import type { ApiClient } from '../../src/cli/client.ts';
 import type { RunningController } from '../../src/controller/index.ts';
 import { buildTestDisk } from '../../src/hypervisor/guest-image/test-disk.ts';
-import type { Backup } from '../../src/model/backup.ts';
+import type { Backup, BackupPolicy } from '../../src/model/backup.ts';
 import type { Volume } from '../../src/model/volume.ts';
 import { tlsFetch } from '../helpers/https.ts';
 import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
@@ -64,6 +64,7 @@ describe('backup API', { timeout: 300_000 }, () => {
   async function state() {
     const strip = <T extends { updatedAt: string; status: unknown }>(xs: T[]) => xs.map((x) => ({ ...x, updatedAt: '', status: '' }));
     return {
+      policies: strip((await api.get<{ items: BackupPolicy[] }>('/v1/backup-policies')).items),
       backups: strip((await api.get<{ items: Backup[] }>('/v1/backups')).items),
       volumes: strip((await api.get<{ items: Volume[] }>('/v1/volumes')).items),
       onHost: (await env.agent.storage.volumes()).map((v) => [v.name, v.snapshots]),
@@ -125,6 +126,38 @@ describe('backup API', { timeout: 300_000 }, () => {
     } finally {
       saved.forEach((p, i) => writeFileSync(p, contents[i]!));
     }
+  });
+
+  test('a policy backs up the labelled instances, keeps what its retention says, and refuses bad rules', async () => {
+    await api.post('/v1/instances', { name: 'app', bootVolume: 'machine', vcpus: 1, memoryMiB: 128, labels: { tier: 'web' }, start: false });
+    await api.post('/v1/instances', { name: 'kern', image: 'test', vcpus: 1, memoryMiB: 128, labels: { tier: 'web' }, start: false });
+    const body = { name: 'hourly', schedule: '0 * * * *', instanceLabels: { tier: 'web' }, retention: { last: 2 } };
+    await refused('POST', '/v1/backup-policies', { ...body, schedule: '0 * * *' }, 400, /five fields/);
+    await refused('POST', '/v1/backup-policies', { ...body, schedule: '0 25 * * *' }, 400, /not a cron expression/);
+    await refused('POST', '/v1/backup-policies', { ...body, retention: {} }, 400, /at least one rule/);
+    await refused('POST', '/v1/backup-policies', { ...body, retention: { last: -1 } }, 400, /last/);
+    await refused('POST', '/v1/backup-policies', { ...body, repository: 'rel' }, 400, /absolute path/);
+    await refused('POST', '/v1/backup-policies', { ...body, every: 'hour' }, 400, /every/);
+    const created = await api.post<BackupPolicy>('/v1/backup-policies', body);
+    assert.ok(Date.parse(created.status.nextRunAt!) > Date.now());
+    await refused('POST', '/v1/backup-policies', body, 409, /exists/);
+    await refused('PATCH', '/v1/backup-policies/hourly', { schedule: 'soon' }, 400, /five fields/);
+
+    const runs: string[][] = [];
+    for (let n = 0; n < 3; n++) {
+      const p = await api.post<BackupPolicy>('/v1/backup-policies/hourly/run');
+      assert.deepEqual(p.status.lastRun?.skipped, [{ instance: 'kern', reason: 'boots a kernel image: no boot volume to back up' }]);
+      runs.push(p.status.lastRun!.started);
+      assert.equal(runs[n]!.length, 1);
+      assert.equal((await settled(runs[n]![0]!)).status.phase, 'completed');
+    }
+    // The third completed backup lets the first go (keep the last 2), and its snapshot is forgotten.
+    await waitUntil('the oldest expired', async () => !(await backup(runs[0]![0]!)));
+    const mine = (await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((b) => b.labels['outrig.io/backup-policy'] === 'hourly');
+    assert.deepEqual(mine.map((b) => b.name).sort(), [runs[1]![0]!, runs[2]![0]!].sort());
+    assert.equal((await api.get<BackupPolicy>('/v1/backup-policies/hourly')).status.expired, 1);
+    await api.delete('/v1/backup-policies/hourly');
+    assert.equal((await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((b) => b.labels['outrig.io/backup-policy'] === 'hourly').length, 2, 'its backups stay');
   });
 
   test('deleting a backup forgets its snapshot in the repository', async () => {

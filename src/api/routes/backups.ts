@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
 import { Type } from 'typebox';
-import { BackupResource } from '../../model/backup.ts';
+import { BackupResource, backupName } from '../../model/backup.ts';
 import { Name } from '../../model/common.ts';
 import { DIRECT_OP_PREFIX } from '../../controller/controller.ts';
 import { ApiError } from '../errors.ts';
@@ -23,12 +23,6 @@ const CreateBackup = Type.Object(
 const RestoreSystemStateBody = Type.Object({ volume: Type.String({ minLength: 1, description: 'the machine disk to repair (id or name); no running VM may have it' }) }, { additionalProperties: false });
 
 const RestoreSystemStateResult = Type.Object({ backup: Type.String(), volume: Type.String(), restored: Type.Array(Type.String()), seconds: Type.Number() });
-
-/** `<volume>-<yyyymmdd-hhmmss>`, kept within a name's 63 characters. */
-function defaultName(volume: string, now: Date): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15).toLowerCase();
-  return `${volume.slice(0, 63 - stamp.length - 1).replace(/-+$/, '')}-${stamp}`;
-}
 
 export function backupRoutes(app: Api, s: ApiServices): void {
   app.get('/backups', { schema: { tags: ['backups'], response: { 200: listOf(BackupResource) } } }, async () => ({ items: await s.store.backups.list() }));
@@ -60,7 +54,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       if (vol.status.phase === 'deleting' || vol.status.phase === 'failed') throw new ApiError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
       const repository = b.repository ? normalize(b.repository) : s.controller.backups.defaultRepository;
       if (!isAbsolute(repository)) throw new ApiError(400, 'invalid_request', `repository must be an absolute path, got '${b.repository}'`);
-      const name = b.name ?? defaultName(vol.name, new Date());
+      const name = b.name ?? backupName(vol.name, new Date());
       if (await s.store.backups.find(name)) throw new ApiError(409, 'exists', `a backup named '${name}' exists`);
       const created = await s.store.backups.create({
         name,

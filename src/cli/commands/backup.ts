@@ -17,6 +17,7 @@ import { collect, parseIntStrict } from '../parse.ts';
 import { waitOptions, type WaitFlags } from '../wait.ts';
 import { clusterCreate, clusterDelete, clusterList, clusterRestore, clusterShow } from './backup-cluster.ts';
 import { bytes } from './backup-format.ts';
+import { backupPolicyCommands } from './backup-policy.ts';
 
 interface RepoFlags {
   repo?: string;
@@ -297,6 +298,8 @@ export function backupCommands(program: Command): void {
       process.stdout.write(`restored ${r.files} files, ${bytes(r.bytes)} from snapshot ${s.id.slice(0, 8)} to ${resolve(target)} in ${seconds.toFixed(1)} s\n`);
     },
   );
+
+  backupPolicyCommands(backup);
 
   backup
     .command('delete <backup>')

@@ -1,0 +1,80 @@
+/**
+ * The backup policy reconciler: runs each policy on its schedule (or when asked), making one Backup
+ * per selected instance's boot volume, and lets go of the backups its retention rules no longer keep
+ * (deleting a Backup forgets its snapshot in the repository).
+ */
+import type { Logger } from 'pino';
+import { backupName, type BackupPolicy, type BackupPolicyStatus } from '../model/backup.ts';
+import type { Store } from '../store/index.ts';
+import { expired, nextRun, planRun } from './backup-policy-plan.ts';
+
+/** Longest wait before a policy is looked at again, whatever its schedule says (clock changes, missed timers). */
+const MAX_SLEEP_MS = 60_000;
+
+export const POLICY_LABEL = 'outrig.io/backup-policy';
+export const INSTANCE_LABEL = 'outrig.io/instance';
+
+export class BackupPolicies {
+  constructor(
+    private readonly o: {
+      store: Store;
+      clock: () => Date;
+      log: Logger;
+      /** Reconcile a backup (a new one, or one to delete). */
+      enqueueBackup: (id: string) => void;
+      /** Look at this policy again after ms. */
+      wakeAfter: (id: string, ms: number) => void;
+    },
+  ) {}
+
+  async reconcile(id: string): Promise<void> {
+    const p = await this.o.store.backupPolicies.get(id);
+    if (!p) return;
+    const now = this.o.clock();
+    const st: BackupPolicyStatus = structuredClone(p.status);
+    const scheduleChanged = st.observedGeneration !== p.generation;
+    st.observedGeneration = p.generation;
+    st.phase = p.spec.paused ? 'paused' : 'active';
+    let next = st.nextRunAt && !scheduleChanged ? new Date(st.nextRunAt) : nextRun(p.spec.schedule, now);
+    const due = !p.spec.paused && next <= now;
+    if (due || st.runRequestedAt) {
+      st.lastRun = await this.run(p, now);
+      st.runRequestedAt = undefined;
+      if (due) next = nextRun(p.spec.schedule, now);
+    }
+    st.nextRunAt = p.spec.paused ? undefined : next.toISOString();
+
+    const gone = expired(p, await this.o.store.backups.list());
+    for (const b of gone) {
+      await this.o.store.backups.update(b.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+      this.o.enqueueBackup(b.id);
+    }
+    if (gone.length) this.o.log.info({ policy: p.name, backups: gone.map((b) => b.name) }, 'backups expired by retention');
+    st.expired += gone.length;
+
+    await this.o.store.backupPolicies.update(id, (cur) => {
+      // A user's change (or a second "run now") meanwhile: leave it for the next pass.
+      if (cur.generation !== p.generation || cur.status.runRequestedAt !== p.status.runRequestedAt) return null;
+      return JSON.stringify(cur.status) === JSON.stringify(st) ? null : { status: st };
+    });
+    if (!p.spec.paused) this.o.wakeAfter(id, Math.min(Math.max(next.getTime() - now.getTime(), 0), MAX_SLEEP_MS));
+  }
+
+  private async run(p: BackupPolicy, now: Date): Promise<NonNullable<BackupPolicyStatus['lastRun']>> {
+    const plan = planRun(p, await this.o.store.instances.list(), await this.o.store.backups.list());
+    const started: string[] = [];
+    for (const { instance, volumeId } of plan.backups) {
+      const vol = await this.o.store.volumes.get(volumeId);
+      const b = await this.o.store.backups.create({
+        name: backupName(`${p.name}-${instance.name}`, now),
+        labels: { [POLICY_LABEL]: p.name, [INSTANCE_LABEL]: instance.name },
+        spec: { volume: volumeId, repository: p.spec.repository, tags: [`policy=${p.name}`], policy: p.id },
+        status: { phase: 'pending', conditions: [], volumeName: vol?.name },
+      });
+      started.push(b.name);
+      this.o.enqueueBackup(b.id);
+    }
+    this.o.log.info({ policy: p.name, started, skipped: plan.skipped }, 'backup policy ran');
+    return { at: now.toISOString(), started, skipped: plan.skipped };
+  }
+}
