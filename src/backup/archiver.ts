@@ -8,12 +8,11 @@
  * costs more than the call (measured: 60% of a backup's time was spent waiting on those hops).
  * Whoever runs a backup inside a long-lived process runs it in a worker thread.
  */
-import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
-import { Chunker } from './chunker.ts';
 import type { Repository, SnapshotRecord } from './repository.ts';
-import { decodeTree, encodeTree, nodeOf, unchanged, type Tree, type TreeNode } from './tree.ts';
+import { decodeTree, encodeTree, nodeOf, unchanged, type TreeNode } from './tree.ts';
 import { readXattrs, type Xattr } from './xattrs.ts';
 
 export interface BackupProgress {
@@ -39,19 +38,18 @@ export interface BackupOptions {
   workers?: number;
 }
 
-const READ_SIZE = 8 * 1024 * 1024;
+/** Files being backed up at once: enough to keep every worker busy between the walk's pauses. */
+const FILES_IN_FLIGHT = 64;
 
 export class Archiver {
   readonly progress: BackupProgress = { files: 0, dirs: 0, bytes: 0, bytesRead: 0, unchanged: 0, errors: [] };
   private xattrs = new Map<string, Xattr[]>();
-  private readonly buf: Buffer;
+  private readonly slots = new Slots(FILES_IN_FLIGHT);
 
   constructor(
     private readonly repo: Repository,
     private readonly o: BackupOptions = {},
-  ) {
-    this.buf = Buffer.allocUnsafe(repo.chunker.maxSize + READ_SIZE);
-  }
+  ) {}
 
   /** Where each root is read from, when the snapshot names it otherwise (a filesystem read out of a disk image). */
   private readonly physical = new Map<string, string>();
@@ -137,28 +135,50 @@ export class Archiver {
     return n;
   }
 
-  private async saveEntry(path: string, name: string, prev: TreeNode | undefined): Promise<TreeNode> {
+  /**
+   * The entry's node, and (for a directory or a changed file) the work that completes it, already
+   * started: files are backed up on the seal workers while the walk goes on, as many at once as
+   * there are slots.
+   */
+  private async entry(path: string, name: string, prev: TreeNode | undefined): Promise<{ node: TreeNode; done?: Promise<void> }> {
     const st = lstatSync(path, { bigint: true });
     const n = this.withXattrs(path, nodeOf(name, st));
     switch (n.type) {
       case 'dir':
-        n.subtree = await this.saveDir(path, prev?.subtree);
         this.progress.dirs++;
-        break;
-      case 'file':
+        return { node: n, done: this.saveDir(path, prev?.subtree).then((t) => void (n.subtree = t)) };
+      case 'file': {
         this.progress.files++;
         if (unchanged(prev, n)) {
           n.content = prev.content;
           this.progress.unchanged++;
           this.progress.bytes += n.size;
-        } else n.content = await this.saveFile(path);
-        break;
+          this.o.onProgress?.(this.progress);
+          return { node: n };
+        }
+        await this.slots.acquire();
+        const done = this.repo
+          .saveFile(path, n.size, prev?.content)
+          .then(({ ids, bytes }) => {
+            n.content = ids;
+            this.progress.bytesRead += bytes;
+            this.progress.bytes += bytes;
+            this.o.onProgress?.(this.progress);
+          })
+          .finally(() => this.slots.release());
+        return { node: n, done };
+      }
       case 'symlink':
         n.linktarget = readlinkSync(path);
         break;
     }
-    this.o.onProgress?.(this.progress);
-    return n;
+    return { node: n };
+  }
+
+  private async saveEntry(path: string, name: string, prev: TreeNode | undefined): Promise<TreeNode> {
+    const { node, done } = await this.entry(path, name, prev);
+    await done;
+    return node;
   }
 
   private async saveDir(path: string, parentTree: string | undefined): Promise<string> {
@@ -170,51 +190,42 @@ export class Archiver {
       this.progress.errors.push({ path, error: (e as Error).message });
       names = [];
     }
-    const tree: Tree = { nodes: [] };
-    for (const name of names) {
+    const nodes: (TreeNode | undefined)[] = [];
+    const work: Promise<void>[] = [];
+    // A file that vanished or cannot be read is reported, and the backup goes on without it.
+    const skip = (i: number, p: string, e: unknown) => {
+      nodes[i] = undefined;
+      this.progress.errors.push({ path: p, error: (e as Error).message });
+    };
+    for (const [i, name] of names.entries()) {
+      const p = join(path, name);
       try {
-        tree.nodes.push(await this.saveEntry(join(path, name), name, prev.get(name)));
+        const { node, done } = await this.entry(p, name, prev.get(name));
+        nodes[i] = node;
+        if (done) work.push(node.type === 'dir' ? done : done.catch((e: unknown) => skip(i, p, e)));
       } catch (e) {
-        // A file that vanished or cannot be read is reported, and the backup goes on without it.
-        this.progress.errors.push({ path: join(path, name), error: (e as Error).message });
+        skip(i, p, e);
       }
     }
-    return this.repo.saveBlob('tree', encodeTree(tree));
+    await Promise.all(work);
+    return this.repo.saveBlob('tree', encodeTree({ nodes: nodes.filter((n): n is TreeNode => !!n) }));
   }
+}
 
-  /** Reads the file once, cutting it into chunks as it goes; returns the blob ids in order. */
-  private async saveFile(path: string): Promise<string[]> {
-    const fd = openSync(path, 'r');
-    const chunker = new Chunker(this.repo.chunker, this.repo.gear);
-    const ids: string[] = [];
-    const buf = this.buf;
-    let start = 0;
-    let end = 0;
-    let eof = false;
-    try {
-      while (!eof || start < end) {
-        if (!eof && end - start < this.repo.chunker.maxSize) {
-          if (start > 0) {
-            buf.copy(buf, 0, start, end);
-            end -= start;
-            start = 0;
-          }
-          const bytesRead = readSync(fd, buf, end, buf.length - end, null);
-          if (bytesRead === 0) eof = true;
-          end += bytesRead;
-          this.progress.bytesRead += bytesRead;
-          this.progress.bytes += bytesRead;
-          if (!eof) continue;
-        }
-        if (start >= end) break;
-        const n = chunker.cut(buf.subarray(start, end), eof);
-        if (n < 0) continue;
-        ids.push(await this.repo.saveBlob('data', buf.subarray(start, start + n)));
-        start += n;
-      }
-    } finally {
-      closeSync(fd);
+/** A counting semaphore: how many files are being backed up at once. */
+class Slots {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
     }
-    return ids;
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
   }
 }

@@ -53,11 +53,26 @@ export class AeadCrypter implements Crypter {
     this.mac = master.subarray(32);
   }
 
+  /** Random nonces drawn in bulk: one system call per 1,024 seals instead of one each. */
+  private nonces = Buffer.alloc(0);
+  private nextNonce = 0;
+
+  private nonce(): Buffer {
+    if (this.nextNonce + NONCE > this.nonces.length) {
+      this.nonces = randomBytes(NONCE * 1024);
+      this.nextNonce = 0;
+    }
+    this.nextNonce += NONCE;
+    return this.nonces.subarray(this.nextNonce - NONCE, this.nextNonce);
+  }
+
   seal(plain: Uint8Array): Buffer {
-    const nonce = randomBytes(NONCE);
+    const nonce = this.nonce();
     const c = createCipheriv('aes-256-gcm', this.enc, nonce);
-    const body = Buffer.concat([c.update(plain), c.final()]);
-    return Buffer.concat([nonce, body, c.getAuthTag()]);
+    // GCM's final() adds no bytes: one allocation for the ciphertext, one for the sealed result.
+    const body = c.update(plain);
+    c.final();
+    return Buffer.concat([nonce, body, c.getAuthTag()], NONCE + body.length + TAG);
   }
 
   open(sealed: Uint8Array, what: string): Buffer {
@@ -66,7 +81,9 @@ export class AeadCrypter implements Crypter {
     const d = createDecipheriv('aes-256-gcm', this.enc, b.subarray(0, NONCE));
     d.setAuthTag(b.subarray(b.length - TAG));
     try {
-      return Buffer.concat([d.update(b.subarray(NONCE, b.length - TAG)), d.final()]);
+      const plain = d.update(b.subarray(NONCE, b.length - TAG));
+      d.final();
+      return plain;
     } catch {
       throw new IntegrityError(`${what} is damaged: its authentication tag does not match`);
     }

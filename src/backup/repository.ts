@@ -16,10 +16,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
-import { decode, encode, loadCodec } from './codec.ts';
+import { decode, decodeView, encode, loadCodec } from './codec.ts';
 import { AeadCrypter, newMasterKey, openMasterKey, PlainCrypter, sealMasterKey, WrongPassphraseError, type Crypter, type KeyFile, type ScryptParams } from './crypto.ts';
 import { PackBuilder, packId, readPackHeader, type BlobKind, type Codec, type PackedBlob } from './pack.ts';
-import { SealPool } from './seal-pool.ts';
+import { chunkBuffer, chunksOf } from './file-chunks.ts';
+import { SealPool, type Sealed } from './seal-pool.ts';
 import { NotFoundError, type RepoStorage } from './storage.ts';
 
 /** Packs are closed at about this size: big enough for few files, small enough to rewrite in prune. */
@@ -58,7 +59,11 @@ export class RepositoryError extends Error {}
 export class Repository {
   private readonly index = new Map<string, IndexEntry>();
   private readonly indexFiles = new Set<string>();
-  private pack = new PackBuilder();
+  /**
+   * One open pack per kind: trees go to packs of their own (as restic does), so walking a
+   * snapshot's trees reads a few small packs instead of every data pack a tree landed in.
+   */
+  private packs: Record<BlobKind, PackBuilder> = { data: new PackBuilder(), tree: new PackBuilder() };
   /** Blobs in packs written since the last index file. */
   private unindexed: { pack: string; blobs: PackedBlob[] }[] = [];
   readonly stats = { blobsStored: 0, blobsDeduplicated: 0, bytesStored: 0, packsWritten: 0 };
@@ -75,12 +80,25 @@ export class Repository {
     private readonly master?: Buffer,
   ) {}
 
-  /** Compression and sealing move to `workers` threads until stopSealPool (backups). */
+  get pooled(): boolean {
+    return !!this.pool;
+  }
+
+  /** Compression and sealing (and, for restores, opening) move to `workers` threads until stopSealPool. */
   async startSealPool(workers: number): Promise<void> {
     if (this.pool || workers < 1) return;
-    const pool = new SealPool(this.master, workers);
+    const pool = new SealPool(this.master, workers, this.chunker, this.gear);
     await pool.start();
     this.pool = pool;
+  }
+
+  /** The blobs of a pack, opened and checked on a worker when the pool runs, here otherwise; in the order given. */
+  async unpackAll(pack: string, data: Buffer, ids: string[]): Promise<Buffer[]> {
+    const entries = ids.map((id) => this.index.get(id)!);
+    if (!this.pool) return entries.map((e) => this.unpack(e, data));
+    return this.pool.unpack(pack, data, entries).catch((e: Error) => {
+      throw new RepositoryError(e.message);
+    });
   }
 
   async stopSealPool(): Promise<void> {
@@ -196,10 +214,10 @@ export class Repository {
     // Known at once, so a second copy in the same run is deduplicated too; readable after flushPack.
     this.index.set(id, { id, kind, codec: 'none', offset: -1, length: 0, rawLength: plain.length, pack: '' });
     const add = async (codec: Codec, sealed: Buffer) => {
-      this.pack.add({ id, kind, codec, rawLength: plain.length }, sealed);
+      this.packs[kind].add({ id, kind, codec, rawLength: plain.length }, sealed);
       this.stats.blobsStored++;
       this.stats.bytesStored += sealed.length;
-      if (this.pack.bytes >= PACK_TARGET) await this.flushPack();
+      if (this.packs[kind].bytes >= PACK_TARGET) await this.flushPack(kind);
     };
     if (!this.pool) {
       const { codec, data } = encode(plain);
@@ -228,14 +246,25 @@ export class Repository {
       await this.flushPack();
     }
     const cur = this.index.get(id)!;
-    const pack = await this.packData(cur.pack).catch((err: Error) => {
-      throw err instanceof NotFoundError ? new RepositoryError(`pack ${cur.pack.slice(0, 12)} holding blob ${id.slice(0, 12)} is missing from the repository`) : err;
+    return this.unpack(cur, await this.packData(cur.pack));
+  }
+
+  /** A whole pack file; a missing one is named as such. With `scratch`, read into it when it fits (then valid until its next use). */
+  async readPack(name: string, forBlob?: string, scratch?: Buffer): Promise<Buffer> {
+    return this.storage.read('data', name, scratch).catch((err: Error) => {
+      throw err instanceof NotFoundError ? new RepositoryError(`pack ${name.slice(0, 12)}${forBlob ? ` holding blob ${forBlob.slice(0, 12)}` : ''} is missing from the repository`) : err;
     });
-    if (cur.offset + cur.length > pack.length) throw new RepositoryError(`blob ${id.slice(0, 12)} lies beyond the end of pack ${cur.pack.slice(0, 12)} (truncated?)`);
-    const sealed = pack.subarray(cur.offset, cur.offset + cur.length);
-    const what = `blob ${id.slice(0, 12)} in pack ${cur.pack.slice(0, 12)}`;
-    const plain = decode(cur.codec, this.crypter.open(sealed, what), cur.rawLength, what);
-    if (this.crypter.blobId(plain) !== id) throw new RepositoryError(`${what} is damaged: its content does not hash to its id`);
+  }
+
+  /**
+   * A blob out of its pack's bytes: opened, decompressed, and checked against its id. With `view`,
+   * the result may live in the codec's memory and is valid only until the next unpack.
+   */
+  unpack(e: IndexEntry, pack: Buffer, view = false): Buffer {
+    if (e.offset + e.length > pack.length) throw new RepositoryError(`blob ${e.id.slice(0, 12)} lies beyond the end of pack ${e.pack.slice(0, 12)} (truncated?)`);
+    const what = `blob ${e.id.slice(0, 12)} in pack ${e.pack.slice(0, 12)}`;
+    const plain = (view ? decodeView : decode)(e.codec, this.crypter.open(pack.subarray(e.offset, e.offset + e.length), what), e.rawLength, what);
+    if (this.crypter.blobId(plain) !== e.id) throw new RepositoryError(`${what} is damaged: its content does not hash to its id`);
     return plain;
   }
 
@@ -252,17 +281,70 @@ export class Repository {
       return hit;
     }
     // The promise is cached, so concurrent readers of one pack share one read.
-    const data = this.storage.read('data', name);
+    const data = this.readPack(name);
     this.packCache.set(name, data);
     data.catch(() => this.packCache.delete(name));
     while (this.packCache.size > 4) this.packCache.delete(this.packCache.keys().next().value!);
     return data;
   }
 
-  async flushPack(): Promise<void> {
-    if (!this.pack.count) return;
-    const { id, data, blobs } = this.pack.finish(this.crypter);
-    this.pack = new PackBuilder();
+  private fileBuf?: Buffer;
+
+  /**
+   * Stores a file's chunks, on a worker when the seal pool runs; returns its blob ids in order and
+   * the bytes read. `known` (the previous version's blob ids) are not sealed again.
+   */
+  async saveFile(path: string, size: number, known: string[] = []): Promise<{ ids: string[]; bytes: number }> {
+    const ids: string[] = [];
+    if (!this.pool) {
+      const chunks = chunksOf(path, this.chunker, this.gear, (this.fileBuf ??= chunkBuffer(this.chunker)));
+      for (let r = chunks.next(); ; r = chunks.next()) {
+        if (r.done) return { ids, bytes: r.value };
+        ids.push(await this.saveBlob('data', r.value));
+      }
+    }
+    if (this.sealError) throw this.sealError;
+    let missing: string | undefined;
+    const bytes = await this.pool.file(path, size, known, (c) => {
+      ids.push(c.blob);
+      if (c.sealed) this.addSealed(c.blob, 'data', c.rawLength, c.sealed);
+      else if (!this.index.has(c.blob)) missing ??= c.blob;
+      else this.stats.blobsDeduplicated++;
+    });
+    if (missing) throw new RepositoryError(`blob ${missing.slice(0, 12)} of the previous version of ${path} is gone from the repository`);
+    return { ids, bytes };
+  }
+
+  /** A blob sealed on a worker goes into the open pack, unless a copy got there first. */
+  private addSealed(id: string, kind: BlobKind, rawLength: number, s: Sealed): void {
+    if (this.index.has(id)) {
+      this.stats.blobsDeduplicated++;
+      return;
+    }
+    this.index.set(id, { id, kind, codec: 'none', offset: -1, length: 0, rawLength, pack: '' });
+    this.packs[kind].add({ id, kind, codec: s.codec, rawLength }, s.sealed);
+    this.stats.blobsStored++;
+    this.stats.bytesStored += s.sealed.length;
+    if (this.packs[kind].bytes < PACK_TARGET) return;
+    const job: Promise<void> = this.flushPack(kind)
+      .catch((e: unknown) => {
+        this.sealError ??= e;
+      })
+      .finally(() => this.sealing.delete(job));
+    this.sealing.add(job);
+  }
+
+  /** Writes the open pack of one kind, or of every kind. */
+  async flushPack(kind?: BlobKind): Promise<void> {
+    if (!kind) {
+      await this.flushPack('data');
+      await this.flushPack('tree');
+      return;
+    }
+    const pack = this.packs[kind];
+    if (!pack.count) return;
+    const { id, data, blobs } = pack.finish(this.crypter);
+    this.packs[kind] = new PackBuilder();
     await this.storage.write('data', id, data);
     for (const b of blobs) this.index.set(b.id, { ...b, pack: id });
     this.unindexed.push({ pack: id, blobs });

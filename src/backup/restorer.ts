@@ -12,8 +12,9 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, closeSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, existsSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Repository, SnapshotRecord } from './repository.ts';
 import { decodeTree, type TreeNode } from './tree.ts';
 import { writeXattrs, type Xattr } from './xattrs.ts';
@@ -31,6 +32,8 @@ export interface RestoreOptions {
   /** Owner changes need root; without it, files keep the restoring user as owner. */
   owners?: boolean;
   onProgress?: (p: RestoreProgress) => void;
+  /** Threads that open blobs in large restores (default: one per CPU; 0: none). */
+  workers?: number;
 }
 
 /**
@@ -49,12 +52,47 @@ function isZero(b: Buffer): boolean {
   return true;
 }
 
+/** A regular file being restored: written under `tmp`, renamed to `dest` when its last blob is in. */
+interface FileJob {
+  node: TreeNode;
+  dest: string;
+  tmp: string;
+  left: number;
+  fd?: number;
+  created: boolean;
+  done: boolean;
+}
+
+/** Packs are about 16 MiB (one blob more at most); read into one buffer, reused. */
+const PACK_SCRATCH = 32 * 1024 * 1024;
+
+/** Restores of at least this much use worker threads to open blobs; smaller ones do not pay for starting them. */
+const POOL_FROM_BYTES = 64 * 1024 * 1024;
+/** Packs read and being opened ahead of the one being written. */
+const PACKS_AHEAD = 4;
+
+/** A batch: the walk stops and fills what it planned once it has this many files or bytes. */
+const BATCH_FILES = 32768;
+const BATCH_BYTES = 1024 * 1024 * 1024;
+
+/** Open files at once; more are closed (least recently written first) and opened again when needed. */
+const MAX_OPEN = 256;
+
 export class Restorer {
   readonly progress: RestoreProgress = { files: 0, bytes: 0 };
   private readonly hardlinks = new Map<string, string>();
+  /** Further names of hard-linked files, linked once the first name is whole. */
+  private readonly links: [string, string][] = [];
   private readonly xattrs: [string, Xattr[]][] = [];
   private readonly dirs: [string, TreeNode][] = [];
   private readonly owners: boolean;
+  /** Files planned and not yet finished (removed when the restore fails). */
+  private files: FileJob[] = [];
+  private plannedBytes = 0;
+  /** Per pack, per blob: where its bytes go (file, offset). Built by the walk, consumed pack by pack. */
+  private readonly plan = new Map<string, Map<string, { file: FileJob; offset: number }[]>>();
+  private readonly open = new Set<FileJob>();
+  private readonly fresh = new Set<string>();
 
   constructor(
     private readonly repo: Repository,
@@ -67,7 +105,20 @@ export class Restorer {
     mkdirSync(target, { recursive: true });
     const marker = join(target, INCOMPLETE_MARKER);
     writeFileSync(marker, `restore of snapshot into ${target} started ${new Date().toISOString()}; not complete while this file exists\n`);
-    await this.restoreTree(snapshot.tree, '/', target);
+    try {
+      await this.restoreTree(snapshot.tree, '/', target);
+      await this.fillFiles();
+    } catch (e) {
+      await this.stopPool();
+      // Nothing half-written keeps a name that looks whole; the marker stays.
+      for (const f of this.files) {
+        if (f.fd !== undefined) closeSync(f.fd);
+        if (!f.done) rmSync(f.tmp, { force: true });
+      }
+      throw e;
+    }
+    await this.stopPool();
+    for (const [first, dest] of this.links) linkSync(first, dest);
     await writeXattrs(this.xattrs);
     for (const [dest, n] of this.dirs.reverse()) {
       if (this.owners) lchownSync(dest, n.uid, n.gid);
@@ -94,7 +145,11 @@ export class Restorer {
       if (want === 'none') continue;
       const dest = join(target, path);
       if (n.type === 'dir') {
-        mkdirSync(dest, { recursive: true });
+        // A directory this restore made holds nothing yet: its entries need no clearing first.
+        if (!existsSync(dest)) {
+          mkdirSync(dest, { recursive: true });
+          this.fresh.add(dest);
+        }
         if (n.xattrs) this.xattrs.push([dest, n.xattrs]);
         this.dirs.push([dest, n]);
         if (n.subtree) await this.restoreTree(n.subtree, path, target);
@@ -105,17 +160,15 @@ export class Restorer {
   }
 
   private async restoreNode(n: TreeNode, dest: string): Promise<void> {
-    rmSync(dest, { force: true });
+    if (!this.fresh.has(dirname(dest))) rmSync(dest, { force: true });
     if (n.links > 1) {
       const key = `${n.dev}:${n.inode}`;
       const first = this.hardlinks.get(key);
       if (first) {
-        linkSync(first, dest);
+        this.links.push([first, dest]);
         return;
       }
-      await this.create(n, dest);
       this.hardlinks.set(key, dest);
-      return;
     }
     await this.create(n, dest);
   }
@@ -123,8 +176,10 @@ export class Restorer {
   private async create(n: TreeNode, dest: string): Promise<void> {
     switch (n.type) {
       case 'file':
-        await this.restoreFile(n, dest);
-        break;
+        this.planFile(n, dest);
+        // In batches: memory stays bounded however many files the snapshot has.
+        if (this.files.length >= BATCH_FILES || this.plannedBytes >= BATCH_BYTES) await this.fillFiles();
+        return;
       case 'symlink':
         symlinkSync(n.linktarget ?? '', dest);
         if (this.owners) lchownSync(dest, n.uid, n.gid);
@@ -141,33 +196,123 @@ export class Restorer {
       case 'socket':
         return; // a socket is made by the program that listens on it
     }
+    this.setMetadata(n, dest);
+  }
+
+  private setMetadata(n: TreeNode, dest: string): void {
     if (this.owners) lchownSync(dest, n.uid, n.gid);
     chmodSync(dest, n.mode);
     if (n.xattrs) this.xattrs.push([dest, n.xattrs]);
     utimesSync(dest, seconds(n.atime), seconds(n.mtime));
   }
 
-  private async restoreFile(n: TreeNode, dest: string): Promise<void> {
-    const tmp = `${dest}.outrig-partial`;
-    const fd = openSync(tmp, 'w', 0o600);
-    let pos = 0;
-    try {
-      for (const id of n.content ?? []) {
-        const data = await this.repo.loadBlob(id);
-        // Holes stay holes: a zero blob of a sparse file is skipped, and the size set at the end.
-        if (!(n.sparse && isZero(data))) writeSync(fd, data, 0, data.length, pos);
-        pos += data.length;
-        this.progress.bytes += data.length;
-      }
-      if (pos !== n.size) throw new Error(`${dest}: its blobs hold ${pos} bytes, the snapshot says ${n.size}`);
-      if (n.sparse) ftruncateSync(fd, n.size);
-    } catch (e) {
-      closeSync(fd);
-      rmSync(tmp, { force: true });
-      throw e;
+  /** Notes where each of the file's blobs goes; the content comes pack by pack (fillFiles). */
+  private planFile(n: TreeNode, dest: string): void {
+    const file: FileJob = { node: n, dest, tmp: `${dest}.outrig-partial`, left: 0, created: false, done: false };
+    this.files.push(file);
+    let offset = 0;
+    for (const id of n.content ?? []) {
+      const e = this.repo.entry(id);
+      if (!e) throw new Error(`${dest}: blob ${id.slice(0, 12)} is not in the repository index`);
+      let blobs = this.plan.get(e.pack);
+      if (!blobs) this.plan.set(e.pack, (blobs = new Map()));
+      let targets = blobs.get(id);
+      if (!targets) blobs.set(id, (targets = []));
+      targets.push({ file, offset });
+      offset += e.rawLength;
+      file.left++;
     }
-    closeSync(fd);
-    renameSync(tmp, dest);
+    this.plannedBytes += offset;
+    if (offset !== n.size) throw new Error(`${dest}: its blobs hold ${offset} bytes, the snapshot says ${n.size}`);
+    if (!file.left) this.finish(file);
+  }
+
+  /**
+   * Reads each pack once and writes its blobs where the plan says: however the backup laid blobs
+   * out, no pack is read twice, and a file is renamed into place when its last blob is written.
+   * A large restore opens and checks blobs on worker threads, a few packs ahead of the writes.
+   */
+  private async fillFiles(): Promise<void> {
+    if (this.plannedBytes >= POOL_FROM_BYTES) await this.startPool();
+    const packs = [...this.plan];
+    this.plan.clear();
+    if (!this.pooled) {
+      const scratch = (this.scratch ??= Buffer.allocUnsafe(PACK_SCRATCH));
+      for (const [pack, blobs] of packs) {
+        const data = await this.repo.readPack(pack, blobs.keys().next().value, scratch);
+        // A view: written out before the next blob is unpacked.
+        for (const [id, targets] of blobs) this.write(this.repo.unpack(this.repo.entry(id)!, data, true), targets);
+      }
+    } else {
+      const unpacked = (i: number) => {
+        const [pack, blobs] = packs[i]!;
+        const ids = [...blobs.keys()];
+        const p = this.repo.readPack(pack, ids[0]).then((data) => this.repo.unpackAll(pack, data, ids));
+        p.catch(() => undefined); // awaited in turn below; not an unhandled rejection meanwhile
+        return p;
+      };
+      const ahead: Promise<Buffer[]>[] = [];
+      for (let i = 0, started = 0; i < packs.length; i++) {
+        while (started < packs.length && started < i + PACKS_AHEAD) ahead.push(unpacked(started++));
+        const plains = await ahead.shift()!;
+        [...packs[i]![1].values()].forEach((targets, k) => this.write(plains[k]!, targets));
+      }
+    }
+    this.files = this.files.filter((f) => !f.done);
+    this.plannedBytes = 0;
+  }
+
+  private write(plain: Buffer, targets: { file: FileJob; offset: number }[]): void {
+    for (const { file, offset } of targets) {
+      // Holes stay holes: a zero blob of a sparse file is skipped, and the size set at the end.
+      if (!(file.node.sparse && isZero(plain))) writeSync(this.fdOf(file), plain, 0, plain.length, offset);
+      this.progress.bytes += plain.length;
+      if (--file.left === 0) this.finish(file);
+    }
+  }
+
+  private async stopPool(): Promise<void> {
+    if (this.pooled) await this.repo.stopSealPool();
+    this.pooled = false;
+  }
+
+  private pooled = false;
+  private scratch?: Buffer;
+
+  private async startPool(): Promise<void> {
+    if (this.pooled) return;
+    await this.repo.startSealPool(this.o.workers ?? availableParallelism());
+    this.pooled = this.repo.pooled;
+  }
+
+  private fdOf(file: FileJob): number {
+    if (file.fd !== undefined) {
+      this.open.delete(file);
+      this.open.add(file);
+      return file.fd;
+    }
+    if (this.open.size >= MAX_OPEN) {
+      const oldest = this.open.values().next().value!;
+      closeSync(oldest.fd!);
+      oldest.fd = undefined;
+      this.open.delete(oldest);
+    }
+    file.fd = openSync(file.tmp, file.created ? 'r+' : 'w', 0o600);
+    file.created = true;
+    this.open.add(file);
+    return file.fd;
+  }
+
+  private finish(file: FileJob): void {
+    if (file.node.sparse || !file.created) ftruncateSync(this.fdOf(file), file.node.size);
+    if (file.fd !== undefined) {
+      closeSync(file.fd);
+      file.fd = undefined;
+      this.open.delete(file);
+    }
+    renameSync(file.tmp, file.dest);
+    file.done = true;
+    this.setMetadata(file.node, file.dest);
     this.progress.files++;
     this.o.onProgress?.(this.progress);
   }

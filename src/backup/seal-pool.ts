@@ -1,88 +1,128 @@
 /**
- * Compression and sealing on worker threads: the CPU-heavy half of storing a blob (zstd and
- * AES-GCM) runs on every core while the main thread reads, chunks and hashes. The workers hold the
- * repository's master key (same process, never written anywhere).
+ * Worker threads for the CPU-heavy half of a backup (seal-worker.ts): sealing single blobs, and
+ * backing up whole files. The workers hold the repository's master key (same process, never
+ * written anywhere). Files go to the worker with the least work queued.
  */
 import { Worker } from 'node:worker_threads';
+import type { ChunkerParams } from './chunker.ts';
 import type { Codec } from './pack.ts';
+import type { PackSlot, Reply, WorkerData } from './seal-worker.ts';
 
 export interface Sealed {
   codec: Codec;
   sealed: Buffer;
 }
 
-interface Job {
-  resolve: (s: Sealed) => void;
-  reject: (e: Error) => void;
+export interface FileChunk {
+  blob: string;
+  rawLength: number;
+  /** Absent when the chunk was known (the previous version of the file had it). */
+  sealed?: Sealed;
 }
 
-/** The worker's code: plain JavaScript that loads tsx, then the TypeScript modules it needs. */
-const WORKER_SOURCE = `
+interface Job {
+  worker: number;
+  weight: number;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  onChunk?: (c: FileChunk) => void;
+}
+
+/** Plain JavaScript that loads tsx, then the worker module. */
+const BOOTSTRAP = `
 const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   const { register } = await import(workerData.tsx);
   register();
-  const { encode, loadCodec } = await import(workerData.codec);
-  const { AeadCrypter, PlainCrypter } = await import(workerData.crypto);
-  await loadCodec();
-  const crypter = workerData.master ? new AeadCrypter(Buffer.from(workerData.master)) : new PlainCrypter();
-  parentPort.on('message', ({ id, plain }) => {
-    try {
-      const { codec, data } = encode(new Uint8Array(plain));
-      const sealed = crypter.seal(data);
-      const out = sealed.buffer.slice(sealed.byteOffset, sealed.byteOffset + sealed.length);
-      parentPort.postMessage({ id, codec, sealed: out }, [out]);
-    } catch (e) {
-      parentPort.postMessage({ id, error: String(e && e.message || e) });
-    }
-  });
+  const { serve } = await import(workerData.module);
+  await serve(parentPort, workerData.data);
   parentPort.postMessage({ ready: true });
-})().catch((e) => parentPort.postMessage({ fatal: String(e && e.stack || e) }));
+})().catch((e) => parentPort.postMessage({ fatal: String((e && e.stack) || e) }));
 `;
 
 export class SealPool {
   private readonly workers: Worker[] = [];
+  private readonly load: number[] = [];
   private readonly jobs = new Map<number, Job>();
   private readonly ready: Promise<void>[] = [];
+  private readonly outstanding = new Int32Array(new SharedArrayBuffer(4));
   private next = 0;
-  private turn = 0;
 
-  constructor(master: Buffer | undefined, size: number) {
-    const data = { master: master ? new Uint8Array(master) : undefined, tsx: import.meta.resolve('tsx/esm/api'), codec: new URL('./codec.ts', import.meta.url).href, crypto: new URL('./crypto.ts', import.meta.url).href };
+  constructor(master: Buffer | undefined, size: number, chunker: ChunkerParams, gear: Uint32Array) {
+    const data: WorkerData = { master: master ? new Uint8Array(master) : undefined, chunker, gear, outstanding: this.outstanding.buffer as SharedArrayBuffer };
+    const workerData = { tsx: import.meta.resolve('tsx/esm/api'), module: new URL('./seal-worker.ts', import.meta.url).href, data };
     for (let i = 0; i < size; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: data });
+      const w = new Worker(BOOTSTRAP, { eval: true, workerData });
       w.unref();
       this.ready.push(
         new Promise((resolve, reject) => {
-          w.on('message', (m: { ready?: boolean; fatal?: string; id?: number; codec?: Codec; sealed?: ArrayBuffer; error?: string }) => {
-            if (m.ready) return resolve();
-            if (m.fatal) return reject(new Error(`seal worker failed to start: ${m.fatal}`));
-            const job = this.jobs.get(m.id!);
-            this.jobs.delete(m.id!);
-            if (m.error) job?.reject(new Error(m.error));
-            else job?.resolve({ codec: m.codec!, sealed: Buffer.from(m.sealed!) });
+          w.on('message', (m: Reply | { ready: true } | { fatal: string }) => {
+            if ('ready' in m) return resolve();
+            if ('fatal' in m) return reject(new Error(`seal worker failed to start: ${m.fatal}`));
+            this.onReply(m);
           });
           w.on('error', reject);
         }),
       );
       this.workers.push(w);
+      this.load.push(0);
     }
+  }
+
+  private onReply(m: Reply): void {
+    const job = this.jobs.get(m.id);
+    if (!job) return;
+    if ('chunk' in m) {
+      const c = m.chunk;
+      if (c.sealed) {
+        Atomics.sub(this.outstanding, 0, Math.ceil(c.sealed.byteLength / 1024));
+        Atomics.notify(this.outstanding, 0);
+      }
+      job.onChunk?.({ blob: c.blob, rawLength: c.rawLength, sealed: c.sealed ? { codec: c.codec!, sealed: Buffer.from(c.sealed) } : undefined });
+      return;
+    }
+    this.jobs.delete(m.id);
+    this.load[job.worker]! -= job.weight;
+    if ('error' in m) job.reject(Object.assign(new Error(m.error), { code: m.code }));
+    else if ('done' in m) job.resolve(m.bytes);
+    else if ('blobs' in m) job.resolve(m.blobs.map((b) => Buffer.from(b)));
+    else job.resolve({ codec: m.codec, sealed: Buffer.from(m.sealed) } satisfies Sealed);
   }
 
   start(): Promise<void> {
     return Promise.all(this.ready).then(() => undefined);
   }
 
+  private submit<T>(weight: number, msg: object, transfer: ArrayBuffer[], onChunk?: (c: FileChunk) => void): Promise<T> {
+    let worker = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.load[i]! < this.load[worker]!) worker = i;
+    const id = this.next++;
+    this.load[worker]! += weight;
+    return new Promise<T>((resolve, reject) => {
+      this.jobs.set(id, { worker, weight, resolve: resolve as (v: unknown) => void, reject, onChunk });
+      this.workers[worker]!.postMessage({ id, ...msg }, transfer);
+    });
+  }
+
   /** Compresses and seals a copy of `plain` (the caller may reuse its buffer at once). */
   seal(plain: Uint8Array): Promise<Sealed> {
     // A copy with a buffer of its own (Buffer#slice would share, and transferring would take the caller's).
     const copy = new Uint8Array(plain).buffer;
-    const id = this.next++;
-    const w = this.workers[this.turn++ % this.workers.length]!;
-    return new Promise<Sealed>((resolve, reject) => {
-      this.jobs.set(id, { resolve, reject });
-      w.postMessage({ id, plain: copy }, [copy]);
-    });
+    return this.submit<Sealed>(plain.length, { plain: copy }, [copy]);
+  }
+
+  /**
+   * Backs a file up on a worker: `onChunk` gets its chunks in order; resolves with the bytes read.
+   * `known` are blob ids the repository has (the file's previous chunks): those are not sealed again.
+   */
+  file(path: string, size: number, known: string[], onChunk: (c: FileChunk) => void): Promise<number> {
+    return this.submit<number>(size, { file: path, known }, [], onChunk);
+  }
+
+  /** Opens, decompresses and checks the given blobs of a pack (whose bytes are handed over); resolves with them in order. */
+  unpack(name: string, pack: Buffer, slots: PackSlot[]): Promise<Buffer[]> {
+    const own = pack.byteOffset === 0 && pack.length === pack.buffer.byteLength ? (pack.buffer as ArrayBuffer) : (pack.buffer.slice(pack.byteOffset, pack.byteOffset + pack.length) as ArrayBuffer);
+    return this.submit<Buffer[]>(pack.length, { pack: own, name, slots }, [own]);
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,99 @@
+/**
+ * A seal worker: compresses and seals blobs, and backs up whole files (read, chunk, hash,
+ * compress, seal), so a backup's heavy work runs on every core and the main thread only walks the
+ * tree and writes packs. Sealed chunks waiting for the main thread are bounded through a shared
+ * counter: a worker that is ahead waits instead of filling memory.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { decode, encode, loadCodec } from './codec.ts';
+import { AeadCrypter, PlainCrypter, type Crypter } from './crypto.ts';
+import type { ChunkerParams } from './chunker.ts';
+import { chunkBuffer, chunksOf } from './file-chunks.ts';
+
+export interface WorkerData {
+  master?: Uint8Array;
+  chunker: ChunkerParams;
+  gear: Uint32Array;
+  /** KiB of sealed data posted and not yet taken by the main thread, shared by all workers. */
+  outstanding: SharedArrayBuffer;
+}
+
+/** Above this much sealed data waiting, workers pause. */
+export const OUTSTANDING_LIMIT_KIB = 128 * 1024;
+
+/** A blob's place in a pack, as the index has it. */
+export interface PackSlot {
+  id: string;
+  offset: number;
+  length: number;
+  rawLength: number;
+  codec: 'none' | 'zstd';
+}
+
+export type Request = { id: number; plain: ArrayBuffer } | { id: number; file: string; known: string[] } | { id: number; pack: ArrayBuffer; name: string; slots: PackSlot[] };
+
+export type Reply =
+  | { id: number; codec: 'none' | 'zstd'; sealed: ArrayBuffer }
+  | { id: number; chunk: { blob: string; rawLength: number; codec?: 'none' | 'zstd'; sealed?: ArrayBuffer } }
+  | { id: number; done: true; bytes: number }
+  | { id: number; blobs: ArrayBuffer[] }
+  | { id: number; error: string; code?: string };
+
+export async function serve(port: MessagePort, data: WorkerData): Promise<void> {
+  await loadCodec();
+  const crypter: Crypter = data.master ? new AeadCrypter(Buffer.from(data.master)) : new PlainCrypter();
+  const outstanding = new Int32Array(data.outstanding);
+  const buf = chunkBuffer(data.chunker);
+  const post = (r: Reply, transfer: ArrayBuffer[] = []) => port.postMessage(r, transfer);
+  const seal = (plain: Uint8Array) => {
+    const { codec, data: packed } = encode(plain);
+    const s = crypter.seal(packed);
+    // Transferable only when the Buffer owns its whole memory (small ones share Node's pool).
+    const own = s.byteOffset === 0 && s.length === s.buffer.byteLength;
+    return { codec, sealed: (own ? s.buffer : s.buffer.slice(s.byteOffset, s.byteOffset + s.length)) as ArrayBuffer };
+  };
+  const reserve = (bytes: number) => {
+    for (let cur = Atomics.load(outstanding, 0); cur > OUTSTANDING_LIMIT_KIB; cur = Atomics.load(outstanding, 0)) Atomics.wait(outstanding, 0, cur, 50);
+    Atomics.add(outstanding, 0, Math.ceil(bytes / 1024));
+  };
+  port.on('message', (m: Request) => {
+    try {
+      if ('plain' in m) {
+        const { codec, sealed } = seal(new Uint8Array(m.plain));
+        return post({ id: m.id, codec, sealed }, [sealed]);
+      }
+      if ('pack' in m) {
+        // Restores: a pack's blobs opened, decompressed and checked here; the main thread only writes.
+        const pack = Buffer.from(m.pack);
+        const blobs = m.slots.map((e) => {
+          const what = `blob ${e.id.slice(0, 12)} in pack ${m.name.slice(0, 12)}`;
+          if (e.offset + e.length > pack.length) throw new Error(`${what} lies beyond the end of its pack (truncated?)`);
+          const plain = decode(e.codec, crypter.open(pack.subarray(e.offset, e.offset + e.length), what), e.rawLength, what);
+          if (crypter.blobId(plain) !== e.id) throw new Error(`${what} is damaged: its content does not hash to its id`);
+          return plain.byteOffset === 0 && plain.length === plain.buffer.byteLength ? (plain.buffer as ArrayBuffer) : (plain.buffer.slice(plain.byteOffset, plain.byteOffset + plain.length) as ArrayBuffer);
+        });
+        return post({ id: m.id, blobs }, blobs);
+      }
+      // Chunks the previous version of the file had are known to the repository: named, not sealed again.
+      const known = new Set(m.known);
+      const chunks = chunksOf(m.file, data.chunker, data.gear, buf);
+      for (let r = chunks.next(); ; r = chunks.next()) {
+        if (r.done) {
+          post({ id: m.id, done: true, bytes: r.value });
+          break;
+        }
+        const chunk = r.value;
+        const blob = crypter.blobId(chunk);
+        if (known.has(blob)) {
+          post({ id: m.id, chunk: { blob, rawLength: chunk.length } });
+          continue;
+        }
+        const { codec, sealed } = seal(chunk);
+        reserve(sealed.byteLength);
+        post({ id: m.id, chunk: { blob, rawLength: chunk.length, codec, sealed } }, [sealed]);
+      }
+    } catch (e) {
+      post({ id: m.id, error: e instanceof Error ? e.message : String(e), code: (e as NodeJS.ErrnoException).code });
+    }
+  });
+}
