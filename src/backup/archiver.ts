@@ -13,6 +13,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import type { Repository, SnapshotRecord } from './repository.ts';
 import { decodeTree, encodeTree, nodeOf, unchanged, type TreeNode } from './tree.ts';
+import { Slots } from './slots.ts';
 import { readXattrs, type Xattr } from './xattrs.ts';
 
 export interface BackupProgress {
@@ -209,23 +210,5 @@ export class Archiver {
     }
     await Promise.all(work);
     return this.repo.saveBlob('tree', encodeTree({ nodes: nodes.filter((n): n is TreeNode => !!n) }));
-  }
-}
-
-/** A counting semaphore: how many files are being backed up at once. */
-class Slots {
-  private waiting: (() => void)[] = [];
-  constructor(private free: number) {}
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.free++;
   }
 }

@@ -21,6 +21,7 @@ import { AeadCrypter, newMasterKey, openMasterKey, PlainCrypter, sealMasterKey, 
 import { PackBuilder, packId, readPackHeader, type BlobKind, type Codec, type PackedBlob } from './pack.ts';
 import { chunkBuffer, chunksOf } from './file-chunks.ts';
 import { SealPool, type Sealed } from './seal-pool.ts';
+import { Slots } from './slots.ts';
 import { NotFoundError, type RepoStorage } from './storage.ts';
 
 /** Packs are closed at about this size: big enough for few files, small enough to rewrite in prune. */
@@ -69,6 +70,7 @@ export class Repository {
   readonly stats = { blobsStored: 0, blobsDeduplicated: 0, bytesStored: 0, packsWritten: 0 };
   private pool?: SealPool;
   private readonly sealing = new Set<Promise<void>>();
+  private readonly sealSlots = new Slots(64);
   private sealError: unknown;
 
   private constructor(
@@ -225,16 +227,20 @@ export class Repository {
       return id;
     }
     if (this.sealError) throw this.sealError;
+    // Enough in flight to keep every worker busy, not so much that memory grows with the backup.
+    // A semaphore, not a race over the jobs: many callers wait at once (trees of a parallel walk).
+    await this.sealSlots.acquire();
     const job: Promise<void> = this.pool
       .seal(plain)
       .then(({ codec, sealed }) => add(codec, sealed))
       .catch((e: unknown) => {
         this.sealError ??= e;
       })
-      .finally(() => this.sealing.delete(job));
+      .finally(() => {
+        this.sealing.delete(job);
+        this.sealSlots.release();
+      });
     this.sealing.add(job);
-    // Enough in flight to keep every worker busy, not so much that memory grows with the backup.
-    while (this.sealing.size >= 64) await Promise.race(this.sealing);
     return id;
   }
 
