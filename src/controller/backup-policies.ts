@@ -60,13 +60,20 @@ export class BackupPolicies {
     if (!p.spec.paused) this.o.wakeAfter(id, Math.min(Math.max(next.getTime() - now.getTime(), 0), MAX_SLEEP_MS));
   }
 
+  /** Two runs within one second (run now, then the schedule) would pick the same name: the second gets a suffix. */
+  private async freeName(base: string): Promise<string> {
+    let name = base;
+    for (let n = 2; await this.o.store.backups.find(name); n++) name = `${base.slice(0, 63 - String(n).length - 1)}-${n}`;
+    return name;
+  }
+
   private async run(p: BackupPolicy, now: Date): Promise<NonNullable<BackupPolicyStatus['lastRun']>> {
     const plan = planRun(p, await this.o.store.instances.list(), await this.o.store.backups.list());
     const started: string[] = [];
     for (const { instance, volumeId } of plan.backups) {
       const vol = await this.o.store.volumes.get(volumeId);
       const b = await this.o.store.backups.create({
-        name: backupName(`${p.name}-${instance.name}`, now),
+        name: await this.freeName(backupName(`${p.name}-${instance.name}`, now)),
         labels: { [POLICY_LABEL]: p.name, [INSTANCE_LABEL]: instance.name },
         spec: { volume: volumeId, repository: p.spec.repository, tags: [`policy=${p.name}`], policy: p.id },
         status: { phase: 'pending', conditions: [], volumeName: vol?.name },

@@ -152,7 +152,9 @@ describe('backup API', { timeout: 300_000 }, () => {
       assert.equal((await settled(runs[n]![0]!)).status.phase, 'completed');
     }
     // The third completed backup lets the first go (keep the last 2), and its snapshot is forgotten.
-    await waitUntil('the oldest expired', async () => !(await backup(runs[0]![0]!)));
+    await waitUntil('the oldest expired', async () => !(await backup(runs[0]![0]!))).catch(async (e: Error) => {
+      throw new Error(`${e.message}; it is ${JSON.stringify((await backup(runs[0]![0]!))?.status)}; policy ${JSON.stringify((await api.get<BackupPolicy>('/v1/backup-policies/hourly')).status)}`);
+    });
     const mine = (await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((b) => b.labels['outrig.io/backup-policy'] === 'hourly');
     assert.deepEqual(mine.map((b) => b.name).sort(), [runs[1]![0]!, runs[2]![0]!].sort());
     assert.equal((await api.get<BackupPolicy>('/v1/backup-policies/hourly')).status.expired, 1);
