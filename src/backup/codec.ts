@@ -63,9 +63,33 @@ function withHeap<T>(input: Uint8Array, outCap: number, fn: (src: number, dst: n
   }
 }
 
-/** Compresses if it pays; `loadCodec()` must have resolved. */
-export function encode(raw: Uint8Array): { codec: Codec; data: Uint8Array } {
-  if (raw.length < 64) return { codec: 'none', data: raw };
+/**
+ * Formats that are compressed already (gzip, xz, bzip2, zstd, zip, 7z, lz4, PNG, JPEG, GIF, WOFF,
+ * WOFF2): a file that starts with one of these is stored as it is without trying, which spares
+ * the time zstd would spend finding out (a tenth of /usr/share, mostly gzipped manuals).
+ */
+const COMPRESSED_MAGIC: number[][] = [
+  [0x1f, 0x8b],
+  [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00],
+  [0x42, 0x5a, 0x68],
+  [0x28, 0xb5, 0x2f, 0xfd],
+  [0x50, 0x4b, 0x03, 0x04],
+  [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c],
+  [0x04, 0x22, 0x4d, 0x18],
+  [0x89, 0x50, 0x4e, 0x47],
+  [0xff, 0xd8, 0xff],
+  [0x47, 0x49, 0x46, 0x38],
+  [0x77, 0x4f, 0x46, 0x46],
+  [0x77, 0x4f, 0x46, 0x32],
+];
+
+export function looksCompressed(head: Uint8Array): boolean {
+  return COMPRESSED_MAGIC.some((m) => m.length <= head.length && m.every((b, i) => head[i] === b));
+}
+
+/** Compresses if it pays (unless told the data is compressed already); `loadCodec()` must have resolved. */
+export function encode(raw: Uint8Array, compressed = false): { codec: Codec; data: Uint8Array } {
+  if (raw.length < 64 || compressed) return { codec: 'none', data: raw };
   const { m, cctx } = z!;
   const z1 = withHeap(raw, m._ZSTD_compressBound(raw.length), (src, dst, cap) => {
     const n = m._ZSTD_compress_usingDict(cctx, dst, cap, src, raw.length, 0, 0, ZSTD_LEVEL);

@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, closeSync, existsSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fchownSync, futimesSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Repository, SnapshotRecord } from './repository.ts';
@@ -93,6 +93,8 @@ export class Restorer {
   private readonly plan = new Map<string, Map<string, { file: FileJob; offset: number }[]>>();
   private readonly open = new Set<FileJob>();
   private readonly fresh = new Set<string>();
+  private readonly uid = process.getuid?.() ?? -1;
+  private readonly gid = process.getgid?.() ?? -1;
 
   constructor(
     private readonly repo: Repository,
@@ -303,16 +305,21 @@ export class Restorer {
     return file.fd;
   }
 
+  /** Size, owner, mode and times through the open file (no path lookups), then the rename that makes it whole. */
   private finish(file: FileJob): void {
-    if (file.node.sparse || !file.created) ftruncateSync(this.fdOf(file), file.node.size);
-    if (file.fd !== undefined) {
-      closeSync(file.fd);
-      file.fd = undefined;
-      this.open.delete(file);
-    }
+    const n = file.node;
+    const fd = this.fdOf(file);
+    if (n.sparse || !file.created) ftruncateSync(fd, n.size);
+    // A file this process made is already its own: chown only for someone else's.
+    if (this.owners && (n.uid !== this.uid || n.gid !== this.gid)) fchownSync(fd, n.uid, n.gid);
+    fchmodSync(fd, n.mode);
+    futimesSync(fd, seconds(n.atime), seconds(n.mtime));
+    closeSync(fd);
+    file.fd = undefined;
+    this.open.delete(file);
     renameSync(file.tmp, file.dest);
     file.done = true;
-    this.setMetadata(file.node, file.dest);
+    if (n.xattrs) this.xattrs.push([file.dest, n.xattrs]);
     this.progress.files++;
     this.o.onProgress?.(this.progress);
   }

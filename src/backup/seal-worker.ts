@@ -5,7 +5,7 @@
  * counter: a worker that is ahead waits instead of filling memory.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { decode, encode, loadCodec } from './codec.ts';
+import { decode, encode, loadCodec, looksCompressed } from './codec.ts';
 import { AeadCrypter, PlainCrypter, type Crypter } from './crypto.ts';
 import type { ChunkerParams } from './chunker.ts';
 import { chunkBuffer, chunksOf } from './file-chunks.ts';
@@ -45,8 +45,8 @@ export async function serve(port: MessagePort, data: WorkerData): Promise<void> 
   const outstanding = new Int32Array(data.outstanding);
   const buf = chunkBuffer(data.chunker);
   const post = (r: Reply, transfer: ArrayBuffer[] = []) => port.postMessage(r, transfer);
-  const seal = (plain: Uint8Array) => {
-    const { codec, data: packed } = encode(plain);
+  const seal = (plain: Uint8Array, compressed = false) => {
+    const { codec, data: packed } = encode(plain, compressed);
     const s = crypter.seal(packed);
     // Transferable only when the Buffer owns its whole memory (small ones share Node's pool).
     const own = s.byteOffset === 0 && s.length === s.buffer.byteLength;
@@ -77,18 +77,21 @@ export async function serve(port: MessagePort, data: WorkerData): Promise<void> 
       // Chunks the previous version of the file had are known to the repository: named, not sealed again.
       const known = new Set(m.known);
       const chunks = chunksOf(m.file, data.chunker, data.gear, buf);
+      let compressed: boolean | undefined;
       for (let r = chunks.next(); ; r = chunks.next()) {
         if (r.done) {
           post({ id: m.id, done: true, bytes: r.value });
           break;
         }
         const chunk = r.value;
+        // Judged by the file's first bytes: later chunks of a gzip file carry no magic of their own.
+        compressed ??= looksCompressed(chunk);
         const blob = crypter.blobId(chunk);
         if (known.has(blob)) {
           post({ id: m.id, chunk: { blob, rawLength: chunk.length } });
           continue;
         }
-        const { codec, sealed } = seal(chunk);
+        const { codec, sealed } = seal(chunk, compressed);
         reserve(sealed.byteLength);
         post({ id: m.id, chunk: { blob, rawLength: chunk.length, codec, sealed } }, [sealed]);
       }
