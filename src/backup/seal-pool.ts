@@ -72,21 +72,21 @@ export class SealPool {
   private onReply(m: Reply): void {
     const job = this.jobs.get(m.id);
     if (!job) return;
-    if ('chunk' in m) {
+    if ('chunk' in m && m.chunk) {
       const c = m.chunk;
       if (c.sealed) {
         Atomics.sub(this.outstanding, 0, Math.ceil(c.sealed.byteLength / 1024));
         Atomics.notify(this.outstanding, 0);
       }
       job.onChunk?.({ blob: c.blob, rawLength: c.rawLength, sealed: c.sealed ? { codec: c.codec!, sealed: Buffer.from(c.sealed) } : undefined });
-      return;
+      if (!m.done) return;
     }
     this.jobs.delete(m.id);
     this.load[job.worker]! -= job.weight;
     if ('error' in m) job.reject(Object.assign(new Error(m.error), { code: m.code }));
-    else if ('done' in m) job.resolve(m.bytes);
+    else if ('bytes' in m) job.resolve(m.bytes);
     else if ('blobs' in m) job.resolve(m.blobs.map((b) => Buffer.from(b)));
-    else job.resolve({ codec: m.codec, sealed: Buffer.from(m.sealed) } satisfies Sealed);
+    else if ('sealed' in m) job.resolve({ codec: m.codec, sealed: Buffer.from(m.sealed) } satisfies Sealed);
   }
 
   start(): Promise<void> {

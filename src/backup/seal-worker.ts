@@ -32,10 +32,17 @@ export interface PackSlot {
 
 export type Request = { id: number; plain: ArrayBuffer } | { id: number; file: string; known: string[] } | { id: number; pack: ArrayBuffer; name: string; slots: PackSlot[] };
 
+export interface ChunkReply {
+  blob: string;
+  rawLength: number;
+  codec?: 'none' | 'zstd';
+  sealed?: ArrayBuffer;
+}
+
 export type Reply =
   | { id: number; codec: 'none' | 'zstd'; sealed: ArrayBuffer }
-  | { id: number; chunk: { blob: string; rawLength: number; codec?: 'none' | 'zstd'; sealed?: ArrayBuffer } }
-  | { id: number; done: true; bytes: number }
+  | { id: number; chunk: ChunkReply; done?: undefined }
+  | { id: number; chunk?: ChunkReply; done: true; bytes: number }
   | { id: number; blobs: ArrayBuffer[] }
   | { id: number; error: string; code?: string };
 
@@ -78,22 +85,26 @@ export async function serve(port: MessagePort, data: WorkerData): Promise<void> 
       const known = new Set(m.known);
       const chunks = chunksOf(m.file, data.chunker, data.gear, buf);
       let compressed: boolean | undefined;
+      // Each chunk is posted one step late, so the last one carries the end of the file: one
+      // message for a small file instead of two.
+      let held: { chunk: ChunkReply; transfer: ArrayBuffer[] } | undefined;
       for (let r = chunks.next(); ; r = chunks.next()) {
         if (r.done) {
-          post({ id: m.id, done: true, bytes: r.value });
+          post({ id: m.id, chunk: held?.chunk, done: true, bytes: r.value }, held?.transfer);
           break;
         }
+        if (held) post({ id: m.id, chunk: held.chunk }, held.transfer);
         const chunk = r.value;
         // Judged by the file's first bytes: later chunks of a gzip file carry no magic of their own.
         compressed ??= looksCompressed(chunk);
         const blob = crypter.blobId(chunk);
         if (known.has(blob)) {
-          post({ id: m.id, chunk: { blob, rawLength: chunk.length } });
+          held = { chunk: { blob, rawLength: chunk.length }, transfer: [] };
           continue;
         }
         const { codec, sealed } = seal(chunk, compressed);
         reserve(sealed.byteLength);
-        post({ id: m.id, chunk: { blob, rawLength: chunk.length, codec, sealed } }, [sealed]);
+        held = { chunk: { blob, rawLength: chunk.length, codec, sealed }, transfer: [sealed] };
       }
     } catch (e) {
       post({ id: m.id, error: e instanceof Error ? e.message : String(e), code: (e as NodeJS.ErrnoException).code });
