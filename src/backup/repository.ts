@@ -19,6 +19,7 @@ import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
 import { decode, decodeView, encode, loadCodec } from './codec.ts';
 import { AeadCrypter, newMasterKey, openMasterKey, PlainCrypter, sealMasterKey, WrongPassphraseError, type Crypter, type KeyFile, type ScryptParams } from './crypto.ts';
 import { PackBuilder, packId, readPackHeader, type BlobKind, type Codec, type PackedBlob } from './pack.ts';
+import { writeBlob, type BlobWrite } from './blob-writes.ts';
 import { chunkBuffer, chunksOf } from './file-chunks.ts';
 import { SealPool, type Sealed } from './seal-pool.ts';
 import { Slots } from './slots.ts';
@@ -94,11 +95,18 @@ export class Repository {
     this.pool = pool;
   }
 
-  /** The blobs of a pack, opened and checked on a worker when the pool runs, here otherwise; in the order given. */
-  async unpackAll(pack: string, data: Buffer, ids: string[]): Promise<Buffer[]> {
+  /**
+   * Restores: the given blobs of a pack opened, checked, and written where `writes` says (per blob),
+   * on a worker when the pool runs, here otherwise. Every blob is checked before any is written.
+   */
+  async writeBlobs(pack: string, data: Buffer, ids: string[], writes: BlobWrite[][]): Promise<void> {
     const entries = ids.map((id) => this.index.get(id)!);
-    if (!this.pool) return entries.map((e) => this.unpack(e, data));
-    return this.pool.unpack(pack, data, entries).catch((e: Error) => {
+    if (!this.pool) {
+      const plains = entries.map((e) => this.unpack(e, data));
+      plains.forEach((plain, i) => writeBlob(plain, writes[i]!));
+      return;
+    }
+    await this.pool.writeBlobs(pack, data, entries, writes).catch((e: Error) => {
       throw new RepositoryError(e.message);
     });
   }

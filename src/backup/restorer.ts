@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, closeSync, existsSync, fchmodSync, fchownSync, futimesSync, ftruncateSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, linkSync, lutimesSync, mkdirSync, renameSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Repository, SnapshotRecord } from './repository.ts';
@@ -47,24 +47,14 @@ function seconds(ns: string): number {
 
 const run = promisify(execFile);
 
-function isZero(b: Buffer): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
 /** A regular file being restored: written under `tmp`, renamed to `dest` when its last blob is in. */
 interface FileJob {
   node: TreeNode;
   dest: string;
   tmp: string;
   left: number;
-  fd?: number;
-  created: boolean;
   done: boolean;
 }
-
-/** Packs are about 16 MiB (one blob more at most); read into one buffer, reused. */
-const PACK_SCRATCH = 32 * 1024 * 1024;
 
 /** Restores of at least this much use worker threads to open blobs; smaller ones do not pay for starting them. */
 const POOL_FROM_BYTES = 64 * 1024 * 1024;
@@ -74,9 +64,6 @@ const PACKS_AHEAD = 4;
 /** A batch: the walk stops and fills what it planned once it has this many files or bytes. */
 const BATCH_FILES = 32768;
 const BATCH_BYTES = 1024 * 1024 * 1024;
-
-/** Open files at once; more are closed (least recently written first) and opened again when needed. */
-const MAX_OPEN = 256;
 
 export class Restorer {
   readonly progress: RestoreProgress = { files: 0, bytes: 0 };
@@ -91,7 +78,6 @@ export class Restorer {
   private plannedBytes = 0;
   /** Per pack, per blob: where its bytes go (file, offset). Built by the walk, consumed pack by pack. */
   private readonly plan = new Map<string, Map<string, { file: FileJob; offset: number }[]>>();
-  private readonly open = new Set<FileJob>();
   private readonly fresh = new Set<string>();
   private readonly uid = process.getuid?.() ?? -1;
   private readonly gid = process.getgid?.() ?? -1;
@@ -113,10 +99,7 @@ export class Restorer {
     } catch (e) {
       await this.stopPool();
       // Nothing half-written keeps a name that looks whole; the marker stays.
-      for (const f of this.files) {
-        if (f.fd !== undefined) closeSync(f.fd);
-        if (!f.done) rmSync(f.tmp, { force: true });
-      }
+      for (const f of this.files) if (!f.done) rmSync(f.tmp, { force: true });
       throw e;
     }
     await this.stopPool();
@@ -210,7 +193,7 @@ export class Restorer {
 
   /** Notes where each of the file's blobs goes; the content comes pack by pack (fillFiles). */
   private planFile(n: TreeNode, dest: string): void {
-    const file: FileJob = { node: n, dest, tmp: `${dest}.outrig-partial`, left: 0, created: false, done: false };
+    const file: FileJob = { node: n, dest, tmp: `${dest}.outrig-partial`, left: 0, done: false };
     this.files.push(file);
     let offset = 0;
     for (const id of n.content ?? []) {
@@ -230,47 +213,38 @@ export class Restorer {
   }
 
   /**
-   * Reads each pack once and writes its blobs where the plan says: however the backup laid blobs
-   * out, no pack is read twice, and a file is renamed into place when its last blob is written.
-   * A large restore opens and checks blobs on worker threads, a few packs ahead of the writes.
+   * Reads each pack once and has its blobs written where the plan says: however the backup laid
+   * blobs out, no pack is read twice, and a file is renamed into place when its last blob is in.
+   * A large restore opens, checks and writes blobs on worker threads, a few packs ahead, while this
+   * thread reads packs and finishes files.
    */
   private async fillFiles(): Promise<void> {
     if (this.plannedBytes >= POOL_FROM_BYTES) await this.startPool();
     const packs = [...this.plan];
     this.plan.clear();
-    if (!this.pooled) {
-      const scratch = (this.scratch ??= Buffer.allocUnsafe(PACK_SCRATCH));
-      for (const [pack, blobs] of packs) {
-        const data = await this.repo.readPack(pack, blobs.keys().next().value, scratch);
-        // A view: written out before the next blob is unpacked.
-        for (const [id, targets] of blobs) this.write(this.repo.unpack(this.repo.entry(id)!, data, true), targets);
-      }
-    } else {
-      const unpacked = (i: number) => {
-        const [pack, blobs] = packs[i]!;
-        const ids = [...blobs.keys()];
-        const p = this.repo.readPack(pack, ids[0]).then((data) => this.repo.unpackAll(pack, data, ids));
-        p.catch(() => undefined); // awaited in turn below; not an unhandled rejection meanwhile
-        return p;
-      };
-      const ahead: Promise<Buffer[]>[] = [];
-      for (let i = 0, started = 0; i < packs.length; i++) {
-        while (started < packs.length && started < i + PACKS_AHEAD) ahead.push(unpacked(started++));
-        const plains = await ahead.shift()!;
-        [...packs[i]![1].values()].forEach((targets, k) => this.write(plains[k]!, targets));
+    const written = (i: number) => {
+      const [pack, blobs] = packs[i]!;
+      const ids = [...blobs.keys()];
+      const writes = [...blobs.values()].map((ts) => ts.map(({ file, offset }) => ({ path: file.tmp, offset, sparse: !!file.node.sparse })));
+      const p = this.repo.readPack(pack, ids[0]).then((data) => this.repo.writeBlobs(pack, data, ids, writes));
+      p.catch(() => undefined); // awaited in turn below; not an unhandled rejection meanwhile
+      return p;
+    };
+    const ahead: Promise<void>[] = [];
+    const window = this.pooled ? PACKS_AHEAD : 1;
+    for (let i = 0, started = 0; i < packs.length; i++) {
+      while (started < packs.length && started < i + window) ahead.push(written(started++));
+      await ahead.shift()!;
+      for (const [id, targets] of packs[i]![1]) {
+        const n = this.repo.entry(id)!.rawLength;
+        for (const { file } of targets) {
+          this.progress.bytes += n;
+          if (--file.left === 0) this.finish(file);
+        }
       }
     }
     this.files = this.files.filter((f) => !f.done);
     this.plannedBytes = 0;
-  }
-
-  private write(plain: Buffer, targets: { file: FileJob; offset: number }[]): void {
-    for (const { file, offset } of targets) {
-      // Holes stay holes: a zero blob of a sparse file is skipped, and the size set at the end.
-      if (!(file.node.sparse && isZero(plain))) writeSync(this.fdOf(file), plain, 0, plain.length, offset);
-      this.progress.bytes += plain.length;
-      if (--file.left === 0) this.finish(file);
-    }
   }
 
   private async stopPool(): Promise<void> {
@@ -279,7 +253,6 @@ export class Restorer {
   }
 
   private pooled = false;
-  private scratch?: Buffer;
 
   private async startPool(): Promise<void> {
     if (this.pooled) return;
@@ -287,36 +260,19 @@ export class Restorer {
     this.pooled = this.repo.pooled;
   }
 
-  private fdOf(file: FileJob): number {
-    if (file.fd !== undefined) {
-      this.open.delete(file);
-      this.open.add(file);
-      return file.fd;
-    }
-    if (this.open.size >= MAX_OPEN) {
-      const oldest = this.open.values().next().value!;
-      closeSync(oldest.fd!);
-      oldest.fd = undefined;
-      this.open.delete(oldest);
-    }
-    file.fd = openSync(file.tmp, file.created ? 'r+' : 'w', 0o600);
-    file.created = true;
-    this.open.add(file);
-    return file.fd;
-  }
-
-  /** Size, owner, mode and times through the open file (no path lookups), then the rename that makes it whole. */
+  /** Size, owner, mode and times, then the rename that makes the file whole. */
   private finish(file: FileJob): void {
     const n = file.node;
-    const fd = this.fdOf(file);
-    if (n.sparse || !file.created) ftruncateSync(fd, n.size);
+    // Holes at the end, and empty files, get their size here (no blob wrote there).
+    if (n.sparse || !n.content?.length) {
+      // An empty file, or one all holes, was never created by a write.
+      if (!existsSync(file.tmp)) writeFileSync(file.tmp, '', { mode: 0o600 });
+      truncateSync(file.tmp, n.size);
+    }
     // A file this process made is already its own: chown only for someone else's.
-    if (this.owners && (n.uid !== this.uid || n.gid !== this.gid)) fchownSync(fd, n.uid, n.gid);
-    fchmodSync(fd, n.mode);
-    futimesSync(fd, seconds(n.atime), seconds(n.mtime));
-    closeSync(fd);
-    file.fd = undefined;
-    this.open.delete(file);
+    if (this.owners && (n.uid !== this.uid || n.gid !== this.gid)) lchownSync(file.tmp, n.uid, n.gid);
+    chmodSync(file.tmp, n.mode);
+    utimesSync(file.tmp, seconds(n.atime), seconds(n.mtime));
     renameSync(file.tmp, file.dest);
     file.done = true;
     if (n.xattrs) this.xattrs.push([file.dest, n.xattrs]);

@@ -4,6 +4,7 @@
  * written anywhere). Files go to the worker with the least work queued.
  */
 import { Worker } from 'node:worker_threads';
+import type { BlobWrite } from './blob-writes.ts';
 import type { ChunkerParams } from './chunker.ts';
 import type { Codec } from './pack.ts';
 import type { PackSlot, Reply, WorkerData } from './seal-worker.ts';
@@ -85,7 +86,7 @@ export class SealPool {
     this.load[job.worker]! -= job.weight;
     if ('error' in m) job.reject(Object.assign(new Error(m.error), { code: m.code }));
     else if ('bytes' in m) job.resolve(m.bytes);
-    else if ('blobs' in m) job.resolve(m.blobs.map((b) => Buffer.from(b)));
+    else if ('written' in m) job.resolve(undefined);
     else if ('sealed' in m) job.resolve({ codec: m.codec, sealed: Buffer.from(m.sealed) } satisfies Sealed);
   }
 
@@ -119,10 +120,10 @@ export class SealPool {
     return this.submit<number>(size, { file: path, known }, [], onChunk);
   }
 
-  /** Opens, decompresses and checks the given blobs of a pack (whose bytes are handed over); resolves with them in order. */
-  unpack(name: string, pack: Buffer, slots: PackSlot[]): Promise<Buffer[]> {
+  /** Opens, decompresses and checks the given blobs of a pack (whose bytes are handed over), and writes each where `writes` says. */
+  writeBlobs(name: string, pack: Buffer, slots: PackSlot[], writes: BlobWrite[][]): Promise<void> {
     const own = pack.byteOffset === 0 && pack.length === pack.buffer.byteLength ? (pack.buffer as ArrayBuffer) : (pack.buffer.slice(pack.byteOffset, pack.byteOffset + pack.length) as ArrayBuffer);
-    return this.submit<Buffer[]>(pack.length, { pack: own, name, slots }, [own]);
+    return this.submit<void>(pack.length, { pack: own, name, slots, writes }, [own]);
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { decode, encode, loadCodec, looksCompressed } from './codec.ts';
 import { AeadCrypter, PlainCrypter, type Crypter } from './crypto.ts';
 import type { ChunkerParams } from './chunker.ts';
+import { writeBlob, type BlobWrite } from './blob-writes.ts';
 import { chunkBuffer, chunksOf } from './file-chunks.ts';
 
 export interface WorkerData {
@@ -30,7 +31,7 @@ export interface PackSlot {
   codec: 'none' | 'zstd';
 }
 
-export type Request = { id: number; plain: ArrayBuffer } | { id: number; file: string; known: string[] } | { id: number; pack: ArrayBuffer; name: string; slots: PackSlot[] };
+export type Request = { id: number; plain: ArrayBuffer } | { id: number; file: string; known: string[] } | { id: number; pack: ArrayBuffer; name: string; slots: PackSlot[]; writes: BlobWrite[][] };
 
 export interface ChunkReply {
   blob: string;
@@ -43,7 +44,7 @@ export type Reply =
   | { id: number; codec: 'none' | 'zstd'; sealed: ArrayBuffer }
   | { id: number; chunk: ChunkReply; done?: undefined }
   | { id: number; chunk?: ChunkReply; done: true; bytes: number }
-  | { id: number; blobs: ArrayBuffer[] }
+  | { id: number; written: true }
   | { id: number; error: string; code?: string };
 
 export async function serve(port: MessagePort, data: WorkerData): Promise<void> {
@@ -70,16 +71,18 @@ export async function serve(port: MessagePort, data: WorkerData): Promise<void> 
         return post({ id: m.id, codec, sealed }, [sealed]);
       }
       if ('pack' in m) {
-        // Restores: a pack's blobs opened, decompressed and checked here; the main thread only writes.
+        // Restores: a pack's blobs opened, decompressed, checked and written into their files here.
+        // Every blob is checked before any is written, so a damaged pack writes nothing.
         const pack = Buffer.from(m.pack);
-        const blobs = m.slots.map((e) => {
+        const plains = m.slots.map((e) => {
           const what = `blob ${e.id.slice(0, 12)} in pack ${m.name.slice(0, 12)}`;
           if (e.offset + e.length > pack.length) throw new Error(`${what} lies beyond the end of its pack (truncated?)`);
           const plain = decode(e.codec, crypter.open(pack.subarray(e.offset, e.offset + e.length), what), e.rawLength, what);
           if (crypter.blobId(plain) !== e.id) throw new Error(`${what} is damaged: its content does not hash to its id`);
-          return plain.byteOffset === 0 && plain.length === plain.buffer.byteLength ? (plain.buffer as ArrayBuffer) : (plain.buffer.slice(plain.byteOffset, plain.byteOffset + plain.length) as ArrayBuffer);
+          return plain;
         });
-        return post({ id: m.id, blobs }, blobs);
+        plains.forEach((plain, i) => writeBlob(plain, m.writes[i]!));
+        return post({ id: m.id, written: true });
       }
       // Chunks the previous version of the file had are known to the repository: named, not sealed again.
       const known = new Set(m.known);
