@@ -1,12 +1,15 @@
 /**
- * The agent's backup operations on this host's volumes: back a volume up from a disk-engine
+ * The agent's backup operations: this host's own files (file by file), and its volumes: back a volume up from a disk-engine
  * snapshot (the guest keeps running and is not asked for help), rebuild a backup into a new volume
  * (bare-metal recovery), put a backup's system state back into a volume, forget a snapshot.
  * Nothing is mounted and no device is made: volumes are read and written over diskd's NBD socket.
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
+import { Archiver } from '../backup/archiver.ts';
 import { backupDiskImage, restoreDiskImage, restoreSystemState } from '../backup/bmr.ts';
+import { Restorer } from '../backup/restorer.ts';
 import { acquireLock } from '../backup/lock.ts';
 import { copyImageToExport, withExportImage } from '../backup/nbd-source.ts';
 import { Repository, RepositoryError } from '../backup/repository.ts';
@@ -148,6 +151,38 @@ export class VolumeBackups {
         },
         this.work(),
       );
+    });
+  }
+
+  /** A host's own files, file by file, incremental against the last backup of the same paths from this host. */
+  async files(o: { paths: string[]; repository: BackupRepoRef; tags: string[] }, onProgress: ProgressSink): Promise<BackupResult> {
+    const start = Date.now();
+    const progress = throttled(onProgress);
+    return withRepo(o.repository, 'backup', async (repo) => {
+      const paths = [...o.paths].sort();
+      const parent = (await repo.snapshots()).filter((s) => s.hostname === hostname() && JSON.stringify(s.paths) === JSON.stringify(paths)).at(-1);
+      const a = new Archiver(repo, { parent: parent?.id, tags: o.tags, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
+      const r = await a.run(paths);
+      return {
+        snapshotId: r.id,
+        bmrReady: false,
+        files: r.snapshot.stats.files,
+        bytes: r.snapshot.stats.bytes,
+        addedBytes: repo.stats.bytesStored,
+        partitions: 0,
+        filesystems: [],
+        systemState: [],
+        seconds: (Date.now() - start) / 1000,
+        unreadable: a.progress.errors.length ? a.progress.errors.slice(0, 100) : undefined,
+      };
+    });
+  }
+
+  /** Files of a snapshot under `target` on this host (each at target/<original path>). */
+  async restoreFiles(ref: BackupRepoRef, snapshotId: string, target: string, include: string[]): Promise<{ files: number; bytes: number }> {
+    return withRepo(ref, 'restore', async (repo) => {
+      const r = await new Restorer(repo, { include: include.length ? include : undefined }).run(await repo.findSnapshot(snapshotId), target);
+      return { files: r.files, bytes: r.bytes };
     });
   }
 

@@ -185,6 +185,10 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           return await storage.deleteSnapshot(op.volumeId, op.snapshotId);
         case 'backup.create':
           return { ...(await backups.backup(op, progressOf(op.opId))) };
+        case 'backup.files':
+          return { ...(await backups.files(op, progressOf(op.opId))) };
+        case 'backup.restore-files':
+          return await backups.restoreFiles(op.repository, op.snapshotId, op.target, op.include);
         case 'backup.forget':
           return await backups.forget(op.repository, op.snapshotId);
         case 'backup.restore-system-state':

@@ -9,7 +9,7 @@ import type { Volume } from '../model/volume.ts';
 import type { OpResult } from './agent-hub.ts';
 import type { HostView } from './volume-plan.ts';
 
-export type BackupOpKind = 'backup.create' | 'backup.forget';
+export type BackupOpKind = 'backup.create' | 'backup.files' | 'backup.forget';
 
 export function backupOpIds(b: Pick<Backup, 'id'>) {
   return { create: `${b.id}/create`, forget: `${b.id}/forget` };
@@ -80,6 +80,7 @@ export function planBackup(b: Backup, ctx: BackupPlanContext): BackupPlan {
     st.message = `backup failed: ${last.error ?? 'unknown error'}`;
     return { status: st };
   }
+  if (!st.hostId && b.spec.host) st.hostId = b.spec.host;
   if (!st.hostId) {
     const v = ctx.volume;
     if (!v) {
@@ -113,5 +114,5 @@ export function planBackup(b: Backup, ctx: BackupPlanContext): BackupPlan {
   st.phase = 'running';
   st.startedAt ??= at;
   st.message = undefined;
-  return send(ids.create, 'backup.create');
+  return send(ids.create, b.spec.volume ? 'backup.create' : 'backup.files');
 }

@@ -58,7 +58,7 @@ export function planRun(p: BackupPolicy, instances: Instance[], backups: Backup[
 export function expired(p: BackupPolicy, backups: Backup[]): Backup[] {
   const mine = backups.filter((b) => b.spec.policy === p.id && b.status.phase !== 'deleting');
   const byVolume = new Map<string, Backup[]>();
-  for (const b of mine) byVolume.set(b.spec.volume, [...(byVolume.get(b.spec.volume) ?? []), b]);
+  for (const b of mine) byVolume.set(b.spec.volume ?? '', [...(byVolume.get(b.spec.volume ?? '') ?? []), b]);
   const out: Backup[] = [];
   for (const list of byVolume.values()) {
     const done = list.filter((b) => b.status.phase === 'completed');

@@ -5,7 +5,7 @@
  * mutual-TLS agent stream.
  */
 import type { Logger } from 'pino';
-import type { BackupRepoRef } from '../model/agent-protocol.ts';
+import type { AgentOp, BackupRepoRef } from '../model/agent-protocol.ts';
 import type { Backup, BackupProgress } from '../model/backup.ts';
 import type { Store } from '../store/index.ts';
 import type { AgentHub, OpResult } from './agent-hub.ts';
@@ -56,12 +56,13 @@ export class BackupReconciler {
     const b = await this.o.store.backups.get(id);
     if (!b) return;
     const hub = this.o.hub();
-    const hostId = b.status.hostId ?? (await this.o.store.volumes.get(b.spec.volume))?.status.hostId;
+    const volume = b.spec.volume ? await this.o.store.volumes.get(b.spec.volume) : undefined;
+    const hostId = b.status.hostId ?? b.spec.host ?? volume?.status.hostId;
     const host = hostId ? await this.o.store.hosts.get(hostId) : undefined;
     const last = b.status.lastOp;
     const answer = last?.state === 'sent' ? this.answers.get(last.opId) : undefined;
     const plan = planBackup(b, {
-      volume: await this.o.store.volumes.get(b.spec.volume),
+      volume,
       host: { exists: !!host, connected: !!hostId && hub.isConnected(hostId), name: host?.name },
       answer,
       lastOpInFlight: !!hostId && !!last && hub.isInFlight(hostId, last.opId),
@@ -78,10 +79,13 @@ export class BackupReconciler {
     if (!wrote || !plan.send) return;
     const target = plan.status.hostId!;
     const repository = this.repo(b.spec.repository);
-    const op =
-      plan.send.kind === 'backup.create'
-        ? { opId: plan.send.opId, kind: plan.send.kind, backupId: b.id, volumeId: b.spec.volume, repository, tags: b.spec.tags, source: plan.status.volumeName ?? b.spec.volume }
-        : { opId: plan.send.opId, kind: plan.send.kind, repository, snapshotId: plan.status.result!.snapshotId };
+    const { opId, kind } = plan.send;
+    const op: AgentOp =
+      kind === 'backup.create'
+        ? { opId, kind, backupId: b.id, volumeId: b.spec.volume!, repository, tags: b.spec.tags, source: plan.status.volumeName ?? b.spec.volume! }
+        : kind === 'backup.files'
+          ? { opId, kind, backupId: b.id, paths: b.spec.paths ?? [], repository, tags: b.spec.tags }
+          : { opId, kind, repository, snapshotId: plan.status.result!.snapshotId };
     hub.sendOp(target, op).catch(() => this.o.enqueue(id));
   }
 

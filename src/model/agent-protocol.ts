@@ -116,6 +116,10 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('snapshot.delete'), volumeId: Type.String(), snapshotId: Type.String() }),
   /** Backs a volume up from a disk-engine snapshot; answers with a BackupResult. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.create'), backupId: Type.String(), volumeId: Type.String(), repository: BackupRepoRef, tags: Type.Array(Type.String()), source: Type.String() }),
+  /** Backs up files of this host (file-level, incremental against the last backup of the same paths). */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.files'), backupId: Type.String(), paths: Type.Array(Type.String()), repository: BackupRepoRef, tags: Type.Array(Type.String()) }),
+  /** Restores files of a snapshot under a directory of this host; answers with the count. */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-files'), repository: BackupRepoRef, snapshotId: Type.String(), target: Type.String(), include: Type.Array(Type.String()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.forget'), repository: BackupRepoRef, snapshotId: Type.String() }),
   /** Puts a backup's system-state group back into a volume no VM has plugged in. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-system-state'), volumeId: Type.String(), repository: BackupRepoRef, snapshotId: Type.String() }),

@@ -10,8 +10,11 @@ export const BACKUP_PHASES = ['pending', 'running', 'completed', 'failed', 'dele
 export type BackupPhase = (typeof BACKUP_PHASES)[number];
 
 export const BackupSpec = Type.Object({
-  /** Id of the volume backed up. */
-  volume: Type.String(),
+  /** Id of the volume backed up (a BMR-ready disk backup); absent for a host's files. */
+  volume: Type.Optional(Type.String()),
+  /** Or a host's own files: the host (id) whose agent reads them, and the absolute paths. */
+  host: Type.Optional(Type.String()),
+  paths: Type.Optional(Type.Array(Type.String())),
   /** Repository directory, as the volume's host sees it. */
   repository: Type.String(),
   tags: Type.Array(Type.String()),
@@ -34,6 +37,8 @@ export const BackupResult = Type.Object({
   filesystems: Type.Array(Type.Object({ partition: Type.Integer(), type: Type.String(), uuid: Type.Optional(Type.String()), label: Type.Optional(Type.String()) })),
   systemState: Type.Array(Type.String()),
   seconds: Type.Number(),
+  /** Files that could not be read (a host's files: the snapshot holds the rest). */
+  unreadable: Type.Optional(Type.Array(Type.Object({ path: Type.String(), error: Type.String() }))),
 });
 export type BackupResult = Static<typeof BackupResult>;
 

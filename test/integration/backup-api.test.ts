@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
@@ -79,8 +79,8 @@ describe('backup API', { timeout: 300_000 }, () => {
   }
 
   test('bad backup and restore requests are refused with the reason and change nothing', async () => {
-    await refused('POST', '/v1/backups', {}, 400, /give volume or instance/);
-    await refused('POST', '/v1/backups', { volume: 'machine', instance: 'x' }, 400, /give volume or instance/);
+    await refused('POST', '/v1/backups', {}, 400, /give volume, instance, or host with paths/);
+    await refused('POST', '/v1/backups', { volume: 'machine', instance: 'x' }, 400, /give volume, instance, or host with paths/);
     await refused('POST', '/v1/backups', { volume: 'nope' }, 422, /volume 'nope' does not exist/);
     await refused('POST', '/v1/backups', { instance: 'nope' }, 422, /instance 'nope' does not exist/);
     await refused('POST', '/v1/backups', { volume: 'machine', repository: 'relative/dir' }, 400, /absolute path/);
@@ -160,6 +160,48 @@ describe('backup API', { timeout: 300_000 }, () => {
     assert.equal((await api.get<BackupPolicy>('/v1/backup-policies/hourly')).status.expired, 1);
     await api.delete('/v1/backup-policies/hourly');
     assert.equal((await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((b) => b.labels['outrig.io/backup-policy'] === 'hourly').length, 2, 'its backups stay');
+  });
+
+  test("a host's own files: backed up by its agent, restored whole or in part under a directory", async () => {
+    const src = join(env.dir.path, 'host-files');
+    mkdirSync(join(src, 'etc', 'app'), { recursive: true });
+    writeFileSync(join(src, 'etc', 'app', 'app.conf'), 'port = 8080\n');
+    writeFileSync(join(src, 'etc', 'secret'), 'hush\n', { mode: 0o600 });
+    writeFileSync(join(src, 'big.bin'), Buffer.alloc(3 * 1024 * 1024, 7));
+    symlinkSync('etc/app/app.conf', join(src, 'link'));
+    await refused('POST', '/v1/backups', { host: 'bk-host' }, 400, /paths go with host/);
+    await refused('POST', '/v1/backups', { host: 'bk-host', paths: ['relative'] }, 400, /paths must be absolute/);
+    await refused('POST', '/v1/backups', { host: 'nope', paths: [src] }, 422, /host 'nope' does not exist/);
+    await refused('POST', '/v1/backups', { volume: 'machine', paths: [src] }, 400, /paths go with host/);
+    await api.post('/v1/backups', { host: 'bk-host', paths: [src], name: 'files-1' });
+    const b = await settled('files-1');
+    assert.equal(b.status.phase, 'completed', b.status.message);
+    assert.equal(b.status.result!.files, 3);
+    assert.equal(b.status.result!.bmrReady, false);
+    await refused('POST', '/v1/backups/files-1/restore-files', { target: 'relative' }, 400, /absolute/);
+    await refused('POST', '/v1/backups/files-1/restore-files', { target: '/tmp/x', host: 'nope' }, 422, /host 'nope' does not exist/);
+
+    const out = join(env.dir.path, 'restored');
+    const r = await api.post<{ files: number; host: string }>('/v1/backups/files-1/restore-files', { target: out });
+    assert.equal(r.files, 3);
+    assert.equal(r.host, 'bk-host');
+    const back = join(out, src);
+    assert.equal(readFileSync(join(back, 'etc', 'app', 'app.conf'), 'utf8'), 'port = 8080\n');
+    assert.equal(statSync(join(back, 'etc', 'secret')).mode & 0o777, 0o600);
+    assert.ok(readFileSync(join(back, 'big.bin')).equals(Buffer.alloc(3 * 1024 * 1024, 7)));
+    assert.equal(readlinkSync(join(back, 'link')), 'etc/app/app.conf');
+
+    const part = join(env.dir.path, 'restored-part');
+    const one = await api.post<{ files: number }>('/v1/backups/files-1/restore-files', { target: part, include: [join(src, 'etc', 'app')] });
+    assert.equal(one.files, 1);
+    assert.ok(existsSync(join(part, src, 'etc', 'app', 'app.conf')));
+    assert.ok(!existsSync(join(part, src, 'big.bin')));
+
+    // Incremental: nothing changed, nothing read again.
+    await api.post('/v1/backups', { host: 'bk-host', paths: [src], name: 'files-2' });
+    const again = await settled('files-2');
+    assert.equal(again.status.phase, 'completed');
+    assert.ok(again.status.result!.addedBytes < 64 * 1024, `added ${again.status.result!.addedBytes} bytes`);
   });
 
   test('deleting a backup forgets its snapshot in the repository', async () => {

@@ -13,6 +13,8 @@ const CreateBackup = Type.Object(
     name: Type.Optional(Name),
     volume: Type.Optional(Type.String({ minLength: 1, description: 'the volume to back up (id or name)' })),
     instance: Type.Optional(Type.String({ minLength: 1, description: 'or an instance: its boot volume' })),
+    host: Type.Optional(Type.String({ minLength: 1, description: "or a host's own files: the host (id or name) whose agent reads them" })),
+    paths: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 64, description: 'with host: absolute paths to back up' })),
     repository: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "repository directory as the volume's host sees it (default: the cluster's)" })),
     tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32 })),
     ...MetadataFields,
@@ -21,6 +23,16 @@ const CreateBackup = Type.Object(
 );
 
 const RestoreSystemStateBody = Type.Object({ volume: Type.String({ minLength: 1, description: 'the machine disk to repair (id or name); no running VM may have it' }) }, { additionalProperties: false });
+
+const RestoreFilesBody = Type.Object(
+  {
+    target: Type.String({ minLength: 1, maxLength: 4096, description: 'directory on the host: each file goes to target/<original path>' }),
+    include: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { maxItems: 64, description: 'only these absolute paths or subtrees' })),
+    host: Type.Optional(Type.String({ minLength: 1, description: "host to restore on (default: the backup's)" })),
+  },
+  { additionalProperties: false },
+);
+const RestoreFilesResult = Type.Object({ backup: Type.String(), host: Type.String(), target: Type.String(), files: Type.Integer(), bytes: Type.Integer(), seconds: Type.Number() });
 
 const RestoreSystemStateResult = Type.Object({ backup: Type.String(), volume: Type.String(), restored: Type.Array(Type.String()), seconds: Type.Number() });
 
@@ -41,7 +53,27 @@ export function backupRoutes(app: Api, s: ApiServices): void {
     },
     async (req, reply) => {
       const b = req.body;
-      if (!b.volume === !b.instance) throw new ApiError(400, 'invalid_request', 'give volume or instance (one of them)');
+      if ([b.volume, b.instance, b.host].filter(Boolean).length !== 1) throw new ApiError(400, 'invalid_request', 'give volume, instance, or host with paths (one of them)');
+      if (!b.host !== !b.paths) throw new ApiError(400, 'invalid_request', 'paths go with host (a host\'s own files), and host needs paths');
+      const repository = b.repository ? normalize(b.repository) : s.controller.backups.defaultRepository;
+      if (!isAbsolute(repository)) throw new ApiError(400, 'invalid_request', `repository must be an absolute path, got '${b.repository}'`);
+      if (b.host) {
+        const host = await s.store.hosts.find(b.host);
+        if (!host) throw new ApiError(422, 'unknown_host', `host '${b.host}' does not exist`);
+        const bad = b.paths!.find((p) => !isAbsolute(p));
+        if (bad) throw new ApiError(400, 'invalid_request', `paths must be absolute, got '${bad}'`);
+        const name = b.name ?? backupName(`${host.name}-files`, new Date());
+        if (await s.store.backups.find(name)) throw new ApiError(409, 'exists', `a backup named '${name}' exists`);
+        const created = await s.store.backups.create({
+          name,
+          labels: b.labels,
+          annotations: b.annotations,
+          spec: { host: host.id, paths: [...new Set(b.paths!.map((p) => normalize(p)))], repository, tags: b.tags ?? [] },
+          status: { phase: 'pending', conditions: [] },
+        });
+        await s.controller.reconcileNow('backup', created.id);
+        return reply.status(201).send((await s.store.backups.get(created.id)) ?? created);
+      }
       let volumeRef = b.volume;
       if (b.instance) {
         const inst = await s.store.instances.find(b.instance);
@@ -52,8 +84,6 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       const vol = await s.store.volumes.find(volumeRef!);
       if (!vol) throw new ApiError(422, 'unknown_volume', `volume '${volumeRef}' does not exist`);
       if (vol.status.phase === 'deleting' || vol.status.phase === 'failed') throw new ApiError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
-      const repository = b.repository ? normalize(b.repository) : s.controller.backups.defaultRepository;
-      if (!isAbsolute(repository)) throw new ApiError(400, 'invalid_request', `repository must be an absolute path, got '${b.repository}'`);
       const name = b.name ?? backupName(vol.name, new Date());
       if (await s.store.backups.find(name)) throw new ApiError(409, 'exists', `a backup named '${name}' exists`);
       const created = await s.store.backups.create({
@@ -78,6 +108,42 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       const updated = await s.store.backups.update(b.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
       await s.controller.reconcileNow('backup', b.id);
       return reply.status(202).send((await s.store.backups.get(b.id)) ?? updated);
+    },
+  );
+
+  app.post(
+    '/backups/:ref/restore-files',
+    {
+      schema: {
+        tags: ['backups'],
+        summary: "Restore a backup's files (all, or some paths) under a directory of a host",
+        params: RefParams,
+        body: RestoreFilesBody,
+        response: { 200: RestoreFilesResult, ...errors },
+      },
+    },
+    async (req) => {
+      const b = await s.store.backups.mustFind(req.params.ref);
+      const result = b.status.result;
+      if (b.status.phase !== 'completed' || !result) throw new ApiError(409, 'backup_not_ready', `backup '${b.name}' is ${b.status.phase}`);
+      const { target, include = [] } = req.body;
+      const bad = [target, ...include].find((p) => !isAbsolute(p));
+      if (bad) throw new ApiError(400, 'invalid_request', `target and include must be absolute paths, got '${bad}'`);
+      const host = req.body.host ? await s.store.hosts.find(req.body.host) : b.status.hostId ? await s.store.hosts.get(b.status.hostId) : undefined;
+      if (!host) throw new ApiError(422, 'unknown_host', req.body.host ? `host '${req.body.host}' does not exist` : `backup '${b.name}' has no host left to restore on; name one`);
+      if (!s.hub.isConnected(host.id)) throw new ApiError(409, 'host_not_connected', `the agent of host ${host.name} is not connected`);
+      const start = Date.now();
+      const r = await s.hub.sendOp(host.id, {
+        opId: `${DIRECT_OP_PREFIX}restore/${b.id}/${randomBytes(6).toString('hex')}`,
+        kind: 'backup.restore-files',
+        repository: s.controller.backups.repo(b.spec.repository),
+        snapshotId: result.snapshotId,
+        target: normalize(target),
+        include: include.map((p) => normalize(p)),
+      });
+      if (!r.ok) throw new ApiError(500, 'restore_failed', `restore failed: ${r.error ?? 'unknown error'}`);
+      const done = r.result as { files?: number; bytes?: number } | undefined;
+      return { backup: b.id, host: host.name, target: normalize(target), files: done?.files ?? 0, bytes: done?.bytes ?? 0, seconds: (Date.now() - start) / 1000 };
     },
   );
 

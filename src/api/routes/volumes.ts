@@ -75,7 +75,7 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
       if (!bk) throw new ApiError(422, 'unknown_backup', `backup '${b.source.backup}' does not exist`);
       if (bk.status.phase !== 'completed' || !bk.status.result) throw new ApiError(409, 'backup_not_ready', `backup '${bk.name}' is ${bk.status.phase}`);
       if (!bk.status.result.bmrReady) throw new ApiError(422, 'not_bmr_ready', `backup '${bk.name}' is not BMR-ready: it cannot rebuild a disk`);
-      const orig = await s.store.volumes.get(bk.spec.volume);
+      const orig = bk.spec.volume ? await s.store.volumes.get(bk.spec.volume) : undefined;
       if (orig && orig.spec.tenant !== tenant.name) throw new ApiError(422, 'tenant_mismatch', `backup '${bk.name}' is of a volume of tenant ${orig.spec.tenant}`);
       minSize = bk.status.sizeBytes ?? MiB;
       source = { backup: bk.id };

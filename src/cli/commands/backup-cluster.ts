@@ -2,6 +2,7 @@
  * `outrig backup ...` without --repo: backups of volumes through the controller, into the
  * cluster's repository (or one a backup names).
  */
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Backup, BackupProgress } from '../../model/backup.ts';
 import type { Volume } from '../../model/volume.ts';
@@ -21,17 +22,30 @@ function progressText(p: BackupProgress | undefined, since?: string): string {
   return ` — ${p.stage}: ${p.files} files, ${bytes(p.bytes)}${total}${rate}`;
 }
 
+/** What was backed up: a volume, or a host's paths. */
+function source(b: Backup): string {
+  return b.spec.volume ? `volume ${b.status.volumeName ?? b.spec.volume}` : `${(b.spec.paths ?? []).join(', ')} on host ${b.status.hostId ?? b.spec.host}`;
+}
+
 function describe(b: Backup | undefined, name: string): string {
   if (!b) return `backup ${name} is gone`;
   const r = b.status.result;
   const done = r ? `: ${r.files} files, ${bytes(r.bytes)} (${bytes(r.addedBytes)} new in the repository)${r.bmrReady ? ', BMR-ready' : ''} in ${r.seconds.toFixed(1)} s` : '';
-  return `backup ${b.name} of volume ${b.status.volumeName ?? b.spec.volume}: ${b.status.phase}${done}${progressText(b.status.progress, b.status.startedAt)}${b.status.message ? ` (${b.status.message})` : ''}`;
+  return `backup ${b.name} of ${source(b)}: ${b.status.phase}${done}${progressText(b.status.progress, b.status.startedAt)}${b.status.message ? ` (${b.status.message})` : ''}`;
 }
 
-export async function clusterCreate(cmd: Command, o: { volume?: string; instance?: string; name?: string; tag: string[]; repository?: string } & WaitFlags): Promise<void> {
+export async function clusterCreate(cmd: Command, o: { volume?: string; instance?: string; host?: string; paths: string[]; name?: string; tag: string[]; repository?: string } & WaitFlags): Promise<void> {
   const ctx = contextOf(cmd);
-  if (!o.volume === !o.instance) throw new CliError('give --volume VOLUME or --instance INSTANCE (or --repo DIR and paths for a standalone backup)', 2);
-  const b = await ctx.api.post<Backup>('/v1/backups', { name: o.name, volume: o.volume, instance: o.instance, tags: o.tag.length ? o.tag : undefined, repository: o.repository });
+  if ([o.volume, o.instance, o.host].filter(Boolean).length !== 1) throw new CliError('give --volume VOLUME, --instance INSTANCE, or --host HOST PATH... (or --repo DIR for a standalone backup)', 2);
+  const b = await ctx.api.post<Backup>('/v1/backups', {
+    name: o.name,
+    volume: o.volume,
+    instance: o.instance,
+    host: o.host,
+    paths: o.host ? o.paths : undefined,
+    tags: o.tag.length ? o.tag : undefined,
+    repository: o.repository,
+  });
   const final = !o.wait
     ? b
     : await waitFor<Backup>({
@@ -52,12 +66,12 @@ export async function clusterList(cmd: Command): Promise<void> {
   const items = (await ctx.api.get<{ items: Backup[] }>('/v1/backups')).items;
   if (ctx.json) return printJson(items);
   printTable(
-    ['NAME', 'ID', 'PHASE', 'VOLUME', 'SNAPSHOT', 'BMR', 'FILES', 'SIZE', 'AGE'],
+    ['NAME', 'ID', 'PHASE', 'SOURCE', 'SNAPSHOT', 'BMR', 'FILES', 'SIZE', 'AGE'],
     items.map((b) => [
       b.name,
       b.id,
       b.status.phase,
-      b.status.volumeName ?? b.spec.volume,
+      b.spec.volume ? (b.status.volumeName ?? b.spec.volume) : `${b.spec.host}:${(b.spec.paths ?? []).join(',')}`,
       b.status.result?.snapshotId.slice(0, 8) ?? '-',
       b.status.result ? (b.status.result.bmrReady ? 'yes' : 'no') : '-',
       b.status.result?.files ?? '-',
@@ -77,7 +91,7 @@ export async function clusterShow(cmd: Command, ref: string): Promise<void> {
     id: b.id,
     phase: b.status.phase,
     message: b.status.message,
-    volume: `${b.status.volumeName ?? '-'} (${b.spec.volume})`,
+    source: source(b),
     repository: b.spec.repository,
     snapshot: r?.snapshotId,
     bmrReady: r ? (r.bmrReady ? 'yes' : 'no') : undefined,
@@ -95,8 +109,18 @@ export async function clusterShow(cmd: Command, ref: string): Promise<void> {
   });
 }
 
-export async function clusterRestore(cmd: Command, ref: string, o: { volume?: string; systemState?: boolean; tenant?: string } & WaitFlags): Promise<void> {
+export async function clusterRestore(cmd: Command, ref: string, o: { volume?: string; systemState?: boolean; tenant?: string; target?: string; include: string[]; host?: string } & WaitFlags): Promise<void> {
   const ctx = contextOf(cmd);
+  if (o.target) {
+    const r = await ctx.api.post<{ host: string; target: string; files: number; bytes: number; seconds: number }>(`${bpath(ref)}/restore-files`, {
+      target: resolve(o.target),
+      include: o.include.length ? o.include.map((p) => resolve(p)) : undefined,
+      host: o.host,
+    });
+    if (ctx.json) return printJson(r);
+    process.stdout.write(`restored ${r.files} files, ${bytes(r.bytes)} from backup ${ref} to ${r.target} on host ${r.host} in ${r.seconds.toFixed(1)} s\n`);
+    return;
+  }
   if (!o.volume) throw new CliError('give --volume NAME: a new volume to rebuild the disk into (or an existing one with --system-state); or --repo DIR --target DIR for files', 2);
   if (o.systemState) {
     const r = await ctx.api.post<{ restored: string[]; seconds: number }>(`${bpath(ref)}/restore-system-state`, { volume: o.volume });

@@ -128,19 +128,22 @@ export function backupCommands(program: Command): void {
       .description('back up a volume or instance through the controller; with --repo: files and directories, or a whole disk image (--disk), into a new snapshot')
       .option('--volume <volume>', 'cluster: back up this volume (BMR-ready: files, layout, identities, boot loader)')
       .option('--instance <instance>', "cluster: back up this instance's boot volume")
+      .option('--host <host>', "cluster: back up these paths of this host's own filesystems (its agent reads them)")
       .option('--name <name>', 'cluster: name of the backup (default: <volume>-<time>)')
       .option('--repository <dir>', "cluster: repository directory as the volume's host sees it (default: the cluster's)")
       .option('--disk <image>', 'standalone: a raw disk image: its files, partition table, filesystem identities and boot loader, for bare-metal recovery')
       .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
       .option('--parent <snapshot>', 'standalone: compare against this snapshot to skip unchanged files (default: the latest one of the same paths and host)'),
   ).action(
-    async (paths: string[], o: { tag: string[]; parent?: string; disk?: string; volume?: string; instance?: string; name?: string; repository?: string } & WaitFlags, cmd: Command) => {
+    async (paths: string[], o: { tag: string[]; parent?: string; disk?: string; volume?: string; instance?: string; host?: string; name?: string; repository?: string } & WaitFlags, cmd: Command) => {
       const f = flags(cmd);
       if (!f.repo) {
-        if (paths.length || o.disk) throw new CliError('files and disk images are backed up standalone: give --repo DIR', 2);
-        return clusterCreate(cmd, o);
+        if (o.disk) throw new CliError('disk images are backed up standalone: give --repo DIR', 2);
+        if (paths.length && !o.host) throw new CliError("paths go with --host HOST (a host's files through its agent), or with --repo DIR (standalone)", 2);
+        if (o.host && !paths.length) throw new CliError('--host needs the paths to back up', 2);
+        return clusterCreate(cmd, { ...o, paths: paths.map((p) => resolve(p)) });
       }
-      if (o.volume || o.instance) throw new CliError('--volume and --instance go through the controller: drop --repo', 2);
+      if (o.volume || o.instance || o.host) throw new CliError('--volume, --instance and --host go through the controller: drop --repo', 2);
       if (!o.disk === !paths.length) throw new CliError('give paths to back up, or --disk IMAGE (one of them)', 2);
       const repo = await openRepo(f);
       if (o.disk) {
@@ -242,15 +245,17 @@ export function backupCommands(program: Command): void {
       .description('cluster: rebuild a backup into a new volume, or its system state into an existing one; with --repo: files (each to T/<original absolute path>) or disk images')
       .option('--volume <volume>', 'cluster: the new volume to rebuild the disk into (bare-metal recovery), or with --system-state the existing volume to repair')
       .option('--tenant <tenant>', 'cluster: tenant of the new volume')
-      .option('--target <dir>', 'standalone: where to restore files')
+      .option('--host <host>', "cluster, with --target: the host to restore files on (default: the backup's)")
+      .option('--target <dir>', 'where to restore files (each to T/<original absolute path>); in a cluster, a directory on the host')
       .option('--disk <image>', 'standalone: rebuild the whole disk into this new image file (bare-metal recovery; the snapshot must be BMR-ready)')
       .option('--system-state', 'with --volume or --disk: put back only the system state (OS configuration, boot files, boot loader) into that existing disk, leaving user data as it is')
-      .option('--include <path>', 'standalone: restore only this absolute path or subtree (repeatable)', collect, []),
+      .option('--include <path>', 'with --target: restore only this absolute path or subtree (repeatable)', collect, []),
   ).action(
-    async (ref: string, o: { target?: string; include: string[]; disk?: string; systemState?: boolean; volume?: string; tenant?: string } & WaitFlags, cmd: Command) => {
+    async (ref: string, o: { target?: string; include: string[]; disk?: string; systemState?: boolean; volume?: string; tenant?: string; host?: string } & WaitFlags, cmd: Command) => {
       const f = flags(cmd);
       if (!f.repo) {
-        if (o.target || o.disk) throw new CliError('--target and --disk restore from a repository directly: give --repo DIR', 2);
+        if (o.disk) throw new CliError('--disk restores from a repository directly: give --repo DIR', 2);
+        if (o.target && o.volume) throw new CliError('give --target DIR (files on a host) or --volume (a disk), not both', 2);
         return clusterRestore(cmd, ref, o);
       }
       if (!o.target === !o.disk) throw new CliError('give --target DIR (files) or --disk IMAGE (the whole disk)', 2);
