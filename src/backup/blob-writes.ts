@@ -6,6 +6,8 @@ export interface BlobWrite {
   offset: number;
   /** The file is sparse: a blob of zeroes stays a hole. */
   sparse: boolean;
+  /** Permission bits to create the file with (the umask applies). */
+  mode: number;
 }
 
 function isZero(b: Uint8Array): boolean {
@@ -18,7 +20,7 @@ export function writeBlob(plain: Uint8Array, writes: BlobWrite[]): void {
   for (const w of writes) {
     if (w.sparse && (zero ??= isZero(plain))) continue;
     // Created here if it is the file's first blob to arrive; the restorer renames it when whole.
-    const fd = openSync(w.path, constants.O_WRONLY | constants.O_CREAT, 0o600);
+    const fd = openSync(w.path, constants.O_WRONLY | constants.O_CREAT, w.mode);
     try {
       writeSync(fd, plain, 0, plain.length, w.offset);
     } finally {

@@ -47,6 +47,11 @@ function seconds(ns: string): number {
 
 const run = promisify(execFile);
 
+/** The mode a restored file is created with: its own permission bits, plus owner read and write (so later blobs can be written). */
+function createMode(n: TreeNode): number {
+  return (n.mode & 0o777) | 0o600;
+}
+
 /** A regular file being restored: written under `tmp`, renamed to `dest` when its last blob is in. */
 interface FileJob {
   node: TreeNode;
@@ -80,6 +85,7 @@ export class Restorer {
   private readonly plan = new Map<string, Map<string, { file: FileJob; offset: number }[]>>();
   private readonly fresh = new Set<string>();
   private readonly uid = process.getuid?.() ?? -1;
+  private readonly umask = process.umask();
   private readonly gid = process.getgid?.() ?? -1;
 
   constructor(
@@ -225,7 +231,7 @@ export class Restorer {
     const written = (i: number) => {
       const [pack, blobs] = packs[i]!;
       const ids = [...blobs.keys()];
-      const writes = [...blobs.values()].map((ts) => ts.map(({ file, offset }) => ({ path: file.tmp, offset, sparse: !!file.node.sparse })));
+      const writes = [...blobs.values()].map((ts) => ts.map(({ file, offset }) => ({ path: file.tmp, offset, sparse: !!file.node.sparse, mode: createMode(file.node) })));
       const p = this.repo.readPack(pack, ids[0]).then((data) => this.repo.writeBlobs(pack, data, ids, writes));
       p.catch(() => undefined); // awaited in turn below; not an unhandled rejection meanwhile
       return p;
@@ -266,12 +272,14 @@ export class Restorer {
     // Holes at the end, and empty files, get their size here (no blob wrote there).
     if (n.sparse || !n.content?.length) {
       // An empty file, or one all holes, was never created by a write.
-      if (!existsSync(file.tmp)) writeFileSync(file.tmp, '', { mode: 0o600 });
+      if (!existsSync(file.tmp)) writeFileSync(file.tmp, '', { mode: createMode(n) });
       truncateSync(file.tmp, n.size);
     }
     // A file this process made is already its own: chown only for someone else's.
-    if (this.owners && (n.uid !== this.uid || n.gid !== this.gid)) lchownSync(file.tmp, n.uid, n.gid);
-    chmodSync(file.tmp, n.mode);
+    const chowned = this.owners && (n.uid !== this.uid || n.gid !== this.gid);
+    if (chowned) lchownSync(file.tmp, n.uid, n.gid);
+    // Created with its permission bits already (less the umask); chown clears set-id bits, so then always.
+    if (chowned || (createMode(n) & ~this.umask) !== n.mode) chmodSync(file.tmp, n.mode);
     utimesSync(file.tmp, seconds(n.atime), seconds(n.mtime));
     renameSync(file.tmp, file.dest);
     file.done = true;
