@@ -109,6 +109,8 @@ export class VolumeBackups {
           partitions: r.manifest.layout.partitions.length,
           filesystems: r.manifest.layout.filesystems.map((f) => ({ partition: f.partition, type: f.type, uuid: f.uuid, label: f.label })),
           systemState: r.manifest.ssr,
+          bootLoader: r.manifest.bootLoader,
+          mounts: r.manifest.mounts,
           seconds: (Date.now() - start) / 1000,
         };
       });

@@ -9,12 +9,13 @@
  * In the snapshot, partition N's files are under /pN.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readlinkSync, mkdtempSync, openSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, mkdtempSync, openSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Archiver, type BackupOptions } from './archiver.ts';
 import { Chunker, chunkLengths } from './chunker.ts';
+import { detectBootLoader, detectMounts, type BootLoader, type FsView, type MountPoint } from './boot-info.ts';
 import { bootAreas, readDiskLayout, sfdiskScript, type DiskLayout } from './disk-layout.ts';
 import type { Repository, SnapshotRecord } from './repository.ts';
 import { Restorer } from './restorer.ts';
@@ -32,6 +33,9 @@ export interface BmrManifest {
   rawPartitions: { partition: number; content: string[] }[];
   /** The BMR group: everything a rebuild needs, all of it in this snapshot. */
   bmrReady: boolean;
+  /** What the disk boots with (kind and configuration), and where its filesystems are mounted (from the root's /etc/fstab). */
+  bootLoader?: BootLoader;
+  mounts?: MountPoint[];
   /**
    * The SSR group: system state (OS configuration, boot files, boot loader configuration) as
    * snapshot paths, and the boot areas. Restoring it puts the system back and leaves user data as it is.
@@ -115,7 +119,32 @@ export async function backupDiskImage(repo: Repository, image: string, opts: Bac
       rawPartitions.push({ partition: p.index, content: await saveRaw(repo, image, p.start * layout.table.sectorSize, p.size * layout.table.sectorSize) });
     }
     const ssr = filesystems.flatMap((f) => SYSTEM_STATE_PATHS.filter((p) => existsSync(join(work, `p${f.partition}`, p))).map((p) => `${f.path}${p}`));
-    const manifest: BmrManifest = { kind: 'disk-image', layout, bootAreas: areas, filesystems, rawPartitions, bmrReady: true, ssr };
+    const views: FsView[] = filesystems.map((f) => {
+      const root = join(work, `p${f.partition}`);
+      return {
+        partition: f.partition,
+        exists: (p) => existsSync(join(root, p)),
+        read: (p) => (existsSync(join(root, p)) && statSync(join(root, p)).size < 1024 * 1024 ? readFileSync(join(root, p), 'utf8') : undefined),
+      };
+    });
+    const bootSector = Buffer.alloc(512);
+    const fd = openSync(image, 'r');
+    try {
+      readSync(fd, bootSector, 0, 512, 0);
+    } finally {
+      closeSync(fd);
+    }
+    const manifest: BmrManifest = {
+      kind: 'disk-image',
+      layout,
+      bootAreas: areas,
+      filesystems,
+      rawPartitions,
+      bmrReady: true,
+      ssr,
+      bootLoader: detectBootLoader(bootSector, views),
+      mounts: detectMounts(views, layout),
+    };
     const { id, snapshot } = await new Archiver(repo, { ...opts, manifest }).run(sources);
     return { id, snapshot, manifest };
   } finally {
@@ -127,6 +156,13 @@ export async function backupDiskImage(repo: Repository, image: string, opts: Bac
 export async function restoreDiskImage(repo: Repository, snapshot: SnapshotRecord, image: string): Promise<void> {
   const m = snapshot.manifest as BmrManifest | undefined;
   if (!m || m.kind !== 'disk-image' || !m.bmrReady) throw new Error('this snapshot is not BMR-ready: it has no disk layout (make it from a disk or volume)');
+  if (m.bootLoader?.kind === 'extlinux') {
+    // Its sector list of ldlinux.sys does not survive a file-level rebuild (shared/research/bootable-disk.md).
+    throw new Error(
+      `this disk boots with extlinux (configuration ${m.bootLoader.config ?? '?'} on partition ${m.bootLoader.partition}), which a rebuild would leave unbootable: ` +
+        'Outrig does not reinstall extlinux yet; restore its files (--target) onto a disk you prepare and run extlinux --install there',
+    );
+  }
   const ss = m.layout.table.sectorSize;
   writeFileSync(image, '');
   truncateSync(image, m.layout.sizeBytes);

@@ -36,6 +36,9 @@ export const BackupResult = Type.Object({
   partitions: Type.Integer(),
   filesystems: Type.Array(Type.Object({ partition: Type.Integer(), type: Type.String(), uuid: Type.Optional(Type.String()), label: Type.Optional(Type.String()) })),
   systemState: Type.Array(Type.String()),
+  /** What the disk boots with, and where its filesystems are mounted (from its /etc/fstab). */
+  bootLoader: Type.Optional(Type.Object({ kind: Type.String(), partition: Type.Optional(Type.Integer()), config: Type.Optional(Type.String()) })),
+  mounts: Type.Optional(Type.Array(Type.Object({ partition: Type.Integer(), mountPoint: Type.String(), options: Type.Optional(Type.String()) }))),
   seconds: Type.Number(),
   /** Files that could not be read (a host's files: the snapshot holds the rest). */
   unreadable: Type.Optional(Type.Array(Type.Object({ path: Type.String(), error: Type.String() }))),

@@ -101,6 +101,8 @@ export async function clusterShow(cmd: Command, ref: string): Promise<void> {
     diskSize: b.status.sizeBytes !== undefined ? bytes(b.status.sizeBytes) : undefined,
     filesystems: r?.filesystems.map((f) => `partition ${f.partition}: ${f.type} UUID=${f.uuid ?? '-'} LABEL=${f.label ?? '-'}`),
     systemState: r?.systemState,
+    bootLoader: r?.bootLoader ? `${r.bootLoader.kind}${r.bootLoader.config ? ` (${r.bootLoader.config} on partition ${r.bootLoader.partition})` : ''}` : undefined,
+    mounts: r?.mounts?.map((x) => `partition ${x.partition} on ${x.mountPoint}`),
     progress: b.status.progress ? progressText(b.status.progress, b.status.startedAt).slice(3) : undefined,
     tags: b.spec.tags,
     startedAt: b.status.startedAt,

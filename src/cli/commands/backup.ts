@@ -235,7 +235,7 @@ export function backupCommands(program: Command): void {
         directories: s.stats.dirs,
         size: bytes(s.stats.bytes),
         bmrReady: bmrReady ? 'yes' : 'no (a file backup: no disk layout or boot loader recorded)',
-        disk: m ? { table: `${m.layout.table.label} ${m.layout.table.id}`, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `partition ${x.partition}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what), systemState: m.ssr } : undefined,
+        disk: m ? { table: `${m.layout.table.label} ${m.layout.table.id}`, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `partition ${x.partition}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what), bootLoader: m.bootLoader ? `${m.bootLoader.kind}${m.bootLoader.config ? ` (${m.bootLoader.config} on partition ${m.bootLoader.partition})` : ''}` : undefined, mounts: m.mounts?.map((x) => `partition ${x.partition} on ${x.mountPoint}`), systemState: m.ssr } : undefined,
       });
     });
 

@@ -54,6 +54,7 @@ test('a disk image backed up file by file is rebuilt from the snapshot and boots
   const { id, manifest } = await backupDiskImage(repo, disk.path);
   assert.equal(manifest.bmrReady, true);
   assert.deepEqual(manifest.filesystems, [{ partition: 1, path: '/p1' }, { partition: 2, path: '/p2' }]);
+  assert.deepEqual(manifest.bootLoader, { kind: 'grub', partition: 1, config: '/boot/grub/grub.cfg' });
   const dataOffset = before.partitions[1]!.start * 512;
   const dataFiles = filesOf(disk.path, dataOffset);
   assert.deepEqual(Object.keys(dataFiles).sort(), ['/blob.bin', '/hello.txt', '/sub/nested.txt']);
