@@ -6,7 +6,10 @@
  * both encrypt and compress (restic's repository v2 default, zstd). Ends with one line of ratios
  * (Outrig ÷ restic, lower is better).
  *
- * Usage: npm run bench:backup [-- --data DIR] [--keep]
+ * Each step runs for both tools back to back, in `--rounds` rounds (default 3) with the order
+ * alternating; the table has the medians.
+ *
+ * Usage: npm run bench:backup [-- --data DIR] [--rounds N] [--keep]
  */
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -80,32 +83,38 @@ try {
   const bytes = all.reduce((n, f) => n + statSync(f).size, 0);
   process.stderr.write(`data: ${all.length} files, ${(bytes / 1e9).toFixed(2)} GB\n`);
   sh('tar', ['-cf', '/dev/null', data]); // warm the page cache for both
-  // 1% of the files, spread evenly, get a line appended between the two backups.
-  const changed = all.filter((_, i) => i % 100 === 7);
   const oneFile = all[Math.floor(all.length / 2)]!;
-  const rows: Record<string, Record<string, number>> = {};
-  for (const tool of [restic, outrig]) {
-    const repo = join(work, `repo-${tool.name}`);
-    tool.init(repo);
+  // Rounds, each step run by both tools back to back, the order alternating between rounds, and
+  // medians: this disk's speed drifts within minutes, and a tool that always went second would
+  // always meet the slower disk.
+  const rounds = Number(arg('rounds') ?? 3);
+  const samples: Record<string, Record<string, number[]>> = { restic: {}, outrig: {} };
+  const note = (tool: string, k: string, v: number) => ((samples[tool]![k] ??= []).push(v), v);
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? [restic, outrig] : [outrig, restic];
+    const repo = (t: Tool) => join(work, `repo-${t.name}-${round}`);
+    for (const t of order) t.init(repo(t));
     sh('sync', []);
-    const initial = tool.backup(repo, data);
-    for (const f of changed) appendFileSync(f, `changed for ${tool.name}\n`);
+    for (const t of order) note(t.name, 'initial', t.backup(repo(t), data));
+    // 1% of the files, spread evenly, get a line appended between the two backups.
+    for (const f of all.filter((_, i) => i % 100 === 7 + round)) appendFileSync(f, `changed in round ${round}\n`);
     sh('sync', []);
-    const incremental = tool.backup(repo, data);
-    const target = join(work, `restore-${tool.name}`);
+    for (const t of order) note(t.name, 'incremental', t.backup(repo(t), data));
     sh('sync', []);
-    const restore = tool.restore(repo, target);
-    // Restored trees stay until the end: deleting a GB of files here would slow the next tool's
-    // steps (this disk is mounted with discard), which is how an earlier version of this benchmark
-    // was unfair to whichever tool ran second.
-    const one = tool.restore(repo, join(work, `one-${tool.name}`), oneFile);
-    rows[tool.name] = { initial, incremental, restore, one, size: du(repo) };
-    process.stderr.write(`${tool.name}: ${JSON.stringify(rows[tool.name])}\n`);
+    // Restored trees stay until the end: deleting a GB of files here would slow the steps after it
+    // (this disk is mounted with discard).
+    for (const t of order) note(t.name, 'restore', t.restore(repo(t), join(work, `restore-${t.name}-${round}`)));
+    for (const t of order) note(t.name, 'one', t.restore(repo(t), join(work, `one-${t.name}-${round}`), oneFile));
+    for (const t of order) note(t.name, 'size', du(repo(t)));
+    process.stderr.write(`round ${round + 1}/${rounds}: ${JSON.stringify(samples)}\n`);
   }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  const rows: Record<string, Record<string, number>> = {};
+  for (const [tool, m] of Object.entries(samples)) rows[tool] = Object.fromEntries(Object.entries(m).map(([k, xs]) => [k, median(xs)]));
   const r = rows.restic!;
   const o = rows.outrig!;
   const fmt = (x: number) => x.toFixed(2);
-  process.stdout.write(`\n| | restic 0.14 | Outrig | Outrig ÷ restic |\n|---|---|---|---|\n`);
+  process.stdout.write(`\n| median of ${rounds} rounds | restic 0.14 | Outrig | Outrig ÷ restic |\n|---|---|---|---|\n`);
   for (const [k, label] of [['initial', 'initial backup (s)'], ['incremental', 'incremental, 1% of files changed (s)'], ['restore', 'full restore (s)'], ['one', 'one-file restore (s)']] as const) {
     process.stdout.write(`| ${label} | ${fmt(r[k]!)} | ${fmt(o[k]!)} | ${fmt(o[k]! / r[k]!)} |\n`);
   }
