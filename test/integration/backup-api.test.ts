@@ -17,7 +17,7 @@ import type { RunningController } from '../../src/controller/index.ts';
 import { buildTestDisk } from '../../src/hypervisor/guest-image/test-disk.ts';
 import type { Backup, BackupPolicy } from '../../src/model/backup.ts';
 import type { Volume } from '../../src/model/volume.ts';
-import { tlsFetch } from '../helpers/https.ts';
+import { refusals } from '../helpers/refusals.ts';
 import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -56,11 +56,6 @@ describe('backup API', { timeout: 300_000 }, () => {
   });
   after(() => env?.close());
 
-  async function send(method: string, path: string, body: unknown) {
-    const res = await tlsFetch(ctl.url + path, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken, method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : {}) as { error?: { code: string; message: string } } };
-  }
   async function state() {
     const strip = <T extends { updatedAt: string; status: unknown }>(xs: T[]) => xs.map((x) => ({ ...x, updatedAt: '', status: '' }));
     return {
@@ -70,13 +65,7 @@ describe('backup API', { timeout: 300_000 }, () => {
       onHost: (await env.agent.storage.volumes()).map((v) => [v.name, v.snapshots]),
     };
   }
-  async function refused(method: string, path: string, body: unknown, status: number, message: RegExp) {
-    const before = await state();
-    const r = await send(method, path, body);
-    assert.equal(r.status, status, JSON.stringify(r.body));
-    assert.match(r.body.error?.message ?? '', message);
-    assert.deepEqual(await state(), before);
-  }
+  const refused = (...a: Parameters<ReturnType<typeof refusals>['refused']>) => refusals(ctl, state).refused(...a);
 
   test('bad backup and restore requests are refused with the reason and change nothing', async () => {
     await refused('POST', '/v1/backups', {}, 400, /give volume, instance, or host with paths/);

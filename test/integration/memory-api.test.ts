@@ -13,6 +13,7 @@ import type { Instance } from '../../src/model/instance.ts';
 import type { MemoryPool } from '../../src/model/memory.ts';
 import type { Tenant } from '../../src/model/tenant.ts';
 import { tlsFetch } from '../helpers/https.ts';
+import { refusals } from '../helpers/refusals.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 describe('memory API', () => {
@@ -27,11 +28,6 @@ describe('memory API', () => {
   });
   after(() => env?.close());
 
-  async function send(method: string, path: string, body: unknown) {
-    const res = await tlsFetch(ctl.url + path, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken, method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : {}) as { error?: { code: string; message: string } } };
-  }
   /** Everything the memory API could change, to compare before and after a refused request. */
   async function state() {
     const strip = <T extends { updatedAt: string }>(xs: T[]) => xs.map((x) => ({ ...x, updatedAt: '' }));
@@ -42,13 +38,8 @@ describe('memory API', () => {
       instances: (await api.get<{ items: Instance[] }>('/v1/instances')).items.map((i) => ({ name: i.name, hostId: i.status.hostId, memory: i.status.memory?.portions })),
     };
   }
-  async function refused(method: string, path: string, body: unknown, status: number, message: RegExp) {
-    const before = await state();
-    const r = await send(method, path, body);
-    assert.equal(r.status, status, JSON.stringify(r.body));
-    assert.match(r.body.error?.message ?? '', message);
-    assert.deepEqual(await state(), before);
-  }
+  const send = (...a: Parameters<ReturnType<typeof refusals>['send']>) => refusals(ctl, state).send(...a);
+  const refused = (...a: Parameters<ReturnType<typeof refusals>['refused']>) => refusals(ctl, state).refused(...a);
 
   test('bad entitlements: negative, absurd, guarantee above limit, unknown pool, more guarantees than the pool has', async () => {
     const t = (memory: unknown) => ({ name: 'bad', memory });

@@ -37,6 +37,14 @@ const RestoreFilesResult = Type.Object({ backup: Type.String(), host: Type.Strin
 const RestoreSystemStateResult = Type.Object({ backup: Type.String(), volume: Type.String(), restored: Type.Array(Type.String()), seconds: Type.Number() });
 
 export function backupRoutes(app: Api, s: ApiServices): void {
+  /** A backup that restores can use: completed, with its snapshot. */
+  async function completedBackup(ref: string) {
+    const b = await s.store.backups.mustFind(ref);
+    const result = b.status.result;
+    if (b.status.phase !== 'completed' || !result) throw new ApiError(409, 'backup_not_ready', `backup '${b.name}' is ${b.status.phase}`);
+    return { b, result };
+  }
+
   app.get('/backups', { schema: { tags: ['backups'], response: { 200: listOf(BackupResource) } } }, async () => ({ items: await s.store.backups.list() }));
 
   app.get('/backups/:ref', { schema: { tags: ['backups'], params: RefParams, response: { 200: BackupResource, ...errors } } }, async (req) => s.store.backups.mustFind(req.params.ref));
@@ -123,9 +131,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       },
     },
     async (req) => {
-      const b = await s.store.backups.mustFind(req.params.ref);
-      const result = b.status.result;
-      if (b.status.phase !== 'completed' || !result) throw new ApiError(409, 'backup_not_ready', `backup '${b.name}' is ${b.status.phase}`);
+      const { b, result } = await completedBackup(req.params.ref);
       const { target, include = [] } = req.body;
       const bad = [target, ...include].find((p) => !isAbsolute(p));
       if (bad) throw new ApiError(400, 'invalid_request', `target and include must be absolute paths, got '${bad}'`);
@@ -159,9 +165,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       },
     },
     async (req) => {
-      const b = await s.store.backups.mustFind(req.params.ref);
-      const result = b.status.result;
-      if (b.status.phase !== 'completed' || !result) throw new ApiError(409, 'backup_not_ready', `backup '${b.name}' is ${b.status.phase}`);
+      const { b, result } = await completedBackup(req.params.ref);
       if (!result.systemState.length) throw new ApiError(422, 'no_system_state', `backup '${b.name}' holds no system state (no /etc or /boot on its filesystems)`);
       const vol = await s.store.volumes.find(req.body.volume);
       if (!vol) throw new ApiError(422, 'unknown_volume', `volume '${req.body.volume}' does not exist`);
