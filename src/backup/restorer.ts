@@ -67,7 +67,7 @@ const POOL_FROM_BYTES = 64 * 1024 * 1024;
 const PACKS_AHEAD = 4;
 
 /** A batch: the walk stops and fills what it planned once it has this many files or bytes. */
-const BATCH_FILES = 32768;
+const BATCH_FILES = 65536;
 const BATCH_BYTES = 1024 * 1024 * 1024;
 
 export class Restorer {
