@@ -64,6 +64,14 @@ export const BACKUP_REQUIREMENTS: Requirement[] = [
   { pkg: 'acl', what: 'getfacl and setfacl (the backup tests)', present: () => onPath('setfacl') },
 ];
 
+/** What an agent needs to back up and rebuild volumes (NBD copies, partition tables, ext filesystems read and made from outside). */
+export const VOLUME_BACKUP_REQUIREMENTS: Requirement[] = [
+  { pkg: 'libnbd-bin', what: 'nbdcopy', present: () => onPath('nbdcopy') },
+  { pkg: 'fdisk', what: 'sfdisk', present: () => onPath('sfdisk') },
+  { pkg: 'e2fsprogs', what: 'debugfs and mkfs.ext4', present: () => onPath('debugfs') && onPath('mkfs.ext4') },
+  BACKUP_REQUIREMENTS[0]!,
+];
+
 /** What the benchmarks use on top of the tests. */
 export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
 
