@@ -5,8 +5,7 @@
  *
  * The package's one-shot functions make a zstd context and two heap buffers per call and copy the
  * result out; here one compression and one decompression context and one pair of buffers are
- * made once per thread and reused (measured on /usr: decompression 17% faster), and a restore can
- * take a view of the output instead of a copy.
+ * made once per thread and reused (measured on /usr: decompression 17% faster).
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -99,7 +98,7 @@ export function encode(raw: Uint8Array, compressed = false): { codec: Codec; dat
   return z1 ? { codec: 'zstd', data: z1 } : { codec: 'none', data: raw };
 }
 
-function inflate(data: Uint8Array, rawLength: number, what: string, view: boolean): Buffer {
+function inflate(data: Uint8Array, rawLength: number, what: string): Buffer {
   const { m, dctx } = z!;
   if (rawLength < 0) {
     // Index and snapshot files do not record their size; the frame does, and the package reads it.
@@ -114,19 +113,12 @@ function inflate(data: Uint8Array, rawLength: number, what: string, view: boolea
     const n = m._ZSTD_decompress_usingDict(dctx, dst, c, src, data.length, 0, 0);
     if (m._ZSTD_isError(n)) throw new Error(`${what} does not decompress (zstd error ${n})`);
     if (n !== rawLength) throw new Error(`${what} decompressed to ${n} bytes, expected ${rawLength}`);
-    // A view is only safe while the reused buffer holds it; an own buffer is freed on return.
-    return view && c === z!.cap ? m.HEAPU8.subarray(dst, dst + n) : m.HEAPU8.slice(dst, dst + n);
+    return m.HEAPU8.slice(dst, dst + n);
   });
   return Buffer.from(out.buffer, out.byteOffset, out.length);
 }
 
 export function decode(codec: Codec, data: Uint8Array, rawLength: number, what: string): Buffer {
   if (codec === 'none') return Buffer.from(data.buffer, data.byteOffset, data.length);
-  return inflate(data, rawLength, what, false);
-}
-
-/** Like decode, but the result may be a view into the codec's memory, valid only until its next call. */
-export function decodeView(codec: Codec, data: Uint8Array, rawLength: number, what: string): Buffer {
-  if (codec === 'none') return Buffer.from(data.buffer, data.byteOffset, data.length);
-  return inflate(data, rawLength, what, true);
+  return inflate(data, rawLength, what);
 }

@@ -16,7 +16,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
-import { decode, decodeView, encode, loadCodec } from './codec.ts';
+import { decode, encode, loadCodec } from './codec.ts';
+import { openBlob } from './open-blob.ts';
 import { AeadCrypter, newMasterKey, openMasterKey, PlainCrypter, sealMasterKey, WrongPassphraseError, type Crypter, type KeyFile, type ScryptParams } from './crypto.ts';
 import { PackBuilder, packId, readPackHeader, type BlobKind, type Codec, type PackedBlob } from './pack.ts';
 import { writeBlob, type BlobWrite } from './blob-writes.ts';
@@ -263,23 +264,20 @@ export class Repository {
     return this.unpack(cur, await this.packData(cur.pack));
   }
 
-  /** A whole pack file; a missing one is named as such. With `scratch`, read into it when it fits (then valid until its next use). */
-  async readPack(name: string, forBlob?: string, scratch?: Buffer): Promise<Buffer> {
-    return this.storage.read('data', name, scratch).catch((err: Error) => {
+  /** A whole pack file; a missing one is named as such. */
+  async readPack(name: string, forBlob?: string): Promise<Buffer> {
+    return this.storage.read('data', name).catch((err: Error) => {
       throw err instanceof NotFoundError ? new RepositoryError(`pack ${name.slice(0, 12)}${forBlob ? ` holding blob ${forBlob.slice(0, 12)}` : ''} is missing from the repository`) : err;
     });
   }
 
-  /**
-   * A blob out of its pack's bytes: opened, decompressed, and checked against its id. With `view`,
-   * the result may live in the codec's memory and is valid only until the next unpack.
-   */
-  unpack(e: IndexEntry, pack: Buffer, view = false): Buffer {
-    if (e.offset + e.length > pack.length) throw new RepositoryError(`blob ${e.id.slice(0, 12)} lies beyond the end of pack ${e.pack.slice(0, 12)} (truncated?)`);
-    const what = `blob ${e.id.slice(0, 12)} in pack ${e.pack.slice(0, 12)}`;
-    const plain = (view ? decodeView : decode)(e.codec, this.crypter.open(pack.subarray(e.offset, e.offset + e.length), what), e.rawLength, what);
-    if (this.crypter.blobId(plain) !== e.id) throw new RepositoryError(`${what} is damaged: its content does not hash to its id`);
-    return plain;
+  /** A blob out of its pack's bytes: opened, decompressed, and checked against its id. */
+  unpack(e: IndexEntry, pack: Buffer): Buffer {
+    try {
+      return openBlob(this.crypter, e, pack, e.pack);
+    } catch (err) {
+      throw new RepositoryError((err as Error).message);
+    }
   }
 
   /**

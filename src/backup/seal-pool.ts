@@ -7,7 +7,8 @@ import { Worker } from 'node:worker_threads';
 import type { BlobWrite } from './blob-writes.ts';
 import type { ChunkerParams } from './chunker.ts';
 import type { Codec } from './pack.ts';
-import type { PackSlot, Reply, WorkerData } from './seal-worker.ts';
+import type { BlobSlot } from './open-blob.ts';
+import type { Reply, WorkerData } from './seal-worker.ts';
 
 export interface Sealed {
   codec: Codec;
@@ -121,7 +122,7 @@ export class SealPool {
   }
 
   /** Opens, decompresses and checks the given blobs of a pack (whose bytes are handed over), and writes each where `writes` says. */
-  writeBlobs(name: string, pack: Buffer, slots: PackSlot[], writes: BlobWrite[][]): Promise<void> {
+  writeBlobs(name: string, pack: Buffer, slots: BlobSlot[], writes: BlobWrite[][]): Promise<void> {
     const own = pack.byteOffset === 0 && pack.length === pack.buffer.byteLength ? (pack.buffer as ArrayBuffer) : (pack.buffer.slice(pack.byteOffset, pack.byteOffset + pack.length) as ArrayBuffer);
     return this.submit<void>(pack.length, { pack: own, name, slots, writes }, [own]);
   }

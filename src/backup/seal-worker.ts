@@ -5,7 +5,8 @@
  * counter: a worker that is ahead waits instead of filling memory.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { decode, encode, loadCodec, looksCompressed } from './codec.ts';
+import { encode, loadCodec, looksCompressed } from './codec.ts';
+import { openBlob, type BlobSlot } from './open-blob.ts';
 import { AeadCrypter, PlainCrypter, type Crypter } from './crypto.ts';
 import type { ChunkerParams } from './chunker.ts';
 import { writeBlob, type BlobWrite } from './blob-writes.ts';
@@ -22,16 +23,7 @@ export interface WorkerData {
 /** Above this much sealed data waiting, workers pause. */
 export const OUTSTANDING_LIMIT_KIB = 128 * 1024;
 
-/** A blob's place in a pack, as the index has it. */
-export interface PackSlot {
-  id: string;
-  offset: number;
-  length: number;
-  rawLength: number;
-  codec: 'none' | 'zstd';
-}
-
-export type Request = { id: number; plain: ArrayBuffer } | { id: number; file: string; known: string[] } | { id: number; pack: ArrayBuffer; name: string; slots: PackSlot[]; writes: BlobWrite[][] };
+export type Request = { id: number; plain: ArrayBuffer } | { id: number; file: string; known: string[] } | { id: number; pack: ArrayBuffer; name: string; slots: BlobSlot[]; writes: BlobWrite[][] };
 
 export interface ChunkReply {
   blob: string;
@@ -74,13 +66,7 @@ export async function serve(port: MessagePort, data: WorkerData): Promise<void> 
         // Restores: a pack's blobs opened, decompressed, checked and written into their files here.
         // Every blob is checked before any is written, so a damaged pack writes nothing.
         const pack = Buffer.from(m.pack);
-        const plains = m.slots.map((e) => {
-          const what = `blob ${e.id.slice(0, 12)} in pack ${m.name.slice(0, 12)}`;
-          if (e.offset + e.length > pack.length) throw new Error(`${what} lies beyond the end of its pack (truncated?)`);
-          const plain = decode(e.codec, crypter.open(pack.subarray(e.offset, e.offset + e.length), what), e.rawLength, what);
-          if (crypter.blobId(plain) !== e.id) throw new Error(`${what} is damaged: its content does not hash to its id`);
-          return plain;
-        });
+        const plains = m.slots.map((e) => openBlob(crypter, e, pack, m.name));
         plains.forEach((plain, i) => writeBlob(plain, m.writes[i]!));
         return post({ id: m.id, written: true });
       }

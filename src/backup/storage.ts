@@ -26,8 +26,7 @@ export interface RepoStorage {
   readonly location: string;
   /** Writes a whole file, durably and atomically; with `exclusive`, fails if it exists. */
   write(kind: FileKind, name: string, data: Uint8Array, opts?: { exclusive?: boolean }): Promise<void>;
-  /** The file's bytes; with `scratch`, read into it when it fits (the result is then a view of it). */
-  read(kind: FileKind, name: string, scratch?: Buffer): Promise<Buffer>;
+  read(kind: FileKind, name: string): Promise<Buffer>;
   list(kind: FileKind): Promise<{ name: string; size: number }[]>;
   remove(kind: FileKind, name: string): Promise<void>;
   exists(kind: FileKind, name: string): Promise<boolean>;
@@ -78,26 +77,10 @@ export class LocalStorage implements RepoStorage {
     await syncDir(join(dest, '..'));
   }
 
-  async read(kind: FileKind, name: string, scratch?: Buffer): Promise<Buffer> {
-    const missing = (e: NodeJS.ErrnoException) => {
+  async read(kind: FileKind, name: string): Promise<Buffer> {
+    return readFile(this.path(kind, name)).catch((e: NodeJS.ErrnoException) => {
       throw e.code === 'ENOENT' ? new NotFoundError(kind, name) : e;
-    };
-    if (!scratch) return readFile(this.path(kind, name)).catch(missing);
-    const fh = await open(this.path(kind, name), 'r').catch(missing);
-    try {
-      const size = (await fh.stat()).size;
-      // Reusing one buffer for every pack spares the garbage collector a 16 MiB allocation each time.
-      const buf = size <= scratch.length ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
-      let got = 0;
-      while (got < size) {
-        const { bytesRead } = await fh.read(buf, got, size - got, got);
-        if (!bytesRead) break;
-        got += bytesRead;
-      }
-      return buf.subarray(0, got);
-    } finally {
-      await fh.close();
-    }
+    });
   }
 
   async list(kind: FileKind): Promise<{ name: string; size: number }[]> {

@@ -3,7 +3,7 @@
  * snapshot and names the ones that refer to a damaged or missing blob, with the file it belongs to.
  */
 import { manifestBlobs } from './bmr.ts';
-import { decode } from './codec.ts';
+import { openBlob } from './open-blob.ts';
 import type { IndexEntry, Repository } from './repository.ts';
 import { packId } from './pack.ts';
 import { decodeTree } from './tree.ts';
@@ -36,11 +36,8 @@ export async function verifyRepository(repo: Repository, onProgress?: (packsDone
     if (packId(data) !== pack) report.damagedPacks.push({ pack, reason: 'its content does not hash to its name' });
     for (const e of entries) {
       report.blobs++;
-      const what = `blob ${e.id.slice(0, 12)} in pack ${pack.slice(0, 12)}`;
       try {
-        if (e.offset + e.length > data.length) throw new Error(`${what} lies beyond the end of its pack`);
-        const plain = decode(e.codec, repo.crypter.open(data.subarray(e.offset, e.offset + e.length), what), e.rawLength, what);
-        if (repo.blobId(plain) !== e.id) throw new Error(`${what} does not hash to its id`);
+        openBlob(repo.crypter, e, data, pack);
       } catch (err) {
         bad.set(e.id, (err as Error).message);
         report.badBlobs.push({ id: e.id, pack, reason: (err as Error).message });
