@@ -19,7 +19,7 @@ export function writeBlob(plain: Uint8Array, writes: BlobWrite[]): void {
   let zero: boolean | undefined;
   for (const w of writes) {
     if (w.sparse && (zero ??= isZero(plain))) continue;
-    // Created here if it is the file's first blob to arrive; the restorer renames it when whole.
+    // Created here if it is the file's first blob to arrive; the restorer finishes it when whole.
     const fd = openSync(w.path, constants.O_WRONLY | constants.O_CREAT, w.mode);
     try {
       writeSync(fd, plain, 0, plain.length, w.offset);

@@ -1,9 +1,10 @@
 /**
  * Restoring files from a snapshot: each file goes back to its original absolute path under the
  * target (`T/<path>`, as restic does), with its mode, owner, times, xattrs and ACLs, links and
- * holes. A file is written under a temporary name and renamed into place only when all of its
- * blobs were read and checked, and the target carries a marker until the whole restore is done, so
- * a restore that meets a damaged blob fails loudly and never leaves a target that looks whole.
+ * holes. The target carries a marker until the whole restore is done, and a restore that meets a
+ * damaged blob fails loudly and deletes every file it had not finished, so it never leaves a target
+ * that looks whole. (Files are written under their own names: a temporary name and a rename cost
+ * two more directory updates per file.)
  *
  * Directories are made first and get their modes, owners and times last, after their contents.
  * File system calls are synchronous: creating files is kernel work, and measured here, 20,000
@@ -12,7 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, existsSync, lchownSync, linkSync, lutimesSync, mkdirSync, renameSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lchownSync, linkSync, lutimesSync, mkdirSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Repository, SnapshotRecord } from './repository.ts';
@@ -52,11 +53,10 @@ function createMode(n: TreeNode): number {
   return (n.mode & 0o777) | 0o600;
 }
 
-/** A regular file being restored: written under `tmp`, renamed to `dest` when its last blob is in. */
+/** A regular file being restored: finished (size, owner, mode, times) when its last blob is in. */
 interface FileJob {
   node: TreeNode;
   dest: string;
-  tmp: string;
   left: number;
   done: boolean;
 }
@@ -105,7 +105,7 @@ export class Restorer {
     } catch (e) {
       await this.stopPool();
       // Nothing half-written keeps a name that looks whole; the marker stays.
-      for (const f of this.files) if (!f.done) rmSync(f.tmp, { force: true });
+      for (const f of this.files) if (!f.done) rmSync(f.dest, { force: true });
       throw e;
     }
     await this.stopPool();
@@ -199,7 +199,7 @@ export class Restorer {
 
   /** Notes where each of the file's blobs goes; the content comes pack by pack (fillFiles). */
   private planFile(n: TreeNode, dest: string): void {
-    const file: FileJob = { node: n, dest, tmp: `${dest}.outrig-partial`, left: 0, done: false };
+    const file: FileJob = { node: n, dest, left: 0, done: false };
     this.files.push(file);
     let offset = 0;
     for (const id of n.content ?? []) {
@@ -220,7 +220,7 @@ export class Restorer {
 
   /**
    * Reads each pack once and has its blobs written where the plan says: however the backup laid
-   * blobs out, no pack is read twice, and a file is renamed into place when its last blob is in.
+   * blobs out, no pack is read twice, and a file is finished when its last blob is in.
    * A large restore opens, checks and writes blobs on worker threads, a few packs ahead, while this
    * thread reads packs and finishes files.
    */
@@ -231,7 +231,7 @@ export class Restorer {
     const written = (i: number) => {
       const [pack, blobs] = packs[i]!;
       const ids = [...blobs.keys()];
-      const writes = [...blobs.values()].map((ts) => ts.map(({ file, offset }) => ({ path: file.tmp, offset, sparse: !!file.node.sparse, mode: createMode(file.node) })));
+      const writes = [...blobs.values()].map((ts) => ts.map(({ file, offset }) => ({ path: file.dest, offset, sparse: !!file.node.sparse, mode: createMode(file.node) })));
       const p = this.repo.readPack(pack, ids[0]).then((data) => this.repo.writeBlobs(pack, data, ids, writes));
       p.catch(() => undefined); // awaited in turn below; not an unhandled rejection meanwhile
       return p;
@@ -266,22 +266,21 @@ export class Restorer {
     this.pooled = this.repo.pooled;
   }
 
-  /** Size, owner, mode and times, then the rename that makes the file whole. */
+  /** Size, owner, mode and times: the file is whole. */
   private finish(file: FileJob): void {
     const n = file.node;
     // Holes at the end, and empty files, get their size here (no blob wrote there).
     if (n.sparse || !n.content?.length) {
       // An empty file, or one all holes, was never created by a write.
-      if (!existsSync(file.tmp)) writeFileSync(file.tmp, '', { mode: createMode(n) });
-      truncateSync(file.tmp, n.size);
+      if (!existsSync(file.dest)) writeFileSync(file.dest, '', { mode: createMode(n) });
+      truncateSync(file.dest, n.size);
     }
     // A file this process made is already its own: chown only for someone else's.
     const chowned = this.owners && (n.uid !== this.uid || n.gid !== this.gid);
-    if (chowned) lchownSync(file.tmp, n.uid, n.gid);
+    if (chowned) lchownSync(file.dest, n.uid, n.gid);
     // Created with its permission bits already (less the umask); chown clears set-id bits, so then always.
-    if (chowned || (createMode(n) & ~this.umask) !== n.mode) chmodSync(file.tmp, n.mode);
-    utimesSync(file.tmp, seconds(n.atime), seconds(n.mtime));
-    renameSync(file.tmp, file.dest);
+    if (chowned || (createMode(n) & ~this.umask) !== n.mode) chmodSync(file.dest, n.mode);
+    utimesSync(file.dest, seconds(n.atime), seconds(n.mtime));
     file.done = true;
     if (n.xattrs) this.xattrs.push([file.dest, n.xattrs]);
     this.progress.files++;
