@@ -27,6 +27,7 @@ import { readInventory } from './inventory.ts';
 import { OpJournal } from './op-journal.ts';
 import { ControllerConnection } from './connection.ts';
 import { VmManager } from './vm-manager.ts';
+import { HostNetwork, type BackendChoice } from './networks.ts';
 
 export interface AgentConfig {
   dataDir: string;
@@ -36,6 +37,8 @@ export interface AgentConfig {
   bootstrapToken?: string;
   name?: string;
   stopTimeoutMs?: number;
+  /** Network backend (default: probe, vxlan before vlan) and the underlay address VXLAN runs over (default: found). */
+  network?: { backend?: BackendChoice; underlay?: string };
   /** Force an accelerator instead of probing (operators: OUTRIG_ACCEL). */
   accel?: Accel;
   log?: Logger;
@@ -98,6 +101,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     sendReport();
   };
   await refreshVolumes();
+  const network = new HostNetwork({ backend: cfg.network?.backend ?? 'auto', underlay: cfg.network?.underlay, log });
+  await network.init();
   const images = new ImageCache(join(cfg.dataDir, 'images'), () => creds!.controllerUrl, tls);
   const vms = new VmManager({
     driver: new QemuDriver({ vmsDir: join(cfg.dataDir, 'vms') }),
@@ -107,6 +112,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     log,
     onChange: sendReport,
     nbdSocket: storage.nbdSocket,
+    networks: network,
   });
   await vms.adoptAll();
 
@@ -193,6 +199,10 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           return await backups.forget(op.repository, op.snapshotId);
         case 'backup.restore-system-state':
           return await backups.restoreSystemState(op.volumeId, op.repository, op.snapshotId);
+        case 'network.ensure':
+          return await network.ensure(op.segment, op.peers);
+        case 'network.remove':
+          return await network.remove(op.segment);
       }
     } finally {
       await refreshVolumes().catch((e: Error) => log.warn({ err: e.message }, 'could not list volumes'));
@@ -260,7 +270,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       hostId,
       name,
       agentVersion: VERSION,
-      inventory: await readInventory(kvm),
+      inventory: { ...(await readInventory(kvm)), network: network.inventory() },
       vms: vms.report(),
       volumes,
     }),

@@ -5,7 +5,8 @@
  */
 import type { Logger } from 'pino';
 import { QemuLaunchError, ROOT_PORTS, blockdevOptions, diskDevice, diskDeviceOptions, diskNode, macFor, type Accel, type QemuDriver, type PortForward, type QmpClient, type QmpEvent, type VmBootState, type VmDisk, type VmSpec } from '../hypervisor/index.ts';
-import type { VmDefinition, VmReport, VmState } from '../model/agent-protocol.ts';
+import type { VmDefinition, VmNic, VmReport, VmState } from '../model/agent-protocol.ts';
+import type { HostNetwork } from './networks.ts';
 import { watchForMarker, type FileTail } from './file-tail.ts';
 import type { ImageCache } from './image-cache.ts';
 import { freePort, isPortFree } from './ports.ts';
@@ -23,6 +24,13 @@ export interface VmManagerOptions {
   forwardAddress?: string;
   /** Where volumes are served (diskd's NBD socket); export name = volume id. */
   nbdSocket: string;
+  /** Taps on this host's networks (the agent's HostNetwork); absent: VMs with NICs on networks cannot start. */
+  networks?: Pick<HostNetwork, 'prepare' | 'release'>;
+}
+
+/** The guest's NIC configuration, on the kernel command line: outrig.nicN=MAC,ADDRESS/PREFIX[,GATEWAY]. */
+export function nicArgs(nics: VmNic[]): string {
+  return nics.map((n, i) => `outrig.nic${i + 1}=${[n.mac, `${n.address}/${n.prefix}`, n.gateway].filter(Boolean).join(',')}`).join(' ');
 }
 
 interface ManagedVm {
@@ -232,6 +240,7 @@ export class VmManager {
       this.unwatch(m);
       await this.o.driver.kill(id);
       await this.o.driver.remove(id);
+      await this.o.networks?.release(id);
       this.vms.delete(id);
       this.changed();
     });
@@ -246,6 +255,9 @@ export class VmManager {
       const prev = m.spec ?? (await this.o.driver.readSpec(m.id)) ?? undefined;
       const disks: VmDisk[] = def.disks.map((d, i) => ({ volumeId: d.volumeId, socket: this.o.nbdSocket, export: d.volumeId, boot: d.boot, port: i }));
       let forwards = await this.assignPorts(def.forwardPorts, prev?.forwards ?? []);
+      const wanted = def.nics ?? [];
+      if (wanted.length && !this.o.networks) throw new Error('this agent does not manage networks');
+      const nics = wanted.length ? await this.o.networks!.prepare(m.id, wanted) : undefined;
       for (let attempt = 0; ; attempt++) {
         const spec: VmSpec = {
           id: m.id,
@@ -255,12 +267,13 @@ export class VmManager {
           memory: def.memory,
           kernel: files?.kernel,
           initrd: files?.initrd,
-          cmdline: def.image ? [def.image.cmdline, def.kernelArgs].filter(Boolean).join(' ') : undefined,
+          cmdline: def.image ? [def.image.cmdline, def.kernelArgs, nicArgs(wanted)].filter(Boolean).join(' ') : undefined,
           disks,
           accel: this.o.accel,
           forwards,
           readyMarker: def.readyMarker ?? def.image?.readyMarker,
           mac: macFor(m.id),
+          nics,
           owner: { generation: def.generation, restartSeq: def.restartSeq },
         };
         try {

@@ -26,6 +26,7 @@ import { volumeRoutes } from './routes/volumes.ts';
 import { backupRoutes } from './routes/backups.ts';
 import { backupPolicyRoutes } from './routes/backup-policies.ts';
 import { trustRoutes } from './routes/trust.ts';
+import { networkRoutes } from './routes/networks.ts';
 
 export interface ApiServices {
   store: Store;
@@ -130,6 +131,7 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     backupRoutes(v1 as Api, services);
     backupPolicyRoutes(v1 as Api, services);
     trustRoutes(v1 as Api, services);
+    networkRoutes(v1 as Api, services);
   }, { prefix: '/v1' });
   systemRoutes(app, services);
   return app;

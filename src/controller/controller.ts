@@ -26,6 +26,7 @@ import type { ControllerMetrics } from './metrics.ts';
 import { allocatableOf, schedule, type AllocationPolicy, type MemoryFit, type SchedulableHost } from './scheduler.ts';
 import { planSnapshot, planVolume } from './volume-plan.ts';
 import { WorkQueue } from './work-queue.ts';
+import { NetworkReconciler } from './network-reconciler.ts';
 
 export interface ControllerOptions {
   lostAfterMs: number;
@@ -45,7 +46,7 @@ export const DIRECT_OP_PREFIX = 'direct/';
 const HEARTBEAT_PERSIST_MS = 15_000;
 
 type Hello = Extract<AgentMessage, { type: 'hello' }>;
-type Kind = 'host' | 'instance' | 'volume' | 'snapshot' | 'memory' | 'backup' | 'backupPolicy';
+type Kind = 'host' | 'instance' | 'volume' | 'snapshot' | 'memory' | 'backup' | 'backupPolicy' | 'network';
 type WithLastOp = { lastOp?: LastOp; phase: string };
 
 export class Controller {
@@ -60,6 +61,7 @@ export class Controller {
   private readonly memory: MemoryReconciler;
   readonly backups: BackupReconciler;
   private readonly policies: BackupPolicies;
+  private readonly networks: NetworkReconciler;
 
   constructor(
     private readonly store: Store,
@@ -79,7 +81,9 @@ export class Controller {
       memory: q('memory', (id) => this.memory.reconcile(id)),
       backup: q('backup', (id) => this.backups.reconcile(id)),
       backupPolicy: q('backupPolicy', (id) => this.policies.reconcile(id)),
+      network: q('network', (id) => this.networks.reconcile(id)),
     };
+    this.networks = new NetworkReconciler({ store, hub: () => this.hub, clock: opts.clock, log: opts.log, enqueue: (id) => this.queues.network.add(id) });
     this.memory = new MemoryReconciler({ store, hub: () => this.hub, allocation: opts.allocation, clock: opts.clock, log: opts.log });
     this.backups = new BackupReconciler({
       store,
@@ -132,6 +136,7 @@ export class Controller {
     for (const s of await this.store.snapshots.list()) this.queues.snapshot.add(s.id);
     for (const b of await this.store.backups.list()) if (b.status.phase !== 'completed' && b.status.phase !== 'failed') this.queues.backup.add(b.id);
     for (const p of await this.store.backupPolicies.list()) this.queues.backupPolicy.add(p.id);
+    for (const n of await this.store.networks.list()) this.queues.network.add(n.id);
     this.enqueuePools();
   }
 
@@ -184,6 +189,24 @@ export class Controller {
     }));
     this.queues.host.add(msg.hostId);
     await this.enqueueHostResources(msg.hostId);
+    await this.resendNetworks(msg.hostId);
+  }
+
+  /** A host (re)connected: its networks may be gone (a reboot) or its underlay changed, so every one is sent again. */
+  private async resendNetworks(hostId: string): Promise<void> {
+    for (const n of await this.store.networks.list()) {
+      await this.store.networks.update(n.id, (cur) =>
+        cur.status.hosts.some((e) => e.hostId === hostId && e.state === 'ready')
+          ? { status: { ...cur.status, hosts: cur.status.hosts.map((e) => (e.hostId === hostId && e.state === 'ready' ? { ...e, state: 'sent' as const, opId: '' } : e)) } }
+          : null,
+      );
+      this.queues.network.add(n.id);
+    }
+  }
+
+  /** The networks of an instance's NICs: placed or gone, their hosts and flood lists change. */
+  private enqueueNetworksOf(inst: Instance): void {
+    for (const n of inst.spec.nics ?? []) this.queues.network.add(n.network);
   }
 
   onReport(hostId: string, changed: string[], first: boolean): void {
@@ -215,6 +238,7 @@ export class Controller {
     if (opId.startsWith(BALLOON_OP_PREFIX)) return this.memory.onBalloonResult(hostId, opId, result);
     if (opId.startsWith(DIRECT_OP_PREFIX)) return;
     if (opId.startsWith('b-')) return this.backups.onOpResult(opId, result);
+    if (opId.startsWith('n-')) return this.networks.onOpResult(opId, result);
     this.opResults.set(opId, result);
     const id = opId.split('/')[0];
     if (id) this.routeById(id);
@@ -411,6 +435,7 @@ export class Controller {
       if (p.ok) {
         this.opts.log.info({ instance: inst.name, host: p.hostName, memory: memory.admitted.get(p.hostId) }, 'instance scheduled');
         this.enqueuePools();
+        this.enqueueNetworksOf(inst);
         // Volumes made for this instance follow it to its host.
         for (const v of await this.store.volumes.list()) if (v.spec.ownedBy === inst.id) this.queues.volume.add(v.id);
       }
@@ -480,6 +505,9 @@ export class Controller {
         this.queues.volume.add(v.id);
       }
       await this.store.instances.delete(id);
+      // Its addresses are free again only now that its VM (and taps) are gone.
+      await this.store.claims.releaseInstance(id);
+      this.enqueueNetworksOf(inst);
       this.opts.log.info({ instance: inst.name }, 'instance deleted');
       this.enqueuePools();
       return;
@@ -523,6 +551,7 @@ export class Controller {
           kernelArgs: inst.spec.kernelArgs,
           disks: disks.map((d) => ({ volumeId: d.volumeId, boot: d.boot })),
           forwardPorts: inst.spec.forwardPorts,
+          nics: await this.vmNics(inst),
           generation: inst.generation,
           restartSeq: inst.spec.restartSeq,
         };
@@ -541,6 +570,17 @@ export class Controller {
       default:
         return { error: `operation ${kind} is not an instance operation` };
     }
+  }
+
+  private async vmNics(inst: Instance): Promise<VmDefinition['nics']> {
+    if (!inst.spec.nics?.length) return undefined;
+    const out: NonNullable<VmDefinition['nics']> = [];
+    for (const n of inst.spec.nics) {
+      const net = await this.store.networks.get(n.network);
+      if (!net) throw new Error(`network ${n.networkName} of instance ${inst.name} is gone`);
+      out.push({ networkId: n.network, segment: net.spec.segment, mac: n.mac, address: n.address, prefix: n.prefix, gateway: n.gateway });
+    }
+    return out;
   }
 
   /** The VM's memory per tier, with the host NUMA node each tier sits on where the host has one. */

@@ -30,6 +30,13 @@ export interface VmMemoryPortion {
   hostNode?: number;
 }
 
+export interface VmTapNic {
+  tap: string;
+  mac: string;
+  /** Told to the guest's driver (virtio-net host_mtu): the network's MTU after VXLAN's headers. */
+  mtu: number;
+}
+
 export interface VmSpec {
   id: string;
   name: string;
@@ -47,6 +54,8 @@ export interface VmSpec {
   /** Printed on the serial console when the guest is ready; optional. */
   readyMarker?: string;
   mac: string;
+  /** NICs on Outrig networks: taps made by the agent, opened by name. */
+  nics?: VmTapNic[];
   /** Opaque to the driver: what the owner (the agent) needs to know about this VM after a restart. */
   owner: { generation: number; restartSeq: number };
 }
@@ -136,6 +145,11 @@ export function buildQemuArgs(spec: VmSpec, paths: VmPaths): string[] {
     '-serial', 'chardev:serial0',
     '-netdev', `user,id=net0${hostfwd}`,
     '-device', `virtio-net-pci,netdev=net0,mac=${spec.mac},romfile=`,
+    // After the management NIC on the command line, so the guest names them eth1, eth2, ...
+    ...(spec.nics ?? []).flatMap((n, i) => [
+      '-netdev', `tap,id=nic${i},ifname=${n.tap},script=no,downscript=no`,
+      '-device', `virtio-net-pci,netdev=nic${i},mac=${n.mac},host_mtu=${n.mtu},romfile=`,
+    ]),
     '-device', 'virtio-balloon-pci,id=balloon0',
     '-qmp', `unix:${qemuOptValue(paths.qmpSocket)},server=on,wait=off`,
     '-qmp', `unix:${qemuOptValue(paths.inspectSocket)},server=on,wait=off`,

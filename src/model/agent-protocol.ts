@@ -63,6 +63,16 @@ export type VmImageRef = Static<typeof VmImageRef>;
 export const DiskImageRef = Type.Object({ id: Type.String(), name: Type.String(), file: FileRef });
 export type DiskImageRef = Static<typeof DiskImageRef>;
 
+export const VmNic = Type.Object({
+  networkId: Type.String(),
+  segment: Type.Integer(),
+  mac: Type.String(),
+  address: Type.String(),
+  prefix: Type.Integer(),
+  gateway: Type.Optional(Type.String()),
+});
+export type VmNic = Static<typeof VmNic>;
+
 export const VmDefinition = Type.Object({
   name: Type.String(),
   vcpus: Type.Integer(),
@@ -77,6 +87,8 @@ export const VmDefinition = Type.Object({
   /** Volumes, in order; `boot` marks the one the firmware boots from. */
   disks: Type.Array(Type.Object({ volumeId: Type.String(), boot: Type.Boolean() })),
   forwardPorts: Type.Array(Type.Integer()),
+  /** NICs on Outrig networks: a tap on the network's bridge each; the guest learns its address from the kernel command line. */
+  nics: Type.Optional(Type.Array(VmNic)),
   generation: Type.Integer(),
   restartSeq: Type.Integer(),
 });
@@ -121,6 +133,10 @@ export const AgentOp = Type.Union([
   /** Restores files of a snapshot under a directory of this host; answers with the count. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-files'), repository: BackupRepoRef, snapshotId: Type.String(), target: Type.String(), include: Type.Array(Type.String()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.forget'), repository: BackupRepoRef, snapshotId: Type.String() }),
+  /** Puts the network's segment on this host (bridge, VXLAN device) with exactly these peers in its flood list. */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('network.ensure'), networkId: Type.String(), segment: Type.Integer(), peers: Type.Array(Type.String()) }),
+  /** Takes the network's segment off this host; fails while a guest's tap is still on it. */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('network.remove'), networkId: Type.String(), segment: Type.Integer() }),
   /** Puts a backup's system-state group back into a volume no VM has plugged in. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-system-state'), volumeId: Type.String(), repository: BackupRepoRef, snapshotId: Type.String() }),
 ]);

@@ -18,6 +18,16 @@ export const Inventory = Type.Object({
   kvm: Type.Object({ usable: Type.Boolean(), reason: Type.String(), checkedAt: Type.String() }),
   accel: Type.Union([Type.Literal('kvm'), Type.Literal('tcg')]),
   os: Type.Object({ kernel: Type.String(), qemu: Type.String() }),
+  /** Virtual networks on this host: the backend in use (chosen by probing the kernel), why, and the underlay VXLAN uses. */
+  network: Type.Optional(
+    Type.Object({
+      backend: Type.Optional(Type.Union([Type.Literal('vxlan'), Type.Literal('vlan')])),
+      reason: Type.String(),
+      backends: Type.Array(Type.Object({ name: Type.String(), available: Type.Boolean(), reason: Type.String() })),
+      underlay: Type.Optional(Type.Object({ address: Type.String(), dev: Type.String(), mtu: Type.Integer() })),
+      underlayError: Type.Optional(Type.String()),
+    }),
+  ),
 });
 export type Inventory = Static<typeof Inventory>;
 

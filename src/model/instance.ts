@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Condition, resourceSchema, type Resource } from './common.ts';
 import { InstanceMemory } from './memory.ts';
+import { InstanceNic } from './network.ts';
 
 export const INSTANCE_PHASES = ['pending', 'scheduled', 'starting', 'running', 'stopping', 'stopped', 'failed', 'deleting'] as const;
 export type InstancePhase = (typeof INSTANCE_PHASES)[number];
@@ -26,6 +27,8 @@ export const InstanceSpec = Type.Object({
   powerState: PowerState,
   /** Guest TCP ports forwarded to the host (user-mode networking). */
   forwardPorts: Type.Array(Type.Integer()),
+  /** NICs on Outrig networks, in the order the guest sees them (after the management NIC). */
+  nics: Type.Optional(Type.Array(InstanceNic)),
   /** Bumped by each restart request; the agent restarts when it has applied fewer. */
   restartSeq: Type.Integer(),
 });

@@ -10,10 +10,12 @@ import type { BackupPolicySpec, BackupPolicyStatus, BackupSpec, BackupStatus } f
 import type { HostSpec, HostStatus } from '../model/host.ts';
 import type { ImageSpec, ImageStatus } from '../model/image.ts';
 import type { InstanceSpec, InstanceStatus } from '../model/instance.ts';
+import type { NetworkSpec, NetworkStatus } from '../model/network.ts';
 import type { MemoryPoolSpec, MemoryPoolStatus } from '../model/memory.ts';
 import type { TenantSpec, TenantStatus } from '../model/tenant.ts';
 import type { SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from '../model/volume.ts';
 import type { CertificateSpec, CertificateStatus, EnrollmentRuleSpec, EnrollmentRuleStatus } from '../model/trust.ts';
+import { NetworkClaims } from './addresses.ts';
 import { migrationProvider } from './migrations.ts';
 import { ResourceRepository, type Clock } from './repository.ts';
 import type { Database } from './schema.ts';
@@ -21,6 +23,7 @@ import type { Database } from './schema.ts';
 export { ConflictError, NotFoundError } from './errors.ts';
 export type { Change, NewResource } from './repository.ts';
 export { ResourceRepository } from './repository.ts';
+export type { AddressClaim, NetworkClaims } from './addresses.ts';
 
 export type StoreConfig = { kind: 'sqlite'; path: string };
 
@@ -37,6 +40,9 @@ export interface Store {
   memoryPools: ResourceRepository<MemoryPoolSpec, MemoryPoolStatus>;
   backups: ResourceRepository<BackupSpec, BackupStatus>;
   backupPolicies: ResourceRepository<BackupPolicySpec, BackupPolicyStatus>;
+  networks: ResourceRepository<NetworkSpec, NetworkStatus>;
+  /** Guest addresses and segment ids: unique claims. */
+  claims: NetworkClaims;
   close(): Promise<void>;
 }
 
@@ -73,6 +79,8 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     memoryPools: new ResourceRepository(db, 'memory_pools', 'MemoryPool', 'mp', clock),
     backups: new ResourceRepository(db, 'backups', 'Backup', 'b', clock),
     backupPolicies: new ResourceRepository(db, 'backup_policies', 'BackupPolicy', 'bp', clock),
+    networks: new ResourceRepository(db, 'networks', 'Network', 'n', clock),
+    claims: new NetworkClaims(db, clock),
     close: () => db.destroy(),
   };
 }

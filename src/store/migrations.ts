@@ -61,6 +61,28 @@ const migrations: Record<string, Migration> = {
       for (const table of ['backups', 'backup_policies']) await db.schema.dropTable(table).execute();
     },
   },
+  '0006_networks': {
+    async up(db: Kysely<unknown>) {
+      await createResourceTable(db, 'networks');
+      await db.schema
+        .createTable('ip_allocations')
+        .addColumn('network_id', 'text', (c) => c.notNull())
+        .addColumn('address', 'integer', (c) => c.notNull())
+        .addColumn('instance_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('ip_allocations_pk', ['network_id', 'address'])
+        .execute();
+      await db.schema.createIndex('ip_allocations_instance').on('ip_allocations').column('instance_id').execute();
+      await db.schema
+        .createTable('network_segments')
+        .addColumn('segment', 'integer', (c) => c.primaryKey())
+        .addColumn('network_id', 'text', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>) {
+      for (const table of ['networks', 'ip_allocations', 'network_segments']) await db.schema.dropTable(table).execute();
+    },
+  },
 };
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

@@ -3,6 +3,9 @@ import { everFits } from '../../controller/scheduler.ts';
 import { Name } from '../../model/common.ts';
 import { InstanceResource, type Instance } from '../../model/instance.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
+import type { InstanceNic, Network } from '../../model/network.ts';
+import { formatIpv4, macForAddress, parseIpv4, pickAddress } from '../../network/index.ts';
+import { subnetOf } from './networks.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
@@ -23,6 +26,7 @@ export const CreateInstance = Type.Object(
     forwardPorts: Type.Optional(
       Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16, uniqueItems: true, description: "guest TCP ports to forward to the host (default: the image's)" }),
     ),
+    networks: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 8, uniqueItems: true, description: 'networks (names or ids) to put a NIC on, in order; each NIC gets an address of its network' })),
     start: Type.Optional(Type.Boolean({ description: 'start the instance once placed (default true)' })),
   },
   { additionalProperties: false },
@@ -35,6 +39,28 @@ const ConsoleQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+
+/** An address on each network, claimed under the controller's lock so a network being deleted cannot get one. */
+async function claimNics(s: ApiServices, instanceId: string, nets: Network[]): Promise<InstanceNic[]> {
+  return s.controller.exclusive(async () => {
+    const nics: InstanceNic[] = [];
+    try {
+      for (const n of nets) {
+        const fresh = await s.store.networks.get(n.id);
+        if (!fresh || fresh.status.phase !== 'active') throw new ApiError(409, 'network_deleting', `network '${n.name}' is being deleted`);
+        const subnet = subnetOf(fresh);
+        const reserved = new Set(fresh.spec.gateway ? [parseIpv4(fresh.spec.gateway)!] : []);
+        const addr = await s.store.claims.claimAddress(n.id, instanceId, (used) => pickAddress(subnet, reserved, used));
+        if (addr === undefined) throw new ApiError(409, 'network_full', `network '${n.name}' (${fresh.spec.subnet}) has no free address`);
+        nics.push({ network: n.id, networkName: n.name, address: formatIpv4(addr), prefix: subnet.prefix, gateway: fresh.spec.gateway, mac: macForAddress(addr) });
+      }
+      return nics;
+    } catch (e) {
+      await s.store.claims.releaseInstance(instanceId);
+      throw e;
+    }
+  });
+}
 
 export function instanceRoutes(app: Api, s: ApiServices): void {
   app.get('/instances', { schema: { tags: ['instances'], response: { 200: listOf(InstanceResource) } } }, async () => ({
@@ -86,7 +112,21 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
         if (rootBytes < image.spec.virtualSizeBytes) throw new ApiError(422, 'invalid_request', `rootDiskBytes must be at least the image's ${image.spec.virtualSizeBytes} bytes`);
         if (await s.store.volumes.find(`${b.name}-root`)) throw new ApiError(409, 'conflict', `volume '${b.name}-root' (for the boot disk) already exists`);
       }
-      const inst = await s.store.instances.create({
+      const nets = [];
+      for (const ref of b.networks ?? []) {
+        const n = await s.store.networks.find(ref);
+        if (!n) throw new ApiError(422, 'unknown_network', `network '${ref}' does not exist (see: outrig network list)`);
+        if (n.spec.tenant !== tenant.name) throw new ApiError(422, 'tenant_mismatch', `network '${n.name}' belongs to tenant ${n.spec.tenant}`);
+        nets.push(n);
+      }
+      if (new Set(nets.map((n) => n.id)).size !== nets.length) throw new ApiError(400, 'invalid_request', 'body/networks: a network is named twice');
+      if (await s.store.instances.find(b.name)) throw new ApiError(409, 'conflict', `Instance '${b.name}' already exists`);
+      const id = s.store.instances.newId();
+      const nics = nets.length ? await claimNics(s, id, nets) : undefined;
+      let inst: Instance;
+      try {
+        inst = await s.store.instances.create({
+        id,
         name: b.name,
         labels: b.labels,
         annotations: b.annotations,
@@ -100,10 +140,15 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
           tenant: tenant.name,
           powerState: b.start === false ? 'stopped' : 'running',
           forwardPorts: b.forwardPorts ?? image?.spec.guestPorts ?? [],
+          nics,
           restartSeq: 0,
         },
         status: { phase: 'pending', conditions: [], network: { forwards: [] }, observedGeneration: 0 },
       });
+      } catch (e) {
+        await s.store.claims.releaseInstance(id);
+        throw e;
+      }
       // Everything below belongs to this create: undo it all if any step fails.
       const made: string[] = [];
       try {
@@ -121,6 +166,7 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
         for (const v of extra) await s.store.volumes.update(v.id, (cur) => (cur.spec.attachedTo === inst.id ? { spec: { ...cur.spec, attachedTo: undefined } } : null)).catch(() => undefined);
         for (const id of made) await s.store.volumes.delete(id);
         await s.store.instances.delete(inst.id);
+        await s.store.claims.releaseInstance(inst.id);
         throw e;
       }
       for (const id of made) s.controller.enqueue('volume', id);

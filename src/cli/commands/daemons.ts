@@ -115,6 +115,8 @@ export function daemonCommands(program: Command): void {
     .option('--discovery-group <addr>', 'multicast group of discovery responders', '239.255.74.41')
     .option('--name <name>', 'host name to register as (default: the hostname)')
     .option('--data <dir>', 'agent data directory (default: $OUTRIG_DATA/agent)')
+    .addOption(new Option('--network-backend <backend>', 'how networks are made on this host (auto: probe the kernel, vxlan first)').choices(['auto', 'vxlan', 'vlan']).default('auto'))
+    .option('--underlay <address>', "this host's address VXLAN runs over (default: the address of the default route's interface)")
     .addOption(new Option('--stop-timeout <seconds>', 'how long a stop waits for the guest before forcing it').default(30).argParser(parseIntStrict('--stop-timeout')))
     .addOption(new Option('--accel <accel>', 'force an accelerator instead of probing').choices(['kvm', 'tcg']))
     .action(
@@ -138,6 +140,8 @@ export function daemonCommands(program: Command): void {
         data?: string;
         stopTimeout: number;
         accel?: 'kvm' | 'tcg';
+        networkBackend: 'auto' | 'vxlan' | 'vlan';
+        underlay?: string;
       }) => {
         const policy = {
           cluster: o.requireCluster,
@@ -160,6 +164,7 @@ export function daemonCommands(program: Command): void {
           name: o.name,
           stopTimeoutMs: o.stopTimeout * 1000,
           accel: o.accel ?? (process.env.OUTRIG_ACCEL as 'kvm' | 'tcg' | undefined),
+          network: { backend: o.networkBackend, underlay: o.underlay },
         });
         process.stderr.write(`outrig agent ${a.name} (${a.hostId}) joined ${a.controllerUrl}; accelerator ${a.kvm.usable ? 'kvm' : 'tcg'} (${a.kvm.reason})\n`);
         await untilSignal(() => a.close());

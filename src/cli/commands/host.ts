@@ -62,6 +62,14 @@ export function hostCommands(program: Command): void {
         allocated: h.status.allocated,
         numa: inv?.numa,
         nics: inv?.nics,
+        networks: inv?.network
+          ? {
+              backend: inv.network.backend ?? 'none',
+              why: inv.network.reason,
+              underlay: inv.network.underlay ? `${inv.network.underlay.address} on ${inv.network.underlay.dev} (MTU ${inv.network.underlay.mtu})` : inv.network.underlayError,
+              probed: inv.network.backends.map((b) => `${b.name}: ${b.available ? 'available' : 'unavailable'} (${b.reason})`),
+            }
+          : undefined,
         disks: inv?.disks,
         pciDevices: inv ? inv.pci.length : undefined,
         os: inv?.os,

@@ -59,11 +59,12 @@ export function instanceCommands(program: Command): void {
       .addOption(new Option('--memory <size>', 'memory, MiB or with a unit (512M, 2G)').default(256).argParser(parseMemory))
       .option('--tenant <tenant>', 'tenant that owns the instance', 'default')
       .option('--port <guestPort>', "guest TCP port to forward to the host (repeatable; default: the image's)", collect, [])
+      .option('--network <network>', 'put a NIC on this network (repeatable; in order: eth1, eth2, ...)', collect, [])
       .option('--label <key=value>', 'label (repeatable)', collect, [])
       .option('--no-start', 'create it stopped')
       .option('--ready-marker <text>', "what the guest prints on its serial console when it is up (default: the image's)")
       .option('--wait-ready', "also wait for the guest's ready marker"),
-  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; readyMarker?: string; vcpus: number; memory: number; tenant: string; port: string[]; label: string[]; start: boolean; waitReady?: boolean } & WaitFlags, cmd: Command) => {
+  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; readyMarker?: string; vcpus: number; memory: number; tenant: string; port: string[]; network: string[]; label: string[]; start: boolean; waitReady?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     if (!o.image === !o.bootVolume) throw new CliError('give --image or --boot-volume (one of them)', 2);
     const body = {
@@ -79,6 +80,7 @@ export function instanceCommands(program: Command): void {
       tenant: o.tenant,
       labels: parseLabels(o.label),
       forwardPorts: o.port.length ? o.port.map(parseIntStrict('--port')) : undefined,
+      networks: o.network.length ? o.network : undefined,
       start: o.start,
     };
     const created = await ctx.api.post<Instance>('/v1/instances', body);
@@ -86,6 +88,7 @@ export function instanceCommands(program: Command): void {
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
     if (final.status.network.forwards.length) process.stdout.write(`forwarded ports: ${forwardsText(final)}\n`);
+    for (const n of final.spec.nics ?? []) process.stdout.write(`network ${n.networkName}: ${n.address}/${n.prefix} (${n.mac})\n`);
     process.stdout.write(`console: outrig instance console ${final.name} --follow\n`);
   });
 
@@ -133,6 +136,7 @@ export function instanceCommands(program: Command): void {
         powerState: i.spec.powerState,
         accelerator: i.status.accel,
         forwards: i.status.network.forwards,
+        nics: i.spec.nics?.map((n) => `${n.networkName}: ${n.address}/${n.prefix} ${n.mac}${n.gateway ? ` gateway ${n.gateway}` : ''}`),
         bootedAt: i.status.bootedAt,
         readyAt: i.status.readyAt,
         generation: `${i.generation} (observed ${i.status.observedGeneration})`,

@@ -25,6 +25,37 @@ GW=$(arg outrig.gw)
 ip link set eth0 up
 ip addr add \${ADDR:-10.0.2.15/24} dev eth0
 ip route add default via \${GW:-10.0.2.2}
+# NICs on Outrig networks: outrig.nicN=MAC,ADDRESS/PREFIX[,GATEWAY] (N from 1), matched by MAC.
+for n in 1 2 3 4 5 6 7 8 9; do
+  NIC=$(arg outrig.nic$n)
+  [ -n "$NIC" ] || continue
+  MAC=\${NIC%%,*}; REST=\${NIC#*,}; NADDR=\${REST%%,*}; NGW=; [ "$REST" != "$NADDR" ] && NGW=\${REST#*,}
+  IF=; i=0
+  while [ -z "$IF" ] && [ $i -lt 200 ]; do
+    for d in /sys/class/net/*; do [ "$(cat $d/address)" = "$MAC" ] && IF=\${d##*/}; done
+    [ -n "$IF" ] || { sleep 0.05; i=$((i+1)); }
+  done
+  if [ -z "$IF" ]; then echo "outrig-guest: no NIC with MAC $MAC"; continue; fi
+  ip link set $IF up
+  ip addr add $NADDR dev $IF
+  [ -n "$NETDEV" ] || NETDEV=$IF
+  echo "OUTRIG-NIC $IF mac=$MAC address=$NADDR gateway=$NGW mtu=$(cat /sys/class/net/$IF/mtu)"
+done
+# Reachability probe for tests: outrig.probe=A+B+... makes the guest try each address once a
+# second, by ARP (layer 2: does any frame reach it) and ICMP, and print each round's results.
+PROBE=$(arg outrig.probe)
+if [ -n "$PROBE" ]; then
+  ( k=0
+    while true; do
+      k=$((k+1)); line="OUTRIG-PROBE round=$k"
+      for t in $(echo $PROBE | tr '+' ' '); do
+        a=down; arping -q -c 1 -w 1 -I \${NETDEV:-eth0} $t && a=up
+        p=down; ping -q -c 1 -W 1 $t >/dev/null 2>&1 && p=up
+        line="$line $t=arp:$a,icmp:$p"
+      done
+      echo "$line"; sleep 1
+    done ) &
+fi
 mkdir -p /www
 echo "outrig test guest $NAME" > /www/index.html
 httpd -p 80 -h /www

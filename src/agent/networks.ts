@@ -1,0 +1,80 @@
+/**
+ * This host's part of Outrig's virtual networks: which backend the kernel allows (probed once at
+ * start), the underlay address VXLAN runs over, each network's segment (bridge + VXLAN device)
+ * and each guest's taps. Every call is idempotent: it reads what the kernel has first.
+ */
+import type { Logger } from 'pino';
+import type { Inventory } from '../model/host.ts';
+import type { VmNic } from '../model/agent-protocol.ts';
+import { chooseBackend, ensureSegment, ensureTap, findUnderlay, probeBackends, removeSegment, removeTaps, segmentMtu, type BackendProbe, type Underlay } from '../network/index.ts';
+
+export type BackendChoice = 'auto' | 'vxlan' | 'vlan';
+
+export interface PreparedNic {
+  tap: string;
+  mac: string;
+  mtu: number;
+}
+
+export class HostNetwork {
+  private probes: BackendProbe[] = [];
+  private backend?: 'vxlan' | 'vlan';
+  private reason = 'not probed yet';
+  private underlay?: Underlay;
+  private underlayError?: string;
+
+  constructor(
+    private readonly o: { backend: BackendChoice; underlay?: string; log: Logger },
+  ) {}
+
+  async init(): Promise<void> {
+    this.probes = await probeBackends();
+    const c = chooseBackend(this.probes, this.o.backend);
+    this.backend = c.backend;
+    this.reason = c.reason;
+    const u = await findUnderlay(this.o.underlay);
+    if ('error' in u) this.underlayError = u.error;
+    else this.underlay = u;
+    this.o.log.info({ backend: this.backend ?? 'none', reason: this.reason, underlay: this.underlay, underlayError: this.underlayError }, 'network backend chosen');
+  }
+
+  inventory(): NonNullable<Inventory['network']> {
+    return { backend: this.backend, reason: this.reason, backends: this.probes, underlay: this.underlay, underlayError: this.underlayError };
+  }
+
+  /** The underlay and backend a network operation needs, or an error that says what is missing. */
+  private ready(): Underlay {
+    if (this.backend !== 'vxlan') {
+      throw new Error(this.backend === 'vlan' ? 'this host would use the vlan backend, whose realisation is not built yet; only vxlan hosts carry networks' : `this host has no network backend: ${this.reason}`);
+    }
+    if (!this.underlay) throw new Error(`this host has no underlay address for VXLAN: ${this.underlayError ?? 'unknown'}`);
+    return this.underlay;
+  }
+
+  /** A network's segment with exactly these peers in its flood list. */
+  async ensure(segment: number, peers: string[]): Promise<void> {
+    const u = this.ready();
+    await ensureSegment({ segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu, peers });
+  }
+
+  async remove(segment: number): Promise<void> {
+    const r = await removeSegment(segment);
+    if (r.busy) throw new Error(`network segment ${segment} is still in use on this host: ${r.busy}`);
+  }
+
+  /** Segments (without touching their flood lists: the controller sends those) and taps for a VM about to start. */
+  async prepare(instanceId: string, nics: VmNic[]): Promise<PreparedNic[]> {
+    if (!nics.length) return [];
+    const u = this.ready();
+    const out: PreparedNic[] = [];
+    for (const [i, n] of nics.entries()) {
+      await ensureSegment({ segment: n.segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu });
+      out.push({ tap: await ensureTap(instanceId, i, n.segment, u.mtu), mac: n.mac, mtu: segmentMtu(u.mtu) });
+    }
+    return out;
+  }
+
+  async release(instanceId: string): Promise<void> {
+    await removeTaps(instanceId);
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The adapter to the kernel's networking: runs the plans of vxlan-plan.ts with `ip` and `bridge`
+ * (iproute2), reading the state again before each plan so every call is idempotent.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { parseFloodList, parseLinks, tapName, vxlanName, type Link } from './links.ts';
+import { planSegment, planSegmentRemoval, planTap, planTapRemoval, segmentMtu, type Command, type SegmentWanted } from './vxlan-plan.ts';
+
+const exec = promisify(execFile);
+
+export interface Underlay {
+  address: string;
+  dev: string;
+  mtu: number;
+}
+
+async function json(cmd: string, args: string[]): Promise<unknown> {
+  const { stdout } = await exec(cmd, args, { maxBuffer: 64 * 1024 * 1024 });
+  return stdout.trim() ? (JSON.parse(stdout) as unknown) : [];
+}
+
+export async function readLinks(): Promise<Link[]> {
+  return parseLinks(await json('ip', ['-j', '-d', 'link', 'show']));
+}
+
+async function run(commands: Command[]): Promise<void> {
+  for (const [cmd, ...args] of commands) {
+    try {
+      await exec(cmd!, args);
+    } catch (e) {
+      const err = e as { stderr?: string; message: string };
+      throw new Error(`${[cmd, ...args].join(' ')} failed: ${(err.stderr ?? err.message).trim()}`, { cause: e });
+    }
+  }
+}
+
+interface AddrInfo {
+  ifname: string;
+  mtu: number;
+  flags?: string[];
+  addr_info?: { family: string; local: string; scope: string }[];
+}
+
+/**
+ * This host's underlay: the given address (which must be on one of its interfaces), else the
+ * address of the interface that carries the default route, else the only global IPv4 address.
+ */
+export function chooseUnderlay(addrs: AddrInfo[], defaultDev: string | undefined, wanted?: string): Underlay | { error: string } {
+  const v4 = addrs.flatMap((a) => (a.addr_info ?? []).filter((i) => i.family === 'inet' && i.scope === 'global').map((i) => ({ address: i.local, dev: a.ifname, mtu: a.mtu })));
+  if (wanted) return v4.find((u) => u.address === wanted) ?? { error: `underlay address ${wanted} is on none of this host's interfaces` };
+  const viaDefault = v4.find((u) => u.dev === defaultDev);
+  if (viaDefault) return viaDefault;
+  const own = v4.filter((u) => !/^o(br|vx|t)/.test(u.dev));
+  if (own.length === 1) return own[0]!;
+  return { error: own.length ? `several global IPv4 addresses and no default route: give one with --underlay (${own.map((u) => u.address).join(', ')})` : 'no global IPv4 address for VXLAN to use' };
+}
+
+export async function findUnderlay(wanted?: string): Promise<Underlay | { error: string }> {
+  const addrs = (await json('ip', ['-j', 'addr', 'show'])) as AddrInfo[];
+  const routes = (await json('ip', ['-j', 'route', 'show', 'default'])) as { dev?: string }[];
+  return chooseUnderlay(addrs, routes[0]?.dev, wanted);
+}
+
+export async function ensureSegment(w: SegmentWanted): Promise<void> {
+  const links = await readLinks();
+  const vx = vxlanName(w.segment);
+  const flood = links.some((l) => l.name === vx) ? parseFloodList(await json('bridge', ['-j', 'fdb', 'show', 'dev', vx])) : [];
+  await run(planSegment(links, flood, w));
+}
+
+export async function removeSegment(segment: number): Promise<{ busy?: string }> {
+  const plan = planSegmentRemoval(await readLinks(), segment);
+  await run(plan.commands);
+  return { busy: plan.busy };
+}
+
+export async function ensureTap(instanceId: string, index: number, segment: number, underlayMtu: number): Promise<string> {
+  const tap = tapName(instanceId, index);
+  await run(planTap(await readLinks(), tap, segment, segmentMtu(underlayMtu)));
+  return tap;
+}
+
+/** Removes every tap of the instance (any index): after its VM is gone. */
+export async function removeTaps(instanceId: string): Promise<void> {
+  const links = await readLinks();
+  const prefix = tapName(instanceId, 0).slice(0, -1);
+  for (const l of links) if (l.name.startsWith(prefix) && l.name.length === prefix.length + 1) await run(planTapRemoval(links, l.name));
+}

@@ -1,0 +1,173 @@
+/**
+ * Virtual networks across hosts: a controller and two agents, each a separate `outrig` process in
+ * its own network namespace on a private LAN (test/helpers/netns.ts), real TCG guests.
+ *  - net-a (10.10.0.0/24) has a1 on h1 and a2 on h2: the VXLAN segment joins their bridges, and
+ *    each guest reaches the other by ARP and ICMP.
+ *  - net-b (10.20.0.0/24) has b1 on h2, the same host as a2: it reaches neither a1 nor a2, not even
+ *    by ARP (its frames never meet theirs), while they keep reaching each other.
+ * The guests run a reachability probe (outrig.probe on their kernel command line) and print each
+ * round on their console, which the test reads through the CLI.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Host } from '../../src/model/host.ts';
+import type { Instance } from '../../src/model/instance.ts';
+import type { Network } from '../../src/model/network.ts';
+import { killProcessesUnder } from '../helpers/cleanup.ts';
+import { createLan, runInNs, type Lan } from '../helpers/netns.ts';
+import { stopDaemon, type Daemon } from '../helpers/processes.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { waitUntil } from '../helpers/wait.ts';
+
+type NetworkView = Network & { addresses: { used: number; free: number } };
+
+/** Probe rounds on a guest's console: round number, and per target whether ARP and ICMP got answers. */
+function probeRounds(consoleText: string): { round: number; targets: Record<string, { arp: boolean; icmp: boolean }> }[] {
+  return [...consoleText.matchAll(/^OUTRIG-PROBE round=(\d+)((?: \S+=arp:\w+,icmp:\w+)+)\s*$/gm)].map((m) => ({
+    round: Number(m[1]),
+    targets: Object.fromEntries(
+      m[2]!
+        .trim()
+        .split(' ')
+        .map((t) => {
+          const [addr, rest] = t.split('=');
+          return [addr!, { arp: rest!.includes('arp:up'), icmp: rest!.includes('icmp:up') }];
+        }),
+    ),
+  }));
+}
+
+function linksIn(ns: string): string[] {
+  return (JSON.parse(execFileSync('ip', ['-n', ns, '-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[]).map((l) => l.ifname);
+}
+
+describe('virtual networks across hosts (network namespaces, VXLAN, real guests)', () => {
+  const dir = tempDir('outrig-net-');
+  let lan: Lan;
+  const daemons: Record<string, Daemon> = {};
+  const env = () => ({ OUTRIG_DATA: dir.path, OUTRIG_URL: `https://${lan.node('ctl').addr}:7440`, OUTRIG_LOG_LEVEL: 'info' });
+  const cli = (...args: string[]) => runInNs(lan.node('ctl').ns, args, env());
+  const ok = async (...args: string[]) => {
+    const r = await cli(...args);
+    if (r.code !== 0) throw new Error(`outrig ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    return r.stdout;
+  };
+  const json = async <T>(...args: string[]) => JSON.parse(await ok(...args, '--json')) as T;
+  const consoleOf = (name: string) => ok('instance', 'console', name);
+
+  const startAgent = async (h: string) => {
+    const { token } = await json<{ token: string }>('cluster', 'enroll-rule', 'add', `net-${h}`, '--kind', 'token');
+    daemons[h] = lan.outrig(h, ['agent', '--controller', `https://${lan.node('ctl').addr}:7440`, '--bootstrap-token', token, '--data', join(dir.path, h), '--name', h, '--stop-timeout', '5'], env());
+  };
+
+  before(async () => {
+    lan = createLan(['ctl', 'h1', 'h2']);
+    const ctl = lan.outrig('ctl', ['controller', '--listen', `${lan.node('ctl').addr}:7440`, '--data', join(dir.path, 'controller'), '--no-discovery', '--heartbeat-ms', '500'], env());
+    daemons.ctl = ctl;
+    await waitUntil('controller to listen', () => {
+      if (ctl.proc.exitCode !== null) throw new Error(`controller exited: ${ctl.output()}`);
+      return ctl.output().includes('outrig controller listening');
+    }, 30_000);
+    await startAgent('h1');
+    await startAgent('h2');
+    await waitUntil('both hosts ready', async () => (await json<Host[]>('host', 'list')).filter((h) => h.status.phase === 'ready').length === 2, 120_000, 500);
+    await ok('image', 'build-test');
+  });
+
+  after(async () => {
+    for (const d of Object.values(daemons)) await stopDaemon(d);
+    await killProcessesUnder(dir.path);
+    lan?.cleanup();
+    dir.remove();
+  });
+
+  test('hosts report the backend their kernel allows and their underlay address', async () => {
+    const h1 = await json<Host>('host', 'show', 'h1');
+    const net = h1.status.inventory?.network;
+    assert.equal(net?.backend, 'vxlan');
+    assert.equal(net?.underlay?.address, lan.node('h1').addr);
+    assert.equal(net?.backends.find((b) => b.name === 'vxlan')?.available, true);
+    // These machines' kernel has neither 802.1Q devices nor VLAN filtering (shared/research/vm-runtime.md).
+    const vlan = net?.backends.find((b) => b.name === 'vlan');
+    assert.ok(vlan, 'the vlan backend was probed');
+    if (!vlan.available) assert.match(vlan.reason, /802\.1Q|VLAN-filtering/);
+    assert.match(await ok('host', 'show', 'h1'), /backend: vxlan/);
+  });
+
+  test('guests on one network reach each other across hosts; a guest on another network reaches neither', async () => {
+    await ok('network', 'create', 'net-a', '--subnet', '10.10.0.0/24', '--gateway', '10.10.0.1');
+    await ok('network', 'create', 'net-b', '--subnet', '10.20.0.0/24', '--gateway', '10.20.0.1');
+    const create = async (name: string, host: string, other: string, network: string, probe: string) => {
+      await ok('host', 'cordon', other);
+      try {
+        return await json<Instance>('instance', 'create', name, '--image', 'test', '--network', network, '--kernel-args', `outrig.probe=${probe}`, '--timeout', '180');
+      } finally {
+        await ok('host', 'uncordon', other);
+      }
+    };
+    // Addresses are handed out lowest first (the gateway excluded): a1 .2, a2 .3, b1 .2.
+    const a1 = await create('a1', 'h1', 'h2', 'net-a', '10.10.0.3');
+    const a2 = await create('a2', 'h2', 'h1', 'net-a', '10.10.0.2');
+    const b1 = await create('b1', 'h2', 'h1', 'net-b', '10.10.0.2+10.10.0.3');
+    assert.equal(a1.status.hostName, 'h1');
+    assert.equal(a2.status.hostName, 'h2');
+    assert.equal(b1.status.hostName, 'h2');
+    assert.deepEqual([a1, a2, b1].map((i) => i.spec.nics?.[0]?.address), ['10.10.0.2', '10.10.0.3', '10.20.0.2']);
+    assert.equal(a1.spec.nics?.[0]?.mac, '0a:58:0a:0a:00:02');
+
+    // Both directions on net-a, across hosts.
+    const upFrom = async (name: string, target: string) =>
+      waitUntil(`${name} to reach ${target}`, async () => probeRounds(await consoleOf(name)).find((r) => r.targets[target]?.arp && r.targets[target]?.icmp), 180_000, 1000);
+    await upFrom('a1', '10.10.0.3');
+    const firstBoth = await upFrom('a2', '10.10.0.2');
+    assert.match(await consoleOf('a1'), /OUTRIG-NIC eth1 mac=0a:58:0a:0a:00:02 address=10\.10\.0\.2\/24 gateway=10\.10\.0\.1 mtu=1450/);
+
+    // b1, on h2 beside a2, keeps probing both: five rounds after a2 first reached a1, and none answers.
+    const bRoundAtStart = Math.max(0, ...probeRounds(await consoleOf('b1')).map((r) => r.round));
+    const rounds = await waitUntil('five more probe rounds on b1', async () => {
+      const rs = probeRounds(await consoleOf('b1')).filter((r) => r.round > bRoundAtStart);
+      return rs.length >= 5 ? rs : undefined;
+    }, 120_000, 1000);
+    for (const r of rounds) {
+      for (const t of ['10.10.0.2', '10.10.0.3']) assert.deepEqual(r.targets[t], { arp: false, icmp: false }, `b1 round ${r.round} reached ${t}`);
+    }
+    // Meanwhile a1 and a2 still reached each other (the isolation is not an outage).
+    const a2Rounds = probeRounds(await consoleOf('a2')).filter((r) => r.round > firstBoth.round);
+    assert.ok(a2Rounds.length >= 3 && a2Rounds.slice(-3).every((r) => r.targets['10.10.0.2']?.icmp), 'a2 kept reaching a1');
+
+    // The network's record: both hosts carry it, each flooding to the other.
+    const netA = await waitUntil('net-a ready on both hosts', async () => {
+      const n = await json<NetworkView>('network', 'show', 'net-a');
+      return n.status.hosts.length === 2 && n.status.hosts.every((h) => h.state === 'ready') ? n : undefined;
+    }, 30_000, 500);
+    assert.deepEqual(netA.status.hosts.map((h) => [h.hostName, h.peers]), [['h1', [lan.node('h2').addr]], ['h2', [lan.node('h1').addr]]]);
+    assert.deepEqual(netA.addresses.used, 2);
+    const netB = await json<NetworkView>('network', 'show', 'net-b');
+    assert.deepEqual(netB.status.hosts.map((h) => [h.hostName, h.peers]), [['h2', []]]);
+    assert.ok(linksIn(lan.node('h1').ns).includes(`obr${netA.spec.segment}`));
+    assert.ok(!linksIn(lan.node('h1').ns).includes(`obr${netB.spec.segment}`), 'net-b is not on h1: no instance of it there');
+  });
+
+  test('a network with instances cannot be deleted; once they are gone, it leaves every host', async () => {
+    const refused = await cli('network', 'delete', 'net-a');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /net-a has instances on it: a1, a2/);
+    const netA = await json<NetworkView>('network', 'show', 'net-a');
+    assert.equal(netA.status.phase, 'active');
+    for (const i of ['a1', 'a2', 'b1']) await ok('instance', 'delete', i, '--timeout', '120');
+    // Taps go with their VMs, and the addresses are free again.
+    await waitUntil('taps gone', () => ![...linksIn(lan.node('h1').ns), ...linksIn(lan.node('h2').ns)].some((l) => /^ot[0-9a-f]{12}\d$/.test(l)), 30_000, 500);
+    assert.equal((await json<NetworkView>('network', 'show', 'net-a')).addresses.used, 0);
+    await ok('network', 'delete', 'net-a');
+    await waitUntil('net-a gone', async () => !(await json<NetworkView[]>('network', 'list')).some((n) => n.name === 'net-a'), 30_000, 500);
+    for (const h of ['h1', 'h2']) {
+      const links = linksIn(lan.node(h).ns);
+      assert.ok(!links.includes(`obr${netA.spec.segment}`) && !links.includes(`ovx${netA.spec.segment}`), `net-a's bridge and VXLAN device left ${h}: ${links.join(' ')}`);
+    }
+    // Its segment is free for a new network.
+    const again = await json<Network>('network', 'create', 'net-c', '--subnet', '10.30.0.0/24', '--segment', String(netA.spec.segment));
+    assert.equal(again.spec.segment, netA.spec.segment);
+  });
+});
