@@ -1,0 +1,149 @@
+/**
+ * Networks through the API against a real controller and agent (in this process): bad input is
+ * refused with a reason that names the problem, and a refused request leaves networks, segment
+ * claims, address claims and instances exactly as they were.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { ApiClient } from '../../src/cli/client.ts';
+import type { RunningController } from '../../src/controller/index.ts';
+import type { Instance } from '../../src/model/instance.ts';
+import type { Network } from '../../src/model/network.ts';
+import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
+import { tlsFetch } from '../helpers/https.ts';
+import { waitUntil } from '../helpers/wait.ts';
+
+describe('networks API', () => {
+  let env: InProcessCluster;
+  let ctl: RunningController;
+  let api: ApiClient;
+
+  before(async () => {
+    env = await startInProcess('net-api-host');
+    ({ ctl, api } = env);
+    await api.post('/v1/tenants', { name: 'other' });
+  });
+  after(() => env?.close());
+
+  async function send(method: string, path: string, body?: unknown) {
+    const res = await tlsFetch(ctl.url + path, {
+      tls: { ca: ctl.trust.ca.certPem },
+      token: ctl.adminToken,
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as { error?: { code: string; message: string } } & Partial<Network & Instance> };
+  }
+
+  /** Everything a refused request must leave alone. */
+  async function state() {
+    return {
+      networks: (await api.get<{ items: Network[] }>('/v1/networks')).items.map((n) => [n.name, n.spec.segment, n.status.phase]),
+      instances: (await api.get<{ items: Instance[] }>('/v1/instances')).items.map((i) => i.name),
+      segments: [...(await ctl.store.claims.segments()).entries()],
+      addresses: await ctl.store.claims.addresses(),
+    };
+  }
+
+  test('networks are created with the lowest free segment, or the one asked for', async () => {
+    const a = await send('POST', '/v1/networks', { name: 'net-a', subnet: '10.10.0.0/24', gateway: '10.10.0.1' });
+    assert.equal(a.status, 201, JSON.stringify(a.body));
+    assert.equal(a.body.spec?.segment, 100);
+    const b = await send('POST', '/v1/networks', { name: 'net-b', subnet: '10.20.0.0/29', segment: 5000 });
+    assert.equal(b.body.spec?.segment, 5000);
+    // Another tenant may use the same subnet: its network is isolated from net-a.
+    const o = await send('POST', '/v1/networks', { name: 'other-a', tenant: 'other', subnet: '10.10.0.0/24' });
+    assert.equal(o.status, 201, JSON.stringify(o.body));
+    assert.equal(o.body.spec?.segment, 101);
+  });
+
+  const bad: [string, unknown, number, string, RegExp][] = [
+    ['an overlapping subnet', { name: 'x1', subnet: '10.10.0.0/16' }, 409, 'subnet_overlap', /10\.10\.0\.0\/16 overlaps network net-a's 10\.10\.0\.0\/24 \(tenant default\)/],
+    ['a subnet inside another', { name: 'x2', subnet: '10.10.0.128/25' }, 409, 'subnet_overlap', /overlaps network net-a's/],
+    ['a subnet too small for guests', { name: 'x2b', subnet: '10.20.0.0/30' }, 400, 'invalid_request', /prefix \/30 is out of range/],
+    ['host bits in the subnet', { name: 'x3', subnet: '10.30.0.7/24' }, 400, 'invalid_request', /host bits set; the subnet is 10\.30\.0\.0\/24/],
+    ['a malformed subnet', { name: 'x4', subnet: '10.30.0.0-24' }, 400, 'invalid_request', /not an IPv4 subnet in CIDR form/],
+    ['a gateway outside the subnet', { name: 'x5', subnet: '10.30.0.0/24', gateway: '10.31.0.1' }, 400, 'invalid_request', /gateway: 10\.31\.0\.1 is not a host address of 10\.30\.0\.0\/24/],
+    ['the broadcast address as gateway', { name: 'x6', subnet: '10.30.0.0/24', gateway: '10.30.0.255' }, 400, 'invalid_request', /is not a host address/],
+    ['a segment id out of range', { name: 'x7', subnet: '10.30.0.0/24', segment: 16777216 }, 400, 'invalid_request', /segment: must be <= 16777215/],
+    ['segment 0', { name: 'x8', subnet: '10.30.0.0/24', segment: 0 }, 400, 'invalid_request', /segment: must be >= 1/],
+    ['a segment in use', { name: 'x9', subnet: '10.30.0.0/24', segment: 5000 }, 409, 'segment_in_use', /segment 5000 is in use by network net-b/],
+    ['a duplicate name', { name: 'net-a', subnet: '10.40.0.0/24' }, 409, 'conflict', /network 'net-a' already exists/],
+    ['an unknown tenant', { name: 'x10', subnet: '10.40.0.0/24', tenant: 'nobody' }, 422, 'unknown_tenant', /tenant 'nobody' does not exist/],
+    ['an unknown field', { name: 'x11', subnet: '10.40.0.0/24', vlan: 7 }, 400, 'invalid_request', /unknown field 'vlan'/],
+  ];
+  for (const [what, body, status, code, message] of bad) {
+    test(`refuses ${what} with ${status} ${code} and changes nothing`, async () => {
+      const before = await state();
+      const r = await send('POST', '/v1/networks', body);
+      assert.equal(r.status, status, JSON.stringify(r.body));
+      assert.equal(r.body.error?.code, code);
+      assert.match(r.body.error?.message ?? '', message);
+      assert.deepEqual(await state(), before);
+    });
+  }
+
+  const inst = { image: 'test', vcpus: 1, memoryMiB: 128, start: false };
+
+  test('instances get addresses lowest first (the gateway kept), with MACs made from them', async () => {
+    const i1 = await send('POST', '/v1/instances', { ...inst, name: 'i1', networks: ['net-a', 'net-b'] });
+    assert.equal(i1.status, 201, JSON.stringify(i1.body));
+    assert.deepEqual(i1.body.spec?.nics?.map((n) => [n.networkName, n.address, n.prefix, n.mac, n.gateway]), [
+      ['net-a', '10.10.0.2', 24, '0a:58:0a:0a:00:02', '10.10.0.1'],
+      ['net-b', '10.20.0.1', 29, '0a:58:0a:14:00:01', undefined],
+    ]);
+  });
+
+  const badInstances: [string, unknown, number, string, RegExp][] = [
+    ['an unknown network', { ...inst, name: 'j1', networks: ['net-a', 'nosuch'] }, 422, 'unknown_network', /network 'nosuch' does not exist/],
+    ["another tenant's network", { ...inst, name: 'j2', networks: ['other-a'] }, 422, 'tenant_mismatch', /network 'other-a' belongs to tenant other/],
+    ['a network named twice', { ...inst, name: 'j3', networks: ['net-a', 'net-a'] }, 400, 'invalid_request', /networks/],
+    ['a duplicate instance name', { ...inst, name: 'i1', networks: ['net-a'] }, 409, 'conflict', /'i1' already exists/],
+  ];
+  for (const [what, body, status, code, message] of badInstances) {
+    test(`an instance with ${what} is refused (${status} ${code}); no address is held for it`, async () => {
+      const before = await state();
+      const r = await send('POST', '/v1/instances', body);
+      assert.equal(r.status, status, JSON.stringify(r.body));
+      assert.equal(r.body.error?.code, code);
+      assert.match(r.body.error?.message ?? '', message);
+      assert.deepEqual(await state(), before);
+    });
+  }
+
+  test('a full network refuses the next instance and keeps the addresses already claimed on other networks free', async () => {
+    // net-b is a /29: .1-.6; i1 holds .1.
+    for (let k = 2; k <= 6; k++) assert.equal((await send('POST', '/v1/instances', { ...inst, name: `f${k}`, networks: ['net-b'] })).status, 201);
+    const before = await state();
+    const r = await send('POST', '/v1/instances', { ...inst, name: 'f7', networks: ['net-a', 'net-b'] });
+    assert.equal(r.status, 409);
+    assert.equal(r.body.error?.code, 'network_full');
+    assert.match(r.body.error?.message ?? '', /network 'net-b' \(10\.20\.0\.0\/29\) has no free address/);
+    assert.deepEqual(await state(), before, 'the net-a address claimed first was given back');
+  });
+
+  test('a network with instances on it cannot be deleted; without them it goes, and its segment is free again', async () => {
+    const before = await state();
+    const r = await send('DELETE', '/v1/networks/net-b');
+    assert.equal(r.status, 409);
+    assert.equal(r.body.error?.code, 'in_use');
+    assert.match(r.body.error?.message ?? '', /network net-b has instances on it: i1, f2, f3, f4, f5, f6; delete them first/);
+    assert.deepEqual(await state(), before);
+    const spare = await send('POST', '/v1/networks', { name: 'spare', subnet: '10.50.0.0/24', segment: 777 });
+    assert.equal(spare.status, 201);
+    assert.equal((await send('DELETE', '/v1/networks/spare')).status, 202);
+    const gone = await send('GET', '/v1/networks/spare');
+    assert.equal(gone.status, 404);
+    assert.equal((await send('POST', '/v1/networks', { name: 'spare2', subnet: '10.50.0.0/24', segment: 777 })).status, 201);
+  });
+
+  test('deleting an instance gives its addresses back', async () => {
+    const f6 = await api.get<Instance>('/v1/instances/f6');
+    assert.equal((await send('DELETE', '/v1/instances/f6')).status, 202);
+    await waitUntil('f6 and its address gone', async () => !(await ctl.store.claims.addresses()).some((c) => c.instanceId === f6.id), 30_000, 100);
+    const r = await send('POST', '/v1/instances', { ...inst, name: 'g1', networks: ['net-b'] });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.equal(r.body.spec?.nics?.[0]?.address, '10.20.0.6');
+  });
+});

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { applyAnswer, planNetwork, RETRY_MS, type NetworkWorld } from '../../../src/controller/network-plan.ts';
+import type { Network, NetworkOnHost } from '../../../src/model/network.ts';
+
+const now = new Date('2026-11-26T12:00:00Z');
+const net = (hosts: NetworkOnHost[] = [], phase: 'active' | 'deleting' = 'active'): Network => ({
+  id: 'n-1',
+  name: 'net-a',
+  labels: {},
+  annotations: {},
+  spec: { tenant: 'default', subnet: '10.10.0.0/24', segment: 100 },
+  status: { phase, conditions: [], hosts },
+  createdAt: '',
+  updatedAt: '',
+  generation: 1,
+});
+let seq = 0;
+const world = (over: Partial<NetworkWorld> = {}): NetworkWorld => ({
+  placed: [
+    { hostId: 'h1', networks: ['n-1'] },
+    { hostId: 'h2', networks: ['n-1', 'n-2'] },
+    { hostId: 'h3', networks: ['n-2'] },
+  ],
+  hosts: [
+    { id: 'h1', name: 'one', underlay: '10.0.0.1', connected: true },
+    { id: 'h2', name: 'two', underlay: '10.0.0.2', connected: true },
+    { id: 'h3', name: 'three', underlay: '10.0.0.3', connected: true },
+  ],
+  inFlight: () => false,
+  now,
+  newOpId: (h) => `n-1/${h}/${++seq}`,
+  ...over,
+});
+const entry = (hostId: string, hostName: string, peers: string[], state: NetworkOnHost['state'], opId = `n-1/${hostId}/old`, at = now.toISOString()): NetworkOnHost => ({ hostId, hostName, peers, state, opId, at });
+
+test('each host with an instance on the network gets it, flooding to the others only', () => {
+  const p = planNetwork(net(), world());
+  assert.deepEqual(p.sends.map((s) => [s.hostId, s.kind, s.peers]), [['h1', 'network.ensure', ['10.0.0.2']], ['h2', 'network.ensure', ['10.0.0.1']]]);
+  assert.deepEqual(p.hosts.map((h) => [h.hostName, h.state]), [['one', 'sent'], ['two', 'sent']]);
+  assert.equal(p.remove, false);
+});
+
+test('nothing is sent while the hosts have what they need; a lost operation is sent again', () => {
+  const settled = [entry('h1', 'one', ['10.0.0.2'], 'ready'), entry('h2', 'two', ['10.0.0.1'], 'ready')];
+  assert.deepEqual(planNetwork(net(settled), world()).sends, []);
+  const sent = [entry('h1', 'one', ['10.0.0.2'], 'sent'), entry('h2', 'two', ['10.0.0.1'], 'ready')];
+  assert.deepEqual(planNetwork(net(sent), world({ inFlight: () => true })).sends, [], 'still in flight');
+  assert.deepEqual(planNetwork(net(sent), world()).sends.map((s) => s.hostId), ['h1'], 'no longer in flight and unanswered');
+});
+
+test('a new host on the network changes every flood list; a host that left has the network taken off', () => {
+  const settled = [entry('h1', 'one', ['10.0.0.2'], 'ready'), entry('h2', 'two', ['10.0.0.1'], 'ready')];
+  const joined = world({ placed: [...world().placed, { hostId: 'h3', networks: ['n-1'] }] });
+  assert.deepEqual(planNetwork(net(settled), joined).sends.map((s) => [s.hostId, s.peers]), [
+    ['h1', ['10.0.0.2', '10.0.0.3']],
+    ['h2', ['10.0.0.1', '10.0.0.3']],
+    ['h3', ['10.0.0.1', '10.0.0.2']],
+  ]);
+  const left = world({ placed: [{ hostId: 'h1', networks: ['n-1'] }] });
+  const p = planNetwork(net(settled), left);
+  assert.deepEqual(p.sends.map((s) => [s.hostId, s.kind, s.peers]), [['h1', 'network.ensure', []], ['h2', 'network.remove', []]]);
+  assert.equal(p.hosts.find((h) => h.hostId === 'h2')?.state, 'removing');
+});
+
+test('a failed operation is retried after a pause, at once if the peers change', () => {
+  const failed = [entry('h1', 'one', ['10.0.0.2'], 'failed'), entry('h2', 'two', ['10.0.0.1'], 'ready')];
+  assert.deepEqual(planNetwork(net(failed), world()).sends, []);
+  const later = world({ now: new Date(now.getTime() + RETRY_MS) });
+  assert.deepEqual(planNetwork(net(failed), later).sends.map((s) => s.hostId), ['h1']);
+});
+
+test('disconnected hosts wait; hosts without an underlay address are named', () => {
+  const w = world({ hosts: world().hosts.map((h) => (h.id === 'h2' ? { ...h, connected: false, underlay: undefined } : h)) });
+  const p = planNetwork(net(), w);
+  assert.deepEqual(p.sends.map((s) => [s.hostId, s.peers]), [['h1', []]]);
+  assert.equal(p.hosts.find((h) => h.hostId === 'h2')?.error, 'host not connected');
+  assert.match(p.message ?? '', /no underlay address on two/);
+});
+
+test('a network being deleted leaves every host, then may go', () => {
+  const settled = [entry('h1', 'one', ['10.0.0.2'], 'ready')];
+  const p = planNetwork(net(settled, 'deleting'), world());
+  assert.deepEqual(p.sends.map((s) => [s.hostId, s.kind]), [['h1', 'network.remove']]);
+  assert.equal(p.remove, false);
+  const removed = applyAnswer(p.hosts, p.sends[0]!.opId, true, undefined, now)!;
+  assert.deepEqual(removed, []);
+  assert.equal(planNetwork(net(removed, 'deleting'), world()).remove, true);
+});
+
+test('answers: ensure ok is ready, failure keeps the reason, an unknown op id changes nothing', () => {
+  const hosts = [entry('h1', 'one', [], 'sent', 'op-1')];
+  assert.equal(applyAnswer(hosts, 'op-1', true, undefined, now)![0]!.state, 'ready');
+  const failed = applyAnswer(hosts, 'op-1', false, 'RTNETLINK answers: File exists', now)![0]!;
+  assert.deepEqual([failed.state, failed.error], ['failed', 'RTNETLINK answers: File exists']);
+  assert.equal(applyAnswer(hosts, 'op-2', true, undefined, now), undefined);
+});
