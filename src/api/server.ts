@@ -27,6 +27,7 @@ import { backupRoutes } from './routes/backups.ts';
 import { backupPolicyRoutes } from './routes/backup-policies.ts';
 import { trustRoutes } from './routes/trust.ts';
 import { networkRoutes } from './routes/networks.ts';
+import { hostClusterRoutes } from './routes/host-clusters.ts';
 
 export interface ApiServices {
   store: Store;
@@ -132,6 +133,7 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     backupPolicyRoutes(v1 as Api, services);
     trustRoutes(v1 as Api, services);
     networkRoutes(v1 as Api, services);
+    hostClusterRoutes(v1 as Api, services);
   }, { prefix: '/v1' });
   systemRoutes(app, services);
   return app;

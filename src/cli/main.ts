@@ -19,6 +19,7 @@ const GROUPS: Record<string, () => Promise<Register[]>> = {
   image: async () => [(await import('./commands/image.ts')).imageCommands],
   tenant: async () => [(await import('./commands/tenant.ts')).tenantCommands],
   memory: async () => [(await import('./commands/memory.ts')).memoryCommands],
+  'host-cluster': async () => [(await import('./commands/host-cluster.ts')).hostClusterCommands],
   network: async () => [(await import('./commands/network.ts')).networkCommands],
   volume: async () => [(await import('./commands/volume.ts')).volumeCommands],
   disk: async () => [(await import('./commands/disk.ts')).diskCommands],

@@ -11,7 +11,7 @@ import type { Discover } from '../discovery/messages.ts';
 import { newNonce } from '../discovery/responder.ts';
 import type { Host } from '../model/host.ts';
 import type { EnrollmentRule, HostTrust } from '../model/trust.ts';
-import { checkCsr, ClusterCa, generateKeyPair, type IssuedCertificate } from '../pki/index.ts';
+import { checkCsr, ClusterCa, generateKeyPair, publicKeyFromB64, type IssuedCertificate } from '../pki/index.ts';
 import { NotFoundError, type Store } from '../store/index.ts';
 
 export class TrustError extends Error {
@@ -282,6 +282,34 @@ export class TrustService {
     if (ou === 'hosts') return { kind: 'host', hostId: cn, serial: normSerial(cert.serialNumber) };
     if (ou === 'operators') return { kind: 'operator', name: cn };
     return { kind: 'none', reason: `certificate profile ${ou} may not use the API` };
+  }
+
+  /**
+   * An instance principal certificate for a trusted host of a dedicated cluster: the host's own
+   * key (the one it proved at enrollment), its id, and the segments of its cluster's networks.
+   */
+  async issuePrincipal(hostId: string, segments: number[]): Promise<IssuedCertificate> {
+    const h = await this.mustHost(hostId);
+    const t = h.status.trust;
+    if (t?.state !== 'trusted') throw new TrustError(409, 'not_trusted', `host ${h.name} is not trusted`);
+    const key = publicKeyFromB64(t.publicKey).export({ type: 'spki', format: 'pem' }).toString();
+    const cert = await this.ca.issue('principal', { name: h.name, hostId: h.id, segments }, key, this.hostDays);
+    await this.record(cert, 'principal', `CN=${h.name}`, h.id);
+    return cert;
+  }
+
+  /** Revokes one certificate by serial (a principal whose host left its cluster). */
+  async revokeSerial(serial: string): Promise<void> {
+    const c = await this.o.store.certificates.find(serial);
+    if (!c || c.status.phase === 'revoked') return;
+    await this.o.store.certificates.update(c.id, (cur) => ({ status: { ...cur.status, phase: 'revoked', revokedAt: new Date().toISOString() } }));
+    this.revoked.add(normSerial(serial));
+  }
+
+  /** The CA's current revocation list (PEM). */
+  async crl(): Promise<string> {
+    const revoked = (await this.o.store.certificates.list()).filter((c) => c.status.phase === 'revoked');
+    return this.ca.crl(revoked.map((c) => ({ serial: c.name, at: new Date(c.status.revokedAt ?? c.updatedAt) })));
   }
 
   /** Issues an operator client certificate (for operators who prefer certificates to tokens). */

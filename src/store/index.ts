@@ -11,6 +11,7 @@ import type { HostSpec, HostStatus } from '../model/host.ts';
 import type { ImageSpec, ImageStatus } from '../model/image.ts';
 import type { InstanceSpec, InstanceStatus } from '../model/instance.ts';
 import type { NetworkSpec, NetworkStatus } from '../model/network.ts';
+import type { HostClusterSpec, HostClusterStatus } from '../model/host-cluster.ts';
 import type { MemoryPoolSpec, MemoryPoolStatus } from '../model/memory.ts';
 import type { TenantSpec, TenantStatus } from '../model/tenant.ts';
 import type { SnapshotSpec, SnapshotStatus, VolumeSpec, VolumeStatus } from '../model/volume.ts';
@@ -41,6 +42,7 @@ export interface Store {
   backups: ResourceRepository<BackupSpec, BackupStatus>;
   backupPolicies: ResourceRepository<BackupPolicySpec, BackupPolicyStatus>;
   networks: ResourceRepository<NetworkSpec, NetworkStatus>;
+  hostClusters: ResourceRepository<HostClusterSpec, HostClusterStatus>;
   /** Guest addresses and segment ids: unique claims. */
   claims: NetworkClaims;
   close(): Promise<void>;
@@ -80,6 +82,7 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     backups: new ResourceRepository(db, 'backups', 'Backup', 'b', clock),
     backupPolicies: new ResourceRepository(db, 'backup_policies', 'BackupPolicy', 'bp', clock),
     networks: new ResourceRepository(db, 'networks', 'Network', 'n', clock),
+    hostClusters: new ResourceRepository(db, 'host_clusters', 'HostCluster', 'hc', clock),
     claims: new NetworkClaims(db, clock),
     close: () => db.destroy(),
   };

@@ -64,6 +64,7 @@ const migrations: Record<string, Migration> = {
   '0006_networks': {
     async up(db: Kysely<unknown>) {
       await createResourceTable(db, 'networks');
+      await createResourceTable(db, 'host_clusters');
       await db.schema
         .createTable('ip_allocations')
         .addColumn('network_id', 'text', (c) => c.notNull())
@@ -80,7 +81,7 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
     async down(db: Kysely<unknown>) {
-      for (const table of ['networks', 'ip_allocations', 'network_segments']) await db.schema.dropTable(table).execute();
+      for (const table of ['networks', 'host_clusters', 'ip_allocations', 'network_segments']) await db.schema.dropTable(table).execute();
     },
   },
 };

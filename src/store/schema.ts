@@ -14,7 +14,7 @@ export interface ResourceRow {
   resource_version: number;
 }
 
-export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots', 'certificates', 'enrollment_rules', 'memory_pools', 'backups', 'backup_policies', 'networks'] as const;
+export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots', 'certificates', 'enrollment_rules', 'memory_pools', 'backups', 'backup_policies', 'networks', 'host_clusters'] as const;
 export type ResourceTable = (typeof RESOURCE_TABLES)[number];
 
 export interface Database {
@@ -30,6 +30,7 @@ export interface Database {
   backups: ResourceRow;
   backup_policies: ResourceRow;
   networks: ResourceRow;
+  host_clusters: ResourceRow;
   ip_allocations: { network_id: string; address: number; instance_id: string; created_at: string };
   network_segments: { segment: number; network_id: string };
 }

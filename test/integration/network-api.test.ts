@@ -10,6 +10,12 @@ import type { RunningController } from '../../src/controller/index.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Network } from '../../src/model/network.ts';
 import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Host } from '../../src/model/host.ts';
+import type { HostCluster } from '../../src/model/host-cluster.ts';
+import { profileOf, vnetSegments, x509 } from '../../src/pki/index.ts';
 import { tlsFetch } from '../helpers/https.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -33,7 +39,8 @@ describe('networks API', () => {
       headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    return { status: res.status, body: (await res.json()) as { error?: { code: string; message: string } } & Partial<Network & Instance> };
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as { error?: { code: string; message: string } } & Partial<Network & Instance> };
   }
 
   /** Everything a refused request must leave alone. */
@@ -145,5 +152,84 @@ describe('networks API', () => {
     const r = await send('POST', '/v1/instances', { ...inst, name: 'g1', networks: ['net-b'] });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.spec?.nics?.[0]?.address, '10.20.0.6');
+  });
+
+  test('host clusters: unknown or foreign networks and unknown tenants are refused; nothing is made', async () => {
+    const before = (await api.get<{ items: HostCluster[] }>('/v1/host-clusters')).items.length;
+    const cases: [unknown, number, string, RegExp][] = [
+      [{ name: 'dc-x', networks: ['nosuch'] }, 422, 'unknown_network', /network 'nosuch' does not exist/],
+      [{ name: 'dc-x', networks: ['other-a'] }, 422, 'tenant_mismatch', /network 'other-a' belongs to tenant other, not default/],
+      [{ name: 'dc-x', tenant: 'nobody', networks: ['net-a'] }, 422, 'unknown_tenant', /tenant 'nobody' does not exist/],
+      [{ name: 'dc-x', networks: [] }, 400, 'invalid_request', /networks/],
+    ];
+    for (const [body, status, code, message] of cases) {
+      const r = await send('POST', '/v1/host-clusters', body);
+      assert.equal(r.status, status, JSON.stringify(r.body));
+      assert.equal(r.body.error?.code, code);
+      assert.match(r.body.error?.message ?? '', message);
+    }
+    assert.equal((await api.get<{ items: HostCluster[] }>('/v1/host-clusters')).items.length, before);
+  });
+
+  test("a host dedicated to a cluster gets a principal certificate for its own key naming the cluster's networks", async () => {
+    assert.equal((await send('POST', '/v1/host-clusters', { name: 'dc1', networks: ['net-a', 'net-b'] })).status, 201);
+    assert.equal((await send('POST', '/v1/host-clusters', { name: 'dc2', networks: ['net-b'] })).status, 201);
+    const added = (await send('POST', '/v1/host-clusters/dc1/hosts', { host: 'net-api-host' })).body as unknown as HostCluster;
+    const p = added.status.principals[0]!;
+    assert.deepEqual(p.segments, [100, 5000]);
+    const cert = new x509.X509Certificate(p.certificate);
+    assert.deepEqual(profileOf(cert), { profile: 'principal', name: 'net-api-host' });
+    assert.deepEqual(vnetSegments(cert), [100, 5000]);
+    assert.ok(await ctl.trust.ca.verify(p.certificate), 'issued by the cluster CA');
+    const host = await api.get<Host>('/v1/hosts/net-api-host');
+    assert.equal(Buffer.from(cert.publicKey.rawData).toString('base64'), host.status.trust?.publicKey, "the host's own key");
+    // As openssl sees it: the extension is the UTF8String the docs describe, and the chain verifies.
+    const files = env.dir.path;
+    writeFileSync(join(files, 'ca.pem'), ctl.trust.ca.certPem);
+    writeFileSync(join(files, 'principal.pem'), p.certificate);
+    const text = execFileSync('openssl', ['x509', '-in', join(files, 'principal.pem'), '-noout', '-text'], { encoding: 'utf8' });
+    assert.match(text, /1\.3\.6\.1\.4\.1\.55555\.1\.1:\s*\n\s*\.\.vnet-100,vnet-5000/);
+    assert.match(text, /TLS Web Client Authentication/);
+    assert.match(text, new RegExp(`URI:urn:outrig:host:${host.id}`));
+    assert.match(execFileSync('openssl', ['verify', '-CAfile', join(files, 'ca.pem'), join(files, 'principal.pem')], { encoding: 'utf8' }), /OK/);
+    // The same host again: the same principal; another cluster: refused.
+    const again = (await send('POST', '/v1/host-clusters/dc1/hosts', { host: 'net-api-host' })).body as unknown as HostCluster;
+    assert.equal(again.status.principals[0]!.serial, p.serial);
+    const other = await send('POST', '/v1/host-clusters/dc2/hosts', { host: 'net-api-host' });
+    assert.equal(other.status, 409);
+    assert.match(other.body.error?.message ?? '', /host net-api-host is dedicated to cluster dc1 already/);
+    // A network of a cluster stays.
+    const del = await send('DELETE', '/v1/networks/net-a');
+    assert.equal(del.status, 409);
+    assert.match(del.body.error?.message ?? '', /net-a is a network of host cluster dc1/);
+  });
+
+  test('a principal certificate is no key to the API', async () => {
+    const c = (await api.get<HostCluster>('/v1/host-clusters/dc1')).status.principals[0]!;
+    const key = readFileSync(join(env.dir.path, 'agent', 'pki', 'host.key'), 'utf8');
+    const r = await tlsFetch(`${ctl.url}/v1/networks`, { tls: { ca: ctl.trust.ca.certPem, cert: c.certificate, key } });
+    assert.equal(r.status, 401);
+    assert.match(await r.text(), /certificate profile principals may not use the API/);
+  });
+
+  test('taking the host out revokes its principal: the CRL names it and openssl refuses it', async () => {
+    const p = (await api.get<HostCluster>('/v1/host-clusters/dc1')).status.principals[0]!;
+    const r = await send('DELETE', '/v1/host-clusters/dc1/hosts/net-api-host');
+    assert.equal(r.status, 200);
+    assert.deepEqual((r.body as unknown as HostCluster).status.principals, []);
+    const crl = await tlsFetch(`${ctl.url}/v1/pki/crl`, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken });
+    const pem = await crl.text();
+    const parsed = new x509.X509Crl(pem);
+    assert.ok(parsed.entries.some((e) => e.serialNumber.replace(/^0+/, '') === p.serial.replace(/^0+/, '')), 'the serial is listed');
+    assert.ok(await parsed.verify({ publicKey: ctl.trust.ca.cert.publicKey }), 'signed by the cluster CA');
+    const files = env.dir.path;
+    writeFileSync(join(files, 'crl.pem'), pem);
+    const v = spawnSync('openssl', ['verify', '-crl_check', '-CAfile', join(files, 'ca.pem'), '-CRLfile', join(files, 'crl.pem'), join(files, 'principal.pem')], { encoding: 'utf8' });
+    assert.notEqual(v.status, 0);
+    assert.match(v.stdout + v.stderr, /certificate revoked/);
+    // The cluster can go once empty; the host may join another.
+    assert.equal((await send('POST', '/v1/host-clusters/dc2/hosts', { host: 'net-api-host' })).status, 200);
+    assert.equal((await send('DELETE', '/v1/host-clusters/dc1')).status, 204);
+    assert.equal((await send('DELETE', '/v1/host-clusters/dc2')).status, 409);
   });
 });

@@ -97,6 +97,8 @@ export function networkRoutes(app: Api, s: ApiServices): void {
       // Address claims, not instances: an instance being created holds its claim before it exists.
       const holders = new Set((await s.store.claims.addresses(n.id)).map((c) => c.instanceId));
       const users = (await s.store.instances.list()).filter((i) => holders.has(i.id)).map((i) => i.name);
+      const clusters = (await s.store.hostClusters.list()).filter((c) => c.spec.networks.includes(n.id)).map((c) => c.name);
+      if (clusters.length) throw new ApiError(409, 'in_use', `network ${n.name} is a network of host cluster ${clusters.join(', ')}`);
       if (holders.size) throw new ApiError(409, 'in_use', `network ${n.name} has instances on it: ${users.join(', ') || 'one being created'}; delete them first`);
       return s.store.networks.update(n.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
     });

@@ -52,7 +52,7 @@ async function readLimited(body: unknown, limit: number): Promise<Buffer> {
 }
 
 /** Maps trust errors onto the API's error shape. */
-async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+export async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (e) {
