@@ -23,6 +23,15 @@ export class CredentialStore {
     this.dir = join(dataDir, 'pki');
   }
 
+  /** The host key and the cluster CA as files (the 802.1X supplicant reads them). */
+  get keyPath(): string {
+    return this.p('host.key');
+  }
+
+  get caPath(): string {
+    return this.p('ca.crt');
+  }
+
   private p(name: string): string {
     return join(this.dir, name);
   }

@@ -28,6 +28,7 @@ import { OpJournal } from './op-journal.ts';
 import { ControllerConnection } from './connection.ts';
 import { VmManager } from './vm-manager.ts';
 import { HostNetwork, type BackendChoice } from './networks.ts';
+import { Supplicant } from './supplicant.ts';
 
 export interface AgentConfig {
   dataDir: string;
@@ -38,7 +39,7 @@ export interface AgentConfig {
   name?: string;
   stopTimeoutMs?: number;
   /** Network backend (default: probe, vxlan before vlan) and the underlay address VXLAN runs over (default: found). */
-  network?: { backend?: BackendChoice; underlay?: string };
+  network?: { backend?: BackendChoice; underlay?: string; dedicatedPort?: string };
   /** Force an accelerator instead of probing (operators: OUTRIG_ACCEL). */
   accel?: Accel;
   log?: Logger;
@@ -101,7 +102,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     sendReport();
   };
   await refreshVolumes();
-  const network = new HostNetwork({ backend: cfg.network?.backend ?? 'auto', underlay: cfg.network?.underlay, log });
+  const supplicant = new Supplicant({ dataDir: cfg.dataDir, port: cfg.network?.dedicatedPort, identity: name, keyPath: credStore.keyPath, caPath: credStore.caPath, log });
+  await supplicant.resume();
+  const network = new HostNetwork({ backend: cfg.network?.backend ?? 'auto', underlay: cfg.network?.underlay, log, supplicant });
   await network.init();
   const images = new ImageCache(join(cfg.dataDir, 'images'), () => creds!.controllerUrl, tls);
   const vms = new VmManager({
@@ -203,6 +206,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           return await network.ensure(op.segment, op.peers);
         case 'network.remove':
           return await network.remove(op.segment);
+        case 'host.principal':
+          return await supplicant.apply(op.certificate);
       }
     } finally {
       await refreshVolumes().catch((e: Error) => log.warn({ err: e.message }, 'could not list volumes'));
@@ -324,6 +329,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       for (const t of consoles.values()) t.stop();
       await conn!.close();
       vms.close();
+      // The supplicant keeps the port authenticated across agent restarts, as VMs keep running.
       if (opts.stopDiskd) await storage.stop();
     },
   };

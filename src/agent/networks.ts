@@ -6,7 +6,8 @@
 import type { Logger } from 'pino';
 import type { Inventory } from '../model/host.ts';
 import type { VmNic } from '../model/agent-protocol.ts';
-import { chooseBackend, ensureSegment, ensureTap, findUnderlay, probeBackends, removeSegment, removeTaps, segmentMtu, type BackendProbe, type Underlay } from '../network/index.ts';
+import { chooseBackend, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, mtuOf, probeBackends, removeSegment, removeTaps, segmentMtu, type BackendProbe, type Underlay } from '../network/index.ts';
+import type { Supplicant } from './supplicant.ts';
 
 export type BackendChoice = 'auto' | 'vxlan' | 'vlan';
 
@@ -24,7 +25,7 @@ export class HostNetwork {
   private underlayError?: string;
 
   constructor(
-    private readonly o: { backend: BackendChoice; underlay?: string; log: Logger },
+    private readonly o: { backend: BackendChoice; underlay?: string; log: Logger; supplicant?: Supplicant },
   ) {}
 
   async init(): Promise<void> {
@@ -51,8 +52,17 @@ export class HostNetwork {
     return this.underlay;
   }
 
-  /** A network's segment with exactly these peers in its flood list. */
+  /** The segment this host's authenticated port carries (a dedicated cluster's host), if any. */
+  private portSegment(): { segment: number; port: string } | undefined {
+    const s = this.o.supplicant;
+    const first = s?.segments()[0];
+    return s?.port && first !== undefined ? { segment: first, port: s.port } : undefined;
+  }
+
+  /** A network's segment with exactly these peers in its flood list (or on the dedicated port, for its network). */
   async ensure(segment: number, peers: string[]): Promise<void> {
+    const p = this.portSegment();
+    if (p?.segment === segment) return ensurePortSegment(segment, p.port);
     const u = this.ready();
     await ensureSegment({ segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu, peers });
   }
@@ -65,11 +75,19 @@ export class HostNetwork {
   /** Segments (without touching their flood lists: the controller sends those) and taps for a VM about to start. */
   async prepare(instanceId: string, nics: VmNic[]): Promise<PreparedNic[]> {
     if (!nics.length) return [];
-    const u = this.ready();
+    const p = this.portSegment();
     const out: PreparedNic[] = [];
     for (const [i, n] of nics.entries()) {
-      await ensureSegment({ segment: n.segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu });
-      out.push({ tap: await ensureTap(instanceId, i, n.segment, u.mtu), mac: n.mac, mtu: segmentMtu(u.mtu) });
+      let mtu: number;
+      if (p?.segment === n.segment) {
+        await ensurePortSegment(n.segment, p.port);
+        mtu = await mtuOf(p.port);
+      } else {
+        const u = this.ready();
+        await ensureSegment({ segment: n.segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu });
+        mtu = segmentMtu(u.mtu);
+      }
+      out.push({ tap: await ensureTap(instanceId, i, n.segment, mtu), mac: n.mac, mtu });
     }
     return out;
   }

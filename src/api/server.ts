@@ -44,7 +44,8 @@ export interface ApiServices {
 }
 
 /** Requests anyone may make: health, the API description, and the discovery/enrollment exchange. */
-const PUBLIC_ROUTES = new Set(['GET /healthz', 'GET /v1/openapi.json', 'POST /v1/discover', 'POST /v1/enroll']);
+// The CRL is signed and public by nature: port authenticators fetch it without an account.
+const PUBLIC_ROUTES = new Set(['GET /healthz', 'GET /v1/openapi.json', 'POST /v1/discover', 'POST /v1/enroll', 'GET /v1/pki/crl']);
 /** Requests hosts make with their certificate (operators may too). */
 const HOST_ROUTES = new Set(['GET /v1/images/:ref/files/:file', 'POST /v1/agent/renew']);
 

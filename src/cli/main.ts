@@ -20,6 +20,7 @@ const GROUPS: Record<string, () => Promise<Register[]>> = {
   tenant: async () => [(await import('./commands/tenant.ts')).tenantCommands],
   memory: async () => [(await import('./commands/memory.ts')).memoryCommands],
   'host-cluster': async () => [(await import('./commands/host-cluster.ts')).hostClusterCommands],
+  'port-controller': async () => [(await import('./commands/port-controller.ts')).portControllerCommand],
   network: async () => [(await import('./commands/network.ts')).networkCommands],
   volume: async () => [(await import('./commands/volume.ts')).volumeCommands],
   disk: async () => [(await import('./commands/disk.ts')).diskCommands],

@@ -190,6 +190,22 @@ export class Controller {
     this.queues.host.add(msg.hostId);
     await this.enqueueHostResources(msg.hostId);
     await this.resendNetworks(msg.hostId);
+    await this.deliverPrincipal(msg.hostId, { onlyMember: true });
+  }
+
+  /**
+   * Sends a host its instance principal certificate (or, out of every cluster, none): its
+   * supplicant authenticates its dedicated switch port with it. Idempotent on the host.
+   */
+  async deliverPrincipal(hostId: string, o: { onlyMember?: boolean } = {}): Promise<void> {
+    const p = (await this.store.hostClusters.list()).flatMap((c) => c.status.principals).find((x) => x.hostId === hostId);
+    if (!p && o.onlyMember) return;
+    if (!this.hub.isConnected(hostId)) return; // it gets it when it connects
+    const op: AgentOp = { opId: `${DIRECT_OP_PREFIX}principal/${hostId}/${Date.now().toString(36)}`, kind: 'host.principal', certificate: p?.certificate };
+    this.hub.sendOp(hostId, op).then(
+      (r) => (r.ok ? undefined : this.opts.log.warn({ hostId, err: r.error }, 'host could not take its principal certificate')),
+      (e: Error) => this.opts.log.warn({ hostId, err: e.message }, 'could not send the principal certificate'),
+    );
   }
 
   /** A host (re)connected: its networks may be gone (a reboot) or its underlay changed, so every one is sent again. */

@@ -306,10 +306,27 @@ export class TrustService {
     this.revoked.add(normSerial(serial));
   }
 
-  /** The CA's current revocation list (PEM). */
+  private crlCache?: { key: string; pem: string; madeAt: number };
+
+  /**
+   * The CA's current revocation list (PEM). The same bytes until a revocation changes it or half
+   * its day of validity has passed, so readers can tell a new list from a re-signed old one.
+   */
   async crl(): Promise<string> {
     const revoked = (await this.o.store.certificates.list()).filter((c) => c.status.phase === 'revoked');
-    return this.ca.crl(revoked.map((c) => ({ serial: c.name, at: new Date(c.status.revokedAt ?? c.updatedAt) })));
+    const key = revoked.map((c) => c.name).sort().join(',');
+    const c = this.crlCache;
+    if (c && c.key === key && Date.now() - c.madeAt < 12 * 3_600_000) return c.pem;
+    const pem = await this.ca.crl(revoked.map((x) => ({ serial: x.name, at: new Date(x.status.revokedAt ?? x.updatedAt) })));
+    this.crlCache = { key, pem, madeAt: Date.now() };
+    return pem;
+  }
+
+  /** The server certificate of a port authenticator (the RADIUS server hosts' supplicants check against the cluster CA). */
+  async issueAuthenticator(name: string, publicKeyPem: string): Promise<IssuedCertificate> {
+    const cert = await this.ca.issue('server', { name, dnsNames: [name] }, publicKeyPem, 365);
+    await this.record(cert, 'server', `CN=${name}`);
+    return cert;
   }
 
   /** Issues an operator client certificate (for operators who prefer certificates to tokens). */

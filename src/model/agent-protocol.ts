@@ -135,6 +135,8 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.forget'), repository: BackupRepoRef, snapshotId: Type.String() }),
   /** Puts the network's segment on this host (bridge, VXLAN device) with exactly these peers in its flood list. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('network.ensure'), networkId: Type.String(), segment: Type.Integer(), peers: Type.Array(Type.String()) }),
+  /** The host's instance principal certificate (absent: it left its dedicated cluster): its 802.1X identity on its dedicated port. */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('host.principal'), certificate: Type.Optional(Type.String()) }),
   /** Takes the network's segment off this host; fails while a guest's tap is still on it. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('network.remove'), networkId: Type.String(), segment: Type.Integer() }),
   /** Puts a backup's system-state group back into a volume no VM has plugged in. */

@@ -2,6 +2,6 @@
 export { formatIpv4, formatSubnet, contains, hostRange, macForAddress, overlaps, parseIpv4, parseSubnet, type Subnet } from './cidr.ts';
 export { pickAddress, pickSegment, AUTO_SEGMENT_FIRST, AUTO_SEGMENT_LAST, SEGMENT_MAX, SEGMENT_MIN } from './ipam.ts';
 export { bridgeName, tapName, vxlanName } from './links.ts';
-export { ensureSegment, ensureTap, findUnderlay, readLinks, removeSegment, removeTaps, type Underlay } from './linux.ts';
+export { ensurePortSegment, ensureSegment, ensureTap, mtuOf, findUnderlay, readLinks, removeSegment, removeTaps, type Underlay } from './linux.ts';
 export { chooseBackend, probeBackends, type BackendProbe } from './probe.ts';
 export { segmentMtu } from './vxlan-plan.ts';

@@ -5,7 +5,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parseFloodList, parseLinks, tapName, vxlanName, type Link } from './links.ts';
-import { planSegment, planSegmentRemoval, planTap, planTapRemoval, segmentMtu, type Command, type SegmentWanted } from './vxlan-plan.ts';
+import { planPortSegment } from './port-plan.ts';
+import { planSegment, planSegmentRemoval, planTap, planTapRemoval, type Command, type SegmentWanted } from './vxlan-plan.ts';
 
 const exec = promisify(execFile);
 
@@ -69,15 +70,27 @@ export async function ensureSegment(w: SegmentWanted): Promise<void> {
   await run(planSegment(links, flood, w));
 }
 
+export async function ensurePortSegment(segment: number, port: string): Promise<void> {
+  await run(planPortSegment(await readLinks(), segment, port));
+}
+
+/** The MTU of an interface (the dedicated port's, for taps on a port-carried network). */
+export async function mtuOf(name: string): Promise<number> {
+  const l = (await readLinks()).find((x) => x.name === name);
+  if (!l) throw new Error(`interface ${name} does not exist`);
+  return l.mtu;
+}
+
 export async function removeSegment(segment: number): Promise<{ busy?: string }> {
   const plan = planSegmentRemoval(await readLinks(), segment);
   await run(plan.commands);
   return { busy: plan.busy };
 }
 
-export async function ensureTap(instanceId: string, index: number, segment: number, underlayMtu: number): Promise<string> {
+/** A guest's tap on the segment's bridge, with the segment's MTU. */
+export async function ensureTap(instanceId: string, index: number, segment: number, mtu: number): Promise<string> {
   const tap = tapName(instanceId, index);
-  await run(planTap(await readLinks(), tap, segment, segmentMtu(underlayMtu)));
+  await run(planTap(await readLinks(), tap, segment, mtu));
   return tap;
 }
 

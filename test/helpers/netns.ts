@@ -13,8 +13,17 @@ function ip(...args: string[]): void {
 export interface Lan {
   /** Namespace name and address of a node. */
   node(name: string): { ns: string; addr: string };
-  /** Runs `outrig ...` as a daemon inside a node's namespace. */
+  /** Runs `outrig ...` as a daemon inside a node's namespace (or the switch's: node 'switch'). */
   outrig(node: string, args: string[], env: Record<string, string>): Daemon;
+  /** The switch's namespace. */
+  switchNs: string;
+  /**
+   * A second, dedicated link from a node to the switch (eth1 in the node, `port` in the switch), in
+   * no bridge: what an 802.1X-authenticated switch port is before the port controller admits it.
+   */
+  dedicatedLink(node: string, port: string, ifname?: string): void;
+  /** Gives the switch an address on the LAN (for a port controller that talks to the controller). */
+  switchAddress(addr: string): void;
   cleanup(): void;
 }
 
@@ -67,8 +76,19 @@ export function createLan(nodes: string[]): Lan {
       if (!n) throw new Error(`no node ${name}`);
       return n;
     },
-    outrig(node, args, env) {
+    switchNs: sw,
+    dedicatedLink(node, port, ifname = 'eth1') {
       const { ns } = this.node(node);
+      ip('-n', ns, 'link', 'add', ifname, 'type', 'veth', 'peer', 'name', port, 'netns', sw);
+      ip('-n', ns, 'link', 'set', ifname, 'up');
+      ip('-n', sw, 'link', 'set', port, 'up');
+    },
+    switchAddress(addr) {
+      ip('-n', sw, 'addr', 'add', `${addr}/24`, 'dev', 'br0');
+      ip('-n', sw, 'link', 'set', 'lo', 'up');
+    },
+    outrig(node, args, env) {
+      const ns = node === 'switch' ? sw : this.node(node).ns;
       return spawnOutrig(args, env, ['ip', 'netns', 'exec', ns, process.execPath, OUTRIG_BIN]);
     },
     cleanup,

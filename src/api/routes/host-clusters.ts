@@ -50,8 +50,8 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
   app.post(
     '/host-clusters/:ref/hosts',
     { schema: { tags: ['host-clusters'], summary: 'Dedicate a trusted host to the cluster: it gets an instance principal certificate naming the networks', params: RefParams, body: AddHost, response: { 200: HostClusterResource, ...errors } } },
-    async (req) =>
-      s.controller.exclusive(async () => {
+    async (req) => {
+      const out = await s.controller.exclusive(async () => {
         const c = await s.store.hostClusters.mustFind(req.params.ref);
         const h = await s.store.hosts.find(req.body.host);
         if (!h) throw new ApiError(422, 'unknown_host', `host '${req.body.host}' does not exist`);
@@ -75,23 +75,31 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
           await s.trust.revokeSerial(cert.serial);
           throw e;
         }
-      }),
+      });
+      const added = await s.store.hosts.find(req.body.host);
+      if (added) await s.controller.deliverPrincipal(added.id);
+      return out;
+    },
   );
 
   app.delete(
     '/host-clusters/:ref/hosts/:host',
     { schema: { tags: ['host-clusters'], summary: "Take a host out of the cluster: its principal certificate is revoked", params: HostParams, response: { 200: HostClusterResource, ...errors } } },
-    async (req) =>
-      s.controller.exclusive(async () => {
+    async (req) => {
+      const { cluster, hostId } = await s.controller.exclusive(async () => {
         const c = await s.store.hostClusters.mustFind(req.params.ref);
         const h = await s.store.hosts.find(req.params.host);
         if (!h || !c.spec.hosts.includes(h.id)) throw new ApiError(404, 'not_found', `host '${req.params.host}' is not in cluster ${c.name}`);
         for (const p of c.status.principals) if (p.hostId === h.id) await s.trust.revokeSerial(p.serial);
-        return s.store.hostClusters.update(c.id, (cur) => ({
+        const updated = await s.store.hostClusters.update(c.id, (cur) => ({
           spec: { ...cur.spec, hosts: cur.spec.hosts.filter((x) => x !== h.id) },
           status: { ...cur.status, principals: cur.status.principals.filter((p) => p.hostId !== h.id) },
         }));
-      }),
+        return { cluster: updated, hostId: h.id };
+      });
+      await s.controller.deliverPrincipal(hostId);
+      return cluster;
+    },
   );
 
   app.delete('/host-clusters/:ref', { schema: { tags: ['host-clusters'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
@@ -100,6 +108,27 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
     await s.store.hostClusters.delete(c.id);
     return reply.status(204).send(null);
   });
+
+  app.post(
+    '/port-authenticator-certificates',
+    {
+      schema: {
+        tags: ['trust'],
+        summary: "Issue a port authenticator's RADIUS server certificate for its own public key (the key never leaves it)",
+        body: Type.Object({ name: Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$', description: 'DNS-style name supplicants may match' }), publicKey: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ certificate: Type.String(), ca: Type.String() }), ...errors },
+      },
+    },
+    async (req, reply) => {
+      let cert;
+      try {
+        cert = await s.trust.issueAuthenticator(req.body.name, req.body.publicKey);
+      } catch (e) {
+        throw new ApiError(400, 'invalid_request', `body/publicKey: not a usable public key (${(e as Error).message})`);
+      }
+      return reply.status(201).send({ certificate: cert.pem, ca: s.trust.ca.certPem });
+    },
+  );
 
   app.get('/pki/crl', { schema: { tags: ['trust'], summary: "The cluster CA's certificate revocation list (PEM): what port authentication checks principals against" } }, async (_req, reply) => {
     reply.header('content-type', 'application/x-pem-file');

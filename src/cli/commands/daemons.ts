@@ -116,6 +116,7 @@ export function daemonCommands(program: Command): void {
     .option('--name <name>', 'host name to register as (default: the hostname)')
     .option('--data <dir>', 'agent data directory (default: $OUTRIG_DATA/agent)')
     .addOption(new Option('--network-backend <backend>', 'how networks are made on this host (auto: probe the kernel, vxlan first)').choices(['auto', 'vxlan', 'vlan']).default('auto'))
+    .option('--dedicated-port <ifname>', "the NIC facing an 802.1X switch port: a dedicated cluster's networks go through it, authenticated with the host's principal certificate")
     .option('--underlay <address>', "this host's address VXLAN runs over (default: the address of the default route's interface)")
     .addOption(new Option('--stop-timeout <seconds>', 'how long a stop waits for the guest before forcing it').default(30).argParser(parseIntStrict('--stop-timeout')))
     .addOption(new Option('--accel <accel>', 'force an accelerator instead of probing').choices(['kvm', 'tcg']))
@@ -142,6 +143,7 @@ export function daemonCommands(program: Command): void {
         accel?: 'kvm' | 'tcg';
         networkBackend: 'auto' | 'vxlan' | 'vlan';
         underlay?: string;
+        dedicatedPort?: string;
       }) => {
         const policy = {
           cluster: o.requireCluster,
@@ -164,7 +166,7 @@ export function daemonCommands(program: Command): void {
           name: o.name,
           stopTimeoutMs: o.stopTimeout * 1000,
           accel: o.accel ?? (process.env.OUTRIG_ACCEL as 'kvm' | 'tcg' | undefined),
-          network: { backend: o.networkBackend, underlay: o.underlay },
+          network: { backend: o.networkBackend, underlay: o.underlay, dedicatedPort: o.dedicatedPort },
         });
         process.stderr.write(`outrig agent ${a.name} (${a.hostId}) joined ${a.controllerUrl}; accelerator ${a.kvm.usable ? 'kvm' : 'tcg'} (${a.kvm.reason})\n`);
         await untilSignal(() => a.close());
