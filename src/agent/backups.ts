@@ -14,7 +14,7 @@ import { acquireLock } from '../backup/lock.ts';
 import { copyImageToExport, withExportImage } from '../backup/nbd-source.ts';
 import { Repository, RepositoryError } from '../backup/repository.ts';
 import { ExistsError, LocalStorage } from '../backup/storage.ts';
-import { BACKUP_REQUIREMENTS, missing, VOLUME_BACKUP_REQUIREMENTS, type Requirement } from '../common/system-requirements.ts';
+import { BACKUP_REQUIREMENTS, requireTools, VOLUME_BACKUP_REQUIREMENTS } from '../common/system-requirements.ts';
 import type { BackupProgress, BackupResult } from '../model/backup.ts';
 import type { BackupRepoRef } from '../model/agent-protocol.ts';
 import type { Storage } from './storage.ts';
@@ -44,12 +44,6 @@ async function withRepo<T>(ref: BackupRepoRef, purpose: string, fn: (repo: Repos
   } finally {
     await lock.release();
   }
-}
-
-/** A clear error naming the Debian packages this host lacks for the operation (instead of a spawn ENOENT half-way). */
-function requireTools(reqs: Requirement[]): void {
-  const lack = missing(reqs);
-  if (lack.length) throw new Error(`this host lacks what backups need: ${lack.map((r) => `${r.what} (Debian package ${r.pkg})`).join(', ')}`);
 }
 
 /** Calls `sink` at most once a second. */
@@ -94,7 +88,7 @@ export class VolumeBackups {
   }
 
   async backup(o: { backupId: string; volumeId: string; repository: BackupRepoRef; tags: string[]; source: string }, onProgress: ProgressSink): Promise<BackupResult> {
-    requireTools(VOLUME_BACKUP_REQUIREMENTS);
+    requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
     const start = Date.now();
     const progress = throttled(onProgress);
     // A point-in-time view of the volume; re-running after a crash reuses it.
@@ -132,7 +126,7 @@ export class VolumeBackups {
    * the volume out of its reports until this resolves, and deletes it if this fails.
    */
   async restoreInto(volumeId: string, ref: BackupRepoRef, snapshotId: string, onProgress: ProgressSink): Promise<void> {
-    requireTools(VOLUME_BACKUP_REQUIREMENTS);
+    requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
     const progress = throttled(onProgress);
     await withRepo(ref, 'restore', async (repo) => {
       const snap = await repo.findSnapshot(snapshotId);
@@ -150,7 +144,7 @@ export class VolumeBackups {
 
   /** SSR: the volume's disk is read into an image, the system state put back there, and the image written back. */
   async restoreSystemState(volumeId: string, ref: BackupRepoRef, snapshotId: string): Promise<{ paths: string[] }> {
-    requireTools(VOLUME_BACKUP_REQUIREMENTS);
+    requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
     return withRepo(ref, 'restore', async (repo) => {
       const snap = await repo.findSnapshot(snapshotId);
       return withExportImage(
@@ -168,7 +162,7 @@ export class VolumeBackups {
 
   /** A host's own files, file by file, incremental against the last backup of the same paths from this host. */
   async files(o: { paths: string[]; repository: BackupRepoRef; tags: string[] }, onProgress: ProgressSink): Promise<BackupResult> {
-    requireTools(BACKUP_REQUIREMENTS.slice(0, 1));
+    requireTools(BACKUP_REQUIREMENTS.slice(0, 1), 'backups');
     const start = Date.now();
     const progress = throttled(onProgress);
     return withRepo(o.repository, 'backup', async (repo) => {

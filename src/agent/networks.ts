@@ -23,6 +23,17 @@ export class HostNetwork {
   private reason = 'not probed yet';
   private underlay?: Underlay;
   private underlayError?: string;
+  /**
+   * Network changes on this host, one at a time: a VM start and the controller's network.ensure
+   * for the same segment would otherwise both find no bridge and both try to make it.
+   */
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private one<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
 
   constructor(
     private readonly o: { backend: BackendChoice; underlay?: string; log: Logger; supplicant?: Supplicant },
@@ -60,20 +71,30 @@ export class HostNetwork {
   }
 
   /** A network's segment with exactly these peers in its flood list (or on the dedicated port, for its network). */
-  async ensure(segment: number, peers: string[]): Promise<void> {
+  ensure(segment: number, peers: string[]): Promise<void> {
+    return this.one(() => this.ensureNow(segment, peers));
+  }
+
+  private async ensureNow(segment: number, peers: string[]): Promise<void> {
     const p = this.portSegment();
     if (p?.segment === segment) return ensurePortSegment(segment, p.port);
     const u = this.ready();
     await ensureSegment({ segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu, peers });
   }
 
-  async remove(segment: number): Promise<void> {
-    const r = await removeSegment(segment);
-    if (r.busy) throw new Error(`network segment ${segment} is still in use on this host: ${r.busy}`);
+  remove(segment: number): Promise<void> {
+    return this.one(async () => {
+      const r = await removeSegment(segment);
+      if (r.busy) throw new Error(`network segment ${segment} is still in use on this host: ${r.busy}`);
+    });
   }
 
   /** Segments (without touching their flood lists: the controller sends those) and taps for a VM about to start. */
-  async prepare(instanceId: string, nics: VmNic[]): Promise<PreparedNic[]> {
+  prepare(instanceId: string, nics: VmNic[]): Promise<PreparedNic[]> {
+    return this.one(() => this.prepareNow(instanceId, nics));
+  }
+
+  private async prepareNow(instanceId: string, nics: VmNic[]): Promise<PreparedNic[]> {
     if (!nics.length) return [];
     const p = this.portSegment();
     const out: PreparedNic[] = [];
@@ -92,7 +113,7 @@ export class HostNetwork {
     return out;
   }
 
-  async release(instanceId: string): Promise<void> {
-    await removeTaps(instanceId);
+  release(instanceId: string): Promise<void> {
+    return this.one(() => removeTaps(instanceId));
   }
 }

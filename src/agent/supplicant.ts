@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
+import { PORT_AUTH_REQUIREMENTS, requireTools } from '../common/system-requirements.ts';
 import { vnetSegments, x509 } from '../pki/index.ts';
 
 const exec = promisify(execFile);
@@ -66,6 +67,7 @@ export class Supplicant {
       this.o.log.info('principal certificate removed; 802.1X supplicant stopped');
       return;
     }
+    requireTools(PORT_AUTH_REQUIREMENTS.filter((r) => r.pkg === 'wpasupplicant'), '802.1X port authentication');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileSync(this.certPath, certificate);
     await this.start();

@@ -72,6 +72,13 @@ export const VOLUME_BACKUP_REQUIREMENTS: Requirement[] = [
   BACKUP_REQUIREMENTS[0]!,
 ];
 
+/** 802.1X port authentication: the switch side (port-controller) and the host side (agent --dedicated-port). */
+export const PORT_AUTH_REQUIREMENTS: Requirement[] = [
+  { pkg: 'hostapd', what: 'hostapd and hostapd_cli (the wired 802.1X authenticator)', present: () => onPath('hostapd') && onPath('hostapd_cli') },
+  { pkg: 'freeradius', what: 'FreeRADIUS (EAP-TLS for port authentication)', present: () => onPath('freeradius') },
+  { pkg: 'wpasupplicant', what: 'wpa_supplicant (the host side of 802.1X)', present: () => onPath('wpa_supplicant') },
+];
+
 /** What the benchmarks use on top of the tests. */
 export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
 
@@ -80,11 +87,18 @@ export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
   'disk-tests': [...DISK_TEST_REQUIREMENTS, ...DISK_IMAGE_REQUIREMENTS],
   bench: BENCH_REQUIREMENTS,
   backup: BACKUP_REQUIREMENTS,
+  'port-auth': PORT_AUTH_REQUIREMENTS,
   'bench-backup': [{ pkg: 'restic', what: 'restic (the baseline of bench:backup)', present: () => onPath('restic') }],
 };
 
 export function missing(reqs: Requirement[]): Requirement[] {
   return reqs.filter((r) => !r.present());
+}
+
+/** A clear error naming the Debian packages this machine lacks for `purpose` (instead of a spawn ENOENT half-way). */
+export function requireTools(reqs: Requirement[], purpose: string): void {
+  const lack = missing(reqs);
+  if (lack.length) throw new Error(`this machine lacks what ${purpose} needs: ${lack.map((r) => `${r.what} (Debian package ${r.pkg})`).join(', ')}`);
 }
 
 export function installCommand(pkgs: string[]): string {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
+import { PORT_AUTH_REQUIREMENTS, requireTools } from '../common/system-requirements.ts';
 import { x509 } from '../pki/index.ts';
 import { nextPortState, normMac, parseDecision, parseHostapdEvent, revokedPorts, switchBridgeName, type Decision, type PortState } from './events.ts';
 import { radiusConfig, radiusDictionary } from './freeradius.ts';
@@ -99,6 +100,7 @@ export class PortController {
   }
 
   async start(): Promise<void> {
+    requireTools(PORT_AUTH_REQUIREMENTS.filter((r) => r.pkg !== 'wpasupplicant'), 'the port controller');
     for (const d of ['raddb/run', 'raddb/log', 'hostapd']) mkdirSync(this.path(d), { recursive: true, mode: 0o700 });
     writeFileSync(this.path('radius.crt'), this.o.certPem);
     writeFileSync(this.path('radius.key'), this.o.keyPem, { mode: 0o600 });
