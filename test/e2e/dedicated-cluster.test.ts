@@ -15,37 +15,23 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Host } from '../../src/model/host.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Network } from '../../src/model/network.ts';
 import { ClusterCa } from '../../src/pki/ca.ts';
 import { generateKeyPair } from '../../src/pki/keys.ts';
-import { killProcessesUnder } from '../helpers/cleanup.ts';
-import { createLan, runInNs, type Lan } from '../helpers/netns.ts';
-import { stopDaemon, type Daemon } from '../helpers/processes.ts';
+import { createLan, type Lan } from '../helpers/netns.ts';
+import { NetnsCluster, probeRounds } from '../helpers/netns-cluster.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const HOSTS = ['h1', 'h2', 'h3', 'h4'];
 
-function probeRounds(text: string): { round: number; targets: Record<string, { arp: boolean; icmp: boolean }> }[] {
-  return [...text.matchAll(/^OUTRIG-PROBE round=(\d+)((?: \S+=arp:\w+,icmp:\w+)+)\s*$/gm)].map((m) => ({
-    round: Number(m[1]),
-    targets: Object.fromEntries(m[2]!.trim().split(' ').map((t) => [t.split('=')[0]!, { arp: t.includes('arp:up'), icmp: t.includes('icmp:up') }])),
-  }));
-}
-
 describe('dedicated host clusters: 802.1X switch ports, principal certificates, guests', () => {
   const dir = tempDir('outrig-dot1x-');
   let lan: Lan;
-  const daemons: Record<string, Daemon> = {};
-  const env = () => ({ OUTRIG_DATA: dir.path, OUTRIG_URL: `https://${lan.node('ctl').addr}:7440`, OUTRIG_LOG_LEVEL: 'info' });
-  const ok = async (...args: string[]) => {
-    const r = await runInNs(lan.node('ctl').ns, args, env());
-    if (r.code !== 0) throw new Error(`outrig ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-    return r.stdout;
-  };
-  const json = async <T>(...args: string[]) => JSON.parse(await ok(...args, '--json')) as T;
+  let c: NetnsCluster;
+  const ok = (...args: string[]) => c.ok(...args);
+  const json = <T>(...args: string[]) => c.json<T>(...args);
   /** The bridge a switch port is in (undefined: none). */
   const masterOf = (port: string) => (JSON.parse(execFileSync('ip', ['-n', lan.switchNs, '-j', 'link', 'show', port], { encoding: 'utf8' })) as { master?: string }[])[0]?.master;
   const decisions = () => readFileSync(join(dir.path, 'port-controller', 'decisions.log'), 'utf8');
@@ -60,11 +46,11 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
       }
     };
     return [
-      `port controller:\n${daemons.pc?.output().slice(-3000)}`,
+      `port controller:\n${c.daemons.pc?.output().slice(-3000)}`,
       `decisions:\n${tail(join(dir.path, 'port-controller', 'decisions.log'))}`,
       `hostapd:\n${tail(join(dir.path, 'port-controller', 'hostapd.log'))}`,
       `radius:\n${tail(join(dir.path, 'port-controller', 'raddb', 'log', 'radius.log'))}`,
-      ...HOSTS.map((h) => `${h} supplicant:\n${tail(join(dir.path, h, 'dot1x', 'wpa_supplicant.log'))}\n${h} agent:\n${daemons[h]?.output().split('\n').filter((l) => /principal|supplicant|802/.test(l)).join('\n')}`),
+      ...HOSTS.map((h) => `${h} supplicant:\n${tail(join(dir.path, h, 'dot1x', 'wpa_supplicant.log'))}\n${h} agent:\n${c.daemons[h]?.output().split('\n').filter((l) => /principal|supplicant|802/.test(l)).join('\n')}`),
     ].join('\n');
   };
   let segA = 0;
@@ -76,25 +62,18 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     // h4's extra links, one per refused credential (a refused port is held by hostapd for a while).
     for (const [i, ifname] of ['eth2', 'eth3', 'eth4'].entries()) lan.dedicatedLink('h4', `d${5 + i}`, ifname);
     lan.switchAddress('10.77.0.250');
-    const ctl = lan.outrig('ctl', ['controller', '--listen', `${lan.node('ctl').addr}:7440`, '--data', join(dir.path, 'controller'), '--no-discovery', '--heartbeat-ms', '500'], env());
-    daemons.ctl = ctl;
-    await waitUntil('controller to listen', () => {
-      if (ctl.proc.exitCode !== null) throw new Error(`controller exited: ${ctl.output()}`);
-      return ctl.output().includes('outrig controller listening');
-    }, 30_000);
-    for (const h of HOSTS) {
-      const { token } = await json<{ token: string }>('cluster', 'enroll-rule', 'add', `dot1x-${h}`, '--kind', 'token');
-      daemons[h] = lan.outrig(h, ['agent', '--controller', `https://${lan.node('ctl').addr}:7440`, '--bootstrap-token', token, '--data', join(dir.path, h), '--name', h, '--stop-timeout', '5', '--dedicated-port', 'eth1'], env());
-    }
-    const pc = lan.outrig('switch', ['port-controller', ...['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7'].flatMap((p) => ['--port', p]), '--state', join(dir.path, 'port-controller'), '--crl-poll', '1000'], env());
-    daemons.pc = pc;
+    c = new NetnsCluster(lan, dir.path);
+    await c.startController();
+    for (const h of HOSTS) await c.startAgent(h, ['--dedicated-port', 'eth1']);
+    const pc = lan.outrig('switch', ['port-controller', ...['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7'].flatMap((p) => ['--port', p]), '--state', join(dir.path, 'port-controller'), '--crl-poll', '1000'], c.env());
+    c.daemons.pc = pc;
     await waitUntil('port controller ready', () => {
       if (pc.proc.exitCode !== null) throw new Error(`port controller exited: ${pc.output()}`);
       return pc.output().includes('outrig port-controller ready');
     }, 60_000).catch((e: Error) => {
       throw new Error(`${e.message}; its output: ${pc.output()}`);
     });
-    await waitUntil('four hosts ready', async () => (await json<Host[]>('host', 'list')).filter((h) => h.status.phase === 'ready').length === 4, 120_000, 500);
+    await c.waitReady(4);
     await ok('image', 'build-test');
     await ok('tenant', 'create', 'acme');
     await ok('tenant', 'create', 'other');
@@ -105,12 +84,10 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
   });
 
   after(async () => {
-    for (const d of Object.values(daemons)) await stopDaemon(d);
-    await killProcessesUnder(dir.path);
     // wpa_supplicant daemonizes (the agent keeps ports authenticated across its restarts).
     spawnSync('pkill', ['-f', `wpa_supplicant.*${dir.path}`]);
-    lan?.cleanup();
-    if (!process.env.KEEP) dir.remove();
+    await c?.stop();
+    dir.remove();
   });
 
   test("hosts of a cluster authenticate with their principal certificates and their ports land in the cluster's network", async () => {

@@ -10,34 +10,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Host } from '../../src/model/host.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Network } from '../../src/model/network.ts';
-import { killProcessesUnder } from '../helpers/cleanup.ts';
-import { createLan, runInNs, type Lan } from '../helpers/netns.ts';
-import { stopDaemon, type Daemon } from '../helpers/processes.ts';
+import { createLan, type Lan } from '../helpers/netns.ts';
+import { NetnsCluster, probeRounds } from '../helpers/netns-cluster.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 type NetworkView = Network & { addresses: { used: number; free: number } };
-
-/** Probe rounds on a guest's console: round number, and per target whether ARP and ICMP got answers. */
-function probeRounds(consoleText: string): { round: number; targets: Record<string, { arp: boolean; icmp: boolean }> }[] {
-  return [...consoleText.matchAll(/^OUTRIG-PROBE round=(\d+)((?: \S+=arp:\w+,icmp:\w+)+)\s*$/gm)].map((m) => ({
-    round: Number(m[1]),
-    targets: Object.fromEntries(
-      m[2]!
-        .trim()
-        .split(' ')
-        .map((t) => {
-          const [addr, rest] = t.split('=');
-          return [addr!, { arp: rest!.includes('arp:up'), icmp: rest!.includes('icmp:up') }];
-        }),
-    ),
-  }));
-}
 
 function linksIn(ns: string): string[] {
   return (JSON.parse(execFileSync('ip', ['-n', ns, '-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[]).map((l) => l.ifname);
@@ -46,40 +28,24 @@ function linksIn(ns: string): string[] {
 describe('virtual networks across hosts (network namespaces, VXLAN, real guests)', () => {
   const dir = tempDir('outrig-net-');
   let lan: Lan;
-  const daemons: Record<string, Daemon> = {};
-  const env = () => ({ OUTRIG_DATA: dir.path, OUTRIG_URL: `https://${lan.node('ctl').addr}:7440`, OUTRIG_LOG_LEVEL: 'info' });
-  const cli = (...args: string[]) => runInNs(lan.node('ctl').ns, args, env());
-  const ok = async (...args: string[]) => {
-    const r = await cli(...args);
-    if (r.code !== 0) throw new Error(`outrig ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
-    return r.stdout;
-  };
-  const json = async <T>(...args: string[]) => JSON.parse(await ok(...args, '--json')) as T;
+  let c: NetnsCluster;
+  const cli = (...args: string[]) => c.cli(...args);
+  const ok = (...args: string[]) => c.ok(...args);
+  const json = <T>(...args: string[]) => c.json<T>(...args);
   const consoleOf = (name: string) => ok('instance', 'console', name);
-
-  const startAgent = async (h: string) => {
-    const { token } = await json<{ token: string }>('cluster', 'enroll-rule', 'add', `net-${h}`, '--kind', 'token');
-    daemons[h] = lan.outrig(h, ['agent', '--controller', `https://${lan.node('ctl').addr}:7440`, '--bootstrap-token', token, '--data', join(dir.path, h), '--name', h, '--stop-timeout', '5'], env());
-  };
 
   before(async () => {
     lan = createLan(['ctl', 'h1', 'h2']);
-    const ctl = lan.outrig('ctl', ['controller', '--listen', `${lan.node('ctl').addr}:7440`, '--data', join(dir.path, 'controller'), '--no-discovery', '--heartbeat-ms', '500'], env());
-    daemons.ctl = ctl;
-    await waitUntil('controller to listen', () => {
-      if (ctl.proc.exitCode !== null) throw new Error(`controller exited: ${ctl.output()}`);
-      return ctl.output().includes('outrig controller listening');
-    }, 30_000);
-    await startAgent('h1');
-    await startAgent('h2');
-    await waitUntil('both hosts ready', async () => (await json<Host[]>('host', 'list')).filter((h) => h.status.phase === 'ready').length === 2, 120_000, 500);
+    c = new NetnsCluster(lan, dir.path);
+    await c.startController();
+    await c.startAgent('h1');
+    await c.startAgent('h2');
+    await c.waitReady(2);
     await ok('image', 'build-test');
   });
 
   after(async () => {
-    for (const d of Object.values(daemons)) await stopDaemon(d);
-    await killProcessesUnder(dir.path);
-    lan?.cleanup();
+    await c?.stop();
     dir.remove();
   });
 

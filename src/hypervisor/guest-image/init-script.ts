@@ -56,6 +56,23 @@ if [ -n "$PROBE" ]; then
       echo "$line"; sleep 1
     done ) &
 fi
+# Network benchmark for bench:network: outrig.netbench=serve puts a 64 MiB file under the web
+# root; outrig.netbench=ADDR (once ADDR answers) fetches it three times and pings ADDR 50 times.
+NETBENCH=$(arg outrig.netbench)
+mkdir -p /www
+if [ "$NETBENCH" = serve ]; then
+  dd if=/dev/zero of=/www/big bs=65536 count=1024 2>/dev/null
+elif [ -n "$NETBENCH" ]; then
+  ( until wget -q -O /dev/null http://$NETBENCH/index.html 2>/dev/null; do sleep 0.2; done
+    for k in 1 2 3; do
+      t0=$(cut -d' ' -f1 /proc/uptime)
+      wget -q -O /dev/null http://$NETBENCH/big
+      t1=$(cut -d' ' -f1 /proc/uptime)
+      echo "OUTRIG-NETBENCH tcp bytes=67108864 start=$t0 end=$t1"
+    done
+    echo "OUTRIG-NETBENCH ping $(ping -q -c 50 -i 0.05 $NETBENCH | tail -1)"
+    echo "OUTRIG-NETBENCH done" ) &
+fi
 mkdir -p /www
 echo "outrig test guest $NAME" > /www/index.html
 httpd -p 80 -h /www
