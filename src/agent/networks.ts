@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Inventory } from '../model/host.ts';
 import type { VmNic } from '../model/agent-protocol.ts';
 import { chooseBackend, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, mtuOf, probeBackends, removeSegment, removeTaps, segmentMtu, type BackendProbe, type Underlay } from '../network/index.ts';
+import { readSriovNics, VfAllocator } from '../network/sriov.ts';
 import type { Supplicant } from './supplicant.ts';
 
 export type BackendChoice = 'auto' | 'vxlan' | 'vlan';
@@ -15,6 +16,8 @@ export interface PreparedNic {
   tap: string;
   mac: string;
   mtu: number;
+  mode: 'tap';
+  reason: string;
 }
 
 export class HostNetwork {
@@ -23,6 +26,8 @@ export class HostNetwork {
   private reason = 'not probed yet';
   private underlay?: Underlay;
   private underlayError?: string;
+  private vfs?: VfAllocator;
+  private vfsError?: string;
   /**
    * Network changes on this host, one at a time: a VM start and the controller's network.ensure
    * for the same segment would otherwise both find no bridge and both try to make it.
@@ -41,6 +46,11 @@ export class HostNetwork {
 
   async init(): Promise<void> {
     this.probes = await probeBackends();
+    try {
+      this.vfs = new VfAllocator(await readSriovNics('/sys/class/net'));
+    } catch (e) {
+      this.vfsError = (e as Error).message;
+    }
     const c = chooseBackend(this.probes, this.o.backend);
     this.backend = c.backend;
     this.reason = c.reason;
@@ -100,20 +110,43 @@ export class HostNetwork {
     const out: PreparedNic[] = [];
     for (const [i, n] of nics.entries()) {
       let mtu: number;
+      let reason: string;
       if (p?.segment === n.segment) {
         await ensurePortSegment(n.segment, p.port);
         mtu = await mtuOf(p.port);
+        reason = this.whyNoVf(instanceId, i, n, p.port);
       } else {
         const u = this.ready();
         await ensureSegment({ segment: n.segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu });
         mtu = segmentMtu(u.mtu);
+        reason = 'the network is carried by VXLAN on this host: a virtual function would bypass it';
       }
-      out.push({ tap: await ensureTap(instanceId, i, n.segment, mtu), mac: n.mac, mtu });
+      out.push({ tap: await ensureTap(instanceId, i, n.segment, mtu), mac: n.mac, mtu, mode: 'tap', reason });
     }
     return out;
   }
 
+  /**
+   * A NIC on the dedicated port's network could be a virtual function of that port. The allocator
+   * says whether one is there; passthrough (vfio-pci) is not built yet, so the NIC is a tap either
+   * way, and the reason says which.
+   */
+  private whyNoVf(instanceId: string, nicIndex: number, n: VmNic, port: string): string {
+    if (!this.vfs) return `SR-IOV could not be read: ${this.vfsError ?? 'unknown'}`;
+    try {
+      const a = this.vfs.allocate({ instanceId, nicIndex, networkSegment: n.segment, mac: n.mac, pf: port });
+      if (a.mode === 'vf') {
+        this.vfs.release(instanceId, nicIndex);
+        return `${port} has a free virtual function (VF ${a.vfIndex}, ${a.pciAddress}), but VF passthrough is not built yet`;
+      }
+      return a.reason;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+
   release(instanceId: string): Promise<void> {
+    this.vfs?.release(instanceId);
     return this.one(() => removeTaps(instanceId));
   }
 }

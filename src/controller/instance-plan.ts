@@ -94,7 +94,7 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
   const vm = ctx.vm;
   if (vm) {
     st.accel = vm.accel;
-    st.network = { forwards: vm.forwards };
+    st.network = vm.nics?.length ? { forwards: vm.forwards, nics: vm.nics } : { forwards: vm.forwards };
     st.bootedAt = vm.bootedAt;
     st.readyAt = vm.readyAt;
   }

@@ -35,6 +35,9 @@ export interface VmTapNic {
   mac: string;
   /** Told to the guest's driver (virtio-net host_mtu): the network's MTU after VXLAN's headers. */
   mtu: number;
+  /** How the NIC reaches its network (a tap on the bridge, for now always) and why not a virtual function. */
+  mode: 'tap';
+  reason: string;
 }
 
 export interface VmSpec {

@@ -19,6 +19,9 @@ export const VmState = Type.Union([
 ]);
 export type VmState = Static<typeof VmState>;
 
+export const NicAttachment = Type.Object({ tap: Type.String(), mac: Type.String(), mode: Type.String(), reason: Type.String() });
+export type NicAttachment = Static<typeof NicAttachment>;
+
 export const VmReport = Type.Object({
   instanceId: Type.String(),
   state: VmState,
@@ -33,6 +36,8 @@ export const VmReport = Type.Object({
   lastExit: Type.Optional(Type.Object({ at: Type.String(), reason: Type.String() })),
   /** Volumes plugged into the VM (ids). */
   disks: Type.Array(Type.String()),
+  /** Its NICs on networks: the host device, and how they reach the network (and why not a VF). */
+  nics: Type.Optional(Type.Array(NicAttachment)),
   /** The balloon: the target this agent set (absent until it sets one), what the guest holds, and what it uses (absent without statistics). */
   memory: Type.Optional(Type.Object({ targetMiB: Type.Optional(Type.Integer()), actualMiB: Type.Integer(), usedMiB: Type.Optional(Type.Integer()) })),
 });

@@ -49,7 +49,11 @@ export const InstanceStatus = Type.Object({
   hostId: Type.Optional(Type.String()),
   hostName: Type.Optional(Type.String()),
   accel: Type.Optional(Type.String()),
-  network: Type.Object({ forwards: Type.Array(PortForward) }),
+  network: Type.Object({
+    forwards: Type.Array(PortForward),
+    /** How each NIC on a network is attached on its host (tap, or a virtual function), and why. */
+    nics: Type.Optional(Type.Array(Type.Object({ tap: Type.String(), mac: Type.String(), mode: Type.String(), reason: Type.String() }))),
+  }),
   /** The spec generation the agent last acted on. */
   observedGeneration: Type.Integer(),
   bootedAt: Type.Optional(Type.String()),

@@ -124,6 +124,10 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
       waitUntil(`${name} to reach ${target}`, async () => probeRounds(await consoleOf(name)).find((r) => r.targets[target]?.arp && r.targets[target]?.icmp), 180_000, 1000);
     await upFrom('a1', '10.10.0.3');
     await upFrom('a2', '10.10.0.2');
+    // A tap, and why not a virtual function of the dedicated port (a veth here: no SR-IOV).
+    const nic = (await json<Instance>('instance', 'show', 'a1')).status.network.nics?.[0];
+    assert.equal(nic?.mode, 'tap');
+    assert.match(nic?.reason ?? '', /eth1/);
     // The guests' NICs are bridged to the dedicated port: no VXLAN device on these hosts for net-a.
     const links = execFileSync('ip', ['-n', lan.node('h1').ns, '-j', 'link', 'show'], { encoding: 'utf8' });
     assert.ok(!links.includes(`"ovx${segA}"`) && links.includes(`"obr${segA}"`));

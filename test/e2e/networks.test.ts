@@ -88,6 +88,10 @@ describe('virtual networks across hosts (network namespaces, VXLAN, real guests)
       waitUntil(`${name} to reach ${target}`, async () => probeRounds(await consoleOf(name)).find((r) => r.targets[target]?.arp && r.targets[target]?.icmp), 180_000, 1000);
     await upFrom('a1', '10.10.0.3');
     const firstBoth = await upFrom('a2', '10.10.0.2');
+    // How the NIC is attached, and why not a virtual function.
+    const shown = await json<Instance>('instance', 'show', 'a1');
+    assert.deepEqual(shown.status.network.nics?.map((n) => [n.mode, n.mac]), [['tap', '0a:58:0a:0a:00:02']]);
+    assert.match(shown.status.network.nics![0]!.reason, /carried by VXLAN on this host/);
     assert.match(await consoleOf('a1'), /OUTRIG-NIC eth1 mac=0a:58:0a:0a:00:02 address=10\.10\.0\.2\/24 gateway=10\.10\.0\.1 mtu=1450/);
 
     // b1, on h2 beside a2, keeps probing both: five rounds after a2 first reached a1, and none answers.

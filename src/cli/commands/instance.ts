@@ -136,7 +136,10 @@ export function instanceCommands(program: Command): void {
         powerState: i.spec.powerState,
         accelerator: i.status.accel,
         forwards: i.status.network.forwards,
-        nics: i.spec.nics?.map((n) => `${n.networkName}: ${n.address}/${n.prefix} ${n.mac}${n.gateway ? ` gateway ${n.gateway}` : ''}`),
+        nics: i.spec.nics?.map((n) => {
+          const on = i.status.network.nics?.find((x) => x.mac === n.mac);
+          return `${n.networkName}: ${n.address}/${n.prefix} ${n.mac}${n.gateway ? ` gateway ${n.gateway}` : ''}${on ? ` (${on.mode} ${on.tap}: ${on.reason})` : ''}`;
+        }),
         bootedAt: i.status.bootedAt,
         readyAt: i.status.readyAt,
         generation: `${i.generation} (observed ${i.status.observedGeneration})`,
