@@ -520,9 +520,10 @@ export class Controller {
         else continue;
         this.queues.volume.add(v.id);
       }
-      await this.store.instances.delete(id);
-      // Its addresses are free again only now that its VM (and taps) are gone.
+      // Its addresses are free again only now that its VM (and taps) are gone; released before the
+      // record goes, so no claim ever outlives its instance.
       await this.store.claims.releaseInstance(id);
+      await this.store.instances.delete(id);
       this.enqueueNetworksOf(inst);
       this.opts.log.info({ instance: inst.name }, 'instance deleted');
       this.enqueuePools();

@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import type { Host } from '../../src/model/host.ts';
 import type { HostCluster } from '../../src/model/host-cluster.ts';
 import { profileOf, vnetSegments, x509 } from '../../src/pki/index.ts';
+import { formatIpv4 } from '../../src/network/index.ts';
+import fc from 'fast-check';
 import { tlsFetch } from '../helpers/https.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -152,6 +154,38 @@ describe('networks API', () => {
     const r = await send('POST', '/v1/instances', { ...inst, name: 'g1', networks: ['net-b'] });
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.equal(r.body.spec?.nics?.[0]?.address, '10.20.0.6');
+  });
+
+  test('concurrent instance creates and deletes through the API never share an address (random rounds)', async () => {
+    assert.equal((await send('POST', '/v1/networks', { name: 'busy', subnet: '10.70.0.0/27', gateway: '10.70.0.1' })).status, 201);
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.boolean(), { minLength: 4, maxLength: 16 }), async (ops) => {
+        const live = (await api.get<{ items: Instance[] }>('/v1/instances')).items.filter((i) => i.name.startsWith('busy-'));
+        let n = 0;
+        // Creates (true) and deletes of live instances (false), all at once.
+        await Promise.all(
+          ops.map(async (create) => {
+            if (!create && live.length) return send('DELETE', `/v1/instances/${live.pop()!.name}`);
+            const r = await send('POST', '/v1/instances', { ...inst, name: `busy-${Date.now().toString(36)}-${n++}`, networks: ['busy'] });
+            // A full network is an answer too; anything else is not.
+            if (r.status !== 201) assert.equal(r.body.error?.code, 'network_full', JSON.stringify(r.body));
+          }),
+        );
+        const busyId = (await api.get<Network>('/v1/networks/busy')).id;
+        const claims = (await ctl.store.claims.addresses()).filter((c) => c.networkId === busyId);
+        assert.equal(new Set(claims.map((c) => c.address)).size, claims.length, 'an address is claimed twice');
+        const holders = new Set(claims.map((c) => c.instanceId));
+        assert.equal(holders.size, claims.length, 'an instance holds two addresses on one network');
+        // No claim outlives its instance; every instance not being deleted holds exactly the address its spec names.
+        const all = (await api.get<{ items: Instance[] }>('/v1/instances')).items;
+        for (const c of claims) assert.ok(all.some((i) => i.id === c.instanceId), `a claim of a deleted instance ${c.instanceId} stayed`);
+        for (const i of all.filter((x) => x.status.phase !== 'deleting' && x.spec.nics?.some((nic) => nic.networkName === 'busy'))) {
+          const mine = claims.filter((c) => c.instanceId === i.id).map((c) => formatIpv4(c.address));
+          assert.deepEqual(mine, [i.spec.nics!.find((nic) => nic.networkName === 'busy')!.address]);
+        }
+      }),
+      { numRuns: 8 },
+    );
   });
 
   test('host clusters: unknown or foreign networks and unknown tenants are refused; nothing is made', async () => {
