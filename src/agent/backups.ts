@@ -8,7 +8,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { Archiver } from '../backup/archiver.ts';
-import { backupDiskImage, restoreDiskImage, restoreSystemState } from '../backup/bmr.ts';
+import { backupDiskImage, restoreDiskImage, restoreFilesIntoImage, restoreSystemState } from '../backup/bmr.ts';
 import { Restorer } from '../backup/restorer.ts';
 import { acquireLock } from '../backup/lock.ts';
 import { copyImageToExport, withExportImage } from '../backup/nbd-source.ts';
@@ -152,6 +152,24 @@ export class VolumeBackups {
         volumeId,
         async (image) => {
           const r = await restoreSystemState(repo, snap, image);
+          await copyImageToExport(image, this.storage.nbdSocket, volumeId, { targetIsZero: false });
+          return r;
+        },
+        this.work(),
+      );
+    });
+  }
+
+  /** Files of a backup put back into the volume they came from (read into an image, written, copied back). */
+  async restoreIntoVolume(volumeId: string, ref: BackupRepoRef, snapshotId: string, include: string[]): Promise<{ paths: string[] }> {
+    requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
+    return withRepo(ref, 'restore', async (repo) => {
+      const snap = await repo.findSnapshot(snapshotId);
+      return withExportImage(
+        this.storage.nbdSocket,
+        volumeId,
+        async (image) => {
+          const r = await restoreFilesIntoImage(repo, snap, image, include);
           await copyImageToExport(image, this.storage.nbdSocket, volumeId, { targetIsZero: false });
           return r;
         },

@@ -202,6 +202,8 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           return await backups.forget(op.repository, op.snapshotId);
         case 'backup.restore-system-state':
           return await backups.restoreSystemState(op.volumeId, op.repository, op.snapshotId);
+        case 'backup.restore-into-volume':
+          return await backups.restoreIntoVolume(op.volumeId, op.repository, op.snapshotId, op.include);
         case 'network.ensure':
           return await network.ensure(op.segment, op.peers);
         case 'network.remove':

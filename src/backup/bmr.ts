@@ -242,27 +242,40 @@ export function debugfsScript(localRoot: string, dest: string, isDir: (fsPath: s
 export async function restoreSystemState(repo: Repository, snapshot: SnapshotRecord, image: string): Promise<{ paths: string[] }> {
   const m = snapshot.manifest as BmrManifest | undefined;
   if (!m || m.kind !== 'disk-image') throw new Error('this snapshot has no system-state group (make it from a disk or volume)');
+  return restoreFilesIntoImage(repo, snapshot, image, m.ssr, { bootAreas: true });
+}
+
+/**
+ * Files of a disk's backup put back into the same disk (image): each path (`/p<partition>/...`,
+ * as the snapshot names them) replaces what the filesystem has there; nothing else changes. The
+ * filesystems must be the ones backed up (same UUIDs): anything else wants a bare-metal restore.
+ */
+export async function restoreFilesIntoImage(repo: Repository, snapshot: SnapshotRecord, image: string, include: string[], o: { bootAreas?: boolean } = {}): Promise<{ paths: string[] }> {
+  const m = snapshot.manifest as BmrManifest | undefined;
+  if (!m || m.kind !== 'disk-image') throw new Error('this snapshot is not of a disk (make it from a disk or volume)');
+  const outside = include.find((p) => !m.filesystems.some((f) => p === f.path || p.startsWith(`${f.path}/`)));
+  if (outside) throw new Error(`${outside} is on none of the backup's filesystems (${m.filesystems.map((f) => f.path).join(', ')})`);
   const layout = await readDiskLayout(image, statSync(image).size);
   for (const f of m.layout.filesystems.filter((x) => m.filesystems.some((y) => y.partition === x.partition))) {
     const now = layout.filesystems.find((x) => x.partition === f.partition);
     if (!now || now.uuid !== f.uuid) throw new Error(`partition ${f.partition} of ${image} is not the filesystem backed up (UUID ${now?.uuid ?? 'none'}, expected ${f.uuid ?? '?'}): use a bare-metal restore instead`);
   }
-  const work = mkdtempSync(join(tmpdir(), 'outrig-ssr-'));
+  const work = mkdtempSync(join(tmpdir(), 'outrig-into-'));
   try {
-    await new Restorer(repo, { include: m.ssr }).run(snapshot, work);
+    await new Restorer(repo, { include }).run(snapshot, work);
     for (const f of m.filesystems) {
       const p = m.layout.partitions.find((x) => x.index === f.partition)!;
       const root = join(work, f.path.slice(1));
       if (!existsSync(root)) continue;
-      const script = join(work, `ssr-p${f.partition}.debugfs`);
+      const script = join(work, `p${f.partition}.debugfs`);
       const dev = `${image}?offset=${p.start * m.layout.table.sectorSize}`;
       const isDir = (path: string) => /Type: directory/.test(spawnSync('debugfs', ['-R', `stat ${q(path)}`, dev]).stdout.toString());
       writeFileSync(script, debugfsScript(root, '/', isDir));
       const r = spawnSync('debugfs', ['-w', '-f', script, dev]);
-      if (r.status !== 0) throw new Error(`debugfs could not write the system state into partition ${f.partition}: ${r.stderr.toString().trim()}`);
+      if (r.status !== 0) throw new Error(`debugfs could not write the files into partition ${f.partition}: ${r.stderr.toString().trim()}`);
     }
-    for (const a of m.bootAreas) await writeRaw(repo, image, a.offset, a.content);
-    return { paths: m.ssr };
+    if (o.bootAreas) for (const a of m.bootAreas) await writeRaw(repo, image, a.offset, a.content);
+    return { paths: include };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -144,6 +144,8 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('host.principal'), certificate: Type.Optional(Type.String()) }),
   /** Takes the network's segment off this host; fails while a guest's tap is still on it. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('network.remove'), networkId: Type.String(), segment: Type.Integer() }),
+  /** Puts files of a volume's backup (paths as the snapshot names them, /p<partition>/...) back into a volume no VM has plugged in. */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-into-volume'), volumeId: Type.String(), repository: BackupRepoRef, snapshotId: Type.String(), include: Type.Array(Type.String()) }),
   /** Puts a backup's system-state group back into a volume no VM has plugged in. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-system-state'), volumeId: Type.String(), repository: BackupRepoRef, snapshotId: Type.String() }),
 ]);

@@ -123,6 +123,18 @@ describe('volume backups through the controller', { timeout: 900_000 }, () => {
     assert.equal(debugfs(fixed, root, 'cat /boot/grub/grub.cfg'), goodCfg);
     assert.equal(debugfs(fixed, data, 'cat /data.txt'), 'version 2, written after the backup\n');
     await run('e2fsck', ['-fn', `${fixed}?offset=${root}`]);
+
+    // One file back into the volume from the same backup: the data file as it was; the rest stays.
+    const into = await c.json<{ restored: string[] }>('backup', 'restore', 'app-1', '--volume', 'app-root', '--include', '/p2/data.txt');
+    assert.deepEqual(into.restored, ['/p2/data.txt']);
+    const outside = await c.cli('backup', 'restore', 'app-1', '--volume', 'app-root', '--include', '/etc/hosts');
+    assert.equal(outside.code, 1);
+    assert.match(outside.stderr, /'\/etc\/hosts' is not a path of a disk backup \(\/p<partition>\/<path>/);
+    const back = await readVolume('app-root', join(c.dir.path, 'app-back.raw'));
+    assert.equal(debugfs(back, data, 'cat /data.txt'), debugfs(disk.path, data, 'cat /data.txt'), 'the data file as backed up');
+    assert.notEqual(debugfs(back, data, 'cat /data.txt'), 'version 2, written after the backup\n');
+    assert.equal(debugfs(back, root, 'cat /boot/grub/grub.cfg'), goodCfg);
+    await run('e2fsck', ['-fn', `${back}?offset=${data}`]);
   });
 
   test('a backup policy from the CLI: run now, list, show', async () => {

@@ -24,6 +24,14 @@ const CreateBackup = Type.Object(
 
 const RestoreSystemStateBody = Type.Object({ volume: Type.String({ minLength: 1, description: 'the machine disk to repair (id or name); no running VM may have it' }) }, { additionalProperties: false });
 
+const RestoreIntoVolumeBody = Type.Object(
+  {
+    volume: Type.String({ minLength: 1, description: 'the volume to put the files back into (id or name); no running VM may have it' }),
+    include: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 64, description: 'paths as the backup names them: /p<partition>/<path in that filesystem>' }),
+  },
+  { additionalProperties: false },
+);
+
 const RestoreFilesBody = Type.Object(
   {
     target: Type.String({ minLength: 1, maxLength: 4096, description: 'directory on the host: each file goes to target/<original path>' }),
@@ -119,6 +127,21 @@ export function backupRoutes(app: Api, s: ApiServices): void {
     },
   );
 
+  /** A volume files may be written into: it exists, is ready on a connected host, and no running VM has it. */
+  const idleVolume = async (ref: string) => {
+    const vol = await s.store.volumes.find(ref);
+    if (!vol) throw new ApiError(422, 'unknown_volume', `volume '${ref}' does not exist`);
+    const hostId = vol.status.hostId;
+    if (!hostId || (vol.status.phase !== 'available' && vol.status.phase !== 'in-use')) throw new ApiError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
+    if (!s.hub.isConnected(hostId)) throw new ApiError(409, 'host_not_connected', `the agent of host ${vol.status.hostName ?? hostId} is not connected`);
+    const plugged = new Set(s.hub.vmsWithDisk(hostId, vol.id).filter((id) => s.hub.vm(hostId, id)?.state !== 'stopped'));
+    const users = (await s.store.instances.list()).filter(
+      (i) => plugged.has(i.id) || ((i.spec.bootVolume === vol.id || vol.spec.attachedTo === i.id) && !['stopped', 'failed', 'pending'].includes(i.status.phase)),
+    );
+    if (users.length || plugged.size) throw new ApiError(409, 'in_use', `volume '${vol.name}' is in use by instance ${users.map((i) => i.name).join(', ') || [...plugged].join(', ')}; stop it first`);
+    return { vol, hostId };
+  };
+
   app.post(
     '/backups/:ref/restore-files',
     {
@@ -167,16 +190,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
     async (req) => {
       const { b, result } = await completedBackup(req.params.ref);
       if (!result.systemState.length) throw new ApiError(422, 'no_system_state', `backup '${b.name}' holds no system state (no /etc or /boot on its filesystems)`);
-      const vol = await s.store.volumes.find(req.body.volume);
-      if (!vol) throw new ApiError(422, 'unknown_volume', `volume '${req.body.volume}' does not exist`);
-      const hostId = vol.status.hostId;
-      if (!hostId || (vol.status.phase !== 'available' && vol.status.phase !== 'in-use')) throw new ApiError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
-      if (!s.hub.isConnected(hostId)) throw new ApiError(409, 'host_not_connected', `the agent of host ${vol.status.hostName ?? hostId} is not connected`);
-      const plugged = new Set(s.hub.vmsWithDisk(hostId, vol.id).filter((id) => s.hub.vm(hostId, id)?.state !== 'stopped'));
-      const users = (await s.store.instances.list()).filter(
-        (i) => plugged.has(i.id) || ((i.spec.bootVolume === vol.id || vol.spec.attachedTo === i.id) && !['stopped', 'failed', 'pending'].includes(i.status.phase)),
-      );
-      if (users.length || plugged.size) throw new ApiError(409, 'in_use', `volume '${vol.name}' is in use by instance ${users.map((i) => i.name).join(', ') || [...plugged].join(', ')}; stop it first`);
+      const { vol, hostId } = await idleVolume(req.body.volume);
       const start = Date.now();
       const r = await s.hub.sendOp(hostId, {
         opId: `${DIRECT_OP_PREFIX}ssr/${vol.id}/${randomBytes(6).toString('hex')}`,
@@ -186,6 +200,36 @@ export function backupRoutes(app: Api, s: ApiServices): void {
         snapshotId: result.snapshotId,
       });
       if (!r.ok) throw new ApiError(500, 'restore_failed', `system-state restore failed: ${r.error ?? 'unknown error'}`);
+      return { backup: b.id, volume: vol.id, restored: ((r.result as { paths?: string[] } | undefined)?.paths ?? []), seconds: (Date.now() - start) / 1000 };
+    },
+  );
+
+  app.post(
+    '/backups/:ref/restore-into-volume',
+    {
+      schema: {
+        tags: ['backups'],
+        summary: "Put files of a volume's backup back into a volume (the same disk: same filesystem UUIDs), leaving everything else as it is",
+        params: RefParams,
+        body: RestoreIntoVolumeBody,
+        response: { 200: RestoreSystemStateResult, ...errors },
+      },
+    },
+    async (req) => {
+      const { b, result } = await completedBackup(req.params.ref);
+      const bad = req.body.include.find((p) => !/^\/p\d+(\/|$)/.test(normalize(p)));
+      if (bad) throw new ApiError(400, 'invalid_request', `include: '${bad}' is not a path of a disk backup (/p<partition>/<path>, e.g. /p2/data.txt)`);
+      const { vol, hostId } = await idleVolume(req.body.volume);
+      const start = Date.now();
+      const r = await s.hub.sendOp(hostId, {
+        opId: `${DIRECT_OP_PREFIX}into/${vol.id}/${randomBytes(6).toString('hex')}`,
+        kind: 'backup.restore-into-volume',
+        volumeId: vol.id,
+        repository: s.controller.backups.repo(b.spec.repository),
+        snapshotId: result.snapshotId,
+        include: req.body.include.map((p) => normalize(p)),
+      });
+      if (!r.ok) throw new ApiError(500, 'restore_failed', `restore into volume ${vol.name} failed: ${r.error ?? 'unknown error'}`);
       return { backup: b.id, volume: vol.id, restored: ((r.result as { paths?: string[] } | undefined)?.paths ?? []), seconds: (Date.now() - start) / 1000 };
     },
   );

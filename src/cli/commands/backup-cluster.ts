@@ -123,7 +123,14 @@ export async function clusterRestore(cmd: Command, ref: string, o: { volume?: st
     process.stdout.write(`restored ${r.files} files, ${bytes(r.bytes)} from backup ${ref} to ${r.target} on host ${r.host} in ${r.seconds.toFixed(1)} s\n`);
     return;
   }
-  if (!o.volume) throw new CliError('give --volume NAME: a new volume to rebuild the disk into (or an existing one with --system-state); or --repo DIR --target DIR for files', 2);
+  if (!o.volume) throw new CliError('give --volume NAME: a new volume to rebuild the disk into (or an existing one with --system-state, or with --include /pN/PATH for files); or --target DIR for files on a host', 2);
+  if (o.include.length) {
+    // Files back into an existing volume (the disk the backup was made of).
+    const r = await ctx.api.post<{ restored: string[]; seconds: number }>(`${bpath(ref)}/restore-into-volume`, { volume: o.volume, include: o.include });
+    if (ctx.json) return printJson(r);
+    process.stdout.write(`${r.restored.join(', ')} restored from backup ${ref} into volume ${o.volume} in ${r.seconds.toFixed(1)} s\n`);
+    return;
+  }
   if (o.systemState) {
     const r = await ctx.api.post<{ restored: string[]; seconds: number }>(`${bpath(ref)}/restore-system-state`, { volume: o.volume });
     if (ctx.json) return printJson(r);

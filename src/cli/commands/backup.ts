@@ -249,7 +249,7 @@ export function backupCommands(program: Command): void {
       .option('--target <dir>', 'where to restore files (each to T/<original absolute path>); in a cluster, a directory on the host')
       .option('--disk <image>', 'standalone: rebuild the whole disk into this new image file (bare-metal recovery; the snapshot must be BMR-ready)')
       .option('--system-state', 'with --volume or --disk: put back only the system state (OS configuration, boot files, boot loader) into that existing disk, leaving user data as it is')
-      .option('--include <path>', 'with --target: restore only this absolute path or subtree (repeatable)', collect, []),
+      .option('--include <path>', 'with --target: restore only this absolute path or subtree; with --volume of the same disk: put these files (/pN/PATH) back into it (repeatable)', collect, []),
   ).action(
     async (ref: string, o: { target?: string; include: string[]; disk?: string; systemState?: boolean; volume?: string; tenant?: string; host?: string } & WaitFlags, cmd: Command) => {
       const f = flags(cmd);
