@@ -121,6 +121,12 @@ describe('networks API', () => {
     });
   }
 
+  test('a network shows who holds its addresses', async () => {
+    const n = (await send('GET', '/v1/networks/net-a')).body as unknown as { instances: { name: string; address: string; mac: string }[]; addresses: { used: number } };
+    assert.deepEqual(n.instances.map((i) => [i.name, i.address, i.mac]), [['i1', '10.10.0.2', '0a:58:0a:0a:00:02']]);
+    assert.equal(n.addresses.used, 1);
+  });
+
   test('a full network refuses the next instance and keeps the addresses already claimed on other networks free', async () => {
     // net-b is a /29: .1-.6; i1 holds .1.
     for (let k = 2; k <= 6; k++) assert.equal((await send('POST', '/v1/instances', { ...inst, name: `f${k}`, networks: ['net-b'] })).status, 201);

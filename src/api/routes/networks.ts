@@ -19,8 +19,14 @@ export const CreateNetwork = Type.Object(
   { additionalProperties: false },
 );
 
-/** Address usage of a network, for `network show`. */
-const NetworkView = Type.Intersect([NetworkResource, Type.Object({ addresses: Type.Object({ used: Type.Integer(), free: Type.Integer() }) })]);
+/** Address usage of a network and who holds the addresses, for `network show`. */
+const NetworkView = Type.Intersect([
+  NetworkResource,
+  Type.Object({
+    addresses: Type.Object({ used: Type.Integer(), free: Type.Integer() }),
+    instances: Type.Array(Type.Object({ name: Type.String(), id: Type.String(), address: Type.String(), mac: Type.String(), host: Type.Optional(Type.String()) })),
+  }),
+]);
 
 export function subnetOf(n: Network): Subnet {
   const p = parseSubnet(n.spec.subnet);
@@ -32,7 +38,10 @@ export function networkRoutes(app: Api, s: ApiServices): void {
   const view = async (n: Network) => {
     const used = (await s.store.claims.addresses(n.id)).length;
     const { first, last } = hostRange(subnetOf(n));
-    return { ...n, addresses: { used, free: last - first + 1 - used - (n.spec.gateway ? 1 : 0) } };
+    const instances = (await s.store.instances.list()).flatMap((i) =>
+      (i.spec.nics ?? []).filter((x) => x.network === n.id).map((x) => ({ name: i.name, id: i.id, address: x.address, mac: x.mac, host: i.status.hostName })),
+    );
+    return { ...n, addresses: { used, free: last - first + 1 - used - (n.spec.gateway ? 1 : 0) }, instances };
   };
 
   app.get('/networks', { schema: { tags: ['networks'], response: { 200: listOf(NetworkView) } } }, async () => ({

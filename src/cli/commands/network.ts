@@ -5,7 +5,7 @@ import { contextOf } from '../context.ts';
 import { collect, parseIntStrict, parseLabels } from '../parse.ts';
 import { age, printDetails, printJson, printTable } from '../output.ts';
 
-type NetworkView = Network & { addresses: { used: number; free: number } };
+type NetworkView = Network & { addresses: { used: number; free: number }; instances: { name: string; address: string; mac: string; host?: string }[] };
 const path = (ref: string) => `/v1/networks/${encodeURIComponent(ref)}`;
 
 function hostsText(n: Network): string {
@@ -57,6 +57,7 @@ export function networkCommands(program: Command): void {
         gateway: n.spec.gateway,
         segment: n.spec.segment,
         addresses: `${n.addresses.used} used, ${n.addresses.free} free`,
+        instances: n.instances.map((i) => `${i.name}: ${i.address} ${i.mac}${i.host ? ` on ${i.host}` : ''}`),
         hosts: n.status.hosts.map((h) => `${h.hostName}: ${h.state}${h.peers.length ? `, floods to ${h.peers.join(' ')}` : ''}${h.error ? ` (${h.error})` : ''}`),
         created: n.createdAt,
       });
