@@ -6,8 +6,7 @@
 import type { Logger } from 'pino';
 import type { Inventory } from '../model/host.ts';
 import type { VmNic } from '../model/agent-protocol.ts';
-import { chooseBackend, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, mtuOf, probeBackends, removeSegment, removeTaps, segmentMtu, type BackendProbe, type Underlay } from '../network/index.ts';
-import { readSriovNics, VfAllocator } from '../network/sriov.ts';
+import { chooseBackend, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, mtuOf, probeBackends, readSriovNics, removeSegment, removeTaps, segmentMtu, VfAllocator, type BackendProbe, type Underlay } from '../network/index.ts';
 import type { Supplicant } from './supplicant.ts';
 
 export type BackendChoice = 'auto' | 'vxlan' | 'vlan';

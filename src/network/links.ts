@@ -57,12 +57,6 @@ export function tapName(instanceId: string, index: number): string {
   return `ot${hex}${index}`;
 }
 
-/** Segment of a bridge or VXLAN device Outrig made (undefined for anything else). */
-export function segmentOf(name: string): number | undefined {
-  const m = /^o(?:br|vx)(\d+)$/.exec(name);
-  return m ? Number(m[1]) : undefined;
-}
-
 export const VXLAN_PORT = 4789;
 /** IPv4 + UDP + VXLAN + inner Ethernet headers. */
 export const VXLAN_OVERHEAD = 50;

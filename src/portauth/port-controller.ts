@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { PORT_AUTH_REQUIREMENTS, requireTools } from '../common/system-requirements.ts';
 import { x509 } from '../pki/index.ts';
-import { nextPortState, normMac, parseDecision, parseHostapdEvent, revokedPorts, switchBridgeName, type Decision, type PortState } from './events.ts';
+import { nextPortState, parseDecision, parseHostapdEvent, revokedPorts, switchBridgeName, type Decision, type PortState } from './events.ts';
 import { radiusConfig, radiusDictionary } from './freeradius.ts';
 
 const exec = promisify(execFile);
@@ -268,10 +268,5 @@ export class PortController {
     this.hostapd?.kill();
     await this.stopRadius();
     for (const p of this.o.ports) await ip('link', 'set', p, 'nomaster').catch(() => undefined);
-  }
-
-  /** For tests and `--json` status: the MACs and their last decisions. */
-  decisionFor(mac: string): Decision | undefined {
-    return this.decisions.get(normMac(mac));
   }
 }

@@ -30,7 +30,7 @@ export function portControllerCommand(program: Command): void {
         if (r.status !== 200) throw new Error(`GET /v1/pki/crl: HTTP ${r.status}`);
         return r.text();
       };
-      const { PortController } = await import('../../portauth/port-controller.ts');
+      const { PortController } = await import('../../portauth/index.ts');
       const pc = new PortController({
         ports: o.port,
         stateDir: o.state ?? join(dataRoot(), 'port-controller'),
