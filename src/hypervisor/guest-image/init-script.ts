@@ -79,7 +79,10 @@ httpd -p 80 -h /www
 # ACPI power button: the host's graceful stop. Without this handler a stop would wait for its timeout.
 for ev in /sys/class/input/event*; do
   if [ "$(cat $ev/device/name 2>/dev/null)" = "Power Button" ]; then
-    ( dd if=/dev/input/\${ev##*/} bs=24 count=1 of=/dev/null 2>/dev/null
+    # The device is opened before the guest says it is ready (below): an event that came before
+    # dd had opened it would be lost, and a stop would wait for its timeout.
+    ( exec 3</dev/input/\${ev##*/}; touch /tmp/button-armed
+      dd bs=24 count=1 of=/dev/null <&3 2>/dev/null
       echo "outrig-guest: power button pressed, powering off"
       sync; poweroff -f ) &
   fi
@@ -107,6 +110,8 @@ disks() {
   done
 }
 disks
+i=0
+while [ -e /sys/class/input/event0 ] && [ ! -e /tmp/button-armed ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
 echo "${TEST_GUEST_READY_MARKER} name=$NAME"
 while true; do sleep 1; disks; done
 `;
