@@ -130,6 +130,8 @@ describe('volume backups through the controller', { timeout: 900_000 }, () => {
     const outside = await c.cli('backup', 'restore', 'app-1', '--volume', 'app-root', '--include', '/etc/hosts');
     assert.equal(outside.code, 1);
     assert.match(outside.stderr, /'\/etc\/hosts' is not a path of a disk backup \(\/p<partition>\/<path>/);
+    const nowhere = await c.cli('backup', 'restore', 'app-1', '--volume', 'app-root', '--include', '/p9/x');
+    assert.match(nowhere.stderr, /'\/p9\/x' is on none of backup app-1's filesystems \(\/p1, \/p2\)/);
     const back = await readVolume('app-root', join(c.dir.path, 'app-back.raw'));
     assert.equal(debugfs(back, data, 'cat /data.txt'), debugfs(disk.path, data, 'cat /data.txt'), 'the data file as backed up');
     assert.notEqual(debugfs(back, data, 'cat /data.txt'), 'version 2, written after the backup\n');

@@ -219,6 +219,10 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       const { b, result } = await completedBackup(req.params.ref);
       const bad = req.body.include.find((p) => !/^\/p\d+(\/|$)/.test(normalize(p)));
       if (bad) throw new ApiError(400, 'invalid_request', `include: '${bad}' is not a path of a disk backup (/p<partition>/<path>, e.g. /p2/data.txt)`);
+      // Filesystems read file by file (ext2/3/4) are the ones whose files the backup has.
+      const roots = result.filesystems.filter((f) => /^ext[234]$/.test(f.type)).map((f) => `/p${f.partition}`);
+      const outside = req.body.include.find((p) => !roots.some((r) => normalize(p) === r || normalize(p).startsWith(`${r}/`)));
+      if (outside) throw new ApiError(422, 'unknown_path', `include: '${outside}' is on none of backup ${b.name}'s filesystems (${roots.join(', ') || 'none read file by file'})`);
       const { vol, hostId } = await idleVolume(req.body.volume);
       const start = Date.now();
       const r = await s.hub.sendOp(hostId, {
