@@ -63,14 +63,21 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const name = cfg.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63);
   const kvm = await probeKvm({ cacheFile: join(cfg.dataDir, 'kvm-probe.json') });
 
-  // Trust first: a stored certificate, or enrollment (discovery, CSR, perhaps an operator's approval).
   const credStore = new CredentialStore(cfg.dataDir);
+  // Networks are probed before enrollment: the time between a certificate's issue and its first
+  // use stays short (a short-lived certificate must not expire during the probe).
+  const supplicant = new Supplicant({ dataDir: cfg.dataDir, port: cfg.network?.dedicatedPort, identity: name, keyPath: credStore.keyPath, caPath: credStore.caPath, log });
+  const network = new HostNetwork({ backend: cfg.network?.backend ?? 'auto', underlay: cfg.network?.underlay, log, supplicant });
+  await network.init();
+
+  // Trust first: a stored certificate, or enrollment (discovery, CSR, perhaps an operator's approval).
   let keys = await credStore.keys();
   let creds = await credStore.load();
   if (!creds) {
     creds = await enroll({ identity: { hostId, name, keys }, mode: cfg.join, bootstrapToken: cfg.bootstrapToken, log });
     await credStore.save(creds);
   }
+  await supplicant.resume();
   const tls = () => ({ ca: creds!.caPem, cert: creds!.certPem, key: keys.privateKey });
   const accel: Accel = cfg.accel ?? (kvm.usable ? 'kvm' : 'tcg');
   log.info({ kvm: kvm.usable, reason: kvm.reason, accel }, 'accelerator chosen');
@@ -102,10 +109,6 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     sendReport();
   };
   await refreshVolumes();
-  const supplicant = new Supplicant({ dataDir: cfg.dataDir, port: cfg.network?.dedicatedPort, identity: name, keyPath: credStore.keyPath, caPath: credStore.caPath, log });
-  await supplicant.resume();
-  const network = new HostNetwork({ backend: cfg.network?.backend ?? 'auto', underlay: cfg.network?.underlay, log, supplicant });
-  await network.init();
   const images = new ImageCache(join(cfg.dataDir, 'images'), () => creds!.controllerUrl, tls);
   const vms = new VmManager({
     driver: new QemuDriver({ vmsDir: join(cfg.dataDir, 'vms') }),
