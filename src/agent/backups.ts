@@ -12,7 +12,7 @@ import { backupDiskImage, restoreDiskImage, restoreFilesIntoImage, restoreSystem
 import { Restorer } from '../backup/restorer.ts';
 import { acquireLock } from '../backup/lock.ts';
 import { copyImageToExport, withExportImage } from '../backup/nbd-source.ts';
-import { Repository, RepositoryError } from '../backup/repository.ts';
+import { Repository, RepositoryError, type SnapshotRecord } from '../backup/repository.ts';
 import { ExistsError, LocalStorage } from '../backup/storage.ts';
 import { BACKUP_REQUIREMENTS, requireTools, VOLUME_BACKUP_REQUIREMENTS } from '../common/system-requirements.ts';
 import type { BackupProgress, BackupResult } from '../model/backup.ts';
@@ -143,25 +143,17 @@ export class VolumeBackups {
   }
 
   /** SSR: the volume's disk is read into an image, the system state put back there, and the image written back. */
-  async restoreSystemState(volumeId: string, ref: BackupRepoRef, snapshotId: string): Promise<{ paths: string[] }> {
-    requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
-    return withRepo(ref, 'restore', async (repo) => {
-      const snap = await repo.findSnapshot(snapshotId);
-      return withExportImage(
-        this.storage.nbdSocket,
-        volumeId,
-        async (image) => {
-          const r = await restoreSystemState(repo, snap, image);
-          await copyImageToExport(image, this.storage.nbdSocket, volumeId, { targetIsZero: false });
-          return r;
-        },
-        this.work(),
-      );
-    });
+  restoreSystemState(volumeId: string, ref: BackupRepoRef, snapshotId: string): Promise<{ paths: string[] }> {
+    return this.editVolume(volumeId, ref, snapshotId, (repo, snap, image) => restoreSystemState(repo, snap, image));
   }
 
-  /** Files of a backup put back into the volume they came from (read into an image, written, copied back). */
-  async restoreIntoVolume(volumeId: string, ref: BackupRepoRef, snapshotId: string, include: string[]): Promise<{ paths: string[] }> {
+  /** Files of a backup put back into the volume they came from. */
+  restoreIntoVolume(volumeId: string, ref: BackupRepoRef, snapshotId: string, include: string[]): Promise<{ paths: string[] }> {
+    return this.editVolume(volumeId, ref, snapshotId, (repo, snap, image) => restoreFilesIntoImage(repo, snap, image, include));
+  }
+
+  /** The volume read into an image, `edit` run on it with the snapshot, and the image written back. */
+  private async editVolume<T>(volumeId: string, ref: BackupRepoRef, snapshotId: string, edit: (repo: Repository, snap: SnapshotRecord, image: string) => Promise<T>): Promise<T> {
     requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
     return withRepo(ref, 'restore', async (repo) => {
       const snap = await repo.findSnapshot(snapshotId);
@@ -169,7 +161,7 @@ export class VolumeBackups {
         this.storage.nbdSocket,
         volumeId,
         async (image) => {
-          const r = await restoreFilesIntoImage(repo, snap, image, include);
+          const r = await edit(repo, snap, image);
           await copyImageToExport(image, this.storage.nbdSocket, volumeId, { targetIsZero: false });
           return r;
         },
