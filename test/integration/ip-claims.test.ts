@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../helpers/fast-check.ts';
 import { hostRange, parseIpv4, parseSubnet, pickAddress } from '../../src/network/index.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
 import { tempDir } from '../helpers/tmp.ts';

@@ -17,7 +17,7 @@ import type { Host } from '../../src/model/host.ts';
 import type { HostCluster } from '../../src/model/host-cluster.ts';
 import { profileOf, vnetSegments, x509 } from '../../src/pki/index.ts';
 import { formatIpv4 } from '../../src/network/index.ts';
-import fc from 'fast-check';
+import fc from '../helpers/fast-check.ts';
 import { tlsFetch } from '../helpers/https.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -178,12 +178,14 @@ describe('networks API', () => {
           }),
         );
         const busyId = (await api.get<Network>('/v1/networks/busy')).id;
+        // Instances first: a deletion still under way releases the claims and then removes the
+        // record, so claims read after the instances can only have lost holders, never gained them.
+        const all = (await api.get<{ items: Instance[] }>('/v1/instances')).items;
         const claims = (await ctl.store.claims.addresses()).filter((c) => c.networkId === busyId);
         assert.equal(new Set(claims.map((c) => c.address)).size, claims.length, 'an address is claimed twice');
         const holders = new Set(claims.map((c) => c.instanceId));
         assert.equal(holders.size, claims.length, 'an instance holds two addresses on one network');
         // No claim outlives its instance; every instance not being deleted holds exactly the address its spec names.
-        const all = (await api.get<{ items: Instance[] }>('/v1/instances')).items;
         for (const c of claims) assert.ok(all.some((i) => i.id === c.instanceId), `a claim of a deleted instance ${c.instanceId} stayed`);
         for (const i of all.filter((x) => x.status.phase !== 'deleting' && x.spec.nics?.some((nic) => nic.networkName === 'busy'))) {
           const mine = claims.filter((c) => c.instanceId === i.id).map((c) => formatIpv4(c.address));

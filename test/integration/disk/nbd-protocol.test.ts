@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createConnection, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import { checkFile } from '../../../src/disk/check.ts';
 import { DiskEngine } from '../../../src/disk/engine.ts';
 import { NbdClient, NbdRequestError } from '../../../src/disk/nbd/client.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import { allocatableOf, everFits, freeOf, schedule, type SchedulableHost } from '../../../src/controller/scheduler.ts';
 
 const host = (name: string, over: Partial<SchedulableHost> = {}): SchedulableHost => ({

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, describe, test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import { MAX_DATAGRAM, seal } from '../../../src/discovery/messages.ts';
 import { generateKeyPair } from '../../../src/pki/index.ts';
 import { tempDir } from '../../helpers/tmp.ts';

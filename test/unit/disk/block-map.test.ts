@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import { BlockMap } from '../../../src/disk/block-map.ts';
 import { Allocator } from '../../../src/disk/allocator.ts';
 

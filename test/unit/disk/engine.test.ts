@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import { checkFile } from '../../../src/disk/check.ts';
 import { DiskEngine, readLayer } from '../../../src/disk/engine.ts';
 import { tempDir } from '../../helpers/tmp.ts';

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, lstatSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import { buildCpio, parseCpio } from '../../../src/hypervisor/guest-image/cpio.ts';
 
 test('cpio round-trips names, modes and contents', () => {

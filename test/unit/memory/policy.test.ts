@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import { admit, checkEntitlements, floorOf, planBalloons, planPortions, portionDomain, type Entitlement, type PoolModel, type VmMemory } from '../../../src/memory/index.ts';
 import { ent, pool } from './fixtures.ts';
 

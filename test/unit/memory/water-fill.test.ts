@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import { waterFill } from '../../../src/memory/index.ts';
 
 test('shares in proportion to weight, within caps, passing what a capped item cannot take to the others', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import { contains, formatIpv4, hostRange, macForAddress, overlaps, parseIpv4, parseSubnet } from '../../../src/network/cidr.ts';
 import { pickAddress, pickSegment } from '../../../src/network/ipam.ts';
 

@@ -9,7 +9,7 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } f
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { after, test } from 'node:test';
-import fc from 'fast-check';
+import fc from '../../helpers/fast-check.ts';
 import {
   parseVfLinkInfo,
   readSriovNics,
