@@ -29,6 +29,7 @@ import { ControllerConnection } from './connection.ts';
 import { VmManager } from './vm-manager.ts';
 import { HostNetwork, type BackendChoice } from './networks.ts';
 import { Supplicant } from './supplicant.ts';
+import { dhcpTag } from '../network/index.ts';
 
 export interface AgentConfig {
   dataDir: string;
@@ -67,7 +68,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   // Networks are probed before enrollment: the time between a certificate's issue and its first
   // use stays short (a short-lived certificate must not expire during the probe).
   const supplicant = new Supplicant({ dataDir: cfg.dataDir, port: cfg.network?.dedicatedPort, identity: name, keyPath: credStore.keyPath, caPath: credStore.caPath, log });
-  const network = new HostNetwork({ backend: cfg.network?.backend ?? 'auto', underlay: cfg.network?.underlay, log, supplicant });
+  const network = new HostNetwork({ backend: cfg.network?.backend ?? 'auto', underlay: cfg.network?.underlay, log, supplicant, dhcpTag: dhcpTag(cfg.dataDir) });
   await network.init();
 
   // Trust first: a stored certificate, or enrollment (discovery, CSR, perhaps an operator's approval).

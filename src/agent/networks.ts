@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Inventory } from '../model/host.ts';
 import type { VmNic } from '../model/agent-protocol.ts';
-import { chooseBackend, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, mtuOf, probeBackends, readSriovNics, removeSegment, removeTaps, segmentMtu, VfAllocator, type BackendProbe, type Underlay } from '../network/index.ts';
+import { chooseBackend, dhcpSegments, ensureDhcp, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, isolate, mtuOf, probeBackends, readSriovNics, releaseDhcp, removeSegment, removeTaps, segmentMtu, stopDhcp, subnetAround, VfAllocator, type BackendProbe, type Underlay } from '../network/index.ts';
 import type { Supplicant } from './supplicant.ts';
 
 export type BackendChoice = 'auto' | 'vxlan' | 'vlan';
@@ -40,7 +40,8 @@ export class HostNetwork {
   }
 
   constructor(
-    private readonly o: { backend: BackendChoice; underlay?: string; log: Logger; supplicant?: Supplicant },
+    /** dhcpTag: names this agent's DHCP namespaces apart from other agents' on the machine. */
+    private readonly o: { backend: BackendChoice; underlay?: string; log: Logger; supplicant?: Supplicant; dhcpTag: string },
   ) {}
 
   async init(): Promise<void> {
@@ -86,14 +87,18 @@ export class HostNetwork {
 
   private async ensureNow(segment: number, peers: string[]): Promise<void> {
     const p = this.portSegment();
-    if (p?.segment === segment) return ensurePortSegment(segment, p.port);
-    const u = this.ready();
-    await ensureSegment({ segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu, peers });
+    if (p?.segment === segment) await ensurePortSegment(segment, p.port);
+    else {
+      const u = this.ready();
+      await ensureSegment({ segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu, peers });
+    }
+    // A VXLAN device made again (or a port joined again) has lost its isolation from the DHCP server.
+    await isolate(segment);
   }
 
   remove(segment: number): Promise<void> {
     return this.one(async () => {
-      const r = await removeSegment(segment);
+      const r = await removeSegment(segment, () => stopDhcp(segment, this.o.dhcpTag));
       if (r.busy) throw new Error(`network segment ${segment} is still in use on this host: ${r.busy}`);
     });
   }
@@ -121,6 +126,7 @@ export class HostNetwork {
         reason = 'the network is carried by VXLAN on this host: a virtual function would bypass it';
       }
       out.push({ tap: await ensureTap(instanceId, i, n.segment, mtu), mac: n.mac, mtu, mode: 'tap', reason });
+      if (n.dhcpServer) await this.serveDhcp(instanceId, n, mtu);
     }
     return out;
   }
@@ -144,8 +150,21 @@ export class HostNetwork {
     }
   }
 
+  private async serveDhcp(instanceId: string, n: VmNic, mtu: number): Promise<void> {
+    const subnet = subnetAround(n.address, n.prefix);
+    if (!subnet) throw new Error(`NIC ${n.mac}: ${n.address}/${n.prefix} is not an IPv4 address and prefix`);
+    await ensureDhcp(
+      { segment: n.segment, tag: this.o.dhcpTag, server: n.dhcpServer!, subnet, gateway: n.gateway, mtu },
+      instanceId,
+      [{ instanceId, mac: n.mac, address: n.address }],
+    );
+  }
+
   release(instanceId: string): Promise<void> {
     this.vfs?.release(instanceId);
-    return this.one(() => removeTaps(instanceId));
+    return this.one(async () => {
+      await removeTaps(instanceId);
+      for (const segment of dhcpSegments(this.o.dhcpTag)) await releaseDhcp(segment, this.o.dhcpTag, instanceId);
+    });
   }
 }

@@ -28,9 +28,12 @@ export interface VmManagerOptions {
   networks?: Pick<HostNetwork, 'prepare' | 'release'>;
 }
 
-/** The guest's NIC configuration, on the kernel command line: outrig.nicN=MAC,ADDRESS/PREFIX[,GATEWAY]. */
+/**
+ * The guest's NIC configuration, on the kernel command line: outrig.nicN=MAC,ADDRESS/PREFIX[,GATEWAY],
+ * or outrig.nicN=MAC,dhcp on a network with DHCP (the guest asks this host's server).
+ */
 export function nicArgs(nics: VmNic[]): string {
-  return nics.map((n, i) => `outrig.nic${i + 1}=${[n.mac, `${n.address}/${n.prefix}`, n.gateway].filter(Boolean).join(',')}`).join(' ');
+  return nics.map((n, i) => `outrig.nic${i + 1}=${n.dhcpServer ? `${n.mac},dhcp` : [n.mac, `${n.address}/${n.prefix}`, n.gateway].filter(Boolean).join(',')}`).join(' ');
 }
 
 interface ManagedVm {

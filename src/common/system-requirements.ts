@@ -79,6 +79,9 @@ export const PORT_AUTH_REQUIREMENTS: Requirement[] = [
   { pkg: 'wpasupplicant', what: 'wpa_supplicant (the host side of 802.1X)', present: () => onPath('wpa_supplicant') },
 ];
 
+/** DHCP on networks: each host runs dnsmasq for the networks with DHCP on. */
+export const DHCP_REQUIREMENTS: Requirement[] = [{ pkg: 'dnsmasq-base', what: 'dnsmasq (DHCP on networks)', present: () => onPath('dnsmasq') }];
+
 /** What the benchmarks use on top of the tests. */
 export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
 
@@ -88,6 +91,7 @@ export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
   bench: BENCH_REQUIREMENTS,
   backup: BACKUP_REQUIREMENTS,
   'port-auth': PORT_AUTH_REQUIREMENTS,
+  dhcp: DHCP_REQUIREMENTS,
   'bench-backup': [{ pkg: 'restic', what: 'restic (the baseline of bench:backup)', present: () => onPath('restic') }],
 };
 

@@ -595,7 +595,7 @@ export class Controller {
     for (const n of inst.spec.nics) {
       const net = await this.store.networks.get(n.network);
       if (!net) throw new Error(`network ${n.networkName} of instance ${inst.name} is gone`);
-      out.push({ networkId: n.network, segment: net.spec.segment, mac: n.mac, address: n.address, prefix: n.prefix, gateway: n.gateway });
+      out.push({ networkId: n.network, segment: net.spec.segment, mac: n.mac, address: n.address, prefix: n.prefix, gateway: n.gateway, dhcpServer: net.spec.dhcp?.server });
     }
     return out;
   }

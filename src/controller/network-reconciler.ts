@@ -28,6 +28,8 @@ export class NetworkReconciler {
       newOpId: (hostId) => `${id}/${hostId}/${Date.now().toString(36)}-${++this.seq}`,
     });
     if (plan.remove) {
+      // Its own claims (the DHCP address) go before the record, as an instance's do.
+      await this.o.store.claims.releaseInstance(id);
       await this.o.store.networks.delete(id);
       await this.o.store.claims.releaseSegments(id);
       this.o.log.info({ network: net.name }, 'network deleted');

@@ -75,6 +75,8 @@ export const VmNic = Type.Object({
   address: Type.String(),
   prefix: Type.Integer(),
   gateway: Type.Optional(Type.String()),
+  /** The network's DHCP address: this host serves the NIC its address by DHCP. */
+  dhcpServer: Type.Optional(Type.String()),
 });
 export type VmNic = Static<typeof VmNic>;
 

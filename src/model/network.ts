@@ -11,6 +11,8 @@ export const NetworkSpec = Type.Object({
   gateway: Type.Optional(Type.String()),
   /** VXLAN network identifier or VLAN id: the same on every host. */
   segment: Type.Integer(),
+  /** DHCP on: each host carrying the network answers its own guests, from this address. */
+  dhcp: Type.Optional(Type.Object({ server: Type.String() })),
 });
 export type NetworkSpec = Static<typeof NetworkSpec>;
 

@@ -44,6 +44,13 @@ export function parseSubnet(s: string): ParsedSubnet {
   return { ok: true, subnet: { base, prefix } };
 }
 
+/** The subnet an address is in, given the prefix length (a NIC's address and its network's prefix). */
+export function subnetAround(address: string, prefix: number): Subnet | undefined {
+  const a = parseIpv4(address);
+  if (a === undefined || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) return undefined;
+  return { base: (a & mask(prefix)) >>> 0, prefix };
+}
+
 export function formatSubnet(net: Subnet): string {
   return `${formatIpv4(net.base)}/${net.prefix}`;
 }

@@ -1,8 +1,10 @@
 /** Virtual networks: addresses, segments, the Linux adapter and the backend probe. */
-export { formatIpv4, formatSubnet, contains, hostRange, macForAddress, overlaps, parseIpv4, parseSubnet, type Subnet } from './cidr.ts';
+export { formatIpv4, formatSubnet, subnetAround, contains, hostRange, macForAddress, overlaps, parseIpv4, parseSubnet, type Subnet } from './cidr.ts';
 export { pickAddress, pickSegment, SEGMENT_MAX, SEGMENT_MIN } from './ipam.ts';
 export { bridgeName, tapName, vxlanName } from './links.ts';
 export { ensurePortSegment, ensureSegment, ensureTap, mtuOf, findUnderlay, removeSegment, removeTaps, type Underlay } from './linux.ts';
 export { chooseBackend, probeBackends, type BackendProbe } from './probe.ts';
 export { segmentMtu } from './vxlan-plan.ts';
 export { readSriovNics, VfAllocator, type NicAssignment } from './sriov.ts';
+export { dhcpNames, dhcpTag, type DhcpLease } from './dhcp-plan.ts';
+export { dhcpSegments, ensureDhcp, isolate, releaseDhcp, stopDhcp } from './dhcp.ts';

@@ -50,6 +50,11 @@ export function vxlanName(segment: number): string {
   return `ovx${segment}`;
 }
 
+/** The veth end of the network's DHCP server on the bridge (see dhcp-plan.ts). */
+export function dhcpPortName(segment: number): string {
+  return `odh${segment}`;
+}
+
 /** `ot`, twelve hex digits of the instance id, the NIC's index. */
 export function tapName(instanceId: string, index: number): string {
   const hex = instanceId.replace(/^i-/, '').replace(/[^0-9a-f]/g, '').slice(0, 12);

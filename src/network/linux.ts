@@ -81,8 +81,13 @@ export async function mtuOf(name: string): Promise<number> {
   return l.mtu;
 }
 
-export async function removeSegment(segment: number): Promise<{ busy?: string }> {
-  const plan = planSegmentRemoval(await readLinks(), segment);
+/** Takes the segment off unless a guest still uses it; `first` runs just before (stopping its DHCP server). */
+export async function removeSegment(segment: number, first?: () => Promise<void>): Promise<{ busy?: string }> {
+  let plan = planSegmentRemoval(await readLinks(), segment);
+  if (!plan.busy && first) {
+    await first();
+    plan = planSegmentRemoval(await readLinks(), segment);
+  }
   await run(plan.commands);
   return { busy: plan.busy };
 }

@@ -7,7 +7,7 @@
  * Each function compares what the kernel has with what is wanted and returns only the commands
  * that close the gap, so running a plan twice changes nothing the second time. Pure.
  */
-import { bridgeName, VXLAN_OVERHEAD, VXLAN_PORT, vxlanName, type Link } from './links.ts';
+import { bridgeName, dhcpPortName, VXLAN_OVERHEAD, VXLAN_PORT, vxlanName, type Link } from './links.ts';
 
 export type Command = string[];
 
@@ -74,7 +74,8 @@ export function planTapRemoval(links: Link[], tap: string): Command[] {
 export function planSegmentRemoval(links: Link[], segment: number): { commands: Command[]; busy?: string } {
   const br = bridgeName(segment);
   const vx = vxlanName(segment);
-  const ports = links.filter((l) => l.master === br && l.name !== vx).map((l) => l.name);
+  // The DHCP server's port is the network's own, not a guest's: the caller stops that server first.
+  const ports = links.filter((l) => l.master === br && l.name !== vx && l.name !== dhcpPortName(segment)).map((l) => l.name);
   if (ports.length) return { commands: [], busy: `bridge ${br} still has ${ports.join(', ')}` };
   const out: Command[] = [];
   if (links.some((l) => l.name === vx)) out.push(['ip', 'link', 'del', vx]);

@@ -11,6 +11,7 @@ import type { Database } from './schema.ts';
 export interface AddressClaim {
   networkId: string;
   address: number;
+  /** Who holds the address: an instance, or the network itself (the address its DHCP servers answer from). */
   instanceId: string;
 }
 

@@ -5,11 +5,17 @@
  *    each guest reaches the other by ARP and ICMP.
  *  - net-b (10.20.0.0/24) has b1 on h2, the same host as a2: it reaches neither a1 nor a2, not even
  *    by ARP (its frames never meet theirs), while they keep reaching each other.
+ *  - net-d (10.40.0.0/24, DHCP on) has d1 on h1 and d2 on h2, which learn their addresses by DHCP
+ *    from their own host's dnsmasq.
  * The guests run a reachability probe (outrig.probe on their kernel command line) and print each
  * round on their console, which the test reads through the CLI.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DHCP_RUN_DIR } from '../../src/network/dhcp.ts';
+import type { DhcpLease } from '../../src/network/index.ts';
 import { after, before, describe, test } from 'node:test';
 import type { Host } from '../../src/model/host.ts';
 import type { Instance } from '../../src/model/instance.ts';
@@ -23,6 +29,23 @@ type NetworkView = Network & { addresses: { used: number; free: number } };
 
 function linksIn(ns: string): string[] {
   return (JSON.parse(execFileSync('ip', ['-n', ns, '-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[]).map((l) => l.ifname);
+}
+
+function netnsNames(): string[] {
+  const out = execFileSync('ip', ['-j', 'netns', 'list'], { encoding: 'utf8' }).trim();
+  return out ? (JSON.parse(out) as { name: string }[]).map((n) => n.name) : [];
+}
+
+/** The DHCP servers of a segment on this machine (every agent's), from their run directories. */
+function dhcpServers(segment: number) {
+  if (!existsSync(DHCP_RUN_DIR)) return [];
+  return readdirSync(DHCP_RUN_DIR)
+    .filter((d) => d.startsWith(`outrig-dhcp-${segment}-`))
+    .map((d) => {
+      const dir = join(DHCP_RUN_DIR, d);
+      const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : '');
+      return { dir, leases: JSON.parse(read('leases.json') || '[]') as DhcpLease[], log: read('dnsmasq.log') };
+    });
 }
 
 describe('virtual networks across hosts (network namespaces, VXLAN, real guests)', () => {
@@ -139,5 +162,46 @@ describe('virtual networks across hosts (network namespaces, VXLAN, real guests)
     // Its segment is free for a new network.
     const again = await json<Network>('network', 'create', 'net-c', '--subnet', '10.30.0.0/24', '--segment', String(netA.spec.segment));
     assert.equal(again.spec.segment, netA.spec.segment);
+  });
+
+  test("with DHCP on, each guest gets its address from its own host's server, which no other host hears", async () => {
+    const net = await json<Network>('network', 'create', 'net-d', '--subnet', '10.40.0.0/24', '--gateway', '10.40.0.1', '--dhcp');
+    assert.deepEqual(net.spec.dhcp, { server: '10.40.0.2' }, 'the lowest free address, the gateway kept');
+    const create = async (name: string, other: string, probe: string) => {
+      await ok('host', 'cordon', other);
+      try {
+        return await json<Instance>('instance', 'create', name, '--image', 'test', '--network', 'net-d', '--kernel-args', `outrig.probe=${probe}`, '--timeout', '180');
+      } finally {
+        await ok('host', 'uncordon', other);
+      }
+    };
+    const d1 = await create('d1', 'h2', '10.40.0.4');
+    const d2 = await create('d2', 'h1', '10.40.0.3');
+    assert.deepEqual([d1, d2].map((i) => [i.status.hostName, i.spec.nics?.[0]?.address]), [['h1', '10.40.0.3'], ['h2', '10.40.0.4']]);
+    // The kernel command line says only "dhcp": the address the guest shows came from the server.
+    for (const [name, i] of [['d1', d1], ['d2', d2]] as const) {
+      const nic = i.spec.nics![0]!;
+      const line = await waitUntil(`${name}'s NIC line`, async () => /^OUTRIG-NIC .*$/m.exec(await consoleOf(name))?.[0], 180_000, 1000);
+      assert.equal(line, `OUTRIG-NIC eth1 mac=${nic.mac} address=${nic.address}/24 gateway=10.40.0.1 mtu=1450 config=dhcp-from-10.40.0.2`);
+    }
+    await waitUntil('d1 to reach d2', async () => probeRounds(await consoleOf('d1')).find((r) => r.targets['10.40.0.4']?.arp && r.targets['10.40.0.4']?.icmp), 180_000, 1000);
+    await waitUntil('d2 to reach d1', async () => probeRounds(await consoleOf('d2')).find((r) => r.targets['10.40.0.3']?.arp && r.targets['10.40.0.3']?.icmp), 180_000, 1000);
+    // One server per host; each heard only its own guest (without the isolated ports, h2's server
+    // would have logged d1's requests as "no address available").
+    const servers = dhcpServers(net.spec.segment);
+    assert.equal(servers.length, 2, `two DHCP servers: ${servers.map((x) => x.dir).join(' ')}`);
+    for (const [mine, theirs] of [[d1, d2], [d2, d1]] as const) {
+      const server = servers.find((x) => x.leases.some((l) => l.instanceId === mine.id));
+      assert.ok(server, `a server has ${mine.name}'s lease`);
+      assert.deepEqual(server.leases.map((l) => l.mac), [mine.spec.nics![0]!.mac]);
+      assert.match(server.log, new RegExp(`DHCPACK\\(dhcp0\\) ${mine.spec.nics![0]!.address} ${mine.spec.nics![0]!.mac}`));
+      assert.ok(!server.log.includes(theirs.spec.nics![0]!.mac), `${mine.name}'s server never heard ${theirs.name}`);
+    }
+    assert.equal((await json<NetworkView>('network', 'show', 'net-d')).addresses.used, 3, 'the server address and two guests');
+    // The servers go with the last guest on their host; then the network can go.
+    for (const i of ['d1', 'd2']) await ok('instance', 'delete', i, '--timeout', '120');
+    await waitUntil('the DHCP servers gone', () => dhcpServers(net.spec.segment).length === 0 && !netnsNames().some((n) => n.startsWith(`outrig-dhcp-${net.spec.segment}-`)), 30_000, 500);
+    await ok('network', 'delete', 'net-d');
+    await waitUntil('net-d gone', async () => !(await json<NetworkView[]>('network', 'list')).some((n) => n.name === 'net-d'), 30_000, 500);
   });
 });

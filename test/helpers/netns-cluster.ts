@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { killProcessesUnder } from './cleanup.ts';
+import { dhcpSegments, dhcpTag, stopDhcp } from '../../src/network/index.ts';
 import type { Lan } from './netns.ts';
 import { runInNs } from './netns.ts';
 import { stopDaemon, type Daemon } from './processes.ts';
@@ -68,6 +69,11 @@ export class NetnsCluster {
   async stop(): Promise<void> {
     for (const d of Object.values(this.daemons).reverse()) await stopDaemon(d);
     await killProcessesUnder(this.dir);
+    // DHCP servers outlive their agents (as guests do), and live under /run, not this directory.
+    for (const h of Object.keys(this.daemons)) {
+      const tag = dhcpTag(join(this.dir, h));
+      for (const segment of dhcpSegments(tag)) await stopDhcp(segment, tag);
+    }
     this.lan.cleanup();
   }
 }

@@ -153,6 +153,31 @@ describe('networks API', () => {
     assert.equal((await send('POST', '/v1/networks', { name: 'spare2', subnet: '10.50.0.0/24', segment: 777 })).status, 201);
   });
 
+  test("DHCP on: the servers' address is the network's own claim, taken before any guest's and given back with the network", async () => {
+    const r = await send('POST', '/v1/networks', { name: 'dh', subnet: '10.60.0.0/29', gateway: '10.60.0.1', dhcp: true });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    assert.deepEqual(r.body.spec?.dhcp, { server: '10.60.0.2' });
+    const claims = async () => (await ctl.store.claims.addresses()).filter((c) => c.networkId === r.body.id);
+    assert.deepEqual((await claims()).map((c) => [formatIpv4(c.address), c.instanceId]), [['10.60.0.2', r.body.id]]);
+    const g = await send('POST', '/v1/instances', { ...inst, name: 'dh1', networks: ['dh'] });
+    assert.equal(g.body.spec?.nics?.[0]?.address, '10.60.0.3', 'the first guest gets the next address');
+    const view = (await send('GET', '/v1/networks/dh')).body as unknown as { addresses: { used: number; free: number } };
+    assert.deepEqual(view.addresses, { used: 2, free: 3 });
+    // Its own claim is no instance: with the guest gone, the network can go, and the claim with it.
+    assert.match((await send('DELETE', '/v1/networks/dh')).body.error?.message ?? '', /has instances on it: dh1/);
+    assert.equal((await send('DELETE', '/v1/instances/dh1')).status, 202);
+    await waitUntil('dh1 gone', async () => (await send('GET', '/v1/instances/dh1')).status === 404, 30_000, 100);
+    assert.equal((await send('DELETE', '/v1/networks/dh')).status, 202);
+    await waitUntil('dh gone', async () => (await send('GET', '/v1/networks/dh')).status === 404, 30_000, 100);
+    assert.deepEqual(await claims(), []);
+    // dhcp is a yes/no: anything else is refused and nothing is made.
+    const before = await state();
+    const bad = await send('POST', '/v1/networks', { name: 'dh-bad', subnet: '10.61.0.0/29', dhcp: 'yes' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error?.message ?? '', /dhcp/);
+    assert.deepEqual(await state(), before);
+  });
+
   test('deleting an instance gives its addresses back', async () => {
     const f6 = await api.get<Instance>('/v1/instances/f6');
     assert.equal((await send('DELETE', '/v1/instances/f6')).status, 202);

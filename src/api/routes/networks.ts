@@ -2,7 +2,7 @@ import { Type } from 'typebox';
 import { Name } from '../../model/common.ts';
 import { NetworkResource, type Network } from '../../model/network.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
-import { contains, formatIpv4, hostRange, overlaps, parseIpv4, parseSubnet, pickSegment, SEGMENT_MAX, SEGMENT_MIN, type Subnet } from '../../network/index.ts';
+import { contains, formatIpv4, hostRange, overlaps, parseIpv4, parseSubnet, pickAddress, pickSegment, SEGMENT_MAX, SEGMENT_MIN, type Subnet } from '../../network/index.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
@@ -14,6 +14,7 @@ export const CreateNetwork = Type.Object(
     subnet: Type.String({ minLength: 9, maxLength: 18, description: 'IPv4 subnet in CIDR form, host bits zero (10.10.0.0/24)' }),
     gateway: Type.Optional(Type.String({ minLength: 7, maxLength: 15, description: 'address kept for a router inside the subnet; no guest gets it' })),
     segment: Type.Optional(Type.Integer({ minimum: SEGMENT_MIN, maximum: SEGMENT_MAX, description: 'VXLAN network id (VLAN id on vlan hosts: 1-4094); default: the lowest free from 100' })),
+    dhcp: Type.Optional(Type.Boolean({ description: "serve guests their addresses by DHCP (default false: guests booted from Outrig's kernel images get them on the command line)" })),
     ...MetadataFields,
   },
   { additionalProperties: false },
@@ -84,15 +85,24 @@ export function networkRoutes(app: Api, s: ApiServices): void {
         throw new ApiError(409, 'segment_in_use', `segment ${segment} is in use by network ${holder?.name ?? taken.get(segment) ?? 'another network'}`);
       }
       try {
+        // The DHCP servers' address is the network's own claim (holder: the network), the lowest free.
+        let dhcp: { server: string } | undefined;
+        if (b.dhcp) {
+          const reserved = new Set(gateway ? [parseIpv4(gateway)!] : []);
+          const server = await s.store.claims.claimAddress(id, id, (used) => pickAddress(subnet, reserved, used));
+          if (server === undefined) throw new ApiError(409, 'network_full', `subnet ${b.subnet} has no address left for the DHCP server`);
+          dhcp = { server: formatIpv4(server) };
+        }
         return await s.store.networks.create({
           id,
           name: b.name,
           labels: b.labels,
           annotations: b.annotations,
-          spec: { tenant: tenant.name, subnet: `${formatIpv4(subnet.base)}/${subnet.prefix}`, gateway, segment },
+          spec: { tenant: tenant.name, subnet: `${formatIpv4(subnet.base)}/${subnet.prefix}`, gateway, segment, dhcp },
           status: { phase: 'active', conditions: [], hosts: [] },
         });
       } catch (e) {
+        await s.store.claims.releaseInstance(id);
         await s.store.claims.releaseSegments(id);
         throw e;
       }
@@ -104,7 +114,7 @@ export function networkRoutes(app: Api, s: ApiServices): void {
     const n = await s.store.networks.mustFind(req.params.ref);
     const updated = await s.controller.exclusive(async () => {
       // Address claims, not instances: an instance being created holds its claim before it exists.
-      const holders = new Set((await s.store.claims.addresses(n.id)).map((c) => c.instanceId));
+      const holders = new Set((await s.store.claims.addresses(n.id)).map((c) => c.instanceId).filter((holder) => holder !== n.id));
       const users = (await s.store.instances.list()).filter((i) => holders.has(i.id)).map((i) => i.name);
       const clusters = (await s.store.hostClusters.list()).filter((c) => c.spec.networks.includes(n.id)).map((c) => c.name);
       if (clusters.length) throw new ApiError(409, 'in_use', `network ${n.name} is a network of host cluster ${clusters.join(', ')}`);

@@ -20,13 +20,15 @@ export function networkCommands(program: Command): void {
     .requiredOption('--subnet <cidr>', 'IPv4 subnet, e.g. 10.10.0.0/24')
     .option('--gateway <address>', 'keep this address for a router (no guest gets it)')
     .addOption(new Option('--segment <id>', 'VXLAN network id / VLAN id (default: the lowest free from 100)').argParser(parseIntStrict('--segment')))
+    .option('--dhcp', "serve guests their addresses by DHCP (each host answers its own guests; needs dnsmasq-base on the hosts)")
     .option('--tenant <tenant>', 'tenant that owns the network', 'default')
     .option('--label <key=value>', 'label (repeatable)', collect, [])
-    .action(async (name: string, o: { subnet: string; gateway?: string; segment?: number; tenant: string; label: string[] }, cmd: Command) => {
+    .action(async (name: string, o: { subnet: string; gateway?: string; segment?: number; dhcp?: boolean; tenant: string; label: string[] }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
-      const n = await api.post<Network>('/v1/networks', { name, subnet: o.subnet, gateway: o.gateway, segment: o.segment, tenant: o.tenant, labels: parseLabels(o.label) });
+      const n = await api.post<Network>('/v1/networks', { name, subnet: o.subnet, gateway: o.gateway, segment: o.segment, dhcp: o.dhcp, tenant: o.tenant, labels: parseLabels(o.label) });
       if (json) return printJson(n);
-      process.stdout.write(`network ${n.name} created (${n.id}): ${n.spec.subnet}, segment ${n.spec.segment}${n.spec.gateway ? `, gateway ${n.spec.gateway}` : ''}, tenant ${n.spec.tenant}\n`);
+      const dhcp = n.spec.dhcp ? `, DHCP from ${n.spec.dhcp.server}` : '';
+      process.stdout.write(`network ${n.name} created (${n.id}): ${n.spec.subnet}, segment ${n.spec.segment}${n.spec.gateway ? `, gateway ${n.spec.gateway}` : ''}${dhcp}, tenant ${n.spec.tenant}\n`);
     });
   net
     .command('list')
@@ -56,6 +58,7 @@ export function networkCommands(program: Command): void {
         subnet: n.spec.subnet,
         gateway: n.spec.gateway,
         segment: n.spec.segment,
+        dhcp: n.spec.dhcp ? `on, from ${n.spec.dhcp.server} (each host answers its own guests)` : 'off (static configuration)',
         addresses: `${n.addresses.used} used, ${n.addresses.free} free`,
         instances: n.instances.map((i) => `${i.name}: ${i.address} ${i.mac}${i.host ? ` on ${i.host}` : ''}`),
         hosts: n.status.hosts.map((h) => `${h.hostName}: ${h.state}${h.peers.length ? `, floods to ${h.peers.join(' ')}` : ''}${h.error ? ` (${h.error})` : ''}`),

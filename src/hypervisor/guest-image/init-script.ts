@@ -25,7 +25,21 @@ GW=$(arg outrig.gw)
 ip link set eth0 up
 ip addr add \${ADDR:-10.0.2.15/24} dev eth0
 ip route add default via \${GW:-10.0.2.2}
-# NICs on Outrig networks: outrig.nicN=MAC,ADDRESS/PREFIX[,GATEWAY] (N from 1), matched by MAC.
+# NICs on Outrig networks: outrig.nicN=MAC,ADDRESS/PREFIX[,GATEWAY] (N from 1), matched by MAC;
+# outrig.nicN=MAC,dhcp asks the network's DHCP server (udhcpc runs this script with the lease).
+cat > /bin/outrig-dhcp <<'EOF'
+#!/bin/busybox sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev $interface
+    ip addr add $ip/$mask dev $interface
+    [ -n "$mtu" ] && ip link set $interface mtu $mtu
+    r=$router; [ -n "$r" ] || r=none
+    echo "$ip/$mask $r $serverid" > /tmp/dhcp.$interface ;;
+esac
+exit 0
+EOF
+chmod +x /bin/outrig-dhcp
 for n in 1 2 3 4 5 6 7 8 9; do
   NIC=$(arg outrig.nic$n)
   [ -n "$NIC" ] || continue
@@ -37,9 +51,17 @@ for n in 1 2 3 4 5 6 7 8 9; do
   done
   if [ -z "$IF" ]; then echo "outrig-guest: no NIC with MAC $MAC"; continue; fi
   ip link set $IF up
-  ip addr add $NADDR dev $IF
+  HOW=static
+  if [ "$NADDR" = dhcp ]; then
+    HOW=dhcp NADDR=none NGW=
+    udhcpc -i $IF -n -q -t 30 -T 1 -s /bin/outrig-dhcp >/dev/null 2>&1 || echo "outrig-guest: no DHCP lease on $IF"
+    [ -e /tmp/dhcp.$IF ] && read NADDR NGW SERVER < /tmp/dhcp.$IF && HOW=dhcp-from-$SERVER
+    [ "$NGW" = none ] && NGW=
+  else
+    ip addr add $NADDR dev $IF
+  fi
   [ -n "$NETDEV" ] || NETDEV=$IF
-  echo "OUTRIG-NIC $IF mac=$MAC address=$NADDR gateway=$NGW mtu=$(cat /sys/class/net/$IF/mtu)"
+  echo "OUTRIG-NIC $IF mac=$MAC address=$NADDR gateway=$NGW mtu=$(cat /sys/class/net/$IF/mtu) config=$HOW"
 done
 # Reachability probe for tests: outrig.probe=A+B+... makes the guest try each address once a
 # second, by ARP (layer 2: does any frame reach it) and ICMP, and print each round's results.

@@ -67,6 +67,10 @@ test('a segment leaves a host only when no guest tap is on its bridge', () => {
   const noTap = links.filter((l) => l.name !== 'ot0123456789ab0');
   assert.deepEqual(planSegmentRemoval(noTap, 100), { commands: [['ip', 'link', 'del', 'ovx100'], ['ip', 'link', 'del', 'obr100']] });
   assert.deepEqual(planSegmentRemoval(noTap, 101), { commands: [] });
+  // The network's own DHCP server port does not hold the segment (the agent stops that server first).
+  const dhcpOnly: Link[] = [...noTap, { name: 'odh100', mtu: 1450, up: true, kind: 'veth', master: 'obr100' }];
+  assert.equal(planSegmentRemoval(dhcpOnly, 100).busy, undefined);
+  assert.match(planSegmentRemoval([...dhcpOnly, { name: 'odh101', mtu: 1450, up: true, kind: 'veth', master: 'obr100' }], 100).busy ?? '', /odh101/);
 });
 
 test('device names fit in 15 characters', () => {
