@@ -11,7 +11,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, mkdtempSync, openSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { Archiver, type BackupOptions } from './archiver.ts';
 import { Chunker, chunkLengths } from './chunker.ts';
@@ -19,6 +19,7 @@ import { detectBootLoader, detectMounts, type BootLoader, type FsView, type Moun
 import { bootAreas, readDiskLayout, sfdiskScript, type DiskLayout } from './disk-layout.ts';
 import type { Repository, SnapshotRecord } from './repository.ts';
 import { Restorer } from './restorer.ts';
+import { installExtlinux } from './extlinux.ts';
 
 const run = promisify(execFile);
 
@@ -156,12 +157,8 @@ export async function backupDiskImage(repo: Repository, image: string, opts: Bac
 export async function restoreDiskImage(repo: Repository, snapshot: SnapshotRecord, image: string): Promise<void> {
   const m = snapshot.manifest as BmrManifest | undefined;
   if (!m || m.kind !== 'disk-image' || !m.bmrReady) throw new Error('this snapshot is not BMR-ready: it has no disk layout (make it from a disk or volume)');
-  if (m.bootLoader?.kind === 'extlinux') {
-    // Its sector list of ldlinux.sys does not survive a file-level rebuild (shared/research/bootable-disk.md).
-    throw new Error(
-      `this disk boots with extlinux (configuration ${m.bootLoader.config ?? '?'} on partition ${m.bootLoader.partition}), which a rebuild would leave unbootable: ` +
-        'Outrig does not reinstall extlinux yet; restore its files (--target) onto a disk you prepare and run extlinux --install there',
-    );
+  if (m.bootLoader?.kind === 'extlinux' && !m.bootLoader.config) {
+    throw new Error(`this disk boots with extlinux from partition ${m.bootLoader.partition}, but the backup found no extlinux configuration next to ldlinux.sys, so it cannot be installed again`);
   }
   const ss = m.layout.table.sectorSize;
   writeFileSync(image, '');
@@ -189,9 +186,24 @@ export async function restoreDiskImage(repo: Repository, snapshot: SnapshotRecor
         throw new Error(`mkfs for partition ${f.partition} failed: ${e.stderr?.trim() || e.message}`, { cause: e });
       });
     }
+    await reinstallExtlinux(m, image);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * extlinux's boot record holds the sector list of ldlinux.sys, which a filesystem rebuilt file by
+ * file no longer matches (shared/research/bootable-disk.md): it is installed again. GRUB finds its
+ * root by filesystem UUID, which the rebuild keeps, and needs nothing.
+ */
+async function reinstallExtlinux(m: BmrManifest, image: string): Promise<void> {
+  const b = m.bootLoader;
+  if (b?.kind !== 'extlinux' || !b.config) return;
+  const p = m.layout.partitions.find((x) => x.index === b.partition);
+  if (!p) throw new Error(`extlinux's partition ${b.partition} is not in the backed-up partition table`);
+  const ss = m.layout.table.sectorSize;
+  await installExtlinux(image, { offset: p.start * ss, sizeBytes: p.size * ss }, posix.dirname(b.config), b.config);
 }
 
 /** A debugfs command argument: quoted, since paths may hold spaces. */
@@ -275,6 +287,9 @@ export async function restoreFilesIntoImage(repo: Repository, snapshot: Snapshot
       if (r.status !== 0) throw new Error(`debugfs could not write the files into partition ${f.partition}: ${r.stderr.toString().trim()}`);
     }
     if (o.bootAreas) for (const a of m.bootAreas) await writeRaw(repo, image, a.offset, a.content);
+    // ldlinux.sys written again by debugfs sits in other blocks than its boot record points to.
+    const loaderDir = m.bootLoader?.kind === 'extlinux' && m.bootLoader.config ? `/p${m.bootLoader.partition}${posix.dirname(m.bootLoader.config)}` : undefined;
+    if (loaderDir && include.some((x) => x === loaderDir || loaderDir.startsWith(`${x}/`) || x.startsWith(`${loaderDir}/`))) await reinstallExtlinux(m, image);
     return { paths: include };
   } finally {
     rmSync(work, { recursive: true, force: true });

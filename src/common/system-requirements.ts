@@ -58,6 +58,18 @@ export const DISK_IMAGE_REQUIREMENTS: Requirement[] = [
   { pkg: 'grub-pc-bin', what: 'GRUB for BIOS (boot.img)', present: () => existsSync('/usr/lib/grub/i386-pc/boot.img') },
 ];
 
+/** extlinux put back on a rebuilt filesystem (bare-metal and system-state recovery of extlinux disks). */
+export const EXTLINUX_REQUIREMENTS: Requirement[] = [
+  { pkg: 'extlinux', what: 'extlinux', present: () => onPath('extlinux') },
+  { pkg: 'mount', what: 'losetup and mount', present: () => onPath('losetup') && onPath('mount') },
+];
+
+/** The extlinux variant of the test disk: syslinux's MBR boot code. */
+export const EXTLINUX_DISK_REQUIREMENTS: Requirement[] = [
+  ...EXTLINUX_REQUIREMENTS,
+  { pkg: 'syslinux-common', what: "syslinux's mbr.bin", present: () => existsSync('/usr/lib/syslinux/mbr/mbr.bin') },
+];
+
 /** Backups: extended attributes and ACLs are read and written with Debian's attr tools. */
 export const BACKUP_REQUIREMENTS: Requirement[] = [
   { pkg: 'attr', what: 'getfattr and setfattr', present: () => onPath('getfattr') && onPath('setfattr') },
@@ -87,7 +99,7 @@ export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with
 
 export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
   vm: VM_REQUIREMENTS,
-  'disk-tests': [...DISK_TEST_REQUIREMENTS, ...DISK_IMAGE_REQUIREMENTS],
+  'disk-tests': [...DISK_TEST_REQUIREMENTS, ...DISK_IMAGE_REQUIREMENTS, ...EXTLINUX_DISK_REQUIREMENTS],
   bench: BENCH_REQUIREMENTS,
   backup: BACKUP_REQUIREMENTS,
   'port-auth': PORT_AUTH_REQUIREMENTS,

@@ -113,3 +113,41 @@ test('system-state recovery puts the broken boot configuration back and leaves n
   execFileSync('e2fsck', ['-fn', `${disk.path}?offset=${offset}`], { stdio: 'ignore' });
   assert.equal(await boots(disk.path, disk.readyMarker), true, 'the disk boots again after the system-state restore');
 });
+
+test('an extlinux disk is rebuilt with extlinux installed again, and a system-state restore that rewrites ldlinux.sys installs it again too', async () => {
+  const disk = await buildTestDisk(join(tmp.path, 'ext.raw'), { bootLoader: 'extlinux', rootUuid: '0b0e0b0e-2222-4222-8333-000000000001' });
+  const layout = await readDiskLayout(disk.path, disk.sizeBytes);
+  const offset = layout.partitions[0]!.start * 512;
+  const files = filesOf(disk.path, offset);
+  assert.ok(files['/boot/syslinux/ldlinux.sys'] && files['/boot/syslinux/extlinux.conf']);
+  assert.equal(await boots(disk.path, disk.readyMarker), true, 'the extlinux disk boots as built');
+
+  const storage = new LocalStorage(join(tmp.path, 'repo-ext'));
+  await storage.create();
+  const repo = await Repository.init(storage, undefined);
+  const { id, manifest } = await backupDiskImage(repo, disk.path);
+  assert.deepEqual(manifest.bootLoader, { kind: 'extlinux', partition: 1, config: '/boot/syslinux/extlinux.conf' });
+  assert.equal(manifest.bmrReady, true);
+
+  // Bare-metal: the filesystem is made anew from the files, so ldlinux.sys lands in new blocks.
+  const rebuilt = join(tmp.path, 'ext-rebuilt.raw');
+  await restoreDiskImage(repo, await repo.findSnapshot(id), rebuilt);
+  const after = await readDiskLayout(rebuilt, disk.sizeBytes);
+  assert.deepEqual(after.partitions, layout.partitions);
+  assert.deepEqual(after.filesystems.map((f) => [f.uuid, f.label]), layout.filesystems.map((f) => [f.uuid, f.label]));
+  const back = filesOf(rebuilt, offset);
+  // extlinux --install rewrites ldlinux.sys (it patches the file with its own location) and ldlinux.c32: all else is as backed up.
+  for (const f of Object.keys(files).filter((x) => !/\/ldlinux\.(sys|c32)$/.test(x))) assert.deepEqual(back[f], files[f], f);
+  execFileSync('e2fsck', ['-fn', `${rebuilt}?offset=${offset}`], { stdio: 'ignore' });
+  assert.equal(await boots(rebuilt, disk.readyMarker), true, 'the rebuilt extlinux disk boots to the ready marker');
+
+  // System state: a broken configuration, then the SSR group (/p1/boot, ldlinux.sys with it) put back.
+  writeFileSync(join(tmp.path, 'broken.conf'), 'DEFAULT nothing\nPROMPT 0\nTIMEOUT 1\n');
+  debugfs(rebuilt, offset, 'rm /boot/syslinux/extlinux.conf', true);
+  debugfs(rebuilt, offset, `write ${join(tmp.path, 'broken.conf')} /boot/syslinux/extlinux.conf`, true);
+  assert.equal(await boots(rebuilt, disk.readyMarker, 30_000), false, 'the broken disk does not boot');
+  await restoreSystemState(repo, await repo.findSnapshot(id), rebuilt);
+  assert.equal(debugfs(rebuilt, offset, 'cat /boot/syslinux/extlinux.conf'), debugfs(disk.path, offset, 'cat /boot/syslinux/extlinux.conf'));
+  execFileSync('e2fsck', ['-fn', `${rebuilt}?offset=${offset}`], { stdio: 'ignore' });
+  assert.equal(await boots(rebuilt, disk.readyMarker), true, 'the disk boots again after the system-state restore');
+});
