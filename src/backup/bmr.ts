@@ -9,7 +9,7 @@
  * In the snapshot, partition N's files are under /pN.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, mkdtempSync, openSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, mkdirSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync, readdirSync, readFileSync, readlinkSync, mkdtempSync, openSync, readSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, closeSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,6 +19,7 @@ import { detectBootLoader, detectMounts, type BootLoader, type FsView, type Moun
 import { bootAreas, readDiskLayout, sfdiskScript, type DiskLayout } from './disk-layout.ts';
 import type { Repository, SnapshotRecord } from './repository.ts';
 import { Restorer } from './restorer.ts';
+import { findLiveDisk, parseMountinfo, type LiveDisk } from './live-disk.ts';
 import { installExtlinux } from './extlinux.ts';
 
 const run = promisify(execFile);
@@ -95,10 +96,49 @@ async function writeRaw(repo: Repository, image: string, offset: number, ids: st
 
 const FILE_SYSTEMS = /^ext[234]$/;
 
+type DiskBackup = { id: string; snapshot: SnapshotRecord; manifest: BmrManifest };
+
 /** Backs up a disk image (a volume's snapshot exported as a file, or a disk): BMR-ready when every partition is covered. */
-export async function backupDiskImage(repo: Repository, image: string, opts: BackupOptions = {}): Promise<{ id: string; snapshot: SnapshotRecord; manifest: BmrManifest }> {
-  const layout = await readDiskLayout(image, statSync(image).size);
-  const work = mkdtempSync(join(tmpdir(), 'outrig-bmr-'));
+export async function backupDiskImage(repo: Repository, image: string, opts: BackupOptions = {}): Promise<DiskBackup> {
+  return backupDisk(repo, image, statSync(image).size, new Map(), opts);
+}
+
+/**
+ * A bare-metal record of this running machine's disk (the one holding `path`): the partition
+ * table, boot areas and filesystem identities read from the disk, and each mounted filesystem's
+ * files read through its mount (a consistent view, unlike the device under a live filesystem).
+ */
+export async function backupLiveDisk(repo: Repository, path: string, opts: BackupOptions = {}): Promise<DiskBackup & { disk: LiveDisk }> {
+  const disk = findLiveDisk(path);
+  return { ...(await backupDisk(repo, disk.device, disk.sizeBytes, disk.mounted, opts)), disk };
+}
+
+/**
+ * A mounted filesystem, seen at `at` without the filesystems mounted inside it (a bind mount is
+ * not recursive) and read-only. The caller unmounts it.
+ */
+async function bindReadOnly(mountPoint: string, at: string): Promise<void> {
+  await run('mount', ['--bind', '-o', 'ro', mountPoint, at]).catch((e: Error & { stderr?: string }) => {
+    throw new Error(`could not bind ${mountPoint} read-only to read it: ${e.stderr?.trim() || e.message}`, { cause: e });
+  });
+}
+
+/** Mount points under `dir`, deepest first. */
+function mountsUnder(dir: string): string[] {
+  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'))
+    .map((e) => e.mountPoint)
+    .filter((m) => m === dir || m.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Backs up a disk (image file or device): each ext filesystem file by file, from its mount when
+ * `mounted` names one (a live machine) or else out of the disk with debugfs; the rest as above.
+ */
+async function backupDisk(repo: Repository, image: string, sizeBytes: number, mounted: Map<number, string>, opts: BackupOptions): Promise<DiskBackup> {
+  const layout = await readDiskLayout(image, sizeBytes);
+  // Real path: the mount table names mounts by it.
+  const work = realpathSync(mkdtempSync(join(tmpdir(), 'outrig-bmr-')));
   try {
     const sources: { path: string; as: string }[] = [];
     const filesystems: BmrManifest['filesystems'] = [];
@@ -106,9 +146,13 @@ export async function backupDiskImage(repo: Repository, image: string, opts: Bac
       const p = layout.partitions.find((x) => x.index === fs.partition)!;
       const dir = join(work, `p${fs.partition}`);
       mkdirSync(dir);
-      await run('debugfs', ['-R', `rdump / ${dir}`, `${image}?offset=${p.start * layout.table.sectorSize}`]);
-      // mkfs makes its own lost+found on restore.
-      rmSync(join(dir, 'lost+found'), { recursive: true, force: true });
+      const mountPoint = mounted.get(fs.partition);
+      if (mountPoint) await bindReadOnly(mountPoint, dir);
+      else {
+        await run('debugfs', ['-R', `rdump / ${dir}`, `${image}?offset=${p.start * layout.table.sectorSize}`]);
+        // mkfs makes its own lost+found on restore.
+        rmSync(join(dir, 'lost+found'), { recursive: true, force: true });
+      }
       sources.push({ path: dir, as: `/p${fs.partition}` });
       filesystems.push({ partition: fs.partition, path: `/p${fs.partition}` });
     }
@@ -149,8 +193,16 @@ export async function backupDiskImage(repo: Repository, image: string, opts: Bac
     const { id, snapshot } = await new Archiver(repo, { ...opts, manifest }).run(sources);
     return { id, snapshot, manifest };
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    await removeWork(work);
   }
+}
+
+/** The work directory, its binds undone first. Never a recursive delete across a mount that stayed: it would reach into the machine's files. */
+async function removeWork(work: string): Promise<void> {
+  for (const m of mountsUnder(work)) await run('umount', [m]).catch(() => undefined);
+  const left = mountsUnder(work);
+  if (left.length) throw new Error(`could not unmount ${left.join(', ')}: unmount by hand, then remove ${work}`);
+  rmSync(work, { recursive: true, force: true });
 }
 
 /** Rebuilds a disk image from a BMR-ready snapshot: table, boot areas, filesystems with their identities. */

@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import ora, { type Ora } from 'ora';
 import { Archiver } from '../../backup/archiver.ts';
-import { backupDiskImage, restoreDiskImage, restoreSystemState, type BmrManifest } from '../../backup/bmr.ts';
+import { backupDiskImage, backupLiveDisk, restoreDiskImage, restoreSystemState, type BmrManifest } from '../../backup/bmr.ts';
+import { findLiveDisk } from '../../backup/live-disk.ts';
 import { WrongPassphraseError } from '../../backup/crypto.ts';
 import { acquireLock, type Lock } from '../../backup/lock.ts';
 import { prune, type Retention } from '../../backup/prune.ts';
@@ -132,10 +133,11 @@ export function backupCommands(program: Command): void {
       .option('--name <name>', 'cluster: name of the backup (default: <volume>-<time>)')
       .option('--repository <dir>', "cluster: repository directory as the volume's host sees it (default: the cluster's)")
       .option('--disk <image>', 'standalone: a raw disk image: its files, partition table, filesystem identities and boot loader, for bare-metal recovery')
+      .option('--bmr', "standalone: a bare-metal record of this machine's disk holding PATH: every filesystem on it (each read through its mount), the partition table, identities and boot loader")
       .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
       .option('--parent <snapshot>', 'standalone: compare against this snapshot to skip unchanged files (default: the latest one of the same paths and host)'),
   ).action(
-    async (paths: string[], o: { tag: string[]; parent?: string; disk?: string; volume?: string; instance?: string; host?: string; name?: string; repository?: string } & WaitFlags, cmd: Command) => {
+    async (paths: string[], o: { tag: string[]; parent?: string; disk?: string; bmr?: boolean; volume?: string; instance?: string; host?: string; name?: string; repository?: string } & WaitFlags, cmd: Command) => {
       const f = flags(cmd);
       if (!f.repo) {
         if (o.disk) throw new CliError('disk images are backed up standalone: give --repo DIR', 2);
@@ -145,7 +147,24 @@ export function backupCommands(program: Command): void {
       }
       if (o.volume || o.instance || o.host) throw new CliError('--volume, --instance and --host go through the controller: drop --repo', 2);
       if (!o.disk === !paths.length) throw new CliError('give paths to back up, or --disk IMAGE (one of them)', 2);
+      if (o.bmr && !paths.length) throw new CliError('--bmr goes with a path on the disk to record (e.g. /)', 2);
+      if (o.bmr) {
+        const disks = new Set(paths.map((p) => liveDiskOf(p).device));
+        if (disks.size > 1) throw new CliError(`the paths are on more than one disk (${[...disks].join(', ')}): make one bare-metal record per disk`, 2);
+      }
       const repo = await openRepo(f);
+      if (o.bmr) {
+        const start = Date.now();
+        const r = await locked(repo, 'backup', false, () => backupLiveDisk(repo, resolve(paths[0]!), { tags: o.tag }));
+        const mounted = [...r.disk.mounted].map(([partition, mountPoint]) => ({ partition, mountPoint }));
+        const out = { id: r.id, disk: r.disk.device, bmrReady: r.manifest.bmrReady, partitions: r.manifest.layout.partitions.length, filesystems: r.manifest.layout.filesystems, mounted, seconds: (Date.now() - start) / 1000 };
+        if (f.json) return printJson(out);
+        process.stdout.write(
+          `snapshot ${r.id.slice(0, 8)} saved: disk ${r.disk.device} (${r.manifest.layout.table.label}, ${out.partitions} partitions, ${r.snapshot.stats.files} files; ` +
+            `${mounted.map((m) => `/p${m.partition} read from ${m.mountPoint}`).join(', ') || 'no filesystem mounted'}), BMR-ready, in ${out.seconds.toFixed(1)} s\n`,
+        );
+        return;
+      }
       if (o.disk) {
         const start = Date.now();
         const r = await locked(repo, 'backup', false, () => backupDiskImage(repo, resolve(o.disk!), { tags: o.tag }));
@@ -366,4 +385,12 @@ export function backupCommands(program: Command): void {
       for (const id of r.removed) process.stdout.write(`${o.dryRun ? 'would remove' : 'remove'} ${id.slice(0, 8)}\n`);
       if (!o.dryRun) process.stdout.write(`${r.packsDeleted} packs deleted, ${r.packsRewritten} rewritten, ${bytes(r.bytesFreed)} freed\n`);
     });
+}
+
+function liveDiskOf(path: string) {
+  try {
+    return findLiveDisk(resolve(path));
+  } catch (e) {
+    throw new CliError((e as Error).message, 2);
+  }
 }
