@@ -51,8 +51,9 @@ export interface LiveDisk {
 }
 
 /** The partitioned disk holding the filesystem of `path`, and the mounts of its partitions. */
-export function findLiveDisk(path: string, sys = '/sys', mountinfo = '/proc/self/mountinfo'): LiveDisk {
-  const entries = parseMountinfo(readFileSync(mountinfo, 'utf8'));
+export function findLiveDisk(path: string, o: { sys?: string; mountinfo?: string; dev?: string } = {}): LiveDisk {
+  const sys = o.sys ?? '/sys';
+  const entries = parseMountinfo(readFileSync(o.mountinfo ?? '/proc/self/mountinfo', 'utf8'));
   const real = realpathSync(path);
   const m = mountOf(entries, real);
   if (!m) throw new Error(`${path} is on no mounted filesystem`);
@@ -63,7 +64,7 @@ export function findLiveDisk(path: string, sys = '/sys', mountinfo = '/proc/self
     throw new Error(`${path} is on ${basename(partDir)}, which is not a partition of a disk (a whole-disk filesystem, LVM or RAID): a bare-metal record is for partitioned disks`);
   }
   const diskDir = dirname(partDir);
-  const device = join('/dev', basename(diskDir));
+  const device = join(o.dev ?? '/dev', basename(diskDir));
   if (!existsSync(device)) throw new Error(`the disk of ${path} has no device node ${device}`);
   const mounted = new Map<number, string>();
   for (const child of readdirSync(diskDir)) {
