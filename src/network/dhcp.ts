@@ -124,7 +124,9 @@ export async function isolate(segment: number): Promise<void> {
 export async function releaseDhcp(segment: number, tag: string, instanceId: string): Promise<void> {
   const f = filesOf(segment, tag);
   if (!existsSync(f.leases)) return;
-  const leases = withLeases(readDhcpLeases(segment, tag), instanceId, []);
+  const current = readDhcpLeases(segment, tag);
+  if (!current.some((l) => l.instanceId === instanceId)) return;
+  const leases = withLeases(current, instanceId, []);
   if (leases.length) {
     writeAtomically(f.hosts, hostsFile(leases));
     writeAtomically(f.leases, JSON.stringify(leases));
