@@ -8,7 +8,8 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { Archiver } from '../backup/archiver.ts';
-import { backupDiskImage, restoreDiskImage, restoreFilesIntoImage, restoreSystemState } from '../backup/bmr.ts';
+import { backupDiskImage, backupLiveDisk, restoreDiskImage, restoreFilesIntoImage, restoreSystemState, type BmrManifest } from '../backup/bmr.ts';
+import { findLiveDisk } from '../backup/live-disk.ts';
 import { Restorer } from '../backup/restorer.ts';
 import { acquireLock } from '../backup/lock.ts';
 import { copyImageToExport, withExportImage } from '../backup/nbd-source.ts';
@@ -102,19 +103,7 @@ export class VolumeBackups {
           (image) => backupDiskImage(repo, image, { tags: o.tags, host: o.source, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) }),
           this.work(),
         );
-        return {
-          snapshotId: r.id,
-          bmrReady: r.manifest.bmrReady,
-          files: r.snapshot.stats.files,
-          bytes: r.snapshot.stats.bytes,
-          addedBytes: repo.stats.bytesStored,
-          partitions: r.manifest.layout.partitions.length,
-          filesystems: r.manifest.layout.filesystems.map((f) => ({ partition: f.partition, type: f.type, uuid: f.uuid, label: f.label })),
-          systemState: r.manifest.ssr,
-          bootLoader: r.manifest.bootLoader,
-          mounts: r.manifest.mounts,
-          seconds: (Date.now() - start) / 1000,
-        };
+        return diskResult(r, repo, start);
       });
     } finally {
       await this.storage.deleteSnapshot(o.volumeId, o.backupId);
@@ -171,10 +160,19 @@ export class VolumeBackups {
   }
 
   /** A host's own files, file by file, incremental against the last backup of the same paths from this host. */
-  async files(o: { paths: string[]; repository: BackupRepoRef; tags: string[] }, onProgress: ProgressSink): Promise<BackupResult> {
-    requireTools(BACKUP_REQUIREMENTS.slice(0, 1), 'backups');
+  async files(o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean }, onProgress: ProgressSink): Promise<BackupResult> {
+    requireTools(o.bmr ? VOLUME_BACKUP_REQUIREMENTS : BACKUP_REQUIREMENTS.slice(0, 1), 'backups');
     const start = Date.now();
     const progress = throttled(onProgress);
+    if (o.bmr) {
+      // Every path must be on the disk recorded: a record of one disk cannot stand for another.
+      const disks = new Set(o.paths.map((p) => findLiveDisk(p).device));
+      if (disks.size > 1) throw new Error(`the paths are on more than one disk (${[...disks].join(', ')}): make one bare-metal record per disk`);
+      return withRepo(o.repository, 'backup', async (repo) => {
+        const r = await backupLiveDisk(repo, o.paths[0]!, { tags: o.tags, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
+        return { ...diskResult(r, repo, start), diskBytes: r.disk.sizeBytes };
+      });
+    }
     return withRepo(o.repository, 'backup', async (repo) => {
       const paths = [...o.paths].sort();
       const parent = (await repo.snapshots()).filter((s) => s.hostname === hostname() && JSON.stringify(s.paths) === JSON.stringify(paths)).at(-1);
@@ -209,4 +207,21 @@ export class VolumeBackups {
       if (known) await repo.removeSnapshot(snapshotId);
     });
   }
+}
+
+/** What a disk's backup (a volume's, or a host's own disk) answers with. */
+function diskResult(r: { id: string; snapshot: SnapshotRecord; manifest: BmrManifest }, repo: Repository, start: number): BackupResult {
+  return {
+    snapshotId: r.id,
+    bmrReady: r.manifest.bmrReady,
+    files: r.snapshot.stats.files,
+    bytes: r.snapshot.stats.bytes,
+    addedBytes: repo.stats.bytesStored,
+    partitions: r.manifest.layout.partitions.length,
+    filesystems: r.manifest.layout.filesystems.map((f) => ({ partition: f.partition, type: f.type, uuid: f.uuid, label: f.label })),
+    systemState: r.manifest.ssr,
+    bootLoader: r.manifest.bootLoader,
+    mounts: r.manifest.mounts,
+    seconds: (Date.now() - start) / 1000,
+  };
 }

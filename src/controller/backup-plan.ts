@@ -37,8 +37,11 @@ export function planBackup(b: Backup, ctx: BackupPlanContext): BackupPlan {
   if (st.lastOp?.state === 'sent' && ctx.answer) {
     st.lastOp = { ...st.lastOp, state: ctx.answer.ok ? 'succeeded' : 'failed', error: ctx.answer.error, at };
     if (ctx.answer.ok && st.lastOp.opId === ids.create) {
-      if (Value.Check(BackupResult, ctx.answer.result)) st.result = ctx.answer.result;
-      else st.lastOp = { ...st.lastOp, state: 'failed', error: 'the agent answered without a usable backup result' };
+      if (Value.Check(BackupResult, ctx.answer.result)) {
+        st.result = ctx.answer.result;
+        // A host's disk: its size is known only now, and a volume rebuilt from it needs it.
+        st.sizeBytes ??= st.result.diskBytes;
+      } else st.lastOp = { ...st.lastOp, state: 'failed', error: 'the agent answered without a usable backup result' };
     }
   }
   const last = st.lastOp;

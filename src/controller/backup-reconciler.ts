@@ -84,7 +84,7 @@ export class BackupReconciler {
       kind === 'backup.create'
         ? { opId, kind, backupId: b.id, volumeId: b.spec.volume!, repository, tags: b.spec.tags, source: plan.status.volumeName ?? b.spec.volume! }
         : kind === 'backup.files'
-          ? { opId, kind, backupId: b.id, paths: b.spec.paths ?? [], repository, tags: b.spec.tags }
+          ? { opId, kind, backupId: b.id, paths: b.spec.paths ?? [], repository, tags: b.spec.tags, bmr: b.spec.bmr }
           : { opId, kind, repository, snapshotId: plan.status.result!.snapshotId };
     hub.sendOp(target, op).catch(() => this.o.enqueue(id));
   }

@@ -136,7 +136,7 @@ export const AgentOp = Type.Union([
   /** Backs a volume up from a disk-engine snapshot; answers with a BackupResult. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.create'), backupId: Type.String(), volumeId: Type.String(), repository: BackupRepoRef, tags: Type.Array(Type.String()), source: Type.String() }),
   /** Backs up files of this host (file-level, incremental against the last backup of the same paths). */
-  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.files'), backupId: Type.String(), paths: Type.Array(Type.String()), repository: BackupRepoRef, tags: Type.Array(Type.String()) }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.files'), backupId: Type.String(), paths: Type.Array(Type.String()), repository: BackupRepoRef, tags: Type.Array(Type.String()), bmr: Type.Optional(Type.Boolean()) }),
   /** Restores files of a snapshot under a directory of this host; answers with the count. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-files'), repository: BackupRepoRef, snapshotId: Type.String(), target: Type.String(), include: Type.Array(Type.String()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.forget'), repository: BackupRepoRef, snapshotId: Type.String() }),

@@ -15,6 +15,8 @@ export const BackupSpec = Type.Object({
   /** Or a host's own files: the host (id) whose agent reads them, and the absolute paths. */
   host: Type.Optional(Type.String()),
   paths: Type.Optional(Type.Array(Type.String())),
+  /** With host: a bare-metal record of the host's disk holding the paths (every filesystem on it, layout, boot loader). */
+  bmr: Type.Optional(Type.Boolean()),
   /** Repository directory, as the volume's host sees it. */
   repository: Type.String(),
   tags: Type.Array(Type.String()),
@@ -40,6 +42,8 @@ export const BackupResult = Type.Object({
   bootLoader: Type.Optional(Type.Object({ kind: Type.String(), partition: Type.Optional(Type.Integer()), config: Type.Optional(Type.String()) })),
   mounts: Type.Optional(Type.Array(Type.Object({ partition: Type.Integer(), mountPoint: Type.String(), options: Type.Optional(Type.String()) }))),
   seconds: Type.Number(),
+  /** The recorded disk's size (a host's bare-metal record; a volume's size is known from the volume). */
+  diskBytes: Type.Optional(Type.Integer()),
   /** Files that could not be read (a host's files: the snapshot holds the rest). */
   unreadable: Type.Optional(Type.Array(Type.Object({ path: Type.String(), error: Type.String() }))),
 });

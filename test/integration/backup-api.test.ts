@@ -20,6 +20,9 @@ import type { Volume } from '../../src/model/volume.ts';
 import { refusals } from '../helpers/refusals.ts';
 import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
 import { waitUntil } from '../helpers/wait.ts';
+import { filesOf } from '../helpers/disk-files.ts';
+import { mountDiskImage } from '../helpers/loop-disk.ts';
+import { readDiskLayout } from '../../src/backup/disk-layout.ts';
 
 const run = promisify(execFile);
 
@@ -191,6 +194,44 @@ describe('backup API', { timeout: 300_000 }, () => {
     const again = await settled('files-2');
     assert.equal(again.status.phase, 'completed');
     assert.ok(again.status.result!.addedBytes < 64 * 1024, `added ${again.status.result!.addedBytes} bytes`);
+  });
+
+  test("a host's own disk, recorded bare-metal by its agent through its mounts, rebuilds into a volume", async () => {
+    await refused('POST', '/v1/backups', { volume: 'machine', bmr: true }, 400, /bmr goes with host and paths/);
+    const disk = await buildTestDisk(join(env.dir.path, 'host-disk.raw'), { rootUuid: '0b0e0b0e-4444-4222-8333-000000000001', data: { sizeMiB: 8, uuid: '0b0e0b0e-4444-4222-8333-000000000002', files: { 'd.txt': 'host data\n' } } });
+    const root = join(env.dir.path, 'host-root');
+    // The agent runs on this machine: the "host's disk" is the image on a loop device, mounted.
+    const machine = await mountDiskImage(disk.path, root);
+    try {
+      writeFileSync(join(root, 'etc-live.conf'), 'written while mounted\n');
+      await api.post('/v1/backups', { host: 'bk-host', paths: [root], bmr: true, name: 'host-disk' });
+      const b = await settled('host-disk');
+      assert.equal(b.status.phase, 'completed', b.status.message);
+      assert.equal(b.status.result?.bmrReady, true);
+      assert.deepEqual(b.status.result?.filesystems.map((f) => [f.partition, f.uuid]), [[1, '0b0e0b0e-4444-4222-8333-000000000001'], [2, '0b0e0b0e-4444-4222-8333-000000000002']]);
+      assert.equal(b.status.sizeBytes, disk.sizeBytes, "the disk's size, for a volume rebuilt from it");
+      // A path on no disk partition: the backup fails with the reason.
+      await api.post('/v1/backups', { host: 'bk-host', paths: ['/proc'], bmr: true, name: 'host-proc' });
+      const p = await settled('host-proc');
+      assert.equal(p.status.phase, 'failed');
+      assert.match(p.status.message ?? '', /no block device/);
+    } finally {
+      machine.release();
+    }
+    const layout = await readDiskLayout(disk.path, disk.sizeBytes);
+    const offsets = layout.partitions.map((x) => x.start * 512);
+    const before = offsets.map((o) => filesOf(disk.path, o));
+    assert.ok(before[0]!['/etc-live.conf'] && before[1]!['/d.txt']);
+
+    const v = await api.post<Volume>('/v1/volumes', { name: 'from-host', source: { backup: 'host-disk' } });
+    await ready('from-host');
+    assert.equal((await volume('from-host'))!.spec.sizeBytes, disk.sizeBytes);
+    const back = join(env.dir.path, 'from-host.raw');
+    await run('nbdcopy', [`nbd+unix:///${v.id}?socket=${env.agent.storage.nbdSocket}`, back]);
+    const after = await readDiskLayout(back, disk.sizeBytes);
+    assert.deepEqual(after.partitions, layout.partitions);
+    assert.deepEqual(after.filesystems.map((f) => [f.uuid, f.label]), layout.filesystems.map((f) => [f.uuid, f.label]));
+    assert.deepEqual(offsets.map((o) => filesOf(back, o)), before, "each filesystem's files, and only its own");
   });
 
   test('deleting a backup forgets its snapshot in the repository', async () => {

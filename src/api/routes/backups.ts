@@ -15,6 +15,7 @@ const CreateBackup = Type.Object(
     instance: Type.Optional(Type.String({ minLength: 1, description: 'or an instance: its boot volume' })),
     host: Type.Optional(Type.String({ minLength: 1, description: "or a host's own files: the host (id or name) whose agent reads them" })),
     paths: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 64, description: 'with host: absolute paths to back up' })),
+    bmr: Type.Optional(Type.Boolean({ description: "with host: a bare-metal record of the host's disk holding the paths (every filesystem on it, the layout and boot loader), which can rebuild it into a volume" })),
     repository: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "repository directory as the volume's host sees it (default: the cluster's)" })),
     tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32 })),
     ...MetadataFields,
@@ -71,6 +72,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       const b = req.body;
       if ([b.volume, b.instance, b.host].filter(Boolean).length !== 1) throw new ApiError(400, 'invalid_request', 'give volume, instance, or host with paths (one of them)');
       if (!b.host !== !b.paths) throw new ApiError(400, 'invalid_request', 'paths go with host (a host\'s own files), and host needs paths');
+      if (b.bmr && !b.host) throw new ApiError(400, 'invalid_request', "bmr goes with host and paths (a host's own disk); a volume's backup is BMR-ready anyway");
       const repository = b.repository ? normalize(b.repository) : s.controller.backups.defaultRepository;
       if (!isAbsolute(repository)) throw new ApiError(400, 'invalid_request', `repository must be an absolute path, got '${b.repository}'`);
       if (b.host) {
@@ -78,13 +80,13 @@ export function backupRoutes(app: Api, s: ApiServices): void {
         if (!host) throw new ApiError(422, 'unknown_host', `host '${b.host}' does not exist`);
         const bad = b.paths!.find((p) => !isAbsolute(p));
         if (bad) throw new ApiError(400, 'invalid_request', `paths must be absolute, got '${bad}'`);
-        const name = b.name ?? backupName(`${host.name}-files`, new Date());
+        const name = b.name ?? backupName(`${host.name}-${b.bmr ? 'disk' : 'files'}`, new Date());
         if (await s.store.backups.find(name)) throw new ApiError(409, 'exists', `a backup named '${name}' exists`);
         const created = await s.store.backups.create({
           name,
           labels: b.labels,
           annotations: b.annotations,
-          spec: { host: host.id, paths: [...new Set(b.paths!.map((p) => normalize(p)))], repository, tags: b.tags ?? [] },
+          spec: { host: host.id, paths: [...new Set(b.paths!.map((p) => normalize(p)))], bmr: b.bmr || undefined, repository, tags: b.tags ?? [] },
           status: { phase: 'pending', conditions: [] },
         });
         await s.controller.reconcileNow('backup', created.id);

@@ -34,7 +34,7 @@ function describe(b: Backup | undefined, name: string): string {
   return `backup ${b.name} of ${source(b)}: ${b.status.phase}${done}${progressText(b.status.progress, b.status.startedAt)}${b.status.message ? ` (${b.status.message})` : ''}`;
 }
 
-export async function clusterCreate(cmd: Command, o: { volume?: string; instance?: string; host?: string; paths: string[]; name?: string; tag: string[]; repository?: string } & WaitFlags): Promise<void> {
+export async function clusterCreate(cmd: Command, o: { volume?: string; instance?: string; host?: string; paths: string[]; bmr?: boolean; name?: string; tag: string[]; repository?: string } & WaitFlags): Promise<void> {
   const ctx = contextOf(cmd);
   if ([o.volume, o.instance, o.host].filter(Boolean).length !== 1) throw new CliError('give --volume VOLUME, --instance INSTANCE, or --host HOST PATH... (or --repo DIR for a standalone backup)', 2);
   const b = await ctx.api.post<Backup>('/v1/backups', {
@@ -43,6 +43,7 @@ export async function clusterCreate(cmd: Command, o: { volume?: string; instance
     instance: o.instance,
     host: o.host,
     paths: o.host ? o.paths : undefined,
+    bmr: o.bmr,
     tags: o.tag.length ? o.tag : undefined,
     repository: o.repository,
   });

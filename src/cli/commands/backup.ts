@@ -133,7 +133,7 @@ export function backupCommands(program: Command): void {
       .option('--name <name>', 'cluster: name of the backup (default: <volume>-<time>)')
       .option('--repository <dir>', "cluster: repository directory as the volume's host sees it (default: the cluster's)")
       .option('--disk <image>', 'standalone: a raw disk image: its files, partition table, filesystem identities and boot loader, for bare-metal recovery')
-      .option('--bmr', "standalone: a bare-metal record of this machine's disk holding PATH: every filesystem on it (each read through its mount), the partition table, identities and boot loader")
+      .option('--bmr', "a bare-metal record of the disk holding PATH (standalone: this machine's; with --host: that host's): every filesystem on it (each read through its mount), the partition table, identities and boot loader")
       .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
       .option('--parent <snapshot>', 'standalone: compare against this snapshot to skip unchanged files (default: the latest one of the same paths and host)'),
   ).action(

@@ -5,8 +5,8 @@
  * partition table, the same filesystem UUID, label and features, and the same files.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { backupDiskImage, backupLiveDisk, restoreDiskImage, restoreSystemState } from '../../../src/backup/bmr.ts';
@@ -17,6 +17,7 @@ import { Repository } from '../../../src/backup/repository.ts';
 import { LocalStorage } from '../../../src/backup/storage.ts';
 import { buildTestDisk } from '../../../src/hypervisor/guest-image/test-disk.ts';
 import { debugfs, filesOf } from '../../helpers/disk-files.ts';
+import { mountDiskImage } from '../../helpers/loop-disk.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { waitUntil } from '../../helpers/wait.ts';
 
@@ -157,28 +158,18 @@ test("a live machine's disk (mounted filesystems, one inside the other) is recor
   const layout = await readDiskLayout(disk.path, disk.sizeBytes);
   const [rootOffset, dataOffset] = layout.partitions.map((p) => p.start * 512) as [number, number];
   // The "machine": the disk on a loop device, its root mounted, the data filesystem mounted inside it.
-  const loop = execFileSync('losetup', ['--find', '--show', disk.path], { encoding: 'utf8' }).trim();
   const root = join(tmp.path, 'live-root');
-  const mounted: string[] = [];
+  const machine = await mountDiskImage(disk.path, root);
   let result: Awaited<ReturnType<typeof backupLiveDisk>> | undefined;
   const storage = new LocalStorage(join(tmp.path, 'repo-live'));
   await storage.create();
   const repo = await Repository.init(storage, undefined);
   try {
-    // This kernel has no MBR partition parser: partx adds the partitions (shared/research/bootable-disk.md).
-    if (!existsSync(`${loop}p1`)) execFileSync('partx', ['--add', loop]);
-    await waitUntil('the partition devices', () => existsSync(`${loop}p1`) && existsSync(`${loop}p2`), 10_000, 50);
-    mkdirSync(root);
-    execFileSync('mount', [`${loop}p1`, root]);
-    mounted.unshift(root);
-    mkdirSync(join(root, 'data'));
-    execFileSync('mount', [`${loop}p2`, join(root, 'data')]);
-    mounted.unshift(join(root, 'data'));
     writeFileSync(join(root, 'written-live.txt'), 'written while the machine runs\n');
     writeFileSync(join(root, 'data', 'more.txt'), 'more data\n');
 
     result = await backupLiveDisk(repo, root);
-    assert.equal(result.disk.device, loop);
+    assert.equal(result.disk.device, machine.loop);
     assert.deepEqual([...result.disk.mounted].sort(), [[1, root], [2, join(root, 'data')]]);
     assert.deepEqual(result.manifest.filesystems, [{ partition: 1, path: '/p1' }, { partition: 2, path: '/p2' }]);
     assert.equal(result.manifest.bmrReady, true);
@@ -186,9 +177,7 @@ test("a live machine's disk (mounted filesystems, one inside the other) is recor
     const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '');
     assert.deepEqual(mountPoints.filter((m) => m.includes('outrig-bmr-') && !m.startsWith(tmp.path)), [], 'no mount left behind');
   } finally {
-    for (const m of mounted) execFileSync('umount', [m]);
-    spawnSync('partx', ['--delete', loop]);
-    execFileSync('losetup', ['--detach', loop]);
+    machine.release();
   }
   const files = filesOf(disk.path, rootOffset);
   const dataFiles = filesOf(disk.path, dataOffset);
