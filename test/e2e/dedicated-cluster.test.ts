@@ -21,6 +21,7 @@ import { ClusterCa } from '../../src/pki/ca.ts';
 import { generateKeyPair } from '../../src/pki/keys.ts';
 import { createLan, type Lan } from '../helpers/netns.ts';
 import { NetnsCluster, probeRounds } from '../helpers/netns-cluster.ts';
+import { assertServersApart } from '../helpers/dhcp.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -77,7 +78,8 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     await ok('image', 'build-test');
     await ok('tenant', 'create', 'acme');
     await ok('tenant', 'create', 'other');
-    segA = (await json<Network>('network', 'create', 'net-a', '--tenant', 'acme', '--subnet', '10.10.0.0/24', '--gateway', '10.10.0.1')).spec.segment;
+    // net-a has DHCP: its hosts' servers share the address 10.10.0.2 and must not hear each other through the switch.
+    segA = (await json<Network>('network', 'create', 'net-a', '--tenant', 'acme', '--subnet', '10.10.0.0/24', '--gateway', '10.10.0.1', '--dhcp')).spec.segment;
     segX = (await json<Network>('network', 'create', 'net-x', '--tenant', 'other', '--subnet', '10.20.0.0/24', '--gateway', '10.20.0.1')).spec.segment;
     await ok('host-cluster', 'create', 'dc-a', '--tenant', 'acme', '--network', 'net-a');
     await ok('host-cluster', 'create', 'dc-x', '--tenant', 'other', '--network', 'net-x');
@@ -115,15 +117,21 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
         for (const h of others) await ok('host', 'uncordon', h);
       }
     };
-    const a1 = await create('a1', 'h1', 'acme', 'net-a', '10.10.0.3');
-    const a2 = await create('a2', 'h2', 'acme', 'net-a', '10.10.0.2');
-    const x1 = await create('x1', 'h3', 'other', 'net-x', '10.10.0.2+10.10.0.3');
-    assert.deepEqual([a1, a2, x1].map((i) => [i.status.hostName, i.spec.nics?.[0]?.address]), [['h1', '10.10.0.2'], ['h2', '10.10.0.3'], ['h3', '10.20.0.2']]);
+    const a1 = await create('a1', 'h1', 'acme', 'net-a', '10.10.0.4');
+    const a2 = await create('a2', 'h2', 'acme', 'net-a', '10.10.0.3');
+    const x1 = await create('x1', 'h3', 'other', 'net-x', '10.10.0.3+10.10.0.4');
+    // 10.10.0.2 is net-a's DHCP address.
+    assert.deepEqual([a1, a2, x1].map((i) => [i.status.hostName, i.spec.nics?.[0]?.address]), [['h1', '10.10.0.3'], ['h2', '10.10.0.4'], ['h3', '10.20.0.2']]);
     const consoleOf = (n: string) => ok('instance', 'console', n);
     const upFrom = (name: string, target: string) =>
       waitUntil(`${name} to reach ${target}`, async () => probeRounds(await consoleOf(name)).find((r) => r.targets[target]?.arp && r.targets[target]?.icmp), 180_000, 1000);
-    await upFrom('a1', '10.10.0.3');
-    await upFrom('a2', '10.10.0.2');
+    await upFrom('a1', '10.10.0.4');
+    await upFrom('a2', '10.10.0.3');
+    // Addresses by DHCP from each host's own server, over the authenticated ports.
+    for (const i of [a1, a2]) {
+      assert.match(await consoleOf(i.name), new RegExp(`^OUTRIG-NIC eth1 mac=${i.spec.nics![0]!.mac} address=${i.spec.nics![0]!.address.replace(/\./g, '\\.')}/24 gateway=10\\.10\\.0\\.1 mtu=\\d+ config=dhcp-from-10\\.10\\.0\\.2$`, 'm'));
+    }
+    assertServersApart(segA, [a1, a2]);
     // A tap, and why not a virtual function of the dedicated port (a veth here: no SR-IOV).
     const nic = (await json<Instance>('instance', 'show', 'a1')).status.network.nics?.[0];
     assert.equal(nic?.mode, 'tap');
@@ -136,7 +144,7 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
       const rs = probeRounds(await consoleOf('x1')).filter((r) => r.round > start);
       return rs.length >= 5 ? rs : undefined;
     }, 120_000, 1000);
-    for (const r of rounds) for (const t of ['10.10.0.2', '10.10.0.3']) assert.deepEqual(r.targets[t], { arp: false, icmp: false }, `x1 round ${r.round} reached ${t}`);
+    for (const r of rounds) for (const t of ['10.10.0.3', '10.10.0.4']) assert.deepEqual(r.targets[t], { arp: false, icmp: false }, `x1 round ${r.round} reached ${t}`);
   });
 
   test('no certificate, an expired principal, another CA\'s principal or a certificate naming no network: no network', async () => {
@@ -185,7 +193,7 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     // It cannot come back: a new authentication with the revoked principal is refused by RADIUS.
     await waitUntil('a2 no longer reached from a1', async () => {
       const rs = probeRounds(await ok('instance', 'console', 'a1'));
-      return rs.length >= 2 && rs.slice(-2).every((r) => !r.targets['10.10.0.3']?.arp);
+      return rs.length >= 2 && rs.slice(-2).every((r) => !r.targets['10.10.0.4']?.arp);
     }, 60_000, 1000);
     assert.equal(masterOf('d2'), undefined);
   });

@@ -12,14 +12,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { DHCP_RUN_DIR } from '../../src/network/dhcp.ts';
-import type { DhcpLease } from '../../src/network/index.ts';
 import { after, before, describe, test } from 'node:test';
 import type { Host } from '../../src/model/host.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Network } from '../../src/model/network.ts';
+import { assertServersApart, dhcpServers, netnsNames } from '../helpers/dhcp.ts';
 import { createLan, type Lan } from '../helpers/netns.ts';
 import { NetnsCluster, probeRounds } from '../helpers/netns-cluster.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -29,23 +26,6 @@ type NetworkView = Network & { addresses: { used: number; free: number } };
 
 function linksIn(ns: string): string[] {
   return (JSON.parse(execFileSync('ip', ['-n', ns, '-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[]).map((l) => l.ifname);
-}
-
-function netnsNames(): string[] {
-  const out = execFileSync('ip', ['-j', 'netns', 'list'], { encoding: 'utf8' }).trim();
-  return out ? (JSON.parse(out) as { name: string }[]).map((n) => n.name) : [];
-}
-
-/** The DHCP servers of a segment on this machine (every agent's), from their run directories. */
-function dhcpServers(segment: number) {
-  if (!existsSync(DHCP_RUN_DIR)) return [];
-  return readdirSync(DHCP_RUN_DIR)
-    .filter((d) => d.startsWith(`outrig-dhcp-${segment}-`))
-    .map((d) => {
-      const dir = join(DHCP_RUN_DIR, d);
-      const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), 'utf8') : '');
-      return { dir, leases: JSON.parse(read('leases.json') || '[]') as DhcpLease[], log: read('dnsmasq.log') };
-    });
 }
 
 describe('virtual networks across hosts (network namespaces, VXLAN, real guests)', () => {
@@ -188,15 +168,7 @@ describe('virtual networks across hosts (network namespaces, VXLAN, real guests)
     await waitUntil('d2 to reach d1', async () => probeRounds(await consoleOf('d2')).find((r) => r.targets['10.40.0.3']?.arp && r.targets['10.40.0.3']?.icmp), 180_000, 1000);
     // One server per host; each heard only its own guest (without the isolated ports, h2's server
     // would have logged d1's requests as "no address available").
-    const servers = dhcpServers(net.spec.segment);
-    assert.equal(servers.length, 2, `two DHCP servers: ${servers.map((x) => x.dir).join(' ')}`);
-    for (const [mine, theirs] of [[d1, d2], [d2, d1]] as const) {
-      const server = servers.find((x) => x.leases.some((l) => l.instanceId === mine.id));
-      assert.ok(server, `a server has ${mine.name}'s lease`);
-      assert.deepEqual(server.leases.map((l) => l.mac), [mine.spec.nics![0]!.mac]);
-      assert.match(server.log, new RegExp(`DHCPACK\\(dhcp0\\) ${mine.spec.nics![0]!.address} ${mine.spec.nics![0]!.mac}`));
-      assert.ok(!server.log.includes(theirs.spec.nics![0]!.mac), `${mine.name}'s server never heard ${theirs.name}`);
-    }
+    assertServersApart(net.spec.segment, [d1, d2]);
     assert.equal((await json<NetworkView>('network', 'show', 'net-d')).addresses.used, 3, 'the server address and two guests');
     // The servers go with the last guest on their host; then the network can go.
     for (const i of ['d1', 'd2']) await ok('instance', 'delete', i, '--timeout', '120');
