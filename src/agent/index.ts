@@ -68,7 +68,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   // Networks are probed before enrollment: the time between a certificate's issue and its first
   // use stays short (a short-lived certificate must not expire during the probe).
   const supplicant = new Supplicant({ dataDir: cfg.dataDir, port: cfg.network?.dedicatedPort, identity: name, keyPath: credStore.keyPath, caPath: credStore.caPath, log });
-  const network = new HostNetwork({ backend: cfg.network?.backend ?? 'auto', underlay: cfg.network?.underlay, log, supplicant, dhcpTag: dhcpTag(cfg.dataDir) });
+  const network = new HostNetwork({ backend: cfg.network?.backend ?? 'auto', underlay: cfg.network?.underlay, log, supplicant, dhcpTag: dhcpTag(cfg.dataDir), stateDir: join(cfg.dataDir, 'network') });
   await network.init();
 
   // Trust first: a stored certificate, or enrollment (discovery, CSR, perhaps an operator's approval).

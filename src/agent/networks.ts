@@ -3,21 +3,23 @@
  * start), the underlay address VXLAN runs over, each network's segment (bridge + VXLAN device)
  * and each guest's taps. Every call is idempotent: it reads what the kernel has first.
  */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Logger } from 'pino';
+import type { VmNetNic } from '../hypervisor/qemu-command.ts';
 import type { Inventory } from '../model/host.ts';
 import type { VmNic } from '../model/agent-protocol.ts';
-import { chooseBackend, dhcpSegments, ensureDhcp, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, isolate, mtuOf, probeBackends, readSriovNics, releaseDhcp, removeSegment, removeTaps, segmentMtu, stopDhcp, subnetAround, VfAllocator, type BackendProbe, type Underlay } from '../network/index.ts';
+import { chooseBackend, dhcpSegments, ensureDhcp, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, isolate, mtuOf, probeBackends, readSriovNics, releaseDhcp, removeSegment, removeTaps, segmentMtu, stopDhcp, subnetAround, untaggedVfCommand, VfAllocator, type BackendProbe, type HeldVf, type Underlay } from '../network/index.ts';
+import { applySysfsWrites, planVfioBind, planVfioRelease, readPciDevice, vfioLoaded } from '../network/vfio.ts';
 import type { Supplicant } from './supplicant.ts';
+
+const execFileAsync = promisify(execFile);
 
 export type BackendChoice = 'auto' | 'vxlan' | 'vlan';
 
-export interface PreparedNic {
-  tap: string;
-  mac: string;
-  mtu: number;
-  mode: 'tap';
-  reason: string;
-}
+export type PreparedNic = VmNetNic;
 
 export class HostNetwork {
   private probes: BackendProbe[] = [];
@@ -40,14 +42,17 @@ export class HostNetwork {
   }
 
   constructor(
-    /** dhcpTag: names this agent's DHCP namespaces apart from other agents' on the machine. */
-    private readonly o: { backend: BackendChoice; underlay?: string; log: Logger; supplicant?: Supplicant; dhcpTag: string },
+    /**
+     * dhcpTag: names this agent's DHCP namespaces apart from other agents' on the machine.
+     * stateDir: where the VFs guests hold are kept across agent restarts. sysfs: /sys (tests: a tree).
+     */
+    private readonly o: { backend: BackendChoice; underlay?: string; log: Logger; supplicant?: Supplicant; dhcpTag: string; stateDir: string; sysfs?: string },
   ) {}
 
   async init(): Promise<void> {
     this.probes = await probeBackends();
     try {
-      this.vfs = new VfAllocator(await readSriovNics('/sys/class/net'));
+      this.vfs = new VfAllocator(await readSriovNics(join(this.sysfs, 'class', 'net')), this.heldVfs());
     } catch (e) {
       this.vfsError = (e as Error).message;
     }
@@ -118,7 +123,12 @@ export class HostNetwork {
       if (p?.segment === n.segment) {
         await ensurePortSegment(n.segment, p.port);
         mtu = await mtuOf(p.port);
-        reason = this.whyNoVf(instanceId, i, n, p.port);
+        const vf = await this.passThroughVf(instanceId, i, n, p.port);
+        if (vf.mode === 'vf') {
+          out.push(vf);
+          continue;
+        }
+        reason = vf.reason;
       } else {
         const u = this.ready();
         await ensureSegment({ segment: n.segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu });
@@ -132,22 +142,53 @@ export class HostNetwork {
   }
 
   /**
-   * A NIC on the dedicated port's network could be a virtual function of that port. The allocator
-   * says whether one is there; passthrough (vfio-pci) is not built yet, so the NIC is a tap either
-   * way, and the reason says which.
+   * A NIC on the dedicated port's network gets a virtual function of that port when the allocator
+   * has one and the kernel can pass it through (vfio-pci, IOMMU): the port's switch side puts
+   * every frame of the port in the network, so the VF sends untagged, with its MAC fixed and
+   * spoof-checked. Otherwise the NIC is a tap, and the reason says why.
    */
-  private whyNoVf(instanceId: string, nicIndex: number, n: VmNic, port: string): string {
-    if (!this.vfs) return `SR-IOV could not be read: ${this.vfsError ?? 'unknown'}`;
+  private async passThroughVf(instanceId: string, nicIndex: number, n: VmNic, port: string): Promise<PreparedNic | { mode: 'tap'; reason: string }> {
+    if (!this.vfs) return { mode: 'tap', reason: `SR-IOV could not be read: ${this.vfsError ?? 'unknown'}` };
+    let a;
     try {
-      const a = this.vfs.allocate({ instanceId, nicIndex, networkSegment: n.segment, mac: n.mac, pf: port });
-      if (a.mode === 'vf') {
-        this.vfs.release(instanceId, nicIndex);
-        return `${port} has a free virtual function (VF ${a.vfIndex}, ${a.pciAddress}), but VF passthrough is not built yet`;
-      }
-      return a.reason;
+      a = this.vfs.allocate({ instanceId, nicIndex, networkSegment: n.segment, mac: n.mac, pf: port });
     } catch (e) {
-      return (e as Error).message;
+      return { mode: 'tap', reason: (e as Error).message };
     }
+    if (a.mode !== 'vf') return { mode: 'tap', reason: a.reason };
+    const plan = planVfioBind(await readPciDevice(this.sysfs, a.pciAddress), await vfioLoaded(this.sysfs));
+    if (!plan.ok) {
+      this.vfs.release(instanceId, nicIndex);
+      return { mode: 'tap', reason: `${port} has a free virtual function (VF ${a.vfIndex}, ${a.pciAddress}), but ${plan.reason}` };
+    }
+    try {
+      await execFileAsync('ip', untaggedVfCommand(port, a.vfIndex, n.mac).slice(1));
+      await applySysfsWrites(this.sysfs, plan.writes);
+    } catch (e) {
+      this.vfs.release(instanceId, nicIndex);
+      throw e;
+    }
+    this.saveHeldVfs();
+    return { mode: 'vf', pciAddress: a.pciAddress, mac: n.mac, reason: `VF ${a.vfIndex} of ${port} (${a.pciAddress}), untagged on the port's network` };
+  }
+
+  private get sysfs(): string {
+    return this.o.sysfs ?? '/sys';
+  }
+
+  private get heldFile(): string {
+    return join(this.o.stateDir, 'held-vfs.json');
+  }
+
+  private heldVfs(): HeldVf[] {
+    return existsSync(this.heldFile) ? (JSON.parse(readFileSync(this.heldFile, 'utf8')) as HeldVf[]) : [];
+  }
+
+  /** What a restarted agent must not hand out again: the VFs its running guests hold. */
+  private saveHeldVfs(): void {
+    mkdirSync(this.o.stateDir, { recursive: true });
+    writeFileSync(`${this.heldFile}.new`, JSON.stringify(this.vfs?.heldVfs() ?? []));
+    renameSync(`${this.heldFile}.new`, this.heldFile);
   }
 
   private async serveDhcp(instanceId: string, n: VmNic, mtu: number): Promise<void> {
@@ -161,8 +202,15 @@ export class HostNetwork {
   }
 
   release(instanceId: string): Promise<void> {
-    this.vfs?.release(instanceId);
     return this.one(async () => {
+      // A VF goes back to its own driver once the guest is gone.
+      const freed = this.vfs?.release(instanceId) ?? [];
+      for (const h of freed) {
+        if (h.mode !== 'vf') continue;
+        const vf = (await readSriovNics(join(this.sysfs, 'class', 'net'))).find((x) => x.name === h.pf)?.vfs.find((v) => v.index === h.vfIndex);
+        if (vf) await applySysfsWrites(this.sysfs, planVfioRelease(await readPciDevice(this.sysfs, vf.pciAddress)));
+      }
+      if (freed.some((h) => h.mode === 'vf')) this.saveHeldVfs();
       await removeTaps(instanceId);
       for (const segment of dhcpSegments(this.o.dhcpTag)) await releaseDhcp(segment, this.o.dhcpTag, instanceId);
     });

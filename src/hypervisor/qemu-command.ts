@@ -30,15 +30,26 @@ export interface VmMemoryPortion {
   hostNode?: number;
 }
 
-export interface VmTapNic {
-  tap: string;
-  mac: string;
-  /** Told to the guest's driver (virtio-net host_mtu): the network's MTU after VXLAN's headers. */
-  mtu: number;
-  /** How the NIC reaches its network (a tap on the bridge, for now always) and why not a virtual function. */
-  mode: 'tap';
-  reason: string;
-}
+/**
+ * A guest NIC on a network: a tap on the network's bridge (virtio-net), or a virtual function of
+ * the host's NIC handed to the guest whole (vfio-pci). `reason` says which, and why not the other.
+ */
+export type VmNetNic =
+  | {
+      mode: 'tap';
+      tap: string;
+      mac: string;
+      /** Told to the guest's driver (virtio-net host_mtu): the network's MTU after VXLAN's headers. */
+      mtu: number;
+      reason: string;
+    }
+  | {
+      mode: 'vf';
+      /** The VF's PCI address; its MAC is set on the physical function before the guest starts. */
+      pciAddress: string;
+      mac: string;
+      reason: string;
+    };
 
 export interface VmSpec {
   id: string;
@@ -58,7 +69,7 @@ export interface VmSpec {
   readyMarker?: string;
   mac: string;
   /** NICs on Outrig networks: taps made by the agent, opened by name. */
-  nics?: VmTapNic[];
+  nics?: VmNetNic[];
   /** Opaque to the driver: what the owner (the agent) needs to know about this VM after a restart. */
   owner: { generation: number; restartSeq: number };
 }
@@ -149,10 +160,11 @@ export function buildQemuArgs(spec: VmSpec, paths: VmPaths): string[] {
     '-netdev', `user,id=net0${hostfwd}`,
     '-device', `virtio-net-pci,netdev=net0,mac=${spec.mac},romfile=`,
     // After the management NIC on the command line, so the guest names them eth1, eth2, ...
-    ...(spec.nics ?? []).flatMap((n, i) => [
-      '-netdev', `tap,id=nic${i},ifname=${n.tap},script=no,downscript=no`,
-      '-device', `virtio-net-pci,netdev=nic${i},mac=${n.mac},host_mtu=${n.mtu},romfile=`,
-    ]),
+    ...(spec.nics ?? []).flatMap((n, i) =>
+      n.mode === 'vf'
+        ? ['-device', `vfio-pci,host=${n.pciAddress},id=nic${i}`]
+        : ['-netdev', `tap,id=nic${i},ifname=${n.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=nic${i},mac=${n.mac},host_mtu=${n.mtu},romfile=`],
+    ),
     '-device', 'virtio-balloon-pci,id=balloon0',
     '-qmp', `unix:${qemuOptValue(paths.qmpSocket)},server=on,wait=off`,
     '-qmp', `unix:${qemuOptValue(paths.inspectSocket)},server=on,wait=off`,

@@ -19,7 +19,8 @@ export const VmState = Type.Union([
 ]);
 export type VmState = Static<typeof VmState>;
 
-export const NicAttachment = Type.Object({ tap: Type.String(), mac: Type.String(), mode: Type.String(), reason: Type.String() });
+/** How a guest NIC reaches its network: `tap` names the tap device, or `pciAddress` the virtual function (mode vf). */
+export const NicAttachment = Type.Object({ tap: Type.Optional(Type.String()), pciAddress: Type.Optional(Type.String()), mac: Type.String(), mode: Type.String(), reason: Type.String() });
 export type NicAttachment = Static<typeof NicAttachment>;
 
 export const VmReport = Type.Object({

@@ -5,6 +5,6 @@ export { bridgeName, tapName, vxlanName } from './links.ts';
 export { ensurePortSegment, ensureSegment, ensureTap, mtuOf, findUnderlay, removeSegment, removeTaps, type Underlay } from './linux.ts';
 export { chooseBackend, probeBackends, type BackendProbe } from './probe.ts';
 export { segmentMtu } from './vxlan-plan.ts';
-export { readSriovNics, VfAllocator, type NicAssignment } from './sriov.ts';
+export { readSriovNics, untaggedVfCommand, VfAllocator, type HeldVf, type NicAssignment } from './sriov.ts';
 export { dhcpNames, dhcpTag, type DhcpLease } from './dhcp-plan.ts';
 export { dhcpSegments, ensureDhcp, isolate, releaseDhcp, stopDhcp } from './dhcp.ts';

@@ -489,6 +489,14 @@ export function vfCommand(pf: string, vfIndex: number, mac: string, segment: num
   return ['ip', 'link', 'set', pf, 'vf', String(vfIndex), 'mac', mac, 'vlan', String(segment), 'spoofchk', 'on', 'trust', 'off'];
 }
 
+/**
+ * The same for a VF on a port that is itself in the network (a dedicated host's authenticated
+ * port): no tag, the switch side places the whole port.
+ */
+export function untaggedVfCommand(pf: string, vfIndex: number, mac: string): Command {
+  return ['ip', 'link', 'set', pf, 'vf', String(vfIndex), 'mac', mac, 'vlan', '0', 'spoofchk', 'on', 'trust', 'off'];
+}
+
 function noSriov(nic: SriovNic): string {
   return `${nic.name} has no SR-IOV (no sriov_totalvfs${nic.driver ? `; driver ${nic.driver}` : ''})`;
 }

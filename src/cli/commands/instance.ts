@@ -138,7 +138,7 @@ export function instanceCommands(program: Command): void {
         forwards: i.status.network.forwards,
         nics: i.spec.nics?.map((n) => {
           const on = i.status.network.nics?.find((x) => x.mac === n.mac);
-          return `${n.networkName}: ${n.address}/${n.prefix} ${n.mac}${n.gateway ? ` gateway ${n.gateway}` : ''}${on ? ` (${on.mode} ${on.tap}: ${on.reason})` : ''}`;
+          return `${n.networkName}: ${n.address}/${n.prefix} ${n.mac}${n.gateway ? ` gateway ${n.gateway}` : ''}${on ? ` (${on.mode} ${on.tap ?? on.pciAddress}: ${on.reason})` : ''}`;
         }),
         bootedAt: i.status.bootedAt,
         readyAt: i.status.readyAt,

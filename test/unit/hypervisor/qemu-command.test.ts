@@ -59,3 +59,20 @@ test('MACs are stable per id, locally administered and unicast', () => {
   assert.notEqual(macFor('i-1'), macFor('i-2'));
   assert.match(macFor('i-1'), /^52:54:00(:[0-9a-f]{2}){3}$/);
 });
+
+test('network NICs after the management NIC: a tap as virtio-net with its MTU, a virtual function as vfio-pci', () => {
+  const a = buildQemuArgs(
+    {
+      ...spec,
+      nics: [
+        { mode: 'tap', tap: 'ot0123456789ab0', mac: '0a:58:0a:0a:00:02', mtu: 1450, reason: 'carried by VXLAN' },
+        { mode: 'vf', pciAddress: '0000:03:10.1', mac: '0a:58:0a:0a:00:03', reason: 'VF 0 of eth1' },
+      ],
+    },
+    paths,
+  );
+  assert.deepEqual(opt(a, '-netdev').slice(1), ['tap,id=nic0,ifname=ot0123456789ab0,script=no,downscript=no']);
+  assert.deepEqual(opt(a, '-device').filter((d) => /nic\d/.test(d)), ['virtio-net-pci,netdev=nic0,mac=0a:58:0a:0a:00:02,host_mtu=1450,romfile=', 'vfio-pci,host=0000:03:10.1,id=nic1']);
+  // The management NIC comes first, so the guest names the network NICs eth1, eth2.
+  assert.ok(a.indexOf('virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,romfile=') < a.indexOf('vfio-pci,host=0000:03:10.1,id=nic1'));
+});
