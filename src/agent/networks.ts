@@ -156,7 +156,10 @@ export class HostNetwork {
       return { mode: 'tap', reason: (e as Error).message };
     }
     if (a.mode !== 'vf') return { mode: 'tap', reason: a.reason };
-    const plan = planVfioBind(await readPciDevice(this.sysfs, a.pciAddress), await vfioLoaded(this.sysfs));
+    const plan = await readPciDevice(this.sysfs, a.pciAddress).then(
+      async (d) => planVfioBind(d, await vfioLoaded(this.sysfs)),
+      (e: Error) => ({ ok: false as const, reason: e.message }),
+    );
     if (!plan.ok) {
       this.vfs.release(instanceId, nicIndex);
       return { mode: 'tap', reason: `${port} has a free virtual function (VF ${a.vfIndex}, ${a.pciAddress}), but ${plan.reason}` };
