@@ -18,5 +18,8 @@ function find(path: string): string[] {
 
 const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test'];
 const files = roots.flatMap(find);
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', ...files], { stdio: 'inherit' });
+// --test-force-exit: a file whose tests are all done exits even if something it started left a
+// timer behind. Without it, a test file that had finished (trust.test.ts, once a test there had
+// failed) kept its process alive on one leftover timer, and CI hung instead of reporting.
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', '--test-force-exit', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

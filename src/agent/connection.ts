@@ -48,6 +48,8 @@ export class ControllerConnection {
         });
     });
     ws.on('message', (data) => {
+      // A stream being closed by close() delivers nothing more (a late welcome would start a heartbeat).
+      if (this.stopped) return;
       let msg: ControllerMessage;
       try {
         msg = JSON.parse(data.toString()) as ControllerMessage;

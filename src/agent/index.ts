@@ -331,9 +331,10 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     storage,
     async close(opts = {}) {
       clearInterval(renewTimer);
-      if (heartbeat) clearInterval(heartbeat);
       for (const t of consoles.values()) t.stop();
       await conn!.close();
+      // After the stream is closed: a welcome that arrived while it closed starts no new heartbeat.
+      if (heartbeat) clearInterval(heartbeat);
       vms.close();
       // The supplicant keeps the port authenticated across agent restarts, as VMs keep running.
       if (opts.stopDiskd) await storage.stop();
