@@ -3,19 +3,15 @@
  * start), the underlay address VXLAN runs over, each network's segment (bridge + VXLAN device)
  * and each guest's taps. Every call is idempotent: it reads what the kernel has first.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { VmNetNic } from '../hypervisor/qemu-command.ts';
 import type { Inventory } from '../model/host.ts';
 import type { VmNic } from '../model/agent-protocol.ts';
-import { chooseBackend, dhcpSegments, ensureDhcp, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, isolate, mtuOf, probeBackends, readSriovNics, releaseDhcp, removeSegment, removeTaps, segmentMtu, stopDhcp, subnetAround, untaggedVfCommand, VfAllocator, type BackendProbe, type HeldVf, type Underlay } from '../network/index.ts';
+import { chooseBackend, dhcpSegments, ensureDhcp, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, isolate, mtuOf, probeBackends, readSriovNics, releaseDhcp, removeSegment, removeTaps, segmentMtu, sh, stopDhcp, subnetAround, untaggedVfCommand, VfAllocator, type BackendProbe, type HeldVf, type Underlay } from '../network/index.ts';
 import { applySysfsWrites, planVfioBind, planVfioRelease, readPciDevice, vfioLoaded } from '../network/vfio.ts';
 import type { Supplicant } from './supplicant.ts';
-
-const execFileAsync = promisify(execFile);
 
 export type BackendChoice = 'auto' | 'vxlan' | 'vlan';
 
@@ -165,7 +161,7 @@ export class HostNetwork {
       return { mode: 'tap', reason: `${port} has a free virtual function (VF ${a.vfIndex}, ${a.pciAddress}), but ${plan.reason}` };
     }
     try {
-      await execFileAsync('ip', untaggedVfCommand(port, a.vfIndex, n.mac).slice(1));
+      await sh('ip', untaggedVfCommand(port, a.vfIndex, n.mac).slice(1));
       await applySysfsWrites(this.sysfs, plan.writes);
     } catch (e) {
       this.vfs.release(instanceId, nicIndex);

@@ -44,6 +44,11 @@ export function parseSubnet(s: string): ParsedSubnet {
   return { ok: true, subnet: { base, prefix } };
 }
 
+/** The dotted netmask of a prefix length (24 → 255.255.255.0). */
+export function netmask(prefix: number): string {
+  return formatIpv4(mask(prefix));
+}
+
 /** The subnet an address is in, given the prefix length (a NIC's address and its network's prefix). */
 export function subnetAround(address: string, prefix: number): Subnet | undefined {
   const a = parseIpv4(address);

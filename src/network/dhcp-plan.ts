@@ -8,7 +8,7 @@
  * and the shared address never meets itself across hosts. Pure: the adapter (dhcp.ts) runs it.
  */
 import { createHash } from 'node:crypto';
-import { formatIpv4, type Subnet } from './cidr.ts';
+import { formatIpv4, netmask, type Subnet } from './cidr.ts';
 import { dhcpPortName } from './links.ts';
 
 export interface DhcpLease {
@@ -40,10 +40,6 @@ export function dhcpNames(segment: number, tag: string) {
 /** A short stable tag for this agent, from its data directory. */
 export function dhcpTag(dataDir: string): string {
   return createHash('sha256').update(dataDir).digest('hex').slice(0, 8);
-}
-
-export function netmask(prefix: number): string {
-  return formatIpv4(prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0);
 }
 
 /** dnsmasq's arguments: DHCP only (port=0 turns DNS off), static leases from the hosts file, as an unprivileged user. */

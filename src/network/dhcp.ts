@@ -3,31 +3,19 @@
  * server outlives the agent (as guests do) and its state lives under /run, which goes with a
  * reboot exactly as the namespace and the guests do. Every call reads what is there first.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { DHCP_REQUIREMENTS, requireTools } from '../common/system-requirements.ts';
-import { bridgeName } from './links.ts';
-import { readLinks } from './linux.ts';
+import { bridgeName, dhcpPortName } from './links.ts';
+import { readLinks, sh } from './linux.ts';
 import { dhcpNames, dnsmasqArgs, hostsFile, parseLeases, withLeases, type DhcpLease, type DhcpServerWanted } from './dhcp-plan.ts';
-
-const exec = promisify(execFile);
 
 export const DHCP_RUN_DIR = '/run/outrig/dhcp';
 
 function filesOf(segment: number, tag: string) {
   const dir = join(DHCP_RUN_DIR, dhcpNames(segment, tag).netns);
   return { dir, hosts: join(dir, 'hosts'), leases: join(dir, 'leases.json'), pid: join(dir, 'dnsmasq.pid'), log: join(dir, 'dnsmasq.log') };
-}
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  try {
-    return (await exec(cmd, args)).stdout;
-  } catch (e) {
-    const err = e as { stderr?: string; message: string };
-    throw new Error(`${[cmd, ...args].join(' ')} failed: ${(err.stderr ?? err.message).trim()}`, { cause: e });
-  }
 }
 
 async function namespaces(): Promise<string[]> {
@@ -48,7 +36,7 @@ function runningPid(f: ReturnType<typeof filesOf>): number | undefined {
   }
 }
 
-export function readDhcpLeases(segment: number, tag: string): DhcpLease[] {
+function readDhcpLeases(segment: number, tag: string): DhcpLease[] {
   const f = filesOf(segment, tag);
   return existsSync(f.leases) ? parseLeases(readFileSync(f.leases, 'utf8')) : [];
 }
@@ -113,7 +101,7 @@ export async function ensureDhcp(w: DhcpServerWanted, instanceId: string, mine: 
 export async function isolate(segment: number): Promise<void> {
   const br = bridgeName(segment);
   const links = await readLinks();
-  const port = dhcpNames(segment, '').port;
+  const port = dhcpPortName(segment);
   if (!links.some((l) => l.name === port)) return;
   for (const l of links) {
     if (l.master === br && l.kind !== 'tun') await sh('ip', ['link', 'set', l.name, 'type', 'bridge_slave', 'isolated', 'on']);

@@ -25,15 +25,18 @@ export async function readLinks(): Promise<Link[]> {
   return parseLinks(await json('ip', ['-j', '-d', 'link', 'show']));
 }
 
-async function run(commands: Command[]): Promise<void> {
-  for (const [cmd, ...args] of commands) {
-    try {
-      await exec(cmd!, args);
-    } catch (e) {
-      const err = e as { stderr?: string; message: string };
-      throw new Error(`${[cmd, ...args].join(' ')} failed: ${(err.stderr ?? err.message).trim()}`, { cause: e });
-    }
+/** Runs one command; its stdout, or an error naming the command and what it printed. */
+export async function sh(cmd: string, args: string[]): Promise<string> {
+  try {
+    return (await exec(cmd, args)).stdout;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`${[cmd, ...args].join(' ')} failed: ${(err.stderr ?? err.message).trim()}`, { cause: e });
   }
+}
+
+async function run(commands: Command[]): Promise<void> {
+  for (const [cmd, ...args] of commands) await sh(cmd!, args);
 }
 
 interface AddrInfo {

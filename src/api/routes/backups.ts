@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
 import { Type } from 'typebox';
-import { BackupResource, backupName } from '../../model/backup.ts';
+import { BackupResource, backupName, type Backup } from '../../model/backup.ts';
+import type { Volume } from '../../model/volume.ts';
 import { Name } from '../../model/common.ts';
 import { DIRECT_OP_PREFIX } from '../../controller/controller.ts';
 import { ApiError } from '../errors.ts';
@@ -144,6 +145,28 @@ export function backupRoutes(app: Api, s: ApiServices): void {
     return { vol, hostId };
   };
 
+  /** Sends a restore into a volume no VM uses to its host's agent and answers with what it put back. */
+  const restoreIntoVolume = async (
+    b: Backup,
+    snapshotId: string,
+    volumeRef: string,
+    op: { kind: 'backup.restore-system-state' } | { kind: 'backup.restore-into-volume'; include: string[] },
+    failure: (vol: Volume) => string,
+  ) => {
+    const { vol, hostId } = await idleVolume(volumeRef);
+    const start = Date.now();
+    const tag = op.kind === 'backup.restore-system-state' ? 'ssr' : 'into';
+    const r = await s.hub.sendOp(hostId, {
+      ...op,
+      opId: `${DIRECT_OP_PREFIX}${tag}/${vol.id}/${randomBytes(6).toString('hex')}`,
+      volumeId: vol.id,
+      repository: s.controller.backups.repo(b.spec.repository),
+      snapshotId,
+    });
+    if (!r.ok) throw new ApiError(500, 'restore_failed', `${failure(vol)}: ${r.error ?? 'unknown error'}`);
+    return { backup: b.id, volume: vol.id, restored: (r.result as { paths?: string[] } | undefined)?.paths ?? [], seconds: (Date.now() - start) / 1000 };
+  };
+
   app.post(
     '/backups/:ref/restore-files',
     {
@@ -192,17 +215,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
     async (req) => {
       const { b, result } = await completedBackup(req.params.ref);
       if (!result.systemState.length) throw new ApiError(422, 'no_system_state', `backup '${b.name}' holds no system state (no /etc or /boot on its filesystems)`);
-      const { vol, hostId } = await idleVolume(req.body.volume);
-      const start = Date.now();
-      const r = await s.hub.sendOp(hostId, {
-        opId: `${DIRECT_OP_PREFIX}ssr/${vol.id}/${randomBytes(6).toString('hex')}`,
-        kind: 'backup.restore-system-state',
-        volumeId: vol.id,
-        repository: s.controller.backups.repo(b.spec.repository),
-        snapshotId: result.snapshotId,
-      });
-      if (!r.ok) throw new ApiError(500, 'restore_failed', `system-state restore failed: ${r.error ?? 'unknown error'}`);
-      return { backup: b.id, volume: vol.id, restored: ((r.result as { paths?: string[] } | undefined)?.paths ?? []), seconds: (Date.now() - start) / 1000 };
+      return restoreIntoVolume(b, result.snapshotId, req.body.volume, { kind: 'backup.restore-system-state' }, () => 'system-state restore failed');
     },
   );
 
@@ -225,18 +238,8 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       const roots = result.filesystems.filter((f) => /^ext[234]$/.test(f.type)).map((f) => `/p${f.partition}`);
       const outside = req.body.include.find((p) => !roots.some((r) => normalize(p) === r || normalize(p).startsWith(`${r}/`)));
       if (outside) throw new ApiError(422, 'unknown_path', `include: '${outside}' is on none of backup ${b.name}'s filesystems (${roots.join(', ') || 'none read file by file'})`);
-      const { vol, hostId } = await idleVolume(req.body.volume);
-      const start = Date.now();
-      const r = await s.hub.sendOp(hostId, {
-        opId: `${DIRECT_OP_PREFIX}into/${vol.id}/${randomBytes(6).toString('hex')}`,
-        kind: 'backup.restore-into-volume',
-        volumeId: vol.id,
-        repository: s.controller.backups.repo(b.spec.repository),
-        snapshotId: result.snapshotId,
-        include: req.body.include.map((p) => normalize(p)),
-      });
-      if (!r.ok) throw new ApiError(500, 'restore_failed', `restore into volume ${vol.name} failed: ${r.error ?? 'unknown error'}`);
-      return { backup: b.id, volume: vol.id, restored: ((r.result as { paths?: string[] } | undefined)?.paths ?? []), seconds: (Date.now() - start) / 1000 };
+      const include = req.body.include.map((p) => normalize(p));
+      return restoreIntoVolume(b, result.snapshotId, req.body.volume, { kind: 'backup.restore-into-volume', include }, (vol) => `restore into volume ${vol.name} failed`);
     },
   );
 }
