@@ -3,14 +3,11 @@
  * partition's start, size, type, UUID, name, flags), each filesystem's type, UUID, label, block
  * size and creation features, and the raw areas a boot loader lives in outside any filesystem
  * (the MBR and the gap after it, a BIOS-boot partition). Read from a disk image from the outside,
- * with no loop device and no mount: sfdisk, blkid and dumpe2fs (measured in
- * shared/research/bootable-disk.md). Parsing is pure and tested on recorded output.
+ * with no loop device and no mount, by Outrig's own reader in a sandbox (src/guest-disk: a guest's
+ * disk is hostile input, and sfdisk, blkid and dumpe2fs are C parsers of it).
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { hasControl, readLayout } from '../guest-disk/index.ts';
 
-const run = promisify(execFile);
-const SECTOR = 512;
 /** GPT partition type of a BIOS-boot partition (GRUB's core.img lives in it). */
 export const BIOS_BOOT_GUID = '21686148-6449-6E6F-744E-656564454649';
 
@@ -34,6 +31,8 @@ export interface FilesystemIdentity {
   /** ext2/3/4 creation features (dumpe2fs), so mkfs can make the same kind of filesystem. */
   features?: string[];
   inodeSize?: number;
+  /** Inodes the filesystem was made with (a rebuild makes at least as many). */
+  inodesCount?: number;
 }
 
 export interface DiskLayout {
@@ -43,51 +42,14 @@ export interface DiskLayout {
   filesystems: FilesystemIdentity[];
 }
 
-interface SfdiskJson {
-  partitiontable: {
-    label: string;
-    id: string;
-    sectorsize?: number;
-    firstlba?: number;
-    lastlba?: number;
-    partitions?: { node: string; start: number; size: number; type: string; uuid?: string; name?: string; bootable?: boolean; attrs?: string }[];
-  };
+/** sfdisk's script takes a name in double quotes with no escapes: one with a quote or backslash is set apart (unquotableNames). */
+function quotable(name: string): boolean {
+  return !/["\\]/.test(name) && !hasControl(name);
 }
 
-export function parseSfdisk(json: string): Pick<DiskLayout, 'table' | 'partitions'> {
-  const t = (JSON.parse(json) as SfdiskJson).partitiontable;
-  if (t.label !== 'dos' && t.label !== 'gpt') throw new Error(`partition table type ${t.label} is not supported (dos and gpt are)`);
-  return {
-    table: { label: t.label, id: t.id, sectorSize: t.sectorsize ?? SECTOR, firstLba: t.firstlba, lastLba: t.lastlba },
-    partitions: (t.partitions ?? []).map((p) => {
-      const m = /(\d+)$/.exec(p.node);
-      const out: PartitionLayout = { index: m ? Number(m[1]) : 0, start: p.start, size: p.size, type: p.type };
-      if (p.uuid) out.uuid = p.uuid;
-      if (p.name) out.name = p.name;
-      if (p.bootable) out.bootable = true;
-      if (p.attrs) out.attrs = p.attrs;
-      return out;
-    }),
-  };
-}
-
-/** `blkid -o export` lines into a record. */
-export function parseBlkid(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of text.split('\n')) {
-    const i = line.indexOf('=');
-    if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
-  }
-  return out;
-}
-
-/** The header fields of `dumpe2fs -h` that recreating a filesystem needs. */
-export function parseDumpe2fs(text: string): { features: string[]; inodeSize?: number; blockSize?: number } {
-  const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
-  const features = (field('Filesystem features') ?? '').split(/\s+/).filter(Boolean);
-  const inode = field('Inode size');
-  const block = field('Block size');
-  return { features, inodeSize: inode ? Number(inode) : undefined, blockSize: block ? Number(block) : undefined };
+/** Partition names the script leaves out, to be set with `sfdisk --part-label` as plain arguments. */
+export function unquotableNames(l: Pick<DiskLayout, 'partitions'>): [number, string][] {
+  return l.partitions.filter((p) => p.name && !quotable(p.name)).map((p) => [p.index, p.name!]);
 }
 
 /** The sfdisk script that recreates the table exactly (ids, starts, sizes, types, flags). */
@@ -97,7 +59,7 @@ export function sfdiskScript(l: Pick<DiskLayout, 'table' | 'partitions'>): strin
   for (const p of l.partitions) {
     const f = [`start=${p.start}`, `size=${p.size}`, `type=${p.type}`];
     if (p.uuid) f.push(`uuid=${p.uuid}`);
-    if (p.name) f.push(`name="${p.name.replace(/"/g, '')}"`);
+    if (p.name && quotable(p.name)) f.push(`name="${p.name}"`);
     if (p.attrs) f.push(`attrs="${p.attrs}"`);
     if (p.bootable) f.push('bootable');
     lines.push(f.join(', '));
@@ -118,28 +80,25 @@ export function bootAreas(l: Pick<DiskLayout, 'table' | 'partitions'>): { offset
   return out;
 }
 
-/** Reads a disk image's layout and filesystem identities from the outside. */
-export async function readDiskLayout(image: string, sizeBytes: number): Promise<DiskLayout> {
-  const { stdout } = await run('sfdisk', ['--json', image]).catch((e: Error & { stderr?: string }) => {
-    throw new Error(`cannot read the partition table of ${image}: ${e.stderr?.trim() || e.message}`, { cause: e });
+/**
+ * Reads a disk's layout and filesystem identities from the outside. `warnings` name what was not
+ * kept (a partition name or filesystem label that is not printable); an ext filesystem whose
+ * superblock cannot be read is an error.
+ */
+export async function readDiskLayout(image: string, sizeBytes: number, warnings: string[] = []): Promise<DiskLayout> {
+  const { layout: l, warnings: w } = await readLayout(image, sizeBytes);
+  warnings.push(...w);
+  const broken = l.filesystems.find((f) => f.error);
+  if (broken) throw new Error(`partition ${broken.partition} holds an ext filesystem Outrig cannot read: ${broken.error}`);
+  const filesystems: FilesystemIdentity[] = l.filesystems.map((f) => {
+    const fs: FilesystemIdentity = { partition: f.partition, type: f.type };
+    if (f.uuid) fs.uuid = f.uuid;
+    if (f.label) fs.label = f.label;
+    if (f.blockSize) fs.blockSize = f.blockSize;
+    if (f.features) fs.features = f.features;
+    if (f.inodeSize) fs.inodeSize = f.inodeSize;
+    if (f.inodesCount) fs.inodesCount = f.inodesCount;
+    return fs;
   });
-  const base = parseSfdisk(stdout);
-  const filesystems: FilesystemIdentity[] = [];
-  for (const p of base.partitions) {
-    const offset = p.start * base.table.sectorSize;
-    const probe = await run('blkid', ['-p', '-O', String(offset), '-S', String(p.size * base.table.sectorSize), '-o', 'export', image]).then(
-      (r) => parseBlkid(r.stdout),
-      () => undefined, // nothing recognisable (a BIOS-boot partition, raw data): backed up raw
-    );
-    if (!probe?.TYPE) continue;
-    const fs: FilesystemIdentity = { partition: p.index, type: probe.TYPE, uuid: probe.UUID, label: probe.LABEL, blockSize: probe.BLOCK_SIZE ? Number(probe.BLOCK_SIZE) : undefined };
-    if (/^ext[234]$/.test(fs.type)) {
-      const d = parseDumpe2fs((await run('dumpe2fs', ['-h', `${image}?offset=${offset}`])).stdout);
-      fs.features = d.features;
-      fs.inodeSize = d.inodeSize;
-      fs.blockSize = d.blockSize ?? fs.blockSize;
-    }
-    filesystems.push(fs);
-  }
-  return { sizeBytes, ...base, filesystems };
+  return { sizeBytes, table: l.table, partitions: l.partitions, filesystems };
 }

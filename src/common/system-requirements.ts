@@ -76,11 +76,18 @@ export const BACKUP_REQUIREMENTS: Requirement[] = [
   { pkg: 'acl', what: 'getfacl and setfacl (the backup tests)', present: () => onPath('setfacl') },
 ];
 
-/** What an agent needs to back up and rebuild volumes (NBD copies, partition tables, ext filesystems read and made from outside). */
+/** The sandbox that tools reading guest data run in (src/sandbox). */
+export const SANDBOX_REQUIREMENTS: Requirement[] = [
+  { pkg: 'bubblewrap', what: 'bwrap (the sandbox for reading guest disks)', present: () => onPath('bwrap') },
+  { pkg: 'util-linux', what: 'setpriv and prlimit', present: () => onPath('setpriv') && onPath('prlimit') },
+];
+
+/** What an agent needs to back up and rebuild volumes (NBD copies, partition tables written, ext filesystems read in the sandbox and made from outside). */
 export const VOLUME_BACKUP_REQUIREMENTS: Requirement[] = [
   { pkg: 'libnbd-bin', what: 'nbdcopy', present: () => onPath('nbdcopy') },
   { pkg: 'fdisk', what: 'sfdisk', present: () => onPath('sfdisk') },
-  { pkg: 'e2fsprogs', what: 'debugfs and mkfs.ext4', present: () => onPath('debugfs') && onPath('mkfs.ext4') },
+  { pkg: 'e2fsprogs', what: 'mkfs.ext4', present: () => onPath('mkfs.ext4') },
+  ...SANDBOX_REQUIREMENTS,
   BACKUP_REQUIREMENTS[0]!,
 ];
 
@@ -101,7 +108,7 @@ export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
   vm: VM_REQUIREMENTS,
   'disk-tests': [...DISK_TEST_REQUIREMENTS, ...DISK_IMAGE_REQUIREMENTS, ...EXTLINUX_DISK_REQUIREMENTS],
   bench: BENCH_REQUIREMENTS,
-  backup: BACKUP_REQUIREMENTS,
+  backup: [...BACKUP_REQUIREMENTS, ...SANDBOX_REQUIREMENTS],
   'port-auth': PORT_AUTH_REQUIREMENTS,
   dhcp: DHCP_REQUIREMENTS,
   'bench-backup': [{ pkg: 'restic', what: 'restic (the baseline of bench:backup)', present: () => onPath('restic') }],

@@ -1,0 +1,6 @@
+export { extractFilesystem, type ExtractOptions, type ExtractResult } from './extract.ts';
+export { readLayout, type ReaderLayout } from './layout.ts';
+export { hasControl, linkTargetProblem, nameProblem } from './names.ts';
+export type { Skipped } from './writer.ts';
+export { noFollow, readSmallFile } from './safe-path.ts';
+export { Count, Guid, PartitionSchema, TableSchema, Uuid } from './layout.ts';
