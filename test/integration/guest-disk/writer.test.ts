@@ -46,7 +46,10 @@ for (const [what, frames] of attacks) {
   test(`the writer stops on ${what}`, () => {
     const { w, dir } = writerIn();
     assert.throws(() => {
-      for (const f of frames) (Array.isArray(f) ? w.write(f[0], f[1]) : w.write(f));
+      for (const f of frames) {
+        if (Array.isArray(f)) w.write(f[0], f[1]);
+        else w.write(f);
+      }
     }, /the disk reader broke its stream/);
     w.abort();
     assert.deepEqual(readdirSync(join(dir, '..')), ['root']);
