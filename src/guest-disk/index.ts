@@ -4,3 +4,4 @@ export { hasControl, linkTargetProblem, nameProblem } from './names.ts';
 export type { Skipped } from './writer.ts';
 export { noFollow, readSmallFile } from './safe-path.ts';
 export { Count, Guid, PartitionSchema, TableSchema, Uuid } from './layout.ts';
+export { inspectImage, qcow2Header, type ImageFormat } from './image-format.ts';

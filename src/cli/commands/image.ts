@@ -65,31 +65,44 @@ export function registerImage(api: ApiClient, dir: string, m: GuestImageManifest
 
 /**
  * Converts a raw or qcow2 image into an Outrig disk (qemu-img writing onto an NBD export of a fresh
- * disk, zero regions skipped), snapshots it as 'base', and returns the file and its checksum.
+ * disk, zero regions skipped), snapshots it as 'base', and returns the file and its checksum. The
+ * image may come from anywhere (a guest's disk): its format is read from its header here, never
+ * probed, and qemu-img runs confined, sees only the image and the socket, and opens no backing file.
  */
 export async function convertToOutrigDisk(src: string, dest: string, opts: { format?: string; progress?: boolean } = {}): Promise<{ virtualSizeBytes: number; sha256: string; size: number }> {
-  const { execFile, spawn } = await import('node:child_process');
-  const { promisify } = await import('node:util');
   const { createHash } = await import('node:crypto');
   const { stat, rm } = await import('node:fs/promises');
+  const { realpathSync } = await import('node:fs');
   const { DiskEngine, DiskExports, NbdServer } = await import('../../disk/index.ts');
-  const info = JSON.parse((await promisify(execFile)('qemu-img', ['info', '--output=json', ...(opts.format ? ['-f', opts.format] : []), src])).stdout) as { format: string; 'virtual-size': number };
-  if (!['raw', 'qcow2'].includes(info.format)) throw new CliError(`${src} is ${info.format}; import takes raw or qcow2`);
-  const virtualSizeBytes = Math.ceil(info['virtual-size'] / 512) * 512;
+  const { inspectImage } = await import('../../guest-disk/index.ts');
+  const { runConfined } = await import('../../sandbox/index.ts');
+  let info;
+  try {
+    info = inspectImage(src, opts.format);
+  } catch (e) {
+    throw new CliError(`${src}: ${(e as Error).message}`);
+  }
+  const virtualSizeBytes = Math.ceil(info.virtualSizeBytes / 512) * 512;
   DiskEngine.create(dest, { size: virtualSizeBytes });
   const engine = await DiskEngine.open(dest);
   const exports = new DiskExports();
   exports.add('import', engine);
   const server = new NbdServer({ exports });
   const sock = `${dest}.sock`;
+  const file = realpathSync(src);
+  // Explicit driver, and no backing image whatever the header says.
+  const source = `json:${JSON.stringify({ driver: info.format, file: { driver: 'file', filename: file }, ...(info.format === 'qcow2' ? { backing: null } : {}) })}`;
   try {
     await server.listen(sock);
-    await new Promise<void>((resolve, reject) => {
-      const p = spawn('qemu-img', ['convert', ...(opts.progress ? ['-p'] : []), '-n', '--target-is-zero', '-f', info.format, '-O', 'raw', src, `nbd+unix:///import?socket=${sock}`], { stdio: ['ignore', opts.progress ? 'inherit' : 'ignore', 'pipe'] });
-      let err = '';
-      p.stderr.on('data', (d) => (err += d));
-      p.on('error', reject);
-      p.on('exit', (code) => (code === 0 ? resolve() : reject(new CliError(`qemu-img convert failed: ${err.trim()}`))));
+    await runConfined('qemu-img', ['convert', ...(opts.progress ? ['-p'] : []), '-n', '--target-is-zero', '-O', 'raw', source, `nbd+unix:///import?socket=${sock}`], {
+      identity: 'reader',
+      readable: [file],
+      writable: [sock],
+      timeoutMs: 6 * 3600_000,
+      onStdout: opts.progress ? (d) => process.stderr.write(d) : undefined,
+      what: 'qemu-img convert',
+    }).catch((e: Error) => {
+      throw new CliError(e.message);
     });
     await engine.flush();
     await engine.createSnapshot('base');

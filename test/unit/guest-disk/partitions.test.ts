@@ -76,8 +76,8 @@ function gpt(entries: { type: Buffer; uuid: Buffer; first: number; last: number;
   h.writeUInt32LE(128, 84);
   h.writeUInt32LE(crc32(array), 88);
   h.writeUInt32LE(crc32(h.subarray(0, 92)), 16);
-  if (damage === 'header') h[60] ^= 1;
-  if (damage === 'array') d[2 * 512 + 40] ^= 1;
+  if (damage === 'header') h[60]! ^= 1;
+  if (damage === 'array') d[2 * 512 + 40]! ^= 1;
   return d;
 }
 
