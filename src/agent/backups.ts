@@ -210,7 +210,7 @@ export class VolumeBackups {
 }
 
 /** What a disk's backup (a volume's, or a host's own disk) answers with. */
-function diskResult(r: { id: string; snapshot: SnapshotRecord; manifest: BmrManifest }, repo: Repository, start: number): BackupResult {
+function diskResult(r: { id: string; snapshot: SnapshotRecord; manifest: BmrManifest; skipped: { path: string; why: string }[]; warnings: string[] }, repo: Repository, start: number): BackupResult {
   return {
     snapshotId: r.id,
     bmrReady: r.manifest.bmrReady,
@@ -223,5 +223,7 @@ function diskResult(r: { id: string; snapshot: SnapshotRecord; manifest: BmrMani
     bootLoader: r.manifest.bootLoader,
     mounts: r.manifest.mounts,
     seconds: (Date.now() - start) / 1000,
+    // What the guest's disk held that a backup cannot carry safely (names, loops, sparse bombs), said, not hidden.
+    unreadable: r.skipped.length || r.warnings.length ? [...r.warnings.map((w) => ({ path: '/', error: w })), ...r.skipped.map((s) => ({ path: s.path, error: `not backed up: ${s.why}` }))].slice(0, 100) : undefined,
   };
 }

@@ -94,6 +94,15 @@ export class AeadCrypter implements Crypter {
   }
 }
 
+/**
+ * The passphrase of one key scope's repository (a volume's backups, or a host's files), derived
+ * from the cluster's master secret: the controller keeps the master and hands a host only the
+ * passphrases of what it backs up or restores, so a host cannot read or write any other scope.
+ */
+export function scopePassphrase(master: string, scope: string): string {
+  return createHmac('sha256', master).update(`outrig backup scope\0${scope}`).digest('base64url');
+}
+
 export class PlainCrypter implements Crypter {
   readonly encrypted = false;
   seal(plain: Uint8Array): Buffer {

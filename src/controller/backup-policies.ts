@@ -4,7 +4,7 @@
  * (deleting a Backup forgets its snapshot in the repository).
  */
 import type { Logger } from 'pino';
-import { backupName, type BackupPolicy, type BackupPolicyStatus } from '../model/backup.ts';
+import { backupName, backupScope, type BackupPolicy, type BackupPolicyStatus } from '../model/backup.ts';
 import type { Store } from '../store/index.ts';
 import { expired, nextRun, planRun } from './backup-policy-plan.ts';
 
@@ -75,7 +75,7 @@ export class BackupPolicies {
       const b = await this.o.store.backups.create({
         name: await this.freeName(backupName(`${p.name}-${instance.name}`, now)),
         labels: { [POLICY_LABEL]: p.name, [INSTANCE_LABEL]: instance.name },
-        spec: { volume: volumeId, repository: p.spec.repository, tags: [`policy=${p.name}`], policy: p.id },
+        spec: { volume: volumeId, repository: p.spec.repository, scope: backupScope({ volume: volumeId }), tags: [`policy=${p.name}`], policy: p.id },
         status: { phase: 'pending', conditions: [], volumeName: vol?.name },
       });
       started.push(b.name);

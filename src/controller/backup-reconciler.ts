@@ -1,10 +1,13 @@
 /**
  * Backups through the controller: each Backup resource is carried out by the agent of its volume's
  * host (backup.create), and forgotten in the repository when deleted (backup.forget). The cluster's
- * repository passphrase lives with the controller and travels only inside operations on the
- * mutual-TLS agent stream.
+ * master secret stays with the controller: each backup is in the repository of its key scope (its
+ * volume's, or its host's files'), whose passphrase is derived from the master and travels only
+ * inside the operations that need it, on the mutual-TLS agent stream.
  */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { scopePassphrase } from '../backup/crypto.ts';
 import type { AgentOp, BackupRepoRef } from '../model/agent-protocol.ts';
 import type { Backup, BackupProgress } from '../model/backup.ts';
 import type { Store } from '../store/index.ts';
@@ -14,6 +17,7 @@ import { planBackup } from './backup-plan.ts';
 export interface BackupConfig {
   /** The repository backups go to unless they name one. */
   defaultRepository: string;
+  /** The master secret every scope's passphrase is derived from (never sent to a host). */
   passphrase: string;
 }
 
@@ -37,8 +41,11 @@ export class BackupReconciler {
     return this.o.config.defaultRepository;
   }
 
-  repo(path: string): BackupRepoRef {
-    return { path, passphrase: this.o.config.passphrase };
+  /** The repository a backup is in and its passphrase: its scope's, or for a backup from before scopes, the shared one. */
+  repoOf(b: Backup): BackupRepoRef {
+    const scope = b.spec.scope;
+    if (!scope) return { path: b.spec.repository, passphrase: this.o.config.passphrase };
+    return { path: join(b.spec.repository, scope), passphrase: scopePassphrase(this.o.config.passphrase, scope) };
   }
 
   onOpResult(opId: string, result: OpResult): void {
@@ -78,7 +85,7 @@ export class BackupReconciler {
     if (answer) this.answers.delete(last!.opId);
     if (!wrote || !plan.send) return;
     const target = plan.status.hostId!;
-    const repository = this.repo(b.spec.repository);
+    const repository = this.repoOf(b);
     const { opId, kind } = plan.send;
     const op: AgentOp =
       kind === 'backup.create'

@@ -720,7 +720,7 @@ export class Controller {
         } else if (src && 'backup' in src) {
           const b = await this.store.backups.get(src.backup);
           if (!b?.status.result || b.status.phase !== 'completed') return { error: `backup ${src.backup} is not completed` };
-          op.source = { backup: { repository: this.backups.repo(b.spec.repository), snapshotId: b.status.result.snapshotId } };
+          op.source = { backup: { repository: this.backups.repoOf(b), snapshotId: b.status.result.snapshotId } };
         }
         return op;
       }

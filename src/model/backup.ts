@@ -19,6 +19,12 @@ export const BackupSpec = Type.Object({
   bmr: Type.Optional(Type.Boolean()),
   /** Repository directory, as the volume's host sees it. */
   repository: Type.String(),
+  /**
+   * The key scope: the repository under `repository` this backup is in, with a key of its own
+   * (`volumes/<volume id>` or `hosts/<host id>`). Backups made before keys were scoped have none:
+   * they are in the shared repository at `repository`, opened with the cluster's master secret.
+   */
+  scope: Type.Optional(Type.String({ pattern: '^(volumes|hosts)/[a-z0-9][a-z0-9-]{0,62}$' })),
   tags: Type.Array(Type.String()),
   /** The BackupPolicy that made it, if any. */
   policy: Type.Optional(Type.String()),
@@ -68,6 +74,11 @@ export type BackupStatus = Static<typeof BackupStatus>;
 
 export const BackupResource = resourceSchema('Backup', BackupSpec, BackupStatus);
 export type Backup = Resource<BackupSpec, BackupStatus>;
+
+/** The key scope of a new backup: its volume's, or its host's for a host's own files. */
+export function backupScope(spec: { volume?: string; host?: string }): string {
+  return spec.volume ? `volumes/${spec.volume}` : `hosts/${spec.host}`;
+}
 
 /** `<base>-<yyyymmdd-hhmmss>`, within a name's 63 characters. */
 export function backupName(base: string, now: Date): string {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { Repository } from '../../src/backup/repository.ts';
+import { scopePassphrase } from '../../src/backup/crypto.ts';
 import { LocalStorage } from '../../src/backup/storage.ts';
 import type { ApiClient } from '../../src/cli/client.ts';
 import type { RunningController } from '../../src/controller/index.ts';
@@ -23,6 +24,8 @@ import { waitUntil } from '../helpers/wait.ts';
 import { filesOf } from '../helpers/disk-files.ts';
 import { mountDiskImage } from '../helpers/loop-disk.ts';
 import { readDiskLayout } from '../../src/backup/disk-layout.ts';
+import { AgentHub } from '../../src/controller/agent-hub.ts';
+import type { AgentOp } from '../../src/model/agent-protocol.ts';
 
 const run = promisify(execFile);
 
@@ -32,6 +35,7 @@ describe('backup API', { timeout: 300_000 }, () => {
   let api: ApiClient;
   let good: Backup;
   let diskBytes: number;
+  const sent: string[] = [];
 
   const volume = (ref: string) => api.find<Volume>(`/v1/volumes/${ref}`);
   const backup = (ref: string) => api.find<Backup>(`/v1/backups/${ref}`);
@@ -44,6 +48,12 @@ describe('backup API', { timeout: 300_000 }, () => {
   const repoDir = () => join(env.dir.path, 'controller', 'backups');
 
   before(async () => {
+    // Every operation the controller sends, as the host receives it (a spy: the call goes through).
+    const send = AgentHub.prototype.sendOp;
+    AgentHub.prototype.sendOp = function (this: AgentHub, hostId: string, op: AgentOp) {
+      sent.push(JSON.stringify(op));
+      return send.call(this, hostId, op);
+    } as typeof send;
     env = await startInProcess('bk-host');
     ({ ctl, api } = env);
     const disk = await buildTestDisk(join(env.dir.path, 'machine.raw'), { data: { sizeMiB: 8, files: { 'a.txt': 'a\n' } } });
@@ -103,7 +113,7 @@ describe('backup API', { timeout: 300_000 }, () => {
     const b = await settled('doomed');
     assert.equal(b.status.phase, 'completed');
     // Remove every pack: whatever the restore reads first is missing.
-    const data = join(repoDir(), 'data');
+    const data = join(repoDir(), b.spec.scope!, 'data');
     const saved = readdirSync(data, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
     const contents = saved.map((p) => readFileSync(p));
     for (const p of saved) rmSync(p);
@@ -234,14 +244,36 @@ describe('backup API', { timeout: 300_000 }, () => {
     assert.deepEqual(offsets.map((o) => filesOf(back, o)), before, "each filesystem's files, and only its own");
   });
 
+  test("a host gets only its own backups' keys: never the cluster's master secret, and a volume's key opens no other scope", async () => {
+    const files = join(env.dir.path, 'scope-files');
+    mkdirSync(files, { recursive: true });
+    writeFileSync(join(files, 'f.txt'), 'the host\'s own file\n');
+    await api.post('/v1/backups', { host: 'bk-host', paths: [files], name: 'other-scope' });
+    const other = await settled('other-scope');
+    assert.equal(other.status.phase, 'completed', other.status.message);
+    const master = readFileSync(join(env.dir.path, 'backup-passphrase'), 'utf8').trim();
+    const backupOps = sent.filter((o) => o.includes('"repository"'));
+    assert.ok(backupOps.length >= 2);
+    assert.deepEqual(backupOps.filter((o) => o.includes(master)), [], 'the master secret went to a host');
+    const keyOf = (b: Backup) => (JSON.parse(backupOps.find((o) => o.includes(`"backupId":"${b.id}"`))!) as { repository: { path: string; passphrase: string } }).repository;
+    const mine = keyOf(good);
+    const theirs = keyOf(other);
+    assert.notEqual(mine.path, theirs.path);
+    assert.notEqual(mine.passphrase, theirs.passphrase);
+    assert.ok((await (await Repository.open(new LocalStorage(mine.path), mine.passphrase)).snapshots()).some((s) => s.id === good.status.result!.snapshotId));
+    await assert.rejects(Repository.open(new LocalStorage(theirs.path), mine.passphrase), /wrong passphrase/);
+    await assert.rejects(Repository.open(new LocalStorage(mine.path), theirs.passphrase), /wrong passphrase/);
+  });
+
   test('deleting a backup forgets its snapshot in the repository', async () => {
-    const pass = readFileSync(join(env.dir.path, 'backup-passphrase'), 'utf8').trim();
-    const repo = await Repository.open(new LocalStorage(repoDir()), pass);
+    const pass = scopePassphrase(readFileSync(join(env.dir.path, 'backup-passphrase'), 'utf8').trim(), good.spec.scope!);
+    const dir = join(repoDir(), good.spec.scope!);
+    const repo = await Repository.open(new LocalStorage(dir), pass);
     const snaps = (await repo.snapshots()).map((s) => s.id);
     assert.ok(snaps.includes(good.status.result!.snapshotId));
     await api.delete('/v1/backups/good');
     await waitUntil('the backup gone', async () => !(await backup('good')));
-    const after = (await (await Repository.open(new LocalStorage(repoDir()), pass)).snapshots()).map((s) => s.id);
+    const after = (await (await Repository.open(new LocalStorage(dir), pass)).snapshots()).map((s) => s.id);
     assert.deepEqual(after, snaps.filter((s) => s !== good.status.result!.snapshotId));
   });
 });

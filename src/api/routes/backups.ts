@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { isAbsolute, normalize } from 'node:path';
 import { Type } from 'typebox';
-import { BackupResource, backupName, type Backup } from '../../model/backup.ts';
+import { BackupResource, backupName, backupScope, type Backup } from '../../model/backup.ts';
 import type { Volume } from '../../model/volume.ts';
 import { Name } from '../../model/common.ts';
 import { DIRECT_OP_PREFIX } from '../../controller/controller.ts';
@@ -87,7 +87,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
           name,
           labels: b.labels,
           annotations: b.annotations,
-          spec: { host: host.id, paths: [...new Set(b.paths!.map((p) => normalize(p)))], bmr: b.bmr || undefined, repository, tags: b.tags ?? [] },
+          spec: { host: host.id, paths: [...new Set(b.paths!.map((p) => normalize(p)))], bmr: b.bmr || undefined, repository, scope: backupScope({ host: host.id }), tags: b.tags ?? [] },
           status: { phase: 'pending', conditions: [] },
         });
         await s.controller.reconcileNow('backup', created.id);
@@ -109,7 +109,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
         name,
         labels: b.labels,
         annotations: b.annotations,
-        spec: { volume: vol.id, repository, tags: b.tags ?? [] },
+        spec: { volume: vol.id, repository, scope: backupScope({ volume: vol.id }), tags: b.tags ?? [] },
         status: { phase: 'pending', conditions: [], volumeName: vol.name },
       });
       await s.controller.reconcileNow('backup', created.id);
@@ -160,7 +160,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       ...op,
       opId: `${DIRECT_OP_PREFIX}${tag}/${vol.id}/${randomBytes(6).toString('hex')}`,
       volumeId: vol.id,
-      repository: s.controller.backups.repo(b.spec.repository),
+      repository: s.controller.backups.repoOf(b),
       snapshotId,
     });
     if (!r.ok) throw new ApiError(500, 'restore_failed', `${failure(vol)}: ${r.error ?? 'unknown error'}`);
@@ -190,7 +190,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       const r = await s.hub.sendOp(host.id, {
         opId: `${DIRECT_OP_PREFIX}restore/${b.id}/${randomBytes(6).toString('hex')}`,
         kind: 'backup.restore-files',
-        repository: s.controller.backups.repo(b.spec.repository),
+        repository: s.controller.backups.repoOf(b),
         snapshotId: result.snapshotId,
         target: normalize(target),
         include: include.map((p) => normalize(p)),

@@ -2,7 +2,10 @@
  * `outrig backup ...` without --repo: backups of volumes through the controller, into the
  * cluster's repository (or one a backup names).
  */
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { scopePassphrase } from '../../backup/crypto.ts';
+import { dataRoot } from '../../common/paths.ts';
 import type { Command } from 'commander';
 import type { Backup, BackupProgress } from '../../model/backup.ts';
 import type { Volume } from '../../model/volume.ts';
@@ -93,7 +96,7 @@ export async function clusterShow(cmd: Command, ref: string): Promise<void> {
     phase: b.status.phase,
     message: b.status.message,
     source: source(b),
-    repository: b.spec.repository,
+    repository: b.spec.scope ? `${b.spec.repository}/${b.spec.scope} (key scope ${b.spec.scope})` : `${b.spec.repository} (shared, from before key scopes)`,
     snapshot: r?.snapshotId,
     bmrReady: r ? (r.bmrReady ? 'yes' : 'no') : undefined,
     files: r?.files,
@@ -104,6 +107,7 @@ export async function clusterShow(cmd: Command, ref: string): Promise<void> {
     systemState: r?.systemState,
     bootLoader: r?.bootLoader ? `${r.bootLoader.kind}${r.bootLoader.config ? ` (${r.bootLoader.config} on partition ${r.bootLoader.partition})` : ''}` : undefined,
     mounts: r?.mounts?.map((x) => `partition ${x.partition} on ${x.mountPoint}`),
+    notBackedUp: r?.unreadable?.map((x) => `${x.path}: ${x.error}`),
     progress: b.status.progress ? progressText(b.status.progress, b.status.startedAt).slice(3) : undefined,
     tags: b.spec.tags,
     startedAt: b.status.startedAt,
@@ -159,4 +163,32 @@ export async function clusterDelete(cmd: Command, ref: string): Promise<void> {
   const b = await ctx.api.delete<Backup>(bpath(ref));
   if (ctx.json) return printJson(b);
   process.stdout.write(`backup ${b.name} deleted (its snapshot is forgotten; prune the repository to free the data)\n`);
+}
+
+/**
+ * The repository and passphrase of a key scope (`volumes/<id>`, `hosts/<id>`) or of a backup's,
+ * derived from the master secret on this machine (the controller's), to open it with the
+ * standalone commands: `outrig backup --repo DIR --passphrase-file F ...`. A backup named rather
+ * than a scope is looked up through the API.
+ */
+export async function clusterKey(cmd: Command, ref: string, o: { masterFile?: string }): Promise<void> {
+  const ctx = contextOf(cmd);
+  let scope = ref;
+  let repository: string | undefined;
+  if (!/^(volumes|hosts)\/[a-z0-9][a-z0-9-]{0,62}$/.test(ref)) {
+    const b = await ctx.api.get<Backup>(bpath(ref));
+    if (!b.spec.scope) throw new CliError(`backup ${b.name} is in the shared repository ${b.spec.repository} (made before key scopes): open it with the master secret itself`);
+    scope = b.spec.scope;
+    repository = join(b.spec.repository, scope);
+  }
+  const file = o.masterFile ?? join(dataRoot(), 'backup-passphrase');
+  let master: string;
+  try {
+    master = readFileSync(file, 'utf8').trim();
+  } catch {
+    throw new CliError(`cannot read the master secret at ${file}: run this on the controller's machine, or give --master-file`);
+  }
+  const passphrase = scopePassphrase(master, scope);
+  if (ctx.json) return printJson({ scope, repository, passphrase });
+  printDetails({ scope, repository: repository ?? `<the cluster's repository>/${scope}`, passphrase });
 }

@@ -16,7 +16,7 @@ import { CliError } from '../errors.ts';
 import { printDetails, printJson, printTable } from '../output.ts';
 import { collect, parseIntStrict } from '../parse.ts';
 import { waitOptions, type WaitFlags } from '../wait.ts';
-import { clusterCreate, clusterDelete, clusterList, clusterRestore, clusterShow } from './backup-cluster.ts';
+import { clusterCreate, clusterDelete, clusterKey, clusterList, clusterRestore, clusterShow } from './backup-cluster.ts';
 import { bytes } from './backup-format.ts';
 import { backupPolicyCommands } from './backup-policy.ts';
 
@@ -324,6 +324,12 @@ export function backupCommands(program: Command): void {
   );
 
   backupPolicyCommands(backup);
+
+  backup
+    .command('key <scope-or-backup>')
+    .description("cluster: the repository and passphrase of a key scope (volumes/ID, hosts/ID) or a backup's, derived from this controller's master secret")
+    .option('--master-file <file>', 'the master secret (default: $OUTRIG_DATA/backup-passphrase)')
+    .action((ref: string, o: { masterFile?: string }, cmd: Command) => clusterKey(cmd, ref, o));
 
   backup
     .command('delete <backup>')
