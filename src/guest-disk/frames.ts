@@ -36,12 +36,18 @@ export function encodeFrame(f: Frame, data?: Uint8Array): Buffer {
   return data ? Buffer.concat([head, json, data]) : Buffer.concat([head, json]);
 }
 
-/** Cuts a byte stream into frames; throws on anything out of bounds or malformed. */
+/**
+ * Cuts a byte stream into frames; throws on anything out of bounds or malformed. A data frame's
+ * bytes come out in the pieces they arrived in (each its own `data` frame, offset adjusted), views
+ * of the incoming chunks: no copy, however large the frame.
+ */
 export class FrameReader {
   private chunks: Buffer[] = [];
   private total = 0;
+  /** The data frame whose bytes are still arriving. */
+  private data: { o: number; left: number } | undefined;
 
-  /** The first n bytes (n <= total), kept; joined once, so a frame costs one copy however it arrived. */
+  /** The first n bytes (n <= total), kept; joined only when a header spans chunks. */
   private front(n: number): Buffer {
     if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
     return this.chunks[0]!.subarray(0, n);
@@ -61,11 +67,24 @@ export class FrameReader {
     }
   }
 
-  /** The frames complete after `chunk` (a data frame's bytes in `data`, valid until the next call). */
+  /** The frames complete after `chunk`; a `data` frame's bytes are valid until the next call. */
   *push(chunk: Buffer): Generator<{ frame: Frame; data?: Buffer }> {
     this.chunks.push(chunk);
     this.total += chunk.length;
     for (;;) {
+      if (this.data) {
+        if (!this.total) return;
+        const c = this.chunks[0]!;
+        const n = Math.min(c.length, this.data.left);
+        const piece = c.subarray(0, n);
+        const frame: Frame = { t: 'data', o: this.data.o, n };
+        this.data.o += n;
+        this.data.left -= n;
+        if (!this.data.left) this.data = undefined;
+        this.drop(n);
+        yield { frame, data: piece };
+        continue;
+      }
       if (this.total < 4) return;
       const len = this.front(4).readUInt32LE(0);
       if (len > MAX_HEADER) throw new Error(`the disk reader sent a ${len}-byte header`);
@@ -77,19 +96,18 @@ export class FrameReader {
         throw new Error('the disk reader sent a malformed header');
       }
       if (typeof frame !== 'object' || frame === null || typeof frame.t !== 'string') throw new Error('the disk reader sent a malformed header');
-      let data: Buffer | undefined;
+      this.drop(4 + len);
       if (frame.t === 'data') {
         if (!Number.isSafeInteger(frame.n) || frame.n < 0 || frame.n > MAX_DATA || !Number.isSafeInteger(frame.o) || frame.o < 0) throw new Error('the disk reader sent a malformed data frame');
-        if (this.total < 4 + len + frame.n) return;
-        data = Buffer.from(this.front(4 + len + frame.n).subarray(4 + len));
+        if (frame.n) this.data = { o: frame.o, left: frame.n };
+        continue;
       }
-      this.drop(4 + len + (data?.length ?? 0));
-      yield { frame, data };
+      yield { frame };
     }
   }
 
   /** Bytes of an unfinished frame left at the end of the stream. */
   get pending(): number {
-    return this.total;
+    return this.total + (this.data?.left ?? 0);
   }
 }

@@ -72,10 +72,14 @@ function extract(disk: Source, offset: number, size: number): void {
   walkFilesystem(
     fs,
     (f: Frame, data?: Buffer) => {
-      const b = encodeFrame(f, data);
+      const b = encodeFrame(f);
       pending.push(b);
       pendingBytes += b.length;
-      if (pendingBytes >= 256 * 1024) flush();
+      // Content goes out as it is, not copied into a batch.
+      if (data) {
+        flush();
+        writeAll(data);
+      } else if (pendingBytes >= 256 * 1024) flush();
     },
     { maxFileBytes: size, maxApparentBytes: 16 * size, maxDepth: 256 },
   );
