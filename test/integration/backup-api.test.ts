@@ -23,6 +23,7 @@ import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts'
 import { waitUntil } from '../helpers/wait.ts';
 import { filesOf } from '../helpers/disk-files.ts';
 import { mountDiskImage } from '../helpers/loop-disk.ts';
+import { buildHostileDisks } from '../helpers/hostile-disks.ts';
 import { readDiskLayout } from '../../src/backup/disk-layout.ts';
 import { AgentHub } from '../../src/controller/agent-hub.ts';
 import type { AgentOp } from '../../src/model/agent-protocol.ts';
@@ -263,6 +264,33 @@ describe('backup API', { timeout: 300_000 }, () => {
     assert.ok((await (await Repository.open(new LocalStorage(mine.path), mine.passphrase)).snapshots()).some((s) => s.id === good.status.result!.snapshotId));
     await assert.rejects(Repository.open(new LocalStorage(theirs.path), mine.passphrase), /wrong passphrase/);
     await assert.rejects(Repository.open(new LocalStorage(mine.path), theirs.passphrase), /wrong passphrase/);
+  });
+
+  test("hostile guest disks through the agent: a backup lists what it skipped, an edit in place is refused, nothing lands on the host, the agent keeps serving", async () => {
+    const corpus = join(env.dir.path, 'corpus');
+    mkdirSync(corpus);
+    const disks = buildHostileDisks(corpus, join(env.dir.path, 'backup-passphrase'));
+    const load = async (name: string) => {
+      const d = disks.find((x) => x.name === name)!;
+      const v = await api.post<Volume>('/v1/volumes', { name: `hostile-${name}`, sizeBytes: d.sizeBytes });
+      await ready(`hostile-${name}`);
+      await run('nbdcopy', [d.path, `nbd+unix:///${v.id}?socket=${env.agent.storage.nbdSocket}`]);
+      return v;
+    };
+    await load('traversal');
+    await api.post('/v1/backups', { volume: 'hostile-traversal', name: 'hostile-traversal-1' });
+    const b = await settled('hostile-traversal-1');
+    assert.equal(b.status.phase, 'completed', b.status.message);
+    assert.deepEqual(b.status.result!.unreadable!.map((u) => u.error).sort(), ['not backed up: a name holding "/"', 'not backed up: a name holding "/"', 'not backed up: the name ".."']);
+    const control = await load('control');
+    await api.post('/v1/backups', { volume: 'hostile-control', name: 'hostile-control-1' });
+    assert.equal((await settled('hostile-control-1')).status.phase, 'completed');
+    const before = (await run('nbdcopy', [`nbd+unix:///${control.id}?socket=${env.agent.storage.nbdSocket}`, '-'], { encoding: 'buffer', maxBuffer: 64 << 20 })).stdout;
+    await assert.rejects(api.post('/v1/backups/hostile-control-1/restore-system-state', { volume: 'hostile-control' }), /cannot carry through a rebuild/);
+    const after = (await run('nbdcopy', [`nbd+unix:///${control.id}?socket=${env.agent.storage.nbdSocket}`, '-'], { encoding: 'buffer', maxBuffer: 64 << 20 })).stdout;
+    assert.ok(after.equals(before), 'the refused restore changed the volume');
+    for (const d of disks) for (const e of d.escapes) assert.equal(existsSync(e), false, `${e} was written on the host`);
+    assert.equal((await api.get<{ status: { phase: string } }>('/v1/hosts/bk-host')).status.phase, 'ready');
   });
 
   test('deleting a backup forgets its snapshot in the repository', async () => {
