@@ -3,7 +3,7 @@
  * rejected host, a revoked host, and the operator credentials the CLI uses.
  */
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Host } from '../../src/model/host.ts';
@@ -70,9 +70,17 @@ describe('trust through the CLI', () => {
     assert.match(again.stderr, /not waiting for approval/);
   });
 
+  /** A token in a file only its owner reads, as an operator hands it to an agent. */
+  const tokenFile = async (rule: string) => {
+    const { token } = await c.json<{ token: string }>('cluster', 'enroll-rule', 'add', rule, '--kind', 'token');
+    const file = join(c.dir.path, `${rule}.token`);
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    return { token, file };
+  };
+
   test('a revoked host is cut off at once and stays out', async () => {
-    const { token } = await c.json<{ token: string }>('cluster', 'enroll-rule', 'add', 'for-revoke', '--kind', 'token');
-    const a = agent('doomed', ['--bootstrap-token', token]);
+    const { file } = await tokenFile('for-revoke');
+    const a = agent('doomed', ['--bootstrap-token-file', file]);
     await waitUntil('doomed ready', async () => (await host('doomed'))?.status.phase === 'ready', 60_000, 200);
     const r = await c.cli('host', 'revoke', 'doomed');
     assert.equal(r.code, 0, r.stderr);
@@ -81,5 +89,19 @@ describe('trust through the CLI', () => {
     const h = (await host('doomed'))!;
     assert.equal(h.status.phase, 'revoked');
     assert.equal(h.status.agent.connected, false);
+  });
+
+  test('the bootstrap token never appears on the command line: the old flag is refused with directions, a token file enrolls', async () => {
+    const { token, file } = await tokenFile('token-file');
+    const old = agent('flagged', ['--bootstrap-token', token]);
+    assert.equal(await waitUntil('the agent given the token as an argument to exit', () => old.proc.exitCode ?? undefined, 20_000, 100), 2);
+    assert.match(old.output(), /--bootstrap-token is no longer accepted.*\/proc\/PID\/cmdline.*--bootstrap-token-file FILE.*OUTRIG_BOOTSTRAP_TOKEN/s);
+    assert.equal(await host('flagged'), undefined, 'nothing was sent to the controller');
+    const a = agent('from-file', ['--bootstrap-token-file', file]);
+    const cmdline = readFileSync(`/proc/${a.proc.pid}/cmdline`, 'utf8');
+    assert.match(cmdline, /--bootstrap-token-file/);
+    assert.doesNotMatch(cmdline, new RegExp(token), 'no other user of the machine can read the token');
+    const h = await waitUntil('from-file ready', async () => ((await host('from-file'))?.status.phase === 'ready' ? host('from-file') : undefined), 60_000, 200);
+    assert.equal(h!.status.trust?.approvedBy, 'rule token-file');
   });
 });

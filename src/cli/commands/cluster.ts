@@ -94,7 +94,9 @@ export function clusterCommands(program: Command): void {
           const { caFingerprint } = await api.get<{ caFingerprint: string }>('/v1/cluster');
           process.stdout.write(
             `bootstrap token (shown only now): ${r.token}\n` +
-              `start an agent with:  outrig agent --discover --ca-fingerprint ${caFingerprint} --bootstrap-token ${r.token}\n`,
+              'put it in a file only the agent can read (mode 0600) and start the agent with:\n' +
+              `  outrig agent --discover --ca-fingerprint ${caFingerprint} --bootstrap-token-file FILE\n` +
+              '(or set OUTRIG_BOOTSTRAP_TOKEN in its environment)\n',
           );
         }
       },

@@ -5,7 +5,7 @@ import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { CliError } from '../errors.ts';
 import { collect, parseDuration, parseIntStrict, parseListen } from '../parse.ts';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import { printJson } from '../output.ts';
 import type { JoinMode } from '../../agent/enroll.ts';
 
@@ -24,6 +24,28 @@ export function untilSignal(stop: () => Promise<void>): Promise<void> {
     process.on('SIGINT', () => on('SIGINT'));
     process.on('SIGTERM', () => on('SIGTERM'));
   });
+}
+
+/** The token once came as an argument, where every user of the machine reads it in /proc/PID/cmdline. */
+function refuseTokenArgument(): never {
+  throw new CliError(
+    '--bootstrap-token is no longer accepted: a token on the command line is visible to every user of the machine (/proc/PID/cmdline). ' +
+      'Put it in a file only the agent can read and pass --bootstrap-token-file FILE, or set OUTRIG_BOOTSTRAP_TOKEN in its environment',
+    2,
+  );
+}
+
+/** The bootstrap token from --bootstrap-token-file or $OUTRIG_BOOTSTRAP_TOKEN, if any. */
+export async function readBootstrapToken(file: string | undefined, env = process.env): Promise<string | undefined> {
+  if (!file) return env.OUTRIG_BOOTSTRAP_TOKEN?.trim() || undefined;
+  const token = await readFile(file, 'utf8')
+    .then((t) => t.trim())
+    .catch((e: NodeJS.ErrnoException) => {
+      throw new CliError(`cannot read --bootstrap-token-file ${file}: ${e.code ?? e.message}`, 2);
+    });
+  if (!token) throw new CliError(`--bootstrap-token-file ${file} is empty`, 2);
+  if ((await stat(file)).mode & 0o077) process.stderr.write(`warning: ${file} can be read by other users; a bootstrap token should be readable by the agent only (chmod 600)\n`);
+  return token;
 }
 
 /** What an operator registers in a keys rule before the host enrolls. */
@@ -119,7 +141,8 @@ export function daemonCommands(program: Command): void {
     .option('--controller <url>', 'join this controller directly (default: $OUTRIG_URL or https://127.0.0.1:7440)')
     .option('--ca-file <file>', "the cluster CA certificate (default: $OUTRIG_DATA/ca.crt if present)")
     .option('--ca-fingerprint <sha256>', 'pin the cluster CA by its SHA-256 fingerprint')
-    .option('--bootstrap-token <token>', 'one-time enrollment token (or $OUTRIG_BOOTSTRAP_TOKEN)')
+    .option('--bootstrap-token-file <file>', 'read the enrollment token from this file, readable only by the agent (or set $OUTRIG_BOOTSTRAP_TOKEN)')
+    .addOption(new Option('--bootstrap-token <token>').hideHelp().argParser(refuseTokenArgument))
     .option('--print-identity', "print this host's id and key fingerprint (making the key if there is none yet) and exit: what a keys rule registers")
     .option('--require-cluster <name>', 'policy: join only a cluster of this name')
     .option('--require-label <key=value>', 'policy: join only a cluster with this label (repeatable)', collectKv, {})
@@ -144,7 +167,7 @@ export function daemonCommands(program: Command): void {
         controller?: string;
         caFile?: string;
         caFingerprint?: string;
-        bootstrapToken?: string;
+        bootstrapTokenFile?: string;
         printIdentity?: boolean;
         requireCluster?: string;
         requireLabel: Record<string, string>;
@@ -166,6 +189,7 @@ export function daemonCommands(program: Command): void {
       }, cmd: Command) => {
         const dataDir = o.data ?? join(dataRoot(), 'agent');
         if (o.printIdentity) return printIdentity(dataDir, !!cmd.optsWithGlobals<{ json?: boolean }>().json);
+        const bootstrapToken = await readBootstrapToken(o.bootstrapTokenFile);
         const policy = {
           cluster: o.requireCluster,
           clusterLabels: Object.keys(o.requireLabel).length ? o.requireLabel : undefined,
@@ -183,7 +207,7 @@ export function daemonCommands(program: Command): void {
         const a = await startAgent({
           dataDir,
           join: join_,
-          bootstrapToken: o.bootstrapToken ?? process.env.OUTRIG_BOOTSTRAP_TOKEN,
+          bootstrapToken,
           name: o.name,
           stopTimeoutMs: o.stopTimeout * 1000,
           accel: o.accel ?? (process.env.OUTRIG_ACCEL as 'kvm' | 'tcg' | undefined),
