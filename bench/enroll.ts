@@ -1,6 +1,7 @@
 /**
  * Enrollment storm: N simulated agents discover one controller (signed UDP datagrams to its
- * responder on loopback) and enroll (CSR over HTTPS, admitted by a label rule), `--concurrency`
+ * responder on loopback) and enroll (CSR over HTTPS, admitted by a labels rule bound to a
+ * bootstrap token that every agent presents, as the README's multi-server flow does), `--concurrency`
  * at a time. The controller is a separate `outrig controller` process, as in production; the
  * agents are in-process clients running the agent's own discovery and enrollment code.
  * Usage: npm run bench:enroll -- [--hosts 1000] [--concurrency 100]
@@ -36,7 +37,9 @@ async function main(): Promise<void> {
     const port = Number(/answering discovery on UDP (\d+)/.exec(ctl.output())?.[1]);
     if (!port) throw new Error(`controller did not report its discovery port: ${ctl.output()}`);
     const api = adminApi(work.path, ctl.url);
-    await api.post('/v1/enrollment-rules', { name: 'bench', kind: 'labels', labels: { bench: 'yes' } });
+    // The authenticated path: labels narrow the rule, its token (sent only to the pinned CA) admits.
+    const { token } = await api.post<{ token: string }>('/v1/enrollment-rules', { name: 'bench', kind: 'labels', labels: { bench: 'yes' }, withToken: true, maxUses: N });
+    const { caFingerprint } = await api.get<{ caFingerprint: string }>('/v1/cluster');
     const log = pino({ level: 'silent' });
     const latencies: number[] = [];
     const certs: string[] = [];
@@ -50,7 +53,8 @@ async function main(): Promise<void> {
         const hostId = `bench-${String(i).padStart(5, '0')}`;
         const creds = await enroll({
           identity: { hostId, name: hostId, keys: generateKeyPair() },
-          mode: { kind: 'discover', policy: { cluster: 'outrig', features: ['mtls'] }, labels: { bench: 'yes' }, targets: [`127.0.0.1:${port}`], onlyTargets: true },
+          mode: { kind: 'discover', policy: { cluster: 'outrig', features: ['mtls'] }, labels: { bench: 'yes' }, targets: [`127.0.0.1:${port}`], onlyTargets: true, pinnedCaFingerprint: caFingerprint },
+          bootstrapToken: token,
           log,
         });
         latencies.push(performance.now() - start);
@@ -63,8 +67,8 @@ async function main(): Promise<void> {
 
     // Check the result, not just the timing: every host trusted, every certificate from the cluster CA.
     const { items } = await api.get<{ items: Host[] }>('/v1/hosts');
-    const trusted = items.filter((h) => h.status.trust?.state === 'trusted').length;
-    if (trusted !== N) throw new Error(`${trusted} of ${N} hosts are trusted`);
+    const trusted = items.filter((h) => h.status.trust?.state === 'trusted' && h.status.trust.approvedBy === 'rule bench').length;
+    if (trusted !== N) throw new Error(`${trusted} of ${N} hosts are trusted by the token rule`);
     const ca = new X509Certificate((await api.get<{ caCertificate: string }>('/v1/cluster')).caCertificate);
     const bad = certs.filter((c) => !new X509Certificate(c).checkIssued(ca) || !new X509Certificate(c).verify(ca.publicKey)).length;
     if (bad) throw new Error(`${bad} certificates are not from the cluster CA`);

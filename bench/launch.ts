@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   const ctl = await startControllerProcess(join(work.path, 'controller'), ['--listen', `127.0.0.1:${port}`], env);
   const api = adminApi(work.path, ctl.url);
   const token = await bootstrapToken(api);
-  const agent = spawnOutrig(['agent', '--controller', ctl.url, '--bootstrap-token', token, '--data', join(work.path, 'agent'), '--name', 'bench'], env);
+  const agent = spawnOutrig(['agent', '--controller', ctl.url, '--data', join(work.path, 'agent'), '--name', 'bench'], { ...env, OUTRIG_BOOTSTRAP_TOKEN: token });
   try {
     const host = await waitUntil('host ready', async () => {
       const h = await api.find<{ status: { phase: string; inventory?: { accel: Accel } } }>('/v1/hosts/bench');

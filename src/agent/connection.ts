@@ -91,6 +91,11 @@ export class ControllerConnection {
     this.retryTimer = setTimeout(() => this.dial(), delay);
   }
 
+  /** Ends the stream; it is dialled again with what tls() gives then (a renewed certificate). */
+  reconnect(reason: string): void {
+    this.ws?.close(1000, reason);
+  }
+
   send(m: AgentMessage): boolean {
     if (!this.connected) return false;
     this.ws!.send(JSON.stringify(m));

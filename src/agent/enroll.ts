@@ -45,6 +45,24 @@ async function discoverDirect(o: EnrollOptions, m: Extract<JoinMode, { kind: 'di
 }
 
 export async function enroll(o: EnrollOptions): Promise<Credentials> {
+  // Without a pinned CA the agent trusts whichever controller answers first, and would hand it the token.
+  if (o.bootstrapToken && o.mode.kind === 'discover' && !o.mode.pinnedCaFingerprint)
+    throw new EnrollmentRefused("a bootstrap token goes only to a cluster whose CA is pinned: pass --ca-fingerprint (from 'outrig cluster info')");
+  for (;;) {
+    const creds = await request(o);
+    if (creds) return creds;
+    o.log.info('the request to enroll was forgotten by the controller (expired or deleted); discovering again');
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One discovery and the enrollment request it allows, polled while an operator has to approve and
+ * retried while too many hosts wait (429). Undefined when the controller forgot the request after
+ * the agent had waited (it expired): the caller starts again from discovery.
+ */
+async function request(o: EnrollOptions): Promise<Credentials | undefined> {
   const found =
     o.mode.kind === 'discover'
       ? await discoverController({ identity: o.identity, policy: o.mode.policy, labels: o.mode.labels, group: o.mode.group, port: o.mode.port, targets: o.mode.targets, onlyTargets: o.mode.onlyTargets, pinnedCaFingerprint: o.mode.pinnedCaFingerprint, collectMs: o.mode.collectMs, log: o.log, signal: o.signal })
@@ -54,7 +72,14 @@ export async function enroll(o: EnrollOptions): Promise<Credentials> {
   const csr = await createCsr(o.identity.hostId, o.identity.keys);
   let nonce: string | undefined = found.ack.nonce;
   let wait = 1000;
+  let busyWait = 5000;
+  let waited = false;
   let logged = 0;
+  const say = (msg: string) => {
+    if (Date.now() - logged < 30_000) return;
+    o.log.info({ controller: found.ack.controller.name }, msg);
+    logged = Date.now();
+  };
   for (;;) {
     if (o.signal?.aborted) throw new Error('enrollment aborted');
     const res = await httpsRequest(`${endpoint}/v1/enroll`, {
@@ -71,21 +96,27 @@ export async function enroll(o: EnrollOptions): Promise<Credentials> {
     if (res.status === 202) {
       // Known to the controller now; later polls prove the key with the CSR alone.
       nonce = undefined;
-      if (Date.now() - logged > 30_000) {
-        o.log.info({ controller: found.ack.controller.name }, `waiting for an operator to approve this host (outrig host approve ${o.identity.hostId})`);
-        logged = Date.now();
-      }
-      await new Promise((r) => setTimeout(r, wait));
+      waited = true;
+      say(`waiting for an operator to approve this host (outrig host approve ${o.identity.hostId})`);
+      await sleep(wait);
       wait = Math.min(wait * 2, 10_000);
       continue;
     }
-    let msg = `HTTP ${res.status}`;
+    let err = { code: '', message: `HTTP ${res.status}` };
     try {
-      msg = res.json<{ error: { message: string } }>().error.message;
+      err = res.json<{ error: { code: string; message: string } }>().error;
     } catch {
       // keep the status
     }
-    throw new EnrollmentRefused(`enrollment refused by ${endpoint}: ${msg}`);
+    if (res.status === 429) {
+      // Too many hosts wait for approval already: the request changed nothing, so it can simply be made again.
+      waited = true;
+      say(`the controller has too many hosts waiting for approval; trying again (${err.message})`);
+      await sleep(busyWait);
+      busyWait = Math.min(busyWait * 2, 60_000);
+      continue;
+    }
+    if (waited && res.status === 403 && err.code === 'bad_nonce') return undefined;
+    throw new EnrollmentRefused(`enrollment refused by ${endpoint}: ${err.message}`);
   }
 }
-

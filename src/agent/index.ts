@@ -305,7 +305,10 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   });
   conn.start();
 
-  /** Renews the certificate (with a new key) once a third of its lifetime is left; the stream reconnects with it. */
+  /**
+   * Renews the certificate (with a new key) once a third of its lifetime is left. The controller
+   * revokes the old one at once, so the stream, opened with it, is dialled again with the new one.
+   */
   const renew = async () => {
     if (lifetimeLeft(creds!.certPem) > 1 / 3) return;
     const next = generateKeyPair();
@@ -317,6 +320,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     creds = renewed;
     keys = next;
     log.info({ notAfter: new X509Certificate(renewed.certPem).validTo }, 'certificate renewed');
+    conn?.reconnect('certificate renewed');
   };
   const renewTimer = setInterval(() => void renew().catch((e: Error) => log.warn({ err: e.message }, 'certificate renewal failed; will retry')), 3_600_000);
   renewTimer.unref();

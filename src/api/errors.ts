@@ -40,7 +40,7 @@ function describeValidation(context: string, errors: AjvError[]): { message: str
 export function errorHandler(err: FastifyError & { validation?: AjvError[]; validationContext?: string }, req: FastifyRequest, reply: FastifyReply) {
   if (err instanceof ApiError) return reply.status(err.statusCode).send({ error: { code: err.code, message: err.message, details: err.details } });
   if (err instanceof NotFoundError) return reply.status(404).send({ error: { code: 'not_found', message: err.message } });
-  if (err instanceof ConflictError) return reply.status(409).send({ error: { code: 'conflict', message: err.message } });
+  if (err instanceof ConflictError) return reply.status(409).send({ error: { code: err.code, message: err.message } });
   if (err.validation) {
     const { message, details } = describeValidation(err.validationContext ?? 'request', err.validation);
     return reply.status(400).send({ error: { code: 'invalid_request', message, details } });

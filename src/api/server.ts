@@ -28,6 +28,7 @@ import { backupPolicyRoutes } from './routes/backup-policies.ts';
 import { trustRoutes } from './routes/trust.ts';
 import { networkRoutes } from './routes/networks.ts';
 import { hostClusterRoutes } from './routes/host-clusters.ts';
+import { certificateRoutes } from './routes/certificates.ts';
 
 export interface ApiServices {
   store: Store;
@@ -133,6 +134,7 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     backupRoutes(v1 as Api, services);
     backupPolicyRoutes(v1 as Api, services);
     trustRoutes(v1 as Api, services);
+    certificateRoutes(v1 as Api, services);
     networkRoutes(v1 as Api, services);
     hostClusterRoutes(v1 as Api, services);
   }, { prefix: '/v1' });

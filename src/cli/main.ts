@@ -15,6 +15,7 @@ const GROUPS: Record<string, () => Promise<Register[]>> = {
   agent: async () => [(await import('./commands/daemons.ts')).daemonCommands],
   host: async () => [(await import('./commands/host.ts')).hostCommands],
   cluster: async () => [(await import('./commands/cluster.ts')).clusterCommands],
+  cert: async () => [(await import('./commands/cert.ts')).certCommands],
   instance: async () => [(await import('./commands/instance.ts')).instanceCommands],
   image: async () => [(await import('./commands/image.ts')).imageCommands],
   tenant: async () => [(await import('./commands/tenant.ts')).tenantCommands],

@@ -42,6 +42,8 @@ export interface AgentHubEvents {
 
 interface Session {
   hostId: string;
+  /** Of the certificate the stream was opened with. */
+  serial: string;
   ws: WebSocket;
   vms: Map<string, VmReport>;
   volumes: Map<string, VolumeReport>;
@@ -61,7 +63,7 @@ export class AgentHub {
 
   constructor(
     /** Decides from the TLS peer whether it may open a stream, and as which host. */
-    private readonly authenticate: (peer: Peer) => { hostId: string } | { reason: string },
+    private readonly authenticate: (peer: Peer) => { hostId: string; serial: string } | { reason: string },
     private readonly trust: TrustService,
     private readonly heartbeatMs: number,
     private readonly events: AgentHubEvents,
@@ -83,7 +85,7 @@ export class AgentHub {
         socket.end(`HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nX-Outrig-Reason: ${auth.reason}\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, auth.hostId));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, auth.hostId, auth.serial));
     });
   }
 
@@ -92,10 +94,21 @@ export class AgentHub {
     this.sessions.get(hostId)?.ws.close(4003, reason);
   }
 
-  private accept(ws: WebSocket, certHostId: string): void {
+  /** Closes at once every stream opened with a certificate that has been revoked since. */
+  closeRevoked(): void {
+    for (const s of this.sessions.values()) if (this.trust.certs.isRevoked(s.serial)) s.ws.close(4003, 'certificate revoked');
+  }
+
+  private accept(ws: WebSocket, certHostId: string, serial: string): void {
     let session: Session | undefined;
     const send = (m: ControllerMessage) => ws.send(JSON.stringify(m));
     ws.on('message', (data) => {
+      // A renewal revokes the certificate this stream was opened with; the agent reconnects with
+      // the new one, and a stream that stays on the old one ends here, at its next message.
+      if (this.trust.certs.isRevoked(serial)) {
+        ws.close(4003, 'certificate revoked');
+        return;
+      }
       let msg: AgentMessage;
       try {
         msg = JSON.parse(data.toString()) as AgentMessage;
@@ -127,6 +140,7 @@ export class AgentHub {
             if (old) old.ws.close(4000, 'replaced by a newer connection');
             session = {
               hostId: hello.hostId,
+              serial,
               ws,
               vms: new Map(hello.vms.map((v) => [v.instanceId, v])),
               volumes: new Map(hello.volumes.map((v) => [v.id, v])),
@@ -135,7 +149,7 @@ export class AgentHub {
             };
             this.sessions.set(hello.hostId, session);
             send({ type: 'welcome', hostId: hello.hostId, heartbeatMs: this.heartbeatMs });
-            this.log.info({ hostId: hello.hostId, name: hello.name, vms: hello.vms.length, volumes: hello.volumes.length }, 'agent connected');
+            this.log.info({ hostId: hello.hostId, name: hello.name, serial, vms: hello.vms.length, volumes: hello.volumes.length }, 'agent connected');
             this.events.onReport(hello.hostId, [...session.vms.keys(), ...session.volumes.keys(), ...hello.volumes.flatMap((v) => v.snapshots)], true);
             ws.resume();
           })

@@ -22,6 +22,7 @@ import { Controller } from './controller.ts';
 import { ImageFiles } from './image-files.ts';
 import { createMetrics } from './metrics.ts';
 import { DEFAULT_ALLOCATION_POLICY, type AllocationPolicy } from './scheduler.ts';
+import type { PendingLimits } from './pending-hosts.ts';
 import { TrustService } from './trust.ts';
 
 export const DEFAULT_FEATURES = ['mtls', 'kvm', 'tcg', 'volumes'];
@@ -47,6 +48,8 @@ export interface ControllerConfig {
   /** Extra names/addresses for the server certificate. */
   serverNames?: string[];
   hostCertDays?: number;
+  /** How many hosts may wait for approval at once, and how long a request waits (default 200, 1 hour). */
+  pendingHosts?: Partial<PendingLimits>;
   /** Where backups go unless they name a repository (a path every host sees; default: dataDir/backups). */
   backupRepository?: string;
 }
@@ -89,7 +92,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const adminToken = await loadOrCreateSecret(adminTokenFile);
   const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db') });
   await ensureDefaultTenant(store);
-  const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])], hostCertDays: cfg.hostCertDays });
+  const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])], hostCertDays: cfg.hostCertDays, pendingHosts: cfg.pendingHosts });
   const caFile = join(clientDir, 'ca.crt');
   await writeFile(caFile, trust.ca.certPem);
 
@@ -110,7 +113,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     },
   });
   hub = new AgentHub(
-    (peer) => (peer.kind === 'host' ? { hostId: peer.hostId } : { reason: peer.kind === 'none' ? peer.reason : 'not a host certificate' }),
+    (peer) => (peer.kind === 'host' ? { hostId: peer.hostId, serial: peer.serial } : { reason: peer.kind === 'none' ? peer.reason : 'not a host certificate' }),
     trust,
     heartbeatMs,
     {
@@ -173,6 +176,9 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   let discoveryPort: number | undefined;
   if (cfg.discovery) discoveryPort = await responder.start();
   await controller.start();
+  // Requests for approval expire also when nobody enrolls (each new request expires old ones first).
+  const expiry = setInterval(() => void trust.expirePending().catch((e: Error) => log.warn({ err: e.message }, 'expiring requests for approval failed')), Math.min(60_000, trust.pending.limits.ttlMs));
+  expiry.unref();
   log.info({ url, version: VERSION, discoveryPort, caFingerprint: trust.ca.fingerprint }, 'controller listening');
 
   return {
@@ -185,6 +191,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     caFile,
     discoveryPort,
     async close() {
+      clearInterval(expiry);
       responder.close();
       controller.stop();
       hub!.close();

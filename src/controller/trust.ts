@@ -2,7 +2,7 @@
  * Trust: the cluster CA, the controller's server certificate, discovery nonces, enrollment (rules
  * or operator approval), renewal and revocation, and telling who a TLS peer is.
  */
-import { createHash, randomBytes, timingSafeEqual, type X509Certificate as NodeX509 } from 'node:crypto';
+import { createHash, randomBytes, type X509Certificate as NodeX509 } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -10,9 +10,12 @@ import type { Logger } from 'pino';
 import type { Discover } from '../discovery/messages.ts';
 import { newNonce } from '../discovery/responder.ts';
 import type { Host } from '../model/host.ts';
-import type { EnrollmentRule, HostTrust } from '../model/trust.ts';
-import { checkCsr, ClusterCa, generateKeyPair, publicKeyFromB64, type IssuedCertificate } from '../pki/index.ts';
+import { ruleAuthentication, type Certificate, type EnrollmentRule, type HostTrust } from '../model/trust.ts';
+import { checkCsr, ClusterCa, generateKeyPair, keyFingerprint, publicKeyFromB64, type IssuedCertificate } from '../pki/index.ts';
 import { NotFoundError, type Store } from '../store/index.ts';
+import { CertificateRecords, normSerial, type Peer } from './certificates.ts';
+import { maxUsesOf, ruleAdmits, ruleProblem, ruleSpec, type RuleInput } from './enrollment-rules.ts';
+import { DEFAULT_PENDING_LIMITS, PendingHosts, type PendingLimits } from './pending-hosts.ts';
 
 export class TrustError extends Error {
   constructor(
@@ -32,6 +35,8 @@ export interface TrustOptions {
   hostCertDays?: number;
   /** Extra names and addresses for the server certificate. */
   serverNames?: string[];
+  /** How many hosts may wait for approval, and for how long (default 200, 1 hour). */
+  pendingHosts?: Partial<PendingLimits>;
 }
 
 interface PendingNonce {
@@ -41,56 +46,40 @@ interface PendingNonce {
   expires: number;
 }
 
-export type Peer = { kind: 'host'; hostId: string; serial: string } | { kind: 'operator'; name: string } | { kind: 'none'; reason: string };
+export type { Peer } from './certificates.ts';
 
 export function sha256Hex(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
-/** Serial numbers as one spelling: lower-case hex without leading zeros. */
-export function normSerial(s: string): string {
-  return s.toLowerCase().replace(/^0+/, '');
-}
-
-/** Whether a rule admits an enrolling host. Pure. */
-export function ruleAdmits(r: EnrollmentRule, req: { hostId: string; labels: Record<string, string>; tokenSha256?: string }, now: Date): boolean {
-  if (r.status.phase !== 'active') return false;
-  if (r.spec.expiresAt && Date.parse(r.spec.expiresAt) < now.getTime()) return false;
-  const max = r.spec.maxUses ?? (r.spec.kind === 'token' ? 1 : Infinity);
-  if (r.status.uses >= max) return false;
-  switch (r.spec.kind) {
-    case 'token':
-      return !!req.tokenSha256 && !!r.spec.tokenSha256 && timingSafeEqual(Buffer.from(req.tokenSha256), Buffer.from(r.spec.tokenSha256));
-    case 'host-ids':
-      return (r.spec.hostIds ?? []).includes(req.hostId);
-    case 'labels':
-      return Object.entries(r.spec.labels ?? {}).every(([k, v]) => req.labels[k] === v) && Object.keys(r.spec.labels ?? {}).length > 0;
-  }
-}
-
 export class TrustService {
   readonly ca: ClusterCa;
   server!: { certPem: string; keyPem: string; der: Buffer };
+  readonly pending: PendingHosts;
+  readonly certs: CertificateRecords;
   private readonly nonces = new Map<string, PendingNonce>();
-  private revoked = new Set<string>();
   private readonly hostDays: number;
+  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(
     ca: ClusterCa,
     private readonly o: TrustOptions,
   ) {
     this.ca = ca;
+    this.certs = new CertificateRecords(o.store, ca);
     this.hostDays = o.hostCertDays ?? 30;
+    this.pending = new PendingHosts({ ...DEFAULT_PENDING_LIMITS, ...o.pendingHosts });
   }
 
   static async start(o: TrustOptions): Promise<TrustService> {
     const t = new TrustService(await ClusterCa.loadOrCreate(o.pkiDir), o);
+    await t.certs.load();
+    for (const h of await o.store.hosts.list()) if (h.status.trust?.state === 'pending') t.pending.add(h.id, Date.parse(h.status.trust.requestedAt));
     await t.issueServerCert();
-    for (const c of await o.store.certificates.list()) if (c.status.phase === 'revoked') t.revoked.add(normSerial(c.name));
     return t;
   }
 
-  /** A fresh server certificate at each start, for every local address and name. */
+  /** A fresh server certificate at each start, for every local address and name; recorded like every certificate the CA issues. */
   private async issueServerCert(): Promise<void> {
     const ips = new Set<string>(['127.0.0.1', '::1']);
     for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) ips.add(a.address);
@@ -98,6 +87,7 @@ export class TrustService {
     for (const n of this.o.serverNames ?? []) (/^[\d.]+$|:/.test(n) ? ips : dns).add(n);
     const pair = generateKeyPair();
     const cert = await this.ca.issue('server', { name: hostname(), ips: [...ips], dnsNames: [...dns] }, pair.publicKey, 90);
+    await this.certs.record(cert, 'server', `CN=${hostname()}`);
     this.server = { certPem: cert.pem, keyPem: pair.privateKey, der: Buffer.from(cert.pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64') };
   }
 
@@ -114,18 +104,17 @@ export class TrustService {
     return nonce;
   }
 
-  private async record(cert: IssuedCertificate, profile: string, subject: string, hostId?: string): Promise<void> {
-    await this.o.store.certificates.create({
-      name: cert.serial,
-      spec: { profile, subject, hostId, fingerprint: cert.fingerprint, notBefore: cert.notBefore.toISOString(), notAfter: cert.notAfter.toISOString() },
-      status: { phase: 'valid', conditions: [] },
-    });
+  /** Runs changes of hosts' standing one at a time: the pending cap is counted and kept exactly. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   private async issueHost(hostId: string, csrPem: string): Promise<IssuedCertificate> {
     const csr = await checkCsr(csrPem);
     const cert = await this.ca.issue('host', { name: hostId }, csr.publicKey, this.hostDays);
-    await this.record(cert, 'host', `CN=${hostId}`, hostId);
+    await this.certs.record(cert, 'host', `CN=${hostId}`, hostId);
     return cert;
   }
 
@@ -142,16 +131,33 @@ export class TrustService {
       throw new TrustError(400, 'bad_csr', (e as Error).message);
     }
     if (csr.commonName !== req.hostId) throw new TrustError(400, 'bad_csr', `CSR is for '${csr.commonName}', not host ${req.hostId}`);
-    const existing = await store.hosts.get(req.hostId);
+    let existing = await store.hosts.get(req.hostId);
     const bound = req.nonce ? this.nonces.get(req.nonce) : undefined;
     if (bound && (bound.hostId !== req.hostId || bound.expires < Date.now())) throw new TrustError(403, 'bad_nonce', 'the nonce is not for this host or has expired');
     if (!bound && !existing?.status.trust) throw new TrustError(403, 'bad_nonce', 'unknown nonce: discover the controller first');
     const publicKey = bound?.publicKey ?? existing!.status.trust!.publicKey;
     if (csr.publicKeyB64 !== publicKey) throw new TrustError(403, 'key_mismatch', 'the CSR key is not the key this host proved in discovery');
-    const trust = existing?.status.trust;
-    if (trust && trust.publicKey !== publicKey) throw new TrustError(409, 'key_mismatch', `host ${req.hostId} is bound to another key; an operator must delete it first`);
+    let trust = existing?.status.trust;
+    const labels = bound?.labels ?? trust?.labels ?? {};
+    const now = new Date();
+    const tokenSha256 = req.bootstrapToken ? sha256Hex(req.bootstrapToken) : undefined;
+    const proofs = { hostId: req.hostId, labels, tokenSha256, keyFingerprint: keyFingerprint(publicKey) };
+    const rule = (await store.enrollmentRules.list()).find((r) => ruleAdmits(r, proofs, now));
+    if (trust && trust.publicKey !== publicKey) {
+      // A request waiting for approval is a claim anyone could make on this id; a host that proves a token or a registered key takes its place.
+      if (trust.state !== 'pending' || !rule || ruleAuthentication(rule.spec) === 'none') throw new TrustError(409, 'key_mismatch', `host ${req.hostId} is bound to another key; an operator must delete it first`);
+      await this.exclusive(async () => {
+        await store.hosts.delete(req.hostId);
+        this.pending.remove(req.hostId);
+      });
+      this.o.log.warn({ hostId: req.hostId, rule: rule.name }, 'a waiting request with another key was displaced by a host the rule admits');
+      existing = undefined;
+      trust = undefined;
+    }
     if (trust?.state === 'rejected') throw new TrustError(403, 'rejected', `host ${req.hostId} was rejected by an operator`);
     if (trust?.state === 'revoked') throw new TrustError(403, 'revoked', `host ${req.hostId} has been revoked`);
+    // Another host's name as this host's id would make that name mean two hosts (approving one by name approved the other).
+    if (!existing && (await store.hosts.taken(req.hostId))) throw new TrustError(409, 'id_taken', `host id ${req.hostId} is the name of another host; this host needs another id`);
     if (req.nonce) this.nonces.delete(req.nonce);
 
     // Already trusted: approved while the agent waited (the certificate waits here), or an agent
@@ -161,27 +167,59 @@ export class TrustService {
       return { status: 'trusted', ...(await this.renew(req.hostId, req.csr)) };
     }
 
-    const labels = bound?.labels ?? trust?.labels ?? {};
-    const now = new Date();
-    const tokenSha256 = req.bootstrapToken ? sha256Hex(req.bootstrapToken) : undefined;
-    const rule = (await store.enrollmentRules.list()).find((r) => ruleAdmits(r, { hostId: req.hostId, labels, tokenSha256 }, now));
     const base: HostTrust = { state: 'pending', publicKey, csr: req.csr, labels, requestedAt: trust?.requestedAt ?? now.toISOString() };
     if (!rule) {
-      await this.upsertHost(req.hostId, req.name ?? req.hostId, base, 'pending-approval');
+      await this.waitForApproval(req.hostId, req.name ?? req.hostId, base).catch((e: unknown) => {
+        // Refused for now (too many waiting): the nonce stays good for the agent's retry.
+        if (bound) this.nonces.set(req.nonce!, bound);
+        throw e;
+      });
       this.o.log.info({ hostId: req.hostId }, 'host waits for approval');
       return { status: 'pending-approval' };
     }
     // Count the use first, so a rule never admits more hosts than it allows, even when racing.
     await store.enrollmentRules.update(rule.id, (cur) => {
       const uses = cur.status.uses + 1;
-      const max = cur.spec.maxUses ?? (cur.spec.kind === 'token' ? 1 : Infinity);
+      const max = maxUsesOf(cur.spec);
       if (cur.status.uses >= max) throw new TrustError(403, 'rule_used_up', `enrollment rule ${cur.name} is used up`);
       return { status: { ...cur.status, uses, admitted: [...cur.status.admitted, req.hostId].slice(-1000), phase: uses >= max ? 'used-up' : 'active' } };
     });
     const cert = await this.issueHost(req.hostId, req.csr);
-    await this.upsertHost(req.hostId, req.name ?? req.hostId, { ...base, state: 'trusted', csr: undefined, approvedBy: `rule ${rule.name}`, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() }, 'trusted');
+    await this.exclusive(async () => {
+      await this.upsertHost(req.hostId, req.name ?? req.hostId, { ...base, state: 'trusted', csr: undefined, approvedBy: `rule ${rule.name}`, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() }, 'trusted');
+      this.pending.remove(req.hostId);
+    });
     this.o.log.info({ hostId: req.hostId, rule: rule.name }, 'host enrolled');
     return { status: 'trusted', certificate: cert.pem, ca: this.ca.certPem };
+  }
+
+  /** Stores a host as waiting for an operator, unless too many wait already (429). */
+  private waitForApproval(id: string, name: string, trust: HostTrust): Promise<void> {
+    return this.exclusive(async () => {
+      await this.expireLocked(Date.now());
+      if (!this.pending.has(id) && this.pending.full()) {
+        throw new TrustError(429, 'too_many_pending', `${this.pending.limits.max} hosts are waiting for approval already; try again later (an operator approves, rejects or deletes waiting hosts)`);
+      }
+      await this.upsertHost(id, name, trust, 'pending-approval');
+      this.pending.add(id, Date.parse(trust.requestedAt));
+    });
+  }
+
+  /** Forgets requests for approval older than the limit (their agents, if alive, ask again). */
+  expirePending(now = Date.now()): Promise<string[]> {
+    return this.exclusive(() => this.expireLocked(now));
+  }
+
+  private async expireLocked(now: number): Promise<string[]> {
+    const gone: string[] = [];
+    for (const id of this.pending.expired(now)) {
+      this.pending.remove(id);
+      if ((await this.o.store.hosts.get(id))?.status.trust?.state !== 'pending') continue;
+      await this.o.store.hosts.delete(id);
+      gone.push(id);
+    }
+    if (gone.length) this.o.log.info({ hosts: gone }, 'requests for approval expired');
+    return gone;
   }
 
   private async upsertHost(id: string, name: string, trust: HostTrust, phase: 'pending-approval' | 'trusted'): Promise<void> {
@@ -191,10 +229,9 @@ export class TrustService {
       await store.hosts.update(id, (cur) => ({ status: { ...cur.status, trust, phase: cur.status.agent.connected ? cur.status.phase : phase } }));
       return;
     }
-    const byName = await store.hosts.find(name);
     await store.hosts.create({
       id,
-      name: byName ? id : name,
+      name: name !== id && (await store.hosts.taken(name)) ? id : name,
       spec: { cordoned: false },
       status: { phase, conditions: [], trust, agent: { connected: false } },
     });
@@ -206,21 +243,51 @@ export class TrustService {
     return h;
   }
 
-  async approve(ref: string, by: string): Promise<Host> {
-    const h = await this.mustHost(ref);
-    const t = h.status.trust;
-    if (!t || t.state !== 'pending' || !t.csr) throw new TrustError(409, 'not_pending', `host ${h.name} is not waiting for approval`);
-    const cert = await this.issueHost(h.id, t.csr);
-    return this.o.store.hosts.update(h.id, (cur) => ({
-      status: { ...cur.status, phase: 'trusted', trust: { ...t, state: 'trusted', csr: undefined, approvedBy: by, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() } },
-    }));
+  approve(ref: string, by: string): Promise<Host> {
+    return this.exclusive(async () => {
+      const h = await this.mustHost(ref);
+      const t = h.status.trust;
+      if (!t || t.state !== 'pending' || !t.csr) throw new TrustError(409, 'not_pending', `host ${h.name} is not waiting for approval`);
+      const cert = await this.issueHost(h.id, t.csr);
+      this.pending.remove(h.id);
+      return this.o.store.hosts.update(h.id, (cur) => ({
+        status: { ...cur.status, phase: 'trusted', trust: { ...t, state: 'trusted', csr: undefined, approvedBy: by, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() } },
+      }));
+    });
   }
 
-  async reject(ref: string): Promise<Host> {
-    const h = await this.mustHost(ref);
-    const t = h.status.trust;
-    if (!t || t.state !== 'pending') throw new TrustError(409, 'not_pending', `host ${h.name} is not waiting for approval`);
-    return this.o.store.hosts.update(h.id, (cur) => ({ status: { ...cur.status, phase: 'rejected', trust: { ...t, state: 'rejected', csr: undefined } } }));
+  reject(ref: string): Promise<Host> {
+    return this.exclusive(async () => {
+      const h = await this.mustHost(ref);
+      const t = h.status.trust;
+      if (!t || t.state !== 'pending') throw new TrustError(409, 'not_pending', `host ${h.name} is not waiting for approval`);
+      this.pending.remove(h.id);
+      return this.o.store.hosts.update(h.id, (cur) => ({ status: { ...cur.status, phase: 'rejected', trust: { ...t, state: 'rejected', csr: undefined } } }));
+    });
+  }
+
+  /**
+   * Forgets a host that holds nothing: waiting, rejected, revoked, or trusted but disconnected with
+   * no instance, volume or cluster on it. Its certificates are revoked first, so a deleted host
+   * comes back only by enrolling again (as a new host, by a rule or an operator).
+   */
+  deleteHost(ref: string, connected: (hostId: string) => boolean): Promise<Host> {
+    const { store } = this.o;
+    return this.exclusive(async () => {
+      const h = await this.mustHost(ref);
+      if (connected(h.id)) throw new TrustError(409, 'connected', `host ${h.name} is connected; revoke it first (outrig host revoke ${h.name})`);
+      const holds = [
+        ...(await store.instances.list()).filter((i) => i.status.hostId === h.id).map((i) => `instance ${i.name}`),
+        ...(await store.volumes.list()).filter((v) => v.status.hostId === h.id).map((v) => `volume ${v.name}`),
+        ...(await store.hostClusters.list()).filter((c) => c.spec.hosts.includes(h.id)).map((c) => `host cluster ${c.name}`),
+      ];
+      if (holds.length) throw new TrustError(409, 'in_use', `host ${h.name} still has ${holds.slice(0, 5).join(', ')}${holds.length > 5 ? ', ...' : ''}`);
+      await this.certs.revokeWhere((c) => c.spec.hostId === h.id);
+      await store.hosts.delete(h.id);
+      this.pending.remove(h.id);
+      this.o.log.warn({ hostId: h.id, name: h.name }, 'host deleted');
+      return h;
+    });
   }
 
   /** Revokes every certificate of the host; its connections are closed by the caller at once. */
@@ -228,17 +295,17 @@ export class TrustService {
     const h = await this.mustHost(ref);
     const t = h.status.trust;
     if (!t || t.state !== 'trusted') throw new TrustError(409, 'not_trusted', `host ${h.name} holds no trust to revoke`);
-    const now = new Date().toISOString();
-    for (const c of await this.o.store.certificates.list()) {
-      if (c.spec.hostId !== h.id || c.status.phase === 'revoked') continue;
-      await this.o.store.certificates.update(c.id, (cur) => ({ status: { ...cur.status, phase: 'revoked', revokedAt: now } }));
-      this.revoked.add(normSerial(c.name));
-    }
+    await this.certs.revokeWhere((c) => c.spec.hostId === h.id);
     this.o.log.warn({ hostId: h.id }, 'host revoked');
     return this.o.store.hosts.update(h.id, (cur) => ({ status: { ...cur.status, phase: 'revoked', trust: { ...t, state: 'revoked', certificate: undefined } } }));
   }
 
-  /** A trusted host asks for a fresh certificate (same or new key) before its current one expires. */
+  /**
+   * A trusted host asks for a fresh certificate (same or new key) before its current one expires.
+   * The certificates it had are revoked at once: a copy of an old one (or its key) opens nothing
+   * from now on. The agent reconnects with the new one; a stream still on an old one is closed at
+   * its next message (agent-hub.ts), and its agent reconnects with what it has stored by then.
+   */
   async renew(hostId: string, csrPem: string): Promise<{ certificate: string; ca: string }> {
     const h = await this.mustHost(hostId);
     if (h.status.trust?.state !== 'trusted') throw new TrustError(403, 'not_trusted', `host ${hostId} is not trusted`);
@@ -253,35 +320,28 @@ export class TrustService {
     await this.o.store.hosts.update(hostId, (cur) => ({
       status: { ...cur.status, trust: { ...cur.status.trust!, publicKey: csr.publicKeyB64, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() } },
     }));
+    const superseded = await this.certs.revokeWhere((c) => c.spec.hostId === hostId && c.spec.profile === 'host' && c.name !== cert.serial);
+    this.o.log.info({ hostId, serial: cert.serial, superseded: superseded.map((c) => c.name) }, 'host certificate renewed');
     return { certificate: cert.pem, ca: this.ca.certPem };
   }
 
-  /** Creates an enrollment rule; a token rule returns its token (shown once, stored hashed). */
-  async addRule(name: string, spec: { kind: EnrollmentRule['spec']['kind']; maxUses?: number; hostIds?: string[]; labels?: Record<string, string>; expiresAt?: string }): Promise<{ rule: EnrollmentRule; token?: string }> {
-    const token = spec.kind === 'token' ? randomBytes(24).toString('base64url') : undefined;
+  /** Creates an enrollment rule; a rule with a token returns it (shown once, stored hashed). */
+  async addRule(name: string, input: RuleInput): Promise<{ rule: EnrollmentRule; token?: string }> {
+    const problem = ruleProblem(input);
+    if (problem) throw new TrustError(400, problem.code, problem.message);
+    const token = input.kind === 'token' || input.withToken ? randomBytes(24).toString('base64url') : undefined;
     const rule = await this.o.store.enrollmentRules.create({
       name,
-      spec: { ...spec, tokenSha256: token ? sha256Hex(token) : undefined },
+      spec: ruleSpec(input, token ? sha256Hex(token) : undefined),
       status: { phase: 'active', conditions: [], uses: 0, admitted: [] },
     });
+    if (rule.spec.unauthenticated) this.o.log.warn({ rule: name }, 'enrollment rule admits on claims alone (unauthenticated)');
     return { rule, token };
-  }
-
-  isRevoked(serial: string): boolean {
-    return this.revoked.has(normSerial(serial));
   }
 
   /** Who a TLS peer is, from its (already chain-verified) certificate. */
   identify(authorized: boolean, cert: PeerCertificate | undefined | null, x509?: NodeX509): Peer {
-    if (!cert || !cert.subject || !cert.serialNumber) return { kind: 'none', reason: 'no client certificate' };
-    if (!authorized) return { kind: 'none', reason: 'client certificate not issued by the cluster CA' };
-    if (this.isRevoked(cert.serialNumber)) return { kind: 'none', reason: 'client certificate revoked' };
-    const ou = String(cert.subject.OU ?? '');
-    const cn = String(cert.subject.CN ?? '');
-    if (x509 && new Date(x509.validTo).getTime() < Date.now()) return { kind: 'none', reason: 'client certificate expired' };
-    if (ou === 'hosts') return { kind: 'host', hostId: cn, serial: normSerial(cert.serialNumber) };
-    if (ou === 'operators') return { kind: 'operator', name: cn };
-    return { kind: 'none', reason: `certificate profile ${ou} may not use the API` };
+    return this.certs.identify(authorized, cert, x509);
   }
 
   /**
@@ -294,45 +354,37 @@ export class TrustService {
     if (t?.state !== 'trusted') throw new TrustError(409, 'not_trusted', `host ${h.name} is not trusted`);
     const key = publicKeyFromB64(t.publicKey).export({ type: 'spki', format: 'pem' }).toString();
     const cert = await this.ca.issue('principal', { name: h.name, hostId: h.id, segments }, key, this.hostDays);
-    await this.record(cert, 'principal', `CN=${h.name}`, h.id);
+    await this.certs.record(cert, 'principal', `CN=${h.name}`, h.id);
     return cert;
   }
 
   /** Revokes one certificate by serial (a principal whose host left its cluster). */
   async revokeSerial(serial: string): Promise<void> {
-    const c = await this.o.store.certificates.find(serial);
-    if (!c || c.status.phase === 'revoked') return;
-    await this.o.store.certificates.update(c.id, (cur) => ({ status: { ...cur.status, phase: 'revoked', revokedAt: new Date().toISOString() } }));
-    this.revoked.add(normSerial(serial));
+    await this.certs.revokeWhere((c) => normSerial(c.name) === normSerial(serial));
   }
 
-  private crlCache?: { key: string; pem: string; madeAt: number };
-
   /**
-   * The CA's current revocation list (PEM). The same bytes until a revocation changes it or half
-   * its day of validity has passed, so readers can tell a new list from a re-signed old one.
+   * An operator revokes certificates of any profile: one by serial, or every one issued to a name
+   * (of `profile`, when the name holds certificates of several). Revoking again is no error.
    */
-  async crl(): Promise<string> {
-    const revoked = (await this.o.store.certificates.list()).filter((c) => c.status.phase === 'revoked');
-    const key = revoked.map((c) => c.name).sort().join(',');
-    const c = this.crlCache;
-    if (c && c.key === key && Date.now() - c.madeAt < 12 * 3_600_000) return c.pem;
-    const pem = await this.ca.crl(revoked.map((x) => ({ serial: x.name, at: new Date(x.status.revokedAt ?? x.updatedAt) })));
-    this.crlCache = { key, pem, madeAt: Date.now() };
-    return pem;
+  async revokeCertificates(ref: string, profile?: string): Promise<Certificate[]> {
+    const sel = await this.certs.revokeRef(ref, profile);
+    if (!('certs' in sel)) throw new TrustError(sel.status, sel.code, sel.message);
+    this.o.log.warn({ ref, serials: sel.certs.map((c) => c.name) }, 'certificates revoked by an operator');
+    return sel.certs;
   }
 
   /** The server certificate of a port authenticator (the RADIUS server hosts' supplicants check against the cluster CA). */
   async issueAuthenticator(name: string, publicKeyPem: string): Promise<IssuedCertificate> {
     const cert = await this.ca.issue('server', { name, dnsNames: [name] }, publicKeyPem, 365);
-    await this.record(cert, 'server', `CN=${name}`);
+    await this.certs.record(cert, 'server', `CN=${name}`);
     return cert;
   }
 
   /** Issues an operator client certificate (for operators who prefer certificates to tokens). */
   async issueOperator(name: string, publicKeyPem: string): Promise<IssuedCertificate> {
     const cert = await this.ca.issue('operator', { name }, publicKeyPem, 365);
-    await this.record(cert, 'operator', `CN=${name}`);
+    await this.certs.record(cert, 'operator', `CN=${name}`);
     return cert;
   }
 }

@@ -22,9 +22,14 @@ export type CertificateStatus = Static<typeof CertificateStatus>;
 export const CertificateResource = resourceSchema('Certificate', CertificateSpec, CertificateStatus);
 export type Certificate = Resource<CertificateSpec, CertificateStatus>;
 
-export const ENROLL_RULE_KINDS = ['token', 'host-ids', 'labels'] as const;
+export const ENROLL_RULE_KINDS = ['token', 'host-ids', 'labels', 'keys'] as const;
 
-/** A rule that admits enrolling hosts without an operator: a bootstrap token, known host ids, or labels. */
+/**
+ * A rule that admits enrolling hosts without an operator. What a host announces (its id, its
+ * labels) is a claim anyone can make, so a rule must also bind to something a stranger cannot
+ * have: a bootstrap token, or the fingerprint of the host's key registered in advance. A rule
+ * without either admits only if it was made with `unauthenticated: true`, knowingly.
+ */
 export const EnrollmentRuleSpec = Type.Object({
   kind: Type.Enum(ENROLL_RULE_KINDS),
   /** SHA-256 (hex) of the bootstrap token; the token itself is shown once, at creation. */
@@ -33,9 +38,20 @@ export const EnrollmentRuleSpec = Type.Object({
   maxUses: Type.Optional(Type.Integer({ minimum: 1 })),
   hostIds: Type.Optional(Type.Array(Type.String())),
   labels: Type.Optional(Labels),
+  /** SHA-256 (hex) of the SubjectPublicKeyInfo DER of each host key the rule admits. */
+  keyFingerprints: Type.Optional(Type.Array(Type.String())),
+  /** Made on purpose to admit on claims alone (anyone on the network can claim them). */
+  unauthenticated: Type.Optional(Type.Boolean()),
   expiresAt: Type.Optional(Type.String()),
 });
 export type EnrollmentRuleSpec = Static<typeof EnrollmentRuleSpec>;
+
+/** How a rule authenticates the hosts it admits; `none` admits on claims anyone can make. */
+export function ruleAuthentication(spec: EnrollmentRuleSpec): 'token' | 'key' | 'token+key' | 'none' {
+  const t = !!spec.tokenSha256;
+  const k = !!spec.keyFingerprints?.length;
+  return t && k ? 'token+key' : t ? 'token' : k ? 'key' : 'none';
+}
 
 export const EnrollmentRuleStatus = Type.Object({
   phase: Type.Enum(['active', 'used-up', 'expired'] as const),

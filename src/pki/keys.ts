@@ -1,5 +1,5 @@
 /** Key pairs as PEM (what TLS and files want) and as CryptoKeys (what X.509 generation wants). */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { ALG, subtle } from './x509.ts';
 
 export interface KeyPairPem {
@@ -18,6 +18,11 @@ export function generateKeyPair(): KeyPairPem {
 /** SPKI DER, base64: how public keys travel in discovery messages. */
 export function publicKeyB64(pem: string): string {
   return createPublicKey(pem).export({ type: 'spki', format: 'der' }).toString('base64');
+}
+
+/** A key's fingerprint: SHA-256 of its SPKI DER (given as base64), hex. Enrollment rules register hosts by it. */
+export function keyFingerprint(spkiB64: string): string {
+  return createHash('sha256').update(Buffer.from(spkiB64, 'base64')).digest('hex');
 }
 
 export function publicKeyFromB64(b64: string): KeyObject {

@@ -21,7 +21,7 @@ import { migrationProvider } from './migrations.ts';
 import { ResourceRepository, type Clock } from './repository.ts';
 import type { Database } from './schema.ts';
 
-export { ConflictError, NotFoundError } from './errors.ts';
+export { AmbiguousRefError, ConflictError, NotFoundError } from './errors.ts';
 export type { Change, NewResource } from './repository.ts';
 export { ResourceRepository } from './repository.ts';
 export type { AddressClaim, NetworkClaims } from './addresses.ts';

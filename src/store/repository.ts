@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Resource } from '../model/common.ts';
-import { ConflictError, NotFoundError } from './errors.ts';
+import { AmbiguousRefError, ConflictError, NotFoundError } from './errors.ts';
 import type { Database, ResourceRow, ResourceTable } from './schema.ts';
 
 export interface NewResource<S, St> {
@@ -61,6 +61,11 @@ export class ResourceRepository<S, St> {
     };
   }
 
+  /**
+   * Inserts a resource. Ids and names share one space per kind: a reference must never be one
+   * resource's id and another's name, so a new id equal to an existing name (or a new name equal to
+   * an existing id) is refused, checked in the same transaction as the insert.
+   */
   async create(r: NewResource<S, St>): Promise<Resource<S, St>> {
     const now = this.clock().toISOString();
     const row: ResourceRow = {
@@ -76,7 +81,18 @@ export class ResourceRepository<S, St> {
       resource_version: 1,
     };
     try {
-      await this.db.insertInto(this.table).values(row).execute();
+      await this.db.transaction().execute(async (trx) => {
+        const clash = await trx
+          .selectFrom(this.table)
+          .select(['id', 'name'])
+          .where((eb) => eb.or([eb('name', '=', row.id), eb('id', '=', row.name)]))
+          .executeTakeFirst();
+        if (clash) {
+          const what = clash.name === row.id ? `id '${row.id}' is the name of ${this.kind} ${clash.id}` : `name '${row.name}' is the id of another ${this.kind}`;
+          throw new ConflictError(`${this.kind} ${what}: ids and names must not collide`, 'id_name_collision');
+        }
+        await trx.insertInto(this.table).values(row).execute();
+      });
     } catch (e) {
       if (isUniqueViolation(e)) throw new ConflictError(`${this.kind} '${r.name}' already exists`);
       throw e;
@@ -89,15 +105,27 @@ export class ResourceRepository<S, St> {
     return row ? this.toResource(row) : undefined;
   }
 
-  /** Looks a resource up by id, then by name: users type names, programs keep ids. */
+  /** Looks a resource up by id or name (users type names, programs keep ids); a reference that matches two is refused. */
   async find(ref: string): Promise<Resource<S, St> | undefined> {
-    const row = await this.db
+    const rows = await this.db
       .selectFrom(this.table)
       .selectAll()
       .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)]))
       .orderBy('id')
+      .limit(2)
+      .execute();
+    if (rows.length > 1) throw new AmbiguousRefError(this.kind, ref, rows);
+    return rows[0] ? this.toResource(rows[0]) : undefined;
+  }
+
+  /** Whether a reference is already some resource's id or name (a new one must not take it). */
+  async taken(ref: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom(this.table)
+      .select('id')
+      .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)]))
       .executeTakeFirst();
-    return row ? this.toResource(row) : undefined;
+    return !!row;
   }
 
   async mustFind(ref: string): Promise<Resource<S, St>> {

@@ -2,7 +2,8 @@
  * Discovery across a real (namespaced) LAN: two controllers with different capabilities and
  * three agents with different policies, each a separate `outrig` process in its own network
  * namespace, finding each other by UDP multicast/broadcast only.
- *  - h1 requires cluster lab-a and carries label rack=r1: lab-a admits it by an enrollment rule.
+ *  - h1 requires cluster lab-a, carries label rack=r1 and the rule's bootstrap token, and pins
+ *    lab-a's CA: lab-a admits it by an enrollment rule.
  *  - h2 requires feature gpu: only lab-b offers it; no rule matches, so it waits for approval,
  *    which an operator gives with `outrig host approve` on lab-b.
  *  - h3 requires cluster prod: both controllers decline, it keeps waiting and logs their reasons.
@@ -37,16 +38,18 @@ describe('discovery on a LAN of network namespaces', () => {
       return d.output().includes('answering discovery on UDP 7441');
     }, 30_000);
   };
-  const startAgent = (h: string, args: string[]) => {
-    daemons[h] = lan.outrig(h, ['agent', '--discover', '--name', h, '--data', join(dir.path, h), '--stop-timeout', '5', ...args], { OUTRIG_DATA: join(dir.path, `${h}-home`), OUTRIG_LOG_LEVEL: 'info' });
+  const startAgent = (h: string, args: string[], env: Record<string, string> = {}) => {
+    daemons[h] = lan.outrig(h, ['agent', '--discover', '--name', h, '--data', join(dir.path, h), '--stop-timeout', '5', ...args], { OUTRIG_DATA: join(dir.path, `${h}-home`), OUTRIG_LOG_LEVEL: 'info', ...env });
   };
 
   before(async () => {
     lan = createLan(['ctl-a', 'ctl-b', 'h1', 'h2', 'h3']);
     await startController('ctl-a', ['--cluster', 'lab-a', '--feature', 'mtls', '--feature', 'kvm', '--feature', 'tcg']);
     await startController('ctl-b', ['--cluster', 'lab-b', '--cluster-label', 'tier=gpu', '--feature', 'mtls', '--feature', 'tcg', '--feature', 'gpu']);
-    await cli('ctl-a', 'cluster', 'enroll-rule', 'add', 'rack-r1', '--kind', 'labels', '--label', 'rack=r1');
-    startAgent('h1', ['--require-cluster', 'lab-a', '--require-feature', 'mtls', '--label', 'rack=r1']);
+    // The labels narrow the rule; its token (which goes only to the pinned CA) is what admits.
+    const { token } = JSON.parse(await cli('ctl-a', 'cluster', 'enroll-rule', 'add', 'rack-r1', '--kind', 'labels', '--label', 'rack=r1', '--with-token', '--json')) as { token: string };
+    const { caFingerprint } = JSON.parse(await cli('ctl-a', 'cluster', 'info', '--json')) as { caFingerprint: string };
+    startAgent('h1', ['--require-cluster', 'lab-a', '--require-feature', 'mtls', '--label', 'rack=r1', '--ca-fingerprint', caFingerprint], { OUTRIG_BOOTSTRAP_TOKEN: token });
     startAgent('h2', ['--require-feature', 'gpu', '--label', 'rack=r2']);
     startAgent('h3', ['--require-cluster', 'prod']);
   });

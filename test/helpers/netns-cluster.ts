@@ -54,7 +54,7 @@ export class NetnsCluster {
   /** Enrolls with a one-time token and starts the agent of node `h` (it joins asynchronously). */
   async startAgent(h: string, extra: string[] = []): Promise<void> {
     const { token } = await this.json<{ token: string }>('cluster', 'enroll-rule', 'add', `agent-${h}`, '--kind', 'token');
-    this.daemons[h] = this.lan.outrig(h, ['agent', '--controller', this.url, '--bootstrap-token', token, '--data', join(this.dir, h), '--name', h, '--stop-timeout', '5', ...extra], this.env());
+    this.daemons[h] = this.lan.outrig(h, ['agent', '--controller', this.url, '--data', join(this.dir, h), '--name', h, '--stop-timeout', '5', ...extra], { ...this.env(), OUTRIG_BOOTSTRAP_TOKEN: token });
   }
 
   async waitReady(count: number): Promise<void> {

@@ -8,7 +8,6 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
 import WebSocket from 'ws';
 import { enroll, EnrollmentRefused } from '../../src/agent/enroll.ts';
 import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
@@ -20,17 +19,11 @@ import { AGENT_STREAM_PATH } from '../../src/model/agent-protocol.ts';
 import type { Host } from '../../src/model/host.ts';
 import { createCsr, generateKeyPair } from '../../src/pki/index.ts';
 import { killProcessesUnder } from '../helpers/cleanup.ts';
+import { capturingLog } from '../helpers/log.ts';
 import { tlsFetch } from '../helpers/https.ts';
 import { testPki } from '../helpers/pki.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
-
-/** A logger whose lines the test can read. */
-function capturingLog(): { log: pino.Logger; lines: () => string[] } {
-  const lines: string[] = [];
-  const log = pino({ level: 'debug' }, { write: (s: string) => void lines.push(s) });
-  return { log, lines: () => lines };
-}
 
 /** Opens the agent stream with a given client certificate; resolves with 101 (open) or the HTTP status, and the refusal reason. */
 function openStream(url: string, tls: { ca: string; cert?: string; key?: string }): Promise<{ status: number; reason?: string; ws?: WebSocket }> {
@@ -72,12 +65,13 @@ describe('discovery and trust', () => {
   const udpTarget = () => [`127.0.0.1:${ctl.discoveryPort}`];
 
   test('an agent discovers the controller over UDP, is admitted by a label rule, and becomes ready over mutual TLS', async () => {
-    await api.post('/v1/enrollment-rules', { name: 'rack-7', kind: 'labels', labels: { rack: '7' } });
+    const { token } = await api.post<{ token: string }>('/v1/enrollment-rules', { name: 'rack-7', kind: 'labels', labels: { rack: '7' }, withToken: true });
     const { log, lines } = capturingLog();
     const agent = await startAgent({
       dataDir: join(dir.path, 'agent-1'),
       name: 'disc-1',
       join: { kind: 'discover', policy: { cluster: 'lab', clusterLabels: { site: 'a' }, features: ['mtls'] }, labels: { rack: '7' }, targets: udpTarget(), onlyTargets: true, pinnedCaFingerprint: ctl.trust.ca.fingerprint },
+      bootstrapToken: token,
       log,
     });
     agents.push(agent);

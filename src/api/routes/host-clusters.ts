@@ -132,6 +132,6 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
 
   app.get('/pki/crl', { schema: { tags: ['trust'], summary: "The cluster CA's certificate revocation list (PEM): what port authentication checks principals against" } }, async (_req, reply) => {
     reply.header('content-type', 'application/x-pem-file');
-    return reply.send(await s.trust.crl());
+    return reply.send(await s.trust.certs.crl());
   });
 }

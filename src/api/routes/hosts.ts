@@ -1,4 +1,6 @@
+import { Type } from 'typebox';
 import { HostResource, type Host } from '../../model/host.ts';
+import { guarded } from './trust.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, RefParams } from '../schemas.ts';
 
@@ -41,4 +43,22 @@ export function hostRoutes(app: Api, s: ApiServices): void {
       },
     );
   }
+
+  app.delete(
+    '/hosts/:ref',
+    {
+      schema: {
+        tags: ['hosts'],
+        summary: 'Forget a host that holds nothing (waiting, rejected, revoked, or disconnected and empty); its certificates are revoked',
+        params: RefParams,
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (req, reply) => {
+      await guarded(() => s.trust.deleteHost(req.params.ref, (id) => s.hub.isConnected(id)));
+      // It may have connected since the check: its certificates are revoked now.
+      s.hub.closeRevoked();
+      return reply.status(204).send(null);
+    },
+  );
 }

@@ -4,7 +4,7 @@ import { ControllerInfo } from '../../discovery/messages.ts';
 import { Name } from '../../model/common.ts';
 import { HostResource } from '../../model/host.ts';
 import { ENROLL_RULE_KINDS, EnrollmentRuleResource } from '../../model/trust.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, ErrorBody } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, RefParams } from '../schemas.ts';
 
@@ -32,6 +32,11 @@ const RuleBody = Type.Object(
     maxUses: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
     hostIds: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 10_000 })),
     labels: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 63 }), Type.String({ maxLength: 253 }))),
+    keyFingerprints: Type.Optional(
+      Type.Array(Type.String({ maxLength: 128, description: "SHA-256 of the host key's SubjectPublicKeyInfo, hex ('outrig agent --print-identity')" }), { maxItems: 10_000 }),
+    ),
+    withToken: Type.Optional(Type.Boolean({ description: 'host-ids and labels rules: also require a bootstrap token, returned once' })),
+    allowUnauthenticated: Type.Optional(Type.Boolean({ description: 'admit on claimed host ids or labels alone, which anyone on the network can claim' })),
     expiresAt: Type.Optional(Type.String({ format: 'date-time' })),
   },
   { additionalProperties: false },
@@ -77,10 +82,18 @@ export function trustRoutes(app: Api, s: ApiServices): void {
 
   app.post(
     '/enroll',
-    { schema: { tags: ['trust'], summary: 'Ask for a host certificate with a CSR bound to a discovery nonce', body: EnrollBody, response: { 201: EnrollReply, 202: EnrollReply, ...errors } } },
+    {
+      schema: {
+        tags: ['trust'],
+        summary: 'Ask for a host certificate with a CSR bound to a discovery nonce (429 while too many hosts wait for approval)',
+        body: EnrollBody,
+        response: { 201: EnrollReply, 202: EnrollReply, ...errors, 429: ErrorBody },
+      },
+    },
     async (req, reply) => {
       const r = await guarded(() => s.trust.enroll(req.body)).catch((e: unknown) => {
         s.metrics.enrollments.inc({ result: 'refused' });
+        if (e instanceof ApiError && e.statusCode === 429) reply.header('retry-after', '30');
         throw e;
       });
       s.metrics.enrollments.inc({ result: r.status });
@@ -115,7 +128,7 @@ export function trustRoutes(app: Api, s: ApiServices): void {
         const h = await guarded(() => (action === 'approve' ? s.trust.approve(req.params.ref, by) : action === 'reject' ? s.trust.reject(req.params.ref) : s.trust.revoke(req.params.ref)));
         if (action === 'revoke') s.hub.disconnect(h.id, 'certificate revoked');
         await s.controller.reconcileNow('host', h.id);
-        return s.store.hosts.mustFind(h.id);
+        return (await s.store.hosts.get(h.id)) ?? h;
       },
     );
   }
@@ -134,21 +147,22 @@ export function trustRoutes(app: Api, s: ApiServices): void {
 
   app.get('/enrollment-rules', { schema: { tags: ['trust'], response: { 200: listOf(EnrollmentRuleResource) } } }, async () => ({ items: await s.store.enrollmentRules.list() }));
 
+  app.get('/enrollment-rules/:ref', { schema: { tags: ['trust'], params: RefParams, response: { 200: EnrollmentRuleResource, ...errors } } }, async (req) => s.store.enrollmentRules.mustFind(req.params.ref));
+
   app.post(
     '/enrollment-rules',
     {
       schema: {
         tags: ['trust'],
-        summary: 'Add a rule that admits enrolling hosts (a bootstrap token is returned once)',
+        summary:
+          'Add a rule that admits enrolling hosts. It must bind to a bootstrap token (kind token, or withToken; returned once) or key fingerprints (kind keys, or keyFingerprints), unless allowUnauthenticated admits on claims alone',
         body: RuleBody,
         response: { 201: Type.Object({ rule: EnrollmentRuleResource, token: Type.Optional(Type.String()) }), ...errors },
       },
     },
     async (req, reply) => {
-      const b = req.body;
-      if (b.kind === 'host-ids' && !b.hostIds?.length) throw new ApiError(400, 'invalid_request', 'a host-ids rule needs hostIds');
-      if (b.kind === 'labels' && !Object.keys(b.labels ?? {}).length) throw new ApiError(400, 'invalid_request', 'a labels rule needs labels');
-      const { rule, token } = await s.trust.addRule(b.name, { kind: b.kind, maxUses: b.maxUses, hostIds: b.hostIds, labels: b.labels, expiresAt: b.expiresAt });
+      const { name, ...input } = req.body;
+      const { rule, token } = await guarded(() => s.trust.addRule(name, input));
       return reply.status(201).send({ rule, token });
     },
   );

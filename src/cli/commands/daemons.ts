@@ -4,8 +4,9 @@ import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { CliError } from '../errors.ts';
-import { collect, parseIntStrict, parseListen } from '../parse.ts';
-import { readFile } from 'node:fs/promises';
+import { collect, parseDuration, parseIntStrict, parseListen } from '../parse.ts';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { printJson } from '../output.ts';
 import type { JoinMode } from '../../agent/enroll.ts';
 
 /** Runs until SIGINT/SIGTERM, then calls `stop` once. */
@@ -23,6 +24,38 @@ export function untilSignal(stop: () => Promise<void>): Promise<void> {
     process.on('SIGINT', () => on('SIGINT'));
     process.on('SIGTERM', () => on('SIGTERM'));
   });
+}
+
+/** The token once came as an argument, where every user of the machine reads it in /proc/PID/cmdline. */
+function refuseTokenArgument(): never {
+  throw new CliError(
+    '--bootstrap-token is no longer accepted: a token on the command line is visible to every user of the machine (/proc/PID/cmdline). ' +
+      'Put it in a file only the agent can read and pass --bootstrap-token-file FILE, or set OUTRIG_BOOTSTRAP_TOKEN in its environment',
+    2,
+  );
+}
+
+/** The bootstrap token from --bootstrap-token-file or $OUTRIG_BOOTSTRAP_TOKEN, if any. */
+export async function readBootstrapToken(file: string | undefined, env = process.env): Promise<string | undefined> {
+  if (!file) return env.OUTRIG_BOOTSTRAP_TOKEN?.trim() || undefined;
+  const token = await readFile(file, 'utf8')
+    .then((t) => t.trim())
+    .catch((e: NodeJS.ErrnoException) => {
+      throw new CliError(`cannot read --bootstrap-token-file ${file}: ${e.code ?? e.message}`, 2);
+    });
+  if (!token) throw new CliError(`--bootstrap-token-file ${file} is empty`, 2);
+  if ((await stat(file)).mode & 0o077) process.stderr.write(`warning: ${file} can be read by other users; a bootstrap token should be readable by the agent only (chmod 600)\n`);
+  return token;
+}
+
+/** What an operator registers in a keys rule before the host enrolls. */
+async function printIdentity(dataDir: string, json: boolean): Promise<void> {
+  const [{ loadHostId }, { CredentialStore }, { keyFingerprint, publicKeyB64 }] = await Promise.all([import('../../agent/host-identity.ts'), import('../../agent/credentials.ts'), import('../../pki/keys.ts')]);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const hostId = await loadHostId(join(dataDir, 'host-id'));
+  const fingerprint = keyFingerprint(publicKeyB64((await new CredentialStore(dataDir).keys()).publicKey));
+  if (json) return printJson({ hostId, keyFingerprint: fingerprint });
+  process.stdout.write(`host id:          ${hostId}\nkey fingerprint:  ${fingerprint}\n`);
 }
 
 function collectKv(v: string, prev: Record<string, string>): Record<string, string> {
@@ -50,6 +83,8 @@ export function daemonCommands(program: Command): void {
     .addOption(new Option('--heartbeat-ms <ms>', 'agent heartbeat period').default(2000).argParser(parseIntStrict('--heartbeat-ms')))
     .addOption(new Option('--lost-after-ms <ms>', 'a host is lost after this long without heartbeats (default 5 heartbeats)').argParser(parseIntStrict('--lost-after-ms')))
     .option('--backup-repository <dir>', 'where backups go unless they name a repository: a path every host sees (default: <data>/backups)')
+    .addOption(new Option('--max-pending-hosts <n>', 'hosts that may wait for approval at once; more requests get HTTP 429').default(200).argParser(parseIntStrict('--max-pending-hosts')))
+    .addOption(new Option('--pending-host-ttl <duration>', 'a request for approval is forgotten after this long (e.g. 30m, 1h)').default(3_600_000, '1h').argParser(parseDuration))
     .action(
       async (o: {
         listen: string;
@@ -67,7 +102,10 @@ export function daemonCommands(program: Command): void {
         heartbeatMs: number;
         lostAfterMs?: number;
         backupRepository?: string;
+        maxPendingHosts: number;
+        pendingHostTtl: number;
       }) => {
+        if (o.maxPendingHosts < 1) throw new CliError('--max-pending-hosts must be at least 1', 2);
         const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
         if (o.advertiseUrl && !/^https:\/\/[^/]+/.test(o.advertiseUrl)) throw new CliError(`--advertise-url must be an https:// URL, got '${o.advertiseUrl}'`, 2);
         const { startController, DEFAULT_FEATURES } = await import('../../controller/index.ts');
@@ -84,6 +122,7 @@ export function daemonCommands(program: Command): void {
             : undefined,
           advertiseUrl: o.advertiseUrl,
           backupRepository: o.backupRepository ? resolve(o.backupRepository) : undefined,
+          pendingHosts: { max: o.maxPendingHosts, ttlMs: o.pendingHostTtl },
         });
         process.stderr.write(
           `outrig controller listening on ${c.url}\n` +
@@ -102,7 +141,9 @@ export function daemonCommands(program: Command): void {
     .option('--controller <url>', 'join this controller directly (default: $OUTRIG_URL or https://127.0.0.1:7440)')
     .option('--ca-file <file>', "the cluster CA certificate (default: $OUTRIG_DATA/ca.crt if present)")
     .option('--ca-fingerprint <sha256>', 'pin the cluster CA by its SHA-256 fingerprint')
-    .option('--bootstrap-token <token>', 'one-time enrollment token (or $OUTRIG_BOOTSTRAP_TOKEN)')
+    .option('--bootstrap-token-file <file>', 'read the enrollment token from this file, readable only by the agent (or set $OUTRIG_BOOTSTRAP_TOKEN)')
+    .addOption(new Option('--bootstrap-token <token>').hideHelp().argParser(refuseTokenArgument))
+    .option('--print-identity', "print this host's id and key fingerprint (making the key if there is none yet) and exit: what a keys rule registers")
     .option('--require-cluster <name>', 'policy: join only a cluster of this name')
     .option('--require-label <key=value>', 'policy: join only a cluster with this label (repeatable)', collectKv, {})
     .option('--require-feature <feature>', 'policy: join only a controller offering this feature (repeatable)', collect, [])
@@ -126,7 +167,8 @@ export function daemonCommands(program: Command): void {
         controller?: string;
         caFile?: string;
         caFingerprint?: string;
-        bootstrapToken?: string;
+        bootstrapTokenFile?: string;
+        printIdentity?: boolean;
         requireCluster?: string;
         requireLabel: Record<string, string>;
         requireFeature: string[];
@@ -144,7 +186,10 @@ export function daemonCommands(program: Command): void {
         networkBackend: 'auto' | 'vxlan' | 'vlan';
         underlay?: string;
         dedicatedPort?: string;
-      }) => {
+      }, cmd: Command) => {
+        const dataDir = o.data ?? join(dataRoot(), 'agent');
+        if (o.printIdentity) return printIdentity(dataDir, !!cmd.optsWithGlobals<{ json?: boolean }>().json);
+        const bootstrapToken = await readBootstrapToken(o.bootstrapTokenFile);
         const policy = {
           cluster: o.requireCluster,
           clusterLabels: Object.keys(o.requireLabel).length ? o.requireLabel : undefined,
@@ -160,9 +205,9 @@ export function daemonCommands(program: Command): void {
           : { kind: 'direct', controllerUrl: (o.controller ?? apiUrl()).replace(/\/+$/, ''), caPem, caFingerprint: o.caFingerprint, policy, labels: o.label };
         const { startAgent } = await import('../../agent/index.ts');
         const a = await startAgent({
-          dataDir: o.data ?? join(dataRoot(), 'agent'),
+          dataDir,
           join: join_,
-          bootstrapToken: o.bootstrapToken ?? process.env.OUTRIG_BOOTSTRAP_TOKEN,
+          bootstrapToken,
           name: o.name,
           stopTimeoutMs: o.stopTimeout * 1000,
           accel: o.accel ?? (process.env.OUTRIG_ACCEL as 'kvm' | 'tcg' | undefined),

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Host } from '../../model/host.ts';
+import { keyFingerprint } from '../../pki/keys.ts';
 import { contextOf } from '../context.ts';
 import { age, mib, printDetails, printJson, printTable } from '../output.ts';
 
@@ -49,6 +50,8 @@ export function hostCommands(program: Command): void {
           ? {
               state: h.status.trust.state,
               requestedAt: h.status.trust.requestedAt,
+              // What 'outrig agent --print-identity' shows on the host: compare before approving.
+              keyFingerprint: keyFingerprint(h.status.trust.publicKey),
               approvedBy: h.status.trust.approvedBy,
               certificateSerial: h.status.trust.certSerial,
               certificateExpires: h.status.trust.certNotAfter,
@@ -90,9 +93,21 @@ export function hostCommands(program: Command): void {
       });
   }
 
+  host
+    .command('delete <host...>')
+    .description('forget hosts that hold nothing (waiting, rejected, revoked, or disconnected and empty); their certificates are revoked')
+    .action(async (refs: string[], _o, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      for (const ref of refs) {
+        await api.delete(`/v1/hosts/${encodeURIComponent(ref)}`);
+        if (!json) process.stdout.write(`host ${ref} deleted\n`);
+      }
+      if (json) printJson(refs.map((ref) => ({ host: ref, deleted: true })));
+    });
+
   const trustActions = {
     approve: { desc: 'admit a host waiting for approval: it gets its certificate and joins', done: 'approved' },
-    reject: { desc: 'turn away a host waiting for approval', done: 'rejected' },
+    reject: { desc: "turn away a host waiting for approval; it stays refused ('host delete' forgets it instead, and it may ask again)", done: 'rejected' },
     revoke: { desc: "revoke a host's certificates: its connections are cut at once and it cannot reconnect", done: 'revoked' },
   } as const;
   for (const [action, { desc, done }] of Object.entries(trustActions)) {

@@ -20,6 +20,8 @@ import { waitFor } from '../wait.ts';
 import { registerImage, testImageDir } from './image.ts';
 import { untilSignal } from './daemons.ts';
 import { loadHostId } from '../../agent/host-identity.ts';
+import { CredentialStore } from '../../agent/credentials.ts';
+import { keyFingerprint, publicKeyB64 } from '../../pki/keys.ts';
 
 const DEMO = 'demo';
 const LOCAL_RULE = 'local-host';
@@ -96,10 +98,16 @@ export function upCommand(program: Command): void {
         throw e;
       });
       say('probing the accelerator and starting the agent...');
-      // This machine's own agent is admitted by a rule naming its host id: it is the same operator's machine.
+      // This machine's own agent is admitted by a rule naming its host id and its key: the id alone
+      // is a claim anyone on the network could make. A new key (pki/ removed) gets a new rule.
       const agentDir = join(root, 'agent');
       const hostId = await loadHostId(join(agentDir, 'host-id'));
-      if (!(await controller.store.enrollmentRules.find(LOCAL_RULE))) await controller.trust.addRule(LOCAL_RULE, { kind: 'host-ids', hostIds: [hostId] });
+      const fingerprint = keyFingerprint(publicKeyB64((await new CredentialStore(agentDir).keys()).publicKey));
+      const local = await controller.store.enrollmentRules.find(LOCAL_RULE);
+      if (!local?.spec.keyFingerprints?.includes(fingerprint)) {
+        if (local) await controller.store.enrollmentRules.delete(local.id);
+        await controller.trust.addRule(LOCAL_RULE, { kind: 'host-ids', hostIds: [hostId], keyFingerprints: [fingerprint] });
+      }
       const agent = await startAgent({
         dataDir: agentDir,
         join: { kind: 'direct', controllerUrl: controller.url, caPem: controller.trust.ca.certPem },

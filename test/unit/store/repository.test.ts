@@ -65,3 +65,32 @@ test('concurrent read-modify-writes lose no update (compare-and-set on resource_
     dir.remove();
   }
 });
+
+test('ids and names never collide within a kind: refused at create in both directions; a reference matching two is refused', async () => {
+  const dir = tempDir();
+  const store = await openStore({ kind: 'sqlite', path: join(dir.path, 'db.sqlite') });
+  const host = (id: string, name: string) => ({ id, name, spec: { cordoned: false }, status: { phase: 'pending-approval' as const, conditions: [], agent: { connected: false } } });
+  try {
+    await store.hosts.create(host('h-victim', 'alpha'));
+    await assert.rejects(store.hosts.create(host('alpha', 'zzz')), (e: ConflictError) => e.code === 'id_name_collision' && /id 'alpha' is the name of Host h-victim/.test(e.message));
+    await assert.rejects(store.hosts.create(host('h-other', 'h-victim')), (e: ConflictError) => e.code === 'id_name_collision');
+    assert.equal(await store.hosts.count(), 1, 'a refused create stores nothing');
+    await store.hosts.create(host('h-self', 'h-self'));
+    assert.equal((await store.hosts.find('h-self'))?.id, 'h-self', 'a name equal to its own id is one resource');
+    assert.equal(await store.hosts.taken('alpha'), true);
+    assert.equal(await store.hosts.taken('beta'), false);
+    // Other kinds have their own space: a tenant may be named like a host's id.
+    await store.tenants.create({ ...tenant('h-victim') });
+
+    // Rows from before the check can still collide: finding them is refused, not guessed.
+    const row = { labels: '{}', annotations: '{}', spec: '{}', status: '{}', created_at: 'x', updated_at: 'x', generation: 1, resource_version: 1 };
+    await store.db.insertInto('hosts').values({ ...row, id: 'beta', name: 'old-beta' }).execute();
+    await store.db.insertInto('hosts').values({ ...row, id: 'h-new-beta', name: 'beta' }).execute();
+    const ambiguous = (e: ConflictError) => e instanceof ConflictError && e.code === 'ambiguous_ref' && /id beta named old-beta; id h-new-beta named beta/.test(e.message);
+    await assert.rejects(store.hosts.find('beta'), ambiguous);
+    await assert.rejects(store.hosts.mustFind('beta'), ambiguous);
+  } finally {
+    await store.close();
+    dir.remove();
+  }
+});
