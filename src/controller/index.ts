@@ -47,6 +47,8 @@ export interface ControllerConfig {
   /** Extra names/addresses for the server certificate. */
   serverNames?: string[];
   hostCertDays?: number;
+  /** Memory the discovery nonces may hold, in bytes (see TrustOptions). */
+  nonceMemoryBytes?: number;
   /** Where backups go unless they name a repository (a path every host sees; default: dataDir/backups). */
   backupRepository?: string;
 }
@@ -89,13 +91,13 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const adminToken = await loadOrCreateSecret(adminTokenFile);
   const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db') });
   await ensureDefaultTenant(store);
-  const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])], hostCertDays: cfg.hostCertDays });
+  const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])], hostCertDays: cfg.hostCertDays, nonceMemoryBytes: cfg.nonceMemoryBytes });
   const caFile = join(clientDir, 'ca.crt');
   await writeFile(caFile, trust.ca.certPem);
 
   const heartbeatMs = cfg.heartbeatMs ?? 2000;
   let hub: AgentHub | undefined;
-  const metrics = createMetrics(store, () => hub?.connectedHostIds().length ?? 0);
+  const metrics = createMetrics(store, () => hub?.connectedHostIds().length ?? 0, () => trust.nonceBytes);
   const controller = new Controller(store, {
     lostAfterMs: cfg.lostAfterMs ?? heartbeatMs * 5,
     resyncMs: cfg.resyncMs ?? 10_000,

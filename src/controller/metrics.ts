@@ -13,7 +13,7 @@ export interface ControllerMetrics {
   enrollments: Counter<'result'>;
 }
 
-export function createMetrics(store: Store, connectedAgents: () => number): ControllerMetrics {
+export function createMetrics(store: Store, connectedAgents: () => number, nonceBytes: () => number): ControllerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrig_controller_' });
   const byPhase = async (rows: { status: { phase: string } }[], g: Gauge<'phase'>) => {
@@ -44,6 +44,14 @@ export function createMetrics(store: Store, connectedAgents: () => number): Cont
     registers: [registry],
     collect() {
       this.set(connectedAgents());
+    },
+  });
+  new Gauge({
+    name: 'outrig_discovery_nonce_bytes',
+    help: 'Estimated memory the discovery nonces hold (bounded by --discovery-nonce-mib)',
+    registers: [registry],
+    collect() {
+      this.set(nonceBytes());
     },
   });
   new Gauge({

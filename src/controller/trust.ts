@@ -7,6 +7,7 @@ import type { PeerCertificate } from 'node:tls';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { BoundedExpiringMap } from '../common/bounded-map.ts';
 import type { Discover } from '../discovery/messages.ts';
 import { newNonce } from '../discovery/responder.ts';
 import type { Host } from '../model/host.ts';
@@ -32,14 +33,18 @@ export interface TrustOptions {
   hostCertDays?: number;
   /** Extra names and addresses for the server certificate. */
   serverNames?: string[];
+  /** Memory the discovery nonces may hold (estimated bytes; default 16 MiB): the oldest go first. */
+  nonceMemoryBytes?: number;
 }
 
 interface PendingNonce {
   hostId: string;
   publicKey: string;
   labels: Record<string, string>;
-  expires: number;
 }
+
+export const NONCE_TTL_MS = 10 * 60_000;
+export const DEFAULT_NONCE_MEMORY_BYTES = 16 << 20;
 
 export type Peer = { kind: 'host'; hostId: string; serial: string } | { kind: 'operator'; name: string } | { kind: 'none'; reason: string };
 
@@ -71,7 +76,8 @@ export function ruleAdmits(r: EnrollmentRule, req: { hostId: string; labels: Rec
 export class TrustService {
   readonly ca: ClusterCa;
   server!: { certPem: string; keyPem: string; der: Buffer };
-  private readonly nonces = new Map<string, PendingNonce>();
+  // Every ack stores one, for any stranger whose datagram verifies against the key it carries itself.
+  private readonly nonces: BoundedExpiringMap<PendingNonce>;
   private revoked = new Set<string>();
   private readonly hostDays: number;
 
@@ -81,6 +87,7 @@ export class TrustService {
   ) {
     this.ca = ca;
     this.hostDays = o.hostCertDays ?? 30;
+    this.nonces = new BoundedExpiringMap({ ttlMs: NONCE_TTL_MS, maxBytes: o.nonceMemoryBytes ?? DEFAULT_NONCE_MEMORY_BYTES });
   }
 
   static async start(o: TrustOptions): Promise<TrustService> {
@@ -107,11 +114,14 @@ export class TrustService {
 
   /** Called by the discovery responder for each acknowledgement: binds a nonce to the host and key. */
   issueNonce(d: Discover): string {
-    const now = Date.now();
-    if (this.nonces.size > 50_000) for (const [k, v] of this.nonces) if (v.expires < now) this.nonces.delete(k);
     const nonce = newNonce();
-    this.nonces.set(nonce, { hostId: d.hostId, publicKey: d.publicKey, labels: d.labels, expires: now + 10 * 60_000 });
+    this.nonces.set(nonce, { hostId: d.hostId, publicKey: d.publicKey, labels: d.labels }, Date.now());
     return nonce;
+  }
+
+  /** Estimated bytes the discovery nonces hold now. */
+  get nonceBytes(): number {
+    return this.nonces.bytes;
   }
 
   private async record(cert: IssuedCertificate, profile: string, subject: string, hostId?: string): Promise<void> {
@@ -143,8 +153,8 @@ export class TrustService {
     }
     if (csr.commonName !== req.hostId) throw new TrustError(400, 'bad_csr', `CSR is for '${csr.commonName}', not host ${req.hostId}`);
     const existing = await store.hosts.get(req.hostId);
-    const bound = req.nonce ? this.nonces.get(req.nonce) : undefined;
-    if (bound && (bound.hostId !== req.hostId || bound.expires < Date.now())) throw new TrustError(403, 'bad_nonce', 'the nonce is not for this host or has expired');
+    const bound = req.nonce ? this.nonces.get(req.nonce, Date.now()) : undefined;
+    if (bound && bound.hostId !== req.hostId) throw new TrustError(403, 'bad_nonce', 'the nonce was issued to another host');
     if (!bound && !existing?.status.trust) throw new TrustError(403, 'bad_nonce', 'unknown nonce: discover the controller first');
     const publicKey = bound?.publicKey ?? existing!.status.trust!.publicKey;
     if (csr.publicKeyB64 !== publicKey) throw new TrustError(403, 'key_mismatch', 'the CSR key is not the key this host proved in discovery');

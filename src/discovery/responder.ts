@@ -9,6 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
+import { BoundedExpiringMap } from '../common/bounded-map.ts';
 import { DEFAULT_GROUP, DEFAULT_PORT, Dropped, MAX_DATAGRAM, openDiscover, seal, type ControllerInfo, type Discover, type DropReason } from './messages.ts';
 import { matchPolicy, type Capabilities } from './policy.ts';
 
@@ -38,23 +39,18 @@ export interface ResponderOptions {
   now?: () => number;
 }
 
-/** Discover messages seen recently, by host and challenge: a replay is dropped. */
-class ReplayCache {
-  private seen = new Map<string, number>();
-  constructor(private readonly ttlMs: number) {}
-  check(key: string, now: number): boolean {
-    if (this.seen.size > 100_000) for (const [k, t] of this.seen) if (now - t > this.ttlMs) this.seen.delete(k);
-    const t = this.seen.get(key);
-    if (t !== undefined && now - t <= this.ttlMs) return false;
-    this.seen.set(key, now);
-    return true;
-  }
-}
+/** Memory for what strangers make the responder remember: replay keys and rate-limit buckets. */
+const REPLAY_MEMORY_BYTES = 4 << 20;
+const BUCKET_MEMORY_BYTES = 4 << 20;
+/** A bucket untouched this long is full again, so forgetting it changes nothing. */
+const BUCKET_TTL_MS = 60_000;
 
 export class DiscoveryResponder {
   private sock?: Socket;
-  private readonly replay = new ReplayCache(10 * 60_000);
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  // Discover messages seen recently, by host and challenge: a replay is dropped. Evicted early only
+  // under a flood, when a replay is answered again: with a fresh nonce bound to the same host key.
+  private readonly replay = new BoundedExpiringMap<true>({ ttlMs: 10 * 60_000, maxBytes: REPLAY_MEMORY_BYTES });
+  private readonly buckets = new BoundedExpiringMap<{ tokens: number; at: number }>({ ttlMs: BUCKET_TTL_MS, maxBytes: BUCKET_MEMORY_BYTES });
 
   constructor(private readonly o: ResponderOptions) {}
 
@@ -72,11 +68,10 @@ export class DiscoveryResponder {
   private admit(source: string): boolean {
     const now = this.now();
     const rate = this.o.ratePerSource ?? 50;
-    if (this.buckets.size > 10_000) for (const [k, v] of this.buckets) if (now - v.at > 60_000) this.buckets.delete(k);
-    const b = this.buckets.get(source) ?? { tokens: rate * 2, at: now };
+    const b = this.buckets.get(source, now) ?? { tokens: rate * 2, at: now };
     b.tokens = Math.min(rate * 2, b.tokens + ((now - b.at) / 1000) * rate);
     b.at = now;
-    this.buckets.set(source, b);
+    this.buckets.set(source, b, now);
     if (b.tokens < 1) return false;
     b.tokens--;
     return true;
@@ -92,7 +87,9 @@ export class DiscoveryResponder {
     } catch (e) {
       return this.drop(e instanceof Dropped ? e.reason : 'malformed', (e as Error).message);
     }
-    if (!this.replay.check(`${d.hostId}/${d.challenge}`, this.now())) return this.drop('replayed', `${d.hostId} challenge ${d.challenge}`);
+    const replayKey = `${d.hostId}/${d.challenge}`;
+    if (this.replay.get(replayKey, this.now())) return this.drop('replayed', `${d.hostId} challenge ${d.challenge}`);
+    this.replay.set(replayKey, true, this.now());
     const [caps, info] = await Promise.all([this.o.capabilities(), this.o.info()]);
     const m = matchPolicy(d.policy, caps);
     if (m.supported) {

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { CliError } from '../errors.ts';
-import { collect, parseIntStrict, parseListen } from '../parse.ts';
+import { collect, parseIntIn, parseIntStrict, parseListen } from '../parse.ts';
 import { readFile } from 'node:fs/promises';
 import type { JoinMode } from '../../agent/enroll.ts';
 
@@ -45,6 +45,7 @@ export function daemonCommands(program: Command): void {
     .option('--discovery-group <addr>', 'multicast group of the discovery responder', '239.255.74.41')
     .option('--discovery-address <addr>', 'bind the discovery responder to one address: unicast only, no multicast or broadcast')
     .addOption(new Option('--discovery-rate <n>', 'discovery messages a second answered per source address').default(50).argParser(parseIntStrict('--discovery-rate')))
+    .addOption(new Option('--discovery-nonce-mib <MiB>', 'memory the enrollment nonces of discovery may hold; beyond it the oldest are forgotten').default(16).argParser(parseIntIn('--discovery-nonce-mib', 1, 4096)))
     .option('--silent-declines', 'do not tell hosts why their policy is declined')
     .option('--advertise-url <url>', 'API URL told to discovering hosts (default: https on the listen address)')
     .addOption(new Option('--heartbeat-ms <ms>', 'agent heartbeat period').default(2000).argParser(parseIntStrict('--heartbeat-ms')))
@@ -62,6 +63,7 @@ export function daemonCommands(program: Command): void {
         discoveryGroup: string;
         discoveryAddress?: string;
         discoveryRate: number;
+        discoveryNonceMib: number;
         silentDeclines?: boolean;
         advertiseUrl?: string;
         heartbeatMs: number;
@@ -83,6 +85,7 @@ export function daemonCommands(program: Command): void {
             ? { port: o.discoveryPort, group: o.discoveryGroup, address: o.discoveryAddress, ratePerSource: o.discoveryRate, answerDeclines: !o.silentDeclines }
             : undefined,
           advertiseUrl: o.advertiseUrl,
+          nonceMemoryBytes: o.discoveryNonceMib * 1024 * 1024,
           backupRepository: o.backupRepository ? resolve(o.backupRepository) : undefined,
         });
         process.stderr.write(
