@@ -1,9 +1,11 @@
 /**
  * Joining a cluster: find a controller (multicast/broadcast discovery, or a discover message sent
  * straight to a known controller over HTTPS), pin its CA from the verified acknowledgement, send a
- * CSR bound to the ack's nonce, and wait (polling) while an operator has to approve.
+ * CSR bound to the ack's nonce, and wait (polling) while an operator has to approve. A failed
+ * attempt starts over, discovery included, after a capped backoff.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { httpsRequest, type TlsOptions } from '../common/https.ts';
 import { discoverController, verifyAck, type Acknowledged, type Identity } from '../discovery/client.ts';
@@ -25,7 +27,18 @@ export interface EnrollOptions {
   signal?: AbortSignal;
 }
 
-export class EnrollmentRefused extends Error {}
+export class EnrollmentRefused extends Error {
+  /** Final: trying again cannot help (a configuration error, or an operator's decision against this host). */
+  constructor(
+    message: string,
+    readonly final = false,
+  ) {
+    super(message);
+  }
+}
+
+/** Refusals that are an operator's decision about this very host (told only to a requester proving its key). */
+const OPERATOR_DECISIONS = new Set(['rejected', 'revoked']);
 
 /** A discover message sent to one controller over HTTPS; its answer is verified like a datagram's. */
 async function discoverDirect(o: EnrollOptions, m: Extract<JoinMode, { kind: 'direct' }>): Promise<Acknowledged> {
@@ -35,7 +48,7 @@ async function discoverDirect(o: EnrollOptions, m: Extract<JoinMode, { kind: 'di
     o.identity.keys.privateKey,
   );
   const pinned = m.caPem ? fingerprintOf(m.caPem) : m.caFingerprint;
-  if (!pinned) throw new EnrollmentRefused(`no way to trust ${m.controllerUrl}: pass --ca-file or --ca-fingerprint (see 'outrig cluster info'), or use --discover`);
+  if (!pinned) throw new EnrollmentRefused(`no way to trust ${m.controllerUrl}: pass --ca-file or --ca-fingerprint (see 'outrig cluster info'), or use --discover`, true);
   // With only a fingerprint the first contact cannot verify the server; the ack's signature and pinned CA carry the trust.
   const tls: TlsOptions = m.caPem ? { ca: m.caPem } : { insecure: true };
   const res = await httpsRequest(`${m.controllerUrl}/v1/discover`, { method: 'POST', body: msg, headers: { 'content-type': 'application/octet-stream' }, tls });
@@ -79,13 +92,35 @@ export async function enroll(o: EnrollOptions): Promise<Credentials> {
       wait = Math.min(wait * 2, 10_000);
       continue;
     }
-    let msg = `HTTP ${res.status}`;
+    let error = { code: '', message: `HTTP ${res.status}` };
     try {
-      msg = res.json<{ error: { message: string } }>().error.message;
+      error = res.json<{ error: typeof error }>().error;
     } catch {
       // keep the status
     }
-    throw new EnrollmentRefused(`enrollment refused by ${endpoint}: ${msg}`);
+    // Believed only from a CA this agent was told to trust: a controller it merely met first
+    // (trust on first use) could be anyone, and must not be able to send it away for good.
+    const pinned = o.mode.kind === 'direct' || !!o.mode.pinnedCaFingerprint;
+    throw new EnrollmentRefused(`enrollment refused by ${endpoint}: ${error.message}`, pinned && OPERATOR_DECISIONS.has(error.code));
+  }
+}
+
+/**
+ * Enrolls, starting over after any failure (an unreachable or wrong controller, an expired
+ * nonce, a refusal) with a backoff of 1 s doubling to `maxBackoffMs`, logging each; only a final
+ * refusal, or the signal, ends it.
+ */
+export async function enrollWithRetry(o: EnrollOptions & { maxBackoffMs: number }): Promise<Credentials> {
+  let wait = 1000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await enroll(o);
+    } catch (e) {
+      if (o.signal?.aborted || (e instanceof EnrollmentRefused && e.final)) throw e;
+      o.log.warn({ err: (e as Error).message, attempt, retryInMs: wait }, `enrollment failed (${(e as Error).message}); trying again in ${Math.ceil(wait / 1000)} s`);
+      await sleep(wait, undefined, { signal: o.signal });
+      wait = Math.min(wait * 2, o.maxBackoffMs);
+    }
   }
 }
 

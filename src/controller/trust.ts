@@ -334,8 +334,8 @@ export class TrustService {
 
   /** The server certificate of a port authenticator (the RADIUS server hosts' supplicants check against the cluster CA). */
   async issueAuthenticator(name: string, publicKeyPem: string): Promise<IssuedCertificate> {
-    const cert = await this.ca.issue('server', { name, dnsNames: [name] }, publicKeyPem, 365);
-    await this.record(cert, 'server', `CN=${name}`);
+    const cert = await this.ca.issue('authenticator', { name, dnsNames: [name] }, publicKeyPem, 365);
+    await this.record(cert, 'authenticator', `CN=${name}`);
     return cert;
   }
 

@@ -116,6 +116,7 @@ export function daemonCommands(program: Command): void {
     .option('--no-broadcast', 'send discovery datagrams only to the --target addresses (no multicast or broadcast)')
     .addOption(new Option('--discovery-port <port>', 'UDP port of discovery responders').default(7441).argParser(parseIntStrict('--discovery-port')))
     .option('--discovery-group <addr>', 'multicast group of discovery responders', '239.255.74.41')
+    .addOption(new Option('--enroll-retry-max-ms <ms>', 'longest wait between enrollment attempts (a failed one starts over from discovery)').default(300_000).argParser(parseIntIn('--enroll-retry-max-ms', 1000, 86_400_000)))
     .option('--name <name>', 'host name to register as (default: the hostname)')
     .option('--data <dir>', 'agent data directory (default: $OUTRIG_DATA/agent)')
     .addOption(new Option('--network-backend <backend>', 'how networks are made on this host (auto: probe the kernel, vxlan first)').choices(['auto', 'vxlan', 'vlan']).default('auto'))
@@ -140,6 +141,7 @@ export function daemonCommands(program: Command): void {
         broadcast: boolean;
         discoveryPort: number;
         discoveryGroup: string;
+        enrollRetryMaxMs: number;
         name?: string;
         data?: string;
         stopTimeout: number;
@@ -166,6 +168,7 @@ export function daemonCommands(program: Command): void {
           dataDir: o.data ?? join(dataRoot(), 'agent'),
           join: join_,
           bootstrapToken: o.bootstrapToken ?? process.env.OUTRIG_BOOTSTRAP_TOKEN,
+          enrollRetryMaxMs: o.enrollRetryMaxMs,
           name: o.name,
           stopTimeoutMs: o.stopTimeout * 1000,
           accel: o.accel ?? (process.env.OUTRIG_ACCEL as 'kvm' | 'tcg' | undefined),

@@ -4,7 +4,7 @@ import { chooseAck, verifyAck, type Acknowledged } from '../../../src/discovery/
 import { open, seal, type Ack } from '../../../src/discovery/messages.ts';
 import { generateKeyPair } from '../../../src/pki/index.ts';
 import { tempDir } from '../../helpers/tmp.ts';
-import { testController, testHost } from './fixtures.ts';
+import { der, testController, testHost } from './fixtures.ts';
 
 describe('acknowledgements', () => {
   const dir = tempDir();
@@ -62,6 +62,26 @@ describe('acknowledgements', () => {
     await assert.doesNotReject(verifyAck(genuine, { hostId: h.hostId, challenge: body.challenge, pinnedCaFingerprint: `sha256:${a.ca.fingerprint.toUpperCase()}`, now: Date.now() }));
   });
 
+  test("an ack signed by a certificate of the cluster's own CA that is not a controller's (a host, an operator, a port authenticator, a principal) is refused", async () => {
+    const c = await testController(dir.path);
+    const h = testHost();
+    const { msg, body } = h.discover();
+    const ack = open((await c.responder.answer(msg))!).body as Ack;
+    const issuers = [
+      (k: string) => c.ca.issue('host', { name: 'enrolled-host' }, k, 1),
+      (k: string) => c.ca.issue('operator', { name: 'ops' }, k, 1),
+      (k: string) => c.ca.issue('authenticator', { name: 'radius', dnsNames: ['radius'] }, k, 1),
+      (k: string) => c.ca.issue('principal', { name: 'enrolled-host', hostId: 'enrolled-host', segments: [100] }, k, 1),
+    ];
+    for (const issue of issuers) {
+      const keys = generateKeyPair();
+      const cert = await issue(keys.publicKey);
+      // An enrolled machine answering discovery with its own certificate, pointing hosts at itself.
+      const rogue = seal({ ...ack, nodeCert: der(cert.pem).toString('base64') }, keys.privateKey);
+      await assert.rejects(verifyAck(rogue, { hostId: h.hostId, challenge: body.challenge, pinnedCaFingerprint: c.ca.fingerprint, now: Date.now() }), /not a controller's/);
+    }
+  });
+
   test('a replayed ack (an earlier round, another host, or stale) is refused', async () => {
     const c = await testController(dir.path);
     const h = testHost();
@@ -104,9 +124,10 @@ describe('acknowledgements', () => {
   });
 });
 
-test('among several acknowledging controllers the agent picks the one with the fewest hosts, then the earliest', () => {
+test('among several valid acks the agent takes the first to arrive: what an ack claims about itself (once, its host count) never decides', () => {
+  // A rogue answering second and claiming an empty controller (the old choice favoured the fewest hosts).
   const ack = (id: string, hosts: number, at: number) => ({ acked: { ack: { controller: { id, hosts } } } as unknown as Acknowledged, at });
-  assert.equal(chooseAck([ack('a', 5, 1), ack('b', 2, 3), ack('c', 2, 2)]).acked.ack.controller.id, 'c');
-  assert.equal(chooseAck([ack('a', 0, 9), ack('b', 1, 1)]).acked.ack.controller.id, 'a');
+  assert.equal(chooseAck([ack('genuine', 40, 1), ack('rogue', 0, 2)]).acked.ack.controller.id, 'genuine');
+  assert.equal(chooseAck([ack('b', 1, 3), ack('a', 9, 2), ack('c', 0, 2)]).acked.ack.controller.id, 'a', 'the earliest; the first listed among equals');
   assert.throws(() => chooseAck([]), /no acknowledgement/);
 });

@@ -6,7 +6,7 @@ import type { Capabilities } from '../../../src/discovery/policy.ts';
 import { DiscoveryResponder } from '../../../src/discovery/responder.ts';
 import { ClusterCa, generateKeyPair, publicKeyB64, type KeyPairPem } from '../../../src/pki/index.ts';
 
-const der = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+export const der = (pem: string) => Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
 
 export interface TestController {
   ca: ClusterCa;
