@@ -62,7 +62,7 @@ export async function enroll(o: EnrollOptions): Promise<Credentials> {
     o.mode.kind === 'discover'
       ? await discoverController({ identity: o.identity, policy: o.mode.policy, labels: o.mode.labels, group: o.mode.group, port: o.mode.port, targets: o.mode.targets, onlyTargets: o.mode.onlyTargets, pinnedCaFingerprint: o.mode.pinnedCaFingerprint, collectMs: o.mode.collectMs, log: o.log, signal: o.signal })
       : await discoverDirect(o, o.mode);
-  const endpoint = found.ack.controller.endpoint;
+  const endpoint = found.ack.endpoint;
   const tls: TlsOptions = { ca: found.caCertPem };
   const csr = await createCsr(o.identity.hostId, o.identity.keys);
   let nonce: string | undefined = found.ack.nonce;
@@ -78,14 +78,14 @@ export async function enroll(o: EnrollOptions): Promise<Credentials> {
     });
     if (res.status === 201) {
       const r = res.json<{ certificate: string; ca: string }>();
-      o.log.info({ controller: found.ack.controller.name, endpoint }, 'enrolled: certificate issued');
+      o.log.info({ endpoint }, 'enrolled: certificate issued');
       return { certPem: r.certificate, caPem: found.caCertPem, controllerUrl: endpoint, caFingerprint: found.caFingerprint };
     }
     if (res.status === 202) {
       // Known to the controller now; later polls prove the key with the CSR alone.
       nonce = undefined;
       if (Date.now() - logged > 30_000) {
-        o.log.info({ controller: found.ack.controller.name }, `waiting for an operator to approve this host (outrig host approve ${o.identity.hostId})`);
+        o.log.info({ endpoint }, `waiting for an operator to approve this host (outrig host approve ${o.identity.hostId})`);
         logged = Date.now();
       }
       await new Promise((r) => setTimeout(r, wait));

@@ -39,7 +39,7 @@ export interface ApiServices {
   metrics: ControllerMetrics;
   adminToken: string;
   version: string;
-  /** This controller as discovery describes it. */
+  /** This controller as operators see it (GET /v1/cluster); discovery tells strangers far less. */
   info: () => Promise<ControllerInfo>;
 }
 

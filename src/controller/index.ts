@@ -16,6 +16,7 @@ import { DiscoveryResponder } from '../discovery/responder.ts';
 import type { Capabilities } from '../discovery/policy.ts';
 import type { ControllerInfo } from '../discovery/messages.ts';
 import { DEFAULT_TENANT } from '../model/tenant.ts';
+import { generateKeyPair, x509 } from '../pki/index.ts';
 import { ConflictError, openStore, type Store } from '../store/index.ts';
 import { AgentHub } from './agent-hub.ts';
 import { Controller } from './controller.ts';
@@ -40,7 +41,7 @@ export interface ControllerConfig {
   log?: Logger;
   /** What this controller offers hosts that discover it. */
   cluster?: { name?: string; labels?: Record<string, string>; features?: string[] };
-  /** UDP discovery responder; off when absent. */
+  /** UDP discovery responder; off when absent. Declines are silent unless answerDeclines. */
   discovery?: { port?: number; group?: string; address?: string; answerDeclines?: boolean; ratePerSource?: number };
   /** The URL agents are told to use (default: https on the listen address). */
   advertiseUrl?: string;
@@ -80,6 +81,18 @@ async function controllerId(dir: string): Promise<string> {
   const id = `ctl-${randomBytes(8).toString('hex')}`;
   await writeFile(p, id + '\n');
   return id;
+}
+
+/**
+ * The certificate discovery answers are signed with: the controller profile, named by the
+ * controller's id only. Not the TLS server certificate, which lists the hostname and every local
+ * address (strangers get those from no UDP answer) and grows with them (answers must fit in the
+ * padded request). Made at each start, like the server certificate.
+ */
+async function discoverySigner(trust: TrustService, id: string): Promise<{ der: Buffer; keyPem: string }> {
+  const pair = generateKeyPair();
+  const cert = await trust.ca.issue('server', { name: id, dnsNames: [id] }, pair.publicKey, 90);
+  return { der: Buffer.from(new x509.X509Certificate(cert.pem).rawData), keyPem: pair.privateKey };
 }
 
 export async function startController(cfg: ControllerConfig): Promise<RunningController> {
@@ -145,18 +158,19 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     features: cfg.cluster?.features ?? DEFAULT_FEATURES,
     hosts: await store.hosts.count(),
   });
+  const signer = await discoverySigner(trust, id);
   const responder = new DiscoveryResponder({
     group: cfg.discovery?.group,
     port: cfg.discovery?.port,
     address: cfg.discovery?.address,
     ratePerSource: cfg.discovery?.ratePerSource,
-    answerDeclines: cfg.discovery?.answerDeclines ?? true,
+    answerDeclines: cfg.discovery?.answerDeclines ?? false,
     capabilities,
-    info,
+    endpoint: () => cfg.advertiseUrl ?? url,
     issueNonce: (d) => trust.issueNonce(d),
     caCertDer: trust.caDer,
-    nodeCertDer: trust.server.der,
-    nodeKeyPem: trust.server.keyPem,
+    nodeCertDer: signer.der,
+    nodeKeyPem: signer.keyPem,
     onDrop: (reason) => metrics.discoveryDropped.inc({ reason }),
     onAnswer: (kind) => metrics.discoveryAnswers.inc({ kind }),
     log,

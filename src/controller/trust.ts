@@ -155,9 +155,11 @@ export class TrustService {
     const existing = await store.hosts.get(req.hostId);
     const bound = req.nonce ? this.nonces.get(req.nonce, Date.now()) : undefined;
     if (bound && bound.hostId !== req.hostId) throw new TrustError(403, 'bad_nonce', 'the nonce was issued to another host');
-    if (!bound && !existing?.status.trust) throw new TrustError(403, 'bad_nonce', 'unknown nonce: discover the controller first');
+    const unknownNonce = () => new TrustError(403, 'bad_nonce', 'unknown nonce: discover the controller first');
+    if (!bound && !existing?.status.trust) throw unknownNonce();
     const publicKey = bound?.publicKey ?? existing!.status.trust!.publicKey;
-    if (csr.publicKeyB64 !== publicKey) throw new TrustError(403, 'key_mismatch', 'the CSR key is not the key this host proved in discovery');
+    // Without a nonce, a request that does not prove the host's own key hears what an unknown host id hears.
+    if (csr.publicKeyB64 !== publicKey) throw bound ? new TrustError(403, 'key_mismatch', 'the CSR key is not the key this host proved in discovery') : unknownNonce();
     const trust = existing?.status.trust;
     if (trust && trust.publicKey !== publicKey) throw new TrustError(409, 'key_mismatch', `host ${req.hostId} is bound to another key; an operator must delete it first`);
     if (trust?.state === 'rejected') throw new TrustError(403, 'rejected', `host ${req.hostId} was rejected by an operator`);

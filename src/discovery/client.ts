@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { publicKeyB64, verifyBytes, type KeyPairPem } from '../pki/keys.ts';
 import { hasProfile } from '../pki/profiles.ts';
 import { x509 } from '../pki/x509.ts';
-import { DEFAULT_GROUP, DEFAULT_PORT, MAX_SKEW_MS, open, seal, type Ack, type Decline, type Policy } from './messages.ts';
+import { DEFAULT_GROUP, DEFAULT_PORT, DISCOVER_PAD_BYTES, MAX_SKEW_MS, open, padDatagram, seal, type Ack, type Decline, type Policy } from './messages.ts';
 
 export interface Identity {
   hostId: string;
@@ -49,6 +49,8 @@ export interface Acknowledged {
 }
 
 export class AckRejected extends Error {}
+
+const MAX_DECLINES_LOGGED = 100;
 
 /** A copy in a plain ArrayBuffer, which the x509 library's types ask for. */
 function ab(b: Buffer): ArrayBuffer {
@@ -134,22 +136,23 @@ export async function discoverController(o: DiscoverOptions): Promise<Acknowledg
   let got: { acked: Acknowledged; at: number }[] = [];
   const declinedSeen = new Set<string>();
   let wake: (() => void) | null = null;
-  sock.on('message', (msg) => {
+  sock.on('message', (msg, from) => {
     void verifyAck(msg, { hostId: o.identity.hostId, challenge, pinnedCaFingerprint: o.pinnedCaFingerprint, now: now() })
       .then((acked) => {
         got.push({ acked, at: now() });
         wake?.();
       })
       .catch((e: Error) => {
-        // A decline is worth telling the operator about (once per controller and reason).
+        // A decline is worth telling the operator about (once per sender and reasons, and only
+        // so many: anyone who saw our challenge on the LAN can send them).
         try {
           const { body } = open(msg);
           if (body.type === 'decline' && body.challenge === challenge) {
             const d = body as Decline;
-            const key = `${d.controller.id}:${d.reasons.join('|')}`;
-            if (!declinedSeen.has(key)) {
+            const key = `${from.address}:${d.reasons.join('|')}`;
+            if (!declinedSeen.has(key) && declinedSeen.size < MAX_DECLINES_LOGGED) {
               declinedSeen.add(key);
-              o.log?.warn({ controller: d.controller.name, cluster: d.controller.cluster, reasons: d.reasons }, `controller ${d.controller.name} declined this host's policy: ${d.reasons.join('; ')}`);
+              o.log?.warn({ from: from.address, reasons: d.reasons }, `controller at ${from.address} declined this host's policy: ${d.reasons.join('; ')}`);
             }
             return;
           }
@@ -168,9 +171,13 @@ export async function discoverController(o: DiscoverOptions): Promise<Acknowledg
       if (o.signal?.aborted) throw new Error('discovery aborted');
       challenge = randomBytes(16).toString('base64');
       got = [];
-      const msg = seal(
-        { type: 'discover', hostId: o.identity.hostId, name: o.identity.name, publicKey: publicKeyB64(o.identity.keys.publicKey), challenge, sentAt: now(), policy: o.policy, labels: o.labels },
-        o.identity.keys.privateKey,
+      // Padded: a controller answers no more bytes than it was sent.
+      const msg = padDatagram(
+        seal(
+          { type: 'discover', hostId: o.identity.hostId, name: o.identity.name, publicKey: publicKeyB64(o.identity.keys.publicKey), challenge, sentAt: now(), policy: o.policy, labels: o.labels },
+          o.identity.keys.privateKey,
+        ),
+        DISCOVER_PAD_BYTES,
       );
       const sends: Promise<void>[] = [];
       const send = (addr: string, p: number) => sends.push(new Promise((r) => sock.send(msg, p, addr, () => r())));
@@ -192,11 +199,11 @@ export async function discoverController(o: DiscoverOptions): Promise<Acknowledg
       if (got.length) {
         await new Promise((r) => setTimeout(r, o.collectMs ?? 300));
         const best = chooseAck(got);
-        const others = got.filter((g) => g !== best).map((g) => ({ endpoint: g.acked.ack.controller.endpoint, caFingerprint: g.acked.caFingerprint }));
+        const others = got.filter((g) => g !== best).map((g) => ({ endpoint: g.acked.ack.endpoint, caFingerprint: g.acked.caFingerprint }));
         if (others.some((g) => g.caFingerprint !== best.acked.caFingerprint)) {
           o.log?.warn({ chosen: best.acked.caFingerprint, others }, 'controllers of different cluster CAs answered; the first was chosen. Pin the cluster with --ca-fingerprint');
         }
-        o.log?.info({ endpoint: best.acked.ack.controller.endpoint, caFingerprint: best.acked.caFingerprint, alternatives: others, round }, 'controller found');
+        o.log?.info({ endpoint: best.acked.ack.endpoint, caFingerprint: best.acked.caFingerprint, alternatives: others, round }, 'controller found');
         return best.acked;
       }
       if (round === 1 || round % 5 === 0) o.log?.info({ round, nextInMs: Math.min(backoff * 2, 30_000) }, 'no controller answered yet; still discovering');

@@ -46,7 +46,7 @@ export function daemonCommands(program: Command): void {
     .option('--discovery-address <addr>', 'bind the discovery responder to one address: unicast only, no multicast or broadcast')
     .addOption(new Option('--discovery-rate <n>', 'discovery messages a second answered per source address').default(50).argParser(parseIntStrict('--discovery-rate')))
     .addOption(new Option('--discovery-nonce-mib <MiB>', 'memory the enrollment nonces of discovery may hold; beyond it the oldest are forgotten').default(16).argParser(parseIntIn('--discovery-nonce-mib', 1, 4096)))
-    .option('--silent-declines', 'do not tell hosts why their policy is declined')
+    .option('--answer-declines', "tell hosts why their policy is declined (also tells any sender about the cluster; the controller's log always says why)")
     .option('--advertise-url <url>', 'API URL told to discovering hosts (default: https on the listen address)')
     .addOption(new Option('--heartbeat-ms <ms>', 'agent heartbeat period').default(2000).argParser(parseIntStrict('--heartbeat-ms')))
     .addOption(new Option('--lost-after-ms <ms>', 'a host is lost after this long without heartbeats (default 5 heartbeats)').argParser(parseIntStrict('--lost-after-ms')))
@@ -64,7 +64,7 @@ export function daemonCommands(program: Command): void {
         discoveryAddress?: string;
         discoveryRate: number;
         discoveryNonceMib: number;
-        silentDeclines?: boolean;
+        answerDeclines?: boolean;
         advertiseUrl?: string;
         heartbeatMs: number;
         lostAfterMs?: number;
@@ -82,7 +82,7 @@ export function daemonCommands(program: Command): void {
           lostAfterMs: o.lostAfterMs,
           cluster: { name: o.cluster, labels: o.clusterLabel, features: o.feature.length ? o.feature : DEFAULT_FEATURES },
           discovery: o.discovery
-            ? { port: o.discoveryPort, group: o.discoveryGroup, address: o.discoveryAddress, ratePerSource: o.discoveryRate, answerDeclines: !o.silentDeclines }
+            ? { port: o.discoveryPort, group: o.discoveryGroup, address: o.discoveryAddress, ratePerSource: o.discoveryRate, answerDeclines: !!o.answerDeclines }
             : undefined,
           advertiseUrl: o.advertiseUrl,
           nonceMemoryBytes: o.discoveryNonceMib * 1024 * 1024,
