@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../api/connection-guard.ts';
 import { buildApi } from '../api/server.ts';
 import { createLogger } from '../common/log.ts';
 import { loadOrCreateSecret } from '../common/secrets.ts';
@@ -50,6 +51,8 @@ export interface ControllerConfig {
   hostCertDays?: number;
   /** Memory the discovery nonces may hold, in bytes (see TrustOptions). */
   nonceMemoryBytes?: number;
+  /** Limits of the TLS port (defaults: DEFAULT_CONNECTION_LIMITS) and the agent stream's hello deadline (default 10 s). */
+  connections?: Partial<ConnectionLimits> & { helloTimeoutMs?: number };
   /** Where backups go unless they name a repository (a path every host sees; default: dataDir/backups). */
   backupRepository?: string;
 }
@@ -136,6 +139,8 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       onDisconnect: (h) => void controller.onDisconnect(h).catch((e) => log.error({ err: e }, 'disconnect handling failed')),
     },
     log,
+    cfg.connections?.helloTimeoutMs,
+    () => metrics.connectionsClosed.inc({ reason: 'hello-timeout' }),
   );
   controller.attachHub(hub);
 
@@ -180,6 +185,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     { store, controller, hub, trust, responder, imageFiles: new ImageFiles(join(cfg.dataDir, 'images')), metrics, adminToken, version: VERSION, info },
     log,
     { key: trust.server.keyPem, cert: trust.server.certPem, ca: trust.ca.certPem },
+    { ...DEFAULT_CONNECTION_LIMITS, ...cfg.connections },
   );
   hub.attach(app.server);
   await app.listen({ host: cfg.host, port: cfg.port });

@@ -11,6 +11,7 @@ export interface ControllerMetrics {
   discoveryDropped: Counter<'reason'>;
   discoveryAnswers: Counter<'kind'>;
   enrollments: Counter<'result'>;
+  connectionsClosed: Counter<'reason'>;
 }
 
 export function createMetrics(store: Store, connectedAgents: () => number, nonceBytes: () => number): ControllerMetrics {
@@ -101,6 +102,12 @@ export function createMetrics(store: Store, connectedAgents: () => number, nonce
     discoveryDropped: new Counter({ name: 'outrig_discovery_dropped_total', help: 'Discovery messages dropped (malformed, unsigned, stale, replayed, oversized)', labelNames: ['reason'], registers: [registry] }),
     discoveryAnswers: new Counter({ name: 'outrig_discovery_answers_total', help: 'Discovery acknowledgements and declines sent', labelNames: ['kind'], registers: [registry] }),
     enrollments: new Counter({ name: 'outrig_enrollments_total', help: 'Enrollment requests by result', labelNames: ['result'], registers: [registry] }),
+    connectionsClosed: new Counter({
+      name: 'outrig_connections_closed_total',
+      help: 'Connections the controller closed on a limit: limit-total, limit-address, handshake-timeout, idle-timeout, hello-timeout',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     instanceStart: new Histogram({
       name: 'outrig_instance_start_seconds',
       help: 'From sending a start operation to the instance running',

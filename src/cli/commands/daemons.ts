@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
+import { DEFAULT_CONNECTION_LIMITS } from '../../api/connection-guard.ts';
 import { CliError } from '../errors.ts';
 import { collect, parseIntIn, parseIntStrict, parseListen } from '../parse.ts';
 import { readFile } from 'node:fs/promises';
@@ -50,6 +51,11 @@ export function daemonCommands(program: Command): void {
     .option('--advertise-url <url>', 'API URL told to discovering hosts (default: https on the listen address)')
     .addOption(new Option('--heartbeat-ms <ms>', 'agent heartbeat period').default(2000).argParser(parseIntStrict('--heartbeat-ms')))
     .addOption(new Option('--lost-after-ms <ms>', 'a host is lost after this long without heartbeats (default 5 heartbeats)').argParser(parseIntStrict('--lost-after-ms')))
+    .addOption(new Option('--max-connections <n>', 'connections the API port holds at once, from everyone').default(DEFAULT_CONNECTION_LIMITS.maxConnections).argParser(parseIntIn('--max-connections', 1, 1_000_000)))
+    .addOption(new Option('--max-connections-per-address <n>', 'connections the API port holds at once from one source address').default(DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress).argParser(parseIntIn('--max-connections-per-address', 1, 1_000_000)))
+    .addOption(new Option('--tls-handshake-timeout-ms <ms>', 'a connection must finish its TLS handshake within this').default(DEFAULT_CONNECTION_LIMITS.handshakeTimeoutMs).argParser(parseIntIn('--tls-handshake-timeout-ms', 100, 600_000)))
+    .addOption(new Option('--idle-timeout-ms <ms>', "a connection without a request this long is closed (after the handshake, and between keep-alive requests; behind a load balancer, set it above the balancer's)").default(DEFAULT_CONNECTION_LIMITS.idleTimeoutMs).argParser(parseIntIn('--idle-timeout-ms', 100, 3_600_000)))
+    .addOption(new Option('--hello-timeout-ms <ms>', "an agent stream is closed if the agent's hello does not arrive within this").default(10_000).argParser(parseIntIn('--hello-timeout-ms', 100, 600_000)))
     .option('--backup-repository <dir>', 'where backups go unless they name a repository: a path every host sees (default: <data>/backups)')
     .action(
       async (o: {
@@ -68,6 +74,11 @@ export function daemonCommands(program: Command): void {
         advertiseUrl?: string;
         heartbeatMs: number;
         lostAfterMs?: number;
+        maxConnections: number;
+        maxConnectionsPerAddress: number;
+        tlsHandshakeTimeoutMs: number;
+        idleTimeoutMs: number;
+        helloTimeoutMs: number;
         backupRepository?: string;
       }) => {
         const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
@@ -86,6 +97,13 @@ export function daemonCommands(program: Command): void {
             : undefined,
           advertiseUrl: o.advertiseUrl,
           nonceMemoryBytes: o.discoveryNonceMib * 1024 * 1024,
+          connections: {
+            maxConnections: o.maxConnections,
+            maxConnectionsPerAddress: o.maxConnectionsPerAddress,
+            handshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
+            idleTimeoutMs: o.idleTimeoutMs,
+            helloTimeoutMs: o.helloTimeoutMs,
+          },
           backupRepository: o.backupRepository ? resolve(o.backupRepository) : undefined,
         });
         process.stderr.write(
