@@ -27,8 +27,8 @@ export interface EnrollOptions {
   signal?: AbortSignal;
 }
 
+/** A refused enrollment; `final` when trying again cannot help (a configuration error, or an operator's decision against this host). */
 export class EnrollmentRefused extends Error {
-  /** Final: trying again cannot help (a configuration error, or an operator's decision against this host). */
   constructor(
     message: string,
     readonly final = false,

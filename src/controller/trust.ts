@@ -43,8 +43,8 @@ interface PendingNonce {
   labels: Record<string, string>;
 }
 
-export const NONCE_TTL_MS = 10 * 60_000;
-export const DEFAULT_NONCE_MEMORY_BYTES = 16 << 20;
+const NONCE_TTL_MS = 10 * 60_000;
+const DEFAULT_NONCE_MEMORY_BYTES = 16 << 20;
 
 export type Peer = { kind: 'host'; hostId: string; serial: string } | { kind: 'operator'; name: string } | { kind: 'none'; reason: string };
 

@@ -1,9 +1,9 @@
 /**
  * The agent's side of discovery: broadcasts a signed discover message (multicast on every IPv4
  * interface, subnet broadcast, and any unicast targets), repeated with backoff until a controller
- * acknowledges, verifies each acknowledgement (echoed challenge, fresh, controller certificate
- * issued by the CA the ack carries, CA pinned if a fingerprint was given, signature by the
- * controller's key), and picks one.
+ * acknowledges, verifies each acknowledgement (echoed challenge, fresh, a certificate of the
+ * controller profile issued by the CA the ack carries, CA pinned if a fingerprint was given,
+ * signature by that certificate's key), and picks one.
  * Choice when several answer within the collection window: the first valid one. Nothing an ack
  * says about itself decides (any signer can claim anything); the others are logged, loudly when
  * they come from another CA.
