@@ -28,8 +28,8 @@ function percentile(sorted: number[], p: number): number {
 
 async function main(): Promise<void> {
   const work = tempDir('outrig-bench-enroll-');
-  // Discovery on loopback only; the rate limit per source is lifted because every simulated agent shares 127.0.0.1.
-  const ctl = await startControllerProcess(join(work.path, 'controller'), ['--discovery-address', '127.0.0.1', '--discovery-port', '0', '--discovery-rate', '1000000'], {
+  // Discovery on loopback only; the limits per source are lifted because every simulated agent shares 127.0.0.1.
+  const ctl = await startControllerProcess(join(work.path, 'controller'), ['--discovery-address', '127.0.0.1', '--discovery-port', '0', '--discovery-rate', '1000000', '--max-connections-per-address', '100000', '--max-connections', '100000'], {
     OUTRIG_DATA: work.path,
     OUTRIG_LOG_LEVEL: 'warn',
   });

@@ -19,7 +19,7 @@ import { httpsRequest } from '../common/https.ts';
 import { createCsr } from '../pki/csr.ts';
 import { generateKeyPair } from '../pki/keys.ts';
 import { CredentialStore, lifetimeLeft, type Credentials } from './credentials.ts';
-import { enroll, type JoinMode } from './enroll.ts';
+import { enrollWithRetry, type JoinMode } from './enroll.ts';
 import { FileTail } from './file-tail.ts';
 import { loadHostId } from './host-identity.ts';
 import { ImageCache } from './image-cache.ts';
@@ -37,6 +37,8 @@ export interface AgentConfig {
   join: JoinMode;
   /** A one-time token an enrollment rule admits. */
   bootstrapToken?: string;
+  /** Longest wait between enrollment attempts (default 5 minutes). */
+  enrollRetryMaxMs?: number;
   name?: string;
   stopTimeoutMs?: number;
   /** Network backend (default: probe, vxlan before vlan) and the underlay address VXLAN runs over (default: found). */
@@ -75,7 +77,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   let keys = await credStore.keys();
   let creds = await credStore.load();
   if (!creds) {
-    creds = await enroll({ identity: { hostId, name, keys }, mode: cfg.join, bootstrapToken: cfg.bootstrapToken, log });
+    creds = await enrollWithRetry({ identity: { hostId, name, keys }, mode: cfg.join, bootstrapToken: cfg.bootstrapToken, log, maxBackoffMs: cfg.enrollRetryMaxMs ?? 300_000 });
     await credStore.save(creds);
   }
   await supplicant.resume();

@@ -15,6 +15,7 @@ import type { Peer, TrustService } from '../controller/trust.ts';
 import type { DiscoveryResponder } from '../discovery/responder.ts';
 import type { ControllerInfo } from '../discovery/messages.ts';
 import type { Store } from '../store/index.ts';
+import { guardConnections, type ConnectionLimits } from './connection-guard.ts';
 import { errorHandler } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { imageRoutes } from './routes/images.ts';
@@ -40,7 +41,7 @@ export interface ApiServices {
   metrics: ControllerMetrics;
   adminToken: string;
   version: string;
-  /** This controller as discovery describes it. */
+  /** This controller as operators see it (GET /v1/cluster); discovery tells strangers far less. */
   info: () => Promise<ControllerInfo>;
 }
 
@@ -74,11 +75,13 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 /**
  * Everything is served over TLS; clients may present a certificate (hosts must, operators may).
- * Operators without a certificate send the admin token as a bearer token.
+ * Operators without a certificate send the admin token as a bearer token. Connections are limited
+ * per source address and in total, and must finish their handshake and send requests in time.
  */
-export async function buildApi(services: ApiServices, log: Logger, tls: { key: string; cert: string; ca: string }): Promise<Api> {
+export async function buildApi(services: ApiServices, log: Logger, tls: { key: string; cert: string; ca: string }, limits: ConnectionLimits): Promise<Api> {
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, ca: [tls.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    https: { key: tls.key, cert: tls.cert, ca: [tls.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: limits.handshakeTimeoutMs },
+    keepAliveTimeout: limits.idleTimeoutMs,
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 1024 * 1024,
@@ -88,6 +91,7 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  guardConnections(app.server, limits, { log, onClosed: (reason) => services.metrics.connectionsClosed.inc({ reason }) });
   app.setErrorHandler(errorHandler);
   app.addHook('onRequest', async (req, reply) => {
     const route = `${req.method} ${req.routeOptions.url ?? ''}`;

@@ -12,6 +12,15 @@ export function parseIntStrict(what: string) {
   };
 }
 
+/** A whole number within [min, max]: limits and timeouts, where 0 or a negative would switch a protection off. */
+export function parseIntIn(what: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = parseIntStrict(what)(v);
+    if (n < min || n > max) throw new CliError(`${what} must be from ${min} to ${max}, got '${v}'`, 2);
+    return n;
+  };
+}
+
 /** "256", "256M", "2G" -> MiB. */
 export function parseMemory(v: string): number {
   const m = /^(\d+)\s*([MmGg](i?B)?)?$/.exec(v.trim());

@@ -57,6 +57,9 @@ export class AgentNotConnectedError extends Error {
   }
 }
 
+/** How long a peer that ignores our close frame may keep the socket. */
+const CLOSE_GRACE_MS = 1000;
+
 export class AgentHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   private readonly sessions = new Map<string, Session>();
@@ -68,6 +71,9 @@ export class AgentHub {
     private readonly heartbeatMs: number,
     private readonly events: AgentHubEvents,
     private readonly log: Logger,
+    /** A stream whose hello has not arrived this long after it opened is closed. */
+    private readonly helloTimeoutMs = 10_000,
+    private readonly onHelloTimeout: () => void = () => undefined,
   ) {}
 
   attach(server: Server): void {
@@ -102,6 +108,14 @@ export class AgentHub {
   private accept(ws: WebSocket, certHostId: string, serial: string): void {
     let session: Session | undefined;
     const send = (m: ControllerMessage) => ws.send(JSON.stringify(m));
+    // A valid certificate is not a reason to hold a socket: an agent says hello at once.
+    const helloDeadline = setTimeout(() => {
+      this.log.warn({ hostId: certHostId, ms: this.helloTimeoutMs }, 'agent stream sent no hello in time; closing');
+      this.onHelloTimeout();
+      ws.close(1008, `no hello within ${this.helloTimeoutMs} ms`);
+      setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+    }, this.helloTimeoutMs);
+    ws.once('close', () => clearTimeout(helloDeadline));
     ws.on('message', (data) => {
       // A renewal revokes the certificate this stream was opened with; the agent reconnects with
       // the new one, and a stream that stays on the old one ends here, at its next message.
@@ -123,6 +137,7 @@ export class AgentHub {
           ws.close(1008, 'hello expected');
           return;
         }
+        clearTimeout(helloDeadline);
         if (msg.protocol !== PROTOCOL_VERSION) {
           ws.close(1008, `protocol ${msg.protocol} unsupported; controller speaks ${PROTOCOL_VERSION}`);
           return;

@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../api/connection-guard.ts';
 import { buildApi } from '../api/server.ts';
 import { createLogger } from '../common/log.ts';
 import { loadOrCreateSecret } from '../common/secrets.ts';
@@ -16,6 +17,7 @@ import { DiscoveryResponder } from '../discovery/responder.ts';
 import type { Capabilities } from '../discovery/policy.ts';
 import type { ControllerInfo } from '../discovery/messages.ts';
 import { DEFAULT_TENANT } from '../model/tenant.ts';
+import { generateKeyPair, x509 } from '../pki/index.ts';
 import { ConflictError, openStore, type Store } from '../store/index.ts';
 import { AgentHub } from './agent-hub.ts';
 import { Controller } from './controller.ts';
@@ -41,7 +43,7 @@ export interface ControllerConfig {
   log?: Logger;
   /** What this controller offers hosts that discover it. */
   cluster?: { name?: string; labels?: Record<string, string>; features?: string[] };
-  /** UDP discovery responder; off when absent. */
+  /** UDP discovery responder; off when absent. Declines are silent unless answerDeclines. */
   discovery?: { port?: number; group?: string; address?: string; answerDeclines?: boolean; ratePerSource?: number };
   /** The URL agents are told to use (default: https on the listen address). */
   advertiseUrl?: string;
@@ -50,6 +52,10 @@ export interface ControllerConfig {
   hostCertDays?: number;
   /** How many hosts may wait for approval at once, and how long a request waits (default 200, 1 hour). */
   pendingHosts?: Partial<PendingLimits>;
+  /** Memory the discovery nonces may hold, in bytes (see TrustOptions). */
+  nonceMemoryBytes?: number;
+  /** Limits of the TLS port (defaults: DEFAULT_CONNECTION_LIMITS) and the agent stream's hello deadline (default 10 s). */
+  connections?: Partial<ConnectionLimits> & { helloTimeoutMs?: number };
   /** Where backups go unless they name a repository (a path every host sees; default: dataDir/backups). */
   backupRepository?: string;
 }
@@ -83,6 +89,18 @@ async function controllerId(dir: string): Promise<string> {
   return id;
 }
 
+/**
+ * The certificate discovery answers are signed with: the controller profile, named by the
+ * controller's id only. Not the TLS server certificate, which lists the hostname and every local
+ * address (strangers get those from no UDP answer) and grows with them (answers must fit in the
+ * padded request). Made at each start, like the server certificate.
+ */
+async function discoverySigner(trust: TrustService, id: string): Promise<{ der: Buffer; keyPem: string }> {
+  const pair = generateKeyPair();
+  const cert = await trust.ca.issue('server', { name: id, dnsNames: [id] }, pair.publicKey, 90);
+  return { der: Buffer.from(new x509.X509Certificate(cert.pem).rawData), keyPem: pair.privateKey };
+}
+
 export async function startController(cfg: ControllerConfig): Promise<RunningController> {
   const log = cfg.log ?? createLogger('controller');
   await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
@@ -92,13 +110,13 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const adminToken = await loadOrCreateSecret(adminTokenFile);
   const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db') });
   await ensureDefaultTenant(store);
-  const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])], hostCertDays: cfg.hostCertDays, pendingHosts: cfg.pendingHosts });
+  const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])], hostCertDays: cfg.hostCertDays, pendingHosts: cfg.pendingHosts, nonceMemoryBytes: cfg.nonceMemoryBytes });
   const caFile = join(clientDir, 'ca.crt');
   await writeFile(caFile, trust.ca.certPem);
 
   const heartbeatMs = cfg.heartbeatMs ?? 2000;
   let hub: AgentHub | undefined;
-  const metrics = createMetrics(store, () => hub?.connectedHostIds().length ?? 0);
+  const metrics = createMetrics(store, () => hub?.connectedHostIds().length ?? 0, () => trust.nonceBytes);
   const controller = new Controller(store, {
     lostAfterMs: cfg.lostAfterMs ?? heartbeatMs * 5,
     resyncMs: cfg.resyncMs ?? 10_000,
@@ -124,6 +142,8 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       onDisconnect: (h) => void controller.onDisconnect(h).catch((e) => log.error({ err: e }, 'disconnect handling failed')),
     },
     log,
+    cfg.connections?.helloTimeoutMs,
+    () => metrics.connectionsClosed.inc({ reason: 'hello-timeout' }),
   );
   controller.attachHub(hub);
 
@@ -146,18 +166,19 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     features: cfg.cluster?.features ?? DEFAULT_FEATURES,
     hosts: await store.hosts.count(),
   });
+  const signer = await discoverySigner(trust, id);
   const responder = new DiscoveryResponder({
     group: cfg.discovery?.group,
     port: cfg.discovery?.port,
     address: cfg.discovery?.address,
     ratePerSource: cfg.discovery?.ratePerSource,
-    answerDeclines: cfg.discovery?.answerDeclines ?? true,
+    answerDeclines: cfg.discovery?.answerDeclines ?? false,
     capabilities,
-    info,
+    endpoint: () => cfg.advertiseUrl ?? url,
     issueNonce: (d) => trust.issueNonce(d),
     caCertDer: trust.caDer,
-    nodeCertDer: trust.server.der,
-    nodeKeyPem: trust.server.keyPem,
+    nodeCertDer: signer.der,
+    nodeKeyPem: signer.keyPem,
     onDrop: (reason) => metrics.discoveryDropped.inc({ reason }),
     onAnswer: (kind) => metrics.discoveryAnswers.inc({ kind }),
     log,
@@ -167,6 +188,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     { store, controller, hub, trust, responder, imageFiles: new ImageFiles(join(cfg.dataDir, 'images')), metrics, adminToken, version: VERSION, info },
     log,
     { key: trust.server.keyPem, cert: trust.server.certPem, ca: trust.ca.certPem },
+    { ...DEFAULT_CONNECTION_LIMITS, ...cfg.connections },
   );
   hub.attach(app.server);
   await app.listen({ host: cfg.host, port: cfg.port });

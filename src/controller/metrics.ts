@@ -11,9 +11,10 @@ export interface ControllerMetrics {
   discoveryDropped: Counter<'reason'>;
   discoveryAnswers: Counter<'kind'>;
   enrollments: Counter<'result'>;
+  connectionsClosed: Counter<'reason'>;
 }
 
-export function createMetrics(store: Store, connectedAgents: () => number): ControllerMetrics {
+export function createMetrics(store: Store, connectedAgents: () => number, nonceBytes: () => number): ControllerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrig_controller_' });
   const byPhase = async (rows: { status: { phase: string } }[], g: Gauge<'phase'>) => {
@@ -44,6 +45,14 @@ export function createMetrics(store: Store, connectedAgents: () => number): Cont
     registers: [registry],
     collect() {
       this.set(connectedAgents());
+    },
+  });
+  new Gauge({
+    name: 'outrig_discovery_nonce_bytes',
+    help: 'Estimated memory the discovery nonces hold (bounded by --discovery-nonce-mib)',
+    registers: [registry],
+    collect() {
+      this.set(nonceBytes());
     },
   });
   new Gauge({
@@ -93,6 +102,12 @@ export function createMetrics(store: Store, connectedAgents: () => number): Cont
     discoveryDropped: new Counter({ name: 'outrig_discovery_dropped_total', help: 'Discovery messages dropped (malformed, unsigned, stale, replayed, oversized)', labelNames: ['reason'], registers: [registry] }),
     discoveryAnswers: new Counter({ name: 'outrig_discovery_answers_total', help: 'Discovery acknowledgements and declines sent', labelNames: ['kind'], registers: [registry] }),
     enrollments: new Counter({ name: 'outrig_enrollments_total', help: 'Enrollment requests by result', labelNames: ['result'], registers: [registry] }),
+    connectionsClosed: new Counter({
+      name: 'outrig_connections_closed_total',
+      help: 'Connections the controller closed on a limit: limit-total, limit-address, handshake-timeout, idle-timeout, hello-timeout',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
     instanceStart: new Histogram({
       name: 'outrig_instance_start_seconds',
       help: 'From sending a start operation to the instance running',

@@ -7,6 +7,7 @@ import type { PeerCertificate } from 'node:tls';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { BoundedExpiringMap } from '../common/bounded-map.ts';
 import type { Discover } from '../discovery/messages.ts';
 import { newNonce } from '../discovery/responder.ts';
 import type { Host } from '../model/host.ts';
@@ -37,14 +38,18 @@ export interface TrustOptions {
   serverNames?: string[];
   /** How many hosts may wait for approval, and for how long (default 200, 1 hour). */
   pendingHosts?: Partial<PendingLimits>;
+  /** Memory the discovery nonces may hold (estimated bytes; default 16 MiB): the oldest go first. */
+  nonceMemoryBytes?: number;
 }
 
 interface PendingNonce {
   hostId: string;
   publicKey: string;
   labels: Record<string, string>;
-  expires: number;
 }
+
+const NONCE_TTL_MS = 10 * 60_000;
+const DEFAULT_NONCE_MEMORY_BYTES = 16 << 20;
 
 export type { Peer } from './certificates.ts';
 
@@ -57,7 +62,8 @@ export class TrustService {
   server!: { certPem: string; keyPem: string; der: Buffer };
   readonly pending: PendingHosts;
   readonly certs: CertificateRecords;
-  private readonly nonces = new Map<string, PendingNonce>();
+  // Every ack stores one, for any stranger whose datagram verifies against the key it carries itself.
+  private readonly nonces: BoundedExpiringMap<PendingNonce>;
   private readonly hostDays: number;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -69,6 +75,7 @@ export class TrustService {
     this.certs = new CertificateRecords(o.store, ca);
     this.hostDays = o.hostCertDays ?? 30;
     this.pending = new PendingHosts({ ...DEFAULT_PENDING_LIMITS, ...o.pendingHosts });
+    this.nonces = new BoundedExpiringMap({ ttlMs: NONCE_TTL_MS, maxBytes: o.nonceMemoryBytes ?? DEFAULT_NONCE_MEMORY_BYTES });
   }
 
   static async start(o: TrustOptions): Promise<TrustService> {
@@ -97,10 +104,8 @@ export class TrustService {
 
   /** Called by the discovery responder for each acknowledgement: binds a nonce to the host and key. */
   issueNonce(d: Discover): string {
-    const now = Date.now();
-    if (this.nonces.size > 50_000) for (const [k, v] of this.nonces) if (v.expires < now) this.nonces.delete(k);
     const nonce = newNonce();
-    this.nonces.set(nonce, { hostId: d.hostId, publicKey: d.publicKey, labels: d.labels, expires: now + 10 * 60_000 });
+    this.nonces.set(nonce, { hostId: d.hostId, publicKey: d.publicKey, labels: d.labels }, Date.now());
     return nonce;
   }
 
@@ -109,6 +114,11 @@ export class TrustService {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Estimated bytes the discovery nonces hold now. */
+  get nonceBytes(): number {
+    return this.nonces.bytes;
   }
 
   private async issueHost(hostId: string, csrPem: string): Promise<IssuedCertificate> {
@@ -132,11 +142,13 @@ export class TrustService {
     }
     if (csr.commonName !== req.hostId) throw new TrustError(400, 'bad_csr', `CSR is for '${csr.commonName}', not host ${req.hostId}`);
     let existing = await store.hosts.get(req.hostId);
-    const bound = req.nonce ? this.nonces.get(req.nonce) : undefined;
-    if (bound && (bound.hostId !== req.hostId || bound.expires < Date.now())) throw new TrustError(403, 'bad_nonce', 'the nonce is not for this host or has expired');
-    if (!bound && !existing?.status.trust) throw new TrustError(403, 'bad_nonce', 'unknown nonce: discover the controller first');
+    const bound = req.nonce ? this.nonces.get(req.nonce, Date.now()) : undefined;
+    if (bound && bound.hostId !== req.hostId) throw new TrustError(403, 'bad_nonce', 'the nonce was issued to another host');
+    const unknownNonce = () => new TrustError(403, 'bad_nonce', 'unknown nonce: discover the controller first');
+    if (!bound && !existing?.status.trust) throw unknownNonce();
     const publicKey = bound?.publicKey ?? existing!.status.trust!.publicKey;
-    if (csr.publicKeyB64 !== publicKey) throw new TrustError(403, 'key_mismatch', 'the CSR key is not the key this host proved in discovery');
+    // Without a nonce, a request that does not prove the host's own key hears what an unknown host id hears.
+    if (csr.publicKeyB64 !== publicKey) throw bound ? new TrustError(403, 'key_mismatch', 'the CSR key is not the key this host proved in discovery') : unknownNonce();
     let trust = existing?.status.trust;
     const labels = bound?.labels ?? trust?.labels ?? {};
     const now = new Date();
@@ -171,7 +183,7 @@ export class TrustService {
     if (!rule) {
       await this.waitForApproval(req.hostId, req.name ?? req.hostId, base).catch((e: unknown) => {
         // Refused for now (too many waiting): the nonce stays good for the agent's retry.
-        if (bound) this.nonces.set(req.nonce!, bound);
+        if (bound) this.nonces.set(req.nonce!, bound, Date.now());
         throw e;
       });
       this.o.log.info({ hostId: req.hostId }, 'host waits for approval');
@@ -376,8 +388,8 @@ export class TrustService {
 
   /** The server certificate of a port authenticator (the RADIUS server hosts' supplicants check against the cluster CA). */
   async issueAuthenticator(name: string, publicKeyPem: string): Promise<IssuedCertificate> {
-    const cert = await this.ca.issue('server', { name, dnsNames: [name] }, publicKeyPem, 365);
-    await this.certs.record(cert, 'server', `CN=${name}`);
+    const cert = await this.ca.issue('authenticator', { name, dnsNames: [name] }, publicKeyPem, 365);
+    await this.certs.record(cert, 'authenticator', `CN=${name}`);
     return cert;
   }
 

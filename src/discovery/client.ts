@@ -1,19 +1,21 @@
 /**
  * The agent's side of discovery: broadcasts a signed discover message (multicast on every IPv4
  * interface, subnet broadcast, and any unicast targets), repeated with backoff until a controller
- * acknowledges, verifies each acknowledgement (echoed challenge, fresh, controller certificate
- * issued by the CA the ack carries, CA pinned if a fingerprint was given, signature by the
- * controller's key), and picks one.
- * Choice when several answer within the collection window: the one with the fewest hosts (spreads
- * enrollments), then the earliest.
+ * acknowledges, verifies each acknowledgement (echoed challenge, fresh, a certificate of the
+ * controller profile issued by the CA the ack carries, CA pinned if a fingerprint was given,
+ * signature by that certificate's key), and picks one.
+ * Choice when several answer within the collection window: the first valid one. Nothing an ack
+ * says about itself decides (any signer can claim anything); the others are logged, loudly when
+ * they come from another CA.
  */
 import { createHash, createPublicKey, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { publicKeyB64, verifyBytes, type KeyPairPem } from '../pki/keys.ts';
+import { hasProfile } from '../pki/profiles.ts';
 import { x509 } from '../pki/x509.ts';
-import { DEFAULT_GROUP, DEFAULT_PORT, MAX_SKEW_MS, open, seal, type Ack, type Decline, type Policy } from './messages.ts';
+import { DEFAULT_GROUP, DEFAULT_PORT, DISCOVER_PAD_BYTES, MAX_SKEW_MS, open, padDatagram, seal, type Ack, type Decline, type Policy } from './messages.ts';
 
 export interface Identity {
   hostId: string;
@@ -47,6 +49,8 @@ export interface Acknowledged {
 }
 
 export class AckRejected extends Error {}
+
+const MAX_DECLINES_LOGGED = 100;
 
 /** A copy in a plain ArrayBuffer, which the x509 library's types ask for. */
 function ab(b: Buffer): ArrayBuffer {
@@ -84,6 +88,8 @@ export async function verifyAck(datagram: Buffer, expect: { hostId: string; chal
     throw new AckRejected('ack carries unreadable certificates');
   }
   if (!(await node.verify({ publicKey: ca.publicKey, date: new Date(expect.now) }))) throw new AckRejected("the controller's certificate is not issued by the CA in the ack");
+  // The CA also issues hosts, operators and port authenticators: only a controller may answer.
+  if (!hasProfile(node, 'server')) throw new AckRejected(`the ack is signed by a certificate that is not a controller's (${node.subject})`);
   const nodeKey = createPublicKey({ key: Buffer.from(node.publicKey.rawData), format: 'der', type: 'spki' });
   if (!verifyBytes(nodeKey, bodyBytes, sig)) throw new AckRejected('ack signature does not verify');
   return { ack: body, caCertPem: pem(caDer), caFingerprint: fingerprint };
@@ -110,10 +116,13 @@ function targets(o: DiscoverOptions): { multicast: string[]; broadcast: string[]
   return { multicast, broadcast, unicast };
 }
 
-/** The choice among valid acks: fewest hosts (spreads enrollment over a cluster's controllers), then the earliest. Pure. */
-export function chooseAck<T extends { acked: Acknowledged; at: number }>(got: T[]): T {
+/**
+ * The choice among valid acks: the first to arrive (the first in the list among equals). What an
+ * ack claims about itself never counts: a signer that may answer at all could claim anything. Pure.
+ */
+export function chooseAck<T extends { at: number }>(got: T[]): T {
   if (!got.length) throw new Error('no acknowledgement to choose from');
-  return [...got].sort((a, b) => a.acked.ack.controller.hosts - b.acked.ack.controller.hosts || a.at - b.at)[0]!;
+  return got.reduce((best, g) => (g.at < best.at ? g : best));
 }
 
 /** Sends discover rounds with backoff until an acceptable acknowledgement arrives. */
@@ -127,22 +136,23 @@ export async function discoverController(o: DiscoverOptions): Promise<Acknowledg
   let got: { acked: Acknowledged; at: number }[] = [];
   const declinedSeen = new Set<string>();
   let wake: (() => void) | null = null;
-  sock.on('message', (msg) => {
+  sock.on('message', (msg, from) => {
     void verifyAck(msg, { hostId: o.identity.hostId, challenge, pinnedCaFingerprint: o.pinnedCaFingerprint, now: now() })
       .then((acked) => {
         got.push({ acked, at: now() });
         wake?.();
       })
       .catch((e: Error) => {
-        // A decline is worth telling the operator about (once per controller and reason).
+        // A decline is worth telling the operator about (once per sender and reasons, and only
+        // so many: anyone who saw our challenge on the LAN can send them).
         try {
           const { body } = open(msg);
           if (body.type === 'decline' && body.challenge === challenge) {
             const d = body as Decline;
-            const key = `${d.controller.id}:${d.reasons.join('|')}`;
-            if (!declinedSeen.has(key)) {
+            const key = `${from.address}:${d.reasons.join('|')}`;
+            if (!declinedSeen.has(key) && declinedSeen.size < MAX_DECLINES_LOGGED) {
               declinedSeen.add(key);
-              o.log?.warn({ controller: d.controller.name, cluster: d.controller.cluster, reasons: d.reasons }, `controller ${d.controller.name} declined this host's policy: ${d.reasons.join('; ')}`);
+              o.log?.warn({ from: from.address, reasons: d.reasons }, `controller at ${from.address} declined this host's policy: ${d.reasons.join('; ')}`);
             }
             return;
           }
@@ -161,9 +171,13 @@ export async function discoverController(o: DiscoverOptions): Promise<Acknowledg
       if (o.signal?.aborted) throw new Error('discovery aborted');
       challenge = randomBytes(16).toString('base64');
       got = [];
-      const msg = seal(
-        { type: 'discover', hostId: o.identity.hostId, name: o.identity.name, publicKey: publicKeyB64(o.identity.keys.publicKey), challenge, sentAt: now(), policy: o.policy, labels: o.labels },
-        o.identity.keys.privateKey,
+      // Padded: a controller answers no more bytes than it was sent.
+      const msg = padDatagram(
+        seal(
+          { type: 'discover', hostId: o.identity.hostId, name: o.identity.name, publicKey: publicKeyB64(o.identity.keys.publicKey), challenge, sentAt: now(), policy: o.policy, labels: o.labels },
+          o.identity.keys.privateKey,
+        ),
+        DISCOVER_PAD_BYTES,
       );
       const sends: Promise<void>[] = [];
       const send = (addr: string, p: number) => sends.push(new Promise((r) => sock.send(msg, p, addr, () => r())));
@@ -185,7 +199,11 @@ export async function discoverController(o: DiscoverOptions): Promise<Acknowledg
       if (got.length) {
         await new Promise((r) => setTimeout(r, o.collectMs ?? 300));
         const best = chooseAck(got);
-        o.log?.info({ controller: best.acked.ack.controller.name, endpoint: best.acked.ack.controller.endpoint, answers: got.length, round }, 'controller found');
+        const others = got.filter((g) => g !== best).map((g) => ({ endpoint: g.acked.ack.endpoint, caFingerprint: g.acked.caFingerprint }));
+        if (others.some((g) => g.caFingerprint !== best.acked.caFingerprint)) {
+          o.log?.warn({ chosen: best.acked.caFingerprint, others }, 'controllers of different cluster CAs answered; the first was chosen. Pin the cluster with --ca-fingerprint');
+        }
+        o.log?.info({ endpoint: best.acked.ack.endpoint, caFingerprint: best.acked.caFingerprint, alternatives: others, round }, 'controller found');
         return best.acked;
       }
       if (round === 1 || round % 5 === 0) o.log?.info({ round, nextInMs: Math.min(backoff * 2, 30_000) }, 'no controller answered yet; still discovering');

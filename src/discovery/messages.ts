@@ -10,6 +10,14 @@ import { publicKeyFromB64, signBytes, verifyBytes } from '../pki/keys.ts';
 
 export const PROTOCOL = 1;
 export const MAX_DATAGRAM = 8192;
+/**
+ * Agents pad discover datagrams to at least this many bytes. A UDP answer is never larger than the
+ * datagram it answers (a forged source address must not turn a controller into an amplifier), and
+ * an ack needs about 1,600 bytes with a short endpoint URL; this leaves room for one of ~450 characters.
+ */
+export const DISCOVER_PAD_BYTES = 2048;
+/** The longest DER ECDSA P-256 signature (72 bytes) in base64. */
+const MAX_SIG_B64 = 96;
 export const DEFAULT_GROUP = '239.255.74.41';
 export const DEFAULT_PORT = 7441;
 /** Messages older or newer than this (by their sentAt) are dropped. */
@@ -49,6 +57,7 @@ export const Discover = Type.Object(
 );
 export type Discover = Static<typeof Discover>;
 
+/** A controller as `outrig cluster info` shows it to operators; discovery never sends it to strangers. */
 export const ControllerInfo = Type.Object(
   {
     id: Type.String({ maxLength: 64 }),
@@ -64,6 +73,7 @@ export const ControllerInfo = Type.Object(
 );
 export type ControllerInfo = Static<typeof ControllerInfo>;
 
+/** Only what an agent needs to verify the answer and enroll: a stranger learns no more than where to enroll. */
 export const Ack = Type.Object(
   {
     type: Type.Literal('ack'),
@@ -71,11 +81,11 @@ export const Ack = Type.Object(
     challenge: B64,
     /** Binds the enrollment request (CSR) to this exchange and to the host's key. */
     nonce: B64,
-    controller: ControllerInfo,
-    /** DER of the cluster CA certificate (the agent pins its SHA-256) and of the controller's certificate (its key signs this message). */
+    /** Where to enroll and then connect: an https URL. */
+    endpoint: Type.String({ maxLength: 512 }),
+    /** DER of the cluster CA certificate (the agent pins its SHA-256) and of the controller's discovery certificate (its key signs this message). */
     caCert: B64,
     nodeCert: B64,
-    accepted: Type.Array(Type.String({ maxLength: 128 }), { maxItems: 64 }),
     sentAt: Type.Integer(),
   },
   { additionalProperties: false },
@@ -87,7 +97,6 @@ export const Decline = Type.Object(
     type: Type.Literal('decline'),
     hostId: Id,
     challenge: B64,
-    controller: ControllerInfo,
     nodeCert: B64,
     reasons: Type.Array(Type.String({ maxLength: 256 }), { maxItems: 64 }),
     sentAt: Type.Integer(),
@@ -104,6 +113,16 @@ export interface Envelope {
   sig: string;
 }
 
+/** The most bytes `seal(body)` can make (signatures vary by a few bytes); no signing needed. */
+export function sealedSizeBound(body: Body): number {
+  return Buffer.byteLength(JSON.stringify({ v: PROTOCOL, body: JSON.stringify(body), sig: 'A'.repeat(MAX_SIG_B64) }), 'utf8');
+}
+
+/** A datagram padded with spaces (JSON whitespace: receivers parse it unchanged) to at least `bytes`. */
+export function padDatagram(datagram: Buffer, bytes: number): Buffer {
+  return datagram.length >= bytes ? datagram : Buffer.concat([datagram, Buffer.alloc(bytes - datagram.length, 0x20)]);
+}
+
 export function seal(body: Body, privateKeyPem: string): Buffer {
   const text = JSON.stringify(body);
   const env: Envelope = { v: PROTOCOL, body: text, sig: signBytes(privateKeyPem, Buffer.from(text, 'utf8')).toString('base64') };
@@ -112,7 +131,7 @@ export function seal(body: Body, privateKeyPem: string): Buffer {
   return out;
 }
 
-export type DropReason = 'oversized' | 'malformed' | 'version' | 'schema' | 'signature' | 'stale' | 'replayed' | 'unexpected' | 'rate-limited';
+export type DropReason = 'oversized' | 'malformed' | 'version' | 'schema' | 'signature' | 'stale' | 'replayed' | 'unexpected' | 'rate-limited' | 'unpadded';
 
 export class Dropped extends Error {
   constructor(readonly reason: DropReason, detail: string) {

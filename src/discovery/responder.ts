@@ -1,15 +1,17 @@
 /**
  * The controller's discovery responder: listens for discover datagrams (UDP multicast, broadcast
  * and unicast; the same bytes also arrive over HTTPS at POST /v1/discover), checks each host's
- * policy against this controller's capabilities, and answers with a signed acknowledgement or,
- * if configured, a signed decline with the reasons. Everything malformed, unsigned, stale,
- * replayed or oversized is dropped silently and counted.
+ * policy against this controller's capabilities, and answers with a minimal signed
+ * acknowledgement. A declined policy is logged for the operator and, only if configured, answered
+ * with the reasons. Everything malformed, unsigned, stale, replayed or oversized is dropped
+ * silently and counted, and so is a UDP answer that would be larger than its request.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import { DEFAULT_GROUP, DEFAULT_PORT, Dropped, MAX_DATAGRAM, openDiscover, seal, type ControllerInfo, type Discover, type DropReason } from './messages.ts';
+import { BoundedExpiringMap } from '../common/bounded-map.ts';
+import { DEFAULT_GROUP, DEFAULT_PORT, Dropped, MAX_DATAGRAM, openDiscover, seal, sealedSizeBound, type Ack, type Decline, type Discover, type DropReason } from './messages.ts';
 import { matchPolicy, type Capabilities } from './policy.ts';
 
 export interface ResponderOptions {
@@ -21,40 +23,44 @@ export interface ResponderOptions {
    * the controller with --target.
    */
   address?: string;
-  /** Answer unsupported policies with the reasons (helps operators); otherwise stay silent. */
+  /**
+   * Answer unsupported policies with the reasons. Off by default: the reasons tell any sender
+   * about the cluster (its name, labels, features, tenants). Declines are logged either way.
+   */
   answerDeclines?: boolean;
   capabilities: () => Promise<Capabilities>;
-  info: () => Promise<ControllerInfo>;
-  /** Registers an enrollment nonce for this host and key; returns it. */
+  /** The https URL acks send hosts to. */
+  endpoint: () => string;
+  /** Registers an enrollment nonce (16 random bytes, base64) for this host and key; returns it. */
   issueNonce: (d: Discover) => string;
   caCertDer: Buffer;
+  /** The certificate (controller profile) whose key signs answers, and that key. */
   nodeCertDer: Buffer;
   nodeKeyPem: string;
   /** Messages a second admitted per source address (bursts of twice that); default 50. */
   ratePerSource?: number;
   onDrop?: (reason: DropReason) => void;
-  onAnswer?: (kind: 'ack' | 'decline') => void;
+  /** `silent`: a declined policy not answered. */
+  onAnswer?: (kind: 'ack' | 'decline' | 'silent') => void;
   log?: Logger;
   now?: () => number;
 }
 
-/** Discover messages seen recently, by host and challenge: a replay is dropped. */
-class ReplayCache {
-  private seen = new Map<string, number>();
-  constructor(private readonly ttlMs: number) {}
-  check(key: string, now: number): boolean {
-    if (this.seen.size > 100_000) for (const [k, t] of this.seen) if (now - t > this.ttlMs) this.seen.delete(k);
-    const t = this.seen.get(key);
-    if (t !== undefined && now - t <= this.ttlMs) return false;
-    this.seen.set(key, now);
-    return true;
-  }
-}
+/** Memory for what strangers make the responder remember: replay keys and rate-limit buckets. */
+const REPLAY_MEMORY_BYTES = 4 << 20;
+const BUCKET_MEMORY_BYTES = 4 << 20;
+/** Declines are logged at info once per host and reasons in this window, at debug otherwise. */
+const DECLINE_LOG_MS = 10 * 60_000;
+/** A bucket untouched this long is full again, so forgetting it changes nothing. */
+const BUCKET_TTL_MS = 60_000;
 
 export class DiscoveryResponder {
   private sock?: Socket;
-  private readonly replay = new ReplayCache(10 * 60_000);
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  // Discover messages seen recently, by host and challenge: a replay is dropped. Evicted early only
+  // under a flood, when a replay is answered again: with a fresh nonce bound to the same host key.
+  private readonly replay = new BoundedExpiringMap<true>({ ttlMs: 10 * 60_000, maxBytes: REPLAY_MEMORY_BYTES });
+  private readonly buckets = new BoundedExpiringMap<{ tokens: number; at: number }>({ ttlMs: BUCKET_TTL_MS, maxBytes: BUCKET_MEMORY_BYTES });
+  private readonly declinesLogged = new BoundedExpiringMap<true>({ ttlMs: DECLINE_LOG_MS, maxBytes: 1 << 20 });
 
   constructor(private readonly o: ResponderOptions) {}
 
@@ -72,18 +78,21 @@ export class DiscoveryResponder {
   private admit(source: string): boolean {
     const now = this.now();
     const rate = this.o.ratePerSource ?? 50;
-    if (this.buckets.size > 10_000) for (const [k, v] of this.buckets) if (now - v.at > 60_000) this.buckets.delete(k);
-    const b = this.buckets.get(source) ?? { tokens: rate * 2, at: now };
+    const b = this.buckets.get(source, now) ?? { tokens: rate * 2, at: now };
     b.tokens = Math.min(rate * 2, b.tokens + ((now - b.at) / 1000) * rate);
     b.at = now;
-    this.buckets.set(source, b);
+    this.buckets.set(source, b, now);
     if (b.tokens < 1) return false;
     b.tokens--;
     return true;
   }
 
-  /** The answer to one datagram, or null to stay silent. */
-  async answer(datagram: Buffer, source = 'local'): Promise<Buffer | null> {
+  /**
+   * The answer to one datagram, or null to stay silent. `limit`: the most bytes the answer may have
+   * (for UDP, the request's size: the sender's address is not verified, so an answer must not be
+   * bigger than what it answers).
+   */
+  async answer(datagram: Buffer, source = 'local', limit = Infinity): Promise<Buffer | null> {
     if (datagram.length > MAX_DATAGRAM) return this.drop('oversized', `${datagram.length} bytes from ${source}`);
     if (!this.admit(source)) return this.drop('rate-limited', `rate limit for ${source}`);
     let d: Discover;
@@ -92,36 +101,50 @@ export class DiscoveryResponder {
     } catch (e) {
       return this.drop(e instanceof Dropped ? e.reason : 'malformed', (e as Error).message);
     }
-    if (!this.replay.check(`${d.hostId}/${d.challenge}`, this.now())) return this.drop('replayed', `${d.hostId} challenge ${d.challenge}`);
-    const [caps, info] = await Promise.all([this.o.capabilities(), this.o.info()]);
-    const m = matchPolicy(d.policy, caps);
-    if (m.supported) {
-      this.o.onAnswer?.('ack');
-      return seal(
-        {
-          type: 'ack',
-          hostId: d.hostId,
-          challenge: d.challenge,
-          nonce: this.o.issueNonce(d),
-          controller: info,
-          caCert: this.o.caCertDer.toString('base64'),
-          nodeCert: this.o.nodeCertDer.toString('base64'),
-          accepted: m.accepted,
-          sentAt: this.now(),
-        },
-        this.o.nodeKeyPem,
-      );
+    const replayKey = `${d.hostId}/${d.challenge}`;
+    if (this.replay.get(replayKey, this.now())) return this.drop('replayed', `${d.hostId} challenge ${d.challenge}`);
+    this.replay.set(replayKey, true, this.now());
+    const m = matchPolicy(d.policy, await this.o.capabilities());
+    if (!m.supported) return this.decline(d, m.declined, source, limit);
+    const ack = (nonce: string): Ack => ({
+      type: 'ack',
+      hostId: d.hostId,
+      challenge: d.challenge,
+      nonce,
+      endpoint: this.o.endpoint(),
+      caCert: this.o.caCertDer.toString('base64'),
+      nodeCert: this.o.nodeCertDer.toString('base64'),
+      sentAt: this.now(),
+    });
+    // Sized before a nonce is issued: an answer that may not go out must not hold one.
+    const size = sealedSizeBound(ack(newNonce()));
+    if (size > limit) return this.drop('unpadded', `an ack of ${size} bytes to a request of ${limit} from ${source}`);
+    this.o.onAnswer?.('ack');
+    return seal(ack(this.o.issueNonce(d)), this.o.nodeKeyPem);
+  }
+
+  /** The operator always learns why (the log); the sender only if declines are answered. */
+  private decline(d: Discover, reasons: string[], source: string, limit: number): Buffer | null {
+    const key = `${d.hostId}/${reasons.join('|')}`;
+    const first = !this.declinesLogged.get(key, this.now());
+    if (first) this.declinesLogged.set(key, true, this.now());
+    this.o.log?.[first ? 'info' : 'debug']({ hostId: d.hostId, name: d.name, source, reasons, answered: !!this.o.answerDeclines }, `declined the policy of host ${d.hostId} at ${source}: ${reasons.join('; ')}`);
+    if (!this.o.answerDeclines) {
+      this.o.onAnswer?.('silent');
+      return null;
     }
-    if (!this.o.answerDeclines) return null;
+    const decline: Decline = { type: 'decline', hostId: d.hostId, challenge: d.challenge, nodeCert: this.o.nodeCertDer.toString('base64'), reasons, sentAt: this.now() };
+    const size = sealedSizeBound(decline);
+    if (size > limit) return this.drop('unpadded', `a decline of ${size} bytes to a request of ${limit} from ${source}`);
     this.o.onAnswer?.('decline');
-    return seal({ type: 'decline', hostId: d.hostId, challenge: d.challenge, controller: info, nodeCert: this.o.nodeCertDer.toString('base64'), reasons: m.declined, sentAt: this.now() }, this.o.nodeKeyPem);
+    return seal(decline, this.o.nodeKeyPem);
   }
 
   async start(): Promise<number> {
     const sock = createSocket({ type: 'udp4', reuseAddr: true });
     this.sock = sock;
     sock.on('message', (msg, rinfo) => {
-      void this.answer(msg, rinfo.address)
+      void this.answer(msg, rinfo.address, msg.length)
         .then((reply) => {
           if (reply) sock.send(reply, rinfo.port, rinfo.address);
         })

@@ -1,14 +1,17 @@
 /**
  * Certificate profiles: what each kind of certificate may do and which names it carries.
  * host: an agent's client identity (CN and SAN URI name the host id).
- * server: a controller's TLS server identity (SAN IPs and DNS names it answers on).
+ * server: a controller's TLS server identity (SAN IPs and DNS names it answers on); agents accept
+ *   discovery answers signed only by this profile.
+ * authenticator: a port authenticator's RADIUS server identity (serverAuth, like a controller's, but
+ *   its own OU: whoever runs a port authenticator holds its key, and must not pass for a controller).
  * operator: a person or tool using the operator API with a certificate instead of a token.
  * principal: an instance principal of a dedicated host cluster: a host's identity towards its
  *   switch port (802.1X EAP-TLS), naming the virtual networks the port may join (VNET_OID below).
  */
 import { x509 } from './x509.ts';
 
-export type Profile = 'host' | 'server' | 'operator' | 'principal';
+export type Profile = 'host' | 'server' | 'authenticator' | 'operator' | 'principal';
 
 /**
  * The virtual-network extension of instance principal certificates. OID 1.3.6.1.4.1.55555.1.1
@@ -62,32 +65,44 @@ export function vnetSegments(cert: x509.X509Certificate): number[] {
   return out;
 }
 
+/** The OU that marks each profile; certificates name their profile there. */
+const OU: Record<Profile, string> = { host: 'hosts', server: 'controllers', authenticator: 'authenticators', operator: 'operators', principal: 'principals' };
+/** The extended key usage each profile gets, and must have to count as that profile. */
+const EKU: Record<Profile, string> = {
+  host: x509.ExtendedKeyUsage.clientAuth,
+  server: x509.ExtendedKeyUsage.serverAuth,
+  authenticator: x509.ExtendedKeyUsage.serverAuth,
+  operator: x509.ExtendedKeyUsage.clientAuth,
+  principal: x509.ExtendedKeyUsage.clientAuth,
+};
+
 export function subjectFor(profile: Profile, name: string): string {
-  const ou = { host: 'hosts', server: 'controllers', operator: 'operators', principal: 'principals' }[profile];
-  return `CN=${name}, OU=${ou}, O=Outrig`;
+  return `CN=${name}, OU=${OU[profile]}, O=Outrig`;
 }
 
 export function extensionsFor(profile: Profile, input: ProfileInput): x509.Extension[] {
   const ku = new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true);
   const bc = new x509.BasicConstraintsExtension(false, undefined, true);
+  const eku = new x509.ExtendedKeyUsageExtension([EKU[profile]], true);
   switch (profile) {
     case 'host':
-      return [bc, ku, new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], true), new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `${HOST_URI_PREFIX}${input.name}` }])];
+      return [bc, ku, eku, new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `${HOST_URI_PREFIX}${input.name}` }])];
     case 'operator':
-      return [bc, ku, new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], true)];
+      return [bc, ku, eku];
     case 'principal':
       return [
         bc,
         ku,
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth], true),
+        eku,
         new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `${HOST_URI_PREFIX}${input.hostId ?? input.name}` }]),
         vnetExtension(input.segments ?? []),
       ];
     case 'server':
+    case 'authenticator':
       return [
         bc,
         ku,
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], true),
+        eku,
         new x509.SubjectAlternativeNameExtension([...(input.dnsNames ?? []).map((v) => ({ type: 'dns' as const, value: v })), ...(input.ips ?? []).map((v) => ({ type: 'ip' as const, value: v }))]),
       ];
   }
@@ -97,6 +112,12 @@ export function extensionsFor(profile: Profile, input: ProfileInput): x509.Exten
 export function profileOf(cert: x509.X509Certificate): { profile: Profile | undefined; name: string | undefined } {
   const ou = cert.subjectName.getField('OU')[0];
   const cn = cert.subjectName.getField('CN')[0];
-  const profile = ou === 'hosts' ? 'host' : ou === 'controllers' ? 'server' : ou === 'operators' ? 'operator' : ou === 'principals' ? 'principal' : undefined;
+  const profile = (Object.keys(OU) as Profile[]).find((p) => OU[p] === ou);
   return { profile, name: cn };
+}
+
+/** Whether a certificate is of a profile: its OU says so and it carries that profile's extended key usage. */
+export function hasProfile(cert: x509.X509Certificate, profile: Profile): boolean {
+  const eku = cert.getExtension(x509.ExtendedKeyUsageExtension);
+  return profileOf(cert).profile === profile && !!eku?.usages.includes(EKU[profile]);
 }

@@ -31,7 +31,8 @@ describe('discovery on a LAN of network namespaces', () => {
   const hosts = async (c: 'ctl-a' | 'ctl-b') => JSON.parse(await cli(c, 'host', 'list', '--json')) as Host[];
 
   const startController = async (c: 'ctl-a' | 'ctl-b', args: string[]) => {
-    const d = lan.outrig(c, ['controller', '--listen', `${lan.node(c).addr}:7440`, '--heartbeat-ms', '500', ...args], ctlEnv(c));
+    // Declines answered (silent by default): h3 reads both controllers' reasons.
+    const d = lan.outrig(c, ['controller', '--listen', `${lan.node(c).addr}:7440`, '--heartbeat-ms', '500', '--answer-declines', ...args], ctlEnv(c));
     daemons[c] = d;
     await waitUntil(`${c} to answer discovery`, () => {
       if (d.proc.exitCode !== null) throw new Error(`${c} exited: ${d.output()}`);

@@ -47,7 +47,8 @@ describe('discovery and trust', () => {
       host: '127.0.0.1',
       port: 0,
       log: createLogger('test', { file: join(dir.path, 'controller.log') }),
-      discovery: { port: 0, address: '127.0.0.1' },
+      // Declines answered: one test reads the reasons on the agent's side.
+      discovery: { port: 0, address: '127.0.0.1', answerDeclines: true },
       cluster: { name: 'lab', labels: { site: 'a' } },
       heartbeatMs: 500,
     });

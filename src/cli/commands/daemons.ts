@@ -3,8 +3,9 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
+import { DEFAULT_CONNECTION_LIMITS } from '../../api/connection-guard.ts';
 import { CliError } from '../errors.ts';
-import { collect, parseDuration, parseIntStrict, parseListen } from '../parse.ts';
+import { collect, parseDuration, parseIntIn, parseIntStrict, parseListen } from '../parse.ts';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { printJson } from '../output.ts';
 import type { JoinMode } from '../../agent/enroll.ts';
@@ -78,10 +79,16 @@ export function daemonCommands(program: Command): void {
     .option('--discovery-group <addr>', 'multicast group of the discovery responder', '239.255.74.41')
     .option('--discovery-address <addr>', 'bind the discovery responder to one address: unicast only, no multicast or broadcast')
     .addOption(new Option('--discovery-rate <n>', 'discovery messages a second answered per source address').default(50).argParser(parseIntStrict('--discovery-rate')))
-    .option('--silent-declines', 'do not tell hosts why their policy is declined')
+    .addOption(new Option('--discovery-nonce-mib <MiB>', 'memory the enrollment nonces of discovery may hold; beyond it the oldest are forgotten').default(16).argParser(parseIntIn('--discovery-nonce-mib', 1, 4096)))
+    .option('--answer-declines', "tell hosts why their policy is declined (also tells any sender about the cluster; the controller's log always says why)")
     .option('--advertise-url <url>', 'API URL told to discovering hosts (default: https on the listen address)')
     .addOption(new Option('--heartbeat-ms <ms>', 'agent heartbeat period').default(2000).argParser(parseIntStrict('--heartbeat-ms')))
     .addOption(new Option('--lost-after-ms <ms>', 'a host is lost after this long without heartbeats (default 5 heartbeats)').argParser(parseIntStrict('--lost-after-ms')))
+    .addOption(new Option('--max-connections <n>', 'connections the API port holds at once, from everyone').default(DEFAULT_CONNECTION_LIMITS.maxConnections).argParser(parseIntIn('--max-connections', 1, 1_000_000)))
+    .addOption(new Option('--max-connections-per-address <n>', 'connections the API port holds at once from one source address').default(DEFAULT_CONNECTION_LIMITS.maxConnectionsPerAddress).argParser(parseIntIn('--max-connections-per-address', 1, 1_000_000)))
+    .addOption(new Option('--tls-handshake-timeout-ms <ms>', 'a connection must finish its TLS handshake within this').default(DEFAULT_CONNECTION_LIMITS.handshakeTimeoutMs).argParser(parseIntIn('--tls-handshake-timeout-ms', 100, 600_000)))
+    .addOption(new Option('--idle-timeout-ms <ms>', "a connection without a request this long is closed (after the handshake, and between keep-alive requests; behind a load balancer, set it above the balancer's)").default(DEFAULT_CONNECTION_LIMITS.idleTimeoutMs).argParser(parseIntIn('--idle-timeout-ms', 100, 3_600_000)))
+    .addOption(new Option('--hello-timeout-ms <ms>', "an agent stream is closed if the agent's hello does not arrive within this").default(10_000).argParser(parseIntIn('--hello-timeout-ms', 100, 600_000)))
     .option('--backup-repository <dir>', 'where backups go unless they name a repository: a path every host sees (default: <data>/backups)')
     .addOption(new Option('--max-pending-hosts <n>', 'hosts that may wait for approval at once; more requests get HTTP 429').default(200).argParser(parseIntStrict('--max-pending-hosts')))
     .addOption(new Option('--pending-host-ttl <duration>', 'a request for approval is forgotten after this long (e.g. 30m, 1h)').default(3_600_000, '1h').argParser(parseDuration))
@@ -97,10 +104,16 @@ export function daemonCommands(program: Command): void {
         discoveryGroup: string;
         discoveryAddress?: string;
         discoveryRate: number;
-        silentDeclines?: boolean;
+        discoveryNonceMib: number;
+        answerDeclines?: boolean;
         advertiseUrl?: string;
         heartbeatMs: number;
         lostAfterMs?: number;
+        maxConnections: number;
+        maxConnectionsPerAddress: number;
+        tlsHandshakeTimeoutMs: number;
+        idleTimeoutMs: number;
+        helloTimeoutMs: number;
         backupRepository?: string;
         maxPendingHosts: number;
         pendingHostTtl: number;
@@ -118,9 +131,17 @@ export function daemonCommands(program: Command): void {
           lostAfterMs: o.lostAfterMs,
           cluster: { name: o.cluster, labels: o.clusterLabel, features: o.feature.length ? o.feature : DEFAULT_FEATURES },
           discovery: o.discovery
-            ? { port: o.discoveryPort, group: o.discoveryGroup, address: o.discoveryAddress, ratePerSource: o.discoveryRate, answerDeclines: !o.silentDeclines }
+            ? { port: o.discoveryPort, group: o.discoveryGroup, address: o.discoveryAddress, ratePerSource: o.discoveryRate, answerDeclines: !!o.answerDeclines }
             : undefined,
           advertiseUrl: o.advertiseUrl,
+          nonceMemoryBytes: o.discoveryNonceMib * 1024 * 1024,
+          connections: {
+            maxConnections: o.maxConnections,
+            maxConnectionsPerAddress: o.maxConnectionsPerAddress,
+            handshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
+            idleTimeoutMs: o.idleTimeoutMs,
+            helloTimeoutMs: o.helloTimeoutMs,
+          },
           backupRepository: o.backupRepository ? resolve(o.backupRepository) : undefined,
           pendingHosts: { max: o.maxPendingHosts, ttlMs: o.pendingHostTtl },
         });
@@ -154,6 +175,7 @@ export function daemonCommands(program: Command): void {
     .option('--no-broadcast', 'send discovery datagrams only to the --target addresses (no multicast or broadcast)')
     .addOption(new Option('--discovery-port <port>', 'UDP port of discovery responders').default(7441).argParser(parseIntStrict('--discovery-port')))
     .option('--discovery-group <addr>', 'multicast group of discovery responders', '239.255.74.41')
+    .addOption(new Option('--enroll-retry-max-ms <ms>', 'longest wait between enrollment attempts (a failed one starts over from discovery)').default(300_000).argParser(parseIntIn('--enroll-retry-max-ms', 1000, 86_400_000)))
     .option('--name <name>', 'host name to register as (default: the hostname)')
     .option('--data <dir>', 'agent data directory (default: $OUTRIG_DATA/agent)')
     .addOption(new Option('--network-backend <backend>', 'how networks are made on this host (auto: probe the kernel, vxlan first)').choices(['auto', 'vxlan', 'vlan']).default('auto'))
@@ -179,6 +201,7 @@ export function daemonCommands(program: Command): void {
         broadcast: boolean;
         discoveryPort: number;
         discoveryGroup: string;
+        enrollRetryMaxMs: number;
         name?: string;
         data?: string;
         stopTimeout: number;
@@ -208,6 +231,7 @@ export function daemonCommands(program: Command): void {
           dataDir,
           join: join_,
           bootstrapToken,
+          enrollRetryMaxMs: o.enrollRetryMaxMs,
           name: o.name,
           stopTimeoutMs: o.stopTimeout * 1000,
           accel: o.accel ?? (process.env.OUTRIG_ACCEL as 'kvm' | 'tcg' | undefined),

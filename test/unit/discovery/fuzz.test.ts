@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, describe, test } from 'node:test';
 import fc from '../../helpers/fast-check.ts';
-import { MAX_DATAGRAM, seal } from '../../../src/discovery/messages.ts';
+import { DISCOVER_PAD_BYTES, MAX_DATAGRAM, padDatagram, seal } from '../../../src/discovery/messages.ts';
 import { generateKeyPair } from '../../../src/pki/index.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { waitUntil } from '../../helpers/wait.ts';
@@ -74,8 +74,8 @@ describe('discovery responder under malformed input', () => {
         // One at a time: a flood would overflow the socket buffer, and the kernel, not the responder, would drop them.
         await waitUntil('the datagram to be handled', () => c.drops.length === i + 1, 5000, 1);
       }
-      // The genuine message goes last; when its answer is in, every earlier datagram has been handled.
-      await new Promise<void>((r, j) => sock.send(host.discover().msg, port, '127.0.0.1', (e) => (e ? j(e) : r())));
+      // The genuine message goes last, padded as agents send it; when its answer is in, every earlier datagram has been handled.
+      await new Promise<void>((r, j) => sock.send(padDatagram(host.discover().msg, DISCOVER_PAD_BYTES), port, '127.0.0.1', (e) => (e ? j(e) : r())));
       const deadline = Date.now() + 10_000;
       while (!replies.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       assert.equal(replies.length, 1, `exactly one reply: to the genuine message (answers ${c.answers.join()}, drops ${c.drops.length}/${samples.length}: ${[...new Set(c.drops)].join()})`);

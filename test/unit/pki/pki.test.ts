@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as tls from 'node:tls';
-import { checkCsr, ClusterCa, createCsr, generateKeyPair, HOST_URI_PREFIX, publicKeyB64 } from '../../../src/pki/index.ts';
+import { checkCsr, ClusterCa, createCsr, generateKeyPair, hasProfile, HOST_URI_PREFIX, publicKeyB64, x509 } from '../../../src/pki/index.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 describe('cluster CA', () => {
@@ -40,6 +40,18 @@ describe('cluster CA', () => {
     assert.equal(await other.verify(c.pem), false);
     assert.equal(await ca.verify(c.pem, new Date(Date.now() + 31 * 86_400_000)), false, 'not valid after it expires');
     assert.equal(publicKeyB64(x.publicKey.export({ type: 'spki', format: 'pem' }).toString()), publicKeyB64(pair.publicKey));
+  });
+
+  test('a profile is its OU and its extended key usage together: a port authenticator is a TLS server but not a controller', async () => {
+    const ca = await ClusterCa.loadOrCreate(join(dir.path, 'pki'));
+    const k = generateKeyPair().publicKey;
+    const ctl = new x509.X509Certificate((await ca.issue('server', { name: 'ctl', dnsNames: ['ctl'] }, k, 1)).pem);
+    const radius = new x509.X509Certificate((await ca.issue('authenticator', { name: 'radius', dnsNames: ['radius'] }, k, 1)).pem);
+    const host = new x509.X509Certificate((await ca.issue('host', { name: 'h1' }, k, 1)).pem);
+    assert.deepEqual(new X509Certificate(radius.toString('pem')).keyUsage, ['1.3.6.1.5.5.7.3.1'], 'server authentication, as its RADIUS clients expect');
+    assert.match(radius.subject, /OU=authenticators/);
+    assert.deepEqual([hasProfile(ctl, 'server'), hasProfile(radius, 'server'), hasProfile(host, 'server')], [true, false, false]);
+    assert.deepEqual([hasProfile(radius, 'authenticator'), hasProfile(host, 'host')], [true, true]);
   });
 
   test('a CSR proves its key; a tampered one is refused', async () => {
