@@ -4,7 +4,7 @@ import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf } from '../schemas.ts';
 import { guarded } from './trust.ts';
 
-const PROFILES = ['host', 'server', 'operator', 'principal'] as const;
+const PROFILES = ['host', 'server', 'operator', 'principal', 'authenticator'] as const;
 
 export function certificateRoutes(app: Api, s: ApiServices): void {
   app.get(

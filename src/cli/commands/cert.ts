@@ -4,7 +4,7 @@ import type { Certificate } from '../../model/trust.ts';
 import { contextOf } from '../context.ts';
 import { age, printJson, printTable } from '../output.ts';
 
-const PROFILES = ['host', 'server', 'operator', 'principal'];
+const PROFILES = ['host', 'server', 'operator', 'principal', 'authenticator'];
 
 function state(c: Certificate): string {
   if (c.status.phase === 'revoked') return 'revoked';
