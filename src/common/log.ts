@@ -4,7 +4,8 @@ import pino, { type Logger } from 'pino';
 /** JSON logs (pino) to stdout, or to a file for the all-in-one `up`, whose terminal is for people. */
 export function createLogger(name: string, opts: { file?: string; level?: string } = {}): Logger {
   const level = opts.level ?? process.env.OUTRIG_LOG_LEVEL ?? 'info';
-  const redact = ['req.headers.authorization', '*.token', '*.bootstrapToken', '*.adminToken', '*.privateKey', '*.key'];
+  // Secrets by name, also where an operation carries them (a backup scope's passphrase in op.repository, or op.source.backup.repository).
+  const redact = ['req.headers.authorization', '*.token', '*.bootstrapToken', '*.adminToken', '*.privateKey', '*.key', 'passphrase', '*.passphrase', '*.*.passphrase', '*.*.*.passphrase', '*.*.*.*.passphrase'];
   if (opts.file) return pino({ name, level, redact }, createWriteStream(opts.file, { flags: 'a' }));
   return pino({ name, level, redact });
 }
