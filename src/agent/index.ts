@@ -169,7 +169,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       case 'vm.delete':
         return vms.delete(op.instanceId);
       case 'vm.attach':
-        return vms.attach(op.instanceId, op.volumeId);
+        return vms.attach(op.instanceId, op.volumeId, op.tag);
       case 'vm.detach':
         return vms.detach(op.instanceId, op.volumeId);
       case 'vm.balloon':

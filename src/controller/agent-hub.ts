@@ -235,6 +235,15 @@ export class AgentHub {
     return [...(this.sessions.get(hostId)?.vms.values() ?? [])].filter((v) => v.disks.includes(volumeId)).map((v) => v.instanceId);
   }
 
+  /** The instance whose guest unplugged the volume itself, per the host's VM reports, and the tag of the attach it undid. */
+  releasedBy(hostId: string, volumeId: string): { instanceId: string; tag?: string } | undefined {
+    for (const v of this.sessions.get(hostId)?.vms.values() ?? []) {
+      const r = v.released?.find((x) => x.volumeId === volumeId);
+      if (r) return { instanceId: v.instanceId, tag: r.tag };
+    }
+    return undefined;
+  }
+
   isInFlight(hostId: string, opId: string): boolean {
     return this.sessions.get(hostId)?.inflight.has(opId) ?? false;
   }

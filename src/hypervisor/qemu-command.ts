@@ -17,6 +17,8 @@ export interface VmDisk {
   boot: boolean;
   /** Index of the PCIe root port it sits on (0..ROOT_PORTS-1). */
   port: number;
+  /** Opaque to the driver: the owner's name for the request that plugged it in. */
+  tag?: string;
 }
 
 /** Spare PCIe root ports, so volumes can be plugged and unplugged while the VM runs. */

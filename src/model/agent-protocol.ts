@@ -23,6 +23,9 @@ export type VmState = Static<typeof VmState>;
 export const NicAttachment = Type.Object({ tap: Type.Optional(Type.String()), pciAddress: Type.Optional(Type.String()), mac: Type.String(), mode: Type.String(), reason: Type.String() });
 export type NicAttachment = Static<typeof NicAttachment>;
 
+export const DiskRelease = Type.Object({ volumeId: Type.String(), tag: Type.Optional(Type.String()) });
+export type DiskRelease = Static<typeof DiskRelease>;
+
 export const VmReport = Type.Object({
   instanceId: Type.String(),
   state: VmState,
@@ -37,6 +40,11 @@ export const VmReport = Type.Object({
   lastExit: Type.Optional(Type.Object({ at: Type.String(), reason: Type.String() })),
   /** Volumes plugged into the VM (ids). */
   disks: Type.Array(Type.String()),
+  /**
+   * Volumes the guest unplugged itself since the VM started (it powered off their PCIe slot), with the
+   * tag of the request that had plugged them in; dropped again when the volume is attached anew.
+   */
+  released: Type.Optional(Type.Array(DiskRelease, { maxItems: 64 })),
   /** Its NICs on networks: the host device, and how they reach the network (and why not a VF). */
   nics: Type.Optional(Type.Array(NicAttachment)),
   /** The balloon: the target this agent set (absent until it sets one), what the guest holds, and what it uses (absent without statistics). */
@@ -92,8 +100,8 @@ export const VmDefinition = Type.Object({
   /** Extra kernel command line (direct kernel boot only). */
   kernelArgs: Type.Optional(Type.String()),
   readyMarker: Type.Optional(Type.String()),
-  /** Volumes, in order; `boot` marks the one the firmware boots from. */
-  disks: Type.Array(Type.Object({ volumeId: Type.String(), boot: Type.Boolean() })),
+  /** Volumes, in order; `boot` marks the one the firmware boots from; `tag` names the attach request (reported back if the guest unplugs it). */
+  disks: Type.Array(Type.Object({ volumeId: Type.String(), boot: Type.Boolean(), tag: Type.Optional(Type.String()) })),
   forwardPorts: Type.Array(Type.Integer()),
   /** NICs on Outrig networks: a tap on the network's bridge each; the guest learns its address from the kernel command line. */
   nics: Type.Optional(Type.Array(VmNic)),
@@ -111,7 +119,7 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.restart'), instanceId: Type.String(), vm: VmDefinition }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.stop'), instanceId: Type.String(), generation: Type.Integer() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.delete'), instanceId: Type.String() }),
-  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.attach'), instanceId: Type.String(), volumeId: Type.String() }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.attach'), instanceId: Type.String(), volumeId: Type.String(), tag: Type.Optional(Type.String()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.detach'), instanceId: Type.String(), volumeId: Type.String() }),
   /** Sets the guest's balloon target: the memory it may hold. Idempotent, so not journaled. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.balloon'), instanceId: Type.String(), targetMiB: Type.Integer() }),

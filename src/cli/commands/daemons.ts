@@ -3,6 +3,8 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
+import { guardProcess } from '../../common/crash-guard.ts';
+import { createLogger } from '../../common/log.ts';
 import { CliError } from '../errors.ts';
 import { collect, parseIntStrict, parseListen } from '../parse.ts';
 import { readFile } from 'node:fs/promises';
@@ -71,7 +73,10 @@ export function daemonCommands(program: Command): void {
         const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
         if (o.advertiseUrl && !/^https:\/\/[^/]+/.test(o.advertiseUrl)) throw new CliError(`--advertise-url must be an https:// URL, got '${o.advertiseUrl}'`, 2);
         const { startController, DEFAULT_FEATURES } = await import('../../controller/index.ts');
+        const log = createLogger('controller');
+        guardProcess(log);
         const c = await startController({
+          log,
           dataDir: o.data ?? join(dataRoot(), 'controller'),
           clientDir: dataRoot(),
           host,
@@ -159,7 +164,10 @@ export function daemonCommands(program: Command): void {
           ? { kind: 'discover', policy, labels: o.label, port: o.discoveryPort, group: o.discoveryGroup, targets: o.target, onlyTargets: !o.broadcast, pinnedCaFingerprint: o.caFingerprint }
           : { kind: 'direct', controllerUrl: (o.controller ?? apiUrl()).replace(/\/+$/, ''), caPem, caFingerprint: o.caFingerprint, policy, labels: o.label };
         const { startAgent } = await import('../../agent/index.ts');
+        const log = createLogger('agent');
+        guardProcess(log);
         const a = await startAgent({
+          log,
           dataDir: o.data ?? join(dataRoot(), 'agent'),
           join: join_,
           bootstrapToken: o.bootstrapToken ?? process.env.OUTRIG_BOOTSTRAP_TOKEN,
