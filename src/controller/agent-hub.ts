@@ -38,7 +38,15 @@ export interface AgentHubEvents {
   onOpResult(hostId: string, opId: string, result: OpResult): void;
   onOpProgress(hostId: string, opId: string, progress: BackupProgress): void;
   onDisconnect(hostId: string): void;
+  /** An answer was dropped: it named an operation this controller sent to another host, or none it knows. */
+  onAnswerDropped?(hostId: string, kind: 'op-result' | 'op-progress', reason: 'other-host' | 'unknown-operation'): void;
 }
+
+/**
+ * Operations whose target is remembered after a disconnect (an answer may come on the next stream).
+ * Answered ones are forgotten at once; this bounds those never answered (a host gone for good).
+ */
+const MAX_TARGETS = 100_000;
 
 interface Session {
   hostId: string;
@@ -58,6 +66,11 @@ export class AgentNotConnectedError extends Error {
 export class AgentHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   private readonly sessions = new Map<string, Session>();
+  /**
+   * The host each operation was last sent to. A host's answer counts only for its own operations:
+   * any host can name any operation id, and ids are easy to guess (`<backup>/create`).
+   */
+  private readonly targets = new Map<string, string>();
 
   constructor(
     /** Decides from the TLS peer whether it may open a stream, and as which host. */
@@ -186,6 +199,8 @@ export class AgentHub {
         break;
       }
       case 'op-result': {
+        if (!this.answersOwn(s, msg)) break;
+        this.targets.delete(msg.opId);
         const p = s.inflight.get(msg.opId);
         s.inflight.delete(msg.opId);
         const result = { ok: msg.ok, error: msg.error, result: msg.result };
@@ -194,7 +209,7 @@ export class AgentHub {
         break;
       }
       case 'op-progress':
-        this.events.onOpProgress(s.hostId, msg.opId, msg.progress);
+        if (this.answersOwn(s, msg)) this.events.onOpProgress(s.hostId, msg.opId, msg.progress);
         break;
       case 'console-data':
         s.consoles.get(msg.streamId)?.write(Buffer.from(msg.data, 'base64'));
@@ -210,6 +225,16 @@ export class AgentHub {
         s.ws.close(1008, 'duplicate hello');
         break;
     }
+  }
+
+  /** Whether the operation an answer names was sent to this host; if not, the answer is dropped, logged and counted. */
+  private answersOwn(s: Session, msg: { type: 'op-result' | 'op-progress'; opId: string }): boolean {
+    const target = this.targets.get(msg.opId);
+    if (target === s.hostId) return true;
+    const reason = target === undefined ? 'unknown-operation' : 'other-host';
+    this.log.warn({ hostId: s.hostId, opId: msg.opId.slice(0, 200), kind: msg.type, reason }, 'dropped an answer for an operation not sent to this host');
+    this.events.onAnswerDropped?.(s.hostId, msg.type, reason);
+    return false;
   }
 
   isConnected(hostId: string): boolean {
@@ -253,6 +278,9 @@ export class AgentHub {
     const s = this.sessions.get(hostId);
     if (!s) return Promise.reject(new AgentNotConnectedError(hostId));
     const existing = s.inflight.get(op.opId);
+    this.targets.delete(op.opId);
+    this.targets.set(op.opId, hostId);
+    if (this.targets.size > MAX_TARGETS) this.targets.delete(this.targets.keys().next().value!);
     return new Promise<OpResult>((resolve, reject) => {
       if (existing) {
         // Same operation already on its way: share its answer.

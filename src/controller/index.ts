@@ -119,6 +119,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       onOpResult: (h, op, r) => controller.onOpResult(h, op, r),
       onOpProgress: (_h, op, p) => controller.onOpProgress(op, p),
       onDisconnect: (h) => void controller.onDisconnect(h).catch((e) => log.error({ err: e }, 'disconnect handling failed')),
+      onAnswerDropped: (_h, kind, reason) => metrics.agentAnswersDropped.inc({ kind, reason }),
     },
     log,
   );

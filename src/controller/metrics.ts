@@ -6,6 +6,7 @@ export interface ControllerMetrics {
   registry: Registry;
   apiRequests: Counter<'method' | 'route' | 'status'>;
   agentOps: Counter<'result'>;
+  agentAnswersDropped: Counter<'kind' | 'reason'>;
   reconcileErrors: Counter<'kind'>;
   instanceStart: Histogram;
   discoveryDropped: Counter<'reason'>;
@@ -89,6 +90,12 @@ export function createMetrics(store: Store, connectedAgents: () => number): Cont
       registers: [registry],
     }),
     agentOps: new Counter({ name: 'outrig_agent_operations_total', help: 'Operation answers from agents', labelNames: ['result'], registers: [registry] }),
+    agentAnswersDropped: new Counter({
+      name: 'outrig_agent_answers_dropped_total',
+      help: 'Operation answers and progress from a host for an operation not sent to it (another host\'s, or unknown), dropped',
+      labelNames: ['kind', 'reason'],
+      registers: [registry],
+    }),
     reconcileErrors: new Counter({ name: 'outrig_reconcile_errors_total', help: 'Reconciler runs that threw', labelNames: ['kind'], registers: [registry] }),
     discoveryDropped: new Counter({ name: 'outrig_discovery_dropped_total', help: 'Discovery messages dropped (malformed, unsigned, stale, replayed, oversized)', labelNames: ['reason'], registers: [registry] }),
     discoveryAnswers: new Counter({ name: 'outrig_discovery_answers_total', help: 'Discovery acknowledgements and declines sent', labelNames: ['kind'], registers: [registry] }),
