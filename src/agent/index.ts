@@ -4,7 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { createLogger } from '../common/log.ts';
@@ -20,7 +20,7 @@ import { createCsr } from '../pki/csr.ts';
 import { generateKeyPair } from '../pki/keys.ts';
 import { CredentialStore, lifetimeLeft, type Credentials } from './credentials.ts';
 import { enroll, type JoinMode } from './enroll.ts';
-import { FileTail } from './file-tail.ts';
+import { ConsoleStream } from './console.ts';
 import { loadHostId } from './host-identity.ts';
 import { ImageCache } from './image-cache.ts';
 import { readInventory } from './inventory.ts';
@@ -43,6 +43,8 @@ export interface AgentConfig {
   network?: { backend?: BackendChoice; underlay?: string; dedicatedPort?: string };
   /** Force an accelerator instead of probing (operators: OUTRIG_ACCEL). */
   accel?: Accel;
+  /** A VM's serial log is rotated past this size (default: the VM manager's, 8 MiB); one previous file is kept. */
+  serialLogMaxBytes?: number;
   log?: Logger;
 }
 
@@ -120,6 +122,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     onChange: sendReport,
     nbdSocket: storage.nbdSocket,
     networks: network,
+    serialLogMaxBytes: cfg.serialLogMaxBytes,
   });
   await vms.adoptAll();
 
@@ -157,7 +160,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     }
   };
 
-  const consoles = new Map<string, FileTail>();
+  const consoles = new Map<string, ConsoleStream>();
   const runOp = async (op: AgentOp): Promise<void | Record<string, unknown>> => {
     switch (op.kind) {
       case 'vm.start':
@@ -228,16 +231,18 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       conn?.send({ type: 'console-end', streamId: m.streamId, error });
     };
     if (!path) return end(`no VM ${m.instanceId} on this host`);
-    stat(path)
-      .then((s) => s.size)
-      .catch(() => 0)
-      .then((size) => {
-        const from = m.tailBytes === undefined ? 0 : Math.max(0, size - m.tailBytes);
-        const tail = new FileTail(path, from, (chunk) => conn?.send({ type: 'console-data', streamId: m.streamId, data: chunk.toString('base64') }), () => end());
-        consoles.set(m.streamId, tail);
-        if (!m.follow) void tail.drain().then(() => end());
-      })
-      .catch((e: Error) => end(e.message));
+    if (consoles.has(m.streamId)) return;
+    const c = new ConsoleStream({
+      path,
+      tailBytes: m.tailBytes,
+      follow: m.follow,
+      credit: m.window,
+      send: (chunk) => conn?.sendConsole({ type: 'console-data', streamId: m.streamId, data: chunk.toString('base64') }),
+      end,
+      canSend: () => conn?.consoleRoom ?? false,
+    });
+    consoles.set(m.streamId, c);
+    c.start().catch((e: Error) => end(e.message));
   };
 
   const onMessage = (m: ControllerMessage) => {
@@ -260,6 +265,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         break;
       case 'console-open':
         openConsole(m);
+        break;
+      case 'console-credit':
+        consoles.get(m.streamId)?.grant(m.bytes);
         break;
       case 'console-close':
         consoles.get(m.streamId)?.stop();
@@ -301,6 +309,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     onDisconnect: () => {
       for (const t of consoles.values()) t.stop();
       consoles.clear();
+    },
+    onConsoleRoom: () => {
+      for (const c of consoles.values()) c.kick();
     },
   });
   conn.start();

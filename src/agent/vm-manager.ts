@@ -9,6 +9,7 @@ import type { DiskRelease, VmDefinition, VmReport, VmState } from '../model/agen
 import { dropBlockNode, pluggedVolumes, plugDisk, unplugDisk, unpluggedVolume } from './hotplug.ts';
 import type { HostNetwork } from './networks.ts';
 import { watchForMarker, type FileTail } from './file-tail.ts';
+import { SerialLogLimiter, rotateIfOver } from './serial-log.ts';
 import type { ImageCache } from './image-cache.ts';
 import { assignPorts } from './ports.ts';
 import { MiB, enableBalloonStats, sampleBalloon } from './balloon.ts';
@@ -31,7 +32,11 @@ export interface VmManagerOptions {
   networks?: Pick<HostNetwork, 'prepare' | 'release'>;
   /** How long an unplug waits for the guest to release the device (default 30 s). */
   unplugTimeoutMs?: number;
+  /** A VM's serial log is rotated past this size, one previous file kept (default DEFAULT_SERIAL_LOG_MAX). */
+  serialLogMaxBytes?: number;
 }
+
+export const DEFAULT_SERIAL_LOG_MAX = 8 * 1024 * 1024;
 
 interface ManagedVm {
   id: string;
@@ -43,6 +48,7 @@ interface ManagedVm {
   qmp?: { client: QmpClient; onEvent: (ev: QmpEvent) => void; onClose: () => void };
   shutdownReason?: string;
   marker?: FileTail;
+  serialLimit?: SerialLogLimiter;
   /** The balloon as last sampled, and the target this agent set. */
   memory?: { targetMiB?: number; actualMiB: number; usedMiB?: number };
   /** Volumes the guest unplugged on its own since this VM started. */
@@ -53,9 +59,11 @@ interface ManagedVm {
 export class VmManager {
   private readonly vms = new Map<string, ManagedVm>();
   private readonly fwdAddr: string;
+  private readonly serialMax: number;
 
   constructor(private readonly o: VmManagerOptions) {
     this.fwdAddr = o.forwardAddress ?? '127.0.0.1';
+    this.serialMax = o.serialLogMaxBytes ?? DEFAULT_SERIAL_LOG_MAX;
   }
 
   private entry(id: string): ManagedVm {
@@ -94,6 +102,7 @@ export class VmManager {
         this.o.log.info({ vm: id, pid }, 'adopted running VM');
       } else {
         m.state = 'stopped';
+        await rotateIfOver(this.o.driver.paths(id).serialLog, this.serialMax);
       }
     }
   }
@@ -245,6 +254,7 @@ export class VmManager {
         const spec = vmSpec(m.id, def, { accel: this.o.accel, nbdSocket: this.o.nbdSocket, files, forwards, nics });
         try {
           m.shutdownReason = undefined;
+          await rotateIfOver(this.o.driver.paths(m.id).serialLog, this.serialMax);
           const { pid, boot } = await this.o.driver.launch(spec);
           m.spec = spec;
           m.pid = pid;
@@ -315,6 +325,17 @@ export class VmManager {
       this.o.log.warn({ vm: id, err: (e as Error).message }, 'QMP connect failed');
     }
     const serialLog = this.o.driver.paths(id).serialLog;
+    m.serialLimit = new SerialLogLimiter(
+      serialLog,
+      this.serialMax,
+      () => {
+        // This boot's output now starts at the beginning of the file.
+        if (!m.boot?.serialOffset) return;
+        m.boot.serialOffset = 0;
+        void this.o.driver.writeBootState(id, m.boot).catch(() => undefined);
+      },
+      (e) => this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'),
+    );
     const marker = m.spec?.readyMarker;
     if (marker && m.boot && !m.boot.readyAt) {
       const boot = m.boot;
@@ -330,6 +351,8 @@ export class VmManager {
   private unwatch(m: ManagedVm): void {
     m.marker?.stop();
     m.marker = undefined;
+    m.serialLimit?.stop();
+    m.serialLimit = undefined;
     const q = m.qmp;
     m.qmp = undefined;
     q?.client.off('event', q.onEvent);

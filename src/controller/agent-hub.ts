@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { PassThrough } from 'node:stream';
 import { Value } from 'typebox/value';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
@@ -20,6 +19,7 @@ import {
   type VolumeReport,
 } from '../model/agent-protocol.ts';
 import type { BackupProgress } from '../model/backup.ts';
+import { ConsoleRelay } from './console-relay.ts';
 import type { Peer, TrustService } from './trust.ts';
 
 export interface OpResult {
@@ -38,6 +38,8 @@ export interface AgentHubEvents {
   onOpResult(hostId: string, opId: string, result: OpResult): void;
   onOpProgress(hostId: string, opId: string, progress: BackupProgress): void;
   onDisconnect(hostId: string): void;
+  /** An agent sent console data beyond the credit it was granted (the console was closed). */
+  onConsoleOverrun?(hostId: string): void;
   /** An answer was dropped: it named an operation this controller sent to another host, or none it knows. */
   onAnswerDropped?(hostId: string, kind: 'op-result' | 'op-progress', reason: 'other-host' | 'unknown-operation'): void;
 }
@@ -54,7 +56,18 @@ interface Session {
   vms: Map<string, VmReport>;
   volumes: Map<string, VolumeReport>;
   inflight: Map<string, { resolve: (r: OpResult) => void; reject: (e: Error) => void }>;
-  consoles: Map<string, PassThrough>;
+  consoles: Map<string, ConsoleRelay>;
+}
+
+/** Console bytes an agent may send ahead of what the API client has taken, per console stream. */
+export const CONSOLE_WINDOW = 256 * 1024;
+/** Console streams open at once per host: with the window, what one agent stream may carry of guests' output. */
+export const MAX_CONSOLES_PER_HOST = 16;
+
+export class TooManyConsolesError extends Error {
+  constructor(hostId: string) {
+    super(`host ${hostId} already has ${MAX_CONSOLES_PER_HOST} console streams open; try again when one is closed`);
+  }
 }
 
 export class AgentNotConnectedError extends Error {
@@ -164,7 +177,7 @@ export class AgentHub {
       if (!session || this.sessions.get(session.hostId) !== session) return;
       this.sessions.delete(session.hostId);
       for (const p of session.inflight.values()) p.reject(new AgentNotConnectedError(session.hostId));
-      for (const c of session.consoles.values()) c.end();
+      for (const c of session.consoles.values()) c.push(null);
       this.log.info({ hostId: session.hostId }, 'agent disconnected');
       this.events.onDisconnect(session.hostId);
     });
@@ -211,14 +224,21 @@ export class AgentHub {
       case 'op-progress':
         if (this.answersOwn(s, msg)) this.events.onOpProgress(s.hostId, msg.opId, msg.progress);
         break;
-      case 'console-data':
-        s.consoles.get(msg.streamId)?.write(Buffer.from(msg.data, 'base64'));
+      case 'console-data': {
+        const c = s.consoles.get(msg.streamId);
+        if (!c || c.accept(Buffer.from(msg.data, 'base64'))) break;
+        this.log.warn({ hostId: s.hostId, streamId: msg.streamId }, 'agent sent console data beyond its credit; console closed');
+        this.events.onConsoleOverrun?.(s.hostId);
+        s.consoles.delete(msg.streamId);
+        c.destroy(new Error('the agent sent more console data than it was granted'));
+        s.ws.send(JSON.stringify({ type: 'console-close', streamId: msg.streamId } satisfies ControllerMessage));
         break;
+      }
       case 'console-end': {
         const c = s.consoles.get(msg.streamId);
         s.consoles.delete(msg.streamId);
-        if (msg.error) c?.destroy(new Error(msg.error));
-        else c?.end();
+        if (msg.error) c?.destroy(new Error(msg.error.slice(0, 500)));
+        else c?.push(null);
         break;
       }
       case 'hello':
@@ -296,14 +316,17 @@ export class AgentHub {
     });
   }
 
-  /** Streams the VM's serial console; destroy the stream to stop following. */
-  openConsole(hostId: string, instanceId: string, opts: { follow: boolean; tailBytes?: number }): PassThrough {
+  /** Streams the VM's serial console, as fast as the reader takes it; destroy the stream to stop following. */
+  openConsole(hostId: string, instanceId: string, opts: { follow: boolean; tailBytes: number }): ConsoleRelay {
     const s = this.sessions.get(hostId);
     if (!s) throw new AgentNotConnectedError(hostId);
+    if (s.consoles.size >= MAX_CONSOLES_PER_HOST) throw new TooManyConsolesError(hostId);
     const streamId = randomBytes(8).toString('hex');
-    const out = new PassThrough();
+    const out = new ConsoleRelay(CONSOLE_WINDOW, (bytes) => {
+      if (s.consoles.has(streamId) && s.ws.readyState === s.ws.OPEN) s.ws.send(JSON.stringify({ type: 'console-credit', streamId, bytes } satisfies ControllerMessage));
+    });
     s.consoles.set(streamId, out);
-    const msg: ControllerMessage = { type: 'console-open', streamId, instanceId, follow: opts.follow, tailBytes: opts.tailBytes };
+    const msg: ControllerMessage = { type: 'console-open', streamId, instanceId, follow: opts.follow, tailBytes: opts.tailBytes, window: CONSOLE_WINDOW };
     s.ws.send(JSON.stringify(msg));
     out.on('close', () => {
       if (s.consoles.delete(streamId) && s.ws.readyState === s.ws.OPEN) {
@@ -311,6 +334,12 @@ export class AgentHub {
       }
     });
     return out;
+  }
+
+  /** Open console streams: how many, the bytes held for their readers, and how many wait for a slow reader. */
+  consoleStats(): { streams: number; bufferedBytes: number; awaitingCredit: number } {
+    const all = [...this.sessions.values()].flatMap((s) => [...s.consoles.values()]);
+    return { streams: all.length, bufferedBytes: all.reduce((n, c) => n + c.buffered, 0), awaitingCredit: all.filter((c) => c.awaitingCredit).length };
   }
 
   close(): void {

@@ -95,7 +95,10 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
 
   const heartbeatMs = cfg.heartbeatMs ?? 2000;
   let hub: AgentHub | undefined;
-  const metrics = createMetrics(store, () => hub?.connectedHostIds().length ?? 0);
+  const metrics = createMetrics(store, {
+    connectedAgents: () => hub?.connectedHostIds().length ?? 0,
+    consoles: () => hub?.consoleStats() ?? { streams: 0, bufferedBytes: 0, awaitingCredit: 0 },
+  });
   const controller = new Controller(store, {
     lostAfterMs: cfg.lostAfterMs ?? heartbeatMs * 5,
     resyncMs: cfg.resyncMs ?? 10_000,
@@ -120,6 +123,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       onOpProgress: (_h, op, p) => controller.onOpProgress(op, p),
       onDisconnect: (h) => void controller.onDisconnect(h).catch((e) => log.error({ err: e }, 'disconnect handling failed')),
       onAnswerDropped: (_h, kind, reason) => metrics.agentAnswersDropped.inc({ kind, reason }),
+      onConsoleOverrun: () => metrics.consoleOverruns.inc(),
     },
     log,
   );

@@ -8,8 +8,11 @@ import { Inventory } from './host.ts';
 import { PortForward } from './instance.ts';
 import { BackupProgress } from './backup.ts';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: console streams are flow-controlled (console-open's window, console-credit). */
+export const PROTOCOL_VERSION = 2;
 export const AGENT_STREAM_PATH = '/v1/agent/stream';
+/** Raw bytes in one console-data message at most. */
+export const CONSOLE_CHUNK_MAX = 32 * 1024;
 
 export const VmState = Type.Union([
   Type.Literal('starting'),
@@ -177,7 +180,8 @@ export const AgentMessage = Type.Union([
   Type.Object({ type: Type.Literal('op-result'), opId: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()), result: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
   /** Progress of long operations (backups, restores), at most about once a second. */
   Type.Object({ type: Type.Literal('op-progress'), opId: Type.String(), progress: BackupProgress }),
-  Type.Object({ type: Type.Literal('console-data'), streamId: Type.String(), data: Type.String() }),
+  /** Base64; at most the credit the controller has granted for the stream (more ends the console). */
+  Type.Object({ type: Type.Literal('console-data'), streamId: Type.String({ maxLength: 64 }), data: Type.String({ maxLength: 4 * CONSOLE_CHUNK_MAX / 3 + 4 }) }),
   Type.Object({ type: Type.Literal('console-end'), streamId: Type.String(), error: Type.Optional(Type.String()) }),
 ]);
 export type AgentMessage = Static<typeof AgentMessage>;
@@ -190,9 +194,15 @@ export const ControllerMessage = Type.Union([
     streamId: Type.String(),
     instanceId: Type.String(),
     follow: Type.Boolean(),
-    /** Bytes from the end of the log to start at; omitted means the whole log. */
-    tailBytes: Type.Optional(Type.Integer()),
+    /** Bytes from the end of the log (the rotated previous file included) to start at. */
+    tailBytes: Type.Integer({ minimum: 0 }),
+    /**
+     * Console bytes the agent may send before the controller grants more (console-credit): the
+     * controller grants what its API client has taken, so a slow reader slows the agent's reading.
+     */
+    window: Type.Integer({ minimum: 1 }),
   }),
+  Type.Object({ type: Type.Literal('console-credit'), streamId: Type.String(), bytes: Type.Integer({ minimum: 1 }) }),
   Type.Object({ type: Type.Literal('console-close'), streamId: Type.String() }),
 ]);
 export type ControllerMessage = Static<typeof ControllerMessage>;

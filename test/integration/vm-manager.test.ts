@@ -1,5 +1,9 @@
-/** The agent's VM manager with real QEMU: reports, exit detection and its reasons, and a guest that unplugs its own disk. */
+/**
+ * The agent's VM manager with real QEMU: reports, exit detection and its reasons; hostile guests: one
+ * that unplugs its own disk, one that floods its serial console.
+ */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { unplugDisk } from '../../src/agent/hotplug.ts';
@@ -9,7 +13,7 @@ import { DiskEngine, serveDisk } from '../../src/disk/index.ts';
 import { QemuDriver, blockdevOptions, buildTestGuest, type GuestImageManifest } from '../../src/hypervisor/index.ts';
 import type { VmDefinition } from '../../src/model/agent-protocol.ts';
 import { killProcessesUnder } from '../helpers/cleanup.ts';
-import { TEST_HOOK_ARG, guestDiskSerials, guestPowersOffDiskSlot, hookReady } from '../helpers/guest-hook.ts';
+import { TEST_HOOK_ARG, guestDiskSerials, guestPowersOffDiskSlot, hookReady, inGuest } from '../helpers/guest-hook.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
@@ -185,5 +189,72 @@ describe('VM manager: a guest that unplugs its own disk', () => {
     assert.equal(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length, timers, 'the 30 s wait was cleared');
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(unhandled, []);
+  });
+});
+
+/**
+ * A guest that prints without pause (under TCG about 600 KB/s) must not fill the host's disk: the
+ * agent keeps its serial log within the limit (rotating it under QEMU, which goes on appending),
+ * and the guest keeps running.
+ */
+describe('VM manager: a guest that floods its serial console', () => {
+  const dir = tempDir();
+  const imgDir = join(dir.path, 'image');
+  const driver = new QemuDriver({ vmsDir: join(dir.path, 'vms') });
+  const LIMIT = 256 * 1024;
+  let vms: VmManager;
+  let img: GuestImageManifest;
+
+  before(async () => {
+    img = await buildTestGuest({ outDir: imgDir });
+    vms = new VmManager({
+      driver,
+      images: { ensure: async () => ({ kernel: join(imgDir, 'vmlinuz'), initrd: join(imgDir, 'initrd.img') }) },
+      accel: 'tcg',
+      stopTimeoutMs: 20_000,
+      log: createLogger('test', { file: join(dir.path, 'log') }),
+      onChange: () => undefined,
+      nbdSocket: join(dir.path, 'nbd.sock'),
+      serialLogMaxBytes: LIMIT,
+    });
+  });
+  after(async () => {
+    vms.close();
+    await killProcessesUnder(dir.path);
+    dir.remove();
+  });
+
+  test('the serial log stays within its limit while the guest writes many times that, and the guest runs on', async () => {
+    await vms.start('i-f', {
+      name: 'f',
+      vcpus: 1,
+      memoryMiB: 256,
+      image: { id: 'img-x', name: 'test', cmdline: img.cmdline, readyMarker: img.readyMarker, files: { kernel: img.files.kernel, initrd: img.files.initrd } },
+      kernelArgs: TEST_HOOK_ARG,
+      forwardPorts: [80],
+      disks: [],
+      generation: 1,
+      restartSeq: 0,
+    });
+    const port = vms.report()[0]!.forwards[0]!.hostPort;
+    await hookReady(port);
+    const line = (i: number) => `FLOOD ${i} ${'y'.repeat(100)}`;
+    await inGuest(port, `( i=0; while true; do i=$((i+1)); echo "FLOOD $i ${'y'.repeat(100)}"; done ) > /dev/console 2>&1 < /dev/null &`);
+    const log = driver.paths('i-f').serialLog;
+    const size = (p: string) => (existsSync(p) ? statSync(p).size : 0);
+    let peakCurrent = 0;
+    let peakBoth = 0;
+    const lastLine = await waitUntil('the guest to have written 8 times the limit', () => {
+      peakCurrent = Math.max(peakCurrent, size(log));
+      peakBoth = Math.max(peakBoth, size(log) + size(`${log}.1`));
+      const seen = [...readFileSync(log, 'latin1').matchAll(/^FLOOD (\d+) /gm)].pop();
+      const n = Number(seen?.[1] ?? 0);
+      return n * (line(n).length + 2) > 8 * LIMIT ? n : undefined;
+    }, 120_000);
+    assert.ok(peakCurrent <= 2 * LIMIT, `serial.log reached ${peakCurrent} bytes (limit ${LIMIT})`);
+    assert.ok(peakBoth <= 4 * LIMIT, `serial.log and serial.log.1 held ${peakBoth} bytes together`);
+    assert.notEqual(readFileSync(log)[0], 0, 'QEMU appends at the new end: no hole of zeros');
+    assert.equal(vms.report()[0]!.state, 'running');
+    await waitUntil('more output after that', () => [...readFileSync(log, 'latin1').matchAll(/^FLOOD (\d+) /gm)].some((m) => Number(m[1]) > lastLine));
   });
 });

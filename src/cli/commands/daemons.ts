@@ -125,6 +125,7 @@ export function daemonCommands(program: Command): void {
     .option('--underlay <address>', "this host's address VXLAN runs over (default: the address of the default route's interface)")
     .addOption(new Option('--stop-timeout <seconds>', 'how long a stop waits for the guest before forcing it').default(30).argParser(parseIntStrict('--stop-timeout')))
     .addOption(new Option('--accel <accel>', 'force an accelerator instead of probing').choices(['kvm', 'tcg']))
+    .addOption(new Option('--serial-log-max <MiB>', "rotate a VM's serial log past this size; one previous file is kept").default(8).argParser(parseIntStrict('--serial-log-max')))
     .action(
       async (o: {
         discover?: boolean;
@@ -146,6 +147,7 @@ export function daemonCommands(program: Command): void {
         data?: string;
         stopTimeout: number;
         accel?: 'kvm' | 'tcg';
+        serialLogMax: number;
         networkBackend: 'auto' | 'vxlan' | 'vlan';
         underlay?: string;
         dedicatedPort?: string;
@@ -158,6 +160,7 @@ export function daemonCommands(program: Command): void {
           dedicatedTo: o.dedicatedTenant ? { tenant: o.dedicatedTenant } : undefined,
         };
         if (!o.broadcast && !o.target.length) throw new CliError('--no-broadcast needs at least one --target', 2);
+        if (o.serialLogMax < 1) throw new CliError('--serial-log-max must be at least 1 (MiB)', 2);
         const localCa = join(dataRoot(), 'ca.crt');
         const caPem = o.caFile ? await readFile(o.caFile, 'utf8') : !o.caFingerprint && existsSync(localCa) ? await readFile(localCa, 'utf8') : undefined;
         const join_: JoinMode = o.discover
@@ -175,6 +178,7 @@ export function daemonCommands(program: Command): void {
           stopTimeoutMs: o.stopTimeout * 1000,
           accel: o.accel ?? (process.env.OUTRIG_ACCEL as 'kvm' | 'tcg' | undefined),
           network: { backend: o.networkBackend, underlay: o.underlay, dedicatedPort: o.dedicatedPort },
+          serialLogMaxBytes: o.serialLogMax * 1024 * 1024,
         });
         process.stderr.write(`outrig agent ${a.name} (${a.hostId}) joined ${a.controllerUrl}; accelerator ${a.kvm.usable ? 'kvm' : 'tcg'} (${a.kvm.reason})\n`);
         await untilSignal(() => a.close());
