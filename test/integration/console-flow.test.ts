@@ -13,7 +13,6 @@ import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { CONSOLE_WINDOW } from '../../src/controller/agent-hub.ts';
 import { macFor, type VmSpec } from '../../src/hypervisor/index.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Volume } from '../../src/model/volume.ts';
@@ -22,6 +21,8 @@ import { waitUntil } from '../helpers/wait.ts';
 
 const MiB = 1024 * 1024;
 const LOG_BYTES = 128 * MiB;
+/** What the controller may hold per console stream (its window, as docs/ARCHITECTURE.md says). */
+const CONSOLE_WINDOW = 256 * 1024;
 /** What the process may grow by while relaying the log: far less than the log itself. */
 const RSS_BOUND = 96 * MiB;
 
