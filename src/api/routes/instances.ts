@@ -33,6 +33,10 @@ export const CreateInstance = Type.Object(
   { additionalProperties: false },
 );
 
+/** Labels a response body as a guest's own bytes: nothing Outrig wrote, nothing to trust or render raw. */
+export const UNTRUSTED_HEADER = 'x-outrig-untrusted-output';
+export const UNTRUSTED_VALUE = 'guest-serial-console';
+
 /** A console request without `tail` starts this far back: recent output, not everything the guest kept. */
 export const DEFAULT_CONSOLE_TAIL = 256 * 1024;
 
@@ -216,6 +220,11 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       schema: {
         tags: ['instances'],
         summary: 'The serial console log as text; follow=true keeps streaming as the guest writes',
+        description:
+          `Untrusted guest output: the bytes the guest wrote to its serial port, unfiltered, possibly with terminal control sequences ` +
+          `(OSC, CSI, C1) and not necessarily UTF-8. The response says so in the header \`${UNTRUSTED_HEADER}: ${UNTRUSTED_VALUE}\`; ` +
+          `a client that shows it on a terminal must escape control characters (the outrig CLI does unless --raw). ` +
+          `Without tail it starts ${DEFAULT_CONSOLE_TAIL} bytes before the end. The stream goes as fast as the client reads.`,
         params: RefParams,
         querystring: ConsoleQuery,
       },
@@ -235,6 +244,8 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       req.raw.on('close', () => stream.destroy());
       reply.header('content-type', 'text/plain; charset=utf-8');
       reply.header('cache-control', 'no-store');
+      reply.header('x-content-type-options', 'nosniff');
+      reply.header(UNTRUSTED_HEADER, UNTRUSTED_VALUE);
       return reply.send(stream);
     },
   );
