@@ -4,10 +4,10 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { createLogger } from '../common/log.ts';
+import { ensurePrivateDir } from '../common/secrets.ts';
 import { VERSION } from '../common/version.ts';
 import { QemuDriver, probeKvm, type Accel, type KvmProbeResult } from '../hypervisor/index.ts';
 import { PROTOCOL_VERSION, type AgentMessage, type AgentOp, type BackupRepoRef, type ControllerMessage, type DiskImageRef, type VolumeReport } from '../model/agent-protocol.ts';
@@ -61,7 +61,7 @@ export interface RunningAgent {
 
 export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const log = cfg.log ?? createLogger('agent');
-  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(cfg.dataDir);
   const hostId = await loadHostId(join(cfg.dataDir, 'host-id'));
   const name = cfg.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63);
   const kvm = await probeKvm({ cacheFile: join(cfg.dataDir, 'kvm-probe.json') });

@@ -4,13 +4,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { buildApi } from '../api/server.ts';
 import { createLogger } from '../common/log.ts';
-import { loadOrCreateSecret } from '../common/secrets.ts';
+import { ensurePrivateDir, loadOrCreateSecret } from '../common/secrets.ts';
 import { VERSION } from '../common/version.ts';
 import { DiscoveryResponder } from '../discovery/responder.ts';
 import type { Capabilities } from '../discovery/policy.ts';
@@ -82,9 +82,9 @@ async function controllerId(dir: string): Promise<string> {
 
 export async function startController(cfg: ControllerConfig): Promise<RunningController> {
   const log = cfg.log ?? createLogger('controller');
-  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(cfg.dataDir);
   const clientDir = cfg.clientDir ?? join(cfg.dataDir, '..');
-  await mkdir(clientDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(clientDir);
   const adminTokenFile = join(clientDir, 'admin-token');
   const adminToken = await loadOrCreateSecret(adminTokenFile);
   const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db') });
