@@ -85,7 +85,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const accel: Accel = cfg.accel ?? (kvm.usable ? 'kvm' : 'tcg');
   log.info({ kvm: kvm.usable, reason: kvm.reason, accel }, 'accelerator chosen');
 
-  const journal = new OpJournal(join(cfg.dataDir, 'operations.json'));
+  const journal = new OpJournal(join(cfg.dataDir, 'operations.json'), undefined, (e) => log.warn({ err: e.message }, 'could not write the operation journal'));
   await journal.load();
   let conn: ControllerConnection | undefined;
   let reportQueued = false;

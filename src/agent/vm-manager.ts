@@ -311,7 +311,7 @@ export class VmManager {
       };
       const onClose = () => {
         if (m.qmp?.client === client) m.qmp = undefined;
-        void this.checkExited(m);
+        void this.checkExited(m).catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'exit check failed'));
       };
       client.on('event', onEvent);
       client.once('close', onClose);
