@@ -30,13 +30,13 @@ export interface VmManagerOptions {
   nbdSocket: string;
   /** Taps on this host's networks (the agent's HostNetwork); absent: VMs with NICs on networks cannot start. */
   networks?: Pick<HostNetwork, 'prepare' | 'release'>;
-  /** How long an unplug waits for the guest to release the device (default 30 s). */
-  unplugTimeoutMs?: number;
   /** A VM's serial log is rotated past this size, one previous file kept (default DEFAULT_SERIAL_LOG_MAX). */
   serialLogMaxBytes?: number;
 }
 
 export const DEFAULT_SERIAL_LOG_MAX = 8 * 1024 * 1024;
+/** How long a detach waits for the guest to release the device. */
+const UNPLUG_TIMEOUT_MS = 30_000;
 
 interface ManagedVm {
   id: string;
@@ -102,7 +102,7 @@ export class VmManager {
         this.o.log.info({ vm: id, pid }, 'adopted running VM');
       } else {
         m.state = 'stopped';
-        await rotateIfOver(this.o.driver.paths(id).serialLog, this.serialMax);
+        await this.trimSerialLog(id);
       }
     }
   }
@@ -173,7 +173,7 @@ export class VmManager {
   detach(id: string, volumeId: string): Promise<void> {
     return this.locked(id, async (m) => {
       if (!m.spec || !m.spec.disks.some((d) => d.volumeId === volumeId)) return;
-      if (m.state === 'running') await unplugDisk(await this.o.driver.qmp(id), volumeId, this.o.unplugTimeoutMs ?? 30_000);
+      if (m.state === 'running') await unplugDisk(await this.o.driver.qmp(id), volumeId, UNPLUG_TIMEOUT_MS);
       await this.forgetDisk(m, volumeId);
     });
   }
@@ -192,6 +192,11 @@ export class VmManager {
       m.released = [...m.released.filter((r) => r.volumeId !== volumeId), { volumeId, tag: disk.tag }].slice(-ROOT_PORTS * 8);
       await this.forgetDisk(m, volumeId);
     });
+  }
+
+  /** Rotates a VM's serial log now if it is over the limit (an old log at adoption or start); a failure only warns. */
+  private trimSerialLog(id: string): Promise<unknown> {
+    return rotateIfOver(this.o.driver.paths(id).serialLog, this.serialMax).catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'));
   }
 
   private async forgetDisk(m: ManagedVm, volumeId: string): Promise<void> {
@@ -254,7 +259,7 @@ export class VmManager {
         const spec = vmSpec(m.id, def, { accel: this.o.accel, nbdSocket: this.o.nbdSocket, files, forwards, nics });
         try {
           m.shutdownReason = undefined;
-          await rotateIfOver(this.o.driver.paths(m.id).serialLog, this.serialMax);
+          await this.trimSerialLog(m.id);
           const { pid, boot } = await this.o.driver.launch(spec);
           m.spec = spec;
           m.pid = pid;
@@ -296,7 +301,7 @@ export class VmManager {
     await this.exited(m, how === 'powerdown' ? 'stopped' : `stopped (${how})`);
   }
 
-  /** Watches a running VM: QMP events and the ready marker on its serial console. */
+  /** Watches a running VM: QMP events (exits, disks the guest unplugs), its serial log's size and the ready marker. */
   private async watch(m: ManagedVm): Promise<void> {
     this.unwatch(m);
     const id = m.id;
@@ -325,17 +330,13 @@ export class VmManager {
       this.o.log.warn({ vm: id, err: (e as Error).message }, 'QMP connect failed');
     }
     const serialLog = this.o.driver.paths(id).serialLog;
-    m.serialLimit = new SerialLogLimiter(
-      serialLog,
-      this.serialMax,
-      () => {
-        // This boot's output now starts at the beginning of the file.
-        if (!m.boot?.serialOffset) return;
-        m.boot.serialOffset = 0;
-        void this.o.driver.writeBootState(id, m.boot).catch(() => undefined);
-      },
-      (e) => this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'),
-    );
+    const rotated = () => {
+      // This boot's output now starts at the beginning of the file.
+      if (!m.boot?.serialOffset) return;
+      m.boot.serialOffset = 0;
+      void this.o.driver.writeBootState(id, m.boot).catch(() => undefined);
+    };
+    m.serialLimit = new SerialLogLimiter(serialLog, this.serialMax, rotated, (e) => this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'));
     const marker = m.spec?.readyMarker;
     if (marker && m.boot && !m.boot.readyAt) {
       const boot = m.boot;
