@@ -51,8 +51,6 @@ interface ManagedVm {
   serialLimit?: SerialLogLimiter;
   /** The balloon as last sampled, and the target this agent set. */
   memory?: { targetMiB?: number; actualMiB: number; usedMiB?: number };
-  /** Volumes the guest unplugged on its own since this VM started. */
-  released: DiskRelease[];
   lock: Promise<unknown>;
 }
 
@@ -69,7 +67,7 @@ export class VmManager {
   private entry(id: string): ManagedVm {
     let m = this.vms.get(id);
     if (!m) {
-      m = { id, state: 'stopped', released: [], lock: Promise.resolve() };
+      m = { id, state: 'stopped', lock: Promise.resolve() };
       this.vms.set(id, m);
     }
     return m;
@@ -124,7 +122,8 @@ export class VmManager {
         readyAt: m.boot?.readyAt,
         lastExit: m.boot?.exit,
         disks: m.spec.disks.map((d) => d.volumeId),
-        released: m.released.length ? m.released : undefined,
+        // Kept in vm.json: a release the controller has not heard of yet survives an agent restart.
+        released: m.spec.owner.released?.length ? m.spec.owner.released : undefined,
         memory: m.state === 'running' ? m.memory : undefined,
       });
     }
@@ -162,8 +161,8 @@ export class VmManager {
       const disk: VmDisk = { volumeId, socket: this.o.nbdSocket, export: volumeId, boot: false, port, tag };
       if (m.state === 'running') await plugDisk(await this.o.driver.qmp(id), disk);
       // A stopped VM gets the volume at its next start.
-      m.spec = { ...m.spec, disks: [...m.spec.disks, disk] };
-      m.released = m.released.filter((r) => r.volumeId !== volumeId);
+      const released = m.spec.owner.released?.filter((r) => r.volumeId !== volumeId);
+      m.spec = { ...m.spec, disks: [...m.spec.disks, disk], owner: { ...m.spec.owner, released } };
       await this.o.driver.writeSpec(m.spec);
       this.changed();
     });
@@ -189,7 +188,8 @@ export class VmManager {
       if (!disk || m.state !== 'running') return;
       this.o.log.warn({ vm: m.id, volume: volumeId }, 'the guest unplugged a volume itself');
       await dropBlockNode(await this.o.driver.qmp(m.id), volumeId);
-      m.released = [...m.released.filter((r) => r.volumeId !== volumeId), { volumeId, tag: disk.tag }].slice(-ROOT_PORTS * 8);
+      const released: DiskRelease[] = [...(m.spec!.owner.released ?? []).filter((r) => r.volumeId !== volumeId), { volumeId, tag: disk.tag }];
+      m.spec = { ...m.spec!, owner: { ...m.spec!.owner, released: released.slice(-ROOT_PORTS * 8) } };
       await this.forgetDisk(m, volumeId);
     });
   }
@@ -264,7 +264,6 @@ export class VmManager {
           m.spec = spec;
           m.pid = pid;
           m.boot = boot;
-          m.released = [];
           break;
         } catch (e) {
           // Another process took a port between our check and QEMU's bind: pick new ones.

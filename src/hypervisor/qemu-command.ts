@@ -73,7 +73,7 @@ export interface VmSpec {
   /** NICs on Outrig networks: taps made by the agent, opened by name. */
   nics?: VmNetNic[];
   /** Opaque to the driver: what the owner (the agent) needs to know about this VM after a restart. */
-  owner: { generation: number; restartSeq: number };
+  owner: { generation: number; restartSeq: number; released?: { volumeId: string; tag?: string }[] };
 }
 
 export interface VmPaths {

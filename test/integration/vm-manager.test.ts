@@ -156,6 +156,7 @@ describe('VM manager: a guest that unplugs its own disk', () => {
     await waitUntil('the report to drop the disk', () => report()?.disks.length === 0, 30_000);
     assert.deepEqual(report()!.released, [{ volumeId: 'v-u', tag: 'g7' }]);
     assert.deepEqual((await driver.readSpec('i-u'))!.disks, [], 'vm.json forgets the volume');
+    assert.deepEqual((await driver.readSpec('i-u'))!.owner.released, [{ volumeId: 'v-u', tag: 'g7' }], 'and keeps the release for an agent restart');
     await waitUntil('the block node to be closed', async () => !(await blockNodes()).includes('vol-v-u'));
     await vms.detach('i-u', 'v-u');
     assert.equal(report()!.state, 'running');
