@@ -11,8 +11,17 @@ export interface ConnectionOptions {
   onMessage: (m: ControllerMessage) => void;
   onWelcome: (heartbeatMs: number) => void;
   onDisconnect: () => void;
+  /** The send queue has room for console data again. */
+  onConsoleRoom?: () => void;
   log: Logger;
 }
+
+/**
+ * Console bytes (as sent: base64 in JSON) this stream may have queued but not yet written to its
+ * socket. Consoles wait beyond it, so an operation's answer or a report never queues behind more
+ * than this much of a guest's output.
+ */
+export const CONSOLE_QUEUE_MAX = 256 * 1024;
 
 export class ControllerConnection {
   private ws?: WebSocket;
@@ -20,6 +29,7 @@ export class ControllerConnection {
   private backoffMs = 250;
   private retryTimer?: NodeJS.Timeout;
   private welcomed = false;
+  private consoleQueued = 0;
 
   constructor(private readonly o: ConnectionOptions) {}
 
@@ -38,6 +48,7 @@ export class ControllerConnection {
     const ws = new WebSocket(url, { ca: t.ca, cert: t.cert, key: t.key, maxPayload: 16 * 1024 * 1024 });
     this.ws = ws;
     this.welcomed = false;
+    this.consoleQueued = 0;
     ws.on('open', () => {
       void this.o
         .hello()
@@ -99,6 +110,26 @@ export class ControllerConnection {
   send(m: AgentMessage): boolean {
     if (!this.connected) return false;
     this.ws!.send(JSON.stringify(m));
+    return true;
+  }
+
+  /** Whether console data may be sent now (see CONSOLE_QUEUE_MAX). */
+  get consoleRoom(): boolean {
+    return this.connected && this.consoleQueued < CONSOLE_QUEUE_MAX;
+  }
+
+  /** Sends console data, counted against CONSOLE_QUEUE_MAX until the socket has taken it. */
+  sendConsole(m: Extract<AgentMessage, { type: 'console-data' }>): boolean {
+    const ws = this.ws;
+    if (!this.connected || !ws) return false;
+    const data = JSON.stringify(m);
+    this.consoleQueued += data.length;
+    ws.send(data, () => {
+      if (this.ws !== ws) return;
+      const wasFull = this.consoleQueued >= CONSOLE_QUEUE_MAX;
+      this.consoleQueued -= data.length;
+      if (wasFull && this.consoleQueued < CONSOLE_QUEUE_MAX) this.o.onConsoleRoom?.();
+    });
     return true;
   }
 

@@ -83,20 +83,44 @@ export class FileTail {
   }
 }
 
+/**
+ * Finds a marker in a byte stream fed in chunks. Between chunks it keeps only the last
+ * marker-length-minus-one bytes (a marker split across writes), whatever the guest writes.
+ */
+export class MarkerScanner {
+  /** The marker's UTF-8 bytes, as latin1 text: chunks are compared byte for byte. */
+  private readonly needle: string;
+  private carry = '';
+
+  constructor(marker: string) {
+    if (!marker) throw new Error('an empty ready marker matches anything');
+    this.needle = Buffer.from(marker, 'utf8').toString('latin1');
+  }
+
+  /** True if the marker ends in this chunk (or began in an earlier one). */
+  feed(chunk: Buffer): boolean {
+    const text = this.carry + chunk.toString('latin1');
+    if (text.includes(this.needle)) return true;
+    // slice(-0) would keep everything: a one-byte marker carries nothing over.
+    this.carry = this.needle.length > 1 ? text.slice(-(this.needle.length - 1)) : '';
+    return false;
+  }
+
+  /** Bytes kept between chunks. */
+  get carried(): number {
+    return this.carry.length;
+  }
+}
+
 /** Watches for `marker` in a file after `offset`; calls onFound once. */
 export function watchForMarker(path: string, offset: number, marker: string, onFound: () => void): FileTail {
-  let carry = '';
+  const scanner = new MarkerScanner(marker);
   let found = false;
   const tail: FileTail = new FileTail(path, offset, (chunk) => {
-    if (found) return;
-    const text = carry + chunk.toString('latin1');
-    if (text.includes(marker)) {
-      found = true;
-      tail.stop();
-      onFound();
-      return;
-    }
-    carry = text.slice(-(marker.length - 1));
+    if (found || !scanner.feed(chunk)) return;
+    found = true;
+    tail.stop();
+    onFound();
   });
   return tail;
 }

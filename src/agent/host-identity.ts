@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { ensurePrivateDir } from '../common/secrets.ts';
 
 const ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -32,10 +33,14 @@ export function derivedHostId(dataDir: string, sources = { machineId: '/etc/mach
 export async function loadHostId(path: string): Promise<string> {
   if (existsSync(path)) {
     const id = (await readFile(path, 'utf8')).trim();
-    if (ID.test(id)) return id;
+    if (ID.test(id)) {
+      await chmod(path, 0o600);
+      return id;
+    }
   }
   const id = derivedHostId(dirname(path)) ?? `h-${randomUUID().replace(/-/g, '').slice(0, 16)}`;
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, id + '\n');
+  await ensurePrivateDir(dirname(path));
+  await writeFile(path, id + '\n', { mode: 0o600 });
+  await chmod(path, 0o600);
   return id;
 }

@@ -4,10 +4,10 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { mkdir, stat } from 'node:fs/promises';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { createLogger } from '../common/log.ts';
+import { ensurePrivateDir } from '../common/secrets.ts';
 import { VERSION } from '../common/version.ts';
 import { QemuDriver, probeKvm, type Accel, type KvmProbeResult } from '../hypervisor/index.ts';
 import { PROTOCOL_VERSION, type AgentMessage, type AgentOp, type BackupRepoRef, type ControllerMessage, type DiskImageRef, type VolumeReport } from '../model/agent-protocol.ts';
@@ -20,7 +20,7 @@ import { createCsr } from '../pki/csr.ts';
 import { generateKeyPair } from '../pki/keys.ts';
 import { CredentialStore, lifetimeLeft, type Credentials } from './credentials.ts';
 import { enrollWithRetry, type JoinMode } from './enroll.ts';
-import { FileTail } from './file-tail.ts';
+import { ConsoleStream } from './console.ts';
 import { loadHostId } from './host-identity.ts';
 import { ImageCache } from './image-cache.ts';
 import { readInventory } from './inventory.ts';
@@ -45,6 +45,8 @@ export interface AgentConfig {
   network?: { backend?: BackendChoice; underlay?: string; dedicatedPort?: string };
   /** Force an accelerator instead of probing (operators: OUTRIG_ACCEL). */
   accel?: Accel;
+  /** A VM's serial log is rotated past this size (default: the VM manager's, 8 MiB); one previous file is kept. */
+  serialLogMaxBytes?: number;
   log?: Logger;
 }
 
@@ -61,7 +63,7 @@ export interface RunningAgent {
 
 export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const log = cfg.log ?? createLogger('agent');
-  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(cfg.dataDir);
   const hostId = await loadHostId(join(cfg.dataDir, 'host-id'));
   const name = cfg.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63);
   const kvm = await probeKvm({ cacheFile: join(cfg.dataDir, 'kvm-probe.json') });
@@ -85,7 +87,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const accel: Accel = cfg.accel ?? (kvm.usable ? 'kvm' : 'tcg');
   log.info({ kvm: kvm.usable, reason: kvm.reason, accel }, 'accelerator chosen');
 
-  const journal = new OpJournal(join(cfg.dataDir, 'operations.json'));
+  const journal = new OpJournal(join(cfg.dataDir, 'operations.json'), undefined, (e) => log.warn({ err: e.message }, 'could not write the operation journal'));
   await journal.load();
   let conn: ControllerConnection | undefined;
   let reportQueued = false;
@@ -122,6 +124,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     onChange: sendReport,
     nbdSocket: storage.nbdSocket,
     networks: network,
+    serialLogMaxBytes: cfg.serialLogMaxBytes,
   });
   await vms.adoptAll();
 
@@ -159,7 +162,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     }
   };
 
-  const consoles = new Map<string, FileTail>();
+  const consoles = new Map<string, ConsoleStream>();
   const runOp = async (op: AgentOp): Promise<void | Record<string, unknown>> => {
     switch (op.kind) {
       case 'vm.start':
@@ -171,7 +174,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       case 'vm.delete':
         return vms.delete(op.instanceId);
       case 'vm.attach':
-        return vms.attach(op.instanceId, op.volumeId);
+        return vms.attach(op.instanceId, op.volumeId, op.tag);
       case 'vm.detach':
         return vms.detach(op.instanceId, op.volumeId);
       case 'vm.balloon':
@@ -230,16 +233,18 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       conn?.send({ type: 'console-end', streamId: m.streamId, error });
     };
     if (!path) return end(`no VM ${m.instanceId} on this host`);
-    stat(path)
-      .then((s) => s.size)
-      .catch(() => 0)
-      .then((size) => {
-        const from = m.tailBytes === undefined ? 0 : Math.max(0, size - m.tailBytes);
-        const tail = new FileTail(path, from, (chunk) => conn?.send({ type: 'console-data', streamId: m.streamId, data: chunk.toString('base64') }), () => end());
-        consoles.set(m.streamId, tail);
-        if (!m.follow) void tail.drain().then(() => end());
-      })
-      .catch((e: Error) => end(e.message));
+    if (consoles.has(m.streamId)) return;
+    const c = new ConsoleStream({
+      path,
+      tailBytes: m.tailBytes,
+      follow: m.follow,
+      credit: m.window,
+      send: (chunk) => conn?.sendConsole({ type: 'console-data', streamId: m.streamId, data: chunk.toString('base64') }),
+      end,
+      canSend: () => conn?.consoleRoom ?? false,
+    });
+    consoles.set(m.streamId, c);
+    c.start().catch((e: Error) => end(e.message));
   };
 
   const onMessage = (m: ControllerMessage) => {
@@ -262,6 +267,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         break;
       case 'console-open':
         openConsole(m);
+        break;
+      case 'console-credit':
+        consoles.get(m.streamId)?.grant(m.bytes);
         break;
       case 'console-close':
         consoles.get(m.streamId)?.stop();
@@ -303,6 +311,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     onDisconnect: () => {
       for (const t of consoles.values()) t.stop();
       consoles.clear();
+    },
+    onConsoleRoom: () => {
+      for (const c of consoles.values()) c.kick();
     },
   });
   conn.start();

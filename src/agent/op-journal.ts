@@ -22,6 +22,8 @@ export class OpJournal {
   constructor(
     private readonly path: string,
     private readonly keep = 1000,
+    /** Writing the journal failed (a full disk): the answer still goes out, and is kept in memory. */
+    private readonly onSaveError: (e: Error) => void = () => undefined,
   ) {}
 
   async load(): Promise<void> {
@@ -45,7 +47,7 @@ export class OpJournal {
       .then(async (outcome) => {
         this.done.set(opId, outcome);
         while (this.done.size > this.keep) this.done.delete(this.done.keys().next().value!);
-        await this.save();
+        await this.save().catch((e: Error) => this.onSaveError(e));
         return outcome;
       })
       .finally(() => this.running.delete(opId));
@@ -55,7 +57,8 @@ export class OpJournal {
 
   private save(): Promise<void> {
     const snapshot = JSON.stringify([...this.done]);
-    this.saving = this.saving.then(async () => {
+    // After a failed write the next one still runs (a rejected chain would fail every save after it).
+    this.saving = this.saving.catch(() => undefined).then(async () => {
       await writeFile(this.path + '.tmp', snapshot);
       await rename(this.path + '.tmp', this.path);
     });

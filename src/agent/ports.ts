@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import type { PortForward } from '../hypervisor/index.ts';
 
 /** Asks the kernel for a free TCP port on `host`. Another process may take it before QEMU binds it; callers retry. */
 export function freePort(host: string): Promise<number> {
@@ -19,4 +20,15 @@ export function isPortFree(host: string, port: number): Promise<boolean> {
     srv.once('error', () => resolve(false));
     srv.listen(port, host, () => srv.close(() => resolve(true)));
   });
+}
+
+/** Host ports for the guest's forwarded ports on `address`: the previous boot's where still free, new ones otherwise. */
+export async function assignPorts(address: string, guestPorts: number[], prev: PortForward[]): Promise<PortForward[]> {
+  const out: PortForward[] = [];
+  for (const g of guestPorts) {
+    const old = prev.find((f) => f.guestPort === g && f.hostAddress === address);
+    const keep = old && (await isPortFree(address, old.hostPort));
+    out.push({ guestPort: g, hostAddress: address, hostPort: keep ? old.hostPort : await freePort(address) });
+  }
+  return out;
 }

@@ -4,12 +4,16 @@
  * Operations on one VM are serialised; different VMs proceed in parallel.
  */
 import type { Logger } from 'pino';
-import { QemuLaunchError, ROOT_PORTS, blockdevOptions, diskDevice, diskDeviceOptions, diskNode, macFor, type Accel, type QemuDriver, type PortForward, type QmpClient, type QmpEvent, type VmBootState, type VmDisk, type VmSpec } from '../hypervisor/index.ts';
-import type { VmDefinition, VmNic, VmReport, VmState } from '../model/agent-protocol.ts';
+import { QemuLaunchError, ROOT_PORTS, type Accel, type QemuDriver, type QmpClient, type QmpEvent, type VmBootState, type VmDisk, type VmSpec } from '../hypervisor/index.ts';
+import type { DiskRelease, VmDefinition, VmReport, VmState } from '../model/agent-protocol.ts';
+import { dropBlockNode, pluggedVolumes, plugDisk, unplugDisk, unpluggedVolume } from './hotplug.ts';
 import type { HostNetwork } from './networks.ts';
 import { watchForMarker, type FileTail } from './file-tail.ts';
+import { SerialLogLimiter, rotateIfOver } from './serial-log.ts';
 import type { ImageCache } from './image-cache.ts';
-import { freePort, isPortFree } from './ports.ts';
+import { assignPorts } from './ports.ts';
+import { MiB, enableBalloonStats, sampleBalloon } from './balloon.ts';
+import { vmSpec } from './vm-spec.ts';
 
 export interface VmManagerOptions {
   driver: QemuDriver;
@@ -26,15 +30,13 @@ export interface VmManagerOptions {
   nbdSocket: string;
   /** Taps on this host's networks (the agent's HostNetwork); absent: VMs with NICs on networks cannot start. */
   networks?: Pick<HostNetwork, 'prepare' | 'release'>;
+  /** A VM's serial log is rotated past this size, one previous file kept (default DEFAULT_SERIAL_LOG_MAX). */
+  serialLogMaxBytes?: number;
 }
 
-/**
- * The guest's NIC configuration, on the kernel command line: outrig.nicN=MAC,ADDRESS/PREFIX[,GATEWAY],
- * or outrig.nicN=MAC,dhcp on a network with DHCP (the guest asks this host's server).
- */
-export function nicArgs(nics: VmNic[]): string {
-  return nics.map((n, i) => `outrig.nic${i + 1}=${n.dhcpServer ? `${n.mac},dhcp` : [n.mac, `${n.address}/${n.prefix}`, n.gateway].filter(Boolean).join(',')}`).join(' ');
-}
+export const DEFAULT_SERIAL_LOG_MAX = 8 * 1024 * 1024;
+/** How long a detach waits for the guest to release the device. */
+const UNPLUG_TIMEOUT_MS = 30_000;
 
 interface ManagedVm {
   id: string;
@@ -46,21 +48,20 @@ interface ManagedVm {
   qmp?: { client: QmpClient; onEvent: (ev: QmpEvent) => void; onClose: () => void };
   shutdownReason?: string;
   marker?: FileTail;
+  serialLimit?: SerialLogLimiter;
   /** The balloon as last sampled, and the target this agent set. */
   memory?: { targetMiB?: number; actualMiB: number; usedMiB?: number };
   lock: Promise<unknown>;
 }
 
-const MiB = 1024 * 1024;
-/** How often the guest's balloon driver refreshes its statistics (seconds). */
-const STATS_POLL_S = 2;
-
 export class VmManager {
   private readonly vms = new Map<string, ManagedVm>();
   private readonly fwdAddr: string;
+  private readonly serialMax: number;
 
   constructor(private readonly o: VmManagerOptions) {
     this.fwdAddr = o.forwardAddress ?? '127.0.0.1';
+    this.serialMax = o.serialLogMaxBytes ?? DEFAULT_SERIAL_LOG_MAX;
   }
 
   private entry(id: string): ManagedVm {
@@ -99,6 +100,7 @@ export class VmManager {
         this.o.log.info({ vm: id, pid }, 'adopted running VM');
       } else {
         m.state = 'stopped';
+        await this.trimSerialLog(id);
       }
     }
   }
@@ -120,6 +122,8 @@ export class VmManager {
         readyAt: m.boot?.readyAt,
         lastExit: m.boot?.exit,
         disks: m.spec.disks.map((d) => d.volumeId),
+        // Kept in vm.json: a release the controller has not heard of yet survives an agent restart.
+        released: m.spec.owner.released?.length ? m.spec.owner.released : undefined,
         memory: m.state === 'running' ? m.memory : undefined,
       });
     }
@@ -145,8 +149,8 @@ export class VmManager {
     });
   }
 
-  /** Plugs a volume into the running VM (QMP blockdev-add + device_add on a free root port). */
-  attach(id: string, volumeId: string): Promise<void> {
+  /** Plugs a volume into the running VM (QMP blockdev-add + device_add on a free root port); `tag` names the request. */
+  attach(id: string, volumeId: string, tag?: string): Promise<void> {
     return this.locked(id, async (m) => {
       if (!m.spec) throw new Error(`no VM ${id} on this host`);
       if (m.spec.disks.some((d) => d.volumeId === volumeId)) return;
@@ -154,19 +158,11 @@ export class VmManager {
       let port = 0;
       while (used.has(port)) port++;
       if (port >= ROOT_PORTS) throw new Error(`VM ${id} has no free slot for another volume (at most ${ROOT_PORTS})`);
-      const disk: VmDisk = { volumeId, socket: this.o.nbdSocket, export: volumeId, boot: false, port };
-      if (m.state === 'running') {
-        const qmp = await this.o.driver.qmp(id);
-        await qmp.execute('blockdev-add', blockdevOptions(disk));
-        try {
-          await qmp.execute('device_add', diskDeviceOptions(disk));
-        } catch (e) {
-          await qmp.execute('blockdev-del', { 'node-name': diskNode(volumeId) }).catch(() => undefined);
-          throw e;
-        }
-      }
+      const disk: VmDisk = { volumeId, socket: this.o.nbdSocket, export: volumeId, boot: false, port, tag };
+      if (m.state === 'running') await plugDisk(await this.o.driver.qmp(id), disk);
       // A stopped VM gets the volume at its next start.
-      m.spec = { ...m.spec, disks: [...m.spec.disks, disk] };
+      const released = m.spec.owner.released?.filter((r) => r.volumeId !== volumeId);
+      m.spec = { ...m.spec, disks: [...m.spec.disks, disk], owner: { ...m.spec.owner, released } };
       await this.o.driver.writeSpec(m.spec);
       this.changed();
     });
@@ -176,30 +172,37 @@ export class VmManager {
   detach(id: string, volumeId: string): Promise<void> {
     return this.locked(id, async (m) => {
       if (!m.spec || !m.spec.disks.some((d) => d.volumeId === volumeId)) return;
-      if (m.state === 'running') {
-        const qmp = await this.o.driver.qmp(id);
-        const gone = new Promise<void>((resolve, reject) => {
-          const t = setTimeout(() => {
-            qmp.off('event', on);
-            reject(new Error(`the guest did not release volume ${volumeId} within 30 s`));
-          }, 30_000);
-          const on = (ev: QmpEvent) => {
-            if (ev.event === 'DEVICE_DELETED' && (ev.data as { device?: string } | undefined)?.device === diskDevice(volumeId)) {
-              clearTimeout(t);
-              qmp.off('event', on);
-              resolve();
-            }
-          };
-          qmp.on('event', on);
-        });
-        await qmp.execute('device_del', { id: diskDevice(volumeId) });
-        await gone;
-        await qmp.execute('blockdev-del', { 'node-name': diskNode(volumeId) });
-      }
-      m.spec = { ...m.spec, disks: m.spec.disks.filter((d) => d.volumeId !== volumeId) };
-      await this.o.driver.writeSpec(m.spec);
-      this.changed();
+      if (m.state === 'running') await unplugDisk(await this.o.driver.qmp(id), volumeId, UNPLUG_TIMEOUT_MS);
+      await this.forgetDisk(m, volumeId);
     });
+  }
+
+  /**
+   * The guest unplugged a disk itself (it powered off the slot): QEMU has deleted the device, so the
+   * block node is closed, the VM's spec forgets the volume and the report says the guest released it.
+   */
+  private guestUnplugged(m: ManagedVm, volumeId: string): Promise<void> {
+    return this.locked(m.id, async () => {
+      const disk = m.spec?.disks.find((d) => d.volumeId === volumeId);
+      // Gone already: this was the end of a detach, which has done the rest.
+      if (!disk || m.state !== 'running') return;
+      this.o.log.warn({ vm: m.id, volume: volumeId }, 'the guest unplugged a volume itself');
+      await dropBlockNode(await this.o.driver.qmp(m.id), volumeId);
+      const released: DiskRelease[] = [...(m.spec!.owner.released ?? []).filter((r) => r.volumeId !== volumeId), { volumeId, tag: disk.tag }];
+      m.spec = { ...m.spec!, owner: { ...m.spec!.owner, released: released.slice(-ROOT_PORTS * 8) } };
+      await this.forgetDisk(m, volumeId);
+    });
+  }
+
+  /** Rotates a VM's serial log now if it is over the limit (an old log at adoption or start); a failure only warns. */
+  private trimSerialLog(id: string): Promise<unknown> {
+    return rotateIfOver(this.o.driver.paths(id).serialLog, this.serialMax).catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'));
+  }
+
+  private async forgetDisk(m: ManagedVm, volumeId: string): Promise<void> {
+    m.spec = { ...m.spec!, disks: m.spec!.disks.filter((d) => d.volumeId !== volumeId) };
+    await this.o.driver.writeSpec(m.spec);
+    this.changed();
   }
 
   /** Moves the guest's balloon so that it holds `targetMiB` (QMP balloon); the guest's driver does the rest. */
@@ -214,21 +217,12 @@ export class VmManager {
     });
   }
 
-  /**
-   * Reads each running guest's balloon and memory statistics. In use = what the guest holds minus
-   * its free and cache memory; statistics are absent until the guest's driver has sent some.
-   */
+  /** Reads each running guest's balloon and memory statistics. */
   async sampleMemory(): Promise<void> {
     for (const m of this.vms.values()) {
       if (m.state !== 'running' || !m.qmp) continue;
       try {
-        const q = m.qmp.client;
-        const b = (await q.execute('query-balloon')) as { actual: number };
-        const st = (await q.execute('qom-get', { path: '/machine/peripheral/balloon0', property: 'guest-stats' })) as { stats: Record<string, number>; 'last-update': number };
-        const actualMiB = Math.round(b.actual / MiB);
-        const free = st.stats['stat-free-memory'] ?? -1;
-        const cache = st.stats['stat-disk-caches'] ?? -1;
-        const usedMiB = st['last-update'] > 0 && free >= 0 ? Math.max(0, Math.round((b.actual - free - Math.max(0, cache)) / MiB)) : undefined;
+        const { actualMiB, usedMiB } = await sampleBalloon(m.qmp.client);
         const before = m.memory;
         m.memory = { targetMiB: before?.targetMiB, actualMiB, usedMiB };
         if (!before || before.actualMiB !== actualMiB || Math.abs((before.usedMiB ?? -99) - (usedMiB ?? -99)) >= 4) this.changed();
@@ -257,31 +251,15 @@ export class VmManager {
     try {
       const files = def.image ? await this.o.images.ensure(def.image) : undefined;
       const prev = m.spec ?? (await this.o.driver.readSpec(m.id)) ?? undefined;
-      const disks: VmDisk[] = def.disks.map((d, i) => ({ volumeId: d.volumeId, socket: this.o.nbdSocket, export: d.volumeId, boot: d.boot, port: i }));
-      let forwards = await this.assignPorts(def.forwardPorts, prev?.forwards ?? []);
+      let forwards = await assignPorts(this.fwdAddr, def.forwardPorts, prev?.forwards ?? []);
       const wanted = def.nics ?? [];
       if (wanted.length && !this.o.networks) throw new Error('this agent does not manage networks');
       const nics = wanted.length ? await this.o.networks!.prepare(m.id, wanted) : undefined;
       for (let attempt = 0; ; attempt++) {
-        const spec: VmSpec = {
-          id: m.id,
-          name: def.name,
-          vcpus: def.vcpus,
-          memoryMiB: def.memoryMiB,
-          memory: def.memory,
-          kernel: files?.kernel,
-          initrd: files?.initrd,
-          cmdline: def.image ? [def.image.cmdline, def.kernelArgs, nicArgs(wanted)].filter(Boolean).join(' ') : undefined,
-          disks,
-          accel: this.o.accel,
-          forwards,
-          readyMarker: def.readyMarker ?? def.image?.readyMarker,
-          mac: macFor(m.id),
-          nics,
-          owner: { generation: def.generation, restartSeq: def.restartSeq },
-        };
+        const spec = vmSpec(m.id, def, { accel: this.o.accel, nbdSocket: this.o.nbdSocket, files, forwards, nics });
         try {
           m.shutdownReason = undefined;
+          await this.trimSerialLog(m.id);
           const { pid, boot } = await this.o.driver.launch(spec);
           m.spec = spec;
           m.pid = pid;
@@ -290,7 +268,7 @@ export class VmManager {
         } catch (e) {
           // Another process took a port between our check and QEMU's bind: pick new ones.
           if (e instanceof QemuLaunchError && e.portInUse && attempt < 3) {
-            forwards = await this.assignPorts(def.forwardPorts, []);
+            forwards = await assignPorts(this.fwdAddr, def.forwardPorts, []);
             continue;
           }
           throw e;
@@ -322,33 +300,46 @@ export class VmManager {
     await this.exited(m, how === 'powerdown' ? 'stopped' : `stopped (${how})`);
   }
 
-  /** Watches a running VM: QMP events and the ready marker on its serial console. */
+  /** Watches a running VM: QMP events (exits, disks the guest unplugs), its serial log's size and the ready marker. */
   private async watch(m: ManagedVm): Promise<void> {
     this.unwatch(m);
     const id = m.id;
     try {
       const client = await this.o.driver.qmp(id);
+      const unplugged = (volumeId: string) =>
+        void this.guestUnplugged(m, volumeId).catch((e: Error) => this.o.log.warn({ vm: id, volume: volumeId, err: e.message }, 'could not finish a guest-initiated unplug'));
       const onEvent = (ev: QmpEvent) => {
         if (ev.event === 'SHUTDOWN') m.shutdownReason = (ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown';
+        const volumeId = unpluggedVolume(ev);
+        if (volumeId) unplugged(volumeId);
       };
       const onClose = () => {
         if (m.qmp?.client === client) m.qmp = undefined;
-        void this.checkExited(m);
+        void this.checkExited(m).catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'exit check failed'));
       };
       client.on('event', onEvent);
       client.once('close', onClose);
       m.qmp = { client, onEvent, onClose };
-      await client
-        .execute('qom-set', { path: '/machine/peripheral/balloon0', property: 'guest-stats-polling-interval', value: STATS_POLL_S })
-        .catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'could not enable balloon statistics'));
+      await enableBalloonStats(client).catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'could not enable balloon statistics'));
+      // Disks the guest unplugged while no agent listened (their events went with the old connection).
+      const plugged = await pluggedVolumes(client).catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'could not list plugged disks'));
+      for (const d of m.spec?.disks ?? []) if (plugged && !plugged.has(d.volumeId)) unplugged(d.volumeId);
     } catch (e) {
       // Liveness is also swept by pid, so a VM without QMP is still watched.
       this.o.log.warn({ vm: id, err: (e as Error).message }, 'QMP connect failed');
     }
+    const serialLog = this.o.driver.paths(id).serialLog;
+    const rotated = () => {
+      // This boot's output now starts at the beginning of the file.
+      if (!m.boot?.serialOffset) return;
+      m.boot.serialOffset = 0;
+      void this.o.driver.writeBootState(id, m.boot).catch(() => undefined);
+    };
+    m.serialLimit = new SerialLogLimiter(serialLog, this.serialMax, rotated, (e) => this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'));
     const marker = m.spec?.readyMarker;
     if (marker && m.boot && !m.boot.readyAt) {
       const boot = m.boot;
-      m.marker = watchForMarker(this.o.driver.paths(id).serialLog, boot.serialOffset, marker, () => {
+      m.marker = watchForMarker(serialLog, boot.serialOffset, marker, () => {
         boot.readyAt = new Date().toISOString();
         void this.o.driver.writeBootState(id, boot).catch(() => undefined);
         this.o.log.info({ vm: id }, 'guest ready');
@@ -360,6 +351,8 @@ export class VmManager {
   private unwatch(m: ManagedVm): void {
     m.marker?.stop();
     m.marker = undefined;
+    m.serialLimit?.stop();
+    m.serialLimit = undefined;
     const q = m.qmp;
     m.qmp = undefined;
     q?.client.off('event', q.onEvent);
@@ -397,16 +390,6 @@ export class VmManager {
       await this.checkExited(m);
       if (m.state === 'running' && !m.qmp) await this.watch(m).catch(() => undefined);
     }
-  }
-
-  private async assignPorts(guestPorts: number[], prev: PortForward[]): Promise<PortForward[]> {
-    const out: PortForward[] = [];
-    for (const g of guestPorts) {
-      const old = prev.find((f) => f.guestPort === g && f.hostAddress === this.fwdAddr);
-      const keep = old && (await isPortFree(this.fwdAddr, old.hostPort));
-      out.push({ guestPort: g, hostAddress: this.fwdAddr, hostPort: keep ? old.hostPort : await freePort(this.fwdAddr) });
-    }
-    return out;
   }
 
   /** Lets go of the VMs without stopping them (agent shutdown). */

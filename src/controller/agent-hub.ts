@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { PassThrough } from 'node:stream';
 import { Value } from 'typebox/value';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
@@ -20,6 +19,7 @@ import {
   type VolumeReport,
 } from '../model/agent-protocol.ts';
 import type { BackupProgress } from '../model/backup.ts';
+import { ConsoleRelay } from './console-relay.ts';
 import type { Peer, TrustService } from './trust.ts';
 
 export interface OpResult {
@@ -38,7 +38,17 @@ export interface AgentHubEvents {
   onOpResult(hostId: string, opId: string, result: OpResult): void;
   onOpProgress(hostId: string, opId: string, progress: BackupProgress): void;
   onDisconnect(hostId: string): void;
+  /** An agent sent console data beyond the credit it was granted (the console was closed). */
+  onConsoleOverrun?(hostId: string): void;
+  /** An answer was dropped: it named an operation this controller sent to another host, or none it knows. */
+  onAnswerDropped?(hostId: string, kind: 'op-result' | 'op-progress', reason: 'other-host' | 'unknown-operation'): void;
 }
+
+/**
+ * Operations whose target is remembered after a disconnect (an answer may come on the next stream).
+ * Answered ones are forgotten at once; this bounds those never answered (a host gone for good).
+ */
+const MAX_TARGETS = 100_000;
 
 interface Session {
   hostId: string;
@@ -48,7 +58,18 @@ interface Session {
   vms: Map<string, VmReport>;
   volumes: Map<string, VolumeReport>;
   inflight: Map<string, { resolve: (r: OpResult) => void; reject: (e: Error) => void }>;
-  consoles: Map<string, PassThrough>;
+  consoles: Map<string, ConsoleRelay>;
+}
+
+/** Console bytes an agent may send ahead of what the API client has taken, per console stream. */
+export const CONSOLE_WINDOW = 256 * 1024;
+/** Console streams open at once per host: with the window, what one agent stream may carry of guests' output. */
+export const MAX_CONSOLES_PER_HOST = 16;
+
+export class TooManyConsolesError extends Error {
+  constructor(hostId: string) {
+    super(`host ${hostId} already has ${MAX_CONSOLES_PER_HOST} console streams open; try again when one is closed`);
+  }
 }
 
 export class AgentNotConnectedError extends Error {
@@ -63,6 +84,11 @@ const CLOSE_GRACE_MS = 1000;
 export class AgentHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   private readonly sessions = new Map<string, Session>();
+  /**
+   * The host each operation was last sent to. A host's answer counts only for its own operations:
+   * any host can name any operation id, and ids are easy to guess (`<backup>/create`).
+   */
+  private readonly targets = new Map<string, string>();
 
   constructor(
     /** Decides from the TLS peer whether it may open a stream, and as which host. */
@@ -180,7 +206,7 @@ export class AgentHub {
       if (!session || this.sessions.get(session.hostId) !== session) return;
       this.sessions.delete(session.hostId);
       for (const p of session.inflight.values()) p.reject(new AgentNotConnectedError(session.hostId));
-      for (const c of session.consoles.values()) c.end();
+      for (const c of session.consoles.values()) c.push(null);
       this.log.info({ hostId: session.hostId }, 'agent disconnected');
       this.events.onDisconnect(session.hostId);
     });
@@ -215,6 +241,8 @@ export class AgentHub {
         break;
       }
       case 'op-result': {
+        if (!this.answersOwn(s, msg)) break;
+        this.targets.delete(msg.opId);
         const p = s.inflight.get(msg.opId);
         s.inflight.delete(msg.opId);
         const result = { ok: msg.ok, error: msg.error, result: msg.result };
@@ -223,22 +251,39 @@ export class AgentHub {
         break;
       }
       case 'op-progress':
-        this.events.onOpProgress(s.hostId, msg.opId, msg.progress);
+        if (this.answersOwn(s, msg)) this.events.onOpProgress(s.hostId, msg.opId, msg.progress);
         break;
-      case 'console-data':
-        s.consoles.get(msg.streamId)?.write(Buffer.from(msg.data, 'base64'));
+      case 'console-data': {
+        const c = s.consoles.get(msg.streamId);
+        if (!c || c.accept(Buffer.from(msg.data, 'base64'))) break;
+        this.log.warn({ hostId: s.hostId, streamId: msg.streamId }, 'agent sent console data beyond its credit; console closed');
+        this.events.onConsoleOverrun?.(s.hostId);
+        s.consoles.delete(msg.streamId);
+        c.destroy(new Error('the agent sent more console data than it was granted'));
+        s.ws.send(JSON.stringify({ type: 'console-close', streamId: msg.streamId } satisfies ControllerMessage));
         break;
+      }
       case 'console-end': {
         const c = s.consoles.get(msg.streamId);
         s.consoles.delete(msg.streamId);
-        if (msg.error) c?.destroy(new Error(msg.error));
-        else c?.end();
+        if (msg.error) c?.destroy(new Error(msg.error.slice(0, 500)));
+        else c?.push(null);
         break;
       }
       case 'hello':
         s.ws.close(1008, 'duplicate hello');
         break;
     }
+  }
+
+  /** Whether the operation an answer names was sent to this host; if not, the answer is dropped, logged and counted. */
+  private answersOwn(s: Session, msg: { type: 'op-result' | 'op-progress'; opId: string }): boolean {
+    const target = this.targets.get(msg.opId);
+    if (target === s.hostId) return true;
+    const reason = target === undefined ? 'unknown-operation' : 'other-host';
+    this.log.warn({ hostId: s.hostId, opId: msg.opId.slice(0, 200), kind: msg.type, reason }, 'dropped an answer for an operation not sent to this host');
+    this.events.onAnswerDropped?.(s.hostId, msg.type, reason);
+    return false;
   }
 
   isConnected(hostId: string): boolean {
@@ -264,6 +309,15 @@ export class AgentHub {
     return [...(this.sessions.get(hostId)?.vms.values() ?? [])].filter((v) => v.disks.includes(volumeId)).map((v) => v.instanceId);
   }
 
+  /** The instance whose guest unplugged the volume itself, per the host's VM reports, and the tag of the attach it undid. */
+  releasedBy(hostId: string, volumeId: string): { instanceId: string; tag?: string } | undefined {
+    for (const v of this.sessions.get(hostId)?.vms.values() ?? []) {
+      const r = v.released?.find((x) => x.volumeId === volumeId);
+      if (r) return { instanceId: v.instanceId, tag: r.tag };
+    }
+    return undefined;
+  }
+
   isInFlight(hostId: string, opId: string): boolean {
     return this.sessions.get(hostId)?.inflight.has(opId) ?? false;
   }
@@ -273,6 +327,9 @@ export class AgentHub {
     const s = this.sessions.get(hostId);
     if (!s) return Promise.reject(new AgentNotConnectedError(hostId));
     const existing = s.inflight.get(op.opId);
+    this.targets.delete(op.opId);
+    this.targets.set(op.opId, hostId);
+    if (this.targets.size > MAX_TARGETS) this.targets.delete(this.targets.keys().next().value!);
     return new Promise<OpResult>((resolve, reject) => {
       if (existing) {
         // Same operation already on its way: share its answer.
@@ -288,14 +345,17 @@ export class AgentHub {
     });
   }
 
-  /** Streams the VM's serial console; destroy the stream to stop following. */
-  openConsole(hostId: string, instanceId: string, opts: { follow: boolean; tailBytes?: number }): PassThrough {
+  /** Streams the VM's serial console, as fast as the reader takes it; destroy the stream to stop following. */
+  openConsole(hostId: string, instanceId: string, opts: { follow: boolean; tailBytes: number }): ConsoleRelay {
     const s = this.sessions.get(hostId);
     if (!s) throw new AgentNotConnectedError(hostId);
+    if (s.consoles.size >= MAX_CONSOLES_PER_HOST) throw new TooManyConsolesError(hostId);
     const streamId = randomBytes(8).toString('hex');
-    const out = new PassThrough();
+    const out = new ConsoleRelay(CONSOLE_WINDOW, (bytes) => {
+      if (s.consoles.has(streamId) && s.ws.readyState === s.ws.OPEN) s.ws.send(JSON.stringify({ type: 'console-credit', streamId, bytes } satisfies ControllerMessage));
+    });
     s.consoles.set(streamId, out);
-    const msg: ControllerMessage = { type: 'console-open', streamId, instanceId, follow: opts.follow, tailBytes: opts.tailBytes };
+    const msg: ControllerMessage = { type: 'console-open', streamId, instanceId, follow: opts.follow, tailBytes: opts.tailBytes, window: CONSOLE_WINDOW };
     s.ws.send(JSON.stringify(msg));
     out.on('close', () => {
       if (s.consoles.delete(streamId) && s.ws.readyState === s.ws.OPEN) {
@@ -303,6 +363,12 @@ export class AgentHub {
       }
     });
     return out;
+  }
+
+  /** Open console streams: how many, the bytes held for their readers, and how many wait for a slow reader. */
+  consoleStats(): { streams: number; bufferedBytes: number; awaitingCredit: number } {
+    const all = [...this.sessions.values()].flatMap((s) => [...s.consoles.values()]);
+    return { streams: all.length, bufferedBytes: all.reduce((n, c) => n + c.buffered, 0), awaitingCredit: all.filter((c) => c.awaitingCredit).length };
   }
 
   close(): void {

@@ -24,7 +24,7 @@ import { BackupPolicies } from './backup-policies.ts';
 import type { BackupProgress } from '../model/backup.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { allocatableOf, schedule, type AllocationPolicy, type MemoryFit, type SchedulableHost } from './scheduler.ts';
-import { planSnapshot, planVolume } from './volume-plan.ts';
+import { detachReleased, planSnapshot, planVolume } from './volume-plan.ts';
 import { WorkQueue } from './work-queue.ts';
 import { NetworkReconciler } from './network-reconciler.ts';
 
@@ -556,6 +556,7 @@ export class Controller {
       case 'vm.delete':
         return { opId, kind, instanceId: inst.id };
       case 'vm.attach':
+        return { opId, kind, instanceId: inst.id, volumeId: volumeId!, tag: disks.find((d) => d.volumeId === volumeId)?.tag };
       case 'vm.detach':
         return { opId, kind, instanceId: inst.id, volumeId: volumeId! };
       case 'vm.start':
@@ -566,7 +567,7 @@ export class Controller {
           memoryMiB: inst.spec.memoryMiB,
           memory: await this.memoryPortions(inst),
           kernelArgs: inst.spec.kernelArgs,
-          disks: disks.map((d) => ({ volumeId: d.volumeId, boot: d.boot })),
+          disks: disks.map((d) => ({ volumeId: d.volumeId, boot: d.boot, tag: d.tag })),
           forwardPorts: inst.spec.forwardPorts,
           nics: await this.vmNics(inst),
           generation: inst.generation,
@@ -667,6 +668,12 @@ export class Controller {
       for (const i of await this.store.instances.list()) if (i.spec.bootVolume === id || v.spec.attachedTo === i.id) this.queues.instance.add(i.id);
     }
     const hostId = v.status.hostId;
+    const released = hostId ? this.hub.releasedBy(hostId, id) : undefined;
+    if (released && detachReleased(v, released, this.now())) {
+      v = await this.store.volumes.update(id, (cur) => detachReleased(cur, released, this.now()) ?? null);
+      this.opts.log.warn({ volume: v.name, instance: released.instanceId }, 'volume detached: its guest unplugged it');
+      this.queues.instance.add(released.instanceId);
+    }
     const host = hostId ? await this.store.hosts.get(hostId) : undefined;
     const pluggedInto = hostId ? this.hub.vmsWithDisk(hostId, id)[0] : undefined;
     const plan = planVolume(v, {

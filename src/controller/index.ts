@@ -4,14 +4,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from '../api/connection-guard.ts';
 import { buildApi } from '../api/server.ts';
 import { createLogger } from '../common/log.ts';
-import { loadOrCreateSecret } from '../common/secrets.ts';
+import { ensurePrivateDir, loadOrCreateSecret } from '../common/secrets.ts';
 import { VERSION } from '../common/version.ts';
 import { DiscoveryResponder } from '../discovery/responder.ts';
 import type { Capabilities } from '../discovery/policy.ts';
@@ -103,9 +103,9 @@ async function discoverySigner(trust: TrustService, id: string): Promise<{ der: 
 
 export async function startController(cfg: ControllerConfig): Promise<RunningController> {
   const log = cfg.log ?? createLogger('controller');
-  await mkdir(cfg.dataDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(cfg.dataDir);
   const clientDir = cfg.clientDir ?? join(cfg.dataDir, '..');
-  await mkdir(clientDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(clientDir);
   const adminTokenFile = join(clientDir, 'admin-token');
   const adminToken = await loadOrCreateSecret(adminTokenFile);
   const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db') });
@@ -116,7 +116,14 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
 
   const heartbeatMs = cfg.heartbeatMs ?? 2000;
   let hub: AgentHub | undefined;
-  const metrics = createMetrics(store, () => hub?.connectedHostIds().length ?? 0, () => trust.nonceBytes);
+  const metrics = createMetrics(
+    store,
+    {
+      connectedAgents: () => hub?.connectedHostIds().length ?? 0,
+      consoles: () => hub?.consoleStats() ?? { streams: 0, bufferedBytes: 0, awaitingCredit: 0 },
+    },
+    () => trust.nonceBytes,
+  );
   const controller = new Controller(store, {
     lostAfterMs: cfg.lostAfterMs ?? heartbeatMs * 5,
     resyncMs: cfg.resyncMs ?? 10_000,
@@ -140,6 +147,8 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       onOpResult: (h, op, r) => controller.onOpResult(h, op, r),
       onOpProgress: (_h, op, p) => controller.onOpProgress(op, p),
       onDisconnect: (h) => void controller.onDisconnect(h).catch((e) => log.error({ err: e }, 'disconnect handling failed')),
+      onAnswerDropped: (_h, kind, reason) => metrics.agentAnswersDropped.inc({ kind, reason }),
+      onConsoleOverrun: () => metrics.consoleOverruns.inc(),
     },
     log,
     cfg.connections?.helloTimeoutMs,

@@ -122,10 +122,11 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
         return send(ids.restart, 'vm.restart');
       }
       st.phase = 'running';
-      // Volumes plugged in or out while running: one hot-plug operation at a time.
+      // Volumes plugged in or out while running: one hot-plug operation at a time. A volume the guest
+      // unplugged itself is not plugged back behind its back; a newer attach request (tag) is.
       const have = new Set(vm.disks);
       const want = new Set(ctx.desiredDisks.map((d) => d.volumeId));
-      const plug = ctx.desiredDisks.find((d) => !have.has(d.volumeId));
+      const plug = ctx.desiredDisks.find((d) => !have.has(d.volumeId) && !vm.released?.some((r) => r.volumeId === d.volumeId && r.tag === d.tag));
       const unplug = vm.disks.find((v) => !want.has(v));
       if (plug || unplug) {
         const [kind, volumeId] = plug ? (['vm.attach', plug.volumeId] as const) : (['vm.detach', unplug!] as const);

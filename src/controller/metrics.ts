@@ -6,6 +6,8 @@ export interface ControllerMetrics {
   registry: Registry;
   apiRequests: Counter<'method' | 'route' | 'status'>;
   agentOps: Counter<'result'>;
+  agentAnswersDropped: Counter<'kind' | 'reason'>;
+  consoleOverruns: Counter;
   reconcileErrors: Counter<'kind'>;
   instanceStart: Histogram;
   discoveryDropped: Counter<'reason'>;
@@ -14,7 +16,13 @@ export interface ControllerMetrics {
   connectionsClosed: Counter<'reason'>;
 }
 
-export function createMetrics(store: Store, connectedAgents: () => number, nonceBytes: () => number): ControllerMetrics {
+/** What the metrics read from the agent hub at scrape time. */
+export interface HubView {
+  connectedAgents(): number;
+  consoles(): { streams: number; bufferedBytes: number; awaitingCredit: number };
+}
+
+export function createMetrics(store: Store, hub: HubView, nonceBytes: () => number): ControllerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'outrig_controller_' });
   const byPhase = async (rows: { status: { phase: string } }[], g: Gauge<'phase'>) => {
@@ -44,7 +52,26 @@ export function createMetrics(store: Store, connectedAgents: () => number, nonce
     help: 'Agents connected to this controller',
     registers: [registry],
     collect() {
-      this.set(connectedAgents());
+      this.set(hub.connectedAgents());
+    },
+  });
+  new Gauge({
+    name: 'outrig_console_streams',
+    help: 'Console streams relayed from agents to API clients: open, and those whose agent waits for a slow client',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const c = hub.consoles();
+      this.set({ state: 'open' }, c.streams);
+      this.set({ state: 'awaiting-credit' }, c.awaitingCredit);
+    },
+  });
+  new Gauge({
+    name: 'outrig_console_buffered_bytes',
+    help: "Guests' console bytes the controller holds for API clients (at most one window per stream)",
+    registers: [registry],
+    collect() {
+      this.set(hub.consoles().bufferedBytes);
     },
   });
   new Gauge({
@@ -98,6 +125,13 @@ export function createMetrics(store: Store, connectedAgents: () => number, nonce
       registers: [registry],
     }),
     agentOps: new Counter({ name: 'outrig_agent_operations_total', help: 'Operation answers from agents', labelNames: ['result'], registers: [registry] }),
+    agentAnswersDropped: new Counter({
+      name: 'outrig_agent_answers_dropped_total',
+      help: 'Operation answers and progress from a host for an operation not sent to it (another host\'s, or unknown), dropped',
+      labelNames: ['kind', 'reason'],
+      registers: [registry],
+    }),
+    consoleOverruns: new Counter({ name: 'outrig_console_overruns_total', help: 'Console streams closed because an agent sent more than its credit', registers: [registry] }),
     reconcileErrors: new Counter({ name: 'outrig_reconcile_errors_total', help: 'Reconciler runs that threw', labelNames: ['kind'], registers: [registry] }),
     discoveryDropped: new Counter({ name: 'outrig_discovery_dropped_total', help: 'Discovery messages dropped (malformed, unsigned, stale, replayed, oversized)', labelNames: ['reason'], registers: [registry] }),
     discoveryAnswers: new Counter({ name: 'outrig_discovery_answers_total', help: 'Discovery acknowledgements and declines sent', labelNames: ['kind'], registers: [registry] }),

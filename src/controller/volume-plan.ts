@@ -3,10 +3,10 @@
  * the host's report (its diskd's volumes and their snapshots) and the last operation in; the next
  * status and at most one operation out.
  */
-import { setCondition } from '../model/conditions.ts';
+import { getCondition, setCondition } from '../model/conditions.ts';
 import type { VolumeReport } from '../model/agent-protocol.ts';
 import type { LastOp } from '../model/instance.ts';
-import type { Snapshot, SnapshotStatus, Volume, VolumeStatus } from '../model/volume.ts';
+import type { Snapshot, SnapshotStatus, Volume, VolumeSpec, VolumeStatus } from '../model/volume.ts';
 
 export type VolumeOpKind = 'volume.ensure' | 'volume.resize' | 'volume.delete';
 export type SnapshotOpKind = 'snapshot.ensure' | 'snapshot.delete';
@@ -39,6 +39,18 @@ export interface VolumePlan {
   status: VolumeStatus;
   send?: { opId: string; kind: VolumeOpKind };
   remove?: boolean;
+}
+
+/**
+ * A volume the guest of its instance unplugged itself (it powered off the PCIe slot) is detached in
+ * its spec, as a guest that powers its VM off stops its instance: it is not plugged back behind the
+ * guest's back. Only the attach request that plugged it in is undone (the tag is the volume's
+ * generation then), never a newer one. Returns the change to write, or undefined.
+ */
+export function detachReleased(v: Volume, released: { instanceId: string; tag?: string } | undefined, now: Date): { spec: VolumeSpec; status: VolumeStatus } | undefined {
+  if (!released || v.spec.attachedTo !== released.instanceId || released.tag !== `g${v.generation}`) return undefined;
+  const message = `the guest of instance ${released.instanceId} unplugged it (powered off its slot); it was detached`;
+  return { spec: { ...v.spec, attachedTo: undefined }, status: { ...v.status, conditions: setCondition(v.status.conditions, { type: 'GuestReleased', status: 'True', reason: 'GuestUnplugged', message }, now) } };
 }
 
 export function planVolume(v: Volume, ctx: VolumePlanContext): VolumePlan {
@@ -77,6 +89,9 @@ export function planVolume(v: Volume, ctx: VolumePlanContext): VolumePlan {
   );
   if (!ctx.host.connected) return { status: st };
   st.attachedTo = ctx.pluggedInto;
+  if (ctx.pluggedInto && getCondition(st.conditions, 'GuestReleased')?.status === 'True') {
+    st.conditions = setCondition(st.conditions, { type: 'GuestReleased', status: 'False', reason: 'Plugged', message: '' }, ctx.now);
+  }
 
   const o = ctx.observed;
   if (!o) {

@@ -12,6 +12,7 @@ export {
   type Accel,
   type PortForward,
   type VmDisk,
+  type VmNetNic,
   type VmPaths,
   type VmSpec,
 } from './qemu-command.ts';

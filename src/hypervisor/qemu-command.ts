@@ -17,6 +17,8 @@ export interface VmDisk {
   boot: boolean;
   /** Index of the PCIe root port it sits on (0..ROOT_PORTS-1). */
   port: number;
+  /** Opaque to the driver: the owner's name for the request that plugged it in. */
+  tag?: string;
 }
 
 /** Spare PCIe root ports, so volumes can be plugged and unplugged while the VM runs. */
@@ -71,7 +73,7 @@ export interface VmSpec {
   /** NICs on Outrig networks: taps made by the agent, opened by name. */
   nics?: VmNetNic[];
   /** Opaque to the driver: what the owner (the agent) needs to know about this VM after a restart. */
-  owner: { generation: number; restartSeq: number };
+  owner: { generation: number; restartSeq: number; released?: { volumeId: string; tag?: string }[] };
 }
 
 export interface VmPaths {

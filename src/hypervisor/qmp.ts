@@ -45,6 +45,9 @@ export class QmpClient extends EventEmitter {
       greet = res;
       greetFail = rej;
     });
+    // connect() awaits the greeting only once the socket is up; a connection refused before that
+    // must not leave this rejection unhandled (Node would end the agent for it).
+    this.greeting.catch(() => undefined);
     let greeted = false;
     sock.setEncoding('utf8');
     sock.on('data', (chunk: string) => {

@@ -8,8 +8,11 @@ import { Inventory } from './host.ts';
 import { PortForward } from './instance.ts';
 import { BackupProgress } from './backup.ts';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: console streams are flow-controlled (console-open's window, console-credit). */
+export const PROTOCOL_VERSION = 2;
 export const AGENT_STREAM_PATH = '/v1/agent/stream';
+/** Raw bytes in one console-data message at most. */
+export const CONSOLE_CHUNK_MAX = 32 * 1024;
 
 export const VmState = Type.Union([
   Type.Literal('starting'),
@@ -22,6 +25,9 @@ export type VmState = Static<typeof VmState>;
 /** How a guest NIC reaches its network: `tap` names the tap device, or `pciAddress` the virtual function (mode vf). */
 export const NicAttachment = Type.Object({ tap: Type.Optional(Type.String()), pciAddress: Type.Optional(Type.String()), mac: Type.String(), mode: Type.String(), reason: Type.String() });
 export type NicAttachment = Static<typeof NicAttachment>;
+
+export const DiskRelease = Type.Object({ volumeId: Type.String(), tag: Type.Optional(Type.String()) });
+export type DiskRelease = Static<typeof DiskRelease>;
 
 export const VmReport = Type.Object({
   instanceId: Type.String(),
@@ -37,6 +43,11 @@ export const VmReport = Type.Object({
   lastExit: Type.Optional(Type.Object({ at: Type.String(), reason: Type.String() })),
   /** Volumes plugged into the VM (ids). */
   disks: Type.Array(Type.String()),
+  /**
+   * Volumes the guest unplugged itself since the VM started (it powered off their PCIe slot), with the
+   * tag of the request that had plugged them in; dropped again when the volume is attached anew.
+   */
+  released: Type.Optional(Type.Array(DiskRelease, { maxItems: 64 })),
   /** Its NICs on networks: the host device, and how they reach the network (and why not a VF). */
   nics: Type.Optional(Type.Array(NicAttachment)),
   /** The balloon: the target this agent set (absent until it sets one), what the guest holds, and what it uses (absent without statistics). */
@@ -92,8 +103,8 @@ export const VmDefinition = Type.Object({
   /** Extra kernel command line (direct kernel boot only). */
   kernelArgs: Type.Optional(Type.String()),
   readyMarker: Type.Optional(Type.String()),
-  /** Volumes, in order; `boot` marks the one the firmware boots from. */
-  disks: Type.Array(Type.Object({ volumeId: Type.String(), boot: Type.Boolean() })),
+  /** Volumes, in order; `boot` marks the one the firmware boots from; `tag` names the attach request (reported back if the guest unplugs it). */
+  disks: Type.Array(Type.Object({ volumeId: Type.String(), boot: Type.Boolean(), tag: Type.Optional(Type.String()) })),
   forwardPorts: Type.Array(Type.Integer()),
   /** NICs on Outrig networks: a tap on the network's bridge each; the guest learns its address from the kernel command line. */
   nics: Type.Optional(Type.Array(VmNic)),
@@ -111,7 +122,7 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.restart'), instanceId: Type.String(), vm: VmDefinition }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.stop'), instanceId: Type.String(), generation: Type.Integer() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.delete'), instanceId: Type.String() }),
-  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.attach'), instanceId: Type.String(), volumeId: Type.String() }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.attach'), instanceId: Type.String(), volumeId: Type.String(), tag: Type.Optional(Type.String()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.detach'), instanceId: Type.String(), volumeId: Type.String() }),
   /** Sets the guest's balloon target: the memory it may hold. Idempotent, so not journaled. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.balloon'), instanceId: Type.String(), targetMiB: Type.Integer() }),
@@ -169,7 +180,8 @@ export const AgentMessage = Type.Union([
   Type.Object({ type: Type.Literal('op-result'), opId: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()), result: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
   /** Progress of long operations (backups, restores), at most about once a second. */
   Type.Object({ type: Type.Literal('op-progress'), opId: Type.String(), progress: BackupProgress }),
-  Type.Object({ type: Type.Literal('console-data'), streamId: Type.String(), data: Type.String() }),
+  /** Base64; at most the credit the controller has granted for the stream (more ends the console). */
+  Type.Object({ type: Type.Literal('console-data'), streamId: Type.String({ maxLength: 64 }), data: Type.String({ maxLength: 4 * CONSOLE_CHUNK_MAX / 3 + 4 }) }),
   Type.Object({ type: Type.Literal('console-end'), streamId: Type.String(), error: Type.Optional(Type.String()) }),
 ]);
 export type AgentMessage = Static<typeof AgentMessage>;
@@ -182,9 +194,15 @@ export const ControllerMessage = Type.Union([
     streamId: Type.String(),
     instanceId: Type.String(),
     follow: Type.Boolean(),
-    /** Bytes from the end of the log to start at; omitted means the whole log. */
-    tailBytes: Type.Optional(Type.Integer()),
+    /** Bytes from the end of the log (the rotated previous file included) to start at. */
+    tailBytes: Type.Integer({ minimum: 0 }),
+    /**
+     * Console bytes the agent may send before the controller grants more (console-credit): the
+     * controller grants what its API client has taken, so a slow reader slows the agent's reading.
+     */
+    window: Type.Integer({ minimum: 1 }),
   }),
+  Type.Object({ type: Type.Literal('console-credit'), streamId: Type.String(), bytes: Type.Integer({ minimum: 1 }) }),
   Type.Object({ type: Type.Literal('console-close'), streamId: Type.String() }),
 ]);
 export type ControllerMessage = Static<typeof ControllerMessage>;

@@ -1,7 +1,8 @@
 /**
  * Acceptance, volumes: a real guest writes a file to a volume, the instance is deleted, and a new
- * instance with the same volume reads it back. Also: hot-plug and unplug on a running guest,
- * snapshot and clone, and booting from an image-backed clone of an imported qcow2 disk.
+ * instance with the same volume reads it back. Also: hot-plug and unplug on a running guest, a guest
+ * that unplugs its own disk, snapshot and clone, and booting from an image-backed clone of an
+ * imported qcow2 disk.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,6 +13,7 @@ import { buildTestDisk } from '../../src/hypervisor/guest-image/test-disk.ts';
 import { findProcessesWith } from '../../src/hypervisor/process.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Volume } from '../../src/model/volume.ts';
+import { TEST_HOOK_ARG, guestDiskSerials, guestPowersOffDiskSlot, hookReady } from '../helpers/guest-hook.ts';
 import { waitUntil } from '../helpers/wait.ts';
 import { Cluster } from './cluster.ts';
 
@@ -53,6 +55,37 @@ describe('volumes', () => {
     await waitUntil('the guest to see it go', async () => /OUTRIG-VOLUME-GONE vdb/.test(await consoleOf('w2')), 30_000);
     assert.equal((await vol('extra')).status.phase, 'available');
     await ok('volume', 'delete', 'extra');
+  });
+
+  test('a guest that unplugs its own disk (powers off its slot) neither crashes the agent nor keeps the volume in use', async () => {
+    await ok('volume', 'create', 'ejected', '--size', '64M');
+    await ok('instance', 'create', 'h1', '--image', 'test', '--kernel-args', TEST_HOOK_ARG, '--wait-ready');
+    const fwd = (await inst('h1')).status.network.forwards[0]!;
+    await hookReady(fwd.hostPort);
+    const serial = (await vol('ejected')).id.slice(0, 20);
+    const seen = async () => (await guestDiskSerials(fwd.hostPort)).includes(serial);
+    const available = (why: string) =>
+      waitUntil(why, async () => {
+        const v = await vol('ejected');
+        return v.status.phase === 'available' && !v.spec.attachedTo && !v.status.attachedTo ? v : undefined;
+      }, 60_000);
+
+    // As in the report: the guest pulls the disk, then the operator detaches it.
+    await ok('volume', 'attach', 'ejected', 'h1');
+    await waitUntil('the guest to see the disk', seen, 60_000);
+    assert.match(await guestPowersOffDiskSlot(fwd.hostPort, serial), /\/sys\/bus\/pci\/slots\//);
+    await ok('volume', 'detach', 'ejected');
+    await available('the volume detached and available');
+
+    // Plugged in again (its block node was closed), then pulled by the guest alone: the controller detaches it.
+    await ok('volume', 'attach', 'ejected', 'h1');
+    await waitUntil('the guest to see the disk again', seen, 60_000);
+    assert.match(await guestPowersOffDiskSlot(fwd.hostPort, serial), /\/sys\/bus\/pci\/slots\//);
+    const v = await available('the controller to detach the volume the guest released');
+    assert.match(v.status.conditions.find((x) => x.type === 'GuestReleased' && x.status === 'True')?.message ?? '', /unplugged it/);
+    assert.equal(c.agent!.proc.exitCode, null, 'the agent is still running');
+    await ok('instance', 'delete', 'h1');
+    await ok('volume', 'delete', 'ejected');
   });
 
   test('a clone of a snapshot starts with the snapshot content and shares its space', async () => {

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { everFits } from '../../controller/scheduler.ts';
+import { TooManyConsolesError } from '../../controller/agent-hub.ts';
 import { Name } from '../../model/common.ts';
 import { InstanceResource, type Instance } from '../../model/instance.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
@@ -32,10 +33,17 @@ export const CreateInstance = Type.Object(
   { additionalProperties: false },
 );
 
+/** Labels a response body as a guest's own bytes: nothing Outrig wrote, nothing to trust or render raw. */
+export const UNTRUSTED_HEADER = 'x-outrig-untrusted-output';
+export const UNTRUSTED_VALUE = 'guest-serial-console';
+
+/** A console request without `tail` starts this far back: recent output, not everything the guest kept. */
+export const DEFAULT_CONSOLE_TAIL = 256 * 1024;
+
 const ConsoleQuery = Type.Object(
   {
     follow: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
-    tail: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'start this many bytes before the end' })),
+    tail: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: `start this many bytes before the end (default ${DEFAULT_CONSOLE_TAIL}; the log holds at most two rotated files of the agent's --serial-log-max)` })),
   },
   { additionalProperties: false },
 );
@@ -212,6 +220,11 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       schema: {
         tags: ['instances'],
         summary: 'The serial console log as text; follow=true keeps streaming as the guest writes',
+        description:
+          `Untrusted guest output: the bytes the guest wrote to its serial port, unfiltered, possibly with terminal control sequences ` +
+          `(OSC, CSI, C1) and not necessarily UTF-8. The response says so in the header \`${UNTRUSTED_HEADER}: ${UNTRUSTED_VALUE}\`; ` +
+          `a client that shows it on a terminal must escape control characters (the outrig CLI does unless --raw). ` +
+          `Without tail it starts ${DEFAULT_CONSOLE_TAIL} bytes before the end. The stream goes as fast as the client reads.`,
         params: RefParams,
         querystring: ConsoleQuery,
       },
@@ -221,13 +234,18 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       const hostId = inst.status.hostId;
       if (!hostId) throw new ApiError(409, 'not_placed', `instance ${inst.name} is not placed on a host yet`);
       if (!s.hub.isConnected(hostId)) throw new ApiError(503, 'host_unreachable', `the agent of host ${inst.status.hostName ?? hostId} is not connected`);
-      const stream = s.hub.openConsole(hostId, inst.id, {
-        follow: req.query.follow === 'true',
-        tailBytes: req.query.tail === undefined ? undefined : Number(req.query.tail),
-      });
+      let stream;
+      try {
+        stream = s.hub.openConsole(hostId, inst.id, { follow: req.query.follow === 'true', tailBytes: req.query.tail === undefined ? DEFAULT_CONSOLE_TAIL : Number(req.query.tail) });
+      } catch (e) {
+        if (e instanceof TooManyConsolesError) throw new ApiError(429, 'too_many_consoles', e.message);
+        throw e;
+      }
       req.raw.on('close', () => stream.destroy());
       reply.header('content-type', 'text/plain; charset=utf-8');
       reply.header('cache-control', 'no-store');
+      reply.header('x-content-type-options', 'nosniff');
+      reply.header(UNTRUSTED_HEADER, UNTRUSTED_VALUE);
       return reply.send(stream);
     },
   );

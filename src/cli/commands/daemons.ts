@@ -4,6 +4,8 @@ import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { DEFAULT_CONNECTION_LIMITS } from '../../api/connection-guard.ts';
+import { guardProcess } from '../../common/crash-guard.ts';
+import { createLogger } from '../../common/log.ts';
 import { CliError } from '../errors.ts';
 import { collect, parseDuration, parseIntIn, parseIntStrict, parseListen } from '../parse.ts';
 import { mkdir, readFile, stat } from 'node:fs/promises';
@@ -122,7 +124,10 @@ export function daemonCommands(program: Command): void {
         const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
         if (o.advertiseUrl && !/^https:\/\/[^/]+/.test(o.advertiseUrl)) throw new CliError(`--advertise-url must be an https:// URL, got '${o.advertiseUrl}'`, 2);
         const { startController, DEFAULT_FEATURES } = await import('../../controller/index.ts');
+        const log = createLogger('controller');
+        guardProcess(log);
         const c = await startController({
+          log,
           dataDir: o.data ?? join(dataRoot(), 'controller'),
           clientDir: dataRoot(),
           host,
@@ -183,6 +188,7 @@ export function daemonCommands(program: Command): void {
     .option('--underlay <address>', "this host's address VXLAN runs over (default: the address of the default route's interface)")
     .addOption(new Option('--stop-timeout <seconds>', 'how long a stop waits for the guest before forcing it').default(30).argParser(parseIntStrict('--stop-timeout')))
     .addOption(new Option('--accel <accel>', 'force an accelerator instead of probing').choices(['kvm', 'tcg']))
+    .addOption(new Option('--serial-log-max <MiB>', "rotate a VM's serial log past this size; one previous file is kept").default(8).argParser(parseIntStrict('--serial-log-max')))
     .action(
       async (o: {
         discover?: boolean;
@@ -206,6 +212,7 @@ export function daemonCommands(program: Command): void {
         data?: string;
         stopTimeout: number;
         accel?: 'kvm' | 'tcg';
+        serialLogMax: number;
         networkBackend: 'auto' | 'vxlan' | 'vlan';
         underlay?: string;
         dedicatedPort?: string;
@@ -221,13 +228,17 @@ export function daemonCommands(program: Command): void {
           dedicatedTo: o.dedicatedTenant ? { tenant: o.dedicatedTenant } : undefined,
         };
         if (!o.broadcast && !o.target.length) throw new CliError('--no-broadcast needs at least one --target', 2);
+        if (o.serialLogMax < 1) throw new CliError('--serial-log-max must be at least 1 (MiB)', 2);
         const localCa = join(dataRoot(), 'ca.crt');
         const caPem = o.caFile ? await readFile(o.caFile, 'utf8') : !o.caFingerprint && existsSync(localCa) ? await readFile(localCa, 'utf8') : undefined;
         const join_: JoinMode = o.discover
           ? { kind: 'discover', policy, labels: o.label, port: o.discoveryPort, group: o.discoveryGroup, targets: o.target, onlyTargets: !o.broadcast, pinnedCaFingerprint: o.caFingerprint }
           : { kind: 'direct', controllerUrl: (o.controller ?? apiUrl()).replace(/\/+$/, ''), caPem, caFingerprint: o.caFingerprint, policy, labels: o.label };
         const { startAgent } = await import('../../agent/index.ts');
+        const log = createLogger('agent');
+        guardProcess(log);
         const a = await startAgent({
+          log,
           dataDir,
           join: join_,
           bootstrapToken,
@@ -236,6 +247,7 @@ export function daemonCommands(program: Command): void {
           stopTimeoutMs: o.stopTimeout * 1000,
           accel: o.accel ?? (process.env.OUTRIG_ACCEL as 'kvm' | 'tcg' | undefined),
           network: { backend: o.networkBackend, underlay: o.underlay, dedicatedPort: o.dedicatedPort },
+          serialLogMaxBytes: o.serialLogMax * 1024 * 1024,
         });
         process.stderr.write(`outrig agent ${a.name} (${a.hostId}) joined ${a.controllerUrl}; accelerator ${a.kvm.usable ? 'kvm' : 'tcg'} (${a.kvm.reason})\n`);
         await untilSignal(() => a.close());

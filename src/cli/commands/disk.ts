@@ -168,7 +168,12 @@ export function diskdCommand(program: Command): void {
       const { dataRoot } = await import('../../common/paths.ts');
       const { createLogger } = await import('../../common/log.ts');
       const { Diskd } = await import('../../disk/diskd.ts');
-      const d = new Diskd(o.data ?? join(dataRoot(), 'agent', 'diskd'), createLogger('diskd'), o.cache);
+      const { guardProcess } = await import('../../common/crash-guard.ts');
+      const log = createLogger('diskd');
+      // A throw half-way through a request may leave the engine's memory wrong: exit, and the agent
+      // starts diskd again (QEMU's NBD clients reconnect); a forgotten rejection is only logged.
+      guardProcess(log, { exitOnException: true });
+      const d = new Diskd(o.data ?? join(dataRoot(), 'agent', 'diskd'), log, o.cache);
       await d.start();
       process.stderr.write(`outrig diskd serving ${d.paths.nbd}, control ${d.paths.control}\n`);
       await untilSignal(() => d.close());

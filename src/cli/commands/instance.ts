@@ -8,6 +8,7 @@ import { collect, parseIntStrict, parseLabels, parseMemory } from '../parse.ts';
 import { parseSize } from './disk.ts';
 import { age, mib, printDetails, printJson, printTable } from '../output.ts';
 import { waitFor, waitOptions, type WaitFlags } from '../wait.ts';
+import { TerminalSanitizer } from '../terminal-safe.ts';
 
 const path = (ref: string) => `/v1/instances/${encodeURIComponent(ref)}`;
 
@@ -186,10 +187,11 @@ export function instanceCommands(program: Command): void {
 
   inst
     .command('console <instance>')
-    .description("print the instance's serial console")
+    .description("print the instance's serial console (guest output: on a terminal, control sequences are shown escaped)")
     .option('-f, --follow', 'keep printing as the guest writes (Ctrl-C to stop)')
-    .option('--tail <bytes>', 'start this many bytes before the end', parseIntStrict('--tail'))
-    .action(async (ref: string, o: { follow?: boolean; tail?: number }, cmd: Command) => {
+    .option('--tail <bytes>', 'start this many bytes before the end (default: the last 256 KiB)', parseIntStrict('--tail'))
+    .option('--raw', "write the guest's bytes to the terminal unchanged, control sequences included (only for a guest you trust)")
+    .action(async (ref: string, o: { follow?: boolean; tail?: number; raw?: boolean }, cmd: Command) => {
       const { api } = contextOf(cmd);
       const q = new URLSearchParams({ follow: o.follow ? 'true' : 'false' });
       if (o.tail !== undefined) q.set('tail', String(o.tail));
@@ -198,6 +200,9 @@ export function instanceCommands(program: Command): void {
         const body = (await res.json().catch(() => undefined)) as { error?: { message?: string; code?: string } } | undefined;
         throw new ApiRequestError(res.status, body?.error?.code ?? 'http_error', body?.error?.message ?? `HTTP ${res.status}`);
       }
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+      // Escaped only for a terminal: a pipe or file gets the bytes as the guest wrote them.
+      const safe = process.stdout.isTTY && !o.raw ? new TerminalSanitizer() : undefined;
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(safe ? safe.push(chunk) : chunk);
+      if (safe) process.stdout.write(safe.end());
     });
 }

@@ -1,7 +1,8 @@
 /** `outrig up`: the all-in-one cloud on this machine (controller + agent), optionally with a demo VM. */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
+import { guardProcess } from '../../common/crash-guard.ts';
+import { ensurePrivateDir } from '../../common/secrets.ts';
 import { createLogger } from '../../common/log.ts';
 import { dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { ensureRequirements, VM_REQUIREMENTS } from '../../common/system-requirements.ts';
@@ -81,18 +82,22 @@ export function upCommand(program: Command): void {
       ensureRequirements(VM_REQUIREMENTS, say);
       const root = dataRoot();
       const logs = join(root, 'logs');
-      await mkdir(logs, { recursive: true });
+      // Before anything is written there: the data root holds the admin token, keys, logs and guests' disks.
+      for (const d of [root, logs, join(root, 'agent')]) await ensurePrivateDir(d);
       const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
       say(`Outrig ${VERSION}: data in ${root}, logs in ${logs}`);
 
       // Loaded here, not at the top: other commands (disk serve) should not pay for the server stack.
       const { startController } = await import('../../controller/index.ts');
       const { startAgent } = await import('../../agent/index.ts');
+      const controllerLog = createLogger('controller', { file: join(logs, 'controller.log') });
+      // One process serves the API and runs the agent: a stray error in either must not end both.
+      guardProcess(controllerLog);
       const controller = await startController({
         dataDir: join(root, 'controller'),
         host,
         port,
-        log: createLogger('controller', { file: join(logs, 'controller.log') }),
+        log: controllerLog,
       }).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE') throw new CliError(`${o.listen} is already in use: is another 'outrig up' or controller running? Use --listen to pick another address.`);
         throw e;

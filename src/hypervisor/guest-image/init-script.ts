@@ -97,6 +97,19 @@ elif [ -n "$NETBENCH" ]; then
 fi
 mkdir -p /www
 echo "outrig test guest $NAME" > /www/index.html
+# Tests that play a hostile guest: with outrig.testhook=1 on the command line, POST /cgi-bin/run runs
+# the request body as a shell script inside the guest (as root) and answers with its output. Anyone
+# who reaches the guest's port 80 could use it, so it is off unless a test asks for it.
+if [ "$(arg outrig.testhook)" = 1 ]; then
+  mkdir -p /www/cgi-bin
+  cat > /www/cgi-bin/run <<'HOOK'
+#!/bin/busybox sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+head -c "$CONTENT_LENGTH" > /tmp/hook.sh
+sh /tmp/hook.sh 2>&1
+HOOK
+  chmod +x /www/cgi-bin/run
+fi
 httpd -p 80 -h /www
 # ACPI power button: the host's graceful stop. Without this handler a stop would wait for its timeout.
 for ev in /sys/class/input/event*; do

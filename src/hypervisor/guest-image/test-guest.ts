@@ -13,7 +13,7 @@ import { loadOrder, parseModulesBuiltin, parseModulesDep } from './modules.ts';
 import { TEST_GUEST_READY_MARKER, testGuestInit } from './init-script.ts';
 
 /** Bumped whenever the produced image changes, so cached builds are redone. */
-const BUILDER_VERSION = 8;
+const BUILDER_VERSION = 9;
 
 export const TEST_GUEST_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'virtio_balloon', 'button', 'evdev'];
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { FileTail, watchForMarker } from '../../../src/agent/file-tail.ts';
+import { FileTail, MarkerScanner, watchForMarker } from '../../../src/agent/file-tail.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { waitUntil } from '../../helpers/wait.ts';
 
@@ -46,5 +46,17 @@ test('finds a marker split across writes, only after the offset', async () => {
   } finally {
     w.stop();
     dir.remove();
+  }
+});
+
+test('the scanner keeps at most marker-length-minus-one bytes between chunks, even for a one-byte marker', () => {
+  for (const marker of ['Z', 'OUTRIG-GUEST-READY', 'prêt']) {
+    const s = new MarkerScanner(marker);
+    for (let i = 0; i < 200; i++) {
+      assert.equal(s.feed(Buffer.alloc(4096, i % 2 ? 'a' : 'b')), false);
+      assert.ok(s.carried <= Buffer.byteLength(marker) - 1, `${marker}: ${s.carried} bytes carried`);
+    }
+    const bytes = Buffer.from(`..${marker}..`);
+    assert.equal(s.feed(bytes.subarray(0, 3)) || s.feed(bytes.subarray(3)), true, `${marker} found, split across chunks`);
   }
 });

@@ -42,3 +42,24 @@ test('the journal keeps a bounded number of answers', async () => {
     dir.remove();
   }
 });
+
+test('an answer still goes out when the journal cannot be written (a full disk), and later writes are tried again', async () => {
+  const dir = tempDir();
+  const unhandled: unknown[] = [];
+  const on = (e: unknown) => void unhandled.push(e);
+  process.on('unhandledRejection', on);
+  try {
+    const errors: string[] = [];
+    // A journal whose directory does not exist: every write fails, as on a full disk.
+    const j = new OpJournal(join(dir.path, 'missing', 'ops.json'), 1000, (e) => errors.push(e.message));
+    assert.deepEqual(await j.run('op-1', async () => ({ snapshotId: 's1' })), { ok: true, result: { snapshotId: 's1' } });
+    assert.deepEqual(await j.run('op-2', async () => undefined), { ok: true });
+    assert.deepEqual(await j.run('op-1', async () => assert.fail('ran twice')), { ok: true, result: { snapshotId: 's1' } }, 'answered from memory');
+    assert.equal(errors.length, 2, 'each write was tried and reported');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', on);
+    dir.remove();
+  }
+});

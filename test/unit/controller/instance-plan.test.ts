@@ -135,3 +135,14 @@ test('deleting: unplaced rows go at once; placed ones after the agent removed th
   assert.match(away.status.message ?? '', /waiting for host h1/);
   assert.equal(planInstance(i, ctx({ hostExists: false })).remove, true, 'a host that no longer exists holds nothing to remove');
 });
+
+test('a volume the guest unplugged itself is not plugged back; a newer attach request (tag) is', () => {
+  const i = inst({ lastOp: op('i-1/g1/start', 'vm.start', 'succeeded') });
+  const desiredDisks = [{ volumeId: 'v-1', boot: false, tag: 'g2' }];
+  const released = vm('running', { released: [{ volumeId: 'v-1', tag: 'g2' }] });
+  const p = planInstance(i, ctx({ vm: released, desiredDisks }));
+  assert.equal(p.send, undefined, 'the guest released it: not plugged behind its back');
+  assert.equal(p.status.phase, 'running');
+  const again = planInstance(i, ctx({ vm: released, desiredDisks: [{ volumeId: 'v-1', boot: false, tag: 'g4' }] }));
+  assert.deepEqual(again.send, { opId: 'i-1/attach/v-1/g4', kind: 'vm.attach', volumeId: 'v-1' });
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { planSnapshot, planVolume, volumeOpIds, type VolumePlanContext } from '../../../src/controller/volume-plan.ts';
+import { detachReleased, planSnapshot, planVolume, volumeOpIds, type VolumePlanContext } from '../../../src/controller/volume-plan.ts';
 import type { LastOp } from '../../../src/model/instance.ts';
 import type { Snapshot, Volume, VolumePhase } from '../../../src/model/volume.ts';
 
@@ -73,4 +73,17 @@ test('snapshots wait for their volume, are taken once, and are ready when the ho
   assert.equal(ready.status.sizeBytes, 1 << 30);
   const del = planSnapshot({ ...s, status: { phase: 'deleting', conditions: [], hostId: 'h-1' } }, { volume: v, host: { exists: true, connected: true }, observedVolume: { ...report(), snapshots: ['s-1'] }, lastOpInFlight: false, now });
   assert.deepEqual(del.send, { opId: 's-1/delete', kind: 'snapshot.delete' });
+});
+
+test('a volume its guest unplugged is detached in the spec, once, only for the attach that plugged it', () => {
+  const v = vol({ phase: 'in-use', attachedTo: 'i-1', generation: 5 });
+  const change = detachReleased(v, { instanceId: 'i-1', tag: 'g5' }, now);
+  assert.equal(change?.spec.attachedTo, undefined);
+  assert.match(change?.status.conditions.find((c) => c.type === 'GuestReleased' && c.status === 'True')?.message ?? '', /guest of instance i-1 unplugged it/);
+  assert.equal(detachReleased(v, { instanceId: 'i-1', tag: 'g4' }, now), undefined, 'an older attach: the user attached it again since');
+  assert.equal(detachReleased(v, { instanceId: 'i-2', tag: 'g5' }, now), undefined, 'another instance');
+  assert.equal(detachReleased(v, undefined, now), undefined);
+  assert.equal(detachReleased({ ...v, spec: change!.spec, status: change!.status, generation: 6 }, { instanceId: 'i-1', tag: 'g5' }, now), undefined, 'already done');
+  const replugged = planVolume({ ...v, spec: { ...v.spec, attachedTo: 'i-1' }, status: change!.status }, ctx({ observed: report(), pluggedInto: 'i-1' }));
+  assert.equal(replugged.status.conditions.find((c) => c.type === 'GuestReleased')?.status, 'False', 'plugged in again');
 });
