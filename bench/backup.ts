@@ -9,7 +9,8 @@
  * Each step runs for both tools back to back, in `--rounds` rounds (default 3) with the order
  * alternating; the table has the medians.
  *
- * Usage: npm run bench:backup [-- --data DIR] [--rounds N] [--keep]
+ * Usage: npm run bench:backup [-- --data DIR] [--rounds N] [--keep] [--quick]
+ * (--quick: /usr/share/doc only, one round: a smoke test that the benchmark still works, which npm test runs)
  */
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -21,6 +22,7 @@ const arg = (k: string) => {
   const i = args.indexOf(`--${k}`);
   return i >= 0 ? args[i + 1] : undefined;
 };
+const quick = args.includes('--quick');
 const work = mkdtempSync(join(tmpdir(), 'outrig-bench-backup-'));
 const PASS = 'bench passphrase';
 const OUTRIG = join(import.meta.dirname, '..', 'bin', 'outrig.js');
@@ -75,9 +77,10 @@ const outrig: Tool = {
 try {
   const data = arg('data') ?? join(work, 'data');
   if (!arg('data')) {
-    process.stderr.write(`copying /usr/share and /usr/bin to ${data} ...\n`);
+    const sources = quick ? ['/usr/share/doc'] : ['/usr/share', '/usr/bin'];
+    process.stderr.write(`copying ${sources.join(' and ')} to ${data} ...\n`);
     sh('mkdir', ['-p', data]);
-    sh('cp', ['-a', '/usr/share', '/usr/bin', data]);
+    sh('cp', ['-a', ...sources, data]);
   }
   const all = files(data);
   const bytes = all.reduce((n, f) => n + statSync(f).size, 0);
@@ -87,7 +90,7 @@ try {
   // Rounds, each step run by both tools back to back, the order alternating between rounds, and
   // medians: this disk's speed drifts within minutes, and a tool that always went second would
   // always meet the slower disk.
-  const rounds = Number(arg('rounds') ?? 3);
+  const rounds = Number(arg('rounds') ?? (quick ? 1 : 3));
   const samples: Record<string, Record<string, number[]>> = { restic: {}, outrig: {} };
   const note = (tool: string, k: string, v: number) => ((samples[tool]![k] ??= []).push(v), v);
   for (let round = 0; round < rounds; round++) {

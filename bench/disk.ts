@@ -15,7 +15,7 @@ import { waitUntil } from '../test/helpers/wait.ts';
 
 const quick = process.argv.includes('--quick');
 const DISK_SIZE = 8 * 1024 ** 3;
-const REGION = quick ? '512M' : '2G';
+const REGION = quick ? '128M' : '2G';
 
 type Target = 'outrig' | 'qcow2' | 'raw';
 type Cache = 'writethrough' | 'writeback';
@@ -37,7 +37,7 @@ const WORKLOADS: Workload[] = [
   { key: 'over_qd1', title: '4K random write QD1, written disk (overwrite)', rw: 'randwrite', bs: '4k', depth: 1, fresh: false, ioSize: quick ? '4M' : '48M' },
   { key: 'over_qd32', title: '4K random write QD32, written disk (overwrite)', rw: 'randwrite', bs: '4k', depth: 32, fresh: false, ioSize: quick ? '16M' : '100M' },
   { key: 'read_qd32', title: '4K random read QD32', rw: 'randread', bs: '4k', depth: 32, fresh: false, ioSize: quick ? '32M' : '200M' },
-  { key: 'seq_1m', title: '1 MiB sequential write QD4', rw: 'write', bs: '1M', depth: 4, fresh: false, ioSize: quick ? '256M' : '2G' },
+  { key: 'seq_1m', title: '1 MiB sequential write QD4', rw: 'write', bs: '1M', depth: 4, fresh: false, ioSize: quick ? '64M' : '2G' },
 ];
 
 const work = tempDir('outrig-bench-disk-');

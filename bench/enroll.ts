@@ -4,7 +4,7 @@
  * bootstrap token that every agent presents, as the README's multi-server flow does), `--concurrency`
  * at a time. The controller is a separate `outrig controller` process, as in production; the
  * agents are in-process clients running the agent's own discovery and enrollment code.
- * Usage: npm run bench:enroll -- [--hosts 1000] [--concurrency 100]
+ * Usage: npm run bench:enroll -- [--hosts 1000] [--concurrency 100] [--quick]
  * Last line: hosts=<n> seconds=<s>
  */
 import { X509Certificate } from 'node:crypto';
@@ -18,9 +18,11 @@ import { generateKeyPair } from '../src/pki/index.ts';
 import { adminApi, startControllerProcess, stopDaemon } from '../test/helpers/processes.ts';
 import { tempDir } from '../test/helpers/tmp.ts';
 
-const { values } = parseArgs({ options: { hosts: { type: 'string', default: '1000' }, concurrency: { type: 'string', default: '100' } } });
-const N = Number(values.hosts);
-const CONCURRENCY = Number(values.concurrency);
+const { values } = parseArgs({ options: { hosts: { type: 'string' }, concurrency: { type: 'string' }, quick: { type: 'boolean', default: false } } });
+// --quick: 30 hosts, 10 at a time, a smoke test that the benchmark still works (npm test runs it).
+const N = Number(values.hosts ?? (values.quick ? 30 : 1000));
+const CONCURRENCY = Number(values.concurrency ?? (values.quick ? 10 : 100));
+if (!Number.isInteger(N) || N < 1 || !Number.isInteger(CONCURRENCY) || CONCURRENCY < 1) throw new Error('--hosts and --concurrency must be positive whole numbers');
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;

@@ -11,7 +11,7 @@
  * medians. Ends with `throughput_vs_floor=<ratio> latency_vs_floor=<ratio>` (latency: floor ÷
  * Outrig, so higher is better for both).
  *
- * Usage: npm run bench:network [-- --rounds N]
+ * Usage: npm run bench:network [-- --rounds N | --quick]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,7 +24,8 @@ import { tempDir } from '../test/helpers/tmp.ts';
 import { waitUntil } from '../test/helpers/wait.ts';
 
 const roundsArg = process.argv.indexOf('--rounds');
-const rounds = roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 3;
+// --quick: one round, a smoke test that the benchmark still works (npm test runs it).
+const rounds = process.argv.includes('--quick') ? 1 : roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 3;
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive whole number');
 
 interface Result {

@@ -2,7 +2,7 @@
  * Memory pooling simulator: the DRAM a fleet needs to host a VM trace under (a) static allocation
  * of each VM's full size from local DRAM and (b) Outrig's pooled tiers plus balloons, at the same
  * service level. See bench/memory/README.md for the model and its sources.
- * Usage: npm run bench:memory -- [--seed 1] [--hosts 32] [--days 7] [--group 8] [--pool-pct 10] [--max-batch 16]
+ * Usage: npm run bench:memory -- [--quick] [--seed 1] [--hosts 32] [--days 7] [--group 8] [--pool-pct 10] [--max-batch 16]
  *        [--overcommit 1.5] [--pooled-share 0.25] [--guarantee 0.25] [--sweep]
  * (or MEMSIM_SEED, MEMSIM_HOSTS, MEMSIM_DAYS, … in the environment)
  * Last line: dram_saved_pct=<local DRAM saved by (b)> short_vmtime_pct=<(b)'s short VM-time>
@@ -32,15 +32,17 @@ const spec = {
 type Key = keyof typeof spec;
 
 const { values } = parseArgs({
-  options: { ...Object.fromEntries(Object.keys(spec).map((k) => [k, { type: 'string' as const }])), sweep: { type: 'boolean' }, help: { type: 'boolean' } },
+  options: { ...Object.fromEntries(Object.keys(spec).map((k) => [k, { type: 'string' as const }])), sweep: { type: 'boolean' }, help: { type: 'boolean' }, quick: { type: 'boolean' } },
 });
 if (values.help) {
   for (const [k, v] of Object.entries(spec)) process.stdout.write(`  --${k.padEnd(13)} ${v.help} (default ${v.def})\n`);
   process.stdout.write('  --sweep         also search (b) over pool sizes, pooled shares and overcommit\n');
   process.exit(0);
 }
+// --quick: a small fleet for a day, a smoke test that the simulator still runs (npm test runs it).
+const QUICK: Partial<Record<Key, number>> = { hosts: 8, days: 1 };
 const opt = (k: Key): number => {
-  const raw = (values as Record<string, unknown>)[k] ?? process.env[`MEMSIM_${k.toUpperCase().replaceAll('-', '_')}`];
+  const raw = (values as Record<string, unknown>)[k] ?? process.env[`MEMSIM_${k.toUpperCase().replaceAll('-', '_')}`] ?? (values.quick ? QUICK[k] : undefined);
   const n = raw === undefined ? spec[k].def : Number(raw);
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${k}: not a number: ${String(raw)}`);
   return n;
