@@ -87,6 +87,21 @@ describe('VM manager', () => {
   });
 });
 
+/** A test guest with the test hook on (a test plays the hostile guest through it) and its web port forwarded. */
+function hostileGuest(name: string, img: GuestImageManifest): Parameters<VmManager['start']>[1] {
+  return {
+    name,
+    vcpus: 1,
+    memoryMiB: 256,
+    image: { id: 'img-x', name: 'test', cmdline: img.cmdline, readyMarker: img.readyMarker, files: { kernel: img.files.kernel, initrd: img.files.initrd } },
+    kernelArgs: TEST_HOOK_ARG,
+    forwardPorts: [80],
+    disks: [],
+    generation: 1,
+    restartSeq: 0,
+  };
+}
+
 /**
  * A root guest can unplug its own hot-plugged disk by powering off the PCIe slot; QEMU then deletes
  * the device without being asked. The agent must notice, close the block node, forget the disk and
@@ -139,17 +154,7 @@ describe('VM manager: a guest that unplugs its own disk', () => {
   };
 
   test('the agent sees the guest unplug a disk: block node closed, spec updated, released reported; detach is then a no-op', async () => {
-    await vms.start('i-u', {
-      name: 'u',
-      vcpus: 1,
-      memoryMiB: 256,
-      image: { id: 'img-x', name: 'test', cmdline: img.cmdline, readyMarker: img.readyMarker, files: { kernel: img.files.kernel, initrd: img.files.initrd } },
-      kernelArgs: TEST_HOOK_ARG,
-      forwardPorts: [80],
-      disks: [],
-      generation: 1,
-      restartSeq: 0,
-    });
+    await vms.start('i-u', hostileGuest('u', img));
     await hookReady(port());
     await plugged();
     assert.match(await guestPowersOffDiskSlot(port(), 'v-u'), /\/sys\/bus\/pci\/slots\//);
@@ -226,17 +231,7 @@ describe('VM manager: a guest that floods its serial console', () => {
   });
 
   test('the serial log stays within its limit while the guest writes many times that, and the guest runs on', async () => {
-    await vms.start('i-f', {
-      name: 'f',
-      vcpus: 1,
-      memoryMiB: 256,
-      image: { id: 'img-x', name: 'test', cmdline: img.cmdline, readyMarker: img.readyMarker, files: { kernel: img.files.kernel, initrd: img.files.initrd } },
-      kernelArgs: TEST_HOOK_ARG,
-      forwardPorts: [80],
-      disks: [],
-      generation: 1,
-      restartSeq: 0,
-    });
+    await vms.start('i-f', hostileGuest('f', img));
     const port = vms.report()[0]!.forwards[0]!.hostPort;
     await hookReady(port);
     const line = (i: number) => `FLOOD ${i} ${'y'.repeat(100)}`;
