@@ -1,11 +1,13 @@
 /** A controller and one agent in this process, the agent enrolled and ready, with an API client and the test image. */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
 import { ApiClient } from '../../src/cli/client.ts';
 import { registerImage } from '../../src/cli/commands/image.ts';
 import { createLogger } from '../../src/common/log.ts';
 import { startController, type RunningController } from '../../src/controller/index.ts';
-import { buildTestGuest } from '../../src/hypervisor/index.ts';
+import { buildTestGuest, macFor, type VmSpec } from '../../src/hypervisor/index.ts';
+import type { Instance } from '../../src/model/instance.ts';
 import { killProcessesUnder } from './cleanup.ts';
 import { tempDir } from './tmp.ts';
 import { waitUntil } from './wait.ts';
@@ -40,4 +42,19 @@ export async function startInProcess(hostName: string): Promise<InProcessCluster
       dir.remove();
     },
   };
+}
+
+/**
+ * An instance placed on the agent's host with a VM directory as the agent would have left it
+ * (launch spec, adopted as stopped), so a test can write its serial log as a guest would.
+ */
+export async function stoppedVm(env: InProcessCluster, name: string): Promise<{ inst: Instance; serialLog: string }> {
+  const inst = await env.api.post<Instance>('/v1/instances', { name, image: 'test', vcpus: 1, memoryMiB: 64, start: false });
+  await waitUntil('instance placed', async () => (await env.api.get<Instance>(`/v1/instances/${inst.id}`)).status.hostId);
+  const vmDir = join(env.dir.path, 'agent', 'vms', inst.id);
+  mkdirSync(vmDir, { recursive: true });
+  const spec: VmSpec = { id: inst.id, name, vcpus: 1, memoryMiB: 64, disks: [], accel: 'tcg', forwards: [], mac: macFor(inst.id), owner: { generation: 1, restartSeq: 0 } };
+  writeFileSync(join(vmDir, 'vm.json'), JSON.stringify(spec));
+  await env.agent.vms.adoptAll();
+  return { inst, serialLog: join(vmDir, 'serial.log') };
 }

@@ -6,14 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { macFor, type VmSpec } from '../../src/hypervisor/index.ts';
-import type { Instance } from '../../src/model/instance.ts';
-import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
+import { startInProcess, stoppedVm, type InProcessCluster } from '../helpers/in-process.ts';
 import { OUTRIG_BIN } from '../helpers/processes.ts';
-import { waitUntil } from '../helpers/wait.ts';
 
 const HOSTILE = Buffer.concat([
   Buffer.from('OUTRIG-GUEST-READY name=talker\n'),
@@ -38,14 +34,8 @@ describe('the console on the operator terminal', () => {
 
   before(async () => {
     env = await startInProcess('tty-host');
-    const inst = await env.api.post<Instance>('/v1/instances', { name: 'talker', image: 'test', vcpus: 1, memoryMiB: 64, start: false });
-    await waitUntil('instance placed', async () => (await env.api.get<Instance>(`/v1/instances/${inst.id}`)).status.hostId);
-    const vmDir = join(env.dir.path, 'agent', 'vms', inst.id);
-    mkdirSync(vmDir, { recursive: true });
-    const spec: VmSpec = { id: inst.id, name: 'talker', vcpus: 1, memoryMiB: 64, disks: [], accel: 'tcg', forwards: [], mac: macFor(inst.id), owner: { generation: 1, restartSeq: 0 } };
-    writeFileSync(join(vmDir, 'vm.json'), JSON.stringify(spec));
-    await env.agent.vms.adoptAll();
-    writeFileSync(join(vmDir, 'serial.log'), HOSTILE);
+    const { serialLog } = await stoppedVm(env, 'talker');
+    writeFileSync(serialLog, HOSTILE);
     cliEnv = { OUTRIG_DATA: env.dir.path, OUTRIG_URL: env.ctl.url };
   });
   after(() => env?.close());

@@ -8,15 +8,13 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdirSync, openSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { openSync, writeSync, closeSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { macFor, type VmSpec } from '../../src/hypervisor/index.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Volume } from '../../src/model/volume.ts';
-import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
+import { startInProcess, stoppedVm, type InProcessCluster } from '../helpers/in-process.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const MiB = 1024 * 1024;
@@ -37,15 +35,7 @@ describe('console flow control', () => {
 
   before(async () => {
     env = await startInProcess('console-host');
-    inst = await env.api.post<Instance>('/v1/instances', { name: 'talker', image: 'test', vcpus: 1, memoryMiB: 64, start: false });
-    await waitUntil('instance placed', async () => (await env.api.get<Instance>(`/v1/instances/${inst.id}`)).status.hostId);
-    // The VM as an agent would have left it: its directory and launch spec, adopted as stopped.
-    const vmDir = join(env.dir.path, 'agent', 'vms', inst.id);
-    mkdirSync(vmDir, { recursive: true });
-    const spec: VmSpec = { id: inst.id, name: 'talker', vcpus: 1, memoryMiB: 64, disks: [], accel: 'tcg', forwards: [], mac: macFor(inst.id), owner: { generation: 1, restartSeq: 0 } };
-    writeFileSync(join(vmDir, 'vm.json'), JSON.stringify(spec));
-    await env.agent.vms.adoptAll();
-    serialLog = join(vmDir, 'serial.log');
+    ({ inst, serialLog } = await stoppedVm(env, 'talker'));
     const fd = openSync(serialLog, 'w');
     const block: string[] = [];
     for (let i = 0; i * LINE_BYTES < LOG_BYTES; i++) {
