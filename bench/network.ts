@@ -1,22 +1,25 @@
 /**
- * bench:network — guest-to-guest TCP throughput and latency on one Outrig network, beside two
- * plain QEMU guests on a hand-made Linux bridge (the floor), in one run. Both pairs are the same
- * test guest (TCG here), one host; everything runs in network namespaces this benchmark makes.
- *  - Outrig: controller and agent as `outrig` processes (agent in its own namespace), a network,
- *    two instances with a NIC on it; the client guest fetches a 64 MiB file from the server
- *    guest's web server three times (wget) and pings it 50 times. Results are read from the
- *    client's serial log on the host, as the floor's are.
- *  - Floor: the same kernel and initramfs, `qemu-system-x86_64` with a tap each on one bridge.
+ * bench:network — guest-to-guest TCP throughput and latency between two hosts on one Outrig network
+ * (traffic through each host's bridge, its firewall and VXLAN over the underlay), beside two plain
+ * QEMU guests joined the same way by hand (the floor), in one run. Each "host" is a network
+ * namespace this benchmark makes; the guests are the test guest (TCG here) with the same NIC set
+ * (a restricted user-mode NIC, then a virtio-net on the tap, MTU 1450) and the same CPU model.
+ *  - Outrig: a controller and two agents as `outrig` processes in their own namespaces, a network,
+ *    a server instance on h2 and a client on h1 (placed by cordoning the other host); the client
+ *    fetches a 64 MiB file from the server's web server three times (wget) and pings it 50 times.
+ *    Results are read from the client's serial log on its host, as the floor's are.
+ *  - Floor: two namespaces joined by a veth (the underlay), in each a bridge, a tap and a VXLAN
+ *    device with a static flood entry for the other, no filtering; the same kernel and initramfs.
  * Pairs alternate (Outrig, floor, Outrig, ...) for `--rounds` rounds (default 3); the table has
- * medians. Ends with `throughput_vs_floor=<ratio> latency_vs_floor=<ratio>` (latency: floor ÷
- * Outrig, so higher is better for both).
+ * medians with their spread. Ends with `hosts=2 throughput_vs_floor=<ratio> latency_vs_floor=<ratio>`
+ * (latency: floor ÷ Outrig, so higher is better for both).
  *
  * Usage: npm run bench:network [-- --rounds N | --quick]
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildTestGuest } from '../src/hypervisor/index.ts';
+import { buildTestGuest, cpuModelFor } from '../src/hypervisor/index.ts';
 import type { Instance } from '../src/model/instance.ts';
 import { createLan } from '../test/helpers/netns.ts';
 import { NetnsCluster } from '../test/helpers/netns-cluster.ts';
@@ -50,15 +53,27 @@ function parse(consoleText: string): Result | undefined {
 }
 
 const dir = tempDir('outrig-bench-net-');
-const lan = createLan(['ctl', 'h1']);
-const floorNs = `${lan.switchNs.replace(/-sw$/, '')}-floor`;
+const lan = createLan(['ctl', 'h1', 'h2']);
+const floorTag = lan.switchNs.replace(/-sw$/, '');
+const floorNs = [`${floorTag}-fh1`, `${floorTag}-fh2`] as const;
 const cluster = new NetnsCluster(lan, dir.path);
 const cli = (...args: string[]) => cluster.ok(...args);
 
+/** Creates an instance on `host` (the other one cordoned meanwhile). */
+async function createOn(host: string, other: string, name: string, kernelArgs: string): Promise<Instance> {
+  await cli('host', 'cordon', other);
+  try {
+    return JSON.parse(await cli('instance', 'create', name, '--image', 'test', '--network', 'bench', '--kernel-args', kernelArgs, '--json')) as Instance;
+  } finally {
+    await cli('host', 'uncordon', other);
+  }
+}
+
 async function outrigPair(round: number): Promise<Result> {
-  const srv = JSON.parse(await cli('instance', 'create', `srv${round}`, '--image', 'test', '--network', 'bench', '--kernel-args', 'outrig.netbench=serve', '--json')) as Instance;
+  const srv = await createOn('h2', 'h1', `srv${round}`, 'outrig.netbench=serve');
   const addr = srv.spec.nics![0]!.address;
-  const client = JSON.parse(await cli('instance', 'create', `cli${round}`, '--image', 'test', '--network', 'bench', '--kernel-args', `outrig.netbench=${addr}`, '--json')) as Instance;
+  const client = await createOn('h1', 'h2', `cli${round}`, `outrig.netbench=${addr}`);
+  if (srv.status.hostName === client.status.hostName) throw new Error(`both guests landed on ${srv.status.hostName}: the benchmark must cross hosts`);
   // The serial log on the host, read like the floor's (a CLI process a second would load the CPU the guests run on).
   const log = cluster.serialLogPath('h1', client.id);
   const r = await waitUntil('the Outrig pair to finish', () => parse(existsSync(log) ? readFileSync(log, 'latin1') : ''), 600_000, 1000);
@@ -72,23 +87,25 @@ function ip(...args: string[]): void {
 
 async function floorPair(round: number, image: { kernel: string; initrd: string; cmdline: string }): Promise<Result> {
   const procs: ChildProcess[] = [];
-  const guest = (name: string, tap: string, mac: string, addr: string, bench: string) => {
+  const guest = (ns: string, name: string, tap: string, mac: string, addr: string, bench: string) => {
     const log = join(dir.path, `floor-${round}-${name}.log`);
     writeFileSync(log, '');
     const args = [
-      'netns', 'exec', floorNs, 'qemu-system-x86_64',
-      '-machine', 'q35,accel=tcg', '-cpu', 'max', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot',
+      'netns', 'exec', ns, 'qemu-system-x86_64',
+      '-machine', 'q35,accel=tcg', '-cpu', cpuModelFor('tcg'), '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot',
       '-kernel', image.kernel, '-initrd', image.initrd,
       '-append', `${image.cmdline} outrig.name=${name} outrig.nic1=${mac},${addr}/24 outrig.netbench=${bench}`,
-      '-netdev', `tap,id=n1,ifname=${tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n1,mac=${mac},romfile=`,
+      // The NIC set Outrig gives a guest: the restricted management NIC first, then the network's.
+      '-netdev', 'user,id=net0,restrict=on', '-device', `virtio-net-pci,netdev=net0,mac=52:54:00:3d:00:${name === 'fsrv' ? '02' : '03'},romfile=`,
+      '-netdev', `tap,id=n1,ifname=${tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n1,mac=${mac},host_mtu=1450,romfile=`,
       '-serial', `file:${log}`,
     ];
     procs.push(spawn('ip', args, { stdio: 'ignore' }));
     return log;
   };
   try {
-    guest('fsrv', 'ft0', '0a:58:0a:3d:00:02', '10.61.0.2', 'serve');
-    const clientLog = guest('fcli', 'ft1', '0a:58:0a:3d:00:03', '10.61.0.3', '10.61.0.2');
+    guest(floorNs[1], 'fsrv', 'ft0', '0a:58:0a:3d:00:02', '10.61.0.2', 'serve');
+    const clientLog = guest(floorNs[0], 'fcli', 'ft0', '0a:58:0a:3d:00:03', '10.61.0.3', '10.61.0.2');
     return await waitUntil('the floor pair to finish', () => parse(existsSync(clientLog) ? readFileSync(clientLog, 'latin1') : ''), 600_000, 1000);
   } finally {
     for (const p of procs) p.kill();
@@ -96,23 +113,35 @@ async function floorPair(round: number, image: { kernel: string; initrd: string;
   }
 }
 
+/** The floor's two hosts: an underlay veth, and in each a bridge with a tap and a VXLAN device pointing at the other. */
+function makeFloor(): void {
+  const under = ['10.62.0.1', '10.62.0.2'];
+  for (const ns of floorNs) ip('netns', 'add', ns);
+  ip('-n', floorNs[0], 'link', 'add', 'fu', 'type', 'veth', 'peer', 'name', 'fu', 'netns', floorNs[1]);
+  floorNs.forEach((ns, i) => {
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('-n', ns, 'addr', 'add', `${under[i]}/24`, 'dev', 'fu');
+    ip('-n', ns, 'link', 'set', 'fu', 'up');
+    ip('-n', ns, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', ns, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', '42', 'local', under[i]!, 'dstport', '4789', 'nolearning');
+    ip('-n', ns, 'link', 'set', 'vx0', 'master', 'br0', 'up');
+    execFileSync('bridge', ['-n', ns, 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', under[1 - i]!], { stdio: ['ignore', 'ignore', 'pipe'] });
+    ip('-n', ns, 'tuntap', 'add', 'dev', 'ft0', 'mode', 'tap');
+    ip('-n', ns, 'link', 'set', 'ft0', 'master', 'br0', 'up');
+    ip('-n', ns, 'link', 'set', 'br0', 'up');
+  });
+}
+
 // Interrupted: still leave no namespace, process or file behind.
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanup().finally(() => process.exit(130)));
 
 try {
-  // The floor: a bridge and two taps, by hand.
-  ip('netns', 'add', floorNs);
-  ip('-n', floorNs, 'link', 'add', 'br0', 'type', 'bridge');
-  ip('-n', floorNs, 'link', 'set', 'br0', 'up');
-  for (const t of ['ft0', 'ft1']) {
-    ip('-n', floorNs, 'tuntap', 'add', 'dev', t, 'mode', 'tap');
-    ip('-n', floorNs, 'link', 'set', t, 'master', 'br0', 'up');
-  }
-  // Outrig: controller and agent, a network.
-  // The controller's default heartbeat (2 s), as users run it.
+  makeFloor();
+  // Outrig: a controller and two agents, a network. The controller's default heartbeat (2 s), as users run it.
   await cluster.startController(2000);
   await cluster.startAgent('h1');
-  await cluster.waitReady(1);
+  await cluster.startAgent('h2');
+  await cluster.waitReady(2);
   await cli('image', 'build-test');
   await cli('network', 'create', 'bench', '--subnet', '10.60.0.0/24', '--gateway', '10.60.0.1');
   const imgDir = join(dir.path, 'floor-image');
@@ -129,24 +158,27 @@ try {
       process.stderr.write(`round ${r + 1}/${rounds} ${which}: ${res.mbps.map((x) => x.toFixed(1)).join(' / ')} MB/s, ping ${res.pingMs} ms\n`);
     }
   }
-  const tput = (rs: Result[]) => median(rs.map((x) => median(x.mbps)));
-  const lat = (rs: Result[]) => median(rs.map((x) => x.pingMs));
-  const o = { t: tput(outrig), l: lat(outrig) };
-  const f = { t: tput(floor), l: lat(floor) };
-  process.stdout.write(`\n| median of ${rounds} rounds | plain QEMU on a bridge (floor) | Outrig network | ratio |\n|---|---|---|---|\n`);
-  process.stdout.write(`| TCP throughput, 64 MiB over HTTP (MB/s) | ${f.t.toFixed(1)} | ${o.t.toFixed(1)} | ${(o.t / f.t).toFixed(2)} |\n`);
-  process.stdout.write(`| ping round trip (ms) | ${f.l.toFixed(3)} | ${o.l.toFixed(3)} | ${(f.l / o.l).toFixed(2)} |\n\n`);
-  process.stdout.write(`throughput_vs_floor=${(o.t / f.t).toFixed(2)} latency_vs_floor=${(f.l / o.l).toFixed(2)}\n`);
+  const tputs = (rs: Result[]) => rs.map((x) => median(x.mbps));
+  const lats = (rs: Result[]) => rs.map((x) => x.pingMs);
+  const spread = (xs: number[], d: number) => `${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)}`;
+  const o = { t: median(tputs(outrig)), l: median(lats(outrig)) };
+  const f = { t: median(tputs(floor)), l: median(lats(floor)) };
+  process.stdout.write(`\n| median of ${rounds} rounds (spread), two hosts over VXLAN | plain QEMU, hand-made bridges and VXLAN (floor) | Outrig network | ratio |\n|---|---|---|---|\n`);
+  process.stdout.write(`| TCP throughput, 64 MiB over HTTP (MB/s) | ${f.t.toFixed(1)} (${spread(tputs(floor), 1)}) | ${o.t.toFixed(1)} (${spread(tputs(outrig), 1)}) | ${(o.t / f.t).toFixed(2)} |\n`);
+  process.stdout.write(`| ping round trip (ms) | ${f.l.toFixed(3)} (${spread(lats(floor), 3)}) | ${o.l.toFixed(3)} (${spread(lats(outrig), 3)}) | ${(f.l / o.l).toFixed(2)} |\n\n`);
+  process.stdout.write(`hosts=2 throughput_vs_floor=${(o.t / f.t).toFixed(2)} latency_vs_floor=${(f.l / o.l).toFixed(2)}\n`);
 } finally {
   await cleanup();
 }
 
 async function cleanup(): Promise<void> {
   await cluster.stop();
-  try {
-    ip('netns', 'del', floorNs);
-  } catch {
-    // not made
+  for (const ns of floorNs) {
+    try {
+      ip('netns', 'del', ns);
+    } catch {
+      // not made
+    }
   }
   dir.remove();
 }

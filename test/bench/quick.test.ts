@@ -15,7 +15,7 @@ const BENCHES: [string, RegExp][] = [
   ['memory', /^dram_saved_pct=-?[\d.]+ short_vmtime_pct=[\d.]+$/m],
   ['backup', /^initial_vs_restic=[\d.]+ incremental_vs_restic=[\d.]+ restore_vs_restic=[\d.]+ size_vs_restic=[\d.]+$/m],
   ['launch', /^launch_vs_qemu=[\d.]+$/m],
-  ['network', /^throughput_vs_floor=[\d.]+ latency_vs_floor=[\d.]+$/m],
+  ['network', /^hosts=2 throughput_vs_floor=[\d.]+ latency_vs_floor=[\d.]+$/m],
   ['disk', /^alloc_qd32_vs_qcow2=[\d.]+ alloc_qd32_vs_raw=[\d.]+ min_other_vs_raw=[\d.]+$/m],
 ];
 
