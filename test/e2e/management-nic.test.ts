@@ -55,6 +55,7 @@ try self get 127.0.0.1 80
 try acme-forward get 10.0.2.2 ${acmePort}
 try host-loopback get 10.0.2.2 ${loopbackPort}
 try api-tcp nc -w 5 10.0.2.2 ${apiPort} </dev/null
+try dhcp udhcpc -i eth0 -n -q -t 3 -T 1 -s /bin/true
 `,
     );
     t.diagnostic(`what the guest got: ${out}`);
@@ -63,6 +64,9 @@ try api-tcp nc -w 5 10.0.2.2 ${apiPort} </dev/null
     assert.doesNotMatch(result('acme-forward')[2]!, /outrig test guest acme-web/, `tenant other's guest fetched acme's page: ${out}`);
     assert.doesNotMatch(result('host-loopback')[2]!, /host-loopback-secret/, `the guest reached a server on the host's 127.0.0.1: ${out}`);
     assert.notEqual(result('api-tcp')[1], '0', `the guest opened a TCP connection to the controller's API port: ${out}`);
+    // QEMU's own DHCP server still answers (images that configure eth0 by DHCP keep their forwards);
+    // the script given to udhcpc does nothing, so eth0 keeps its address.
+    assert.equal(result('dhcp')[1], '0', `no DHCP answer on the management NIC: ${out}`);
 
     // The forwards still work after the attempts.
     assert.equal(await (await fetch(`http://127.0.0.1:${acmePort}/`)).text(), 'outrig test guest acme-web\n');
