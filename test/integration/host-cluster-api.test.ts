@@ -22,7 +22,9 @@ describe('dedicated host clusters: placement and add-host', () => {
     env = await startInProcess(HOST);
     for (const name of ['acme', 'other']) await env.api.post('/v1/tenants', { name });
     await env.api.post('/v1/networks', { name: 'net-acme', tenant: 'acme', subnet: '10.10.0.0/24' });
-    await env.api.post('/v1/host-clusters', { name: 'dc-a', tenant: 'acme', networks: ['net-acme'] });
+    const dc = await env.api.post<HostCluster>('/v1/host-clusters', { name: 'dc-a', tenant: 'acme', networks: ['net-acme'] });
+    // Its Dedicated condition settled now, so no reconcile changes the cluster under the comparisons below.
+    await env.ctl.controller.reconcileNow('hostCluster', dc.id);
   });
   after(() => env?.close());
 

@@ -45,6 +45,7 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
       spec: { tenant: tenant.name, networks, hosts: [] },
       status: { phase: 'active', conditions: [], principals: [] },
     });
+    s.controller.enqueue('hostCluster', c.id);
     return reply.status(201).send(c);
   });
 
