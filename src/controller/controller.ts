@@ -9,7 +9,7 @@ import { admit, type Portion } from '../memory/index.ts';
 import { setCondition } from '../model/conditions.ts';
 import type { AgentMessage, AgentOp, VmDefinition } from '../model/agent-protocol.ts';
 import type { Resource } from '../model/common.ts';
-import type { Host, Quantity } from '../model/host.ts';
+import type { Host } from '../model/host.ts';
 import type { Instance, LastOp } from '../model/instance.ts';
 import { DEFAULT_POOL, DEFAULT_POOL_SPEC } from '../model/memory.ts';
 import type { Snapshot, Volume } from '../model/volume.ts';
@@ -23,10 +23,13 @@ import { BackupReconciler, type BackupConfig } from './backup-reconciler.ts';
 import { BackupPolicies } from './backup-policies.ts';
 import type { BackupProgress } from '../model/backup.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { allocatableOf, schedule, type AllocationPolicy, type MemoryFit, type SchedulableHost } from './scheduler.ts';
+import { schedule, type AllocationPolicy, type MemoryFit, type SchedulableHost } from './scheduler.ts';
 import { detachReleased, planSnapshot, planVolume } from './volume-plan.ts';
 import { WorkQueue } from './work-queue.ts';
 import { NetworkReconciler } from './network-reconciler.ts';
+import { hostCapacity } from './capacity.ts';
+import { mayPlace } from './dedicated-hosts.ts';
+import { HostClusterReconciler } from './host-cluster-reconciler.ts';
 
 export interface ControllerOptions {
   lostAfterMs: number;
@@ -46,7 +49,7 @@ export const DIRECT_OP_PREFIX = 'direct/';
 const HEARTBEAT_PERSIST_MS = 15_000;
 
 type Hello = Extract<AgentMessage, { type: 'hello' }>;
-type Kind = 'host' | 'instance' | 'volume' | 'snapshot' | 'memory' | 'backup' | 'backupPolicy' | 'network';
+type Kind = 'host' | 'instance' | 'volume' | 'snapshot' | 'memory' | 'backup' | 'backupPolicy' | 'network' | 'hostCluster';
 type WithLastOp = { lastOp?: LastOp; phase: string };
 
 export class Controller {
@@ -62,6 +65,7 @@ export class Controller {
   readonly backups: BackupReconciler;
   private readonly policies: BackupPolicies;
   private readonly networks: NetworkReconciler;
+  private readonly clusters: HostClusterReconciler;
 
   constructor(
     private readonly store: Store,
@@ -82,7 +86,9 @@ export class Controller {
       backup: q('backup', (id) => this.backups.reconcile(id)),
       backupPolicy: q('backupPolicy', (id) => this.policies.reconcile(id)),
       network: q('network', (id) => this.networks.reconcile(id)),
+      hostCluster: q('hostCluster', (id) => this.clusters.reconcile(id)),
     };
+    this.clusters = new HostClusterReconciler({ store, clock: opts.clock, log: opts.log });
     this.networks = new NetworkReconciler({ store, hub: () => this.hub, clock: opts.clock, log: opts.log, enqueue: (id) => this.queues.network.add(id) });
     this.memory = new MemoryReconciler({ store, hub: () => this.hub, allocation: opts.allocation, clock: opts.clock, log: opts.log });
     this.backups = new BackupReconciler({
@@ -137,6 +143,7 @@ export class Controller {
     for (const b of await this.store.backups.list()) if (b.status.phase !== 'completed' && b.status.phase !== 'failed') this.queues.backup.add(b.id);
     for (const p of await this.store.backupPolicies.list()) this.queues.backupPolicy.add(p.id);
     for (const n of await this.store.networks.list()) this.queues.network.add(n.id);
+    for (const c of await this.store.hostClusters.list()) this.queues.hostCluster.add(c.id);
     this.enqueuePools();
   }
 
@@ -322,24 +329,8 @@ export class Controller {
   }
 
   /** Hosts with their allocatable and allocated capacity, as the scheduler and the API see them. */
-  async capacity(): Promise<(SchedulableHost & { host: Host })[]> {
-    const used = new Map<string, Quantity>();
-    for (const i of await this.store.instances.list()) {
-      if (!i.status.hostId) continue;
-      const u = used.get(i.status.hostId) ?? { vcpus: 0, memoryMiB: 0 };
-      used.set(i.status.hostId, { vcpus: u.vcpus + i.spec.vcpus, memoryMiB: u.memoryMiB + i.spec.memoryMiB });
-    }
-    return (await this.store.hosts.list())
-      .filter((h) => h.status.inventory)
-      .map((h) => ({
-        host: h,
-        id: h.id,
-        name: h.name,
-        phase: h.status.phase,
-        cordoned: h.spec.cordoned,
-        allocatable: allocatableOf(h.status.inventory!, this.opts.allocation),
-        allocated: used.get(h.id) ?? { vcpus: 0, memoryMiB: 0 },
-      }));
+  capacity(): Promise<(SchedulableHost & { host: Host })[]> {
+    return hostCapacity(this.store, this.opts.allocation);
   }
 
   get allocation(): AllocationPolicy {
@@ -429,7 +420,7 @@ export class Controller {
       if (pinned.size > 1) p = { ok: false, reason: 'Unschedulable', message: `its volumes are on different hosts (${[...pinned].join(', ')})` };
       else {
         if (pinned.size === 1) hosts = hosts.filter((h) => pinned.has(h.id));
-        p = schedule({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB }, hosts, memory.fits);
+        p = schedule({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB, tenant: inst.spec.tenant }, hosts, memory.fits);
         if (!p.ok && pinned.size === 1) p = { ...p, message: `${p.message} (its volumes pin it to host ${[...pinned][0]})` };
       }
       const now = this.now();
@@ -637,7 +628,7 @@ export class Controller {
       const h = b.status.hostId ? await this.store.hosts.get(b.status.hostId) : undefined;
       if (h && h.status.phase === 'ready') return { hostId: h.id };
     }
-    const hosts = (await this.capacity()).filter((h) => h.phase === 'ready' && !h.cordoned);
+    const hosts = (await this.capacity()).filter((h) => h.phase === 'ready' && !h.cordoned && mayPlace(v.spec.tenant, h.dedicatedTo));
     if (!hosts.length) return { wait: 'no ready host to create it on' };
     hosts.sort((a, b) => b.allocatable.memoryMiB - b.allocated.memoryMiB - (a.allocatable.memoryMiB - a.allocated.memoryMiB) || a.name.localeCompare(b.name));
     return { hostId: hosts[0]!.id };

@@ -56,10 +56,19 @@ export function planNetwork(net: Network, w: NetworkWorld): NetworkPlan {
     } else if (e) hosts.push(e);
     else hosts.push({ hostId: h.id, hostName: h.name, peers, state: 'sent', opId: '', at: w.now.toISOString(), error: 'host not connected' });
   }
+  const unconfirmed: string[] = [];
   for (const e of net.status.hosts) {
-    if (neededIds.has(e.hostId)) continue;
     const h = byId.get(e.hostId);
-    if (!h) continue; // the host is gone, and the network with it
+    if (neededIds.has(e.hostId) && h) continue;
+    if (!h) {
+      // The host's record was deleted, not the machine: it may still have the bridge and VXLAN
+      // device, and a segment id reused by another network would join the two. The entry (and
+      // with it the segment) stays until the host enrolls again and removes them, or an operator
+      // vouches that they are gone (forgetHost).
+      unconfirmed.push(e.hostName);
+      hosts.push({ ...e, error: `host record deleted; segment ${net.spec.segment} stays reserved until the host confirms its devices are gone (it enrolls again) or an operator forgets it (outrig network forget-host ${net.name} ${e.hostId})` });
+      continue;
+    }
     if (h.connected && (e.state !== 'removing' || stale(e))) {
       const opId = w.newOpId(h.id);
       hosts.push({ ...e, state: 'removing', opId, at: w.now.toISOString(), error: undefined });
@@ -67,12 +76,24 @@ export function planNetwork(net: Network, w: NetworkWorld): NetworkPlan {
     } else hosts.push(e);
   }
   hosts.sort((a, b) => a.hostName.localeCompare(b.hostName));
-  return {
-    hosts,
-    sends,
-    remove: deleting && hosts.length === 0,
-    message: missingUnderlay.length ? `no underlay address on ${missingUnderlay.join(', ')}: their guests reach only guests of the same host` : undefined,
-  };
+  const messages = [
+    missingUnderlay.length ? `no underlay address on ${missingUnderlay.join(', ')}: their guests reach only guests of the same host` : '',
+    unconfirmed.length ? `deleted host${unconfirmed.length > 1 ? 's' : ''} ${unconfirmed.join(', ')} never confirmed removing segment ${net.spec.segment}: it stays reserved` : '',
+  ].filter(Boolean);
+  return { hosts, sends, remove: deleting && hosts.length === 0, message: messages.length ? messages.join('; ') : undefined };
+}
+
+/**
+ * An operator vouches that a deleted host no longer has the network's devices (the machine was
+ * wiped, rebuilt or retired): its entry goes, and with the last one a network being deleted may
+ * go and its segment be reused. Refused for a host that still has a record: that host confirms
+ * by itself when it connects.
+ */
+export function forgetHost(net: Network, hostRef: string, hostExists: (hostId: string) => boolean): { ok: true; hosts: NetworkOnHost[] } | { ok: false; status: 404 | 409; message: string } {
+  const e = net.status.hosts.find((x) => x.hostId === hostRef) ?? net.status.hosts.find((x) => x.hostName === hostRef);
+  if (!e) return { ok: false, status: 404, message: `network ${net.name} has no entry for host '${hostRef}'` };
+  if (hostExists(e.hostId)) return { ok: false, status: 409, message: `host ${e.hostName} still has a record: it confirms removing segment ${net.spec.segment} itself when it connects; delete the host first if the machine is gone for good` };
+  return { ok: true, hosts: net.status.hosts.filter((x) => x !== e) };
 }
 
 /** Folds an agent's answer into the host's entry: ensured, removed (the entry goes) or failed. */

@@ -1,9 +1,11 @@
 /**
  * Instance placement. Pure: hosts and their current allocations in, a host or an explanation out.
- * Filter: ready, not cordoned, enough free vCPUs, and memory the host's pool can give (memory-pools.ts). Weigh: most free memory first
- * (spreads load; ties go to the host name so placement is deterministic).
+ * Filter: ready, not cordoned, not dedicated to another tenant, enough free vCPUs, and memory the
+ * host's pool can give (memory-pools.ts). Weigh: most free memory first (spreads load; ties go to
+ * the host name so placement is deterministic).
  */
 import type { Quantity } from '../model/host.ts';
+import { mayPlace, type Dedication } from './dedicated-hosts.ts';
 
 export interface SchedulableHost {
   id: string;
@@ -12,7 +14,12 @@ export interface SchedulableHost {
   cordoned: boolean;
   allocatable: Quantity;
   allocated: Quantity;
+  /** In a tenant's dedicated host cluster: only that tenant's instances may land here. */
+  dedicatedTo?: Dedication;
 }
+
+/** What an instance asks for; without a tenant it may land on no dedicated host. */
+export type PlacementRequest = Quantity & { tenant?: string };
 
 export type Placement =
   | { ok: true; hostId: string; hostName: string }
@@ -25,7 +32,7 @@ export function freeOf(h: SchedulableHost): Quantity {
 /** Whether a host's memory pool can take the request; the default only compares free memory. */
 export type MemoryFit = (h: SchedulableHost) => { ok: true } | { ok: false; why: string };
 
-export function schedule(req: Quantity, hosts: SchedulableHost[], fitsMemory?: MemoryFit): Placement {
+export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMemory?: MemoryFit): Placement {
   if (hosts.length === 0) return { ok: false, reason: 'NoHosts', message: 'no hosts are registered; start an agent' };
   const why = new Map<string, number>();
   const note = (r: string) => why.set(r, (why.get(r) ?? 0) + 1);
@@ -36,6 +43,7 @@ export function schedule(req: Quantity, hosts: SchedulableHost[], fitsMemory?: M
     const free = freeOf(h);
     if (h.cordoned) note('cordoned');
     else if (h.phase !== 'ready') note(`${h.phase}`);
+    else if (!mayPlace(req.tenant, h.dedicatedTo)) note(`dedicated to tenant ${h.dedicatedTo!.tenant} (host cluster ${h.dedicatedTo!.cluster})`);
     else if (free.vcpus < req.vcpus) note(`not enough free vCPUs (needs ${req.vcpus})`);
     else {
       const m = memory(h);

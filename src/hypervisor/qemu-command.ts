@@ -159,7 +159,10 @@ export function buildQemuArgs(spec: VmSpec, paths: VmPaths): string[] {
     // append=on keeps the console history across restarts of the same instance.
     '-chardev', `file,id=serial0,path=${qemuOptValue(paths.serialLog)},append=on`,
     '-serial', 'chardev:serial0',
-    '-netdev', `user,id=net0${hostfwd}`,
+    // restrict=on: the guest initiates nothing through the management NIC. Without it, 10.0.2.2 is the
+    // host's loopback (other guests' forwarded ports, the controller's API) and the NAT reaches every
+    // network the host does. The host's forwards into the guest (hostfwd) keep working.
+    '-netdev', `user,id=net0,restrict=on${hostfwd}`,
     '-device', `virtio-net-pci,netdev=net0,mac=${spec.mac},romfile=`,
     // After the management NIC on the command line, so the guest names them eth1, eth2, ...
     ...(spec.nics ?? []).flatMap((n, i) =>

@@ -20,18 +20,48 @@ export function parseHostapdEvent(line: string): PortEvent | undefined {
   return { kind, mac: normMac(m[2]!) };
 }
 
-export type Decision = { accept: true; mac: string; serial: string; cn: string; segment: number } | { accept: false; mac: string; cn: string; reason: string };
+/** A RADIUS decision for one station on one port (hostapd names the port in NAS-Port-Id), at `at` (epoch ms). */
+export type Decision =
+  | { accept: true; port: string; mac: string; at: number; serial: string; cn: string; segment: number }
+  | { accept: false; port: string; mac: string; at: number; cn: string; reason: string };
 
-/** A decision line of freeradius.ts's linelog format. */
+/**
+ * A decision counts for this long after RADIUS made it. hostapd reports the authorization a few
+ * milliseconds after RADIUS answers; a decision older than this is for an earlier authentication
+ * and must not admit a station now (and the table of them stays bounded).
+ */
+export const DECISION_TTL_MS = 60_000;
+
+/** A decision line of freeradius.ts's linelog format (`at` is FreeRADIUS's request time, in seconds). */
 export function parseDecision(line: string): Decision | undefined {
-  const a = /^accept mac=(\S+) serial=([0-9a-fA-F]*) cn=(\S*) segment=(\d+)\s*$/.exec(line);
-  if (a) return { accept: true, mac: normMac(a[1]!), serial: a[2]!.toLowerCase().replace(/^0+/, ''), cn: a[3]!, segment: Number(a[4]) };
-  const r = /^reject mac=(\S+) cn=(\S*) reason=(.*)$/.exec(line);
-  if (r) return { accept: false, mac: normMac(r[1]!), cn: r[2]!, reason: r[3]!.trim() || 'rejected' };
+  const a = /^accept mac=(\S+) port=(\S+) at=(\d+) serial=([0-9a-fA-F]*) cn=(\S*) segment=(\d+)\s*$/.exec(line);
+  if (a) return { accept: true, mac: normMac(a[1]!), port: a[2]!, at: Number(a[3]) * 1000, serial: a[4]!.toLowerCase().replace(/^0+/, ''), cn: a[5]!, segment: Number(a[6]) };
+  const r = /^reject mac=(\S+) port=(\S+) at=(\d+) cn=(\S*) reason=(.*)$/.exec(line);
+  if (r) return { accept: false, mac: normMac(r[1]!), port: r[2]!, at: Number(r[3]) * 1000, cn: r[4]!, reason: r[5]!.trim() || 'rejected' };
   return undefined;
 }
 
-/** A switch port as the controller holds it. */
+/** Decisions are kept per port and station: one station's decision never stands in for another port's. */
+export function decisionKey(port: string, mac: string): string {
+  return `${port} ${mac}`;
+}
+
+/** The decision for this station on this port, if RADIUS made one within DECISION_TTL_MS of `now`. */
+export function freshDecision(decisions: ReadonlyMap<string, Decision>, port: string, mac: string, now: number): Decision | undefined {
+  const d = decisions.get(decisionKey(port, mac));
+  return d && now - d.at <= DECISION_TTL_MS ? d : undefined;
+}
+
+/** Keys of decisions too old to count any more. */
+export function expiredDecisions(decisions: ReadonlyMap<string, Decision>, now: number): string[] {
+  return [...decisions].filter(([, d]) => now - d.at > DECISION_TTL_MS).map(([k]) => k);
+}
+
+/**
+ * A switch port as the controller holds it. The port is in a network when one station on it (the
+ * holder, `mac`) was authorized with an accept decision; other stations' events change nothing
+ * while it holds the port.
+ */
 export interface PortState {
   port: string;
   mac?: string;
@@ -44,25 +74,29 @@ export interface PortState {
 }
 
 /**
- * The next state of a port after an event: a station that hostapd authorized joins the segment of
- * the last accept decision for its MAC (a decision older than the authorization of another
- * station is not used); a disconnect or failure takes the port out.
+ * The next state of a port after an event for one station (by MAC). A station that hostapd
+ * authorized joins the port to the segment of a recent accept decision for that port and station.
+ * While a station holds the port, only its own disconnect or failure takes the port out: any other
+ * station (one behind the same link, a guest sending EAPOL frames through its host's bridge)
+ * failing, starting, being authorized or being unknown changes nothing. Returns `cur` itself when
+ * nothing changes.
  */
-export function nextPortState(cur: PortState, event: PortEvent, decisions: ReadonlyMap<string, Decision>): PortState {
+export function nextPortState(cur: PortState, event: PortEvent, decisions: ReadonlyMap<string, Decision>, now: number): PortState {
+  if (cur.segment !== undefined && event.mac !== cur.mac) return cur;
   switch (event.kind) {
     case 'connected':
     case 'eap-success': {
       // eap-success alone is a re-authentication of a port already authorized (hostapd sends no new AP-STA-CONNECTED).
       if (event.kind === 'eap-success' && cur.mac !== event.mac) return cur;
-      const d = decisions.get(event.mac);
-      if (!d) return { port: cur.port, mac: event.mac, reason: `station ${event.mac} was authorized without a RADIUS decision on record` };
+      const d = freshDecision(decisions, cur.port, event.mac, now);
+      if (!d) return { port: cur.port, mac: event.mac, reason: `station ${event.mac} was authorized without a recent RADIUS decision for port ${cur.port} on record` };
       if (!d.accept) return { port: cur.port, mac: event.mac, reason: `station ${event.mac} was rejected: ${d.reason}` };
       return { port: cur.port, mac: event.mac, segment: d.segment, serial: d.serial, cn: d.cn, reason: `authorized as ${d.cn}` };
     }
     case 'disconnected':
       return cur.mac && cur.mac !== event.mac ? cur : { port: cur.port, mac: event.mac, reason: `station ${event.mac} disconnected` };
     case 'eap-failure': {
-      const d = decisions.get(event.mac);
+      const d = freshDecision(decisions, cur.port, event.mac, now);
       return { port: cur.port, mac: event.mac, reason: `authentication of ${event.mac} failed${d && !d.accept ? `: ${d.reason}` : ''}` };
     }
     default:

@@ -38,7 +38,11 @@ export function radiusDictionary(): string {
   return `ATTRIBUTE\t${VNET_ATTRIBUTE}\t3101\toctets\n`;
 }
 
-/** One decision line: `accept mac=02-00-00-00-01-01 serial=7a... cn=h1 segment=100` or `reject mac=... reason=...`. */
+/**
+ * One decision line: `accept mac=02-00-00-00-01-01 port=d1 at=1765000000 serial=7a... cn=h1 segment=100`
+ * or `reject mac=... port=... at=... cn=... reason=...`: the station, the switch port it asked on
+ * (NAS-Port-Id, which hostapd sends) and when (the request's time, seconds since the epoch).
+ */
 export function radiusConfig(o: RadiusOptions): string {
   const p = o.paths;
   return `# Written by outrig port-controller; changes are overwritten.
@@ -115,12 +119,12 @@ modules {
 \tlinelog outrig_accept {
 \t\tfilename = ${p.decisions}
 \t\tpermissions = 0600
-\t\tformat = "accept mac=%{Calling-Station-Id} serial=%{TLS-Client-Cert-Serial} cn=%{TLS-Client-Cert-Common-Name} segment=%{reply:Tunnel-Private-Group-Id}"
+\t\tformat = "accept mac=%{Calling-Station-Id} port=%{NAS-Port-Id} at=%l serial=%{TLS-Client-Cert-Serial} cn=%{TLS-Client-Cert-Common-Name} segment=%{reply:Tunnel-Private-Group-Id}"
 \t}
 \tlinelog outrig_reject {
 \t\tfilename = ${p.decisions}
 \t\tpermissions = 0600
-\t\tformat = "reject mac=%{Calling-Station-Id} cn=%{TLS-Client-Cert-Common-Name} reason=%{%{Module-Failure-Message}:-TLS handshake refused (no or unusable client certificate)}"
+\t\tformat = "reject mac=%{Calling-Station-Id} port=%{NAS-Port-Id} at=%l cn=%{TLS-Client-Cert-Common-Name} reason=%{%{Module-Failure-Message}:-TLS handshake refused (no or unusable client certificate)}"
 \t}
 }
 

@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { PORT_AUTH_REQUIREMENTS, requireTools } from '../common/system-requirements.ts';
 import { x509 } from '../pki/index.ts';
-import { nextPortState, parseDecision, parseHostapdEvent, revokedPorts, switchBridgeName, type Decision, type PortState } from './events.ts';
+import { decisionKey, expiredDecisions, nextPortState, parseDecision, parseHostapdEvent, revokedPorts, switchBridgeName, type Decision, type PortState } from './events.ts';
 import { radiusConfig, radiusDictionary } from './freeradius.ts';
 
 const exec = promisify(execFile);
@@ -49,6 +49,8 @@ export function hostapdConfig(port: string, ctrlDir: string, authPort: number, s
     'eap_server=0',
     'own_ip_addr=127.0.0.1',
     'nas_identifier=outrig-switch',
+    // NAS-Port-Id (87) names the port in every request, so a decision is tied to the port it was made for.
+    `radius_auth_req_attr=87:s:${port}`,
     'auth_server_addr=127.0.0.1',
     `auth_server_port=${authPort}`,
     `auth_server_shared_secret=${secret}`,
@@ -201,8 +203,9 @@ export class PortController {
       this.decisionsOffset += Buffer.byteLength(text.slice(0, complete));
       for (const line of text.slice(0, complete).split('\n')) {
         const d = parseDecision(line);
-        if (d) this.decisions.set(d.mac, d);
+        if (d && this.ports.has(d.port)) this.decisions.set(decisionKey(d.port, d.mac), d);
       }
+      for (const k of expiredDecisions(this.decisions, Date.now())) this.decisions.delete(k);
     } finally {
       await f.close();
     }
@@ -211,7 +214,11 @@ export class PortController {
   private async onEvent(port: string, ev: ReturnType<typeof parseHostapdEvent> & object): Promise<void> {
     await this.readDecisions();
     const cur = this.ports.get(port)!;
-    let next = nextPortState(cur, ev, this.decisions);
+    let next = nextPortState(cur, ev, this.decisions, Date.now());
+    if (next === cur && cur.segment !== undefined && ev.mac !== cur.mac && ev.kind !== 'eap-started') {
+      // Someone else on the held port's link (a second host, a guest sending EAPOL through its host's bridge).
+      this.o.log.info({ port, station: ev.mac, event: ev.kind, holder: cur.mac, cn: cur.cn }, `another station's ${ev.kind} changes nothing: port ${port} stays with ${cur.mac}`);
+    }
     if (next.serial && this.revoked.has(next.serial)) next = { port, mac: next.mac, reason: `principal ${next.serial} is revoked` };
     await this.apply(cur, next);
   }

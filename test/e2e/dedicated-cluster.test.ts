@@ -9,10 +9,12 @@
  *  - h4 is in no cluster: with no certificate, an expired principal, a principal of another CA,
  *    or its host certificate (no network in it), each on its own port, it lands in no network.
  *  - Taking h2 out of dc-a revokes its principal: its port leaves net-a within 10 s.
+ *  - Port d8 is a link shared by two stations (behind a hub): one authenticates with a principal
+ *    and its port lands in net-a; the other fails 802.1X, and the port stays where it is.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Instance } from '../../src/model/instance.ts';
@@ -56,17 +58,29 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
   };
   let segA = 0;
   let segX = 0;
+  /** Namespaces of the two stations sharing port d8's link. */
+  let shared: Record<string, string> = {};
+  /** Starts wpa_supplicant on `ifname` in namespace `ns`, with `cert` (PEM) and key.pem under `work`, or with no certificate. */
+  const supplicant = (ns: string, work: string, ifname: string, identity: string, cert?: string) => {
+    const tag = `${ns}-${ifname}`;
+    const conf = join(work, `${tag}.conf`);
+    const certLine = cert ? `  client_cert="${join(work, `${tag}.crt`)}"\n  private_key="${join(work, 'key.pem')}"\n` : '';
+    if (cert) writeFileSync(join(work, `${tag}.crt`), cert);
+    writeFileSync(conf, `ctrl_interface=${join(work, `ctrl-${tag}`)}\nap_scan=0\nnetwork={\n  key_mgmt=IEEE8021X\n  eap=TLS\n  eapol_flags=0\n  identity="${identity}"\n  ca_cert="${join(work, 'ca.pem')}"\n${certLine}}\n`);
+    execFileSync('ip', ['netns', 'exec', ns, 'wpa_supplicant', '-B', '-D', 'wired', '-i', ifname, '-c', conf, '-P', join(work, `${tag}.pid`)]);
+  };
 
   before(async () => {
     lan = createLan(['ctl', ...HOSTS]);
     HOSTS.forEach((h, i) => lan.dedicatedLink(h, `d${i + 1}`));
     // h4's extra links, one per refused credential (a refused port is held by hostapd for a while).
     for (const [i, ifname] of ['eth2', 'eth3', 'eth4'].entries()) lan.dedicatedLink('h4', `d${5 + i}`, ifname);
+    shared = lan.sharedLink('d8', ['g5', 'rogue']);
     lan.switchAddress('10.77.0.250');
     c = new NetnsCluster(lan, dir.path);
     await c.startController();
     for (const h of HOSTS) await c.startAgent(h, ['--dedicated-port', 'eth1']);
-    const pc = lan.outrig('switch', ['port-controller', ...['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7'].flatMap((p) => ['--port', p]), '--state', join(dir.path, 'port-controller'), '--crl-poll', '1000'], c.env());
+    const pc = lan.outrig('switch', ['port-controller', ...['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd8'].flatMap((p) => ['--port', p]), '--state', join(dir.path, 'port-controller'), '--crl-poll', '1000'], c.env());
     c.daemons.pc = pc;
     await waitUntil('port controller ready', () => {
       if (pc.proc.exitCode !== null) throw new Error(`port controller exited: ${pc.output()}`);
@@ -101,8 +115,8 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     });
     assert.equal(masterOf('d4'), undefined, 'h4 has no principal: its port is in no network');
     const lines = decisions();
-    for (const h of ['h1', 'h2']) assert.match(lines, new RegExp(`^accept mac=\\S+ serial=[0-9a-f]+ cn=${h} segment=${segA}$`, 'm'));
-    assert.match(lines, new RegExp(`^accept mac=\\S+ serial=[0-9a-f]+ cn=h3 segment=${segX}$`, 'm'));
+    for (const [h, port] of [['h1', 'd1'], ['h2', 'd2']]) assert.match(lines, new RegExp(`^accept mac=\\S+ port=${port} at=\\d+ serial=[0-9a-f]+ cn=${h} segment=${segA}$`, 'm'));
+    assert.match(lines, new RegExp(`^accept mac=\\S+ port=d3 at=\\d+ serial=[0-9a-f]+ cn=h3 segment=${segX}$`, 'm'));
     const dc = await ok('host-cluster', 'show', 'dc-a');
     assert.match(dc, new RegExp(`h1: principal [0-9a-f]+, networks vnet-${segA}`));
   });
@@ -160,17 +174,11 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
       rogue: (await rogue.issue('principal', { name: 'h4', hostId: 'h4', segments: [segA] }, key.publicKey, 30)).pem,
       plain: (await ca.issue('host', { name: 'h4' }, key.publicKey, 30)).pem,
     };
-    const supplicant = (ifname: string, cert?: string) => {
-      const conf = join(work, `${ifname}.conf`);
-      const certLine = cert ? `  client_cert="${join(work, `${ifname}.crt`)}"\n  private_key="${join(work, 'key.pem')}"\n` : '';
-      if (cert) writeFileSync(join(work, `${ifname}.crt`), cert);
-      writeFileSync(conf, `ctrl_interface=${join(work, `ctrl-${ifname}`)}\nap_scan=0\nnetwork={\n  key_mgmt=IEEE8021X\n  eap=TLS\n  eapol_flags=0\n  identity="h4"\n  ca_cert="${join(work, 'ca.pem')}"\n${certLine}}\n`);
-      execFileSync('ip', ['netns', 'exec', lan.node('h4').ns, 'wpa_supplicant', '-B', '-D', 'wired', '-i', ifname, '-c', conf, '-P', join(work, `${ifname}.pid`)]);
-    };
-    supplicant('eth1');
-    supplicant('eth2', certs.expired);
-    supplicant('eth3', certs.rogue);
-    supplicant('eth4', certs.plain);
+    const h4 = lan.node('h4').ns;
+    supplicant(h4, work, 'eth1', 'h4');
+    supplicant(h4, work, 'eth2', 'h4', certs.expired);
+    supplicant(h4, work, 'eth3', 'h4', certs.rogue);
+    supplicant(h4, work, 'eth4', 'h4', certs.plain);
     const rejected = (ifname: string, why: RegExp) =>
       waitUntil(`a refusal for ${ifname}`, () => decisions().split('\n').find((l) => l.startsWith(`reject mac=${macOf('h4', ifname).toUpperCase().replace(/:/g, '-')}`) && why.test(l)), 60_000, 250);
     await rejected('eth2', /certificate has expired/);
@@ -196,5 +204,28 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
       return rs.length >= 2 && rs.slice(-2).every((r) => !r.targets['10.10.0.4']?.arp);
     }, 60_000, 1000);
     assert.equal(masterOf('d2'), undefined);
+  });
+
+  // Issue 16, finding 5: on main before the fix (b8fa89d) the other station's EAP failure replaced
+  // the port's state and took d8 out of net-a.
+  test("another station on an authenticated port's link that fails 802.1X leaves the port in its network", async () => {
+    const work = join(dir.path, 'd8-stations');
+    mkdirSync(work, { recursive: true });
+    const ca = await ClusterCa.loadOrCreate(join(dir.path, 'controller', 'pki'));
+    const key = generateKeyPair();
+    writeFileSync(join(work, 'key.pem'), key.privateKey, { mode: 0o600 });
+    writeFileSync(join(work, 'ca.pem'), ca.certPem);
+    supplicant(shared.g5!, work, 'eth0', 'g5', (await ca.issue('principal', { name: 'g5', hostId: 'g5', segments: [segA] }, key.publicKey, 30)).pem);
+    await waitUntil('d8 in net-a', () => masterOf('d8') === `vnet${segA}`, 60_000, 250).catch((e: Error) => {
+      throw new Error(`${e.message}\n${diagnose()}`);
+    });
+    const rogueMac = (JSON.parse(execFileSync('ip', ['-n', shared.rogue!, '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' })) as { address: string }[])[0]!.address;
+    const rogueLine = `reject mac=${rogueMac.toUpperCase().replace(/:/g, '-')}`;
+    // No certificate: EAPOL-Start, then an EAP-TLS exchange RADIUS refuses, then EAP-Failure for the rogue's MAC.
+    supplicant(shared.rogue!, work, 'eth0', 'g5');
+    await waitUntil("RADIUS's refusal of the rogue station", () => decisions().split('\n').some((l) => l.startsWith(rogueLine)), 60_000, 250);
+    // The port controller either took the port out (the bug) or said it changes nothing.
+    await waitUntil("the port controller's verdict on the rogue's failure", () => masterOf('d8') !== `vnet${segA}` || new RegExp(`${rogueMac}.*changes nothing: port d8 stays with`).test(c.daemons.pc!.output()), 30_000, 100);
+    assert.equal(masterOf('d8'), `vnet${segA}`, `the rogue station's failure took d8 out of net-a\n${diagnose()}`);
   });
 });

@@ -22,6 +22,12 @@ export interface Lan {
    * no bridge: what an 802.1X-authenticated switch port is before the port controller admits it.
    */
   dedicatedLink(node: string, port: string, ifname?: string): void;
+  /**
+   * A link shared by several stations in front of switch port `port`: a hub (a bridge that passes
+   * 802.1X frames, as unmanaged switches do) with one namespace per station, each with eth0 on it.
+   * Returns each station's namespace.
+   */
+  sharedLink(port: string, stations: string[]): Record<string, string>;
   /** Gives the switch an address on the LAN (for a port controller that talks to the controller). */
   switchAddress(addr: string): void;
   cleanup(): void;
@@ -82,6 +88,28 @@ export function createLan(nodes: string[]): Lan {
       ip('-n', ns, 'link', 'add', ifname, 'type', 'veth', 'peer', 'name', port, 'netns', sw);
       ip('-n', ns, 'link', 'set', ifname, 'up');
       ip('-n', sw, 'link', 'set', port, 'up');
+    },
+    sharedLink(port, stations) {
+      const hub = `${tag}-hub-${port}`;
+      ip('netns', 'add', hub);
+      made.push(hub);
+      ip('-n', hub, 'link', 'add', 'hub0', 'type', 'bridge', 'group_fwd_mask', '8');
+      ip('-n', hub, 'link', 'set', 'hub0', 'up');
+      ip('-n', hub, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', port, 'netns', sw);
+      ip('-n', hub, 'link', 'set', 'up0', 'master', 'hub0', 'up');
+      ip('-n', sw, 'link', 'set', port, 'up');
+      return Object.fromEntries(
+        stations.map((station, i) => {
+          const ns = `${tag}-${station}`;
+          ip('netns', 'add', ns);
+          made.push(ns);
+          ip('-n', ns, 'link', 'set', 'lo', 'up');
+          ip('-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `s${i}`, 'netns', hub);
+          ip('-n', ns, 'link', 'set', 'eth0', 'up');
+          ip('-n', hub, 'link', 'set', `s${i}`, 'master', 'hub0', 'up');
+          return [station, ns];
+        }),
+      );
     },
     switchAddress(addr) {
       ip('-n', sw, 'addr', 'add', `${addr}/24`, 'dev', 'br0');

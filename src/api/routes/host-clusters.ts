@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { Name } from '../../model/common.ts';
+import { describeForeign, foreignInstances } from '../../controller/dedicated-hosts.ts';
 import { HostClusterResource, type HostCluster } from '../../model/host-cluster.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
 import { ApiError } from '../errors.ts';
@@ -44,6 +45,7 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
       spec: { tenant: tenant.name, networks, hosts: [] },
       status: { phase: 'active', conditions: [], principals: [] },
     });
+    s.controller.enqueue('hostCluster', c.id);
     return reply.status(201).send(c);
   });
 
@@ -58,6 +60,11 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
         if (c.spec.hosts.includes(h.id)) return c;
         const other = (await s.store.hostClusters.list()).find((x) => x.spec.hosts.includes(h.id));
         if (other) throw new ApiError(409, 'host_in_cluster', `host ${h.name} is dedicated to cluster ${other.name} already`);
+        // Inside the placement lock: no instance can land on the host between this check and the write.
+        const foreign = foreignInstances([h.id], c.spec.tenant, await s.store.instances.list());
+        if (foreign.length) {
+          throw new ApiError(409, 'foreign_instances', `host ${h.name} holds instances of tenants other than ${c.spec.tenant}: ${describeForeign(foreign)}; delete them (or let them finish elsewhere) first`, { instances: foreign });
+        }
         const segments: number[] = [];
         for (const id of c.spec.networks) {
           const n = await s.store.networks.get(id);
@@ -78,6 +85,7 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
       });
       const added = await s.store.hosts.find(req.body.host);
       if (added) await s.controller.deliverPrincipal(added.id);
+      s.controller.enqueue('hostCluster', out.id);
       return out;
     },
   );
@@ -98,6 +106,7 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
         return { cluster: updated, hostId: h.id };
       });
       await s.controller.deliverPrincipal(hostId);
+      s.controller.enqueue('hostCluster', cluster.id);
       return cluster;
     },
   );

@@ -3,6 +3,7 @@ import { Name } from '../../model/common.ts';
 import { NetworkResource, type Network } from '../../model/network.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
 import { contains, formatIpv4, hostRange, overlaps, parseIpv4, parseSubnet, pickAddress, pickSegment, SEGMENT_MAX, SEGMENT_MIN, type Subnet } from '../../network/index.ts';
+import { forgetHost } from '../../controller/network-plan.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
@@ -124,4 +125,28 @@ export function networkRoutes(app: Api, s: ApiServices): void {
     await s.controller.reconcileNow('network', n.id);
     return reply.status(202).send((await s.store.networks.get(n.id)) ?? updated);
   });
+
+  app.delete(
+    '/networks/:ref/hosts/:host',
+    {
+      schema: {
+        tags: ['networks'],
+        summary: "Vouch that a deleted host no longer has the network's devices: its entry goes, and the segment is freed once no host holds it",
+        params: Type.Object({ ref: Type.String(), host: Type.String({ minLength: 1, description: 'host id or name, as the network lists it' }) }),
+        response: { 200: NetworkResource, ...errors },
+      },
+    },
+    async (req) => {
+      const n = await s.store.networks.mustFind(req.params.ref);
+      const existing = new Set((await s.store.hosts.list()).map((h) => h.id));
+      const updated = await s.store.networks.update(n.id, (cur) => {
+        const r = forgetHost(cur, req.params.host, (id) => existing.has(id));
+        if (!r.ok) throw new ApiError(r.status, r.status === 404 ? 'not_found' : 'host_exists', r.message);
+        return { status: { ...cur.status, hosts: r.hosts } };
+      });
+      req.log.warn({ network: n.name, host: req.params.host }, 'an operator vouched that a deleted host no longer carries the network');
+      await s.controller.reconcileNow('network', n.id);
+      return (await s.store.networks.get(n.id)) ?? updated;
+    },
+  );
 }

@@ -40,6 +40,7 @@ export function hostClusterCommands(program: Command): void {
         tenant: c.spec.tenant,
         networks: c.spec.networks,
         hosts: c.status.principals.map((p) => `${p.hostName}: principal ${p.serial}, networks ${p.segments.map((x) => `vnet-${x}`).join(',')}, expires ${p.notAfter}`),
+        conditions: c.status.conditions,
         created: c.createdAt,
       });
     });

@@ -66,6 +66,15 @@ export function networkCommands(program: Command): void {
       });
     });
   net
+    .command('forget-host <network> <host>')
+    .description("vouch that a deleted host no longer has the network's bridge and VXLAN device (the machine was wiped or retired); the segment is freed once no host holds it")
+    .action(async (ref: string, host: string, _o, cmd: Command) => {
+      const { api, json } = contextOf(cmd);
+      const n = await api.delete<Network>(`${path(ref)}/hosts/${encodeURIComponent(host)}`);
+      if (json) return printJson(n);
+      process.stdout.write(`network ${n.name}: host ${host} forgotten${n.status.phase === 'deleting' && !n.status.hosts.length ? '; the network and its segment are freed' : ''}\n`);
+    });
+  net
     .command('delete <network>')
     .description('delete a network no instance uses')
     .action(async (ref: string, _o, cmd: Command) => {

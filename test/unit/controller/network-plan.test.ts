@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { applyAnswer, planNetwork, RETRY_MS, type NetworkWorld } from '../../../src/controller/network-plan.ts';
+import { applyAnswer, forgetHost, planNetwork, RETRY_MS, type NetworkWorld } from '../../../src/controller/network-plan.ts';
 import type { Network, NetworkOnHost } from '../../../src/model/network.ts';
 
 const now = new Date('2026-11-26T12:00:00Z');
@@ -94,4 +94,40 @@ test('answers: ensure ok is ready, failure keeps the reason, an unknown op id ch
   const failed = applyAnswer(hosts, 'op-1', false, 'RTNETLINK answers: File exists', now)![0]!;
   assert.deepEqual([failed.state, failed.error], ['failed', 'RTNETLINK answers: File exists']);
   assert.equal(applyAnswer(hosts, 'op-2', true, undefined, now), undefined);
+});
+
+// Issue 16, finding 6: on main before the fix (b8fa89d) a deleted host's entry was dropped, so a
+// network being deleted went at once and its segment could be given to another network while the
+// machine still had ovx100 on it.
+test("a deleted host's entry stays, and with it the segment of a network being deleted, until the host confirms or an operator vouches", () => {
+  const settled = [entry('h1', 'one', ['10.0.0.2'], 'ready'), entry('h2', 'two', ['10.0.0.1'], 'ready')];
+  const h2Deleted = world({ hosts: world().hosts.filter((h) => h.id !== 'h2'), placed: [] });
+  const p = planNetwork(net(settled, 'deleting'), h2Deleted);
+  assert.deepEqual(p.sends.map((s) => [s.hostId, s.kind]), [['h1', 'network.remove']], 'nothing can be sent to a host without a record');
+  const two = p.hosts.find((h) => h.hostId === 'h2');
+  assert.equal(two?.state, 'ready');
+  assert.match(two?.error ?? '', /host record deleted; segment 100 stays reserved until the host confirms its devices are gone \(it enrolls again\) or an operator forgets it \(outrig network forget-host net-a h2\)/);
+  assert.match(p.message ?? '', /deleted host two never confirmed removing segment 100: it stays reserved/);
+  // h1 answers; the deleted host still holds the network (and its segment claim) back.
+  const afterH1 = applyAnswer(p.hosts, p.sends[0]!.opId, true, undefined, now)!;
+  const held = planNetwork(net(afterH1, 'deleting'), h2Deleted);
+  assert.equal(held.remove, false);
+  assert.deepEqual(held.sends, []);
+  // The machine enrolls again under its id: it is told to remove the network, and its answer frees it.
+  const back = planNetwork(net(held.hosts, 'deleting'), world({ placed: [] }));
+  assert.deepEqual(back.sends.map((s) => [s.hostId, s.kind]), [['h2', 'network.remove']]);
+  const confirmed = applyAnswer(back.hosts, back.sends[0]!.opId, true, undefined, now)!;
+  assert.equal(planNetwork(net(confirmed, 'deleting'), world({ placed: [] })).remove, true);
+  // Or an operator vouches for it.
+  const forgotten = forgetHost(net(held.hosts, 'deleting'), 'h2', () => false);
+  assert.ok(forgotten.ok);
+  assert.equal(planNetwork(net(forgotten.hosts, 'deleting'), h2Deleted).remove, true);
+});
+
+test('an entry is forgotten only for a host without a record, by id or name', () => {
+  const n = net([entry('h1', 'one', [], 'ready'), entry('h2', 'two', [], 'ready')]);
+  const byName = forgetHost(n, 'two', (id) => id === 'h1');
+  assert.deepEqual(byName.ok && byName.hosts.map((h) => h.hostId), ['h1']);
+  assert.deepEqual(forgetHost(n, 'one', (id) => id === 'h1'), { ok: false, status: 409, message: 'host one still has a record: it confirms removing segment 100 itself when it connects; delete the host first if the machine is gone for good' });
+  assert.deepEqual(forgetHost(n, 'h9', () => false), { ok: false, status: 404, message: "network net-a has no entry for host 'h9'" });
 });

@@ -80,3 +80,36 @@ test('everFits refuses only what no host could hold even when empty', () => {
 test('allocatable applies the CPU ratio and the host memory reserve', () => {
   assert.deepEqual(allocatableOf({ cpu: { count: 2 }, memory: { totalMiB: 24000 } }, { cpuAllocationRatio: 4, reservedMemoryMiB: 512 }), { vcpus: 8, memoryMiB: 23488 });
 });
+
+// Issue 16, finding 7: on main before the fix (b8fa89d) placement ignored dedicated clusters, and
+// both tests below put tenant default's instance on acme's host (it had the most free memory).
+test("a host of a tenant's dedicated cluster takes that tenant's instances only, and says why it took no other", () => {
+  const acmeHost = host('a', { dedicatedTo: { tenant: 'acme', cluster: 'dc-a' } });
+  const shared = host('b', { allocated: { vcpus: 1, memoryMiB: 4096 } });
+  assert.deepEqual(schedule({ vcpus: 1, memoryMiB: 256, tenant: 'default' }, [acmeHost, shared]), { ok: true, hostId: 'h-b', hostName: 'b' });
+  assert.deepEqual(schedule({ vcpus: 1, memoryMiB: 256, tenant: 'acme' }, [acmeHost, shared]), { ok: true, hostId: 'h-a', hostName: 'a' });
+  const p = schedule({ vcpus: 1, memoryMiB: 256, tenant: 'default' }, [acmeHost, host('c', { cordoned: true })]);
+  assert.equal(p.ok, false);
+  assert.equal(!p.ok && p.message, '0/2 hosts fit: 1 dedicated to tenant acme (host cluster dc-a), 1 cordoned');
+  assert.equal(schedule({ vcpus: 1, memoryMiB: 256 }, [acmeHost]).ok, false, 'an instance of no tenant lands on no dedicated host');
+});
+
+test("no instance ever lands on a host dedicated to another tenant (random hosts and dedications)", () => {
+  const tenants = ['acme', 'other', 'default'];
+  const arbHost = fc.record({
+    free: fc.integer({ min: 0, max: 8192 }),
+    dedicated: fc.option(fc.constantFrom(...tenants), { nil: undefined }),
+  });
+  fc.assert(
+    fc.property(fc.array(arbHost, { minLength: 1, maxLength: 6 }), fc.constantFrom(...tenants), fc.integer({ min: 64, max: 4096 }), (hs, tenant, memoryMiB) => {
+      const hosts = hs.map((h, i) =>
+        host(`h${i}`, { allocated: { vcpus: 0, memoryMiB: 8192 - h.free }, dedicatedTo: h.dedicated ? { tenant: h.dedicated, cluster: `dc-${h.dedicated}` } : undefined }),
+      );
+      const p = schedule({ vcpus: 1, memoryMiB, tenant }, hosts);
+      const allowed = hosts.filter((h) => !h.dedicatedTo || h.dedicatedTo.tenant === tenant);
+      if (!p.ok) return assert.ok(!allowed.some((h) => freeOf(h).memoryMiB >= memoryMiB));
+      const h = hosts.find((x) => x.id === p.hostId)!;
+      assert.ok(!h.dedicatedTo || h.dedicatedTo.tenant === tenant, `${tenant}'s instance placed on ${h.name}, dedicated to ${h.dedicatedTo?.tenant}`);
+    }),
+  );
+});

@@ -36,6 +36,11 @@ test('command line carries the spec: accelerator, cpu, size, forwards, detached 
   assert.match(opt(a, '-append')[0]!, /outrig\.name=web1/);
 });
 
+test('the management NIC is restricted: the guest can open no connection through it, the host forwards into it', () => {
+  const netdev = opt(buildQemuArgs(spec, paths), '-netdev')[0]!;
+  assert.equal(netdev, 'user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:127.0.0.1:2222-:22');
+});
+
 test('memory: plain -m without portions; with portions one backend and guest NUMA node per tier, bound where the tier has a host node', () => {
   const plain = buildQemuArgs(spec, paths);
   assert.deepEqual(opt(plain, '-object'), []);
