@@ -8,7 +8,7 @@
 import { watch, type FSWatcher, type Stats } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { CONSOLE_CHUNK_MAX } from '../model/agent-protocol.ts';
-import { previousLog } from './serial-log.ts';
+import { previousLog, withLogLock } from './serial-log.ts';
 
 export interface ConsoleStreamOptions {
   /** The current serial log; the previous one is previousLog(path). */
@@ -115,41 +115,51 @@ export class ConsoleStream {
   private async pump(): Promise<void> {
     while (!this.done && this.credit > 0 && this.o.canSend()) {
       if (this.left <= 0) return this.finish();
-      const prev = await statOf(previousLog(this.o.path));
-      if (prev && prev.ino !== this.prevIno) {
-        // Rotated: what was current is now the previous file. Reading that, go on there; reading the
-        // previous one, it is gone, and the one that replaced it is all unread.
-        this.prevIno = prev.ino;
-        if (this.file === 'previous') this.offset = 0;
-        this.file = 'previous';
-      }
-      const path = this.file === 'previous' ? previousLog(this.o.path) : this.o.path;
-      const size = (this.file === 'previous' ? prev : await statOf(path))?.size ?? 0;
-      if (this.file === 'current' && size < this.offset) this.offset = 0; // truncated by hand
-      if (this.offset >= size) {
-        if (this.file === 'previous') {
-          this.file = 'current';
-          this.offset = 0;
-          continue;
-        }
-        if (!this.o.follow) return this.finish();
-        return; // the guest has written nothing more yet
-      }
-      const want = Math.min(CONSOLE_CHUNK_MAX, this.credit, size - this.offset, this.left);
-      const buf = Buffer.alloc(want);
-      const fh = await open(path, 'r');
-      let n: number;
-      try {
-        n = (await fh.read(buf, 0, want, this.offset)).bytesRead;
-      } finally {
-        await fh.close();
-      }
-      if (n === 0) continue;
-      this.offset += n;
-      this.credit -= n;
-      this.left -= n;
-      this.sent += n;
-      this.o.send(buf.subarray(0, n));
+      const step = await withLogLock(this.o.path, () => this.read());
+      if (step === 'stop') return;
     }
+  }
+
+  /** One look at the files and at most one read (while no rotation runs); 'stop' when there is nothing to do now. */
+  private async read(): Promise<'stop' | 'on'> {
+    const prev = await statOf(previousLog(this.o.path));
+    if (prev && prev.ino !== this.prevIno) {
+      // Rotated: what was current is now the previous file. Reading that, go on there; reading the
+      // previous one, it is gone, and the one that replaced it is all unread.
+      this.prevIno = prev.ino;
+      if (this.file === 'previous') this.offset = 0;
+      this.file = 'previous';
+    }
+    const path = this.file === 'previous' ? previousLog(this.o.path) : this.o.path;
+    const size = (this.file === 'previous' ? prev : await statOf(path))?.size ?? 0;
+    if (this.file === 'current' && size < this.offset) this.offset = 0; // truncated by hand
+    if (this.offset >= size) {
+      if (this.file === 'previous') {
+        this.file = 'current';
+        this.offset = 0;
+        return 'on';
+      }
+      if (!this.o.follow) this.finish();
+      return 'stop'; // the guest has written nothing more yet
+    }
+    const want = Math.min(CONSOLE_CHUNK_MAX, this.credit, size - this.offset, this.left);
+    const buf = Buffer.alloc(want);
+    const fh = await open(path, 'r');
+    let n: number;
+    try {
+      n = (await fh.read(buf, 0, want, this.offset)).bytesRead;
+    } finally {
+      await fh.close();
+    }
+    if (n === 0) return 'on';
+    // The queue may have filled while this read waited on the disk: then nothing is sent, and the
+    // same bytes are read again when kicked.
+    if (!this.o.canSend()) return 'stop';
+    this.offset += n;
+    this.credit -= n;
+    this.left -= n;
+    this.sent += n;
+    this.o.send(buf.subarray(0, n));
+    return 'on';
   }
 }

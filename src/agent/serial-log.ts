@@ -14,8 +14,34 @@ export function previousLog(path: string): string {
   return `${path}.1`;
 }
 
+/** Runs per log, one at a time: a rotation, or one look of a console stream at the files. */
+const locks = new Map<string, Promise<unknown>>();
+
+/**
+ * Runs `fn` while no rotation of this log runs (and no other holder): a console stream that looks
+ * at both files sees them before a rotation or after it, never the current one truncated while the
+ * previous one is not yet its copy (it would read the copy again from the start).
+ */
+export function withLogLock<T>(path: string, fn: () => Promise<T>): Promise<T> {
+  const before = locks.get(path) ?? Promise.resolve();
+  const run = before.then(fn, fn);
+  const settled = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  locks.set(path, settled);
+  void settled.then(() => {
+    if (locks.get(path) === settled) locks.delete(path);
+  });
+  return run;
+}
+
 /** Rotates the log if it has grown past maxBytes; true if it did. */
-export async function rotateIfOver(path: string, maxBytes: number): Promise<boolean> {
+export function rotateIfOver(path: string, maxBytes: number): Promise<boolean> {
+  return withLogLock(path, () => rotate(path, maxBytes));
+}
+
+async function rotate(path: string, maxBytes: number): Promise<boolean> {
   let size: number;
   try {
     size = (await stat(path)).size;
