@@ -8,6 +8,8 @@ import { createLogger } from '../../src/common/log.ts';
 import { startController, type RunningController } from '../../src/controller/index.ts';
 import { buildTestGuest, macFor, type VmSpec } from '../../src/hypervisor/index.ts';
 import type { Instance } from '../../src/model/instance.ts';
+import type { Network } from '../../src/model/network.ts';
+import { dhcpSegments, dhcpTag, removeSegment, removeTaps, stopDhcp } from '../../src/network/index.ts';
 import { killProcessesUnder } from './cleanup.ts';
 import { tempDir } from './tmp.ts';
 import { waitUntil } from './wait.ts';
@@ -36,9 +38,20 @@ export async function startInProcess(hostName: string): Promise<InProcessCluster
     agent,
     api,
     async close() {
+      // This agent runs in the machine's own namespace: what it made there (bridges, VXLAN devices,
+      // taps, DHCP servers under /run) outlives it by design, so the test takes it down here, or a
+      // later test's network with the same segment would find it.
+      const { items: instances } = await api.get<{ items: Instance[] }>('/v1/instances');
+      const { items: networks } = await api.get<{ items: Network[] }>('/v1/networks');
       await agent.close();
       await ctl.close();
       await killProcessesUnder(dir.path);
+      const tag = dhcpTag(join(dir.path, 'agent'));
+      for (const i of instances) await removeTaps(i.id);
+      for (const segment of new Set([...networks.map((n) => n.spec.segment), ...dhcpSegments(tag)])) {
+        const r = await removeSegment(segment, () => stopDhcp(segment, tag));
+        if (r.busy) throw new Error(`segment ${segment} left behind: ${r.busy}`);
+      }
       dir.remove();
     },
   };
