@@ -214,7 +214,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         case 'backup.restore-into-volume':
           return await backups.restoreIntoVolume(op.volumeId, op.repository, op.snapshotId, op.include);
         case 'network.ensure':
-          return await network.ensure(op.segment, op.peers);
+          return await network.ensure(op.segment, op.peers, op.macs);
         case 'network.remove':
           return await network.remove(op.segment);
         case 'host.principal':

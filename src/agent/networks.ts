@@ -1,7 +1,8 @@
 /**
  * This host's part of Outrig's virtual networks: which backend the kernel allows (probed once at
- * start), the underlay address VXLAN runs over, each network's segment (bridge + VXLAN device)
- * and each guest's taps. Every call is idempotent: it reads what the kernel has first.
+ * start), the underlay address VXLAN runs over, each network's segment (bridge + VXLAN device),
+ * each guest's taps, and the host firewall over all of them (src/network/firewall-plan.ts). Every
+ * call is idempotent: it reads what the kernel has first.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +10,11 @@ import type { Logger } from 'pino';
 import type { VmNetNic } from '../hypervisor/qemu-command.ts';
 import type { Inventory } from '../model/host.ts';
 import type { VmNic } from '../model/agent-protocol.ts';
-import { chooseBackend, dhcpSegments, ensureDhcp, ensurePortSegment, ensureSegment, ensureTap, findUnderlay, isolate, mtuOf, probeBackends, readSriovNics, releaseDhcp, removeSegment, removeTaps, segmentMtu, sh, stopDhcp, subnetAround, untaggedVfCommand, VfAllocator, type BackendProbe, type HeldVf, type Underlay } from '../network/index.ts';
+import {
+  chooseBackend, dhcpSegments, ensureDhcp, ensurePortSegment, ensureRemoteMacs, ensureSegment, ensureTap, findUnderlay, HostFirewall, isolate, isolateFromHost, mtuOf, probeBackends, readSriovNics, releaseDhcp,
+  removeSegment, removeTaps, segmentMtu, sh, stopDhcp, subnetAround, untaggedVfCommand, VfAllocator, withNetwork, withNics, withoutInstance, withoutNetwork,
+  type BackendProbe, type FirewallNic, type HeldVf, type RemoteMac, type Underlay,
+} from '../network/index.ts';
 import { applySysfsWrites, planVfioBind, planVfioRelease, readPciDevice, vfioLoaded } from '../network/vfio.ts';
 import type { Supplicant } from './supplicant.ts';
 
@@ -25,6 +30,7 @@ export class HostNetwork {
   private underlayError?: string;
   private vfs?: VfAllocator;
   private vfsError?: string;
+  private readonly firewall: HostFirewall;
   /**
    * Network changes on this host, one at a time: a VM start and the controller's network.ensure
    * for the same segment would otherwise both find no bridge and both try to make it.
@@ -43,7 +49,9 @@ export class HostNetwork {
      * stateDir: where the VFs guests hold are kept across agent restarts. sysfs: /sys (tests: a tree).
      */
     private readonly o: { backend: BackendChoice; underlay?: string; log: Logger; supplicant?: Supplicant; dhcpTag: string; stateDir: string; sysfs?: string },
-  ) {}
+  ) {
+    this.firewall = new HostFirewall(o.stateDir, () => this.underlay?.address);
+  }
 
   async init(): Promise<void> {
     this.probes = await probeBackends();
@@ -58,6 +66,8 @@ export class HostNetwork {
     const u = await findUnderlay(this.o.underlay);
     if ('error' in u) this.underlayError = u.error;
     else this.underlay = u;
+    // Before any VM is adopted or operation taken: the rules this host had, loaded again in one transaction.
+    await this.firewall.resume();
     this.o.log.info({ backend: this.backend ?? 'none', reason: this.reason, underlay: this.underlay, underlayError: this.underlayError }, 'network backend chosen');
   }
 
@@ -81,18 +91,26 @@ export class HostNetwork {
     return s?.port && first !== undefined ? { segment: first, port: s.port } : undefined;
   }
 
-  /** A network's segment with exactly these peers in its flood list (or on the dedicated port, for its network). */
-  ensure(segment: number, peers: string[]): Promise<void> {
-    return this.one(() => this.ensureNow(segment, peers));
+  /**
+   * A network's segment with exactly these peers in its flood list (or on the dedicated port, for
+   * its network), and, when given, exactly these MACs of other hosts' guests in its VXLAN table.
+   */
+  ensure(segment: number, peers: string[], macs?: RemoteMac[]): Promise<void> {
+    return this.one(() => this.ensureNow(segment, peers, macs));
   }
 
-  private async ensureNow(segment: number, peers: string[]): Promise<void> {
+  private async ensureNow(segment: number, peers: string[], macs?: RemoteMac[]): Promise<void> {
     const p = this.portSegment();
-    if (p?.segment === segment) await ensurePortSegment(segment, p.port);
+    const port = p?.segment === segment;
+    const u = port ? undefined : this.ready();
+    // The firewall first, so the tables are there before any device of the network is.
+    await this.firewall.update((s) => withNetwork(s, segment, port ? [] : peers));
+    if (port) await ensurePortSegment(segment, p.port);
     else {
-      const u = this.ready();
-      await ensureSegment({ segment, underlay: u.address, underlayDev: u.dev, underlayMtu: u.mtu, peers });
+      await ensureSegment({ segment, underlay: u!.address, underlayDev: u!.dev, underlayMtu: u!.mtu, peers });
+      if (macs) await ensureRemoteMacs(segment, macs);
     }
+    await isolateFromHost(segment);
     // A VXLAN device made again (or a port joined again) has lost its isolation from the DHCP server.
     await isolate(segment);
   }
@@ -101,6 +119,8 @@ export class HostNetwork {
     return this.one(async () => {
       const r = await removeSegment(segment, () => stopDhcp(segment, this.o.dhcpTag));
       if (r.busy) throw new Error(`network segment ${segment} is still in use on this host: ${r.busy}`);
+      // With the host's last network and guest gone, so are the tables.
+      await this.firewall.update((s) => withoutNetwork(s, segment));
     });
   }
 
@@ -112,7 +132,9 @@ export class HostNetwork {
   private async prepareNow(instanceId: string, nics: VmNic[]): Promise<PreparedNic[]> {
     if (!nics.length) return [];
     const p = this.portSegment();
+    await this.firewall.update((s) => nics.reduce((acc, n) => withNetwork(acc, n.segment), s));
     const out: PreparedNic[] = [];
+    const onTaps: FirewallNic[] = [];
     for (const [i, n] of nics.entries()) {
       let mtu: number;
       let reason: string;
@@ -131,9 +153,14 @@ export class HostNetwork {
         mtu = segmentMtu(u.mtu);
         reason = 'the network is carried by VXLAN on this host: a virtual function would bypass it';
       }
-      out.push({ tap: await ensureTap(instanceId, i, n.segment, mtu), mac: n.mac, mtu, mode: 'tap', reason });
+      const tap = await ensureTap(instanceId, i, n.segment, mtu);
+      out.push({ tap, mac: n.mac, mtu, mode: 'tap', reason });
+      onTaps.push({ instanceId, tap, mac: n.mac, address: n.address, segment: n.segment, dhcpServer: n.dhcpServer });
       if (n.dhcpServer) await this.serveDhcp(instanceId, n, mtu);
     }
+    for (const segment of new Set(nics.map((n) => n.segment))) await isolateFromHost(segment);
+    // Until now the taps passed nothing (a tap the firewall does not name is dropped); QEMU opens them after this.
+    await this.firewall.update((s) => withNics(s, instanceId, onTaps));
     return out;
   }
 
@@ -211,6 +238,7 @@ export class HostNetwork {
       }
       if (freed.some((h) => h.mode === 'vf')) this.saveHeldVfs();
       await removeTaps(instanceId);
+      await this.firewall.update((s) => withoutInstance(s, instanceId));
       for (const segment of dhcpSegments(this.o.dhcpTag)) await releaseDhcp(segment, this.o.dhcpTag, instanceId);
     });
   }

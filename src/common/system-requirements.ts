@@ -101,6 +101,12 @@ export const PORT_AUTH_REQUIREMENTS: Requirement[] = [
 /** DHCP on networks: each host runs dnsmasq for the networks with DHCP on. */
 export const DHCP_REQUIREMENTS: Requirement[] = [{ pkg: 'dnsmasq-base', what: 'dnsmasq (DHCP on networks)', present: () => onPath('dnsmasq') }];
 
+/** The host firewall every host carrying a network runs (src/network/firewall.ts). */
+export const FIREWALL_REQUIREMENTS: Requirement[] = [{ pkg: 'nftables', what: 'nft (the host firewall of networks)', present: () => onPath('nft') }];
+
+/** The hostile-guest tests: small Python scripts send raw frames and stand in for guests' NICs. */
+export const NETWORK_TEST_REQUIREMENTS: Requirement[] = [{ pkg: 'python3', what: 'python3 (the hostile-guest network tests)', present: () => onPath('python3') }];
+
 /** What the benchmarks use on top of the tests. */
 export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
 
@@ -111,6 +117,8 @@ export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
   backup: [...BACKUP_REQUIREMENTS, ...SANDBOX_REQUIREMENTS],
   'port-auth': PORT_AUTH_REQUIREMENTS,
   dhcp: DHCP_REQUIREMENTS,
+  firewall: FIREWALL_REQUIREMENTS,
+  'network-tests': NETWORK_TEST_REQUIREMENTS,
   'bench-backup': [{ pkg: 'restic', what: 'restic (the baseline of bench:backup)', present: () => onPath('restic') }],
 };
 

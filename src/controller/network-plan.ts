@@ -4,11 +4,12 @@
  * addresses. Hosts that no longer need it have it taken off. Pure: the reconciler sends what the
  * plan says and folds the agents' answers back.
  */
+import type { RemoteMac } from '../model/agent-protocol.ts';
 import type { Network, NetworkOnHost } from '../model/network.ts';
 
 export interface NetworkWorld {
-  /** Instances that are placed, with the networks of their NICs. */
-  placed: { hostId: string; networks: string[] }[];
+  /** Instances that are placed, with the networks of their NICs (and the NICs' MACs). */
+  placed: { hostId: string; networks: string[]; nics?: { network: string; mac: string }[] }[];
   hosts: { id: string; name: string; underlay?: string; connected: boolean }[];
   inFlight: (hostId: string, opId: string) => boolean;
   now: Date;
@@ -20,6 +21,7 @@ export interface NetworkSend {
   opId: string;
   kind: 'network.ensure' | 'network.remove';
   peers: string[];
+  macs?: RemoteMac[];
 }
 
 export interface NetworkPlan {
@@ -46,15 +48,20 @@ export function planNetwork(net: Network, w: NetworkWorld): NetworkPlan {
     (e.state === 'sent' || e.state === 'removing') ? !w.inFlight(e.hostId, e.opId) : e.state === 'failed' && w.now.getTime() - Date.parse(e.at) >= RETRY_MS;
 
   for (const h of needed) {
-    const peers = needed.filter((o) => o.id !== h.id && o.underlay).map((o) => o.underlay!).sort();
+    const others = needed.filter((o) => o.id !== h.id && o.underlay);
+    const peers = others.map((o) => o.underlay!).sort();
+    const macs = others
+      .flatMap((o) => w.placed.filter((p) => p.hostId === o.id).flatMap((p) => (p.nics ?? []).filter((n) => n.network === net.id).map((n) => ({ mac: n.mac, dst: o.underlay! }))))
+      .sort((a, b) => a.mac.localeCompare(b.mac));
     const e = current.get(h.id);
-    const changed = !e || e.state === 'removing' || JSON.stringify(e.peers) !== JSON.stringify(peers);
+    const changed = !e || e.state === 'removing' || JSON.stringify(e.peers) !== JSON.stringify(peers) || JSON.stringify(e.macs ?? []) !== JSON.stringify(macs);
+    const entry = { hostId: h.id, hostName: h.name, peers, ...(macs.length ? { macs } : {}) };
     if (h.connected && (changed || stale(e!))) {
       const opId = w.newOpId(h.id);
-      hosts.push({ hostId: h.id, hostName: h.name, peers, state: 'sent', opId, at: w.now.toISOString() });
-      sends.push({ hostId: h.id, opId, kind: 'network.ensure', peers });
+      hosts.push({ ...entry, state: 'sent', opId, at: w.now.toISOString() });
+      sends.push({ hostId: h.id, opId, kind: 'network.ensure', peers, macs });
     } else if (e) hosts.push(e);
-    else hosts.push({ hostId: h.id, hostName: h.name, peers, state: 'sent', opId: '', at: w.now.toISOString(), error: 'host not connected' });
+    else hosts.push({ ...entry, state: 'sent', opId: '', at: w.now.toISOString(), error: 'host not connected' });
   }
   const unconfirmed: string[] = [];
   for (const e of net.status.hosts) {

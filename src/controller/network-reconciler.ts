@@ -21,7 +21,9 @@ export class NetworkReconciler {
     const hub = this.o.hub();
     const [instances, hosts] = await Promise.all([this.o.store.instances.list(), this.o.store.hosts.list()]);
     const plan = planNetwork(net, {
-      placed: instances.filter((i) => i.status.hostId && i.spec.nics?.length).map((i) => ({ hostId: i.status.hostId!, networks: i.spec.nics!.map((n) => n.network) })),
+      placed: instances
+        .filter((i) => i.status.hostId && i.spec.nics?.length)
+        .map((i) => ({ hostId: i.status.hostId!, networks: i.spec.nics!.map((n) => n.network), nics: i.spec.nics!.map((n) => ({ network: n.network, mac: n.mac })) })),
       hosts: hosts.map((h) => ({ id: h.id, name: h.name, underlay: h.status.inventory?.network?.underlay?.address, connected: hub.isConnected(h.id) })),
       inFlight: (hostId, opId) => hub.isInFlight(hostId, opId),
       now: this.o.clock(),
@@ -47,7 +49,7 @@ export class NetworkReconciler {
     if (!wrote && plan.sends.length) return this.o.enqueue(id);
     for (const s of plan.sends) {
       const op = s.kind === 'network.ensure'
-        ? { opId: s.opId, kind: s.kind, networkId: id, segment: net.spec.segment, peers: s.peers }
+        ? { opId: s.opId, kind: s.kind, networkId: id, segment: net.spec.segment, peers: s.peers, macs: s.macs }
         : { opId: s.opId, kind: s.kind, networkId: id, segment: net.spec.segment };
       hub.sendOp(s.hostId, op).catch(() => this.o.enqueue(id));
     }

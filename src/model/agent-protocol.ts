@@ -117,6 +117,10 @@ export type VmDefinition = Static<typeof VmDefinition>;
 export const BackupRepoRef = Type.Object({ path: Type.String(), passphrase: Type.String() });
 export type BackupRepoRef = Static<typeof BackupRepoRef>;
 
+/** A guest's MAC on another host and that host's underlay address. */
+export const RemoteMac = Type.Object({ mac: Type.String(), dst: Type.String() });
+export type RemoteMac = Static<typeof RemoteMac>;
+
 export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.start'), instanceId: Type.String(), vm: VmDefinition }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.restart'), instanceId: Type.String(), vm: VmDefinition }),
@@ -152,8 +156,19 @@ export const AgentOp = Type.Union([
   /** Restores files of a snapshot under a directory of this host; answers with the count. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-files'), repository: BackupRepoRef, snapshotId: Type.String(), target: Type.String(), include: Type.Array(Type.String()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.forget'), repository: BackupRepoRef, snapshotId: Type.String() }),
-  /** Puts the network's segment on this host (bridge, VXLAN device) with exactly these peers in its flood list. */
-  Type.Object({ opId: Type.String(), kind: Type.Literal('network.ensure'), networkId: Type.String(), segment: Type.Integer(), peers: Type.Array(Type.String()) }),
+  /**
+   * Puts the network's segment on this host (bridge, VXLAN device) with exactly these peers in its
+   * flood list, and (when given) exactly these MACs of the other hosts' guests, each with its
+   * host's underlay address, in its VXLAN forwarding table (the device learns nothing itself).
+   */
+  Type.Object({
+    opId: Type.String(),
+    kind: Type.Literal('network.ensure'),
+    networkId: Type.String(),
+    segment: Type.Integer(),
+    peers: Type.Array(Type.String()),
+    macs: Type.Optional(Type.Array(RemoteMac)),
+  }),
   /** The host's instance principal certificate (absent: it left its dedicated cluster): its 802.1X identity on its dedicated port. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('host.principal'), certificate: Type.Optional(Type.String()) }),
   /** Takes the network's segment off this host; fails while a guest's tap is still on it. */

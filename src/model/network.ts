@@ -21,6 +21,8 @@ export const NetworkOnHost = Type.Object({
   hostId: Type.String(),
   hostName: Type.String(),
   peers: Type.Array(Type.String()),
+  /** The other hosts' guests' MACs on the network, each with its host's underlay address: the VXLAN device's static table. */
+  macs: Type.Optional(Type.Array(Type.Object({ mac: Type.String(), dst: Type.String() }))),
   state: Type.Union([Type.Literal('sent'), Type.Literal('ready'), Type.Literal('failed'), Type.Literal('removing')]),
   opId: Type.String(),
   /** When the last operation was sent. */

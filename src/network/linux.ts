@@ -3,7 +3,11 @@
  * (iproute2), reading the state again before each plan so every call is idempotent.
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { parseDeviceStates, parseRemoteMacs, planIsolation, planRemoteMacs, type RemoteMac } from './isolation-plan.ts';
 import { parseFloodList, parseLinks, tapName, vxlanName, type Link } from './links.ts';
 import { planPortSegment } from './port-plan.ts';
 import { planSegment, planSegmentRemoval, planTap, planTapRemoval, type Command, type SegmentWanted } from './vxlan-plan.ts';
@@ -75,6 +79,33 @@ export async function ensureSegment(w: SegmentWanted): Promise<void> {
 
 export async function ensurePortSegment(segment: number, port: string): Promise<void> {
   await run(planPortSegment(await readLinks(), segment, port));
+}
+
+function readSysctl(path: string): string | undefined {
+  try {
+    return readFileSync(join('/proc/sys', path), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** No IPv6 and no ARP answers on the segment's bridge and ports, no learning on its VXLAN device (isolation-plan.ts). */
+export async function isolateFromHost(segment: number): Promise<void> {
+  const links = await readLinks();
+  const plan = planIsolation(links, parseDeviceStates(await json('ip', ['-j', '-d', 'addr', 'show']), readSysctl), segment);
+  for (const w of plan.writes) {
+    await writeFile(join('/proc/sys', w.path), w.value).catch((e: Error) => {
+      throw new Error(`writing ${w.value} to /proc/sys/${w.path} failed: ${e.message}`, { cause: e });
+    });
+  }
+  await run(plan.commands);
+}
+
+/** The VXLAN device's per-MAC entries: exactly the other hosts' guests the controller named. */
+export async function ensureRemoteMacs(segment: number, macs: RemoteMac[]): Promise<void> {
+  const vx = vxlanName(segment);
+  if (!(await readLinks()).some((l) => l.name === vx)) return;
+  await run(planRemoteMacs(parseRemoteMacs(await json('bridge', ['-j', 'fdb', 'show', 'dev', vx])), segment, macs));
 }
 
 /** The MTU of an interface (the dedicated port's, for taps on a port-carried network). */

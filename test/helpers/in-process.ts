@@ -9,6 +9,8 @@ import { startController, type RunningController } from '../../src/controller/in
 import { buildTestGuest, macFor, type VmSpec } from '../../src/hypervisor/index.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Network } from '../../src/model/network.ts';
+import { execFileSync } from 'node:child_process';
+import { emptyFirewall, firewallScript } from '../../src/network/firewall-plan.ts';
 import { dhcpSegments, dhcpTag, removeSegment, removeTaps, stopDhcp } from '../../src/network/index.ts';
 import { killProcessesUnder } from './cleanup.ts';
 import { tempDir } from './tmp.ts';
@@ -39,7 +41,7 @@ export async function startInProcess(hostName: string): Promise<InProcessCluster
     api,
     async close() {
       // This agent runs in the machine's own namespace: what it made there (bridges, VXLAN devices,
-      // taps, DHCP servers under /run) outlives it by design, so the test takes it down here, or a
+      // taps, DHCP servers under /run, firewall tables) outlives it by design, so the test takes it down here, or a
       // later test's network with the same segment would find it.
       const { items: instances } = await api.get<{ items: Instance[] }>('/v1/instances');
       const { items: networks } = await api.get<{ items: Network[] }>('/v1/networks');
@@ -52,6 +54,8 @@ export async function startInProcess(hostName: string): Promise<InProcessCluster
         const r = await removeSegment(segment, () => stopDhcp(segment, tag));
         if (r.busy) throw new Error(`segment ${segment} left behind: ${r.busy}`);
       }
+      // And its firewall tables (none when it carried no network).
+      execFileSync('nft', ['-f', '-'], { input: firewallScript(emptyFirewall()) });
       dir.remove();
     },
   };

@@ -54,7 +54,21 @@ export class NetnsCluster {
   /** Enrolls with a one-time token and starts the agent of node `h` (it joins asynchronously). */
   async startAgent(h: string, extra: string[] = []): Promise<void> {
     const { token } = await this.json<{ token: string }>('cluster', 'enroll-rule', 'add', `agent-${h}`, '--kind', 'token');
-    this.daemons[h] = this.lan.outrig(h, ['agent', '--controller', this.url, '--data', join(this.dir, h), '--name', h, '--stop-timeout', '5', ...extra], { ...this.env(), OUTRIG_BOOTSTRAP_TOKEN: token });
+    this.daemons[h] = this.lan.outrig(h, this.agentArgs(h, extra), { ...this.env(), OUTRIG_BOOTSTRAP_TOKEN: token });
+    this.extras[h] = extra;
+  }
+
+  /** Stops node `h`'s agent and starts it again on its stored credentials (its VMs and tables stay); the new daemon. */
+  async restartAgent(h: string): Promise<Daemon> {
+    await stopDaemon(this.daemons[h]!);
+    this.daemons[h] = this.lan.outrig(h, this.agentArgs(h, this.extras[h] ?? []), this.env());
+    return this.daemons[h];
+  }
+
+  private readonly extras: Record<string, string[]> = {};
+
+  private agentArgs(h: string, extra: string[]): string[] {
+    return ['agent', '--controller', this.url, '--data', join(this.dir, h), '--name', h, '--stop-timeout', '5', ...extra];
   }
 
   async waitReady(count: number): Promise<void> {

@@ -131,3 +131,23 @@ test('an entry is forgotten only for a host without a record, by id or name', ()
   assert.deepEqual(forgetHost(n, 'one', (id) => id === 'h1'), { ok: false, status: 409, message: 'host one still has a record: it confirms removing segment 100 itself when it connects; delete the host first if the machine is gone for good' });
   assert.deepEqual(forgetHost(n, 'h9', () => false), { ok: false, status: 404, message: "network net-a has no entry for host 'h9'" });
 });
+
+test("each host is told where the other hosts' guests' MACs live; a new guest elsewhere sends the table again", () => {
+  const withNics = world({
+    placed: [
+      { hostId: 'h1', networks: ['n-1'], nics: [{ network: 'n-1', mac: '0a:58:0a:0a:00:02' }] },
+      { hostId: 'h2', networks: ['n-1', 'n-2'], nics: [{ network: 'n-1', mac: '0a:58:0a:0a:00:03' }, { network: 'n-2', mac: '0a:58:0a:14:00:02' }] },
+      { hostId: 'h3', networks: ['n-2'], nics: [{ network: 'n-2', mac: '0a:58:0a:14:00:03' }] },
+    ],
+  });
+  const p = planNetwork(net(), withNics);
+  assert.deepEqual(p.sends.map((s) => [s.hostId, s.macs]), [
+    ['h1', [{ mac: '0a:58:0a:0a:00:03', dst: '10.0.0.2' }]],
+    ['h2', [{ mac: '0a:58:0a:0a:00:02', dst: '10.0.0.1' }]],
+  ]);
+  assert.deepEqual(p.hosts[0]!.macs, [{ mac: '0a:58:0a:0a:00:03', dst: '10.0.0.2' }]);
+  const settled = p.hosts.map((h) => ({ ...h, state: 'ready' as const }));
+  assert.deepEqual(planNetwork(net(settled), withNics).sends, [], 'nothing changed, nothing sent');
+  const another = world({ placed: [...withNics.placed, { hostId: 'h2', networks: ['n-1'], nics: [{ network: 'n-1', mac: '0a:58:0a:0a:00:04' }] }] });
+  assert.deepEqual(planNetwork(net(settled), another).sends.map((s) => [s.hostId, s.macs?.map((m) => m.mac)]), [['h1', ['0a:58:0a:0a:00:03', '0a:58:0a:0a:00:04']]]);
+});

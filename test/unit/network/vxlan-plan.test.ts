@@ -38,7 +38,7 @@ test('from nothing: bridge, VXLAN device on the underlay, MTU less 50 bytes, flo
   const bare = links.filter((l) => !['obr100', 'ovx100', 'ot0123456789ab0'].includes(l.name));
   assert.deepEqual(planSegment(bare, [], { ...want, peers: ['10.77.0.12'] }), [
     ['ip', 'link', 'add', 'obr100', 'type', 'bridge'],
-    ['ip', 'link', 'add', 'ovx100', 'type', 'vxlan', 'id', '100', 'dstport', '4789', 'local', '10.77.0.11', 'dev', 'veth0'],
+    ['ip', 'link', 'add', 'ovx100', 'type', 'vxlan', 'id', '100', 'dstport', '4789', 'local', '10.77.0.11', 'dev', 'veth0', 'nolearning'],
     ['ip', 'link', 'set', 'ovx100', 'master', 'obr100', 'mtu', '1450', 'up'],
     ['ip', 'link', 'set', 'obr100', 'up'],
     ['bridge', 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'ovx100', 'dst', '10.77.0.12'],
