@@ -5,13 +5,18 @@
  * and a namespace took its place behind the tap (test/helpers/standin-guest.ts), sending what a
  * guest's kernel sends and any raw frame it likes.
  *  - tenant acme, net-a 10.10.0.0/24 with DHCP: a1 and a3 on h1, a2 on h2;
- *  - tenant other, net-b 10.10.0.0/24 (tenants may repeat subnets): b1 on h1, b2 on h2.
- * Every attack below succeeded on b8fa89d (main before the firewall), checked by running this file
- * against that commit: the VXLAN injections reached a2 from all three sources, b1 connected to a
+ *  - tenant other, net-b 10.10.0.0/24 (tenants may repeat subnets): b1 on h1, b2 on h2;
+ *  - and a4, a real TCG guest of acme on h2, root in its own kernel, driven through its test hook.
+ * Every attack below succeeded on main before the firewall (cdd58d4, whose tenant-network paths
+ * are b8fa89d's), checked by running this file against it: the VXLAN injections reached a2 from
+ * all four sources, b1 connected to a
  * host service over the bridge's IPv6 link-local address and got ARP answers for h1's underlay
  * address, its IPv4 datagram reached the host service and its SYN a listening socket, a2 received
  * every spoofed frame and ARP claim, a3 was offered a1's address both ways, and a1's static lease
- * was disabled by a3's DECLINE; the agent-restart flood passed spoofed frames throughout.
+ * was disabled by a3's DECLINE; the agent-restart flood passed spoofed frames throughout; a2 got
+ * a4's pings both from a1's address and from a1's MAC. (Tenant B's real guests play the
+ * management-NIC attacks in management-nic.test.ts and the dedicated-port ones in
+ * dedicated-cluster.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
