@@ -59,20 +59,12 @@ const floorNs = [`${floorTag}-fh1`, `${floorTag}-fh2`] as const;
 const cluster = new NetnsCluster(lan, dir.path);
 const cli = (...args: string[]) => cluster.ok(...args);
 
-/** Creates an instance on `host` (the other one cordoned meanwhile). */
-async function createOn(host: string, other: string, name: string, kernelArgs: string): Promise<Instance> {
-  await cli('host', 'cordon', other);
-  try {
-    return JSON.parse(await cli('instance', 'create', name, '--image', 'test', '--network', 'bench', '--kernel-args', kernelArgs, '--json')) as Instance;
-  } finally {
-    await cli('host', 'uncordon', other);
-  }
-}
+const createOn = (host: string, name: string, kernelArgs: string) => cluster.createOn<Instance>(host, name, ['--image', 'test', '--network', 'bench', '--kernel-args', kernelArgs]);
 
 async function outrigPair(round: number): Promise<Result> {
-  const srv = await createOn('h2', 'h1', `srv${round}`, 'outrig.netbench=serve');
+  const srv = await createOn('h2', `srv${round}`, 'outrig.netbench=serve');
   const addr = srv.spec.nics![0]!.address;
-  const client = await createOn('h1', 'h2', `cli${round}`, `outrig.netbench=${addr}`);
+  const client = await createOn('h1', `cli${round}`, `outrig.netbench=${addr}`);
   if (srv.status.hostName === client.status.hostName) throw new Error(`both guests landed on ${srv.status.hostName}: the benchmark must cross hosts`);
   // The serial log on the host, read like the floor's (a CLI process a second would load the CPU the guests run on).
   const log = cluster.serialLogPath('h1', client.id);
@@ -138,11 +130,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void c
 try {
   makeFloor();
   // Outrig: a controller and two agents, a network. The controller's default heartbeat (2 s), as users run it.
-  await cluster.startController(2000);
-  await cluster.startAgent('h1');
-  await cluster.startAgent('h2');
-  await cluster.waitReady(2);
-  await cli('image', 'build-test');
+  await cluster.startHosts(['h1', 'h2'], 2000);
   await cli('network', 'create', 'bench', '--subnet', '10.60.0.0/24', '--gateway', '10.60.0.1');
   const imgDir = join(dir.path, 'floor-image');
   const built = await buildTestGuest({ outDir: imgDir });

@@ -122,15 +122,8 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
   });
 
   test('their guests reach each other through the switch; the other tenant\'s guest reaches neither', async () => {
-    const create = async (name: string, host: string, tenant: string, network: string, probe: string) => {
-      const others = HOSTS.filter((h) => h !== host);
-      for (const h of others) await ok('host', 'cordon', h);
-      try {
-        return await json<Instance>('instance', 'create', name, '--image', 'test', '--tenant', tenant, '--network', network, '--kernel-args', `outrig.probe=${probe}`, '--timeout', '180');
-      } finally {
-        for (const h of others) await ok('host', 'uncordon', h);
-      }
-    };
+    const create = (name: string, host: string, tenant: string, network: string, probe: string) =>
+      c.createOn<Instance>(host, name, ['--image', 'test', '--tenant', tenant, '--network', network, '--kernel-args', `outrig.probe=${probe}`, '--timeout', '180']);
     const a1 = await create('a1', 'h1', 'acme', 'net-a', '10.10.0.4');
     const a2 = await create('a2', 'h2', 'acme', 'net-a', '10.10.0.3');
     const x1 = await create('x1', 'h3', 'other', 'net-x', '10.10.0.3+10.10.0.4');

@@ -73,14 +73,7 @@ describe('hostile guests against the host firewall (network namespaces standing 
 
   /** An instance started on `host` and stopped again, its tap handed to a namespace. */
   const guest = async (name: string, host: 'h1' | 'h2', tenant: string, network: string): Promise<Guest> => {
-    const other = host === 'h1' ? 'h2' : 'h1';
-    await ok('host', 'cordon', other);
-    let i: Instance;
-    try {
-      i = await json<Instance>('instance', 'create', name, '--image', 'test', '--tenant', tenant, '--network', network, '--timeout', '180');
-    } finally {
-      await ok('host', 'uncordon', other);
-    }
+    const i = await c.createOn<Instance>(host, name, ['--image', 'test', '--tenant', tenant, '--network', network, '--timeout', '180']);
     assert.equal(i.status.hostName, host);
     await ok('instance', 'stop', name, '--timeout', '120');
     const tap = (await json<Instance>('instance', 'show', name)).status.network.nics![0]!.tap!;
@@ -91,11 +84,7 @@ describe('hostile guests against the host firewall (network namespaces standing 
   before(async () => {
     lan = createLan(['ctl', 'h1', 'h2']);
     c = new NetnsCluster(lan, dir.path);
-    await c.startController();
-    await c.startAgent('h1');
-    await c.startAgent('h2');
-    await c.waitReady(2);
-    await ok('image', 'build-test');
+    await c.startHosts(['h1', 'h2']);
     await ok('tenant', 'create', 'acme');
     await ok('tenant', 'create', 'other');
     netA = await json<Network>('network', 'create', 'net-a', '--tenant', 'acme', '--subnet', '10.10.0.0/24', '--gateway', '10.10.0.1', '--dhcp');
@@ -230,13 +219,7 @@ describe('hostile guests against the host firewall (network namespaces standing 
   test("a real guest, root in its own kernel, takes neither another guest's address nor its MAC", async () => {
     const { a1, a2 } = guests;
     // A TCG guest of tenant acme on h2 beside a2, its test hook reached on h2's loopback.
-    await ok('host', 'cordon', 'h1');
-    let real: Instance;
-    try {
-      real = await json<Instance>('instance', 'create', 'a4', '--image', 'test', '--tenant', 'acme', '--network', 'net-a', '--kernel-args', TEST_HOOK_ARG, '--wait-ready', '--timeout', '300');
-    } finally {
-      await ok('host', 'uncordon', 'h1');
-    }
+    const real = await c.createOn<Instance>('h2', 'a4', ['--image', 'test', '--tenant', 'acme', '--network', 'net-a', '--kernel-args', TEST_HOOK_ARG, '--wait-ready', '--timeout', '300']);
     const port = real.status.network.forwards.find((f) => f.guestPort === 80)!.hostPort;
     const run = (script: string) => hookIn(hostNs('h2'), port, script);
     await waitUntil("a4's test hook", async () => (await run('echo hook-ok').catch(() => '')).trim() === 'hook-ok', 120_000, 1000);

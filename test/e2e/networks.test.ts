@@ -40,11 +40,7 @@ describe('virtual networks across hosts (network namespaces, VXLAN, real guests)
   before(async () => {
     lan = createLan(['ctl', 'h1', 'h2']);
     c = new NetnsCluster(lan, dir.path);
-    await c.startController();
-    await c.startAgent('h1');
-    await c.startAgent('h2');
-    await c.waitReady(2);
-    await ok('image', 'build-test');
+    await c.startHosts(['h1', 'h2']);
   });
 
   after(async () => {
@@ -68,18 +64,12 @@ describe('virtual networks across hosts (network namespaces, VXLAN, real guests)
   test('guests on one network reach each other across hosts; a guest on another network reaches neither', async () => {
     await ok('network', 'create', 'net-a', '--subnet', '10.10.0.0/24', '--gateway', '10.10.0.1');
     await ok('network', 'create', 'net-b', '--subnet', '10.20.0.0/24', '--gateway', '10.20.0.1');
-    const create = async (name: string, host: string, other: string, network: string, probe: string) => {
-      await ok('host', 'cordon', other);
-      try {
-        return await json<Instance>('instance', 'create', name, '--image', 'test', '--network', network, '--kernel-args', `outrig.probe=${probe}`, '--timeout', '180');
-      } finally {
-        await ok('host', 'uncordon', other);
-      }
-    };
+    const create = (name: string, host: string, network: string, probe: string) =>
+      c.createOn<Instance>(host, name, ['--image', 'test', '--network', network, '--kernel-args', `outrig.probe=${probe}`, '--timeout', '180']);
     // Addresses are handed out lowest first (the gateway excluded): a1 .2, a2 .3, b1 .2.
-    const a1 = await create('a1', 'h1', 'h2', 'net-a', '10.10.0.3');
-    const a2 = await create('a2', 'h2', 'h1', 'net-a', '10.10.0.2');
-    const b1 = await create('b1', 'h2', 'h1', 'net-b', '10.10.0.2+10.10.0.3');
+    const a1 = await create('a1', 'h1', 'net-a', '10.10.0.3');
+    const a2 = await create('a2', 'h2', 'net-a', '10.10.0.2');
+    const b1 = await create('b1', 'h2', 'net-b', '10.10.0.2+10.10.0.3');
     assert.equal(a1.status.hostName, 'h1');
     assert.equal(a2.status.hostName, 'h2');
     assert.equal(b1.status.hostName, 'h2');
@@ -147,16 +137,9 @@ describe('virtual networks across hosts (network namespaces, VXLAN, real guests)
   test("with DHCP on, each guest gets its address from its own host's server, which no other host hears", async () => {
     const net = await json<Network>('network', 'create', 'net-d', '--subnet', '10.40.0.0/24', '--gateway', '10.40.0.1', '--dhcp');
     assert.deepEqual(net.spec.dhcp, { server: '10.40.0.2' }, 'the lowest free address, the gateway kept');
-    const create = async (name: string, other: string, probe: string) => {
-      await ok('host', 'cordon', other);
-      try {
-        return await json<Instance>('instance', 'create', name, '--image', 'test', '--network', 'net-d', '--kernel-args', `outrig.probe=${probe}`, '--timeout', '180');
-      } finally {
-        await ok('host', 'uncordon', other);
-      }
-    };
-    const d1 = await create('d1', 'h2', '10.40.0.4');
-    const d2 = await create('d2', 'h1', '10.40.0.3');
+    const create = (name: string, host: string, probe: string) => c.createOn<Instance>(host, name, ['--image', 'test', '--network', 'net-d', '--kernel-args', `outrig.probe=${probe}`, '--timeout', '180']);
+    const d1 = await create('d1', 'h1', '10.40.0.4');
+    const d2 = await create('d2', 'h2', '10.40.0.3');
     assert.deepEqual([d1, d2].map((i) => [i.status.hostName, i.spec.nics?.[0]?.address]), [['h1', '10.40.0.3'], ['h2', '10.40.0.4']]);
     // The kernel command line says only "dhcp": the address the guest shows came from the server.
     for (const [name, i] of [['d1', d1], ['d2', d2]] as const) {

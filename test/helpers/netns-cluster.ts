@@ -55,17 +55,18 @@ export class NetnsCluster {
   async startAgent(h: string, extra: string[] = []): Promise<void> {
     const { token } = await this.json<{ token: string }>('cluster', 'enroll-rule', 'add', `agent-${h}`, '--kind', 'token');
     this.daemons[h] = this.lan.outrig(h, this.agentArgs(h, extra), { ...this.env(), OUTRIG_BOOTSTRAP_TOKEN: token });
-    this.extras[h] = extra;
+    this.agentExtras[h] = extra;
   }
 
   /** Stops node `h`'s agent and starts it again on its stored credentials (its VMs and tables stay); the new daemon. */
   async restartAgent(h: string): Promise<Daemon> {
     await stopDaemon(this.daemons[h]!);
-    this.daemons[h] = this.lan.outrig(h, this.agentArgs(h, this.extras[h] ?? []), this.env());
+    this.daemons[h] = this.lan.outrig(h, this.agentArgs(h, this.agentExtras[h] ?? []), this.env());
     return this.daemons[h];
   }
 
-  private readonly extras: Record<string, string[]> = {};
+  /** Each agent's node and its extra arguments. */
+  private readonly agentExtras: Record<string, string[]> = {};
 
   private agentArgs(h: string, extra: string[]): string[] {
     return ['agent', '--controller', this.url, '--data', join(this.dir, h), '--name', h, '--stop-timeout', '5', ...extra];
@@ -73,6 +74,25 @@ export class NetnsCluster {
 
   async waitReady(count: number): Promise<void> {
     await waitUntil(`${count} hosts ready`, async () => (await this.json<{ status: { phase: string } }[]>('host', 'list')).filter((h) => h.status.phase === 'ready').length === count, 120_000, 500);
+  }
+
+  /** The controller, an agent on each of `hosts`, all ready, and the test image built. */
+  async startHosts(hosts: string[], heartbeatMs?: number): Promise<void> {
+    await this.startController(heartbeatMs);
+    for (const h of hosts) await this.startAgent(h);
+    await this.waitReady(hosts.length);
+    await this.ok('image', 'build-test');
+  }
+
+  /** `outrig instance create NAME ARGS --json` placed on `host`: every other agent's host is cordoned meanwhile. */
+  async createOn<T>(host: string, name: string, args: string[]): Promise<T> {
+    const others = Object.keys(this.agentExtras).filter((h) => h !== host);
+    for (const h of others) await this.ok('host', 'cordon', h);
+    try {
+      return await this.json<T>('instance', 'create', name, ...args);
+    } finally {
+      for (const h of others) await this.ok('host', 'uncordon', h);
+    }
   }
 
   /** An instance's serial log on its host (node `h`). */
