@@ -11,12 +11,10 @@ import { crc32 } from './crc.ts';
 import { DiskEngine, metadataBlocksOf, openBackingLayer } from './engine.ts';
 import {
   decodeBitmapTable,
-  decodeRecordHeader,
   decodeSnapshotTable,
   decodeSuperblock,
   journalSeed,
   Op,
-  SECTOR,
   SUPERBLOCK_SIZE,
   SUPERBLOCK_SLOTS,
   type Extent,
@@ -142,13 +140,14 @@ export function checkFile(path: string): CheckReport {
     });
     if (r.records) findings.push({ severity: 'note', message: `journal: ${r.records} record(s) after the checkpoint replayed` });
     if (r.stoppedBecause) findings.push({ severity: 'note', message: `journal ends: ${r.stoppedBecause} (an interrupted last write is expected after a crash and is ignored)`, fileOffset: sb.journalOffset + r.pos });
-    // A valid record further on, with a higher lsn, means the log was damaged in the middle.
-    for (let off = 0; off < sb.journalSize; off += SECTOR) {
-      const h = decodeRecordHeader(file.read(sb.journalOffset + off, 32), seed);
-      if (h && h.lsn > r.nextLsn) {
-        findings.push({ severity: 'error', message: `journal record ${h.lsn} at journal offset ${off} is past a damaged record ${r.nextLsn}: changes in between are lost`, fileOffset: sb.journalOffset + off });
-        break;
-      }
+    // Whole records numbered past the end of the log: a crashed session's unsynced tail, as open sees it.
+    const unreplayed = Journal.unreplayedRecords(file, sb.journalOffset, sb.journalSize, seed, sb.journalHead, r);
+    if (unreplayed.length) {
+      findings.push({
+        severity: 'note',
+        message: `journal: ${unreplayed.length} record(s) past the end of the log, first at journal offset ${unreplayed[0]}, were written after the last completed flush and never acknowledged; open ignores them and the next writable open erases them`,
+        fileOffset: sb.journalOffset + unreplayed[0]!,
+      });
     }
 
     // Maps against the bitmap.

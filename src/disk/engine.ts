@@ -408,6 +408,20 @@ export class DiskEngine {
     }
   }
 
+  /**
+   * Before this session writes a record: the header sector of every record past the end of the
+   * replayed log that carries a number this session will use is zeroed, and that is made durable.
+   * Replay then can never continue into a crashed session's leftovers (Journal.unreplayedRecords).
+   */
+  private async eraseUnreplayedRecords(): Promise<void> {
+    const sb = this.sb;
+    const stale = Journal.unreplayedRecords(this.file, sb.journalOffset, sb.journalSize, journalSeed(sb.uuid), sb.journalHead, this.replay);
+    if (!stale.length) return;
+    const zero = Buffer.alloc(SECTOR);
+    for (const off of stale) this.file.write(sb.journalOffset + off, zero);
+    await this.file.datasync();
+  }
+
   /** What validation found when the disk was opened. */
   readonly findings: Finding[];
   private readonly repairedSnapshots = new Map<string, BlockMap>();
@@ -483,7 +497,9 @@ export class DiskEngine {
       const loaded = readSuperblocks(file);
       if (!readOnly) takeLock(path);
       try {
-        return new DiskEngine(path, file, loaded, opts.cache ?? 'writeback', readOnly, !!opts.repair && !readOnly);
+        const engine = new DiskEngine(path, file, loaded, opts.cache ?? 'writeback', readOnly, !!opts.repair && !readOnly);
+        if (!readOnly) await engine.eraseUnreplayedRecords();
+        return engine;
       } catch (e) {
         if (!readOnly) rmSync(lockPath(path), { force: true });
         throw e;

@@ -54,22 +54,47 @@ test('a record cut at any byte is ignored at replay, the ones before it apply', 
   }
 });
 
-test('a damaged record in the middle of the log is reported as an error by check', async () => {
+// Issue 17, finding 1, as the audit reproduced it: on main before the fix (777903b) the copy
+// replayed 2 records, 332 of the 1,168 acknowledged blocks read the first session's data, and
+// check called it clean but for leaked blocks.
+test("a crashed session's records past a torn one are never replayed after the next session reuses their numbers", async () => {
   const dir = tempDir('outrig-torn-');
   try {
+    const B = 4096;
     const file = join(dir.path, 'd.odsk');
-    DiskEngine.create(file, { size: 16 << 20, journalSize: 256 * 1024 });
-    const e = await DiskEngine.open(file, { cache: 'writethrough' });
-    for (let i = 0; i < 3; i++) await e.write(i * 65536 * 3, Buffer.alloc(100, 0x10 + i));
-    const copy = join(dir.path, 'copy.odsk');
-    copyFileSync(file, copy);
-    await e.close();
-    const img = readFileSync(copy);
-    img[8192 + 40]! ^= 0xff; // inside the first record's payload
-    writeFileSync(copy, img);
-    const r = checkFile(copy);
-    assert.equal(r.clean, false);
-    assert.ok(r.findings.some((f) => /past a damaged record/.test(f.message) && f.fileOffset !== undefined), JSON.stringify(r.findings));
+    DiskEngine.create(file, { size: 16 << 20, blockSize: B, journalSize: 64 * 1024 });
+    const first = await DiskEngine.open(file, { cache: 'writeback' });
+    await first.write(0, Buffer.alloc(1500 * B, 0xaa));
+    await first.flush();
+    assert.equal(first.info().journal.lastLsn, 2, 'two records, both synced');
+    // The crash: the file as it is now, with a byte of record 1's payload lost (a torn write).
+    const crashed = join(dir.path, 'crashed.odsk');
+    copyFileSync(file, crashed);
+    await first.close();
+    const img = readFileSync(crashed);
+    const jOff = 8192;
+    img[jOff + RECORD_HEADER + 100]! ^= 0xff;
+    writeFileSync(crashed, img);
+    const before = checkFile(crashed);
+    assert.equal(before.clean, true, JSON.stringify(before.findings));
+    assert.ok(before.findings.some((f) => /2 record\(s\) past the end of the log.*never acknowledged/.test(f.message)), 'check says what open will do: ' + JSON.stringify(before.findings));
+
+    // The next session replays nothing and writes one record numbered 1, as long as the torn one,
+    // over blocks that record 2 (whole, behind it) maps elsewhere.
+    const second = await DiskEngine.open(crashed, { cache: 'writethrough' });
+    assert.equal(second.replay.records, 0);
+    await second.write(332 * B, Buffer.alloc(1168 * B, 0xbb));
+    // A second power cut: the file as it is now.
+    const again = join(dir.path, 'again.odsk');
+    copyFileSync(crashed, again);
+    const t = await DiskEngine.open(again, { readOnly: true });
+    const wrong: number[] = [];
+    for (let b = 332; b < 1500; b++) if (!t.readBuffer(b * B, B).equals(Buffer.alloc(B, 0xbb))) wrong.push(b);
+    assert.deepEqual([t.replay.records, wrong.length], [1, 0], `acknowledged blocks that read other data: ${wrong.length}`);
+    await t.close();
+    await second.close();
+    const after = checkFile(again);
+    assert.deepEqual(after.findings.filter((f) => f.severity !== 'note'), []);
   } finally {
     dir.remove();
   }
