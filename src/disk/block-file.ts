@@ -3,7 +3,8 @@
  * a few microseconds, less than a thread-pool hop), and fdatasync on the thread pool so the event
  * loop keeps collecting requests while the device flushes: that is what makes group commit work.
  */
-import { closeSync, fdatasync, fstatSync, ftruncateSync, openSync, readSync, writeSync, constants } from 'node:fs';
+import { closeSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync, constants } from 'node:fs';
+import { dirname } from 'node:path';
 
 export class BlockFile {
   private fd: number;
@@ -22,6 +23,20 @@ export class BlockFile {
 
   static create(path: string): void {
     closeSync(openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o600));
+  }
+
+  /**
+   * A new file made durable: its contents and size (fsync), then its name (an fsync of the
+   * directory), so a power cut after a create returns cannot leave no file or an empty one.
+   */
+  syncNew(): void {
+    fsyncSync(this.fd);
+    const dir = openSync(dirname(this.path), constants.O_RDONLY);
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
   }
 
   get size(): number {

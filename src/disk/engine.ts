@@ -481,6 +481,7 @@ export class DiskEngine {
       // The first journal sector must not look like a record (a reused file could hold one).
       f.write(sb.journalOffset, Buffer.alloc(SECTOR));
       f.truncate(sb.dataOffset);
+      f.syncNew();
     } catch (e) {
       f.close();
       rmSync(path, { force: true });

@@ -5,8 +5,9 @@
  * not be covered). The workload adds its requests' issue and acknowledgement to the same log, so
  * a crash state can be cut at any point of it (model.ts).
  *
- * It hooks BlockFile, the engine's only way to its file, for as long as it is installed; with
- * `noopSync` the engine's syncs return at once and durable nothing (the missing-fsync bug the
+ * It hooks BlockFile, the engine's only way to its file, for as long as it is installed (a new
+ * file's sync counts as one more sync); with `noopSync` the engine's data syncs return at once and
+ * make nothing durable (the missing-fsync bug the
  * simulator must catch).
  */
 import { BlockFile } from '../../../src/disk/block-file.ts';
@@ -33,7 +34,7 @@ export class IoRecorder {
   install(opts: { noopSync?: boolean } = {}): void {
     if (this.uninstall) throw new Error('recorder already installed');
     const proto = BlockFile.prototype;
-    const { write, truncate, datasync } = proto;
+    const { write, truncate, datasync, syncNew } = proto;
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const rec = this;
     const mine = (f: BlockFile) => f.path === rec.path && !f.readOnly;
@@ -57,8 +58,15 @@ export class IoRecorder {
         rec.events.push({ t: 'sync-end', id });
       });
     };
+    proto.syncNew = function (this: BlockFile) {
+      if (!mine(this)) return syncNew.call(this);
+      const id = ++rec.syncs;
+      rec.events.push({ t: 'sync-start', id });
+      syncNew.call(this);
+      rec.events.push({ t: 'sync-end', id });
+    };
     this.uninstall = () => {
-      Object.assign(proto, { write, truncate, datasync });
+      Object.assign(proto, { write, truncate, datasync, syncNew });
       this.uninstall = undefined;
     };
   }

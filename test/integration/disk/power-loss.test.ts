@@ -16,7 +16,13 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DiskEngine } from '../../../src/disk/engine.ts';
 import { explore } from '../../helpers/power-loss/explore.ts';
+import { crashImage, durability } from '../../helpers/power-loss/model.ts';
+import { IoRecorder } from '../../helpers/power-loss/recorder.ts';
+import { tempDir } from '../../helpers/tmp.ts';
 import { WORKLOADS } from '../../helpers/power-loss/workloads.ts';
 
 for (const w of WORKLOADS) {
@@ -33,5 +39,32 @@ test('with the data syncs made no-ops, the simulator finds acknowledged writes l
     const r = await explore(w, { states: 60, seed: 7, noopSync: true });
     assert.ok(r.failures.length > 0, `${w.name}: ${r.states} states, no failure found with no-op syncs`);
     assert.ok(r.failures.some((f) => /reads (zeros|request \d+), may read/.test(f.problem)), JSON.stringify(r.failures.slice(0, 3)));
+  }
+});
+
+// Issue 17, finding 5: on main before this (94608ff) create wrote the superblock and returned with
+// nothing synced, so a power cut after it could leave an empty file ("2 writes of the new disk
+// may be lost").
+test('a disk is durable once create returns: every crash state after it opens', async () => {
+  const dir = tempDir('outrig-power-loss-');
+  try {
+    const path = join(dir.path, 'new.odsk');
+    const rec = new IoRecorder(path);
+    rec.install();
+    try {
+      DiskEngine.create(path, { size: 2 << 20, blockSize: 4096, journalSize: 64 * 1024 });
+    } finally {
+      rec.remove();
+    }
+    const { undurable } = durability(rec.events, rec.events.length);
+    assert.equal(undurable.length, 0, `${undurable.length} writes of the new disk may be lost`);
+    // The power cut right after create returned, with nothing that was still in flight landed.
+    const state = join(dir.path, 'state.odsk');
+    writeFileSync(state, crashImage(Buffer.alloc(0), rec.events, { cut: rec.events.length, landed: [], label: 'after create' }));
+    const e = await DiskEngine.open(state, { readOnly: true });
+    assert.equal(e.virtualSize, 2 << 20);
+    await e.close();
+  } finally {
+    dir.remove();
   }
 });
