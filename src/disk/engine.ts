@@ -12,7 +12,7 @@
  * A block freed by a round is reused only once that round's record is durable, so a crash can
  * never leave a map entry pointing at someone else's data.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { Allocator } from './allocator.ts';
 import { BlockFile } from './block-file.ts';
@@ -43,6 +43,8 @@ import {
   type Superblock,
 } from './format.ts';
 import { Journal, type ReplayResult } from './journal.ts';
+import { releaseLock, takeLock } from './lock.ts';
+import { DiskError, EIO, EINVAL, ENOSPC, EPERM } from './errors.ts';
 import { mapTableBytes, readMapTable, writeMapTable } from './map-table.ts';
 import { validateMaps, type Finding, type MapSource } from './validate.ts';
 
@@ -84,19 +86,7 @@ export interface SnapshotInfo {
   blocks: number;
 }
 
-export class DiskError extends Error {
-  constructor(
-    message: string,
-    /** NBD error number to answer with. */
-    readonly errno: number,
-  ) {
-    super(message);
-  }
-}
-export const EIO = 5;
-export const EINVAL = 22;
-export const ENOSPC = 28;
-export const EPERM = 1;
+export { DiskError, EIO, EINVAL, ENOSPC, EPERM } from './errors.ts';
 
 type Kind = 'write' | 'zero' | 'trim';
 
@@ -272,29 +262,6 @@ export function metadataBlocksOf(sb: Superblock, snaps: SnapshotEntry[]): Set<nu
   const out = new Set<number>();
   for (const e of [sb.map, sb.bitmap, sb.snapshots, ...snaps.map((x) => x.map)]) for (let i = 0; i < e.blocks; i++) out.add(e.start + i);
   return out;
-}
-
-function lockPath(path: string): string {
-  return `${path}.lock`;
-}
-
-/** One writer per disk file: a lock file naming the owner pid; a dead owner's lock is taken over. */
-function takeLock(path: string): void {
-  const lp = lockPath(path);
-  if (existsSync(lp)) {
-    const pid = Number(readFileSync(lp, 'utf8').trim());
-    let alive = false;
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
-      try {
-        process.kill(pid, 0);
-        alive = true;
-      } catch {
-        // no such process: the lock is stale
-      }
-    }
-    if (alive) throw new DiskError(`${path} is in use by process ${pid}`, EPERM);
-  }
-  writeFileSync(lp, `${process.pid}\n`);
 }
 
 export interface EngineInfo {
@@ -502,7 +469,7 @@ export class DiskEngine {
         if (!readOnly) await engine.eraseUnreplayedRecords();
         return engine;
       } catch (e) {
-        if (!readOnly) rmSync(lockPath(path), { force: true });
+        if (!readOnly) releaseLock(path);
         throw e;
       }
     } catch (e) {
@@ -989,7 +956,7 @@ export class DiskEngine {
     this.closed = true;
     this.file.close();
     for (const f of this.head.owned) f.close();
-    if (!this.readOnly) rmSync(lockPath(this.path), { force: true });
+    if (!this.readOnly) releaseLock(this.path);
   }
 }
 

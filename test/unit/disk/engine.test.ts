@@ -151,6 +151,37 @@ test('a clone reads its backing snapshot until written, and shares its space', a
   }
 });
 
+// Issue 17, finding 5: the lock file was made after a look for it (exists, then write), so two
+// openers between the two both got the disk.
+test('of writers racing to open one disk, exactly one gets it', async () => {
+  const dir = tempDir();
+  try {
+    const f = join(dir.path, 'd.odsk');
+    DiskEngine.create(f, { size: 1 << 20 });
+    const { spawn } = await import('node:child_process');
+    const engine = new URL('../../../src/disk/engine.ts', import.meta.url).pathname;
+    for (let round = 0; round < 3; round++) {
+      const start = Date.now() + 2500;
+      // Each writer waits for the same moment, opens, says how it went, and holds the disk a while.
+      const script = `const m = await import('${engine}'); while (Date.now() < ${start}); try { await m.DiskEngine.open('${f}'); console.log('got it'); } catch (e) { console.log(e.message); } await new Promise((r) => setTimeout(r, 1500));`;
+      const outs = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          new Promise<string>((resolve) => {
+            const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
+            let out = '';
+            p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+            p.on('close', () => resolve(out.trim()));
+          }),
+        ),
+      );
+      assert.equal(outs.filter((o) => o === 'got it').length, 1, `round ${round}: ${outs.join(' | ')}`);
+      assert.ok(outs.filter((o) => o !== 'got it').every((o) => /in use by process \d+/.test(o)), outs.join(' | '));
+    }
+  } finally {
+    dir.remove();
+  }
+});
+
 test('a second writer is refused while the first has the disk open', async () => {
   const dir = tempDir();
   try {
