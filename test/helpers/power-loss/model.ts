@@ -93,17 +93,8 @@ export function crashImage(initial: Buffer, events: IoEvent[], s: CrashState): B
   return img;
 }
 
-/** A small seeded generator (mulberry32): the same seed explores the same states. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** The seeded generator: the same seed explores the same states. */
+export { mulberry32 as rng } from '../../../bench/memory/rng.ts';
 
 /** One crash state at a random cut: see stateAt. */
 export function pickState(events: IoEvent[], rand: () => number): CrashState {
