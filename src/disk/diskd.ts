@@ -71,9 +71,11 @@ export class Diskd {
     dir: string,
     private readonly log: Logger,
     private readonly cache: CacheMode = 'writeback',
+    /** Write bytes all NBD connections together may have in flight (NbdServer's default when absent). */
+    maxTotalInFlightBytes?: number,
   ) {
     this.paths = diskdPaths(dir);
-    this.nbd = new NbdServer({ exports: this.exports, log });
+    this.nbd = new NbdServer({ exports: this.exports, log, maxTotalInFlightBytes });
   }
 
   async start(): Promise<void> {

@@ -12,6 +12,7 @@ import { rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { ReadSegment, StatusExtent } from '../engine.ts';
 import { BufferQueue } from './buffer-queue.ts';
+import { InFlightBudget } from './in-flight.ts';
 import * as P from './protocol.ts';
 
 export interface BlockDevice {
@@ -44,7 +45,12 @@ export interface NbdServerOptions {
   log?: Logger;
   /** Bytes of requests a connection may have in flight before we stop reading from it. */
   maxInFlightBytes?: number;
+  /** Bytes of write payloads all connections together may have in flight (default 256 MiB). */
+  maxTotalInFlightBytes?: number;
 }
+
+export const DEFAULT_MAX_IN_FLIGHT = 64 * 1024 * 1024;
+export const DEFAULT_MAX_TOTAL_IN_FLIGHT = 256 * 1024 * 1024;
 
 const TRANSMISSION_BASE =
   P.TF_HAS_FLAGS | P.TF_SEND_FLUSH | P.TF_SEND_FUA | P.TF_SEND_TRIM | P.TF_SEND_WRITE_ZEROES | P.TF_SEND_FAST_ZERO | P.TF_CAN_MULTI_CONN;
@@ -74,7 +80,12 @@ export class NbdServer {
   private path?: string;
   stopping = false;
 
-  constructor(readonly opts: NbdServerOptions) {}
+  /** Write payloads in flight over every connection. */
+  readonly budget: InFlightBudget;
+
+  constructor(readonly opts: NbdServerOptions) {
+    this.budget = new InFlightBudget(opts.maxTotalInFlightBytes ?? DEFAULT_MAX_TOTAL_IN_FLIGHT);
+  }
 
   /** Listens on a UNIX socket (replacing a stale socket file). */
   listen(path: string): Promise<void> {
@@ -157,6 +168,7 @@ class Connection {
     sock.on('error', () => this.hardClose());
     sock.on('close', () => {
       this.phase = 'closed';
+      this.server.budget.forget(this.resume);
       this.releaseIdle();
     });
   }
@@ -504,12 +516,14 @@ class Connection {
 
   /** Replies once an asynchronous command settles; applies backpressure on the socket meanwhile. */
   private track(handle: Buffer, bytes: number, p: Promise<void>): void {
+    const budget = this.server.budget;
     this.inFlight++;
     this.inFlightBytes += bytes;
-    const limit = this.server.opts.maxInFlightBytes ?? 64 * 1024 * 1024;
-    if (this.inFlightBytes > limit && !this.paused) {
+    budget.take(bytes);
+    if (!this.paused && (this.inFlightBytes > this.limit || budget.over)) {
       this.paused = true;
       this.sock.pause();
+      budget.wait(this.resume);
     }
     p.then(
       () => this.okReply(handle),
@@ -517,14 +531,27 @@ class Connection {
     ).finally(() => {
       this.inFlight--;
       this.inFlightBytes -= bytes;
-      if (this.paused && this.inFlightBytes <= limit / 2) {
-        this.paused = false;
-        this.sock.resume();
-        this.pump();
-      }
+      budget.give(bytes);
+      this.resume();
       if (this.inFlight === 0) this.releaseIdle();
     });
   }
+
+  private get limit(): number {
+    return this.server.opts.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT;
+  }
+
+  /** Reads the socket again once this connection and the whole server are at half their limits. */
+  private readonly resume = (): boolean => {
+    if (!this.paused) return true;
+    if (this.inFlightBytes > this.limit / 2 || !this.server.budget.belowHalf) return false;
+    this.paused = false;
+    this.server.budget.forget(this.resume);
+    if (this.phase === 'closed') return true;
+    this.sock.resume();
+    this.pump();
+    return true;
+  };
 
   private doRead(handle: Buffer, flags: number, offset: number, length: number): void {
     if (length > P.MAX_PAYLOAD) return this.errorReply(handle, P.EINVAL, `read of ${length} bytes exceeds the maximum of ${P.MAX_PAYLOAD}`);
