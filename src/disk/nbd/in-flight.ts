@@ -44,6 +44,10 @@ export class InFlightBudget {
   give(bytes: number): void {
     this.used -= bytes;
     if (!this.belowHalf) return;
-    for (const r of [...this.waiting]) if (r()) this.waiting.delete(r);
+    for (const r of [...this.waiting]) {
+      // Out first: a connection that resumes may read another request at once and wait again.
+      this.waiting.delete(r);
+      if (!r()) this.waiting.add(r);
+    }
   }
 }

@@ -65,6 +65,16 @@ const VALID_CMD_FLAGS: Record<number, number> = {
   [P.CMD_BLOCK_STATUS]: P.CMD_FLAG_FUA | P.CMD_FLAG_REQ_ONE,
 };
 
+/**
+ * What a discard or zero request weighs in the in-flight budget: it carries no payload, but the
+ * engine holds a piece of work (about this many bytes) per block it touches while it applies it,
+ * and one 4 GiB request touches up to a million blocks.
+ */
+const BYTES_PER_BLOCK_OF_WORK = 128;
+function blockCost(length: number, dev: BlockDevice): number {
+  return Math.ceil(length / dev.preferredBlockSize) * BYTES_PER_BLOCK_OF_WORK;
+}
+
 /** Block status answers at most this many descriptors; the client asks again for the rest. */
 const MAX_EXTENTS = 1024;
 const BASE_ALLOCATION_ID = 1;
@@ -508,9 +518,9 @@ class Connection {
       case P.CMD_FLUSH:
         return this.track(handle, 0, dev.flush());
       case P.CMD_TRIM:
-        return this.track(handle, 0, dev.trim(offset, length, fua));
+        return this.track(handle, blockCost(length, dev), dev.trim(offset, length, fua));
       case P.CMD_WRITE_ZEROES:
-        return this.track(handle, 0, dev.writeZeroes(offset, length, fua, (flags & P.CMD_FLAG_NO_HOLE) !== 0));
+        return this.track(handle, blockCost(length, dev), dev.writeZeroes(offset, length, fua, (flags & P.CMD_FLAG_NO_HOLE) !== 0));
     }
   }
 

@@ -64,3 +64,46 @@ test('write bytes in flight are capped over all connections, with backpressure t
     dir.remove();
   }
 });
+
+// Discards and zero writes carry no payload, so on 787b6c5 they counted for nothing: a client could
+// pipeline any number of 4 GiB discards, each a piece of engine work per block (65,536 here).
+test('discards and zero writes count for the blocks they touch', async () => {
+  const dir = tempDir('outrig-nbd-flight-');
+  const file = join(dir.path, 'd.odsk');
+  DiskEngine.create(file, { size: 1024 * 1024 * MiB, blockSize: 64 * 1024 });
+  const engine = await DiskEngine.open(file);
+  let held = 0;
+  let peak = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const base = engineDevice(engine);
+  const hold = async <T>(f: () => Promise<T>) => {
+    held++;
+    peak = Math.max(peak, held);
+    await gate;
+    held--;
+    return f();
+  };
+  const device = { ...base, size: base.size, trim: (o: number, l: number, fua: boolean) => hold(() => engine.trim(o, l, fua)), writeZeroes: (o: number, l: number, fua: boolean, nh: boolean) => hold(() => engine.writeZeroes(o, l, fua, nh)) };
+  const entry: ExportEntry = { name: '', device };
+  const server = new NbdServer({ exports: { get: () => entry, list: () => [entry] }, maxTotalInFlightBytes: 16 * MiB });
+  const sock = join(dir.path, 's.sock');
+  await server.listen(sock);
+  const clients = await Promise.all([0, 1].map(() => NbdClient.connect(sock)));
+  try {
+    const GiB4 = 4 * 1024 * MiB - 64 * 1024;
+    const reqs = clients.flatMap((c, i) => Array.from({ length: 16 }, (_, k) => (k % 2 ? c.writeZeroes((i * 16 + k) * 4 * 1024 * MiB, GiB4) : c.trim((i * 16 + k) * 4 * 1024 * MiB, GiB4))));
+    const budget = (server as { budget?: { waitingCount: number } }).budget;
+    await waitUntil('the requests to settle at the disk', () => held === 32 || (budget?.waitingCount ?? 0) === 2, 60_000, 10);
+    // Each weighs 8 MiB: two fit under the 16 MiB limit, and a connection pauses after the one that passes it.
+    assert.ok(peak <= 4, `${peak} requests of 4 GiB held at once`);
+    open();
+    await Promise.all(reqs);
+  } finally {
+    open();
+    for (const c of clients) await c.disconnect();
+    await server.close();
+    await engine.close();
+    dir.remove();
+  }
+});
