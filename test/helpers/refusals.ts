@@ -4,14 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import type { RunningController } from '../../src/controller/index.ts';
-import { tlsFetch } from './https.ts';
+import { apiSend } from './https.ts';
 
 export function refusals(ctl: RunningController, state: () => Promise<unknown>) {
-  async function send(method: string, path: string, body: unknown) {
-    const res = await tlsFetch(ctl.url + path, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken, method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : {}) as { error?: { code: string; message: string } } };
-  }
+  const send = (method: string, path: string, body: unknown) => apiSend(ctl, method, path, body);
   async function refused(method: string, path: string, body: unknown, status: number, message: RegExp): Promise<void> {
     const before = await state();
     const r = await send(method, path, body);

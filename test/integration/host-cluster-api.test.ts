@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { HostCluster } from '../../src/model/host-cluster.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
-import { tlsFetch } from '../helpers/https.ts';
+import { apiSend } from '../helpers/https.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 const HOST = 'dc-api-host';
@@ -28,17 +28,7 @@ describe('dedicated host clusters: placement and add-host', () => {
   });
   after(() => env?.close());
 
-  async function send(method: string, path: string, body?: unknown) {
-    const res = await tlsFetch(env.ctl.url + path, {
-      tls: { ca: env.ctl.trust.ca.certPem },
-      token: env.ctl.adminToken,
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : {}) as { error?: { code: string; message: string; details?: unknown } } };
-  }
+  const send = (method: string, path: string, body?: unknown) => apiSend<object>(env.ctl, method, path, body);
   const instance = (name: string, tenant: string) => env.api.post<Instance>('/v1/instances', { name, tenant, image: 'test', vcpus: 1, memoryMiB: 64, start: false });
   const placed = (name: string) => waitUntil(`${name} placed`, async () => (await env.api.get<Instance>(`/v1/instances/${name}`)).status.hostName);
   const cluster = () => env.api.get<HostCluster>('/v1/host-clusters/dc-a');

@@ -18,7 +18,7 @@ import type { HostCluster } from '../../src/model/host-cluster.ts';
 import { profileOf, vnetSegments, x509 } from '../../src/pki/index.ts';
 import { formatIpv4 } from '../../src/network/index.ts';
 import fc from '../helpers/fast-check.ts';
-import { tlsFetch } from '../helpers/https.ts';
+import { apiSend, tlsFetch } from '../helpers/https.ts';
 import { waitUntil } from '../helpers/wait.ts';
 
 describe('networks API', () => {
@@ -33,17 +33,7 @@ describe('networks API', () => {
   });
   after(() => env?.close());
 
-  async function send(method: string, path: string, body?: unknown) {
-    const res = await tlsFetch(ctl.url + path, {
-      tls: { ca: ctl.trust.ca.certPem },
-      token: ctl.adminToken,
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : {}) as { error?: { code: string; message: string } } & Partial<Network & Instance> };
-  }
+  const send = (method: string, path: string, body?: unknown) => apiSend<Network & Instance>(ctl, method, path, body);
 
   /** Everything a refused request must leave alone. */
   async function state() {

@@ -13,7 +13,7 @@ import { ApiClient } from '../../src/cli/client.ts';
 import { createLogger } from '../../src/common/log.ts';
 import { startController, type RunningController } from '../../src/controller/index.ts';
 import type { Network } from '../../src/model/network.ts';
-import { tlsFetch } from '../helpers/https.ts';
+import { apiSend } from '../helpers/https.ts';
 import { stranger } from '../helpers/stranger.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
@@ -32,17 +32,7 @@ describe('segment ids of networks on deleted hosts', () => {
     dir.remove();
   });
 
-  async function send(method: string, path: string, body?: unknown) {
-    const res = await tlsFetch(ctl.url + path, {
-      tls: { ca: ctl.trust.ca.certPem },
-      token: ctl.adminToken,
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : {}) as { error?: { code: string; message: string } } & Partial<Network> };
-  }
+  const send = (method: string, path: string, body?: unknown) => apiSend<Network>(ctl, method, path, body);
 
   const enrolled = async (hostId: string) => {
     const { token } = await ctl.trust.addRule(`rule-${hostId}`, { kind: 'token' });
