@@ -101,6 +101,30 @@ export class Allocator {
     return p;
   }
 
+  /**
+   * n consecutive free blocks inside the data area, lowest first, or -1 when there is no such
+   * run. Serialized tables go there before growing the file, so a checkpoint still fits on a
+   * full file system once blocks have been freed.
+   */
+  allocateRunInside(n: number): number {
+    if (n <= 0 || this.free < n) return -1;
+    let run = 0;
+    for (let p = 0; p < this.count; p++) {
+      if ((p & 7) === 0 && this.bits[p >> 3] === 0xff) {
+        run = 0;
+        p += 7;
+        continue;
+      }
+      run = this.isAllocated(p) ? 0 : run + 1;
+      if (run === n) {
+        const start = p - n + 1;
+        for (let i = start; i <= p; i++) this.setAllocated(i);
+        return start;
+      }
+    }
+    return -1;
+  }
+
   /** n consecutive new blocks at the end of the data area (for serialized tables). */
   allocateRunAtEnd(n: number): number {
     const start = this.count;

@@ -5,6 +5,7 @@
  */
 import { closeSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, writeSync, constants } from 'node:fs';
 import { dirname } from 'node:path';
+import { spawnSync } from 'node:child_process';
 
 export class BlockFile {
   private fd: number;
@@ -59,14 +60,38 @@ export class BlockFile {
   write(pos: number, data: Uint8Array, offset = 0, len = data.length - offset): void {
     if (this.readOnly) throw new Error('disk opened read-only');
     let done = 0;
-    while (done < len) done += writeSync(this.fd, data, offset + done, len - done, pos + done);
-    if (pos + len > this.end) this.end = pos + len;
     this.dirty = true;
+    try {
+      while (done < len) done += writeSync(this.fd, data, offset + done, len - done, pos + done);
+    } catch (e) {
+      // A write cut short (a full file system) may still have extended the file: what lies past
+      // the old end is no longer a hole that reads as zeros, and fresh-space decisions must know.
+      this.end = Math.max(this.end, fstatSync(this.fd).size);
+      throw e;
+    }
+    if (pos + len > this.end) this.end = pos + len;
+  }
+
+  /**
+   * Reserves file system space for [pos, pos+len) without changing the file's size, so later
+   * writes there cannot fail for want of space (the journal must always be writable). Uses
+   * fallocate(1) with --keep-size, as Node has no fallocate; where the file system cannot
+   * preallocate, the range is left as it is and writes there allocate as usual.
+   */
+  reserve(pos: number, len: number): void {
+    if (len <= 0) return;
+    const r = spawnSync('fallocate', ['--keep-size', '--offset', String(pos), '--length', String(len), '--', this.path], { encoding: 'utf8' });
+    if (r.status === 0) return;
+    if (/No space left|Disk quota/i.test(r.stderr ?? '')) throw Object.assign(new Error(`no space left on the host to reserve ${len} bytes in ${this.path}`), { code: 'ENOSPC' });
   }
 
   datasync(): Promise<void> {
     this.dirty = false;
-    return new Promise((resolve, reject) => fdatasync(this.fd, (e) => (e ? reject(e) : resolve())));
+    // A failed sync is never a request's problem, whatever its code (ENOSPC included): Linux may
+    // have dropped the pages it could not write, so a later sync would succeed over lost data.
+    return new Promise((resolve, reject) =>
+      fdatasync(this.fd, (e) => (e ? reject(Object.assign(new Error(`fdatasync of ${this.path} failed: ${e.message}`), { code: 'EIO', cause: e })) : resolve())),
+    );
   }
 
   truncate(size: number): void {

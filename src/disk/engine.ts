@@ -44,7 +44,7 @@ import {
 } from './format.ts';
 import { Journal, type ReplayResult } from './journal.ts';
 import { releaseLock, takeLock } from './lock.ts';
-import { DiskError, EIO, EINVAL, ENOSPC, EPERM } from './errors.ts';
+import { asDiskError, DiskError, EIO, EINVAL, ENOSPC, EPERM, isOutOfSpace } from './errors.ts';
 import { mapTableBytes, readMapTable, writeMapTable } from './map-table.ts';
 import { validateMaps, type Finding, type MapSource } from './validate.ts';
 
@@ -101,6 +101,14 @@ interface Request {
   failed?: DiskError;
   resolve: () => void;
   reject: (e: Error) => void;
+}
+
+/** The data a round writes to one block: undone as a whole if it cannot be written. */
+interface BlockWrite {
+  elems: Element[];
+  /** Puts the block's mapping back, when the write moved it to a new block. */
+  undo?: () => void;
+  failed?: boolean;
 }
 
 /** One request's share of one block. */
@@ -389,6 +397,15 @@ export class DiskEngine {
     await this.file.datasync();
   }
 
+  /** Disks made before journals were reserved at creation get theirs now, if there is room. */
+  private reserveJournal(): void {
+    try {
+      this.file.reserve(this.sb.journalOffset, this.sb.journalSize);
+    } catch (e) {
+      if (!isOutOfSpace(e)) throw e;
+    }
+  }
+
   /** What validation found when the disk was opened. */
   readonly findings: Finding[];
   private readonly repairedSnapshots = new Map<string, BlockMap>();
@@ -448,6 +465,8 @@ export class DiskEngine {
       // The first journal sector must not look like a record (a reused file could hold one).
       f.write(sb.journalOffset, Buffer.alloc(SECTOR));
       f.truncate(sb.dataOffset);
+      // The journal always has its space, so a full file system can fail a write but never a commit.
+      f.reserve(sb.journalOffset, sb.journalSize);
       f.syncNew();
     } catch (e) {
       f.close();
@@ -466,7 +485,10 @@ export class DiskEngine {
       if (!readOnly) takeLock(path);
       try {
         const engine = new DiskEngine(path, file, loaded, opts.cache ?? 'writeback', readOnly, !!opts.repair && !readOnly);
-        if (!readOnly) await engine.eraseUnreplayedRecords();
+        if (!readOnly) {
+          await engine.eraseUnreplayedRecords();
+          engine.reserveJournal();
+        }
         return engine;
       } catch (e) {
         if (!readOnly) releaseLock(path);
@@ -577,11 +599,17 @@ export class DiskEngine {
           if (this.uncommitted.length > 65536) await this.commit();
         }
       } catch (e) {
-        error = e as Error;
-        this.fatal = new DiskError(`disk failed and stopped accepting writes: ${error.message}`, EIO);
+        if (isOutOfSpace(e)) {
+          // The journal or a checkpoint found no room. What the round did stays in memory,
+          // consistent, and goes out with a later commit once there is space; its requests fail.
+          error = asDiskError(e);
+        } else {
+          error = e as Error;
+          this.fatal = new DiskError(`disk failed and stopped accepting writes: ${error.message}`, EIO);
+        }
       }
       for (const r of batch) {
-        if (error) r.reject(new DiskError(error.message, EIO));
+        if (error) r.reject(error instanceof DiskError ? error : new DiskError(error.message, EIO));
         else this.settle(r);
       }
       for (const f of flushes) {
@@ -618,36 +646,74 @@ export class DiskEngine {
       let j = i + 1;
       while (j < elems.length && elems[j]!.v === elems[i]!.v) j++;
       const group = elems.slice(i, j);
-      try {
-        if (group.every((e) => e.req.kind === 'write')) this.writeGroup(group[0]!.v, group);
-        else for (const e of group) this.applyElement(e);
-      } catch (e) {
-        const err = e instanceof DiskError ? e : new DiskError((e as NodeJS.ErrnoException).code === 'ENOSPC' ? 'no space left on the host' : (e as Error).message, (e as NodeJS.ErrnoException).code === 'ENOSPC' ? ENOSPC : EIO);
-        for (const g of group) g.req.failed = err;
+      if (group.length === 1 || group.every((e) => e.req.kind === 'write')) this.planBlock(group, () => this.writeGroupOrElement(group));
+      else {
+        // Zeroes or trims mixed with writes on one block: each piece's data goes out before the
+        // next piece remaps the block, so a piece that fails can be undone alone.
+        for (const e of group) {
+          this.planBlock([e], () => this.applyElement(e));
+          this.flushWrites();
+        }
       }
       i = j;
     }
-    // A failure here leaves maps pointing at blocks whose data never landed: the disk stops (fatal).
     this.flushWrites();
   }
 
+  private writeGroupOrElement(group: Element[]): void {
+    if (group.every((e) => e.req.kind === 'write')) this.writeGroup(group[0]!.v, group);
+    else this.applyElement(group[0]!);
+  }
+
+  /** Plans one block's share of the round; a failure there fails the requests it carries. */
+  private planBlock(elems: Element[], plan: () => void): void {
+    try {
+      plan();
+    } catch (e) {
+      const err = asDiskError(e);
+      for (const g of elems) g.req.failed ??= err;
+    }
+  }
+
+  /** Fails the requests of a block whose data could not be written, and undoes its remap. */
+  private failBlock(w: BlockWrite, err: DiskError): void {
+    if (w.failed) return;
+    w.failed = true;
+    for (const e of w.elems) e.req.failed ??= err;
+    w.undo?.();
+  }
+
   /** Data writes of the current round, merged where a request's bytes land contiguously on disk. */
-  private pendingIO: { pos: number; buf: Buffer; off: number; len: number }[] = [];
+  private pendingIO: { pos: number; buf: Buffer; off: number; len: number; blocks: BlockWrite[] }[] = [];
+  /** The block write that queued I/O belongs to. */
+  private current?: BlockWrite;
   /** The file's end once the queued writes are done: fresh-space decisions must see it. */
   private queuedEnd = 0;
 
   private queueWrite(pos: number, buf: Buffer, off: number, len: number): void {
     const last = this.pendingIO[this.pendingIO.length - 1];
+    const block = this.current!;
     // Only the previous write is a merge candidate, so writes keep their order where they overlap.
-    if (last && last.buf === buf && last.pos + last.len === pos && last.off + last.len === off) last.len += len;
-    else this.pendingIO.push({ pos, buf, off, len });
+    if (last && last.buf === buf && last.pos + last.len === pos && last.off + last.len === off) {
+      last.len += len;
+      if (last.blocks[last.blocks.length - 1] !== block) last.blocks.push(block);
+    } else this.pendingIO.push({ pos, buf, off, len, blocks: [block] });
     this.queuedEnd = Math.max(this.queuedEnd, pos + len);
   }
 
   private flushWrites(): void {
     const io = this.pendingIO;
     this.pendingIO = [];
-    for (const w of io) this.file.write(w.pos, w.buf, w.off, w.len);
+    for (const w of io) {
+      try {
+        this.file.write(w.pos, w.buf, w.off, w.len);
+      } catch (e) {
+        // Out of space (or an I/O error) for these blocks only: their requests fail and their
+        // maps go back to what they were, so nothing points at data that never landed.
+        const err = asDiskError(e);
+        for (const b of w.blocks) this.failBlock(b, err);
+      }
+    }
   }
 
   private isFresh(p: number): boolean {
@@ -658,10 +724,12 @@ export class DiskEngine {
     return this.sb.dataOffset + p * this.sb.blockSize;
   }
 
-  /** Data writes to one block, in arrival order. */
-  private writeGroup(v: number, group: Element[]): void {
+  /** Data writes to one block, in arrival order; `owners` are the elements whose requests it serves. */
+  private writeGroup(v: number, group: Element[], owners: Element[] = group): void {
     const B = this.sb.blockSize;
     const cur = this.head.map.get(v);
+    const block: BlockWrite = { elems: owners };
+    this.current = block;
     if (cur >= 0 && cur !== ZERO_BLOCK && this.alloc.refCount(cur) === 1) {
       for (const e of group) this.queueWrite(this.physical(cur) + e.off, e.req.data!, e.dataOff, e.len);
       return;
@@ -693,11 +761,16 @@ export class DiskEngine {
       this.alloc.setFree(p);
       throw e;
     }
-    this.remap(v, cur, p);
+    block.undo = this.remap(v, cur, p);
   }
 
-  /** Points v at p (a new block, or ZERO_BLOCK, or -1 for unmapped) and logs it; releases the old block. */
-  private remap(v: number, cur: number, p: number): void {
+  /**
+   * Points v at p (a new block, or ZERO_BLOCK, or -1 for unmapped) and logs it; releases the old
+   * block. Returns what puts everything back, for a new block whose data could not be written.
+   */
+  private remap(v: number, cur: number, p: number): () => void {
+    const mark = this.uncommitted.length;
+    const pendingMark = this.pendingFree.length;
     if (p >= 0 && p !== ZERO_BLOCK) {
       this.alloc.incRef(p);
       this.uncommitted.push({ op: Op.Alloc, p });
@@ -713,6 +786,21 @@ export class DiskEngine {
       this.uncommitted.push({ op: Op.Free, p: cur });
       this.pendingFree.push(cur);
     }
+    const ops = new Set(this.uncommitted.slice(mark));
+    const freedCur = this.pendingFree.length > pendingMark;
+    return () => {
+      if (cur === -1) this.head.map.delete(v);
+      else this.head.map.set(v, cur);
+      if (p >= 0 && p !== ZERO_BLOCK) {
+        this.alloc.decRef(p);
+        this.alloc.setFree(p);
+      }
+      if (cur >= 0 && cur !== ZERO_BLOCK) {
+        this.alloc.incRef(cur);
+        if (freedCur) this.pendingFree.splice(this.pendingFree.lastIndexOf(cur), 1);
+      }
+      this.uncommitted = this.uncommitted.filter((o) => !ops.has(o));
+    };
   }
 
   /** One element of a group that mixes zeroes or trims with writes. */
@@ -732,8 +820,7 @@ export class DiskEngine {
     if (e.req.kind === 'trim') return;
     if (resolveBlock(this.head, e.v) === null && !e.req.noHole) return; // already reads as zeros
     const zeros: Element = { ...e, req: { ...e.req, data: this.zeroBlock }, dataOff: 0 };
-    this.writeGroup(e.v, [zeros]);
-    if (zeros.req.failed) e.req.failed = zeros.req.failed;
+    this.writeGroup(e.v, [zeros], [e]);
   }
 
   /**
@@ -752,8 +839,9 @@ export class DiskEngine {
     if (this.dataBeforeRecord && this.file.dirty) await this.file.datasync();
     const ops = this.uncommitted;
     const payloads = splitPayloads(ops, this.journal.maxPayload);
-    if (this.journal.spaceFor(payloads.map((p) => p.length)) > this.journal.free) {
-      // No room in the journal: a checkpoint records the whole state instead.
+    if (this.journal.tornAppend || this.journal.spaceFor(payloads.map((p) => p.length)) > this.journal.free) {
+      // No room in the journal (or a failed append left records that must be numbered past): a
+      // checkpoint records the whole state instead.
       await this.checkpoint();
       return;
     }
@@ -778,30 +866,51 @@ export class DiskEngine {
     const old = [sb.map, sb.bitmap, sb.snapshots];
     const mapBytes = mapTableBytes(this.head.map);
     const snapBytes = encodeSnapshotTable(snapshots);
+    const freed: number[] = [];
     const blocksFor = (n: number) => Math.ceil(n / B);
-    const mapStart = this.alloc.allocateRunAtEnd(blocksFor(mapBytes));
-    const snapStart = this.alloc.allocateRunAtEnd(blocksFor(snapBytes.length));
-    // The bitmap covers its own blocks: grow until its size settles.
-    let bitmapBlocks = 1;
-    while (blocksFor(8 + Math.ceil((this.alloc.blockCount + bitmapBlocks) / 8)) > bitmapBlocks) bitmapBlocks++;
-    const bitmapStart = this.alloc.allocateRunAtEnd(bitmapBlocks);
-    const oldBlocks: number[] = [];
-    for (const e of old) for (let i = 0; i < e.blocks; i++) oldBlocks.push(e.start + i);
-    const freed = [...this.pendingFree, ...oldBlocks, ...alsoFree];
-    const bitmapBytes = encodeBitmapTable(this.alloc.snapshotBits(freed), this.alloc.blockCount);
-    const extent = (start: number, bytes: Buffer): Extent => ({ start, blocks: blocksFor(bytes.length), bytes: bytes.length, crc: crc32(bytes) });
-    const mapCrc = writeMapTable(this.file, this.physical(mapStart), this.head.map);
-    const next: Superblock = {
-      ...sb,
-      generation: sb.generation + 1,
-      blockCount: this.alloc.blockCount,
-      map: { start: mapStart, blocks: blocksFor(mapBytes), bytes: mapBytes, crc: mapCrc },
-      snapshots: extent(snapStart, snapBytes),
-      bitmap: extent(bitmapStart, bitmapBytes),
+    // Until the superblock flips nothing refers to the new tables: if they cannot be written (a
+    // full file system), their blocks go back and the old checkpoint and journal stay in force.
+    const runs: [number, number][] = [];
+    const run = (n: number, atEnd: boolean): number => {
+      let start = atEnd ? -1 : this.alloc.allocateRunInside(n);
+      if (start < 0) start = this.alloc.allocateRunAtEnd(n);
+      runs.push([start, n]);
+      return start;
     };
-    this.file.write(this.physical(snapStart), snapBytes);
-    this.file.write(this.physical(bitmapStart), bitmapBytes);
-    await this.file.datasync();
+    let next: Superblock;
+    try {
+      const mapStart = run(blocksFor(mapBytes), false);
+      const snapStart = run(blocksFor(snapBytes.length), false);
+      // The bitmap covers its own blocks: inside the area its size is known; at the end, grow
+      // until its size settles.
+      let bitmapBlocks = blocksFor(8 + Math.ceil(this.alloc.blockCount / 8));
+      let bitmapStart = this.alloc.allocateRunInside(bitmapBlocks);
+      if (bitmapStart >= 0) runs.push([bitmapStart, bitmapBlocks]);
+      else {
+        while (blocksFor(8 + Math.ceil((this.alloc.blockCount + bitmapBlocks) / 8)) > bitmapBlocks) bitmapBlocks++;
+        bitmapStart = run(bitmapBlocks, true);
+      }
+      const oldBlocks: number[] = [];
+      for (const e of old) for (let i = 0; i < e.blocks; i++) oldBlocks.push(e.start + i);
+      freed.push(...this.pendingFree, ...oldBlocks, ...alsoFree);
+      const bitmapBytes = encodeBitmapTable(this.alloc.snapshotBits(freed), this.alloc.blockCount);
+      const extent = (start: number, bytes: Buffer): Extent => ({ start, blocks: blocksFor(bytes.length), bytes: bytes.length, crc: crc32(bytes) });
+      const mapCrc = writeMapTable(this.file, this.physical(mapStart), this.head.map);
+      next = {
+        ...sb,
+        generation: sb.generation + 1,
+        blockCount: this.alloc.blockCount,
+        map: { start: mapStart, blocks: blocksFor(mapBytes), bytes: mapBytes, crc: mapCrc },
+        snapshots: extent(snapStart, snapBytes),
+        bitmap: extent(bitmapStart, bitmapBytes),
+      };
+      this.file.write(this.physical(snapStart), snapBytes);
+      this.file.write(this.physical(bitmapStart), bitmapBytes);
+      await this.file.datasync();
+    } catch (e) {
+      for (const [start, n] of runs) for (let i = 0; i < n; i++) this.alloc.setFree(start + i);
+      throw e;
+    }
     const { head, lsn } = this.journal.resetHead();
     next.journalHead = head;
     next.checkpointLsn = lsn;
@@ -821,8 +930,12 @@ export class DiskEngine {
   checkpointNow(): Promise<void> {
     if (this.readOnly) return Promise.reject(new DiskError('disk is read-only', EPERM));
     return this.exclusive(async () => {
-      await this.commit();
-      await this.checkpoint();
+      try {
+        await this.commit();
+        await this.checkpoint();
+      } catch (e) {
+        throw isOutOfSpace(e) ? asDiskError(e) : e;
+      }
     });
   }
 
@@ -950,7 +1063,8 @@ export class DiskEngine {
     if (!this.readOnly && !this.fatal) {
       await this.exclusive(async () => {
         await this.commit();
-        if (this.journal.used > 0) await this.checkpoint();
+        // On a full file system the journal holds it all: the next open replays it.
+        if (this.journal.used > 0) await this.checkpoint().catch((e: unknown) => { if (!isOutOfSpace(e)) throw e; });
       });
     }
     this.closed = true;

@@ -82,6 +82,28 @@ export class Journal {
 
   /** Writes records for each payload; the caller syncs. Returns the lsn of the last one. */
   append(payloads: Buffer[]): number {
+    const at = { pos: this.pos, used: this.usedBytes };
+    try {
+      this.appendRecords(payloads);
+    } catch (e) {
+      // Nothing was synced, so nothing was appended; but the numbers stay used, so no record this
+      // session writes can share one with what may have landed, and a checkpoint must come first.
+      this.pos = at.pos;
+      this.usedBytes = at.used;
+      this.tornAppend = true;
+      throw e;
+    }
+    return this.lsn - 1;
+  }
+
+  /**
+   * An append failed part-way: records numbered past the last checkpoint may lie at the current
+   * position, so the next append would follow them. A checkpoint (which moves the numbering past
+   * them) must come first.
+   */
+  tornAppend = false;
+
+  private appendRecords(payloads: Buffer[]): void {
     for (const payload of payloads) {
       const r = paddedRecordSize(payload.length);
       if (this.pos + r > this.size) {
@@ -95,13 +117,13 @@ export class Journal {
       this.usedBytes += r;
       this.pos = (this.pos + r) % this.size;
     }
-    return this.lsn - 1;
   }
 
   /** After a checkpoint: everything before the current position is obsolete. */
   resetHead(): { head: number; lsn: number } {
     this.head = this.pos;
     this.usedBytes = 0;
+    this.tornAppend = false;
     return { head: this.head, lsn: this.lsn - 1 };
   }
 
