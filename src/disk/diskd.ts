@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync }
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { BacklogBudget } from './backlog.ts';
 import { DiskEngine, DiskError, type CacheMode, type EngineInfo } from './engine.ts';
 import { NbdServer } from './nbd/server.ts';
 import { DiskExports } from './serve.ts';
@@ -71,12 +72,20 @@ export class Diskd {
     dir: string,
     private readonly log: Logger,
     private readonly cache: CacheMode = 'writeback',
-    /** Write bytes all NBD connections together may have in flight (NbdServer's default when absent). */
-    maxTotalInFlightBytes?: number,
+    limits: {
+      /** Write bytes all NBD connections together may have in flight (NbdServer's default when absent). */
+      maxTotalInFlightBytes?: number;
+      /** Write-back bytes all volumes together may hold not yet durable (the engine's default when absent). */
+      maxBacklogBytes?: number;
+    } = {},
   ) {
     this.paths = diskdPaths(dir);
-    this.nbd = new NbdServer({ exports: this.exports, log, maxTotalInFlightBytes });
+    this.nbd = new NbdServer({ exports: this.exports, log, maxTotalInFlightBytes: limits.maxTotalInFlightBytes });
+    this.backlog = new BacklogBudget(limits.maxBacklogBytes);
   }
+
+  /** Shared by every volume: one limit on what the host holds acknowledged but not durable. */
+  readonly backlog: BacklogBudget;
 
   async start(): Promise<void> {
     mkdirSync(this.paths.volumes, { recursive: true, mode: 0o700 });
@@ -89,7 +98,7 @@ export class Diskd {
     for (const f of readdirSync(this.paths.volumes).filter((x) => x.endsWith('.odsk'))) {
       const name = f.slice(0, -5);
       try {
-        this.exports.add(name, await DiskEngine.open(join(this.paths.volumes, f), { cache: this.cache }));
+        this.exports.add(name, await DiskEngine.open(join(this.paths.volumes, f), { cache: this.cache, backlog: this.backlog }));
       } catch (e) {
         this.log.error({ volume: name, err: (e as Error).message }, 'volume cannot be opened; not served');
       }
@@ -180,7 +189,7 @@ export class Diskd {
       rmSync(`${path}.lock`, { force: true });
       try {
         DiskEngine.create(path, { size: o.sizeBytes, blockSize: o.blockSize, backing });
-        this.exports.add(name, await DiskEngine.open(path, { cache: this.cache }));
+        this.exports.add(name, await DiskEngine.open(path, { cache: this.cache, backlog: this.backlog }));
       } catch (e) {
         rmSync(path, { force: true });
         throw e instanceof DiskError ? new HttpError(400, e.message) : e;

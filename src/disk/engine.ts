@@ -42,6 +42,7 @@ import {
   type SnapshotEntry,
   type Superblock,
 } from './format.ts';
+import { BacklogBudget } from './backlog.ts';
 import { Journal, type ReplayResult } from './journal.ts';
 import { releaseLock, takeLock } from './lock.ts';
 import { asDiskError, DiskError, EIO, EINVAL, ENOSPC, EPERM, isOutOfSpace } from './errors.ts';
@@ -56,7 +57,12 @@ export interface OpenOptions {
   repair?: boolean;
   /** writethrough: every write is durable before it completes; writeback: durable at flush (default). */
   cache?: CacheMode;
+  /** Write-back bytes not yet durable that this disk shares a limit on with others (its own, with the default limit, when absent). */
+  backlog?: BacklogBudget;
 }
+
+/** Uncommitted logical operations a write-back disk holds at most (their memory, and the size of the commit that follows). */
+const MAX_UNCOMMITTED_OPS = 65536;
 
 export interface CreateOptions {
   size: number;
@@ -314,6 +320,9 @@ export class DiskEngine {
   readonly replay: ReplayResult;
   /** A zero-filled block, shared by every read-merge-write that starts from zeros. */
   private readonly zeroBlock: Buffer;
+  private readonly backlog: BacklogBudget;
+  /** Write-back bytes acknowledged since the last commit (counted in the budget). */
+  private backlogBytes = 0;
   /** A write error makes the disk fail every later request instead of guessing at its state. */
   private fatal?: Error;
 
@@ -324,7 +333,9 @@ export class DiskEngine {
     readonly cache: CacheMode,
     readonly readOnly: boolean,
     repair: boolean,
+    backlog: BacklogBudget | undefined,
   ) {
+    this.backlog = backlog ?? new BacklogBudget();
     this.sb = loaded.sb;
     this.slot = loaded.slot;
     const sb = this.sb;
@@ -484,7 +495,7 @@ export class DiskEngine {
       const loaded = readSuperblocks(file);
       if (!readOnly) takeLock(path);
       try {
-        const engine = new DiskEngine(path, file, loaded, opts.cache ?? 'writeback', readOnly, !!opts.repair && !readOnly);
+        const engine = new DiskEngine(path, file, loaded, opts.cache ?? 'writeback', readOnly, !!opts.repair && !readOnly, opts.backlog);
         if (!readOnly) {
           await engine.eraseUnreplayedRecords();
           engine.reserveJournal();
@@ -591,12 +602,17 @@ export class DiskEngine {
       try {
         this.applyRound(batch);
         const durable = this.cache === 'writethrough' || flushes.length > 0 || batch.some((r) => r.fua);
-        if (durable) await this.commit();
+        if (!durable) {
+          let bytes = 0;
+          for (const r of batch) if (r.kind === 'write' && !r.failed) bytes += r.length;
+          this.backlogBytes += bytes;
+          this.backlog.take(bytes);
+        }
+        if (durable || this.uncommitted.length > MAX_UNCOMMITTED_OPS || this.backlog.over) await this.commit();
+        // Write-back: complete now, durable at the next flush (or once the backlog is over its limit, above).
         else {
-          // Write-back: complete now, make durable at the next flush; but keep the backlog bounded.
           for (const r of batch) this.settle(r);
           batch.length = 0;
-          if (this.uncommitted.length > 65536) await this.commit();
         }
       } catch (e) {
         if (isOutOfSpace(e)) {
@@ -832,6 +848,12 @@ export class DiskEngine {
    * allocation gets the data synced first.
    */
   private async commit(): Promise<void> {
+    await this.commitAll();
+    this.backlog.give(this.backlogBytes);
+    this.backlogBytes = 0;
+  }
+
+  private async commitAll(): Promise<void> {
     if (this.uncommitted.length === 0) {
       if (this.file.dirty) await this.file.datasync();
       return;
@@ -1068,6 +1090,8 @@ export class DiskEngine {
       });
     }
     this.closed = true;
+    this.backlog.give(this.backlogBytes);
+    this.backlogBytes = 0;
     this.file.close();
     for (const f of this.head.owned) f.close();
     if (!this.readOnly) releaseLock(this.path);

@@ -164,9 +164,14 @@ export function diskdCommand(program: Command): void {
     .option('--data <dir>', 'diskd directory (default: $OUTRIG_DATA/agent/diskd)')
     .addOption(cacheOption())
     .option('--max-in-flight-mib <n>', 'write MiB all NBD connections together may have waiting for the disk; past it they are not read until half is done', '256')
-    .action(async (o: { data?: string; cache: 'writeback' | 'writethrough'; maxInFlightMib: string }) => {
-      const mib = Number(o.maxInFlightMib);
-      if (!Number.isInteger(mib) || mib < 1 || mib > 65536) throw new CliError(`--max-in-flight-mib: '${o.maxInFlightMib}' is not a whole number of MiB from 1 to 65536`, 2);
+    .option('--max-backlog-mib <n>', 'write-back MiB all volumes together may hold acknowledged but not yet durable; past it writes wait for a sync', '1024')
+    .action(async (o: { data?: string; cache: 'writeback' | 'writethrough'; maxInFlightMib: string; maxBacklogMib: string }) => {
+      const mib = (flag: string, v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 65536) throw new CliError(`${flag}: '${v}' is not a whole number of MiB from 1 to 65536`, 2);
+        return n * 1024 * 1024;
+      };
+      const limits = { maxTotalInFlightBytes: mib('--max-in-flight-mib', o.maxInFlightMib), maxBacklogBytes: mib('--max-backlog-mib', o.maxBacklogMib) };
       const { join } = await import('node:path');
       const { dataRoot } = await import('../../common/paths.ts');
       const { createLogger } = await import('../../common/log.ts');
@@ -176,7 +181,7 @@ export function diskdCommand(program: Command): void {
       // A throw half-way through a request may leave the engine's memory wrong: exit, and the agent
       // starts diskd again (QEMU's NBD clients reconnect); a forgotten rejection is only logged.
       guardProcess(log, { exitOnException: true });
-      const d = new Diskd(o.data ?? join(dataRoot(), 'agent', 'diskd'), log, o.cache, mib * 1024 * 1024);
+      const d = new Diskd(o.data ?? join(dataRoot(), 'agent', 'diskd'), log, o.cache, limits);
       await d.start();
       process.stderr.write(`outrig diskd serving ${d.paths.nbd}, control ${d.paths.control}\n`);
       await untilSignal(() => d.close());
