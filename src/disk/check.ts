@@ -8,7 +8,8 @@ import { Allocator } from './allocator.ts';
 import { BlockFile } from './block-file.ts';
 import { BlockMap } from './block-map.ts';
 import { crc32 } from './crc.ts';
-import { DiskEngine, metadataBlocksOf, openBackingLayer } from './engine.ts';
+import { DiskEngine } from './engine.ts';
+import { metadataBlocksOf, openBackingLayer } from './layer.ts';
 import {
   decodeBitmapTable,
   decodeSnapshotTable,

@@ -1,5 +1,6 @@
 /** Adapters from disk engines and snapshots to the block device the NBD server serves. */
-import { DiskError, EPERM, readLayer, statusOfLayer, type DiskEngine, type Layer } from './engine.ts';
+import { DiskError, EPERM, type DiskEngine } from './engine.ts';
+import { readLayer, statusOfLayer, type Layer } from './layer.ts';
 import type { BlockDevice } from './nbd/server.ts';
 
 export function engineDevice(e: DiskEngine): BlockDevice {

@@ -10,7 +10,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { rmSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { ReadSegment, StatusExtent } from '../engine.ts';
+import type { ReadSegment, StatusExtent } from '../layer.ts';
 import { BufferQueue } from './buffer-queue.ts';
 import { InFlightBudget } from './in-flight.ts';
 import * as P from './protocol.ts';

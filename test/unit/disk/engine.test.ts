@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from '../../helpers/fast-check.ts';
 import { checkFile } from '../../../src/disk/check.ts';
-import { DiskEngine, readLayer } from '../../../src/disk/engine.ts';
+import { DiskEngine } from '../../../src/disk/engine.ts';
+import { readLayer } from '../../../src/disk/layer.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
 type Step =

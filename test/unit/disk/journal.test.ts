@@ -142,7 +142,7 @@ test('check names a corrupted superblock copy, table or bitmap with its location
     const w = await DiskEngine.open(file, { cache: 'writethrough' });
     await w.write(3 * 65536, Buffer.alloc(10, 9));
     (w as unknown as { head: { map: Map<number, number> & { set(v: number, p: number): void } } }).head.map.set(100, 999999);
-    (w as unknown as { uncommitted: unknown[] }).uncommitted.push({ op: 1, v: 100, p: 999999 });
+    (w as unknown as { pending: { ops: unknown[] } }).pending.ops.push({ op: 1, v: 100, p: 999999 });
     await w.flush();
     await w.close().catch(() => undefined);
     r = checkFile(file);
