@@ -10,7 +10,7 @@ import { createLogger } from '../common/log.ts';
 import { ensurePrivateDir } from '../common/secrets.ts';
 import { VERSION } from '../common/version.ts';
 import { QemuDriver, probeKvm, type Accel, type KvmProbeResult } from '../hypervisor/index.ts';
-import { PROTOCOL_VERSION, type AgentMessage, type AgentOp, type BackupRepoRef, type ControllerMessage, type DiskImageRef, type VolumeReport } from '../model/agent-protocol.ts';
+import { PROTOCOL_VERSION, type AgentMessage, type AgentOp, type BackupRepoRef, type ControllerMessage, type DiskImageRef, type StorageReport, type VolumeReport } from '../model/agent-protocol.ts';
 import type { VolumeSource } from '../disk/diskd.ts';
 import { Storage } from './storage.ts';
 import { VolumeBackups } from './backups.ts';
@@ -97,20 +97,26 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     reportQueued = true;
     setImmediate(() => {
       reportQueued = false;
-      conn?.send({ type: 'report', vms: vms.report(), volumes });
+      conn?.send({ type: 'report', vms: vms.report(), volumes, storage: space });
     });
   };
   // The storage manager: this host's volumes live in diskd, a process of their own.
   const storage = new Storage(join(cfg.dataDir, 'diskd'), log);
   await storage.ensureRunning();
   let volumes: VolumeReport[] = [];
-  // Volumes being filled from a backup: not reported until they hold the whole disk.
+  /**
+   * The disk space, read with the volumes: reported on every heartbeat, so the controller sees free
+   * space move within a heartbeat (it records it when it moves enough; see controller/disk-space.ts).
+   */
+  let space: StorageReport | undefined;
+  // Volumes being filled from a backup: not reported until they hold the whole disk (their space is
+  // in the storage figures already: the controller counts them twice meanwhile, the safe way).
   const backups = new VolumeBackups(storage, join(cfg.dataDir, 'backup-work'));
   const filling = new Set<string>(backups.recover());
   const refreshVolumes = async () => {
-    volumes = (await storage.volumes())
-      .filter((v) => !filling.has(v.name))
-      .map((v) => ({ id: v.name, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes, snapshots: v.snapshots }));
+    const now = await storage.volumesAndSpace();
+    volumes = now.volumes.filter((v) => !filling.has(v.name)).map((v) => ({ id: v.name, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes, snapshots: v.snapshots }));
+    space = now.space;
     sendReport();
   };
   await refreshVolumes();
@@ -294,6 +300,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       inventory: { ...(await readInventory(kvm)), network: network.inventory() },
       vms: vms.report(),
       volumes,
+      storage: space,
     }),
     onMessage,
     onWelcome: (ms) => {
@@ -305,7 +312,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
           // diskd gone (a crash)? Start it again: QEMU's NBD clients reconnect and carry on.
           .then(() => refreshVolumes().catch(() => storage.ensureRunning().then(refreshVolumes)))
           .catch((e: Error) => log.warn({ err: e.message }, 'periodic sweep failed'))
-          .finally(() => conn?.send({ type: 'report', vms: vms.report(), volumes }));
+          .finally(() => conn?.send({ type: 'report', vms: vms.report(), volumes, storage: space }));
       }, ms);
     },
     onDisconnect: () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { diskdPaths, type DiskdPaths, type VolumeSource, type VolumeState } from '../disk/diskd.ts';
+import type { DiskSpace } from '../disk/space.ts';
 import { isLiveProcessWith } from '../hypervisor/process.ts';
 
 const OUTRIG_BIN = fileURLToPath(new URL('../../bin/outrig.js', import.meta.url));
@@ -107,6 +108,15 @@ export class Storage {
 
   async volumes(): Promise<VolumeState[]> {
     return (await this.call<{ items: VolumeState[] }>('GET', '/volumes')).items;
+  }
+
+  /**
+   * The volumes and the host's disk space, from one moment. `space` is absent when diskd cannot read
+   * its file system, or is older than the space accounting (diskd outlives agent upgrades).
+   */
+  async volumesAndSpace(): Promise<{ volumes: VolumeState[]; space?: DiskSpace }> {
+    const r = await this.call<{ items: VolumeState[]; space?: DiskSpace }>('GET', '/volumes');
+    return { volumes: r.items, space: r.space ?? undefined };
   }
 
   createVolume(name: string, o: { sizeBytes: number; blockSize?: number; source?: VolumeSource }): Promise<VolumeState> {

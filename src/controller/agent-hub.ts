@@ -16,6 +16,7 @@ import {
   type AgentOp,
   type ControllerMessage,
   type VmReport,
+  type StorageReport,
   type VolumeReport,
 } from '../model/agent-protocol.ts';
 import type { BackupProgress } from '../model/backup.ts';
@@ -57,6 +58,8 @@ interface Session {
   ws: WebSocket;
   vms: Map<string, VmReport>;
   volumes: Map<string, VolumeReport>;
+  /** The disk space, from the same report as `volumes` (absent from agents older than the accounting). */
+  storage?: StorageReport;
   inflight: Map<string, { resolve: (r: OpResult) => void; reject: (e: Error) => void }>;
   consoles: Map<string, ConsoleRelay>;
 }
@@ -185,6 +188,7 @@ export class AgentHub {
               ws,
               vms: new Map(hello.vms.map((v) => [v.instanceId, v])),
               volumes: new Map(hello.volumes.map((v) => [v.id, v])),
+              storage: hello.storage,
               inflight: new Map(),
               consoles: new Map(),
             };
@@ -237,6 +241,7 @@ export class AgentHub {
         for (const id of before) if (!after.has(id)) changed.add(id);
         s.vms = vms;
         s.volumes = volumes;
+        s.storage = msg.storage;
         this.events.onReport(s.hostId, [...changed], false);
         break;
       }
@@ -302,6 +307,11 @@ export class AgentHub {
   /** The host's report of a volume, or undefined if it has none (or is not connected). */
   volume(hostId: string, volumeId: string): VolumeReport | undefined {
     return this.sessions.get(hostId)?.volumes.get(volumeId);
+  }
+
+  /** The host's last storage report, or undefined (not connected, or an agent that does not report it). */
+  storage(hostId: string): StorageReport | undefined {
+    return this.sessions.get(hostId)?.storage;
   }
 
   /** Instances whose VMs on the host have the volume plugged in. */

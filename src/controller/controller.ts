@@ -7,9 +7,9 @@
 import type { Logger } from 'pino';
 import { admit, type Portion } from '../memory/index.ts';
 import { setCondition } from '../model/conditions.ts';
-import type { AgentMessage, AgentOp, VmDefinition } from '../model/agent-protocol.ts';
+import type { AgentMessage, AgentOp, StorageReport, VmDefinition } from '../model/agent-protocol.ts';
 import type { Resource } from '../model/common.ts';
-import type { Host } from '../model/host.ts';
+import type { Host, HostStorage } from '../model/host.ts';
 import type { Instance, LastOp } from '../model/instance.ts';
 import { DEFAULT_POOL, DEFAULT_POOL_SPEC } from '../model/memory.ts';
 import type { Snapshot, Volume } from '../model/volume.ts';
@@ -27,7 +27,9 @@ import { schedule, type AllocationPolicy, type MemoryFit, type SchedulableHost }
 import { detachReleased, planSnapshot, planVolume } from './volume-plan.ts';
 import { WorkQueue } from './work-queue.ts';
 import { NetworkReconciler } from './network-reconciler.ts';
-import { hostCapacity } from './capacity.ts';
+import { hostCapacity, newVolumeNeed } from './capacity.ts';
+import { DISK_PRESSURE, diskPressure, storageWorthRecording } from './disk-pressure.ts';
+import { chooseVolumeHost, fitsDisk, type DiskFit, type DiskNeed } from './disk-space.ts';
 import { mayPlace } from './dedicated-hosts.ts';
 import { HostClusterReconciler } from './host-cluster-reconciler.ts';
 
@@ -57,6 +59,12 @@ export class Controller {
   private readonly heartbeats = new Map<string, Date>();
   private readonly opResults = new Map<string, OpResult>();
   private readonly lastPersisted = new Map<string, number>();
+  /** Hosts whose storage report is being written (reports come every heartbeat; one write at a time). */
+  private readonly recordingStorage = new Set<string>();
+  /** When each host's latest storage report (held by the hub) arrived. */
+  private readonly storageAt = new Map<string, Date>();
+  /** What was last written to each host's status.storage by this process (saves a read per report). */
+  private readonly recordedStorage = new Map<string, HostStorage | undefined>();
   private hub!: AgentHub;
   private timers: NodeJS.Timeout[] = [];
   /** Placement is serialised so two resources never both take the last free capacity. */
@@ -190,10 +198,19 @@ export class Controller {
     if (existing?.status.trust?.state !== 'trusted') throw new Error(`host ${msg.hostId} is not trusted`);
     const agent = { version: msg.agentVersion, connected: true, connectedAt: now.toISOString(), lastHeartbeatAt: now.toISOString() };
     this.heartbeats.set(msg.hostId, now);
+    const storage = msg.storage ? storageStatus(msg.storage, now) : undefined;
     await this.store.hosts.update(msg.hostId, (cur) => ({
-      // Connected with its certificate: it has collected it, no need to keep a copy.
-      status: { ...cur.status, inventory: msg.inventory, agent, trust: cur.status.trust ? { ...cur.status.trust, certificate: undefined } : undefined },
+      // Connected with its certificate: it has collected it, no need to keep a copy. An agent that
+      // does not report its disk space (an older one) leaves no stale figures behind.
+      status: {
+        ...cur.status,
+        inventory: msg.inventory,
+        agent,
+        trust: cur.status.trust ? { ...cur.status.trust, certificate: undefined } : undefined,
+        storage,
+      },
     }));
+    this.recordedStorage.set(msg.hostId, storage);
     this.queues.host.add(msg.hostId);
     await this.enqueueHostResources(msg.hostId);
     await this.resendNetworks(msg.hostId);
@@ -236,6 +253,8 @@ export class Controller {
     const now = this.now();
     this.heartbeats.set(hostId, now);
     if (!first) void this.persistHeartbeat(hostId, now);
+    if (this.hub.storage(hostId)) this.storageAt.set(hostId, now);
+    if (!first) void this.recordStorage(hostId).catch((e: Error) => this.opts.log.warn({ err: e.message, hostId }, 'could not record the storage report'));
     for (const id of changed) this.routeById(id);
     if (changed.some((id) => id.startsWith('i-'))) this.enqueuePools();
   }
@@ -254,6 +273,42 @@ export class Controller {
     await this.store.hosts
       .update(hostId, (cur) => ({ status: { ...cur.status, agent: { ...cur.status.agent, lastHeartbeatAt: now.toISOString() } } }))
       .catch((e) => this.opts.log.warn({ err: e, hostId }, 'could not persist heartbeat'));
+  }
+
+  /**
+   * Writes the host's latest storage report into its status when it is worth it (disk-pressure.ts:
+   * it moved by 1% of the disk, the volumes changed, the pressure condition would change, or 15 s
+   * passed); then the host's conditions are recomputed and whatever waits for room is looked at again.
+   */
+  private async recordStorage(hostId: string): Promise<void> {
+    const report = this.hub.storage(hostId);
+    if (!report || this.recordingStorage.has(hostId)) return;
+    this.recordingStorage.add(hostId);
+    try {
+      const prev = this.recordedStorage.has(hostId) ? this.recordedStorage.get(hostId) : (await this.store.hosts.get(hostId))?.status.storage;
+      const now = this.now();
+      if (!storageWorthRecording(prev, report, now, this.opts.allocation)) return;
+      const storage = storageStatus(report, now);
+      await this.store.hosts.update(hostId, (cur) => ({ status: { ...cur.status, storage } }));
+      this.recordedStorage.set(hostId, storage);
+      this.queues.host.add(hostId);
+      await this.enqueueWaitingForRoom();
+    } finally {
+      this.recordingStorage.delete(hostId);
+    }
+  }
+
+  /** The host's disk space as placement sees it: its agent's latest report if connected, else the recorded one. */
+  currentStorage(h: Host): HostStorage | undefined {
+    const live = this.hub.storage(h.id);
+    const at = this.storageAt.get(h.id);
+    return live && at ? storageStatus(live, at) : h.status.storage;
+  }
+
+  /** Instances and volumes not placed yet: room may have been made for them. */
+  private async enqueueWaitingForRoom(): Promise<void> {
+    for (const i of await this.store.instances.list()) if (!i.status.hostId && i.status.phase !== 'deleting') this.queues.instance.add(i.id);
+    for (const v of await this.store.volumes.list()) if (!v.status.hostId && v.status.phase !== 'deleting') this.queues.volume.add(v.id);
   }
 
   onOpResult(hostId: string, opId: string, result: OpResult): void {
@@ -307,7 +362,7 @@ export class Controller {
     if (!h) return;
     const phase = this.phaseOf(h);
     const connected = this.hub.isConnected(id);
-    const conditions = setCondition(
+    const heartbeat = setCondition(
       h.status.conditions,
       phase === 'lost'
         ? { type: 'Heartbeat', status: 'False', reason: 'HeartbeatsStopped', message: `no heartbeat since ${this.lastHeartbeat(h)?.toISOString() ?? 'ever'}` }
@@ -316,6 +371,11 @@ export class Controller {
         : { type: 'Heartbeat', status: 'True', reason: 'Heartbeating', message: '' },
       this.now(),
     );
+    const conditions = h.status.storage
+      ? setCondition(heartbeat, diskPressure(h.status.storage, this.opts.allocation), this.now())
+      : h.status.inventory
+      ? setCondition(heartbeat, { type: DISK_PRESSURE, status: 'Unknown', reason: 'NotReported', message: 'the agent does not report its disk space (an agent older than the space accounting)' }, this.now())
+      : heartbeat;
     if (phase === h.status.phase && connected === h.status.agent.connected && conditions === h.status.conditions) return;
     const wasPhase = h.status.phase;
     await this.store.hosts.update(id, (cur) => ({
@@ -329,8 +389,26 @@ export class Controller {
   }
 
   /** Hosts with their allocatable and allocated capacity, as the scheduler and the API see them. */
-  capacity(): Promise<(SchedulableHost & { host: Host })[]> {
-    return hostCapacity(this.store, this.opts.allocation);
+  capacity(o: { excludeVolume?: string } = {}): Promise<(SchedulableHost & { host: Host })[]> {
+    return hostCapacity(this.store, this.opts.allocation, { live: this.hub, excludeVolume: o.excludeVolume });
+  }
+
+  /** For the API: whether a host can take `need` now (a host without a storage report can). */
+  async diskFit(hostId: string, need: DiskNeed, o: { excludeVolume?: string } = {}): Promise<DiskFit> {
+    const h = (await this.capacity(o)).find((x) => x.id === hostId);
+    return fitsDisk(h?.name ?? hostId, h?.disk, need, this.opts.allocation.diskOvercommit);
+  }
+
+  /** For the API: whether some ready host a volume of the tenant may go to can hold `need` now, and whether any ever could. */
+  async diskFitAnywhere(tenant: string, need: DiskNeed): Promise<{ ok: true } | { ok: false; never: boolean; message: string }> {
+    const candidates = (await this.capacity()).filter((h) => h.phase === 'ready' && !h.cordoned && mayPlace(tenant, h.dedicatedTo));
+    if (!candidates.length) return { ok: true };
+    const c = chooseVolumeHost(
+      candidates.map((h) => ({ id: h.id, name: h.name, room: h.disk, freeMemoryMiB: h.allocatable.memoryMiB - h.allocated.memoryMiB })),
+      need,
+      this.opts.allocation.diskOvercommit,
+    );
+    return c.ok ? { ok: true } : c;
   }
 
   get allocation(): AllocationPolicy {
@@ -413,14 +491,17 @@ export class Controller {
   private async place(inst: Instance): Promise<void> {
     await this.serialize(async () => {
       // Volumes are local to a host: an instance goes where its volumes already are.
-      const pinned = new Set((await this.desiredVolumes(inst)).map((v) => v.status.hostId).filter((h): h is string => !!h));
+      const volumes = await this.desiredVolumes(inst);
+      const pinned = new Set(volumes.map((v) => v.status.hostId).filter((h): h is string => !!h));
+      // Its volumes not placed yet (a boot disk made from an image) follow it: its host must hold them.
+      const diskBytes = volumes.filter((v) => !v.status.hostId && v.status.phase !== 'failed').reduce((n, v) => n + newVolumeNeed(v.spec.sizeBytes).bytes, 0);
       let hosts = await this.capacity();
       const memory = await this.memoryFit(inst, hosts.map((h) => h.host));
       let p: ReturnType<typeof schedule>;
       if (pinned.size > 1) p = { ok: false, reason: 'Unschedulable', message: `its volumes are on different hosts (${[...pinned].join(', ')})` };
       else {
         if (pinned.size === 1) hosts = hosts.filter((h) => pinned.has(h.id));
-        p = schedule({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB, tenant: inst.spec.tenant }, hosts, memory.fits);
+        p = schedule({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB, tenant: inst.spec.tenant, diskBytes }, hosts, memory.fits);
         if (!p.ok && pinned.size === 1) p = { ...p, message: `${p.message} (its volumes pin it to host ${[...pinned][0]})` };
       }
       const now = this.now();
@@ -604,34 +685,55 @@ export class Controller {
 
   // ---- volumes ----
 
-  /** Chooses the host for a volume that has none: its owner's, its source's, or the roomiest. */
-  private async placeVolume(v: Volume): Promise<{ hostId?: string; wait?: string; error?: string }> {
+  /**
+   * Chooses the host for a volume that has none: its owner's, its source's, the one it asks for, or
+   * the one with the most disk room (disk-space.ts). A host it must go to that cannot hold it now
+   * keeps it pending (room may be made there); one that never could fails it.
+   */
+  private async placeVolume(v: Volume): Promise<{ hostId?: string; wait?: string; error?: string; overcommitted?: string }> {
+    const need = newVolumeNeed(v.spec.sizeBytes);
+    const overcommit = this.opts.allocation.diskOvercommit;
+    const hosts = await this.capacity({ excludeVolume: v.id });
+    const pinnedTo = (hostId: string, why: string) => {
+      const h = hosts.find((x) => x.id === hostId);
+      const f = fitsDisk(h?.name ?? hostId, h?.disk, need, overcommit);
+      if (f.ok) return { hostId, overcommitted: f.overcommitted };
+      return f.never ? { error: `${f.message} (${why})` } : { wait: `${f.message}; waiting for room there (${why})` };
+    };
     if (v.spec.host) {
       const h = await this.store.hosts.find(v.spec.host);
-      return h ? { hostId: h.id } : { error: `host '${v.spec.host}' does not exist` };
+      return h ? pinnedTo(h.id, 'the volume asks for that host') : { error: `host '${v.spec.host}' does not exist` };
     }
     if (v.spec.ownedBy || v.spec.attachedTo) {
       const owner = await this.store.instances.get((v.spec.ownedBy ?? v.spec.attachedTo)!);
-      if (owner?.status.hostId) return { hostId: owner.status.hostId };
+      if (owner?.status.hostId) return pinnedTo(owner.status.hostId, `its instance ${owner.name} is there`);
       if (v.spec.ownedBy) return { wait: 'waiting for its instance to be placed' };
     }
     if (v.spec.source && 'snapshot' in v.spec.source) {
       const snap = await this.store.snapshots.get(v.spec.source.snapshot);
       const src = snap ? await this.store.volumes.get(snap.spec.volume) : undefined;
       if (!src) return { error: `source snapshot ${v.spec.source.snapshot} is gone` };
-      return src.status.hostId ? { hostId: src.status.hostId } : { wait: `waiting for volume ${src.name} to be placed` };
+      return src.status.hostId ? pinnedTo(src.status.hostId, `a clone lives with its source volume ${src.name}`) : { wait: `waiting for volume ${src.name} to be placed` };
     }
     if (v.spec.source && 'backup' in v.spec.source) {
       // The host that made the backup sees its repository; another host would need the same path.
       const b = await this.store.backups.get(v.spec.source.backup);
       if (!b) return { error: `backup ${v.spec.source.backup} is gone` };
-      const h = b.status.hostId ? await this.store.hosts.get(b.status.hostId) : undefined;
-      if (h && h.status.phase === 'ready') return { hostId: h.id };
+      const h = b.status.hostId ? hosts.find((x) => x.id === b.status.hostId) : undefined;
+      if (h && h.phase === 'ready') {
+        const f = fitsDisk(h.name, h.disk, need, overcommit);
+        if (f.ok) return { hostId: h.id, overcommitted: f.overcommitted };
+      }
     }
-    const hosts = (await this.capacity()).filter((h) => h.phase === 'ready' && !h.cordoned && mayPlace(v.spec.tenant, h.dedicatedTo));
-    if (!hosts.length) return { wait: 'no ready host to create it on' };
-    hosts.sort((a, b) => b.allocatable.memoryMiB - b.allocated.memoryMiB - (a.allocatable.memoryMiB - a.allocated.memoryMiB) || a.name.localeCompare(b.name));
-    return { hostId: hosts[0]!.id };
+    const candidates = hosts.filter((h) => h.phase === 'ready' && !h.cordoned && mayPlace(v.spec.tenant, h.dedicatedTo));
+    if (!candidates.length) return { wait: 'no ready host to create it on' };
+    const c = chooseVolumeHost(
+      candidates.map((h) => ({ id: h.id, name: h.name, room: h.disk, freeMemoryMiB: h.allocatable.memoryMiB - h.allocated.memoryMiB })),
+      need,
+      overcommit,
+    );
+    if (c.ok) return { hostId: c.hostId, overcommitted: c.overcommitted };
+    return c.never ? { error: c.message } : { wait: c.message };
   }
 
   private async reconcileVolume(id: string): Promise<void> {
@@ -648,6 +750,7 @@ export class Controller {
           st.hostName = hostName;
           st.phase = 'creating';
           st.message = undefined;
+          if (placed.overcommitted) st.conditions = setCondition(st.conditions, { type: 'Overcommitted', status: 'True', reason: 'DiskOvercommitted', message: placed.overcommitted }, this.now());
         } else {
           st.phase = placed.error ? 'failed' : 'pending';
           st.message = placed.error ?? placed.wait;
@@ -764,4 +867,9 @@ export class Controller {
     if (kind === 'volume') return (await this.store.snapshots.list()).filter((s: Snapshot) => s.spec.volume === id).map((s) => s.name);
     return (await this.store.volumes.list()).filter((v) => v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === id).map((v) => v.name);
   }
+}
+
+/** A storage report as the host's status keeps it: the four figures only (a report may carry more, unvalidated), and when. */
+function storageStatus(r: StorageReport, now: Date): HostStorage {
+  return { totalBytes: r.totalBytes, freeBytes: r.freeBytes, provisionedBytes: r.provisionedBytes, mayAllocateBytes: r.mayAllocateBytes, reportedAt: now.toISOString() };
 }

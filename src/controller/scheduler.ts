@@ -1,11 +1,16 @@
 /**
  * Instance placement. Pure: hosts and their current allocations in, a host or an explanation out.
- * Filter: ready, not cordoned, not dedicated to another tenant, enough free vCPUs, and memory the
- * host's pool can give (memory-pools.ts). Weigh: most free memory first (spreads load; ties go to
- * the host name so placement is deterministic).
+ * Filter: ready, not cordoned, not dedicated to another tenant, enough free vCPUs, memory the
+ * host's pool can give (memory-pools.ts), and disk room for the volumes the instance brings that
+ * are not placed yet (disk-space.ts). Weigh: most free memory first (spreads load; ties go to the
+ * host name so placement is deterministic); an instance that brings volumes prefers hosts that
+ * report their disk space to those that do not.
  */
+import { formatBytes } from '../common/bytes.ts';
 import type { Quantity } from '../model/host.ts';
 import { mayPlace, type Dedication } from './dedicated-hosts.ts';
+import type { DiskPressurePolicy } from './disk-pressure.ts';
+import type { DiskRoom } from './disk-space.ts';
 
 export interface SchedulableHost {
   id: string;
@@ -16,10 +21,15 @@ export interface SchedulableHost {
   allocated: Quantity;
   /** In a tenant's dedicated host cluster: only that tenant's instances may land here. */
   dedicatedTo?: Dedication;
+  /** Disk room for new volumes; absent when the host does not report its disk space. */
+  disk?: DiskRoom;
 }
 
-/** What an instance asks for; without a tenant it may land on no dedicated host. */
-export type PlacementRequest = Quantity & { tenant?: string };
+/**
+ * What an instance asks for; without a tenant it may land on no dedicated host. `diskBytes`: what
+ * its volumes not placed yet may allocate (they follow it to its host).
+ */
+export type PlacementRequest = Quantity & { tenant?: string; diskBytes?: number };
 
 export type Placement =
   | { ok: true; hostId: string; hostName: string }
@@ -45,6 +55,7 @@ export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMe
     else if (h.phase !== 'ready') note(`${h.phase}`);
     else if (!mayPlace(req.tenant, h.dedicatedTo)) note(`dedicated to tenant ${h.dedicatedTo!.tenant} (host cluster ${h.dedicatedTo!.cluster})`);
     else if (free.vcpus < req.vcpus) note(`not enough free vCPUs (needs ${req.vcpus})`);
+    else if (req.diskBytes && h.disk && h.disk.canPromiseBytes < req.diskBytes) note(`not enough disk space for its volumes (needs ${formatBytes(req.diskBytes)})`);
     else {
       const m = memory(h);
       if (m.ok) fits.push(h);
@@ -55,7 +66,8 @@ export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMe
     const parts = [...why.entries()].map(([r, n]) => `${n} ${r}`);
     return { ok: false, reason: 'Unschedulable', message: `0/${hosts.length} hosts fit: ${parts.join(', ')}` };
   }
-  fits.sort((a, b) => freeOf(b).memoryMiB - freeOf(a).memoryMiB || a.name.localeCompare(b.name));
+  const unknownDisk = (h: SchedulableHost) => Number(!!req.diskBytes && !h.disk);
+  fits.sort((a, b) => unknownDisk(a) - unknownDisk(b) || freeOf(b).memoryMiB - freeOf(a).memoryMiB || a.name.localeCompare(b.name));
   const best = fits[0]!;
   return { ok: true, hostId: best.id, hostName: best.name };
 }
@@ -64,29 +76,47 @@ export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMe
  * Whether a request could fit some host if it were empty. Used to refuse at the API what can
  * never run, instead of accepting an instance that would stay pending forever.
  */
-export function everFits(req: Quantity, hosts: { name: string; allocatable: Quantity }[]): { ok: true } | { ok: false; message: string } {
+export function everFits(
+  req: Quantity & { diskBytes?: number },
+  hosts: { name: string; allocatable: Quantity; disk?: Pick<DiskRoom, 'everBytes'> }[],
+): { ok: true } | { ok: false; message: string } {
   if (hosts.length === 0) return { ok: true };
-  if (hosts.some((h) => h.allocatable.vcpus >= req.vcpus && h.allocatable.memoryMiB >= req.memoryMiB)) return { ok: true };
+  // A host that does not report its disk space may hold anything, as far as anyone knows.
+  const diskFits = (h: (typeof hosts)[number]) => !req.diskBytes || !h.disk || h.disk.everBytes >= req.diskBytes;
+  if (hosts.some((h) => h.allocatable.vcpus >= req.vcpus && h.allocatable.memoryMiB >= req.memoryMiB && diskFits(h))) return { ok: true };
   const maxCpu = Math.max(...hosts.map((h) => h.allocatable.vcpus));
   const maxMem = Math.max(...hosts.map((h) => h.allocatable.memoryMiB));
+  const disk = req.diskBytes ? ` with ${formatBytes(req.diskBytes)} of volumes` : '';
+  const maxDisk = req.diskBytes ? `, and at most ${formatBytes(Math.max(...hosts.map((h) => h.disk?.everBytes ?? 0)))} of disk` : '';
   return {
     ok: false,
     message:
-      `no host can ever hold ${req.vcpus} vCPUs and ${req.memoryMiB} MiB ` +
-      `(hosts offer at most ${maxCpu} vCPUs and at most ${maxMem} MiB)`,
+      `no host can ever hold ${req.vcpus} vCPUs and ${req.memoryMiB} MiB${disk} ` +
+      `(hosts offer at most ${maxCpu} vCPUs and at most ${maxMem} MiB${maxDisk})`,
   };
 }
 
-export interface AllocationPolicy {
+export interface AllocationPolicy extends DiskPressurePolicy {
   /** vCPUs handed out per physical CPU thread. */
   cpuAllocationRatio: number;
   /** Memory kept back for the host itself and QEMU overhead. */
   reservedMemoryMiB: number;
+  /**
+   * What thin volumes may promise, as a multiple of a host's free disk space (disk-space.ts): 1
+   * promises no more than the disk holds; above 1 volumes may together outgrow the disk.
+   */
+  diskOvercommit: number;
 }
 
-export const DEFAULT_ALLOCATION_POLICY: AllocationPolicy = { cpuAllocationRatio: 4, reservedMemoryMiB: 512 };
+export const DEFAULT_ALLOCATION_POLICY: AllocationPolicy = {
+  cpuAllocationRatio: 4,
+  reservedMemoryMiB: 512,
+  diskOvercommit: 1,
+  diskPressureFreeRatio: 0.1,
+  diskPressureMinFreeBytes: 2 * 1024 ** 3,
+};
 
-export function allocatableOf(inv: { cpu: { count: number }; memory: { totalMiB: number } }, p: AllocationPolicy): Quantity {
+export function allocatableOf(inv: { cpu: { count: number }; memory: { totalMiB: number } }, p: Pick<AllocationPolicy, 'cpuAllocationRatio' | 'reservedMemoryMiB'>): Quantity {
   return {
     vcpus: Math.floor(inv.cpu.count * p.cpuAllocationRatio),
     memoryMiB: Math.max(0, inv.memory.totalMiB - p.reservedMemoryMiB),

@@ -13,6 +13,7 @@ import { BacklogBudget } from './backlog.ts';
 import { DiskEngine, DiskError, type CacheMode, type EngineInfo } from './engine.ts';
 import { NbdServer } from './nbd/server.ts';
 import { DiskExports } from './serve.ts';
+import { fileSystemSpace, volumeMayAllocate, type DiskSpace } from './space.ts';
 
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 export const IMAGE_SNAPSHOT = 'base';
@@ -160,6 +161,38 @@ export class Diskd {
     return this.exports.names().map((n) => this.state(n, this.exports.engine(n)!.info()));
   }
 
+  /**
+   * The volumes, the file system's size and free space, and what the volumes may still allocate
+   * together (see space.ts for what that figure counts and what it does not), from one look at each
+   * volume. Images are read-only: they never grow, and their files are already out of the free
+   * figure. `space` is undefined if the file system cannot be read (the directory gone).
+   */
+  listWithSpace(): { items: VolumeState[]; space?: DiskSpace } {
+    const infos = this.exports.names().map((n) => [n, this.exports.engine(n)!.info()] as const);
+    return { items: infos.map(([n, e]) => this.state(n, e)), space: this.spaceOf(infos.map(([, e]) => e)) };
+  }
+
+  space(): DiskSpace | undefined {
+    return this.spaceOf(this.exports.names().map((n) => this.exports.engine(n)!.info()));
+  }
+
+  private spaceOf(volumes: EngineInfo[]): DiskSpace | undefined {
+    let fs: { totalBytes: number; freeBytes: number };
+    try {
+      fs = fileSystemSpace(this.paths.volumes);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cannot read the free space of the volumes directory');
+      return undefined;
+    }
+    let provisionedBytes = 0;
+    let mayAllocateBytes = 0;
+    for (const e of volumes) {
+      provisionedBytes += e.virtualSize;
+      mayAllocateBytes += volumeMayAllocate({ sizeBytes: e.virtualSize, blockSize: e.blockSize, usedBytes: e.mappedBlocks * e.blockSize, journalBytes: e.journal.size });
+    }
+    return { ...fs, provisionedBytes, mayAllocateBytes };
+  }
+
   /** Clones whose backing is (uuid, snapshot id). */
   private dependents(uuid: string, snapshotId?: number): string[] {
     return this.exports.names().filter((n) => {
@@ -290,7 +323,9 @@ export class Diskd {
     });
     const name = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
     app.get('/healthz', async () => ({ ok: true, pid: process.pid, volumes: this.exports.names().length, nbd: this.paths.nbd }));
-    app.get('/volumes', async () => ({ items: this.list() }));
+    // The volumes and the space they may take, from one moment: the agent reports both together.
+    app.get('/volumes', async () => this.listWithSpace());
+    app.get('/space', async (_req, reply) => this.space() ?? reply.status(503).send({ error: { code: 'internal', message: 'the file system of the volumes cannot be read' } }));
     app.get<{ Params: { name: string } }>('/volumes/:name', { schema: { params: name } }, async (req) => this.state(req.params.name, this.mustEngine(req.params.name).info()));
     app.put<{ Params: { name: string }; Body: { sizeBytes: number; blockSize?: number; source?: VolumeSource } }>(
       '/volumes/:name',

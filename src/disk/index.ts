@@ -5,3 +5,4 @@ export { engineDevice, layerDevice } from './device.ts';
 export { DEFAULT_BLOCK_SIZE, FormatError } from './format.ts';
 export { checkDisk, checkFile, type CheckReport } from './check.ts';
 export type { Finding } from './validate.ts';
+export { fileSystemSpace, newVolumeMayAllocate, volumeMayAllocate, type DiskSpace } from './space.ts';

@@ -64,6 +64,20 @@ export const VolumeReport = Type.Object({
 });
 export type VolumeReport = Static<typeof VolumeReport>;
 
+/**
+ * The host's disk space as its diskd sees it (src/disk/space.ts): the file system holding the
+ * volumes, and what the volumes may still allocate together. Optional: older agents do not send it.
+ */
+export const StorageReport = Type.Object({
+  totalBytes: Type.Integer({ minimum: 0 }),
+  freeBytes: Type.Integer({ minimum: 0 }),
+  /** The volumes' virtual sizes, summed. */
+  provisionedBytes: Type.Integer({ minimum: 0 }),
+  /** What the volumes may still allocate, summed (unmapped blocks and journals; snapshots' copy-on-write not counted). */
+  mayAllocateBytes: Type.Integer({ minimum: 0 }),
+});
+export type StorageReport = Static<typeof StorageReport>;
+
 const FileRef = Type.Object({ sha256: Type.String(), size: Type.Integer() });
 
 /** A kernel image the agent fetches (kernel and initramfs) to boot a VM directly. */
@@ -190,8 +204,10 @@ export const AgentMessage = Type.Union([
     inventory: Inventory,
     vms: Type.Array(VmReport),
     volumes: Type.Array(VolumeReport),
+    storage: Type.Optional(StorageReport),
   }),
-  Type.Object({ type: Type.Literal('report'), vms: Type.Array(VmReport), volumes: Type.Array(VolumeReport) }),
+  /** Sent on every heartbeat and on changes (coalesced): the state of the VMs and volumes, and the disk space. */
+  Type.Object({ type: Type.Literal('report'), vms: Type.Array(VmReport), volumes: Type.Array(VolumeReport), storage: Type.Optional(StorageReport) }),
   Type.Object({ type: Type.Literal('op-result'), opId: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()), result: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
   /** Progress of long operations (backups, restores), at most about once a second. */
   Type.Object({ type: Type.Literal('op-progress'), opId: Type.String(), progress: BackupProgress }),

@@ -37,6 +37,28 @@ export type HostSpec = Static<typeof HostSpec>;
 export const Quantity = Type.Object({ vcpus: Type.Integer(), memoryMiB: Type.Integer() });
 export type Quantity = Static<typeof Quantity>;
 
+/**
+ * The host's disk space as its agent last reported it (recorded when it moves by 1% of the disk,
+ * when the pressure condition would change, and otherwise at most every 15 seconds), and, added by
+ * the API when it reads a host, what placement counts on it.
+ */
+export const HostStorage = Type.Object({
+  /** Size of the file system that holds the host's volumes. */
+  totalBytes: Type.Integer({ minimum: 0 }),
+  /** What may still be written there. */
+  freeBytes: Type.Integer({ minimum: 0 }),
+  /** The volumes' virtual sizes, summed. */
+  provisionedBytes: Type.Integer({ minimum: 0 }),
+  /** What the volumes on the host may still allocate, summed. */
+  mayAllocateBytes: Type.Integer({ minimum: 0 }),
+  reportedAt: Type.String(),
+  /** Derived (API): what the volumes placed here may still allocate, those not created or grown yet included. */
+  promisedBytes: Type.Optional(Type.Integer()),
+  /** Derived (API): what new volumes may still be promised here (free space × the disk overcommit, minus promisedBytes). */
+  canPromiseBytes: Type.Optional(Type.Integer()),
+});
+export type HostStorage = Static<typeof HostStorage>;
+
 export const HostStatus = Type.Object({
   phase: Type.Enum(HOST_PHASES),
   conditions: Type.Array(Condition),
@@ -45,6 +67,8 @@ export const HostStatus = Type.Object({
   /** What the scheduler may hand out: inventory scaled by allocation ratios, minus host reservations. */
   allocatable: Type.Optional(Quantity),
   allocated: Type.Optional(Quantity),
+  /** Disk space; absent until an agent that reports it connects. */
+  storage: Type.Optional(HostStorage),
   agent: Type.Object({
     version: Type.Optional(Type.String()),
     connected: Type.Boolean(),

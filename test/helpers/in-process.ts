@@ -5,7 +5,7 @@ import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
 import { ApiClient } from '../../src/cli/client.ts';
 import { registerImage } from '../../src/cli/commands/image.ts';
 import { createLogger } from '../../src/common/log.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
+import { startController, type ControllerConfig, type RunningController } from '../../src/controller/index.ts';
 import { buildTestGuest, macFor, type VmSpec } from '../../src/hypervisor/index.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Network } from '../../src/model/network.ts';
@@ -24,10 +24,21 @@ export interface InProcessCluster {
   close(): Promise<void>;
 }
 
-export async function startInProcess(hostName: string): Promise<InProcessCluster> {
+export interface InProcessOptions {
+  /** Controller settings over the defaults (allocation policy, heartbeat period). */
+  controller?: Partial<ControllerConfig>;
+  /** Runs before the agent starts, with its data directory (made already): to put its disks elsewhere, say. */
+  beforeAgent?: (agentDir: string) => void;
+}
+
+export async function startInProcess(hostName: string, o: InProcessOptions = {}): Promise<InProcessCluster> {
   const dir = tempDir();
   const log = createLogger('test', { file: join(dir.path, 'test.log') });
-  const ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log });
+  const ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log, ...o.controller });
+  if (o.beforeAgent) {
+    mkdirSync(join(dir.path, 'agent'), { mode: 0o700 });
+    o.beforeAgent(join(dir.path, 'agent'));
+  }
   const { token } = await ctl.trust.addRule(`${hostName}-rule`, { kind: 'token' });
   const agent = await startAgent({ dataDir: join(dir.path, 'agent'), join: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, bootstrapToken: token, log, name: hostName });
   const api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });

@@ -4,12 +4,26 @@ import { guarded } from './trust.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, RefParams } from '../schemas.ts';
 
-/** Adds what the controller derives (capacity) to what is stored. */
+/**
+ * Adds what the controller derives (capacity) to what is stored, and the disk space as placement
+ * sees it: the agent's latest report (the status records it when it moves by 1% of the disk, or
+ * every 15 s), with what is promised on the host and what can still be.
+ */
 async function withCapacity(s: ApiServices, hosts: Host[]): Promise<Host[]> {
   const cap = new Map((await s.controller.capacity()).map((c) => [c.id, c]));
   return hosts.map((h) => {
     const c = cap.get(h.id);
-    return c ? { ...h, status: { ...h.status, allocatable: c.allocatable, allocated: c.allocated } } : h;
+    if (!c) return h;
+    const storage = s.controller.currentStorage(h);
+    return {
+      ...h,
+      status: {
+        ...h.status,
+        allocatable: c.allocatable,
+        allocated: c.allocated,
+        storage: storage && c.disk ? { ...storage, promisedBytes: c.disk.promisedBytes, canPromiseBytes: c.disk.canPromiseBytes } : storage,
+      },
+    };
   });
 }
 

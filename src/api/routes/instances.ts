@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { everFits } from '../../controller/scheduler.ts';
+import { newVolumeNeed } from '../../controller/capacity.ts';
 import { TooManyConsolesError } from '../../controller/agent-hub.ts';
 import { Name } from '../../model/common.ts';
 import { InstanceResource, type Instance } from '../../model/instance.ts';
@@ -95,9 +96,10 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       if (b.image && !image) throw new ApiError(422, 'unknown_image', `image '${b.image}' does not exist (see: outrig image list)`);
       if (image && image.status.phase !== 'ready') throw new ApiError(409, 'image_not_ready', `image '${image.name}' is still ${image.status.phase}`);
       if (b.kernelArgs && image?.spec.kind !== 'kernel') throw new ApiError(422, 'invalid_request', 'kernelArgs only apply to kernel images');
+      const capacity = await s.controller.capacity();
       const fit = everFits(
         { vcpus: b.vcpus, memoryMiB: b.memoryMiB },
-        (await s.controller.capacity()).map((c) => ({ name: c.name, allocatable: c.allocatable })),
+        capacity.map((c) => ({ name: c.name, allocatable: c.allocatable })),
       );
       if (!fit.ok) throw new ApiError(422, 'insufficient_capacity', fit.message);
       const usable = async (ref: string) => {
@@ -120,6 +122,10 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
         if (rootBytes < image.spec.virtualSizeBytes) throw new ApiError(422, 'invalid_request', `rootDiskBytes must be at least the image's ${image.spec.virtualSizeBytes} bytes`);
         if (await s.store.volumes.find(`${b.name}-root`)) throw new ApiError(409, 'conflict', `volume '${b.name}-root' (for the boot disk) already exists`);
       }
+      // Its volumes not placed yet go where it goes: some host must be able to hold them.
+      const diskBytes = [rootBytes, ...[boot, ...extra].filter((v) => v && !v.status.hostId).map((v) => v!.spec.sizeBytes)].filter((n) => n > 0).reduce((n, size) => n + newVolumeNeed(size).bytes, 0);
+      const diskFit = everFits({ vcpus: b.vcpus, memoryMiB: b.memoryMiB, diskBytes }, capacity.map((c) => ({ name: c.name, allocatable: c.allocatable, disk: c.disk })));
+      if (!diskFit.ok) throw new ApiError(422, 'insufficient_storage', diskFit.message);
       const nets = [];
       for (const ref of b.networks ?? []) {
         const n = await s.store.networks.find(ref);

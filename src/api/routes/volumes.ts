@@ -2,6 +2,8 @@ import { Type } from 'typebox';
 import { Name } from '../../model/common.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
 import { SnapshotResource, VolumeResource, type Volume, type VolumeSource } from '../../model/volume.ts';
+import { newVolumeNeed } from '../../controller/capacity.ts';
+import { formatBytes } from '../../common/bytes.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
@@ -50,7 +52,10 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
     const tenant = await s.store.tenants.find(b.tenant ?? DEFAULT_TENANT);
     if (!tenant) throw new ApiError(422, 'unknown_tenant', `tenant '${b.tenant}' does not exist`);
     if (b.blockSize !== undefined && (b.blockSize & (b.blockSize - 1)) !== 0) throw new ApiError(400, 'invalid_request', 'blockSize must be a power of two');
-    if (b.host && !(await s.store.hosts.find(b.host))) throw new ApiError(422, 'unknown_host', `host '${b.host}' does not exist`);
+    const host = b.host ? await s.store.hosts.find(b.host) : undefined;
+    if (b.host && !host) throw new ApiError(422, 'unknown_host', `host '${b.host}' does not exist`);
+    /** The host the volume must go to, when known now: the one asked for, or a clone's source volume's. */
+    let target = host?.id;
     let source: VolumeSource | undefined;
     let minSize = MiB;
     if (b.source && 'snapshot' in b.source) {
@@ -63,6 +68,7 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
       if (b.host) throw new ApiError(400, 'invalid_request', "a clone lives on its source volume's host");
       minSize = snap.status.sizeBytes ?? vol?.spec.sizeBytes ?? MiB;
       source = { snapshot: snap.id };
+      target = vol?.status.hostId;
     } else if (b.source && 'image' in b.source) {
       const img = await s.store.images.find(b.source.image);
       if (!img) throw new ApiError(422, 'unknown_image', `image '${b.source.image}' does not exist`);
@@ -83,6 +89,11 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
     const sizeBytes = b.sizeBytes ?? (source ? minSize : undefined);
     if (sizeBytes === undefined) throw new ApiError(400, 'invalid_request', 'sizeBytes is required for an empty volume');
     if (sizeBytes < minSize) throw new ApiError(422, 'invalid_request', `sizeBytes must be at least the source's ${minSize} bytes`);
+    // Disk space, decided now where it can be (placement decides again, and may keep it pending): a
+    // host it must go to that cannot hold it now, or no host that ever could, is refused.
+    const need = newVolumeNeed(sizeBytes);
+    const fit = target ? await s.controller.diskFit(target, need) : await s.controller.diskFitAnywhere(tenant.name, need);
+    if (!fit.ok && (target || fit.never)) throw new ApiError(422, 'insufficient_storage', fit.message);
     const v = await s.store.volumes.create({
       name: b.name,
       labels: b.labels,
@@ -165,7 +176,16 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
     async (req, reply) => {
       const v = await s.store.volumes.mustFind(req.params.ref);
       if (req.body.sizeBytes < v.spec.sizeBytes) throw new ApiError(422, 'invalid_request', `volumes only grow (now ${v.spec.sizeBytes} bytes)`);
-      await s.store.volumes.update(v.id, (cur) => ({ spec: { ...cur.spec, sizeBytes: req.body.sizeBytes } }));
+      // Growing promises its host more: checked with placement held off, so two resizes never both take the last room.
+      await s.controller.exclusive(async () => {
+        const cur = await s.store.volumes.mustFind(v.id);
+        const growth = req.body.sizeBytes - cur.spec.sizeBytes;
+        if (growth > 0 && cur.status.hostId) {
+          const fit = await s.controller.diskFit(cur.status.hostId, { bytes: growth, what: `volume ${cur.name} grown by ${formatBytes(growth)} to ${formatBytes(req.body.sizeBytes)}` });
+          if (!fit.ok) throw new ApiError(422, 'insufficient_storage', fit.message);
+        }
+        await s.store.volumes.update(v.id, (c) => ({ spec: { ...c.spec, sizeBytes: req.body.sizeBytes } }));
+      });
       await s.controller.reconcileNow('volume', v.id);
       return reply.status(202).send(await s.store.volumes.mustFind(v.id));
     },

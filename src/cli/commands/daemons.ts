@@ -7,10 +7,12 @@ import { DEFAULT_CONNECTION_LIMITS } from '../../api/connection-guard.ts';
 import { guardProcess } from '../../common/crash-guard.ts';
 import { createLogger } from '../../common/log.ts';
 import { CliError } from '../errors.ts';
-import { collect, parseDuration, parseIntIn, parseIntStrict, parseListen } from '../parse.ts';
+import { collect, parseDuration, parseIntIn, parseIntStrict, parseListen, parseNumberIn } from '../parse.ts';
+import { parseSize } from './disk.ts';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { printJson } from '../output.ts';
 import type { JoinMode } from '../../agent/enroll.ts';
+import type { AllocationPolicy } from '../../controller/scheduler.ts';
 
 /** Runs until SIGINT/SIGTERM, then calls `stop` once. */
 export function untilSignal(stop: () => Promise<void>): Promise<void> {
@@ -27,6 +29,32 @@ export function untilSignal(stop: () => Promise<void>): Promise<void> {
     process.on('SIGINT', () => on('SIGINT'));
     process.on('SIGTERM', () => on('SIGTERM'));
   });
+}
+
+/** Disk-space policy of placement and of the HostDiskPressure condition (controller/disk-space.ts, disk-pressure.ts). */
+export interface DiskPolicyFlags {
+  diskOvercommit?: number;
+  diskPressureFree?: number;
+  diskPressureMinFree?: number;
+}
+
+export const diskPolicyOptions = {
+  overcommit: () =>
+    new Option('--disk-overcommit <ratio>', "what thin volumes may promise, as a multiple of a host's free disk space: 1 never promises more than the disk holds; above 1 allows it and marks such volumes Overcommitted (default 1)").argParser(
+      parseNumberIn('--disk-overcommit', 0.1, 100),
+    ),
+  pressureFree: () =>
+    new Option('--disk-pressure-free <percent>', 'HostDiskPressure turns True when a host has less than this percentage of its disk free (default 10)').argParser(parseNumberIn('--disk-pressure-free', 0, 90)),
+  pressureMinFree: () =>
+    new Option('--disk-pressure-min-free <size>', '... or less than this free, whichever is more (default 2G; 0 for none)').argParser((v: string) => (v.trim() === '0' ? 0 : parseSize(v))),
+};
+
+export function diskPolicyOf(o: DiskPolicyFlags): Partial<AllocationPolicy> {
+  return {
+    ...(o.diskOvercommit !== undefined && { diskOvercommit: o.diskOvercommit }),
+    ...(o.diskPressureFree !== undefined && { diskPressureFreeRatio: o.diskPressureFree / 100 }),
+    ...(o.diskPressureMinFree !== undefined && { diskPressureMinFreeBytes: o.diskPressureMinFree }),
+  };
 }
 
 /** The token once came as an argument, where every user of the machine reads it in /proc/PID/cmdline. */
@@ -94,6 +122,9 @@ export function daemonCommands(program: Command): void {
     .option('--backup-repository <dir>', 'where backups go unless they name a repository: a path every host sees (default: <data>/backups)')
     .addOption(new Option('--max-pending-hosts <n>', 'hosts that may wait for approval at once; more requests get HTTP 429').default(200).argParser(parseIntStrict('--max-pending-hosts')))
     .addOption(new Option('--pending-host-ttl <duration>', 'a request for approval is forgotten after this long (e.g. 30m, 1h)').default(3_600_000, '1h').argParser(parseDuration))
+    .addOption(diskPolicyOptions.overcommit())
+    .addOption(diskPolicyOptions.pressureFree())
+    .addOption(diskPolicyOptions.pressureMinFree())
     .action(
       async (o: {
         listen: string;
@@ -119,7 +150,7 @@ export function daemonCommands(program: Command): void {
         backupRepository?: string;
         maxPendingHosts: number;
         pendingHostTtl: number;
-      }) => {
+      } & DiskPolicyFlags) => {
         if (o.maxPendingHosts < 1) throw new CliError('--max-pending-hosts must be at least 1', 2);
         const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
         if (o.advertiseUrl && !/^https:\/\/[^/]+/.test(o.advertiseUrl)) throw new CliError(`--advertise-url must be an https:// URL, got '${o.advertiseUrl}'`, 2);
@@ -149,6 +180,7 @@ export function daemonCommands(program: Command): void {
           },
           backupRepository: o.backupRepository ? resolve(o.backupRepository) : undefined,
           pendingHosts: { max: o.maxPendingHosts, ttlMs: o.pendingHostTtl },
+          allocation: diskPolicyOf(o),
         });
         process.stderr.write(
           `outrig controller listening on ${c.url}\n` +

@@ -1,8 +1,28 @@
 import type { Command } from 'commander';
+import { formatBytes } from '../../common/bytes.ts';
+import { getCondition } from '../../model/conditions.ts';
 import type { Host } from '../../model/host.ts';
 import { keyFingerprint } from '../../pki/keys.ts';
 import { contextOf } from '../context.ts';
 import { age, mib, printDetails, printJson, printTable } from '../output.ts';
+
+/** "12 GiB/50 GiB": free of total, as the host last reported. */
+function diskFree(h: Host): string {
+  const s = h.status.storage;
+  return s ? `${formatBytes(s.freeBytes)}/${formatBytes(s.totalBytes)}` : '-';
+}
+
+/** The HostDiskPressure condition in a word: its reason when True, 'no' when False, '-' when unknown. */
+function pressure(h: Host): string {
+  const c = getCondition(h.status.conditions, 'HostDiskPressure');
+  return !c || c.status === 'Unknown' ? '-' : c.status === 'True' ? c.reason : 'no';
+}
+
+/** "LowFreeSpace: 1.2 GiB free of 50 GiB, ..." or "no: ...". */
+function pressureDetail(h: Host): string | undefined {
+  const c = getCondition(h.status.conditions, 'HostDiskPressure');
+  return c ? `${pressure(h)}: ${c.message}` : undefined;
+}
 
 export function hostCommands(program: Command): void {
   const host = program.command('host').description('servers that run instances');
@@ -17,7 +37,7 @@ export function hostCommands(program: Command): void {
       const items = o.pending ? all.filter((h) => h.status.phase === 'pending-approval') : all;
       if (json) return printJson(items);
       printTable(
-        ['NAME', 'ID', 'PHASE', 'TRUST', 'ACCEL', 'VCPUS', 'MEMORY', 'AGENT', 'AGE'],
+        ['NAME', 'ID', 'PHASE', 'TRUST', 'ACCEL', 'VCPUS', 'MEMORY', 'DISK FREE', 'DISK PRESSURE', 'AGENT', 'AGE'],
         items.map((h) => [
           h.name,
           h.id,
@@ -26,6 +46,8 @@ export function hostCommands(program: Command): void {
           h.status.inventory?.accel ?? '-',
           h.status.allocated && h.status.allocatable ? `${h.status.allocated.vcpus}/${h.status.allocatable.vcpus}` : '-',
           h.status.allocated && h.status.allocatable ? `${mib(h.status.allocated.memoryMiB)}/${mib(h.status.allocatable.memoryMiB)}` : '-',
+          diskFree(h),
+          pressure(h),
           h.status.agent.connected ? 'connected' : 'disconnected',
           age(h.createdAt),
         ]),
@@ -63,6 +85,16 @@ export function hostCommands(program: Command): void {
         memory: inv ? mib(inv.memory.totalMiB) : undefined,
         allocatable: h.status.allocatable,
         allocated: h.status.allocated,
+        disk: h.status.storage
+          ? {
+              free: `${formatBytes(h.status.storage.freeBytes)} of ${formatBytes(h.status.storage.totalBytes)}`,
+              pressure: pressureDetail(h),
+              volumes: `${formatBytes(h.status.storage.provisionedBytes)} provisioned, may still allocate ${formatBytes(h.status.storage.mayAllocateBytes)}`,
+              promised: h.status.storage.promisedBytes === undefined ? undefined : formatBytes(h.status.storage.promisedBytes),
+              canStillPromise: h.status.storage.canPromiseBytes === undefined ? undefined : formatBytes(h.status.storage.canPromiseBytes),
+              reportedAt: h.status.storage.reportedAt,
+            }
+          : 'not reported',
         numa: inv?.numa,
         nics: inv?.nics,
         networks: inv?.network

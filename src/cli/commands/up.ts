@@ -19,7 +19,7 @@ import { printJson } from '../output.ts';
 import { parseIntStrict, parseListen } from '../parse.ts';
 import { waitFor } from '../wait.ts';
 import { registerImage, testImageDir } from './image.ts';
-import { untilSignal } from './daemons.ts';
+import { diskPolicyOf, diskPolicyOptions, untilSignal, type DiskPolicyFlags } from './daemons.ts';
 import { loadHostId } from '../../agent/host-identity.ts';
 import { CredentialStore } from '../../agent/credentials.ts';
 import { keyFingerprint, publicKeyB64 } from '../../pki/keys.ts';
@@ -74,7 +74,10 @@ export function upCommand(program: Command): void {
     .option('--listen <host:port>', 'API address', `${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`)
     .option('--demo', 'boot a demo instance from the test image')
     .addOption(new Option('--stop-timeout <seconds>', 'how long a stop waits for a guest before forcing it').default(30).argParser(parseIntStrict('--stop-timeout')))
-    .action(async (o: { listen: string; demo?: boolean; stopTimeout: number }, cmd: Command) => {
+    .addOption(diskPolicyOptions.overcommit())
+    .addOption(diskPolicyOptions.pressureFree())
+    .addOption(diskPolicyOptions.pressureMinFree())
+    .action(async (o: { listen: string; demo?: boolean; stopTimeout: number } & DiskPolicyFlags, cmd: Command) => {
       const { json } = contextOf(cmd);
       const say = (s: string) => {
         if (!json) process.stderr.write(s + '\n');
@@ -98,6 +101,7 @@ export function upCommand(program: Command): void {
         host,
         port,
         log: controllerLog,
+        allocation: diskPolicyOf(o),
       }).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE') throw new CliError(`${o.listen} is already in use: is another 'outrig up' or controller running? Use --listen to pick another address.`);
         throw e;

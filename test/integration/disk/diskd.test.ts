@@ -85,6 +85,27 @@ describe('diskd', () => {
     await assert.rejects(storage.resize('v-c', 4 << 20), /shrinking a volume is not supported/);
   });
 
+  test("reports its file system's size and free space, and what its volumes may still allocate", async () => {
+    const before = (await storage.volumesAndSpace()).space!;
+    const [size, avail] = (await run('df', ['-B1', '--output=size,avail', join(dir.path, 'diskd', 'volumes')])).stdout.trim().split('\n')[1]!.trim().split(/\s+/).map(Number);
+    assert.equal(before.totalBytes, size);
+    assert.ok(Math.abs(before.freeBytes - avail!) < 64 << 20, `free ${before.freeBytes}, df ${avail}`);
+    // A new 32 MiB volume may allocate all of it and its 4 MiB journal; each block written is that much less.
+    await storage.createVolume('v-space', { sizeBytes: 32 << 20 });
+    const made = (await storage.volumesAndSpace()).space!;
+    assert.equal(made.provisionedBytes - before.provisionedBytes, 32 << 20);
+    assert.equal(made.mayAllocateBytes - before.mayAllocateBytes, 36 << 20);
+    await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x5 0 1M', '-c', 'flush', uri('v-space')]);
+    const written = await storage.volumesAndSpace();
+    assert.equal(made.mayAllocateBytes - written.space!.mayAllocateBytes, 1 << 20);
+    assert.equal(written.volumes.find((v) => v.name === 'v-space')!.usedBytes, 1 << 20, 'the volumes and the space come from one look');
+    // Rewriting blocks it has allocates nothing more.
+    await run('qemu-io', ['-f', 'raw', '-c', 'write -P 0x6 0 1M', '-c', 'flush', uri('v-space')]);
+    assert.equal((await storage.volumesAndSpace()).space!.mayAllocateBytes, written.space!.mayAllocateBytes);
+    await storage.deleteVolume('v-space');
+    assert.equal((await storage.volumesAndSpace()).space!.mayAllocateBytes, before.mayAllocateBytes);
+  });
+
   test('bad names and missing sources are refused with a reason', async () => {
     await assert.rejects(storage.createVolume('../etc', { sizeBytes: 1 << 20 }), (e: DiskdError) => e.status === 400);
     await assert.rejects(storage.createVolume('v-x', { sizeBytes: 1 << 20, source: { volume: 'nope', snapshot: 's' } }), (e: DiskdError) => e.status === 404);

@@ -113,3 +113,34 @@ test("no instance ever lands on a host dedicated to another tenant (random hosts
     }),
   );
 });
+
+const GiB = 1024 ** 3;
+const disk = (canPromiseBytes: number, everBytes = 100 * GiB) => ({ totalBytes: 100 * GiB, freeBytes: 50 * GiB, promisedBytes: 0, canPromiseBytes, everBytes });
+
+test('an instance that brings volumes goes to a host that can hold them, and says so when none can', () => {
+  // b has more free memory, but not the room for its boot disk.
+  const a = host('a', { allocated: { vcpus: 0, memoryMiB: 4096 }, disk: disk(20 * GiB) });
+  const b = host('b', { disk: disk(5 * GiB) });
+  assert.deepEqual(schedule({ vcpus: 1, memoryMiB: 256, diskBytes: 10 * GiB }, [a, b]), { ok: true, hostId: 'h-a', hostName: 'a' });
+  assert.deepEqual(schedule({ vcpus: 1, memoryMiB: 256 }, [a, b]), { ok: true, hostId: 'h-b', hostName: 'b' }, 'without volumes to place, memory decides');
+  const p = schedule({ vcpus: 1, memoryMiB: 256, diskBytes: 30 * GiB }, [a, b]);
+  assert.equal(p.ok, false);
+  assert.equal(!p.ok && p.message, '0/2 hosts fit: 2 not enough disk space for its volumes (needs 30 GiB)');
+});
+
+test('hosts that do not report disk space take instances with volumes only after those that do', () => {
+  const unknown = host('a');
+  const known = host('b', { allocated: { vcpus: 0, memoryMiB: 4096 }, disk: disk(20 * GiB) });
+  assert.equal(schedule({ vcpus: 1, memoryMiB: 256, diskBytes: GiB }, [unknown, known]).ok && 'b', 'b');
+  const p = schedule({ vcpus: 1, memoryMiB: 256, diskBytes: 30 * GiB }, [unknown, known]);
+  assert.deepEqual(p, { ok: true, hostId: 'h-a', hostName: 'a' }, 'unknown, so allowed');
+});
+
+test('everFits refuses volumes no host could hold even with an empty disk; hosts without a report could', () => {
+  const hosts = [{ name: 'a', allocatable: { vcpus: 8, memoryMiB: 4096 }, disk: { everBytes: 10 * GiB } }];
+  assert.deepEqual(everFits({ vcpus: 1, memoryMiB: 64, diskBytes: 10 * GiB }, hosts), { ok: true });
+  const r = everFits({ vcpus: 1, memoryMiB: 64, diskBytes: 11 * GiB }, hosts);
+  assert.equal(r.ok, false);
+  assert.match(!r.ok ? r.message : '', /with 11 GiB of volumes .*and at most 10 GiB of disk\)$/);
+  assert.deepEqual(everFits({ vcpus: 1, memoryMiB: 64, diskBytes: 11 * GiB }, [...hosts, { name: 'b', allocatable: { vcpus: 8, memoryMiB: 4096 } }]), { ok: true });
+});
