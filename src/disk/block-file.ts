@@ -76,13 +76,14 @@ export class BlockFile {
    * Reserves file system space for [pos, pos+len) without changing the file's size, so later
    * writes there cannot fail for want of space (the journal must always be writable). Uses
    * fallocate(1) with --keep-size, as Node has no fallocate; where the file system cannot
-   * preallocate, the range is left as it is and writes there allocate as usual.
+   * preallocate, the range is left as it is (false) and writes there allocate as usual.
    */
-  reserve(pos: number, len: number): void {
-    if (len <= 0) return;
+  reserve(pos: number, len: number): boolean {
+    if (len <= 0) return true;
     const r = spawnSync('fallocate', ['--keep-size', '--offset', String(pos), '--length', String(len), '--', this.path], { encoding: 'utf8' });
-    if (r.status === 0) return;
+    if (r.status === 0) return true;
     if (/No space left|Disk quota/i.test(r.stderr ?? '')) throw Object.assign(new Error(`no space left on the host to reserve ${len} bytes in ${this.path}`), { code: 'ENOSPC' });
+    return false;
   }
 
   datasync(): Promise<void> {

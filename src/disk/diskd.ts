@@ -188,7 +188,7 @@ export class Diskd {
     let mayAllocateBytes = 0;
     for (const e of volumes) {
       provisionedBytes += e.virtualSize;
-      mayAllocateBytes += volumeMayAllocate({ sizeBytes: e.virtualSize, blockSize: e.blockSize, usedBytes: e.mappedBlocks * e.blockSize, journalBytes: e.journal.size });
+      mayAllocateBytes += volumeMayAllocate({ sizeBytes: e.virtualSize, blockSize: e.blockSize, usedBytes: e.mappedBlocks * e.blockSize, journalBytes: e.journal.reserved ? 0 : e.journal.size });
     }
     return { ...fs, provisionedBytes, mayAllocateBytes };
   }

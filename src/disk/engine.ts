@@ -76,7 +76,7 @@ export interface EngineInfo {
   allocatedBlocks: number;
   dataAreaBlocks: number;
   fileSize: number;
-  journal: { size: number; used: number; lastLsn: number };
+  journal: { size: number; used: number; lastLsn: number; reserved: boolean };
   generation: number;
   snapshots: SnapshotInfo[];
   backing?: Backing;
@@ -197,11 +197,14 @@ export class DiskEngine {
   /** Disks made before journals were reserved at creation get theirs now, if there is room. */
   private reserveJournal(): void {
     try {
-      this.file.reserve(this.sb.journalOffset, this.sb.journalSize);
+      this.journalReserved = this.file.reserve(this.sb.journalOffset, this.sb.journalSize);
     } catch (e) {
       if (!isOutOfSpace(e)) throw e;
     }
   }
+
+  /** The journal's space is allocated in the file system (space accounting need not count it). */
+  private journalReserved = false;
 
   /** What validation found when the disk was opened. */
   readonly findings: Finding[];
@@ -571,7 +574,7 @@ export class DiskEngine {
       allocatedBlocks: allocated,
       dataAreaBlocks: this.alloc.blockCount,
       fileSize: this.file.size,
-      journal: { size: this.sb.journalSize, used: this.journal.used, lastLsn: this.journal.lastLsn },
+      journal: { size: this.sb.journalSize, used: this.journal.used, lastLsn: this.journal.lastLsn, reserved: this.journalReserved },
       generation: this.sb.generation,
       snapshots: this.snapshots(),
       backing: this.sb.backing,

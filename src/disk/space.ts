@@ -6,8 +6,9 @@
  *
  * What a volume may still allocate is an upper bound on its *own* growth, made of
  *   - its data: every block of its virtual size not mapped yet (blocks are allocated whole), and
- *   - its journal: the redo log is a region of the file written circularly, sparse until written
- *     (1/256 of the virtual size, 4 to 64 MiB); it is counted whole even once written through.
+ *   - its journal (1/256 of the virtual size, 4 to 64 MiB), unless its space is reserved: the
+ *     engine reserves it (fallocate) when it creates a disk and when it opens an older one, so it
+ *     counts only where the file system cannot preallocate or had no room at the time.
  * It is an approximation, not a guarantee:
  *   - snapshots: a block a snapshot shares is copied on its next overwrite, so a volume with
  *     snapshots may allocate up to its whole size again beyond this figure;
@@ -38,7 +39,7 @@ export function fileSystemSpace(path: string): { totalBytes: number; freeBytes: 
   return { totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
 }
 
-/** What an existing volume may still allocate: its unmapped blocks, and its journal. */
+/** What an existing volume may still allocate: its unmapped blocks, and its journal if not reserved (journalBytes 0). */
 export function volumeMayAllocate(v: { sizeBytes: number; blockSize: number; usedBytes: number; journalBytes: number }): number {
   const dataBytes = Math.ceil(v.sizeBytes / v.blockSize) * v.blockSize;
   return Math.max(0, dataBytes - v.usedBytes) + v.journalBytes;
