@@ -41,11 +41,22 @@ export interface Request {
   reject: (e: Error) => void;
 }
 
+/** What a remap did: enough to put it back. */
+interface Move {
+  v: number;
+  cur: number;
+  p: number;
+  /** The operations it logged. */
+  ops: LogicalOp[];
+  /** Whether it released cur (queued as a pending free). */
+  freedCur: boolean;
+}
+
 /** The data a round writes to one block: undone as a whole if it cannot be written. */
 interface BlockWrite {
   elems: Element[];
-  /** Puts the block's mapping back, when the write moved it to a new block. */
-  undo?: () => void;
+  /** The remap to undo, when the write moved the block to a new one. */
+  moved?: Move;
   failed?: boolean;
 }
 
@@ -136,7 +147,7 @@ export class WritePath {
     if (w.failed) return;
     w.failed = true;
     for (const e of w.elems) e.req.failed ??= err;
-    w.undo?.();
+    if (w.moved) this.undo(w.moved);
   }
 
   /** Data writes of the current round, merged where a request's bytes land contiguously on disk. */
@@ -217,46 +228,52 @@ export class WritePath {
       this.alloc.setFree(p);
       throw e;
     }
-    block.undo = this.remap(v, cur, p);
+    block.moved = this.remap(v, cur, p);
   }
 
   /**
    * Points v at p (a new block, or ZERO_BLOCK, or -1 for unmapped) and logs it; releases the old
-   * block. Returns what puts everything back, for a new block whose data could not be written.
+   * block. Returns what it did, for `undo`.
    */
-  remap(v: number, cur: number, p: number): () => void {
-    const mark = this.pending.ops.length;
-    const pendingMark = this.pending.pendingFree.length;
+  remap(v: number, cur: number, p: number): Move {
+    const ops: LogicalOp[] = [];
+    const log = (o: LogicalOp) => {
+      this.pending.ops.push(o);
+      ops.push(o);
+    };
     if (p >= 0 && p !== ZERO_BLOCK) {
       this.alloc.incRef(p);
-      this.pending.ops.push({ op: Op.Alloc, p });
+      log({ op: Op.Alloc, p });
     }
     if (p === -1) {
       this.head.map.delete(v);
-      this.pending.ops.push({ op: Op.Unmap, v });
+      log({ op: Op.Unmap, v });
     } else {
       this.head.map.set(v, p);
-      this.pending.ops.push({ op: Op.Map, v, p });
+      log({ op: Op.Map, v, p });
     }
+    let freedCur = false;
     if (cur >= 0 && cur !== ZERO_BLOCK && this.alloc.decRef(cur) === 0) {
-      this.pending.ops.push({ op: Op.Free, p: cur });
+      log({ op: Op.Free, p: cur });
       this.pending.pendingFree.push(cur);
+      freedCur = true;
     }
-    const ops = new Set(this.pending.ops.slice(mark));
-    const freedCur = this.pending.pendingFree.length > pendingMark;
-    return () => {
-      if (cur === -1) this.head.map.delete(v);
-      else this.head.map.set(v, cur);
-      if (p >= 0 && p !== ZERO_BLOCK) {
-        this.alloc.decRef(p);
-        this.alloc.setFree(p);
-      }
-      if (cur >= 0 && cur !== ZERO_BLOCK) {
-        this.alloc.incRef(cur);
-        if (freedCur) this.pending.pendingFree.splice(this.pending.pendingFree.lastIndexOf(cur), 1);
-      }
-      this.pending.ops = this.pending.ops.filter((o) => !ops.has(o));
-    };
+    return { v, cur, p, ops, freedCur };
+  }
+
+  /** Puts back everything a remap did, for a new block whose data could not be written. */
+  private undo(m: Move): void {
+    if (m.cur === -1) this.head.map.delete(m.v);
+    else this.head.map.set(m.v, m.cur);
+    if (m.p >= 0 && m.p !== ZERO_BLOCK) {
+      this.alloc.decRef(m.p);
+      this.alloc.setFree(m.p);
+    }
+    if (m.cur >= 0 && m.cur !== ZERO_BLOCK) {
+      this.alloc.incRef(m.cur);
+      if (m.freedCur) this.pending.pendingFree.splice(this.pending.pendingFree.lastIndexOf(m.cur), 1);
+    }
+    this.pending.ops = this.pending.ops.filter((o) => !m.ops.includes(o));
   }
 
   /** One element of a group that mixes zeroes or trims with writes. */
