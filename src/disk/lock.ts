@@ -1,10 +1,11 @@
 /**
  * One writer per disk file: a lock file, made with O_EXCL so that of two openers only one makes
- * it, naming the owner's pid. A lock whose owner is gone is taken over by moving it aside under a
- * name of the taker's own (a rename only one taker can win) and making a new one; a lock moved
- * aside that turns out to be a live owner's (it took over in between) is put back.
+ * it, naming the owner's pid. A lock whose owner is gone is removed under a second lock (one
+ * remover at a time, so it never removes a lock someone made meanwhile) and the takers race on
+ * O_EXCL again. (Moving a stale lock aside and putting back one that turned out live left a
+ * window in which a third taker made a new lock while the live one was aside: two owners.)
  */
-import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DiskError, EPERM } from './errors.ts';
 
 export function lockPath(path: string): string {
@@ -43,26 +44,39 @@ export function takeLock(path: string): void {
     const owner = ownerOf(lp);
     if (owner === undefined) continue;
     if (alive(owner)) throw new DiskError(`${path} is in use by process ${owner}`, EPERM);
-    const aside = `${lp}.${process.pid}.stale`;
-    try {
-      renameSync(lp, aside);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw e;
-    }
-    const moved = ownerOf(aside);
-    if (moved !== undefined && moved !== owner && alive(moved)) {
-      try {
-        linkSync(aside, lp);
-      } catch {
-        // someone made a lock meanwhile: theirs stands
-      }
-      rmSync(aside, { force: true });
-      throw new DiskError(`${path} is in use by process ${moved}`, EPERM);
-    }
-    rmSync(aside, { force: true });
+    // A stale lock is removed only under the takeover lock, by one taker at a time. While it
+    // exists nobody can make a new one (O_EXCL), so the owner read under the takeover lock is
+    // still the file's owner when it is removed; then every taker races on O_EXCL again.
+    underTakeoverLock(lp, () => {
+      const now = ownerOf(lp);
+      if (now !== undefined && !alive(now)) rmSync(lp, { force: true });
+    });
   }
   throw new DiskError(`could not take ${lp}: other processes keep taking it`, EPERM);
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Runs fn holding `<lock>.takeover` (held for microseconds; one left by a dead process is removed). */
+function underTakeoverLock(lp: string, fn: () => void): void {
+  const tp = `${lp}.takeover`;
+  for (let i = 0; ; i++) {
+    try {
+      writeFileSync(tp, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = ownerOf(tp);
+    if (holder !== undefined && !alive(holder) && holder !== process.pid) rmSync(tp, { force: true });
+    if (i >= 2000) throw new DiskError(`could not take ${tp}: process ${holder} holds it`, EPERM);
+    Atomics.wait(pause, 0, 0, 1);
+  }
+  try {
+    fn();
+  } finally {
+    rmSync(tp, { force: true });
+  }
 }
 
 export function releaseLock(path: string): void {
