@@ -44,10 +44,14 @@ export class ApiClient {
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (e as Error).message;
-      const tlsHint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(why) ? ' The server certificate is not trusted: set OUTRIG_CA to the cluster CA certificate (ca.crt).' : '';
-      throw new CliError(
-        `cannot reach the Outrig API at ${this.baseUrl} (${why}); is 'outrig up' or 'outrig controller' running? Set OUTRIG_URL or --url to point elsewhere.${tlsHint}`,
-      );
+      if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(why)) {
+        // The server answered: blaming the network would send the user the wrong way.
+        throw new CliError(
+          `the Outrig API at ${this.baseUrl} answered, but its certificate is not signed by the CA this CLI trusts (${why}; CA: ${this.creds.caSource ?? 'none'}). ` +
+            `On the controller's machine, use the same OUTRIG_DATA as 'outrig up' (its ca.crt and admin-token are there); elsewhere set OUTRIG_CA to the cluster's ca.crt.`,
+        );
+      }
+      throw new CliError(`cannot reach the Outrig API at ${this.baseUrl} (${why}); is 'outrig up' or 'outrig controller' running? Set OUTRIG_URL or --url to point elsewhere.`);
     }
     if (res.status === 401) {
       const text = await res.text();

@@ -13,6 +13,8 @@ export interface ApiCredentials {
   token?: string;
   cert?: string;
   key?: string;
+  /** Where the CA came from, for errors: the file read, or what was looked for when none was found. */
+  caSource?: string;
 }
 
 function readIf(path: string | undefined, what: string): string | undefined {
@@ -29,8 +31,10 @@ export function cliCredentials(env: NodeJS.ProcessEnv = process.env): ApiCredent
   const fileOrDefault = (v: string | undefined, name: string) => v || (existsSync(join(root, name)) ? join(root, name) : undefined);
   if (!!env.OUTRIG_CERT !== !!env.OUTRIG_KEY) throw new CliError('OUTRIG_CERT and OUTRIG_KEY go together: set both or neither');
   const cert = readIf(env.OUTRIG_CERT, 'the client certificate');
+  const caFile = fileOrDefault(env.OUTRIG_CA, 'ca.crt');
   return {
-    ca: readIf(fileOrDefault(env.OUTRIG_CA, 'ca.crt'), 'the CA certificate'),
+    ca: readIf(caFile, 'the CA certificate'),
+    caSource: env.OUTRIG_CA ? `OUTRIG_CA=${env.OUTRIG_CA}` : caFile ?? `no OUTRIG_CA, and no ${join(root, 'ca.crt')}`,
     cert,
     key: readIf(env.OUTRIG_KEY, 'the client key'),
     // A certificate is the stronger credential: with one, do not also send the local admin token.

@@ -110,8 +110,31 @@ export const NETWORK_TEST_REQUIREMENTS: Requirement[] = [{ pkg: 'python3', what:
 /** What the benchmarks use on top of the tests. */
 export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
 
+/**
+ * What the commands the README documents after `npm start` need beyond VMs: `npm start` installs
+ * these (the `up` set), and `outrig up` run by hand says once, at start, which are missing.
+ */
+export const UP_FEATURE_REQUIREMENTS: { feature: string; reqs: Requirement[] }[] = [
+  { feature: 'networks (a host firewall each)', reqs: FIREWALL_REQUIREMENTS },
+  { feature: 'DHCP on networks (--dhcp)', reqs: DHCP_REQUIREMENTS },
+  { feature: 'backups of instances and volumes', reqs: VOLUME_BACKUP_REQUIREMENTS },
+];
+
+/** One notice naming the features that will fail and the one command that fixes them all; undefined when nothing lacks. */
+export function missingFeaturesNotice(groups = UP_FEATURE_REQUIREMENTS): string | undefined {
+  const lacking = groups.map((g) => ({ ...g, need: missing(g.reqs) })).filter((g) => g.need.length);
+  if (!lacking.length) return undefined;
+  const pkgs = [...new Set(lacking.flatMap((g) => g.need.map((r) => r.pkg)))];
+  return (
+    `this machine lacks what some features need (they fail with this same list until installed):\n` +
+    lacking.map((g) => `  - ${g.feature}: ${g.need.map((r) => `${r.what} (${r.pkg})`).join(', ')}`).join('\n') +
+    `\ninstall them with (or run 'npm start' as root, which does):\n  sudo sh -c '${installCommand(pkgs)}'`
+  );
+}
+
 export const REQUIREMENT_SETS: Record<string, Requirement[]> = {
   vm: VM_REQUIREMENTS,
+  up: [...VM_REQUIREMENTS, ...UP_FEATURE_REQUIREMENTS.flatMap((g) => g.reqs)],
   'disk-tests': [...DISK_TEST_REQUIREMENTS, ...DISK_IMAGE_REQUIREMENTS, ...EXTLINUX_DISK_REQUIREMENTS],
   bench: BENCH_REQUIREMENTS,
   backup: [...BACKUP_REQUIREMENTS, ...SANDBOX_REQUIREMENTS],

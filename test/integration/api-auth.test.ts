@@ -11,6 +11,7 @@ import { createLogger } from '../../src/common/log.ts';
 import { startController, type RunningController } from '../../src/controller/index.ts';
 import { ClusterCa, generateKeyPair } from '../../src/pki/index.ts';
 import { tlsFetch } from '../helpers/https.ts';
+import { runCli } from '../helpers/processes.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const PUBLIC = new Set(['GET /healthz', 'GET /v1/openapi.json', 'GET /v1/pki/crl', 'POST /v1/discover', 'POST /v1/enroll']);
@@ -76,4 +77,14 @@ test('without credentials, with a wrong token, and with a foreign client certifi
 
 test('the public routes answer without credentials', async () => {
   for (const r of ['GET /healthz', 'GET /v1/openapi.json', 'GET /v1/pki/crl']) assert.equal(await status(r, {}), 200, r);
+});
+
+test('a CLI run with another OUTRIG_DATA is told the API answered and which CA it trusted, not that the API is unreachable', async () => {
+  const other = join(dir.path, 'elsewhere');
+  const r = await runCli(['host', 'list'], { OUTRIG_DATA: other, OUTRIG_URL: ctl.url });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /answered, but its certificate is not signed by the CA this CLI trusts/);
+  assert.ok(r.stderr.includes(join(other, 'ca.crt')), r.stderr);
+  assert.match(r.stderr, /same OUTRIG_DATA as 'outrig up'/);
+  assert.doesNotMatch(r.stderr, /cannot reach/);
 });

@@ -5,7 +5,7 @@ import { guardProcess } from '../../common/crash-guard.ts';
 import { ensurePrivateDir } from '../../common/secrets.ts';
 import { createLogger } from '../../common/log.ts';
 import { dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
-import { ensureRequirements, VM_REQUIREMENTS } from '../../common/system-requirements.ts';
+import { ensureRequirements, missingFeaturesNotice, VM_REQUIREMENTS } from '../../common/system-requirements.ts';
 import { VERSION } from '../../common/version.ts';
 import { buildTestGuest } from '../../hypervisor/index.ts';
 import { getCondition } from '../../model/conditions.ts';
@@ -83,6 +83,8 @@ export function upCommand(program: Command): void {
         if (!json) process.stderr.write(s + '\n');
       };
       ensureRequirements(VM_REQUIREMENTS, say);
+      const notice = missingFeaturesNotice();
+      if (notice) say(notice);
       const root = dataRoot();
       const logs = join(root, 'logs');
       // Before anything is written there: the data root holds the admin token, keys, logs and guests' disks.
@@ -146,8 +148,11 @@ export function upCommand(program: Command): void {
             say(`demo guest answers on http://${fwd.hostAddress}:${fwd.hostPort}/ : ${body.trim()}`);
           }
         }
-        const env = controller.url === `https://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}` ? '' : `export OUTRIG_URL=${controller.url}\n  `;
-        if (json) printJson({ url: controller.url, hostId: agent.hostId, demo });
+        // Another terminal finds this controller only with the same environment: say it when it is not the default.
+        const env =
+          (process.env.OUTRIG_DATA ? `export OUTRIG_DATA=${root}\n  ` : '') +
+          (controller.url === `https://${DEFAULT_API_HOST}:${DEFAULT_API_PORT}` ? '' : `export OUTRIG_URL=${controller.url}\n  `);
+        if (json) printJson({ url: controller.url, dataDir: root, hostId: agent.hostId, demo });
         else
           process.stdout.write(
             `\nOutrig is up. API: ${controller.url}  (OpenAPI: ${controller.url}/v1/openapi.json)\n\n` +
