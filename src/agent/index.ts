@@ -47,6 +47,8 @@ export interface AgentConfig {
   accel?: Accel;
   /** A VM's serial log is rotated past this size (default: the VM manager's, 8 MiB); one previous file is kept. */
   serialLogMaxBytes?: number;
+  /** Where guests' forwarded ports listen (default 127.0.0.1: this host only). */
+  forwardAddress?: string;
   log?: Logger;
 }
 
@@ -131,6 +133,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     nbdSocket: storage.nbdSocket,
     networks: network,
     serialLogMaxBytes: cfg.serialLogMaxBytes,
+    forwardAddress: cfg.forwardAddress,
   });
   await vms.adoptAll();
 

@@ -1,11 +1,13 @@
 /** `outrig controller` and `outrig agent`: the long-running processes. */
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { DEFAULT_CONNECTION_LIMITS } from '../../api/connection-guard.ts';
 import { guardProcess } from '../../common/crash-guard.ts';
 import { createLogger } from '../../common/log.ts';
+import { defaultLogFormat, type LogFormat } from '../../common/log-pretty.ts';
 import { CliError } from '../errors.ts';
 import { collect, parseDuration, parseIntIn, parseIntStrict, parseListen, parseNumberIn } from '../parse.ts';
 import { parseSize } from './disk.ts';
@@ -29,6 +31,15 @@ export function untilSignal(stop: () => Promise<void>): Promise<void> {
     process.on('SIGINT', () => on('SIGINT'));
     process.on('SIGTERM', () => on('SIGTERM'));
   });
+}
+
+/** How a daemon's log lines look: for people on a terminal, JSON for files and log collectors. */
+export function logFormatOption(): Option {
+  return new Option('--log-format <format>', 'log lines: pretty or json (default: pretty on a terminal, json otherwise)').choices(['pretty', 'json']);
+}
+
+export function logFormatOf(o: { logFormat?: LogFormat }): LogFormat {
+  return o.logFormat ?? defaultLogFormat();
 }
 
 /** Disk-space policy of placement and of the HostDiskPressure condition (controller/disk-space.ts, disk-pressure.ts). */
@@ -121,6 +132,7 @@ export function daemonCommands(program: Command): void {
     .addOption(new Option('--hello-timeout-ms <ms>', "an agent stream is closed if the agent's hello does not arrive within this").default(10_000).argParser(parseIntIn('--hello-timeout-ms', 100, 600_000)))
     .option('--backup-repository <dir>', 'where backups go unless they name a repository: a path every host sees (default: <data>/backups)')
     .addOption(new Option('--max-pending-hosts <n>', 'hosts that may wait for approval at once; more requests get HTTP 429').default(200).argParser(parseIntStrict('--max-pending-hosts')))
+    .addOption(logFormatOption())
     .addOption(new Option('--pending-host-ttl <duration>', 'a request for approval is forgotten after this long (e.g. 30m, 1h)').default(3_600_000, '1h').argParser(parseDuration))
     .addOption(diskPolicyOptions.overcommit())
     .addOption(diskPolicyOptions.pressureFree())
@@ -150,12 +162,13 @@ export function daemonCommands(program: Command): void {
         backupRepository?: string;
         maxPendingHosts: number;
         pendingHostTtl: number;
+        logFormat?: LogFormat;
       } & DiskPolicyFlags) => {
         if (o.maxPendingHosts < 1) throw new CliError('--max-pending-hosts must be at least 1', 2);
         const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
         if (o.advertiseUrl && !/^https:\/\/[^/]+/.test(o.advertiseUrl)) throw new CliError(`--advertise-url must be an https:// URL, got '${o.advertiseUrl}'`, 2);
         const { startController, DEFAULT_FEATURES } = await import('../../controller/index.ts');
-        const log = createLogger('controller');
+        const log = createLogger('controller', { format: logFormatOf(o) });
         guardProcess(log);
         const c = await startController({
           log,
@@ -220,6 +233,8 @@ export function daemonCommands(program: Command): void {
     .option('--underlay <address>', "this host's address VXLAN runs over (default: the address of the default route's interface)")
     .addOption(new Option('--stop-timeout <seconds>', 'how long a stop waits for the guest before forcing it').default(30).argParser(parseIntStrict('--stop-timeout')))
     .addOption(new Option('--accel <accel>', 'force an accelerator instead of probing').choices(['kvm', 'tcg']))
+    .option('--forward-address <addr>', "where guests' forwarded ports listen: 127.0.0.1 reaches them from this host only; this host's LAN address reaches them from elsewhere", '127.0.0.1')
+    .addOption(logFormatOption())
     .addOption(new Option('--serial-log-max <MiB>', "rotate a VM's serial log past this size; one previous file is kept").default(8).argParser(parseIntStrict('--serial-log-max')))
     .action(
       async (o: {
@@ -248,6 +263,8 @@ export function daemonCommands(program: Command): void {
         networkBackend: 'auto' | 'vxlan' | 'vlan';
         underlay?: string;
         dedicatedPort?: string;
+        forwardAddress: string;
+        logFormat?: LogFormat;
       }, cmd: Command) => {
         const dataDir = o.data ?? join(dataRoot(), 'agent');
         if (o.printIdentity) return printIdentity(dataDir, !!cmd.optsWithGlobals<{ json?: boolean }>().json);
@@ -261,13 +278,14 @@ export function daemonCommands(program: Command): void {
         };
         if (!o.broadcast && !o.target.length) throw new CliError('--no-broadcast needs at least one --target', 2);
         if (o.serialLogMax < 1) throw new CliError('--serial-log-max must be at least 1 (MiB)', 2);
+        if (!isIP(o.forwardAddress)) throw new CliError(`--forward-address must be an IP address of this host (127.0.0.1, its LAN address, or 0.0.0.0), got '${o.forwardAddress}'`, 2);
         const localCa = join(dataRoot(), 'ca.crt');
         const caPem = o.caFile ? await readFile(o.caFile, 'utf8') : !o.caFingerprint && existsSync(localCa) ? await readFile(localCa, 'utf8') : undefined;
         const join_: JoinMode = o.discover
           ? { kind: 'discover', policy, labels: o.label, port: o.discoveryPort, group: o.discoveryGroup, targets: o.target, onlyTargets: !o.broadcast, pinnedCaFingerprint: o.caFingerprint }
           : { kind: 'direct', controllerUrl: (o.controller ?? apiUrl()).replace(/\/+$/, ''), caPem, caFingerprint: o.caFingerprint, policy, labels: o.label };
         const { startAgent } = await import('../../agent/index.ts');
-        const log = createLogger('agent');
+        const log = createLogger('agent', { format: logFormatOf(o) });
         guardProcess(log);
         const a = await startAgent({
           log,
@@ -280,6 +298,7 @@ export function daemonCommands(program: Command): void {
           accel: o.accel ?? (process.env.OUTRIG_ACCEL as 'kvm' | 'tcg' | undefined),
           network: { backend: o.networkBackend, underlay: o.underlay, dedicatedPort: o.dedicatedPort },
           serialLogMaxBytes: o.serialLogMax * 1024 * 1024,
+          forwardAddress: o.forwardAddress,
         });
         process.stderr.write(`outrig agent ${a.name} (${a.hostId}) joined ${a.controllerUrl}; accelerator ${a.kvm.usable ? 'kvm' : 'tcg'} (${a.kvm.reason})\n`);
         await untilSignal(() => a.close());
