@@ -14,6 +14,7 @@ import { createLogger } from '../common/log.ts';
 import { ensurePrivateDir, loadOrCreateSecret } from '../common/secrets.ts';
 import { VERSION } from '../common/version.ts';
 import { DiscoveryResponder } from '../discovery/responder.ts';
+import { isWildcard, localAddressToward } from '../common/route-source.ts';
 import type { Capabilities } from '../discovery/policy.ts';
 import type { ControllerInfo } from '../discovery/messages.ts';
 import { DEFAULT_TENANT } from '../model/tenant.ts';
@@ -183,7 +184,12 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     ratePerSource: cfg.discovery?.ratePerSource,
     answerDeclines: cfg.discovery?.answerDeclines ?? false,
     capabilities,
-    endpoint: () => cfg.advertiseUrl ?? url,
+    // Listening on every address, the URL told to a host is the one it can reach: the address that routes to it.
+    endpoint: async (source) => {
+      if (cfg.advertiseUrl || !isWildcard(cfg.host)) return cfg.advertiseUrl ?? url;
+      const local = await localAddressToward(source);
+      return local ? `https://${local.includes(':') ? `[${local}]` : local}:${new URL(url).port}` : url;
+    },
     issueNonce: (d) => trust.issueNonce(d),
     caCertDer: trust.caDer,
     nodeCertDer: signer.der,

@@ -29,8 +29,8 @@ export interface ResponderOptions {
    */
   answerDeclines?: boolean;
   capabilities: () => Promise<Capabilities>;
-  /** The https URL acks send hosts to. */
-  endpoint: () => string;
+  /** The https URL acks send hosts to; `source` is the asker's address (or 'local'). */
+  endpoint: (source: string) => string | Promise<string>;
   /** Registers an enrollment nonce (16 random bytes, base64) for this host and key; returns it. */
   issueNonce: (d: Discover) => string;
   caCertDer: Buffer;
@@ -106,12 +106,13 @@ export class DiscoveryResponder {
     this.replay.set(replayKey, true, this.now());
     const m = matchPolicy(d.policy, await this.o.capabilities());
     if (!m.supported) return this.decline(d, m.declined, source, limit);
+    const endpoint = await this.o.endpoint(source);
     const ack = (nonce: string): Ack => ({
       type: 'ack',
       hostId: d.hostId,
       challenge: d.challenge,
       nonce,
-      endpoint: this.o.endpoint(),
+      endpoint,
       caCert: this.o.caCertDer.toString('base64'),
       nodeCert: this.o.nodeCertDer.toString('base64'),
       sentAt: this.now(),

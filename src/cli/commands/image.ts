@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { dataRoot } from '../../common/paths.ts';
 import { buildTestGuest, type GuestImageManifest } from '../../hypervisor/index.ts';
@@ -155,11 +155,13 @@ export function imageCommands(program: Command): void {
     .option('--replace', 'replace a registered "test" image that has different files')
     .option('--no-register', 'only build; print where the files are')
     .option('--disk', 'build a bootable disk (GRUB, ext4) instead, imported as image "test-disk"')
-    .action(async (o: { force?: boolean; replace?: boolean; register: boolean; disk?: boolean }, cmd: Command) => {
+    .option('--output <file>', 'with --disk: write the raw disk here (a disk to try `image import` and backups with)')
+    .action(async (o: { force?: boolean; replace?: boolean; register: boolean; disk?: boolean; output?: string }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
+      if (o.output && !o.disk) throw new CliError('--output goes with --disk', 2);
       if (o.disk) {
         const { buildTestDisk } = await import('../../hypervisor/guest-image/test-disk.ts');
-        const out = join(dataRoot(), 'cache', 'test-disk.raw');
+        const out = o.output ? resolve(o.output) : join(dataRoot(), 'cache', 'test-disk.raw');
         if (!json) process.stderr.write(`building a bootable test disk in ${out}\n`);
         const d = await buildTestDisk(out);
         if (!o.register) return void process.stdout.write(`${out}\n`);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { guardProcess } from '../../common/crash-guard.ts';
 import { ensurePrivateDir } from '../../common/secrets.ts';
+import { isLoopback } from '../../common/route-source.ts';
 import { createLogger } from '../../common/log.ts';
 import { dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
 import { ensureRequirements, missingFeaturesNotice, VM_REQUIREMENTS } from '../../common/system-requirements.ts';
@@ -73,11 +74,13 @@ export function upCommand(program: Command): void {
     .description('run an all-in-one cloud on this machine (controller + agent); Ctrl-C stops it and its VMs')
     .option('--listen <host:port>', 'API address', `${DEFAULT_API_HOST}:${DEFAULT_API_PORT}`)
     .option('--demo', 'boot a demo instance from the test image')
+    .option('--cluster <name>', 'cluster name offered to discovering hosts', 'outrig')
+    .option('--no-discovery', 'do not answer discovery datagrams (only a --listen address beyond loopback answers them anyway)')
     .addOption(new Option('--stop-timeout <seconds>', 'how long a stop waits for a guest before forcing it').default(30).argParser(parseIntStrict('--stop-timeout')))
     .addOption(diskPolicyOptions.overcommit())
     .addOption(diskPolicyOptions.pressureFree())
     .addOption(diskPolicyOptions.pressureMinFree())
-    .action(async (o: { listen: string; demo?: boolean; stopTimeout: number } & DiskPolicyFlags, cmd: Command) => {
+    .action(async (o: { listen: string; demo?: boolean; cluster: string; discovery: boolean; stopTimeout: number } & DiskPolicyFlags, cmd: Command) => {
       const { json } = contextOf(cmd);
       const say = (s: string) => {
         if (!json) process.stderr.write(s + '\n');
@@ -91,6 +94,7 @@ export function upCommand(program: Command): void {
       for (const d of [root, logs, join(root, 'agent')]) await ensurePrivateDir(d);
       const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
       say(`Outrig ${VERSION}: data in ${root}, logs in ${logs}`);
+      if (isLoopback(host)) say(`the API listens on ${host} only: other servers cannot join (--listen 0.0.0.0:${port} --cluster NAME lets them discover it)`);
 
       // Loaded here, not at the top: other commands (disk serve) should not pay for the server stack.
       const { startController } = await import('../../controller/index.ts');
@@ -104,10 +108,14 @@ export function upCommand(program: Command): void {
         port,
         log: controllerLog,
         allocation: diskPolicyOf(o),
+        cluster: { name: o.cluster },
+        // Other servers can join only an API they can reach: a loopback one answers no discovery.
+        discovery: o.discovery && !isLoopback(host) ? {} : undefined,
       }).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE') throw new CliError(`${o.listen} is already in use: is another 'outrig up' or controller running? Use --listen to pick another address.`);
         throw e;
       });
+      if (controller.discoveryPort) say(`answering discovery on UDP ${controller.discoveryPort} as cluster '${o.cluster}' (CA fingerprint ${controller.trust.ca.fingerprint})`);
       say('probing the accelerator and starting the agent...');
       // This machine's own agent is admitted by a rule naming its host id and its key: the id alone
       // is a claim anyone on the network could make. A new key (pki/ removed) gets a new rule.
