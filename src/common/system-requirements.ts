@@ -118,6 +118,7 @@ export const UP_FEATURE_REQUIREMENTS: { feature: string; reqs: Requirement[] }[]
   { feature: 'networks (a host firewall each)', reqs: FIREWALL_REQUIREMENTS },
   { feature: 'DHCP on networks (--dhcp)', reqs: DHCP_REQUIREMENTS },
   { feature: 'backups of instances and volumes', reqs: VOLUME_BACKUP_REQUIREMENTS },
+  { feature: 'image build-test --disk', reqs: DISK_IMAGE_REQUIREMENTS },
 ];
 
 /** One notice naming the features that will fail and the one command that fixes them all; undefined when nothing lacks. */
