@@ -11,9 +11,10 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { findProcessesWith } from '../../src/hypervisor/process.ts';
 import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { createLan, runInNs, type Lan } from '../helpers/netns.ts';
 import { OUTRIG_BIN, spawnOutrig, stopDaemon, type Daemon } from '../helpers/processes.ts';
@@ -86,6 +87,59 @@ const fill: Record<string, () => Promise<string>> = {
   host: async () => NEW_SERVER,
 };
 
+type Inst = { id: string; name: string; status: { phase: string; bootedAt?: string; network: { forwards: { guestPort: number; hostAddress: string; hostPort: number }[] }; conditions: { type: string; status: string }[] } };
+const agentDir = () => join(env.controller!.OUTRIG_DATA!, 'agent');
+const serialLog = (id: string) => {
+  const p = join(agentDir(), 'vms', id, 'serial.log');
+  return existsSync(p) ? readFileSync(p, 'utf8') : '';
+};
+const showWeb1 = () => cliJson<Inst>('instance', 'show', 'web1');
+let web1: Inst;
+
+/**
+ * What must hold after some documented commands, beyond their success: the lifecycle a reader
+ * sees (a running guest, its web page, a restart that is a new boot on the same ports, a stop
+ * through ACPI, a delete that leaves nothing).
+ */
+const checks: [RegExp, (out: string) => Promise<void>][] = [
+  [/^npx outrig host list\b/, async () => {
+    const hosts = await cliJson<{ name: string; status: { phase: string; inventory: { kvm: { reason: string }; cpu: { count: number } } } }[]>('host', 'list');
+    assert.ok(hosts.length >= 1 && hosts.every((h) => h.status.phase === 'ready' && h.status.inventory.cpu.count >= 1 && h.status.inventory.kvm.reason.length > 0), JSON.stringify(hosts));
+  }],
+  [/^npx outrig instance create web1\b/, async (out) => {
+    assert.match(out, /instance web1: running on /);
+    web1 = await showWeb1();
+    assert.equal(web1.status.network.forwards.length, 1);
+    assert.equal(web1.status.network.forwards[0]!.hostAddress, '127.0.0.1');
+  }],
+  [/^curl /, async (out) => assert.equal(out.trim(), 'outrig test guest web1')],
+  [/^npx outrig instance stop web1/, async () => {
+    assert.deepEqual(await findProcessesWith(web1.id), []);
+    assert.match(serialLog(web1.id), /power button pressed, powering off/);
+  }],
+  [/^npx outrig instance start web1/, async () => {
+    const i = await showWeb1();
+    assert.equal(i.status.conditions.find((c) => c.type === 'GuestReady')?.status, 'True');
+    web1 = i;
+  }],
+  [/^npx outrig instance restart web1/, async () => {
+    const i = await showWeb1();
+    assert.equal(i.status.phase, 'running');
+    assert.notEqual(i.status.bootedAt, web1.status.bootedAt);
+    assert.deepEqual(i.status.network.forwards, web1.status.network.forwards);
+    assert.equal((await findProcessesWith(web1.id)).length, 1);
+  }],
+  [/^npx outrig instance delete web1/, async () => {
+    assert.deepEqual(await findProcessesWith(web1.id), []);
+    assert.equal(existsSync(join(agentDir(), 'vms', web1.id)), false);
+    const left = readdirSync(dir.path, { recursive: true, withFileTypes: true }).filter((d) => d.name.includes(web1.id));
+    assert.deepEqual(left.map((d) => join(d.parentPath, d.name)), []);
+    const show = await runInNs(lan.node('ctl').ns, ['instance', 'show', 'web1'], env.controller!);
+    assert.equal(show.code, 1);
+    assert.match(show.stderr, /Instance 'web1' not found/);
+  }],
+];
+
 before(async () => {
   lan = createLan(['ctl', NEW_SERVER]);
   // Servers have a default route: the agent runs VXLAN over the address of its interface.
@@ -99,7 +153,7 @@ after(async () => {
   dir.remove();
 });
 
-test("README.md's commands, in order, against outrig up and a second server", async () => {
+test("README.md's commands, in order, against outrig up and a second server", async (t) => {
   const cmds = readmeCommands(README, SECTIONS);
   // "With `outrig up` running": the one the cluster section documents, so that other servers can join.
   const upLine = cmds.find((c) => /^npx outrig up\b/.test(c.line));
@@ -155,10 +209,13 @@ test("README.md's commands, in order, against outrig up and a second server", as
       ran.push(line);
       continue;
     }
+    const t0 = Date.now();
     const r = await run(c.machine, line);
+    t.diagnostic(`${((Date.now() - t0) / 1000).toFixed(1)} s  ${line}`);
     lastOutput = r.out;
     assert.equal(r.code, 0, `README command failed (exit ${r.code}): ${line}\n${r.out}`);
     assert.doesNotMatch(r.out, ERROR, `README command printed an error: ${line}\n${r.out}`);
+    for (const [when, check] of checks) if (when.test(c.line)) await check(r.out);
     ran.push(line);
   }
   assert.ok(ran.length >= 30, `ran ${ran.length} commands`);

@@ -5,6 +5,7 @@
  * the metrics, the health check and the document itself, which it does not list, are walked too.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLogger } from '../../src/common/log.ts';
@@ -87,4 +88,18 @@ test('a CLI run with another OUTRIG_DATA is told the API answered and which CA i
   assert.ok(r.stderr.includes(join(other, 'ca.crt')), r.stderr);
   assert.match(r.stderr, /same OUTRIG_DATA as 'outrig up'/);
   assert.doesNotMatch(r.stderr, /cannot reach/);
+});
+
+test('CLI errors are clear and exit non-zero', async () => {
+  const env = { OUTRIG_DATA: join(dir.path, 'controller-cli'), OUTRIG_URL: ctl.url, OUTRIG_CA: join(dir.path, 'ca.crt'), OUTRIG_TOKEN: ctl.adminToken };
+  writeFileSync(env.OUTRIG_CA, ctl.trust.ca.certPem);
+  const bad = await runCli(['instance', 'create', 'x1', '--image', 'nosuch'], env);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /image 'nosuch' does not exist/);
+  const usage = await runCli(['instance', 'create', 'x1', '--image', 'test', '--vcpus', 'two'], env);
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /--vcpus must be a whole number/);
+  const away = await runCli(['host', 'list'], { ...env, OUTRIG_URL: 'http://127.0.0.1:1' });
+  assert.equal(away.code, 1);
+  assert.match(away.stderr, /cannot reach the Outrig API at http:\/\/127\.0\.0\.1:1/);
 });
