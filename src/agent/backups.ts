@@ -100,7 +100,7 @@ export class VolumeBackups {
         const r = await withExportImage(
           this.storage.nbdSocket,
           `${o.volumeId}@${o.backupId}`,
-          (image) => backupDiskImage(repo, image, { tags: o.tags, host: o.source, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) }),
+          (image) => backupDiskImage(repo, image, { tags: o.tags, host: o.source, source: `volume ${o.source}`, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) }),
           this.work(),
         );
         return diskResult(r, repo, start);

@@ -93,7 +93,7 @@ type DiskBackup = { id: string; snapshot: SnapshotRecord; manifest: BmrManifest;
 
 /** Backs up a disk image (a volume's snapshot exported as a file, or a disk): BMR-ready when every partition is covered. */
 export async function backupDiskImage(repo: Repository, image: string, opts: BackupOptions = {}): Promise<DiskBackup> {
-  return backupDisk(repo, image, statSync(image).size, new Map(), opts);
+  return backupDisk(repo, image, statSync(image).size, new Map(), { source: `disk ${image}`, ...opts });
 }
 
 /**
@@ -103,7 +103,7 @@ export async function backupDiskImage(repo: Repository, image: string, opts: Bac
  */
 export async function backupLiveDisk(repo: Repository, path: string, opts: BackupOptions = {}): Promise<DiskBackup & { disk: LiveDisk }> {
   const disk = findLiveDisk(path);
-  return { ...(await backupDisk(repo, disk.device, disk.sizeBytes, disk.mounted, opts)), disk };
+  return { ...(await backupDisk(repo, disk.device, disk.sizeBytes, disk.mounted, { source: `disk ${disk.device}`, ...opts })), disk };
 }
 
 /**

@@ -48,6 +48,8 @@ export interface SnapshotRecord {
   time: string;
   hostname: string;
   paths: string[];
+  /** What a disk snapshot is of (`disk PATH`, `volume NAME`); file snapshots are of their paths. */
+  source?: string;
   tree: string;
   parent?: string;
   tags: string[];

@@ -7,7 +7,7 @@ import { backupDiskImage, backupLiveDisk, restoreDiskImage, restoreSystemState, 
 import { findLiveDisk } from '../../backup/live-disk.ts';
 import { WrongPassphraseError } from '../../backup/crypto.ts';
 import { acquireLock, type Lock } from '../../backup/lock.ts';
-import { prune, type Retention } from '../../backup/prune.ts';
+import { DEFAULT_GROUP_BY, parseGroupBy, prune, sourceOf, type Retention, type RetentionGroup } from '../../backup/prune.ts';
 import { Repository, RepositoryError } from '../../backup/repository.ts';
 import { Restorer } from '../../backup/restorer.ts';
 import { LocalStorage } from '../../backup/storage.ts';
@@ -227,8 +227,8 @@ export function backupCommands(program: Command): void {
       const snaps = await repo.snapshots();
       if (f.json) return printJson(snaps);
       printTable(
-        ['ID', 'TIME', 'HOST', 'PATHS', 'FILES', 'SIZE', 'BMR', 'TAGS'],
-        snaps.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.hostname, s.paths.join(','), s.stats.files, bytes(s.stats.bytes), (s.manifest as BmrManifest | undefined)?.bmrReady ? 'yes' : 'no', s.tags.join(',') || '-']),
+        ['ID', 'TIME', 'HOST', 'SOURCE', 'FILES', 'SIZE', 'BMR', 'TAGS'],
+        snaps.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.hostname, sourceOf(s), s.stats.files, bytes(s.stats.bytes), (s.manifest as BmrManifest | undefined)?.bmrReady ? 'yes' : 'no', s.tags.join(',') || '-']),
       );
     });
 
@@ -247,6 +247,7 @@ export function backupCommands(program: Command): void {
         id: s.id,
         time: s.time,
         host: s.hostname,
+        source: sourceOf(s),
         paths: s.paths,
         parent: s.parent,
         tags: s.tags,
@@ -370,27 +371,43 @@ export function backupCommands(program: Command): void {
 
   backup
     .command('prune')
-    .description('forget snapshots outside the retention rules and delete the data only they used')
+    .description('forget snapshots outside the retention rules and delete the data only they used; the rules apply to each group (host and source) on its own, as restic does')
     .addOption(new Option('--keep-last <n>', 'keep the newest n snapshots').argParser(parseIntStrict('--keep-last')))
     .addOption(new Option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days').argParser(parseIntStrict('--keep-daily')))
     .addOption(new Option('--keep-weekly <n>', 'the same per ISO week').argParser(parseIntStrict('--keep-weekly')))
     .addOption(new Option('--keep-monthly <n>', 'the same per month').argParser(parseIntStrict('--keep-monthly')))
+    .option('--group-by <fields>', "group snapshots by these before applying the rules: host, paths (the source: paths, disk or volume), tags, joined by commas; '' for one group", DEFAULT_GROUP_BY.join(','))
     .option('--dry-run', 'say what would go, change nothing')
-    .action(async (o: { keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; dryRun?: boolean }, cmd: Command) => {
+    .action(async (o: { keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; groupBy: string; dryRun?: boolean }, cmd: Command) => {
       const f = flags(cmd);
+      let groupBy;
+      try {
+        groupBy = parseGroupBy(o.groupBy);
+      } catch (e) {
+        throw new CliError((e as Error).message, 2);
+      }
       const repo = await openRepo(f);
       const rules: Retention = { last: o.keepLast, daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly };
       for (const k of Object.keys(rules) as (keyof Retention)[]) if (rules[k] === undefined) delete rules[k];
       const r = await locked(repo, 'prune', true, () =>
-        prune(repo, rules, { dryRun: o.dryRun }).catch((e: Error) => {
+        prune(repo, rules, { dryRun: o.dryRun, groupBy }).catch((e: Error) => {
           throw new CliError(e.message, 2);
         }),
       );
-      if (f.json) return printJson(r);
-      for (const k of r.kept) process.stdout.write(`keep   ${k.id.slice(0, 8)}  ${k.reasons.join(', ')}\n`);
-      for (const id of r.removed) process.stdout.write(`${o.dryRun ? 'would remove' : 'remove'} ${id.slice(0, 8)}\n`);
-      if (!o.dryRun) process.stdout.write(`${r.packsDeleted} packs deleted, ${r.packsRewritten} rewritten, ${bytes(r.bytesFreed)} freed\n`);
+      if (f.json) return printJson({ dryRun: !!o.dryRun, groupBy, ...r });
+      for (const g of r.groups) process.stdout.write(groupReport(g, !!o.dryRun));
+      if (!r.groups.length) process.stdout.write('no snapshots\n');
+      if (!o.dryRun) process.stdout.write(`${r.removed.length} snapshots removed; ${r.packsDeleted} packs deleted, ${r.packsRewritten} rewritten, ${bytes(r.bytesFreed)} freed\n`);
+      else process.stdout.write(`dry run: ${r.removed.length} snapshots would be removed, nothing changed\n`);
     });
+}
+
+/** One group of `prune`'s answer: its host and source, then each snapshot with why it stays or that it goes. */
+function groupReport(g: RetentionGroup, dryRun: boolean): string {
+  const head = [g.host !== undefined && `host ${g.host}`, g.source !== undefined && `source ${g.source}`, g.tags !== undefined && `tags ${g.tags.join(',') || '-'}`].filter(Boolean).join(', ') || 'all snapshots';
+  const line = (id: string, time: string, what: string) => `  ${id.slice(0, 8)}  ${time.replace('T', ' ').slice(0, 19)}  ${what}\n`;
+  const rows = [...g.keep.map((k) => ({ ...k, what: `keep (${k.reasons.join(', ')})` })), ...g.remove.map((x) => ({ ...x, what: dryRun ? 'would remove' : 'remove' }))].sort((a, b) => b.time.localeCompare(a.time));
+  return `${head}: keep ${g.keep.length}, ${dryRun ? 'would remove' : 'remove'} ${g.remove.length}\n${rows.map((x) => line(x.id, x.time, x.what)).join('')}`;
 }
 
 function liveDiskOf(path: string) {
