@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import ora, { type Ora } from 'ora';
 import { Archiver } from '../../backup/archiver.ts';
 import { backupDiskImage, backupLiveDisk, restoreDiskImage, restoreSystemState, type BmrManifest } from '../../backup/bmr.ts';
+import { partitionName } from '../../backup/disk-layout.ts';
 import { findLiveDisk } from '../../backup/live-disk.ts';
 import { WrongPassphraseError } from '../../backup/crypto.ts';
 import { acquireLock, type Lock } from '../../backup/lock.ts';
@@ -17,7 +18,7 @@ import { printDetails, printJson, printTable } from '../output.ts';
 import { collect, parseIntStrict } from '../parse.ts';
 import { waitOptions, type WaitFlags } from '../wait.ts';
 import { clusterCreate, clusterDelete, clusterKey, clusterList, clusterRestore, clusterShow } from './backup-cluster.ts';
-import { bytes } from './backup-format.ts';
+import { bytes, diskSummary } from './backup-format.ts';
 import { backupPolicyCommands } from './backup-policy.ts';
 
 interface RepoFlags {
@@ -160,17 +161,18 @@ export function backupCommands(program: Command): void {
         const out = { id: r.id, disk: r.disk.device, bmrReady: r.manifest.bmrReady, partitions: r.manifest.layout.partitions.length, filesystems: r.manifest.layout.filesystems, mounted, seconds: (Date.now() - start) / 1000 };
         if (f.json) return printJson(out);
         process.stdout.write(
-          `snapshot ${r.id.slice(0, 8)} saved: disk ${r.disk.device} (${r.manifest.layout.table.label}, ${out.partitions} partitions, ${r.snapshot.stats.files} files; ` +
+          `snapshot ${r.id.slice(0, 8)} saved: disk ${r.disk.device} (${diskSummary(r.manifest, r.snapshot.stats.files)}; ` +
             `${mounted.map((m) => `/p${m.partition} read from ${m.mountPoint}`).join(', ') || 'no filesystem mounted'}), BMR-ready, in ${out.seconds.toFixed(1)} s\n`,
         );
         return;
       }
       if (o.disk) {
+        rawImage(o.disk);
         const start = Date.now();
         const r = await locked(repo, 'backup', false, () => backupDiskImage(repo, resolve(o.disk!), { tags: o.tag }));
         const out = { id: r.id, bmrReady: r.manifest.bmrReady, partitions: r.manifest.layout.partitions.length, filesystems: r.manifest.layout.filesystems, seconds: (Date.now() - start) / 1000 };
         if (f.json) return printJson(out);
-        process.stdout.write(`snapshot ${r.id.slice(0, 8)} saved: disk ${o.disk} (${r.manifest.layout.table.label}, ${out.partitions} partitions, ${r.snapshot.stats.files} files), BMR-ready, in ${out.seconds.toFixed(1)} s\n`);
+        process.stdout.write(`snapshot ${r.id.slice(0, 8)} saved: disk ${o.disk} (${diskSummary(r.manifest, r.snapshot.stats.files)}), BMR-ready, in ${out.seconds.toFixed(1)} s\n`);
         return;
       }
       const abs = [...new Set(paths.map((p) => resolve(p)))].sort();
@@ -255,7 +257,7 @@ export function backupCommands(program: Command): void {
         directories: s.stats.dirs,
         size: bytes(s.stats.bytes),
         bmrReady: bmrReady ? 'yes' : 'no (a file backup: no disk layout or boot loader recorded)',
-        disk: m ? { table: `${m.layout.table.label} ${m.layout.table.id}`, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `partition ${x.partition}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what), bootLoader: m.bootLoader ? `${m.bootLoader.kind}${m.bootLoader.config ? ` (${m.bootLoader.config} on partition ${m.bootLoader.partition})` : ''}` : undefined, mounts: m.mounts?.map((x) => `partition ${x.partition} on ${x.mountPoint}`), systemState: m.ssr } : undefined,
+        disk: m ? { table: m.layout.table.label === 'none' ? 'none' : `${m.layout.table.label} ${m.layout.table.id}`, rawAreas: m.rawAreas ? `${m.rawAreas.length} stretches, ${bytes(m.rawAreas.reduce((n, a) => n + a.length, 0))} (the whole disk, block by block; zeroes not stored)` : undefined, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `${partitionName(x.partition)}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what), bootLoader: m.bootLoader ? `${m.bootLoader.kind}${m.bootLoader.config ? ` (${m.bootLoader.config} on partition ${m.bootLoader.partition})` : ''}` : undefined, mounts: m.mounts?.map((x) => `${partitionName(x.partition)} on ${x.mountPoint}`), systemState: m.ssr } : undefined,
       });
     });
 
@@ -408,6 +410,22 @@ function groupReport(g: RetentionGroup, dryRun: boolean): string {
   const line = (id: string, time: string, what: string) => `  ${id.slice(0, 8)}  ${time.replace('T', ' ').slice(0, 19)}  ${what}\n`;
   const rows = [...g.keep.map((k) => ({ ...k, what: `keep (${k.reasons.join(', ')})` })), ...g.remove.map((x) => ({ ...x, what: dryRun ? 'would remove' : 'remove' }))].sort((a, b) => b.time.localeCompare(a.time));
   return `${head}: keep ${g.keep.length}, ${dryRun ? 'would remove' : 'remove'} ${g.remove.length}\n${rows.map((x) => line(x.id, x.time, x.what)).join('')}`;
+}
+
+/** --disk takes a raw image: a qcow2 file would be kept as bytes of the qcow2 format, not as the disk it holds. */
+function rawImage(path: string): void {
+  const head = Buffer.alloc(4);
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      readSync(fd, head, 0, 4, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    throw new CliError(`--disk ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, 2);
+  }
+  if (head.readUInt32BE(0) === 0x514649fb) throw new CliError(`--disk ${path} is a qcow2 image: back up a raw one (qemu-img convert -O raw ${path} disk.raw), or import it and back up the volume through the controller`, 2);
 }
 
 function liveDiskOf(path: string) {
