@@ -151,7 +151,8 @@ function merge(from: string, into: string): void {
  */
 export async function restoreSystemState(repo: Repository, snapshot: SnapshotRecord, image: string, name = image): Promise<{ paths: string[]; skipped: { path: string; why: string }[] }> {
   const m = checkManifest(snapshot.manifest);
-  if (!m.ssr.length) throw new Error(`this snapshot holds no system state (${m.filesystems.length ? 'no /etc or /boot on its filesystems' : 'its disk was kept block by block'}): use a bare-metal restore`);
+  // A disk kept block by block has neither files nor boot areas: there is nothing to put back selectively.
+  if (!m.ssr.length && !m.bootAreas.length) throw new Error('this snapshot holds no system state (its disk was kept block by block): use a bare-metal restore');
   return restoreFilesIntoImage(repo, snapshot, image, m.ssr, { bootAreas: true, name });
 }
 

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { backupDiskImage, restoreDiskImage, restoreFilesIntoImage } from '../../../src/backup/bmr.ts';
+import { backupDiskImage, restoreDiskImage, restoreFilesIntoImage, restoreSystemState } from '../../../src/backup/bmr.ts';
 import { readDiskLayout } from '../../../src/backup/disk-layout.ts';
 import { copyImageToExport, withExportImage } from '../../../src/backup/nbd-source.ts';
 import { prune } from '../../../src/backup/prune.ts';
@@ -49,6 +49,7 @@ test('a blank disk backs up as nothing and rebuilds as zeroes', async () => {
   const rebuilt = join(tmp.path, 'blank-rebuilt.raw');
   await restoreDiskImage(repo, await repo.findSnapshot(id), rebuilt);
   assert.ok(readFileSync(rebuilt).equals(Buffer.alloc(64 * 1024 * 1024)));
+  await assert.rejects(restoreSystemState(repo, await repo.findSnapshot(id), rebuilt), /holds no system state \(its disk was kept block by block\): use a bare-metal restore/);
 });
 
 test('an unpartitioned disk of unrecognised bytes, from a volume over NBD into a new volume: identical, deduplicated', async () => {
