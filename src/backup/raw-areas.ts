@@ -5,7 +5,7 @@
  * content. A blank disk costs nothing, and a rebuild writes only the stretches into an image that
  * starts as zeroes (a sparse file), so it stays sparse.
  */
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { Chunker } from './chunker.ts';
 import type { Repository } from './repository.ts';
 
@@ -54,6 +54,12 @@ export async function saveRawAreas(repo: Repository, image: string, offset: numb
     cur = undefined;
   };
   try {
+    // A file with no block allocated (a new volume's sparse scratch copy, a truncated image) is all zeroes: nothing to read.
+    const st = fstatSync(fd);
+    if (st.isFile() && st.blocks === 0) {
+      onRead?.(length);
+      return [];
+    }
     for (let at = 0; at < length; ) {
       const want = Math.min(READ, length - at);
       if (readFully(fd, buf, want, offset + at) < want) throw new Error(`the disk ends before its stated size (${offset + length} bytes)`);
