@@ -19,7 +19,7 @@ import { LocalStorage } from '../../../src/backup/storage.ts';
 import { verifyRepository } from '../../../src/backup/verify.ts';
 import { DiskEngine } from '../../../src/disk/engine.ts';
 import { filesOf } from '../../helpers/disk-files.ts';
-import { spawnOutrig, stopDaemon } from '../../helpers/processes.ts';
+import { runCli, spawnOutrig, stopDaemon } from '../../helpers/processes.ts';
 import { unrecognisedDisk, wholeDiskExt4 } from '../../helpers/small-disks.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 import { waitUntil } from '../../helpers/wait.ts';
@@ -149,4 +149,24 @@ test('a partition table that cannot be read: the whole disk is kept block by blo
   const rebuilt = join(tmp.path, 'bad-table-rebuilt.raw');
   await restoreDiskImage(repo, await repo.findSnapshot(id), rebuilt);
   assert.ok(readFileSync(rebuilt).equals(content));
+});
+
+test('from the command line: create --disk of an unpartitioned disk, restore latest --disk new.raw gives the same bytes; a qcow2 is refused with the fix', async () => {
+  const cliRepo = join(tmp.path, 'cli-repo');
+  const cli = (args: string[]) => runCli(['backup', '--repo', cliRepo, ...args], { OUTRIG_BACKUP_PASSPHRASE: 'whole' });
+  const disk = join(tmp.path, 'cli-disk.raw');
+  const content = unrecognisedDisk(disk, 4);
+  assert.equal((await cli(['init'])).code, 0);
+  const made = await cli(['create', '--disk', disk]);
+  assert.equal(made.code, 0, made.stderr);
+  assert.match(made.stdout, /no partition table, no filesystem Outrig reads: kept block by block, 3\.0 MiB of data\), BMR-ready/);
+  const rebuilt = join(tmp.path, 'cli-new.raw');
+  const back = await cli(['restore', 'latest', '--disk', rebuilt]);
+  assert.equal(back.code, 0, back.stderr);
+  assert.ok(readFileSync(rebuilt).equals(content));
+  const qcow2 = join(tmp.path, 'blank.qcow2');
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', qcow2, '64M']);
+  const refused = await cli(['create', '--disk', qcow2]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /--disk \S+blank\.qcow2 is a qcow2 image: back up a raw one \(qemu-img convert -O raw \S+blank\.qcow2 disk\.raw\)/);
 });
