@@ -100,7 +100,7 @@ export class VolumeBackups {
         const r = await withExportImage(
           this.storage.nbdSocket,
           `${o.volumeId}@${o.backupId}`,
-          (image) => backupDiskImage(repo, image, { tags: o.tags, host: o.source, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) }),
+          (image) => backupDiskImage(repo, image, { tags: o.tags, host: o.source, source: `volume ${o.source}`, name: `volume ${o.source}`, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) }),
           this.work(),
         );
         return diskResult(r, repo, start);
@@ -133,12 +133,12 @@ export class VolumeBackups {
 
   /** SSR: the volume's disk is read into an image, the system state put back there, and the image written back. */
   restoreSystemState(volumeId: string, ref: BackupRepoRef, snapshotId: string): Promise<{ paths: string[] }> {
-    return this.editVolume(volumeId, ref, snapshotId, (repo, snap, image) => restoreSystemState(repo, snap, image));
+    return this.editVolume(volumeId, ref, snapshotId, (repo, snap, image) => restoreSystemState(repo, snap, image, `volume ${volumeId}`));
   }
 
   /** Files of a backup put back into the volume they came from. */
   restoreIntoVolume(volumeId: string, ref: BackupRepoRef, snapshotId: string, include: string[]): Promise<{ paths: string[] }> {
-    return this.editVolume(volumeId, ref, snapshotId, (repo, snap, image) => restoreFilesIntoImage(repo, snap, image, include));
+    return this.editVolume(volumeId, ref, snapshotId, (repo, snap, image) => restoreFilesIntoImage(repo, snap, image, include, { name: `volume ${volumeId}` }));
   }
 
   /** The volume read into an image, `edit` run on it with the snapshot, and the image written back. */

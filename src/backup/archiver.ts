@@ -32,6 +32,8 @@ export interface BackupOptions {
   parent?: string;
   tags?: string[];
   host?: string;
+  /** What the snapshot is of when its paths do not say it (a disk, a volume): retention groups by it. */
+  source?: string;
   manifest?: unknown;
   onProgress?: (p: BackupProgress) => void;
   now?: () => Date;
@@ -80,6 +82,7 @@ export class Archiver {
       time: now.toISOString(),
       hostname: this.o.host ?? hostname(),
       paths: roots,
+      ...(this.o.source ? { source: this.o.source } : {}),
       tree,
       parent: parent?.id,
       tags: this.o.tags ?? [],

@@ -6,20 +6,21 @@
 import { Type } from 'typebox';
 import { Value } from 'typebox/value';
 import type { BmrManifest } from './bmr.ts';
-import { Count, PartitionSchema, TableSchema, Uuid } from '../guest-disk/index.ts';
+import { Count, NoTableSchema, PartitionSchema, TableSchema, Uuid, WHOLE_DISK } from '../guest-disk/index.ts';
 
 /** Largest disk a manifest may describe (64 TiB). */
 const MAX_DISK = 2 ** 46;
 const BlobId = Type.String({ pattern: '^[0-9a-f]{64}$' });
 /** An absolute path inside a filesystem: no "." or ".." component, nothing unprintable. */
 const FsPath = Type.String({ pattern: '^(/[^/\\u0000-\\u001f\\u007f]+)+$', maxLength: 4096 });
-const Index = Type.Integer({ minimum: 1, maximum: 1024 });
+/** A partition's number; 0 is the whole disk of a disk with no partition table. */
+const Index = Type.Integer({ minimum: 0, maximum: 1024 });
 
 const Manifest = Type.Object({
   kind: Type.Literal('disk-image'),
   layout: Type.Object({
     sizeBytes: Type.Integer({ minimum: 512, maximum: MAX_DISK }),
-    table: TableSchema,
+    table: Type.Union([TableSchema, NoTableSchema]),
     partitions: Type.Array(PartitionSchema, { maxItems: 1024 }),
     filesystems: Type.Array(
       Type.Object({
@@ -38,6 +39,7 @@ const Manifest = Type.Object({
   bootAreas: Type.Array(Type.Object({ offset: Count, length: Count, what: Type.String({ maxLength: 200 }), content: Type.Array(BlobId) }), { maxItems: 1024 }),
   filesystems: Type.Array(Type.Object({ partition: Index, path: Type.String({ pattern: '^/p[0-9]{1,4}$' }) }), { maxItems: 1024 }),
   rawPartitions: Type.Array(Type.Object({ partition: Index, content: Type.Array(BlobId) }), { maxItems: 1024 }),
+  rawAreas: Type.Optional(Type.Array(Type.Object({ offset: Count, length: Count, content: Type.Array(BlobId) }))),
   bmrReady: Type.Boolean(),
   bootLoader: Type.Optional(Type.Object({ kind: Type.Union([Type.Literal('grub'), Type.Literal('extlinux'), Type.Literal('unknown')]), partition: Type.Optional(Index), config: Type.Optional(FsPath) })),
   mounts: Type.Optional(Type.Array(Type.Object({ partition: Index, mountPoint: Type.String({ maxLength: 4096 }), options: Type.Optional(Type.String({ maxLength: 4096 })) }), { maxItems: 1024 })),
@@ -55,7 +57,14 @@ export function checkManifest(manifest: unknown): BmrManifest {
   const ss = m.layout.table.sectorSize;
   for (const p of m.layout.partitions) if ((p.start + p.size) * ss > m.layout.sizeBytes) throw bad(`partition ${p.index} lies outside the disk`);
   for (const a of m.bootAreas) if (a.offset + a.length > m.layout.sizeBytes) throw bad('a boot area lies outside the disk');
-  const parts = new Set(m.layout.partitions.map((p) => p.index));
+  const whole = m.layout.table.label === 'none';
+  if (whole && m.layout.partitions.length) throw bad('partitions on a disk with no partition table');
+  const parts = new Set(whole ? [WHOLE_DISK] : m.layout.partitions.map((p) => p.index));
+  let end = 0;
+  for (const a of m.rawAreas ?? []) {
+    if (a.offset < end || a.offset + a.length > m.layout.sizeBytes) throw bad('a raw area overlaps another or lies outside the disk');
+    end = a.offset + a.length;
+  }
   for (const f of m.filesystems) {
     const id = m.layout.filesystems.find((x) => x.partition === f.partition);
     if (!parts.has(f.partition) || f.path !== `/p${f.partition}` || !id || !/^ext[234]$/.test(id.type)) throw bad(`filesystem ${f.path}`);

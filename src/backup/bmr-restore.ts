@@ -17,7 +17,8 @@ import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import type { BmrManifest } from './bmr.ts';
 import { checkManifest } from './bmr-manifest.ts';
-import { readDiskLayout, sfdiskScript, unquotableNames, type FilesystemIdentity } from './disk-layout.ts';
+import { partitionName, readDiskLayout, regionOf, sfdiskScript, unquotableNames, type FilesystemIdentity } from './disk-layout.ts';
+import { writeRawAreas } from './raw-areas.ts';
 import type { Repository, SnapshotRecord } from './repository.ts';
 import { Restorer } from './restorer.ts';
 import { installExtlinux } from './extlinux.ts';
@@ -64,9 +65,7 @@ async function makeFilesystem(image: string, part: { offset: number; sizeBytes: 
 }
 
 function partitionOf(m: BmrManifest, index: number): { offset: number; sizeBytes: number } {
-  const p = m.layout.partitions.find((x) => x.index === index)!;
-  const ss = m.layout.table.sectorSize;
-  return { offset: p.start * ss, sizeBytes: p.size * ss };
+  return regionOf(m.layout, index);
 }
 
 /** Rebuilds a disk image from a BMR-ready snapshot: table, boot areas, filesystems with their identities. Returns what was not restored. */
@@ -78,12 +77,16 @@ export async function restoreDiskImage(repo: Repository, snapshot: SnapshotRecor
   }
   writeFileSync(image, '');
   truncateSync(image, m.layout.sizeBytes);
-  await new Promise<void>((resolve, reject) => {
-    const p = execFile('sfdisk', ['-q', image], (e, _o, err) => (e ? reject(new Error(`sfdisk could not write the partition table: ${String(err).trim() || e.message}`)) : resolve()));
-    p.stdin!.end(sfdiskScript(m.layout));
-  });
-  // Names sfdisk's script cannot quote are set as plain arguments.
-  for (const [index, name] of unquotableNames(m.layout)) await run('sfdisk', ['-q', '--part-label', image, String(index), name]);
+  // A disk with no partition table gets none: its filesystem starts at byte 0, or its raw areas are all of it.
+  if (m.layout.table.label !== 'none') {
+    await new Promise<void>((resolve, reject) => {
+      const p = execFile('sfdisk', ['-q', image], (e, _o, err) => (e ? reject(new Error(`sfdisk could not write the partition table: ${String(err).trim() || e.message}`)) : resolve()));
+      p.stdin!.end(sfdiskScript(m.layout));
+    });
+    // Names sfdisk's script cannot quote are set as plain arguments.
+    for (const [index, name] of unquotableNames(m.layout)) await run('sfdisk', ['-q', '--part-label', image, String(index), name]);
+  }
+  await writeRawAreas(repo, image, m.rawAreas ?? [], m.layout.sizeBytes);
   for (const a of m.bootAreas) await writeRaw(repo, image, a.offset, a.content, a.offset + a.length);
   for (const r of m.rawPartitions) {
     const p = partitionOf(m, r.partition);
@@ -146,9 +149,11 @@ function merge(from: string, into: string): void {
  * System-state recovery onto an existing disk image: the SSR group's files replace those in each
  * filesystem, and the boot areas are written back. Files outside the group (user data) stay.
  */
-export async function restoreSystemState(repo: Repository, snapshot: SnapshotRecord, image: string): Promise<{ paths: string[]; skipped: { path: string; why: string }[] }> {
+export async function restoreSystemState(repo: Repository, snapshot: SnapshotRecord, image: string, name = image): Promise<{ paths: string[]; skipped: { path: string; why: string }[] }> {
   const m = checkManifest(snapshot.manifest);
-  return restoreFilesIntoImage(repo, snapshot, image, m.ssr, { bootAreas: true });
+  // A disk kept block by block has neither files nor boot areas: there is nothing to put back selectively.
+  if (!m.ssr.length && !m.bootAreas.length) throw new Error('this snapshot holds no system state (its disk was kept block by block): use a bare-metal restore');
+  return restoreFilesIntoImage(repo, snapshot, image, m.ssr, { bootAreas: true, name });
 }
 
 /**
@@ -157,17 +162,18 @@ export async function restoreSystemState(repo: Repository, snapshot: SnapshotRec
  * filesystems must be the ones backed up (same UUIDs): anything else wants a bare-metal restore.
  * The image is changed only once everything has been read and merged.
  */
-export async function restoreFilesIntoImage(repo: Repository, snapshot: SnapshotRecord, image: string, include: string[], o: { bootAreas?: boolean } = {}): Promise<{ paths: string[]; skipped: { path: string; why: string }[] }> {
+export async function restoreFilesIntoImage(repo: Repository, snapshot: SnapshotRecord, image: string, include: string[], o: { bootAreas?: boolean; name?: string } = {}): Promise<{ paths: string[]; skipped: { path: string; why: string }[] }> {
   const m = checkManifest(snapshot.manifest);
   const bad = include.find((p) => !/^\/p[0-9]+(\/[^/]+)*$/.test(p) || p.split('/').some((c) => c === '.' || c === '..') || hasControl(p));
   if (bad !== undefined) throw new Error(`${JSON.stringify(bad)} is not a path of the backup (/pN/...)`);
   const outside = include.find((p) => !m.filesystems.some((f) => p === f.path || p.startsWith(`${f.path}/`)));
   if (outside) throw new Error(`${outside} is on none of the backup's filesystems (${m.filesystems.map((f) => f.path).join(', ')})`);
   const size = statSync(image).size;
-  const now = await readDiskLayout(image, size);
+  const name = o.name ?? image;
+  const now = await readDiskLayout(image, size, [], name);
   for (const f of m.layout.filesystems.filter((x) => m.filesystems.some((y) => y.partition === x.partition))) {
     const fs = now.filesystems.find((x) => x.partition === f.partition);
-    if (!fs || fs.uuid !== f.uuid) throw new Error(`partition ${f.partition} of ${image} is not the filesystem backed up (UUID ${fs?.uuid ?? 'none'}, expected ${f.uuid ?? '?'}): use a bare-metal restore instead`);
+    if (!fs || fs.uuid !== f.uuid) throw new Error(`${partitionName(f.partition)} of ${name} is not the filesystem backed up (UUID ${fs?.uuid ?? 'none'}, expected ${f.uuid ?? '?'}): use a bare-metal restore instead`);
   }
   const touched = m.filesystems.filter((f) => include.some((p) => p === f.path || p.startsWith(`${f.path}/`)));
   const work = mkdtempSync(join(tmpdir(), 'outrig-into-'));

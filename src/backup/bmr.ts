@@ -5,7 +5,10 @@
  * layout (disk-layout.ts), each filesystem's identity, and the boot loader's raw areas. Restores
  * (bmr-restore.ts) make each filesystem again from files with mkfs.ext4 -d.
  *
- * In the snapshot, partition N's files are under /pN.
+ * In the snapshot, partition N's files are under /pN. A disk with no partition table is read the
+ * way vzdump would keep it, only smaller: a filesystem on the whole disk file by file (as partition
+ * 0, /p0), anything else (blank, or a filesystem Outrig does not read) block by block, its zeroes
+ * left out (raw-areas.ts).
  */
 import { execFile } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, realpathSync, rmSync, statSync } from 'node:fs';
@@ -15,7 +18,8 @@ import { promisify } from 'node:util';
 import { Archiver, type BackupOptions } from './archiver.ts';
 import { Chunker, chunkLengths } from './chunker.ts';
 import { detectBootLoader, detectMounts, type BootLoader, type FsView, type MountPoint } from './boot-info.ts';
-import { bootAreas, readDiskLayout, type DiskLayout } from './disk-layout.ts';
+import { bootAreas, partitionName, readDiskLayout, regionOf, type DiskLayout } from './disk-layout.ts';
+import { saveRawAreas, type RawArea } from './raw-areas.ts';
 import type { Repository, SnapshotRecord } from './repository.ts';
 import { findLiveDisk, parseMountinfo, type LiveDisk } from './live-disk.ts';
 import { writeXattrs } from './xattrs.ts';
@@ -34,6 +38,8 @@ export interface BmrManifest {
   filesystems: { partition: number; path: string }[];
   /** Partitions with no filesystem Outrig reads file by file, kept raw. */
   rawPartitions: { partition: number; content: string[] }[];
+  /** A disk with no partition table and no filesystem Outrig reads: its data stretches, kept block by block (zeroes left out). */
+  rawAreas?: RawArea[];
   /** The BMR group: everything a rebuild needs, all of it in this snapshot. */
   bmrReady: boolean;
   /** What the disk boots with (kind and configuration), and where its filesystems are mounted (from the root's /etc/fstab). */
@@ -53,6 +59,7 @@ export function manifestBlobs(manifest: unknown): { what: string; ids: string[] 
   return [
     ...(m.bootAreas ?? []).map((a) => ({ what: `boot area ${a.what}`, ids: a.content })),
     ...(m.rawPartitions ?? []).map((r) => ({ what: `raw partition ${r.partition}`, ids: r.content })),
+    ...(m.rawAreas ?? []).map((a) => ({ what: `raw disk area at ${a.offset}`, ids: a.content })),
   ];
 }
 
@@ -91,9 +98,14 @@ export interface SkippedEntry {
 
 type DiskBackup = { id: string; snapshot: SnapshotRecord; manifest: BmrManifest; skipped: SkippedEntry[]; warnings: string[] };
 
+export interface DiskBackupOptions extends BackupOptions {
+  /** What messages call the disk (default: its path): a volume read into a scratch image is the volume. */
+  name?: string;
+}
+
 /** Backs up a disk image (a volume's snapshot exported as a file, or a disk): BMR-ready when every partition is covered. */
-export async function backupDiskImage(repo: Repository, image: string, opts: BackupOptions = {}): Promise<DiskBackup> {
-  return backupDisk(repo, image, statSync(image).size, new Map(), opts);
+export async function backupDiskImage(repo: Repository, image: string, opts: DiskBackupOptions = {}): Promise<DiskBackup> {
+  return backupDisk(repo, image, statSync(image).size, new Map(), { source: `disk ${image}`, ...opts });
 }
 
 /**
@@ -103,7 +115,7 @@ export async function backupDiskImage(repo: Repository, image: string, opts: Bac
  */
 export async function backupLiveDisk(repo: Repository, path: string, opts: BackupOptions = {}): Promise<DiskBackup & { disk: LiveDisk }> {
   const disk = findLiveDisk(path);
-  return { ...(await backupDisk(repo, disk.device, disk.sizeBytes, disk.mounted, opts)), disk };
+  return { ...(await backupDisk(repo, disk.device, disk.sizeBytes, disk.mounted, { source: `disk ${disk.device}`, ...opts })), disk };
 }
 
 /**
@@ -128,9 +140,9 @@ function mountsUnder(dir: string): string[] {
  * Backs up a disk (image file or device): each ext filesystem file by file, from its mount when
  * `mounted` names one (a live machine) or else out of the disk with debugfs; the rest as above.
  */
-async function backupDisk(repo: Repository, image: string, sizeBytes: number, mounted: Map<number, string>, opts: BackupOptions): Promise<DiskBackup> {
+async function backupDisk(repo: Repository, image: string, sizeBytes: number, mounted: Map<number, string>, { name = image, ...opts }: DiskBackupOptions): Promise<DiskBackup> {
   const warnings: string[] = [];
-  const layout = await readDiskLayout(image, sizeBytes, warnings);
+  const layout = await readDiskLayout(image, sizeBytes, warnings, name);
   const skipped: SkippedEntry[] = [];
   // Real path: the mount table names mounts by it.
   const work = realpathSync(mkdtempSync(join(tmpdir(), 'outrig-bmr-')));
@@ -138,14 +150,15 @@ async function backupDisk(repo: Repository, image: string, sizeBytes: number, mo
     const sources: { path: string; as: string }[] = [];
     const filesystems: BmrManifest['filesystems'] = [];
     for (const fs of layout.filesystems.filter((f) => FILE_SYSTEMS.test(f.type))) {
-      const p = layout.partitions.find((x) => x.index === fs.partition)!;
+      const region = regionOf(layout, fs.partition);
       const dir = join(work, `p${fs.partition}`);
       mkdirSync(dir);
       const mountPoint = mounted.get(fs.partition);
       if (mountPoint) await bindReadOnly(mountPoint, dir);
       else {
-        const ss = layout.table.sectorSize;
-        const r = await extractFilesystem(image, dir, { offset: p.start * ss, size: p.size * ss, diskSize: sizeBytes });
+        const r = await extractFilesystem(image, dir, { offset: region.offset, size: region.sizeBytes, diskSize: sizeBytes }).catch((e: Error) => {
+          throw new Error(`cannot read the filesystem on ${partitionName(fs.partition)} of ${name}: ${e.message}`, { cause: e });
+        });
         await writeXattrs(r.xattrs);
         skipped.push(...r.skipped.map((x) => ({ path: `/p${fs.partition}${x.path.slice(1, -1)}`, why: x.why })));
         if (r.skippedCount > r.skipped.length) skipped.push({ path: `/p${fs.partition}`, why: `and ${r.skippedCount - r.skipped.length} more entries skipped` });
@@ -160,6 +173,8 @@ async function backupDisk(repo: Repository, image: string, sizeBytes: number, mo
     for (const p of layout.partitions.filter((x) => !covered.has(x.index))) {
       rawPartitions.push({ partition: p.index, content: await saveRaw(repo, image, p.start * layout.table.sectorSize, p.size * layout.table.sectorSize) });
     }
+    const onRead = (bytes: number) => opts.onProgress?.({ files: 0, dirs: 0, bytes, bytesRead: bytes, unchanged: 0, errors: [] });
+    const rawAreas = layout.table.label === 'none' && !filesystems.length ? await saveRawAreas(repo, image, 0, sizeBytes, onRead) : undefined;
     // The guest's symlinks are never followed: /etc/fstab -> /etc/shadow reads as no fstab.
     const ssr = filesystems.flatMap((f) => SYSTEM_STATE_PATHS.filter((p) => noFollow(join(work, `p${f.partition}`), p)).map((p) => `${f.path}${p}`));
     const views: FsView[] = filesystems.map((f) => {
@@ -179,6 +194,7 @@ async function backupDisk(repo: Repository, image: string, sizeBytes: number, mo
       bootAreas: areas,
       filesystems,
       rawPartitions,
+      ...(rawAreas ? { rawAreas } : {}),
       bmrReady: true,
       ssr,
       bootLoader: detectBootLoader(bootSector, views),

@@ -1,12 +1,15 @@
 /**
  * Retention and pruning. `selectKeep` is the pure rule (as restic's `forget`): keep the newest
  * `last` snapshots, and the newest snapshot of each of the last `daily` days, `weekly` ISO weeks and
- * `monthly` months that have one. `prune` removes the other snapshots and the data only they used:
+ * `monthly` months that have one. As in restic, the rules apply to each group of snapshots on its
+ * own (`planRetention`): by default one group per host and source (the paths, or the disk or
+ * volume), so a backup of /etc never counts against a backup of a disk.
+ * `prune` removes the other snapshots and the data only they used:
  * packs nobody uses are deleted, packs partly used are rewritten with what is still used. The new
  * packs and index are written before anything old is deleted, so an interruption loses nothing.
  */
 import { manifestBlobs } from './bmr.ts';
-import type { Repository } from './repository.ts';
+import type { Repository, SnapshotRecord } from './repository.ts';
 import { decodeTree } from './tree.ts';
 
 export interface Retention {
@@ -54,7 +57,71 @@ export function selectKeep(snaps: { id: string; time: string }[], r: Retention):
   return keep;
 }
 
+/** What snapshots are grouped by before the rules apply (restic's --group-by; `paths` means the source). */
+export type GroupField = 'host' | 'paths' | 'tags';
+export const DEFAULT_GROUP_BY: GroupField[] = ['host', 'paths'];
+
+/** `host,paths`, `host`, `paths` (or `source`), `tags`, any of them joined by commas, or '' for one group of all. */
+export function parseGroupBy(s: string): GroupField[] {
+  const out: GroupField[] = [];
+  for (const w of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const f = w === 'source' ? 'paths' : w;
+    if (f !== 'host' && f !== 'paths' && f !== 'tags') throw new Error(`--group-by takes host, paths (or source) and tags, joined by commas ('' for no grouping), not '${w}'`);
+    if (!out.includes(f)) out.push(f);
+  }
+  return out;
+}
+
+/**
+ * What a snapshot is of: the disk or volume it recorded, or its paths. Disk snapshots made before
+ * the source was recorded name their filesystems' paths (/p1, ...), so they are told apart from
+ * file backups of the same paths.
+ */
+export function sourceOf(s: Pick<SnapshotRecord, 'paths' | 'source' | 'manifest'>): string {
+  if (s.source) return s.source;
+  const disk = (s.manifest as { kind?: string } | undefined)?.kind === 'disk-image';
+  return `${disk ? 'disk ' : ''}${s.paths.join(',')}`;
+}
+
+export interface RetentionGroup {
+  /** The group's values of the grouping fields. */
+  host?: string;
+  source?: string;
+  tags?: string[];
+  keep: { id: string; time: string; reasons: string[] }[];
+  remove: { id: string; time: string }[];
+}
+
+type Groupable = Pick<SnapshotRecord, 'time' | 'hostname' | 'paths' | 'tags' | 'source' | 'manifest'> & { id: string };
+
+/** The rules applied to each group on its own; groups and their snapshots oldest first. */
+export function planRetention(snaps: Groupable[], r: Retention, groupBy: GroupField[] = DEFAULT_GROUP_BY): RetentionGroup[] {
+  const groups = new Map<string, { head: Omit<RetentionGroup, 'keep' | 'remove'>; snaps: Groupable[] }>();
+  for (const s of [...snaps].sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id))) {
+    const head: Omit<RetentionGroup, 'keep' | 'remove'> = {};
+    if (groupBy.includes('host')) head.host = s.hostname;
+    if (groupBy.includes('paths')) head.source = sourceOf(s);
+    if (groupBy.includes('tags')) head.tags = [...s.tags].sort();
+    const key = JSON.stringify(head);
+    const g = groups.get(key) ?? { head, snaps: [] };
+    g.snaps.push(s);
+    groups.set(key, g);
+  }
+  // The rules are checked even when there is nothing to apply them to.
+  if (!groups.size) selectKeep([], r);
+  return [...groups.values()].map(({ head, snaps: list }) => {
+    const keep = selectKeep(list, r);
+    return {
+      ...head,
+      keep: list.filter((s) => keep.has(s.id)).map((s) => ({ id: s.id, time: s.time, reasons: keep.get(s.id)! })),
+      remove: list.filter((s) => !keep.has(s.id)).map((s) => ({ id: s.id, time: s.time })),
+    };
+  });
+}
+
 export interface PruneResult {
+  /** Per group: what stays and why, what goes. */
+  groups: RetentionGroup[];
   kept: { id: string; reasons: string[] }[];
   removed: string[];
   packsDeleted: number;
@@ -78,11 +145,12 @@ export async function usedBlobs(repo: Repository, snaps: { tree: string; manifes
   return used;
 }
 
-export async function prune(repo: Repository, r: Retention, opts: { dryRun?: boolean } = {}): Promise<PruneResult> {
+export async function prune(repo: Repository, r: Retention, opts: { dryRun?: boolean; groupBy?: GroupField[] } = {}): Promise<PruneResult> {
   const snaps = await repo.snapshots();
-  const keep = selectKeep(snaps, r);
-  const removed = snaps.filter((s) => !keep.has(s.id)).map((s) => s.id);
-  const result: PruneResult = { kept: [...keep].map(([id, reasons]) => ({ id, reasons })), removed, packsDeleted: 0, packsRewritten: 0, bytesFreed: 0 };
+  const groups = planRetention(snaps, r, opts.groupBy);
+  const keep = new Set(groups.flatMap((g) => g.keep.map((k) => k.id)));
+  const removed = groups.flatMap((g) => g.remove.map((x) => x.id));
+  const result: PruneResult = { groups, kept: groups.flatMap((g) => g.keep.map((k) => ({ id: k.id, reasons: k.reasons }))), removed, packsDeleted: 0, packsRewritten: 0, bytesFreed: 0 };
   if (opts.dryRun) return result;
   for (const id of removed) await repo.removeSnapshot(id);
 

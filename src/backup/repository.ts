@@ -8,7 +8,7 @@
  *   keys/<id>         the master key sealed by a passphrase (scrypt + AES-256-GCM)
  *   data/<xx>/<sha>   pack files (pack.ts), named by the SHA-256 of their bytes
  *   index/<sha>       sealed JSON: which blobs each pack holds, and where
- *   snapshots/<sha>   sealed JSON: time, host, paths, root tree, parent, tags, manifest
+ *   snapshots/<sha>   sealed JSON: time, host, paths, source, root tree, parent, tags, manifest
  *   locks/<random>    who uses the repository (lock.ts)
  *
  * Packs are written before the index that names them: an interrupted backup leaves packs no index
@@ -48,6 +48,8 @@ export interface SnapshotRecord {
   time: string;
   hostname: string;
   paths: string[];
+  /** What a disk snapshot is of (`disk PATH`, `volume NAME`); file snapshots are of their paths. */
+  source?: string;
   tree: string;
   parent?: string;
   tags: string[];

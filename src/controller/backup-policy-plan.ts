@@ -53,7 +53,8 @@ export function planRun(p: BackupPolicy, instances: Instance[], backups: Backup[
 
 /**
  * The policy's backups to delete: per volume, completed backups outside the retention rules, and
- * failed ones older than the newest completed one (a later success makes them history).
+ * every failed one but the newest run's (it says why the last run failed; a later run, success or
+ * failure, makes it history), so runs that keep failing do not pile up.
  */
 export function expired(p: BackupPolicy, backups: Backup[]): Backup[] {
   const mine = backups.filter((b) => b.spec.policy === p.id && b.status.phase !== 'deleting');
@@ -64,8 +65,9 @@ export function expired(p: BackupPolicy, backups: Backup[]): Backup[] {
     const done = list.filter((b) => b.status.phase === 'completed');
     const keep = selectKeep(done.map((b) => ({ id: b.id, time: b.createdAt })), p.spec.retention);
     out.push(...done.filter((b) => !keep.has(b.id)));
-    const newest = done.map((b) => b.createdAt).sort().at(-1);
-    if (newest) out.push(...list.filter((b) => b.status.phase === 'failed' && b.createdAt < newest));
+    const settled = list.filter((b) => b.status.phase === 'completed' || b.status.phase === 'failed').sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    const newest = settled.at(-1);
+    out.push(...settled.filter((b) => b.status.phase === 'failed' && b !== newest));
   }
   return out;
 }

@@ -41,23 +41,44 @@ function writeAll(b: Buffer): void {
   }
 }
 
+/** The filesystem in a region (a partition, or the whole disk as partition 0): its identity, a type for people, or nothing known. */
+function identify(region: Source, partition: number): unknown {
+  if (!looksLikeExt(region)) {
+    const type = otherFilesystem(region);
+    return type ? { partition, type } : undefined;
+  }
+  try {
+    const sb = new ExtFs(region).sb;
+    return { partition, type: sb.type, uuid: sb.uuid, label: sb.label.toString('base64'), blockSize: sb.blockSize, inodeSize: sb.inodeSize, inodesCount: sb.inodesCount, features: sb.features };
+  } catch (e) {
+    if (!(e instanceof CorruptError)) throw e;
+    return { partition, type: 'ext', error: e.message };
+  }
+}
+
+/**
+ * The partition table and each partition's filesystem. A disk with no table (blank, or a
+ * filesystem made on the whole device) is label `none`, its filesystem, if any, as partition 0;
+ * `tableProblem` says why a table that seemed to be there was not used, when nothing else was found.
+ */
 function layout(disk: Source): unknown {
-  const t = readPartitionTable(disk);
-  const filesystems = t.partitions.map((p) => {
-    const region = slice(disk, p.start * t.table.sectorSize, p.size * t.table.sectorSize);
-    if (!looksLikeExt(region)) {
-      const type = otherFilesystem(region);
-      return type ? { partition: p.index, type } : undefined;
-    }
-    try {
-      const sb = new ExtFs(region).sb;
-      return { partition: p.index, type: sb.type, uuid: sb.uuid, label: sb.label.toString('base64'), blockSize: sb.blockSize, inodeSize: sb.inodeSize, inodesCount: sb.inodesCount, features: sb.features };
-    } catch (e) {
-      if (!(e instanceof CorruptError)) throw e;
-      return { partition: p.index, type: 'ext', error: e.message };
-    }
-  });
-  return { ...t, filesystems: filesystems.filter((f) => f) };
+  let t;
+  let tableProblem: string | undefined;
+  try {
+    t = readPartitionTable(disk);
+  } catch (e) {
+    if (!(e instanceof CorruptError)) throw e;
+    if (disk.size >= 512 && disk.read(510, 2).readUInt16LE(0) === 0xaa55) tableProblem = e.message;
+  }
+  if (t?.partitions.length) {
+    const table = t;
+    const filesystems = table.partitions.map((p) => identify(slice(disk, p.start * table.table.sectorSize, p.size * table.table.sectorSize), p.index));
+    return { ...table, filesystems: filesystems.filter((f) => f) };
+  }
+  const fs = identify(disk, 0);
+  // An empty table with nothing on the disk stays a table (sfdisk makes it again).
+  if (t && !fs) return { ...t, filesystems: [] };
+  return { table: { label: 'none', sectorSize: 512 }, partitions: [], filesystems: fs ? [fs] : [], ...(tableProblem && !fs ? { tableProblem } : {}) };
 }
 
 function extract(disk: Source, offset: number, size: number): void {

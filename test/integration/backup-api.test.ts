@@ -1,7 +1,8 @@
 /**
  * Backups through the API against a real controller, agent and diskd (no guest needed: the volume
- * is written over NBD): bad requests get a clear 4xx and change nothing; a backup that cannot be
- * made fails with the reason and leaves no disk-engine snapshot or scratch file behind; a restore
+ * is written over NBD): bad requests get a clear 4xx and change nothing; disks without a partition
+ * table back up and rebuild; a backup that cannot be made fails with the reason (naming the volume)
+ * and leaves no disk-engine snapshot or scratch file behind; a restore
  * that meets a missing pack fails and leaves no volume; deleting a backup forgets its snapshot.
  */
 import assert from 'node:assert/strict';
@@ -24,6 +25,7 @@ import { waitUntil } from '../helpers/wait.ts';
 import { filesOf } from '../helpers/disk-files.ts';
 import { mountDiskImage } from '../helpers/loop-disk.ts';
 import { buildHostileDisks } from '../helpers/hostile-disks.ts';
+import { wholeDiskExt4 } from '../helpers/small-disks.ts';
 import { readDiskLayout } from '../../src/backup/disk-layout.ts';
 import { AgentHub } from '../../src/controller/agent-hub.ts';
 import type { AgentOp } from '../../src/model/agent-protocol.ts';
@@ -96,17 +98,72 @@ describe('backup API', { timeout: 300_000 }, () => {
     await refused('POST', '/v1/backups/nope/restore-system-state', { volume: 'machine' }, 404, /nope/);
   });
 
-  test('a backup of a disk without a partition table fails with the reason and leaves nothing behind', async () => {
+  /** A new volume of `size` bytes holding `image`, ready. */
+  const volumeOf = async (name: string, image: string) => {
+    const v = await api.post<Volume>('/v1/volumes', { name, sizeBytes: statSync(image).size });
+    await ready(name);
+    await run('nbdcopy', [image, `nbd+unix:///${v.id}?socket=${env.agent.storage.nbdSocket}`]);
+    return v;
+  };
+  const readBack = async (name: string) => {
+    const v = (await volume(name))!;
+    const out = join(env.dir.path, `${name}-back.raw`);
+    await run('nbdcopy', [`nbd+unix:///${v.id}?socket=${env.agent.storage.nbdSocket}`, out]);
+    return out;
+  };
+
+  test('disks without a partition table (issue 18): a blank volume and one formatted whole back up and rebuild into new volumes', async () => {
     await api.post('/v1/backups', { volume: 'blank', name: 'of-blank' });
     const b = await settled('of-blank');
+    assert.equal(b.status.phase, 'completed', b.status.message);
+    assert.equal(b.status.result?.bmrReady, true);
+    await api.post('/v1/volumes', { name: 'from-blank', source: { backup: 'of-blank' } });
+    await ready('from-blank');
+    assert.ok(readFileSync(await readBack('from-blank')).equals(Buffer.alloc(64 * 1024 * 1024)));
+
+    const whole = join(env.dir.path, 'whole.raw');
+    wholeDiskExt4(whole, 16, { 'etc/hostname': 'whole\n', 'srv/data.txt': 'data on the whole disk\n' });
+    await volumeOf('whole', whole);
+    await api.post('/v1/backups', { volume: 'whole', name: 'of-whole' });
+    const w = await settled('of-whole');
+    assert.equal(w.status.phase, 'completed', w.status.message);
+    assert.deepEqual(w.status.result?.filesystems.map((f) => [f.partition, f.type]), [[0, 'ext4']]);
+    await api.post('/v1/volumes', { name: 'from-whole', source: { backup: 'of-whole' } });
+    await ready('from-whole');
+    assert.deepEqual(filesOf(await readBack('from-whole'), 0), filesOf(whole, 0));
+  });
+
+  test('a backup that fails names the volume, never a scratch path, and leaves nothing behind; a policy\'s failed runs do not pile up', async () => {
+    const broken = join(env.dir.path, 'broken.raw');
+    wholeDiskExt4(broken, 8, { 'a.txt': 'a\n' });
+    const bytes = readFileSync(broken);
+    bytes.writeUInt32LE(0x7fffffff, 1024 + 4); // more blocks than the disk has
+    writeFileSync(broken, bytes);
+    const v = await volumeOf('broken', broken);
+    await api.post('/v1/backups', { volume: 'broken', name: 'of-broken' });
+    const b = await settled('of-broken');
     assert.equal(b.status.phase, 'failed');
-    assert.match(b.status.message ?? '', /backup failed: .*partition table/i);
-    const blankId = (await volume('blank'))!.id;
-    const onHost = (await env.agent.storage.volumes()).find((v) => v.name === blankId)!;
+    assert.match(b.status.message ?? '', /^backup failed: the whole disk of volume broken holds an ext filesystem Outrig cannot read/);
+    assert.doesNotMatch(b.status.message ?? '', /backup-work|outrig-nbd-source|disk\.raw/);
+    const onHost = (await env.agent.storage.volumes()).find((x) => x.name === v.id)!;
     assert.deepEqual(onHost.snapshots, [], 'the disk-engine snapshot is deleted');
     assert.deepEqual(scratch(), [], 'no scratch image left');
-    await refused('POST', '/v1/volumes', { name: 'r2', source: { backup: 'of-blank' } }, 409, /backup 'of-blank' is failed/);
-    await refused('POST', '/v1/backups/of-blank/restore-system-state', { volume: 'machine' }, 409, /is failed/);
+    await refused('POST', '/v1/volumes', { name: 'r2', source: { backup: 'of-broken' } }, 409, /backup 'of-broken' is failed/);
+    await refused('POST', '/v1/backups/of-broken/restore-system-state', { volume: 'machine' }, 409, /is failed/);
+
+    await api.post('/v1/instances', { name: 'brk', bootVolume: 'broken', vcpus: 1, memoryMiB: 128, labels: { tier: 'broken' }, start: false });
+    await api.post<BackupPolicy>('/v1/backup-policies', { name: 'failing', schedule: '0 3 * * *', instanceLabels: { tier: 'broken' }, retention: { last: 5 } });
+    const runs: string[] = [];
+    for (let n = 0; n < 3; n++) {
+      const p = await api.post<BackupPolicy>('/v1/backup-policies/failing/run');
+      runs.push(p.status.lastRun!.started[0]!);
+      assert.equal((await settled(runs[n]!)).status.phase, 'failed');
+    }
+    const left = async () => (await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((x) => x.labels['outrig.io/backup-policy'] === 'failing').map((x) => x.name);
+    await waitUntil('older failures expired', async () => (await left()).length === 1);
+    assert.deepEqual(await left(), [runs[2]], 'the newest failure stays to say why');
+    await api.delete('/v1/backup-policies/failing');
+    await api.delete('/v1/instances/brk');
   });
 
   test('a restore that meets a missing pack fails, and no volume is left', async () => {

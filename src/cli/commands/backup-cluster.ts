@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { scopePassphrase } from '../../backup/crypto.ts';
+import { partitionName } from '../../backup/disk-layout.ts';
 import { dataRoot } from '../../common/paths.ts';
 import type { Command } from 'commander';
 import type { Backup, BackupProgress } from '../../model/backup.ts';
@@ -55,7 +56,7 @@ export async function clusterCreate(cmd: Command, o: { volume?: string; instance
     : await waitFor<Backup>({
         poll: () => ctx.api.find<Backup>(bpath(b.id)),
         done: (x) => x?.status.phase === 'completed',
-        fail: (x) => (x?.status.phase === 'failed' ? (x.status.message ?? `backup ${b.name} failed`) : !x ? `backup ${b.name} is gone` : undefined),
+        fail: (x) => (x?.status.phase === 'failed' ? `${x.status.message ?? `backup ${b.name} failed`} (it stays in backup list as failed; outrig backup delete ${b.name} removes it)` : !x ? `backup ${b.name} is gone` : undefined),
         describe: (x) => describe(x, b.name),
         timeoutMs: o.timeout * 1000,
         quiet: ctx.json,
@@ -103,10 +104,10 @@ export async function clusterShow(cmd: Command, ref: string): Promise<void> {
     size: r ? bytes(r.bytes) : undefined,
     addedToRepository: r ? bytes(r.addedBytes) : undefined,
     diskSize: b.status.sizeBytes !== undefined ? bytes(b.status.sizeBytes) : undefined,
-    filesystems: r?.filesystems.map((f) => `partition ${f.partition}: ${f.type} UUID=${f.uuid ?? '-'} LABEL=${f.label ?? '-'}`),
+    filesystems: r?.filesystems.map((f) => `${partitionName(f.partition)}: ${f.type} UUID=${f.uuid ?? '-'} LABEL=${f.label ?? '-'}`),
     systemState: r?.systemState,
     bootLoader: r?.bootLoader ? `${r.bootLoader.kind}${r.bootLoader.config ? ` (${r.bootLoader.config} on partition ${r.bootLoader.partition})` : ''}` : undefined,
-    mounts: r?.mounts?.map((x) => `partition ${x.partition} on ${x.mountPoint}`),
+    mounts: r?.mounts?.map((x) => `${partitionName(x.partition)} on ${x.mountPoint}`),
     notBackedUp: r?.unreadable?.map((x) => `${x.path}: ${x.error}`),
     progress: b.status.progress ? progressText(b.status.progress, b.status.startedAt).slice(3) : undefined,
     tags: b.spec.tags,

@@ -36,6 +36,23 @@ function selector(l: Record<string, string>): string {
   return Object.entries(l).map(([k, v]) => `${k}=${v}`).join(',') || '(every instance)';
 }
 
+/**
+ * What a run did: the backups it started and the instances it skipped, or, when it touched none,
+ * that no instance has the policy's labels (a run considers every instance that has them).
+ */
+export function runSummary(p: Pick<BackupPolicy, 'name' | 'spec' | 'status'>): string {
+  const r = p.status.lastRun;
+  if (r && !r.started.length && !r.skipped.length) {
+    const labels = Object.entries(p.spec.instanceLabels);
+    if (!labels.length) return `backup policy ${p.name} ran: there are no instances, so it started nothing`;
+    return (
+      `backup policy ${p.name} ran and started nothing: no instance has the label${labels.length > 1 ? 's' : ''} ${selector(p.spec.instanceLabels)}` +
+      ` (give it to instances with instance create --label ${labels.map(([k, v]) => `${k}=${v}`).join(' --label ')}, or select others with backup policy set ${p.name} --instance-label KEY=VALUE)`
+    );
+  }
+  return `backup policy ${p.name} ran: started ${r?.started.join(', ') || 'nothing'}${r?.skipped.length ? `; skipped ${r.skipped.map((x) => `${x.instance} (${x.reason})`).join(', ')}` : ''}`;
+}
+
 export function backupPolicyCommands(backup: Command): void {
   const policy = backup.command('policy').description('scheduled backups of instances chosen by label, with retention rules');
 
@@ -123,8 +140,7 @@ export function backupPolicyCommands(backup: Command): void {
       const ctx = contextOf(cmd);
       const p = await ctx.api.post<BackupPolicy>(`${ppath(ref)}/run`);
       if (ctx.json) return printJson(p);
-      const r = p.status.lastRun;
-      process.stdout.write(`backup policy ${p.name} ran: started ${r?.started.join(', ') || 'nothing'}${r?.skipped.length ? `; skipped ${r.skipped.map((x) => `${x.instance} (${x.reason})`).join(', ')}` : ''}\n`);
+      process.stdout.write(`${runSummary(p)}\n`);
     });
 
   policy

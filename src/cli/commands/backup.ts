@@ -1,13 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import ora, { type Ora } from 'ora';
 import { Archiver } from '../../backup/archiver.ts';
 import { backupDiskImage, backupLiveDisk, restoreDiskImage, restoreSystemState, type BmrManifest } from '../../backup/bmr.ts';
+import { partitionName } from '../../backup/disk-layout.ts';
 import { findLiveDisk } from '../../backup/live-disk.ts';
 import { WrongPassphraseError } from '../../backup/crypto.ts';
 import { acquireLock, type Lock } from '../../backup/lock.ts';
-import { prune, type Retention } from '../../backup/prune.ts';
+import { DEFAULT_GROUP_BY, parseGroupBy, prune, sourceOf, type Retention, type RetentionGroup } from '../../backup/prune.ts';
 import { Repository, RepositoryError } from '../../backup/repository.ts';
 import { Restorer } from '../../backup/restorer.ts';
 import { LocalStorage } from '../../backup/storage.ts';
@@ -17,7 +18,7 @@ import { printDetails, printJson, printTable } from '../output.ts';
 import { collect, parseIntStrict } from '../parse.ts';
 import { waitOptions, type WaitFlags } from '../wait.ts';
 import { clusterCreate, clusterDelete, clusterKey, clusterList, clusterRestore, clusterShow } from './backup-cluster.ts';
-import { bytes } from './backup-format.ts';
+import { bytes, diskSummary } from './backup-format.ts';
 import { backupPolicyCommands } from './backup-policy.ts';
 
 interface RepoFlags {
@@ -160,17 +161,18 @@ export function backupCommands(program: Command): void {
         const out = { id: r.id, disk: r.disk.device, bmrReady: r.manifest.bmrReady, partitions: r.manifest.layout.partitions.length, filesystems: r.manifest.layout.filesystems, mounted, seconds: (Date.now() - start) / 1000 };
         if (f.json) return printJson(out);
         process.stdout.write(
-          `snapshot ${r.id.slice(0, 8)} saved: disk ${r.disk.device} (${r.manifest.layout.table.label}, ${out.partitions} partitions, ${r.snapshot.stats.files} files; ` +
+          `snapshot ${r.id.slice(0, 8)} saved: disk ${r.disk.device} (${diskSummary(r.manifest, r.snapshot.stats.files)}; ` +
             `${mounted.map((m) => `/p${m.partition} read from ${m.mountPoint}`).join(', ') || 'no filesystem mounted'}), BMR-ready, in ${out.seconds.toFixed(1)} s\n`,
         );
         return;
       }
       if (o.disk) {
+        rawImage(o.disk);
         const start = Date.now();
         const r = await locked(repo, 'backup', false, () => backupDiskImage(repo, resolve(o.disk!), { tags: o.tag }));
         const out = { id: r.id, bmrReady: r.manifest.bmrReady, partitions: r.manifest.layout.partitions.length, filesystems: r.manifest.layout.filesystems, seconds: (Date.now() - start) / 1000 };
         if (f.json) return printJson(out);
-        process.stdout.write(`snapshot ${r.id.slice(0, 8)} saved: disk ${o.disk} (${r.manifest.layout.table.label}, ${out.partitions} partitions, ${r.snapshot.stats.files} files), BMR-ready, in ${out.seconds.toFixed(1)} s\n`);
+        process.stdout.write(`snapshot ${r.id.slice(0, 8)} saved: disk ${o.disk} (${diskSummary(r.manifest, r.snapshot.stats.files)}), BMR-ready, in ${out.seconds.toFixed(1)} s\n`);
         return;
       }
       const abs = [...new Set(paths.map((p) => resolve(p)))].sort();
@@ -227,8 +229,8 @@ export function backupCommands(program: Command): void {
       const snaps = await repo.snapshots();
       if (f.json) return printJson(snaps);
       printTable(
-        ['ID', 'TIME', 'HOST', 'PATHS', 'FILES', 'SIZE', 'BMR', 'TAGS'],
-        snaps.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.hostname, s.paths.join(','), s.stats.files, bytes(s.stats.bytes), (s.manifest as BmrManifest | undefined)?.bmrReady ? 'yes' : 'no', s.tags.join(',') || '-']),
+        ['ID', 'TIME', 'HOST', 'SOURCE', 'FILES', 'SIZE', 'BMR', 'TAGS'],
+        snaps.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.hostname, sourceOf(s), s.stats.files, bytes(s.stats.bytes), (s.manifest as BmrManifest | undefined)?.bmrReady ? 'yes' : 'no', s.tags.join(',') || '-']),
       );
     });
 
@@ -247,6 +249,7 @@ export function backupCommands(program: Command): void {
         id: s.id,
         time: s.time,
         host: s.hostname,
+        source: sourceOf(s),
         paths: s.paths,
         parent: s.parent,
         tags: s.tags,
@@ -254,7 +257,7 @@ export function backupCommands(program: Command): void {
         directories: s.stats.dirs,
         size: bytes(s.stats.bytes),
         bmrReady: bmrReady ? 'yes' : 'no (a file backup: no disk layout or boot loader recorded)',
-        disk: m ? { table: `${m.layout.table.label} ${m.layout.table.id}`, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `partition ${x.partition}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what), bootLoader: m.bootLoader ? `${m.bootLoader.kind}${m.bootLoader.config ? ` (${m.bootLoader.config} on partition ${m.bootLoader.partition})` : ''}` : undefined, mounts: m.mounts?.map((x) => `partition ${x.partition} on ${x.mountPoint}`), systemState: m.ssr } : undefined,
+        disk: m ? { table: m.layout.table.label === 'none' ? 'none' : `${m.layout.table.label} ${m.layout.table.id}`, rawAreas: m.rawAreas ? `${m.rawAreas.length} stretches, ${bytes(m.rawAreas.reduce((n, a) => n + a.length, 0))} (the whole disk, block by block; zeroes not stored)` : undefined, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `${partitionName(x.partition)}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what), bootLoader: m.bootLoader ? `${m.bootLoader.kind}${m.bootLoader.config ? ` (${m.bootLoader.config} on partition ${m.bootLoader.partition})` : ''}` : undefined, mounts: m.mounts?.map((x) => `${partitionName(x.partition)} on ${x.mountPoint}`), systemState: m.ssr } : undefined,
       });
     });
 
@@ -370,27 +373,59 @@ export function backupCommands(program: Command): void {
 
   backup
     .command('prune')
-    .description('forget snapshots outside the retention rules and delete the data only they used')
+    .description('forget snapshots outside the retention rules and delete the data only they used; the rules apply to each group (host and source) on its own, as restic does')
     .addOption(new Option('--keep-last <n>', 'keep the newest n snapshots').argParser(parseIntStrict('--keep-last')))
     .addOption(new Option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days').argParser(parseIntStrict('--keep-daily')))
     .addOption(new Option('--keep-weekly <n>', 'the same per ISO week').argParser(parseIntStrict('--keep-weekly')))
     .addOption(new Option('--keep-monthly <n>', 'the same per month').argParser(parseIntStrict('--keep-monthly')))
+    .option('--group-by <fields>', "group snapshots by these before applying the rules: host, paths (the source: paths, disk or volume), tags, joined by commas; '' for one group", DEFAULT_GROUP_BY.join(','))
     .option('--dry-run', 'say what would go, change nothing')
-    .action(async (o: { keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; dryRun?: boolean }, cmd: Command) => {
+    .action(async (o: { keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; groupBy: string; dryRun?: boolean }, cmd: Command) => {
       const f = flags(cmd);
+      let groupBy;
+      try {
+        groupBy = parseGroupBy(o.groupBy);
+      } catch (e) {
+        throw new CliError((e as Error).message, 2);
+      }
       const repo = await openRepo(f);
       const rules: Retention = { last: o.keepLast, daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly };
       for (const k of Object.keys(rules) as (keyof Retention)[]) if (rules[k] === undefined) delete rules[k];
       const r = await locked(repo, 'prune', true, () =>
-        prune(repo, rules, { dryRun: o.dryRun }).catch((e: Error) => {
+        prune(repo, rules, { dryRun: o.dryRun, groupBy }).catch((e: Error) => {
           throw new CliError(e.message, 2);
         }),
       );
-      if (f.json) return printJson(r);
-      for (const k of r.kept) process.stdout.write(`keep   ${k.id.slice(0, 8)}  ${k.reasons.join(', ')}\n`);
-      for (const id of r.removed) process.stdout.write(`${o.dryRun ? 'would remove' : 'remove'} ${id.slice(0, 8)}\n`);
-      if (!o.dryRun) process.stdout.write(`${r.packsDeleted} packs deleted, ${r.packsRewritten} rewritten, ${bytes(r.bytesFreed)} freed\n`);
+      if (f.json) return printJson({ dryRun: !!o.dryRun, groupBy, ...r });
+      for (const g of r.groups) process.stdout.write(groupReport(g, !!o.dryRun));
+      if (!r.groups.length) process.stdout.write('no snapshots\n');
+      if (!o.dryRun) process.stdout.write(`${r.removed.length} snapshots removed; ${r.packsDeleted} packs deleted, ${r.packsRewritten} rewritten, ${bytes(r.bytesFreed)} freed\n`);
+      else process.stdout.write(`dry run: ${r.removed.length} snapshots would be removed, nothing changed\n`);
     });
+}
+
+/** One group of `prune`'s answer: its host and source, then each snapshot with why it stays or that it goes. */
+function groupReport(g: RetentionGroup, dryRun: boolean): string {
+  const head = [g.host !== undefined && `host ${g.host}`, g.source !== undefined && `source ${g.source}`, g.tags !== undefined && `tags ${g.tags.join(',') || '-'}`].filter(Boolean).join(', ') || 'all snapshots';
+  const line = (id: string, time: string, what: string) => `  ${id.slice(0, 8)}  ${time.replace('T', ' ').slice(0, 19)}  ${what}\n`;
+  const rows = [...g.keep.map((k) => ({ ...k, what: `keep (${k.reasons.join(', ')})` })), ...g.remove.map((x) => ({ ...x, what: dryRun ? 'would remove' : 'remove' }))].sort((a, b) => b.time.localeCompare(a.time));
+  return `${head}: keep ${g.keep.length}, ${dryRun ? 'would remove' : 'remove'} ${g.remove.length}\n${rows.map((x) => line(x.id, x.time, x.what)).join('')}`;
+}
+
+/** --disk takes a raw image: a qcow2 file would be kept as bytes of the qcow2 format, not as the disk it holds. */
+function rawImage(path: string): void {
+  const head = Buffer.alloc(4);
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      readSync(fd, head, 0, 4, 0);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    throw new CliError(`--disk ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, 2);
+  }
+  if (head.readUInt32BE(0) === 0x514649fb) throw new CliError(`--disk ${path} is a qcow2 image: back up a raw one (qemu-img convert -O raw ${path} disk.raw), or import it and back up the volume through the controller`, 2);
 }
 
 function liveDiskOf(path: string) {

@@ -67,6 +67,20 @@ test('retention lets go per volume of completed backups outside the rules, and o
   assert.deepEqual(expired(policy({ retention: { daily: 1 } }), list).map((b) => b.id).sort(), ['a1', 'a2', 'a3']);
 });
 
+test('runs that keep failing do not pile up: only the newest run\'s failure stays', () => {
+  // A volume whose backups always fail (issue 18: a blank disk), run after run.
+  const list = [
+    backup('f1', 'v-1', 'failed', '2026-11-20T02:00:00Z'),
+    backup('f2', 'v-1', 'failed', '2026-11-21T02:00:00Z'),
+    backup('f3', 'v-1', 'failed', '2026-11-22T02:00:00Z'),
+    backup('f4', 'v-1', 'running', '2026-11-23T02:00:00Z'),
+    backup('g1', 'v-2', 'completed', '2026-11-20T02:00:00Z'),
+    backup('g2', 'v-2', 'failed', '2026-11-21T02:00:00Z'),
+    backup('g3', 'v-2', 'completed', '2026-11-22T02:00:00Z'),
+  ];
+  assert.deepEqual(expired(policy({ retention: { daily: 7 } }), list).map((b) => b.id).sort(), ['f1', 'f2', 'g2']);
+});
+
 test('the reconciler runs a policy when it is due, not before, not when paused; run-now runs it at once', async () => {
   const store = await openStore({ kind: 'sqlite', path: ':memory:' });
   let now = new Date('2026-11-26T17:00:00Z');
