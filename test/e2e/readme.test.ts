@@ -51,16 +51,20 @@ function rewrite(line: string): string {
     .replaceAll('/etc/outrig-token', join(dir.path, 'outrig-token'));
 }
 
-function run(machine: ReadmeCommand['machine'], line: string, timeoutMs = 300_000): Promise<{ code: number | string; out: string }> {
+function run(machine: ReadmeCommand['machine'], line: string, timeoutMs = 300_000): Promise<{ code: number | string; out: string; stdout: string }> {
   const p = [...prefix(machine), 'bash', '-c', `set -o pipefail; ${rewrite(line)}`];
   const child = spawn(p[0]!, p.slice(1), { cwd: dir.path, env: { ...process.env, ...env[machine] }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d) => (out += d));
+  let stdout = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+    stdout += d;
+  });
   child.stderr.on('data', (d) => (out += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   return new Promise((resolve) => child.once('exit', (code, sig) => {
     clearTimeout(timer);
-    resolve({ code: code ?? sig ?? -1, out });
+    resolve({ code: code ?? sig ?? -1, out, stdout });
   }));
 }
 
@@ -101,7 +105,7 @@ let web1: Inst;
  * sees (a running guest, its web page, a restart that is a new boot on the same ports, a stop
  * through ACPI, a delete that leaves nothing).
  */
-const checks: [RegExp, (out: string) => Promise<void>][] = [
+const checks: [RegExp, (stdout: string) => Promise<void>][] = [
   [/^npx outrig host list\b/, async () => {
     const hosts = await cliJson<{ name: string; status: { phase: string; inventory: { kvm: { reason: string }; cpu: { count: number } } } }[]>('host', 'list');
     assert.ok(hosts.length >= 1 && hosts.every((h) => h.status.phase === 'ready' && h.status.inventory.cpu.count >= 1 && h.status.inventory.kvm.reason.length > 0), JSON.stringify(hosts));
@@ -128,6 +132,12 @@ const checks: [RegExp, (out: string) => Promise<void>][] = [
     assert.notEqual(i.status.bootedAt, web1.status.bootedAt);
     assert.deepEqual(i.status.network.forwards, web1.status.network.forwards);
     assert.equal((await findProcessesWith(web1.id)).length, 1);
+  }],
+  [/prune --keep-daily 7$/, async () => {
+    // restic's grouping: the files of /etc and /home and the disk are two sources, each keeps its newest of the day.
+    const r = await runInNs(lan.node('ctl').ns, ['backup', '--repo', join(dir.path, 'backups'), 'list', '--json'], env.controller!);
+    const snaps = JSON.parse(r.stdout) as { source?: string; paths?: string[] }[];
+    assert.equal(snaps.length, 2, r.stdout);
   }],
   [/^npx outrig instance delete web1/, async () => {
     assert.deepEqual(await findProcessesWith(web1.id), []);
@@ -215,7 +225,7 @@ test("README.md's commands, in order, against outrig up and a second server", as
     lastOutput = r.out;
     assert.equal(r.code, 0, `README command failed (exit ${r.code}): ${line}\n${r.out}`);
     assert.doesNotMatch(r.out, ERROR, `README command printed an error: ${line}\n${r.out}`);
-    for (const [when, check] of checks) if (when.test(c.line)) await check(r.out);
+    for (const [when, check] of checks) if (when.test(c.line)) await check(r.stdout);
     ran.push(line);
   }
   assert.ok(ran.length >= 30, `ran ${ran.length} commands`);
