@@ -20,9 +20,10 @@ export function tenantRoutes(app: Api, s: ApiServices): void {
   );
   app.post('/tenants', { schema: { tags: ['tenants'], body: CreateTenant, response: { 201: TenantResource, ...errors } } }, async (req, reply) => {
     const spec: TenantSpec = req.body.memory ? { memory: req.body.memory } : {};
-    checkTenantMemory(spec.memory);
     const t = await s.controller.exclusive(async () => {
-      if (await s.store.tenants.find(req.body.name)) throw new ApiError(409, 'conflict', `Tenant '${req.body.name}' already exists`);
+      // Existence first: a taken name is the answer whatever else is wrong with the request.
+      if (await s.store.tenants.find(req.body.name)) throw new ApiError(409, 'conflict', `tenant '${req.body.name}' already exists`);
+      checkTenantMemory(spec.memory);
       const draft = { id: 'new', name: req.body.name, labels: {}, annotations: {}, spec, status: { phase: 'active', conditions: [] }, createdAt: '', updatedAt: '', generation: 1 };
       await checkMemoryConfig(s, { tenants: [...(await s.store.tenants.list()), draft] });
       return s.store.tenants.create({ name: req.body.name, labels: req.body.labels, annotations: req.body.annotations, spec, status: draft.status });
