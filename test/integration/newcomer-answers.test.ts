@@ -267,7 +267,7 @@ describe("newcomers' mistakes get clear answers", { timeout: 300_000 }, () => {
       } finally {
         await api.post(`/v1/hosts/${HOST}/uncordon`);
       }
-      const refused = await cli('instance', 'delete', 'busy1');
+      const refused = await cli('instance', 'delete', 'busy1', '--no-wait');
       assert.equal(refused.code, 1);
       assert.equal(refused.stderr, 'outrig: instance busy1 is starting: stop it first (outrig instance stop busy1), or delete it running with --force (force=true)\n');
       assert.equal((await api.get<Instance>('/v1/instances/busy1')).status.phase, 'starting');
