@@ -219,6 +219,9 @@ describe("newcomers' mistakes get clear answers", { timeout: 300_000 }, () => {
       const api409 = await apiSend(ctl, 'POST', '/v1/tenants', { name: 'acme', memory: [{ pool: 'default', guaranteedMiB: 2048, limitMiB: 1024 }] });
       assert.equal(api409.status, 409);
       assert.equal(api409.body.error?.message, "tenant 'acme' already exists");
+      const api422 = await apiSend(ctl, 'POST', '/v1/tenants', { name: 'acme3', memory: [{ pool: 'defualt', guaranteedMiB: 2048, limitMiB: 1024 }] });
+      assert.equal(api422.status, 422);
+      assert.equal(api422.body.error?.message, "memory pool 'defualt' does not exist (see: outrig memory pool list)");
     });
 
     test('disk info of a missing file says it does not exist, without ENOENT', async () => {
