@@ -48,7 +48,7 @@ async function outrigLaunch(api: ApiClient, name: string): Promise<number> {
     }
     return undefined;
   }, 120_000, 5);
-  await api.delete(`/v1/instances/${created.id}`);
+  await api.delete(`/v1/instances/${created.id}?force=true`);
   await waitUntil('instance deleted', async () => !(await api.find(`/v1/instances/${created.id}`)), 60_000, 50);
   return elapsed;
 }

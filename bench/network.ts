@@ -69,7 +69,7 @@ async function outrigPair(round: number): Promise<Result> {
   // The serial log on the host, read like the floor's (a CLI process a second would load the CPU the guests run on).
   const log = cluster.serialLogPath('h1', client.id);
   const r = await waitUntil('the Outrig pair to finish', () => parse(existsSync(log) ? readFileSync(log, 'latin1') : ''), 600_000, 1000);
-  for (const i of [srv, client]) await cli('instance', 'delete', i.name);
+  for (const i of [srv, client]) await cli('instance', 'delete', i.name, '--force');
   return r;
 }
 

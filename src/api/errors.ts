@@ -1,6 +1,7 @@
 /** API errors: JSON `{ error: { code, message, details } }` with a fitting HTTP status (DESIGN.md). */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { NAME_PATTERN, NAME_RULE } from '../model/common.ts';
 import { ConflictError, NotFoundError } from '../store/index.ts';
 
 export class ApiError extends Error {
@@ -14,6 +15,23 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * What is wrong with one field of a request. `field` is its path in the body ("memoryMiB",
+ * "source.snapshot"), so a client can name its own flag for it; `limit` is the bound a number broke.
+ */
+export interface FieldProblem {
+  path: string;
+  problem: string;
+  field?: string;
+  limit?: number;
+}
+
+/** An error about one body field, said as "<field> <problem>", with the field in the details for clients to rephrase. */
+export function fieldError(field: string, problem: string, status = 400, code = 'invalid_request'): ApiError {
+  const details: FieldProblem[] = [{ path: `body.${field}`, field, problem }];
+  return new ApiError(status, code, `${field} ${problem}`, details);
+}
+
 export const ErrorBody = Type.Object({
   error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(Type.Unknown()) }),
 });
@@ -25,13 +43,24 @@ interface AjvError {
   params: Record<string, unknown>;
 }
 
-/** Turns AJV's errors into sentences that name the field. */
-function describeValidation(context: string, errors: AjvError[]): { message: string; details: { path: string; problem: string }[] } {
-  const details = errors.map((e) => {
+/** Turns AJV's errors into sentences that name the field, without the schema's internals (a regular expression, ">="). */
+function describeValidation(context: string, errors: AjvError[]): { message: string; details: FieldProblem[] } {
+  const details = errors.map((e): FieldProblem => {
+    const at = e.instancePath.replace(/^\//, '').replace(/\//g, '.');
     const path = `${context}${e.instancePath.replace(/\//g, '.')}`;
+    const field = context === 'body' && at ? at : undefined;
+    const join = (name: string) => (at ? `${at}.${name}` : name);
     if (e.keyword === 'additionalProperties') return { path, problem: `unknown field '${String(e.params.additionalProperty)}'` };
-    if (e.keyword === 'required') return { path, problem: `missing required field '${String(e.params.missingProperty)}'` };
-    return { path, problem: e.message ?? e.keyword };
+    if (e.keyword === 'required') {
+      const missing = String(e.params.missingProperty);
+      return { path, problem: `missing required field '${missing}'`, field: context === 'body' ? join(missing) : undefined };
+    }
+    if (e.keyword === 'minimum' || e.keyword === 'maximum') {
+      const limit = Number(e.params.limit);
+      return { path, problem: `must be ${e.keyword === 'minimum' ? 'at least' : 'at most'} ${limit}`, field, limit };
+    }
+    if (e.keyword === 'pattern' && e.params.pattern === NAME_PATTERN) return { path, problem: `must be ${NAME_RULE}`, field };
+    return { path, problem: e.message ?? e.keyword, field };
   });
   const message = details.map((d) => `${d.path}: ${d.problem}`).join('; ');
   return { message, details };

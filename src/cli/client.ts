@@ -1,6 +1,7 @@
 /** A small client for the Outrig REST API, as the CLI (and the web console) use it. */
 import { fetch, type RequestInit, type Response } from 'undici';
 import { dispatcherFor } from '../common/https.ts';
+import { inCliTerms, type FieldFlags } from './api-errors.ts';
 import type { ApiCredentials } from './credentials.ts';
 import { CliError } from './errors.ts';
 
@@ -13,8 +14,10 @@ export class ApiRequestError extends CliError {
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly details?: unknown,
+    exitCode = 1,
   ) {
-    super(message, 1);
+    super(message, exitCode);
   }
 }
 
@@ -64,7 +67,8 @@ export class ApiClient {
     return res;
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  /** `fields`: the command's flags for the body's fields, to say a refusal in its terms (api-errors.ts). */
+  async request<T>(method: string, path: string, body?: unknown, fields?: FieldFlags): Promise<T> {
     const res = await this.raw(method, path, { body });
     if (res.status === 204) return undefined as T;
     const text = await res.text();
@@ -76,7 +80,10 @@ export class ApiClient {
     }
     if (!res.ok) {
       const err = (parsed as ApiErrorBody | undefined)?.error;
-      throw new ApiRequestError(res.status, err?.code ?? 'http_error', err?.message ?? `HTTP ${res.status}: ${text.slice(0, 200)}`);
+      // A field the command maps was at fault: the user's flag was, a usage mistake (exit 2).
+      const said = fields && err ? inCliTerms(err.details, fields) : undefined;
+      if (said) throw new ApiRequestError(res.status, err!.code, said, err!.details, 2);
+      throw new ApiRequestError(res.status, err?.code ?? 'http_error', err?.message ?? `HTTP ${res.status}: ${text.slice(0, 200)}`, err?.details);
     }
     return parsed as T;
   }
@@ -84,11 +91,11 @@ export class ApiClient {
   get<T>(path: string): Promise<T> {
     return this.request<T>('GET', path);
   }
-  post<T>(path: string, body?: unknown): Promise<T> {
-    return this.request<T>('POST', path, body);
+  post<T>(path: string, body?: unknown, fields?: FieldFlags): Promise<T> {
+    return this.request<T>('POST', path, body, fields);
   }
-  patch<T>(path: string, body?: unknown): Promise<T> {
-    return this.request<T>('PATCH', path, body);
+  patch<T>(path: string, body?: unknown, fields?: FieldFlags): Promise<T> {
+    return this.request<T>('PATCH', path, body, fields);
   }
   delete<T>(path: string): Promise<T> {
     return this.request<T>('DELETE', path);

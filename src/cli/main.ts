@@ -1,7 +1,8 @@
 /** The `outrig` command line. */
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../common/version.ts';
-import { CliError } from './errors.ts';
+import { ApiRequestError } from './client.ts';
+import { CliError, fileErrorText } from './errors.ts';
 
 type Register = (program: Command) => void;
 
@@ -37,6 +38,8 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
     .option('--json', 'machine-readable JSON output')
     .showHelpAfterError()
     .exitOverride();
+  // With --json a usage mistake is reported as JSON too (main), not as commander's text and help.
+  if (wantsJson(argv)) program.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
   const first = argv.slice(2).find((a) => !a.startsWith('-'));
   const wanted = first && GROUPS[first] ? [first] : Object.keys(GROUPS);
   const seen = new Set<Register>();
@@ -50,23 +53,53 @@ export async function buildProgram(argv: string[] = []): Promise<Command> {
   return program;
 }
 
+/** Whether the command line asks for JSON (a global option: anywhere before a `--`). */
+function wantsJson(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/**
+ * How a failure is reported: one line on stderr, or with --json `{"error":{code,message,details}}`
+ * on stdout, where the command's JSON would have gone (a program reads one JSON document either
+ * way; the exit code says which). The exit code is the same in both.
+ */
+function report(e: unknown, json: boolean): number {
+  let code = 'error';
+  let message: string;
+  let details: unknown;
+  let exitCode = 1;
+  if (e instanceof CommanderError) {
+    code = 'usage';
+    message = e.code === 'commander.help' ? 'a subcommand is needed (see --help)' : e.message.replace(/^error: /, '');
+    exitCode = 2;
+  } else if (e instanceof ApiRequestError) {
+    ({ code, message, details, exitCode } = e);
+  } else if (e instanceof CliError) {
+    code = e.exitCode === 2 ? 'usage' : 'error';
+    ({ message, exitCode } = e);
+  } else {
+    const err = e as Error;
+    const file = fileErrorText(e);
+    if (file) code = 'file';
+    message = (process.env.OUTRIG_DEBUG ? err.stack : file ?? err.message) ?? String(e);
+  }
+  if (json) process.stdout.write(JSON.stringify({ error: { code, message, ...(details === undefined ? {} : { details }) } }, null, 2) + '\n');
+  // commander printed its own usage error already (unless --json silenced it).
+  else if (!(e instanceof CommanderError)) process.stderr.write(`outrig: ${message}\n`);
+  return exitCode;
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    if (e instanceof CommanderError) {
-      // Help and version are not errors; usage mistakes exit 2 like other Unix tools.
-      process.exitCode = e.exitCode === 0 ? 0 : 2;
+    // Help and version are not errors; usage mistakes exit 2 like other Unix tools.
+    if (e instanceof CommanderError && e.exitCode === 0) {
+      process.exitCode = 0;
       return;
     }
-    if (e instanceof CliError) {
-      process.stderr.write(`outrig: ${e.message}\n`);
-      process.exitCode = e.exitCode;
-      return;
-    }
-    const err = e as Error;
-    process.stderr.write(`outrig: ${(process.env.OUTRIG_DEBUG ? err.stack : err.message) ?? String(e)}\n`);
-    process.exitCode = 1;
+    process.exitCode = report(e, wantsJson(argv));
   }
 }

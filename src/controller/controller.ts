@@ -12,7 +12,7 @@ import type { Resource } from '../model/common.ts';
 import type { Host, HostStorage } from '../model/host.ts';
 import type { Instance, LastOp } from '../model/instance.ts';
 import { DEFAULT_POOL, DEFAULT_POOL_SPEC } from '../model/memory.ts';
-import type { Snapshot, Volume } from '../model/volume.ts';
+import type { Volume } from '../model/volume.ts';
 import type { ResourceRepository, Store } from '../store/index.ts';
 import type { AgentHub, OpResult } from './agent-hub.ts';
 import { hostPhase, type LivePhase } from './host-phase.ts';
@@ -401,13 +401,17 @@ export class Controller {
 
   /** For the API: whether some ready host a volume of the tenant may go to can hold `need` now, and whether any ever could. */
   async diskFitAnywhere(tenant: string, need: DiskNeed): Promise<{ ok: true } | { ok: false; never: boolean; message: string }> {
-    const candidates = (await this.capacity()).filter((h) => h.phase === 'ready' && !h.cordoned && mayPlace(tenant, h.dedicatedTo));
+    const hosts = (await this.capacity()).filter((h) => mayPlace(tenant, h.dedicatedTo));
+    const ready = hosts.filter((h) => h.phase === 'ready' && !h.cordoned);
+    // With no host ready now it may wait for one; but not when every host it could ever go to reports a disk too small for it.
+    const candidates = ready.length ? ready : hosts.every((h) => h.disk) ? hosts : [];
     if (!candidates.length) return { ok: true };
     const c = chooseVolumeHost(
       candidates.map((h) => ({ id: h.id, name: h.name, room: h.disk, freeMemoryMiB: h.allocatable.memoryMiB - h.allocated.memoryMiB })),
       need,
       this.opts.allocation.diskOvercommit,
     );
+    if (!ready.length) return c.ok || !c.never ? { ok: true } : c;
     return c.ok ? { ok: true } : c;
   }
 
@@ -525,7 +529,7 @@ export class Controller {
         this.enqueuePools();
         this.enqueueNetworksOf(inst);
         // Volumes made for this instance follow it to its host.
-        for (const v of await this.store.volumes.list()) if (v.spec.ownedBy === inst.id) this.queues.volume.add(v.id);
+        for (const v of await this.store.volumes.list()) if (v.spec.ownedBy === inst.id || (v.spec.forInstance === inst.id && !v.status.hostId)) this.queues.volume.add(v.id);
       }
     });
   }
@@ -704,6 +708,11 @@ export class Controller {
       const h = await this.store.hosts.find(v.spec.host);
       return h ? pinnedTo(h.id, 'the volume asks for that host') : { error: `host '${v.spec.host}' does not exist` };
     }
+    if (v.spec.forInstance && !v.spec.attachedTo && !v.spec.ownedBy) {
+      const inst = await this.store.instances.get(v.spec.forInstance);
+      if (!inst) return { error: `instance ${v.spec.forInstance}, which it was made for, is gone` };
+      return inst.status.hostId ? pinnedTo(inst.status.hostId, `it is made for instance ${inst.name}, which is there`) : { wait: `waiting for instance ${inst.name} to be placed` };
+    }
     if (v.spec.ownedBy || v.spec.attachedTo) {
       const owner = await this.store.instances.get((v.spec.ownedBy ?? v.spec.attachedTo)!);
       if (owner?.status.hostId) return pinnedTo(owner.status.hostId, `its instance ${owner.name} is there`);
@@ -862,10 +871,9 @@ export class Controller {
     this.send('snapshot', hostId, id, { opId: plan.send.opId, kind: plan.send.kind, volumeId: s.spec.volume, snapshotId: s.id });
   }
 
-  /** For the API: snapshots of a volume and clones of a snapshot, to refuse deletes that would orphan them. */
-  async dependents(kind: 'volume' | 'snapshot', id: string): Promise<string[]> {
-    if (kind === 'volume') return (await this.store.snapshots.list()).filter((s: Snapshot) => s.spec.volume === id).map((s) => s.name);
-    return (await this.store.volumes.list()).filter((v) => v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === id).map((v) => v.name);
+  /** For the API: names of the clones of a snapshot, to refuse deletes that would orphan them. */
+  async clonesOf(snapshotId: string): Promise<string[]> {
+    return (await this.store.volumes.list()).filter((v) => v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === snapshotId).map((v) => v.name);
   }
 }
 

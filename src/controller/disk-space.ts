@@ -125,5 +125,19 @@ export function chooseVolumeHost(candidates: VolumeHostCandidate[], need: DiskNe
   const shown = refusals.slice(0, 5).map((r) => `${r.c.name} ${r.why}`);
   const more = refusals.length > shown.length ? `; and ${refusals.length - shown.length} more` : '';
   const head = never ? `no host can ever hold ${need.what}` : `0/${candidates.length} hosts can hold ${need.what}`;
-  return { ok: false, never, message: `${head}: ${shown.join('; ')}${more}` };
+  return { ok: false, never, message: `${head}: ${shown.join('; ')}${more}${never ? beyond(candidates, need, overcommit) : ''}` };
+}
+
+/**
+ * How far a request no host could ever hold goes beyond the most free space of any of them, and
+ * what bounds it: "; that is 1355 times the most free space of a host (75.6 GiB on h1), past the
+ * disk overcommit of 1 (controller --disk-overcommit)".
+ */
+function beyond(candidates: VolumeHostCandidate[], need: DiskNeed, overcommit: number): string {
+  const most = candidates.filter((c) => c.room).sort((a, b) => b.room!.freeBytes - a.room!.freeBytes)[0];
+  if (!most?.room) return '';
+  const free = most.room.freeBytes;
+  const times = free > 0 ? need.bytes / free : Infinity;
+  const ratio = times >= 10 ? `${Math.round(times)} times` : `${times.toFixed(1)} times`;
+  return `; that is ${ratio} the most free space of a host (${formatBytes(free)} on ${most.name}), past the disk overcommit of ${overcommit} (controller --disk-overcommit)`;
 }

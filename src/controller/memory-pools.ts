@@ -7,6 +7,7 @@ import type { Host } from '../model/host.ts';
 import type { Instance } from '../model/instance.ts';
 import type { MemoryPool } from '../model/memory.ts';
 import type { Tenant } from '../model/tenant.ts';
+import { formatBytes } from '../common/bytes.ts';
 import { allocatableOf, type AllocationPolicy } from './scheduler.ts';
 
 /** Hosts named by a pool belong to it; the pool that names none (the default) takes every other host. */
@@ -65,4 +66,30 @@ export function vmsIn(model: PoolModel, instances: Instance[]): VmMemory[] {
       sizeMiB: i.spec.memoryMiB,
       portions: i.status.memory?.portions ?? [{ tier: local, sizeMiB: i.spec.memoryMiB }],
     }));
+}
+
+const mibText = (n: number) => formatBytes(n * 1024 * 1024);
+
+/**
+ * Tiers sized beyond what the pool's hosts can back, said for people; empty when all are backed.
+ * A per-host tier (local, remote) caps what each host gives, so a cap above every host's memory
+ * promises what no host has; a pooled tier is backed by the hosts' memory together (or by a
+ * device they share, which the inventory does not show: hence the API's allowUnbacked). A pool
+ * whose hosts have reported no inventory yet cannot be judged and is not refused.
+ */
+export function unbackedTiers(pool: Pick<MemoryPool, 'name' | 'spec'>, members: Host[], allocation: AllocationPolicy): string[] {
+  const hosts = members.filter((h) => h.status.inventory).map((h) => ({ name: h.name, memoryMiB: allocatableOf(h.status.inventory!, allocation).memoryMiB }));
+  if (!hosts.length) return [];
+  const largest = hosts.reduce((a, b) => (b.memoryMiB > a.memoryMiB ? b : a));
+  const together = hosts.reduce((n, h) => n + h.memoryMiB, 0);
+  const out: string[] = [];
+  for (const t of pool.spec.tiers) {
+    if (t.capacityMiB === undefined) continue;
+    if (t.kind === 'pooled' && t.capacityMiB > together) {
+      out.push(`tier ${t.name} is ${mibText(t.capacityMiB)} of pooled memory, more than the ${hosts.length} host(s) of pool ${pool.name} have together (${mibText(together)} for guests)`);
+    } else if (t.kind !== 'pooled' && t.capacityMiB > largest.memoryMiB) {
+      out.push(`tier ${t.name} gives up to ${mibText(t.capacityMiB)} of each host, more than any host of pool ${pool.name} has (the most: ${mibText(largest.memoryMiB)} for guests, on ${largest.name})`);
+    }
+  }
+  return out;
 }

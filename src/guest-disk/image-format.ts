@@ -26,8 +26,13 @@ export function qcow2Header(h: Buffer): ImageFormat {
   return { format: 'qcow2', virtualSizeBytes: size };
 }
 
-/** The image's format and size; `declared` (--format) must agree with what its header says. */
-export function inspectImage(path: string, declared?: string): ImageFormat {
+/**
+ * The image's format and size; `declared` (--format) must agree with what its header says: a
+ * qcow2 file declared raw would be imported as its container bytes, a disk of nonsense. Only
+ * `rawDespiteHeader` takes such a file byte for byte (a raw disk whose guest wrote a qcow2
+ * header at its start).
+ */
+export function inspectImage(path: string, declared?: string, o: { rawDespiteHeader?: boolean } = {}): ImageFormat {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -35,6 +40,11 @@ export function inspectImage(path: string, declared?: string): ImageFormat {
     const n = readSync(fd, h, 0, h.length, 0);
     const isQcow2 = n >= 4 && h.readUInt32BE(0) === QCOW2_MAGIC;
     if (declared !== undefined && declared !== 'raw' && declared !== 'qcow2') throw new Error(`format ${declared} is not supported (raw or qcow2)`);
+    if (declared === 'raw' && isQcow2 && !o.rawDespiteHeader) {
+      throw new Error(
+        "it is a qcow2 image (it starts with the qcow2 magic 'QFI\\xfb'), not raw: import it with --format qcow2 or without --format (or, for a raw disk whose guest wrote a qcow2 header at its start, --format raw --raw-despite-header)",
+      );
+    }
     if (declared === 'raw' || (!declared && !isQcow2)) {
       if (size === 0) throw new Error('the image is empty');
       return { format: 'raw', virtualSizeBytes: size };

@@ -2,10 +2,12 @@
 import { Type, type Static, type TSchema } from 'typebox';
 
 export const NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+/** NAME_PATTERN for people, completing "a name must be ...". */
+export const NAME_RULE = '1 to 63 lower-case letters, digits and dashes, starting and ending with a letter or digit (like web-1)';
 
 export const Name = Type.String({
   pattern: NAME_PATTERN,
-  description: 'lower-case letters, digits and dashes; 1-63 characters; starts and ends with a letter or digit',
+  description: `a name: ${NAME_RULE}`,
 });
 
 export const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 253 }), Type.String({ maxLength: 1024 }), {

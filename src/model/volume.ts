@@ -24,6 +24,8 @@ export const VolumeSpec = Type.Object({
   ownedBy: Type.Optional(Type.String()),
   /** Host to create the volume on; chosen by the controller when absent. */
   host: Type.Optional(Type.String()),
+  /** The instance (id) it is made for: it goes to that instance's host, once the instance is placed. */
+  forInstance: Type.Optional(Type.String()),
 });
 export type VolumeSpec = Static<typeof VolumeSpec>;
 

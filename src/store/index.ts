@@ -75,7 +75,7 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     instances: new ResourceRepository(db, 'instances', 'Instance', 'i', clock),
     tenants: new ResourceRepository(db, 'tenants', 'Tenant', 't', clock),
     volumes: new ResourceRepository(db, 'volumes', 'Volume', 'v', clock),
-    snapshots: new ResourceRepository(db, 'snapshots', 'Snapshot', 's', clock),
+    snapshots: new ResourceRepository<SnapshotSpec, SnapshotStatus>(db, 'snapshots', 'Snapshot', 's', clock, (spec) => spec.volume),
     certificates: new ResourceRepository(db, 'certificates', 'Certificate', 'c', clock),
     enrollmentRules: new ResourceRepository(db, 'enrollment_rules', 'EnrollmentRule', 'r', clock),
     memoryPools: new ResourceRepository(db, 'memory_pools', 'MemoryPool', 'mp', clock),

@@ -4,11 +4,11 @@
  */
 import { type Kysely, type Migration, type MigrationProvider } from 'kysely';
 
-async function createResourceTable(db: Kysely<unknown>, table: string): Promise<void> {
-  await db.schema
+async function createResourceTable(db: Kysely<unknown>, table: string, o: { scoped?: boolean } = {}): Promise<void> {
+  let t = db.schema
     .createTable(table)
     .addColumn('id', 'text', (c) => c.primaryKey())
-    .addColumn('name', 'text', (c) => c.notNull().unique())
+    .addColumn('name', 'text', (c) => (o.scoped ? c.notNull() : c.notNull().unique()))
     .addColumn('labels', 'text', (c) => c.notNull().defaultTo('{}'))
     .addColumn('annotations', 'text', (c) => c.notNull().defaultTo('{}'))
     .addColumn('spec', 'text', (c) => c.notNull())
@@ -16,8 +16,39 @@ async function createResourceTable(db: Kysely<unknown>, table: string): Promise<
     .addColumn('created_at', 'text', (c) => c.notNull())
     .addColumn('updated_at', 'text', (c) => c.notNull())
     .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
-    .addColumn('resource_version', 'integer', (c) => c.notNull().defaultTo(1))
-    .execute();
+    .addColumn('resource_version', 'integer', (c) => c.notNull().defaultTo(1));
+  // A scoped kind's names are unique within their scope (a snapshot's: its volume), not across the table.
+  if (o.scoped) t = t.addColumn('scope', 'text', (c) => c.notNull()).addUniqueConstraint(`${table}_scope_name`, ['scope', 'name']);
+  await t.execute();
+}
+
+interface SnapshotRowV1 {
+  id: string;
+  name: string;
+  labels: string;
+  annotations: string;
+  spec: string;
+  status: string;
+  created_at: string;
+  updated_at: string;
+  generation: number;
+  resource_version: number;
+}
+
+/**
+ * Moves the snapshots into a table of the given shape (SQLite cannot drop a unique constraint in
+ * place). Rows are copied in code, not with JSON functions, so the migration stays portable.
+ */
+async function rebuildSnapshots(db: Kysely<unknown>, scoped: boolean): Promise<void> {
+  const d = db as unknown as Kysely<{ snapshots: SnapshotRowV1 & { scope?: string }; snapshots_next: SnapshotRowV1 & { scope?: string } }>;
+  await createResourceTable(db, 'snapshots_next', { scoped });
+  for (const row of await d.selectFrom('snapshots').selectAll().execute()) {
+    const { scope: _old, ...rest } = row;
+    const next = scoped ? { ...rest, scope: (JSON.parse(row.spec) as { volume: string }).volume } : rest;
+    await d.insertInto('snapshots_next').values(next).execute();
+  }
+  await db.schema.dropTable('snapshots').execute();
+  await db.schema.alterTable('snapshots_next').renameTo('snapshots').execute();
 }
 
 const migrations: Record<string, Migration> = {
@@ -83,6 +114,11 @@ const migrations: Record<string, Migration> = {
     async down(db: Kysely<unknown>) {
       for (const table of ['networks', 'host_clusters', 'ip_allocations', 'network_segments']) await db.schema.dropTable(table).execute();
     },
+  },
+  // Snapshot names are per volume ("nightly" on every volume), as in every other cloud.
+  '0007_snapshot_names_per_volume': {
+    up: (db: Kysely<unknown>) => rebuildSnapshots(db, true),
+    down: (db: Kysely<unknown>) => rebuildSnapshots(db, false),
   },
 };
 export const migrationProvider: MigrationProvider = {

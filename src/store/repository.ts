@@ -40,6 +40,8 @@ export class ResourceRepository<S, St> {
     readonly kind: string,
     private readonly idPrefix: string,
     private readonly clock: Clock,
+    /** For a kind whose names are unique per scope (a snapshot's per volume): the scope of a spec, kept in the `scope` column. */
+    private readonly scopeOf?: (spec: S) => string,
   ) {}
 
   newId(): string {
@@ -79,6 +81,7 @@ export class ResourceRepository<S, St> {
       updated_at: now,
       generation: 1,
       resource_version: 1,
+      ...(this.scopeOf ? { scope: this.scopeOf(r.spec) } : {}),
     };
     try {
       await this.db.transaction().execute(async (trx) => {
@@ -94,7 +97,7 @@ export class ResourceRepository<S, St> {
         await trx.insertInto(this.table).values(row).execute();
       });
     } catch (e) {
-      if (isUniqueViolation(e)) throw new ConflictError(`${this.kind} '${r.name}' already exists`);
+      if (isUniqueViolation(e)) throw new ConflictError(`${this.kind} '${r.name}' already exists${this.scopeOf ? ` in ${this.scopeOf(r.spec)}` : ''}`);
       throw e;
     }
     return this.toResource(row);

@@ -12,6 +12,8 @@ export interface ResourceRow {
   generation: number;
   /** Bumped on every write; compare-and-set on it keeps concurrent writers (replicas) honest. */
   resource_version: number;
+  /** Only in tables of kinds whose names are unique per scope (snapshots: per volume). */
+  scope?: string;
 }
 
 export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots', 'certificates', 'enrollment_rules', 'memory_pools', 'backups', 'backup_policies', 'networks', 'host_clusters'] as const;

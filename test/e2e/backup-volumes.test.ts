@@ -69,7 +69,7 @@ describe('volume backups through the controller', { timeout: 900_000 }, () => {
     const listed = await c.cli('backup', 'list');
     assert.match(listed.stdout, /web-1\s+b-\w+\s+completed\s+web-root\s+\w{8}\s+yes/);
 
-    await c.ok('instance', 'delete', 'web');
+    await c.ok('instance', 'delete', 'web', '--force');
     await c.ok('volume', 'delete', 'web-root');
     await waitUntil('the volume gone', async () => !(await c.json<Volume[]>('volume', 'list')).some((v) => v.name === 'web-root'), 60_000);
 

@@ -239,7 +239,7 @@ describe('hostile guests against the host firewall (network namespaces standing 
     await run(ping(1111).replace('-c 3', '-c 1'));
     await waitUntil("a4's pings at a2 once it is itself again", () => icmpFrom(1111).length > 3, 30_000, 50);
     assert.deepEqual([icmpFrom(1234), icmpFrom(1235)], [[], []], "a2 got none of a4's pings as a1");
-    await ok('instance', 'delete', 'a4', '--timeout', '120');
+    await ok('instance', 'delete', 'a4', '--force', '--timeout', '120');
   });
 
   test('an agent restart loads the tables again without a moment in which a spoofed frame passes', async () => {
@@ -263,7 +263,7 @@ describe('hostile guests against the host firewall (network namespaces standing 
   test('the firewall goes with the last instance and network of a host', async () => {
     for (const h of ['h1', 'h2']) assert.match(tables(h), /table bridge outrig\n.*table inet outrig\n.*table arp outrig/s);
     cleanupStandIns();
-    for (const name of Object.keys(guests)) await ok('instance', 'delete', name, '--timeout', '120');
+    for (const name of Object.keys(guests)) await ok('instance', 'delete', name, '--force', '--timeout', '120');
     for (const n of ['net-a', 'net-b']) await waitUntil(`${n} off both hosts`, async () => (await json<Network>('network', 'show', n)).status.hosts.length === 0, 60_000, 500);
     for (const h of ['h1', 'h2']) assert.doesNotMatch(tables(h), /outrig/);
   });

@@ -118,7 +118,7 @@ describe('pooled memory with per-tenant balloons', () => {
   });
 
   test('deleting the third instance lets the balloons grow back', async () => {
-    await ok('instance', 'delete', 'b1');
+    await ok('instance', 'delete', 'b1', '--force');
     ids.delete('b1');
     await settle({ a1: 320, a2: 320 }, 'acme back to full size');
     await waitUntil('pressure gone', async () => (await pool()).status.conditions.find((x) => x.type === 'Pressure')?.status === 'False');

@@ -119,7 +119,7 @@ describe('virtual networks across hosts (network namespaces, VXLAN, real guests)
     assert.match(refused.stderr, /net-a has instances on it: a1, a2/);
     const netA = await json<NetworkView>('network', 'show', 'net-a');
     assert.equal(netA.status.phase, 'active');
-    for (const i of ['a1', 'a2', 'b1']) await ok('instance', 'delete', i, '--timeout', '120');
+    for (const i of ['a1', 'a2', 'b1']) await ok('instance', 'delete', i, '--force', '--timeout', '120');
     // Taps go with their VMs, and the addresses are free again.
     await waitUntil('taps gone', () => ![...linksIn(lan.node('h1').ns), ...linksIn(lan.node('h2').ns)].some((l) => /^ot[0-9a-f]{12}\d$/.test(l)), 30_000, 500);
     assert.equal((await json<NetworkView>('network', 'show', 'net-a')).addresses.used, 0);
@@ -154,7 +154,7 @@ describe('virtual networks across hosts (network namespaces, VXLAN, real guests)
     assertServersApart(net.spec.segment, [d1, d2]);
     assert.equal((await json<NetworkView>('network', 'show', 'net-d')).addresses.used, 3, 'the server address and two guests');
     // The servers go with the last guest on their host; then the network can go.
-    for (const i of ['d1', 'd2']) await ok('instance', 'delete', i, '--timeout', '120');
+    for (const i of ['d1', 'd2']) await ok('instance', 'delete', i, '--force', '--timeout', '120');
     await waitUntil('the DHCP servers gone', () => dhcpServers(net.spec.segment).length === 0 && !netnsNames().some((n) => n.startsWith(`outrig-dhcp-${net.spec.segment}-`)), 30_000, 500);
     await ok('network', 'delete', 'net-d');
     await waitUntil('net-d gone', async () => !(await json<NetworkView[]>('network', 'list')).some((n) => n.name === 'net-d'), 30_000, 500);

@@ -36,7 +36,7 @@ describe('volumes', () => {
     const w1 = await inst('w1');
     await waitUntil('w1 to write its note', async () => /OUTRIG-VOLUME vda serial=v-\w+ note=written-by-w1/.test(await consoleOf('w1')));
     assert.equal((await vol('data')).status.attachedTo, w1.id);
-    await ok('instance', 'delete', 'w1');
+    await ok('instance', 'delete', 'w1', '--force');
     assert.deepEqual(await findProcessesWith(w1.id), []);
     await waitUntil('volume released', async () => (await vol('data')).status.phase === 'available');
     await ok('instance', 'create', 'w2', '--image', 'test', '--volume', 'data', '--wait-ready');
@@ -84,7 +84,7 @@ describe('volumes', () => {
     const v = await available('the controller to detach the volume the guest released');
     assert.match(v.status.conditions.find((x) => x.type === 'GuestReleased' && x.status === 'True')?.message ?? '', /unplugged it/);
     assert.equal(c.agent!.proc.exitCode, null, 'the agent is still running');
-    await ok('instance', 'delete', 'h1');
+    await ok('instance', 'delete', 'h1', '--force');
     await ok('volume', 'delete', 'ejected');
   });
 
@@ -112,7 +112,7 @@ describe('volumes', () => {
     assert.match(await consoleOf('b1'), /OUTRIG-GUEST-READY name=b1/);
     const f = b1.status.network.forwards[0]!;
     assert.equal((await (await fetch(`http://${f.hostAddress}:${f.hostPort}/`)).text()).trim(), 'outrig test guest b1');
-    await ok('instance', 'delete', 'b1');
+    await ok('instance', 'delete', 'b1', '--force');
     await waitUntil('its boot volume deleted with it', async () => !(await c.json<Volume[]>('volume', 'list')).some((v) => v.name === 'b1-root'));
   });
 });

@@ -43,13 +43,13 @@ describe('API', () => {
 
   const bad: [string, string, number, string, RegExp][] = [
     ['unknown image', JSON.stringify({ ...valid, image: 'nosuch' }), 422, 'unknown_image', /image 'nosuch' does not exist/],
-    ['0 vCPUs', JSON.stringify({ ...valid, vcpus: 0 }), 400, 'invalid_request', /body\.vcpus: must be >= 1/],
+    ['0 vCPUs', JSON.stringify({ ...valid, vcpus: 0 }), 400, 'invalid_request', /body\.vcpus: must be at least 1/],
     ['memory larger than any host', JSON.stringify({ ...valid, memoryMiB: 16 * 1024 * 1024 }), 422, 'insufficient_capacity', /no host can ever hold/],
     ['malformed JSON', '{"name": "x", "image": ', 400, 'malformed_body', /JSON/i],
     ['unknown field', JSON.stringify({ ...valid, colour: 'blue' }), 400, 'invalid_request', /unknown field 'colour'/],
     ['wrong type', JSON.stringify({ ...valid, vcpus: '1' }), 400, 'invalid_request', /body\.vcpus: must be integer/],
     ['missing name', JSON.stringify({ image: 'test', vcpus: 1, memoryMiB: 128 }), 400, 'invalid_request', /missing required field 'name'/],
-    ['bad name', JSON.stringify({ ...valid, name: 'Web_1' }), 400, 'invalid_request', /body\.name: must match pattern/],
+    ['bad name', JSON.stringify({ ...valid, name: 'Web_1' }), 400, 'invalid_request', /^body\.name: must be 1 to 63 lower-case letters, digits and dashes, starting and ending with a letter or digit \(like web-1\)$/],
     ['unknown tenant', JSON.stringify({ ...valid, tenant: 'nobody' }), 422, 'unknown_tenant', /tenant 'nobody' does not exist/],
     ['empty body', '', 400, 'malformed_body', /empty/i],
   ];

@@ -93,7 +93,7 @@ describe('backup API', { timeout: 300_000 }, () => {
     await refused('POST', '/v1/backups', { volume: 'machine', colour: 'red' }, 400, /colour/);
     await refused('POST', '/v1/backups', { volume: 'machine', name: 'good' }, 409, /a backup named 'good' exists/);
     await refused('POST', '/v1/volumes', { name: 'r1', source: { backup: 'nope' } }, 422, /backup 'nope' does not exist/);
-    await refused('POST', '/v1/volumes', { name: 'r1', source: { backup: 'good' }, sizeBytes: 2 * 1024 * 1024 }, 422, new RegExp(`at least the source's ${diskBytes} bytes`));
+    await refused('POST', '/v1/volumes', { name: 'r1', source: { backup: 'good' }, sizeBytes: 2 * 1024 * 1024 }, 422, new RegExp(`at least the source's size, \\S+ MiB \\(${diskBytes} bytes\\)`));
     await refused('POST', '/v1/backups/good/restore-system-state', { volume: 'nope' }, 422, /volume 'nope' does not exist/);
     await refused('POST', '/v1/backups/nope/restore-system-state', { volume: 'machine' }, 404, /nope/);
   });

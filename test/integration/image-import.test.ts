@@ -17,9 +17,9 @@ after(() => tmp.remove());
 const secret = join(tmp.path, 'host-secret.raw');
 const SECRET = 'the host secret, never to be imported\n';
 
-async function imported(src: string, format?: string): Promise<Buffer> {
+async function imported(src: string, format?: string, rawDespiteHeader?: boolean): Promise<Buffer> {
   const dest = join(tmp.path, `${Math.random().toString(16).slice(2)}.odsk`);
-  await convertToOutrigDisk(src, dest, { format });
+  await convertToOutrigDisk(src, dest, { format, rawDespiteHeader });
   const e = await DiskEngine.open(dest);
   try {
     return e.readBuffer(0, 4096);
@@ -50,13 +50,14 @@ test('a qcow2 image with an external data file is refused', async () => {
   await assert.rejects(convertToOutrigDisk(evil, join(tmp.path, 'data-file.odsk')), /keeps its data in an external file/);
 });
 
-test('a raw disk whose first bytes look like a qcow2 header: as raw, its own bytes; guessed, refused', async () => {
+test('a raw disk whose first bytes look like a qcow2 header: as raw (insisted on), its own bytes; declared raw alone or guessed, refused', async () => {
   const evil = join(tmp.path, 'backed-header.qcow2');
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', secret, '-F', 'raw', evil]);
   const raw = join(tmp.path, 'looks-like-qcow2.raw');
   writeFileSync(raw, readFileSync(evil).subarray(0, 4096));
   truncateSync(raw, 1024 * 1024);
-  const data = await imported(raw, 'raw');
+  await assert.rejects(imported(raw, 'raw'), /it is a qcow2 image .*--format raw --raw-despite-header/);
+  const data = await imported(raw, 'raw', true);
   assert.ok(data.equals(readFileSync(raw).subarray(0, 4096)), 'a raw import is the file as it is');
   assert.ok(!data.includes(Buffer.from('host secret')));
   await assert.rejects(convertToOutrigDisk(raw, join(tmp.path, 'guessed.odsk')), /names a backing file/);

@@ -8,7 +8,8 @@ import { DEFAULT_TENANT } from '../../model/tenant.ts';
 import type { InstanceNic, Network } from '../../model/network.ts';
 import { formatIpv4, macForAddress, parseIpv4, pickAddress } from '../../network/index.ts';
 import { subnetOf } from './networks.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, fieldError } from '../errors.ts';
+import { formatBytes } from '../../common/bytes.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
 
@@ -33,6 +34,14 @@ export const CreateInstance = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const DeleteInstanceQuery = Type.Object(
+  { force: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'delete it even while its VM runs' })) },
+  { additionalProperties: false },
+);
+
+/** Phases in which an instance's VM runs (or boots): deleting it then kills a live machine, so it takes force. */
+const RUNNING_PHASES = new Set(['starting', 'running']);
 
 /** Labels a response body as a guest's own bytes: nothing Outrig wrote, nothing to trust or render raw. */
 export const UNTRUSTED_HEADER = 'x-outrig-untrusted-output';
@@ -119,7 +128,7 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       let rootBytes = 0;
       if (image?.spec.kind === 'disk') {
         rootBytes = b.rootDiskBytes ?? image.spec.virtualSizeBytes;
-        if (rootBytes < image.spec.virtualSizeBytes) throw new ApiError(422, 'invalid_request', `rootDiskBytes must be at least the image's ${image.spec.virtualSizeBytes} bytes`);
+        if (rootBytes < image.spec.virtualSizeBytes) throw fieldError('rootDiskBytes', `must be at least the image's size, ${formatBytes(image.spec.virtualSizeBytes)} (${image.spec.virtualSizeBytes} bytes)`, 422);
         if (await s.store.volumes.find(`${b.name}-root`)) throw new ApiError(409, 'conflict', `volume '${b.name}-root' (for the boot disk) already exists`);
       }
       // Its volumes not placed yet go where it goes: some host must be able to hold them.
@@ -209,9 +218,20 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
 
   app.delete(
     '/instances/:ref',
-    { schema: { tags: ['instances'], summary: 'Delete the instance and every file of its VM', params: RefParams, response: { 202: InstanceResource, ...errors } } },
+    {
+      schema: {
+        tags: ['instances'],
+        summary: 'Delete the instance and every file of its VM; a running one only with force=true (its VM is killed)',
+        params: RefParams,
+        querystring: DeleteInstanceQuery,
+        response: { 202: InstanceResource, ...errors },
+      },
+    },
     async (req, reply) => {
       const inst = await s.store.instances.mustFind(req.params.ref);
+      if (RUNNING_PHASES.has(inst.status.phase) && req.query.force !== 'true') {
+        throw new ApiError(409, 'running', `instance ${inst.name} is ${inst.status.phase}: stop it first (outrig instance stop ${inst.name}), or delete it running with --force (force=true)`);
+      }
       const updated = await s.store.instances.update(inst.id, (cur) =>
         cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } },
       );

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { poolMembers, poolModel, entitlementsIn, vmsIn } from '../../controller/memory-pools.ts';
+import { poolMembers, poolModel, entitlementsIn, unbackedTiers, vmsIn } from '../../controller/memory-pools.ts';
 import { checkEntitlements } from '../../memory/index.ts';
 import { Name } from '../../model/common.ts';
 import type { MemoryPoolSpec} from '../../model/memory.ts';
@@ -15,9 +15,10 @@ const PoolFields = {
   maxOvercommit: Type.Optional(Type.Number({ minimum: 1, maximum: 4 })),
   floor: Type.Optional(FloorSchema),
 };
-const CreatePool = Type.Object({ name: Name, ...PoolFields, ...MetadataFields }, { additionalProperties: false });
+const AllowUnbacked = Type.Optional(Type.Boolean({ description: 'accept tiers larger than the pool\'s hosts can back (memory to be added); not stored' }));
+const CreatePool = Type.Object({ name: Name, ...PoolFields, allowUnbacked: AllowUnbacked, ...MetadataFields }, { additionalProperties: false });
 const PatchPool = Type.Object(
-  { hosts: Type.Optional(Type.Union([PoolFields.hosts, Type.Null()])), tiers: Type.Optional(PoolFields.tiers), maxOvercommit: PoolFields.maxOvercommit, floor: PoolFields.floor },
+  { hosts: Type.Optional(Type.Union([PoolFields.hosts, Type.Null()])), tiers: Type.Optional(PoolFields.tiers), maxOvercommit: PoolFields.maxOvercommit, floor: PoolFields.floor, allowUnbacked: AllowUnbacked },
   { additionalProperties: false },
 );
 
@@ -35,6 +36,16 @@ function checkTiers(spec: MemoryPoolSpec): void {
  * hosts in one pool each, one catch-all pool, every entitlement naming a pool and fitting it, and
  * placed instances' tiers still there. Throws a 4xx; nothing is written before it passes.
  */
+/** Refuses a pool whose tiers its hosts cannot back (memory-pools.ts unbackedTiers), unless the request allows it. */
+async function checkBacked(s: ApiServices, pool: Pick<MemoryPool, 'id' | 'name' | 'spec'>, pools: MemoryPool[], allowUnbacked: boolean | undefined): Promise<void> {
+  if (allowUnbacked) return;
+  const members = poolMembers(pools, await s.store.hosts.list()).get(pool.id) ?? [];
+  const problems = unbackedTiers(pool, members, s.controller.allocation);
+  if (problems.length) {
+    throw new ApiError(422, 'tier_unbacked', `${problems.join('; ')}: size the tiers to the hosts (see: outrig host list), or keep them with --allow-unbacked (allowUnbacked) if that memory is to come`);
+  }
+}
+
 export async function checkMemoryConfig(s: ApiServices, next: { pools?: MemoryPool[]; tenants?: Tenant[] }): Promise<void> {
   const [pools, tenants, hosts, instances] = await Promise.all([
     next.pools ?? s.store.memoryPools.list(),
@@ -87,7 +98,9 @@ export function memoryRoutes(app: Api, s: ApiServices): void {
     checkTiers(spec);
     const p = await s.controller.exclusive(async () => {
       const draft = { id: 'new', name: b.name, labels: {}, annotations: {}, spec, status: { phase: 'new', conditions: [], hosts: [], domains: [], tenants: [] }, createdAt: '', updatedAt: '', generation: 1 };
-      await checkMemoryConfig(s, { pools: [...(await s.store.memoryPools.list()), draft] });
+      const pools = [...(await s.store.memoryPools.list()), draft];
+      await checkMemoryConfig(s, { pools });
+      await checkBacked(s, draft, pools, b.allowUnbacked);
       return s.store.memoryPools.create({ name: b.name, labels: b.labels, annotations: b.annotations, spec, status: draft.status });
     });
     await s.controller.memoryConfigChanged();
@@ -107,6 +120,7 @@ export function memoryRoutes(app: Api, s: ApiServices): void {
     const p = await s.controller.exclusive(async () => {
       const pools = (await s.store.memoryPools.list()).map((x) => (x.id === cur.id ? { ...x, spec } : x));
       await checkMemoryConfig(s, { pools });
+      await checkBacked(s, { ...cur, spec }, pools, b.allowUnbacked);
       return s.store.memoryPools.update(cur.id, () => ({ spec }));
     });
     await s.controller.memoryConfigChanged();

@@ -11,6 +11,13 @@ const Memory = Type.Array(EntitlementSpec, { maxItems: 64, description: 'memory 
 const CreateTenant = Type.Object({ name: Name, memory: Type.Optional(Memory), ...MetadataFields }, { additionalProperties: false });
 const PatchTenant = Type.Object({ memory: Type.Optional(Memory), ...MetadataFields }, { additionalProperties: false });
 
+/** References before shapes: a mistyped pool is the answer, whatever else is wrong with the entitlement. */
+async function checkPoolsExist(s: ApiServices, memory: TenantSpec['memory']): Promise<void> {
+  for (const e of memory ?? []) {
+    if (!(await s.store.memoryPools.find(e.pool))) throw new ApiError(422, 'unknown_pool', `memory pool '${e.pool}' does not exist (see: outrig memory pool list)`);
+  }
+}
+
 export function tenantRoutes(app: Api, s: ApiServices): void {
   app.get('/tenants', { schema: { tags: ['tenants'], response: { 200: listOf(TenantResource) } } }, async () => ({
     items: await s.store.tenants.list(),
@@ -20,9 +27,11 @@ export function tenantRoutes(app: Api, s: ApiServices): void {
   );
   app.post('/tenants', { schema: { tags: ['tenants'], body: CreateTenant, response: { 201: TenantResource, ...errors } } }, async (req, reply) => {
     const spec: TenantSpec = req.body.memory ? { memory: req.body.memory } : {};
-    checkTenantMemory(spec.memory);
     const t = await s.controller.exclusive(async () => {
-      if (await s.store.tenants.find(req.body.name)) throw new ApiError(409, 'conflict', `Tenant '${req.body.name}' already exists`);
+      // Existence first: a taken name is the answer whatever else is wrong with the request.
+      if (await s.store.tenants.find(req.body.name)) throw new ApiError(409, 'conflict', `tenant '${req.body.name}' already exists`);
+      await checkPoolsExist(s, spec.memory);
+      checkTenantMemory(spec.memory);
       const draft = { id: 'new', name: req.body.name, labels: {}, annotations: {}, spec, status: { phase: 'active', conditions: [] }, createdAt: '', updatedAt: '', generation: 1 };
       await checkMemoryConfig(s, { tenants: [...(await s.store.tenants.list()), draft] });
       return s.store.tenants.create({ name: req.body.name, labels: req.body.labels, annotations: req.body.annotations, spec, status: draft.status });
@@ -33,6 +42,7 @@ export function tenantRoutes(app: Api, s: ApiServices): void {
   app.patch('/tenants/:ref', { schema: { tags: ['tenants'], params: RefParams, body: PatchTenant, response: { 200: TenantResource, ...errors } } }, async (req) => {
     const cur = await s.store.tenants.mustFind(req.params.ref);
     const spec: TenantSpec = req.body.memory ? { ...cur.spec, memory: req.body.memory } : cur.spec;
+    await checkPoolsExist(s, spec.memory);
     checkTenantMemory(spec.memory);
     const t = await s.controller.exclusive(async () => {
       await checkMemoryConfig(s, { tenants: (await s.store.tenants.list()).map((x) => (x.id === cur.id ? { ...x, spec } : x)) });

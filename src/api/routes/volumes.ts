@@ -1,10 +1,11 @@
 import { Type } from 'typebox';
 import { Name } from '../../model/common.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
-import { SnapshotResource, VolumeResource, type Volume, type VolumeSource } from '../../model/volume.ts';
+import { SnapshotResource, VolumeResource, type Snapshot, type Volume, type VolumeSource } from '../../model/volume.ts';
 import { newVolumeNeed } from '../../controller/capacity.ts';
+import { pickSnapshot } from '../../controller/snapshot-refs.ts';
 import { formatBytes } from '../../common/bytes.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, fieldError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
 
@@ -24,8 +25,15 @@ const CreateVolume = Type.Object(
       ]),
     ),
     host: Type.Optional(Type.String({ minLength: 1, description: 'host to create it on (default: chosen by the controller)' })),
+    forInstance: Type.Optional(Type.String({ minLength: 1, description: 'instance (name or id) it is made for: it is created on that instance\'s host, so it can be attached there' })),
     ...MetadataFields,
   },
+  { additionalProperties: false },
+);
+
+const SnapshotRefParams = Type.Object({ ref: Type.String({ description: 'snapshot id, VOLUME/SNAPSHOT, or a name only one volume has a snapshot of' }) });
+const DeleteVolumeQuery = Type.Object(
+  { recursive: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'delete its snapshots with it' })) },
   { additionalProperties: false },
 );
 
@@ -38,6 +46,13 @@ const CloneBody = Type.Object(
 );
 
 export function volumeRoutes(app: Api, s: ApiServices): void {
+  /** The snapshot a reference means (see snapshot-refs.ts); `missing` is the status of a reference to nothing. */
+  async function findSnapshot(ref: string, missing: { status: number; code: string } = { status: 404, code: 'not_found' }): Promise<Snapshot> {
+    const pick = pickSnapshot(ref, await s.store.snapshots.list(), await s.store.volumes.list());
+    if (pick.ok) return pick.snapshot;
+    throw pick.status === 404 ? new ApiError(missing.status, missing.code, pick.message) : new ApiError(pick.status, pick.code, pick.message);
+  }
+
   /** Validates a new volume and creates it; shared by POST /volumes and snapshot clone. */
   async function createVolume(b: {
     name: string;
@@ -46,26 +61,30 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
     blockSize?: number;
     source?: { snapshot: string } | { image: string } | { backup: string };
     host?: string;
+    forInstance?: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
   }): Promise<Volume> {
     const tenant = await s.store.tenants.find(b.tenant ?? DEFAULT_TENANT);
     if (!tenant) throw new ApiError(422, 'unknown_tenant', `tenant '${b.tenant}' does not exist`);
-    if (b.blockSize !== undefined && (b.blockSize & (b.blockSize - 1)) !== 0) throw new ApiError(400, 'invalid_request', 'blockSize must be a power of two');
+    if (b.blockSize !== undefined && (b.blockSize & (b.blockSize - 1)) !== 0) throw fieldError('blockSize', 'must be a power of two');
     const host = b.host ? await s.store.hosts.find(b.host) : undefined;
     if (b.host && !host) throw new ApiError(422, 'unknown_host', `host '${b.host}' does not exist`);
-    /** The host the volume must go to, when known now: the one asked for, or a clone's source volume's. */
-    let target = host?.id;
+    const forInstance = b.forInstance ? await s.store.instances.find(b.forInstance) : undefined;
+    if (b.forInstance && !forInstance) throw new ApiError(422, 'unknown_instance', `instance '${b.forInstance}' does not exist`);
+    if (forInstance && b.host) throw new ApiError(400, 'invalid_request', 'give host or forInstance, not both: a volume made for an instance goes to its host');
+    if (forInstance && forInstance.spec.tenant !== tenant.name) throw new ApiError(422, 'tenant_mismatch', `instance ${forInstance.name} belongs to tenant ${forInstance.spec.tenant}, the volume would to ${tenant.name}`);
+    /** The host the volume must go to, when known now: the one asked for, its instance's, or a clone's source volume's. */
+    let target = host?.id ?? forInstance?.status.hostId;
     let source: VolumeSource | undefined;
     let minSize = MiB;
     if (b.source && 'snapshot' in b.source) {
-      const snap = await s.store.snapshots.find(b.source.snapshot);
-      if (!snap) throw new ApiError(422, 'unknown_snapshot', `snapshot '${b.source.snapshot}' does not exist`);
+      const snap = await findSnapshot(b.source.snapshot, { status: 422, code: 'unknown_snapshot' });
       if (snap.status.phase !== 'ready') throw new ApiError(409, 'snapshot_not_ready', `snapshot '${snap.name}' is ${snap.status.phase}`);
       const vol = await s.store.volumes.get(snap.spec.volume);
       if (vol && vol.spec.tenant !== tenant.name) throw new ApiError(422, 'tenant_mismatch', `snapshot '${snap.name}' belongs to tenant ${vol.spec.tenant}`);
-      if (b.blockSize !== undefined) throw new ApiError(400, 'invalid_request', 'a clone uses its source block size');
-      if (b.host) throw new ApiError(400, 'invalid_request', "a clone lives on its source volume's host");
+      if (b.blockSize !== undefined) throw fieldError('blockSize', 'cannot be chosen for a clone: it uses its source block size');
+      if (b.host || forInstance) throw new ApiError(400, 'invalid_request', "a clone lives on its source volume's host");
       minSize = snap.status.sizeBytes ?? vol?.spec.sizeBytes ?? MiB;
       source = { snapshot: snap.id };
       target = vol?.status.hostId;
@@ -87,8 +106,8 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
       source = { backup: bk.id };
     }
     const sizeBytes = b.sizeBytes ?? (source ? minSize : undefined);
-    if (sizeBytes === undefined) throw new ApiError(400, 'invalid_request', 'sizeBytes is required for an empty volume');
-    if (sizeBytes < minSize) throw new ApiError(422, 'invalid_request', `sizeBytes must be at least the source's ${minSize} bytes`);
+    if (sizeBytes === undefined) throw fieldError('sizeBytes', 'is required for an empty volume');
+    if (sizeBytes < minSize) throw fieldError('sizeBytes', `must be at least the source's size, ${formatBytes(minSize)} (${minSize} bytes)`, 422);
     // Disk space, decided now where it can be (placement decides again, and may keep it pending): a
     // host it must go to that cannot hold it now, or no host that ever could, is refused.
     const need = newVolumeNeed(sizeBytes);
@@ -98,7 +117,7 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
       name: b.name,
       labels: b.labels,
       annotations: b.annotations,
-      spec: { sizeBytes, tenant: tenant.name, blockSize: b.blockSize, source, host: b.host },
+      spec: { sizeBytes, tenant: tenant.name, blockSize: b.blockSize, source, host: b.host, forInstance: forInstance?.id },
       status: { phase: 'pending', conditions: [], observedGeneration: 0 },
     });
     await s.controller.reconcileNow('volume', v.id);
@@ -117,17 +136,26 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
 
   app.delete(
     '/volumes/:ref',
-    { schema: { tags: ['volumes'], summary: 'Delete a volume (detached, without snapshots)', params: RefParams, response: { 202: VolumeResource, ...errors } } },
+    { schema: { tags: ['volumes'], summary: 'Delete a volume (detached; its snapshots too with recursive=true)', params: RefParams, querystring: DeleteVolumeQuery, response: { 202: VolumeResource, ...errors } } },
     async (req, reply) => {
       const v = await s.store.volumes.mustFind(req.params.ref);
       if (v.spec.attachedTo) throw new ApiError(409, 'in_use', `volume '${v.name}' is attached; detach it first`);
       if (v.spec.ownedBy) throw new ApiError(409, 'in_use', `volume '${v.name}' is the boot disk of an instance and goes with it`);
       const bootOf = (await s.store.instances.list()).find((i) => i.spec.bootVolume === v.id);
       if (bootOf) throw new ApiError(409, 'in_use', `volume '${v.name}' is the boot volume of instance ${bootOf.name}`);
-      const snaps = await s.controller.dependents('volume', v.id);
-      if (snaps.length) throw new ApiError(409, 'has_snapshots', `volume '${v.name}' has snapshots: ${snaps.join(', ')}; delete them first`);
+      const snaps = (await s.store.snapshots.list()).filter((x) => x.spec.volume === v.id);
+      const recursive = req.query.recursive === 'true';
+      if (snaps.length && !recursive) {
+        throw new ApiError(409, 'has_snapshots', `volume '${v.name}' has snapshots: ${snaps.map((x) => x.name).join(', ')}; delete them first, or delete the volume with them (recursive: outrig volume delete ${v.name} --recursive)`);
+      }
+      // Clones of its snapshots are volumes of their own that need them: they go first, by hand.
+      const clones = (await Promise.all(snaps.map(async (x) => (await s.controller.clonesOf(x.id)).map((c) => `${c} (of ${x.name})`)))).flat();
+      if (clones.length) throw new ApiError(409, 'has_clones', `volume '${v.name}' has snapshots with clones: ${clones.join(', ')}; delete the clones first`);
+      // The snapshots live in the volume's file and go with it; their rows are marked so nothing new starts from them.
+      for (const x of snaps) await s.store.snapshots.update(x.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
       const updated = await s.store.volumes.update(v.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
       await s.controller.reconcileNow('volume', v.id);
+      for (const x of snaps) s.controller.enqueue('snapshot', x.id);
       return reply.status(202).send((await s.store.volumes.get(v.id)) ?? updated);
     },
   );
@@ -144,7 +172,12 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
       if (v.status.phase === 'deleting' || inst.status.phase === 'deleting') throw new ApiError(409, 'deleting', 'the volume or the instance is being deleted');
       if (v.spec.tenant !== inst.spec.tenant) throw new ApiError(422, 'tenant_mismatch', `volume '${v.name}' belongs to tenant ${v.spec.tenant}, instance ${inst.name} to ${inst.spec.tenant}`);
       if (v.status.hostId && inst.status.hostId && v.status.hostId !== inst.status.hostId) {
-        throw new ApiError(422, 'volumes_apart', `volume '${v.name}' is on host ${v.status.hostName ?? v.status.hostId}, instance ${inst.name} on ${inst.status.hostName ?? inst.status.hostId}`);
+        const instHost = inst.status.hostName ?? inst.status.hostId;
+        throw new ApiError(
+          422,
+          'volumes_apart',
+          `volume '${v.name}' is on host ${v.status.hostName ?? v.status.hostId}, instance ${inst.name} on ${instHost}: a volume is attached on its own host; make one there (outrig volume create NAME --size SIZE --for ${inst.name}, or --host ${instHost})`,
+        );
       }
       const attached = (await s.store.volumes.list()).filter((x) => x.spec.attachedTo === inst.id).length;
       if (attached >= 7) throw new ApiError(409, 'too_many_volumes', `instance ${inst.name} has ${attached} volumes attached, the most it can take`);
@@ -197,6 +230,9 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
     async (req, reply) => {
       const v = await s.store.volumes.mustFind(req.params.ref);
       if (v.status.phase === 'deleting') throw new ApiError(409, 'deleting', `volume '${v.name}' is being deleted`);
+      if ((await s.store.snapshots.list()).some((x) => x.spec.volume === v.id && x.name === req.body.name)) {
+        throw new ApiError(409, 'conflict', `volume '${v.name}' already has a snapshot named '${req.body.name}'`);
+      }
       const snap = await s.store.snapshots.create({
         name: req.body.name,
         labels: req.body.labels,
@@ -211,14 +247,14 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
 
   app.get('/snapshots', { schema: { tags: ['volumes'], response: { 200: listOf(SnapshotResource) } } }, async () => ({ items: await s.store.snapshots.list() }));
 
-  app.get('/snapshots/:ref', { schema: { tags: ['volumes'], params: RefParams, response: { 200: SnapshotResource, ...errors } } }, async (req) => s.store.snapshots.mustFind(req.params.ref));
+  app.get('/snapshots/:ref', { schema: { tags: ['volumes'], params: SnapshotRefParams, response: { 200: SnapshotResource, ...errors } } }, async (req) => findSnapshot(req.params.ref));
 
   app.delete(
     '/snapshots/:ref',
-    { schema: { tags: ['volumes'], summary: 'Delete a snapshot (without clones)', params: RefParams, response: { 202: SnapshotResource, ...errors } } },
+    { schema: { tags: ['volumes'], summary: 'Delete a snapshot (without clones)', params: SnapshotRefParams, response: { 202: SnapshotResource, ...errors } } },
     async (req, reply) => {
-      const snap = await s.store.snapshots.mustFind(req.params.ref);
-      const clones = await s.controller.dependents('snapshot', snap.id);
+      const snap = await findSnapshot(req.params.ref);
+      const clones = await s.controller.clonesOf(snap.id);
       if (clones.length) throw new ApiError(409, 'has_clones', `snapshot '${snap.name}' has clones: ${clones.join(', ')}; delete them first`);
       const updated = await s.store.snapshots.update(snap.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
       await s.controller.reconcileNow('snapshot', snap.id);
@@ -228,9 +264,9 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
 
   app.post(
     '/snapshots/:ref/clone',
-    { schema: { tags: ['volumes'], summary: 'Make a writable volume from a snapshot; space is shared until written', params: RefParams, body: CloneBody, response: { 201: VolumeResource, ...errors } } },
+    { schema: { tags: ['volumes'], summary: 'Make a writable volume from a snapshot; space is shared until written', params: SnapshotRefParams, body: CloneBody, response: { 201: VolumeResource, ...errors } } },
     async (req, reply) => {
-      const snap = await s.store.snapshots.mustFind(req.params.ref);
+      const snap = await findSnapshot(req.params.ref);
       const vol = await s.store.volumes.get(snap.spec.volume);
       return reply.status(201).send(await createVolume({ ...req.body, tenant: vol?.spec.tenant, source: { snapshot: snap.id } }));
     },

@@ -16,7 +16,7 @@ export function hostClusterCommands(program: Command): void {
     .option('--label <key=value>', 'label (repeatable)', collect, [])
     .action(async (name: string, o: { network: string[]; tenant: string; label: string[] }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
-      const c = await api.post<HostCluster>('/v1/host-clusters', { name, tenant: o.tenant, networks: o.network, labels: parseLabels(o.label) });
+      const c = await api.post<HostCluster>('/v1/host-clusters', { name, tenant: o.tenant, networks: o.network, labels: parseLabels(o.label) }, { name: 'NAME', tenant: '--tenant', networks: '--network' });
       if (json) return printJson(c);
       process.stdout.write(`host cluster ${c.name} created (${c.id}) for tenant ${c.spec.tenant}\n`);
     });

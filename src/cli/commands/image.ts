@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { dataRoot } from '../../common/paths.ts';
 import { buildTestGuest, type GuestImageManifest } from '../../hypervisor/index.ts';
+import { NAME_PATTERN, NAME_RULE } from '../../model/common.ts';
 import type { Image, ImageSpec } from '../../model/image.ts';
 import { ApiRequestError, type ApiClient } from '../client.ts';
 import { contextOf } from '../context.ts';
@@ -69,7 +70,11 @@ export function registerImage(api: ApiClient, dir: string, m: GuestImageManifest
  * image may come from anywhere (a guest's disk): its format is read from its header here, never
  * probed, and qemu-img runs confined, sees only the image and the socket, and opens no backing file.
  */
-export async function convertToOutrigDisk(src: string, dest: string, opts: { format?: string; progress?: boolean } = {}): Promise<{ virtualSizeBytes: number; sha256: string; size: number }> {
+export async function convertToOutrigDisk(
+  src: string,
+  dest: string,
+  opts: { format?: string; rawDespiteHeader?: boolean; progress?: boolean } = {},
+): Promise<{ virtualSizeBytes: number; sha256: string; size: number }> {
   const { createHash } = await import('node:crypto');
   const { stat, rm } = await import('node:fs/promises');
   const { realpathSync } = await import('node:fs');
@@ -78,7 +83,7 @@ export async function convertToOutrigDisk(src: string, dest: string, opts: { for
   const { runConfined } = await import('../../sandbox/index.ts');
   let info;
   try {
-    info = inspectImage(src, opts.format);
+    info = inspectImage(src, opts.format, { rawDespiteHeader: opts.rawDespiteHeader });
   } catch (e) {
     throw new CliError(`${src}: ${(e as Error).message}`);
   }
@@ -207,12 +212,19 @@ export function imageCommands(program: Command): void {
     .option('--format <format>', 'raw or qcow2 (default: detected)')
     .option('--ready-marker <text>', 'text the guest prints on its serial console once ready')
     .option('--port <guestPort>', 'guest TCP port to forward by default (repeatable)', (v: string, p: string[]) => [...p, v], [])
+    .option('--raw-despite-header', 'with --format raw: import the file byte for byte even though it starts with a qcow2 header')
     .option('--replace', 'replace an image of the same name')
-    .action(async (file: string, o: { name?: string; format?: string; readyMarker?: string; port: string[]; replace?: boolean }, cmd: Command) => {
+    .action(async (file: string, o: { name?: string; format?: string; rawDespiteHeader?: boolean; readyMarker?: string; port: string[]; replace?: boolean }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
       const { basename } = await import('node:path');
-      const { mkdir, rm } = await import('node:fs/promises');
+      const { access, mkdir, rm } = await import('node:fs/promises');
+      await access(file);
       const name = o.name ?? basename(file).replace(/\.[^.]*$/, '').toLowerCase().replace(/[^a-z0-9-]/g, '-');
+      // What can be checked before a conversion that may take minutes is checked first.
+      if (!new RegExp(NAME_PATTERN).test(name)) throw new CliError(`${o.name ? '--name' : `the name '${name}' made from the file name`} must be ${NAME_RULE}${o.name ? '' : '; give --name'}`, 2);
+      if (o.rawDespiteHeader && o.format !== 'raw') throw new CliError('--raw-despite-header goes with --format raw', 2);
+      const taken = await api.find<Image>(`/v1/images/${encodeURIComponent(name)}`);
+      if (taken && !o.replace) throw new CliError(`image '${name}' already exists (${taken.id}, made ${taken.createdAt}); use --replace to replace it, or --name to import under another name`, 2);
       const work = join(dataRoot(), 'cache', `import-${process.pid}`);
       await mkdir(work, { recursive: true });
       const say = (s: string) => {
@@ -221,7 +233,7 @@ export function imageCommands(program: Command): void {
       try {
         say(`converting ${file} into an Outrig disk`);
         const disk = join(work, `${name}.odsk`);
-        const c = await convertToOutrigDisk(file, disk, { format: o.format, progress: !json && process.stderr.isTTY });
+        const c = await convertToOutrigDisk(file, disk, { format: o.format, rawDespiteHeader: o.rawDespiteHeader, progress: !json && process.stderr.isTTY });
         const img = await uploadImage(
           api,
           {

@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { getCondition } from '../../model/conditions.ts';
 import type { Instance } from '../../model/instance.ts';
+import type { FieldFlags } from '../api-errors.ts';
 import { ApiRequestError } from '../client.ts';
 import { contextOf } from '../context.ts';
 import { CliError } from '../errors.ts';
@@ -44,6 +45,22 @@ async function waitPhase(
   return out!;
 }
 
+/** Body fields of `instance create`, and the flags that fill them. */
+const CREATE_FIELDS: FieldFlags = {
+  name: 'NAME',
+  image: '--image',
+  bootVolume: '--boot-volume',
+  volumes: '--volume',
+  rootDiskBytes: { flag: '--root-size', unit: 'bytes' },
+  kernelArgs: '--kernel-args',
+  readyMarker: '--ready-marker',
+  vcpus: '--vcpus',
+  memoryMiB: { flag: '--memory', unit: 'MiB' },
+  tenant: '--tenant',
+  forwardPorts: '--port',
+  networks: '--network',
+};
+
 export function instanceCommands(program: Command): void {
   const inst = program.command('instance').description('virtual machines');
 
@@ -84,7 +101,7 @@ export function instanceCommands(program: Command): void {
       networks: o.network.length ? o.network : undefined,
       start: o.start,
     };
-    const created = await ctx.api.post<Instance>('/v1/instances', body);
+    const created = await ctx.api.post<Instance>('/v1/instances', body, CREATE_FIELDS);
     const final = await waitPhase(ctx, created, o.start ? 'running' : 'stopped', { ...o, ready: o.waitReady });
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
@@ -169,9 +186,14 @@ export function instanceCommands(program: Command): void {
     });
   }
 
-  waitOptions(inst.command('delete <instance>').description('delete an instance and every file of its VM')).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+  waitOptions(
+    inst
+      .command('delete <instance>')
+      .description('delete an instance and every file of its VM (a running one needs --force)')
+      .option('--force', 'delete it even while it runs (its VM is killed)'),
+  ).action(async (ref: string, o: { force?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
-    const i = await ctx.api.delete<Instance>(path(ref));
+    const i = await ctx.api.delete<Instance>(`${path(ref)}${o.force ? '?force=true' : ''}`);
     if (o.wait) {
       await waitFor<Instance>({
         poll: () => ctx.api.find<Instance>(path(i.id)),

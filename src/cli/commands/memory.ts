@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { MemoryPool, MemoryPoolSpec } from '../../model/memory.ts';
+import type { FieldFlags } from '../api-errors.ts';
 import { contextOf } from '../context.ts';
 import { CliError } from '../errors.ts';
 import { mib, printDetails, printJson, printTable } from '../output.ts';
@@ -23,15 +24,27 @@ interface PoolFlags {
   host: string[];
   allHosts?: boolean;
   tier: string[];
+  allowUnbacked?: boolean;
   overcommit?: number;
   floorMin?: number;
   floorFraction?: number;
 }
 
+/** Body fields of pool requests, and the flags that fill them. */
+const POOL_FIELDS: FieldFlags = {
+  name: 'NAME',
+  hosts: '--host',
+  tiers: '--tier',
+  maxOvercommit: '--overcommit',
+  'floor.minMiB': { flag: '--floor-min', unit: 'MiB' },
+  'floor.fraction': '--floor-fraction',
+};
+
 function poolOptions(c: Command): Command {
   return c
     .option('--host <host>', 'a host of the pool (repeatable; default: every host no other pool names)', collect, [])
     .option('--tier <tier>', 'NAME[:local|remote|pooled][:SIZE][@NUMA-NODE] (repeatable), e.g. local:768M, cxl:pooled:4G', collect, [])
+    .option('--allow-unbacked', "accept tiers larger than the pool's hosts have memory for (memory still to be added)")
     .option('--overcommit <ratio>', 'placement may commit this multiple of capacity; balloons cover the rest (1-4)', parseNumberIn('--overcommit', 1, 4))
     .option('--floor-min <size>', 'no guest is ballooned below this (e.g. 128M)', parseMemory)
     .option('--floor-fraction <share>', 'nor below this share of its size (0-1)', parseNumberIn('--floor-fraction', 0, 1));
@@ -112,8 +125,9 @@ export function memoryCommands(program: Command): void {
       tiers: o.tier.length ? o.tier.map(parseTier) : [{ name: 'local', kind: 'local' }],
       maxOvercommit: o.overcommit,
       floor: floorOf(o),
+      allowUnbacked: o.allowUnbacked,
     };
-    const p = await api.post<MemoryPool>('/v1/memory/pools', body);
+    const p = await api.post<MemoryPool>('/v1/memory/pools', body, POOL_FIELDS);
     if (json) return printJson(p);
     process.stdout.write(`memory pool ${p.name} created (${p.id})\n`);
   });
@@ -131,7 +145,8 @@ export function memoryCommands(program: Command): void {
       const floor = floorOf(o, cur.spec.floor);
       if (floor) body.floor = floor;
       if (!Object.keys(body).length) throw new CliError('nothing to change: give --host, --all-hosts, --tier, --overcommit or --floor-*', 2);
-      const p = await api.patch<MemoryPool>(`/v1/memory/pools/${cur.id}`, body);
+      if (o.allowUnbacked) body.allowUnbacked = true;
+      const p = await api.patch<MemoryPool>(`/v1/memory/pools/${cur.id}`, body, POOL_FIELDS);
       if (json) return printJson(p);
       process.stdout.write(`memory pool ${p.name} updated\n`);
     });

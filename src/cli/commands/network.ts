@@ -25,7 +25,8 @@ export function networkCommands(program: Command): void {
     .option('--label <key=value>', 'label (repeatable)', collect, [])
     .action(async (name: string, o: { subnet: string; gateway?: string; segment?: number; dhcp?: boolean; tenant: string; label: string[] }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
-      const n = await api.post<Network>('/v1/networks', { name, subnet: o.subnet, gateway: o.gateway, segment: o.segment, dhcp: o.dhcp, tenant: o.tenant, labels: parseLabels(o.label) });
+      const body = { name, subnet: o.subnet, gateway: o.gateway, segment: o.segment, dhcp: o.dhcp, tenant: o.tenant, labels: parseLabels(o.label) };
+      const n = await api.post<Network>('/v1/networks', body, { name: 'NAME', subnet: '--subnet', gateway: '--gateway', segment: '--segment', tenant: '--tenant' });
       if (json) return printJson(n);
       const dhcp = n.spec.dhcp ? `, DHCP from ${n.spec.dhcp.server}` : '';
       process.stdout.write(`network ${n.name} created (${n.id}): ${n.spec.subnet}, segment ${n.spec.segment}${n.spec.gateway ? `, gateway ${n.spec.gateway}` : ''}${dhcp}, tenant ${n.spec.tenant}\n`);

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { EntitlementSpec, MemoryPool } from '../../model/memory.ts';
 import type { Tenant } from '../../model/tenant.ts';
+import type { FieldFlags } from '../api-errors.ts';
+import type { ApiClient } from '../client.ts';
 import { contextOf } from '../context.ts';
 import { CliError } from '../errors.ts';
 import { collect, parseLabels, parseMemory, parseNumberIn } from '../parse.ts';
@@ -38,6 +40,19 @@ function withEntitlement(cur: EntitlementSpec[], o: MemoryFlags): EntitlementSpe
   return [...cur.filter((x) => x.pool !== pool), e];
 }
 
+/** Body fields of tenant requests, and the flags that fill them. */
+const TENANT_FIELDS: FieldFlags = {
+  name: 'NAME',
+  'memory.0.guaranteedMiB': { flag: '--guaranteed', unit: 'MiB' },
+  'memory.0.limitMiB': { flag: '--limit', unit: 'MiB' },
+  'memory.0.pooledShare': '--pooled-share',
+  'memory.0.prefer': '--prefer',
+};
+
+async function mustHavePool(api: ApiClient, pool: string): Promise<void> {
+  if (!(await api.find<MemoryPool>(`/v1/memory/pools/${encodeURIComponent(pool)}`))) throw new CliError(`no such memory pool '${pool}' (--pool; see: outrig memory pool list)`, 2);
+}
+
 const hasMemoryFlags = (o: MemoryFlags) => o.guaranteed !== undefined || o.limit !== undefined || o.prefer !== undefined || o.pooledShare !== undefined;
 
 function describe(e: EntitlementSpec): string {
@@ -69,8 +84,11 @@ export function tenantCommands(program: Command): void {
     .option('--label <key=value>', 'label (repeatable)', collect, [])
     .action(async (name: string, o: MemoryFlags & { label: string[] }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
+      // What exists is checked before what is missing: a mistyped pool or a taken name is the answer, not "needs --limit".
+      if (await api.find<Tenant>(`/v1/tenants/${encodeURIComponent(name)}`)) throw new CliError(`tenant '${name}' already exists (see: outrig tenant show ${name}; change its memory with outrig tenant set)`);
+      if (o.pool) await mustHavePool(api, o.pool);
       const memory = hasMemoryFlags(o) || o.pool ? withEntitlement([], o) : undefined;
-      const t = await api.post<Tenant>('/v1/tenants', { name, labels: parseLabels(o.label), memory });
+      const t = await api.post<Tenant>('/v1/tenants', { name, labels: parseLabels(o.label), memory }, TENANT_FIELDS);
       if (json) return printJson(t);
       process.stdout.write(`tenant ${t.name} created (${t.id})${memory ? `; memory ${describe(memory[0]!)}` : ''}\n`);
     });
@@ -79,11 +97,12 @@ export function tenantCommands(program: Command): void {
     .action(async (ref: string, o: MemoryFlags & { remove?: boolean }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
       const cur = await api.get<Tenant>(`/v1/tenants/${encodeURIComponent(ref)}`);
+      if (o.pool && !o.remove) await mustHavePool(api, o.pool);
       let memory: EntitlementSpec[];
       if (o.remove) memory = (cur.spec.memory ?? []).filter((e) => e.pool !== (o.pool ?? 'default'));
       else if (hasMemoryFlags(o)) memory = withEntitlement(cur.spec.memory ?? [], o);
       else throw new CliError('nothing to change: give --guaranteed, --limit, --prefer, --pooled-share or --remove', 2);
-      const t = await api.patch<Tenant>(`/v1/tenants/${cur.id}`, { memory });
+      const t = await api.patch<Tenant>(`/v1/tenants/${cur.id}`, { memory }, TENANT_FIELDS);
       if (json) return printJson(t);
       process.stdout.write(`tenant ${t.name} updated; memory ${(t.spec.memory ?? []).map(describe).join('; ') || 'in any pool, no guarantee'}\n`);
     });

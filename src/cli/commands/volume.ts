@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { Snapshot, Volume } from '../../model/volume.ts';
+import type { FieldFlags } from '../api-errors.ts';
 import { contextOf } from '../context.ts';
+import { CliError } from '../errors.ts';
 import { age, printDetails, printJson, printTable } from '../output.ts';
 import { collect, parseLabels } from '../parse.ts';
 import { waitFor, waitOptions, type WaitFlags } from '../wait.ts';
@@ -8,6 +10,25 @@ import { parseSize } from './disk.ts';
 
 const vpath = (ref: string) => `/v1/volumes/${encodeURIComponent(ref)}`;
 const spath = (ref: string) => `/v1/snapshots/${encodeURIComponent(ref)}`;
+
+/** A snapshot reference: `VOLUME/SNAPSHOT`, a snapshot id, or a name only one volume has; `fromVolume` names the volume apart. */
+function snapshotRef(ref: string, fromVolume?: string): string {
+  if (fromVolume === undefined) return ref;
+  if (ref.includes('/')) throw new CliError(`give the volume once: '${ref}' already names one, and --from-volume ${fromVolume} too`, 2);
+  return `${fromVolume}/${ref}`;
+}
+
+/** Body fields of volume requests, and the flags that fill them. */
+const CREATE_FIELDS: FieldFlags = {
+  name: 'NAME',
+  sizeBytes: { flag: '--size', unit: 'bytes' },
+  blockSize: { flag: '--block-size', unit: 'bytes' },
+  tenant: '--tenant',
+  host: '--host',
+  forInstance: '--for',
+  'source.snapshot': '--from-snapshot',
+  'source.image': '--image',
+};
 
 function gib(n: number | undefined): string {
   if (n === undefined) return '-';
@@ -43,15 +64,17 @@ export function volumeCommands(program: Command): void {
       .description('create a volume (empty, or a clone of a snapshot or a disk image)')
       .option('--size <size>', 'virtual size, e.g. 10G (default for clones: the source size)', parseSize)
       .option('--tenant <tenant>', 'tenant that owns it', 'default')
-      .option('--from-snapshot <snapshot>', 'clone this snapshot')
+      .option('--from-snapshot <snapshot>', 'clone this snapshot (VOLUME/SNAPSHOT, or its name if only one volume has it)')
       .option('--image <image>', 'clone this disk image')
       .option('--host <host>', 'create it on this host')
+      .option('--for <instance>', "create it on the host of this instance, to attach it there")
       .option('--block-size <size>', 'allocation block size (default 64K)', parseSize)
       .option('--label <key=value>', 'label (repeatable)', collect, []),
-  ).action(async (name: string, o: { size?: number; tenant: string; fromSnapshot?: string; image?: string; host?: string; blockSize?: number; label: string[] } & WaitFlags, cmd: Command) => {
+  ).action(async (name: string, o: { size?: number; tenant: string; fromSnapshot?: string; image?: string; host?: string; for?: string; blockSize?: number; label: string[] } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     const source = o.fromSnapshot ? { snapshot: o.fromSnapshot } : o.image ? { image: o.image } : undefined;
-    const v = await ctx.api.post<Volume>('/v1/volumes', { name, sizeBytes: o.size, tenant: o.tenant, source, host: o.host, blockSize: o.blockSize, labels: parseLabels(o.label) });
+    const body = { name, sizeBytes: o.size, tenant: o.tenant, source, host: o.host, forInstance: o.for, blockSize: o.blockSize, labels: parseLabels(o.label) };
+    const v = await ctx.api.post<Volume>('/v1/volumes', body, CREATE_FIELDS);
     const final = await waitVolume(ctx, v, o, ready);
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
@@ -129,7 +152,7 @@ export function volumeCommands(program: Command): void {
   waitOptions(vol.command('resize <volume>').description('grow a volume (an attached volume shows its new size to the guest the next time it is plugged in)').requiredOption('--size <size>', 'new size, e.g. 20G', parseSize)).action(
     async (ref: string, o: { size: number } & WaitFlags, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const v = await ctx.api.post<Volume>(`${vpath(ref)}/resize`, { sizeBytes: o.size });
+      const v = await ctx.api.post<Volume>(`${vpath(ref)}/resize`, { sizeBytes: o.size }, { sizeBytes: { flag: '--size', unit: 'bytes' } });
       const final = await waitVolume(ctx, v, o, (x) => !!x && (x.status.sizeBytes ?? 0) >= o.size);
       if (ctx.json) return printJson(final);
       process.stdout.write(`volume ${v.name} is ${gib(final?.status.sizeBytes)}\n`);
@@ -139,7 +162,7 @@ export function volumeCommands(program: Command): void {
   waitOptions(vol.command('snapshot <volume> <name>').description('take a copy-on-write snapshot of a volume')).action(
     async (ref: string, name: string, o: WaitFlags, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const s = await ctx.api.post<Snapshot>(`${vpath(ref)}/snapshots`, { name });
+      const s = await ctx.api.post<Snapshot>(`${vpath(ref)}/snapshots`, { name }, { name: 'NAME' });
       const final = o.wait
         ? await waitFor<Snapshot>({
             poll: () => ctx.api.find<Snapshot>(spath(s.id)),
@@ -158,11 +181,12 @@ export function volumeCommands(program: Command): void {
   waitOptions(
     vol
       .command('clone <snapshot> <name>')
-      .description('make a writable volume from a snapshot (space shared until written)')
+      .description('make a writable volume from a snapshot (space shared until written); SNAPSHOT is VOLUME/SNAPSHOT, or its name if only one volume has it')
+      .option('--from-volume <volume>', 'the volume whose snapshot it is')
       .option('--size <size>', 'grow the clone to this size', parseSize),
-  ).action(async (snap: string, name: string, o: { size?: number } & WaitFlags, cmd: Command) => {
+  ).action(async (snap: string, name: string, o: { size?: number; fromVolume?: string } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
-    const v = await ctx.api.post<Volume>(`${spath(snap)}/clone`, { name, sizeBytes: o.size });
+    const v = await ctx.api.post<Volume>(`${spath(snapshotRef(snap, o.fromVolume))}/clone`, { name, sizeBytes: o.size }, { name: 'NAME', sizeBytes: { flag: '--size', unit: 'bytes' } });
     const final = await waitVolume(ctx, v, o, ready);
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
@@ -175,20 +199,31 @@ export function volumeCommands(program: Command): void {
       const { api, json } = contextOf(cmd);
       const { items } = await api.get<{ items: Snapshot[] }>('/v1/snapshots');
       if (json) return printJson(items);
-      printTable(['NAME', 'ID', 'VOLUME', 'PHASE', 'SIZE', 'AGE'], items.map((s) => [s.name, s.id, s.spec.volume, s.status.phase, gib(s.status.sizeBytes), age(s.createdAt)]));
+      const volumes = new Map((await api.get<{ items: Volume[] }>('/v1/volumes')).items.map((v) => [v.id, v.name]));
+      printTable(['VOLUME', 'NAME', 'ID', 'PHASE', 'SIZE', 'AGE'], items.map((s) => [volumes.get(s.spec.volume) ?? s.spec.volume, s.name, s.id, s.status.phase, gib(s.status.sizeBytes), age(s.createdAt)]));
     });
 
-  waitOptions(vol.command('delete-snapshot <snapshot>').description('delete a snapshot (its clones must be gone)')).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+  waitOptions(
+    vol
+      .command('delete-snapshot <snapshot>')
+      .description('delete a snapshot (its clones must be gone); SNAPSHOT is VOLUME/SNAPSHOT, or its name if only one volume has it')
+      .option('--from-volume <volume>', 'the volume whose snapshot it is'),
+  ).action(async (ref: string, o: { fromVolume?: string } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
-    const s = await ctx.api.delete<Snapshot>(spath(ref));
+    const s = await ctx.api.delete<Snapshot>(spath(snapshotRef(ref, o.fromVolume)));
     if (o.wait) await waitFor<Snapshot>({ poll: () => ctx.api.find<Snapshot>(spath(s.id)), done: (x) => !x, describe: (x) => `snapshot ${s.name}: ${x?.status.phase ?? 'deleted'}`, timeoutMs: o.timeout * 1000, quiet: ctx.json });
     if (ctx.json) return printJson({ id: s.id, name: s.name, deleted: o.wait });
     process.stdout.write(`snapshot ${s.name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);
   });
 
-  waitOptions(vol.command('delete <volume>').description('delete a volume (detached, without snapshots)')).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+  waitOptions(
+    vol
+      .command('delete <volume>')
+      .description('delete a volume (detached; one with snapshots needs --recursive)')
+      .option('--recursive', 'delete its snapshots with it'),
+  ).action(async (ref: string, o: { recursive?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
-    const v = await ctx.api.delete<Volume>(vpath(ref));
+    const v = await ctx.api.delete<Volume>(`${vpath(ref)}${o.recursive ? '?recursive=true' : ''}`);
     if (o.wait) await waitFor<Volume>({ poll: () => ctx.api.find<Volume>(vpath(v.id)), done: (x) => !x, describe: (x) => describe(x, v.name), timeoutMs: o.timeout * 1000, quiet: ctx.json });
     if (ctx.json) return printJson({ id: v.id, name: v.name, deleted: o.wait });
     process.stdout.write(`volume ${v.name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);

@@ -98,15 +98,29 @@ test('volume placement that fails says why per host, and whether any host ever c
     assert.equal(now.never, false);
     assert.match(now.message, /^0\/2 hosts can hold a volume of 5 GiB: a can promise 1 GiB more \(60 GiB free, 20 GiB promised to its volumes\); b can promise 2 GiB more/);
   }
-  const never = chooseVolumeHost([cand('a', room({ canPromiseBytes: 1 * GiB, everBytes: 4 * GiB }))], need(5 * GiB), 1);
+  const never = chooseVolumeHost([cand('a', room({ canPromiseBytes: 1 * GiB, everBytes: 4 * GiB, freeBytes: 2 * GiB }))], need(5 * GiB), 1);
   assert.equal(!never.ok && never.never, true);
-  assert.equal(!never.ok && never.message, `no host can ever hold ${5 * GiB} bytes: a has a disk of 100 GiB`);
+  assert.equal(
+    !never.ok && never.message,
+    `no host can ever hold ${5 * GiB} bytes: a has a disk of 100 GiB; that is 2.5 times the most free space of a host (2 GiB on a), past the disk overcommit of 1 (controller --disk-overcommit)`,
+  );
   const many = chooseVolumeHost(
     Array.from({ length: 8 }, (_, i) => cand(`h${i}`, room({ canPromiseBytes: 0 }))),
     need(GiB),
     1,
   );
   assert.match(!many.ok ? many.message : '', /; and 3 more$/);
+});
+
+test('a volume far beyond every host is refused saying how far beyond the largest free space it goes', () => {
+  // The README's mistake: 100 TiB on hosts with tens of GiB free.
+  const small = (free: number) => room({ totalBytes: 250 * GiB, freeBytes: free, promisedBytes: 0, canPromiseBytes: free, everBytes: 250 * GiB });
+  const c = chooseVolumeHost([cand('h1', small(75 * GiB)), cand('h2', small(20 * GiB))], { bytes: 100 * 1024 * GiB, what: 'a volume of 100 TiB' }, 1);
+  assert.equal(c.ok, false);
+  if (!c.ok) {
+    assert.equal(c.never, true);
+    assert.match(c.message, /; that is 1365 times the most free space of a host \(75 GiB on h1\), past the disk overcommit of 1 \(controller --disk-overcommit\)$/);
+  }
 });
 
 test('bound volumes: placed on the host, or not placed yet with their instance there; not failed ones, not deleted ones', () => {
