@@ -53,18 +53,18 @@ export interface Plan {
 export function plan(quick: boolean): Plan {
   // Regions: warm-up, three never-written ones for the allocating steps, the filled region for
   // overwrites and reads, and the region the fragmentation step fills with random writes.
-  const warm = quick ? 64 * M : 512 * M;
-  const alloc = quick ? 256 * M : 6 * G;
-  const region = quick ? 128 * M : 1 * G;
-  const frag = quick ? 128 * M : 1 * G;
+  const warm = quick ? 16 * M : 512 * M;
+  const alloc = quick ? 64 * M : 6 * G;
+  const region = quick ? 32 * M : 1 * G;
+  const frag = quick ? 16 * M : 1 * G;
   // I/O per step: write-back steps run several times faster, so they get more I/O to run long
   // enough to measure; allocating steps stay well under one write per 64 KiB block of their region.
-  const io = quick ? { wt1: 2 * M, wt32: 8 * M, wb1: 2 * M, wb32: 8 * M, read: 32 * M, seqWb: region } : { wt1: 32 * M, wt32: 128 * M, wb1: 64 * M, wb32: 256 * M, read: 512 * M, seqWb: 2 * region };
+  const io = quick ? { wt1: 2 * M, wt32: 8 * M, wb1: 2 * M, wb32: 8 * M, read: 8 * M, seqWb: region } : { wt1: 32 * M, wt32: 128 * M, wb1: 64 * M, wb32: 256 * M, read: 512 * M, seqWb: 2 * region };
   const at = { warm: 0, a1: warm, a2: warm + alloc, a3: warm + 2 * alloc, region: warm + 3 * alloc, frag: warm + 3 * alloc + region };
   const diskSize = Math.ceil((at.frag + frag) / G) * G;
   const rand = (offset: number, size: number, depth: number, ioSize: number, rw: FioJob['rw'] = 'randwrite'): FioJob => ({ rw, bs: 4 * K, depth, offset, size, ioSize });
   const seq = (offset: number, size: number, rw: FioJob['rw'], depth: number, ioSize = size): FioJob => ({ rw, bs: M, depth, offset, size, ioSize });
-  const warmUp: Step = { job: rand(at.warm, warm, 32, quick ? 4 * M : 16 * M) };
+  const warmUp: Step = { job: rand(at.warm, warm, 32, quick ? 2 * M : 16 * M) };
   const fill: Step = { job: seq(at.region, region, 'write', 8) };
   const common = (p: string, qd1: number, qd32: number): Step[] => [
     warmUp,
