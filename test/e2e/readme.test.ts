@@ -133,6 +133,10 @@ const checks: [RegExp, (stdout: string) => Promise<void>][] = [
     assert.deepEqual(i.status.network.forwards, web1.status.network.forwards);
     assert.equal((await findProcessesWith(web1.id)).length, 1);
   }],
+  [/^npx outrig instance create app1\b/, async (out) => {
+    // Two hosts now: a 127.0.0.1 forward is only good on the instance's own host, and the CLI says which.
+    assert.match(out, /127\.0\.0\.1 forwards reach the guest only from host \S+ \(an agent's --forward-address/);
+  }],
   [/prune --keep-daily 7$/, async () => {
     // restic's grouping: the files of /etc and /home and the disk are two sources, each keeps its newest of the day.
     const r = await runInNs(lan.node('ctl').ns, ['backup', '--repo', join(dir.path, 'backups'), 'list', '--json'], env.controller!);
