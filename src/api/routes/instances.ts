@@ -30,6 +30,9 @@ export const CreateInstance = Type.Object(
     ),
     networks: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 8, uniqueItems: true, description: 'networks (names or ids) to put a NIC on, in order; each NIC gets an address of its network' })),
     start: Type.Optional(Type.Boolean({ description: 'start the instance once placed (default true)' })),
+    waitForRoom: Type.Optional(
+      Type.Boolean({ description: 'when the hosts that may take it have no room for it now, accept it and keep it pending until one has (default: refuse it with 422 no_room)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -69,6 +72,11 @@ async function claimNics(s: ApiServices, instanceId: string, nets: Network[]): P
       throw e;
     }
   });
+}
+
+/** An instance refused because the hosts that may take it have no room now. */
+function noRoom(name: string, why: string): ApiError {
+  return new ApiError(422, 'no_room', `no host has room for instance ${name} now: ${why}. Free some room, or create it with waitForRoom (outrig instance create --wait-for-room) to keep it pending until a host has room`);
 }
 
 export function instanceRoutes(app: Api, s: ApiServices): void {
@@ -136,6 +144,12 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       if (new Set(nets.map((n) => n.id)).size !== nets.length) throw new ApiError(400, 'invalid_request', 'body/networks: a network is named twice');
       if (await s.store.instances.find(b.name)) throw new ApiError(409, 'conflict', `Instance '${b.name}' already exists`);
       const id = s.store.instances.newId();
+      if (!b.waitForRoom) {
+        const volumes = [...(rootBytes ? [{ sizeBytes: rootBytes }] : []), ...[boot, ...extra].filter((v) => !!v).map((v) => ({ sizeBytes: v.spec.sizeBytes, hostId: v.status.hostId }))];
+        const draft = { id, spec: { vcpus: b.vcpus, memoryMiB: b.memoryMiB, tenant: tenant.name, powerState: 'stopped' as const, forwardPorts: [], restartSeq: 0 } };
+        const verdict = await s.controller.placementFor(draft, volumes);
+        if (verdict.kind === 'no-room') throw noRoom(b.name, verdict.message);
+      }
       const nics = nets.length ? await claimNics(s, id, nets) : undefined;
       let inst: Instance;
       try {
@@ -185,6 +199,18 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       }
       for (const id of made) s.controller.enqueue('volume', id);
       await s.controller.reconcileNow('instance', inst.id);
+      const placed = await s.store.instances.get(inst.id);
+      const scheduled = placed?.status.conditions.find((c) => c.type === 'Scheduled');
+      if (!b.waitForRoom && placed && !placed.status.hostId && scheduled?.reason === 'NoRoom') {
+        // The room it was checked for went to another instance meanwhile: deleted the usual way
+        // (its volumes and addresses with it), unless it has been placed since after all.
+        let undo = false;
+        await s.store.instances.update(inst.id, (cur) => ((undo = !cur.status.hostId && cur.status.phase !== 'deleting') ? { status: { ...cur.status, phase: 'deleting' } } : null));
+        if (undo) {
+          await s.controller.reconcileNow('instance', inst.id);
+          throw noRoom(b.name, scheduled.message);
+        }
+      }
       return reply.status(201).send((await s.store.instances.get(inst.id)) ?? inst);
     },
   );

@@ -63,9 +63,10 @@ export function instanceCommands(program: Command): void {
       .option('--network <network>', 'put a NIC on this network (repeatable; in order: eth1, eth2, ...)', collect, [])
       .option('--label <key=value>', 'label (repeatable)', collect, [])
       .option('--no-start', 'create it stopped')
+      .option('--wait-for-room', 'if no host has room for it now, keep it pending until one has (default: refuse it at once, saying why)')
       .option('--ready-marker <text>', "what the guest prints on its serial console when it is up (default: the image's)")
       .option('--wait-ready', "also wait for the guest's ready marker"),
-  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; readyMarker?: string; vcpus: number; memory: number; tenant: string; port: string[]; network: string[]; label: string[]; start: boolean; waitReady?: boolean } & WaitFlags, cmd: Command) => {
+  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; readyMarker?: string; vcpus: number; memory: number; tenant: string; port: string[]; network: string[]; label: string[]; start: boolean; waitReady?: boolean; waitForRoom?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     if (!o.image === !o.bootVolume) throw new CliError('give --image or --boot-volume (one of them)', 2);
     const body = {
@@ -83,6 +84,7 @@ export function instanceCommands(program: Command): void {
       forwardPorts: o.port.length ? o.port.map(parseIntStrict('--port')) : undefined,
       networks: o.network.length ? o.network : undefined,
       start: o.start,
+      waitForRoom: o.waitForRoom || undefined,
     };
     const created = await ctx.api.post<Instance>('/v1/instances', body);
     const final = await waitPhase(ctx, created, o.start ? 'running' : 'stopped', { ...o, ready: o.waitReady });
