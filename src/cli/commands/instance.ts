@@ -24,8 +24,30 @@ function describe(i: Instance | undefined, name: string): string {
   return `instance ${i.name}: ${i.status.phase}${where}${ready}${i.status.message ? ` (${i.status.message})` : ''}`;
 }
 
+type Action = 'create' | 'start' | 'stop' | 'restart' | 'delete';
+
+/** What keeps going on the controller when the CLI stops waiting (Ctrl-C, timeout), and how to follow or cancel it. */
+export function stillRunning(action: Action, name: string, i: Instance | undefined): string {
+  if (!i) return `instance ${name} is gone`;
+  const state = ` (${i.status.phase}${i.status.message ? `: ${i.status.message}` : ''})`;
+  const follow = `follow with \`outrig instance show ${name}\``;
+  switch (action) {
+    case 'create':
+      return `instance ${name} is still being created${state}; ${follow}, cancel with \`outrig instance delete ${name}\``;
+    case 'start':
+      return `instance ${name} is still starting${state}; ${follow}, cancel with \`outrig instance stop ${name}\``;
+    case 'stop':
+      return `instance ${name} is still stopping${state}; ${follow}, or power it off at once with \`outrig instance stop ${name} --force\``;
+    case 'restart':
+      return `instance ${name} is still restarting${state}; ${follow}, or power it off at once with \`outrig instance restart ${name} --force\``;
+    case 'delete':
+      return `instance ${name} is still being deleted${state}; ${follow} (a delete cannot be undone)`;
+  }
+}
+
 async function waitPhase(
   ctx: ReturnType<typeof contextOf>,
+  action: Action,
   inst: Instance,
   want: string,
   flags: WaitFlags & { ready?: boolean },
@@ -40,6 +62,7 @@ async function waitPhase(
     describe: (i) => describe(i, inst.name),
     timeoutMs: flags.timeout * 1000,
     quiet: ctx.json,
+    interrupted: (i) => stillRunning(action, inst.name, i),
   });
   return out!;
 }
@@ -87,7 +110,7 @@ export function instanceCommands(program: Command): void {
       waitForRoom: o.waitForRoom || undefined,
     };
     const created = await ctx.api.post<Instance>('/v1/instances', body);
-    const final = await waitPhase(ctx, created, o.start ? 'running' : 'stopped', { ...o, ready: o.waitReady });
+    const final = await waitPhase(ctx, 'create', created, o.start ? 'running' : 'stopped', { ...o, ready: o.waitReady });
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
     if (final.status.network.forwards.length) process.stdout.write(`forwarded ports: ${forwardsText(final)}\n`);
@@ -165,7 +188,7 @@ export function instanceCommands(program: Command): void {
       const before = await ctx.api.get<Instance>(path(ref));
       const after = await ctx.api.post<Instance>(`${path(ref)}/${action}`);
       // A restart is done once the instance runs a boot newer than the one it had.
-      const final = await waitPhase(ctx, after, want, { ...o, ready: o.waitReady }, (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt);
+      const final = await waitPhase(ctx, action, after, want, { ...o, ready: o.waitReady }, (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt);
       if (ctx.json) return printJson(final);
       process.stdout.write(`${describe(final, after.name)}\n`);
     });
@@ -181,6 +204,7 @@ export function instanceCommands(program: Command): void {
         describe: (x) => (x ? describe(x, i.name) : `instance ${i.name} deleted`),
         timeoutMs: o.timeout * 1000,
         quiet: ctx.json,
+        interrupted: (x) => stillRunning('delete', i.name, x),
       });
     }
     if (ctx.json) return printJson({ id: i.id, name: i.name, deleted: o.wait });
