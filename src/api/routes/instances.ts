@@ -205,7 +205,10 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
         // The room it was checked for went to another instance meanwhile: deleted the usual way
         // (its volumes and addresses with it), unless it has been placed since after all.
         let undo = false;
-        await s.store.instances.update(inst.id, (cur) => ((undo = !cur.status.hostId && cur.status.phase !== 'deleting') ? { status: { ...cur.status, phase: 'deleting' } } : null));
+        await s.store.instances.update(inst.id, (cur) => {
+          undo = !cur.status.hostId && cur.status.phase !== 'deleting';
+          return undo ? { status: { ...cur.status, phase: 'deleting' } } : null;
+        });
         if (undo) {
           await s.controller.reconcileNow('instance', inst.id);
           throw noRoom(b.name, scheduled.message);
