@@ -627,7 +627,7 @@ export class Controller {
     }
     if (!plan.send || !hostId) return;
     if (!wrote && JSON.stringify(plan.status) !== JSON.stringify(inst.status)) return; // superseded
-    const op = await this.buildInstanceOp(inst, plan.send.opId, plan.send.kind, desiredDisks, plan.send.volumeId);
+    const op = await this.buildInstanceOp(inst, plan.send.opId, plan.send.kind, desiredDisks, plan.send.volumeId, plan.send.force);
     if ('error' in op) {
       await this.writeStatus('instance', this.store.instances, inst, (st) => {
         st.phase = 'failed';
@@ -639,10 +639,10 @@ export class Controller {
     this.send('instance', hostId, id, op);
   }
 
-  private async buildInstanceOp(inst: Instance, opId: string, kind: AgentOp['kind'], disks: DesiredDisk[], volumeId?: string): Promise<AgentOp | { error: string }> {
+  private async buildInstanceOp(inst: Instance, opId: string, kind: AgentOp['kind'], disks: DesiredDisk[], volumeId?: string, force?: boolean): Promise<AgentOp | { error: string }> {
     switch (kind) {
       case 'vm.stop':
-        return { opId, kind, instanceId: inst.id, generation: inst.generation };
+        return { opId, kind, instanceId: inst.id, generation: inst.generation, force: force || undefined };
       case 'vm.delete':
         return { opId, kind, instanceId: inst.id };
       case 'vm.attach':
@@ -673,7 +673,7 @@ export class Controller {
         }
         vm.readyMarker = inst.spec.readyMarker ?? vm.readyMarker;
         if (!vm.image && !disks.some((d) => d.boot)) return { error: 'the instance has neither a kernel image nor a boot volume' };
-        return { opId, kind, instanceId: inst.id, vm };
+        return kind === 'vm.restart' ? { opId, kind, instanceId: inst.id, vm, force: force || undefined } : { opId, kind, instanceId: inst.id, vm };
       }
       default:
         return { error: `operation ${kind} is not an instance operation` };

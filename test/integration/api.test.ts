@@ -78,6 +78,21 @@ describe('API', () => {
     assert.equal(inst.spec.vcpus, 1);
   });
 
+  test('stop takes force=true (power off at once) into the spec and a plain stop clears it; a bad force is refused', async () => {
+    await api.post('/v1/instances', { ...valid, name: 'forced' });
+    type Spec = { spec: { forceOff?: boolean; powerState: string; restartSeq: number } };
+    assert.equal((await api.post<Spec>('/v1/instances/forced/stop?force=true')).spec.forceOff, true);
+    assert.equal((await api.post<Spec>('/v1/instances/forced/stop')).spec.forceOff, undefined);
+    const bad = await call('/v1/instances/forced/stop?force=yes', { method: 'POST' });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { error: { message: string } }).error.message, /force/);
+    // (A start or restart here would boot a VM: restart's query is checked the same way, before anything changes.)
+    assert.equal((await call('/v1/instances/forced/restart?force=1', { method: 'POST' })).status, 400);
+    assert.equal((await api.get<Spec>('/v1/instances/forced')).spec.powerState, 'stopped');
+    await api.delete('/v1/instances/forced');
+    await waitUntil('forced gone', async () => !(await api.find('/v1/instances/forced')));
+  });
+
   test('unknown resources and routes are 404 with the error shape', async () => {
     const r = await call('/v1/instances/nope');
     assert.equal(r.status, 404);

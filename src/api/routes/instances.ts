@@ -44,6 +44,11 @@ export const UNTRUSTED_VALUE = 'guest-serial-console';
 /** A console request without `tail` starts this far back: recent output, not everything the guest kept. */
 export const DEFAULT_CONSOLE_TAIL = 256 * 1024;
 
+const ForceQuery = Type.Object(
+  { force: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'power the VM off at once instead of pressing its power button and waiting for the guest' })) },
+  { additionalProperties: false },
+);
+
 const ConsoleQuery = Type.Object(
   {
     follow: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
@@ -218,22 +223,36 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
     },
   );
 
-  const action = (name: 'start' | 'stop' | 'restart', summary: string, change: (i: Instance) => Instance['spec']) =>
+  const action = (name: 'start' | 'stop' | 'restart', summary: string, change: (i: Instance, force: boolean) => Instance['spec']) =>
     app.post(
       `/instances/:ref/${name}`,
-      { schema: { tags: ['instances'], summary, params: RefParams, response: { 202: InstanceResource, ...errors } } },
+      {
+        schema: {
+          tags: ['instances'],
+          summary,
+          params: RefParams,
+          ...(name === 'start' ? {} : { querystring: ForceQuery }),
+          response: { 202: InstanceResource, ...errors },
+        },
+      },
       async (req, reply) => {
         const inst = await s.store.instances.mustFind(req.params.ref);
         if (inst.status.phase === 'deleting') throw new ApiError(409, 'deleting', `instance ${inst.name} is being deleted`);
-        await s.store.instances.update(inst.id, (cur) => ({ spec: change(cur), newGeneration: true }));
+        const force = (req.query as { force?: string } | undefined)?.force === 'true';
+        await s.store.instances.update(inst.id, (cur) => ({ spec: change(cur, force), newGeneration: true }));
         await s.controller.reconcileNow('instance', inst.id);
         return reply.status(202).send(await s.store.instances.mustFind(inst.id));
       },
     );
-  action('start', 'Start the instance', (i) => ({ ...i.spec, powerState: 'running' }));
-  action('stop', 'Stop the instance: ACPI power button, then forced after a timeout', (i) => ({ ...i.spec, powerState: 'stopped' }));
-  action('restart', 'Restart the instance (graceful stop, then start)', (i) =>
-    i.spec.powerState === 'running' ? { ...i.spec, restartSeq: i.spec.restartSeq + 1 } : { ...i.spec, powerState: 'running' },
+  // forceOff says how the stop or restart asked for now is done; a start clears it.
+  action('start', 'Start the instance', (i) => ({ ...i.spec, powerState: 'running', forceOff: undefined }));
+  action('stop', 'Stop the instance: ACPI power button, then forced after a timeout; force=true powers it off at once', (i, force) => ({
+    ...i.spec,
+    powerState: 'stopped',
+    forceOff: force || undefined,
+  }));
+  action('restart', 'Restart the instance (graceful stop, then start); force=true powers it off at once, then starts it', (i, force) =>
+    i.spec.powerState === 'running' ? { ...i.spec, restartSeq: i.spec.restartSeq + 1, forceOff: force || undefined } : { ...i.spec, powerState: 'running', forceOff: undefined },
   );
 
   app.delete(

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { getCondition } from '../../model/conditions.ts';
-import type { Instance } from '../../model/instance.ts';
+import type { Instance, StopProgress } from '../../model/instance.ts';
 import { ApiRequestError } from '../client.ts';
 import { contextOf } from '../context.ts';
 import { CliError } from '../errors.ts';
@@ -17,11 +17,23 @@ function forwardsText(i: Instance): string {
   return f.length ? f.map((x) => `${x.hostAddress}:${x.hostPort}->${x.guestPort}`).join(',') : '-';
 }
 
+/** A stop under way, for people: the power button pressed, how long the guest has ignored it, when it is forced off. */
+export function stopText(st: StopProgress, now: number): string {
+  if (st.method === 'force') return 'powering it off (not waiting for the guest)';
+  const left = st.forceAt ? Math.ceil((Date.parse(st.forceAt) - now) / 1000) : undefined;
+  const waited = Math.max(0, Math.floor((now - Date.parse(st.since)) / 1000));
+  if (left === undefined) return `power button pressed ${waited} s ago, waiting for the guest to shut down`;
+  if (left <= 0) return 'guest ignored the power button, forcing it off';
+  if (waited < 3) return `power button pressed; forcing off in ${left} s unless the guest shuts down`;
+  return `guest ignored the power button for ${waited} s, forcing off in ${left} s`;
+}
+
 function describe(i: Instance | undefined, name: string): string {
   if (!i) return `instance ${name} is gone`;
   const ready = getCondition(i.status.conditions, 'GuestReady')?.status === 'True' ? ', guest ready' : '';
   const where = i.status.hostName ? ` on ${i.status.hostName}` : '';
-  return `instance ${i.name}: ${i.status.phase}${where}${ready}${i.status.message ? ` (${i.status.message})` : ''}`;
+  const stopping = i.status.stopping ? `: ${stopText(i.status.stopping, Date.now())}` : '';
+  return `instance ${i.name}: ${i.status.phase}${where}${ready}${stopping}${i.status.message ? ` (${i.status.message})` : ''}`;
 }
 
 type Action = 'create' | 'start' | 'stop' | 'restart' | 'delete';
@@ -160,6 +172,7 @@ export function instanceCommands(program: Command): void {
             }
           : undefined,
         powerState: i.spec.powerState,
+        stopping: i.status.stopping ? stopText(i.status.stopping, Date.now()) : undefined,
         accelerator: i.status.accel,
         forwards: i.status.network.forwards,
         nics: i.spec.nics?.map((n) => {
@@ -178,15 +191,16 @@ export function instanceCommands(program: Command): void {
 
   for (const [action, want, help] of [
     ['start', 'running', 'start a stopped instance'],
-    ['stop', 'stopped', 'stop an instance (ACPI power button, forced after a timeout)'],
-    ['restart', 'running', 'restart an instance'],
+    ['stop', 'stopped', "stop an instance (ACPI power button, forced off after the agent's stop timeout, 30 s by default)"],
+    ['restart', 'running', 'restart an instance (stops it as stop does, then starts it)'],
   ] as const) {
     const c = waitOptions(inst.command(`${action} <instance>`).description(help));
     if (want === 'running') c.option('--wait-ready', "also wait for the guest's ready marker");
-    c.action(async (ref: string, o: WaitFlags & { waitReady?: boolean }, cmd: Command) => {
+    if (action !== 'start') c.option('--force', 'power the VM off at once instead of pressing its power button and waiting for the guest (also ends a stop that is waiting)');
+    c.action(async (ref: string, o: WaitFlags & { waitReady?: boolean; force?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const before = await ctx.api.get<Instance>(path(ref));
-      const after = await ctx.api.post<Instance>(`${path(ref)}/${action}`);
+      const after = await ctx.api.post<Instance>(`${path(ref)}/${action}${o.force ? '?force=true' : ''}`);
       // A restart is done once the instance runs a boot newer than the one it had.
       const final = await waitPhase(ctx, action, after, want, { ...o, ready: o.waitReady }, (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt);
       if (ctx.json) return printJson(final);
