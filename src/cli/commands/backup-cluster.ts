@@ -17,11 +17,13 @@ import { bytes } from './backup-format.ts';
 
 const bpath = (ref: string) => `/v1/backups/${encodeURIComponent(ref)}`;
 
-function progressText(p: BackupProgress | undefined, since?: string): string {
+export function progressText(p: BackupProgress | undefined, since?: string): string {
   if (!p) return '';
   const s = since ? Math.max((Date.now() - Date.parse(since)) / 1000, 0.001) : 0;
   const rate = s && p.bytes ? `, ${bytes(p.bytes / s)}/s` : '';
   const total = p.totalBytes ? ` of ${bytes(p.totalBytes)}` : '';
+  // A stage that counts nothing yet (copying the snapshot, reading its file systems) is named alone, not as "0 files, 0 B".
+  if (!p.files && !p.bytes && !p.totalBytes) return ` — ${p.stage}`;
   return ` — ${p.stage}: ${p.files} files, ${bytes(p.bytes)}${total}${rate}`;
 }
 
