@@ -54,12 +54,13 @@ export function volumeCommands(program: Command): void {
       .option('--from-snapshot <snapshot>', 'clone this snapshot')
       .option('--image <image>', 'clone this disk image')
       .option('--host <host>', 'create it on this host')
+      .option('--wait-for-room', 'if no host has disk room for it now, keep it pending until one has (default: refuse it at once, saying why)')
       .option('--block-size <size>', 'allocation block size (default 64K)', parseSize)
       .option('--label <key=value>', 'label (repeatable)', collect, []),
-  ).action(async (name: string, o: { size?: number; tenant: string; fromSnapshot?: string; image?: string; host?: string; blockSize?: number; label: string[] } & WaitFlags, cmd: Command) => {
+  ).action(async (name: string, o: { size?: number; tenant: string; fromSnapshot?: string; image?: string; host?: string; blockSize?: number; label: string[]; waitForRoom?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     const source = o.fromSnapshot ? { snapshot: o.fromSnapshot } : o.image ? { image: o.image } : undefined;
-    const v = await ctx.api.post<Volume>('/v1/volumes', { name, sizeBytes: o.size, tenant: o.tenant, source, host: o.host, blockSize: o.blockSize, labels: parseLabels(o.label) });
+    const v = await ctx.api.post<Volume>('/v1/volumes', { name, sizeBytes: o.size, tenant: o.tenant, source, host: o.host, blockSize: o.blockSize, labels: parseLabels(o.label), waitForRoom: o.waitForRoom || undefined });
     const final = await waitVolume(ctx, v, o, ready, 'being created', `cancel with \`outrig volume delete ${v.name}\``);
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
