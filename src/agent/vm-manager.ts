@@ -149,8 +149,17 @@ export class VmManager {
   }
 
   restart(id: string, def: VmDefinition, o: { force?: boolean } = {}): Promise<void> {
-    if (o.force) this.forceStopUnderWay(id);
+    const asked = Date.now();
+    const tookOver = o.force && this.forceStopUnderWay(id);
     return this.locked(id, async (m) => {
+      // It ended the wait of a restart under way, which has booted the VM since: that is the boot
+      // asked for, not one to stop again.
+      if (tookOver && m.spec && m.state === 'running' && m.boot && Date.parse(m.boot.launchedAt) >= asked) {
+        m.spec = { ...m.spec, owner: { ...m.spec.owner, generation: def.generation, restartSeq: def.restartSeq } };
+        await this.o.driver.writeSpec(m.spec);
+        this.changed();
+        return;
+      }
       await this.stopLocked(m, !!o.force);
       await this.startLocked(m, def);
     });
@@ -158,14 +167,15 @@ export class VmManager {
 
   /**
    * A forced stop while a stop is waiting for the guest (which holds the VM's lock): the VM is
-   * powered off now, which ends that wait, instead of after it.
+   * powered off now, which ends that wait, instead of after it. Whether there was such a stop.
    */
-  private forceStopUnderWay(id: string): void {
+  private forceStopUnderWay(id: string): boolean {
     const m = this.vms.get(id);
-    if (m?.state !== 'stopping' || m.stopping?.method !== 'acpi') return;
+    if (m?.state !== 'stopping' || m.stopping?.method !== 'acpi') return false;
     m.stopping = { method: 'force', since: new Date().toISOString() };
     this.changed();
     void this.o.driver.powerOff(id).catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'could not power the VM off'));
+    return true;
   }
 
   /** Plugs a volume into the running VM (QMP blockdev-add + device_add on a free root port); `tag` names the request. */

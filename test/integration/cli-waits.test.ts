@@ -4,6 +4,9 @@
  * nothing behind; with --wait-for-room it waits pending, and Ctrl-C (SIGINT) stops the wait, not
  * the work: the CLI says what keeps going on the controller and how to follow or cancel it, and
  * exits 130. On main before the fix the create waited (up to --timeout) and Ctrl-C exited silently.
+ * Finding 6: a restart just after a start waited 31 s saying only "starting"; now the wait says the
+ * guest ignored the power button and when it is forced off, and restart --force ends it at once.
+ * That part boots real (TCG) guests: run this file under flock /work/e2e.lock.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -55,5 +58,42 @@ describe('CLI waits: no room now, and Ctrl-C while waiting', () => {
     const del = spawnOutrig(['instance', 'delete', 'big4'], cliEnv);
     assert.equal(await del.exited, 0, del.output());
     assert.equal(await env.api.find('/v1/instances/big4'), undefined);
+  });
+});
+
+describe('CLI waits: a restart the booting guest does not hear, and restart --force', () => {
+  let env: InProcessCluster;
+  let cliEnv: Record<string, string>;
+
+  before(async () => {
+    env = await startInProcess('restart-host');
+    cliEnv = { OUTRIG_DATA: env.dir.path, OUTRIG_URL: env.ctl.url };
+  });
+  after(() => env?.close());
+
+  test('the wait says the guest ignored the power button and when it is forced off; restart --force ends it at once', async () => {
+    await env.api.post('/v1/instances', { name: 'r1', image: 'test', vcpus: 1, memoryMiB: 128 });
+    const first = await waitUntil('r1 running', async () => {
+      const i = await env.api.get<Instance>('/v1/instances/r1');
+      return i.status.phase === 'running' ? i : undefined;
+    }, 60_000);
+    // At once, while the guest still boots: nothing in it hears the power button yet.
+    const slow = spawnOutrig(['instance', 'restart', 'r1'], cliEnv);
+    await waitUntil('the wait to say the guest ignored the power button', () => /guest ignored the power button for \d+ s, forcing off in \d+ s/.test(slow.output()), 30_000);
+    const stopping = await env.api.get<Instance>('/v1/instances/r1');
+    assert.equal(stopping.status.phase, 'stopping', 'a restart stopping its VM says so, not "starting"');
+    assert.equal(stopping.status.stopping?.method, 'acpi');
+    assert.equal(Date.parse(stopping.status.stopping!.forceAt!) - Date.parse(stopping.status.stopping!.since), 30_000, "forced off after the agent's stop timeout");
+    const t0 = Date.now();
+    const fast = spawnOutrig(['instance', 'restart', 'r1', '--force'], cliEnv);
+    assert.equal(await fast.exited, 0, fast.output());
+    assert.equal(await slow.exited, 0, slow.output());
+    assert.ok(Date.now() - t0 < 15_000, `restart --force took ${Date.now() - t0} ms`);
+    const after = await env.api.get<Instance>('/v1/instances/r1');
+    assert.equal(after.status.phase, 'running');
+    assert.notEqual(after.status.bootedAt, first.status.bootedAt);
+    assert.equal(after.status.stopping, undefined);
+    const del = spawnOutrig(['instance', 'delete', 'r1'], cliEnv);
+    assert.equal(await del.exited, 0, del.output());
   });
 });

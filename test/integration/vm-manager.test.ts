@@ -123,6 +123,24 @@ describe('VM manager', () => {
     const r = vms.report().find((v) => v.instanceId === 'i-f')!;
     assert.equal(r.state, 'running');
     assert.notEqual(r.bootedAt, first, 'a new boot');
+  });
+
+  test('restart --force while a restart waits for the guest ends that wait, and its boot is the one asked for', async () => {
+    const boots = new Set<string>();
+    onReports = (reports) => void boots.add(reports.find((v) => v.instanceId === 'i-f')?.bootedAt ?? '-');
+    // The VM was just booted by the test before: it does not hear the power button yet.
+    const plain = vms.restart('i-f', { ...def('f'), restartSeq: 2 });
+    await waitUntil('the plain restart waiting for the guest', () => vms.report().find((v) => v.instanceId === 'i-f')?.stopping?.method === 'acpi');
+    const t0 = Date.now();
+    await vms.restart('i-f', { ...def('f'), restartSeq: 3 }, { force: true });
+    await plain;
+    onReports = undefined;
+    assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
+    const r = vms.report().find((v) => v.instanceId === 'i-f')!;
+    assert.equal(r.state, 'running');
+    assert.equal(r.restartSeq, 3, 'reported as the forced restart done');
+    boots.delete('-');
+    assert.equal(boots.size, 2, `one new boot, not a second restart after it (boots seen: ${[...boots].join(', ')})`);
     await vms.delete('i-f');
   });
 });
