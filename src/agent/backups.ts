@@ -16,11 +16,10 @@ import { copyImageToExport, withExportImage } from '../backup/nbd-source.ts';
 import { Repository, RepositoryError, type SnapshotRecord } from '../backup/repository.ts';
 import { ExistsError, LocalStorage } from '../backup/storage.ts';
 import { BACKUP_REQUIREMENTS, requireTools, VOLUME_BACKUP_REQUIREMENTS } from '../common/system-requirements.ts';
-import type { BackupProgress, BackupResult } from '../model/backup.ts';
+import type { BackupResult } from '../model/backup.ts';
 import type { BackupRepoRef } from '../model/agent-protocol.ts';
+import { ProgressThrottle, type ProgressSink } from './progress.ts';
 import type { Storage } from './storage.ts';
-
-export type ProgressSink = (p: BackupProgress) => void;
 
 /** Opens the repository, making it first if the directory holds none (the cluster's first backup there). */
 async function openOrInit(ref: BackupRepoRef): Promise<Repository> {
@@ -45,16 +44,6 @@ async function withRepo<T>(ref: BackupRepoRef, purpose: string, fn: (repo: Repos
   } finally {
     await lock.release();
   }
-}
-
-/** Calls `sink` at most once a second. */
-function throttled(sink: ProgressSink): ProgressSink {
-  let last = 0;
-  return (p) => {
-    if (Date.now() - last < 1000) return;
-    last = Date.now();
-    sink(p);
-  };
 }
 
 export class VolumeBackups {
@@ -91,21 +80,26 @@ export class VolumeBackups {
   async backup(o: { backupId: string; volumeId: string; repository: BackupRepoRef; tags: string[]; source: string }, onProgress: ProgressSink): Promise<BackupResult> {
     requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
     const start = Date.now();
-    const progress = throttled(onProgress);
+    const progress = new ProgressThrottle(onProgress);
     // A point-in-time view of the volume; re-running after a crash reuses it.
     await this.storage.createSnapshot(o.volumeId, o.backupId);
     try {
       return await withRepo(o.repository, 'backup', async (repo) => {
-        progress({ stage: 'reading the volume snapshot', files: 0, bytes: 0 });
+        progress.push({ stage: 'copying the volume snapshot', files: 0, bytes: 0 });
         const r = await withExportImage(
           this.storage.nbdSocket,
           `${o.volumeId}@${o.backupId}`,
-          (image) => backupDiskImage(repo, image, { tags: o.tags, host: o.source, source: `volume ${o.source}`, name: `volume ${o.source}`, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) }),
+          (image) => {
+            progress.push({ stage: 'reading its file systems', files: 0, bytes: 0 });
+            return backupDiskImage(repo, image, { tags: o.tags, host: o.source, source: `volume ${o.source}`, name: `volume ${o.source}`, onProgress: (p) => progress.push({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
+          },
           this.work(),
         );
+        progress.flush();
         return diskResult(r, repo, start);
       });
     } finally {
+      progress.stop();
       await this.storage.deleteSnapshot(o.volumeId, o.backupId);
     }
   }
@@ -116,16 +110,17 @@ export class VolumeBackups {
    */
   async restoreInto(volumeId: string, ref: BackupRepoRef, snapshotId: string, onProgress: ProgressSink): Promise<void> {
     requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
-    const progress = throttled(onProgress);
+    const progress = new ProgressThrottle(onProgress);
     await withRepo(ref, 'restore', async (repo) => {
       const snap = await repo.findSnapshot(snapshotId);
       const image = join(this.work(), `restore-${volumeId}.raw`);
       try {
-        progress({ stage: 'rebuilding the disk', files: 0, bytes: 0, totalBytes: snap.stats.bytes });
+        progress.push({ stage: 'rebuilding the disk', files: 0, bytes: 0, totalBytes: snap.stats.bytes });
         await restoreDiskImage(repo, snap, image);
-        progress({ stage: 'writing the volume', files: snap.stats.files, bytes: snap.stats.bytes, totalBytes: snap.stats.bytes });
+        progress.push({ stage: 'writing the volume', files: snap.stats.files, bytes: snap.stats.bytes, totalBytes: snap.stats.bytes });
         await copyImageToExport(image, this.storage.nbdSocket, volumeId);
       } finally {
+        progress.stop();
         rmSync(image, { force: true });
       }
     });
@@ -163,7 +158,17 @@ export class VolumeBackups {
   async files(o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean }, onProgress: ProgressSink): Promise<BackupResult> {
     requireTools(o.bmr ? VOLUME_BACKUP_REQUIREMENTS : BACKUP_REQUIREMENTS.slice(0, 1), 'backups');
     const start = Date.now();
-    const progress = throttled(onProgress);
+    const progress = new ProgressThrottle(onProgress);
+    try {
+      const r = await this.filesWith(o, start, progress.push);
+      progress.flush();
+      return r;
+    } finally {
+      progress.stop();
+    }
+  }
+
+  private async filesWith(o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean }, start: number, progress: ProgressSink): Promise<BackupResult> {
     if (o.bmr) {
       // Every path must be on the disk recorded: a record of one disk cannot stand for another.
       const disks = new Set(o.paths.map((p) => findLiveDisk(p).device));

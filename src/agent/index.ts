@@ -177,9 +177,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
       case 'vm.start':
         return vms.start(op.instanceId, op.vm);
       case 'vm.restart':
-        return vms.restart(op.instanceId, op.vm);
+        return vms.restart(op.instanceId, op.vm, { force: op.force });
       case 'vm.stop':
-        return vms.stop(op.instanceId);
+        return vms.stop(op.instanceId, { force: op.force });
       case 'vm.delete':
         return vms.delete(op.instanceId);
       case 'vm.attach':

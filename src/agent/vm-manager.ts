@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { QemuLaunchError, ROOT_PORTS, type Accel, type QemuDriver, type QmpClient, type QmpEvent, type VmBootState, type VmDisk, type VmSpec } from '../hypervisor/index.ts';
 import type { DiskRelease, VmDefinition, VmReport, VmState } from '../model/agent-protocol.ts';
+import type { StopProgress } from '../model/instance.ts';
 import { dropBlockNode, pluggedVolumes, plugDisk, unplugDisk, unpluggedVolume } from './hotplug.ts';
 import type { HostNetwork } from './networks.ts';
 import { watchForMarker, type FileTail } from './file-tail.ts';
@@ -51,6 +52,8 @@ interface ManagedVm {
   serialLimit?: SerialLogLimiter;
   /** The balloon as last sampled, and the target this agent set. */
   memory?: { targetMiB?: number; actualMiB: number; usedMiB?: number };
+  /** While it stops: how, and when it is forced off if the guest ignores the power button. */
+  stopping?: StopProgress;
   lock: Promise<unknown>;
 }
 
@@ -125,6 +128,7 @@ export class VmManager {
         // Kept in vm.json: a release the controller has not heard of yet survives an agent restart.
         released: m.spec.owner.released?.length ? m.spec.owner.released : undefined,
         memory: m.state === 'running' ? m.memory : undefined,
+        stopping: m.state === 'stopping' ? m.stopping : undefined,
       });
     }
     return out;
@@ -138,15 +142,40 @@ export class VmManager {
     return this.locked(id, (m) => this.startLocked(m, def));
   }
 
-  stop(id: string): Promise<void> {
-    return this.locked(id, (m) => this.stopLocked(m));
+  /** Stops the VM: the power button, forced off after stopTimeoutMs; with force, off at once. */
+  stop(id: string, o: { force?: boolean } = {}): Promise<void> {
+    if (o.force) this.forceStopUnderWay(id);
+    return this.locked(id, (m) => this.stopLocked(m, !!o.force));
   }
 
-  restart(id: string, def: VmDefinition): Promise<void> {
+  restart(id: string, def: VmDefinition, o: { force?: boolean } = {}): Promise<void> {
+    const asked = Date.now();
+    const tookOver = o.force && this.forceStopUnderWay(id);
     return this.locked(id, async (m) => {
-      await this.stopLocked(m);
+      // It ended the wait of a restart under way, which has booted the VM since: that is the boot
+      // asked for, not one to stop again.
+      if (tookOver && m.spec && m.state === 'running' && m.boot && Date.parse(m.boot.launchedAt) >= asked) {
+        m.spec = { ...m.spec, owner: { ...m.spec.owner, generation: def.generation, restartSeq: def.restartSeq } };
+        await this.o.driver.writeSpec(m.spec);
+        this.changed();
+        return;
+      }
+      await this.stopLocked(m, !!o.force);
       await this.startLocked(m, def);
     });
+  }
+
+  /**
+   * A forced stop while a stop is waiting for the guest (which holds the VM's lock): the VM is
+   * powered off now, which ends that wait, instead of after it. Whether there was such a stop.
+   */
+  private forceStopUnderWay(id: string): boolean {
+    const m = this.vms.get(id);
+    if (m?.state !== 'stopping' || m.stopping?.method !== 'acpi') return false;
+    m.stopping = { method: 'force', since: new Date().toISOString() };
+    this.changed();
+    void this.o.driver.powerOff(id).catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'could not power the VM off'));
+    return true;
   }
 
   /** Plugs a volume into the running VM (QMP blockdev-add + device_add on a free root port); `tag` names the request. */
@@ -285,7 +314,7 @@ export class VmManager {
     }
   }
 
-  private async stopLocked(m: ManagedVm): Promise<void> {
+  private async stopLocked(m: ManagedVm, force: boolean): Promise<void> {
     if (!(await this.o.driver.runningPid(m.id))) {
       if (m.state !== 'stopped') {
         m.state = 'stopped';
@@ -293,11 +322,19 @@ export class VmManager {
       }
       return;
     }
+    const now = Date.now();
     m.state = 'stopping';
+    m.stopping = force ? { method: 'force', since: new Date(now).toISOString() } : { method: 'acpi', since: new Date(now).toISOString(), forceAt: new Date(now + this.o.stopTimeoutMs).toISOString() };
     this.changed();
-    const how = await this.o.driver.stop(m.id, this.o.stopTimeoutMs);
-    this.o.log.info({ vm: m.id, how }, 'VM stopped');
-    await this.exited(m, how === 'powerdown' ? 'stopped' : `stopped (${how})`);
+    try {
+      const how = force ? await this.o.driver.powerOff(m.id) : await this.o.driver.stop(m.id, this.o.stopTimeoutMs);
+      // Forced meanwhile (forceStopUnderWay): the guest did not shut down by itself.
+      const forced = m.stopping?.method === 'force';
+      this.o.log.info({ vm: m.id, how, forced }, 'VM stopped');
+      await this.exited(m, forced ? 'stopped (forced off)' : how === 'powerdown' ? 'stopped' : `stopped (${how})`);
+    } finally {
+      m.stopping = undefined;
+    }
   }
 
   /** Watches a running VM: QMP events (exits, disks the guest unplugs), its serial log's size and the ready marker. */

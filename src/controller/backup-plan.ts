@@ -53,6 +53,11 @@ export function planBackup(b: Backup, ctx: BackupPlanContext): BackupPlan {
   const hostName = ctx.host.name ?? st.hostId;
 
   if (st.phase === 'deleting') {
+    // Still running: it ends first, and then its snapshot is forgotten, not left in the repository with no record.
+    if (waitingOn && last.opId === ids.create) {
+      st.message = `deleted while running: its snapshot is forgotten once the run on host ${hostName} ends`;
+      return { status: st };
+    }
     // Nothing in the repository yet (or no host left to reach it): only the record goes.
     if (!st.result || !st.hostId || !ctx.host.exists) return { status: st, remove: true };
     if (last?.opId === ids.forget && last.state === 'succeeded') return { status: st, remove: true };

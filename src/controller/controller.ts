@@ -23,7 +23,7 @@ import { BackupReconciler, type BackupConfig } from './backup-reconciler.ts';
 import { BackupPolicies } from './backup-policies.ts';
 import type { BackupProgress } from '../model/backup.ts';
 import type { ControllerMetrics } from './metrics.ts';
-import { schedule, type AllocationPolicy, type MemoryFit, type SchedulableHost } from './scheduler.ts';
+import { placementVerdict, type AllocationPolicy, type MemoryFit, type SchedulableHost, type Verdict } from './scheduler.ts';
 import { detachReleased, planSnapshot, planVolume } from './volume-plan.ts';
 import { WorkQueue } from './work-queue.ts';
 import { NetworkReconciler } from './network-reconciler.ts';
@@ -32,6 +32,13 @@ import { DISK_PRESSURE, diskPressure, storageWorthRecording } from './disk-press
 import { chooseVolumeHost, fitsDisk, type DiskFit, type DiskNeed } from './disk-space.ts';
 import { mayPlace } from './dedicated-hosts.ts';
 import { HostClusterReconciler } from './host-cluster-reconciler.ts';
+
+/** An instance's volume as placement sees it: its size, and its host once it has one. */
+export interface PlacedVolume {
+  sizeBytes: number;
+  hostId?: string;
+  failed?: boolean;
+}
 
 export interface ControllerOptions {
   lostAfterMs: number;
@@ -492,22 +499,33 @@ export class Controller {
     return [...boot, ...attached];
   }
 
+  /**
+   * Where an instance would go now (scheduler.ts decides, purely) given its volumes: an instance
+   * goes where its volumes already are, and those not placed yet (a boot disk made from an image)
+   * follow it, so its host must hold them. The caller holds the scheduling lock.
+   */
+  private async decide(inst: Pick<Instance, 'id' | 'spec'>, volumes: PlacedVolume[]): Promise<{ verdict: Verdict; memory: Awaited<ReturnType<Controller['memoryFit']>> }> {
+    const pinned = new Set(volumes.map((v) => v.hostId).filter((h): h is string => !!h));
+    const diskBytes = volumes.filter((v) => !v.hostId && !v.failed).reduce((n, v) => n + newVolumeNeed(v.sizeBytes).bytes, 0);
+    let hosts = await this.capacity();
+    const memory = await this.memoryFit(inst, hosts.map((h) => h.host));
+    if (pinned.size > 1) return { verdict: { kind: 'wait', message: `its volumes are on different hosts (${[...pinned].join(', ')})` }, memory };
+    if (pinned.size === 1) hosts = hosts.filter((h) => pinned.has(h.id));
+    let verdict = placementVerdict({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB, tenant: inst.spec.tenant, diskBytes }, hosts, memory.fits);
+    if (verdict.kind !== 'place' && pinned.size === 1) verdict = { ...verdict, message: `${verdict.message} (its volumes pin it to host ${[...pinned][0]})` };
+    return { verdict, memory };
+  }
+
+  /** Where an instance not created yet would go now: the API refuses one that has no room, unless asked to wait for it. */
+  placementFor(draft: Pick<Instance, 'id' | 'spec'>, volumes: PlacedVolume[]): Promise<Verdict> {
+    return this.serialize(async () => (await this.decide(draft, volumes)).verdict);
+  }
+
   private async place(inst: Instance): Promise<void> {
     await this.serialize(async () => {
-      // Volumes are local to a host: an instance goes where its volumes already are.
-      const volumes = await this.desiredVolumes(inst);
-      const pinned = new Set(volumes.map((v) => v.status.hostId).filter((h): h is string => !!h));
-      // Its volumes not placed yet (a boot disk made from an image) follow it: its host must hold them.
-      const diskBytes = volumes.filter((v) => !v.status.hostId && v.status.phase !== 'failed').reduce((n, v) => n + newVolumeNeed(v.spec.sizeBytes).bytes, 0);
-      let hosts = await this.capacity();
-      const memory = await this.memoryFit(inst, hosts.map((h) => h.host));
-      let p: ReturnType<typeof schedule>;
-      if (pinned.size > 1) p = { ok: false, reason: 'Unschedulable', message: `its volumes are on different hosts (${[...pinned].join(', ')})` };
-      else {
-        if (pinned.size === 1) hosts = hosts.filter((h) => pinned.has(h.id));
-        p = schedule({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB, tenant: inst.spec.tenant, diskBytes }, hosts, memory.fits);
-        if (!p.ok && pinned.size === 1) p = { ...p, message: `${p.message} (its volumes pin it to host ${[...pinned][0]})` };
-      }
+      const volumes = (await this.desiredVolumes(inst)).map((v) => ({ sizeBytes: v.spec.sizeBytes, hostId: v.status.hostId, failed: v.status.phase === 'failed' }));
+      const { verdict, memory } = await this.decide(inst, volumes);
+      const p = verdict.kind === 'place' ? { ok: true as const, ...verdict } : { ok: false as const, message: verdict.message };
       const now = this.now();
       await this.writeStatus('instance', this.store.instances, inst, (st) => {
         if (p.ok) {
@@ -521,7 +539,7 @@ export class Controller {
         } else {
           st.phase = 'pending';
           st.message = p.message;
-          st.conditions = setCondition(st.conditions, { type: 'Scheduled', status: 'False', reason: p.reason, message: p.message }, now);
+          st.conditions = setCondition(st.conditions, { type: 'Scheduled', status: 'False', reason: verdict.kind === 'no-room' ? 'NoRoom' : 'Unschedulable', message: p.message }, now);
         }
       });
       if (p.ok) {
@@ -535,7 +553,7 @@ export class Controller {
   }
 
   /** The memory side of placement: on each host, whether its pool admits the instance, and with which portions. */
-  private async memoryFit(inst: Instance, hosts: Host[]): Promise<{ fits: MemoryFit; admitted: Map<string, { pool: string; portions: Portion[] }> }> {
+  private async memoryFit(inst: Pick<Instance, 'id' | 'spec'>, hosts: Host[]): Promise<{ fits: MemoryFit; admitted: Map<string, { pool: string; portions: Portion[] }> }> {
     const [pools, tenants, instances] = await Promise.all([this.store.memoryPools.list(), this.store.tenants.list(), this.store.instances.list()]);
     const members = poolMembers(pools, hosts);
     const tenant = tenants.find((t) => t.name === inst.spec.tenant);
@@ -613,7 +631,7 @@ export class Controller {
     }
     if (!plan.send || !hostId) return;
     if (!wrote && JSON.stringify(plan.status) !== JSON.stringify(inst.status)) return; // superseded
-    const op = await this.buildInstanceOp(inst, plan.send.opId, plan.send.kind, desiredDisks, plan.send.volumeId);
+    const op = await this.buildInstanceOp(inst, plan.send.opId, plan.send.kind, desiredDisks, plan.send.volumeId, plan.send.force);
     if ('error' in op) {
       await this.writeStatus('instance', this.store.instances, inst, (st) => {
         st.phase = 'failed';
@@ -625,10 +643,10 @@ export class Controller {
     this.send('instance', hostId, id, op);
   }
 
-  private async buildInstanceOp(inst: Instance, opId: string, kind: AgentOp['kind'], disks: DesiredDisk[], volumeId?: string): Promise<AgentOp | { error: string }> {
+  private async buildInstanceOp(inst: Instance, opId: string, kind: AgentOp['kind'], disks: DesiredDisk[], volumeId?: string, force?: boolean): Promise<AgentOp | { error: string }> {
     switch (kind) {
       case 'vm.stop':
-        return { opId, kind, instanceId: inst.id, generation: inst.generation };
+        return { opId, kind, instanceId: inst.id, generation: inst.generation, force: force || undefined };
       case 'vm.delete':
         return { opId, kind, instanceId: inst.id };
       case 'vm.attach':
@@ -659,7 +677,7 @@ export class Controller {
         }
         vm.readyMarker = inst.spec.readyMarker ?? vm.readyMarker;
         if (!vm.image && !disks.some((d) => d.boot)) return { error: 'the instance has neither a kernel image nor a boot volume' };
-        return { opId, kind, instanceId: inst.id, vm };
+        return kind === 'vm.restart' ? { opId, kind, instanceId: inst.id, vm, force: force || undefined } : { opId, kind, instanceId: inst.id, vm };
       }
       default:
         return { error: `operation ${kind} is not an instance operation` };

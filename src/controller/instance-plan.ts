@@ -35,7 +35,8 @@ export interface PlanContext {
 
 export interface Plan {
   status: InstanceStatus;
-  send?: { opId: string; kind: OpKind; volumeId?: string };
+  /** force: a stop or restart that powers the VM off at once (the spec's forceOff). */
+  send?: { opId: string; kind: OpKind; volumeId?: string; force?: boolean };
   remove?: boolean;
 }
 
@@ -59,7 +60,8 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
   const last = st.lastOp;
   const send = (opId: string, kind: OpKind, volumeId?: string): Plan => {
     st.lastOp = sent(opId, kind, now);
-    return { status: st, send: volumeId ? { opId, kind, volumeId } : { opId, kind } };
+    const force = (kind === 'vm.stop' || kind === 'vm.restart') && i.spec.forceOff ? { force: true } : {};
+    return { status: st, send: volumeId ? { opId, kind, volumeId } : { opId, kind, ...force } };
   };
 
   if (st.phase === 'deleting') {
@@ -92,6 +94,7 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
   if (!ctx.hostConnected) return { status: st };
 
   const vm = ctx.vm;
+  st.stopping = vm?.state === 'stopping' ? vm.stopping : undefined;
   if (vm) {
     st.accel = vm.accel;
     st.network = vm.nics?.length ? { forwards: vm.forwards, nics: vm.nics } : { forwards: vm.forwards };
@@ -107,10 +110,20 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
     now,
   );
 
+  // A forced stop or restart asked while a stop waits for the guest: sent now, and the host powers
+  // the VM off at once, ending that wait (rather than after it).
+  if (last?.state === 'sent' && ctx.lastOpInFlight && i.spec.forceOff && vm?.state === 'stopping' && (last.kind === 'vm.stop' || last.kind === 'vm.restart')) {
+    const forced = i.spec.powerState === 'stopped' ? ([ids.stop, 'vm.stop'] as const) : i.spec.restartSeq > vm.restartSeq ? ([ids.restart, 'vm.restart'] as const) : undefined;
+    if (forced && forced[0] !== last.opId) {
+      st.phase = 'stopping';
+      return send(forced[0], forced[1]);
+    }
+  }
   // One operation at a time per instance: wait for the answer before deciding the next one.
   if (last?.state === 'sent' && ctx.lastOpInFlight) {
     if (last.kind === 'vm.stop') st.phase = 'stopping';
-    else if (last.kind === 'vm.start' || last.kind === 'vm.restart') st.phase = 'starting';
+    // A restart first stops the VM: say so while it does.
+    else if (last.kind === 'vm.start' || last.kind === 'vm.restart') st.phase = vm?.state === 'stopping' ? 'stopping' : 'starting';
     return { status: st };
   }
 

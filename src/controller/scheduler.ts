@@ -33,7 +33,17 @@ export type PlacementRequest = Quantity & { tenant?: string; diskBytes?: number 
 
 export type Placement =
   | { ok: true; hostId: string; hostName: string }
-  | { ok: false; reason: 'NoHosts' | 'Unschedulable'; message: string };
+  | {
+      ok: false;
+      reason: 'NoHosts' | 'Unschedulable';
+      message: string;
+      /**
+       * Set when some host is up and may take the instance but none has room for it now: the most
+       * room any such host has ("most free memory on a host: 3.5 GiB (h1), ..."). The caller
+       * decides whether to wait for room (placementVerdict).
+       */
+      mostFree?: string;
+    };
 
 export function freeOf(h: SchedulableHost): Quantity {
   return { vcpus: h.allocatable.vcpus - h.allocated.vcpus, memoryMiB: h.allocatable.memoryMiB - h.allocated.memoryMiB };
@@ -47,6 +57,7 @@ export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMe
   const why = new Map<string, number>();
   const note = (r: string) => why.set(r, (why.get(r) ?? 0) + 1);
   const fits: SchedulableHost[] = [];
+  const eligible: SchedulableHost[] = [];
   const memory: MemoryFit =
     fitsMemory ?? ((h) => (freeOf(h).memoryMiB < req.memoryMiB ? { ok: false, why: `not enough free memory (needs ${req.memoryMiB} MiB)` } : { ok: true }));
   for (const h of hosts) {
@@ -54,22 +65,60 @@ export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMe
     if (h.cordoned) note('cordoned');
     else if (h.phase !== 'ready') note(`${h.phase}`);
     else if (!mayPlace(req.tenant, h.dedicatedTo)) note(`dedicated to tenant ${h.dedicatedTo!.tenant} (host cluster ${h.dedicatedTo!.cluster})`);
-    else if (free.vcpus < req.vcpus) note(`not enough free vCPUs (needs ${req.vcpus})`);
-    else if (req.diskBytes && h.disk && h.disk.canPromiseBytes < req.diskBytes) note(`not enough disk space for its volumes (needs ${formatBytes(req.diskBytes)})`);
     else {
-      const m = memory(h);
-      if (m.ok) fits.push(h);
-      else note(m.why);
+      eligible.push(h);
+      if (free.vcpus < req.vcpus) note(`not enough free vCPUs (needs ${req.vcpus})`);
+      else if (req.diskBytes && h.disk && h.disk.canPromiseBytes < req.diskBytes) note(`not enough disk space for its volumes (needs ${formatBytes(req.diskBytes)})`);
+      else {
+        const m = memory(h);
+        if (m.ok) fits.push(h);
+        else note(m.why);
+      }
     }
   }
   if (fits.length === 0) {
     const parts = [...why.entries()].map(([r, n]) => `${n} ${r}`);
-    return { ok: false, reason: 'Unschedulable', message: `0/${hosts.length} hosts fit: ${parts.join(', ')}` };
+    return { ok: false, reason: 'Unschedulable', message: `0/${hosts.length} hosts fit: ${parts.join(', ')}`, mostFree: eligible.length ? mostFree(eligible, req) : undefined };
   }
   const unknownDisk = (h: SchedulableHost) => Number(!!req.diskBytes && !h.disk);
   fits.sort((a, b) => unknownDisk(a) - unknownDisk(b) || freeOf(b).memoryMiB - freeOf(a).memoryMiB || a.name.localeCompare(b.name));
   const best = fits[0]!;
   return { ok: true, hostId: best.id, hostName: best.name };
+}
+
+/** The most room any of these hosts has now, in the terms the request asks for: "most free memory: 3.5 GiB (h1)". */
+function mostFree(hosts: SchedulableHost[], req: PlacementRequest): string {
+  const best = (f: (h: SchedulableHost) => number) => hosts.reduce((a, b) => (f(b) > f(a) ? b : a));
+  const mem = best((h) => freeOf(h).memoryMiB);
+  const cpu = best((h) => freeOf(h).vcpus);
+  const parts = [`most free memory on a host: ${formatBytes(Math.max(0, freeOf(mem).memoryMiB) * MiB)} (${mem.name})`, `most free vCPUs: ${Math.max(0, freeOf(cpu).vcpus)} (${cpu.name})`];
+  const withDisk = hosts.filter((h) => h.disk);
+  if (req.diskBytes && withDisk.length) {
+    const d = withDisk.reduce((a, b) => (b.disk!.canPromiseBytes > a.disk!.canPromiseBytes ? b : a));
+    parts.push(`most disk room for new volumes: ${formatBytes(Math.max(0, d.disk!.canPromiseBytes))} (${d.name})`);
+  }
+  return parts.join(', ');
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * What to do with an instance now: place it; refuse it, as no host could ever hold it; refuse it
+ * unless the caller waits for room, as the hosts that may take it have no room now; or keep it
+ * pending, as no host is up to take it (none registered, ready or uncordoned: that passes).
+ */
+export type Verdict =
+  | { kind: 'place'; hostId: string; hostName: string }
+  | { kind: 'never'; message: string }
+  | { kind: 'no-room'; message: string }
+  | { kind: 'wait'; message: string };
+
+export function placementVerdict(req: PlacementRequest, hosts: SchedulableHost[], fitsMemory?: MemoryFit): Verdict {
+  const ever = everFits(req, hosts);
+  if (!ever.ok) return { kind: 'never', message: ever.message };
+  const p = schedule(req, hosts, fitsMemory);
+  if (p.ok) return { kind: 'place', hostId: p.hostId, hostName: p.hostName };
+  return p.mostFree ? { kind: 'no-room', message: `${p.message}; ${p.mostFree}` } : { kind: 'wait', message: p.message };
 }
 
 /**

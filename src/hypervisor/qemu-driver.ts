@@ -185,6 +185,21 @@ export class QemuDriver {
     return 'kill';
   }
 
+  /** Powers the VM off at once, without asking the guest: QEMU quits (its block layer flushed), killed if it does not. */
+  async powerOff(id: string): Promise<StopMethod> {
+    const pid = await this.runningPid(id);
+    if (!pid) return 'not-running';
+    try {
+      await (await this.qmp(id)).execute('quit').catch(() => undefined);
+      if (await this.waitGone(id, pid, 5000)) return 'quit';
+    } catch {
+      // QMP unreachable: fall through to a signal.
+    }
+    process.kill(pid, 'SIGKILL');
+    await this.waitGone(id, pid, 5000);
+    return 'kill';
+  }
+
   /** Stops the VM at once (no guest shutdown). */
   async kill(id: string): Promise<void> {
     const pid = await this.runningPid(id);

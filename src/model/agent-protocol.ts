@@ -5,7 +5,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { Inventory } from './host.ts';
-import { PortForward } from './instance.ts';
+import { PortForward, StopProgress } from './instance.ts';
 import { BackupProgress } from './backup.ts';
 
 /** 2: console streams are flow-controlled (console-open's window, console-credit). */
@@ -52,6 +52,8 @@ export const VmReport = Type.Object({
   nics: Type.Optional(Type.Array(NicAttachment)),
   /** The balloon: the target this agent set (absent until it sets one), what the guest holds, and what it uses (absent without statistics). */
   memory: Type.Optional(Type.Object({ targetMiB: Type.Optional(Type.Integer()), actualMiB: Type.Integer(), usedMiB: Type.Optional(Type.Integer()) })),
+  /** While it stops (state stopping): how, and when a guest that ignores the power button is forced off. */
+  stopping: Type.Optional(StopProgress),
 });
 export type VmReport = Static<typeof VmReport>;
 
@@ -137,8 +139,9 @@ export type RemoteMac = Static<typeof RemoteMac>;
 
 export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.start'), instanceId: Type.String(), vm: VmDefinition }),
-  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.restart'), instanceId: Type.String(), vm: VmDefinition }),
-  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.stop'), instanceId: Type.String(), generation: Type.Integer() }),
+  /** force: power the VM off at once instead of pressing its power button and waiting for the guest. */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.restart'), instanceId: Type.String(), vm: VmDefinition, force: Type.Optional(Type.Boolean()) }),
+  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.stop'), instanceId: Type.String(), generation: Type.Integer(), force: Type.Optional(Type.Boolean()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.delete'), instanceId: Type.String() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.attach'), instanceId: Type.String(), volumeId: Type.String(), tag: Type.Optional(Type.String()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.detach'), instanceId: Type.String(), volumeId: Type.String() }),

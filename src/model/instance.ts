@@ -12,6 +12,18 @@ export type PortForward = Static<typeof PortForward>;
 export const PowerState = Type.Union([Type.Literal('running'), Type.Literal('stopped')]);
 export type PowerState = Static<typeof PowerState>;
 
+/**
+ * A stop under way on the host: `acpi` pressed the power button and waits for the guest until
+ * `forceAt`, when it is powered off; `force` powers it off at once (stop --force, or a stop forced
+ * while waiting).
+ */
+export const StopProgress = Type.Object({
+  method: Type.Union([Type.Literal('acpi'), Type.Literal('force')]),
+  since: Type.String(),
+  forceAt: Type.Optional(Type.String()),
+});
+export type StopProgress = Static<typeof StopProgress>;
+
 export const InstanceSpec = Type.Object({
   /** Image name; absent when the instance boots from a volume given by bootVolume. */
   image: Type.Optional(Type.String()),
@@ -31,6 +43,8 @@ export const InstanceSpec = Type.Object({
   nics: Type.Optional(Type.Array(InstanceNic)),
   /** Bumped by each restart request; the agent restarts when it has applied fewer. */
   restartSeq: Type.Integer(),
+  /** The stop or restart asked for last powers the VM off at once, without waiting for the guest (stop/restart --force). */
+  forceOff: Type.Optional(Type.Boolean()),
 });
 export type InstanceSpec = Static<typeof InstanceSpec>;
 
@@ -63,6 +77,8 @@ export const InstanceStatus = Type.Object({
   lastOp: Type.Optional(LastOp),
   /** Where its memory comes from (set with its placement) and its balloon. */
   memory: Type.Optional(InstanceMemory),
+  /** While it stops: how, and when a guest that ignores the power button is forced off. */
+  stopping: Type.Optional(StopProgress),
 });
 export type InstanceStatus = Static<typeof InstanceStatus>;
 

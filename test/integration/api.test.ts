@@ -78,6 +78,21 @@ describe('API', () => {
     assert.equal(inst.spec.vcpus, 1);
   });
 
+  test('stop takes force=true (power off at once) into the spec and a plain stop clears it; a bad force is refused', async () => {
+    await api.post('/v1/instances', { ...valid, name: 'forced' });
+    type Spec = { spec: { forceOff?: boolean; powerState: string; restartSeq: number } };
+    assert.equal((await api.post<Spec>('/v1/instances/forced/stop?force=true')).spec.forceOff, true);
+    assert.equal((await api.post<Spec>('/v1/instances/forced/stop')).spec.forceOff, undefined);
+    const bad = await call('/v1/instances/forced/stop?force=yes', { method: 'POST' });
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { error: { message: string } }).error.message, /force/);
+    // (A start or restart here would boot a VM: restart's query is checked the same way, before anything changes.)
+    assert.equal((await call('/v1/instances/forced/restart?force=1', { method: 'POST' })).status, 400);
+    assert.equal((await api.get<Spec>('/v1/instances/forced')).spec.powerState, 'stopped');
+    await api.delete('/v1/instances/forced');
+    await waitUntil('forced gone', async () => !(await api.find('/v1/instances/forced')));
+  });
+
   test('unknown resources and routes are 404 with the error shape', async () => {
     const r = await call('/v1/instances/nope');
     assert.equal(r.status, 404);
@@ -85,10 +100,30 @@ describe('API', () => {
     assert.equal((await call('/v1/nothing-here')).status, 404);
   });
 
-  test('an instance that does not fit now is accepted and explains why it waits', async () => {
+  // Issue 18, finding 5: an instance that did not fit now was accepted and left pending (the CLI
+  // then waited up to 300 s). Refused at once, saying why, unless the caller waits for room.
+  test('an instance that does not fit now is refused at once with why, and creates nothing', async () => {
     const cap = await api.get<{ status: { allocatable: { memoryMiB: number } } }>('/v1/hosts/api-test-host');
     await api.post('/v1/instances', { ...valid, name: 'big1', memoryMiB: cap.status.allocatable.memoryMiB - 512 });
-    const r = await post('/v1/instances', JSON.stringify({ ...valid, name: 'big2', memoryMiB: 1024 }));
+    const before = await counts();
+    const volumes = (await api.get<{ items: unknown[] }>('/v1/volumes')).items.length;
+    const refused = await post('/v1/instances', JSON.stringify({ ...valid, name: 'big2', memoryMiB: 1024 }));
+    assert.equal(refused.status, 422, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'no_room');
+    assert.match(
+      refused.body.error.message,
+      /^no host has room for instance big2 now: 0\/1 hosts fit: 1 not enough free memory \(needs 1024 MiB; .*\); most free memory on a host: \d+ MiB \(api-test-host\), most free vCPUs: \d+ \(api-test-host\)\. .*--wait-for-room/,
+    );
+    assert.deepEqual(await counts(), before, 'no pending record left behind');
+    assert.equal((await api.get<{ items: unknown[] }>('/v1/volumes')).items.length, volumes);
+    await api.delete('/v1/instances/big1');
+    await waitUntil('big1 gone', async () => !(await api.find('/v1/instances/big1')));
+  });
+
+  test('an instance that does not fit now waits for room when asked to, and explains why it waits', async () => {
+    const cap = await api.get<{ status: { allocatable: { memoryMiB: number } } }>('/v1/hosts/api-test-host');
+    await api.post('/v1/instances', { ...valid, name: 'big1', memoryMiB: cap.status.allocatable.memoryMiB - 512 });
+    const r = await post('/v1/instances', JSON.stringify({ ...valid, name: 'big2', memoryMiB: 1024, waitForRoom: true }));
     assert.equal(r.status, 201);
     const i = await api.get<{ status: { phase: string; conditions: { type: string; status: string; message: string }[] } }>('/v1/instances/big2');
     assert.equal(i.status.phase, 'pending');

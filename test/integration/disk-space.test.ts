@@ -100,8 +100,13 @@ describe('disk space', { timeout: 300_000 }, () => {
     assert.match(grow.body.error?.message ?? '', /cannot hold volume a grown by 40 MiB to 64 MiB/);
     assert.equal((await volume('a'))!.spec.sizeBytes, 24 * MiB);
 
-    // Anywhere: it could fit once room is made, so it waits, saying why.
-    await api.post('/v1/volumes', { name: 'b', sizeBytes: 40 * MiB });
+    // Anywhere: no host has room now. Refused at once, saying why (issue 18, finding 5: it was
+    // accepted and left pending); asked to wait for room, it waits, saying why.
+    const now = await apiSend(ctl, 'POST', '/v1/volumes', { name: 'b', sizeBytes: 40 * MiB });
+    assert.equal(now.status, 422, JSON.stringify(now.body));
+    assert.match(now.body.error?.message ?? '', /^0\/1 hosts can hold a volume of 40 MiB .*: space-host can promise \d+ MiB more .*--wait-for-room/);
+    assert.equal(await volume('b'), undefined, 'nothing left pending');
+    await api.post('/v1/volumes', { name: 'b', sizeBytes: 40 * MiB, waitForRoom: true });
     const waiting = (await volume('b'))!;
     assert.equal(waiting.status.phase, 'pending');
     assert.equal(waiting.status.hostId, undefined);

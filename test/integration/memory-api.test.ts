@@ -87,7 +87,8 @@ describe('memory API', () => {
     assert.deepEqual(a1.status.memory, { pool: 'default', portions: [{ tier: 'local', sizeMiB: 512 }] });
     assert.ok(a1.status.hostId);
 
-    assert.equal((await send('POST', '/v1/instances', { ...base, name: 'a2', memoryMiB: 384 })).status, 201);
+    await refused('POST', '/v1/instances', { ...base, name: 'a2', memoryMiB: 384 }, 422, /no host has room for instance a2 now: .*tenant acme holds 512 MiB of its 768 MiB limit/);
+    assert.equal((await send('POST', '/v1/instances', { ...base, name: 'a2', memoryMiB: 384, waitForRoom: true })).status, 201);
     const a2 = await api.get<Instance>('/v1/instances/a2');
     assert.equal(a2.status.phase, 'pending');
     assert.equal(a2.status.hostId, undefined);

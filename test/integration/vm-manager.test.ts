@@ -11,7 +11,7 @@ import { VmManager } from '../../src/agent/vm-manager.ts';
 import { createLogger } from '../../src/common/log.ts';
 import { DiskEngine, serveDisk } from '../../src/disk/index.ts';
 import { QemuDriver, blockdevOptions, buildTestGuest, type GuestImageManifest } from '../../src/hypervisor/index.ts';
-import type { VmDefinition } from '../../src/model/agent-protocol.ts';
+import type { VmDefinition, VmReport } from '../../src/model/agent-protocol.ts';
 import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { TEST_HOOK_ARG, guestDiskSerials, guestPowersOffDiskSlot, hookReady, inGuest } from '../helpers/guest-hook.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -22,6 +22,8 @@ describe('VM manager', () => {
   const imgDir = join(dir.path, 'image');
   let img: GuestImageManifest;
   let changes = 0;
+  /** Called with the reports at each change, while a test listens. */
+  let onReports: ((r: VmReport[]) => void) | undefined;
   const driver = new QemuDriver({ vmsDir: join(dir.path, 'vms') });
   let vms: VmManager;
 
@@ -34,7 +36,10 @@ describe('VM manager', () => {
       accel: 'tcg',
       stopTimeoutMs: 20_000,
       log: createLogger('test', { file: join(dir.path, 'log') }),
-      onChange: () => changes++,
+      onChange: () => {
+        changes++;
+        onReports?.(vms.report());
+      },
       nbdSocket: join(dir.path, 'nbd.sock'),
     });
   });
@@ -84,6 +89,59 @@ describe('VM manager', () => {
     await vms.delete('i-a');
     assert.equal(vms.report().some((v) => v.instanceId === 'i-a'), false);
     assert.deepEqual(await driver.listIds(), []);
+  });
+
+  // Issue 18, finding 6: a restart just after a start took 31 s: the guest, still booting, did not
+  // hear the power button, and nothing said so until the agent forced it off.
+  test('a stop the guest ignores reports when it is forced off; a forced stop ends that wait at once', async () => {
+    await vms.start('i-f', def('f'));
+    // Pressed while the guest still boots: nobody in there hears it.
+    const stop = vms.stop('i-f');
+    const r = await waitUntil('the stop reported', () => vms.report().find((v) => v.instanceId === 'i-f' && v.state === 'stopping' && v.stopping));
+    assert.equal(r.stopping?.method, 'acpi');
+    assert.equal(Date.parse(r.stopping!.forceAt!) - Date.parse(r.stopping!.since), 20_000, 'forced off after the stop timeout');
+    const t0 = Date.now();
+    await vms.stop('i-f', { force: true });
+    await stop;
+    assert.ok(Date.now() - t0 < 10_000, `the forced stop took ${Date.now() - t0} ms; the timeout was 20 s`);
+    const after = vms.report().find((v) => v.instanceId === 'i-f')!;
+    assert.equal(after.state, 'stopped');
+    assert.equal(after.stopping, undefined);
+    assert.equal(after.lastExit?.reason, 'stopped (forced off)');
+  });
+
+  test('restart --force powers the VM off at once and boots it again', async () => {
+    await vms.start('i-f', def('f'));
+    const first = await waitUntil('booted', () => vms.report().find((v) => v.instanceId === 'i-f')?.bootedAt);
+    const methods = new Set<string>();
+    onReports = (reports) => void methods.add(reports.find((v) => v.instanceId === 'i-f')?.stopping?.method ?? '-');
+    const t0 = Date.now();
+    await vms.restart('i-f', def('f'), { force: true });
+    onReports = undefined;
+    assert.ok(methods.has('force'), 'reported as powered off, not waiting for the guest');
+    assert.ok(Date.now() - t0 < 10_000, `the forced restart took ${Date.now() - t0} ms`);
+    const r = vms.report().find((v) => v.instanceId === 'i-f')!;
+    assert.equal(r.state, 'running');
+    assert.notEqual(r.bootedAt, first, 'a new boot');
+  });
+
+  test('restart --force while a restart waits for the guest ends that wait, and its boot is the one asked for', async () => {
+    const boots = new Set<string>();
+    onReports = (reports) => void boots.add(reports.find((v) => v.instanceId === 'i-f')?.bootedAt ?? '-');
+    // The VM was just booted by the test before: it does not hear the power button yet.
+    const plain = vms.restart('i-f', { ...def('f'), restartSeq: 2 });
+    await waitUntil('the plain restart waiting for the guest', () => vms.report().find((v) => v.instanceId === 'i-f')?.stopping?.method === 'acpi');
+    const t0 = Date.now();
+    await vms.restart('i-f', { ...def('f'), restartSeq: 3 }, { force: true });
+    await plain;
+    onReports = undefined;
+    assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
+    const r = vms.report().find((v) => v.instanceId === 'i-f')!;
+    assert.equal(r.state, 'running');
+    assert.equal(r.restartSeq, 3, 'reported as the forced restart done');
+    boots.delete('-');
+    assert.equal(boots.size, 2, `one new boot, not a second restart after it (boots seen: ${[...boots].join(', ')})`);
+    await vms.delete('i-f');
   });
 });
 

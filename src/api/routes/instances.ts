@@ -31,6 +31,9 @@ export const CreateInstance = Type.Object(
     ),
     networks: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 8, uniqueItems: true, description: 'networks (names or ids) to put a NIC on, in order; each NIC gets an address of its network' })),
     start: Type.Optional(Type.Boolean({ description: 'start the instance once placed (default true)' })),
+    waitForRoom: Type.Optional(
+      Type.Boolean({ description: 'when the hosts that may take it have no room for it now, accept it and keep it pending until one has (default: refuse it with 422 no_room)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -49,6 +52,11 @@ export const UNTRUSTED_VALUE = 'guest-serial-console';
 
 /** A console request without `tail` starts this far back: recent output, not everything the guest kept. */
 export const DEFAULT_CONSOLE_TAIL = 256 * 1024;
+
+const ForceQuery = Type.Object(
+  { force: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'power the VM off at once instead of pressing its power button and waiting for the guest' })) },
+  { additionalProperties: false },
+);
 
 const ConsoleQuery = Type.Object(
   {
@@ -78,6 +86,11 @@ async function claimNics(s: ApiServices, instanceId: string, nets: Network[]): P
       throw e;
     }
   });
+}
+
+/** An instance refused because the hosts that may take it have no room now. */
+function noRoom(name: string, why: string): ApiError {
+  return new ApiError(422, 'no_room', `no host has room for instance ${name} now: ${why}. Free some room, or create it with waitForRoom (outrig instance create --wait-for-room) to keep it pending until a host has room`);
 }
 
 export function instanceRoutes(app: Api, s: ApiServices): void {
@@ -145,6 +158,12 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       if (new Set(nets.map((n) => n.id)).size !== nets.length) throw new ApiError(400, 'invalid_request', 'body/networks: a network is named twice');
       if (await s.store.instances.find(b.name)) throw new ApiError(409, 'conflict', `Instance '${b.name}' already exists`);
       const id = s.store.instances.newId();
+      if (!b.waitForRoom) {
+        const volumes = [...(rootBytes ? [{ sizeBytes: rootBytes }] : []), ...[boot, ...extra].filter((v) => !!v).map((v) => ({ sizeBytes: v.spec.sizeBytes, hostId: v.status.hostId }))];
+        const draft = { id, spec: { vcpus: b.vcpus, memoryMiB: b.memoryMiB, tenant: tenant.name, powerState: 'stopped' as const, forwardPorts: [], restartSeq: 0 } };
+        const verdict = await s.controller.placementFor(draft, volumes);
+        if (verdict.kind === 'no-room') throw noRoom(b.name, verdict.message);
+      }
       const nics = nets.length ? await claimNics(s, id, nets) : undefined;
       let inst: Instance;
       try {
@@ -194,26 +213,55 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       }
       for (const id of made) s.controller.enqueue('volume', id);
       await s.controller.reconcileNow('instance', inst.id);
+      const placed = await s.store.instances.get(inst.id);
+      const scheduled = placed?.status.conditions.find((c) => c.type === 'Scheduled');
+      if (!b.waitForRoom && placed && !placed.status.hostId && scheduled?.reason === 'NoRoom') {
+        // The room it was checked for went to another instance meanwhile: deleted the usual way
+        // (its volumes and addresses with it), unless it has been placed since after all.
+        let undo = false;
+        await s.store.instances.update(inst.id, (cur) => {
+          undo = !cur.status.hostId && cur.status.phase !== 'deleting';
+          return undo ? { status: { ...cur.status, phase: 'deleting' } } : null;
+        });
+        if (undo) {
+          await s.controller.reconcileNow('instance', inst.id);
+          throw noRoom(b.name, scheduled.message);
+        }
+      }
       return reply.status(201).send((await s.store.instances.get(inst.id)) ?? inst);
     },
   );
 
-  const action = (name: 'start' | 'stop' | 'restart', summary: string, change: (i: Instance) => Instance['spec']) =>
+  const action = (name: 'start' | 'stop' | 'restart', summary: string, change: (i: Instance, force: boolean) => Instance['spec']) =>
     app.post(
       `/instances/:ref/${name}`,
-      { schema: { tags: ['instances'], summary, params: RefParams, response: { 202: InstanceResource, ...errors } } },
+      {
+        schema: {
+          tags: ['instances'],
+          summary,
+          params: RefParams,
+          ...(name === 'start' ? {} : { querystring: ForceQuery }),
+          response: { 202: InstanceResource, ...errors },
+        },
+      },
       async (req, reply) => {
         const inst = await s.store.instances.mustFind(req.params.ref);
         if (inst.status.phase === 'deleting') throw new ApiError(409, 'deleting', `instance ${inst.name} is being deleted`);
-        await s.store.instances.update(inst.id, (cur) => ({ spec: change(cur), newGeneration: true }));
+        const force = (req.query as { force?: string } | undefined)?.force === 'true';
+        await s.store.instances.update(inst.id, (cur) => ({ spec: change(cur, force), newGeneration: true }));
         await s.controller.reconcileNow('instance', inst.id);
         return reply.status(202).send(await s.store.instances.mustFind(inst.id));
       },
     );
-  action('start', 'Start the instance', (i) => ({ ...i.spec, powerState: 'running' }));
-  action('stop', 'Stop the instance: ACPI power button, then forced after a timeout', (i) => ({ ...i.spec, powerState: 'stopped' }));
-  action('restart', 'Restart the instance (graceful stop, then start)', (i) =>
-    i.spec.powerState === 'running' ? { ...i.spec, restartSeq: i.spec.restartSeq + 1 } : { ...i.spec, powerState: 'running' },
+  // forceOff says how the stop or restart asked for now is done; a start clears it.
+  action('start', 'Start the instance', (i) => ({ ...i.spec, powerState: 'running', forceOff: undefined }));
+  action('stop', 'Stop the instance: ACPI power button, then forced after a timeout; force=true powers it off at once', (i, force) => ({
+    ...i.spec,
+    powerState: 'stopped',
+    forceOff: force || undefined,
+  }));
+  action('restart', 'Restart the instance (graceful stop, then start); force=true powers it off at once, then starts it', (i, force) =>
+    i.spec.powerState === 'running' ? { ...i.spec, restartSeq: i.spec.restartSeq + 1, forceOff: force || undefined } : { ...i.spec, powerState: 'running', forceOff: undefined },
   );
 
   app.delete(

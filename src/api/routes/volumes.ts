@@ -26,6 +26,9 @@ const CreateVolume = Type.Object(
     ),
     host: Type.Optional(Type.String({ minLength: 1, description: 'host to create it on (default: chosen by the controller)' })),
     forInstance: Type.Optional(Type.String({ minLength: 1, description: 'instance (name or id) it is made for: it is created on that instance\'s host, so it can be attached there' })),
+    waitForRoom: Type.Optional(
+      Type.Boolean({ description: 'when the hosts it may go to have no disk room for it now, accept it and keep it pending until one has (default: refuse it with 422 insufficient_storage)' }),
+    ),
     ...MetadataFields,
   },
   { additionalProperties: false },
@@ -62,6 +65,7 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
     source?: { snapshot: string } | { image: string } | { backup: string };
     host?: string;
     forInstance?: string;
+    waitForRoom?: boolean;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
   }): Promise<Volume> {
@@ -109,10 +113,14 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
     if (sizeBytes === undefined) throw fieldError('sizeBytes', 'is required for an empty volume');
     if (sizeBytes < minSize) throw fieldError('sizeBytes', `must be at least the source's size, ${formatBytes(minSize)} (${minSize} bytes)`, 422);
     // Disk space, decided now where it can be (placement decides again, and may keep it pending): a
-    // host it must go to that cannot hold it now, or no host that ever could, is refused.
+    // host it must go to that cannot hold it now, or no host that ever could, is refused; so is one
+    // no host has room for now, unless the caller waits for room.
     const need = newVolumeNeed(sizeBytes);
     const fit = target ? await s.controller.diskFit(target, need) : await s.controller.diskFitAnywhere(tenant.name, need);
     if (!fit.ok && (target || fit.never)) throw new ApiError(422, 'insufficient_storage', fit.message);
+    if (!fit.ok && !b.waitForRoom) {
+      throw new ApiError(422, 'insufficient_storage', `${fit.message}. Free some room, or create it with waitForRoom (outrig volume create --wait-for-room) to keep it pending until a host has room`);
+    }
     const v = await s.store.volumes.create({
       name: b.name,
       labels: b.labels,

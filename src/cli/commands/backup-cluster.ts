@@ -18,11 +18,13 @@ import { bytes } from './backup-format.ts';
 
 const bpath = (ref: string) => `/v1/backups/${encodeURIComponent(ref)}`;
 
-function progressText(p: BackupProgress | undefined, since?: string): string {
+export function progressText(p: BackupProgress | undefined, since?: string): string {
   if (!p) return '';
   const s = since ? Math.max((Date.now() - Date.parse(since)) / 1000, 0.001) : 0;
   const rate = s && p.bytes ? `, ${bytes(p.bytes / s)}/s` : '';
   const total = p.totalBytes ? ` of ${bytes(p.totalBytes)}` : '';
+  // A stage that counts nothing yet (copying the snapshot, reading its file systems) is named alone, not as "0 files, 0 B".
+  if (!p.files && !p.bytes && !p.totalBytes) return ` — ${p.stage}`;
   return ` — ${p.stage}: ${p.files} files, ${bytes(p.bytes)}${total}${rate}`;
 }
 
@@ -36,6 +38,17 @@ function describe(b: Backup | undefined, name: string): string {
   const r = b.status.result;
   const done = r ? `: ${r.files} files, ${bytes(r.bytes)} (${bytes(r.addedBytes)} new in the repository)${r.bmrReady ? ', BMR-ready' : ''} in ${r.seconds.toFixed(1)} s` : '';
   return `backup ${b.name} of ${source(b)}: ${b.status.phase}${done}${progressText(b.status.progress, b.status.startedAt)}${b.status.message ? ` (${b.status.message})` : ''}`;
+}
+
+/**
+ * What keeps going when the CLI stops waiting (Ctrl-C, timeout). A running backup cannot be stopped
+ * part way; deleting it lets it end, then forgets its snapshot.
+ */
+export function stillRunning(name: string, x: Backup | undefined): string {
+  if (!x) return `backup ${name} is gone`;
+  const where = x.status.hostId ?? x.spec.host;
+  const state = x.status.phase === 'pending' ? ` is still pending (${x.status.message ?? 'waiting for its volume'})` : ` keeps running${where ? ` on host ${where}` : ''}${progressText(x.status.progress, x.status.startedAt)}`;
+  return `backup ${name}${state}; follow with \`outrig backup show ${name}\`; it cannot be stopped part way: \`outrig backup delete ${name}\` discards it${x.status.phase === 'pending' ? '' : ' once it ends'}`;
 }
 
 export async function clusterCreate(cmd: Command, o: { volume?: string; instance?: string; host?: string; paths: string[]; bmr?: boolean; name?: string; tag: string[]; repository?: string } & WaitFlags): Promise<void> {
@@ -61,6 +74,7 @@ export async function clusterCreate(cmd: Command, o: { volume?: string; instance
         timeoutMs: o.timeout * 1000,
         quiet: ctx.json,
         intervalMs: 500,
+        interrupted: (x) => stillRunning(b.name, x),
       });
   if (ctx.json) return printJson(final);
   process.stdout.write(`${describe(final, b.name)}\n`);
@@ -153,6 +167,7 @@ export async function clusterRestore(cmd: Command, ref: string, o: { volume?: st
         describe: (x) => `volume ${v.name}: ${x?.status.phase ?? 'gone'}${progressText(x?.status.progress)}${x?.status.message ? ` (${x.status.message})` : ''}`,
         timeoutMs: o.timeout * 1000,
         quiet: ctx.json,
+        interrupted: (x) => `volume ${v.name} is still being rebuilt from backup ${ref} (${x?.status.phase ?? 'gone'}${progressText(x?.status.progress)}); follow with \`outrig volume show ${v.name}\`, cancel with \`outrig volume delete ${v.name}\``,
         intervalMs: 500,
       });
   if (ctx.json) return printJson(final);

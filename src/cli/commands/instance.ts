@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { getCondition } from '../../model/conditions.ts';
-import type { Instance } from '../../model/instance.ts';
+import type { Instance, StopProgress } from '../../model/instance.ts';
 import type { FieldFlags } from '../api-errors.ts';
 import { ApiRequestError } from '../client.ts';
 import { contextOf } from '../context.ts';
@@ -25,15 +25,49 @@ function loopbackNote(hostName: string | undefined): string {
   return `127.0.0.1 forwards reach the guest only from ${hostName ? `host ${hostName}` : 'its host'} (an agent's --forward-address ADDR puts them on an address others reach)`;
 }
 
+/** A stop under way, for people: the power button pressed, how long the guest has ignored it, when it is forced off. */
+export function stopText(st: StopProgress, now: number): string {
+  if (st.method === 'force') return 'powering it off (not waiting for the guest)';
+  const left = st.forceAt ? Math.ceil((Date.parse(st.forceAt) - now) / 1000) : undefined;
+  const waited = Math.max(0, Math.floor((now - Date.parse(st.since)) / 1000));
+  if (left === undefined) return `power button pressed ${waited} s ago, waiting for the guest to shut down`;
+  if (left <= 0) return 'guest ignored the power button, forcing it off';
+  if (waited < 3) return `power button pressed; forcing off in ${left} s unless the guest shuts down`;
+  return `guest ignored the power button for ${waited} s, forcing off in ${left} s`;
+}
+
 function describe(i: Instance | undefined, name: string): string {
   if (!i) return `instance ${name} is gone`;
   const ready = getCondition(i.status.conditions, 'GuestReady')?.status === 'True' ? ', guest ready' : '';
   const where = i.status.hostName ? ` on ${i.status.hostName}` : '';
-  return `instance ${i.name}: ${i.status.phase}${where}${ready}${i.status.message ? ` (${i.status.message})` : ''}`;
+  const stopping = i.status.stopping ? `: ${stopText(i.status.stopping, Date.now())}` : '';
+  return `instance ${i.name}: ${i.status.phase}${where}${ready}${stopping}${i.status.message ? ` (${i.status.message})` : ''}`;
+}
+
+type Action = 'create' | 'start' | 'stop' | 'restart' | 'delete';
+
+/** What keeps going on the controller when the CLI stops waiting (Ctrl-C, timeout), and how to follow or cancel it. */
+export function stillRunning(action: Action, name: string, i: Instance | undefined): string {
+  if (!i) return `instance ${name} is gone`;
+  const state = ` (${i.status.phase}${i.status.message ? `: ${i.status.message}` : ''})`;
+  const follow = `follow with \`outrig instance show ${name}\``;
+  switch (action) {
+    case 'create':
+      return `instance ${name} is still being created${state}; ${follow}, cancel with \`outrig instance delete ${name}\``;
+    case 'start':
+      return `instance ${name} is still starting${state}; ${follow}, cancel with \`outrig instance stop ${name}\``;
+    case 'stop':
+      return `instance ${name} is still stopping${state}; ${follow}, or power it off at once with \`outrig instance stop ${name} --force\``;
+    case 'restart':
+      return `instance ${name} is still restarting${state}; ${follow}, or power it off at once with \`outrig instance restart ${name} --force\``;
+    case 'delete':
+      return `instance ${name} is still being deleted${state}; ${follow} (a delete cannot be undone)`;
+  }
 }
 
 async function waitPhase(
   ctx: ReturnType<typeof contextOf>,
+  action: Action,
   inst: Instance,
   want: string,
   flags: WaitFlags & { ready?: boolean },
@@ -48,6 +82,7 @@ async function waitPhase(
     describe: (i) => describe(i, inst.name),
     timeoutMs: flags.timeout * 1000,
     quiet: ctx.json,
+    interrupted: (i) => stillRunning(action, inst.name, i),
   });
   return out!;
 }
@@ -87,9 +122,10 @@ export function instanceCommands(program: Command): void {
       .option('--network <network>', 'put a NIC on this network (repeatable; in order: eth1, eth2, ...)', collect, [])
       .option('--label <key=value>', 'label (repeatable)', collect, [])
       .option('--no-start', 'create it stopped')
+      .option('--wait-for-room', 'if no host has room for it now, keep it pending until one has (default: refuse it at once, saying why)')
       .option('--ready-marker <text>', "what the guest prints on its serial console when it is up (default: the image's)")
       .option('--wait-ready', "also wait for the guest's ready marker"),
-  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; readyMarker?: string; vcpus: number; memory: number; tenant: string; port: string[]; network: string[]; label: string[]; start: boolean; waitReady?: boolean } & WaitFlags, cmd: Command) => {
+  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; readyMarker?: string; vcpus: number; memory: number; tenant: string; port: string[]; network: string[]; label: string[]; start: boolean; waitReady?: boolean; waitForRoom?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     if (!o.image === !o.bootVolume) throw new CliError('give --image or --boot-volume (one of them)', 2);
     const body = {
@@ -107,9 +143,10 @@ export function instanceCommands(program: Command): void {
       forwardPorts: o.port.length ? o.port.map(parseIntStrict('--port')) : undefined,
       networks: o.network.length ? o.network : undefined,
       start: o.start,
+      waitForRoom: o.waitForRoom || undefined,
     };
     const created = await ctx.api.post<Instance>('/v1/instances', body, CREATE_FIELDS);
-    const final = await waitPhase(ctx, created, o.start ? 'running' : 'stopped', { ...o, ready: o.waitReady });
+    const final = await waitPhase(ctx, 'create', created, o.start ? 'running' : 'stopped', { ...o, ready: o.waitReady });
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
     if (final.status.network.forwards.length) process.stdout.write(`forwarded ports: ${forwardsText(final)}\n`);
@@ -161,6 +198,7 @@ export function instanceCommands(program: Command): void {
             }
           : undefined,
         powerState: i.spec.powerState,
+        stopping: i.status.stopping ? stopText(i.status.stopping, Date.now()) : undefined,
         accelerator: i.status.accel,
         forwards: i.status.network.forwards,
         nics: i.spec.nics?.map((n) => {
@@ -179,17 +217,18 @@ export function instanceCommands(program: Command): void {
 
   for (const [action, want, help] of [
     ['start', 'running', 'start a stopped instance'],
-    ['stop', 'stopped', 'stop an instance (ACPI power button, forced after a timeout)'],
-    ['restart', 'running', 'restart an instance'],
+    ['stop', 'stopped', "stop an instance (ACPI power button, forced off after the agent's stop timeout, 30 s by default)"],
+    ['restart', 'running', 'restart an instance (stops it as stop does, then starts it)'],
   ] as const) {
     const c = waitOptions(inst.command(`${action} <instance>`).description(help));
     if (want === 'running') c.option('--wait-ready', "also wait for the guest's ready marker");
-    c.action(async (ref: string, o: WaitFlags & { waitReady?: boolean }, cmd: Command) => {
+    if (action !== 'start') c.option('--force', 'power the VM off at once instead of pressing its power button and waiting for the guest (also ends a stop that is waiting)');
+    c.action(async (ref: string, o: WaitFlags & { waitReady?: boolean; force?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const before = await ctx.api.get<Instance>(path(ref));
-      const after = await ctx.api.post<Instance>(`${path(ref)}/${action}`);
+      const after = await ctx.api.post<Instance>(`${path(ref)}/${action}${o.force ? '?force=true' : ''}`);
       // A restart is done once the instance runs a boot newer than the one it had.
-      const final = await waitPhase(ctx, after, want, { ...o, ready: o.waitReady }, (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt);
+      const final = await waitPhase(ctx, action, after, want, { ...o, ready: o.waitReady }, (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt);
       if (ctx.json) return printJson(final);
       process.stdout.write(`${describe(final, after.name)}\n`);
     });
@@ -210,6 +249,7 @@ export function instanceCommands(program: Command): void {
         describe: (x) => (x ? describe(x, i.name) : `instance ${i.name} deleted`),
         timeoutMs: o.timeout * 1000,
         quiet: ctx.json,
+        interrupted: (x) => stillRunning('delete', i.name, x),
       });
     }
     if (ctx.json) return printJson({ id: i.id, name: i.name, deleted: o.wait });

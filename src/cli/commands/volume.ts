@@ -41,7 +41,14 @@ function describe(v: Volume | undefined, name: string): string {
   return `volume ${v.name}: ${v.status.phase}${where}${v.status.message ? ` (${v.status.message})` : ''}`;
 }
 
-async function waitVolume(ctx: ReturnType<typeof contextOf>, v: Volume, flags: WaitFlags, done: (v: Volume | undefined) => boolean): Promise<Volume | undefined> {
+/** What keeps going on the controller when the CLI stops waiting (Ctrl-C, timeout), and how to follow or undo it. */
+function stillRunning(name: string, doing: string, x: Volume | undefined, undo?: string): string {
+  if (!x) return `volume ${name} is gone`;
+  const state = ` (${x.status.phase}${x.status.message ? `: ${x.status.message}` : ''})`;
+  return `volume ${name} is still ${doing}${state}; follow with \`outrig volume show ${name}\`${undo ? `, ${undo}` : ''}`;
+}
+
+async function waitVolume(ctx: ReturnType<typeof contextOf>, v: Volume, flags: WaitFlags, done: (v: Volume | undefined) => boolean, doing: string, undo?: string): Promise<Volume | undefined> {
   if (!flags.wait) return v;
   return waitFor<Volume>({
     poll: () => ctx.api.find<Volume>(vpath(v.id)),
@@ -50,6 +57,7 @@ async function waitVolume(ctx: ReturnType<typeof contextOf>, v: Volume, flags: W
     describe: (x) => describe(x, v.name),
     timeoutMs: flags.timeout * 1000,
     quiet: ctx.json,
+    interrupted: (x) => stillRunning(v.name, doing, x, undo),
   });
 }
 
@@ -68,14 +76,15 @@ export function volumeCommands(program: Command): void {
       .option('--image <image>', 'clone this disk image')
       .option('--host <host>', 'create it on this host')
       .option('--for <instance>', "create it on the host of this instance, to attach it there")
+      .option('--wait-for-room', 'if no host has disk room for it now, keep it pending until one has (default: refuse it at once, saying why)')
       .option('--block-size <size>', 'allocation block size (default 64K)', parseSize)
       .option('--label <key=value>', 'label (repeatable)', collect, []),
-  ).action(async (name: string, o: { size?: number; tenant: string; fromSnapshot?: string; image?: string; host?: string; for?: string; blockSize?: number; label: string[] } & WaitFlags, cmd: Command) => {
+  ).action(async (name: string, o: { size?: number; tenant: string; fromSnapshot?: string; image?: string; host?: string; for?: string; blockSize?: number; label: string[]; waitForRoom?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     const source = o.fromSnapshot ? { snapshot: o.fromSnapshot } : o.image ? { image: o.image } : undefined;
-    const body = { name, sizeBytes: o.size, tenant: o.tenant, source, host: o.host, forInstance: o.for, blockSize: o.blockSize, labels: parseLabels(o.label) };
+    const body = { name, sizeBytes: o.size, tenant: o.tenant, source, host: o.host, forInstance: o.for, blockSize: o.blockSize, labels: parseLabels(o.label), waitForRoom: o.waitForRoom || undefined };
     const v = await ctx.api.post<Volume>('/v1/volumes', body, CREATE_FIELDS);
-    const final = await waitVolume(ctx, v, o, ready);
+    const final = await waitVolume(ctx, v, o, ready, 'being created', `cancel with \`outrig volume delete ${v.name}\``);
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
   });
@@ -135,7 +144,7 @@ export function volumeCommands(program: Command): void {
     async (ref: string, instance: string, o: WaitFlags, cmd: Command) => {
       const ctx = contextOf(cmd);
       const v = await ctx.api.post<Volume>(`${vpath(ref)}/attach`, { instance });
-      const final = await waitVolume(ctx, v, o, (x) => !!x && x.status.attachedTo === x.spec.attachedTo && x.status.phase === 'in-use');
+      const final = await waitVolume(ctx, v, o, (x) => !!x && x.status.attachedTo === x.spec.attachedTo && x.status.phase === 'in-use', `being attached to ${instance}`, `undo with \`outrig volume detach ${v.name}\``);
       if (ctx.json) return printJson(final);
       process.stdout.write(`volume ${v.name} attached to ${instance}\n`);
     },
@@ -144,7 +153,7 @@ export function volumeCommands(program: Command): void {
   waitOptions(vol.command('detach <volume>').description('detach a volume from its instance')).action(async (ref: string, o: WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     const v = await ctx.api.post<Volume>(`${vpath(ref)}/detach`);
-    const final = await waitVolume(ctx, v, o, (x) => !!x && !x.status.attachedTo && x.status.phase === 'available');
+    const final = await waitVolume(ctx, v, o, (x) => !!x && !x.status.attachedTo && x.status.phase === 'available', 'being detached');
     if (ctx.json) return printJson(final);
     process.stdout.write(`volume ${v.name} detached\n`);
   });
@@ -153,7 +162,7 @@ export function volumeCommands(program: Command): void {
     async (ref: string, o: { size: number } & WaitFlags, cmd: Command) => {
       const ctx = contextOf(cmd);
       const v = await ctx.api.post<Volume>(`${vpath(ref)}/resize`, { sizeBytes: o.size }, { sizeBytes: { flag: '--size', unit: 'bytes' } });
-      const final = await waitVolume(ctx, v, o, (x) => !!x && (x.status.sizeBytes ?? 0) >= o.size);
+      const final = await waitVolume(ctx, v, o, (x) => !!x && (x.status.sizeBytes ?? 0) >= o.size, 'being resized');
       if (ctx.json) return printJson(final);
       process.stdout.write(`volume ${v.name} is ${gib(final?.status.sizeBytes)}\n`);
     },
@@ -171,6 +180,7 @@ export function volumeCommands(program: Command): void {
             describe: (x) => `snapshot ${name}: ${x?.status.phase ?? 'gone'}`,
             timeoutMs: o.timeout * 1000,
             quiet: ctx.json,
+            interrupted: (x) => `snapshot ${name} is still being taken (${x?.status.phase ?? 'gone'}); follow with \`outrig volume show ${ref}\`, cancel with \`outrig volume delete-snapshot ${name}\``,
           })
         : s;
       if (ctx.json) return printJson(final);
@@ -187,7 +197,7 @@ export function volumeCommands(program: Command): void {
   ).action(async (snap: string, name: string, o: { size?: number; fromVolume?: string } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     const v = await ctx.api.post<Volume>(`${spath(snapshotRef(snap, o.fromVolume))}/clone`, { name, sizeBytes: o.size }, { name: 'NAME', sizeBytes: { flag: '--size', unit: 'bytes' } });
-    const final = await waitVolume(ctx, v, o, ready);
+    const final = await waitVolume(ctx, v, o, ready, 'being cloned', `cancel with \`outrig volume delete ${v.name}\``);
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
   });
@@ -211,7 +221,7 @@ export function volumeCommands(program: Command): void {
   ).action(async (ref: string, o: { fromVolume?: string } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     const s = await ctx.api.delete<Snapshot>(spath(snapshotRef(ref, o.fromVolume)));
-    if (o.wait) await waitFor<Snapshot>({ poll: () => ctx.api.find<Snapshot>(spath(s.id)), done: (x) => !x, describe: (x) => `snapshot ${s.name}: ${x?.status.phase ?? 'deleted'}`, timeoutMs: o.timeout * 1000, quiet: ctx.json });
+    if (o.wait) await waitFor<Snapshot>({ poll: () => ctx.api.find<Snapshot>(spath(s.id)), done: (x) => !x, describe: (x) => `snapshot ${s.name}: ${x?.status.phase ?? 'deleted'}`, timeoutMs: o.timeout * 1000, quiet: ctx.json, interrupted: () => `snapshot ${s.name} is still being deleted; follow with \`outrig volume snapshots\`` });
     if (ctx.json) return printJson({ id: s.id, name: s.name, deleted: o.wait });
     process.stdout.write(`snapshot ${s.name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);
   });
@@ -224,7 +234,7 @@ export function volumeCommands(program: Command): void {
   ).action(async (ref: string, o: { recursive?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     const v = await ctx.api.delete<Volume>(`${vpath(ref)}${o.recursive ? '?recursive=true' : ''}`);
-    if (o.wait) await waitFor<Volume>({ poll: () => ctx.api.find<Volume>(vpath(v.id)), done: (x) => !x, describe: (x) => describe(x, v.name), timeoutMs: o.timeout * 1000, quiet: ctx.json });
+    if (o.wait) await waitFor<Volume>({ poll: () => ctx.api.find<Volume>(vpath(v.id)), done: (x) => !x, describe: (x) => describe(x, v.name), timeoutMs: o.timeout * 1000, quiet: ctx.json, interrupted: (x) => stillRunning(v.name, 'being deleted', x) });
     if (ctx.json) return printJson({ id: v.id, name: v.name, deleted: o.wait });
     process.stdout.write(`volume ${v.name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);
   });

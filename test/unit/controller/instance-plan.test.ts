@@ -146,3 +146,52 @@ test('a volume the guest unplugged itself is not plugged back; a newer attach re
   const again = planInstance(i, ctx({ vm: released, desiredDisks: [{ volumeId: 'v-1', boot: false, tag: 'g4' }] }));
   assert.deepEqual(again.send, { opId: 'i-1/attach/v-1/g4', kind: 'vm.attach', volumeId: 'v-1' });
 });
+
+// Issue 18, finding 6: a restart just after a start took 31 s showing only "starting… running"
+// (the guest ignored the power button until the agent forced it off). The status now says the VM
+// is stopping, how and until when; stop/restart --force (spec.forceOff) power it off at once, also
+// while a stop is already waiting for the guest.
+const stopping = { method: 'acpi' as const, since: now.toISOString(), forceAt: new Date(now.getTime() + 30_000).toISOString() };
+
+test('while the VM stops, the status says how and when it is forced off; once stopped that goes', () => {
+  const i = { ...inst({ powerState: 'stopped', generation: 2, lastOp: op('i-1/g2/stop', 'vm.stop', 'sent') }) };
+  const p = planInstance(i, ctx({ lastOpInFlight: true, vm: vm('stopping', { stopping }) }));
+  assert.equal(p.status.phase, 'stopping');
+  assert.deepEqual(p.status.stopping, stopping);
+  const after = planInstance({ ...i, status: p.status }, ctx({ vm: vm('stopped') }));
+  assert.equal(after.status.stopping, undefined);
+});
+
+test('a restart under way shows stopping (not starting) while its stop waits for the guest', () => {
+  const i = inst({ restartSeq: 1, lastOp: op('i-1/r1/restart', 'vm.restart', 'sent') });
+  const p = planInstance(i, ctx({ lastOpInFlight: true, vm: vm('stopping', { stopping }) }));
+  assert.equal(p.status.phase, 'stopping');
+  assert.equal(p.send, undefined);
+});
+
+test('forceOff makes the stop and restart operations forced', () => {
+  const stop = inst({ powerState: 'stopped', generation: 2 });
+  stop.spec.forceOff = true;
+  assert.deepEqual(planInstance(stop, ctx({ vm: vm('running') })).send, { opId: 'i-1/g2/stop', kind: 'vm.stop', force: true });
+  const restart = inst({ restartSeq: 1, lastOp: op('i-1/g1/start', 'vm.start', 'succeeded') });
+  restart.spec.forceOff = true;
+  assert.deepEqual(planInstance(restart, ctx({ vm: vm('running') })).send, { opId: 'i-1/r1/restart', kind: 'vm.restart', force: true });
+  const plain = inst({ powerState: 'stopped', generation: 2 });
+  assert.deepEqual(planInstance(plain, ctx({ vm: vm('running') })).send, { opId: 'i-1/g2/stop', kind: 'vm.stop' });
+});
+
+test('a forced stop or restart asked while a stop waits for the guest is sent at once; a plain one waits', () => {
+  const waitingStop = op('i-1/g2/stop', 'vm.stop', 'sent');
+  const forced = inst({ powerState: 'stopped', generation: 3, lastOp: waitingStop });
+  forced.spec.forceOff = true;
+  const p = planInstance(forced, ctx({ lastOpInFlight: true, vm: vm('stopping', { stopping }) }));
+  assert.deepEqual(p.send, { opId: 'i-1/g3/stop', kind: 'vm.stop', force: true });
+  assert.equal(p.status.phase, 'stopping');
+  // Sent already: not again while it is in flight.
+  assert.equal(planInstance({ ...forced, status: p.status }, ctx({ lastOpInFlight: true, vm: vm('stopping', { stopping }) })).send, undefined);
+  const plain = inst({ powerState: 'stopped', generation: 3, lastOp: waitingStop });
+  assert.equal(planInstance(plain, ctx({ lastOpInFlight: true, vm: vm('stopping', { stopping }) })).send, undefined);
+  const restart = inst({ restartSeq: 2, lastOp: op('i-1/r1/restart', 'vm.restart', 'sent') });
+  restart.spec.forceOff = true;
+  assert.deepEqual(planInstance(restart, ctx({ lastOpInFlight: true, vm: vm('stopping', { stopping, restartSeq: 0 }) })).send, { opId: 'i-1/r2/restart', kind: 'vm.restart', force: true });
+});

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from '../../helpers/fast-check.ts';
-import { allocatableOf, everFits, freeOf, schedule, type SchedulableHost } from '../../../src/controller/scheduler.ts';
+import { allocatableOf, everFits, freeOf, placementVerdict, schedule, type SchedulableHost } from '../../../src/controller/scheduler.ts';
 
 const host = (name: string, over: Partial<SchedulableHost> = {}): SchedulableHost => ({
   id: `h-${name}`,
@@ -143,4 +143,54 @@ test('everFits refuses volumes no host could hold even with an empty disk; hosts
   assert.equal(r.ok, false);
   assert.match(!r.ok ? r.message : '', /with 11 GiB of volumes .*and at most 10 GiB of disk\)$/);
   assert.deepEqual(everFits({ vcpus: 1, memoryMiB: 64, diskBytes: 11 * GiB }, [...hosts, { name: 'b', allocatable: { vcpus: 8, memoryMiB: 4096 } }]), { ok: true });
+});
+
+// Issue 18, finding 5: `instance create big4 --memory 20G` on hosts without 20 GiB free waited up
+// to 300 s in pending. The verdict tells "no room now" (refused unless the caller waits for room)
+// from "never" (no host could ever) and from "no host is up to take it" (that passes: it waits).
+test('placementVerdict: places, refuses what never fits, says there is no room now, or waits for a host to come up', () => {
+  const h1 = host('h1', { allocatable: { vcpus: 8, memoryMiB: 23 * 1024 }, allocated: { vcpus: 2, memoryMiB: 19.5 * 1024 } });
+  const h2 = host('h2', { allocatable: { vcpus: 8, memoryMiB: 23 * 1024 }, allocated: { vcpus: 7, memoryMiB: 21 * 1024 } });
+  assert.deepEqual(placementVerdict({ vcpus: 1, memoryMiB: 1024 }, [h1, h2]), { kind: 'place', hostId: 'h-h1', hostName: 'h1' });
+  assert.deepEqual(placementVerdict({ vcpus: 1, memoryMiB: 20 * 1024 }, [h1, h2]), {
+    kind: 'no-room',
+    message: '0/2 hosts fit: 2 not enough free memory (needs 20480 MiB); most free memory on a host: 3.5 GiB (h1), most free vCPUs: 6 (h1)',
+  });
+  const never = placementVerdict({ vcpus: 1, memoryMiB: 64 * 1024 }, [h1, h2]);
+  assert.equal(never.kind, 'never');
+  assert.match(never.kind === 'never' ? never.message : '', /no host can ever hold 1 vCPUs and 65536 MiB/);
+  // Only the hosts that may take it count for room: a cordoned or lost one is not waited for as "room".
+  const roomy = host('roomy', { cordoned: true });
+  const v = placementVerdict({ vcpus: 1, memoryMiB: 4096 }, [roomy, host('down', { phase: 'lost' })]);
+  assert.deepEqual(v, { kind: 'wait', message: '0/2 hosts fit: 1 cordoned, 1 lost' });
+  assert.equal(placementVerdict({ vcpus: 1, memoryMiB: 4096 }, []).kind, 'wait', 'no host registered yet: it waits for one');
+  const both = placementVerdict({ vcpus: 1, memoryMiB: 4096 }, [roomy, h1]);
+  assert.equal(both.kind, 'no-room');
+  assert.match(both.kind === 'no-room' ? both.message : '', /^0\/2 hosts fit: 1 cordoned, 1 not enough free memory \(needs 4096 MiB\); most free memory on a host: 3.5 GiB \(h1\)/);
+});
+
+test('placementVerdict names the most disk room when the instance brings volumes', () => {
+  const a = host('a', { disk: disk(5 * GiB) });
+  const b = host('b', { disk: disk(8 * GiB) });
+  const v = placementVerdict({ vcpus: 1, memoryMiB: 256, diskBytes: 10 * GiB }, [a, b]);
+  assert.equal(v.kind, 'no-room');
+  assert.match(v.kind === 'no-room' ? v.message : '', /2 not enough disk space for its volumes \(needs 10 GiB\); .*most disk room for new volumes: 8 GiB \(b\)$/);
+});
+
+test('placementVerdict agrees with schedule and everFits on random hosts', () => {
+  const arbHost = fc.record({
+    phase: fc.constantFrom('ready', 'lost'),
+    cordoned: fc.boolean(),
+    free: fc.integer({ min: 0, max: 8192 }),
+  });
+  fc.assert(
+    fc.property(fc.array(arbHost, { maxLength: 5 }), fc.integer({ min: 64, max: 12000 }), (hs, memoryMiB) => {
+      const hosts = hs.map((h, i) => host(`h${i}`, { phase: h.phase, cordoned: h.cordoned, allocated: { vcpus: 0, memoryMiB: 8192 - h.free } }));
+      const v = placementVerdict({ vcpus: 1, memoryMiB }, hosts);
+      const up = hosts.filter((h) => h.phase === 'ready' && !h.cordoned);
+      if (hosts.length && memoryMiB > 8192) return assert.equal(v.kind, 'never');
+      if (up.some((h) => freeOf(h).memoryMiB >= memoryMiB)) return assert.equal(v.kind, 'place');
+      assert.equal(v.kind, up.length ? 'no-room' : 'wait');
+    }),
+  );
 });
