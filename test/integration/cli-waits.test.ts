@@ -93,7 +93,7 @@ describe('CLI waits: a restart the booting guest does not hear, and restart --fo
     assert.equal(after.status.phase, 'running');
     assert.notEqual(after.status.bootedAt, first.status.bootedAt);
     assert.equal(after.status.stopping, undefined);
-    const del = spawnOutrig(['instance', 'delete', 'r1'], cliEnv);
+    const del = spawnOutrig(['instance', 'delete', 'r1', '--force'], cliEnv);
     assert.equal(await del.exited, 0, del.output());
   });
 });

@@ -53,7 +53,8 @@ export function stillRunning(action: Action, name: string, i: Instance | undefin
   const follow = `follow with \`outrig instance show ${name}\``;
   switch (action) {
     case 'create':
-      return `instance ${name} is still being created${state}; ${follow}, cancel with \`outrig instance delete ${name}\``;
+      // A VM that already boots is deleted only with --force (the API refuses otherwise).
+      return `instance ${name} is still being created${state}; ${follow}, cancel with \`outrig instance delete ${name}${['starting', 'running'].includes(i.status.phase) ? ' --force' : ''}\``;
     case 'start':
       return `instance ${name} is still starting${state}; ${follow}, cancel with \`outrig instance stop ${name}\``;
     case 'stop':

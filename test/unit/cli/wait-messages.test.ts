@@ -29,6 +29,7 @@ test('after Ctrl-C: what keeps going for an instance, how to follow it and how t
   );
   assert.match(stillRunning('stop', 'big4', instance('stopping')), /still stopping \(stopping\); .*`outrig instance stop big4 --force`/);
   assert.match(stillRunning('restart', 'big4', instance('stopping')), /still restarting .*`outrig instance restart big4 --force`/);
+  assert.match(stillRunning('create', 'web9', instance('starting')), /cancel with `outrig instance delete web9 --force`$/, 'a booting VM is deleted only with --force');
   assert.equal(stillRunning('create', 'big4', undefined), 'instance big4 is gone');
 });
 
