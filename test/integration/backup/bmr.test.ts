@@ -25,18 +25,27 @@ const tmp = tempDir('outrig-bmr-');
 after(() => tmp.remove());
 
 /** Boots a disk image under QEMU and waits for the marker on its serial console; false if it does not come. */
-async function boots(image: string, marker: string, timeoutMs = 120_000): Promise<boolean> {
+/**
+ * Boots the image under TCG until the guest's ready marker (true) or, when `failure` is given,
+ * until the boot loader shows it failed (false): a positive sign, not a timeout taken for one.
+ */
+async function boots(image: string, marker: string, failure?: RegExp): Promise<boolean> {
   const log = join(tmp.path, `serial-${Math.random().toString(16).slice(2)}.log`);
   const qemu = spawn('qemu-system-x86_64', ['-machine', 'q35,accel=tcg', '-cpu', 'max', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', `file:${log}`, '-smbios', 'type=1,serial=bmr1', '-drive', `file=${image},format=raw,if=virtio`], { stdio: 'ignore' });
+  const text = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
   try {
-    await waitUntil('the marker', () => existsSync(log) && readFileSync(log, 'utf8').includes(marker), timeoutMs);
-    return true;
-  } catch {
-    return false;
+    const outcome = await waitUntil('the ready marker or a boot failure', () => (text().includes(marker) ? 'ready' : failure?.test(text()) ? 'failed' : undefined), 120_000);
+    return outcome === 'ready';
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; the console showed: ${JSON.stringify(text().slice(-1500))}`);
   } finally {
     qemu.kill('SIGKILL');
   }
 }
+
+/** What GRUB (its serial terminal set up in core.img) and SYSLINUX (SERIAL in its configuration) print when the configuration is broken. */
+const GRUB_FAILED = /can't find command|grub>/;
+const SYSLINUX_FAILED = /Could not find kernel image|boot:/;
 
 test('a disk image backed up file by file is rebuilt from the snapshot and boots', async () => {
   const random = Buffer.alloc(1300 * 1024);
@@ -106,7 +115,7 @@ test('system-state recovery puts the broken boot configuration back and leaves n
   writeFileSync(join(tmp.path, 'broken.cfg'), 'this is not a grub configuration\n');
   debugfs(disk.path, offset, 'rm /boot/grub/grub.cfg', true);
   debugfs(disk.path, offset, `write ${join(tmp.path, 'broken.cfg')} /boot/grub/grub.cfg`, true);
-  assert.equal(await boots(disk.path, disk.readyMarker, 30_000), false, 'the broken disk does not boot');
+  assert.equal(await boots(disk.path, disk.readyMarker, GRUB_FAILED), false, 'the broken disk does not boot');
 
   await restoreSystemState(repo, await repo.findSnapshot(id), disk.path);
   assert.equal(debugfs(disk.path, offset, 'cat /boot/grub/grub.cfg'), goodCfg);
@@ -143,10 +152,10 @@ test('an extlinux disk is rebuilt with extlinux installed again, and a system-st
   assert.equal(await boots(rebuilt, disk.readyMarker), true, 'the rebuilt extlinux disk boots to the ready marker');
 
   // System state: a broken configuration, then the SSR group (/p1/boot, ldlinux.sys with it) put back.
-  writeFileSync(join(tmp.path, 'broken.conf'), 'DEFAULT nothing\nPROMPT 0\nTIMEOUT 1\n');
+  writeFileSync(join(tmp.path, 'broken.conf'), 'SERIAL 0 115200\nDEFAULT nothing\nPROMPT 0\nTIMEOUT 1\n');
   debugfs(rebuilt, offset, 'rm /boot/syslinux/extlinux.conf', true);
   debugfs(rebuilt, offset, `write ${join(tmp.path, 'broken.conf')} /boot/syslinux/extlinux.conf`, true);
-  assert.equal(await boots(rebuilt, disk.readyMarker, 30_000), false, 'the broken disk does not boot');
+  assert.equal(await boots(rebuilt, disk.readyMarker, SYSLINUX_FAILED), false, 'the broken disk does not boot');
   await restoreSystemState(repo, await repo.findSnapshot(id), rebuilt);
   assert.equal(debugfs(rebuilt, offset, 'cat /boot/syslinux/extlinux.conf'), debugfs(disk.path, offset, 'cat /boot/syslinux/extlinux.conf'));
   execFileSync('e2fsck', ['-fn', `${rebuilt}?offset=${offset}`], { stdio: 'ignore' });
