@@ -6,7 +6,7 @@
  * (a restricted user-mode NIC, then a virtio-net on the tap, MTU 1450) and the same CPU model.
  *  - Outrig: a controller and two agents as `outrig` processes in their own namespaces, a network,
  *    a server instance on h2 and a client on h1 (placed by cordoning the other host); the client
- *    fetches a 64 MiB file from the server's web server three times (wget) and pings it 50 times.
+ *    fetches a 64 MiB file (8 MiB with --quick) from the server's web server three times (wget) and pings it 50 times.
  *    Results are read from the client's serial log on its host, as the floor's are.
  *  - Floor: two namespaces joined by a veth (the underlay), in each a bridge, a tap and a VXLAN
  *    device with a static flood entry for the other, no filtering; the same kernel and initramfs.
@@ -30,6 +30,8 @@ const roundsArg = process.argv.indexOf('--rounds');
 // --quick: one round, a smoke test that the benchmark still works (npm test runs it).
 const rounds = process.argv.includes('--quick') ? 1 : roundsArg > 0 ? Number(process.argv[roundsArg + 1]) : 3;
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive whole number');
+/** The file the client fetches; --quick's is small, to check the path works, not to measure it. */
+const MIB = process.argv.includes('--quick') ? 8 : 64;
 
 interface Result {
   /** MB/s of each of the three fetches. */
@@ -62,9 +64,9 @@ const cli = (...args: string[]) => cluster.ok(...args);
 const createOn = (host: string, name: string, kernelArgs: string) => cluster.createOn<Instance>(host, name, ['--image', 'test', '--network', 'bench', '--kernel-args', kernelArgs]);
 
 async function outrigPair(round: number): Promise<Result> {
-  const srv = await createOn('h2', `srv${round}`, 'outrig.netbench=serve');
+  const srv = await createOn('h2', `srv${round}`, `outrig.netbench=serve outrig.netbench_mib=${MIB}`);
   const addr = srv.spec.nics![0]!.address;
-  const client = await createOn('h1', `cli${round}`, `outrig.netbench=${addr}`);
+  const client = await createOn('h1', `cli${round}`, `outrig.netbench=${addr} outrig.netbench_mib=${MIB}`);
   if (srv.status.hostName === client.status.hostName) throw new Error(`both guests landed on ${srv.status.hostName}: the benchmark must cross hosts`);
   // The serial log on the host, read like the floor's (a CLI process a second would load the CPU the guests run on).
   const log = cluster.serialLogPath('h1', client.id);
@@ -86,7 +88,7 @@ async function floorPair(round: number, image: { kernel: string; initrd: string;
       'netns', 'exec', ns, 'qemu-system-x86_64',
       '-machine', 'q35,accel=tcg', '-cpu', cpuModelFor('tcg'), '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot',
       '-kernel', image.kernel, '-initrd', image.initrd,
-      '-append', `${image.cmdline} outrig.name=${name} outrig.nic1=${mac},${addr}/24 outrig.netbench=${bench}`,
+      '-append', `${image.cmdline} outrig.name=${name} outrig.nic1=${mac},${addr}/24 outrig.netbench=${bench} outrig.netbench_mib=${MIB}`,
       // The NIC set Outrig gives a guest: the restricted management NIC first, then the network's.
       '-netdev', 'user,id=net0,restrict=on', '-device', `virtio-net-pci,netdev=net0,mac=52:54:00:3d:00:${name === 'fsrv' ? '02' : '03'},romfile=`,
       '-netdev', `tap,id=n1,ifname=${tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n1,mac=${mac},host_mtu=1450,romfile=`,
@@ -152,7 +154,7 @@ try {
   const o = { t: median(tputs(outrig)), l: median(lats(outrig)) };
   const f = { t: median(tputs(floor)), l: median(lats(floor)) };
   process.stdout.write(`\n| median of ${rounds} rounds (spread), two hosts over VXLAN | plain QEMU, hand-made bridges and VXLAN (floor) | Outrig network | ratio |\n|---|---|---|---|\n`);
-  process.stdout.write(`| TCP throughput, 64 MiB over HTTP (MB/s) | ${f.t.toFixed(1)} (${spread(tputs(floor), 1)}) | ${o.t.toFixed(1)} (${spread(tputs(outrig), 1)}) | ${(o.t / f.t).toFixed(2)} |\n`);
+  process.stdout.write(`| TCP throughput, ${MIB} MiB over HTTP (MB/s) | ${f.t.toFixed(1)} (${spread(tputs(floor), 1)}) | ${o.t.toFixed(1)} (${spread(tputs(outrig), 1)}) | ${(o.t / f.t).toFixed(2)} |\n`);
   process.stdout.write(`| ping round trip (ms) | ${f.l.toFixed(3)} (${spread(lats(floor), 3)}) | ${o.l.toFixed(3)} (${spread(lats(outrig), 3)}) | ${(f.l / o.l).toFixed(2)} |\n\n`);
   process.stdout.write(`hosts=2 throughput_vs_floor=${(o.t / f.t).toFixed(2)} latency_vs_floor=${(f.l / o.l).toFixed(2)}\n`);
 } finally {

@@ -78,19 +78,22 @@ if [ -n "$PROBE" ]; then
       echo "$line"; sleep 1
     done ) &
 fi
-# Network benchmark for bench:network: outrig.netbench=serve puts a 64 MiB file under the web
-# root; outrig.netbench=ADDR (once ADDR answers) fetches it three times and pings ADDR 50 times.
+# Network benchmark for bench:network: outrig.netbench=serve puts a file of outrig.netbench_mib
+# MiB (default 64) under the web root; outrig.netbench=ADDR (once ADDR answers) fetches it three
+# times and pings ADDR 50 times.
 NETBENCH=$(arg outrig.netbench)
+NETBENCH_MIB=$(arg outrig.netbench_mib)
+case "$NETBENCH_MIB" in ''|*[!0-9]*) NETBENCH_MIB=64 ;; esac
 mkdir -p /www
 if [ "$NETBENCH" = serve ]; then
-  dd if=/dev/zero of=/www/big bs=65536 count=1024 2>/dev/null
+  dd if=/dev/zero of=/www/big bs=65536 count=$((NETBENCH_MIB * 16)) 2>/dev/null
 elif [ -n "$NETBENCH" ]; then
   ( until wget -q -O /dev/null http://$NETBENCH/index.html 2>/dev/null; do sleep 0.2; done
     for k in 1 2 3; do
       t0=$(cut -d' ' -f1 /proc/uptime)
       wget -q -O /dev/null http://$NETBENCH/big
       t1=$(cut -d' ' -f1 /proc/uptime)
-      echo "OUTRIG-NETBENCH tcp bytes=67108864 start=$t0 end=$t1"
+      echo "OUTRIG-NETBENCH tcp bytes=$((NETBENCH_MIB * 1048576)) start=$t0 end=$t1"
     done
     echo "OUTRIG-NETBENCH ping $(ping -q -c 50 -i 0.05 $NETBENCH | tail -1)"
     echo "OUTRIG-NETBENCH done" ) &
