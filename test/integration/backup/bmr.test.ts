@@ -37,7 +37,7 @@ async function boots(image: string, marker: string, failure?: RegExp): Promise<b
     const outcome = await waitUntil('the ready marker or a boot failure', () => (text().includes(marker) ? 'ready' : failure?.test(text()) ? 'failed' : undefined), 120_000);
     return outcome === 'ready';
   } catch (e) {
-    throw new Error(`${(e as Error).message}; the console showed: ${JSON.stringify(text().slice(-1500))}`);
+    throw new Error(`${(e as Error).message}; the console showed: ${JSON.stringify(text().slice(-1500))}`, { cause: e });
   } finally {
     qemu.kill('SIGKILL');
   }
