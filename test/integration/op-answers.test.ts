@@ -5,40 +5,15 @@
  * must drop A's messages, log and count them, and take B's.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
-import WebSocket from 'ws';
-import { enroll } from '../../src/agent/enroll.ts';
 import { ApiClient } from '../../src/cli/client.ts';
-import { VERSION } from '../../src/common/version.ts';
 import { startController, type RunningController } from '../../src/controller/index.ts';
-import { AGENT_STREAM_PATH, PROTOCOL_VERSION, type AgentMessage, type ControllerMessage } from '../../src/model/agent-protocol.ts';
 import type { Backup, BackupResult } from '../../src/model/backup.ts';
-import type { Inventory } from '../../src/model/host.ts';
-import { generateKeyPair } from '../../src/pki/index.ts';
+import { fakeAgent, type FakeAgent } from '../helpers/fake-agent.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';
-
-const inventory: Inventory = {
-  hostname: 'fake',
-  cpu: { model: 'test', count: 2, sockets: 1, coresPerSocket: 2, flags: [] },
-  memory: { totalMiB: 4096 },
-  numa: [{ id: 0, cpus: '0-1', memoryMiB: 4096 }],
-  nics: [],
-  disks: [],
-  pci: [],
-  kvm: { usable: false, reason: 'test', checkedAt: new Date().toISOString() },
-  accel: 'tcg',
-  os: { kernel: 'test', qemu: 'test' },
-};
-
-interface FakeAgent {
-  received: ControllerMessage[];
-  send(m: AgentMessage): void;
-  close(): void;
-}
 
 describe('operation answers are tied to the host they were sent to', () => {
   const dir = tempDir();
@@ -47,21 +22,6 @@ describe('operation answers are tied to the host they were sent to', () => {
   let api: ApiClient;
   let a: FakeAgent;
   let b: FakeAgent;
-
-  /** Enrolls a host with a one-time token and opens its agent stream with its certificate. */
-  async function fakeAgent(hostId: string): Promise<FakeAgent> {
-    const { token } = await ctl.trust.addRule(`${hostId}-rule`, { kind: 'token' });
-    const keys = generateKeyPair();
-    const creds = await enroll({ identity: { hostId, name: hostId, keys }, mode: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, bootstrapToken: token, log });
-    const ws = new WebSocket(ctl.url.replace(/^https/, 'wss') + AGENT_STREAM_PATH, { ca: creds.caPem, cert: creds.certPem, key: keys.privateKey });
-    const received: ControllerMessage[] = [];
-    ws.on('message', (d) => received.push(JSON.parse(d.toString()) as ControllerMessage));
-    await once(ws, 'open');
-    const send = (m: AgentMessage) => ws.send(JSON.stringify(m));
-    send({ type: 'hello', protocol: PROTOCOL_VERSION, hostId, name: hostId, agentVersion: VERSION, inventory, vms: [], volumes: [] });
-    await waitUntil(`${hostId} welcomed`, () => received.some((m) => m.type === 'welcome'));
-    return { received, send, close: () => ws.close() };
-  }
 
   const dropped = async () => {
     const text = await (await api.raw('GET', '/metrics')).text();
@@ -72,8 +32,8 @@ describe('operation answers are tied to the host they were sent to', () => {
   before(async () => {
     ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log, heartbeatMs: 500 });
     api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });
-    a = await fakeAgent('h-host-a');
-    b = await fakeAgent('h-host-b');
+    a = await fakeAgent(ctl, 'h-host-a', log);
+    b = await fakeAgent(ctl, 'h-host-b', log);
   });
   after(async () => {
     a?.close();
