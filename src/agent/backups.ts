@@ -77,7 +77,11 @@ export class VolumeBackups {
     return this.workDir;
   }
 
-  async backup(o: { backupId: string; volumeId: string; repository: BackupRepoRef; tags: string[]; source: string }, onProgress: ProgressSink): Promise<BackupResult> {
+  /**
+   * `signal` cancels it: the copy or the reading stops, no snapshot is written (packs sealed so far
+   * stay as unreferenced data that prune removes), and the disk-engine snapshot is deleted.
+   */
+  async backup(o: { backupId: string; volumeId: string; repository: BackupRepoRef; tags: string[]; source: string }, onProgress: ProgressSink, signal?: AbortSignal): Promise<BackupResult> {
     requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
     const start = Date.now();
     const progress = new ProgressThrottle(onProgress);
@@ -91,9 +95,10 @@ export class VolumeBackups {
           `${o.volumeId}@${o.backupId}`,
           (image) => {
             progress.push({ stage: 'reading its file systems', files: 0, bytes: 0 });
-            return backupDiskImage(repo, image, { tags: o.tags, host: o.source, source: `volume ${o.source}`, name: `volume ${o.source}`, onProgress: (p) => progress.push({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
+            return backupDiskImage(repo, image, { tags: o.tags, host: o.source, source: `volume ${o.source}`, name: `volume ${o.source}`, signal, onProgress: (p) => progress.push({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
           },
           this.work(),
+          signal,
         );
         progress.flush();
         return diskResult(r, repo, start);
@@ -155,12 +160,12 @@ export class VolumeBackups {
   }
 
   /** A host's own files, file by file, incremental against the last backup of the same paths from this host. */
-  async files(o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean }, onProgress: ProgressSink): Promise<BackupResult> {
+  async files(o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean }, onProgress: ProgressSink, signal?: AbortSignal): Promise<BackupResult> {
     requireTools(o.bmr ? VOLUME_BACKUP_REQUIREMENTS : BACKUP_REQUIREMENTS.slice(0, 1), 'backups');
     const start = Date.now();
     const progress = new ProgressThrottle(onProgress);
     try {
-      const r = await this.filesWith(o, start, progress.push);
+      const r = await this.filesWith(o, start, progress.push, signal);
       progress.flush();
       return r;
     } finally {
@@ -168,20 +173,20 @@ export class VolumeBackups {
     }
   }
 
-  private async filesWith(o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean }, start: number, progress: ProgressSink): Promise<BackupResult> {
+  private async filesWith(o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean }, start: number, progress: ProgressSink, signal?: AbortSignal): Promise<BackupResult> {
     if (o.bmr) {
       // Every path must be on the disk recorded: a record of one disk cannot stand for another.
       const disks = new Set(o.paths.map((p) => findLiveDisk(p).device));
       if (disks.size > 1) throw new Error(`the paths are on more than one disk (${[...disks].join(', ')}): make one bare-metal record per disk`);
       return withRepo(o.repository, 'backup', async (repo) => {
-        const r = await backupLiveDisk(repo, o.paths[0]!, { tags: o.tags, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
+        const r = await backupLiveDisk(repo, o.paths[0]!, { tags: o.tags, signal, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
         return { ...diskResult(r, repo, start), diskBytes: r.disk.sizeBytes };
       });
     }
     return withRepo(o.repository, 'backup', async (repo) => {
       const paths = [...o.paths].sort();
       const parent = (await repo.snapshots()).filter((s) => s.hostname === hostname() && JSON.stringify(s.paths) === JSON.stringify(paths)).at(-1);
-      const a = new Archiver(repo, { parent: parent?.id, tags: o.tags, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
+      const a = new Archiver(repo, { parent: parent?.id, tags: o.tags, signal, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
       const r = await a.run(paths);
       return {
         snapshotId: r.id,

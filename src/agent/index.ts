@@ -171,6 +171,18 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     }
   };
 
+  /** Operations that can be cancelled (backups), while they run. */
+  const cancellable = new Map<string, AbortController>();
+  const withCancel = async <T>(opId: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    const ac = new AbortController();
+    cancellable.set(opId, ac);
+    try {
+      return await work(ac.signal);
+    } finally {
+      cancellable.delete(opId);
+    }
+  };
+
   const consoles = new Map<string, ConsoleStream>();
   const runOp = async (op: AgentOp): Promise<void | Record<string, unknown>> => {
     switch (op.kind) {
@@ -188,6 +200,12 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         return vms.detach(op.instanceId, op.volumeId);
       case 'vm.balloon':
         return vms.balloon(op.instanceId, op.targetMiB);
+      case 'op.cancel': {
+        const target = cancellable.get(op.target);
+        if (target) log.info({ op: op.target }, 'operation cancelled');
+        target?.abort(new Error('cancelled on request'));
+        return { running: !!target };
+      }
     }
     try {
       switch (op.kind) {
@@ -211,9 +229,9 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
         case 'snapshot.delete':
           return await storage.deleteSnapshot(op.volumeId, op.snapshotId);
         case 'backup.create':
-          return { ...(await backups.backup(op, progressOf(op.opId))) };
+          return { ...(await withCancel(op.opId, (signal) => backups.backup(op, progressOf(op.opId), signal))) };
         case 'backup.files':
-          return { ...(await backups.files(op, progressOf(op.opId))) };
+          return { ...(await withCancel(op.opId, (signal) => backups.files(op, progressOf(op.opId), signal))) };
         case 'backup.restore-files':
           return await backups.restoreFiles(op.repository, op.snapshotId, op.target, op.include);
         case 'backup.forget':
@@ -259,11 +277,11 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const onMessage = (m: ControllerMessage) => {
     switch (m.type) {
       case 'op':
-        if (m.op.kind === 'vm.balloon') {
-          // Setting a balloon target is idempotent and frequent: answered without the journal.
+        if (m.op.kind === 'vm.balloon' || m.op.kind === 'op.cancel') {
+          // Setting a balloon target is idempotent and frequent, and a cancel must act again on a re-sent run: answered without the journal.
           const opId = m.op.opId;
           void runOp(m.op).then(
-            () => conn?.send({ type: 'op-result', opId, ok: true }),
+            (result) => conn?.send({ type: 'op-result', opId, ok: true, ...(result ? { result } : {}) }),
             (e: Error) => conn?.send({ type: 'op-result', opId, ok: false, error: e.message }),
           );
           break;

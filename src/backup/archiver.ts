@@ -39,6 +39,11 @@ export interface BackupOptions {
   now?: () => Date;
   /** Threads that compress and seal (default: one per CPU; 0: none, all on this thread). */
   workers?: number;
+  /**
+   * Stops the backup between files (and before the snapshot is written): `run` rejects with the
+   * signal's reason and writes no snapshot. Packs sealed so far stay as unreferenced data prune removes.
+   */
+  signal?: AbortSignal;
 }
 
 /** Files being backed up at once: enough to keep every worker busy between the walk's pauses. */
@@ -65,6 +70,7 @@ export class Archiver {
     for (const p of paths) if (typeof p !== 'string') this.physical.set(resolve(p.as), resolve(p.path));
     const roots = [...new Set(paths.map((p) => resolve(typeof p === 'string' ? p : p.as)))].sort();
     const phys = (r: string) => this.physical.get(r) ?? r;
+    this.o.signal?.throwIfAborted();
     for (const r of roots) lstatSync(phys(r)); // a missing root is an error before anything is written
     await this.repo.recoverUnindexedPacks();
     const parent = this.o.parent ? await this.repo.findSnapshot(this.o.parent) : undefined;
@@ -73,6 +79,7 @@ export class Archiver {
     let tree: string;
     try {
       tree = await this.saveLevel('/', roots, parent?.tree);
+      this.o.signal?.throwIfAborted();
       await this.repo.flush();
     } finally {
       await this.repo.stopSealPool();
@@ -89,6 +96,7 @@ export class Archiver {
       stats: { files: this.progress.files, dirs: this.progress.dirs, bytes: this.progress.bytes },
       manifest: this.o.manifest,
     };
+    this.o.signal?.throwIfAborted();
     const id = await this.repo.saveSnapshot(snapshot);
     return { id, snapshot };
   }
@@ -145,6 +153,7 @@ export class Archiver {
    * there are slots.
    */
   private async entry(path: string, name: string, prev: TreeNode | undefined): Promise<{ node: TreeNode; done?: Promise<void> }> {
+    this.o.signal?.throwIfAborted();
     const st = lstatSync(path, { bigint: true });
     const n = this.withXattrs(path, nodeOf(name, st));
     switch (n.type) {
@@ -161,6 +170,10 @@ export class Archiver {
           return { node: n };
         }
         await this.slots.acquire();
+        if (this.o.signal?.aborted) {
+          this.slots.release();
+          this.o.signal.throwIfAborted();
+        }
         const done = this.repo
           .saveFile(path, n.size, prev?.content)
           .then(({ ids, bytes }) => {
@@ -196,20 +209,27 @@ export class Archiver {
     }
     const nodes: (TreeNode | undefined)[] = [];
     const work: Promise<void>[] = [];
-    // A file that vanished or cannot be read is reported, and the backup goes on without it.
+    // A file that vanished or cannot be read is reported, and the backup goes on without it; a cancel ends it.
     const skip = (i: number, p: string, e: unknown) => {
+      this.o.signal?.throwIfAborted();
       nodes[i] = undefined;
       this.progress.errors.push({ path: p, error: (e as Error).message });
     };
-    for (const [i, name] of names.entries()) {
-      const p = join(path, name);
-      try {
-        const { node, done } = await this.entry(p, name, prev.get(name));
-        nodes[i] = node;
-        if (done) work.push(node.type === 'dir' ? done : done.catch((e: unknown) => skip(i, p, e)));
-      } catch (e) {
-        skip(i, p, e);
+    try {
+      for (const [i, name] of names.entries()) {
+        const p = join(path, name);
+        try {
+          const { node, done } = await this.entry(p, name, prev.get(name));
+          nodes[i] = node;
+          if (done) work.push(node.type === 'dir' ? done : done.catch((e: unknown) => skip(i, p, e)));
+        } catch (e) {
+          skip(i, p, e);
+        }
       }
+    } catch (e) {
+      // Cancelled: the work already started still ends (with the same reason), and nobody waits for it.
+      void Promise.allSettled(work);
+      throw e;
     }
     await Promise.all(work);
     return this.repo.saveBlob('tree', encodeTree({ nodes: nodes.filter((n): n is TreeNode => !!n) }));

@@ -66,7 +66,7 @@ export function manifestBlobs(manifest: unknown): { what: string; ids: string[] 
 /** Where system state lives on a Linux root filesystem. */
 export const SYSTEM_STATE_PATHS = ['/etc', '/boot', '/usr/lib/modules', '/lib/modules', '/var/lib/dpkg'];
 
-async function saveRaw(repo: Repository, image: string, offset: number, length: number): Promise<string[]> {
+async function saveRaw(repo: Repository, image: string, offset: number, length: number, signal?: AbortSignal): Promise<string[]> {
   const fd = openSync(image, 'r');
   try {
     const buf = Buffer.alloc(length);
@@ -79,6 +79,7 @@ async function saveRaw(repo: Repository, image: string, offset: number, length: 
     const ids: string[] = [];
     let at = 0;
     for (const n of chunkLengths(buf.subarray(0, got), new Chunker(repo.chunker, repo.gear))) {
+      signal?.throwIfAborted();
       ids.push(await repo.saveBlob('data', buf.subarray(at, at + n)));
       at += n;
     }
@@ -150,6 +151,7 @@ async function backupDisk(repo: Repository, image: string, sizeBytes: number, mo
     const sources: { path: string; as: string }[] = [];
     const filesystems: BmrManifest['filesystems'] = [];
     for (const fs of layout.filesystems.filter((f) => FILE_SYSTEMS.test(f.type))) {
+      opts.signal?.throwIfAborted();
       const region = regionOf(layout, fs.partition);
       const dir = join(work, `p${fs.partition}`);
       mkdirSync(dir);
@@ -167,14 +169,14 @@ async function backupDisk(repo: Repository, image: string, sizeBytes: number, mo
       filesystems.push({ partition: fs.partition, path: `/p${fs.partition}` });
     }
     const areas: BmrManifest['bootAreas'] = [];
-    for (const a of bootAreas(layout)) areas.push({ ...a, content: await saveRaw(repo, image, a.offset, a.length) });
+    for (const a of bootAreas(layout)) areas.push({ ...a, content: await saveRaw(repo, image, a.offset, a.length, opts.signal) });
     const covered = new Set([...filesystems.map((f) => f.partition), ...areas.map((a) => layout.partitions.find((p) => p.start * layout.table.sectorSize === a.offset)?.index)]);
     const rawPartitions: BmrManifest['rawPartitions'] = [];
     for (const p of layout.partitions.filter((x) => !covered.has(x.index))) {
-      rawPartitions.push({ partition: p.index, content: await saveRaw(repo, image, p.start * layout.table.sectorSize, p.size * layout.table.sectorSize) });
+      rawPartitions.push({ partition: p.index, content: await saveRaw(repo, image, p.start * layout.table.sectorSize, p.size * layout.table.sectorSize, opts.signal) });
     }
     const onRead = (bytes: number) => opts.onProgress?.({ files: 0, dirs: 0, bytes, bytesRead: bytes, unchanged: 0, errors: [] });
-    const rawAreas = layout.table.label === 'none' && !filesystems.length ? await saveRawAreas(repo, image, 0, sizeBytes, onRead) : undefined;
+    const rawAreas = layout.table.label === 'none' && !filesystems.length ? await saveRawAreas(repo, image, 0, sizeBytes, onRead, opts.signal) : undefined;
     // The guest's symlinks are never followed: /etc/fstab -> /etc/shadow reads as no fstab.
     const ssr = filesystems.flatMap((f) => SYSTEM_STATE_PATHS.filter((p) => noFollow(join(work, `p${f.partition}`), p)).map((p) => `${f.path}${p}`));
     const views: FsView[] = filesystems.map((f) => {

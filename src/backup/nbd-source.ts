@@ -5,7 +5,7 @@
  * volume costs only what it holds), the backup reads that, and the image is deleted. And the way
  * back: a rebuilt image copied into a new volume's export.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,14 +17,41 @@ export function nbdUri(socket: string, exportName: string): string {
   return `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`;
 }
 
-/** Copies an NBD export into a temporary sparse image, runs `fn` on it, and removes it whatever happens. */
-export async function withExportImage<T>(socket: string, exportName: string, fn: (image: string) => Promise<T>, dir = tmpdir()): Promise<T> {
+/** Runs nbdcopy; `signal` kills it, and the promise settles only once it has exited (no reader left on the export). */
+function nbdcopy(args: string[], signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('nbdcopy', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    const kill = () => child.kill('SIGTERM');
+    signal?.addEventListener('abort', kill, { once: true });
+    child.on('error', (e) => {
+      signal?.removeEventListener('abort', kill);
+      reject(e);
+    });
+    child.on('close', (code, sig) => {
+      signal?.removeEventListener('abort', kill);
+      if (signal?.aborted) reject(signal.reason);
+      else if (code === 0) resolve();
+      else reject(Object.assign(new Error(`nbdcopy ended with ${code ?? sig}`), { stderr }));
+    });
+  });
+}
+
+/**
+ * Copies an NBD export into a temporary sparse image, runs `fn` on it, and removes it whatever happens.
+ * `signal` stops the copy (nbdcopy is killed) and rejects with its reason; `fn` is given it too.
+ */
+export async function withExportImage<T>(socket: string, exportName: string, fn: (image: string) => Promise<T>, dir = tmpdir(), signal?: AbortSignal): Promise<T> {
+  signal?.throwIfAborted();
   const work = mkdtempSync(join(dir, 'outrig-nbd-source-'));
   const image = join(work, 'disk.raw');
   try {
-    await run('nbdcopy', ['--target-is-zero', nbdUri(socket, exportName), image]).catch((e: Error & { stderr?: string }) => {
+    await nbdcopy(['--target-is-zero', nbdUri(socket, exportName), image], signal).catch((e: Error & { stderr?: string }) => {
+      signal?.throwIfAborted();
       throw new Error(`cannot read ${exportName} over NBD: ${e.stderr?.trim() || e.message}`, { cause: e });
     });
+    signal?.throwIfAborted();
     return await fn(image);
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -3,7 +3,7 @@
  * host's view and the operation answer that arrived in; the next status and at most one operation out.
  */
 import { Value } from 'typebox/value';
-import { BackupResult, type Backup, type BackupStatus } from '../model/backup.ts';
+import { BackupResult, backupSettled, type Backup, type BackupStatus } from '../model/backup.ts';
 import { setCondition } from '../model/conditions.ts';
 import type { Volume } from '../model/volume.ts';
 import type { OpResult } from './agent-hub.ts';
@@ -12,7 +12,7 @@ import type { HostView } from './volume-plan.ts';
 export type BackupOpKind = 'backup.create' | 'backup.files' | 'backup.forget';
 
 export function backupOpIds(b: Pick<Backup, 'id'>) {
-  return { create: `${b.id}/create`, forget: `${b.id}/forget` };
+  return { create: `${b.id}/create`, forget: `${b.id}/forget`, cancel: `${b.id}/cancel` };
 }
 
 export interface BackupPlanContext {
@@ -27,6 +27,8 @@ export interface BackupPlanContext {
 export interface BackupPlan {
   status: BackupStatus;
   send?: { opId: string; kind: BackupOpKind };
+  /** Tell the agent to stop this running operation (after `send`, when both are given). */
+  cancel?: { opId: string; target: string };
   remove?: boolean;
 }
 
@@ -53,10 +55,12 @@ export function planBackup(b: Backup, ctx: BackupPlanContext): BackupPlan {
   const hostName = ctx.host.name ?? st.hostId;
 
   if (st.phase === 'deleting') {
-    // Still running: it ends first, and then its snapshot is forgotten, not left in the repository with no record.
+    // Still running: it is told to stop, and if it completes all the same, its snapshot is forgotten, not left in the repository with no record.
     if (waitingOn && last.opId === ids.create) {
-      st.message = `deleted while running: its snapshot is forgotten once the run on host ${hostName} ends`;
-      return { status: st };
+      st.message = `deleted while running: the run on host ${hostName} is stopped, then the record goes`;
+      if (!ctx.host.connected || st.cancel?.sentAt) return { status: st };
+      st.cancel = { requestedAt: st.cancel?.requestedAt ?? at, sentAt: at };
+      return { status: st, cancel: { opId: ids.cancel, target: ids.create } };
     }
     // Nothing in the repository yet (or no host left to reach it): only the record goes.
     if (!st.result || !st.hostId || !ctx.host.exists) return { status: st, remove: true };
@@ -72,20 +76,28 @@ export function planBackup(b: Backup, ctx: BackupPlanContext): BackupPlan {
     }
     return send(ids.forget, 'backup.forget');
   }
-  if (st.phase === 'completed' || st.phase === 'failed') return { status: st };
+  if (backupSettled(st.phase)) return { status: st };
 
   if (last?.opId === ids.create && last.state === 'succeeded') {
     st.phase = 'completed';
     st.completedAt = at;
     st.progress = undefined;
-    st.message = undefined;
+    // The run ended before the agent heard the cancel: the snapshot is whole, and kept.
+    st.message = st.cancel ? 'the backup completed before the cancel reached it; delete it if it is not wanted' : undefined;
     return { status: st };
   }
   if (last?.opId === ids.create && last.state === 'failed') {
-    st.phase = 'failed';
+    st.phase = st.cancel ? 'cancelled' : 'failed';
     st.completedAt = at;
     st.progress = undefined;
-    st.message = `backup failed: ${last.error ?? 'unknown error'}`;
+    st.message = st.cancel ? 'cancelled on request; nothing of it is in the repository but packs prune removes' : `backup failed: ${last.error ?? 'unknown error'}`;
+    return { status: st };
+  }
+  // Cancelled before any run was sent: nothing to stop.
+  if (st.cancel && last?.opId !== ids.create) {
+    st.phase = 'cancelled';
+    st.completedAt = at;
+    st.message = 'cancelled on request before it started';
     return { status: st };
   }
   if (!st.hostId && b.spec.host) st.hostId = b.spec.host;
@@ -117,10 +129,22 @@ export function planBackup(b: Backup, ctx: BackupPlanContext): BackupPlan {
     st.message = `host ${hostName} is gone`;
     return { status: st };
   }
-  if (!ctx.host.connected || waitingOn) return { status: st };
+  if (!ctx.host.connected) return { status: st };
+  const stop = { opId: ids.cancel, target: ids.create };
+  if (waitingOn) {
+    if (!st.cancel || st.cancel.sentAt) return { status: st };
+    st.cancel = { ...st.cancel, sentAt: at };
+    st.message = `cancelling: host ${hostName} was told to stop the run`;
+    return { status: st, cancel: stop };
+  }
   // Not sent yet, or sent and lost with a dropped connection: (re)send; the agent answers a repeat from its journal.
+  // A run being cancelled is sent again too: the agent may still be running it, and the cancel follows it.
   st.phase = 'running';
   st.startedAt ??= at;
   st.message = undefined;
-  return send(ids.create, b.spec.volume ? 'backup.create' : 'backup.files');
+  const plan = send(ids.create, b.spec.volume ? 'backup.create' : 'backup.files');
+  if (!st.cancel) return plan;
+  st.cancel = { ...st.cancel, sentAt: at };
+  st.message = `cancelling: host ${hostName} was told to stop the run`;
+  return { ...plan, cancel: stop };
 }

@@ -4,7 +4,7 @@
  */
 import { Cron } from 'croner';
 import { selectKeep } from '../backup/prune.ts';
-import type { Backup, BackupPolicy, Retention } from '../model/backup.ts';
+import { backupSettled, type Backup, type BackupPolicy, type Retention } from '../model/backup.ts';
 import type { Instance } from '../model/instance.ts';
 
 /** The next time the cron expression fires after `after` (UTC); throws on an invalid expression. */
@@ -53,8 +53,8 @@ export function planRun(p: BackupPolicy, instances: Instance[], backups: Backup[
 
 /**
  * The policy's backups to delete: per volume, completed backups outside the retention rules, and
- * every failed one but the newest run's (it says why the last run failed; a later run, success or
- * failure, makes it history), so runs that keep failing do not pile up.
+ * every failed or cancelled one but the newest run's (it says why the last run failed; a later run,
+ * success or failure, makes it history), so runs that keep failing do not pile up.
  */
 export function expired(p: BackupPolicy, backups: Backup[]): Backup[] {
   const mine = backups.filter((b) => b.spec.policy === p.id && b.status.phase !== 'deleting');
@@ -65,9 +65,9 @@ export function expired(p: BackupPolicy, backups: Backup[]): Backup[] {
     const done = list.filter((b) => b.status.phase === 'completed');
     const keep = selectKeep(done.map((b) => ({ id: b.id, time: b.createdAt })), p.spec.retention);
     out.push(...done.filter((b) => !keep.has(b.id)));
-    const settled = list.filter((b) => b.status.phase === 'completed' || b.status.phase === 'failed').sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+    const settled = list.filter((b) => backupSettled(b.status.phase)).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     const newest = settled.at(-1);
-    out.push(...settled.filter((b) => b.status.phase === 'failed' && b !== newest));
+    out.push(...settled.filter((b) => b.status.phase !== 'completed' && b !== newest));
   }
   return out;
 }

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { scopePassphrase } from '../backup/crypto.ts';
 import type { AgentOp, BackupRepoRef } from '../model/agent-protocol.ts';
-import type { Backup, BackupProgress } from '../model/backup.ts';
+import { backupSettled, type Backup, type BackupProgress } from '../model/backup.ts';
 import type { Store } from '../store/index.ts';
 import type { AgentHub, OpResult } from './agent-hub.ts';
-import { planBackup } from './backup-plan.ts';
+import { backupOpIds, planBackup } from './backup-plan.ts';
 
 export interface BackupConfig {
   /** The repository backups go to unless they name one. */
@@ -49,8 +49,29 @@ export class BackupReconciler {
   }
 
   onOpResult(opId: string, result: OpResult): void {
+    const id = opId.split('/')[0]!;
+    // A cancel's own answer says only whether a run was there to stop: the run's answer is what counts.
+    if (opId === backupOpIds({ id }).cancel) return;
     this.answers.set(opId, result);
-    this.o.enqueue(opId.split('/')[0]!);
+    this.o.enqueue(id);
+  }
+
+  /**
+   * Asks a pending or running backup to stop: the agent stops the run, removes its partial work and
+   * the disk-engine snapshot, and the backup ends as cancelled. Throws CancelRefused for one that ended.
+   * The caller has it reconciled.
+   */
+  async cancel(ref: string): Promise<Backup> {
+    const b = await this.o.store.backups.mustFind(ref);
+    let refused: string | undefined;
+    await this.o.store.backups.update(b.id, (cur) => {
+      if (cur.status.phase === 'deleting') refused = `backup '${cur.name}' is being deleted (a running one is stopped by that)`;
+      else if (backupSettled(cur.status.phase)) refused = `backup '${cur.name}' is ${cur.status.phase}: there is no run to cancel (\`outrig backup delete ${cur.name}\` removes it)`;
+      if (refused || cur.status.cancel) return null;
+      return { status: { ...cur.status, cancel: { requestedAt: this.o.clock().toISOString() } } };
+    });
+    if (refused) throw new CancelRefused(refused);
+    return b;
   }
 
   /** Progress of a running backup, written into its status (the agent sends it about once a second). */
@@ -81,26 +102,34 @@ export class BackupReconciler {
       return;
     }
     const wrote = await this.write(b, plan.status);
-    if (wrote && b.spec.policy && plan.status.phase !== b.status.phase && (plan.status.phase === 'completed' || plan.status.phase === 'failed')) this.o.settled(b.spec.policy);
+    if (wrote && b.spec.policy && plan.status.phase !== b.status.phase && backupSettled(plan.status.phase)) this.o.settled(b.spec.policy);
     if (answer) this.answers.delete(last!.opId);
-    if (!wrote || !plan.send) return;
+    if (!wrote) return;
     const target = plan.status.hostId!;
-    const repository = this.repoOf(b);
-    const { opId, kind } = plan.send;
-    const op: AgentOp =
-      kind === 'backup.create'
-        ? { opId, kind, backupId: b.id, volumeId: b.spec.volume!, repository, tags: b.spec.tags, source: plan.status.volumeName ?? b.spec.volume! }
-        : kind === 'backup.files'
-          ? { opId, kind, backupId: b.id, paths: b.spec.paths ?? [], repository, tags: b.spec.tags, bmr: b.spec.bmr }
-          : { opId, kind, repository, snapshotId: plan.status.result!.snapshotId };
-    hub.sendOp(target, op).catch(() => this.o.enqueue(id));
+    if (plan.send) this.sendOp(b, target, plan.send, plan.status);
+    // Sent after the run (a re-sent one): the agent reads its messages in order.
+    if (plan.cancel) hub.sendOp(target, { opId: plan.cancel.opId, kind: 'op.cancel', target: plan.cancel.target }).catch(() => this.o.enqueue(id));
   }
 
-  /** Writes the planned status unless the backup changed meanwhile (deleted, or a delete began): then it is planned again. */
+  private sendOp(b: Backup, target: string, send: NonNullable<ReturnType<typeof planBackup>['send']>, status: Backup['status']): void {
+    const hub = this.o.hub();
+    const repository = this.repoOf(b);
+    const { opId, kind } = send;
+    const op: AgentOp =
+      kind === 'backup.create'
+        ? { opId, kind, backupId: b.id, volumeId: b.spec.volume!, repository, tags: b.spec.tags, source: status.volumeName ?? b.spec.volume! }
+        : kind === 'backup.files'
+          ? { opId, kind, backupId: b.id, paths: b.spec.paths ?? [], repository, tags: b.spec.tags, bmr: b.spec.bmr }
+          : { opId, kind, repository, snapshotId: status.result!.snapshotId };
+    hub.sendOp(target, op).catch(() => this.o.enqueue(b.id));
+  }
+
+  /** Writes the planned status unless the backup changed meanwhile (deleted, a delete or cancel began): then it is planned again. */
   private async write(b: Backup, status: Backup['status']): Promise<boolean> {
     let wrote = false;
     await this.o.store.backups.update(b.id, (cur) => {
       if ((cur.status.phase === 'deleting') !== (b.status.phase === 'deleting') || JSON.stringify(cur.status.lastOp) !== JSON.stringify(b.status.lastOp)) return null;
+      if (!!cur.status.cancel !== !!b.status.cancel) return null;
       if (JSON.stringify(cur.status) === JSON.stringify(status)) return null;
       wrote = true;
       return { status: { ...status, progress: status.phase === 'running' ? (cur.status.progress ?? status.progress) : status.progress } };
@@ -112,3 +141,6 @@ export class BackupReconciler {
     return wrote;
   }
 }
+
+/** A cancel of a backup that has no run left to stop. */
+export class CancelRefused extends Error {}

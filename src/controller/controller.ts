@@ -21,7 +21,7 @@ import { entitlementsIn, poolMembers, poolModel, tenantMayUse, vmsIn } from './m
 import { BALLOON_OP_PREFIX, MemoryReconciler } from './memory-reconciler.ts';
 import { BackupReconciler, type BackupConfig } from './backup-reconciler.ts';
 import { BackupPolicies } from './backup-policies.ts';
-import type { BackupProgress } from '../model/backup.ts';
+import { backupSettled, type BackupProgress } from '../model/backup.ts';
 import type { ControllerMetrics } from './metrics.ts';
 import { placementVerdict, type AllocationPolicy, type MemoryFit, type SchedulableHost, type Verdict } from './scheduler.ts';
 import { detachReleased, planSnapshot, planVolume } from './volume-plan.ts';
@@ -155,7 +155,7 @@ export class Controller {
     for (const i of await this.store.instances.list()) this.queues.instance.add(i.id);
     for (const v of await this.store.volumes.list()) this.queues.volume.add(v.id);
     for (const s of await this.store.snapshots.list()) this.queues.snapshot.add(s.id);
-    for (const b of await this.store.backups.list()) if (b.status.phase !== 'completed' && b.status.phase !== 'failed') this.queues.backup.add(b.id);
+    for (const b of await this.store.backups.list()) if (!backupSettled(b.status.phase)) this.queues.backup.add(b.id);
     for (const p of await this.store.backupPolicies.list()) this.queues.backupPolicy.add(p.id);
     for (const n of await this.store.networks.list()) this.queues.network.add(n.id);
     for (const c of await this.store.hostClusters.list()) this.queues.hostCluster.add(c.id);
@@ -193,7 +193,7 @@ export class Controller {
     for (const i of await this.store.instances.list()) if (!i.status.hostId || i.status.hostId === hostId) this.queues.instance.add(i.id);
     for (const v of await this.store.volumes.list()) if (!v.status.hostId || v.status.hostId === hostId) this.queues.volume.add(v.id);
     for (const s of await this.store.snapshots.list()) if (!s.status.hostId || s.status.hostId === hostId) this.queues.snapshot.add(s.id);
-    for (const b of await this.store.backups.list()) if (b.status.phase !== 'completed' && b.status.phase !== 'failed') this.queues.backup.add(b.id);
+    for (const b of await this.store.backups.list()) if (!backupSettled(b.status.phase)) this.queues.backup.add(b.id);
   }
 
   // ---- agent events ----

@@ -174,6 +174,12 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-files'), repository: BackupRepoRef, snapshotId: Type.String(), target: Type.String(), include: Type.Array(Type.String()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.forget'), repository: BackupRepoRef, snapshotId: Type.String() }),
   /**
+   * Stops the running operation `target` (a backup): it ends failing with "cancelled", its partial
+   * work removed. Answers at once, with `running: false` when no such operation is running (not yet
+   * started, or already answered). Not journaled: a repeat must act again on a re-sent run.
+   */
+  Type.Object({ opId: Type.String(), kind: Type.Literal('op.cancel'), target: Type.String() }),
+  /**
    * Puts the network's segment on this host (bridge, VXLAN device) with exactly these peers in its
    * flood list, and (when given) exactly these MACs of the other hosts' guests, each with its
    * host's underlay address, in its VXLAN forwarding table (the device learns nothing itself).

@@ -6,8 +6,13 @@ import { Type, type Static } from 'typebox';
 import { Condition, resourceSchema, type Resource } from './common.ts';
 import { LastOp } from './instance.ts';
 
-export const BACKUP_PHASES = ['pending', 'running', 'completed', 'failed', 'deleting'] as const;
+export const BACKUP_PHASES = ['pending', 'running', 'completed', 'failed', 'cancelled', 'deleting'] as const;
 export type BackupPhase = (typeof BACKUP_PHASES)[number];
+
+/** A backup that will not change any more (unless deleted): it ended, one way or another. */
+export function backupSettled(phase: BackupPhase): boolean {
+  return phase === 'completed' || phase === 'failed' || phase === 'cancelled';
+}
 
 export const BackupSpec = Type.Object({
   /** Id of the volume backed up (a BMR-ready disk backup); absent for a host's files. */
@@ -68,6 +73,11 @@ export const BackupStatus = Type.Object({
   progress: Type.Optional(BackupProgress),
   result: Type.Optional(BackupResult),
   lastOp: Type.Optional(LastOp),
+  /**
+   * A cancel was asked for (`requestedAt`); `sentAt`: the agent was told to stop the run (told again
+   * if the run is sent again after a dropped connection). The run ends as cancelled.
+   */
+  cancel: Type.Optional(Type.Object({ requestedAt: Type.String(), sentAt: Type.Optional(Type.String()) })),
   message: Type.Optional(Type.String()),
 });
 export type BackupStatus = Static<typeof BackupStatus>;

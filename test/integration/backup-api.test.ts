@@ -3,10 +3,12 @@
  * is written over NBD): bad requests get a clear 4xx and change nothing; disks without a partition
  * table back up and rebuild; a backup that cannot be made fails with the reason (naming the volume)
  * and leaves no disk-engine snapshot or scratch file behind; a restore
- * that meets a missing pack fails and leaves no volume; deleting a backup forgets its snapshot.
+ * that meets a missing pack fails and leaves no volume; a running backup is cancelled and leaves no
+ * snapshot; deleting a backup forgets its snapshot.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -44,7 +46,7 @@ describe('backup API', { timeout: 300_000 }, () => {
   const backup = (ref: string) => api.find<Backup>(`/v1/backups/${ref}`);
   const ready = async (name: string) => waitUntil(`volume ${name} available`, async () => (await volume(name))?.status.phase === 'available', 60_000);
   const settled = async (name: string) => {
-    await waitUntil(`backup ${name} done`, async () => ['completed', 'failed'].includes((await backup(name))?.status.phase ?? ''), 120_000);
+    await waitUntil(`backup ${name} done`, async () => ['completed', 'failed', 'cancelled'].includes((await backup(name))?.status.phase ?? ''), 120_000);
     return (await backup(name))!;
   };
   const scratch = () => readdirSync(join(env.dir.path, 'agent', 'backup-work'));
@@ -348,6 +350,41 @@ describe('backup API', { timeout: 300_000 }, () => {
     assert.ok(after.equals(before), 'the refused restore changed the volume');
     for (const d of disks) for (const e of d.escapes) assert.equal(existsSync(e), false, `${e} was written on the host`);
     assert.equal((await api.get<{ status: { phase: string } }>('/v1/hosts/bk-host')).status.phase, 'ready');
+  });
+
+  // Issue 18, finding 5: a backup through the controller could not be stopped part way.
+  test('a running backup is cancelled: no snapshot in the repository, the disk-engine snapshot gone, the volume still backs up', async () => {
+    await refused('POST', '/v1/backups/good/cancel', {}, 409, /backup 'good' is completed: there is no run to cancel/);
+    await refused('POST', '/v1/backups/nope/cancel', {}, 404, /nope/);
+    // Incompressible data with no partition table: read block by block, a few seconds of work.
+    const big = join(env.dir.path, 'big.raw');
+    writeFileSync(big, randomBytes(256 * 1024 * 1024));
+    const v = await volumeOf('big', big);
+    rmSync(big);
+    await api.post('/v1/backups', { volume: 'big', name: 'of-big' });
+    const asked = await api.post<Backup>('/v1/backups/of-big/cancel', {});
+    assert.ok(asked.status.cancel, 'the cancel is recorded');
+    const b = await settled('of-big');
+    assert.equal(b.status.phase, 'cancelled', b.status.message);
+    assert.equal(b.status.result, undefined);
+    assert.ok(sent.some((o) => o === JSON.stringify({ opId: `${b.id}/cancel`, kind: 'op.cancel', target: `${b.id}/create` })), 'the agent was told to stop the run');
+    await refused('POST', '/v1/backups/of-big/cancel', {}, 409, /is cancelled: there is no run to cancel/);
+    await refused('POST', '/v1/volumes', { name: 'r3', source: { backup: 'of-big' } }, 409, /backup 'of-big' is cancelled/);
+    const pass = scopePassphrase(readFileSync(join(env.dir.path, 'backup-passphrase'), 'utf8').trim(), b.spec.scope!);
+    const dir = join(repoDir(), b.spec.scope!);
+    assert.deepEqual(await (await Repository.open(new LocalStorage(dir), pass)).snapshots(), [], 'no snapshot of the cancelled run');
+    await waitUntil('the disk-engine snapshot deleted', async () => (await env.agent.storage.volumes()).find((x) => x.name === v.id)?.snapshots.length === 0);
+    assert.deepEqual(scratch(), [], 'no scratch image left');
+
+    assert.equal((await volume('big'))!.status.phase, 'available');
+    await api.post('/v1/backups', { volume: 'big', name: 'of-big-2' });
+    const again = await settled('of-big-2');
+    assert.equal(again.status.phase, 'completed', again.status.message);
+    assert.deepEqual((await (await Repository.open(new LocalStorage(dir), pass)).snapshots()).map((x) => x.id), [again.status.result!.snapshotId]);
+    await api.delete('/v1/backups/of-big-2');
+    await api.delete('/v1/backups/of-big');
+    await waitUntil('the backups gone', async () => !(await backup('of-big-2')) && !(await backup('of-big')));
+    await api.delete('/v1/volumes/big');
   });
 
   test('deleting a backup forgets its snapshot in the repository', async () => {

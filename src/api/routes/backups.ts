@@ -5,6 +5,7 @@ import { BackupResource, backupName, backupScope, type Backup } from '../../mode
 import type { Volume } from '../../model/volume.ts';
 import { Name } from '../../model/common.ts';
 import { DIRECT_OP_PREFIX } from '../../controller/controller.ts';
+import { CancelRefused } from '../../controller/backup-reconciler.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
@@ -127,6 +128,25 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       const updated = await s.store.backups.update(b.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
       await s.controller.reconcileNow('backup', b.id);
       return reply.status(202).send((await s.store.backups.get(b.id)) ?? updated);
+    },
+  );
+
+  app.post(
+    '/backups/:ref/cancel',
+    {
+      schema: {
+        tags: ['backups'],
+        summary: 'Stop a pending or running backup: it ends as cancelled, with no snapshot in the repository and its disk-engine snapshot deleted',
+        params: RefParams,
+        response: { 202: BackupResource, ...errors },
+      },
+    },
+    async (req, reply) => {
+      const b = await s.controller.backups.cancel(req.params.ref).catch((e: unknown) => {
+        throw e instanceof CancelRefused ? new ApiError(409, 'not_running', e.message) : e;
+      });
+      await s.controller.reconcileNow('backup', b.id);
+      return reply.status(202).send((await s.store.backups.get(b.id)) ?? b);
     },
   );
 

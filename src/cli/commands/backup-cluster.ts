@@ -8,7 +8,7 @@ import { scopePassphrase } from '../../backup/crypto.ts';
 import { partitionName } from '../../backup/disk-layout.ts';
 import { dataRoot } from '../../common/paths.ts';
 import type { Command } from 'commander';
-import type { Backup, BackupProgress } from '../../model/backup.ts';
+import { backupSettled, type Backup, type BackupProgress } from '../../model/backup.ts';
 import type { Volume } from '../../model/volume.ts';
 import { contextOf } from '../context.ts';
 import { CliError } from '../errors.ts';
@@ -40,15 +40,12 @@ function describe(b: Backup | undefined, name: string): string {
   return `backup ${b.name} of ${source(b)}: ${b.status.phase}${done}${progressText(b.status.progress, b.status.startedAt)}${b.status.message ? ` (${b.status.message})` : ''}`;
 }
 
-/**
- * What keeps going when the CLI stops waiting (Ctrl-C, timeout). A running backup cannot be stopped
- * part way; deleting it lets it end, then forgets its snapshot.
- */
+/** What keeps going when the CLI stops waiting (Ctrl-C, timeout), and how to follow or cancel it. */
 export function stillRunning(name: string, x: Backup | undefined): string {
   if (!x) return `backup ${name} is gone`;
   const where = x.status.hostId ?? x.spec.host;
   const state = x.status.phase === 'pending' ? ` is still pending (${x.status.message ?? 'waiting for its volume'})` : ` keeps running${where ? ` on host ${where}` : ''}${progressText(x.status.progress, x.status.startedAt)}`;
-  return `backup ${name}${state}; follow with \`outrig backup show ${name}\`; it cannot be stopped part way: \`outrig backup delete ${name}\` discards it${x.status.phase === 'pending' ? '' : ' once it ends'}`;
+  return `backup ${name}${state}; follow with \`outrig backup show ${name}\`, cancel with \`outrig backup cancel ${name}\``;
 }
 
 export async function clusterCreate(cmd: Command, o: { volume?: string; instance?: string; host?: string; paths: string[]; bmr?: boolean; name?: string; tag: string[]; repository?: string } & WaitFlags): Promise<void> {
@@ -69,7 +66,12 @@ export async function clusterCreate(cmd: Command, o: { volume?: string; instance
     : await waitFor<Backup>({
         poll: () => ctx.api.find<Backup>(bpath(b.id)),
         done: (x) => x?.status.phase === 'completed',
-        fail: (x) => (x?.status.phase === 'failed' ? `${x.status.message ?? `backup ${b.name} failed`} (it stays in backup list as failed; outrig backup delete ${b.name} removes it)` : !x ? `backup ${b.name} is gone` : undefined),
+        fail: (x) =>
+          x?.status.phase === 'failed' || x?.status.phase === 'cancelled'
+            ? `${x.status.message ?? `backup ${b.name} ${x.status.phase}`} (it stays in backup list as ${x.status.phase}; outrig backup delete ${b.name} removes it)`
+            : !x
+              ? `backup ${b.name} is gone`
+              : undefined,
         describe: (x) => describe(x, b.name),
         timeoutMs: o.timeout * 1000,
         quiet: ctx.json,
@@ -172,6 +174,26 @@ export async function clusterRestore(cmd: Command, ref: string, o: { volume?: st
       });
   if (ctx.json) return printJson(final);
   process.stdout.write(`volume ${v.name} ${final?.status.phase === 'creating' || !o.wait ? 'is being rebuilt' : 'rebuilt'} from backup ${ref}\n`);
+}
+
+/** Stops a pending or running backup; with wait, until it has ended. */
+export async function clusterCancel(cmd: Command, ref: string, o: WaitFlags): Promise<void> {
+  const ctx = contextOf(cmd);
+  const b = await ctx.api.post<Backup>(`${bpath(ref)}/cancel`, {});
+  const ended = (x: Backup | undefined) => !x || backupSettled(x.status.phase);
+  const final = !o.wait || ended(b)
+    ? b
+    : await waitFor<Backup>({
+        poll: () => ctx.api.find<Backup>(bpath(b.id)),
+        done: ended,
+        describe: (x) => describe(x, b.name),
+        timeoutMs: o.timeout * 1000,
+        quiet: ctx.json,
+        intervalMs: 500,
+        interrupted: (x) => `backup ${b.name} is being cancelled (${x?.status.phase ?? 'gone'}); follow with \`outrig backup show ${b.name}\``,
+      });
+  if (ctx.json) return printJson(final);
+  process.stdout.write(`${final ? describe(final, b.name) : `backup ${b.name} is gone`}${final && !ended(final) ? ' — cancel asked for' : ''}\n`);
 }
 
 export async function clusterDelete(cmd: Command, ref: string): Promise<void> {

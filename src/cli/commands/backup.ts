@@ -17,7 +17,7 @@ import { CliError } from '../errors.ts';
 import { printDetails, printJson, printTable } from '../output.ts';
 import { collect, parseIntStrict } from '../parse.ts';
 import { waitOptions, type WaitFlags } from '../wait.ts';
-import { clusterCreate, clusterDelete, clusterKey, clusterList, clusterRestore, clusterShow } from './backup-cluster.ts';
+import { clusterCancel, clusterCreate, clusterDelete, clusterKey, clusterList, clusterRestore, clusterShow } from './backup-cluster.ts';
 import { bytes, diskSummary } from './backup-format.ts';
 import { backupPolicyCommands } from './backup-policy.ts';
 
@@ -334,9 +334,18 @@ export function backupCommands(program: Command): void {
     .option('--master-file <file>', 'the master secret (default: $OUTRIG_DATA/backup-passphrase)')
     .action((ref: string, o: { masterFile?: string }, cmd: Command) => clusterKey(cmd, ref, o));
 
+  waitOptions(
+    backup
+      .command('cancel <backup>')
+      .description('cluster: stop a pending or running backup; it ends as cancelled, with nothing of it left in the repository but packs prune removes'),
+  ).action(async (ref: string, o: WaitFlags, cmd: Command) => {
+    if (flags(cmd).repo) throw new CliError('standalone backups run in this process: stop them with Ctrl-C', 2);
+    return clusterCancel(cmd, ref, o);
+  });
+
   backup
     .command('delete <backup>')
-    .description("cluster: delete a backup and forget its snapshot in the repository")
+    .description('cluster: delete a backup and forget its snapshot in the repository (a running one is stopped first)')
     .action(async (ref: string, _o, cmd: Command) => {
       if (flags(cmd).repo) throw new CliError('standalone repositories forget snapshots with prune', 2);
       return clusterDelete(cmd, ref);

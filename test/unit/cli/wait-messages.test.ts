@@ -37,7 +37,7 @@ test('after Ctrl-C: a backup keeps running on its host, with its progress, and w
   const b = { name: 'vm3-root-1', spec: {}, status: { phase: 'running', hostId: 'h1', progress: { stage: 'backing up files', files: 12, bytes: 2048 } } } as unknown as Backup;
   assert.match(
     backupStillRunning('vm3-root-1', b),
-    /^backup vm3-root-1 keeps running on host h1 — backing up files: 12 files, 2(\.0)? KiB; follow with `outrig backup show vm3-root-1`; it cannot be stopped part way: `outrig backup delete vm3-root-1` discards it once it ends$/,
+    /^backup vm3-root-1 keeps running on host h1 — backing up files: 12 files, 2(\.0)? KiB; follow with `outrig backup show vm3-root-1`, cancel with `outrig backup cancel vm3-root-1`$/,
   );
 });
 

@@ -81,6 +81,15 @@ test('runs that keep failing do not pile up: only the newest run\'s failure stay
   assert.deepEqual(expired(policy({ retention: { daily: 7 } }), list).map((b) => b.id).sort(), ['f1', 'f2', 'g2']);
 });
 
+test('cancelled runs are expired like failed ones: a later run makes them history', () => {
+  const list = [
+    backup('c1', 'v-1', 'cancelled', '2026-11-20T02:00:00Z'),
+    backup('c2', 'v-1', 'completed', '2026-11-21T02:00:00Z'),
+    backup('c3', 'v-1', 'cancelled', '2026-11-22T02:00:00Z'),
+  ];
+  assert.deepEqual(expired(policy({ retention: { daily: 7 } }), list).map((b) => b.id), ['c1']);
+});
+
 test('the reconciler runs a policy when it is due, not before, not when paused; run-now runs it at once', async () => {
   const store = await openStore({ kind: 'sqlite', path: ':memory:' });
   let now = new Date('2026-11-26T17:00:00Z');
