@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { isLoopback } from '../../common/route-source.ts';
 import { getCondition } from '../../model/conditions.ts';
 import type { Instance, StopProgress } from '../../model/instance.ts';
 import type { FieldFlags } from '../api-errors.ts';
@@ -18,11 +19,11 @@ function forwardsText(i: Instance): string {
   return f.length ? f.map((x) => `${x.hostAddress}:${x.hostPort}->${x.guestPort}`).join(',') : '-';
 }
 
-const isLoopbackForward = (i: Instance) => i.status.network.forwards.some((f) => /^127\.|^::1$/.test(f.hostAddress));
+const isLoopbackForward = (i: Instance) => i.status.network.forwards.some((f) => isLoopback(f.hostAddress));
 
 /** A loopback forward works only on the instance's own host: say which, and how to reach it from elsewhere. */
-function loopbackNote(hostName: string | undefined): string {
-  return `127.0.0.1 forwards reach the guest only from ${hostName ? `host ${hostName}` : 'its host'} (an agent's --forward-address ADDR puts them on an address others reach)`;
+function loopbackNote(where: string): string {
+  return `127.0.0.1 forwards reach the guest only from ${where} (an agent's --forward-address ADDR puts them on an address others reach)`;
 }
 
 /** A stop under way, for people: the power button pressed, how long the guest has ignored it, when it is forced off. */
@@ -151,7 +152,7 @@ export function instanceCommands(program: Command): void {
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
     if (final.status.network.forwards.length) process.stdout.write(`forwarded ports: ${forwardsText(final)}\n`);
-    if (isLoopbackForward(final) && (await ctx.api.get<{ items: unknown[] }>('/v1/hosts')).items.length > 1) process.stdout.write(`${loopbackNote(final.status.hostName)}\n`);
+    if (isLoopbackForward(final) && (await ctx.api.get<{ items: unknown[] }>('/v1/hosts')).items.length > 1) process.stdout.write(`${loopbackNote(final.status.hostName ? `host ${final.status.hostName}` : 'its host')}\n`);
     for (const n of final.spec.nics ?? []) process.stdout.write(`network ${n.networkName}: ${n.address}/${n.prefix} (${n.mac})\n`);
     process.stdout.write(`console: outrig instance console ${final.name} --follow\n`);
   });
@@ -167,7 +168,7 @@ export function instanceCommands(program: Command): void {
         ['NAME', 'ID', 'PHASE', 'HOST', 'VCPUS', 'MEMORY', 'IMAGE', 'TENANT', 'FORWARDS', 'AGE'],
         items.map((i) => [i.name, i.id, i.status.phase, i.status.hostName ?? '-', i.spec.vcpus, mib(i.spec.memoryMiB), i.spec.image ?? `volume ${i.spec.bootVolume}`, i.spec.tenant, forwardsText(i), age(i.createdAt)]),
       );
-      if (items.some(isLoopbackForward) && (await api.get<{ items: unknown[] }>('/v1/hosts')).items.length > 1) process.stdout.write(`\n${loopbackNote(undefined).replace('its host', 'its host (HOST)')}\n`);
+      if (items.some(isLoopbackForward) && (await api.get<{ items: unknown[] }>('/v1/hosts')).items.length > 1) process.stdout.write(`\n${loopbackNote('its host (HOST)')}\n`);
     });
 
   inst
