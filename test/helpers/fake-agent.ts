@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { enroll } from '../../src/agent/enroll.ts';
 import { VERSION } from '../../src/common/version.ts';
-import type { RunningController } from '../../src/controller/index.ts';
+import type { RunningController } from '../../src/server/index.ts';
 import { AGENT_STREAM_PATH, PROTOCOL_VERSION, type AgentMessage, type ControllerMessage, type StorageReport } from '../../src/model/agent-protocol.ts';
 import type { Inventory } from '../../src/model/host.ts';
 import { generateKeyPair } from '../../src/pki/index.ts';

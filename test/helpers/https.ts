@@ -1,7 +1,7 @@
 /** fetch with our own TLS trust and credentials, as the CLI and agents use it. */
 import { fetch, type RequestInit, type Response } from 'undici';
 import { dispatcherFor, type TlsOptions } from '../../src/common/https.ts';
-import type { RunningController } from '../../src/controller/index.ts';
+import type { RunningController } from '../../src/server/index.ts';
 
 export function tlsFetch(url: string, o: { tls: TlsOptions; token?: string; method?: string; headers?: Record<string, string>; body?: RequestInit['body'] }): Promise<Response> {
   const headers: Record<string, string> = { ...o.headers };

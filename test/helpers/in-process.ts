@@ -5,7 +5,7 @@ import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
 import { ApiClient } from '../../src/cli/client.ts';
 import { registerImage } from '../../src/cli/commands/image.ts';
 import { createLogger } from '../../src/common/log.ts';
-import { startController, type ControllerConfig, type RunningController } from '../../src/controller/index.ts';
+import { startController, type ControllerConfig, type RunningController } from '../../src/server/index.ts';
 import { buildTestGuest, macFor, type VmSpec } from '../../src/hypervisor/index.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Network } from '../../src/model/network.ts';

@@ -3,7 +3,7 @@
  * message naming the problem, and must change nothing (the caller says what "everything" is).
  */
 import assert from 'node:assert/strict';
-import type { RunningController } from '../../src/controller/index.ts';
+import type { RunningController } from '../../src/server/index.ts';
 import { apiSend } from './https.ts';
 
 export function refusals(ctl: RunningController, state: () => Promise<unknown>) {

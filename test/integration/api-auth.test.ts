@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createLogger } from '../../src/common/log.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
+import { startController, type RunningController } from '../../src/server/index.ts';
 import { ClusterCa, generateKeyPair } from '../../src/pki/index.ts';
 import { tlsFetch } from '../helpers/https.ts';
 import { runCli } from '../helpers/processes.ts';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import type { ApiClient } from '../../src/cli/client.ts';
-import type { RunningController } from '../../src/controller/index.ts';
+import type { RunningController } from '../../src/server/index.ts';
 import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
 import { waitUntil } from '../helpers/wait.ts';
 import { tlsFetch } from '../helpers/https.ts';

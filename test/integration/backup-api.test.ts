@@ -17,7 +17,7 @@ import { Repository } from '../../src/backup/repository.ts';
 import { scopePassphrase } from '../../src/backup/crypto.ts';
 import { LocalStorage } from '../../src/backup/storage.ts';
 import type { ApiClient } from '../../src/cli/client.ts';
-import type { RunningController } from '../../src/controller/index.ts';
+import type { RunningController } from '../../src/server/index.ts';
 import { buildTestDisk } from '../../src/hypervisor/guest-image/test-disk.ts';
 import type { Backup, BackupPolicy } from '../../src/model/backup.ts';
 import type { Volume } from '../../src/model/volume.ts';
@@ -29,7 +29,7 @@ import { mountDiskImage } from '../helpers/loop-disk.ts';
 import { buildHostileDisks } from '../helpers/hostile-disks.ts';
 import { wholeDiskExt4 } from '../helpers/small-disks.ts';
 import { readDiskLayout } from '../../src/backup/disk-layout.ts';
-import { AgentHub } from '../../src/controller/agent-hub.ts';
+import { AgentHub } from '../../src/controller/agents/hub.ts';
 import type { AgentOp } from '../../src/model/agent-protocol.ts';
 
 const run = promisify(execFile);

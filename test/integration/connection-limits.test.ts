@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import { enroll } from '../../src/agent/enroll.ts';
 import { ApiClient } from '../../src/cli/client.ts';
 import { httpsRequest } from '../../src/common/https.ts';
-import { startController, type ControllerConfig, type RunningController } from '../../src/controller/index.ts';
+import { startController, type ControllerConfig, type RunningController } from '../../src/server/index.ts';
 import { AGENT_STREAM_PATH } from '../../src/model/agent-protocol.ts';
 import { generateKeyPair } from '../../src/pki/index.ts';
 import { tempDir } from '../helpers/tmp.ts';

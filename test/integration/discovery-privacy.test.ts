@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { httpsRequest } from '../../src/common/https.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
+import { startController, type RunningController } from '../../src/server/index.ts';
 import { discoverController } from '../../src/discovery/client.ts';
 import { open, seal, type Policy } from '../../src/discovery/messages.ts';
 import { createCsr, generateKeyPair, publicKeyB64, type KeyPairPem } from '../../src/pki/index.ts';

@@ -12,7 +12,7 @@ import { rmSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ApiClient } from '../../src/cli/client.ts';
-import type { RunningController } from '../../src/controller/index.ts';
+import type { RunningController } from '../../src/server/index.ts';
 import { findProcessesWith } from '../../src/hypervisor/process.ts';
 import { getCondition } from '../../src/model/conditions.ts';
 import type { Host } from '../../src/model/host.ts';

@@ -9,7 +9,7 @@ import { after, test } from 'node:test';
 import pino from 'pino';
 import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
 import { createLogger } from '../../src/common/log.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
+import { startController, type RunningController } from '../../src/server/index.ts';
 import { killProcessesUnder } from '../helpers/cleanup.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { waitUntil } from '../helpers/wait.ts';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApiClient } from '../../src/cli/client.ts';
 import { createLogger } from '../../src/common/log.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
+import { startController, type RunningController } from '../../src/server/index.ts';
 import type { Host } from '../../src/model/host.ts';
 import type { EnrollmentRule } from '../../src/model/trust.ts';
 import { generateKeyPair, publicKeyB64 } from '../../src/pki/index.ts';

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ApiClient } from '../../src/cli/client.ts';
-import type { RunningController } from '../../src/controller/index.ts';
+import type { RunningController } from '../../src/server/index.ts';
 import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { MemoryPool } from '../../src/model/memory.ts';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ApiClient } from '../../src/cli/client.ts';
-import type { RunningController } from '../../src/controller/index.ts';
+import type { RunningController } from '../../src/server/index.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { Network } from '../../src/model/network.ts';
 import { startInProcess, type InProcessCluster } from '../helpers/in-process.ts';

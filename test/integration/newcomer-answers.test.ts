@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import type { ApiClient } from '../../src/cli/client.ts';
-import type { RunningController } from '../../src/controller/index.ts';
+import type { RunningController } from '../../src/server/index.ts';
 import type { Host } from '../../src/model/host.ts';
 import type { Instance } from '../../src/model/instance.ts';
 import type { MemoryPool } from '../../src/model/memory.ts';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { ApiClient } from '../../src/cli/client.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
+import { startController, type RunningController } from '../../src/server/index.ts';
 import type { Backup, BackupResult } from '../../src/model/backup.ts';
 import { fakeAgent, type FakeAgent } from '../helpers/fake-agent.ts';
 import { tempDir } from '../helpers/tmp.ts';

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { enroll } from '../../src/agent/enroll.ts';
 import { ApiClient, ApiRequestError } from '../../src/cli/client.ts';
 import { createLogger } from '../../src/common/log.ts';
-import { startController, type ControllerConfig, type RunningController } from '../../src/controller/index.ts';
+import { startController, type ControllerConfig, type RunningController } from '../../src/server/index.ts';
 import type { Host } from '../../src/model/host.ts';
 import { generateKeyPair } from '../../src/pki/index.ts';
 import { capturingLog } from '../helpers/log.ts';

@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import { enroll } from '../../src/agent/enroll.ts';
 import { startAgent } from '../../src/agent/index.ts';
 import { ApiClient, ApiRequestError } from '../../src/cli/client.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
+import { startController, type RunningController } from '../../src/server/index.ts';
 import { AGENT_STREAM_PATH } from '../../src/model/agent-protocol.ts';
 import type { Host } from '../../src/model/host.ts';
 import type { Certificate } from '../../src/model/trust.ts';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ApiClient } from '../../src/cli/client.ts';
 import { createLogger } from '../../src/common/log.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
+import { startController, type RunningController } from '../../src/server/index.ts';
 import type { Network } from '../../src/model/network.ts';
 import { apiSend } from '../helpers/https.ts';
 import { stranger } from '../helpers/stranger.ts';

@@ -14,7 +14,7 @@ import { startAgent, type RunningAgent } from '../../src/agent/index.ts';
 import { ApiClient, ApiRequestError } from '../../src/cli/client.ts';
 import { createLogger } from '../../src/common/log.ts';
 import { httpsRequest } from '../../src/common/https.ts';
-import { startController, type RunningController } from '../../src/controller/index.ts';
+import { startController, type RunningController } from '../../src/server/index.ts';
 import { AGENT_STREAM_PATH } from '../../src/model/agent-protocol.ts';
 import type { Host } from '../../src/model/host.ts';
 import { createCsr, generateKeyPair } from '../../src/pki/index.ts';

@@ -5,7 +5,7 @@ import { BackupResource, backupName, backupScope, type Backup } from '../../mode
 import type { Volume } from '../../model/volume.ts';
 import { Name } from '../../model/common.ts';
 import { DIRECT_OP_PREFIX } from '../../controller/controller.ts';
-import { CancelRefused } from '../../controller/backup-reconciler.ts';
+import { CancelRefused } from '../../controller/backups/reconciler.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';

@@ -1,7 +1,7 @@
 import { Type } from 'typebox';
-import { everFits } from '../../controller/scheduler.ts';
-import { newVolumeNeed } from '../../controller/capacity.ts';
-import { TooManyConsolesError } from '../../controller/agent-hub.ts';
+import { everFits } from '../../controller/placement/scheduler.ts';
+import { newVolumeNeed } from '../../controller/placement/capacity.ts';
+import { TooManyConsolesError } from '../../controller/agents/hub.ts';
 import { Name } from '../../model/common.ts';
 import { InstanceResource, type Instance } from '../../model/instance.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';

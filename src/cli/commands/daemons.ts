@@ -14,7 +14,7 @@ import { parseSize } from './disk.ts';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { printJson } from '../output.ts';
 import type { JoinMode } from '../../agent/enroll.ts';
-import type { AllocationPolicy } from '../../controller/scheduler.ts';
+import type { AllocationPolicy } from '../../controller/placement/scheduler.ts';
 
 /** Runs until SIGINT/SIGTERM, then calls `stop` once. */
 export function untilSignal(stop: () => Promise<void>): Promise<void> {
@@ -167,7 +167,7 @@ export function daemonCommands(program: Command): void {
         if (o.maxPendingHosts < 1) throw new CliError('--max-pending-hosts must be at least 1', 2);
         const { host, port } = parseListen(o.listen, DEFAULT_API_HOST);
         if (o.advertiseUrl && !/^https:\/\/[^/]+/.test(o.advertiseUrl)) throw new CliError(`--advertise-url must be an https:// URL, got '${o.advertiseUrl}'`, 2);
-        const { startController, DEFAULT_FEATURES } = await import('../../controller/index.ts');
+        const { startController, DEFAULT_FEATURES } = await import('../../server/index.ts');
         const log = createLogger('controller', { format: logFormatOf(o) });
         guardProcess(log);
         const c = await startController({

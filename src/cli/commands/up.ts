@@ -97,7 +97,7 @@ export function upCommand(program: Command): void {
       if (isLoopback(host)) say(`the API listens on ${host} only: other servers cannot join (--listen 0.0.0.0:${port} --cluster NAME lets them discover it)`);
 
       // Loaded here, not at the top: other commands (disk serve) should not pay for the server stack.
-      const { startController } = await import('../../controller/index.ts');
+      const { startController } = await import('../../server/index.ts');
       const { startAgent } = await import('../../agent/index.ts');
       const controllerLog = createLogger('controller', { file: join(logs, 'controller.log') });
       // One process serves the API and runs the agent: a stray error in either must not end both.

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { planBackup, type BackupPlanContext } from '../../../src/controller/backup-plan.ts';
+import { planBackup, type BackupPlanContext } from '../../../src/controller/backups/plan.ts';
 import type { Backup, BackupResult } from '../../../src/model/backup.ts';
 
 const now = new Date('2026-01-01T00:00:00Z');

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createLogger } from '../../../src/common/log.ts';
-import { BackupPolicies } from '../../../src/controller/backup-policies.ts';
-import { expired, nextRun, planRun, retentionProblem, scheduleProblem } from '../../../src/controller/backup-policy-plan.ts';
+import { BackupPolicies } from '../../../src/controller/backup-policies/reconciler.ts';
+import { expired, nextRun, planRun, retentionProblem, scheduleProblem } from '../../../src/controller/backup-policies/plan.ts';
 import type { Backup, BackupPolicy } from '../../../src/model/backup.ts';
 import type { Instance } from '../../../src/model/instance.ts';
 import { openStore } from '../../../src/store/index.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { dedicatedHosts, dedicationCondition, describeForeign, foreignInstances, mayPlace } from '../../../src/controller/dedicated-hosts.ts';
+import { dedicatedHosts, dedicationCondition, describeForeign, foreignInstances, mayPlace } from '../../../src/controller/host-clusters/plan.ts';
 
 const inst = (name: string, tenant: string, hostId?: string) => ({ name, spec: { tenant }, status: { hostId, hostName: hostId?.replace('h-', '') } });
 const instances = [inst('a1', 'acme', 'h-1'), inst('web', 'default', 'h-1'), inst('db', 'other', 'h-2'), inst('waiting', 'default'), inst('x', 'default', 'h-3')];

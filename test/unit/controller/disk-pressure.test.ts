@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Value } from 'typebox/value';
 import fc from '../../helpers/fast-check.ts';
 import { AgentMessage } from '../../../src/model/agent-protocol.ts';
-import { DISK_PRESSURE, diskPressure, pressureThreshold, STORAGE_REFRESH_MS, storageWorthRecording } from '../../../src/controller/disk-pressure.ts';
+import { DISK_PRESSURE, diskPressure, pressureThreshold, STORAGE_REFRESH_MS, storageWorthRecording } from '../../../src/controller/placement/disk-pressure.ts';
 
 const GiB = 1024 ** 3;
 const policy = { diskPressureFreeRatio: 0.1, diskPressureMinFreeBytes: 2 * GiB };

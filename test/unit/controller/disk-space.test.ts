@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from '../../helpers/fast-check.ts';
-import { chooseVolumeHost, diskRoom, fitsDisk, promisedBytes, type DiskRoom, type VolumeHostCandidate } from '../../../src/controller/disk-space.ts';
-import { boundVolumes, newVolumeNeed } from '../../../src/controller/capacity.ts';
+import { chooseVolumeHost, diskRoom, fitsDisk, promisedBytes, type DiskRoom, type VolumeHostCandidate } from '../../../src/controller/placement/disk-space.ts';
+import { boundVolumes, newVolumeNeed } from '../../../src/controller/placement/capacity.ts';
 import { newVolumeMayAllocate } from '../../../src/disk/index.ts';
 import type { Instance } from '../../../src/model/instance.ts';
 import type { Volume } from '../../../src/model/volume.ts';

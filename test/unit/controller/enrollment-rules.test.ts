@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { normFingerprint, ruleAdmits, ruleProblem, ruleSpec, type RuleInput, type RuleRequest } from '../../../src/controller/enrollment-rules.ts';
+import { normFingerprint, ruleAdmits, ruleProblem, ruleSpec, type RuleInput, type RuleRequest } from '../../../src/controller/trust/enrollment-rules.ts';
 import type { EnrollmentRule, EnrollmentRuleSpec } from '../../../src/model/trust.ts';
 
 const FP = 'ab'.repeat(32);

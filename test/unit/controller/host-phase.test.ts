@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { hostPhase } from '../../../src/controller/host-phase.ts';
+import { hostPhase } from '../../../src/controller/hosts/phase.ts';
 
 const now = new Date('2026-01-01T00:00:10Z');
 

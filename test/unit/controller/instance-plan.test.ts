@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { opIds, planInstance, type PlanContext } from '../../../src/controller/instance-plan.ts';
+import { opIds, planInstance, type PlanContext } from '../../../src/controller/instances/plan.ts';
 import { getCondition } from '../../../src/model/common.ts';
 import type { VmReport } from '../../../src/model/agent-protocol.ts';
 import type { Instance, InstancePhase, LastOp } from '../../../src/model/instance.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { explain, needsMove, poolUsage, TARGET_DEADBAND_MIB } from '../../../src/controller/memory-reconciler.ts';
-import { entitlementsIn, poolMembers, tenantMayUse, vmsIn } from '../../../src/controller/memory-pools.ts';
+import { explain, needsMove, poolUsage, TARGET_DEADBAND_MIB } from '../../../src/controller/memory/reconciler.ts';
+import { entitlementsIn, poolMembers, tenantMayUse, vmsIn } from '../../../src/controller/memory/pools.ts';
 import { planBalloons, type VmMemory } from '../../../src/memory/index.ts';
 import type { Host } from '../../../src/model/host.ts';
 import type { Instance } from '../../../src/model/instance.ts';

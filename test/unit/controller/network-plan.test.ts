@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { applyAnswer, forgetHost, planNetwork, RETRY_MS, type NetworkWorld } from '../../../src/controller/network-plan.ts';
+import { applyAnswer, forgetHost, planNetwork, RETRY_MS, type NetworkWorld } from '../../../src/controller/networks/plan.ts';
 import type { Network, NetworkOnHost } from '../../../src/model/network.ts';
 
 const now = new Date('2026-11-26T12:00:00Z');

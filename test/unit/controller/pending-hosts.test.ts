@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { selectCertificates } from '../../../src/controller/certificates.ts';
-import { DEFAULT_PENDING_LIMITS, PendingHosts } from '../../../src/controller/pending-hosts.ts';
+import { selectCertificates } from '../../../src/controller/trust/certificates.ts';
+import { DEFAULT_PENDING_LIMITS, PendingHosts } from '../../../src/controller/trust/pending-hosts.ts';
 import type { Certificate } from '../../../src/model/trust.ts';
 
 test('waiting hosts: a cap, and requests that expire after the limit', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from '../../helpers/fast-check.ts';
-import { allocatableOf, everFits, freeOf, placementVerdict, schedule, type SchedulableHost } from '../../../src/controller/scheduler.ts';
+import { allocatableOf, everFits, freeOf, placementVerdict, schedule, type SchedulableHost } from '../../../src/controller/placement/scheduler.ts';
 
 const host = (name: string, over: Partial<SchedulableHost> = {}): SchedulableHost => ({
   id: `h-${name}`,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { pickSnapshot } from '../../../src/controller/snapshot-refs.ts';
+import { pickSnapshot } from '../../../src/controller/snapshots/refs.ts';
 import type { Snapshot } from '../../../src/model/volume.ts';
 
 const snap = (id: string, name: string, volume: string) => ({ id, name, spec: { volume } }) as Snapshot;

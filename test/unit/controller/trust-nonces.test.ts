@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
-import { TrustService } from '../../../src/controller/trust.ts';
+import { TrustService } from '../../../src/controller/trust/service.ts';
 import { MAX_DATAGRAM, seal, type Discover } from '../../../src/discovery/messages.ts';
 import { createCsr, generateKeyPair, publicKeyB64 } from '../../../src/pki/index.ts';
 import { openStore } from '../../../src/store/index.ts';

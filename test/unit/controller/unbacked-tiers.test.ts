@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { unbackedTiers } from '../../../src/controller/memory-pools.ts';
-import { DEFAULT_ALLOCATION_POLICY } from '../../../src/controller/scheduler.ts';
+import { unbackedTiers } from '../../../src/controller/memory/pools.ts';
+import { DEFAULT_ALLOCATION_POLICY } from '../../../src/controller/placement/scheduler.ts';
 import type { Host } from '../../../src/model/host.ts';
 import type { MemoryPoolSpec } from '../../../src/model/memory.ts';
 

@@ -2,13 +2,13 @@
  * From stored resources to the memory model: which hosts each pool spans, its tiers and
  * capacities, the tenants' entitlements in it and the instances placed in it. Pure.
  */
-import { DEFAULT_FLOOR, resolveTiers, type Entitlement, type PoolModel, type VmMemory } from '../memory/index.ts';
-import type { Host } from '../model/host.ts';
-import type { Instance } from '../model/instance.ts';
-import type { MemoryPool } from '../model/memory.ts';
-import type { Tenant } from '../model/tenant.ts';
-import { formatBytes } from '../common/bytes.ts';
-import { allocatableOf, type AllocationPolicy } from './scheduler.ts';
+import { DEFAULT_FLOOR, resolveTiers, type Entitlement, type PoolModel, type VmMemory } from '../../memory/index.ts';
+import type { Host } from '../../model/host.ts';
+import type { Instance } from '../../model/instance.ts';
+import type { MemoryPool } from '../../model/memory.ts';
+import type { Tenant } from '../../model/tenant.ts';
+import { formatBytes } from '../../common/bytes.ts';
+import { allocatableOf, type AllocationPolicy } from '../placement/scheduler.ts';
 
 /** Hosts named by a pool belong to it; the pool that names none (the default) takes every other host. */
 export function poolMembers(pools: MemoryPool[], hosts: Host[]): Map<string, Host[]> {

@@ -4,7 +4,7 @@
  * narrow a rule; what admits is a bootstrap token or a host key registered in advance.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { ruleAuthentication, type EnrollmentRule, type EnrollmentRuleSpec } from '../model/trust.ts';
+import { ruleAuthentication, type EnrollmentRule, type EnrollmentRuleSpec } from '../../model/trust.ts';
 
 /** What an operator asks for when adding a rule. */
 export interface RuleInput {

@@ -3,7 +3,7 @@
  * which hosts are dedicated to whom (for placement), which instances break that on a set of hosts
  * (for add-host's refusal), and the condition a cluster shows when a violation is found later.
  */
-import type { Condition } from '../model/common.ts';
+import type { Condition } from '../../model/common.ts';
 
 export interface Dedication {
   tenant: string;

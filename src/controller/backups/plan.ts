@@ -3,11 +3,11 @@
  * host's view and the operation answer that arrived in; the next status and at most one operation out.
  */
 import { Value } from 'typebox/value';
-import { BackupResult, backupSettled, type Backup, type BackupStatus } from '../model/backup.ts';
-import { setCondition } from '../model/conditions.ts';
-import type { Volume } from '../model/volume.ts';
-import type { OpResult } from './agent-hub.ts';
-import type { HostView } from './volume-plan.ts';
+import { BackupResult, backupSettled, type Backup, type BackupStatus } from '../../model/backup.ts';
+import { setCondition } from '../../model/conditions.ts';
+import type { Volume } from '../../model/volume.ts';
+import type { OpResult } from '../agents/hub.ts';
+import type { HostView } from '../volumes/plan.ts';
 
 export type BackupOpKind = 'backup.create' | 'backup.files' | 'backup.forget';
 

@@ -3,9 +3,9 @@
  * skips, with the reason), and which of its backups the retention rules let go.
  */
 import { Cron } from 'croner';
-import { selectKeep } from '../backup/prune.ts';
-import { backupSettled, type Backup, type BackupPolicy, type Retention } from '../model/backup.ts';
-import type { Instance } from '../model/instance.ts';
+import { selectKeep } from '../../backup/prune.ts';
+import { backupSettled, type Backup, type BackupPolicy, type Retention } from '../../model/backup.ts';
+import type { Instance } from '../../model/instance.ts';
 
 /** The next time the cron expression fires after `after` (UTC); throws on an invalid expression. */
 export function nextRun(schedule: string, after: Date): Date {

@@ -4,9 +4,9 @@
  */
 import type { X509Certificate as NodeX509 } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
-import type { Certificate } from '../model/trust.ts';
-import type { ClusterCa, IssuedCertificate } from '../pki/index.ts';
-import type { Store } from '../store/index.ts';
+import type { Certificate } from '../../model/trust.ts';
+import type { ClusterCa, IssuedCertificate } from '../../pki/index.ts';
+import type { Store } from '../../store/index.ts';
 
 /** Serial numbers as one spelling: lower-case hex without leading zeros. */
 export function normSerial(s: string): string {

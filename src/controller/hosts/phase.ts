@@ -1,5 +1,5 @@
 /** Host phase from trust, cordon and heartbeats. Pure. */
-import type { HostTrust } from '../model/trust.ts';
+import type { HostTrust } from '../../model/trust.ts';
 
 export interface HostLiveness {
   cordoned: boolean;

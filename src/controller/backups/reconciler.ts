@@ -7,12 +7,12 @@
  */
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { scopePassphrase } from '../backup/crypto.ts';
-import type { AgentOp, BackupRepoRef } from '../model/agent-protocol.ts';
-import { backupSettled, type Backup, type BackupProgress } from '../model/backup.ts';
-import type { Store } from '../store/index.ts';
-import type { AgentHub, OpResult } from './agent-hub.ts';
-import { backupOpIds, planBackup } from './backup-plan.ts';
+import { scopePassphrase } from '../../backup/crypto.ts';
+import type { AgentOp, BackupRepoRef } from '../../model/agent-protocol.ts';
+import { backupSettled, type Backup, type BackupProgress } from '../../model/backup.ts';
+import type { Store } from '../../store/index.ts';
+import type { AgentHub, OpResult } from '../agents/hub.ts';
+import { backupOpIds, planBackup } from './plan.ts';
 
 export interface BackupConfig {
   /** The repository backups go to unless they name one. */

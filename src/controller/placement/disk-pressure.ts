@@ -12,10 +12,10 @@
  * - False, `Sufficient` otherwise.
  * LowFreeSpace wins when both hold (it is the more urgent); its message says the rest.
  */
-import { formatBytes } from '../common/bytes.ts';
-import type { Condition } from '../model/common.ts';
-import type { StorageReport } from '../model/agent-protocol.ts';
-import type { HostStorage } from '../model/host.ts';
+import { formatBytes } from '../../common/bytes.ts';
+import type { Condition } from '../../model/common.ts';
+import type { StorageReport } from '../../model/agent-protocol.ts';
+import type { HostStorage } from '../../model/host.ts';
 
 export const DISK_PRESSURE = 'HostDiskPressure';
 

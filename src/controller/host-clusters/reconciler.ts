@@ -5,9 +5,9 @@
  * a store edited by hand): it is shown on the cluster and logged, for an operator to move them.
  */
 import type { Logger } from 'pino';
-import { setCondition } from '../model/conditions.ts';
-import type { Store } from '../store/index.ts';
-import { dedicationCondition } from './dedicated-hosts.ts';
+import { setCondition } from '../../model/conditions.ts';
+import type { Store } from '../../store/index.ts';
+import { dedicationCondition } from './plan.ts';
 
 export class HostClusterReconciler {
   constructor(private readonly o: { store: Store; clock: () => Date; log: Logger }) {}

@@ -18,10 +18,10 @@ import {
   type VmReport,
   type StorageReport,
   type VolumeReport,
-} from '../model/agent-protocol.ts';
-import type { BackupProgress } from '../model/backup.ts';
+} from '../../model/agent-protocol.ts';
+import type { BackupProgress } from '../../model/backup.ts';
 import { ConsoleRelay } from './console-relay.ts';
-import type { Peer, TrustService } from './trust.ts';
+import type { Peer, TrustService } from '../trust/service.ts';
 
 export interface OpResult {
   ok: boolean;

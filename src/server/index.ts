@@ -20,13 +20,13 @@ import type { ControllerInfo } from '../discovery/messages.ts';
 import { DEFAULT_TENANT } from '../model/tenant.ts';
 import { generateKeyPair, x509 } from '../pki/index.ts';
 import { ConflictError, openStore, type Store } from '../store/index.ts';
-import { AgentHub } from './agent-hub.ts';
-import { Controller } from './controller.ts';
-import { ImageFiles } from './image-files.ts';
-import { createMetrics } from './metrics.ts';
-import { DEFAULT_ALLOCATION_POLICY, type AllocationPolicy } from './scheduler.ts';
-import type { PendingLimits } from './pending-hosts.ts';
-import { TrustService } from './trust.ts';
+import { AgentHub } from '../controller/agents/hub.ts';
+import { Controller } from '../controller/controller.ts';
+import { ImageFiles } from '../controller/images/files.ts';
+import { createMetrics } from '../controller/metrics.ts';
+import { DEFAULT_ALLOCATION_POLICY, type AllocationPolicy } from '../controller/placement/scheduler.ts';
+import type { PendingLimits } from '../controller/trust/pending-hosts.ts';
+import { TrustService } from '../controller/trust/service.ts';
 
 export const DEFAULT_FEATURES = ['mtls', 'kvm', 'tcg', 'volumes'];
 

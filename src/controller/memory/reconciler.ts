@@ -5,16 +5,16 @@
  * domain and tenant, and on each instance its target, what it holds and why.
  */
 import type { Logger } from 'pino';
-import { committedByDomain, domainsOf, planBalloons, type BalloonPlan, type Entitlement, type PoolModel, type VmMemory } from '../memory/index.ts';
-import type { VmReport } from '../model/agent-protocol.ts';
-import { setCondition } from '../model/conditions.ts';
-import type { Condition } from '../model/common.ts';
-import type { Instance } from '../model/instance.ts';
-import type { DomainUsage, InstanceMemory, MemoryPoolStatus, TenantUsage } from '../model/memory.ts';
-import type { Store } from '../store/index.ts';
-import type { AgentHub, OpResult } from './agent-hub.ts';
-import { entitlementsIn, poolMembers, poolModel, vmsIn } from './memory-pools.ts';
-import type { AllocationPolicy } from './scheduler.ts';
+import { committedByDomain, domainsOf, planBalloons, type BalloonPlan, type Entitlement, type PoolModel, type VmMemory } from '../../memory/index.ts';
+import type { VmReport } from '../../model/agent-protocol.ts';
+import { setCondition } from '../../model/conditions.ts';
+import type { Condition } from '../../model/common.ts';
+import type { Instance } from '../../model/instance.ts';
+import type { DomainUsage, InstanceMemory, MemoryPoolStatus, TenantUsage } from '../../model/memory.ts';
+import type { Store } from '../../store/index.ts';
+import type { AgentHub, OpResult } from '../agents/hub.ts';
+import { entitlementsIn, poolMembers, poolModel, vmsIn } from './pools.ts';
+import type { AllocationPolicy } from '../placement/scheduler.ts';
 
 /** Target changes smaller than this are not worth a balloon move (guests' use wobbles). */
 export const TARGET_DEADBAND_MIB = 8;

@@ -1,12 +1,12 @@
 /** Hosts as placement sees them: allocatable and allocated capacity, disk room, and the tenant a host is dedicated to. */
-import { formatBytes } from '../common/bytes.ts';
-import { newVolumeMayAllocate } from '../disk/index.ts';
-import type { StorageReport } from '../model/agent-protocol.ts';
-import type { Host, Quantity } from '../model/host.ts';
-import type { Instance } from '../model/instance.ts';
-import type { Volume } from '../model/volume.ts';
-import type { Store } from '../store/index.ts';
-import { dedicatedHosts } from './dedicated-hosts.ts';
+import { formatBytes } from '../../common/bytes.ts';
+import { newVolumeMayAllocate } from '../../disk/index.ts';
+import type { StorageReport } from '../../model/agent-protocol.ts';
+import type { Host, Quantity } from '../../model/host.ts';
+import type { Instance } from '../../model/instance.ts';
+import type { Volume } from '../../model/volume.ts';
+import type { Store } from '../../store/index.ts';
+import { dedicatedHosts } from '../host-clusters/plan.ts';
 import { diskRoom, type BoundVolume, type DiskNeed, type DiskRoom } from './disk-space.ts';
 import { allocatableOf, type AllocationPolicy, type SchedulableHost } from './scheduler.ts';
 

@@ -4,8 +4,8 @@
  * addresses. Hosts that no longer need it have it taken off. Pure: the reconciler sends what the
  * plan says and folds the agents' answers back.
  */
-import type { RemoteMac } from '../model/agent-protocol.ts';
-import type { Network, NetworkOnHost } from '../model/network.ts';
+import type { RemoteMac } from '../../model/agent-protocol.ts';
+import type { Network, NetworkOnHost } from '../../model/network.ts';
 
 export interface NetworkWorld {
   /** Instances that are placed, with the networks of their NICs (and the NICs' MACs). */

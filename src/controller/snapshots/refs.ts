@@ -3,7 +3,7 @@
  * a reference is a snapshot id, `VOLUME/SNAPSHOT`, or a bare name when only one volume has a
  * snapshot of that name. Pure: the API passes the snapshots and volumes in.
  */
-import type { Snapshot } from '../model/volume.ts';
+import type { Snapshot } from '../../model/volume.ts';
 
 interface VolumeRef {
   id: string;

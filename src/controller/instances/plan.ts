@@ -4,9 +4,9 @@
  * The reconciler runs it whenever anything about the instance changes, and after restarts:
  * operations are named by instance, generation and kind, so re-sending one is harmless.
  */
-import { setCondition } from '../model/common.ts';
-import type { VmReport } from '../model/agent-protocol.ts';
-import type { Instance, InstanceStatus, LastOp } from '../model/instance.ts';
+import { setCondition } from '../../model/common.ts';
+import type { VmReport } from '../../model/agent-protocol.ts';
+import type { Instance, InstanceStatus, LastOp } from '../../model/instance.ts';
 
 export type OpKind = 'vm.start' | 'vm.restart' | 'vm.stop' | 'vm.delete' | 'vm.attach' | 'vm.detach';
 

@@ -4,9 +4,9 @@
  * (deleting a Backup forgets its snapshot in the repository).
  */
 import type { Logger } from 'pino';
-import { backupName, backupScope, type BackupPolicy, type BackupPolicyStatus } from '../model/backup.ts';
-import type { Store } from '../store/index.ts';
-import { expired, nextRun, planRun } from './backup-policy-plan.ts';
+import { backupName, backupScope, type BackupPolicy, type BackupPolicyStatus } from '../../model/backup.ts';
+import type { Store } from '../../store/index.ts';
+import { expired, nextRun, planRun } from './plan.ts';
 
 /** Longest wait before a policy is looked at again, whatever its schedule says (clock changes, missed timers). */
 const MAX_SLEEP_MS = 60_000;

@@ -3,10 +3,10 @@
  * the host's report (its diskd's volumes and their snapshots) and the last operation in; the next
  * status and at most one operation out.
  */
-import { getCondition, setCondition } from '../model/conditions.ts';
-import type { VolumeReport } from '../model/agent-protocol.ts';
-import type { LastOp } from '../model/instance.ts';
-import type { Snapshot, SnapshotStatus, Volume, VolumeSpec, VolumeStatus } from '../model/volume.ts';
+import { getCondition, setCondition } from '../../model/conditions.ts';
+import type { VolumeReport } from '../../model/agent-protocol.ts';
+import type { LastOp } from '../../model/instance.ts';
+import type { Snapshot, SnapshotStatus, Volume, VolumeSpec, VolumeStatus } from '../../model/volume.ts';
 
 export type VolumeOpKind = 'volume.ensure' | 'volume.resize' | 'volume.delete';
 export type SnapshotOpKind = 'snapshot.ensure' | 'snapshot.delete';

@@ -4,9 +4,9 @@
  * need it, and deletes a network marked for deletion once no host has it.
  */
 import type { Logger } from 'pino';
-import type { Store } from '../store/index.ts';
-import type { AgentHub, OpResult } from './agent-hub.ts';
-import { applyAnswer, planNetwork } from './network-plan.ts';
+import type { Store } from '../../store/index.ts';
+import type { AgentHub, OpResult } from '../agents/hub.ts';
+import { applyAnswer, planNetwork } from './plan.ts';
 
 export class NetworkReconciler {
   private seq = 0;

@@ -14,8 +14,8 @@
  * Hosts without a report (agents older than the accounting) are unknown: allowed, ranked after the
  * hosts that report.
  */
-import { formatBytes } from '../common/bytes.ts';
-import type { StorageReport } from '../model/agent-protocol.ts';
+import { formatBytes } from '../../common/bytes.ts';
+import type { StorageReport } from '../../model/agent-protocol.ts';
 
 /** A volume placed on (or bound for) a host, as placement counts it. */
 export interface BoundVolume {

@@ -6,9 +6,9 @@
  * host name so placement is deterministic); an instance that brings volumes prefers hosts that
  * report their disk space to those that do not.
  */
-import { formatBytes } from '../common/bytes.ts';
-import type { Quantity } from '../model/host.ts';
-import { mayPlace, type Dedication } from './dedicated-hosts.ts';
+import { formatBytes } from '../../common/bytes.ts';
+import type { Quantity } from '../../model/host.ts';
+import { mayPlace, type Dedication } from '../host-clusters/plan.ts';
 import type { DiskPressurePolicy } from './disk-pressure.ts';
 import type { DiskRoom } from './disk-space.ts';
 
