@@ -20,13 +20,7 @@ import type { ControllerInfo } from '../discovery/messages.ts';
 import { DEFAULT_TENANT } from '../model/tenant.ts';
 import { generateKeyPair, x509 } from '../pki/index.ts';
 import { ConflictError, openStore, type Store } from '../store/index.ts';
-import { AgentHub } from '../controller/agents/hub.ts';
-import { Controller } from '../controller/controller.ts';
-import { ImageFiles } from '../controller/images/files.ts';
-import { createMetrics } from '../controller/metrics.ts';
-import { DEFAULT_ALLOCATION_POLICY, type AllocationPolicy } from '../controller/placement/scheduler.ts';
-import type { PendingLimits } from '../controller/trust/pending-hosts.ts';
-import { TrustService } from '../controller/trust/service.ts';
+import { AgentHub, Controller, realClock, ImageFiles, createMetrics, DEFAULT_ALLOCATION_POLICY, type AllocationPolicy, type PendingLimits, TrustService } from '../controller/index.ts';
 
 export const DEFAULT_FEATURES = ['mtls', 'kvm', 'tcg', 'volumes'];
 
@@ -127,9 +121,9 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   );
   const controller = new Controller(store, {
     lostAfterMs: cfg.lostAfterMs ?? heartbeatMs * 5,
-    resyncMs: cfg.resyncMs ?? 10_000,
+    resyncMs: cfg.resyncMs ?? 600_000,
     allocation: { ...DEFAULT_ALLOCATION_POLICY, ...cfg.allocation },
-    clock: () => new Date(),
+    clock: realClock,
     log,
     metrics,
     backup: {
@@ -143,11 +137,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     trust,
     heartbeatMs,
     {
-      onHello: (m) => controller.onHello(m),
-      onReport: (h, changed, first) => controller.onReport(h, changed, first),
-      onOpResult: (h, op, r) => controller.onOpResult(h, op, r),
-      onOpProgress: (_h, op, p) => controller.onOpProgress(op, p),
-      onDisconnect: (h) => void controller.onDisconnect(h).catch((e) => log.error({ err: e }, 'disconnect handling failed')),
+      ...controller.agentEvents,
       onAnswerDropped: (_h, kind, reason) => metrics.agentAnswersDropped.inc({ kind, reason }),
       onConsoleOverrun: () => metrics.consoleOverruns.inc(),
     },

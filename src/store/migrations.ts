@@ -120,6 +120,29 @@ const migrations: Record<string, Migration> = {
     up: (db: Kysely<unknown>) => rebuildSnapshots(db, true),
     down: (db: Kysely<unknown>) => rebuildSnapshots(db, false),
   },
+  // Operations sent to agents, so that an answer arriving after a controller restart still reaches
+  // its owner and an answer from any host but the target is still dropped.
+  '0008_operations': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('operations')
+        .addColumn('op_id', 'text', (c) => c.primaryKey())
+        .addColumn('host_id', 'text', (c) => c.notNull())
+        .addColumn('owner_kind', 'text', (c) => c.notNull())
+        .addColumn('owner_key', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text')
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('sent_at', 'text', (c) => c.notNull())
+        .addColumn('answered_at', 'text')
+        .addColumn('result', 'text')
+        .execute();
+      await db.schema.createIndex('operations_owner').on('operations').columns(['owner_kind', 'owner_key']).execute();
+    },
+    async down(db: Kysely<unknown>) {
+      await db.schema.dropTable('operations').execute();
+    },
+  },
 };
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

@@ -25,6 +25,17 @@ export interface Change<S, St> {
 
 export type Clock = () => Date;
 
+/** Who made a change: a reconciled status write (`status`), or anyone else (an API request, a service). */
+export type ChangeOrigin = 'status' | 'other';
+
+/** A committed change of one resource: before is absent for a create, after for a delete. */
+export interface ResourceEvent<S, St> {
+  id: string;
+  before?: Resource<S, St>;
+  after?: Resource<S, St>;
+  origin: ChangeOrigin;
+}
+
 export function isUniqueViolation(e: unknown): boolean {
   const err = e as { code?: string; message?: string };
   // SQLite: SQLITE_CONSTRAINT_UNIQUE / PRIMARYKEY; PostgreSQL: 23505.
@@ -43,6 +54,24 @@ export class ResourceRepository<S, St> {
     /** For a kind whose names are unique per scope (a snapshot's per volume): the scope of a spec, kept in the `scope` column. */
     private readonly scopeOf?: (spec: S) => string,
   ) {}
+
+  private readonly watchers: ((e: ResourceEvent<S, St>) => void)[] = [];
+
+  /** Calls fn after every committed change (the controller's watches). */
+  watch(fn: (e: ResourceEvent<S, St>) => void): void {
+    this.watchers.push(fn);
+  }
+
+  private emit(e: ResourceEvent<S, St>): void {
+    // A watcher's failure must not make a committed write look failed.
+    for (const w of this.watchers) {
+      try {
+        w(e);
+      } catch {
+        /* the watcher's own concern */
+      }
+    }
+  }
 
   newId(): string {
     return `${this.idPrefix}-${randomBytes(8).toString('hex')}`;
@@ -100,7 +129,9 @@ export class ResourceRepository<S, St> {
       if (isUniqueViolation(e)) throw new ConflictError(`${this.kind} '${r.name}' already exists${this.scopeOf ? ` in ${this.scopeOf(r.spec)}` : ''}`);
       throw e;
     }
-    return this.toResource(row);
+    const created = this.toResource(row);
+    this.emit({ id: created.id, after: created, origin: 'other' });
+    return created;
   }
 
   async get(id: string): Promise<Resource<S, St> | undefined> {
@@ -154,6 +185,7 @@ export class ResourceRepository<S, St> {
   async update(
     id: string,
     mutate: (cur: Resource<S, St>) => Change<S, St> | null,
+    o: { origin?: ChangeOrigin } = {},
   ): Promise<Resource<S, St>> {
     for (let attempt = 0; attempt < 100; attempt++) {
       const row = await this.db.selectFrom(this.table).selectAll().where('id', '=', id).executeTakeFirst();
@@ -182,13 +214,18 @@ export class ResourceRepository<S, St> {
         .where('id', '=', id)
         .where('resource_version', '=', row.resource_version)
         .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1) return this.toResource({ ...row, ...next } as ResourceRow);
+      if (Number(res.numUpdatedRows) === 1) {
+        const after = this.toResource({ ...row, ...next } as ResourceRow);
+        this.emit({ id, before: cur, after, origin: o.origin ?? 'other' });
+        return after;
+      }
     }
     throw new ConflictError(`${this.kind} '${id}' is being changed concurrently; try again`);
   }
 
   async delete(id: string): Promise<boolean> {
-    const res = await this.db.deleteFrom(this.table).where('id', '=', id).executeTakeFirst();
-    return Number(res.numDeletedRows) === 1;
+    const row = await this.db.deleteFrom(this.table).where('id', '=', id).returningAll().executeTakeFirst();
+    if (row) this.emit({ id, before: this.toResource(row as ResourceRow), origin: 'other' });
+    return !!row;
   }
 }

@@ -16,6 +16,23 @@ export interface ResourceRow {
   scope?: string;
 }
 
+/** An operation sent to an agent (controller/runtime/op-tracker.ts). No secrets: the operation itself is not kept. */
+export interface OperationRow {
+  op_id: string;
+  host_id: string;
+  owner_kind: string;
+  owner_key: string;
+  /** The operation's kind (vm.start, backup.create, ...). */
+  kind: string;
+  /** What the operation is about inside its owner (an instance of a pool's balloon move, a host of a network). */
+  subject: string | null;
+  state: string;
+  sent_at: string;
+  answered_at: string | null;
+  /** JSON of the agent's answer { ok, error?, result? }. */
+  result: string | null;
+}
+
 export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots', 'certificates', 'enrollment_rules', 'memory_pools', 'backups', 'backup_policies', 'networks', 'host_clusters'] as const;
 export type ResourceTable = (typeof RESOURCE_TABLES)[number];
 
@@ -35,4 +52,5 @@ export interface Database {
   host_clusters: ResourceRow;
   ip_allocations: { network_id: string; address: number; instance_id: string; created_at: string };
   network_segments: { segment: number; network_id: string };
+  operations: OperationRow;
 }

@@ -2,7 +2,7 @@ import { isAbsolute, normalize } from 'node:path';
 import { Type } from 'typebox';
 import { BackupPolicyResource, Retention, type BackupPolicySpec } from '../../model/backup.ts';
 import { Labels, Name } from '../../model/common.ts';
-import { retentionProblem, scheduleProblem } from '../../controller/backup-policies/plan.ts';
+import { retentionProblem, scheduleProblem } from '../../controller/index.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';

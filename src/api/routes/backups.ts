@@ -4,8 +4,7 @@ import { Type } from 'typebox';
 import { BackupResource, backupName, backupScope, type Backup } from '../../model/backup.ts';
 import type { Volume } from '../../model/volume.ts';
 import { Name } from '../../model/common.ts';
-import { DIRECT_OP_PREFIX } from '../../controller/controller.ts';
-import { CancelRefused } from '../../controller/backups/reconciler.ts';
+import { CancelRefused } from '../../controller/index.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
@@ -176,9 +175,9 @@ export function backupRoutes(app: Api, s: ApiServices): void {
     const { vol, hostId } = await idleVolume(volumeRef);
     const start = Date.now();
     const tag = op.kind === 'backup.restore-system-state' ? 'ssr' : 'into';
-    const r = await s.hub.sendOp(hostId, {
+    const r = await s.controller.backups.sendDirect(hostId, {
       ...op,
-      opId: `${DIRECT_OP_PREFIX}${tag}/${vol.id}/${randomBytes(6).toString('hex')}`,
+      opId: `${tag}/${vol.id}/${randomBytes(6).toString('hex')}`,
       volumeId: vol.id,
       repository: s.controller.backups.repoOf(b),
       snapshotId,
@@ -207,8 +206,8 @@ export function backupRoutes(app: Api, s: ApiServices): void {
       if (!host) throw new ApiError(422, 'unknown_host', req.body.host ? `host '${req.body.host}' does not exist` : `backup '${b.name}' has no host left to restore on; name one`);
       if (!s.hub.isConnected(host.id)) throw new ApiError(409, 'host_not_connected', `the agent of host ${host.name} is not connected`);
       const start = Date.now();
-      const r = await s.hub.sendOp(host.id, {
-        opId: `${DIRECT_OP_PREFIX}restore/${b.id}/${randomBytes(6).toString('hex')}`,
+      const r = await s.controller.backups.sendDirect(host.id, {
+        opId: `restore/${b.id}/${randomBytes(6).toString('hex')}`,
         kind: 'backup.restore-files',
         repository: s.controller.backups.repoOf(b),
         snapshotId: result.snapshotId,

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { Name } from '../../model/common.ts';
-import { describeForeign, foreignInstances } from '../../controller/host-clusters/plan.ts';
+import { describeForeign, foreignInstances } from '../../controller/index.ts';
 import { HostClusterResource, type HostCluster } from '../../model/host-cluster.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
 import { ApiError } from '../errors.ts';

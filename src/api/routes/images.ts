@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Type } from 'typebox';
-import { ChecksumMismatchError } from '../../controller/images/files.ts';
+import { ChecksumMismatchError } from '../../controller/index.ts';
 import { Name } from '../../model/common.ts';
 import { IMAGE_FILE_NAMES, ImageResource, ImageSpec, type Image, type ImageFileName } from '../../model/image.ts';
 import { ApiError } from '../errors.ts';

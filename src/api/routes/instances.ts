@@ -1,7 +1,5 @@
 import { Type } from 'typebox';
-import { everFits } from '../../controller/placement/scheduler.ts';
-import { newVolumeNeed } from '../../controller/placement/capacity.ts';
-import { TooManyConsolesError } from '../../controller/agents/hub.ts';
+import { everFits, newVolumeNeed, TooManyConsolesError } from '../../controller/index.ts';
 import { Name } from '../../model/common.ts';
 import { InstanceResource, type Instance } from '../../model/instance.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';

@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { poolMembers, poolModel, entitlementsIn, unbackedTiers, vmsIn } from '../../controller/memory/pools.ts';
+import { poolMembers, poolModel, entitlementsIn, unbackedTiers, vmsIn } from '../../controller/index.ts';
 import { checkEntitlements } from '../../memory/index.ts';
 import { Name } from '../../model/common.ts';
 import type { MemoryPoolSpec} from '../../model/memory.ts';

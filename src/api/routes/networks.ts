@@ -3,7 +3,7 @@ import { Name } from '../../model/common.ts';
 import { NetworkResource, type Network } from '../../model/network.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
 import { contains, formatIpv4, hostRange, overlaps, parseIpv4, parseSubnet, pickAddress, pickSegment, SEGMENT_MAX, SEGMENT_MIN, type Subnet } from '../../network/index.ts';
-import { forgetHost } from '../../controller/networks/plan.ts';
+import { forgetHost } from '../../controller/index.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';

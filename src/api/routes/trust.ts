@@ -1,5 +1,5 @@
 import { Type } from 'typebox';
-import { TrustError } from '../../controller/trust/service.ts';
+import { TrustError } from '../../controller/index.ts';
 import { ControllerInfo } from '../../discovery/messages.ts';
 import { Name } from '../../model/common.ts';
 import { HostResource } from '../../model/host.ts';

@@ -14,7 +14,7 @@ import { parseSize } from './disk.ts';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { printJson } from '../output.ts';
 import type { JoinMode } from '../../agent/enroll.ts';
-import type { AllocationPolicy } from '../../controller/placement/scheduler.ts';
+import type { AllocationPolicy } from '../../controller/index.ts';
 
 /** Runs until SIGINT/SIGTERM, then calls `stop` once. */
 export function untilSignal(stop: () => Promise<void>): Promise<void> {

@@ -21,21 +21,25 @@ import {
 } from '../../model/agent-protocol.ts';
 import type { BackupProgress } from '../../model/backup.ts';
 import { ConsoleRelay } from './console-relay.ts';
+import type { ObjectRef } from '../runtime/reconciler.ts';
+import type { OpResult } from '../runtime/op-tracker.ts';
 import type { Peer, TrustService } from '../trust/service.ts';
 
-export interface OpResult {
-  ok: boolean;
-  error?: string;
-  result?: Record<string, unknown>;
-}
+export type { OpResult } from '../runtime/op-tracker.ts';
 
 type Hello = Extract<AgentMessage, { type: 'hello' }>;
 
 export interface AgentHubEvents {
   /** Registers the host; a thrown error refuses the agent with its message. */
   onHello(msg: Hello): Promise<void>;
-  /** A report arrived (it is also the heartbeat); `changed` lists instances whose VM report changed. */
-  onReport(hostId: string, changed: string[], first: boolean): void;
+  /** A report arrived (it is also the heartbeat); `changed`: the instances, volumes and snapshots whose report changed. */
+  onReport(hostId: string, changed: ObjectRef[], first: boolean): void;
+  /**
+   * The host an operation was sent to (the operation tracker's record, kept across restarts). A
+   * host's answer counts only for its own operations: any host can name any operation id, and ids
+   * are easy to guess (`<backup>/create`).
+   */
+  targetOf(opId: string): string | undefined;
   onOpResult(hostId: string, opId: string, result: OpResult): void;
   onOpProgress(hostId: string, opId: string, progress: BackupProgress): void;
   onDisconnect(hostId: string): void;
@@ -44,12 +48,6 @@ export interface AgentHubEvents {
   /** An answer was dropped: it named an operation this controller sent to another host, or none it knows. */
   onAnswerDropped?(hostId: string, kind: 'op-result' | 'op-progress', reason: 'other-host' | 'unknown-operation'): void;
 }
-
-/**
- * Operations whose target is remembered after a disconnect (an answer may come on the next stream).
- * Answered ones are forgotten at once; this bounds those never answered (a host gone for good).
- */
-const MAX_TARGETS = 100_000;
 
 interface Session {
   hostId: string;
@@ -87,11 +85,6 @@ const CLOSE_GRACE_MS = 1000;
 export class AgentHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   private readonly sessions = new Map<string, Session>();
-  /**
-   * The host each operation was last sent to. A host's answer counts only for its own operations:
-   * any host can name any operation id, and ids are easy to guess (`<backup>/create`).
-   */
-  private readonly targets = new Map<string, string>();
 
   constructor(
     /** Decides from the TLS peer whether it may open a stream, and as which host. */
@@ -195,7 +188,15 @@ export class AgentHub {
             this.sessions.set(hello.hostId, session);
             send({ type: 'welcome', hostId: hello.hostId, heartbeatMs: this.heartbeatMs });
             this.log.info({ hostId: hello.hostId, name: hello.name, serial, vms: hello.vms.length, volumes: hello.volumes.length }, 'agent connected');
-            this.events.onReport(hello.hostId, [...session.vms.keys(), ...session.volumes.keys(), ...hello.volumes.flatMap((v) => v.snapshots)], true);
+            this.events.onReport(
+              hello.hostId,
+              [
+                ...[...session.vms.keys()].map((key) => ({ kind: 'instance' as const, key })),
+                ...[...session.volumes.keys()].map((key) => ({ kind: 'volume' as const, key })),
+                ...hello.volumes.flatMap((v) => v.snapshots).map((key) => ({ kind: 'snapshot' as const, key })),
+              ],
+              true,
+            );
             ws.resume();
           })
           .catch((e: Error) => {
@@ -220,34 +221,38 @@ export class AgentHub {
   private handle(s: Session, msg: AgentMessage): void {
     switch (msg.type) {
       case 'report': {
-        const changed = new Set<string>();
-        const diff = <T>(prev: Map<string, T>, next: Map<string, T>) => {
+        const changedVms = new Set<string>();
+        const changedVolumes = new Set<string>();
+        const diff = <T>(prev: Map<string, T>, next: Map<string, T>, changed: Set<string>) => {
           for (const [id, v] of next) if (JSON.stringify(v) !== JSON.stringify(prev.get(id))) changed.add(id);
           for (const id of prev.keys()) if (!next.has(id)) changed.add(id);
         };
         const vms = new Map(msg.vms.map((v) => [v.instanceId, v]));
         const volumes = new Map(msg.volumes.map((v) => [v.id, v]));
-        diff(s.vms, vms);
-        diff(s.volumes, volumes);
+        diff(s.vms, vms, changedVms);
+        diff(s.volumes, volumes, changedVolumes);
         // A VM plugging a volume in or out changes that volume's state too.
-        for (const id of [...changed]) {
-          for (const d of [...(s.vms.get(id)?.disks ?? []), ...(vms.get(id)?.disks ?? [])]) changed.add(d);
+        for (const id of changedVms) {
+          for (const d of [...(s.vms.get(id)?.disks ?? []), ...(vms.get(id)?.disks ?? [])]) changedVolumes.add(d);
         }
         // Snapshots appear and go inside their volume's report.
         const snaps = (m: Map<string, VolumeReport>) => new Set([...m.values()].flatMap((v) => v.snapshots));
         const before = snaps(s.volumes);
         const after = snaps(volumes);
-        for (const id of after) if (!before.has(id)) changed.add(id);
-        for (const id of before) if (!after.has(id)) changed.add(id);
+        const changedSnaps = [...after].filter((id) => !before.has(id)).concat([...before].filter((id) => !after.has(id)));
         s.vms = vms;
         s.volumes = volumes;
         s.storage = msg.storage;
-        this.events.onReport(s.hostId, [...changed], false);
+        const changed: ObjectRef[] = [
+          ...[...changedVms].map((key) => ({ kind: 'instance' as const, key })),
+          ...[...changedVolumes].map((key) => ({ kind: 'volume' as const, key })),
+          ...changedSnaps.map((key) => ({ kind: 'snapshot' as const, key })),
+        ];
+        this.events.onReport(s.hostId, changed, false);
         break;
       }
       case 'op-result': {
         if (!this.answersOwn(s, msg)) break;
-        this.targets.delete(msg.opId);
         const p = s.inflight.get(msg.opId);
         s.inflight.delete(msg.opId);
         const result = { ok: msg.ok, error: msg.error, result: msg.result };
@@ -283,7 +288,7 @@ export class AgentHub {
 
   /** Whether the operation an answer names was sent to this host; if not, the answer is dropped, logged and counted. */
   private answersOwn(s: Session, msg: { type: 'op-result' | 'op-progress'; opId: string }): boolean {
-    const target = this.targets.get(msg.opId);
+    const target = this.events.targetOf(msg.opId);
     if (target === s.hostId) return true;
     const reason = target === undefined ? 'unknown-operation' : 'other-host';
     this.log.warn({ hostId: s.hostId, opId: msg.opId.slice(0, 200), kind: msg.type, reason }, 'dropped an answer for an operation not sent to this host');
@@ -337,9 +342,6 @@ export class AgentHub {
     const s = this.sessions.get(hostId);
     if (!s) return Promise.reject(new AgentNotConnectedError(hostId));
     const existing = s.inflight.get(op.opId);
-    this.targets.delete(op.opId);
-    this.targets.set(op.opId, hostId);
-    if (this.targets.size > MAX_TARGETS) this.targets.delete(this.targets.keys().next().value!);
     return new Promise<OpResult>((resolve, reject) => {
       if (existing) {
         // Same operation already on its way: share its answer.

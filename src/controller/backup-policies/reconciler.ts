@@ -3,9 +3,9 @@
  * per selected instance's boot volume, and lets go of the backups its retention rules no longer keep
  * (deleting a Backup forgets its snapshot in the repository).
  */
-import type { Logger } from 'pino';
 import { backupName, backupScope, type BackupPolicy, type BackupPolicyStatus } from '../../model/backup.ts';
-import type { Store } from '../../store/index.ts';
+import type { Ctx } from '../context.ts';
+import type { ReconcileResult, Reconciler } from '../runtime/reconciler.ts';
 import { expired, nextRun, planRun } from './plan.ts';
 
 /** Longest wait before a policy is looked at again, whatever its schedule says (clock changes, missed timers). */
@@ -14,23 +14,15 @@ const MAX_SLEEP_MS = 60_000;
 export const POLICY_LABEL = 'outrig.io/backup-policy';
 export const INSTANCE_LABEL = 'outrig.io/instance';
 
-export class BackupPolicies {
-  constructor(
-    private readonly o: {
-      store: Store;
-      clock: () => Date;
-      log: Logger;
-      /** Reconcile a backup (a new one, or one to delete). */
-      enqueueBackup: (id: string) => void;
-      /** Look at this policy again after ms. */
-      wakeAfter: (id: string, ms: number) => void;
-    },
-  ) {}
+export class BackupPolicyReconciler implements Reconciler {
+  readonly kind = 'backupPolicy';
 
-  async reconcile(id: string): Promise<void> {
-    const p = await this.o.store.backupPolicies.get(id);
+  constructor(private readonly ctx: Ctx) {}
+
+  async reconcile(id: string): Promise<ReconcileResult | void> {
+    const p = await this.ctx.store.backupPolicies.get(id);
     if (!p) return;
-    const now = this.o.clock();
+    const now = this.ctx.clock.now();
     const st: BackupPolicyStatus = structuredClone(p.status);
     const scheduleChanged = st.observedGeneration !== p.generation;
     st.observedGeneration = p.generation;
@@ -44,44 +36,41 @@ export class BackupPolicies {
     }
     st.nextRunAt = p.spec.paused ? undefined : next.toISOString();
 
-    const gone = expired(p, await this.o.store.backups.list());
+    const gone = expired(p, await this.ctx.store.backups.list());
     for (const b of gone) {
-      await this.o.store.backups.update(b.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
-      this.o.enqueueBackup(b.id);
+      await this.ctx.status.edit(this.ctx.store.backups, b.id, (bst) => (bst.phase === 'deleting' ? null : { ...bst, phase: 'deleting' as const }));
+      this.ctx.runtime.enqueue('backup', b.id);
     }
-    if (gone.length) this.o.log.info({ policy: p.name, backups: gone.map((b) => b.name) }, 'backups expired by retention');
+    if (gone.length) this.ctx.log.info({ policy: p.name, backups: gone.map((b) => b.name) }, 'backups expired by retention');
     st.expired += gone.length;
 
-    await this.o.store.backupPolicies.update(id, (cur) => {
-      // A user's change (or a second "run now") meanwhile: leave it for the next pass.
-      if (cur.generation !== p.generation || cur.status.runRequestedAt !== p.status.runRequestedAt) return null;
-      return JSON.stringify(cur.status) === JSON.stringify(st) ? null : { status: st };
-    });
-    if (!p.spec.paused) this.o.wakeAfter(id, Math.min(Math.max(next.getTime() - now.getTime(), 0), MAX_SLEEP_MS));
+    // A user's change (or a second "run now") meanwhile: leave it for the next pass.
+    await this.ctx.status.write(this.ctx.store.backupPolicies, p, () => st, { still: (cur, read) => cur.runRequestedAt === read.runRequestedAt });
+    if (!p.spec.paused) return { requeueAfter: Math.min(Math.max(next.getTime() - now.getTime(), 0), MAX_SLEEP_MS) };
   }
 
   /** Two runs within one second (run now, then the schedule) would pick the same name: the second gets a suffix. */
   private async freeName(base: string): Promise<string> {
     let name = base;
-    for (let n = 2; await this.o.store.backups.find(name); n++) name = `${base.slice(0, 63 - String(n).length - 1)}-${n}`;
+    for (let n = 2; await this.ctx.store.backups.find(name); n++) name = `${base.slice(0, 63 - String(n).length - 1)}-${n}`;
     return name;
   }
 
   private async run(p: BackupPolicy, now: Date): Promise<NonNullable<BackupPolicyStatus['lastRun']>> {
-    const plan = planRun(p, await this.o.store.instances.list(), await this.o.store.backups.list());
+    const plan = planRun(p, await this.ctx.store.instances.list(), await this.ctx.store.backups.list());
     const started: string[] = [];
     for (const { instance, volumeId } of plan.backups) {
-      const vol = await this.o.store.volumes.get(volumeId);
-      const b = await this.o.store.backups.create({
+      const vol = await this.ctx.store.volumes.get(volumeId);
+      const b = await this.ctx.store.backups.create({
         name: await this.freeName(backupName(`${p.name}-${instance.name}`, now)),
         labels: { [POLICY_LABEL]: p.name, [INSTANCE_LABEL]: instance.name },
         spec: { volume: volumeId, repository: p.spec.repository, scope: backupScope({ volume: volumeId }), tags: [`policy=${p.name}`], policy: p.id },
         status: { phase: 'pending', conditions: [], volumeName: vol?.name },
       });
       started.push(b.name);
-      this.o.enqueueBackup(b.id);
+      this.ctx.runtime.enqueue('backup', b.id);
     }
-    this.o.log.info({ policy: p.name, started, skipped: plan.skipped }, 'backup policy ran');
+    this.ctx.log.info({ policy: p.name, started, skipped: plan.skipped }, 'backup policy ran');
     return { at: now.toISOString(), started, skipped: plan.skipped };
   }
 }

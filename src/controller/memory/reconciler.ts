@@ -11,16 +11,14 @@ import { setCondition } from '../../model/conditions.ts';
 import type { Condition } from '../../model/common.ts';
 import type { Instance } from '../../model/instance.ts';
 import type { DomainUsage, InstanceMemory, MemoryPoolStatus, TenantUsage } from '../../model/memory.ts';
-import type { Store } from '../../store/index.ts';
-import type { AgentHub, OpResult } from '../agents/hub.ts';
+import type { Ctx } from '../context.ts';
+import type { Reconciler } from '../runtime/reconciler.ts';
 import { entitlementsIn, poolMembers, poolModel, vmsIn } from './pools.ts';
-import type { AllocationPolicy } from '../placement/scheduler.ts';
 
 /** Target changes smaller than this are not worth a balloon move (guests' use wobbles). */
 export const TARGET_DEADBAND_MIB = 8;
 /** A move not confirmed by the agent's reports within this time is sent again. */
 const RESEND_MS = 15_000;
-export const BALLOON_OP_PREFIX = 'balloon/';
 
 /** Whether a guest's balloon should be moved from what the agent reports to the desired target. */
 export function needsMove(sizeMiB: number, desiredMiB: number, report: VmReport['memory']): boolean {
@@ -107,22 +105,16 @@ function balloonChanged(a: InstanceMemory['balloon'], b: InstanceMemory['balloon
   return a.targetMiB !== b.targetMiB || a.reason !== b.reason || far(a.actualMiB, b.actualMiB) || far(a.usedMiB, b.usedMiB, 8);
 }
 
-export interface MemoryReconcilerDeps {
-  store: Store;
-  hub: () => AgentHub;
-  allocation: AllocationPolicy;
-  clock: () => Date;
-  log: Logger;
-}
-
-export class MemoryReconciler {
+export class MemoryReconciler implements Reconciler {
+  readonly kind = 'memory';
   private readonly sent = new Map<string, { targetMiB: number; at: number }>();
   private seq = 0;
 
-  constructor(private readonly d: MemoryReconcilerDeps) {}
+  constructor(private readonly d: Ctx) {}
 
   async reconcile(poolId: string): Promise<void> {
     const { store } = this.d;
+    this.foldAnswers(poolId);
     const pool = await store.memoryPools.get(poolId);
     if (!pool) return;
     const [pools, hosts, tenants, instances] = await Promise.all([store.memoryPools.list(), store.hosts.list(), store.tenants.list(), store.instances.list()]);
@@ -140,7 +132,7 @@ export class MemoryReconciler {
       running.push({ ...vm, usedMiB: r.memory?.usedMiB });
     }
     const plan = planBalloons(model, ents, running);
-    const now = this.d.clock();
+    const now = this.d.clock.now();
 
     for (const vm of running) {
       const desired = plan.targets.get(vm.id)!;
@@ -152,44 +144,51 @@ export class MemoryReconciler {
       if (pending || !needsMove(vm.sizeMiB, desired, report)) continue;
       this.sent.set(vm.id, { targetMiB: desired, at: now.getTime() });
       this.d.log.info({ pool: pool.name, instanceId: vm.id, tenant: vm.tenant, from: report?.targetMiB ?? report?.actualMiB, to: desired, reason: reason ?? 'no pressure' }, 'balloon target');
-      hub.sendOp(vm.hostId, { opId: `${BALLOON_OP_PREFIX}${vm.id}/${++this.seq}`, kind: 'vm.balloon', instanceId: vm.id, targetMiB: desired }).catch(() => this.sent.delete(vm.id));
+      this.d.ops
+        .send({ kind: 'memory', key: pool.id }, vm.hostId, { opId: `balloon/${vm.id}/${++this.seq}`, kind: 'vm.balloon', instanceId: vm.id, targetMiB: desired }, { subject: vm.id, wakeOnFailureOnly: true })
+        .catch(() => this.sent.delete(vm.id));
     }
     for (const id of this.sent.keys()) if (!running.some((v) => v.id === id)) this.sent.delete(id);
 
     const usage = poolUsage(model, ents, placed, plan);
-    await store.memoryPools.update(pool.id, (cur) => {
+    await this.d.status.edit(store.memoryPools, pool.id, (cur) => {
       const st: MemoryPoolStatus = {
-        ...cur.status,
+        ...cur,
         phase: members.length ? 'active' : 'empty',
         hosts: members.map((h) => h.name).sort(),
         ...usage,
-        conditions: poolConditions(cur.status.conditions, plan, now),
+        conditions: poolConditions(cur.conditions, plan, now),
       };
-      const same = JSON.stringify({ ...st, updatedAt: undefined }) === JSON.stringify({ ...cur.status, updatedAt: undefined });
-      return same ? null : { status: { ...st, updatedAt: now.toISOString() } };
+      const same = JSON.stringify({ ...st, updatedAt: undefined }) === JSON.stringify({ ...cur, updatedAt: undefined });
+      return same ? null : { ...st, updatedAt: now.toISOString() };
     });
   }
 
   private async recordBalloon(inst: Instance, balloon: NonNullable<InstanceMemory['balloon']>, now: Date): Promise<void> {
     if (!inst.status.memory || !balloonChanged(inst.status.memory.balloon, balloon)) return;
-    await this.d.store.instances.update(inst.id, (cur) => {
-      if (!cur.status.memory) return null;
+    await this.d.status.edit(this.d.store.instances, inst.id, (st, cur) => {
+      if (!st.memory) return null;
       const ballooned = balloon.targetMiB < cur.spec.memoryMiB;
       const conditions = setCondition(
-        cur.status.conditions,
+        st.conditions,
         ballooned
           ? { type: 'Ballooned', status: 'True', reason: 'Reclaimed', message: `holds ${balloon.targetMiB} of ${cur.spec.memoryMiB} MiB: ${balloon.reason ?? ''}` }
           : { type: 'Ballooned', status: 'False', reason: 'FullSize', message: '' },
         now,
       );
-      return { status: { ...cur.status, conditions, memory: { ...cur.status.memory, balloon } } };
+      return { ...st, conditions, memory: { ...st.memory, balloon } };
     });
   }
 
-  onBalloonResult(hostId: string, opId: string, result: OpResult): void {
-    if (result.ok) return;
-    const id = opId.slice(BALLOON_OP_PREFIX.length).split('/')[0]!;
-    this.sent.delete(id);
-    this.d.log.warn({ hostId, instanceId: id, err: result.error }, 'balloon move failed');
+  /** Failed moves are forgotten (and so tried again); the rest only leave the tracker. */
+  private foldAnswers(poolId: string): void {
+    for (const t of this.d.ops.ofOwner({ kind: 'memory', key: poolId })) {
+      if (!t.result) continue;
+      if (!t.result.ok && t.subject) {
+        this.sent.delete(t.subject);
+        this.d.log.warn({ hostId: t.hostId, instanceId: t.subject, err: t.result.error }, 'balloon move failed');
+      }
+      void this.d.ops.settle(t.opId).catch((e: Error) => this.d.log.warn({ err: e.message }, 'could not forget a balloon move'));
+    }
   }
 }

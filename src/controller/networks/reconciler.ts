@@ -3,69 +3,68 @@
  * it, keeps their flood lists right as instances come and go, takes it off hosts that no longer
  * need it, and deletes a network marked for deletion once no host has it.
  */
-import type { Logger } from 'pino';
-import type { Store } from '../../store/index.ts';
-import type { AgentHub, OpResult } from '../agents/hub.ts';
+import type { Ctx } from '../context.ts';
+import type { Reconciler } from '../runtime/reconciler.ts';
 import { applyAnswer, planNetwork } from './plan.ts';
 
-export class NetworkReconciler {
+export class NetworkReconciler implements Reconciler {
+  readonly kind = 'network';
   private seq = 0;
 
-  constructor(
-    private readonly o: { store: Store; hub: () => AgentHub; clock: () => Date; log: Logger; enqueue: (id: string) => void },
-  ) {}
+  constructor(private readonly ctx: Ctx) {}
 
   async reconcile(id: string): Promise<void> {
-    const net = await this.o.store.networks.get(id);
+    const { ctx } = this;
+    await this.foldAnswers(id);
+    const net = await ctx.store.networks.get(id);
     if (!net) return;
-    const hub = this.o.hub();
-    const [instances, hosts] = await Promise.all([this.o.store.instances.list(), this.o.store.hosts.list()]);
+    const hub = ctx.hub();
+    const [instances, hosts] = await Promise.all([ctx.store.instances.list(), ctx.store.hosts.list()]);
     const plan = planNetwork(net, {
       placed: instances
         .filter((i) => i.status.hostId && i.spec.nics?.length)
         .map((i) => ({ hostId: i.status.hostId!, networks: i.spec.nics!.map((n) => n.network), nics: i.spec.nics!.map((n) => ({ network: n.network, mac: n.mac })) })),
       hosts: hosts.map((h) => ({ id: h.id, name: h.name, underlay: h.status.inventory?.network?.underlay?.address, connected: hub.isConnected(h.id) })),
-      inFlight: (hostId, opId) => hub.isInFlight(hostId, opId),
-      now: this.o.clock(),
-      newOpId: (hostId) => `${id}/${hostId}/${Date.now().toString(36)}-${++this.seq}`,
+      inFlight: (_hostId, opId) => ctx.ops.inFlight(opId),
+      now: ctx.clock.now(),
+      newOpId: (hostId) => `${id}/${hostId}/${ctx.clock.now().getTime().toString(36)}-${++this.seq}`,
     });
     if (plan.remove) {
       // Its own claims (the DHCP address) go before the record, as an instance's do.
-      await this.o.store.claims.releaseInstance(id);
-      await this.o.store.networks.delete(id);
-      await this.o.store.claims.releaseSegments(id);
-      this.o.log.info({ network: net.name }, 'network deleted');
+      await ctx.store.claims.releaseInstance(id);
+      await ctx.store.networks.delete(id);
+      await ctx.store.claims.releaseSegments(id);
+      await ctx.ops.forgetOwner({ kind: 'network', key: id });
+      ctx.log.info({ network: net.name }, 'network deleted');
       return;
     }
-    let wrote = false;
-    await this.o.store.networks.update(id, (cur) => {
-      // Written only over the status the plan was made from: otherwise plan again.
-      if (JSON.stringify(cur.status.hosts) !== JSON.stringify(net.status.hosts) || cur.status.phase !== net.status.phase) return null;
-      const status = { ...cur.status, hosts: plan.hosts, message: plan.message };
-      if (JSON.stringify(status) === JSON.stringify(cur.status)) return null;
-      wrote = true;
-      return { status };
-    });
-    if (!wrote && plan.sends.length) return this.o.enqueue(id);
+    // Written only over the status the plan was made from: otherwise plan again.
+    const still = (cur: typeof net.status, read: typeof net.status) => JSON.stringify(cur.hosts) === JSON.stringify(read.hosts) && cur.phase === read.phase;
+    const wrote = await ctx.status.write(ctx.store.networks, net, (st) => ({ ...st, hosts: plan.hosts, message: plan.message }), { still });
+    if (!wrote && plan.sends.length) return ctx.runtime.enqueue('network', id);
     for (const s of plan.sends) {
-      const op = s.kind === 'network.ensure'
-        ? { opId: s.opId, kind: s.kind, networkId: id, segment: net.spec.segment, peers: s.peers, macs: s.macs }
-        : { opId: s.opId, kind: s.kind, networkId: id, segment: net.spec.segment };
-      hub.sendOp(s.hostId, op).catch(() => this.o.enqueue(id));
+      const op =
+        s.kind === 'network.ensure'
+          ? { opId: s.opId, kind: s.kind, networkId: id, segment: net.spec.segment, peers: s.peers, macs: s.macs }
+          : { opId: s.opId, kind: s.kind, networkId: id, segment: net.spec.segment };
+      ctx.ops.send({ kind: 'network', key: id }, s.hostId, op, { subject: s.hostId }).catch(() => undefined);
     }
   }
 
-  onOpResult(opId: string, result: OpResult): void {
-    const id = opId.split('/')[0]!;
-    void this.o.store.networks
-      .update(id, (cur) => {
-        const hosts = applyAnswer(cur.status.hosts, opId, result.ok, result.error, this.o.clock());
-        return hosts ? { status: { ...cur.status, hosts } } : null;
-      })
-      .then(
-        () => this.o.enqueue(id),
-        (e: Error) => this.o.log.warn({ err: e.message, opId }, 'could not record a network answer'),
-      );
-    if (!result.ok) this.o.log.warn({ opId, err: result.error }, 'network operation failed');
+  /** The hosts' answers go into the network's per-host entries. */
+  private async foldAnswers(id: string): Promise<void> {
+    const { ctx } = this;
+    for (const t of ctx.ops.ofOwner({ kind: 'network', key: id })) {
+      if (!t.result) continue;
+      if (!t.result.ok) ctx.log.warn({ opId: t.opId, err: t.result.error }, 'network operation failed');
+      const result = t.result;
+      if (await ctx.store.networks.get(id)) {
+        await ctx.status.edit(ctx.store.networks, id, (st) => {
+          const hosts = applyAnswer(st.hosts, t.opId, result.ok, result.error, ctx.clock.now());
+          return hosts ? { ...st, hosts } : null;
+        });
+      }
+      await ctx.ops.settle(t.opId);
+    }
   }
 }

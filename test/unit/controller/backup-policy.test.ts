@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { createLogger } from '../../../src/common/log.ts';
-import { BackupPolicies } from '../../../src/controller/backup-policies/reconciler.ts';
+import { BackupPolicyReconciler } from '../../../src/controller/backup-policies/reconciler.ts';
+import { testCtx } from '../../helpers/controller-ctx.ts';
 import { expired, nextRun, planRun, retentionProblem, scheduleProblem } from '../../../src/controller/backup-policies/plan.ts';
 import type { Backup, BackupPolicy } from '../../../src/model/backup.ts';
 import type { Instance } from '../../../src/model/instance.ts';
-import { openStore } from '../../../src/store/index.ts';
+import { FakeClock } from '../../../src/controller/runtime/clock.ts';
 
 const policy = (over: Partial<BackupPolicy['spec']> = {}): BackupPolicy => ({
   id: 'bp-1',
@@ -91,25 +91,26 @@ test('cancelled runs are expired like failed ones: a later run makes them histor
 });
 
 test('the reconciler runs a policy when it is due, not before, not when paused; run-now runs it at once', async () => {
-  const store = await openStore({ kind: 'sqlite', path: ':memory:' });
-  let now = new Date('2026-11-26T17:00:00Z');
-  const enqueued: string[] = [];
-  const r = new BackupPolicies({ store, clock: () => now, log: createLogger('test', { level: 'silent' }), enqueueBackup: (id) => enqueued.push(id), wakeAfter: () => undefined });
+  const t = await testCtx({ clock: new FakeClock(Date.parse('2026-11-26T17:00:00Z')) });
+  const { store, clock } = t;
+  const setNow = (iso: string) => clock.advance(Date.parse(iso) - clock.now().getTime());
+  const enqueued = () => t.enqueued.filter((e) => e.kind === 'backup');
+  const r = new BackupPolicyReconciler(t.ctx);
   await store.tenants.create({ name: 'default', spec: { memory: [] }, status: { phase: 'active', conditions: [] } } as never);
   await store.instances.create({ name: 'web1', labels: { tier: 'web' }, spec: { bootVolume: 'v-1' } as never, status: { phase: 'stopped' } as never });
   const p = await store.backupPolicies.create({ name: 'nightly', spec: policy().spec, status: { phase: 'active', conditions: [], observedGeneration: 0, expired: 0 } });
   const names = async () => (await store.backups.list()).map((b) => b.name).sort();
 
-  await r.reconcile(p.id);
+  assert.deepEqual(await r.reconcile(p.id), { requeueAfter: 60_000 }, 'looked at again within a minute, not on a blanket timer');
   assert.equal((await store.backupPolicies.get(p.id))!.status.nextRunAt, '2026-11-27T02:00:00.000Z');
   assert.deepEqual(await names(), [], 'not due yet');
-  now = new Date('2026-11-27T02:00:05Z');
+  setNow('2026-11-27T02:00:05Z');
   await r.reconcile(p.id);
   assert.deepEqual(await names(), ['nightly-web1-20261127-020005']);
   const after = (await store.backupPolicies.get(p.id))!;
   assert.equal(after.status.nextRunAt, '2026-11-28T02:00:00.000Z');
   assert.deepEqual(after.status.lastRun?.started, ['nightly-web1-20261127-020005']);
-  assert.equal(enqueued.length, 1);
+  assert.equal(enqueued().length, 1);
   const b = (await store.backups.list())[0]!;
   assert.equal(b.labels['outrig.io/backup-policy'], 'nightly');
   assert.equal(b.spec.policy, p.id);
@@ -118,7 +119,8 @@ test('the reconciler runs a policy when it is due, not before, not when paused; 
 
   await store.backups.update(b.id, (c) => ({ status: { ...c.status, phase: 'completed' } }));
   await store.backupPolicies.update(p.id, (c) => ({ spec: { ...c.spec, paused: true } }));
-  now = new Date('2026-11-29T03:00:00Z');
+  setNow('2026-11-29T03:00:00Z');
+  const now = clock.now();
   await r.reconcile(p.id);
   assert.equal((await names()).length, 1, 'paused: no run');
   assert.equal((await store.backupPolicies.get(p.id))!.status.phase, 'paused');
@@ -130,5 +132,5 @@ test('the reconciler runs a policy when it is due, not before, not when paused; 
   await r.reconcile(p.id);
   assert.deepEqual(await names(), ['nightly-web1-20261127-020005', 'nightly-web1-20261129-030000', 'nightly-web1-20261129-030000-2'], 'a second run in the same second gets its own name');
   assert.equal((await store.backupPolicies.get(p.id))!.status.runRequestedAt, undefined);
-  await store.close();
+  await t.close();
 });

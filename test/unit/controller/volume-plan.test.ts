@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { detachReleased, planSnapshot, planVolume, volumeOpIds, type VolumePlanContext } from '../../../src/controller/volumes/plan.ts';
+import { detachReleased, planVolume, volumeOpIds, type VolumePlanContext } from '../../../src/controller/volumes/plan.ts';
+import { planSnapshot } from '../../../src/controller/snapshots/plan.ts';
 import type { LastOp } from '../../../src/model/instance.ts';
 import type { Snapshot, Volume, VolumePhase } from '../../../src/model/volume.ts';
 

@@ -1,0 +1,25 @@
+/**
+ * The controller's public face: the Controller (runtime, reconcilers, services), the agent hub,
+ * trust, metrics and the pure pieces the API shows to users (placement explanations, plans).
+ */
+export { Controller } from './setup.ts';
+export type { ControllerOptions } from './context.ts';
+export type { Kind } from './runtime/reconciler.ts';
+export { realClock } from './runtime/clock.ts';
+export { AgentHub, AgentNotConnectedError, TooManyConsolesError } from './agents/hub.ts';
+export { TrustService } from './trust/service.ts';
+export { createMetrics, type ControllerMetrics } from './metrics.ts';
+export { ImageFiles } from './images/files.ts';
+export { CancelRefused } from './services/backups.ts';
+export { DEFAULT_ALLOCATION_POLICY, type AllocationPolicy } from './placement/scheduler.ts';
+export type { Peer } from './trust/service.ts';
+export { TrustError } from './trust/service.ts';
+export type { PendingLimits } from './trust/pending-hosts.ts';
+export { ChecksumMismatchError } from './images/files.ts';
+export { retentionProblem, scheduleProblem } from './backup-policies/plan.ts';
+export { forgetHost } from './networks/plan.ts';
+export { entitlementsIn, poolMembers, poolModel, unbackedTiers, vmsIn } from './memory/pools.ts';
+export { everFits } from './placement/scheduler.ts';
+export { newVolumeNeed } from './placement/capacity.ts';
+export { pickSnapshot } from './snapshots/refs.ts';
+export { describeForeign, foreignInstances } from './host-clusters/plan.ts';

@@ -1,0 +1,49 @@
+/**
+ * The one writer of reconciled status. A status is planned from a resource as read; it is written
+ * only over that same generation (a user's change meanwhile means the plan is stale: nothing is
+ * written and the change's own event brings the resource back), and only when it differs from what
+ * is stored (no write, no event). `observedGeneration` is the plan's to set: it says which
+ * generation the status acted on.
+ */
+import type { Resource } from '../../model/common.ts';
+import type { ResourceRepository } from '../../store/index.ts';
+
+type AnyStatus = { phase: string; observedGeneration?: number };
+
+export interface WriteOptions<St> {
+  /** Besides the generation, what must still hold of the stored status for the plan to apply. */
+  still?: (cur: St, planned: St) => boolean;
+}
+
+export class StatusWriter {
+  /** Writes `edit` applied to the stored status; true if something was written. */
+  async write<S, St extends AnyStatus>(repo: ResourceRepository<S, St>, res: Resource<S, St>, edit: (st: St) => void | St, o: WriteOptions<St> = {}): Promise<boolean> {
+    let wrote = false;
+    await repo.update(
+      res.id,
+      (cur) => {
+        if (cur.generation !== res.generation || (cur.status.phase === 'deleting') !== (res.status.phase === 'deleting')) return null;
+        if (o.still && !o.still(cur.status, res.status)) return null;
+        const st = structuredClone(cur.status);
+        const next = edit(st) ?? st;
+        if (JSON.stringify(next) === JSON.stringify(cur.status)) return null;
+        wrote = true;
+        return { status: next };
+      },
+      { origin: 'status' },
+    );
+    return wrote;
+  }
+
+  /** A status edit that is not a plan (an action's mark, an answer folded in): applied to whatever is stored. */
+  async edit<S, St extends AnyStatus>(repo: ResourceRepository<S, St>, id: string, edit: (st: St, cur: Resource<S, St>) => St | null): Promise<Resource<S, St>> {
+    return repo.update(
+      id,
+      (cur) => {
+        const next = edit(structuredClone(cur.status), cur);
+        return next === null || JSON.stringify(next) === JSON.stringify(cur.status) ? null : { status: next };
+      },
+      { origin: 'status' },
+    );
+  }
+}
