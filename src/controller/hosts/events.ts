@@ -85,6 +85,8 @@ export class AgentEvents {
     }
     if (ctx.hub().storage(hostId)) ctx.liveness.storageAt.set(hostId, now);
     if (!first) void this.recordStorage(hostId).catch((e: Error) => ctx.log.warn({ err: e.message, hostId }, 'could not record the storage report'));
+    // The first report comes once the hub holds the session: only now is the host connected as the reconciler sees it.
+    if (first) ctx.runtime.enqueue('host', hostId);
     ctx.runtime.enqueueRefs(changed);
     if (changed.some((r) => r.kind === 'instance')) enqueuePools(ctx);
   }
