@@ -4,7 +4,7 @@
  * Operations on one VM are serialised; different VMs proceed in parallel.
  */
 import type { Logger } from 'pino';
-import { QemuLaunchError, ROOT_PORTS, type Accel, type QemuDriver, type QmpClient, type QmpEvent, type VmBootState, type VmDisk, type VmSpec } from '../hypervisor/index.ts';
+import { QemuLaunchError, ROOT_PORTS, balloon as setBalloon, type Accel, type QemuDriver, type QmpClient, type QmpEvent, type VmBootState, type VmDisk, type VmSpec } from '../hypervisor/index.ts';
 import type { DiskRelease, VmDefinition, VmReport, VmState } from '../model/agent-protocol.ts';
 import type { StopProgress } from '../model/instance.ts';
 import { dropBlockNode, pluggedVolumes, plugDisk, unplugDisk, unpluggedVolume } from './hotplug.ts';
@@ -239,8 +239,7 @@ export class VmManager {
     return this.locked(id, async (m) => {
       if (!m.spec || m.state !== 'running') throw new Error(`VM ${id} is not running on this host`);
       if (targetMiB < 1 || targetMiB > m.spec.memoryMiB) throw new Error(`balloon target ${targetMiB} MiB is outside 1..${m.spec.memoryMiB} MiB`);
-      const qmp = await this.o.driver.qmp(id);
-      await qmp.execute('balloon', { value: targetMiB * MiB });
+      await setBalloon(await this.o.driver.qmp(id), targetMiB * MiB);
       m.memory = { ...(m.memory ?? { actualMiB: m.spec.memoryMiB }), targetMiB };
       this.changed();
     });
