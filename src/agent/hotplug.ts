@@ -3,7 +3,7 @@
  * The guest takes part in an unplug and may also unplug a disk on its own (powering off its slot),
  * so nothing here trusts it to answer: every wait ends, and none leaves a promise unhandled.
  */
-import { QmpError, blockdevOptions, diskDevice, diskDeviceOptions, diskNode, type QmpClient, type QmpEvent, type VmDisk } from '../hypervisor/index.ts';
+import { QmpError, blockdevAdd, blockdevDel, blockdevOptions, deviceAdd, deviceDel, diskDevice, diskDeviceOptions, diskNode, qomList, type QmpClient, type QmpEvent, type VmDisk } from '../hypervisor/index.ts';
 
 const DEVICE_PREFIX = diskDevice('');
 
@@ -15,9 +15,9 @@ export function unpluggedVolume(ev: QmpEvent): string | undefined {
 }
 
 export async function plugDisk(qmp: QmpClient, disk: VmDisk): Promise<void> {
-  await qmp.execute('blockdev-add', blockdevOptions(disk));
+  await blockdevAdd(qmp, blockdevOptions(disk));
   try {
-    await qmp.execute('device_add', diskDeviceOptions(disk));
+    await deviceAdd(qmp, diskDeviceOptions(disk));
   } catch (e) {
     await dropBlockNode(qmp, disk.volumeId).catch(() => undefined);
     throw e;
@@ -27,7 +27,7 @@ export async function plugDisk(qmp: QmpClient, disk: VmDisk): Promise<void> {
 /** Closes the volume's NBD block node; one that is already gone counts as closed. */
 export async function dropBlockNode(qmp: QmpClient, volumeId: string): Promise<void> {
   try {
-    await qmp.execute('blockdev-del', { 'node-name': diskNode(volumeId) });
+    await blockdevDel(qmp, diskNode(volumeId));
   } catch (e) {
     // QEMU 7.2 says GenericError "Failed to find node with node-name=...".
     if (!(e instanceof QmpError && /find node/i.test(e.message))) throw e;
@@ -66,7 +66,7 @@ export async function unplugDisk(qmp: QmpClient, volumeId: string, timeoutMs: nu
   // Listening before device_del: QEMU may send the event before the command's answer.
   const wait = waitForUnplug(qmp, volumeId, timeoutMs);
   try {
-    await qmp.execute('device_del', { id: diskDevice(volumeId) });
+    await deviceDel(qmp, diskDevice(volumeId));
   } catch (e) {
     wait.cancel();
     if (!(e instanceof QmpError && e.qmpClass === 'DeviceNotFound')) throw e;
@@ -79,6 +79,6 @@ export async function unplugDisk(qmp: QmpClient, volumeId: string, timeoutMs: nu
 
 /** The volumes whose disk devices exist in the VM (QOM /machine/peripheral), to find ones unplugged while nobody watched. */
 export async function pluggedVolumes(qmp: QmpClient): Promise<Set<string>> {
-  const items = (await qmp.execute('qom-list', { path: '/machine/peripheral' })) as { name: string }[];
+  const items = await qomList(qmp, '/machine/peripheral');
   return new Set(items.map((i) => i.name).filter((n) => n.startsWith(DEVICE_PREFIX)).map((n) => n.slice(DEVICE_PREFIX.length)));
 }

@@ -4,12 +4,13 @@
  * Operations on one VM are serialised; different VMs proceed in parallel.
  */
 import type { Logger } from 'pino';
-import { QemuLaunchError, ROOT_PORTS, type Accel, type QemuDriver, type QmpClient, type QmpEvent, type VmBootState, type VmDisk, type VmSpec } from '../hypervisor/index.ts';
-import type { DiskRelease, VmDefinition, VmReport, VmState } from '../model/agent-protocol.ts';
-import type { StopProgress } from '../model/instance.ts';
+import { QemuLaunchError, ROOT_PORTS, balloon as setBalloon, type Accel, type QemuDriver, type QmpEvent, type VmDisk } from '../hypervisor/index.ts';
+import { leftVms } from './left-vms.ts';
+import { vmReport, type ManagedVm } from './vm-report.ts';
+import type { DiskRelease, VmDefinition, VmReport } from '../model/agent-protocol.ts';
 import { dropBlockNode, pluggedVolumes, plugDisk, unplugDisk, unpluggedVolume } from './hotplug.ts';
 import type { HostNetwork } from './networks.ts';
-import { watchForMarker, type FileTail } from './file-tail.ts';
+import { watchForMarker } from './file-tail.ts';
 import { SerialLogLimiter, rotateIfOver } from './serial-log.ts';
 import type { ImageCache } from './image-cache.ts';
 import { assignPorts } from './ports.ts';
@@ -38,24 +39,6 @@ export interface VmManagerOptions {
 export const DEFAULT_SERIAL_LOG_MAX = 8 * 1024 * 1024;
 /** How long a detach waits for the guest to release the device. */
 const UNPLUG_TIMEOUT_MS = 30_000;
-
-interface ManagedVm {
-  id: string;
-  state: VmState;
-  spec?: VmSpec;
-  pid?: number;
-  boot?: VmBootState;
-  /** The shared QMP connection and the listeners this manager put on it. */
-  qmp?: { client: QmpClient; onEvent: (ev: QmpEvent) => void; onClose: () => void };
-  shutdownReason?: string;
-  marker?: FileTail;
-  serialLimit?: SerialLogLimiter;
-  /** The balloon as last sampled, and the target this agent set. */
-  memory?: { targetMiB?: number; actualMiB: number; usedMiB?: number };
-  /** While it stops: how, and when it is forced off if the guest ignores the power button. */
-  stopping?: StopProgress;
-  lock: Promise<unknown>;
-}
 
 export class VmManager {
   private readonly vms = new Map<string, ManagedVm>();
@@ -87,51 +70,26 @@ export class VmManager {
     this.o.onChange();
   }
 
-  /** Finds the VMs left by an earlier agent and takes them over; running ones keep running. */
+  /** Takes over the VMs an earlier agent left (left-vms.ts finds them); running ones keep running. */
   async adoptAll(): Promise<void> {
-    for (const id of await this.o.driver.listIds()) {
-      const spec = await this.o.driver.readSpec(id);
-      if (!spec) continue;
-      const m = this.entry(id);
-      m.spec = spec;
-      m.boot = (await this.o.driver.readBootState(id)) ?? undefined;
-      const pid = await this.o.driver.runningPid(id);
-      if (pid) {
-        m.pid = pid;
+    for await (const left of leftVms(this.o.driver)) {
+      const m = this.entry(left.id);
+      m.spec = left.spec;
+      m.boot = left.boot;
+      if (left.pid) {
+        m.pid = left.pid;
         m.state = 'running';
         await this.watch(m);
-        this.o.log.info({ vm: id, pid }, 'adopted running VM');
+        this.o.log.info({ vm: left.id, pid: left.pid }, 'adopted running VM');
       } else {
         m.state = 'stopped';
-        await this.trimSerialLog(id);
+        await this.trimSerialLog(left.id);
       }
     }
   }
 
   report(): VmReport[] {
-    const out: VmReport[] = [];
-    for (const m of this.vms.values()) {
-      if (!m.spec) continue;
-      out.push({
-        instanceId: m.id,
-        state: m.state,
-        pid: m.state === 'running' ? m.pid : undefined,
-        accel: m.spec.accel,
-        forwards: m.spec.forwards,
-        nics: m.spec.nics?.map((n) => (n.mode === 'vf' ? { pciAddress: n.pciAddress, mac: n.mac, mode: n.mode, reason: n.reason } : { tap: n.tap, mac: n.mac, mode: n.mode, reason: n.reason })),
-        generation: m.spec.owner.generation,
-        restartSeq: m.spec.owner.restartSeq,
-        bootedAt: m.boot?.launchedAt,
-        readyAt: m.boot?.readyAt,
-        lastExit: m.boot?.exit,
-        disks: m.spec.disks.map((d) => d.volumeId),
-        // Kept in vm.json: a release the controller has not heard of yet survives an agent restart.
-        released: m.spec.owner.released?.length ? m.spec.owner.released : undefined,
-        memory: m.state === 'running' ? m.memory : undefined,
-        stopping: m.state === 'stopping' ? m.stopping : undefined,
-      });
-    }
-    return out;
+    return [...this.vms.values()].flatMap((m) => vmReport(m) ?? []);
   }
 
   serialLog(id: string): string | undefined {
@@ -239,8 +197,7 @@ export class VmManager {
     return this.locked(id, async (m) => {
       if (!m.spec || m.state !== 'running') throw new Error(`VM ${id} is not running on this host`);
       if (targetMiB < 1 || targetMiB > m.spec.memoryMiB) throw new Error(`balloon target ${targetMiB} MiB is outside 1..${m.spec.memoryMiB} MiB`);
-      const qmp = await this.o.driver.qmp(id);
-      await qmp.execute('balloon', { value: targetMiB * MiB });
+      await setBalloon(await this.o.driver.qmp(id), targetMiB * MiB);
       m.memory = { ...(m.memory ?? { actualMiB: m.spec.memoryMiB }), targetMiB };
       this.changed();
     });

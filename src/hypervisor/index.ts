@@ -1,4 +1,23 @@
 export { QmpClient, QmpError, type QmpEvent } from './qmp.ts';
+export {
+  balloon,
+  blockdevAdd,
+  blockdevDel,
+  deviceAdd,
+  deviceDel,
+  qmpCapabilities,
+  qomGetGuestStats,
+  qomList,
+  qomSet,
+  queryBalloon,
+  quit,
+  systemPowerdown,
+  type BlockdevNbdOptions,
+  type DeviceOptions,
+  type GuestMemoryStats,
+  type QmpExecutor,
+  type QomProperty,
+} from './qmp-commands.ts';
 export { QemuDriver, QemuLaunchError, type StopMethod, type VmBootState } from './qemu-driver.ts';
 export {
   buildQemuArgs,

@@ -1,4 +1,5 @@
 /** Builds the QEMU command line for an instance. Pure: no I/O, so it is tested directly. */
+import type { BlockdevNbdOptions, DeviceOptions } from './qmp-commands.ts';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -104,14 +105,14 @@ export function diskDevice(volumeId: string): string {
 }
 
 /** QMP blockdev-add arguments (also the -blockdev JSON) for a volume. */
-export function blockdevOptions(d: VmDisk): Record<string, unknown> {
+export function blockdevOptions(d: VmDisk): BlockdevNbdOptions {
   // reconnect-delay: if diskd restarts, the guest's I/O waits for it instead of failing.
   return { driver: 'nbd', 'node-name': diskNode(d.volumeId), server: { type: 'unix', path: d.socket }, export: d.export, 'reconnect-delay': 30 };
 }
 
 /** QMP device_add arguments for a volume's virtio-blk device. */
-export function diskDeviceOptions(d: VmDisk): Record<string, unknown> {
-  const o: Record<string, unknown> = { driver: 'virtio-blk-pci', drive: diskNode(d.volumeId), id: diskDevice(d.volumeId), bus: `rp${d.port}`, serial: d.volumeId.slice(0, 20) };
+export function diskDeviceOptions(d: VmDisk): DeviceOptions {
+  const o: DeviceOptions = { driver: 'virtio-blk-pci', drive: diskNode(d.volumeId), id: diskDevice(d.volumeId), bus: `rp${d.port}`, serial: d.volumeId.slice(0, 20) };
   if (d.boot) o.bootindex = 0;
   return o;
 }

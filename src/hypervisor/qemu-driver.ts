@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { isLiveProcessWith } from './process.ts';
 import { buildQemuArgs, type VmPaths, type VmSpec } from './qemu-command.ts';
 import { QmpClient } from './qmp.ts';
+import { quit, systemPowerdown } from './qmp-commands.ts';
 
 export class QemuLaunchError extends Error {
   constructor(
@@ -173,9 +174,9 @@ export class QemuDriver {
     if (!pid) return 'not-running';
     try {
       const qmp = await this.qmp(id);
-      await qmp.execute('system_powerdown');
+      await systemPowerdown(qmp);
       if (await this.waitGone(id, pid, timeoutMs)) return 'powerdown';
-      await qmp.execute('quit').catch(() => undefined);
+      await quit(qmp).catch(() => undefined);
       if (await this.waitGone(id, pid, 5000)) return 'quit';
     } catch {
       // QMP unreachable: fall through to a signal.
@@ -190,7 +191,7 @@ export class QemuDriver {
     const pid = await this.runningPid(id);
     if (!pid) return 'not-running';
     try {
-      await (await this.qmp(id)).execute('quit').catch(() => undefined);
+      await quit(await this.qmp(id)).catch(() => undefined);
       if (await this.waitGone(id, pid, 5000)) return 'quit';
     } catch {
       // QMP unreachable: fall through to a signal.

@@ -1,9 +1,11 @@
 /**
- * QMP client: JSON commands and events over QEMU's UNIX monitor socket.
+ * QMP client: JSON commands and events over QEMU's UNIX monitor socket. The commands themselves,
+ * typed, are in qmp-commands.ts.
  * Reference: https://www.qemu.org/docs/master/interop/qmp-spec.html
  */
 import { EventEmitter } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
+import { qmpCapabilities } from './qmp-commands.ts';
 
 export interface QmpEvent {
   event: string;
@@ -103,7 +105,7 @@ export class QmpClient extends EventEmitter {
         sock.once('error', rej);
       });
       await client.greeting;
-      await client.execute('qmp_capabilities');
+      await qmpCapabilities(client);
       return client;
     } catch (e) {
       sock.destroy();
