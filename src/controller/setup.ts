@@ -122,10 +122,10 @@ export class Controller {
     await this.runtime.start();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.runtime.stop();
     this.ctx.liveness.close();
-    this.ops.close();
+    await this.ops.close();
   }
 
   /** Reconciles a resource now and resolves once that run is done (API actions answer with the result). */

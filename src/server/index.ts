@@ -220,7 +220,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     async close() {
       clearInterval(expiry);
       responder.close();
-      controller.stop();
+      await controller.stop();
       hub!.close();
       await app.close();
       await store.close();

@@ -114,7 +114,7 @@ export async function testCtx(o: { store?: Store; clock?: FakeClock } = {}): Pro
     enqueued,
     async close() {
       ctx.liveness.close();
-      ops.close();
+      await ops.close();
       await store.close();
     },
   };

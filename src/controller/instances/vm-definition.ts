@@ -3,6 +3,7 @@ import type { AgentOp, VmDefinition } from '../../model/agent-protocol.ts';
 import type { Instance } from '../../model/instance.ts';
 import type { Ctx } from '../context.ts';
 import { poolMembers, poolModel } from '../memory/pools.ts';
+import { TerminalError } from '../runtime/reconciler.ts';
 import type { DesiredDisk } from './plan.ts';
 
 export async function instanceOp(ctx: Ctx, inst: Instance, opId: string, kind: AgentOp['kind'], disks: DesiredDisk[], volumeId?: string, force?: boolean): Promise<AgentOp | { error: string }> {
@@ -57,7 +58,8 @@ async function vmNics(ctx: Ctx, inst: Instance): Promise<VmDefinition['nics']> {
   const out: NonNullable<VmDefinition['nics']> = [];
   for (const n of inst.spec.nics) {
     const net = await ctx.store.networks.get(n.network);
-    if (!net) throw new Error(`network ${n.networkName} of instance ${inst.name} is gone`);
+    // Retrying cannot bring it back: only a change of the instance's NICs can (and that change wakes it).
+    if (!net) throw new TerminalError(`network ${n.networkName} of instance ${inst.name} is gone`);
     out.push({ networkId: n.network, segment: net.spec.segment, mac: n.mac, address: n.address, prefix: n.prefix, gateway: n.gateway, dhcpServer: net.spec.dhcp?.server });
   }
   return out;

@@ -51,6 +51,8 @@ export class OpTracker {
   private readonly ops = new Map<string, TrackedOp>();
   private readonly byOwner = new Map<string, Set<string>>();
   private readonly timers = new Map<string, Timer>();
+  /** Writes of answers and states not yet committed (close waits for them). */
+  private readonly writing = new Set<Promise<unknown>>();
 
   constructor(
     private readonly o: {
@@ -189,9 +191,11 @@ export class OpTracker {
     for (const t of this.ops.values()) if (t.hostId === hostId && (t.state === 'sent' || t.state === 'acknowledged')) this.wakeOwner(t);
   }
 
-  close(): void {
+  /** Stops the timers and waits for the records being written. */
+  async close(): Promise<void> {
     for (const t of this.timers.values()) t.cancel();
     this.timers.clear();
+    await Promise.all([...this.writing]);
   }
 
   private wakeOwner(t: TrackedOp): void {
@@ -199,12 +203,14 @@ export class OpTracker {
   }
 
   private persist(t: TrackedOp): void {
-    void this.o.db
+    const w = this.o.db
       .updateTable('operations')
       .set({ state: t.state, answered_at: t.answeredAt ?? null, result: t.result ? JSON.stringify(t.result) : null })
       .where('op_id', '=', t.opId)
       .execute()
       .catch((e: Error) => this.o.log.warn({ err: e.message, opId: t.opId }, 'could not record an operation'));
+    this.writing.add(w);
+    void w.finally(() => this.writing.delete(w));
   }
 
   private remember(t: TrackedOp): void {

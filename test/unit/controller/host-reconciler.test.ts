@@ -1,0 +1,61 @@
+/**
+ * The host reconciler and its liveness deadline, on a fake clock: a host whose heartbeats stop is
+ * found lost by its own deadline timer (no polling of the host table), and ready again when they return.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { HostReconciler } from '../../../src/controller/hosts/reconciler.ts';
+import { getCondition } from '../../../src/model/conditions.ts';
+import { testCtx } from '../../helpers/controller-ctx.ts';
+import { addHost } from '../../helpers/controller-fixtures.ts';
+
+test('heartbeats that stop make a host lost once its deadline passes, and coming back makes it ready', async () => {
+  const t = await testCtx();
+  const h = await addHost(t.store, 'h-1', t.clock.now());
+  t.hub.connected.add('h-1');
+  const r = new HostReconciler(t.ctx);
+  t.ctx.liveness.heartbeat('h-1', t.clock.now());
+  await r.reconcile(h.id);
+  let cur = (await t.store.hosts.get(h.id))!;
+  assert.equal(cur.status.phase, 'ready');
+  assert.equal(getCondition(cur.status.conditions, 'Heartbeat')?.status, 'True');
+
+  // Heartbeats keep coming: the deadline moves and nothing wakes the reconciler.
+  for (let i = 0; i < 5; i++) {
+    t.clock.advance(2000);
+    t.ctx.liveness.heartbeat('h-1', t.clock.now());
+  }
+  t.clock.advance(9000);
+  assert.equal(t.enqueued.length, 0, 'no wake while heartbeats arrive');
+
+  // They stop: the deadline timer wakes the host once, lostAfterMs after the last one.
+  t.hub.drop('h-1');
+  t.clock.advance(1001);
+  assert.deepEqual(t.enqueued, [{ kind: 'host', key: 'h-1' }]);
+  await r.reconcile(h.id);
+  cur = (await t.store.hosts.get(h.id))!;
+  assert.equal(cur.status.phase, 'lost');
+  assert.equal(cur.status.agent.connected, false);
+  assert.equal(getCondition(cur.status.conditions, 'Heartbeat')?.reason, 'HeartbeatsStopped');
+  t.clock.advance(60_000);
+  assert.equal(t.enqueued.filter((e) => e.kind === 'host').length, 1, 'a lost host is not polled');
+
+  t.hub.connected.add('h-1');
+  t.ctx.liveness.heartbeat('h-1', t.clock.now());
+  await r.reconcile(h.id);
+  assert.equal((await t.store.hosts.get(h.id))!.status.phase, 'ready');
+  await t.close();
+});
+
+test('a cordoned host is cordoned, and its phase change wakes what lives on it', async () => {
+  const t = await testCtx();
+  const h = await addHost(t.store, 'h-1', t.clock.now());
+  t.hub.connected.add('h-1');
+  const inst = await t.store.instances.create({ name: 'x', spec: { vcpus: 1, memoryMiB: 64, tenant: 'default', powerState: 'running', forwardPorts: [], restartSeq: 0 }, status: { phase: 'running', conditions: [], hostId: 'h-1', network: { forwards: [] }, observedGeneration: 1 } });
+  await t.store.hosts.update(h.id, (c) => ({ spec: { ...c.spec, cordoned: true } }));
+  t.ctx.liveness.heartbeat('h-1', t.clock.now());
+  await new HostReconciler(t.ctx).reconcile(h.id);
+  assert.equal((await t.store.hosts.get(h.id))!.status.phase, 'cordoned');
+  assert.ok(t.enqueued.some((e) => e.kind === 'instance' && e.key === inst.id));
+  await t.close();
+});
