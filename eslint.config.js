@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import layers from './eslint-rules/layers.mjs';
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.scratch/**', 'bench/results/**'] },
@@ -14,5 +15,10 @@ export default tseslint.config(
       // Closures that read a variable before its one assignment (late-bound wiring) are fine.
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { outrig: { rules: { layers } } },
+    rules: { 'outrig/layers': 'error' },
   },
 );

@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeyPair, type KeyPairPem } from '../pki/keys.ts';
+import { generateKeyPair, type KeyPairPem } from '../pki/index.ts';
 
 export interface Credentials {
   certPem: string;

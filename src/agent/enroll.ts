@@ -8,11 +8,11 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { httpsRequest, type TlsOptions } from '../common/https.ts';
-import { discoverController, verifyAck, type Acknowledged, type Identity } from '../discovery/client.ts';
-import { seal, type Policy } from '../discovery/messages.ts';
-import { fingerprintOf } from '../pki/ca.ts';
-import { createCsr } from '../pki/csr.ts';
-import { publicKeyB64 } from '../pki/keys.ts';
+import { discoverController, verifyAck, type Acknowledged, type Identity } from '../discovery/index.ts';
+import { seal, type Policy } from '../discovery/index.ts';
+import { fingerprintOf } from '../pki/index.ts';
+import { createCsr } from '../pki/index.ts';
+import { publicKeyB64 } from '../pki/index.ts';
 import type { Credentials } from './credentials.ts';
 
 export type JoinMode =

@@ -167,3 +167,6 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     },
   };
 }
+export { loadHostId } from './host-identity.ts';
+export { CredentialStore } from './credentials.ts';
+export type { JoinMode } from './enroll.ts';

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile, readdir, readlink } from 'node:fs/promises';
 import { hostname, release } from 'node:os';
 import { basename, join } from 'node:path';
-import type { KvmProbeResult } from '../hypervisor/kvm-probe.ts';
+import type { KvmProbeResult } from '../hypervisor/index.ts';
 import type { Inventory } from '../model/host.ts';
 import { countCpuList, isVirtualBlockDevice, parseCpuinfo, parseMemTotalMiB } from './inventory-parse.ts';
 

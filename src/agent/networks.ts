@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { VmNetNic } from '../hypervisor/qemu-command.ts';
+import type { VmNetNic } from '../hypervisor/index.ts';
 import type { Inventory } from '../model/host.ts';
 import type { VmNic } from '../model/agent-protocol.ts';
 import {
@@ -15,7 +15,7 @@ import {
   removeSegment, removeTaps, segmentMtu, sh, stopDhcp, subnetAround, untaggedVfCommand, VfAllocator, withNetwork, withNics, withoutInstance, withoutNetwork,
   type BackendProbe, type FirewallNic, type HeldVf, type RemoteMac, type Underlay,
 } from '../network/index.ts';
-import { applySysfsWrites, planVfioBind, planVfioRelease, readPciDevice, vfioLoaded } from '../network/vfio.ts';
+import { applySysfsWrites, planVfioBind, planVfioRelease, readPciDevice, vfioLoaded } from '../network/index.ts';
 import type { Supplicant } from './supplicant.ts';
 
 export type BackendChoice = 'auto' | 'vxlan' | 'vlan';

@@ -8,9 +8,9 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { diskdPaths, type DiskdPaths, type VolumeSource, type VolumeState } from '../disk/diskd.ts';
-import type { DiskSpace } from '../disk/space.ts';
-import { isLiveProcessWith } from '../hypervisor/process.ts';
+import { diskdPaths, type DiskdPaths, type VolumeSource, type VolumeState } from '../disk/index.ts';
+import type { DiskSpace } from '../disk/index.ts';
+import { isLiveProcessWith } from '../hypervisor/index.ts';
 
 const OUTRIG_BIN = fileURLToPath(new URL('../../bin/outrig.js', import.meta.url));
 

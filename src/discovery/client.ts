@@ -12,9 +12,9 @@ import { createHash, createPublicKey, randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
-import { publicKeyB64, verifyBytes, type KeyPairPem } from '../pki/keys.ts';
-import { hasProfile } from '../pki/profiles.ts';
-import { x509 } from '../pki/x509.ts';
+import { publicKeyB64, verifyBytes, type KeyPairPem } from '../pki/index.ts';
+import { hasProfile } from '../pki/index.ts';
+import { x509 } from '../pki/index.ts';
 import { DEFAULT_GROUP, DEFAULT_PORT, DISCOVER_PAD_BYTES, MAX_SKEW_MS, open, padDatagram, seal, type Ack, type Decline, type Policy } from './messages.ts';
 
 export interface Identity {

@@ -6,7 +6,7 @@
  */
 import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
-import { publicKeyFromB64, signBytes, verifyBytes } from '../pki/keys.ts';
+import { publicKeyFromB64, signBytes, verifyBytes } from '../pki/index.ts';
 
 export const PROTOCOL = 1;
 export const MAX_DATAGRAM = 8192;

@@ -6,3 +6,5 @@ export { DEFAULT_BLOCK_SIZE, FormatError } from './format.ts';
 export { checkDisk, checkFile, type CheckReport } from './check.ts';
 export type { Finding } from './validate.ts';
 export { fileSystemSpace, newVolumeMayAllocate, volumeMayAllocate, type DiskSpace } from './space.ts';
+export { Diskd, diskdPaths } from './diskd.ts';
+export type { DiskdPaths, VolumeSource, VolumeState } from './diskd.ts';

@@ -37,4 +37,5 @@ export {
 } from './qemu-command.ts';
 export { probeKvm, type KvmProbeResult } from './kvm-probe.ts';
 export { buildTestGuest, findGuestKernel, type GuestImageManifest } from './guest-image/test-guest.ts';
+export { buildTestDisk } from './guest-image/test-disk.ts';
 export { isLiveProcessWith, findProcessesWith } from './process.ts';

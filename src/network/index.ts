@@ -11,3 +11,4 @@ export { dhcpSegments, ensureDhcp, isolate, releaseDhcp, stopDhcp } from './dhcp
 export { withNetwork, withNics, withoutInstance, withoutNetwork, type FirewallNic } from './firewall-plan.ts';
 export { HostFirewall } from './firewall.ts';
 export type { RemoteMac } from './isolation-plan.ts';
+export { applySysfsWrites, planVfioBind, planVfioRelease, readPciDevice, vfioLoaded } from './vfio.ts';

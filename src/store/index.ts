@@ -87,3 +87,4 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     close: () => db.destroy(),
   };
 }
+export type { Database, OperationRow } from './schema.ts';

@@ -1,7 +1,7 @@
 /** A volume: empty, cloned from an image or a snapshot, or rebuilt from a backup (idempotent by volume id). */
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { VolumeSource } from '../../disk/diskd.ts';
+import type { VolumeSource } from '../../disk/index.ts';
 import type { BackupRepoRef, DiskImageRef } from '../../model/agent-protocol.ts';
 import type { OpContext, OpHandler, OpOf } from './types.ts';
 

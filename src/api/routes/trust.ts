@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { TrustError } from '../../controller/index.ts';
-import { ControllerInfo } from '../../discovery/messages.ts';
+import { ControllerInfo } from '../../discovery/index.ts';
 import { Name } from '../../model/common.ts';
 import { HostResource } from '../../model/host.ts';
 import { ENROLL_RULE_KINDS, EnrollmentRuleResource } from '../../model/trust.ts';

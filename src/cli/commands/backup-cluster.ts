@@ -4,8 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { scopePassphrase } from '../../backup/crypto.ts';
-import { partitionName } from '../../backup/disk-layout.ts';
+import { scopePassphrase } from '../../backup/index.ts';
+import { partitionName } from '../../backup/index.ts';
 import { dataRoot } from '../../common/paths.ts';
 import type { Command } from 'commander';
 import { backupSettled, type Backup, type BackupProgress } from '../../model/backup.ts';

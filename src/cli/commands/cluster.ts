@@ -2,8 +2,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import type { ControllerInfo } from '../../discovery/messages.ts';
-import { generateKeyPair } from '../../pki/keys.ts';
+import type { ControllerInfo } from '../../discovery/index.ts';
+import { generateKeyPair } from '../../pki/index.ts';
 import { ENROLL_RULE_KINDS, ruleAuthentication, type EnrollmentRule } from '../../model/trust.ts';
 import { contextOf } from '../context.ts';
 import { CliError } from '../errors.ts';

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiUrl, dataRoot, DEFAULT_API_HOST, DEFAULT_API_PORT } from '../../common/paths.ts';
-import { DEFAULT_CONNECTION_LIMITS } from '../../api/connection-guard.ts';
+import { DEFAULT_CONNECTION_LIMITS } from '../../api/index.ts';
 import { guardProcess } from '../../common/crash-guard.ts';
 import { createLogger } from '../../common/log.ts';
 import { defaultLogFormat, type LogFormat } from '../../common/log-pretty.ts';
@@ -13,7 +13,7 @@ import { collect, parseDuration, parseIntIn, parseIntStrict, parseListen, parseN
 import { parseSize } from './disk.ts';
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import { printJson } from '../output.ts';
-import type { JoinMode } from '../../agent/enroll.ts';
+import type { JoinMode } from '../../agent/index.ts';
 import type { AllocationPolicy } from '../../controller/index.ts';
 
 /** Runs until SIGINT/SIGTERM, then calls `stop` once. */
@@ -92,7 +92,7 @@ export async function readBootstrapToken(file: string | undefined, env = process
 
 /** What an operator registers in a keys rule before the host enrolls. */
 async function printIdentity(dataDir: string, json: boolean): Promise<void> {
-  const [{ loadHostId }, { CredentialStore }, { keyFingerprint, publicKeyB64 }] = await Promise.all([import('../../agent/host-identity.ts'), import('../../agent/credentials.ts'), import('../../pki/keys.ts')]);
+  const [{ loadHostId, CredentialStore }, { keyFingerprint, publicKeyB64 }] = await Promise.all([import('../../agent/index.ts'), import('../../pki/index.ts')]);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const hostId = await loadHostId(join(dataDir, 'host-id'));
   const fingerprint = keyFingerprint(publicKeyB64((await new CredentialStore(dataDir).keys()).publicKey));

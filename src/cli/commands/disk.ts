@@ -175,7 +175,7 @@ export function diskdCommand(program: Command): void {
       const { join } = await import('node:path');
       const { dataRoot } = await import('../../common/paths.ts');
       const { createLogger } = await import('../../common/log.ts');
-      const { Diskd } = await import('../../disk/diskd.ts');
+      const { Diskd } = await import('../../disk/index.ts');
       const { guardProcess } = await import('../../common/crash-guard.ts');
       const log = createLogger('diskd');
       // A throw half-way through a request may leave the engine's memory wrong: exit, and the agent

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { formatBytes } from '../../common/bytes.ts';
 import { getCondition } from '../../model/conditions.ts';
 import type { Host } from '../../model/host.ts';
-import { keyFingerprint } from '../../pki/keys.ts';
+import { keyFingerprint } from '../../pki/index.ts';
 import { contextOf } from '../context.ts';
 import { age, mib, printDetails, printJson, printTable } from '../output.ts';
 

@@ -165,7 +165,7 @@ export function imageCommands(program: Command): void {
       const { api, json } = contextOf(cmd);
       if (o.output && !o.disk) throw new CliError('--output goes with --disk', 2);
       if (o.disk) {
-        const { buildTestDisk } = await import('../../hypervisor/guest-image/test-disk.ts');
+        const { buildTestDisk } = await import('../../hypervisor/index.ts');
         const out = o.output ? resolve(o.output) : join(dataRoot(), 'cache', 'test-disk.raw');
         if (!json) process.stderr.write(`building a bootable test disk in ${out}\n`);
         const d = await buildTestDisk(out);

@@ -21,9 +21,9 @@ import { parseIntStrict, parseListen } from '../parse.ts';
 import { waitFor } from '../wait.ts';
 import { registerImage, testImageDir } from './image.ts';
 import { diskPolicyOf, diskPolicyOptions, untilSignal, type DiskPolicyFlags } from './daemons.ts';
-import { loadHostId } from '../../agent/host-identity.ts';
-import { CredentialStore } from '../../agent/credentials.ts';
-import { keyFingerprint, publicKeyB64 } from '../../pki/keys.ts';
+import { loadHostId } from '../../agent/index.ts';
+import { CredentialStore } from '../../agent/index.ts';
+import { keyFingerprint, publicKeyB64 } from '../../pki/index.ts';
 
 const DEMO = 'demo';
 const LOCAL_RULE = 'local-host';

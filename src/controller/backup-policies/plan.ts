@@ -3,7 +3,7 @@
  * skips, with the reason), and which of its backups the retention rules let go.
  */
 import { Cron } from 'croner';
-import { selectKeep } from '../../backup/prune.ts';
+import { selectKeep } from '../../backup/index.ts';
 import { backupSettled, type Backup, type BackupPolicy, type Retention } from '../../model/backup.ts';
 import type { Instance } from '../../model/instance.ts';
 

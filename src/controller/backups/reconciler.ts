@@ -9,7 +9,7 @@ import type { AgentOp } from '../../model/agent-protocol.ts';
 import { backupSettled, type Backup } from '../../model/backup.ts';
 import type { Ctx } from '../context.ts';
 import type { Reconciler } from '../runtime/reconciler.ts';
-import { backupOpIds, planBackup } from './plan.ts';
+import { planBackup } from './plan.ts';
 import { repoOf } from './repository.ts';
 
 export class BackupReconciler implements Reconciler {

@@ -5,7 +5,7 @@
  * operations that need it, on the mutual-TLS agent stream.
  */
 import { join } from 'node:path';
-import { scopePassphrase } from '../../backup/crypto.ts';
+import { scopePassphrase } from '../../backup/index.ts';
 import type { BackupRepoRef } from '../../model/agent-protocol.ts';
 import type { Backup } from '../../model/backup.ts';
 

@@ -4,7 +4,6 @@
  * agents to move balloons whose target changed, and writes the explanation: the pool's usage per
  * domain and tenant, and on each instance its target, what it holds and why.
  */
-import type { Logger } from 'pino';
 import { committedByDomain, domainsOf, planBalloons, type BalloonPlan, type Entitlement, type PoolModel, type VmMemory } from '../../memory/index.ts';
 import type { VmReport } from '../../model/agent-protocol.ts';
 import { setCondition } from '../../model/conditions.ts';

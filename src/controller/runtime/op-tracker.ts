@@ -8,7 +8,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { AgentOp } from '../../model/agent-protocol.ts';
-import type { Database, OperationRow } from '../../store/schema.ts';
+import type { Database, OperationRow } from '../../store/index.ts';
 import type { Clock, Timer } from './clock.ts';
 import type { Kind, ObjectRef } from './reconciler.ts';
 

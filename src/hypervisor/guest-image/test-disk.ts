@@ -12,7 +12,7 @@ import { copyFile, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { installExtlinux } from '../../backup/extlinux.ts';
+import { installExtlinux } from '../../backup/index.ts';
 import { buildTestGuest } from './test-guest.ts';
 
 const EXTLINUX_CONFIG = '/boot/syslinux/extlinux.conf';
