@@ -9,6 +9,8 @@ export interface ControllerMetrics {
   agentAnswersDropped: Counter<'kind' | 'reason'>;
   consoleOverruns: Counter;
   reconcileErrors: Counter<'kind'>;
+  reconciles: Counter<'kind'>;
+  storeQueries: Counter;
   instanceStart: Histogram;
   discoveryDropped: Counter<'reason'>;
   discoveryAnswers: Counter<'kind'>;
@@ -133,6 +135,8 @@ export function createMetrics(store: Store, hub: HubView, nonceBytes: () => numb
     }),
     consoleOverruns: new Counter({ name: 'outrig_console_overruns_total', help: 'Console streams closed because an agent sent more than its credit', registers: [registry] }),
     reconcileErrors: new Counter({ name: 'outrig_reconcile_errors_total', help: 'Reconciler runs that threw', labelNames: ['kind'], registers: [registry] }),
+    reconciles: new Counter({ name: 'outrig_reconciles_total', help: 'Reconciler runs', labelNames: ['kind'], registers: [registry] }),
+    storeQueries: new Counter({ name: 'outrig_store_queries_total', help: 'SQL statements the controller ran against its store', registers: [registry] }),
     discoveryDropped: new Counter({ name: 'outrig_discovery_dropped_total', help: 'Discovery messages dropped (malformed, unsigned, stale, replayed, oversized)', labelNames: ['reason'], registers: [registry] }),
     discoveryAnswers: new Counter({ name: 'outrig_discovery_answers_total', help: 'Discovery acknowledgements and declines sent', labelNames: ['kind'], registers: [registry] }),
     enrollments: new Counter({ name: 'outrig_enrollments_total', help: 'Enrollment requests by result', labelNames: ['result'], registers: [registry] }),

@@ -103,7 +103,8 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   await ensurePrivateDir(clientDir);
   const adminTokenFile = join(clientDir, 'admin-token');
   const adminToken = await loadOrCreateSecret(adminTokenFile);
-  const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db') });
+  let countQuery = () => undefined as void;
+  const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db'), onQuery: () => countQuery() });
   await ensureDefaultTenant(store);
   const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])], hostCertDays: cfg.hostCertDays, pendingHosts: cfg.pendingHosts, nonceMemoryBytes: cfg.nonceMemoryBytes });
   const caFile = join(clientDir, 'ca.crt');
@@ -119,6 +120,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
     },
     () => trust.nonceBytes,
   );
+  countQuery = () => metrics.storeQueries.inc();
   const controller = new Controller(store, {
     lostAfterMs: cfg.lostAfterMs ?? heartbeatMs * 5,
     resyncMs: cfg.resyncMs ?? 600_000,

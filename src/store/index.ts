@@ -26,7 +26,8 @@ export type { Change, ChangeOrigin, NewResource, ResourceEvent } from './reposit
 export { ResourceRepository } from './repository.ts';
 export type { AddressClaim, NetworkClaims } from './addresses.ts';
 
-export type StoreConfig = { kind: 'sqlite'; path: string };
+/** onQuery: called for every SQL statement run (the controller counts them: store queries per reconcile). */
+export type StoreConfig = { kind: 'sqlite'; path: string; onQuery?: () => void };
 
 export interface Store {
   db: Kysely<Database>;
@@ -60,7 +61,8 @@ function sqliteDialect(path: string): Dialect {
 }
 
 export async function openStore(config: StoreConfig, clock: Clock = () => new Date()): Promise<Store> {
-  const db = new Kysely<Database>({ dialect: sqliteDialect(config.path) });
+  const onQuery = config.onQuery;
+  const db = new Kysely<Database>({ dialect: sqliteDialect(config.path), log: onQuery ? (e) => (e.level === 'query' ? onQuery() : undefined) : undefined });
   const migrator = new Migrator({ db, provider: migrationProvider });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

@@ -1,0 +1,178 @@
+/**
+ * The controller under load: 10,000 instances on 500 simulated agents (bench/controller-agents.ts:
+ * the real agent protocol over mutual TLS, nothing carried out). The controller is a separate
+ * `outrig controller` process, as in production, so its CPU is its own.
+ *  1. N agents enroll and connect; the controller is stopped, (total − created) instances are
+ *     written into its store as running on them (a cluster as it is after a while), and it starts again.
+ *  2. `created` instances are created through the API, 32 requests at a time: the time until the
+ *     agents have received all their vm.start operations.
+ *  3. Store queries per reconcile over that phase (the controller's own counters in /metrics).
+ *  4. The controller's CPU while nothing changes for --idle seconds (agents keep heartbeating).
+ * Usage: npm run bench:controller -- [--agents 500] [--instances 10000] [--create 1000] [--idle 60] [--heartbeat-ms 2000] [--quick]
+ * Last line: create_<created>_s=<s> idle_cpu_pct=<pct> queries_per_reconcile=<n>
+ */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import type { Host } from '../src/model/host.ts';
+import type { Instance } from '../src/model/instance.ts';
+import { openStore } from '../src/store/index.ts';
+import { adminApi, startControllerProcess, stopDaemon, type Daemon } from '../test/helpers/processes.ts';
+import { tempDir } from '../test/helpers/tmp.ts';
+import { waitUntil } from '../test/helpers/wait.ts';
+import { enrollSimulated, runningVm, SimulatedAgent, type Credentials } from './controller-agents.ts';
+
+const { values } = parseArgs({
+  options: {
+    agents: { type: 'string' },
+    instances: { type: 'string' },
+    create: { type: 'string' },
+    idle: { type: 'string' },
+    'heartbeat-ms': { type: 'string' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const quick = values.quick;
+const AGENTS = Number(values.agents ?? (quick ? 20 : 500));
+const TOTAL = Number(values.instances ?? (quick ? 300 : 10_000));
+const CREATE = Number(values.create ?? (quick ? 100 : 1000));
+const IDLE_S = Number(values.idle ?? (quick ? 5 : 60));
+const HEARTBEAT_MS = Number(values['heartbeat-ms'] ?? 2000);
+for (const [k, v] of Object.entries({ AGENTS, TOTAL, CREATE, IDLE_S, HEARTBEAT_MS })) if (!Number.isInteger(v) || v < 1) throw new Error(`${k.toLowerCase()} must be a positive whole number`);
+if (CREATE > TOTAL) throw new Error('--create must not be more than --instances');
+
+const say = (m: string) => process.stderr.write(`${m}\n`);
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** The controller's user+system CPU seconds so far (/proc: clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+async function counters(url: string, token: string, ca: string): Promise<{ reconciles: number; queries: number }> {
+  const { httpsRequest } = await import('../src/common/https.ts');
+  const r = await httpsRequest(`${url}/metrics`, { tls: { ca }, headers: { authorization: `Bearer ${token}` } });
+  const text = r.body.toString();
+  const sum = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+  return { reconciles: sum('outrig_reconciles_total'), queries: sum('outrig_store_queries_total') };
+}
+
+async function pool<T>(items: T[], width: number, fn: (x: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+async function main(): Promise<void> {
+  const work = tempDir('outrig-bench-controller-');
+  const dataDir = join(work.path, 'controller');
+  const port = await freePort();
+  const env = { OUTRIG_DATA: work.path, OUTRIG_LOG_LEVEL: 'warn' };
+  const args = ['--listen', `127.0.0.1:${port}`, '--heartbeat-ms', String(HEARTBEAT_MS), '--max-connections-per-address', '100000', '--max-connections', '100000'];
+  const log = pino({ level: 'silent' });
+  let ctl: Daemon & { url: string } = await startControllerProcess(dataDir, args, env);
+  const agents: SimulatedAgent[] = [];
+  let starts = 0;
+  try {
+    const api = adminApi(work.path, ctl.url);
+    const ca = readFileSync(join(work.path, 'ca.crt'), 'utf8');
+    const token = readFileSync(join(work.path, 'admin-token'), 'utf8').trim();
+
+    say(`enrolling ${AGENTS} simulated agents`);
+    const creds: Credentials[] = [];
+    const ids = Array.from({ length: AGENTS }, (_, i) => `sim-${String(i).padStart(4, '0')}`);
+    await pool(ids, 16, async (hostId) => {
+      const { token: t } = await api.post<{ token: string }>('/v1/enrollment-rules', { name: `r-${hostId}`, kind: 'token' });
+      creds.push(await enrollSimulated(ctl.url, ca, hostId, t, log));
+    });
+
+    // A cluster as it is after a while: the instances already there are written into the store, running on the hosts.
+    await stopDaemon(ctl);
+    const store = await openStore({ kind: 'sqlite', path: join(dataDir, 'outrig.db') });
+    await store.images.create({
+      name: 'sim',
+      spec: { kind: 'kernel', cmdline: 'console=ttyS0', readyMarker: 'READY', guestPorts: [], files: { kernel: { sha256: 'a'.repeat(64), size: 1 }, initrd: { sha256: 'b'.repeat(64), size: 1 } } },
+      status: { phase: 'ready', conditions: [], filesPresent: ['kernel', 'initrd'] },
+    });
+    const existing = TOTAL - CREATE;
+    const placed = new Map<string, string[]>();
+    for (let i = 0; i < existing; i++) {
+      const host = creds[i % creds.length]!.hostId;
+      const inst: Instance = await store.instances.create({
+        name: `old-${i}`,
+        spec: { image: 'sim', vcpus: 1, memoryMiB: 64, tenant: 'default', powerState: 'running', forwardPorts: [], restartSeq: 0 },
+        status: { phase: 'running', conditions: [], hostId: host, hostName: host, network: { forwards: [] }, observedGeneration: 1 },
+      });
+      placed.set(host, [...(placed.get(host) ?? []), inst.id]);
+    }
+    await store.close();
+    for (const c of creds) {
+      const a = new SimulatedAgent(ctl.url, c, () => starts++);
+      for (const id of placed.get(c.hostId) ?? []) a.vms.set(id, runningVm(id, 1, 0));
+      agents.push(a);
+    }
+
+    say(`restarting the controller with ${existing} instances; connecting the agents`);
+    ctl = await startControllerProcess(dataDir, args, env);
+    await pool(agents, 32, (a) => a.connect());
+    const settle = async (what: string) => {
+      let last = -1;
+      await waitUntil(what, async () => {
+        const c = await counters(ctl.url, token, ca);
+        const still = c.reconciles === last;
+        last = c.reconciles;
+        return still;
+      }, 600_000, 3000);
+    };
+    await waitUntil('every host ready', async () => (await api.get<{ items: Host[] }>('/v1/hosts')).items.filter((h) => h.status.phase === 'ready').length === AGENTS, 600_000, 1000);
+    await settle('the controller to settle after its restart');
+
+    say(`creating ${CREATE} instances through the API`);
+    const before = await counters(ctl.url, token, ca);
+    starts = 0;
+    const t0 = performance.now();
+    await pool(Array.from({ length: CREATE }, (_, i) => i), 32, async (i) => {
+      await api.post('/v1/instances', { name: `new-${i}`, image: 'sim', vcpus: 1, memoryMiB: 64 });
+    });
+    await waitUntil(`${CREATE} vm.start operations to reach the agents`, () => starts >= CREATE, 1_800_000, 100);
+    const createS = (performance.now() - t0) / 1000;
+    await settle('the controller to settle after the creates');
+    const after = await counters(ctl.url, token, ca);
+    const perReconcile = (after.queries - before.queries) / Math.max(1, after.reconciles - before.reconciles);
+    say(`create: ${createS.toFixed(1)} s; ${after.reconciles - before.reconciles} reconciles, ${after.queries - before.queries} queries`);
+
+    say(`idle for ${IDLE_S} s`);
+    const cpu0 = cpuSeconds(ctl.proc.pid!);
+    const i0 = await counters(ctl.url, token, ca);
+    const w0 = performance.now();
+    await new Promise((r) => setTimeout(r, IDLE_S * 1000));
+    const idleCpu = ((cpuSeconds(ctl.proc.pid!) - cpu0) / ((performance.now() - w0) / 1000)) * 100;
+    const i1 = await counters(ctl.url, token, ca);
+    say(`idle: ${i1.reconciles - i0.reconciles} reconciles and ${i1.queries - i0.queries} queries in ${IDLE_S} s (the /metrics reads themselves included)`);
+    console.log(`agents=${AGENTS} instances=${TOTAL} heartbeat_ms=${HEARTBEAT_MS}`);
+    console.log(`create_${CREATE}_s=${createS.toFixed(2)} idle_cpu_pct=${idleCpu.toFixed(2)} queries_per_reconcile=${perReconcile.toFixed(2)}`);
+  } finally {
+    for (const a of agents) a.close();
+    await stopDaemon(ctl);
+    work.remove();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e: Error) => {
+    console.error(e.stack ?? e.message);
+    process.exit(1);
+  },
+);
