@@ -104,7 +104,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const adminTokenFile = join(clientDir, 'admin-token');
   const adminToken = await loadOrCreateSecret(adminTokenFile);
   let countQuery = () => undefined as void;
-  const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db'), onQuery: () => countQuery() });
+  const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db'), onQuery: () => countQuery(), cache: true });
   await ensureDefaultTenant(store);
   const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])], hostCertDays: cfg.hostCertDays, pendingHosts: cfg.pendingHosts, nonceMemoryBytes: cfg.nonceMemoryBytes });
   const caFile = join(clientDir, 'ca.crt');

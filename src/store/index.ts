@@ -27,7 +27,12 @@ export { ResourceRepository } from './repository.ts';
 export type { AddressClaim, NetworkClaims } from './addresses.ts';
 
 /** onQuery: called for every SQL statement run (the controller counts them: store queries per reconcile). */
-export type StoreConfig = { kind: 'sqlite'; path: string; onQuery?: () => void };
+/**
+ * onQuery: called for every SQL statement run (the controller counts them: store queries per reconcile).
+ * cache: every resource table in memory, reads served from it (see ResourceRepository.enableCache):
+ * for the one process that writes the store.
+ */
+export type StoreConfig = { kind: 'sqlite'; path: string; onQuery?: () => void; cache?: boolean };
 
 export interface Store {
   db: Kysely<Database>;
@@ -70,7 +75,7 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     const failed = results?.find((r) => r.status === 'Error');
     throw new Error(`store migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`);
   }
-  return {
+  const store: Store = {
     db,
     hosts: new ResourceRepository(db, 'hosts', 'Host', 'h', clock),
     images: new ResourceRepository(db, 'images', 'Image', 'img', clock),
@@ -88,5 +93,7 @@ export async function openStore(config: StoreConfig, clock: Clock = () => new Da
     claims: new NetworkClaims(db, clock),
     close: () => db.destroy(),
   };
+  if (config.cache) for (const repo of Object.values(store)) if (repo instanceof ResourceRepository) await repo.enableCache();
+  return store;
 }
 export type { Database, OperationRow } from './schema.ts';
