@@ -164,7 +164,7 @@ after(async () => {
   for (const d of daemons.reverse()) await stopDaemon(d, 90_000).catch(() => undefined);
   await killProcessesUnder(dir.path);
   lan?.cleanup();
-  dir.remove();
+  if (!process.env.KEEP) dir.remove();
 });
 
 test("README.md's commands, in order, against outrig up and a second server", async (t) => {

@@ -37,6 +37,7 @@ export class InstanceReconciler implements Reconciler {
     const host = hostId ? await ctx.store.hosts.get(hostId) : undefined;
     const volumes = await desiredVolumes(ctx, inst);
     const waiting = volumes.find((v) => v.status.hostId !== hostId || !hostId || !hub.volume(hostId, v.id));
+    const noBootVolume = await this.bootVolumeMissing(inst, volumes.map((v) => v.id));
     const desiredDisks: DesiredDisk[] = volumes.map((v) => ({ volumeId: v.id, boot: v.id === inst!.spec.bootVolume, tag: `g${v.generation}` }));
     const plan = planInstance(inst, {
       hostExists: !!host,
@@ -46,7 +47,7 @@ export class InstanceReconciler implements Reconciler {
       lastOpInFlight: ctx.ops.inFlight(inst.status.lastOp?.opId),
       now: ctx.clock.now(),
       desiredDisks,
-      disksWaiting: waiting ? `waiting for volume ${waiting.name} to be ready on the instance's host` : undefined,
+      disksWaiting: noBootVolume ?? (waiting ? `waiting for volume ${waiting.name} to be ready on the instance's host` : undefined),
     });
 
     if (plan.remove) return this.remove(inst);
@@ -61,6 +62,17 @@ export class InstanceReconciler implements Reconciler {
     const op = await instanceOp(ctx, inst, plan.send.opId, plan.send.kind, desiredDisks, plan.send.volumeId, plan.send.force);
     if ('error' in op) return failUnsent(ctx, repo, inst, plan.send, op.error);
     ctx.ops.send({ kind: 'instance', key: id }, hostId, op).catch(() => undefined);
+  }
+
+  /**
+   * An instance of a disk image is made in steps (the instance, then its boot volume): a run may
+   * come between them, and must wait rather than start a VM with no disk to boot.
+   */
+  private async bootVolumeMissing(inst: Instance, have: string[]): Promise<string | undefined> {
+    if (inst.spec.bootVolume) return have.includes(inst.spec.bootVolume) ? undefined : `waiting for its boot volume ${inst.spec.bootVolume}`;
+    if (!inst.spec.image) return undefined;
+    const image = await this.ctx.store.images.find(inst.spec.image);
+    return image?.spec.kind === 'disk' ? `waiting for its boot volume (a clone of disk image ${image.name})` : undefined;
   }
 
   /** The VM is gone: release the volumes it used, and delete the ones made for it. */

@@ -109,3 +109,23 @@ test('through the runtime: a transient failure is retried after its backoff, a T
   manager.stop();
   await t.close();
 });
+
+test('an instance of a disk image whose boot volume is not made yet waits instead of failing', async () => {
+  const t = await testCtx();
+  await basics(t.store);
+  await addHost(t.store, 'h-1', t.clock.now());
+  t.hub.connected.add('h-1');
+  await t.store.images.create({
+    name: 'myos',
+    spec: { kind: 'disk', virtualSizeBytes: 1 << 30, guestPorts: [], files: { disk: { sha256: 'c'.repeat(64), size: 1 } } },
+    status: { phase: 'ready', conditions: [], filesPresent: ['disk'] },
+  });
+  // What the API has written so far: the instance, not yet its boot volume.
+  const inst = await addInstance(t.store, 'vm2', { image: 'myos' });
+  await new InstanceReconciler(t.ctx).reconcile(inst.id);
+  const cur = (await t.store.instances.get(inst.id))!;
+  assert.notEqual(cur.status.phase, 'failed');
+  assert.match(cur.status.message ?? '', /waiting for its boot volume/);
+  assert.equal(t.hub.sent.length, 0, 'no VM started without a disk');
+  await t.close();
+});
