@@ -2,7 +2,7 @@
  * Trust: the cluster CA, the controller's server certificate, discovery nonces, enrollment (rules
  * or operator approval), renewal and revocation, and telling who a TLS peer is.
  */
-import { createHash, randomBytes, type X509Certificate as NodeX509 } from 'node:crypto';
+import { randomBytes, type X509Certificate as NodeX509 } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
@@ -17,16 +17,9 @@ import { NotFoundError, type Store } from '../../store/index.ts';
 import { CertificateRecords, normSerial, type Peer } from './certificates.ts';
 import { maxUsesOf, ruleAdmits, ruleProblem, ruleSpec, type RuleInput } from './enrollment-rules.ts';
 import { DEFAULT_PENDING_LIMITS, PendingHosts, type PendingLimits } from './pending-hosts.ts';
+import { sha256Hex, TrustError } from './trust-error.ts';
 
-export class TrustError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { TrustError } from './trust-error.ts';
 
 export interface TrustOptions {
   /** Where the CA lives (ca.key 0600, ca.crt). */
@@ -52,10 +45,6 @@ const NONCE_TTL_MS = 10 * 60_000;
 const DEFAULT_NONCE_MEMORY_BYTES = 16 << 20;
 
 export type { Peer } from './certificates.ts';
-
-export function sha256Hex(s: string): string {
-  return createHash('sha256').update(s).digest('hex');
-}
 
 export class TrustService {
   readonly ca: ClusterCa;
