@@ -21,7 +21,7 @@ export interface ConnectionOptions {
  * socket. Consoles wait beyond it, so an operation's answer or a report never queues behind more
  * than this much of a guest's output.
  */
-export const CONSOLE_QUEUE_MAX = 256 * 1024;
+const CONSOLE_QUEUE_MAX = 256 * 1024;
 
 export class ControllerConnection {
   private ws?: WebSocket;

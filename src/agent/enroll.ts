@@ -19,7 +19,7 @@ export type JoinMode =
   | { kind: 'discover'; policy: Policy; labels: Record<string, string>; group?: string; port?: number; targets?: string[]; onlyTargets?: boolean; pinnedCaFingerprint?: string; collectMs?: number }
   | { kind: 'direct'; controllerUrl: string; caPem?: string; caFingerprint?: string; policy?: Policy; labels?: Record<string, string> };
 
-export interface EnrollOptions {
+interface EnrollOptions {
   identity: Identity;
   mode: JoinMode;
   bootstrapToken?: string;

@@ -39,7 +39,7 @@ export async function dropBlockNode(qmp: QmpClient, volumeId: string): Promise<v
  * that nobody awaits any more (device_del failed) cannot become an unhandled rejection; `cancel`
  * clears its timer at once.
  */
-export function waitForUnplug(qmp: QmpClient, volumeId: string, timeoutMs: number): { done: Promise<'deleted' | 'timeout' | 'closed' | 'cancelled'>; cancel: () => void } {
+function waitForUnplug(qmp: QmpClient, volumeId: string, timeoutMs: number): { done: Promise<'deleted' | 'timeout' | 'closed' | 'cancelled'>; cancel: () => void } {
   let finish!: (r: 'deleted' | 'timeout' | 'closed' | 'cancelled') => void;
   const done = new Promise<'deleted' | 'timeout' | 'closed' | 'cancelled'>((resolve) => (finish = resolve));
   const onEvent = (ev: QmpEvent) => {

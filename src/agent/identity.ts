@@ -13,7 +13,7 @@ import { CredentialStore, lifetimeLeft, type Credentials } from './credentials.t
 import { enrollWithRetry, type JoinMode } from './enroll.ts';
 import { loadHostId } from './host-identity.ts';
 
-export interface HostIdentity {
+interface HostIdentity {
   hostId: string;
   name: string;
 }
@@ -26,7 +26,7 @@ export async function hostIdentity(dataDir: string, name?: string): Promise<Host
   };
 }
 
-export interface JoinOptions {
+interface JoinOptions {
   mode: JoinMode;
   bootstrapToken?: string;
   /** Longest wait between enrollment attempts. */

@@ -1,7 +1,7 @@
 /** The VMs an earlier agent left on this host: their directories, with what each says about itself. */
 import type { QemuDriver, VmBootState, VmSpec } from '../hypervisor/index.ts';
 
-export interface LeftVm {
+interface LeftVm {
   id: string;
   spec: VmSpec;
   boot?: VmBootState;

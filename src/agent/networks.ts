@@ -20,7 +20,7 @@ import type { Supplicant } from './supplicant.ts';
 
 export type BackendChoice = 'auto' | 'vxlan' | 'vlan';
 
-export type PreparedNic = VmNetNic;
+type PreparedNic = VmNetNic;
 
 export class HostNetwork {
   private probes: BackendProbe[] = [];

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 
-export interface OpOutcome {
+interface OpOutcome {
   ok: boolean;
   error?: string;
   /** What the operation answers besides success (a backup's snapshot id and figures). */

@@ -14,7 +14,7 @@ export function freePort(host: string): Promise<number> {
   });
 }
 
-export function isPortFree(host: string, port: number): Promise<boolean> {
+function isPortFree(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.once('error', () => resolve(false));

@@ -8,7 +8,7 @@ import { ControllerConnection } from './connection.ts';
 import type { ConsoleLink, Consoles } from './consoles.ts';
 import type { OpResultMessage } from './ops/dispatch.ts';
 
-export interface AgentStreamOptions {
+interface AgentStreamOptions {
   controllerUrl: string;
   tls: () => { ca: string; cert: string; key: string };
   log: Logger;

@@ -36,7 +36,7 @@ export interface VmManagerOptions {
   serialLogMaxBytes?: number;
 }
 
-export const DEFAULT_SERIAL_LOG_MAX = 8 * 1024 * 1024;
+const DEFAULT_SERIAL_LOG_MAX = 8 * 1024 * 1024;
 /** How long a detach waits for the guest to release the device. */
 const UNPLUG_TIMEOUT_MS = 30_000;
 

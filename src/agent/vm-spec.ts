@@ -6,11 +6,11 @@ import type { VmDefinition, VmNic } from '../model/agent-protocol.ts';
  * The guest's NIC configuration, on the kernel command line: outrig.nicN=MAC,ADDRESS/PREFIX[,GATEWAY],
  * or outrig.nicN=MAC,dhcp on a network with DHCP (the guest asks this host's server).
  */
-export function nicArgs(nics: VmNic[]): string {
+function nicArgs(nics: VmNic[]): string {
   return nics.map((n, i) => `outrig.nic${i + 1}=${n.dhcpServer ? `${n.mac},dhcp` : [n.mac, `${n.address}/${n.prefix}`, n.gateway].filter(Boolean).join(',')}`).join(' ');
 }
 
-export interface HostSide {
+interface HostSide {
   accel: Accel;
   /** diskd's NBD socket; export name = volume id. */
   nbdSocket: string;

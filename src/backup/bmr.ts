@@ -64,7 +64,7 @@ export function manifestBlobs(manifest: unknown): { what: string; ids: string[] 
 }
 
 /** Where system state lives on a Linux root filesystem. */
-export const SYSTEM_STATE_PATHS = ['/etc', '/boot', '/usr/lib/modules', '/lib/modules', '/var/lib/dpkg'];
+const SYSTEM_STATE_PATHS = ['/etc', '/boot', '/usr/lib/modules', '/lib/modules', '/var/lib/dpkg'];
 
 async function saveRaw(repo: Repository, image: string, offset: number, length: number, signal?: AbortSignal): Promise<string[]> {
   const fd = openSync(image, 'r');
@@ -92,14 +92,14 @@ async function saveRaw(repo: Repository, image: string, offset: number, length: 
 const FILE_SYSTEMS = /^ext[234]$/;
 
 /** An entry of a guest's filesystem the backup did not carry, and why (escaped: the path is the guest's). */
-export interface SkippedEntry {
+interface SkippedEntry {
   path: string;
   why: string;
 }
 
 type DiskBackup = { id: string; snapshot: SnapshotRecord; manifest: BmrManifest; skipped: SkippedEntry[]; warnings: string[] };
 
-export interface DiskBackupOptions extends BackupOptions {
+interface DiskBackupOptions extends BackupOptions {
   /** What messages call the disk (default: its path): a volume read into a scratch image is the volume. */
   name?: string;
 }

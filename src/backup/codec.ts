@@ -42,7 +42,7 @@ export function loadCodec(): Promise<void> {
 }
 
 /** Level 1: measured on /usr (bench:backup), level 3 took 1.5× the time for 3% less space. */
-export const ZSTD_LEVEL = 1;
+const ZSTD_LEVEL = 1;
 
 /** Runs `fn` with `input` in the wasm heap and an output area of `outCap` bytes; the buffers are reused when they fit. */
 function withHeap<T>(input: Uint8Array, outCap: number, fn: (src: number, dst: number, cap: number) => T): T {

@@ -12,7 +12,7 @@ export interface ScryptParams {
   r: number;
   p: number;
 }
-export const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 15, r: 8, p: 1 };
+const DEFAULT_SCRYPT: ScryptParams = { N: 2 ** 15, r: 8, p: 1 };
 
 /** A key file as stored: the KDF's parameters and salt, and the sealed master key. */
 export interface KeyFile {
@@ -29,7 +29,7 @@ export class WrongPassphraseError extends Error {
   }
 }
 
-export class IntegrityError extends Error {}
+class IntegrityError extends Error {}
 
 const NONCE = 12;
 const TAG = 16;

@@ -13,7 +13,7 @@ export { WHOLE_DISK };
 /** GPT partition type of a BIOS-boot partition (GRUB's core.img lives in it). */
 export const BIOS_BOOT_GUID = '21686148-6449-6E6F-744E-656564454649';
 
-export interface PartitionLayout {
+interface PartitionLayout {
   index: number;
   start: number;
   size: number;
@@ -37,7 +37,7 @@ export interface FilesystemIdentity {
   inodesCount?: number;
 }
 
-export type PartitionTable = { label: 'dos' | 'gpt'; id: string; sectorSize: number; firstLba?: number; lastLba?: number };
+type PartitionTable = { label: 'dos' | 'gpt'; id: string; sectorSize: number; firstLba?: number; lastLba?: number };
 
 export interface DiskLayout {
   sizeBytes: number;

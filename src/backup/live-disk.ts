@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
-export interface MountEntry {
+interface MountEntry {
   /** major:minor of the filesystem's device. */
   devt: string;
   /** The directory of the filesystem this mount shows (`/` unless a bind mount of a subdirectory). */

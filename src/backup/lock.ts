@@ -9,10 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { RepoStorage } from './storage.ts';
 
-export const STALE_MS = 30 * 60_000;
+const STALE_MS = 30 * 60_000;
 const REFRESH_MS = 5 * 60_000;
 
-export interface LockRecord {
+interface LockRecord {
   exclusive: boolean;
   host: string;
   pid: number;
@@ -20,18 +20,18 @@ export interface LockRecord {
   time: string;
 }
 
-export class LockedError extends Error {}
+class LockedError extends Error {}
 
 export interface Lock {
   release(): Promise<void>;
 }
 
 /** Whether two lock holders cannot both hold the repository. */
-export function conflicts(a: LockRecord, b: LockRecord): boolean {
+function conflicts(a: LockRecord, b: LockRecord): boolean {
   return a.exclusive || b.exclusive;
 }
 
-export function isStale(l: LockRecord, now: Date): boolean {
+function isStale(l: LockRecord, now: Date): boolean {
   return now.getTime() - Date.parse(l.time) > STALE_MS;
 }
 

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 
-export function nbdUri(socket: string, exportName: string): string {
+function nbdUri(socket: string, exportName: string): string {
   return `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`;
 }
 

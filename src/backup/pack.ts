@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { Crypter } from './crypto.ts';
 
-export const PACK_MAGIC = Buffer.from('OUTRIGP1');
+const PACK_MAGIC = Buffer.from('OUTRIGP1');
 const ENTRY = 1 + 1 + 4 + 4 + 32;
 
 export type BlobKind = 'data' | 'tree';

@@ -58,7 +58,7 @@ export function selectKeep(snaps: { id: string; time: string }[], r: Retention):
 }
 
 /** What snapshots are grouped by before the rules apply (restic's --group-by; `paths` means the source). */
-export type GroupField = 'host' | 'paths' | 'tags';
+type GroupField = 'host' | 'paths' | 'tags';
 export const DEFAULT_GROUP_BY: GroupField[] = ['host', 'paths'];
 
 /** `host,paths`, `host`, `paths` (or `source`), `tags`, any of them joined by commas, or '' for one group of all. */
@@ -119,7 +119,7 @@ export function planRetention(snaps: Groupable[], r: Retention, groupBy: GroupFi
   });
 }
 
-export interface PruneResult {
+interface PruneResult {
   /** Per group: what stays and why, what goes. */
   groups: RetentionGroup[];
   kept: { id: string; reasons: string[] }[];
@@ -130,7 +130,7 @@ export interface PruneResult {
 }
 
 /** Blobs the snapshots reach: their trees, every file's content, and their BMR manifests' raw areas. */
-export async function usedBlobs(repo: Repository, snaps: { tree: string; manifest?: unknown }[]): Promise<Set<string>> {
+async function usedBlobs(repo: Repository, snaps: { tree: string; manifest?: unknown }[]): Promise<Set<string>> {
   const used = new Set<string>();
   for (const s of snaps) for (const b of manifestBlobs(s.manifest)) for (const id of b.ids) used.add(id);
   const walk = async (id: string): Promise<void> => {

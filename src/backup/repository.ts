@@ -27,7 +27,7 @@ import { Slots } from './slots.ts';
 import { NotFoundError, type RepoStorage } from './storage.ts';
 
 /** Packs are closed at about this size: big enough for few files, small enough to rewrite in prune. */
-export const PACK_TARGET = 16 * 1024 * 1024;
+const PACK_TARGET = 16 * 1024 * 1024;
 
 interface OuterConfig {
   version: 1;

@@ -29,12 +29,12 @@ import { linkTargetProblem, nameProblem } from '../guest-disk/index.ts';
 
 export const INCOMPLETE_MARKER = '.outrig-restore-incomplete';
 
-export interface RestoreProgress {
+interface RestoreProgress {
   files: number;
   bytes: number;
 }
 
-export interface RestoreOptions {
+interface RestoreOptions {
   /** Absolute paths (files or directories) to restore; everything when absent. */
   include?: string[];
   /** Owner changes need root; without it, files keep the restoring user as owner. */

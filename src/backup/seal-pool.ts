@@ -15,7 +15,7 @@ export interface Sealed {
   sealed: Buffer;
 }
 
-export interface FileChunk {
+interface FileChunk {
   blob: string;
   rawLength: number;
   /** Absent when the chunk was known (the previous version of the file had it). */

@@ -21,11 +21,11 @@ export interface WorkerData {
 }
 
 /** Above this much sealed data waiting, workers pause. */
-export const OUTSTANDING_LIMIT_KIB = 128 * 1024;
+const OUTSTANDING_LIMIT_KIB = 128 * 1024;
 
 export type Request = { id: number; plain: ArrayBuffer } | { id: number; file: string; known: string[] } | { id: number; pack: ArrayBuffer; name: string; slots: BlobSlot[]; writes: BlobWrite[][] };
 
-export interface ChunkReply {
+interface ChunkReply {
   blob: string;
   rawLength: number;
   codec?: 'none' | 'zstd';

@@ -8,8 +8,8 @@ import { constants } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export const FILE_KINDS = ['config', 'keys', 'data', 'index', 'snapshots', 'locks'] as const;
-export type FileKind = (typeof FILE_KINDS)[number];
+const FILE_KINDS = ['config', 'keys', 'data', 'index', 'snapshots', 'locks'] as const;
+type FileKind = (typeof FILE_KINDS)[number];
 
 export class NotFoundError extends Error {
   constructor(

@@ -2,7 +2,7 @@
 import type { BigIntStats } from 'node:fs';
 import type { Xattr } from './xattrs.ts';
 
-export type NodeType = 'file' | 'dir' | 'symlink' | 'blockdev' | 'chardev' | 'fifo' | 'socket';
+type NodeType = 'file' | 'dir' | 'symlink' | 'blockdev' | 'chardev' | 'fifo' | 'socket';
 
 export interface TreeNode {
   name: string;
@@ -32,11 +32,11 @@ export interface TreeNode {
   xattrs?: Xattr[];
 }
 
-export interface Tree {
+interface Tree {
   nodes: TreeNode[];
 }
 
-export function nodeType(st: BigIntStats): NodeType {
+function nodeType(st: BigIntStats): NodeType {
   if (st.isFile()) return 'file';
   if (st.isDirectory()) return 'dir';
   if (st.isSymbolicLink()) return 'symlink';
@@ -47,7 +47,7 @@ export function nodeType(st: BigIntStats): NodeType {
 }
 
 /** Linux's dev_t encoding (glibc gnu_dev_major/minor). */
-export function splitDevice(rdev: bigint): { major: number; minor: number } {
+function splitDevice(rdev: bigint): { major: number; minor: number } {
   const major = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
   const minor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
   return { major, minor };

@@ -8,7 +8,7 @@ import type { IndexEntry, Repository } from './repository.ts';
 import { packId } from './pack.ts';
 import { decodeTree } from './tree.ts';
 
-export interface VerifyReport {
+interface VerifyReport {
   packs: number;
   blobs: number;
   bytes: number;

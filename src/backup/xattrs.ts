@@ -12,7 +12,7 @@ export interface Xattr {
 }
 
 /** getfattr writes names with octal escapes for unusual bytes (\012, \\ and so on). */
-export function unescapeName(s: string): string {
+function unescapeName(s: string): string {
   const bytes: number[] = [];
   for (let i = 0; i < s.length; i++) {
     if (s[i] === '\\' && /^[0-7]{3}$/.test(s.slice(i + 1, i + 4))) {
@@ -23,14 +23,14 @@ export function unescapeName(s: string): string {
   return Buffer.from(bytes).toString('utf8');
 }
 
-export function escapeName(s: string): string {
+function escapeName(s: string): string {
   let out = '';
   for (const b of Buffer.from(s, 'utf8')) out += b < 0x21 || b > 0x7e || b === 0x5c || b === 0x3d ? `\\${b.toString(8).padStart(3, '0')}` : String.fromCharCode(b);
   return out;
 }
 
 /** Parses `getfattr -d -m - -e base64` output into xattrs by absolute path. */
-export function parseDump(text: string): Map<string, Xattr[]> {
+function parseDump(text: string): Map<string, Xattr[]> {
   const out = new Map<string, Xattr[]>();
   let file: string | undefined;
   for (const line of text.split('\n')) {
@@ -47,7 +47,7 @@ export function parseDump(text: string): Map<string, Xattr[]> {
   return out;
 }
 
-export function formatDump(entries: Iterable<[string, Xattr[]]>): string {
+function formatDump(entries: Iterable<[string, Xattr[]]>): string {
   let s = '';
   for (const [path, attrs] of entries) {
     s += `# file: ${escapeName(path)}\n`;

@@ -6,7 +6,7 @@
 import { formatBytes } from '../common/bytes.ts';
 
 /** How a command fills a body field: the flag or argument, and the unit the field counts in. */
-export type FlagOf = string | { flag: string; unit: 'MiB' | 'bytes' };
+type FlagOf = string | { flag: string; unit: 'MiB' | 'bytes' };
 
 /** Body field path ("sizeBytes", "source.snapshot") to the command's flag or argument. */
 export type FieldFlags = Record<string, FlagOf>;

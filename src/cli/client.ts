@@ -5,7 +5,7 @@ import { inCliTerms, type FieldFlags } from './api-errors.ts';
 import type { ApiCredentials } from './credentials.ts';
 import { CliError } from './errors.ts';
 
-export interface ApiErrorBody {
+interface ApiErrorBody {
   error: { code: string; message: string; details?: unknown };
 }
 

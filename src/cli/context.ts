@@ -3,7 +3,7 @@ import { apiUrl } from '../common/paths.ts';
 import { ApiClient } from './client.ts';
 import { cliCredentials } from './credentials.ts';
 
-export interface GlobalOptions {
+interface GlobalOptions {
   url?: string;
   json?: boolean;
 }

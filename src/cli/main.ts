@@ -30,7 +30,7 @@ const GROUPS: Record<string, () => Promise<Register[]>> = {
   diskd: async () => [(await import('./commands/disk.ts')).diskdCommand],
 };
 
-export async function buildProgram(argv: string[] = []): Promise<Command> {
+async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('outrig')
     .description('Outrig: a private cloud for ordinary Linux servers')
     .version(VERSION)

@@ -16,7 +16,7 @@ export function waitOptions(c: Command): Command {
     .addOption(new Option('--timeout <seconds>', 'how long to wait').default(300).argParser(parseIntStrict('--timeout')));
 }
 
-export interface WaitOptions<T> {
+interface WaitOptions<T> {
   /** Fetches the current state; undefined means the resource is gone. */
   poll: () => Promise<T | undefined>;
   done: (v: T | undefined) => boolean;
@@ -34,7 +34,7 @@ export interface WaitOptions<T> {
 }
 
 /** The exit code of a command stopped by Ctrl-C (128 + SIGINT), as shells report it. */
-export const INTERRUPTED_EXIT = 130;
+const INTERRUPTED_EXIT = 130;
 
 export async function waitFor<T>(o: WaitOptions<T>): Promise<T | undefined> {
   const spinner = o.quiet || !process.stderr.isTTY ? undefined : ora({ stream: process.stderr }).start();

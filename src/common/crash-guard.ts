@@ -5,7 +5,7 @@
  */
 import type { Logger } from 'pino';
 
-export interface GuardOptions {
+interface GuardOptions {
   /**
    * Exit on an uncaught exception (not on a rejection): for a process whose in-memory state must
    * not outlive a half-run callback (diskd: the agent starts it again and QEMU reconnects).

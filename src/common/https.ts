@@ -22,7 +22,7 @@ export function dispatcherFor(t: TlsOptions): Agent {
   return a;
 }
 
-export interface HttpsResult {
+interface HttpsResult {
   status: number;
   body: Buffer;
   json<T>(): T;

@@ -16,12 +16,6 @@ export async function loadOrCreateSecret(path: string, bytes = 32): Promise<stri
   return v;
 }
 
-export async function readSecret(path: string): Promise<string> {
-  const v = (await readFile(path, 'utf8')).trim();
-  if (!v) throw new Error(`${path} is empty`);
-  return v;
-}
-
 /**
  * A directory only its owner may enter (0700): made if missing, tightened if an earlier version
  * (or a default umask) left it open. Data, logs and identities under it are then private too.

@@ -45,13 +45,13 @@ export const VM_REQUIREMENTS: Requirement[] = [
 ];
 
 /** Real NBD clients the disk tests drive (qemu-io and qemu-img come with qemu-utils). */
-export const DISK_TEST_REQUIREMENTS: Requirement[] = [
+const DISK_TEST_REQUIREMENTS: Requirement[] = [
   { pkg: 'qemu-utils', what: 'qemu-io', present: () => onPath('qemu-io') },
   { pkg: 'libnbd-bin', what: 'nbdinfo and nbdcopy', present: () => onPath('nbdinfo') && onPath('nbdcopy') },
 ];
 
 /** Building the bootable test disk (no loop devices, no mounts). */
-export const DISK_IMAGE_REQUIREMENTS: Requirement[] = [
+const DISK_IMAGE_REQUIREMENTS: Requirement[] = [
   { pkg: 'fdisk', what: 'sfdisk', present: () => onPath('sfdisk') },
   { pkg: 'e2fsprogs', what: 'mkfs.ext4', present: () => onPath('mkfs.ext4') },
   { pkg: 'grub2-common', what: 'grub-mkimage', present: () => onPath('grub-mkimage') },
@@ -65,7 +65,7 @@ export const EXTLINUX_REQUIREMENTS: Requirement[] = [
 ];
 
 /** The extlinux variant of the test disk: syslinux's MBR boot code. */
-export const EXTLINUX_DISK_REQUIREMENTS: Requirement[] = [
+const EXTLINUX_DISK_REQUIREMENTS: Requirement[] = [
   ...EXTLINUX_REQUIREMENTS,
   { pkg: 'syslinux-common', what: "syslinux's mbr.bin", present: () => existsSync('/usr/lib/syslinux/mbr/mbr.bin') },
 ];
@@ -77,7 +77,7 @@ export const BACKUP_REQUIREMENTS: Requirement[] = [
 ];
 
 /** The sandbox that tools reading guest data run in (src/sandbox). */
-export const SANDBOX_REQUIREMENTS: Requirement[] = [
+const SANDBOX_REQUIREMENTS: Requirement[] = [
   { pkg: 'bubblewrap', what: 'bwrap (the sandbox for reading guest disks)', present: () => onPath('bwrap') },
   { pkg: 'util-linux', what: 'setpriv and prlimit', present: () => onPath('setpriv') && onPath('prlimit') },
 ];
@@ -105,16 +105,16 @@ export const DHCP_REQUIREMENTS: Requirement[] = [{ pkg: 'dnsmasq-base', what: 'd
 export const FIREWALL_REQUIREMENTS: Requirement[] = [{ pkg: 'nftables', what: 'nft (the host firewall of networks)', present: () => onPath('nft') }];
 
 /** The hostile-guest tests: small Python scripts send raw frames and stand in for guests' NICs. */
-export const NETWORK_TEST_REQUIREMENTS: Requirement[] = [{ pkg: 'python3', what: 'python3 (the hostile-guest network tests)', present: () => onPath('python3') }];
+const NETWORK_TEST_REQUIREMENTS: Requirement[] = [{ pkg: 'python3', what: 'python3 (the hostile-guest network tests)', present: () => onPath('python3') }];
 
 /** What the benchmarks use on top of the tests. */
-export const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
+const BENCH_REQUIREMENTS: Requirement[] = [{ pkg: 'fio', what: 'fio (with its NBD engine)', present: () => onPath('fio') }];
 
 /**
  * What the commands the README documents after `npm start` need beyond VMs: `npm start` installs
  * these (the `up` set), and `outrig up` run by hand says once, at start, which are missing.
  */
-export const UP_FEATURE_REQUIREMENTS: { feature: string; reqs: Requirement[] }[] = [
+const UP_FEATURE_REQUIREMENTS: { feature: string; reqs: Requirement[] }[] = [
   { feature: 'networks (a host firewall each)', reqs: FIREWALL_REQUIREMENTS },
   { feature: 'DHCP on networks (--dhcp)', reqs: DHCP_REQUIREMENTS },
   { feature: 'backups of instances and volumes', reqs: VOLUME_BACKUP_REQUIREMENTS },
@@ -156,7 +156,7 @@ export function requireTools(reqs: Requirement[], purpose: string): void {
   if (lack.length) throw new Error(`this machine lacks what ${purpose} needs: ${lack.map((r) => `${r.what} (Debian package ${r.pkg})`).join(', ')}`);
 }
 
-export function installCommand(pkgs: string[]): string {
+function installCommand(pkgs: string[]): string {
   return `apt-get update && apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
 }
 

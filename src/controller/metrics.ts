@@ -19,7 +19,7 @@ export interface ControllerMetrics {
 }
 
 /** What the metrics read from the agent hub at scrape time. */
-export interface HubView {
+interface HubView {
   connectedAgents(): number;
   consoles(): { streams: number; bufferedBytes: number; awaitingCredit: number };
 }

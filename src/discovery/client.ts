@@ -23,7 +23,7 @@ export interface Identity {
   keys: KeyPairPem;
 }
 
-export interface DiscoverOptions {
+interface DiscoverOptions {
   identity: Identity;
   policy: Policy;
   labels: Record<string, string>;
@@ -48,7 +48,7 @@ export interface Acknowledged {
   caFingerprint: string;
 }
 
-export class AckRejected extends Error {}
+class AckRejected extends Error {}
 
 const MAX_DECLINES_LOGGED = 100;
 

@@ -8,7 +8,7 @@ import { Type, type Static } from 'typebox';
 import { Value } from 'typebox/value';
 import { publicKeyFromB64, signBytes, verifyBytes } from '../pki/index.ts';
 
-export const PROTOCOL = 1;
+const PROTOCOL = 1;
 export const MAX_DATAGRAM = 8192;
 /**
  * Agents pad discover datagrams to at least this many bytes. A UDP answer is never larger than the
@@ -107,7 +107,7 @@ export type Decline = Static<typeof Decline>;
 
 export type Body = Discover | Ack | Decline;
 
-export interface Envelope {
+interface Envelope {
   v: number;
   body: string;
   sig: string;

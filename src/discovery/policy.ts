@@ -10,7 +10,7 @@ export interface Capabilities {
   networks: string[];
 }
 
-export interface PolicyMatch {
+interface PolicyMatch {
   supported: boolean;
   accepted: string[];
   declined: string[];

@@ -14,7 +14,7 @@ import { BoundedExpiringMap } from '../common/bounded-map.ts';
 import { DEFAULT_GROUP, DEFAULT_PORT, Dropped, MAX_DATAGRAM, openDiscover, seal, sealedSizeBound, type Ack, type Decline, type Discover, type DropReason } from './messages.ts';
 import { matchPolicy, type Capabilities } from './policy.ts';
 
-export interface ResponderOptions {
+interface ResponderOptions {
   group?: string;
   port?: number;
   /**

@@ -5,7 +5,7 @@
  * read): the backlog a FLUSH or a power cut has to deal with stays bounded, however many disks
  * and guests write at once.
  */
-export const DEFAULT_MAX_BACKLOG = 1024 * 1024 * 1024;
+const DEFAULT_MAX_BACKLOG = 1024 * 1024 * 1024;
 
 export class BacklogBudget {
   used = 0;

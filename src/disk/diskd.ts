@@ -15,8 +15,8 @@ import { NbdServer } from './nbd/server.ts';
 import { DiskExports } from './serve.ts';
 import { fileSystemSpace, volumeMayAllocate, type DiskSpace } from './space.ts';
 
-export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-export const IMAGE_SNAPSHOT = 'base';
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const IMAGE_SNAPSHOT = 'base';
 
 export interface DiskdPaths {
   dir: string;

@@ -44,7 +44,7 @@ export type { CreateOptions } from './create.ts';
 
 export type CacheMode = 'writeback' | 'writethrough';
 
-export interface OpenOptions {
+interface OpenOptions {
   readOnly?: boolean;
   /** Fix what validation finds (drop impossible map entries, rebuild the bitmap) instead of refusing. */
   repair?: boolean;

@@ -12,19 +12,19 @@
 import { randomUUID } from 'node:crypto';
 import { crc32 } from './crc.ts';
 
-export const MAGIC = 'OUTRIGDK';
-export const FORMAT_VERSION = 1;
+const MAGIC = 'OUTRIGDK';
+const FORMAT_VERSION = 1;
 export const SUPERBLOCK_SIZE = 4096;
 export const SUPERBLOCK_SLOTS = [0, 4096] as const;
-export const JOURNAL_OFFSET = 8192;
+const JOURNAL_OFFSET = 8192;
 export const SECTOR = 512;
 /** Map value meaning "reads as zeros, do not fall through to the backing disk". */
 export const ZERO_BLOCK = 0xffffffff;
-export const MAX_BLOCKS = 0xfffffffe;
-export const MIN_BLOCK_SIZE = 4096;
-export const MAX_BLOCK_SIZE = 2 * 1024 * 1024;
+const MAX_BLOCKS = 0xfffffffe;
+const MIN_BLOCK_SIZE = 4096;
+const MAX_BLOCK_SIZE = 2 * 1024 * 1024;
 export const DEFAULT_BLOCK_SIZE = 64 * 1024;
-export const BACKING_PATH_MAX = 1024;
+const BACKING_PATH_MAX = 1024;
 
 export class FormatError extends Error {
   constructor(
@@ -44,7 +44,7 @@ export interface Extent {
   crc: number;
 }
 
-export const NO_EXTENT: Extent = { start: 0, blocks: 0, bytes: 0, crc: 0 };
+const NO_EXTENT: Extent = { start: 0, blocks: 0, bytes: 0, crc: 0 };
 
 export interface Backing {
   /** Path of the backing disk, relative to this disk's directory unless absolute. */
@@ -189,7 +189,7 @@ export function isPowerOfTwo(n: number): boolean {
 }
 
 /** Checks the fields that every later computation trusts; throws FormatError naming the field. */
-export function validateGeometry(s: Superblock, at = 0): void {
+function validateGeometry(s: Superblock, at = 0): void {
   const bad = (what: string, off: number) => {
     throw new FormatError(what, at + off);
   };
@@ -256,7 +256,7 @@ export type LogicalOp =
   | { op: typeof Op.Alloc; p: number }
   | { op: typeof Op.Free; p: number };
 
-export function opsSize(ops: LogicalOp[]): number {
+function opsSize(ops: LogicalOp[]): number {
   let n = 0;
   for (const o of ops) n += o.op === Op.Map ? 9 : 5;
   return n;
@@ -333,7 +333,7 @@ export function encodeRecord(type: number, lsn: number, payload: Buffer, seed: n
   return b;
 }
 
-export interface RecordHeader {
+interface RecordHeader {
   type: number;
   lsn: number;
   payloadLength: number;

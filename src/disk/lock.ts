@@ -8,7 +8,7 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DiskError, EPERM } from './errors.ts';
 
-export function lockPath(path: string): string {
+function lockPath(path: string): string {
   return `${path}.lock`;
 }
 

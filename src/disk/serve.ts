@@ -64,7 +64,7 @@ export class DiskExports implements ExportSource {
   }
 }
 
-export interface ServeOptions {
+interface ServeOptions {
   file: string;
   socket: string;
   name?: string;

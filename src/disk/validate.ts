@@ -20,12 +20,12 @@ export interface Finding {
   fileOffset?: number;
 }
 
-export interface AllocationView {
+interface AllocationView {
   blockCount: number;
   isAllocated(p: number): boolean;
 }
 
-export interface Validation {
+interface Validation {
   findings: Finding[];
   /** Map entries that cannot be right (out of range, or a second owner in the same map). */
   badEntries: { source: MapSource; v: number; p: number }[];

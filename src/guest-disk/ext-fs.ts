@@ -9,7 +9,7 @@ import { INCOMPAT_FILETYPE, parseSuperblock, type Superblock } from './ext-super
 import { isFastSymlink, isInline, readInode, runs, type Inode, type Run } from './ext-inode.ts';
 import { readXattrs, type RawXattr } from './ext-xattr.ts';
 
-export interface DirEntry {
+interface DirEntry {
   ino: number;
   name: Buffer;
 }
@@ -17,7 +17,7 @@ export interface DirEntry {
 /** Largest directory read (a directory's data bigger than this is refused as hostile). */
 const MAX_DIR_BYTES = 256 * 1024 * 1024;
 /** Reads of file content are cut into pieces of at most this. */
-export const PIECE = 1024 * 1024;
+const PIECE = 1024 * 1024;
 
 export class ExtFs {
   readonly sb: Superblock;

@@ -5,16 +5,15 @@
  */
 import { CorruptError, type Source } from './source.ts';
 
-export const EXT_MAGIC = 0xef53;
+const EXT_MAGIC = 0xef53;
 
 const COMPAT: Record<number, string> = { 0x1: 'dir_prealloc', 0x2: 'imagic_inodes', 0x4: 'has_journal', 0x8: 'ext_attr', 0x10: 'resize_inode', 0x20: 'dir_index', 0x40: 'lazy_bg', 0x200: 'sparse_super2', 0x400: 'fast_commit', 0x800: 'stable_inodes', 0x1000: 'orphan_file' };
 const INCOMPAT: Record<number, string> = { 0x1: 'compression', 0x2: 'filetype', 0x4: 'needs_recovery', 0x8: 'journal_dev', 0x10: 'meta_bg', 0x40: 'extent', 0x80: '64bit', 0x100: 'mmp', 0x200: 'flex_bg', 0x400: 'ea_inode', 0x1000: 'dirdata', 0x2000: 'metadata_csum_seed', 0x4000: 'large_dir', 0x8000: 'inline_data', 0x10000: 'encrypt', 0x20000: 'casefold' };
 const RO_COMPAT: Record<number, string> = { 0x1: 'sparse_super', 0x2: 'large_file', 0x4: 'btree_dir', 0x8: 'huge_file', 0x10: 'uninit_bg', 0x20: 'dir_nlink', 0x40: 'extra_isize', 0x100: 'quota', 0x200: 'bigalloc', 0x400: 'metadata_csum', 0x800: 'replica', 0x1000: 'read-only', 0x2000: 'project', 0x4000: 'shared_blocks', 0x8000: 'verity', 0x10000: 'orphan_present' };
 
 export const INCOMPAT_FILETYPE = 0x2;
-export const INCOMPAT_RECOVER = 0x4;
+const INCOMPAT_RECOVER = 0x4;
 const INCOMPAT_META_BG = 0x10;
-export const INCOMPAT_EXTENTS = 0x40;
 const INCOMPAT_64BIT = 0x80;
 /** What this reader reads correctly; anything else is refused rather than misread. */
 const INCOMPAT_KNOWN = 0x2 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x2000 | 0x4000 | 0x8000 | 0x20000;

@@ -26,8 +26,8 @@ export type Frame =
   | { t: 'note'; text: string }
   | { t: 'done'; entries: number };
 
-export const MAX_HEADER = 1024 * 1024;
-export const MAX_DATA = 1024 * 1024;
+const MAX_HEADER = 1024 * 1024;
+const MAX_DATA = 1024 * 1024;
 
 export function encodeFrame(f: Frame, data?: Uint8Array): Buffer {
   const json = Buffer.from(JSON.stringify(f));

@@ -6,7 +6,7 @@
 import { crc32 } from 'node:zlib';
 import { CorruptError, type Source } from './source.ts';
 
-export interface TableLayout {
+interface TableLayout {
   table: { label: 'dos' | 'gpt'; id: string; sectorSize: number; firstLba?: number; lastLba?: number };
   partitions: { index: number; start: number; size: number; type: string; uuid?: string; name?: string; bootable?: boolean; attrs?: string }[];
 }

@@ -3,7 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { runConfined } from '../sandbox/index.ts';
 import { readerBundle } from './bundle.ts';
 
-export interface ReaderRun {
+interface ReaderRun {
   args: (string | number)[];
   timeoutMs: number;
   maxOutputBytes?: number;

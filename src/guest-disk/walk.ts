@@ -12,7 +12,7 @@ import { aclToVfs } from './ext-xattr.ts';
 import type { Frame, Meta } from './frames.ts';
 import { linkTargetProblem, nameProblem, showBytes, showPath, xattrNameProblem } from './names.ts';
 
-export interface WalkLimits {
+interface WalkLimits {
   /** A file's apparent size above this is skipped (default: the filesystem's size). */
   maxFileBytes: number;
   /** All files' apparent sizes together (holes are read as zeros by a backup). */
@@ -21,7 +21,7 @@ export interface WalkLimits {
   maxDepth: number;
 }
 
-export type Emit = (f: Frame, data?: Buffer) => void;
+type Emit = (f: Frame, data?: Buffer) => void;
 
 const ROOT = 2;
 const S_IFIFO = 0o010000;

@@ -13,7 +13,7 @@ import type { Frame, Meta } from './frames.ts';
 import { linkTargetProblem, nameProblem, xattrNameProblem } from './names.ts';
 import { printable } from '../sandbox/index.ts';
 
-export interface WriterLimits {
+interface WriterLimits {
   /** File content bytes in all (a filesystem holds no more data than its size). */
   maxBytes: number;
   /** A file's size. */

@@ -111,7 +111,7 @@ async function qemuVersion(qemu: string): Promise<string> {
   });
 }
 
-export interface ProbeOptions {
+interface ProbeOptions {
   cacheFile: string;
   qemuBinary?: string;
   devKvm?: string;

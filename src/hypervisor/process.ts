@@ -2,7 +2,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 
 /** Reads /proc/<pid>/cmdline as an argv; null if the process is gone. */
-export async function readCmdline(pid: number): Promise<string[] | null> {
+async function readCmdline(pid: number): Promise<string[] | null> {
   try {
     const raw = await readFile(`/proc/${pid}/cmdline`, 'utf8');
     return raw.split('\0').filter(Boolean);
@@ -12,7 +12,7 @@ export async function readCmdline(pid: number): Promise<string[] | null> {
 }
 
 /** Process state letter from /proc/<pid>/stat (R, S, D, Z, ...); null if gone. */
-export async function processState(pid: number): Promise<string | null> {
+async function processState(pid: number): Promise<string | null> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // The command name is in parentheses and may itself contain ") ", so split after the last one.

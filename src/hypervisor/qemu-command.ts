@@ -26,7 +26,7 @@ export interface VmDisk {
 export const ROOT_PORTS = 8;
 
 /** A share of guest memory from one tier: its own memory backend and guest NUMA node. */
-export interface VmMemoryPortion {
+interface VmMemoryPortion {
   tier: string;
   sizeMiB: number;
   /** The host NUMA node to bind it to, where the host has one for the tier. */
@@ -92,7 +92,7 @@ export function cpuModelFor(accel: Accel): string {
 }
 
 /** QEMU option values separate sub-options with commas; a literal comma is doubled. */
-export function qemuOptValue(v: string): string {
+function qemuOptValue(v: string): string {
   return v.replace(/,/g, ',,');
 }
 
@@ -124,7 +124,7 @@ function deviceArg(o: Record<string, unknown>): string {
 }
 
 /** One memory backend and guest NUMA node per portion, so the guest sees each tier as a node of its own. */
-export function memoryArgs(spec: Pick<VmSpec, 'memoryMiB' | 'memory' | 'vcpus'>): string[] {
+function memoryArgs(spec: Pick<VmSpec, 'memoryMiB' | 'memory' | 'vcpus'>): string[] {
   if (!spec.memory?.length) return ['-m', `${spec.memoryMiB}M`];
   const total = spec.memory.reduce((n, p) => n + p.sizeMiB, 0);
   if (total !== spec.memoryMiB) throw new Error(`memory portions add up to ${total} MiB, not the VM's ${spec.memoryMiB} MiB`);

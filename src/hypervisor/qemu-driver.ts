@@ -37,7 +37,7 @@ export interface VmBootState {
 
 export type StopMethod = 'not-running' | 'powerdown' | 'quit' | 'kill';
 
-export interface QemuDriverOptions {
+interface QemuDriverOptions {
   vmsDir: string;
   qemuBinary?: string;
 }

@@ -23,7 +23,7 @@ import type { Entitlement, PoolModel, VmMemory } from './types.ts';
 import { waterFill } from './water-fill.ts';
 
 export type ReclaimKind = 'free-cache' | 'in-use';
-export type ReclaimReason = 'over-limit' | 'pressure';
+type ReclaimReason = 'over-limit' | 'pressure';
 
 /** One line of the ledger: who gave how much, from which domain, of what, and why. */
 export interface Reclaim {

@@ -23,8 +23,8 @@ export const VmState = Type.Union([
 export type VmState = Static<typeof VmState>;
 
 /** How a guest NIC reaches its network: `tap` names the tap device, or `pciAddress` the virtual function (mode vf). */
-export const NicAttachment = Type.Object({ tap: Type.Optional(Type.String()), pciAddress: Type.Optional(Type.String()), mac: Type.String(), mode: Type.String(), reason: Type.String() });
-export type NicAttachment = Static<typeof NicAttachment>;
+const NicAttachment = Type.Object({ tap: Type.Optional(Type.String()), pciAddress: Type.Optional(Type.String()), mac: Type.String(), mode: Type.String(), reason: Type.String() });
+type NicAttachment = Static<typeof NicAttachment>;
 
 export const DiskRelease = Type.Object({ volumeId: Type.String(), tag: Type.Optional(Type.String()) });
 export type DiskRelease = Static<typeof DiskRelease>;

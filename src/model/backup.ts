@@ -6,8 +6,8 @@ import { Type, type Static } from 'typebox';
 import { Condition, resourceSchema, type Resource } from './common.ts';
 import { LastOp } from './instance.ts';
 
-export const BACKUP_PHASES = ['pending', 'running', 'completed', 'failed', 'cancelled', 'deleting'] as const;
-export type BackupPhase = (typeof BACKUP_PHASES)[number];
+const BACKUP_PHASES = ['pending', 'running', 'completed', 'failed', 'cancelled', 'deleting'] as const;
+type BackupPhase = (typeof BACKUP_PHASES)[number];
 
 /** A backup that will not change any more (unless deleted): it ended, one way or another. */
 export function backupSettled(phase: BackupPhase): boolean {

@@ -14,7 +14,7 @@ export const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 253 }),
   description: 'free key/value metadata',
 });
 
-export const ConditionStatus = Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')]);
+const ConditionStatus = Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')]);
 
 export const Condition = Type.Object({
   type: Type.String(),

@@ -12,7 +12,7 @@ export const HostClusterSpec = Type.Object({
 export type HostClusterSpec = Static<typeof HostClusterSpec>;
 
 /** The instance principal certificate a member host holds. */
-export const Principal = Type.Object({
+const Principal = Type.Object({
   hostId: Type.String(),
   hostName: Type.String(),
   serial: Type.String(),
@@ -21,7 +21,7 @@ export const Principal = Type.Object({
   /** PEM, kept for the host to collect. */
   certificate: Type.String(),
 });
-export type Principal = Static<typeof Principal>;
+type Principal = Static<typeof Principal>;
 
 export const HostClusterStatus = Type.Object({
   phase: Type.String(),

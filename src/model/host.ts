@@ -2,8 +2,7 @@ import { Type, type Static } from 'typebox';
 import { Condition, resourceSchema, type Resource } from './common.ts';
 import { HostTrust } from './trust.ts';
 
-export const HOST_PHASES = ['discovered', 'pending-approval', 'trusted', 'ready', 'cordoned', 'draining', 'maintenance', 'lost', 'rejected', 'revoked'] as const;
-export type HostPhase = (typeof HOST_PHASES)[number];
+const HOST_PHASES = ['discovered', 'pending-approval', 'trusted', 'ready', 'cordoned', 'draining', 'maintenance', 'lost', 'rejected', 'revoked'] as const;
 
 export const Inventory = Type.Object({
   hostname: Type.String(),

@@ -14,7 +14,7 @@ const ImageCommon = {
   guestPorts: Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16, description: 'guest TCP ports forwarded to the host by default' }),
 };
 
-export const KernelImageSpec = Type.Object(
+const KernelImageSpec = Type.Object(
   {
     kind: Type.Literal('kernel', { description: 'direct kernel boot: a kernel and an initramfs' }),
     cmdline: Type.String({ maxLength: 2048 }),
@@ -24,7 +24,7 @@ export const KernelImageSpec = Type.Object(
   { additionalProperties: false },
 );
 
-export const DiskImageSpec = Type.Object(
+const DiskImageSpec = Type.Object(
   {
     kind: Type.Literal('disk', { description: 'a bootable disk (an Outrig disk file with a "base" snapshot); instances boot from a clone of it' }),
     virtualSizeBytes: Type.Integer({ minimum: 512 }),
@@ -36,8 +36,8 @@ export const DiskImageSpec = Type.Object(
 
 export const ImageSpec = Type.Union([KernelImageSpec, DiskImageSpec]);
 export type ImageSpec = Static<typeof ImageSpec>;
-export type KernelImageSpec = Static<typeof KernelImageSpec>;
-export type DiskImageSpec = Static<typeof DiskImageSpec>;
+type KernelImageSpec = Static<typeof KernelImageSpec>;
+type DiskImageSpec = Static<typeof DiskImageSpec>;
 
 export const ImageStatus = Type.Object({
   phase: Type.String({ description: 'uploading until every file arrived and matched its checksum, then ready' }),

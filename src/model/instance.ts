@@ -3,14 +3,14 @@ import { Condition, resourceSchema, type Resource } from './common.ts';
 import { InstanceMemory } from './memory.ts';
 import { InstanceNic } from './network.ts';
 
-export const INSTANCE_PHASES = ['pending', 'scheduled', 'starting', 'running', 'stopping', 'stopped', 'failed', 'deleting'] as const;
+const INSTANCE_PHASES = ['pending', 'scheduled', 'starting', 'running', 'stopping', 'stopped', 'failed', 'deleting'] as const;
 export type InstancePhase = (typeof INSTANCE_PHASES)[number];
 
 export const PortForward = Type.Object({ guestPort: Type.Integer(), hostAddress: Type.String(), hostPort: Type.Integer() });
 export type PortForward = Static<typeof PortForward>;
 
-export const PowerState = Type.Union([Type.Literal('running'), Type.Literal('stopped')]);
-export type PowerState = Static<typeof PowerState>;
+const PowerState = Type.Union([Type.Literal('running'), Type.Literal('stopped')]);
+type PowerState = Static<typeof PowerState>;
 
 /**
  * A stop under way on the host: `acpi` pressed the power button and waits for the guest until

@@ -3,7 +3,7 @@ import { Type, type Static } from 'typebox';
 import { Condition, Name, resourceSchema, type Resource } from './common.ts';
 
 /** 1 PiB in MiB: more than any pool will have, small enough that sums stay exact integers. */
-export const MAX_MIB = 2 ** 30;
+const MAX_MIB = 2 ** 30;
 const MiB = (description: string) => Type.Integer({ minimum: 0, maximum: MAX_MIB, description });
 
 export const TierSpecSchema = Type.Object(

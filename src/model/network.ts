@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Condition, resourceSchema, type Resource } from './common.ts';
 
-export const NETWORK_PHASES = ['active', 'deleting'] as const;
+const NETWORK_PHASES = ['active', 'deleting'] as const;
 
 export const NetworkSpec = Type.Object({
   tenant: Type.String(),

@@ -64,7 +64,7 @@ export type EnrollmentRuleStatus = Static<typeof EnrollmentRuleStatus>;
 export const EnrollmentRuleResource = resourceSchema('EnrollmentRule', EnrollmentRuleSpec, EnrollmentRuleStatus);
 export type EnrollmentRule = Resource<EnrollmentRuleSpec, EnrollmentRuleStatus>;
 
-export const TRUST_STATES = ['pending', 'trusted', 'rejected', 'revoked'] as const;
+const TRUST_STATES = ['pending', 'trusted', 'rejected', 'revoked'] as const;
 
 /** A host's standing with the cluster, kept in its status. */
 export const HostTrust = Type.Object({

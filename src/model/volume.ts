@@ -3,7 +3,7 @@ import { Condition, resourceSchema, type Resource } from './common.ts';
 import { LastOp } from './instance.ts';
 import { BackupProgress } from './backup.ts';
 
-export const VOLUME_PHASES = ['pending', 'creating', 'available', 'in-use', 'deleting', 'failed'] as const;
+const VOLUME_PHASES = ['pending', 'creating', 'available', 'in-use', 'deleting', 'failed'] as const;
 export type VolumePhase = (typeof VOLUME_PHASES)[number];
 
 export const VolumeSource = Type.Union([
@@ -50,7 +50,7 @@ export type VolumeStatus = Static<typeof VolumeStatus>;
 export const VolumeResource = resourceSchema('Volume', VolumeSpec, VolumeStatus);
 export type Volume = Resource<VolumeSpec, VolumeStatus>;
 
-export const SNAPSHOT_PHASES = ['pending', 'creating', 'ready', 'deleting', 'failed'] as const;
+const SNAPSHOT_PHASES = ['pending', 'creating', 'ready', 'deleting', 'failed'] as const;
 
 export const SnapshotSpec = Type.Object({ volume: Type.String({ description: 'id of the snapshotted volume' }) });
 export type SnapshotSpec = Static<typeof SnapshotSpec>;

@@ -27,10 +27,10 @@ function mask(prefix: number): number {
 }
 
 /** Smallest and largest subnets a network may have: /29 leaves 5 guests beside the gateway. */
-export const MIN_PREFIX = 8;
-export const MAX_PREFIX = 29;
+const MIN_PREFIX = 8;
+const MAX_PREFIX = 29;
 
-export type ParsedSubnet = { ok: true; subnet: Subnet } | { ok: false; reason: string };
+type ParsedSubnet = { ok: true; subnet: Subnet } | { ok: false; reason: string };
 
 /** A subnet in CIDR form whose host bits are zero (10.1.0.0/24, not 10.1.0.5/24). */
 export function parseSubnet(s: string): ParsedSubnet {

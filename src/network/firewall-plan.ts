@@ -41,7 +41,7 @@ export interface FirewallNic {
 }
 
 /** A network on this host and the underlay addresses of the other hosts carrying it over VXLAN ([] when none or port-carried). */
-export interface FirewallNetwork {
+interface FirewallNetwork {
   segment: number;
   peers: string[];
 }
@@ -52,13 +52,13 @@ export interface FirewallState {
   nics: FirewallNic[];
 }
 
-export const FIREWALL_TABLE = 'outrig';
+const FIREWALL_TABLE = 'outrig';
 /**
  * The packet mark bit a frame gets when the bridge hands it to a VXLAN device. The owner of the
  * packet's socket cannot tell the two apart (a guest's frame can still belong to QEMU's tap), the
  * mark can. A host whose other software uses this bit needs another one here.
  */
-export const VXLAN_MARK = 0x2000;
+const VXLAN_MARK = 0x2000;
 const FAMILIES = ['bridge', 'inet', 'arp'] as const;
 /** The tenant-facing devices (links.ts): bridges, VXLAN devices, DHCP servers' ports, guests' taps. */
 const BRIDGES = 'obr*';

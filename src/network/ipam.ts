@@ -15,8 +15,8 @@ export function pickAddress(net: Subnet, reserved: ReadonlySet<number>, used: Re
 /** Segment ids: VXLAN carries 24 bits; automatic ones stay within 802.1Q's range so a VLAN host can carry them too. */
 export const SEGMENT_MIN = 1;
 export const SEGMENT_MAX = 16_777_215;
-export const AUTO_SEGMENT_FIRST = 100;
-export const AUTO_SEGMENT_LAST = 4094;
+const AUTO_SEGMENT_FIRST = 100;
+const AUTO_SEGMENT_LAST = 4094;
 
 export function pickSegment(used: ReadonlySet<number>): number | undefined {
   for (let s = AUTO_SEGMENT_FIRST; s <= AUTO_SEGMENT_LAST; s++) if (!used.has(s)) return s;

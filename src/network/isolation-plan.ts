@@ -16,7 +16,7 @@ import { bridgeName, vxlanName, type Link } from './links.ts';
 import type { Command } from './vxlan-plan.ts';
 
 /** What `ip -j -d addr show` and /proc/sys say about one device. */
-export interface DeviceState {
+interface DeviceState {
   name: string;
   /** IPv6 is on (disable_ipv6 is 0); false when the kernel has no IPv6 at all. */
   ipv6: boolean;
@@ -27,7 +27,7 @@ export interface DeviceState {
 }
 
 /** One write under /proc/sys (a path relative to it, e.g. net/ipv6/conf/obr100/disable_ipv6). */
-export interface SysctlWrite {
+interface SysctlWrite {
   path: string;
   value: string;
 }

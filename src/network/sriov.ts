@@ -14,7 +14,7 @@ import { SEGMENT_MAX, SEGMENT_MIN } from './ipam.ts';
 import { VLAN_MAX } from './vlan-plan.ts';
 import type { Command } from './vxlan-plan.ts';
 
-export interface SriovVf {
+interface SriovVf {
   index: number;
   pciAddress: string;
   /** The driver holding the VF (iavf, igbvf, mlx5_core, vfio-pci...); undefined when none is bound. */
@@ -166,7 +166,7 @@ export async function readSriovNics(sysClassNet: string): Promise<SriovNic[]> {
   return out;
 }
 
-export interface VfLinkInfo {
+interface VfLinkInfo {
   index: number;
   /** The MAC the host set for the VF; undefined while none is (the kernel reports 00:00:00:00:00:00). */
   mac?: string;
@@ -254,7 +254,7 @@ export interface HeldVf {
   vfIndex: number;
 }
 
-export interface VfAssignment {
+interface VfAssignment {
   mode: 'vf';
   pf: string;
   vfIndex: number;
@@ -266,7 +266,7 @@ export interface VfAssignment {
   commands: Command[];
 }
 
-export interface MacvtapAssignment {
+interface MacvtapAssignment {
   mode: 'macvtap';
   /** The NIC the macvtap goes on, tagged with `vlan`. */
   lower: string;
@@ -274,7 +274,7 @@ export interface MacvtapAssignment {
   reason: string;
 }
 
-export interface TapAssignment {
+interface TapAssignment {
   mode: 'tap';
   reason: string;
 }
@@ -283,9 +283,9 @@ export type NicAssignment = VfAssignment | MacvtapAssignment | TapAssignment;
 
 type Placement = { mode: 'vf'; pf: string; vfIndex: number } | { mode: 'macvtap'; lower: string; reason: string } | { mode: 'tap'; reason: string };
 
-export type Holding = { instanceId: string; nicIndex: number } & Placement;
+type Holding = { instanceId: string; nicIndex: number } & Placement;
 
-export interface VfAllocatorOptions {
+interface VfAllocatorOptions {
   /**
    * What a NIC gets when no VF can be had. tap (the default): a tap on the network's bridge, which
    * every backend has. macvtap: a macvtap on a physical NIC's VLAN, closer to the wire, for hosts

@@ -9,9 +9,9 @@
 import { access, readdir, readlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
-export const VFIO_DRIVER = 'vfio-pci';
+const VFIO_DRIVER = 'vfio-pci';
 
-export interface PciDeviceState {
+interface PciDeviceState {
   address: string;
   /** The bound driver's name; undefined when none is. */
   driver?: string;
@@ -22,12 +22,12 @@ export interface PciDeviceState {
 }
 
 /** One write into sysfs, relative to its root (e.g. bus/pci/drivers_probe). */
-export interface SysfsWrite {
+interface SysfsWrite {
   path: string;
   value: string;
 }
 
-export type VfioPlan = { ok: true; writes: SysfsWrite[] } | { ok: false; reason: string };
+type VfioPlan = { ok: true; writes: SysfsWrite[] } | { ok: false; reason: string };
 
 /** What binds the device to vfio-pci, or why it cannot be passed through. Pure. */
 export function planVfioBind(d: PciDeviceState, vfioLoaded: boolean): VfioPlan {

@@ -14,9 +14,9 @@ import { parseLinks, type Link } from './links.ts';
 import type { Command } from './vxlan-plan.ts';
 
 /** The one VLAN-aware bridge of a vlan host. */
-export const VLAN_BRIDGE = 'obrv';
+const VLAN_BRIDGE = 'obrv';
 /** 802.1Q VLAN ids a bridge port can be in (0 and 4095 are reserved by the standard). */
-export const VLAN_MIN = 1;
+const VLAN_MIN = 1;
 export const VLAN_MAX = 4094;
 
 /** A link with what the vlan backend reads beyond `Link`: a bridge's VLAN settings, an 802.1Q device's id. */
@@ -131,7 +131,7 @@ function portVlans(vlans: BridgeVlans, link: VlanLink | undefined): PortVlan[] {
   return link && link.master === VLAN_BRIDGE ? (vlans.get(link.name) ?? []) : [];
 }
 
-export interface VlanSegmentWanted {
+interface VlanSegmentWanted {
   segment: number;
   /** The host's NIC toward the switch, which carries every segment as a tagged VLAN. */
   uplink: string;

@@ -5,11 +5,11 @@
  */
 
 /** hostapd station MACs are colon-separated lower case; RADIUS's Calling-Station-Id uses dashes. */
-export function normMac(mac: string): string {
+function normMac(mac: string): string {
   return mac.toLowerCase().replace(/-/g, ':');
 }
 
-export type PortEvent = { kind: 'connected' | 'disconnected' | 'eap-success' | 'eap-failure' | 'eap-started'; mac: string };
+type PortEvent = { kind: 'connected' | 'disconnected' | 'eap-success' | 'eap-failure' | 'eap-started'; mac: string };
 
 /** One line of `hostapd_cli` output, e.g. `> <3>AP-STA-CONNECTED 02:00:00:00:01:01`; undefined for anything else. */
 export function parseHostapdEvent(line: string): PortEvent | undefined {
@@ -47,7 +47,7 @@ export function decisionKey(port: string, mac: string): string {
 }
 
 /** The decision for this station on this port, if RADIUS made one within DECISION_TTL_MS of `now`. */
-export function freshDecision(decisions: ReadonlyMap<string, Decision>, port: string, mac: string, now: number): Decision | undefined {
+function freshDecision(decisions: ReadonlyMap<string, Decision>, port: string, mac: string, now: number): Decision | undefined {
   const d = decisions.get(decisionKey(port, mac));
   return d && now - d.at <= DECISION_TTL_MS ? d : undefined;
 }

@@ -12,7 +12,7 @@
  */
 import { VNET_OID } from '../pki/index.ts';
 
-export interface RadiusPaths {
+interface RadiusPaths {
   dir: string;
   /** The RADIUS server's certificate and key (issued by the cluster CA, profile server). */
   cert: string;
@@ -23,7 +23,7 @@ export interface RadiusPaths {
   decisions: string;
 }
 
-export interface RadiusOptions {
+interface RadiusOptions {
   paths: RadiusPaths;
   /** Shared with hostapd; never logged. */
   secret: string;

@@ -33,8 +33,20 @@ export interface OperationRow {
   result: string | null;
 }
 
-export const RESOURCE_TABLES = ['hosts', 'images', 'instances', 'tenants', 'volumes', 'snapshots', 'certificates', 'enrollment_rules', 'memory_pools', 'backups', 'backup_policies', 'networks', 'host_clusters'] as const;
-export type ResourceTable = (typeof RESOURCE_TABLES)[number];
+export type ResourceTable =
+  | 'hosts'
+  | 'images'
+  | 'instances'
+  | 'tenants'
+  | 'volumes'
+  | 'snapshots'
+  | 'certificates'
+  | 'enrollment_rules'
+  | 'memory_pools'
+  | 'backups'
+  | 'backup_policies'
+  | 'networks'
+  | 'host_clusters';
 
 export interface Database {
   hosts: ResourceRow;

@@ -10,7 +10,7 @@ import type { OpContext, OpResult } from './types.ts';
 
 export type OpResultMessage = Extract<AgentMessage, { type: 'op-result' }>;
 
-export interface OpDispatcherOptions {
+interface OpDispatcherOptions {
   journal: Pick<OpJournal, 'run'>;
   ctx: OpContext;
   /** Reads the volumes and disk space again and reports them. */

@@ -34,11 +34,11 @@ export function untilSignal(stop: () => Promise<void>): Promise<void> {
 }
 
 /** How a daemon's log lines look: for people on a terminal, JSON for files and log collectors. */
-export function logFormatOption(): Option {
+function logFormatOption(): Option {
   return new Option('--log-format <format>', 'log lines: pretty or json (default: pretty on a terminal, json otherwise)').choices(['pretty', 'json']);
 }
 
-export function logFormatOf(o: { logFormat?: LogFormat }): LogFormat {
+function logFormatOf(o: { logFormat?: LogFormat }): LogFormat {
   return o.logFormat ?? defaultLogFormat();
 }
 

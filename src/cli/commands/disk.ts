@@ -137,7 +137,7 @@ export function diskCommands(program: Command): void {
     });
 }
 
-export function diskCheckCommand(disk: Command): void {
+function diskCheckCommand(disk: Command): void {
   disk
     .command('check <file>')
     .description('check a disk file for inconsistencies, naming each with its location; exit 1 if any')

@@ -20,7 +20,7 @@ export function testImageDir(): string {
  * Idempotent: an image with the same name and checksums is left as it is; a different one is
  * replaced only if `replace` is set.
  */
-export async function uploadImage(
+async function uploadImage(
   api: ApiClient,
   image: { name: string; labels?: Record<string, string>; spec: ImageSpec },
   paths: Partial<Record<string, string>>,

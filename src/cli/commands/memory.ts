@@ -9,7 +9,7 @@ import { collect, parseMemory, parseNumberIn } from '../parse.ts';
 type TierSpec = MemoryPoolSpec['tiers'][number];
 
 /** "local", "local:768M", "cxl:pooled:4G", "far:remote:2G@1" -> a tier. */
-export function parseTier(v: string): TierSpec {
+function parseTier(v: string): TierSpec {
   const m = /^([a-z0-9-]+)(?::(local|remote|pooled))?(?::([0-9]+[MmGg]?))?(?:@([0-9]+))?$/.exec(v.trim());
   if (!m) throw new CliError(`invalid tier '${v}' (NAME[:local|remote|pooled][:SIZE][@NUMA-NODE], e.g. local:768M or cxl:pooled:4G)`, 2);
   const kind = (m[2] ?? (m[1] === 'local' ? 'local' : undefined)) as TierSpec['kind'] | undefined;

@@ -65,7 +65,7 @@ interface Session {
 /** Console bytes an agent may send ahead of what the API client has taken, per console stream. */
 export const CONSOLE_WINDOW = 256 * 1024;
 /** Console streams open at once per host: with the window, what one agent stream may carry of guests' output. */
-export const MAX_CONSOLES_PER_HOST = 16;
+const MAX_CONSOLES_PER_HOST = 16;
 
 export class TooManyConsolesError extends Error {
   constructor(hostId: string) {

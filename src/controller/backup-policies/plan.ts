@@ -33,7 +33,7 @@ export function selects(p: BackupPolicy, i: Instance): boolean {
   return Object.entries(p.spec.instanceLabels).every(([k, v]) => i.labels[k] === v);
 }
 
-export interface RunPlan {
+interface RunPlan {
   /** Volumes to back up now, with the instance they serve. */
   backups: { instance: Instance; volumeId: string }[];
   skipped: { instance: string; reason: string }[];

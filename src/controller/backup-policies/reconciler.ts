@@ -11,8 +11,8 @@ import { expired, nextRun, planRun } from './plan.ts';
 /** Longest wait before a policy is looked at again, whatever its schedule says (clock changes, missed timers). */
 const MAX_SLEEP_MS = 60_000;
 
-export const POLICY_LABEL = 'outrig.io/backup-policy';
-export const INSTANCE_LABEL = 'outrig.io/instance';
+const POLICY_LABEL = 'outrig.io/backup-policy';
+const INSTANCE_LABEL = 'outrig.io/instance';
 
 export class BackupPolicyReconciler implements Reconciler {
   readonly kind = 'backupPolicy';

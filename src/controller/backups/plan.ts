@@ -9,9 +9,9 @@ import type { Volume } from '../../model/volume.ts';
 import type { OpResult } from '../agents/hub.ts';
 import type { HostView } from '../volumes/plan.ts';
 
-export type BackupOpKind = 'backup.create' | 'backup.files' | 'backup.forget';
+type BackupOpKind = 'backup.create' | 'backup.files' | 'backup.forget';
 
-export function backupOpIds(b: Pick<Backup, 'id'>) {
+function backupOpIds(b: Pick<Backup, 'id'>) {
   return { create: `${b.id}/create`, forget: `${b.id}/forget`, cancel: `${b.id}/cancel` };
 }
 
@@ -24,7 +24,7 @@ export interface BackupPlanContext {
   now: Date;
 }
 
-export interface BackupPlan {
+interface BackupPlan {
   status: BackupStatus;
   send?: { opId: string; kind: BackupOpKind };
   /** Tell the agent to stop this running operation (after `send`, when both are given). */

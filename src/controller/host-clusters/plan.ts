@@ -10,12 +10,12 @@ export interface Dedication {
   cluster: string;
 }
 
-export interface ClusterView {
+interface ClusterView {
   name: string;
   spec: { tenant: string; hosts: string[] };
 }
 
-export interface PlacedInstance {
+interface PlacedInstance {
   name: string;
   spec: { tenant: string };
   status: { hostId?: string; hostName?: string };
@@ -33,7 +33,7 @@ export function mayPlace(tenant: string | undefined, d: Dedication | undefined):
   return !d || d.tenant === tenant;
 }
 
-export interface ForeignInstance {
+interface ForeignInstance {
   name: string;
   tenant: string;
   hostName: string;
@@ -57,7 +57,7 @@ export function describeForeign(found: readonly ForeignInstance[], max = 10): st
   return `${named.join(', ')}${found.length > max ? `, and ${found.length - max} more` : ''}`;
 }
 
-export const DEDICATED_CONDITION = 'Dedicated';
+const DEDICATED_CONDITION = 'Dedicated';
 
 /** The cluster's `Dedicated` condition: False, naming the instances, while another tenant's instance sits on one of its hosts. */
 export function dedicationCondition(cluster: ClusterView, instances: readonly PlacedInstance[]): Omit<Condition, 'lastTransitionTime'> {

@@ -10,7 +10,7 @@ import type { Clock, Timer } from '../runtime/clock.ts';
 import { hostPhase, type LivePhase } from './phase.ts';
 
 /** lastHeartbeatAt is persisted at most this often; liveness itself is judged from memory. */
-export const HEARTBEAT_PERSIST_MS = 15_000;
+const HEARTBEAT_PERSIST_MS = 15_000;
 
 export class HostLiveness {
   private readonly heartbeats = new Map<string, Date>();

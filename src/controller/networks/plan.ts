@@ -16,7 +16,7 @@ export interface NetworkWorld {
   newOpId: (hostId: string) => string;
 }
 
-export interface NetworkSend {
+interface NetworkSend {
   hostId: string;
   opId: string;
   kind: 'network.ensure' | 'network.remove';
@@ -24,7 +24,7 @@ export interface NetworkSend {
   macs?: RemoteMac[];
 }
 
-export interface NetworkPlan {
+interface NetworkPlan {
   hosts: NetworkOnHost[];
   sends: NetworkSend[];
   /** Deleting, and off every host: the record and its segment can go. */

@@ -11,13 +11,13 @@ import { diskRoom, type BoundVolume, type DiskNeed, type DiskRoom } from './disk
 import { allocatableOf, type AllocationPolicy, type SchedulableHost } from './scheduler.ts';
 
 /** The agents' latest reports (the agent hub): storage figures and volumes from the same report. */
-export interface LiveStorage {
+interface LiveStorage {
   /** Undefined when the host's agent is not connected or does not report its disk space. */
   storage(hostId: string): StorageReport | undefined;
   volume(hostId: string, volumeId: string): { sizeBytes: number } | undefined;
 }
 
-export interface CapacityOptions {
+interface CapacityOptions {
   live?: LiveStorage;
   /** A volume being placed: not counted as bound for its owner's host (it is what asks for room). */
   excludeVolume?: string;

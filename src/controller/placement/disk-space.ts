@@ -67,7 +67,7 @@ export function diskRoom(s: StorageReport, bound: BoundVolume[], overcommit: num
 }
 
 /** "20 MiB more (60 MiB free, 40 MiB promised to its volumes)". */
-export function roomText(room: DiskRoom, overcommit: number): string {
+function roomText(room: DiskRoom, overcommit: number): string {
   const free = overcommit === 1 ? `${formatBytes(room.freeBytes)} free` : `${formatBytes(room.freeBytes)} free × overcommit ${overcommit}`;
   return `${formatBytes(room.canPromiseBytes)} more (${free}, ${formatBytes(room.promisedBytes)} promised to its volumes)`;
 }
@@ -98,7 +98,7 @@ export interface VolumeHostCandidate {
   freeMemoryMiB: number;
 }
 
-export type VolumeHostChoice = { ok: true; hostId: string; hostName: string; overcommitted?: string } | { ok: false; never: boolean; message: string };
+type VolumeHostChoice = { ok: true; hostId: string; hostName: string; overcommitted?: string } | { ok: false; never: boolean; message: string };
 
 /**
  * The host for a volume free to go anywhere: among the candidates (ready, schedulable for its

@@ -29,7 +29,7 @@ export interface SchedulableHost {
  * What an instance asks for; without a tenant it may land on no dedicated host. `diskBytes`: what
  * its volumes not placed yet may allocate (they follow it to its host).
  */
-export type PlacementRequest = Quantity & { tenant?: string; diskBytes?: number };
+type PlacementRequest = Quantity & { tenant?: string; diskBytes?: number };
 
 export type Placement =
   | { ok: true; hostId: string; hostName: string }

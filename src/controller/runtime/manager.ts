@@ -10,7 +10,7 @@ import { RateLimitedQueue } from './queue.ts';
 import type { BackoffPolicy } from './backoff.ts';
 import type { Kind, ObjectRef, Reconciler } from './reconciler.ts';
 
-export interface ManagerOptions {
+interface ManagerOptions {
   log: Logger;
   clock?: Clock;
   backoff?: BackoffPolicy;

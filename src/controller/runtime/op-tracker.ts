@@ -28,9 +28,9 @@ export interface OpTransport {
 /** An operation's owner: a resource, or a caller that awaits the answer itself (`direct`: nobody reconciles it). */
 export type Owner = ObjectRef | { kind: 'direct'; key: string };
 
-export type OpState = 'sent' | 'acknowledged' | 'answered' | 'timed-out';
+type OpState = 'sent' | 'acknowledged' | 'answered' | 'timed-out';
 
-export interface TrackedOp {
+interface TrackedOp {
   opId: string;
   hostId: string;
   owner: Owner;

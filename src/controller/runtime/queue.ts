@@ -8,7 +8,7 @@ import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.ts'
 import { realClock, type Clock, type Timer } from './clock.ts';
 import { TerminalError, type ReconcileResult } from './reconciler.ts';
 
-export interface QueueOptions {
+interface QueueOptions {
   clock?: Clock;
   concurrency?: number;
   backoff?: BackoffPolicy;

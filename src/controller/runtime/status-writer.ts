@@ -10,7 +10,7 @@ import type { ResourceRepository } from '../../store/index.ts';
 
 type AnyStatus = { phase: string; observedGeneration?: number };
 
-export interface WriteOptions<St> {
+interface WriteOptions<St> {
   /** Besides the generation, what must still hold of the stored status for the plan to apply. */
   still?: (cur: St, planned: St) => boolean;
 }

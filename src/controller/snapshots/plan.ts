@@ -6,13 +6,13 @@ import type { VolumeReport } from '../../model/agent-protocol.ts';
 import type { Snapshot, SnapshotStatus, Volume } from '../../model/volume.ts';
 import { sent, type HostView } from '../volumes/plan.ts';
 
-export type SnapshotOpKind = 'snapshot.ensure' | 'snapshot.delete';
+type SnapshotOpKind = 'snapshot.ensure' | 'snapshot.delete';
 
-export function snapshotOpIds(s: Pick<Snapshot, 'id'>) {
+function snapshotOpIds(s: Pick<Snapshot, 'id'>) {
   return { ensure: `${s.id}/ensure`, delete: `${s.id}/delete` };
 }
 
-export interface SnapshotPlanContext {
+interface SnapshotPlanContext {
   /** The snapshotted volume, if it still exists. */
   volume?: Volume;
   host: HostView;
@@ -22,7 +22,7 @@ export interface SnapshotPlanContext {
   now: Date;
 }
 
-export interface SnapshotPlan {
+interface SnapshotPlan {
   status: SnapshotStatus;
   send?: { opId: string; kind: SnapshotOpKind };
   remove?: boolean;

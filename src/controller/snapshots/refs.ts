@@ -10,7 +10,7 @@ interface VolumeRef {
   name: string;
 }
 
-export type SnapshotPick = { ok: true; snapshot: Snapshot } | { ok: false; status: 404 | 409; code: string; message: string };
+type SnapshotPick = { ok: true; snapshot: Snapshot } | { ok: false; status: 404 | 409; code: string; message: string };
 
 /** `volume` (a name or id) narrows the search to that volume's snapshots, as `VOLUME/` in front of the name does. */
 export function pickSnapshot(ref: string, snapshots: Snapshot[], volumes: VolumeRef[], volume?: string): SnapshotPick {

@@ -20,7 +20,7 @@ export function subjectName(c: Certificate): string {
 
 export type Peer = { kind: 'host'; hostId: string; serial: string } | { kind: 'operator'; name: string } | { kind: 'none'; reason: string };
 
-export type CertificateSelection = { certs: Certificate[] } | { status: 404 | 409; code: string; message: string };
+type CertificateSelection = { certs: Certificate[] } | { status: 404 | 409; code: string; message: string };
 
 /**
  * A serial (or record id) means that certificate; a name means every certificate issued to that

@@ -5,7 +5,6 @@
 import { randomBytes, type X509Certificate as NodeX509 } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import { hostname, networkInterfaces } from 'node:os';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { BoundedExpiringMap } from '../../common/bounded-map.ts';
 import type { Discover } from '../../discovery/index.ts';
@@ -388,8 +387,4 @@ export class TrustService {
     await this.certs.record(cert, 'operator', `CN=${name}`);
     return cert;
   }
-}
-
-export function pkiDirOf(dataDir: string): string {
-  return join(dataDir, 'pki');
 }

@@ -10,7 +10,7 @@ import { capacity } from '../instances/placement.ts';
 import { newVolumeNeed } from '../placement/capacity.ts';
 import { chooseVolumeHost, fitsDisk } from '../placement/disk-space.ts';
 
-export interface VolumePlacement {
+interface VolumePlacement {
   hostId?: string;
   wait?: string;
   error?: string;

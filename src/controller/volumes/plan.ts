@@ -8,7 +8,7 @@ import type { VolumeReport } from '../../model/agent-protocol.ts';
 import type { LastOp } from '../../model/instance.ts';
 import type { Volume, VolumeSpec, VolumeStatus } from '../../model/volume.ts';
 
-export type VolumeOpKind = 'volume.ensure' | 'volume.resize' | 'volume.delete';
+type VolumeOpKind = 'volume.ensure' | 'volume.resize' | 'volume.delete';
 
 export interface HostView {
   exists: boolean;
@@ -34,7 +34,7 @@ export interface VolumePlanContext {
   now: Date;
 }
 
-export interface VolumePlan {
+interface VolumePlan {
   status: VolumeStatus;
   send?: { opId: string; kind: VolumeOpKind };
   remove?: boolean;

@@ -16,7 +16,7 @@ export class NbdRequestError extends Error {
   }
 }
 
-export interface ExportInfo {
+interface ExportInfo {
   size: number;
   flags: number;
   minBlock: number;

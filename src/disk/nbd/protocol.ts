@@ -20,7 +20,6 @@ export const TF_HAS_FLAGS = 1 << 0;
 export const TF_READ_ONLY = 1 << 1;
 export const TF_SEND_FLUSH = 1 << 2;
 export const TF_SEND_FUA = 1 << 3;
-export const TF_ROTATIONAL = 1 << 4;
 export const TF_SEND_TRIM = 1 << 5;
 export const TF_SEND_WRITE_ZEROES = 1 << 6;
 export const TF_SEND_DF = 1 << 7;
@@ -46,10 +45,8 @@ export const REP_META_CONTEXT = 4;
 export const REP_ERR_UNSUP = 0x80000001;
 export const REP_ERR_POLICY = 0x80000002;
 export const REP_ERR_INVALID = 0x80000003;
-export const REP_ERR_TLS_REQD = 0x80000005;
 export const REP_ERR_UNKNOWN = 0x80000006;
 export const REP_ERR_SHUTDOWN = 0x80000007;
-export const REP_ERR_TOO_BIG = 0x80000009;
 
 // NBD_REP_INFO types.
 export const INFO_EXPORT = 0;
@@ -89,12 +86,8 @@ export const STATE_ZERO = 1 << 1;
 // Error numbers on the wire.
 export const EPERM = 1;
 export const EIO = 5;
-export const ENOMEM = 12;
 export const EINVAL = 22;
 export const ENOSPC = 28;
-export const EOVERFLOW = 75;
-export const ENOTSUP = 95;
-export const ESHUTDOWN = 108;
 
 /** Largest read or write payload we accept (and advertise as the maximum block size). */
 export const MAX_PAYLOAD = 32 * 1024 * 1024;

@@ -40,7 +40,7 @@ export interface ExportSource {
   list(): ExportEntry[];
 }
 
-export interface NbdServerOptions {
+interface NbdServerOptions {
   exports: ExportSource;
   log?: Logger;
   /** Bytes of requests a connection may have in flight before we stop reading from it. */
@@ -49,8 +49,8 @@ export interface NbdServerOptions {
   maxTotalInFlightBytes?: number;
 }
 
-export const DEFAULT_MAX_IN_FLIGHT = 64 * 1024 * 1024;
-export const DEFAULT_MAX_TOTAL_IN_FLIGHT = 256 * 1024 * 1024;
+const DEFAULT_MAX_IN_FLIGHT = 64 * 1024 * 1024;
+const DEFAULT_MAX_TOTAL_IN_FLIGHT = 256 * 1024 * 1024;
 
 const TRANSMISSION_BASE =
   P.TF_HAS_FLAGS | P.TF_SEND_FLUSH | P.TF_SEND_FUA | P.TF_SEND_TRIM | P.TF_SEND_WRITE_ZEROES | P.TF_SEND_FAST_ZERO | P.TF_CAN_MULTI_CONN;

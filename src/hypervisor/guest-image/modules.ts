@@ -3,7 +3,7 @@
  * modules in an order that works (busybox insmod does not resolve dependencies).
  */
 
-export interface ModuleIndex {
+interface ModuleIndex {
   /** module name (underscored) -> path relative to /lib/modules/<version> */
   path: Map<string, string>;
   /** module name -> names of the modules it depends on */

@@ -29,7 +29,7 @@ export interface TestDisk {
   dataUuid?: string;
 }
 
-export interface TestDiskOptions {
+interface TestDiskOptions {
   sizeMiB?: number;
   /** A second partition with an ext4 filesystem `outrig-data` holding these files (path → content). */
   data?: { sizeMiB: number; files: Record<string, string | Buffer>; uuid?: string };

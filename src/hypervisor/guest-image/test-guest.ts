@@ -15,7 +15,7 @@ import { TEST_GUEST_READY_MARKER, testGuestInit } from './init-script.ts';
 /** Bumped whenever the produced image changes, so cached builds are redone. */
 const BUILDER_VERSION = 9;
 
-export const TEST_GUEST_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'virtio_balloon', 'button', 'evdev'];
+const TEST_GUEST_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk', 'virtio_balloon', 'button', 'evdev'];
 
 export interface ImageFile {
   name: string;
@@ -34,7 +34,7 @@ export interface GuestImageManifest {
   files: { kernel: ImageFile; initrd: ImageFile };
 }
 
-export interface BuildTestGuestOptions {
+interface BuildTestGuestOptions {
   outDir: string;
   bootDir?: string;
   modulesRoot?: string;
