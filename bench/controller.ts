@@ -78,7 +78,8 @@ async function main(): Promise<void> {
   const work = tempDir('outrig-bench-controller-');
   const dataDir = join(work.path, 'controller');
   const port = await freePort();
-  const env = { OUTRIG_DATA: work.path, OUTRIG_LOG_LEVEL: 'warn' };
+  // BENCH_NODE_OPTIONS: passed to the controller process (e.g. --cpu-prof to see where its time goes).
+  const env: Record<string, string> = { OUTRIG_DATA: work.path, OUTRIG_LOG_LEVEL: 'warn', ...(process.env.BENCH_NODE_OPTIONS ? { OUTRIG_NODE_ARGS: process.env.BENCH_NODE_OPTIONS } : {}) };
   const args = ['--listen', `127.0.0.1:${port}`, '--heartbeat-ms', String(HEARTBEAT_MS), '--max-connections-per-address', '100000', '--max-connections', '100000'];
   const log = pino({ level: 'silent' });
   let ctl: Daemon & { url: string } = await startControllerProcess(dataDir, args, env);

@@ -93,7 +93,11 @@ export function planBalloons(pool: PoolModel, ents: ReadonlyMap<string, Entitlem
     state.set(vm.id, { vm, floor, reclaimed: 0, soft: Math.max(0, vm.sizeMiB - Math.max(used, floor)), avail });
   }
   const byTenant = new Map<string, VmState[]>();
-  for (const s of state.values()) byTenant.set(s.vm.tenant, [...(byTenant.get(s.vm.tenant) ?? []), s]);
+  for (const s of state.values()) {
+    const list = byTenant.get(s.vm.tenant);
+    if (list) list.push(s);
+    else byTenant.set(s.vm.tenant, [s]);
+  }
   const held = (t: string) => (byTenant.get(t) ?? []).reduce((n, s) => n + s.vm.sizeMiB - s.reclaimed, 0);
   const room = (s: VmState) => s.vm.sizeMiB - s.floor - s.reclaimed;
   const reclaims: Reclaim[] = [];
@@ -143,12 +147,20 @@ export function planBalloons(pool: PoolModel, ents: ReadonlyMap<string, Entitlem
     if (over > 0) fromTenant(tenant, over, 'over-limit', ['free-cache', 'in-use']);
   }
 
-  // 2. Pressure, domain by domain.
+  // 2. Pressure, domain by domain. Each domain's reclaims take only from that domain, so what is
+  // committed and still held in every domain can be summed once, in one pass (not once per domain).
+  const committedIn = new Map<string, number>();
+  for (const vm of vms) for (const p of vm.portions) {
+    const d = portionDomain(pool, vm, p);
+    committedIn.set(d, (committedIn.get(d) ?? 0) + p.sizeMiB);
+  }
+  const heldIn = new Map<string, number>();
+  for (const s of state.values()) for (const [d, n] of s.avail) heldIn.set(d, (heldIn.get(d) ?? 0) + n);
   const pressure: DomainPressure[] = [];
   for (const d of domainsOf(pool)) {
-    const committedMiB = vms.reduce((n, vm) => n + vm.portions.filter((p) => portionDomain(pool, vm, p) === d.id).reduce((m, p) => m + p.sizeMiB, 0), 0);
+    const committedMiB = committedIn.get(d.id) ?? 0;
     // What is still held there after the limits took their share.
-    const excess = [...state.values()].reduce((n, s) => n + (s.avail.get(d.id) ?? 0), 0) - d.capacityMiB;
+    const excess = (heldIn.get(d.id) ?? 0) - d.capacityMiB;
     if (excess <= 0) {
       if (committedMiB > d.capacityMiB) pressure.push({ domain: d.id, committedMiB, capacityMiB: d.capacityMiB, excessMiB: committedMiB - d.capacityMiB, shortMiB: 0 });
       continue;

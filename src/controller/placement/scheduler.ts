@@ -56,10 +56,10 @@ export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMe
   if (hosts.length === 0) return { ok: false, reason: 'NoHosts', message: 'no hosts are registered; start an agent' };
   const why = new Map<string, number>();
   const note = (r: string) => why.set(r, (why.get(r) ?? 0) + 1);
-  const fits: SchedulableHost[] = [];
   const eligible: SchedulableHost[] = [];
   const memory: MemoryFit =
     fitsMemory ?? ((h) => (freeOf(h).memoryMiB < req.memoryMiB ? { ok: false, why: `not enough free memory (needs ${req.memoryMiB} MiB)` } : { ok: true }));
+  const candidates: SchedulableHost[] = [];
   for (const h of hosts) {
     const free = freeOf(h);
     if (h.cordoned) note('cordoned');
@@ -69,21 +69,20 @@ export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMe
       eligible.push(h);
       if (free.vcpus < req.vcpus) note(`not enough free vCPUs (needs ${req.vcpus})`);
       else if (req.diskBytes && h.disk && h.disk.canPromiseBytes < req.diskBytes) note(`not enough disk space for its volumes (needs ${formatBytes(req.diskBytes)})`);
-      else {
-        const m = memory(h);
-        if (m.ok) fits.push(h);
-        else note(m.why);
-      }
+      else candidates.push(h);
     }
   }
-  if (fits.length === 0) {
-    const parts = [...why.entries()].map(([r, n]) => `${n} ${r}`);
-    return { ok: false, reason: 'Unschedulable', message: `0/${hosts.length} hosts fit: ${parts.join(', ')}`, mostFree: eligible.length ? mostFree(eligible, req) : undefined };
-  }
+  // Best first; memory admission (the pool's balloon plan, O(instances)) is asked of hosts in that
+  // order and the first that admits wins: the same choice as asking every host, without the cost.
   const unknownDisk = (h: SchedulableHost) => Number(!!req.diskBytes && !h.disk);
-  fits.sort((a, b) => unknownDisk(a) - unknownDisk(b) || freeOf(b).memoryMiB - freeOf(a).memoryMiB || a.name.localeCompare(b.name));
-  const best = fits[0]!;
-  return { ok: true, hostId: best.id, hostName: best.name };
+  candidates.sort((a, b) => unknownDisk(a) - unknownDisk(b) || freeOf(b).memoryMiB - freeOf(a).memoryMiB || a.name.localeCompare(b.name));
+  for (const h of candidates) {
+    const m = memory(h);
+    if (m.ok) return { ok: true, hostId: h.id, hostName: h.name };
+    note(m.why);
+  }
+  const parts = [...why.entries()].map(([r, n]) => `${n} ${r}`);
+  return { ok: false, reason: 'Unschedulable', message: `0/${hosts.length} hosts fit: ${parts.join(', ')}`, mostFree: eligible.length ? mostFree(eligible, req) : undefined };
 }
 
 /** The most room any of these hosts has now, in the terms the request asks for: "most free memory: 3.5 GiB (h1)". */
