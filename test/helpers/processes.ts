@@ -17,8 +17,7 @@ export interface Daemon {
 
 /** Runs `outrig args`; `prefix` replaces the default `node bin/outrig.js` (e.g. to run it inside a network namespace). */
 export function spawnOutrig(args: string[], env: Record<string, string>, prefix: string[] = [process.execPath, OUTRIG_BIN]): Daemon {
-  const extraNode = prefix[0] === process.execPath && env.OUTRIG_NODE_ARGS ? env.OUTRIG_NODE_ARGS.split(' ') : [];
-  const proc = spawn(prefix[0]!, [...extraNode, ...prefix.slice(1), ...args], {
+  const proc = spawn(prefix[0]!, [...prefix.slice(1), ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

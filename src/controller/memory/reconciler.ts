@@ -51,8 +51,11 @@ export function explain(plan: BalloonPlan, vm: VmMemory, pool: PoolModel): strin
 export function poolUsage(pool: PoolModel, ents: ReadonlyMap<string, Entitlement>, placed: VmMemory[], plan: BalloonPlan): Pick<MemoryPoolStatus, 'domains' | 'tenants'> {
   const committed = committedByDomain(pool, placed);
   const hostName = new Map(pool.hosts.map((h) => [h.id, h.name]));
+  const reclaimed = new Map<string, number>();
+  for (const r of plan.reclaims) reclaimed.set(r.domain, (reclaimed.get(r.domain) ?? 0) + r.mib);
+  const short = new Map(plan.pressure.map((p) => [p.domain, p.shortMiB]));
   const domains: DomainUsage[] = domainsOf(pool).map((d) => {
-    const ballooned = plan.reclaims.filter((r) => r.domain === d.id).reduce((n, r) => n + r.mib, 0);
+    const ballooned = reclaimed.get(d.id) ?? 0;
     const c = committed.get(d.id) ?? 0;
     return {
       domain: d.id,
@@ -63,7 +66,7 @@ export function poolUsage(pool: PoolModel, ents: ReadonlyMap<string, Entitlement
       committedMiB: c,
       balloonedMiB: ballooned,
       freeMiB: d.capacityMiB - (c - ballooned),
-      shortMiB: plan.pressure.find((p) => p.domain === d.id)?.shortMiB ?? 0,
+      shortMiB: short.get(d.id) ?? 0,
     };
   });
   const names = [...new Set([...ents.keys(), ...placed.map((v) => v.tenant)])].sort();
@@ -131,13 +134,14 @@ export class MemoryReconciler implements Reconciler {
       running.push({ ...vm, usedMiB: r.memory?.usedMiB });
     }
     const plan = planBalloons(model, ents, running);
+    const byId = new Map(instances.map((i) => [i.id, i]));
     const now = this.d.clock.now();
 
     for (const vm of running) {
       const desired = plan.targets.get(vm.id)!;
       const report = reports.get(vm.id)!.memory;
       const reason = explain(plan, vm, model);
-      await this.recordBalloon(instances.find((i) => i.id === vm.id)!, { targetMiB: desired, actualMiB: report?.actualMiB, usedMiB: report?.usedMiB, reason }, now);
+      await this.recordBalloon(byId.get(vm.id)!, { targetMiB: desired, actualMiB: report?.actualMiB, usedMiB: report?.usedMiB, reason }, now);
       const last = this.sent.get(vm.id);
       const pending = last && last.targetMiB === desired && now.getTime() - last.at < RESEND_MS;
       if (pending || !needsMove(vm.sizeMiB, desired, report)) continue;
@@ -147,7 +151,8 @@ export class MemoryReconciler implements Reconciler {
         .send({ kind: 'memory', key: pool.id }, vm.hostId, { opId: `balloon/${vm.id}/${++this.seq}`, kind: 'vm.balloon', instanceId: vm.id, targetMiB: desired }, { subject: vm.id, wakeOnFailureOnly: true })
         .catch(() => this.sent.delete(vm.id));
     }
-    for (const id of this.sent.keys()) if (!running.some((v) => v.id === id)) this.sent.delete(id);
+    const runningIds = new Set(running.map((v) => v.id));
+    for (const id of this.sent.keys()) if (!runningIds.has(id)) this.sent.delete(id);
 
     const usage = poolUsage(model, ents, placed, plan);
     await this.d.status.edit(store.memoryPools, pool.id, (cur) => {
