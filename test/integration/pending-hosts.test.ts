@@ -10,6 +10,7 @@ import { enroll } from '../../src/agent/enroll.ts';
 import { ApiClient, ApiRequestError } from '../../src/cli/client.ts';
 import { createLogger } from '../../src/common/log.ts';
 import { startController, type ControllerConfig, type RunningController } from '../../src/server/index.ts';
+import { openStore } from '../../src/store/index.ts';
 import type { Host } from '../../src/model/host.ts';
 import { generateKeyPair } from '../../src/pki/index.ts';
 import { capturingLog } from '../helpers/log.ts';
@@ -107,20 +108,28 @@ describe('the hosts table against strangers', () => {
     assert.equal(approved.id, 'h-victim-alpha');
 
     // Hosts stored before ids and names were kept apart may still collide: such a reference is refused.
-    const owner = as('h-owner-of-beta');
+    // Such rows are in the store when the controller starts (its store keeps every table in memory
+    // from then on), so the old row is written while this controller is stopped.
+    const legacy = await boot('legacy');
+    const owner = legacy.as('h-owner-of-beta');
     assert.equal((await owner.enroll({ nonce: await owner.nonce({ name: 'beta' }), name: 'beta' })).status, 202);
+    await legacy.ctl.close();
+    running.splice(running.indexOf(legacy.ctl), 1);
     const now = new Date().toISOString();
     const status = { phase: 'pending-approval', conditions: [], agent: { connected: false }, trust: { state: 'pending', publicKey: 'x', requestedAt: now } };
-    await ctl.store.db
+    const db = await openStore({ kind: 'sqlite', path: join(dir.path, 'legacy', 'outrig.db') });
+    await db.db
       .insertInto('hosts')
       .values({ id: 'beta', name: 'old-beta', labels: '{}', annotations: '{}', spec: '{"cordoned":false}', status: JSON.stringify(status), created_at: now, updated_at: now, generation: 1, resource_version: 1 })
       .execute();
+    await db.close();
+    const { api: legacyApi } = await boot('legacy');
     for (const action of ['approve', 'reject']) {
-      const e = await refusal(api.post(`/v1/hosts/beta/${action}`));
+      const e = await refusal(legacyApi.post(`/v1/hosts/beta/${action}`));
       assert.deepEqual([e.status, e.code], [409, 'ambiguous_ref']);
       assert.match(e.message, /id h-owner-of-beta named beta.*id beta named old-beta|id beta named old-beta.*id h-owner-of-beta named beta/);
     }
-    assert.equal((await api.get<Host>('/v1/hosts/h-owner-of-beta')).status.phase, 'pending-approval', 'nothing was approved or rejected');
-    assert.equal((await api.get<Host>('/v1/hosts/old-beta')).status.phase, 'pending-approval');
+    assert.equal((await legacyApi.get<Host>('/v1/hosts/h-owner-of-beta')).status.phase, 'pending-approval', 'nothing was approved or rejected');
+    assert.equal((await legacyApi.get<Host>('/v1/hosts/old-beta')).status.phase, 'pending-approval');
   });
 });
