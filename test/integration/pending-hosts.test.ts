@@ -96,7 +96,7 @@ describe('the hosts table against strangers', () => {
   });
 
   test("an enrolling host cannot take a waiting host's name as its id; an ambiguous reference is refused, never guessed", async () => {
-    const { ctl, api, as } = main;
+    const { api, as } = main;
     const victim = as('h-victim-alpha');
     assert.equal((await victim.enroll({ nonce: await victim.nonce({ name: 'alpha' }), name: 'alpha' })).status, 202);
     // The attack: enroll with the victim's name as host id, so that 'approve alpha' finds the attacker.
