@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { BacklogBudget } from './backlog.ts';
 import { DiskEngine, DiskError, type CacheMode, type EngineInfo } from './engine.ts';
@@ -105,7 +105,7 @@ export class Diskd {
       }
     }
     await this.nbd.listen(this.paths.nbd);
-    this.api = this.buildApi();
+    this.api = await this.buildApi();
     rmSync(this.paths.control, { force: true });
     await this.api.listen({ path: this.paths.control });
     writeFileSync(this.paths.pidfile, `${process.pid}\n`);
@@ -314,7 +314,10 @@ export class Diskd {
     return existsSync(this.imagePath(id));
   }
 
-  private buildApi(): FastifyInstance {
+  private async buildApi(): Promise<FastifyInstance> {
+    // Loaded here, not with the module: disk/index.ts exports Diskd, and `outrig disk serve` (which
+    // must serve a 1 TiB disk in under 128 MiB) should not carry an HTTP framework it never uses.
+    const { default: Fastify } = await import('fastify');
     const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
     app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
       const status = err instanceof HttpError ? err.statusCode : err.validation ? 400 : (err.statusCode ?? 500);

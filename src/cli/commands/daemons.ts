@@ -8,6 +8,7 @@ import { DEFAULT_CONNECTION_LIMITS } from '../../api/index.ts';
 import { guardProcess } from '../../common/crash-guard.ts';
 import { createLogger } from '../../common/log.ts';
 import { defaultLogFormat, type LogFormat } from '../../common/log-pretty.ts';
+import { untilSignal } from '../signals.ts';
 import { CliError } from '../errors.ts';
 import { collect, parseDuration, parseIntIn, parseIntStrict, parseListen, parseNumberIn } from '../parse.ts';
 import { parseSize } from './disk.ts';
@@ -15,23 +16,6 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import { printJson } from '../output.ts';
 import type { JoinMode } from '../../agent/index.ts';
 import type { AllocationPolicy } from '../../controller/index.ts';
-
-/** Runs until SIGINT/SIGTERM, then calls `stop` once. */
-export function untilSignal(stop: () => Promise<void>): Promise<void> {
-  return new Promise((resolve) => {
-    let stopping = false;
-    const on = (sig: string) => {
-      if (stopping) {
-        process.stderr.write(`\n${sig} again: exiting now\n`);
-        process.exit(130);
-      }
-      stopping = true;
-      void stop().finally(resolve);
-    };
-    process.on('SIGINT', () => on('SIGINT'));
-    process.on('SIGTERM', () => on('SIGTERM'));
-  });
-}
 
 /** How a daemon's log lines look: for people on a terminal, JSON for files and log collectors. */
 function logFormatOption(): Option {

@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { contextOf } from '../context.ts';
 import { CliError } from '../errors.ts';
 import { printDetails, printJson, printTable } from '../output.ts';
-import { untilSignal } from './daemons.ts';
+import { untilSignal } from '../signals.ts';
 
 /** "20G", "512M", "4096", "64K" -> bytes. */
 export function parseSize(v: string): number {

@@ -7,7 +7,7 @@ import { generateKeyPair } from '../../pki/index.ts';
 import { contextOf } from '../context.ts';
 import { CliError } from '../errors.ts';
 import { collect, parseIntStrict } from '../parse.ts';
-import { untilSignal } from './daemons.ts';
+import { untilSignal } from '../signals.ts';
 
 export function portControllerCommand(program: Command): void {
   program
