@@ -23,3 +23,4 @@ export { everFits } from './placement/scheduler.ts';
 export { newVolumeNeed } from './placement/capacity.ts';
 export { pickSnapshot } from './snapshots/refs.ts';
 export { describeForeign, foreignInstances } from './host-clusters/plan.ts';
+export { ServiceError } from './services/errors.ts';

@@ -3,10 +3,9 @@ import { Name } from '../../model/common.ts';
 import { describeForeign, foreignInstances } from '../../controller/index.ts';
 import { HostClusterResource, type HostCluster } from '../../model/host-cluster.ts';
 import { DEFAULT_TENANT } from '../../model/tenant.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, guarded } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
-import { guarded } from './trust.ts';
 
 const CreateHostCluster = Type.Object(
   {
