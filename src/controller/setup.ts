@@ -5,7 +5,6 @@
  * store and the agents' reports.
  */
 import type { Host, HostStorage } from '../model/host.ts';
-import type { Instance } from '../model/instance.ts';
 import { backupSettled } from '../model/backup.ts';
 import { DEFAULT_POOL, DEFAULT_POOL_SPEC } from '../model/memory.ts';
 import type { ResourceRepository, Store } from '../store/index.ts';
@@ -18,17 +17,17 @@ import { AgentEvents } from './hosts/events.ts';
 import { HostLiveness } from './hosts/liveness.ts';
 import { HostReconciler } from './hosts/reconciler.ts';
 import { enqueuePools } from './hosts/wake.ts';
-import type { PlacedVolume } from './instances/placement.ts';
 import { InstanceReconciler } from './instances/reconciler.ts';
 import { MemoryReconciler } from './memory/reconciler.ts';
 import { NetworkReconciler } from './networks/reconciler.ts';
 import type { DiskFit, DiskNeed } from './placement/disk-space.ts';
-import type { AllocationPolicy, SchedulableHost, Verdict } from './placement/scheduler.ts';
+import type { AllocationPolicy, SchedulableHost } from './placement/scheduler.ts';
 import { Manager } from './runtime/manager.ts';
 import { OpTracker } from './runtime/op-tracker.ts';
 import type { Kind } from './runtime/reconciler.ts';
 import { StatusWriter } from './runtime/status-writer.ts';
 import { BackupService } from './services/backups.ts';
+import { InstanceService } from './services/instances.ts';
 import { PlacementService } from './services/placement.ts';
 import { SnapshotReconciler } from './snapshots/reconciler.ts';
 import { VolumeReconciler } from './volumes/reconciler.ts';
@@ -37,6 +36,7 @@ export class Controller {
   readonly runtime: Manager;
   readonly ops: OpTracker;
   readonly backups: BackupService;
+  readonly instances: InstanceService;
   private readonly placement: PlacementService;
   private readonly events: AgentEvents;
   private readonly ctx: Ctx;
@@ -96,6 +96,7 @@ export class Controller {
     }
     this.events = new AgentEvents(this.ctx);
     this.backups = new BackupService(this.ctx);
+    this.instances = new InstanceService(this.ctx);
     this.placement = new PlacementService(this.ctx);
   }
 
@@ -175,10 +176,6 @@ export class Controller {
 
   diskFitAnywhere(tenant: string, need: DiskNeed): Promise<{ ok: true } | { ok: false; never: boolean; message: string }> {
     return this.placement.diskFitAnywhere(tenant, need);
-  }
-
-  placementFor(draft: Pick<Instance, 'id' | 'spec'>, volumes: PlacedVolume[]): Promise<Verdict> {
-    return this.placement.placementFor(draft, volumes);
   }
 
   get allocation(): AllocationPolicy {
