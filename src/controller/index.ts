@@ -10,7 +10,7 @@ export { AgentHub, AgentNotConnectedError, TooManyConsolesError } from './agents
 export { TrustService } from './trust/service.ts';
 export { createMetrics, type ControllerMetrics } from './metrics.ts';
 export { ImageFiles } from './images/files.ts';
-export { CancelRefused } from './services/backups.ts';
+export type { BackupService, CreateBackupInput, FilesRestored, RestoreFilesInput, VolumeRestored } from './services/backups.ts';
 export { DEFAULT_ALLOCATION_POLICY, type AllocationPolicy } from './placement/scheduler.ts';
 export type { Peer } from './trust/service.ts';
 export { TrustError } from './trust/service.ts';
