@@ -20,7 +20,6 @@ import { enqueuePools } from './hosts/wake.ts';
 import { InstanceReconciler } from './instances/reconciler.ts';
 import { MemoryReconciler } from './memory/reconciler.ts';
 import { NetworkReconciler } from './networks/reconciler.ts';
-import type { DiskFit, DiskNeed } from './placement/disk-space.ts';
 import type { AllocationPolicy, SchedulableHost } from './placement/scheduler.ts';
 import { Manager } from './runtime/manager.ts';
 import { OpTracker } from './runtime/op-tracker.ts';
@@ -28,6 +27,7 @@ import type { Kind } from './runtime/reconciler.ts';
 import { StatusWriter } from './runtime/status-writer.ts';
 import { BackupService } from './services/backups.ts';
 import { InstanceService } from './services/instances.ts';
+import { VolumeService } from './services/volumes.ts';
 import { PlacementService } from './services/placement.ts';
 import { SnapshotReconciler } from './snapshots/reconciler.ts';
 import { VolumeReconciler } from './volumes/reconciler.ts';
@@ -37,6 +37,7 @@ export class Controller {
   readonly ops: OpTracker;
   readonly backups: BackupService;
   readonly instances: InstanceService;
+  readonly volumes: VolumeService;
   private readonly placement: PlacementService;
   private readonly events: AgentEvents;
   private readonly ctx: Ctx;
@@ -98,6 +99,7 @@ export class Controller {
     this.backups = new BackupService(this.ctx);
     this.instances = new InstanceService(this.ctx);
     this.placement = new PlacementService(this.ctx);
+    this.volumes = new VolumeService(this.ctx, this.placement);
   }
 
   attachHub(hub: AgentHub): void {
@@ -157,25 +159,12 @@ export class Controller {
     return this.events.deliverPrincipal(hostId);
   }
 
-  /** Names of the clones of a snapshot, to refuse deletes that would orphan them. */
-  async clonesOf(snapshotId: string): Promise<string[]> {
-    return (await this.store.volumes.list()).filter((v) => v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === snapshotId).map((v) => v.name);
-  }
-
   capacity(o: { excludeVolume?: string } = {}): Promise<(SchedulableHost & { host: Host })[]> {
     return this.placement.capacity(o);
   }
 
   currentStorage(h: Host): HostStorage | undefined {
     return this.placement.currentStorage(h);
-  }
-
-  diskFit(hostId: string, need: DiskNeed, o: { excludeVolume?: string } = {}): Promise<DiskFit> {
-    return this.placement.diskFit(hostId, need, o);
-  }
-
-  diskFitAnywhere(tenant: string, need: DiskNeed): Promise<{ ok: true } | { ok: false; never: boolean; message: string }> {
-    return this.placement.diskFitAnywhere(tenant, need);
   }
 
   get allocation(): AllocationPolicy {
