@@ -27,6 +27,7 @@ import type { Kind } from './runtime/reconciler.ts';
 import { StatusWriter } from './runtime/status-writer.ts';
 import { BackupService } from './services/backups.ts';
 import { InstanceService } from './services/instances.ts';
+import { NetworkService } from './services/networks.ts';
 import { VolumeService } from './services/volumes.ts';
 import { PlacementService } from './services/placement.ts';
 import { SnapshotReconciler } from './snapshots/reconciler.ts';
@@ -38,6 +39,7 @@ export class Controller {
   readonly backups: BackupService;
   readonly instances: InstanceService;
   readonly volumes: VolumeService;
+  readonly networks: NetworkService;
   private readonly placement: PlacementService;
   private readonly events: AgentEvents;
   private readonly ctx: Ctx;
@@ -100,6 +102,7 @@ export class Controller {
     this.instances = new InstanceService(this.ctx);
     this.placement = new PlacementService(this.ctx);
     this.volumes = new VolumeService(this.ctx, this.placement);
+    this.networks = new NetworkService(this.ctx);
   }
 
   attachHub(hub: AgentHub): void {
