@@ -16,17 +16,18 @@ import { HostClusterReconciler } from './host-clusters/reconciler.ts';
 import { AgentEvents } from './hosts/events.ts';
 import { HostLiveness } from './hosts/liveness.ts';
 import { HostReconciler } from './hosts/reconciler.ts';
-import { enqueuePools } from './hosts/wake.ts';
 import { InstanceReconciler } from './instances/reconciler.ts';
 import { MemoryReconciler } from './memory/reconciler.ts';
 import { NetworkReconciler } from './networks/reconciler.ts';
-import type { AllocationPolicy, SchedulableHost } from './placement/scheduler.ts';
+import type { SchedulableHost } from './placement/scheduler.ts';
 import { Manager } from './runtime/manager.ts';
 import { OpTracker } from './runtime/op-tracker.ts';
 import type { Kind } from './runtime/reconciler.ts';
 import { StatusWriter } from './runtime/status-writer.ts';
 import { BackupService } from './services/backups.ts';
 import { InstanceService } from './services/instances.ts';
+import { MemoryService } from './services/memory.ts';
+import { TenantService } from './services/tenants.ts';
 import { NetworkService } from './services/networks.ts';
 import { VolumeService } from './services/volumes.ts';
 import { PlacementService } from './services/placement.ts';
@@ -40,6 +41,8 @@ export class Controller {
   readonly instances: InstanceService;
   readonly volumes: VolumeService;
   readonly networks: NetworkService;
+  readonly memory: MemoryService;
+  readonly tenants: TenantService;
   private readonly placement: PlacementService;
   private readonly events: AgentEvents;
   private readonly ctx: Ctx;
@@ -103,6 +106,8 @@ export class Controller {
     this.placement = new PlacementService(this.ctx);
     this.volumes = new VolumeService(this.ctx, this.placement);
     this.networks = new NetworkService(this.ctx);
+    this.memory = new MemoryService(this.ctx);
+    this.tenants = new TenantService(this.ctx);
   }
 
   attachHub(hub: AgentHub): void {
@@ -151,12 +156,6 @@ export class Controller {
       .catch(() => undefined); // another replica made it
   }
 
-  /** A tenant's entitlements or a pool changed: re-plan the pools, and retry what waits for room. */
-  async memoryConfigChanged(): Promise<void> {
-    enqueuePools(this.ctx);
-    for (const i of await this.store.instances.list()) if (!i.status.hostId) this.runtime.enqueue('instance', i.id);
-  }
-
   /** Sends a host its instance principal certificate (or none, out of every cluster). */
   deliverPrincipal(hostId: string): Promise<void> {
     return this.events.deliverPrincipal(hostId);
@@ -168,10 +167,6 @@ export class Controller {
 
   currentStorage(h: Host): HostStorage | undefined {
     return this.placement.currentStorage(h);
-  }
-
-  get allocation(): AllocationPolicy {
-    return this.opts.allocation;
   }
 
   /** Runs a change of configuration so that no placement interleaves with its checks. */
