@@ -25,6 +25,7 @@ import { OpTracker } from './runtime/op-tracker.ts';
 import type { Kind } from './runtime/reconciler.ts';
 import { StatusWriter } from './runtime/status-writer.ts';
 import { BackupService } from './services/backups.ts';
+import { HostClusterService } from './services/host-clusters.ts';
 import { InstanceService } from './services/instances.ts';
 import { MemoryService } from './services/memory.ts';
 import { TenantService } from './services/tenants.ts';
@@ -43,6 +44,7 @@ export class Controller {
   readonly networks: NetworkService;
   readonly memory: MemoryService;
   readonly tenants: TenantService;
+  readonly hostClusters: HostClusterService;
   private readonly placement: PlacementService;
   private readonly events: AgentEvents;
   private readonly ctx: Ctx;
@@ -108,6 +110,7 @@ export class Controller {
     this.networks = new NetworkService(this.ctx);
     this.memory = new MemoryService(this.ctx);
     this.tenants = new TenantService(this.ctx);
+    this.hostClusters = new HostClusterService(this.ctx, (id) => this.events.deliverPrincipal(id));
   }
 
   attachHub(hub: AgentHub): void {
@@ -156,22 +159,12 @@ export class Controller {
       .catch(() => undefined); // another replica made it
   }
 
-  /** Sends a host its instance principal certificate (or none, out of every cluster). */
-  deliverPrincipal(hostId: string): Promise<void> {
-    return this.events.deliverPrincipal(hostId);
-  }
-
   capacity(o: { excludeVolume?: string } = {}): Promise<(SchedulableHost & { host: Host })[]> {
     return this.placement.capacity(o);
   }
 
   currentStorage(h: Host): HostStorage | undefined {
     return this.placement.currentStorage(h);
-  }
-
-  /** Runs a change of configuration so that no placement interleaves with its checks. */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.serialize(fn);
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
