@@ -28,10 +28,10 @@ import { BackupService } from './services/backups.ts';
 import { HostClusterService } from './services/host-clusters.ts';
 import { InstanceService } from './services/instances.ts';
 import { MemoryService } from './services/memory.ts';
-import { TenantService } from './services/tenants.ts';
 import { NetworkService } from './services/networks.ts';
-import { VolumeService } from './services/volumes.ts';
 import { PlacementService } from './services/placement.ts';
+import { TenantService } from './services/tenants.ts';
+import { VolumeService } from './services/volumes.ts';
 import { SnapshotReconciler } from './snapshots/reconciler.ts';
 import { VolumeReconciler } from './volumes/reconciler.ts';
 
@@ -145,10 +145,6 @@ export class Controller {
   /** Reconciles a resource now and resolves once that run is done (API actions answer with the result). */
   reconcileNow(kind: Kind, id: string): Promise<void> {
     return this.runtime.reconcileNow(kind, id);
-  }
-
-  enqueue(kind: Kind, id: string): void {
-    this.runtime.enqueue(kind, id);
   }
 
   /** Every host belongs to a pool: the default one takes those no other pool names. */
