@@ -1,6 +1,7 @@
 /** API errors: JSON `{ error: { code, message, details } }` with a fitting HTTP status (DESIGN.md). */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import { ServiceError, TrustError } from '../controller/index.ts';
 import { NAME_PATTERN, NAME_RULE } from '../model/common.ts';
 import { ConflictError, NotFoundError } from '../store/index.ts';
 
@@ -30,6 +31,22 @@ export interface FieldProblem {
 export function fieldError(field: string, problem: string, status = 400, code = 'invalid_request'): ApiError {
   const details: FieldProblem[] = [{ path: `body.${field}`, field, problem }];
   return new ApiError(status, code, `${field} ${problem}`, details);
+}
+
+/** A refusal of the controller's services or trust in the API's terms; anything else as it is. */
+export function toApiError(e: unknown): unknown {
+  if (e instanceof ServiceError) return e.field ? fieldError(e.field.name, e.field.problem, e.status, e.code) : new ApiError(e.status, e.code, e.message, e.details);
+  if (e instanceof TrustError) return new ApiError(e.statusCode, e.code, e.message);
+  return e;
+}
+
+/** Runs a call of the controller, turning its refusals into ApiErrors (for routes that look at the error before it is answered). */
+export async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw toApiError(e);
+  }
 }
 
 export const ErrorBody = Type.Object({
@@ -66,7 +83,8 @@ function describeValidation(context: string, errors: AjvError[]): { message: str
   return { message, details };
 }
 
-export function errorHandler(err: FastifyError & { validation?: AjvError[]; validationContext?: string }, req: FastifyRequest, reply: FastifyReply) {
+export function errorHandler(raw: FastifyError & { validation?: AjvError[]; validationContext?: string }, req: FastifyRequest, reply: FastifyReply) {
+  const err = toApiError(raw) as typeof raw;
   if (err instanceof ApiError) return reply.status(err.statusCode).send({ error: { code: err.code, message: err.message, details: err.details } });
   if (err instanceof NotFoundError) return reply.status(404).send({ error: { code: 'not_found', message: err.message } });
   if (err instanceof ConflictError) return reply.status(409).send({ error: { code: err.code, message: err.message } });

@@ -10,16 +10,18 @@ export { AgentHub, AgentNotConnectedError, TooManyConsolesError } from './agents
 export { TrustService } from './trust/service.ts';
 export { createMetrics, type ControllerMetrics } from './metrics.ts';
 export { ImageFiles } from './images/files.ts';
-export { CancelRefused } from './services/backups.ts';
 export { DEFAULT_ALLOCATION_POLICY, type AllocationPolicy } from './placement/scheduler.ts';
 export type { Peer } from './trust/service.ts';
 export { TrustError } from './trust/service.ts';
 export type { PendingLimits } from './trust/pending-hosts.ts';
 export { ChecksumMismatchError } from './images/files.ts';
 export { retentionProblem, scheduleProblem } from './backup-policies/plan.ts';
-export { forgetHost } from './networks/plan.ts';
-export { entitlementsIn, poolMembers, poolModel, unbackedTiers, vmsIn } from './memory/pools.ts';
-export { everFits } from './placement/scheduler.ts';
-export { newVolumeNeed } from './placement/capacity.ts';
-export { pickSnapshot } from './snapshots/refs.ts';
-export { describeForeign, foreignInstances } from './host-clusters/plan.ts';
+// The services the API calls (Controller exposes them), and their refusal.
+export { ServiceError } from './services/errors.ts';
+export type { BackupService, CreateBackupInput, FilesRestored, RestoreFilesInput, VolumeRestored } from './services/backups.ts';
+export type { CloneInput, CreateVolumeInput, VolumeService } from './services/volumes.ts';
+export type { CreateHostClusterInput, HostClusterService, Principals } from './services/host-clusters.ts';
+export type { CreateInstanceInput, InstanceService, PowerAction } from './services/instances.ts';
+export type { CreateNetworkInput, NetworkService } from './services/networks.ts';
+export type { MemoryService, PoolInput, PoolPatch } from './services/memory.ts';
+export type { TenantInput, TenantService } from './services/tenants.ts';

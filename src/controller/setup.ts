@@ -5,7 +5,6 @@
  * store and the agents' reports.
  */
 import type { Host, HostStorage } from '../model/host.ts';
-import type { Instance } from '../model/instance.ts';
 import { backupSettled } from '../model/backup.ts';
 import { DEFAULT_POOL, DEFAULT_POOL_SPEC } from '../model/memory.ts';
 import type { ResourceRepository, Store } from '../store/index.ts';
@@ -17,19 +16,22 @@ import { HostClusterReconciler } from './host-clusters/reconciler.ts';
 import { AgentEvents } from './hosts/events.ts';
 import { HostLiveness } from './hosts/liveness.ts';
 import { HostReconciler } from './hosts/reconciler.ts';
-import { enqueuePools } from './hosts/wake.ts';
-import type { PlacedVolume } from './instances/placement.ts';
 import { InstanceReconciler } from './instances/reconciler.ts';
 import { MemoryReconciler } from './memory/reconciler.ts';
 import { NetworkReconciler } from './networks/reconciler.ts';
-import type { DiskFit, DiskNeed } from './placement/disk-space.ts';
-import type { AllocationPolicy, SchedulableHost, Verdict } from './placement/scheduler.ts';
+import type { SchedulableHost } from './placement/scheduler.ts';
 import { Manager } from './runtime/manager.ts';
 import { OpTracker } from './runtime/op-tracker.ts';
 import type { Kind } from './runtime/reconciler.ts';
 import { StatusWriter } from './runtime/status-writer.ts';
 import { BackupService } from './services/backups.ts';
+import { HostClusterService } from './services/host-clusters.ts';
+import { InstanceService } from './services/instances.ts';
+import { MemoryService } from './services/memory.ts';
+import { NetworkService } from './services/networks.ts';
 import { PlacementService } from './services/placement.ts';
+import { TenantService } from './services/tenants.ts';
+import { VolumeService } from './services/volumes.ts';
 import { SnapshotReconciler } from './snapshots/reconciler.ts';
 import { VolumeReconciler } from './volumes/reconciler.ts';
 
@@ -37,6 +39,12 @@ export class Controller {
   readonly runtime: Manager;
   readonly ops: OpTracker;
   readonly backups: BackupService;
+  readonly instances: InstanceService;
+  readonly volumes: VolumeService;
+  readonly networks: NetworkService;
+  readonly memory: MemoryService;
+  readonly tenants: TenantService;
+  readonly hostClusters: HostClusterService;
   private readonly placement: PlacementService;
   private readonly events: AgentEvents;
   private readonly ctx: Ctx;
@@ -97,7 +105,13 @@ export class Controller {
     }
     this.events = new AgentEvents(this.ctx);
     this.backups = new BackupService(this.ctx);
+    this.instances = new InstanceService(this.ctx);
     this.placement = new PlacementService(this.ctx);
+    this.volumes = new VolumeService(this.ctx, this.placement);
+    this.networks = new NetworkService(this.ctx);
+    this.memory = new MemoryService(this.ctx);
+    this.tenants = new TenantService(this.ctx);
+    this.hostClusters = new HostClusterService(this.ctx, (id) => this.events.deliverPrincipal(id));
   }
 
   attachHub(hub: AgentHub): void {
@@ -134,10 +148,6 @@ export class Controller {
     return this.runtime.reconcileNow(kind, id);
   }
 
-  enqueue(kind: Kind, id: string): void {
-    this.runtime.enqueue(kind, id);
-  }
-
   /** Every host belongs to a pool: the default one takes those no other pool names. */
   private async ensureDefaultPool(): Promise<void> {
     if ((await this.store.memoryPools.count()) > 0) return;
@@ -146,49 +156,12 @@ export class Controller {
       .catch(() => undefined); // another replica made it
   }
 
-  /** A tenant's entitlements or a pool changed: re-plan the pools, and retry what waits for room. */
-  async memoryConfigChanged(): Promise<void> {
-    enqueuePools(this.ctx);
-    for (const i of await this.store.instances.list()) if (!i.status.hostId) this.runtime.enqueue('instance', i.id);
-  }
-
-  /** Sends a host its instance principal certificate (or none, out of every cluster). */
-  deliverPrincipal(hostId: string): Promise<void> {
-    return this.events.deliverPrincipal(hostId);
-  }
-
-  /** Names of the clones of a snapshot, to refuse deletes that would orphan them. */
-  async clonesOf(snapshotId: string): Promise<string[]> {
-    return (await this.store.volumes.list()).filter((v) => v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === snapshotId).map((v) => v.name);
-  }
-
   capacity(o: { excludeVolume?: string } = {}): Promise<(SchedulableHost & { host: Host })[]> {
     return this.placement.capacity(o);
   }
 
   currentStorage(h: Host): HostStorage | undefined {
     return this.placement.currentStorage(h);
-  }
-
-  diskFit(hostId: string, need: DiskNeed, o: { excludeVolume?: string } = {}): Promise<DiskFit> {
-    return this.placement.diskFit(hostId, need, o);
-  }
-
-  diskFitAnywhere(tenant: string, need: DiskNeed): Promise<{ ok: true } | { ok: false; never: boolean; message: string }> {
-    return this.placement.diskFitAnywhere(tenant, need);
-  }
-
-  placementFor(draft: Pick<Instance, 'id' | 'spec'>, volumes: PlacedVolume[]): Promise<Verdict> {
-    return this.placement.placementFor(draft, volumes);
-  }
-
-  get allocation(): AllocationPolicy {
-    return this.opts.allocation;
-  }
-
-  /** Runs a change of configuration so that no placement interleaves with its checks. */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    return this.serialize(fn);
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {

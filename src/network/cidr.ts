@@ -32,6 +32,13 @@ const MAX_PREFIX = 29;
 
 type ParsedSubnet = { ok: true; subnet: Subnet } | { ok: false; reason: string };
 
+/** The subnet of a stored network (checked when it was created: a bad one there is a bug, not bad input). */
+export function subnetOf(n: { name: string; spec: { subnet: string } }): Subnet {
+  const p = parseSubnet(n.spec.subnet);
+  if (!p.ok) throw new Error(`network ${n.name} has a bad subnet in the store: ${p.reason}`);
+  return p.subnet;
+}
+
 /** A subnet in CIDR form whose host bits are zero (10.1.0.0/24, not 10.1.0.5/24). */
 export function parseSubnet(s: string): ParsedSubnet {
   const m = /^([^/]+)\/(\d{1,2})$/.exec(s);

@@ -1,5 +1,5 @@
 /** Virtual networks: addresses, segments, the Linux adapter, the backend probe and the host firewall. */
-export { formatIpv4, formatSubnet, subnetAround, contains, hostRange, macForAddress, overlaps, parseIpv4, parseSubnet, type Subnet } from './cidr.ts';
+export { formatIpv4, formatSubnet, subnetAround, contains, hostRange, macForAddress, overlaps, parseIpv4, parseSubnet, subnetOf, type Subnet } from './cidr.ts';
 export { pickAddress, pickSegment, SEGMENT_MAX, SEGMENT_MIN } from './ipam.ts';
 export { bridgeName, tapName, vxlanName } from './links.ts';
 export { ensurePortSegment, ensureRemoteMacs, ensureSegment, ensureTap, isolateFromHost, mtuOf, findUnderlay, removeSegment, removeTaps, sh, type Underlay } from './linux.ts';

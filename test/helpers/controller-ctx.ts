@@ -1,7 +1,7 @@
 /**
  * A controller context for reconciler tests: a real in-memory store, the real operation tracker
  * and status writer, a fake clock, a hub whose agents the test plays (reports set by hand, sent
- * operations recorded) and a runtime that records what is enqueued instead of running it.
+ * operations recorded) and a runtime that records what is enqueued (or asked to run now) instead of running it.
  */
 import { createLogger } from '../../src/common/log.ts';
 import type { AgentHub } from '../../src/controller/agents/hub.ts';
@@ -68,7 +68,8 @@ export interface TestCtx {
   store: Store;
   clock: FakeClock;
   hub: FakeHub;
-  enqueued: { kind: Kind; key: string; afterMs?: number }[];
+  /** What was enqueued; `now` marks a reconcileNow (a service's immediate run), which the fake only records. */
+  enqueued: { kind: Kind; key: string; afterMs?: number; now?: boolean }[];
   close(): Promise<void>;
 }
 
@@ -81,6 +82,9 @@ export async function testCtx(o: { store?: Store; clock?: FakeClock } = {}): Pro
   const runtime = {
     enqueue: (kind: Kind, key: string) => enqueued.push({ kind, key }),
     enqueueAfter: (kind: Kind, key: string, afterMs: number) => enqueued.push({ kind, key, afterMs }),
+    reconcileNow: async (kind: Kind, key: string) => {
+      enqueued.push({ kind, key, now: true });
+    },
     enqueueRefs: (refs: Iterable<{ kind: Kind; key: string }>) => {
       for (const r of refs) enqueued.push(r);
     },

@@ -1,11 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { isAbsolute, normalize } from 'node:path';
 import { Type } from 'typebox';
-import { BackupResource, backupName, backupScope, type Backup } from '../../model/backup.ts';
-import type { Volume } from '../../model/volume.ts';
+import { BackupResource } from '../../model/backup.ts';
 import { Name } from '../../model/common.ts';
-import { CancelRefused } from '../../controller/index.ts';
-import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
 
@@ -47,14 +42,6 @@ const RestoreFilesResult = Type.Object({ backup: Type.String(), host: Type.Strin
 const RestoreSystemStateResult = Type.Object({ backup: Type.String(), volume: Type.String(), restored: Type.Array(Type.String()), seconds: Type.Number() });
 
 export function backupRoutes(app: Api, s: ApiServices): void {
-  /** A backup that restores can use: completed, with its snapshot. */
-  async function completedBackup(ref: string) {
-    const b = await s.store.backups.mustFind(ref);
-    const result = b.status.result;
-    if (b.status.phase !== 'completed' || !result) throw new ApiError(409, 'backup_not_ready', `backup '${b.name}' is ${b.status.phase}`);
-    return { b, result };
-  }
-
   app.get('/backups', { schema: { tags: ['backups'], response: { 200: listOf(BackupResource) } } }, async () => ({ items: await s.store.backups.list() }));
 
   app.get('/backups/:ref', { schema: { tags: ['backups'], params: RefParams, response: { 200: BackupResource, ...errors } } }, async (req) => s.store.backups.mustFind(req.params.ref));
@@ -69,65 +56,13 @@ export function backupRoutes(app: Api, s: ApiServices): void {
         response: { 201: BackupResource, ...errors },
       },
     },
-    async (req, reply) => {
-      const b = req.body;
-      if ([b.volume, b.instance, b.host].filter(Boolean).length !== 1) throw new ApiError(400, 'invalid_request', 'give volume, instance, or host with paths (one of them)');
-      if (!b.host !== !b.paths) throw new ApiError(400, 'invalid_request', 'paths go with host (a host\'s own files), and host needs paths');
-      if (b.bmr && !b.host) throw new ApiError(400, 'invalid_request', "bmr goes with host and paths (a host's own disk); a volume's backup is BMR-ready anyway");
-      const repository = b.repository ? normalize(b.repository) : s.controller.backups.defaultRepository;
-      if (!isAbsolute(repository)) throw new ApiError(400, 'invalid_request', `repository must be an absolute path, got '${b.repository}'`);
-      if (b.host) {
-        const host = await s.store.hosts.find(b.host);
-        if (!host) throw new ApiError(422, 'unknown_host', `host '${b.host}' does not exist`);
-        const bad = b.paths!.find((p) => !isAbsolute(p));
-        if (bad) throw new ApiError(400, 'invalid_request', `paths must be absolute, got '${bad}'`);
-        const name = b.name ?? backupName(`${host.name}-${b.bmr ? 'disk' : 'files'}`, new Date());
-        if (await s.store.backups.find(name)) throw new ApiError(409, 'exists', `a backup named '${name}' exists`);
-        const created = await s.store.backups.create({
-          name,
-          labels: b.labels,
-          annotations: b.annotations,
-          spec: { host: host.id, paths: [...new Set(b.paths!.map((p) => normalize(p)))], bmr: b.bmr || undefined, repository, scope: backupScope({ host: host.id }), tags: b.tags ?? [] },
-          status: { phase: 'pending', conditions: [] },
-        });
-        await s.controller.reconcileNow('backup', created.id);
-        return reply.status(201).send((await s.store.backups.get(created.id)) ?? created);
-      }
-      let volumeRef = b.volume;
-      if (b.instance) {
-        const inst = await s.store.instances.find(b.instance);
-        if (!inst) throw new ApiError(422, 'unknown_instance', `instance '${b.instance}' does not exist`);
-        if (!inst.spec.bootVolume) throw new ApiError(422, 'no_boot_volume', `instance '${inst.name}' boots a kernel image and has no boot volume to back up`);
-        volumeRef = inst.spec.bootVolume;
-      }
-      const vol = await s.store.volumes.find(volumeRef!);
-      if (!vol) throw new ApiError(422, 'unknown_volume', `volume '${volumeRef}' does not exist`);
-      if (vol.status.phase === 'deleting' || vol.status.phase === 'failed') throw new ApiError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
-      const name = b.name ?? backupName(vol.name, new Date());
-      if (await s.store.backups.find(name)) throw new ApiError(409, 'exists', `a backup named '${name}' exists`);
-      const created = await s.store.backups.create({
-        name,
-        labels: b.labels,
-        annotations: b.annotations,
-        spec: { volume: vol.id, repository, scope: backupScope({ volume: vol.id }), tags: b.tags ?? [] },
-        status: { phase: 'pending', conditions: [], volumeName: vol.name },
-      });
-      await s.controller.reconcileNow('backup', created.id);
-      return reply.status(201).send((await s.store.backups.get(created.id)) ?? created);
-    },
+    async (req, reply) => reply.status(201).send(await s.controller.backups.create(req.body)),
   );
 
   app.delete(
     '/backups/:ref',
     { schema: { tags: ['backups'], summary: 'Delete a backup and forget its snapshot in the repository (prune frees the data)', params: RefParams, response: { 202: BackupResource, ...errors } } },
-    async (req, reply) => {
-      const b = await s.store.backups.mustFind(req.params.ref);
-      const restoring = (await s.store.volumes.list()).filter((v) => v.spec.source && 'backup' in v.spec.source && v.spec.source.backup === b.id && v.status.phase !== 'available' && v.status.phase !== 'in-use');
-      if (restoring.length) throw new ApiError(409, 'in_use', `volume ${restoring.map((v) => v.name).join(', ')} is being restored from backup '${b.name}'`);
-      const updated = await s.store.backups.update(b.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
-      await s.controller.reconcileNow('backup', b.id);
-      return reply.status(202).send((await s.store.backups.get(b.id)) ?? updated);
-    },
+    async (req, reply) => reply.status(202).send(await s.controller.backups.remove(req.params.ref)),
   );
 
   app.post(
@@ -140,51 +75,8 @@ export function backupRoutes(app: Api, s: ApiServices): void {
         response: { 202: BackupResource, ...errors },
       },
     },
-    async (req, reply) => {
-      const b = await s.controller.backups.cancel(req.params.ref).catch((e: unknown) => {
-        throw e instanceof CancelRefused ? new ApiError(409, 'not_running', e.message) : e;
-      });
-      await s.controller.reconcileNow('backup', b.id);
-      return reply.status(202).send((await s.store.backups.get(b.id)) ?? b);
-    },
+    async (req, reply) => reply.status(202).send(await s.controller.backups.cancel(req.params.ref)),
   );
-
-  /** A volume files may be written into: it exists, is ready on a connected host, and no running VM has it. */
-  const idleVolume = async (ref: string) => {
-    const vol = await s.store.volumes.find(ref);
-    if (!vol) throw new ApiError(422, 'unknown_volume', `volume '${ref}' does not exist`);
-    const hostId = vol.status.hostId;
-    if (!hostId || (vol.status.phase !== 'available' && vol.status.phase !== 'in-use')) throw new ApiError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
-    if (!s.hub.isConnected(hostId)) throw new ApiError(409, 'host_not_connected', `the agent of host ${vol.status.hostName ?? hostId} is not connected`);
-    const plugged = new Set(s.hub.vmsWithDisk(hostId, vol.id).filter((id) => s.hub.vm(hostId, id)?.state !== 'stopped'));
-    const users = (await s.store.instances.list()).filter(
-      (i) => plugged.has(i.id) || ((i.spec.bootVolume === vol.id || vol.spec.attachedTo === i.id) && !['stopped', 'failed', 'pending'].includes(i.status.phase)),
-    );
-    if (users.length || plugged.size) throw new ApiError(409, 'in_use', `volume '${vol.name}' is in use by instance ${users.map((i) => i.name).join(', ') || [...plugged].join(', ')}; stop it first`);
-    return { vol, hostId };
-  };
-
-  /** Sends a restore into a volume no VM uses to its host's agent and answers with what it put back. */
-  const restoreIntoVolume = async (
-    b: Backup,
-    snapshotId: string,
-    volumeRef: string,
-    op: { kind: 'backup.restore-system-state' } | { kind: 'backup.restore-into-volume'; include: string[] },
-    failure: (vol: Volume) => string,
-  ) => {
-    const { vol, hostId } = await idleVolume(volumeRef);
-    const start = Date.now();
-    const tag = op.kind === 'backup.restore-system-state' ? 'ssr' : 'into';
-    const r = await s.controller.backups.sendDirect(hostId, {
-      ...op,
-      opId: `${tag}/${vol.id}/${randomBytes(6).toString('hex')}`,
-      volumeId: vol.id,
-      repository: s.controller.backups.repoOf(b),
-      snapshotId,
-    });
-    if (!r.ok) throw new ApiError(500, 'restore_failed', `${failure(vol)}: ${r.error ?? 'unknown error'}`);
-    return { backup: b.id, volume: vol.id, restored: (r.result as { paths?: string[] } | undefined)?.paths ?? [], seconds: (Date.now() - start) / 1000 };
-  };
 
   app.post(
     '/backups/:ref/restore-files',
@@ -197,27 +89,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
         response: { 200: RestoreFilesResult, ...errors },
       },
     },
-    async (req) => {
-      const { b, result } = await completedBackup(req.params.ref);
-      const { target, include = [] } = req.body;
-      const bad = [target, ...include].find((p) => !isAbsolute(p));
-      if (bad) throw new ApiError(400, 'invalid_request', `target and include must be absolute paths, got '${bad}'`);
-      const host = req.body.host ? await s.store.hosts.find(req.body.host) : b.status.hostId ? await s.store.hosts.get(b.status.hostId) : undefined;
-      if (!host) throw new ApiError(422, 'unknown_host', req.body.host ? `host '${req.body.host}' does not exist` : `backup '${b.name}' has no host left to restore on; name one`);
-      if (!s.hub.isConnected(host.id)) throw new ApiError(409, 'host_not_connected', `the agent of host ${host.name} is not connected`);
-      const start = Date.now();
-      const r = await s.controller.backups.sendDirect(host.id, {
-        opId: `restore/${b.id}/${randomBytes(6).toString('hex')}`,
-        kind: 'backup.restore-files',
-        repository: s.controller.backups.repoOf(b),
-        snapshotId: result.snapshotId,
-        target: normalize(target),
-        include: include.map((p) => normalize(p)),
-      });
-      if (!r.ok) throw new ApiError(500, 'restore_failed', `restore failed: ${r.error ?? 'unknown error'}`);
-      const done = r.result as { files?: number; bytes?: number } | undefined;
-      return { backup: b.id, host: host.name, target: normalize(target), files: done?.files ?? 0, bytes: done?.bytes ?? 0, seconds: (Date.now() - start) / 1000 };
-    },
+    async (req) => s.controller.backups.restoreFiles(req.params.ref, req.body),
   );
 
   app.post(
@@ -231,11 +103,7 @@ export function backupRoutes(app: Api, s: ApiServices): void {
         response: { 200: RestoreSystemStateResult, ...errors },
       },
     },
-    async (req) => {
-      const { b, result } = await completedBackup(req.params.ref);
-      if (!result.systemState.length) throw new ApiError(422, 'no_system_state', `backup '${b.name}' holds no system state (no /etc or /boot on its filesystems)`);
-      return restoreIntoVolume(b, result.snapshotId, req.body.volume, { kind: 'backup.restore-system-state' }, () => 'system-state restore failed');
-    },
+    async (req) => s.controller.backups.restoreSystemState(req.params.ref, req.body.volume),
   );
 
   app.post(
@@ -249,16 +117,6 @@ export function backupRoutes(app: Api, s: ApiServices): void {
         response: { 200: RestoreSystemStateResult, ...errors },
       },
     },
-    async (req) => {
-      const { b, result } = await completedBackup(req.params.ref);
-      const bad = req.body.include.find((p) => !/^\/p\d+(\/|$)/.test(normalize(p)));
-      if (bad) throw new ApiError(400, 'invalid_request', `include: '${bad}' is not a path of a disk backup (/p<partition>/<path>, e.g. /p2/data.txt)`);
-      // Filesystems read file by file (ext2/3/4) are the ones whose files the backup has.
-      const roots = result.filesystems.filter((f) => /^ext[234]$/.test(f.type)).map((f) => `/p${f.partition}`);
-      const outside = req.body.include.find((p) => !roots.some((r) => normalize(p) === r || normalize(p).startsWith(`${r}/`)));
-      if (outside) throw new ApiError(422, 'unknown_path', `include: '${outside}' is on none of backup ${b.name}'s filesystems (${roots.join(', ') || 'none read file by file'})`);
-      const include = req.body.include.map((p) => normalize(p));
-      return restoreIntoVolume(b, result.snapshotId, req.body.volume, { kind: 'backup.restore-into-volume', include }, (vol) => `restore into volume ${vol.name} failed`);
-    },
+    async (req) => s.controller.backups.restoreIntoVolume(req.params.ref, req.body.volume, req.body.include),
   );
 }

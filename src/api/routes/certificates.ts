@@ -1,8 +1,8 @@
 import { Type } from 'typebox';
 import { CertificateResource } from '../../model/trust.ts';
+import { guarded } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf } from '../schemas.ts';
-import { guarded } from './trust.ts';
 
 const PROFILES = ['host', 'server', 'operator', 'principal', 'authenticator'] as const;
 

@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
 import { HostResource, type Host } from '../../model/host.ts';
-import { guarded } from './trust.ts';
+import { guarded } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, RefParams } from '../schemas.ts';
 

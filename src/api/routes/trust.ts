@@ -1,10 +1,9 @@
 import { Type } from 'typebox';
-import { TrustError } from '../../controller/index.ts';
 import { ControllerInfo } from '../../discovery/index.ts';
 import { Name } from '../../model/common.ts';
 import { HostResource } from '../../model/host.ts';
 import { ENROLL_RULE_KINDS, EnrollmentRuleResource } from '../../model/trust.ts';
-import { ApiError, ErrorBody } from '../errors.ts';
+import { ApiError, ErrorBody, guarded } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, RefParams } from '../schemas.ts';
 
@@ -54,16 +53,6 @@ async function readLimited(body: unknown, limit: number): Promise<Buffer> {
     if (n >= limit) break;
   }
   return Buffer.concat(chunks).subarray(0, limit);
-}
-
-/** Maps trust errors onto the API's error shape. */
-export async function guarded<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof TrustError) throw new ApiError(e.statusCode, e.code, e.message);
-    throw e;
-  }
 }
 
 export function trustRoutes(app: Api, s: ApiServices): void {

@@ -1,11 +1,10 @@
-/** Placement questions the API asks before it accepts a request (room for a volume, an instance), and hosts' capacity. */
+/** Placement questions the API asks before it accepts a request (room for a volume), and hosts' capacity. */
 import type { Host, HostStorage } from '../../model/host.ts';
-import type { Instance } from '../../model/instance.ts';
 import type { Ctx } from '../context.ts';
 import { mayPlace } from '../host-clusters/plan.ts';
-import { capacity, decide, type PlacedVolume } from '../instances/placement.ts';
+import { capacity } from '../instances/placement.ts';
 import { chooseVolumeHost, fitsDisk, type DiskFit, type DiskNeed } from '../placement/disk-space.ts';
-import type { SchedulableHost, Verdict } from '../placement/scheduler.ts';
+import type { SchedulableHost } from '../placement/scheduler.ts';
 
 export class PlacementService {
   constructor(private readonly ctx: Ctx) {}
@@ -39,10 +38,5 @@ export class PlacementService {
     );
     if (!ready.length) return c.ok || !c.never ? { ok: true } : c;
     return c.ok ? { ok: true } : c;
-  }
-
-  /** Where an instance not created yet would go now: the API refuses one that has no room, unless asked to wait for it. */
-  placementFor(draft: Pick<Instance, 'id' | 'spec'>, volumes: PlacedVolume[]): Promise<Verdict> {
-    return this.ctx.serialize(async () => (await decide(this.ctx, draft, volumes)).verdict);
   }
 }
