@@ -30,7 +30,7 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   idleTimeoutMs: 15_000,
 };
 
-export type ClosedReason = 'limit-total' | 'limit-address' | 'handshake-timeout' | 'idle-timeout';
+type ClosedReason = 'limit-total' | 'limit-address' | 'handshake-timeout' | 'idle-timeout';
 
 /** Who holds how many connections, and whether one more may come. Pure. */
 export class ConnectionCounter {

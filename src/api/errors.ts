@@ -20,7 +20,7 @@ export class ApiError extends Error {
  * What is wrong with one field of a request. `field` is its path in the body ("memoryMiB",
  * "source.snapshot"), so a client can name its own flag for it; `limit` is the bound a number broke.
  */
-export interface FieldProblem {
+interface FieldProblem {
   path: string;
   problem: string;
   field?: string;
@@ -28,7 +28,7 @@ export interface FieldProblem {
 }
 
 /** An error about one body field, said as "<field> <problem>", with the field in the details for clients to rephrase. */
-export function fieldError(field: string, problem: string, status = 400, code = 'invalid_request'): ApiError {
+function fieldError(field: string, problem: string, status = 400, code = 'invalid_request'): ApiError {
   const details: FieldProblem[] = [{ path: `body.${field}`, field, problem }];
   return new ApiError(status, code, `${field} ${problem}`, details);
 }

@@ -7,7 +7,7 @@ import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
 
-export const CreateInstance = Type.Object(
+const CreateInstance = Type.Object(
   {
     name: Name,
     image: Type.Optional(Type.String({ minLength: 1, description: 'image name or id: a kernel image, or a disk image the instance boots from a clone of' })),
@@ -38,11 +38,11 @@ const DeleteInstanceQuery = Type.Object(
 );
 
 /** Labels a response body as a guest's own bytes: nothing Outrig wrote, nothing to trust or render raw. */
-export const UNTRUSTED_HEADER = 'x-outrig-untrusted-output';
-export const UNTRUSTED_VALUE = 'guest-serial-console';
+const UNTRUSTED_HEADER = 'x-outrig-untrusted-output';
+const UNTRUSTED_VALUE = 'guest-serial-console';
 
 /** A console request without `tail` starts this far back: recent output, not everything the guest kept. */
-export const DEFAULT_CONSOLE_TAIL = 256 * 1024;
+const DEFAULT_CONSOLE_TAIL = 256 * 1024;
 
 const ForceQuery = Type.Object(
   { force: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'power the VM off at once instead of pressing its power button and waiting for the guest' })) },

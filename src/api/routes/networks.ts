@@ -6,7 +6,7 @@ import { hostRange, SEGMENT_MAX, SEGMENT_MIN, subnetOf } from '../../network/ind
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
 
-export const CreateNetwork = Type.Object(
+const CreateNetwork = Type.Object(
   {
     name: Name,
     tenant: Type.Optional(Type.String({ minLength: 1, description: `tenant name or id (default: ${DEFAULT_TENANT})` })),

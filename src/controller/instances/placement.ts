@@ -13,7 +13,7 @@ import { hostCapacity, newVolumeNeed } from '../placement/capacity.ts';
 import { placementVerdict, type MemoryFit, type SchedulableHost, type Verdict } from '../placement/scheduler.ts';
 
 /** An instance's volume as placement sees it: its size, and its host once it has one. */
-export interface PlacedVolume {
+interface PlacedVolume {
   sizeBytes: number;
   hostId?: string;
   failed?: boolean;
