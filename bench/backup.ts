@@ -63,7 +63,8 @@ const restic: Tool = {
   name: 'restic',
   init: (repo) => void sh('restic', ['-r', repo, 'init', '-q'], { RESTIC_PASSWORD: PASS }),
   backup: (repo, data) => sh('restic', ['-r', repo, 'backup', '-q', data], { RESTIC_PASSWORD: PASS }).seconds,
-  restore: (repo, target, include) => sh('restic', ['-r', repo, 'restore', 'latest', '-q', '--target', target, ...(include ? ['--include', include] : [])], { RESTIC_PASSWORD: PASS }).seconds,
+  restore: (repo, target, include) =>
+    sh('restic', ['-r', repo, 'restore', 'latest', '-q', '--target', target, ...(include ? ['--include', include] : [])], { RESTIC_PASSWORD: PASS }).seconds,
 };
 
 const outrig: Tool = {
@@ -71,7 +72,9 @@ const outrig: Tool = {
   init: (repo) => void sh(process.execPath, [OUTRIG, 'backup', '--repo', repo, 'init'], { OUTRIG_BACKUP_PASSPHRASE: PASS }),
   backup: (repo, data) => sh(process.execPath, [OUTRIG, 'backup', '--repo', repo, 'create', data], { OUTRIG_BACKUP_PASSPHRASE: PASS }).seconds,
   restore: (repo, target, include) =>
-    sh(process.execPath, [OUTRIG, 'backup', '--repo', repo, 'restore', 'latest', '--target', target, ...(include ? ['--include', include] : [])], { OUTRIG_BACKUP_PASSPHRASE: PASS }).seconds,
+    sh(process.execPath, [OUTRIG, 'backup', '--repo', repo, 'restore', 'latest', '--target', target, ...(include ? ['--include', include] : [])], {
+      OUTRIG_BACKUP_PASSPHRASE: PASS,
+    }).seconds,
 };
 
 try {
@@ -118,7 +121,12 @@ try {
   const o = rows.outrig!;
   const fmt = (x: number) => x.toFixed(2);
   process.stdout.write(`\n| median of ${rounds} rounds | restic 0.14 | Outrig | Outrig ÷ restic |\n|---|---|---|---|\n`);
-  for (const [k, label] of [['initial', 'initial backup (s)'], ['incremental', 'incremental, 1% of files changed (s)'], ['restore', 'full restore (s)'], ['one', 'one-file restore (s)']] as const) {
+  for (const [k, label] of [
+    ['initial', 'initial backup (s)'],
+    ['incremental', 'incremental, 1% of files changed (s)'],
+    ['restore', 'full restore (s)'],
+    ['one', 'one-file restore (s)'],
+  ] as const) {
     process.stdout.write(`| ${label} | ${fmt(r[k]!)} | ${fmt(o[k]!)} | ${fmt(o[k]! / r[k]!)} |\n`);
   }
   process.stdout.write(`| repository (MB) | ${(r.size! / 1e6).toFixed(0)} | ${(o.size! / 1e6).toFixed(0)} | ${fmt(o.size! / r.size!)} |\n\n`);

@@ -65,7 +65,16 @@ export class SimulatedAgent {
     ws.on('message', (d) => this.onMessage(JSON.parse(d.toString()) as ControllerMessage));
     ws.on('error', () => undefined);
     await once(ws, 'open');
-    this.send({ type: 'hello', protocol: PROTOCOL_VERSION, hostId: this.c.hostId, name: this.c.hostId, agentVersion: VERSION, inventory: inventory(), vms: [...this.vms.values()], volumes: [] });
+    this.send({
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      hostId: this.c.hostId,
+      name: this.c.hostId,
+      agentVersion: VERSION,
+      inventory: inventory(),
+      vms: [...this.vms.values()],
+      volumes: [],
+    });
   }
 
   private send(m: AgentMessage): void {

@@ -40,7 +40,8 @@ const TOTAL = Number(values.instances ?? (quick ? 300 : 10_000));
 const CREATE = Number(values.create ?? (quick ? 100 : 1000));
 const IDLE_S = Number(values.idle ?? (quick ? 5 : 60));
 const HEARTBEAT_MS = Number(values['heartbeat-ms'] ?? 2000);
-for (const [k, v] of Object.entries({ AGENTS, TOTAL, CREATE, IDLE_S, HEARTBEAT_MS })) if (!Number.isInteger(v) || v < 1) throw new Error(`${k.toLowerCase()} must be a positive whole number`);
+for (const [k, v] of Object.entries({ AGENTS, TOTAL, CREATE, IDLE_S, HEARTBEAT_MS }))
+  if (!Number.isInteger(v) || v < 1) throw new Error(`${k.toLowerCase()} must be a positive whole number`);
 if (CREATE > TOTAL) throw new Error('--create must not be more than --instances');
 
 const say = (m: string) => process.stderr.write(`${m}\n`);
@@ -69,9 +70,11 @@ async function counters(url: string, token: string, ca: string): Promise<{ recon
 
 async function pool<T>(items: T[], width: number, fn: (x: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(width, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
 }
 
 async function main(): Promise<void> {
@@ -79,8 +82,21 @@ async function main(): Promise<void> {
   const dataDir = join(work.path, 'controller');
   const port = await freePort();
   // BENCH_NODE_OPTIONS: passed to the controller process (e.g. --cpu-prof to see where its time goes).
-  const env: Record<string, string> = { OUTRIG_DATA: work.path, OUTRIG_LOG_LEVEL: 'warn', ...(process.env.BENCH_NODE_OPTIONS ? { OUTRIG_NODE_ARGS: process.env.BENCH_NODE_OPTIONS } : {}) };
-  const args = ['--listen', `127.0.0.1:${port}`, '--heartbeat-ms', String(HEARTBEAT_MS), '--max-connections-per-address', '100000', '--max-connections', '100000'];
+  const env: Record<string, string> = {
+    OUTRIG_DATA: work.path,
+    OUTRIG_LOG_LEVEL: 'warn',
+    ...(process.env.BENCH_NODE_OPTIONS ? { OUTRIG_NODE_ARGS: process.env.BENCH_NODE_OPTIONS } : {}),
+  };
+  const args = [
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--heartbeat-ms',
+    String(HEARTBEAT_MS),
+    '--max-connections-per-address',
+    '100000',
+    '--max-connections',
+    '100000',
+  ];
   const log = pino({ level: 'silent' });
   let ctl: Daemon & { url: string } = await startControllerProcess(dataDir, args, env);
   const agents: SimulatedAgent[] = [];
@@ -103,7 +119,13 @@ async function main(): Promise<void> {
     const store = await openStore({ kind: 'sqlite', path: join(dataDir, 'outrig.db') });
     await store.images.create({
       name: 'sim',
-      spec: { kind: 'kernel', cmdline: 'console=ttyS0', readyMarker: 'READY', guestPorts: [], files: { kernel: { sha256: 'a'.repeat(64), size: 1 }, initrd: { sha256: 'b'.repeat(64), size: 1 } } },
+      spec: {
+        kind: 'kernel',
+        cmdline: 'console=ttyS0',
+        readyMarker: 'READY',
+        guestPorts: [],
+        files: { kernel: { sha256: 'a'.repeat(64), size: 1 }, initrd: { sha256: 'b'.repeat(64), size: 1 } },
+      },
       status: { phase: 'ready', conditions: [], filesPresent: ['kernel', 'initrd'] },
     });
     const existing = TOTAL - CREATE;
@@ -129,23 +151,37 @@ async function main(): Promise<void> {
     await pool(agents, 32, (a) => a.connect());
     const settle = async (what: string) => {
       let last = -1;
-      await waitUntil(what, async () => {
-        const c = await counters(ctl.url, token, ca);
-        const still = c.reconciles === last;
-        last = c.reconciles;
-        return still;
-      }, 600_000, 3000);
+      await waitUntil(
+        what,
+        async () => {
+          const c = await counters(ctl.url, token, ca);
+          const still = c.reconciles === last;
+          last = c.reconciles;
+          return still;
+        },
+        600_000,
+        3000,
+      );
     };
-    await waitUntil('every host ready', async () => (await api.get<{ items: Host[] }>('/v1/hosts')).items.filter((h) => h.status.phase === 'ready').length === AGENTS, 600_000, 1000);
+    await waitUntil(
+      'every host ready',
+      async () => (await api.get<{ items: Host[] }>('/v1/hosts')).items.filter((h) => h.status.phase === 'ready').length === AGENTS,
+      600_000,
+      1000,
+    );
     await settle('the controller to settle after its restart');
 
     say(`creating ${CREATE} instances through the API`);
     const before = await counters(ctl.url, token, ca);
     starts = 0;
     const t0 = performance.now();
-    await pool(Array.from({ length: CREATE }, (_, i) => i), 32, async (i) => {
-      await api.post('/v1/instances', { name: `new-${i}`, image: 'sim', vcpus: 1, memoryMiB: 64 });
-    });
+    await pool(
+      Array.from({ length: CREATE }, (_, i) => i),
+      32,
+      async (i) => {
+        await api.post('/v1/instances', { name: `new-${i}`, image: 'sim', vcpus: 1, memoryMiB: 64 });
+      },
+    );
     await waitUntil(`${CREATE} vm.start operations to reach the agents`, () => starts >= CREATE, 1_800_000, 100);
     const createS = (performance.now() - t0) / 1000;
     await settle('the controller to settle after the creates');

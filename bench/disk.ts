@@ -59,7 +59,9 @@ async function session(t: Target, cache: Cache, steps: Step[]): Promise<void> {
       e.syncs.push(r.syncs);
       e.seconds.push(r.seconds);
       e.meanLatUs.push(Math.round(r.lat.mean));
-      process.stderr.write(`  ${step.row.padEnd(20)} ${t.key.padEnd(12)} ${r.iops.toFixed(0).padStart(7)} IOPS  ${r.seconds.toFixed(1).padStart(5)} s${r.syncs ? `  ${r.syncs} flushes` : ''}\n`);
+      process.stderr.write(
+        `  ${step.row.padEnd(20)} ${t.key.padEnd(12)} ${r.iops.toFixed(0).padStart(7)} IOPS  ${r.seconds.toFixed(1).padStart(5)} s${r.syncs ? `  ${r.syncs} flushes` : ''}\n`,
+      );
     }
   } finally {
     await s.stop();
@@ -81,7 +83,19 @@ try {
   const { line, minWhere } = figures(res);
   const stamp = new Date().toISOString();
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  const results = { date: stamp, quick, rounds: ROUNDS, sizes: p.sizes, seconds: (Date.now() - started) / 1000, samples, extra, load, medians: Object.fromEntries(ROWS.map((r) => [r.key, Object.fromEntries(targets.map((t) => [t.key, median(samples[r.key]![t.key]!)]))])), analysis: res, figures: line };
+  const results = {
+    date: stamp,
+    quick,
+    rounds: ROUNDS,
+    sizes: p.sizes,
+    seconds: (Date.now() - started) / 1000,
+    samples,
+    extra,
+    load,
+    medians: Object.fromEntries(ROWS.map((r) => [r.key, Object.fromEntries(targets.map((t) => [t.key, median(samples[r.key]![t.key]!)]))])),
+    analysis: res,
+    figures: line,
+  };
   writeFileSync(new URL(`./results/disk-${stamp.replace(/[:.]/g, '-')}.json`, import.meta.url), JSON.stringify(results, null, 2) + '\n');
   process.stderr.write(`\n${table(samples, targets, res)}\n\nlowest other ratio: ${minWhere}; ${((Date.now() - started) / 1000).toFixed(0)} s in all\n`);
   process.stdout.write(`${line}\n`);

@@ -22,7 +22,8 @@ const { values } = parseArgs({ options: { hosts: { type: 'string' }, concurrency
 // --quick: 30 hosts, 10 at a time, a smoke test that the benchmark still works (npm test runs it).
 const N = Number(values.hosts ?? (values.quick ? 30 : 1000));
 const CONCURRENCY = Number(values.concurrency ?? (values.quick ? 10 : 100));
-if (!Number.isInteger(N) || N < 1 || !Number.isInteger(CONCURRENCY) || CONCURRENCY < 1) throw new Error('--hosts and --concurrency must be positive whole numbers');
+if (!Number.isInteger(N) || N < 1 || !Number.isInteger(CONCURRENCY) || CONCURRENCY < 1)
+  throw new Error('--hosts and --concurrency must be positive whole numbers');
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -31,16 +32,37 @@ function percentile(sorted: number[], p: number): number {
 async function main(): Promise<void> {
   const work = tempDir('outrig-bench-enroll-');
   // Discovery on loopback only; the limits per source are lifted because every simulated agent shares 127.0.0.1.
-  const ctl = await startControllerProcess(join(work.path, 'controller'), ['--discovery-address', '127.0.0.1', '--discovery-port', '0', '--discovery-rate', '1000000', '--max-connections-per-address', '100000', '--max-connections', '100000'], {
-    OUTRIG_DATA: work.path,
-    OUTRIG_LOG_LEVEL: 'warn',
-  });
+  const ctl = await startControllerProcess(
+    join(work.path, 'controller'),
+    [
+      '--discovery-address',
+      '127.0.0.1',
+      '--discovery-port',
+      '0',
+      '--discovery-rate',
+      '1000000',
+      '--max-connections-per-address',
+      '100000',
+      '--max-connections',
+      '100000',
+    ],
+    {
+      OUTRIG_DATA: work.path,
+      OUTRIG_LOG_LEVEL: 'warn',
+    },
+  );
   try {
     const port = Number(/answering discovery on UDP (\d+)/.exec(ctl.output())?.[1]);
     if (!port) throw new Error(`controller did not report its discovery port: ${ctl.output()}`);
     const api = adminApi(work.path, ctl.url);
     // The authenticated path: labels narrow the rule, its token (sent only to the pinned CA) admits.
-    const { token } = await api.post<{ token: string }>('/v1/enrollment-rules', { name: 'bench', kind: 'labels', labels: { bench: 'yes' }, withToken: true, maxUses: N });
+    const { token } = await api.post<{ token: string }>('/v1/enrollment-rules', {
+      name: 'bench',
+      kind: 'labels',
+      labels: { bench: 'yes' },
+      withToken: true,
+      maxUses: N,
+    });
     const { caFingerprint } = await api.get<{ caFingerprint: string }>('/v1/cluster');
     const log = pino({ level: 'silent' });
     const latencies: number[] = [];
@@ -55,7 +77,14 @@ async function main(): Promise<void> {
         const hostId = `bench-${String(i).padStart(5, '0')}`;
         const creds = await enroll({
           identity: { hostId, name: hostId, keys: generateKeyPair() },
-          mode: { kind: 'discover', policy: { cluster: 'outrig', features: ['mtls'] }, labels: { bench: 'yes' }, targets: [`127.0.0.1:${port}`], onlyTargets: true, pinnedCaFingerprint: caFingerprint },
+          mode: {
+            kind: 'discover',
+            policy: { cluster: 'outrig', features: ['mtls'] },
+            labels: { bench: 'yes' },
+            targets: [`127.0.0.1:${port}`],
+            onlyTargets: true,
+            pinnedCaFingerprint: caFingerprint,
+          },
           bootstrapToken: token,
           log,
         });
@@ -82,7 +111,12 @@ async function main(): Promise<void> {
       concurrency: CONCURRENCY,
       seconds: +seconds.toFixed(2),
       hostsPerSecond: +(N / seconds).toFixed(1),
-      latencyMs: { p50: Math.round(percentile(latencies, 50)), p90: Math.round(percentile(latencies, 90)), p99: Math.round(percentile(latencies, 99)), max: Math.round(latencies.at(-1)!) },
+      latencyMs: {
+        p50: Math.round(percentile(latencies, 50)),
+        p90: Math.round(percentile(latencies, 90)),
+        p99: Math.round(percentile(latencies, 99)),
+        max: Math.round(latencies.at(-1)!),
+      },
     };
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
     writeFileSync(new URL(`./results/enroll-${result.date.replace(/[:.]/g, '-')}.json`, import.meta.url), JSON.stringify(result, null, 2) + '\n');

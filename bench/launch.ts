@@ -33,21 +33,26 @@ async function outrigLaunch(api: ApiClient, name: string): Promise<number> {
   const t0 = performance.now();
   const created = await api.post<Instance>('/v1/instances', { name, image: 'test', vcpus: 1, memoryMiB: 256 });
   // Follow the console through the API (controller <- agent) until the marker: what a user sees.
-  const elapsed = await waitUntil('console stream', async () => {
-    // Through the API client: the cluster's CA and the admin token (a bare fetch trusts neither).
-    const res = await api.raw('GET', `/v1/instances/${created.id}/console?follow=true`);
-    if (!res.ok || !res.body) return undefined;
-    let text = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      text += Buffer.from(chunk).toString('latin1');
-      if (text.includes(MARKER)) {
-        const t = performance.now() - t0;
-        await res.body.cancel().catch(() => undefined);
-        return t;
+  const elapsed = await waitUntil(
+    'console stream',
+    async () => {
+      // Through the API client: the cluster's CA and the admin token (a bare fetch trusts neither).
+      const res = await api.raw('GET', `/v1/instances/${created.id}/console?follow=true`);
+      if (!res.ok || !res.body) return undefined;
+      let text = '';
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        text += Buffer.from(chunk).toString('latin1');
+        if (text.includes(MARKER)) {
+          const t = performance.now() - t0;
+          await res.body.cancel().catch(() => undefined);
+          return t;
+        }
       }
-    }
-    return undefined;
-  }, 120_000, 5);
+      return undefined;
+    },
+    120_000,
+    5,
+  );
   await api.delete(`/v1/instances/${created.id}?force=true`);
   await waitUntil('instance deleted', async () => !(await api.find(`/v1/instances/${created.id}`)), 60_000, 50);
   return elapsed;
@@ -60,12 +65,37 @@ async function qemuLaunch(dir: string, imgDir: string, accel: Accel, i: number):
   writeFileSync(serial, '');
   const port = await freePort('127.0.0.1');
   const args = [
-    '-machine', `q35,accel=${accel}`, '-cpu', cpuModelFor(accel), '-smp', '1', '-m', '256M', '-nodefaults', '-display', 'none', '-no-reboot',
-    '-kernel', join(imgDir, 'vmlinuz'), '-initrd', join(imgDir, 'initrd.img'), '-append', 'console=ttyS0 quiet panic=-1 outrig.name=plain',
-    '-serial', `file:${serial}`,
-    '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:80`, '-device', 'virtio-net-pci,netdev=n0,romfile=',
-    '-device', 'virtio-balloon-pci',
-    '-qmp', `unix:${join(vm, 'qmp.sock')},server=on,wait=off`, '-daemonize', '-pidfile', join(vm, 'qemu.pid'),
+    '-machine',
+    `q35,accel=${accel}`,
+    '-cpu',
+    cpuModelFor(accel),
+    '-smp',
+    '1',
+    '-m',
+    '256M',
+    '-nodefaults',
+    '-display',
+    'none',
+    '-no-reboot',
+    '-kernel',
+    join(imgDir, 'vmlinuz'),
+    '-initrd',
+    join(imgDir, 'initrd.img'),
+    '-append',
+    'console=ttyS0 quiet panic=-1 outrig.name=plain',
+    '-serial',
+    `file:${serial}`,
+    '-netdev',
+    `user,id=n0,hostfwd=tcp:127.0.0.1:${port}-:80`,
+    '-device',
+    'virtio-net-pci,netdev=n0,romfile=',
+    '-device',
+    'virtio-balloon-pci',
+    '-qmp',
+    `unix:${join(vm, 'qmp.sock')},server=on,wait=off`,
+    '-daemonize',
+    '-pidfile',
+    join(vm, 'qemu.pid'),
   ];
   const t0 = performance.now();
   let seen = 0;
@@ -85,12 +115,19 @@ async function main(): Promise<void> {
   const ctl = await startControllerProcess(join(work.path, 'controller'), ['--listen', `127.0.0.1:${port}`], env);
   const api = adminApi(work.path, ctl.url);
   const token = await bootstrapToken(api);
-  const agent = spawnOutrig(['agent', '--controller', ctl.url, '--data', join(work.path, 'agent'), '--name', 'bench'], { ...env, OUTRIG_BOOTSTRAP_TOKEN: token });
+  const agent = spawnOutrig(['agent', '--controller', ctl.url, '--data', join(work.path, 'agent'), '--name', 'bench'], {
+    ...env,
+    OUTRIG_BOOTSTRAP_TOKEN: token,
+  });
   try {
-    const host = await waitUntil('host ready', async () => {
-      const h = await api.find<{ status: { phase: string; inventory?: { accel: Accel } } }>('/v1/hosts/bench');
-      return h?.status.phase === 'ready' ? h : undefined;
-    }, 60_000);
+    const host = await waitUntil(
+      'host ready',
+      async () => {
+        const h = await api.find<{ status: { phase: string; inventory?: { accel: Accel } } }>('/v1/hosts/bench');
+        return h?.status.phase === 'ready' ? h : undefined;
+      },
+      60_000,
+    );
     const accel = host.status.inventory!.accel;
     const imgDir = join(work.path, 'image');
     await registerImage(api, imgDir, await buildTestGuest({ outDir: imgDir }));

@@ -48,9 +48,17 @@ function median(xs: number[]): number {
 /** The client guest's console: three timed fetches and the ping summary. */
 function parse(consoleText: string): Result | undefined {
   if (!consoleText.includes('OUTRIG-NETBENCH done')) return undefined;
-  const mbps = [...consoleText.matchAll(/OUTRIG-NETBENCH tcp bytes=(\d+) start=([\d.]+) end=([\d.]+)/g)].map((m) => Number(m[1]) / 1e6 / Math.max(0.01, Number(m[3]) - Number(m[2])));
+  const mbps = [...consoleText.matchAll(/OUTRIG-NETBENCH tcp bytes=(\d+) start=([\d.]+) end=([\d.]+)/g)].map(
+    (m) => Number(m[1]) / 1e6 / Math.max(0.01, Number(m[3]) - Number(m[2])),
+  );
   const ping = /OUTRIG-NETBENCH ping round-trip min\/avg\/max = [\d.]+\/([\d.]+)\/[\d.]+ ms/.exec(consoleText);
-  if (mbps.length !== 3 || !ping) throw new Error(`unexpected benchmark output:\n${consoleText.split('\n').filter((l) => l.includes('NETBENCH')).join('\n')}`);
+  if (mbps.length !== 3 || !ping)
+    throw new Error(
+      `unexpected benchmark output:\n${consoleText
+        .split('\n')
+        .filter((l) => l.includes('NETBENCH'))
+        .join('\n')}`,
+    );
   return { mbps, pingMs: Number(ping[1]) };
 }
 
@@ -61,7 +69,8 @@ const floorNs = [`${floorTag}-fh1`, `${floorTag}-fh2`] as const;
 const cluster = new NetnsCluster(lan, dir.path);
 const cli = (...args: string[]) => cluster.ok(...args);
 
-const createOn = (host: string, name: string, kernelArgs: string) => cluster.createOn<Instance>(host, name, ['--image', 'test', '--network', 'bench', '--kernel-args', kernelArgs]);
+const createOn = (host: string, name: string, kernelArgs: string) =>
+  cluster.createOn<Instance>(host, name, ['--image', 'test', '--network', 'bench', '--kernel-args', kernelArgs]);
 
 async function outrigPair(round: number): Promise<Result> {
   const srv = await createOn('h2', `srv${round}`, `outrig.netbench=serve outrig.netbench_mib=${MIB}`);
@@ -85,14 +94,37 @@ async function floorPair(round: number, image: { kernel: string; initrd: string;
     const log = join(dir.path, `floor-${round}-${name}.log`);
     writeFileSync(log, '');
     const args = [
-      'netns', 'exec', ns, 'qemu-system-x86_64',
-      '-machine', 'q35,accel=tcg', '-cpu', cpuModelFor('tcg'), '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot',
-      '-kernel', image.kernel, '-initrd', image.initrd,
-      '-append', `${image.cmdline} outrig.name=${name} outrig.nic1=${mac},${addr}/24 outrig.netbench=${bench} outrig.netbench_mib=${MIB}`,
+      'netns',
+      'exec',
+      ns,
+      'qemu-system-x86_64',
+      '-machine',
+      'q35,accel=tcg',
+      '-cpu',
+      cpuModelFor('tcg'),
+      '-m',
+      '256',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-no-reboot',
+      '-kernel',
+      image.kernel,
+      '-initrd',
+      image.initrd,
+      '-append',
+      `${image.cmdline} outrig.name=${name} outrig.nic1=${mac},${addr}/24 outrig.netbench=${bench} outrig.netbench_mib=${MIB}`,
       // The NIC set Outrig gives a guest: the restricted management NIC first, then the network's.
-      '-netdev', 'user,id=net0,restrict=on', '-device', `virtio-net-pci,netdev=net0,mac=52:54:00:3d:00:${name === 'fsrv' ? '02' : '03'},romfile=`,
-      '-netdev', `tap,id=n1,ifname=${tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n1,mac=${mac},host_mtu=1450,romfile=`,
-      '-serial', `file:${log}`,
+      '-netdev',
+      'user,id=net0,restrict=on',
+      '-device',
+      `virtio-net-pci,netdev=net0,mac=52:54:00:3d:00:${name === 'fsrv' ? '02' : '03'},romfile=`,
+      '-netdev',
+      `tap,id=n1,ifname=${tap},script=no,downscript=no`,
+      '-device',
+      `virtio-net-pci,netdev=n1,mac=${mac},host_mtu=1450,romfile=`,
+      '-serial',
+      `file:${log}`,
     ];
     procs.push(spawn('ip', args, { stdio: 'ignore' }));
     return log;
@@ -153,9 +185,15 @@ try {
   const spread = (xs: number[], d: number) => `${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)}`;
   const o = { t: median(tputs(outrig)), l: median(lats(outrig)) };
   const f = { t: median(tputs(floor)), l: median(lats(floor)) };
-  process.stdout.write(`\n| median of ${rounds} rounds (spread), two hosts over VXLAN | plain QEMU, hand-made bridges and VXLAN (floor) | Outrig network | ratio |\n|---|---|---|---|\n`);
-  process.stdout.write(`| TCP throughput, ${MIB} MiB over HTTP (MB/s) | ${f.t.toFixed(1)} (${spread(tputs(floor), 1)}) | ${o.t.toFixed(1)} (${spread(tputs(outrig), 1)}) | ${(o.t / f.t).toFixed(2)} |\n`);
-  process.stdout.write(`| ping round trip (ms) | ${f.l.toFixed(3)} (${spread(lats(floor), 3)}) | ${o.l.toFixed(3)} (${spread(lats(outrig), 3)}) | ${(f.l / o.l).toFixed(2)} |\n\n`);
+  process.stdout.write(
+    `\n| median of ${rounds} rounds (spread), two hosts over VXLAN | plain QEMU, hand-made bridges and VXLAN (floor) | Outrig network | ratio |\n|---|---|---|---|\n`,
+  );
+  process.stdout.write(
+    `| TCP throughput, ${MIB} MiB over HTTP (MB/s) | ${f.t.toFixed(1)} (${spread(tputs(floor), 1)}) | ${o.t.toFixed(1)} (${spread(tputs(outrig), 1)}) | ${(o.t / f.t).toFixed(2)} |\n`,
+  );
+  process.stdout.write(
+    `| ping round trip (ms) | ${f.l.toFixed(3)} (${spread(lats(floor), 3)}) | ${o.l.toFixed(3)} (${spread(lats(outrig), 3)}) | ${(f.l / o.l).toFixed(2)} |\n\n`,
+  );
   process.stdout.write(`hosts=2 throughput_vs_floor=${(o.t / f.t).toFixed(2)} latency_vs_floor=${(f.l / o.l).toFixed(2)}\n`);
 } finally {
   await cleanup();

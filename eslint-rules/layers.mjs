@@ -46,11 +46,13 @@ export default {
       const parts = trel.split(sep);
       const to = parts[0];
       if (to === from) {
-        if (rel.startsWith(`api${sep}routes${sep}`) && trel.startsWith(`api${sep}routes${sep}`)) context.report({ node: node.source, messageId: 'route', data: { path: trel } });
+        if (rel.startsWith(`api${sep}routes${sep}`) && trel.startsWith(`api${sep}routes${sep}`))
+          context.report({ node: node.source, messageId: 'route', data: { path: trel } });
         return;
       }
       if (isForbidden(to)) context.report({ node: node.source, messageId: 'upward', data: { from, to } });
-      else if (!SHARED.has(to) && !(parts.length === 2 && parts[1] === 'index.ts')) context.report({ node: node.source, messageId: 'deep', data: { from, to, path: trel } });
+      else if (!SHARED.has(to) && !(parts.length === 2 && parts[1] === 'index.ts'))
+        context.report({ node: node.source, messageId: 'deep', data: { from, to, path: trel } });
     };
     return { ImportDeclaration: check, ExportNamedDeclaration: check, ExportAllDeclaration: check, ImportExpression: check };
   },

@@ -21,5 +21,7 @@ const files = roots.flatMap(find);
 // --test-force-exit: a file whose tests are all done exits even if something it started left a
 // timer behind. Without it, a test file that had finished (trust.test.ts, once a test there had
 // failed) kept its process alive on one leftover timer, and CI hung instead of reporting.
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', '--test-force-exit', ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-timeout=600000', '--test-force-exit', ...files], {
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

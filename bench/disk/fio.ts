@@ -50,7 +50,14 @@ export class Fio {
 
   run(j: FioJob): FioResult {
     const out = `${this.dir}/fio.json`;
-    const args = ['--name=bench', '--ioengine=nbd', `--uri=nbd+unix:///?socket=${this.sock}`, `--iodepth=${j.depth}`, '--output-format=json', `--output=${out}`];
+    const args = [
+      '--name=bench',
+      '--ioengine=nbd',
+      `--uri=nbd+unix:///?socket=${this.sock}`,
+      `--iodepth=${j.depth}`,
+      '--output-format=json',
+      `--output=${out}`,
+    ];
     if (j.flushEvery) {
       const log = `${this.dir}/replay.log`;
       writeReplayLog(log, j, this.seed);

@@ -59,10 +59,19 @@ export function plan(quick: boolean): Plan {
   const frag = quick ? 16 * M : 1 * G;
   // I/O per step: write-back steps run several times faster, so they get more I/O to run long
   // enough to measure; allocating steps stay well under one write per 64 KiB block of their region.
-  const io = quick ? { wt1: 2 * M, wt32: 8 * M, wb1: 2 * M, wb32: 8 * M, read: 8 * M, seqWb: region } : { wt1: 32 * M, wt32: 128 * M, wb1: 64 * M, wb32: 256 * M, read: 512 * M, seqWb: 2 * region };
+  const io = quick
+    ? { wt1: 2 * M, wt32: 8 * M, wb1: 2 * M, wb32: 8 * M, read: 8 * M, seqWb: region }
+    : { wt1: 32 * M, wt32: 128 * M, wb1: 64 * M, wb32: 256 * M, read: 512 * M, seqWb: 2 * region };
   const at = { warm: 0, a1: warm, a2: warm + alloc, a3: warm + 2 * alloc, region: warm + 3 * alloc, frag: warm + 3 * alloc + region };
   const diskSize = Math.ceil((at.frag + frag) / G) * G;
-  const rand = (offset: number, size: number, depth: number, ioSize: number, rw: FioJob['rw'] = 'randwrite'): FioJob => ({ rw, bs: 4 * K, depth, offset, size, ioSize });
+  const rand = (offset: number, size: number, depth: number, ioSize: number, rw: FioJob['rw'] = 'randwrite'): FioJob => ({
+    rw,
+    bs: 4 * K,
+    depth,
+    offset,
+    size,
+    ioSize,
+  });
   const seq = (offset: number, size: number, rw: FioJob['rw'], depth: number, ioSize = size): FioJob => ({ rw, bs: M, depth, offset, size, ioSize });
   const warmUp: Step = { job: rand(at.warm, warm, 32, quick ? 2 * M : 16 * M) };
   const fill: Step = { job: seq(at.region, region, 'write', 8) };
@@ -80,7 +89,9 @@ export function plan(quick: boolean): Plan {
       image: `${diskSize / G} GiB`,
       allocRegion: `${alloc / M} MiB`,
       region: `${region / M} MiB`,
-      io: Object.entries(io).map(([k, v]) => `${k} ${v / M} MiB`).join(', '),
+      io: Object.entries(io)
+        .map(([k, v]) => `${k} ${v / M} MiB`)
+        .join(', '),
       frag: `${frag / M} MiB`,
     },
     sessions: [

@@ -76,5 +76,10 @@ export function figures(res: Record<string, RowResult>): { line: string; minWher
     seqread_after_rand_vs_raw: res.seqread_after_rand!.vsRaw,
     min_other_vs_raw: minOther,
   };
-  return { line: Object.entries(f).map(([k, v]) => `${k}=${v.toFixed(2)}`).join(' '), minWhere };
+  return {
+    line: Object.entries(f)
+      .map(([k, v]) => `${k}=${v.toFixed(2)}`)
+      .join(' '),
+    minWhere,
+  };
 }

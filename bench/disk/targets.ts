@@ -51,10 +51,15 @@ export async function serve(t: Target, cache: Cache, image: string, sock: string
   if (t.kind === 'outrig') proc = spawnOutrig(['disk', 'serve', image, '--socket', sock, '--cache', cache], { OUTRIG_LOG_LEVEL: 'warn' });
   else proc = spawn('qemu-nbd', ['-f', t.kind, `--cache=${cache}`, '--aio=threads', '-k', sock, '-t', image], { stdio: 'ignore' });
   const exited = () => ('proc' in proc ? proc.proc.exitCode : proc.exitCode) !== null;
-  await waitUntil(`${t.key} socket`, () => {
-    if (exited()) throw new Error(`${t.key} server exited${'proc' in proc ? `: ${proc.output()}` : ''}`);
-    return existsSync(sock);
-  }, 20_000, 20);
+  await waitUntil(
+    `${t.key} socket`,
+    () => {
+      if (exited()) throw new Error(`${t.key} server exited${'proc' in proc ? `: ${proc.output()}` : ''}`);
+      return existsSync(sock);
+    },
+    20_000,
+    20,
+  );
   return {
     pid: ('proc' in proc ? proc.proc.pid : proc.pid)!,
     async stop() {

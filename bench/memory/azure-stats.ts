@@ -33,12 +33,16 @@ if (!dir) throw new Error('usage: azure-stats.ts DIR');
 const file = (name: string) => join(dir, name);
 
 const flavors = new Map<string, string>();
-for (const l of readFileSync(file('flav_map.txt'), 'utf8').split('\n').filter((x) => x.trim())) {
+for (const l of readFileSync(file('flav_map.txt'), 'utf8')
+  .split('\n')
+  .filter((x) => x.trim())) {
   const [shape, key] = l.split(' ');
   flavors.set(key!, shape!);
 }
 const binStart = new Map<number, number>();
-for (const l of readFileSync(file('v1.interval_map.txt'), 'utf8').split('\n').filter((x) => x.trim())) {
+for (const l of readFileSync(file('v1.interval_map.txt'), 'utf8')
+  .split('\n')
+  .filter((x) => x.trim())) {
   const [s, b] = l.split(' ').map(Number);
   if (!binStart.has(b!)) binStart.set(b!, s!);
 }
@@ -60,7 +64,19 @@ console.log(`VMs ${total}`);
 for (const [f, n] of [...count].sort((a, b) => b[1] - a[1])) console.log(`flavour ${f} (${flavors.get(f)}): ${n} ${((100 * n) / total).toFixed(2)}%`);
 console.log(`arrivals by hour: ${hours.join(', ')}`);
 const batches = [...batchSizes.values()].reduce((a, b) => a + b, 0);
-for (const [lo, hi] of [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5], [6, 7], [8, 10], [11, 20], [21, 50], [51, 100], [101, Infinity]] as const) {
+for (const [lo, hi] of [
+  [1, 1],
+  [2, 2],
+  [3, 3],
+  [4, 4],
+  [5, 5],
+  [6, 7],
+  [8, 10],
+  [11, 20],
+  [21, 50],
+  [51, 100],
+  [101, Infinity],
+] as const) {
   const n = [...batchSizes].filter(([k]) => k >= lo && k <= hi).reduce((a, [, v]) => a + v, 0);
   console.log(`deployments of ${lo}-${hi} VMs: ${((100 * n) / batches).toFixed(2)}%`);
 }

@@ -57,7 +57,10 @@ export function neededStatic(trace: Trace, o: { groupSize: number; granMiB: numb
   const stats = traceStats(trace);
   let runs = 0;
   const unlimited = Object.fromEntries(
-    PLACEMENTS.map((placement) => [placement, simulate(trace, staticConfig(UNLIMITED_MIB, { groupSize: o.groupSize, placement }), { admissionOnly: true }).rejected]),
+    PLACEMENTS.map((placement) => [
+      placement,
+      simulate(trace, staticConfig(UNLIMITED_MIB, { groupSize: o.groupSize, placement }), { admissionOnly: true }).rejected,
+    ]),
   ) as Record<Placement, number>;
   runs += PLACEMENTS.length;
   const coreRejections = Math.min(...Object.values(unlimited));
@@ -65,7 +68,10 @@ export function neededStatic(trace: Trace, o: { groupSize: number; granMiB: numb
   for (const placement of PLACEMENTS.filter((p) => unlimited[p] <= coreRejections)) {
     const pass = (local: number) => {
       runs++;
-      return simulate(trace, staticConfig(local, { groupSize: o.groupSize, placement }), { maxRejections: coreRejections, admissionOnly: true }).rejected <= coreRejections;
+      return (
+        simulate(trace, staticConfig(local, { groupSize: o.groupSize, placement }), { maxRejections: coreRejections, admissionOnly: true }).rejected <=
+        coreRejections
+      );
     };
     let hi = Math.max(largest, Math.ceil((stats.peakCommittedGiB * GIB) / trace.hostIds.length / o.granMiB) * o.granMiB);
     while (hi < UNLIMITED_MIB && !pass(hi)) hi *= 2;
@@ -74,7 +80,15 @@ export function neededStatic(trace: Trace, o: { groupSize: number; granMiB: numb
   const placement = PLACEMENTS.reduce((best, p) => (byPlacement[p] < byPlacement[best] ? p : best));
   const localMiB = byPlacement[placement];
   runs++;
-  return { localMiB, pooledMiB: 0, placement, byPlacement, coreRejections, runs, result: simulate(trace, staticConfig(localMiB, { groupSize: o.groupSize, placement })) };
+  return {
+    localMiB,
+    pooledMiB: 0,
+    placement,
+    byPlacement,
+    coreRejections,
+    runs,
+    result: simulate(trace, staticConfig(localMiB, { groupSize: o.groupSize, placement })),
+  };
 }
 
 export interface OutrigNeed extends Needed {
@@ -132,7 +146,13 @@ export interface CompareOptions {
 export function compare(trace: Trace, o: CompareOptions, staticNeed?: StaticNeed): Comparison {
   const a = staticNeed ?? neededStatic(trace, { groupSize: o.policy.groupSize, granMiB: o.granMiB });
   const pooledMiB = Math.round(((o.poolPct / 100) * o.policy.groupSize * a.localMiB) / o.granMiB) * o.granMiB;
-  const b = neededOutrig(trace, o.policy, { pooledMiB, startMiB: a.localMiB, granMiB: o.granMiB, maxShortPct: o.maxShortPct, allowedRejections: a.coreRejections });
+  const b = neededOutrig(trace, o.policy, {
+    pooledMiB,
+    startMiB: a.localMiB,
+    granMiB: o.granMiB,
+    maxShortPct: o.maxShortPct,
+    allowedRejections: a.coreRejections,
+  });
   const hosts = trace.hostIds.length;
   const pools = Math.ceil(hosts / o.policy.groupSize);
   const staticLocal = (a.localMiB * hosts) / GIB;

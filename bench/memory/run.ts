@@ -25,14 +25,19 @@ const spec = {
   'pool-pct': { def: 10, help: "pooled tier per group, % of the group's static DRAM" },
   overcommit: { def: 1.5, help: 'maxOvercommit of (b)' },
   'pooled-share': { def: 0.25, help: "tenants' pooledShare in (b)" },
-  guarantee: { def: 0.25, help: "share of each pool guaranteed to tenants in (b)" },
+  guarantee: { def: 0.25, help: 'share of each pool guaranteed to tenants in (b)' },
   'max-short': { def: 1, help: 'short VM-time bound of (b), %' },
   gran: { def: 512, help: 'search step, MiB' },
 } as const;
 type Key = keyof typeof spec;
 
 const { values } = parseArgs({
-  options: { ...Object.fromEntries(Object.keys(spec).map((k) => [k, { type: 'string' as const }])), sweep: { type: 'boolean' }, help: { type: 'boolean' }, quick: { type: 'boolean' } },
+  options: {
+    ...Object.fromEntries(Object.keys(spec).map((k) => [k, { type: 'string' as const }])),
+    sweep: { type: 'boolean' },
+    help: { type: 'boolean' },
+    quick: { type: 'boolean' },
+  },
 });
 if (values.help) {
   for (const [k, v] of Object.entries(spec)) process.stdout.write(`  --${k.padEnd(13)} ${v.help} (default ${v.def})\n`);
@@ -55,13 +60,29 @@ const say = (s: string) => process.stdout.write(s + '\n');
 const pct = (x: number) => x.toFixed(2);
 const gib = (mib: number) => (mib / GIB).toFixed(1);
 
-const params = { ...DEFAULT_TRACE, seed: opt('seed'), hosts: opt('hosts'), days: opt('days'), coresPerHost: opt('cores'), coreLoad: opt('load'), maxBatch: opt('max-batch') };
+const params = {
+  ...DEFAULT_TRACE,
+  seed: opt('seed'),
+  hosts: opt('hosts'),
+  days: opt('days'),
+  coresPerHost: opt('cores'),
+  coreLoad: opt('load'),
+  maxBatch: opt('max-batch'),
+};
 const trace = generateTrace(params, mulberry32(params.seed));
 const ts = traceStats(trace);
-const policy = { groupSize: opt('group'), maxOvercommit: opt('overcommit'), pooledShare: opt('pooled-share'), guaranteeFrac: opt('guarantee'), placement: 'spread' as const };
+const policy = {
+  groupSize: opt('group'),
+  maxOvercommit: opt('overcommit'),
+  pooledShare: opt('pooled-share'),
+  guaranteeFrac: opt('guarantee'),
+  placement: 'spread' as const,
+};
 const common = { granMiB: opt('gran'), maxShortPct: opt('max-short') };
 
-say(`trace: seed ${params.seed}, ${params.hosts} hosts x ${params.coresPerHost} vCPUs in pools of ${policy.groupSize}, ${params.days} days in ${params.stepS} s steps, ${trace.tenants.length} tenants`);
+say(
+  `trace: seed ${params.seed}, ${params.hosts} hosts x ${params.coresPerHost} vCPUs in pools of ${policy.groupSize}, ${params.days} days in ${params.stepS} s steps, ${trace.tenants.length} tenants`,
+);
 say(
   `trace: ${ts.vms} VMs (${ts.runningAtStart} running at the start, ${ts.arrivals} arrivals, ${trace.arrivalsPerDay.toFixed(0)}/day), ` +
     `${Math.round(ts.vmHours)} VM-hours, ${pct(100 * ts.longLivedVmHourShare)}% of them in VMs living over a day`,
@@ -78,7 +99,9 @@ say(
 const staticNeed = neededStatic(trace, { groupSize: policy.groupSize, granMiB: common.granMiB });
 const a = staticNeed.result;
 say(
-  `(a) static: ${gib(staticNeed.localMiB)} GiB local per host (${Object.entries(staticNeed.byPlacement).map(([p, m]) => `${p} ${gib(m)}`).join(', ')}; ${staticNeed.runs} runs, at ${elapsed()}); ` +
+  `(a) static: ${gib(staticNeed.localMiB)} GiB local per host (${Object.entries(staticNeed.byPlacement)
+    .map(([p, m]) => `${p} ${gib(m)}`)
+    .join(', ')}; ${staticNeed.runs} runs, at ${elapsed()}); ` +
     `${a.admitted} admitted, ${a.rejected} rejected, short ${pct(shortPct(a))}%, committed ${pct(100 * a.localCommitMean)}% mean / ${pct(100 * a.localCommitPeak)}% peak of local`,
 );
 
@@ -105,7 +128,16 @@ if (values.sweep) {
     for (const pooledShare of poolPct ? [0.25, 0.5] : [0]) {
       for (const maxOvercommit of [1.25, 1.5, 2]) {
         const c = compare(trace, { ...common, poolPct, policy: { ...policy, pooledShare, maxOvercommit } }, staticNeed);
-        results.push({ poolPct, pooledShare, maxOvercommit, found: c.outrigNeed.found, localGiB: c.outrigNeed.localMiB / GIB, localSavedPct: c.localSavedPct, totalSavedPct: c.totalSavedPct, shortPct: shortPct(c.outrigNeed.result) });
+        results.push({
+          poolPct,
+          pooledShare,
+          maxOvercommit,
+          found: c.outrigNeed.found,
+          localGiB: c.outrigNeed.localMiB / GIB,
+          localSavedPct: c.localSavedPct,
+          totalSavedPct: c.totalSavedPct,
+          shortPct: shortPct(c.outrigNeed.result),
+        });
         say(
           `sweep: ${String(poolPct).padStart(3)} ${pooledShare.toFixed(2)} ${maxOvercommit.toFixed(2)} -> ${c.outrigNeed.found ? gib(c.outrigNeed.localMiB).padStart(6) : ' none '} ` +
             `${pct(c.localSavedPct).padStart(7)} ${pct(c.totalSavedPct).padStart(7)} ${pct(shortPct(c.outrigNeed.result))} (${elapsed()})`,
@@ -123,7 +155,24 @@ mkdirSync(new URL('../results/', import.meta.url), { recursive: true });
 const { config: _a, ...staticResult } = a;
 writeFileSync(
   new URL(`../results/memory-${date.replace(/[:.]/g, '-')}.json`, import.meta.url),
-  JSON.stringify({ date, params, policy, common, poolPct: opt('pool-pct'), trace: ts, staticNeed: { ...staticNeed, result: staticResult }, outrig: { ...c.outrigNeed }, localSavedPct: c.localSavedPct, totalSavedPct: c.totalSavedPct, sweep: results, seconds: (performance.now() - t0) / 1000 }, null, 2) + '\n',
+  JSON.stringify(
+    {
+      date,
+      params,
+      policy,
+      common,
+      poolPct: opt('pool-pct'),
+      trace: ts,
+      staticNeed: { ...staticNeed, result: staticResult },
+      outrig: { ...c.outrigNeed },
+      localSavedPct: c.localSavedPct,
+      totalSavedPct: c.totalSavedPct,
+      sweep: results,
+      seconds: (performance.now() - t0) / 1000,
+    },
+    null,
+    2,
+  ) + '\n',
 );
 say(`done in ${elapsed()}`);
 const b = c.outrigNeed.result;

@@ -56,7 +56,17 @@ export interface SimConfig {
 
 /** (a): each VM's full size from its host's local DRAM, no overcommit, no pooled tier, no entitlements. */
 export function staticConfig(localMiB: number, o: { groupSize: number; placement: Placement }): SimConfig {
-  return { name: 'static', localMiB, pooledMiB: 0, groupSize: o.groupSize, maxOvercommit: 1, pooledShare: 0, guaranteeFrac: 0, placement: o.placement, floor: DEFAULT_FLOOR };
+  return {
+    name: 'static',
+    localMiB,
+    pooledMiB: 0,
+    groupSize: o.groupSize,
+    maxOvercommit: 1,
+    pooledShare: 0,
+    guaranteeFrac: 0,
+    placement: o.placement,
+    floor: DEFAULT_FLOOR,
+  };
 }
 
 export interface OutrigPolicy {
@@ -153,7 +163,12 @@ function buildPools(trace: Trace, c: SimConfig): Pool[] {
     if (c.name !== 'static') {
       const cap = capacityMiB(model);
       for (const t of trace.tenants) {
-        ents.set(t.name, { guaranteedMiB: Math.floor((c.guaranteeFrac * cap * t.weight) / weights), limitMiB: Number.MAX_SAFE_INTEGER, prefer: [], pooledShare: c.pooledShare });
+        ents.set(t.name, {
+          guaranteedMiB: Math.floor((c.guaranteeFrac * cap * t.weight) / weights),
+          limitMiB: Number.MAX_SAFE_INTEGER,
+          prefer: [],
+          pooledShare: c.pooledShare,
+        });
       }
     }
     pools.push({ model, ents, vms: [], running: [], hosts });

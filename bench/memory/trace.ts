@@ -119,7 +119,7 @@ export function meanLifetimeS(cdf: readonly number[], maxS: number): number {
   let prevEdge = 0;
   cdf.forEach((p, i) => {
     const edge = LIFETIME_EDGES_S[i]!;
-    mean += (p - prevP) * (prevEdge + edge) / 2;
+    mean += ((p - prevP) * (prevEdge + edge)) / 2;
     prevP = p;
     prevEdge = edge;
   });
@@ -141,7 +141,13 @@ function drawLifetime(rng: Rng, cdf: readonly number[], maxS: number): number {
 
 function batchSize(rng: Rng, max: number): number {
   const ranges = BATCH_SIZES.filter((b) => b.lo <= max);
-  const r = ranges[pick(rng, ranges.map((b) => b.pct))]!;
+  const r =
+    ranges[
+      pick(
+        rng,
+        ranges.map((b) => b.pct),
+      )
+    ]!;
   return integer(rng, r.lo, Math.min(r.hi, max));
 }
 
@@ -180,7 +186,10 @@ export function generateTrace(p: TraceParams, rng: Rng): Trace {
     if (rng() * hourMax >= ARRIVALS_BY_HOUR[hour]! / hourMean) continue;
     batch++;
     const f: Flavor = FLAVORS[pick(rng, flavorWeights)]!;
-    const ti = pick(rng, tenants.map((x) => x.weight));
+    const ti = pick(
+      rng,
+      tenants.map((x) => x.weight),
+    );
     const n = batchSize(rng, p.maxBatch);
     const life = drawLifetime(rng, LIFETIME_CDF[f.lifetime], maxS);
     const peak = beta(rng, u.peakAlpha, u.peakBeta);

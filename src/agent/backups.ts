@@ -81,7 +81,11 @@ export class VolumeBackups {
    * `signal` cancels it: the copy or the reading stops, no snapshot is written (packs sealed so far
    * stay as unreferenced data that prune removes), and the disk-engine snapshot is deleted.
    */
-  async backup(o: { backupId: string; volumeId: string; repository: BackupRepoRef; tags: string[]; source: string }, onProgress: ProgressSink, signal?: AbortSignal): Promise<BackupResult> {
+  async backup(
+    o: { backupId: string; volumeId: string; repository: BackupRepoRef; tags: string[]; source: string },
+    onProgress: ProgressSink,
+    signal?: AbortSignal,
+  ): Promise<BackupResult> {
     requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
     const start = Date.now();
     const progress = new ProgressThrottle(onProgress);
@@ -95,7 +99,14 @@ export class VolumeBackups {
           `${o.volumeId}@${o.backupId}`,
           (image) => {
             progress.push({ stage: 'reading its file systems', files: 0, bytes: 0 });
-            return backupDiskImage(repo, image, { tags: o.tags, host: o.source, source: `volume ${o.source}`, name: `volume ${o.source}`, signal, onProgress: (p) => progress.push({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
+            return backupDiskImage(repo, image, {
+              tags: o.tags,
+              host: o.source,
+              source: `volume ${o.source}`,
+              name: `volume ${o.source}`,
+              signal,
+              onProgress: (p) => progress.push({ stage: 'backing up files', files: p.files, bytes: p.bytes }),
+            });
           },
           this.work(),
           signal,
@@ -142,7 +153,12 @@ export class VolumeBackups {
   }
 
   /** The volume read into an image, `edit` run on it with the snapshot, and the image written back. */
-  private async editVolume<T>(volumeId: string, ref: BackupRepoRef, snapshotId: string, edit: (repo: Repository, snap: SnapshotRecord, image: string) => Promise<T>): Promise<T> {
+  private async editVolume<T>(
+    volumeId: string,
+    ref: BackupRepoRef,
+    snapshotId: string,
+    edit: (repo: Repository, snap: SnapshotRecord, image: string) => Promise<T>,
+  ): Promise<T> {
     requireTools(VOLUME_BACKUP_REQUIREMENTS, 'backups');
     return withRepo(ref, 'restore', async (repo) => {
       const snap = await repo.findSnapshot(snapshotId);
@@ -160,7 +176,11 @@ export class VolumeBackups {
   }
 
   /** A host's own files, file by file, incremental against the last backup of the same paths from this host. */
-  async files(o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean }, onProgress: ProgressSink, signal?: AbortSignal): Promise<BackupResult> {
+  async files(
+    o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean },
+    onProgress: ProgressSink,
+    signal?: AbortSignal,
+  ): Promise<BackupResult> {
     requireTools(o.bmr ? VOLUME_BACKUP_REQUIREMENTS : BACKUP_REQUIREMENTS.slice(0, 1), 'backups');
     const start = Date.now();
     const progress = new ProgressThrottle(onProgress);
@@ -173,20 +193,34 @@ export class VolumeBackups {
     }
   }
 
-  private async filesWith(o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean }, start: number, progress: ProgressSink, signal?: AbortSignal): Promise<BackupResult> {
+  private async filesWith(
+    o: { paths: string[]; repository: BackupRepoRef; tags: string[]; bmr?: boolean },
+    start: number,
+    progress: ProgressSink,
+    signal?: AbortSignal,
+  ): Promise<BackupResult> {
     if (o.bmr) {
       // Every path must be on the disk recorded: a record of one disk cannot stand for another.
       const disks = new Set(o.paths.map((p) => findLiveDisk(p).device));
       if (disks.size > 1) throw new Error(`the paths are on more than one disk (${[...disks].join(', ')}): make one bare-metal record per disk`);
       return withRepo(o.repository, 'backup', async (repo) => {
-        const r = await backupLiveDisk(repo, o.paths[0]!, { tags: o.tags, signal, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
+        const r = await backupLiveDisk(repo, o.paths[0]!, {
+          tags: o.tags,
+          signal,
+          onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }),
+        });
         return { ...diskResult(r, repo, start), diskBytes: r.disk.sizeBytes };
       });
     }
     return withRepo(o.repository, 'backup', async (repo) => {
       const paths = [...o.paths].sort();
       const parent = (await repo.snapshots()).filter((s) => s.hostname === hostname() && JSON.stringify(s.paths) === JSON.stringify(paths)).at(-1);
-      const a = new Archiver(repo, { parent: parent?.id, tags: o.tags, signal, onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }) });
+      const a = new Archiver(repo, {
+        parent: parent?.id,
+        tags: o.tags,
+        signal,
+        onProgress: (p) => progress({ stage: 'backing up files', files: p.files, bytes: p.bytes }),
+      });
       const r = await a.run(paths);
       return {
         snapshotId: r.id,
@@ -220,7 +254,11 @@ export class VolumeBackups {
 }
 
 /** What a disk's backup (a volume's, or a host's own disk) answers with. */
-function diskResult(r: { id: string; snapshot: SnapshotRecord; manifest: BmrManifest; skipped: { path: string; why: string }[]; warnings: string[] }, repo: Repository, start: number): BackupResult {
+function diskResult(
+  r: { id: string; snapshot: SnapshotRecord; manifest: BmrManifest; skipped: { path: string; why: string }[]; warnings: string[] },
+  repo: Repository,
+  start: number,
+): BackupResult {
   return {
     snapshotId: r.id,
     bmrReady: r.manifest.bmrReady,
@@ -234,6 +272,9 @@ function diskResult(r: { id: string; snapshot: SnapshotRecord; manifest: BmrMani
     mounts: r.manifest.mounts,
     seconds: (Date.now() - start) / 1000,
     // What the guest's disk held that a backup cannot carry safely (names, loops, sparse bombs), said, not hidden.
-    unreadable: r.skipped.length || r.warnings.length ? [...r.warnings.map((w) => ({ path: '/', error: w })), ...r.skipped.map((s) => ({ path: s.path, error: `not backed up: ${s.why}` }))].slice(0, 100) : undefined,
+    unreadable:
+      r.skipped.length || r.warnings.length
+        ? [...r.warnings.map((w) => ({ path: '/', error: w })), ...r.skipped.map((s) => ({ path: s.path, error: `not backed up: ${s.why}` }))].slice(0, 100)
+        : undefined,
   };
 }

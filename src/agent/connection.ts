@@ -77,7 +77,12 @@ export class ControllerConnection {
       this.o.onMessage(msg);
     });
     ws.on('unexpected-response', (_req, res) => {
-      this.o.log.error({ status: res.statusCode, reason: res.headers['x-outrig-reason'] }, res.statusCode === 401 ? `controller refused this host's certificate: ${String(res.headers['x-outrig-reason'] ?? '')}` : 'controller refused the stream');
+      this.o.log.error(
+        { status: res.statusCode, reason: res.headers['x-outrig-reason'] },
+        res.statusCode === 401
+          ? `controller refused this host's certificate: ${String(res.headers['x-outrig-reason'] ?? '')}`
+          : 'controller refused the stream',
+      );
       ws.terminate();
     });
     ws.on('error', (e) => this.o.log.debug({ err: e.message }, 'controller stream error'));

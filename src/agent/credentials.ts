@@ -62,14 +62,20 @@ export class CredentialStore {
    */
   private async recover(): Promise<void> {
     if (!existsSync(this.p('host.crt.new'))) return;
-    for (const f of ['host.key', 'host.pub', 'ca.crt', 'controller.json', 'host.crt']) if (existsSync(this.p(`${f}.new`))) await rename(this.p(`${f}.new`), this.p(f));
+    for (const f of ['host.key', 'host.pub', 'ca.crt', 'controller.json', 'host.crt'])
+      if (existsSync(this.p(`${f}.new`))) await rename(this.p(`${f}.new`), this.p(f));
   }
 
   async load(): Promise<Credentials | null> {
     await this.recover();
     if (!existsSync(this.p('host.crt')) || !existsSync(this.p('controller.json'))) return null;
     const c = JSON.parse(await readFile(this.p('controller.json'), 'utf8')) as { url: string; caFingerprint: string };
-    return { certPem: await readFile(this.p('host.crt'), 'utf8'), caPem: await readFile(this.p('ca.crt'), 'utf8'), controllerUrl: c.url, caFingerprint: c.caFingerprint };
+    return {
+      certPem: await readFile(this.p('host.crt'), 'utf8'),
+      caPem: await readFile(this.p('ca.crt'), 'utf8'),
+      controllerUrl: c.url,
+      caFingerprint: c.caFingerprint,
+    };
   }
 
   /** Stores new credentials (and, on a rotation, the new key) so that a crash leaves either the old set or the new. */

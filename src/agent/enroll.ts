@@ -16,7 +16,17 @@ import { publicKeyB64 } from '../pki/index.ts';
 import type { Credentials } from './credentials.ts';
 
 export type JoinMode =
-  | { kind: 'discover'; policy: Policy; labels: Record<string, string>; group?: string; port?: number; targets?: string[]; onlyTargets?: boolean; pinnedCaFingerprint?: string; collectMs?: number }
+  | {
+      kind: 'discover';
+      policy: Policy;
+      labels: Record<string, string>;
+      group?: string;
+      port?: number;
+      targets?: string[];
+      onlyTargets?: boolean;
+      pinnedCaFingerprint?: string;
+      collectMs?: number;
+    }
   | { kind: 'direct'; controllerUrl: string; caPem?: string; caFingerprint?: string; policy?: Policy; labels?: Record<string, string> };
 
 interface EnrollOptions {
@@ -44,11 +54,21 @@ const OPERATOR_DECISIONS = new Set(['rejected', 'revoked']);
 async function discoverDirect(o: EnrollOptions, m: Extract<JoinMode, { kind: 'direct' }>): Promise<Acknowledged> {
   const challenge = randomBytes(16).toString('base64');
   const msg = seal(
-    { type: 'discover', hostId: o.identity.hostId, name: o.identity.name, publicKey: publicKeyB64(o.identity.keys.publicKey), challenge, sentAt: Date.now(), policy: m.policy ?? {}, labels: m.labels ?? {} },
+    {
+      type: 'discover',
+      hostId: o.identity.hostId,
+      name: o.identity.name,
+      publicKey: publicKeyB64(o.identity.keys.publicKey),
+      challenge,
+      sentAt: Date.now(),
+      policy: m.policy ?? {},
+      labels: m.labels ?? {},
+    },
     o.identity.keys.privateKey,
   );
   const pinned = m.caPem ? fingerprintOf(m.caPem) : m.caFingerprint;
-  if (!pinned) throw new EnrollmentRefused(`no way to trust ${m.controllerUrl}: pass --ca-file or --ca-fingerprint (see 'outrig cluster info'), or use --discover`, true);
+  if (!pinned)
+    throw new EnrollmentRefused(`no way to trust ${m.controllerUrl}: pass --ca-file or --ca-fingerprint (see 'outrig cluster info'), or use --discover`, true);
   // With only a fingerprint the first contact cannot verify the server; the ack's signature and pinned CA carry the trust.
   const tls: TlsOptions = m.caPem ? { ca: m.caPem } : { insecure: true };
   const res = await httpsRequest(`${m.controllerUrl}/v1/discover`, { method: 'POST', body: msg, headers: { 'content-type': 'application/octet-stream' }, tls });
@@ -76,7 +96,19 @@ export async function enroll(o: EnrollOptions): Promise<Credentials> {
 async function request(o: EnrollOptions): Promise<Credentials | undefined> {
   const found =
     o.mode.kind === 'discover'
-      ? await discoverController({ identity: o.identity, policy: o.mode.policy, labels: o.mode.labels, group: o.mode.group, port: o.mode.port, targets: o.mode.targets, onlyTargets: o.mode.onlyTargets, pinnedCaFingerprint: o.mode.pinnedCaFingerprint, collectMs: o.mode.collectMs, log: o.log, signal: o.signal })
+      ? await discoverController({
+          identity: o.identity,
+          policy: o.mode.policy,
+          labels: o.mode.labels,
+          group: o.mode.group,
+          port: o.mode.port,
+          targets: o.mode.targets,
+          onlyTargets: o.mode.onlyTargets,
+          pinnedCaFingerprint: o.mode.pinnedCaFingerprint,
+          collectMs: o.mode.collectMs,
+          log: o.log,
+          signal: o.signal,
+        })
       : await discoverDirect(o, o.mode);
   const endpoint = found.ack.endpoint;
   const tls: TlsOptions = { ca: found.caCertPem };
@@ -147,7 +179,10 @@ export async function enrollWithRetry(o: EnrollOptions & { maxBackoffMs: number 
       return await enroll(o);
     } catch (e) {
       if (o.signal?.aborted || (e instanceof EnrollmentRefused && e.final)) throw e;
-      o.log.warn({ err: (e as Error).message, attempt, retryInMs: wait }, `enrollment failed (${(e as Error).message}); trying again in ${Math.ceil(wait / 1000)} s`);
+      o.log.warn(
+        { err: (e as Error).message, attempt, retryInMs: wait },
+        `enrollment failed (${(e as Error).message}); trying again in ${Math.ceil(wait / 1000)} s`,
+      );
       await sleep(wait, undefined, { signal: o.signal });
       wait = Math.min(wait * 2, o.maxBackoffMs);
     }

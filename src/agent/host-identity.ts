@@ -25,7 +25,9 @@ export function derivedHostId(dataDir: string, sources = { machineId: '/etc/mach
   const machineId = readIdFile(sources.machineId);
   const smbios = readIdFile(sources.smbiosUuid);
   if (!machineId && !smbios) return undefined;
-  const h = createHash('sha256').update(`outrig-host\0${machineId ?? ''}\0${smbios ?? ''}\0${resolve(dataDir)}`).digest('hex');
+  const h = createHash('sha256')
+    .update(`outrig-host\0${machineId ?? ''}\0${smbios ?? ''}\0${resolve(dataDir)}`)
+    .digest('hex');
   return `h-${h.slice(0, 16)}`;
 }
 

@@ -3,7 +3,21 @@
  * The guest takes part in an unplug and may also unplug a disk on its own (powering off its slot),
  * so nothing here trusts it to answer: every wait ends, and none leaves a promise unhandled.
  */
-import { QmpError, blockdevAdd, blockdevDel, blockdevOptions, deviceAdd, deviceDel, diskDevice, diskDeviceOptions, diskNode, qomList, type QmpClient, type QmpEvent, type VmDisk } from '../hypervisor/index.ts';
+import {
+  QmpError,
+  blockdevAdd,
+  blockdevDel,
+  blockdevOptions,
+  deviceAdd,
+  deviceDel,
+  diskDevice,
+  diskDeviceOptions,
+  diskNode,
+  qomList,
+  type QmpClient,
+  type QmpEvent,
+  type VmDisk,
+} from '../hypervisor/index.ts';
 
 const DEVICE_PREFIX = diskDevice('');
 
@@ -11,7 +25,9 @@ const DEVICE_PREFIX = diskDevice('');
 export function unpluggedVolume(ev: QmpEvent): string | undefined {
   if (ev.event !== 'DEVICE_DELETED') return undefined;
   const device = (ev.data as { device?: unknown } | undefined)?.device;
-  return typeof device === 'string' && device.startsWith(DEVICE_PREFIX) && device.length > DEVICE_PREFIX.length ? device.slice(DEVICE_PREFIX.length) : undefined;
+  return typeof device === 'string' && device.startsWith(DEVICE_PREFIX) && device.length > DEVICE_PREFIX.length
+    ? device.slice(DEVICE_PREFIX.length)
+    : undefined;
 }
 
 export async function plugDisk(qmp: QmpClient, disk: VmDisk): Promise<void> {
@@ -39,7 +55,11 @@ export async function dropBlockNode(qmp: QmpClient, volumeId: string): Promise<v
  * that nobody awaits any more (device_del failed) cannot become an unhandled rejection; `cancel`
  * clears its timer at once.
  */
-function waitForUnplug(qmp: QmpClient, volumeId: string, timeoutMs: number): { done: Promise<'deleted' | 'timeout' | 'closed' | 'cancelled'>; cancel: () => void } {
+function waitForUnplug(
+  qmp: QmpClient,
+  volumeId: string,
+  timeoutMs: number,
+): { done: Promise<'deleted' | 'timeout' | 'closed' | 'cancelled'>; cancel: () => void } {
   let finish!: (r: 'deleted' | 'timeout' | 'closed' | 'cancelled') => void;
   const done = new Promise<'deleted' | 'timeout' | 'closed' | 'cancelled'>((resolve) => (finish = resolve));
   const onEvent = (ev: QmpEvent) => {
@@ -80,5 +100,10 @@ export async function unplugDisk(qmp: QmpClient, volumeId: string, timeoutMs: nu
 /** The volumes whose disk devices exist in the VM (QOM /machine/peripheral), to find ones unplugged while nobody watched. */
 export async function pluggedVolumes(qmp: QmpClient): Promise<Set<string>> {
   const items = await qomList(qmp, '/machine/peripheral');
-  return new Set(items.map((i) => i.name).filter((n) => n.startsWith(DEVICE_PREFIX)).map((n) => n.slice(DEVICE_PREFIX.length)));
+  return new Set(
+    items
+      .map((i) => i.name)
+      .filter((n) => n.startsWith(DEVICE_PREFIX))
+      .map((n) => n.slice(DEVICE_PREFIX.length)),
+  );
 }

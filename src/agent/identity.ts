@@ -22,7 +22,12 @@ interface HostIdentity {
 export async function hostIdentity(dataDir: string, name?: string): Promise<HostIdentity> {
   return {
     hostId: await loadHostId(join(dataDir, 'host-id')),
-    name: name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, 63),
+    name:
+      name ??
+      hostname()
+        .toLowerCase()
+        .replace(/[^a-z0-9-]/g, '-')
+        .slice(0, 63),
   };
 }
 
@@ -64,7 +69,13 @@ export class HostTrust {
     this.keys = await this.store.keys();
     let creds = await this.store.load();
     if (!creds) {
-      creds = await enrollWithRetry({ identity: { ...this.identity, keys: this.keys }, mode: join.mode, bootstrapToken: join.bootstrapToken, log: this.log, maxBackoffMs: join.maxBackoffMs });
+      creds = await enrollWithRetry({
+        identity: { ...this.identity, keys: this.keys },
+        mode: join.mode,
+        bootstrapToken: join.bootstrapToken,
+        log: this.log,
+        maxBackoffMs: join.maxBackoffMs,
+      });
       await this.store.save(creds);
     }
     this.creds = creds;
@@ -109,7 +120,12 @@ export class HostTrust {
     if (lifetimeLeft(creds.certPem) > 1 / 3) return false;
     const next = generateKeyPair();
     const csr = await createCsr(this.identity.hostId, next);
-    const res = await httpsRequest(`${creds.controllerUrl}/v1/agent/renew`, { method: 'POST', body: JSON.stringify({ csr }), headers: { 'content-type': 'application/json' }, tls: this.tls() });
+    const res = await httpsRequest(`${creds.controllerUrl}/v1/agent/renew`, {
+      method: 'POST',
+      body: JSON.stringify({ csr }),
+      headers: { 'content-type': 'application/json' },
+      tls: this.tls(),
+    });
     if (res.status !== 200) throw new Error(`renewal refused: HTTP ${res.status} ${res.body.toString('utf8').slice(0, 200)}`);
     const renewed: Credentials = { ...creds, certPem: res.json<{ certificate: string }>().certificate };
     await this.store.save(renewed, next);

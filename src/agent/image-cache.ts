@@ -21,10 +21,7 @@ export class ImageCache {
 
   /** Local paths of the image's kernel and initrd, downloading what is missing. */
   async ensure(image: VmImageRef): Promise<{ kernel: string; initrd: string }> {
-    const [kernel, initrd] = await Promise.all([
-      this.file(image, 'kernel', image.files.kernel),
-      this.file(image, 'initrd', image.files.initrd),
-    ]);
+    const [kernel, initrd] = await Promise.all([this.file(image, 'kernel', image.files.kernel), this.file(image, 'initrd', image.files.initrd)]);
     return { kernel, initrd };
   }
 

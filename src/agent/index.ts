@@ -68,7 +68,14 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
   const trust = new HostTrust(cfg.dataDir, { hostId, name }, log);
   // Networks are probed before enrollment: the time between a certificate's issue and its first
   // use stays short (a short-lived certificate must not expire during the probe).
-  const { supplicant, network } = await startNetworking({ dataDir: cfg.dataDir, name, network: cfg.network, keyPath: trust.keyPath, caPath: trust.caPath, log });
+  const { supplicant, network } = await startNetworking({
+    dataDir: cfg.dataDir,
+    name,
+    network: cfg.network,
+    keyPath: trust.keyPath,
+    caPath: trust.caPath,
+    log,
+  });
   // Trust first: a stored certificate, or enrollment (discovery, CSR, perhaps an operator's approval).
   await trust.establish({ mode: cfg.join, bootstrapToken: cfg.bootstrapToken, maxBackoffMs: cfg.enrollRetryMaxMs ?? 300_000 });
   await supplicant.resume();

@@ -1,16 +1,17 @@
 /** Parsers for the kernel's text files that make up host inventory. Pure, tested on captured text. */
 
 /** CPU flags that matter for placement and virtualization; the full list is long and noisy. */
-const INTERESTING_FLAGS = new Set([
-  'vmx', 'svm', 'hypervisor', 'aes', 'avx', 'avx2', 'avx512f', 'sse4_2', 'sha_ni', 'pdpe1gb', 'x2apic', 'nx', 'lm',
-]);
+const INTERESTING_FLAGS = new Set(['vmx', 'svm', 'hypervisor', 'aes', 'avx', 'avx2', 'avx512f', 'sse4_2', 'sha_ni', 'pdpe1gb', 'x2apic', 'nx', 'lm']);
 
 export function parseCpuinfo(text: string): { model: string; count: number; sockets: number; coresPerSocket: number; flags: string[] } {
   const blocks = text.split(/\n\s*\n/).filter((b) => /^processor\s*:/m.test(b));
   const field = (b: string, k: string) => new RegExp(`^${k}\\s*:\\s*(.*)$`, 'm').exec(b)?.[1]?.trim();
   const first = blocks[0] ?? '';
   const sockets = new Set(blocks.map((b) => field(b, 'physical id') ?? '0')).size || 1;
-  const flags = (field(first, 'flags') ?? '').split(/\s+/).filter((f) => INTERESTING_FLAGS.has(f)).sort();
+  const flags = (field(first, 'flags') ?? '')
+    .split(/\s+/)
+    .filter((f) => INTERESTING_FLAGS.has(f))
+    .sort();
   return {
     model: field(first, 'model name') ?? 'unknown',
     count: blocks.length,

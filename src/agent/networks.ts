@@ -11,9 +11,38 @@ import type { VmNetNic } from '../hypervisor/index.ts';
 import type { Inventory } from '../model/host.ts';
 import type { VmNic } from '../model/agent-protocol.ts';
 import {
-  chooseBackend, dhcpSegments, ensureDhcp, ensurePortSegment, ensureRemoteMacs, ensureSegment, ensureTap, findUnderlay, HostFirewall, isolate, isolateFromHost, mtuOf, probeBackends, readSriovNics, releaseDhcp,
-  removeSegment, removeTaps, segmentMtu, sh, stopDhcp, subnetAround, untaggedVfCommand, VfAllocator, withNetwork, withNics, withoutInstance, withoutNetwork,
-  type BackendProbe, type FirewallNic, type HeldVf, type RemoteMac, type Underlay,
+  chooseBackend,
+  dhcpSegments,
+  ensureDhcp,
+  ensurePortSegment,
+  ensureRemoteMacs,
+  ensureSegment,
+  ensureTap,
+  findUnderlay,
+  HostFirewall,
+  isolate,
+  isolateFromHost,
+  mtuOf,
+  probeBackends,
+  readSriovNics,
+  releaseDhcp,
+  removeSegment,
+  removeTaps,
+  segmentMtu,
+  sh,
+  stopDhcp,
+  subnetAround,
+  untaggedVfCommand,
+  VfAllocator,
+  withNetwork,
+  withNics,
+  withoutInstance,
+  withoutNetwork,
+  type BackendProbe,
+  type FirewallNic,
+  type HeldVf,
+  type RemoteMac,
+  type Underlay,
 } from '../network/index.ts';
 import { applySysfsWrites, planVfioBind, planVfioRelease, readPciDevice, vfioLoaded } from '../network/index.ts';
 import type { Supplicant } from './supplicant.ts';
@@ -68,7 +97,10 @@ export class HostNetwork {
     else this.underlay = u;
     // Before any VM is adopted or operation taken: the rules this host had, loaded again in one transaction.
     await this.firewall.resume();
-    this.o.log.info({ backend: this.backend ?? 'none', reason: this.reason, underlay: this.underlay, underlayError: this.underlayError }, 'network backend chosen');
+    this.o.log.info(
+      { backend: this.backend ?? 'none', reason: this.reason, underlay: this.underlay, underlayError: this.underlayError },
+      'network backend chosen',
+    );
   }
 
   inventory(): NonNullable<Inventory['network']> {
@@ -78,7 +110,11 @@ export class HostNetwork {
   /** The underlay and backend a network operation needs, or an error that says what is missing. */
   private ready(): Underlay {
     if (this.backend !== 'vxlan') {
-      throw new Error(this.backend === 'vlan' ? 'this host would use the vlan backend, whose realisation is not built yet; only vxlan hosts carry networks' : `this host has no network backend: ${this.reason}`);
+      throw new Error(
+        this.backend === 'vlan'
+          ? 'this host would use the vlan backend, whose realisation is not built yet; only vxlan hosts carry networks'
+          : `this host has no network backend: ${this.reason}`,
+      );
     }
     if (!this.underlay) throw new Error(`this host has no underlay address for VXLAN: ${this.underlayError ?? 'unknown'}`);
     return this.underlay;
@@ -220,11 +256,9 @@ export class HostNetwork {
   private async serveDhcp(instanceId: string, n: VmNic, mtu: number): Promise<void> {
     const subnet = subnetAround(n.address, n.prefix);
     if (!subnet) throw new Error(`NIC ${n.mac}: ${n.address}/${n.prefix} is not an IPv4 address and prefix`);
-    await ensureDhcp(
-      { segment: n.segment, tag: this.o.dhcpTag, server: n.dhcpServer!, subnet, gateway: n.gateway, mtu },
-      instanceId,
-      [{ instanceId, mac: n.mac, address: n.address }],
-    );
+    await ensureDhcp({ segment: n.segment, tag: this.o.dhcpTag, server: n.dhcpServer!, subnet, gateway: n.gateway, mtu }, instanceId, [
+      { instanceId, mac: n.mac, address: n.address },
+    ]);
   }
 
   release(instanceId: string): Promise<void> {

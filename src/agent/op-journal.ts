@@ -58,10 +58,12 @@ export class OpJournal {
   private save(): Promise<void> {
     const snapshot = JSON.stringify([...this.done]);
     // After a failed write the next one still runs (a rejected chain would fail every save after it).
-    this.saving = this.saving.catch(() => undefined).then(async () => {
-      await writeFile(this.path + '.tmp', snapshot);
-      await rename(this.path + '.tmp', this.path);
-    });
+    this.saving = this.saving
+      .catch(() => undefined)
+      .then(async () => {
+        await writeFile(this.path + '.tmp', snapshot);
+        await rename(this.path + '.tmp', this.path);
+      });
     return this.saving;
   }
 }

@@ -21,10 +21,24 @@ export interface NetworkConfig {
 }
 
 /** Probes and sets up the host's networking; the supplicant uses the host key and CA at these paths once there is a principal. */
-export async function startNetworking(o: { dataDir: string; name: string; network?: NetworkConfig; keyPath: string; caPath: string; log: Logger }): Promise<{ supplicant: Supplicant; network: HostNetwork }> {
+export async function startNetworking(o: {
+  dataDir: string;
+  name: string;
+  network?: NetworkConfig;
+  keyPath: string;
+  caPath: string;
+  log: Logger;
+}): Promise<{ supplicant: Supplicant; network: HostNetwork }> {
   const { dataDir, log } = o;
   const supplicant = new Supplicant({ dataDir, port: o.network?.dedicatedPort, identity: o.name, keyPath: o.keyPath, caPath: o.caPath, log });
-  const network = new HostNetwork({ backend: o.network?.backend ?? 'auto', underlay: o.network?.underlay, log, supplicant, dhcpTag: dhcpTag(dataDir), stateDir: join(dataDir, 'network') });
+  const network = new HostNetwork({
+    backend: o.network?.backend ?? 'auto',
+    underlay: o.network?.underlay,
+    log,
+    supplicant,
+    dhcpTag: dhcpTag(dataDir),
+    stateDir: join(dataDir, 'network'),
+  });
   await network.init();
   return { supplicant, network };
 }
@@ -61,7 +75,9 @@ export class StorageServices {
 
   async refresh(): Promise<void> {
     const now = await this.storage.volumesAndSpace();
-    this.volumes = now.volumes.filter((v) => !this.filling.has(v.name)).map((v) => ({ id: v.name, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes, snapshots: v.snapshots }));
+    this.volumes = now.volumes
+      .filter((v) => !this.filling.has(v.name))
+      .map((v) => ({ id: v.name, sizeBytes: v.sizeBytes, usedBytes: v.usedBytes, snapshots: v.snapshots }));
     this.space = now.space;
     this.changed();
   }

@@ -34,9 +34,7 @@ export function wpaSupplicantConfig(o: { ctrlDir: string; identity: string; ca: 
 export class Supplicant {
   private readonly dir: string;
 
-  constructor(
-    private readonly o: { dataDir: string; port?: string; identity: string; keyPath: string; caPath: string; log: Logger },
-  ) {
+  constructor(private readonly o: { dataDir: string; port?: string; identity: string; keyPath: string; caPath: string; log: Logger }) {
     this.dir = join(o.dataDir, 'dot1x');
   }
 
@@ -60,14 +58,18 @@ export class Supplicant {
 
   /** Installs (or, with no certificate, removes) the principal and (re)starts the supplicant. */
   async apply(certificate: string | undefined): Promise<void> {
-    if (certificate && !this.o.port) throw new Error('this host has no dedicated port (outrig agent --dedicated-port IF): it cannot authenticate a switch port');
+    if (certificate && !this.o.port)
+      throw new Error('this host has no dedicated port (outrig agent --dedicated-port IF): it cannot authenticate a switch port');
     await this.stop();
     if (!certificate) {
       rmSync(this.certPath, { force: true });
       this.o.log.info('principal certificate removed; 802.1X supplicant stopped');
       return;
     }
-    requireTools(PORT_AUTH_REQUIREMENTS.filter((r) => r.pkg === 'wpasupplicant'), '802.1X port authentication');
+    requireTools(
+      PORT_AUTH_REQUIREMENTS.filter((r) => r.pkg === 'wpasupplicant'),
+      '802.1X port authentication',
+    );
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileSync(this.certPath, certificate);
     await this.start();
@@ -91,7 +93,11 @@ export class Supplicant {
 
   private async start(): Promise<void> {
     const conf = join(this.dir, 'wpa_supplicant.conf');
-    writeFileSync(conf, wpaSupplicantConfig({ ctrlDir: join(this.dir, 'ctrl'), identity: this.o.identity, ca: this.o.caPath, cert: this.certPath, key: this.o.keyPath }), { mode: 0o600 });
+    writeFileSync(
+      conf,
+      wpaSupplicantConfig({ ctrlDir: join(this.dir, 'ctrl'), identity: this.o.identity, ca: this.o.caPath, cert: this.certPath, key: this.o.keyPath }),
+      { mode: 0o600 },
+    );
     await exec('ip', ['link', 'set', this.o.port!, 'up']);
     await exec('wpa_supplicant', ['-B', '-D', 'wired', '-i', this.o.port!, '-c', conf, '-P', this.pidPath, '-f', join(this.dir, 'wpa_supplicant.log'), '-t']);
     this.o.log.info({ port: this.o.port, segments: this.segments() }, '802.1X supplicant started with the principal certificate');

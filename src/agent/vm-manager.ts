@@ -183,7 +183,9 @@ export class VmManager {
 
   /** Rotates a VM's serial log now if it is over the limit (an old log at adoption or start); a failure only warns. */
   private trimSerialLog(id: string): Promise<unknown> {
-    return rotateIfOver(this.o.driver.paths(id).serialLog, this.serialMax).catch((e: Error) => this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'));
+    return rotateIfOver(this.o.driver.paths(id).serialLog, this.serialMax).catch((e: Error) =>
+      this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'),
+    );
   }
 
   private async forgetDisk(m: ManagedVm, volumeId: string): Promise<void> {
@@ -281,7 +283,9 @@ export class VmManager {
     }
     const now = Date.now();
     m.state = 'stopping';
-    m.stopping = force ? { method: 'force', since: new Date(now).toISOString() } : { method: 'acpi', since: new Date(now).toISOString(), forceAt: new Date(now + this.o.stopTimeoutMs).toISOString() };
+    m.stopping = force
+      ? { method: 'force', since: new Date(now).toISOString() }
+      : { method: 'acpi', since: new Date(now).toISOString(), forceAt: new Date(now + this.o.stopTimeoutMs).toISOString() };
     this.changed();
     try {
       const how = force ? await this.o.driver.powerOff(m.id) : await this.o.driver.stop(m.id, this.o.stopTimeoutMs);
@@ -301,7 +305,9 @@ export class VmManager {
     try {
       const client = await this.o.driver.qmp(id);
       const unplugged = (volumeId: string) =>
-        void this.guestUnplugged(m, volumeId).catch((e: Error) => this.o.log.warn({ vm: id, volume: volumeId, err: e.message }, 'could not finish a guest-initiated unplug'));
+        void this.guestUnplugged(m, volumeId).catch((e: Error) =>
+          this.o.log.warn({ vm: id, volume: volumeId, err: e.message }, 'could not finish a guest-initiated unplug'),
+        );
       const onEvent = (ev: QmpEvent) => {
         if (ev.event === 'SHUTDOWN') m.shutdownReason = (ev.data as { reason?: string } | undefined)?.reason ?? 'shutdown';
         const volumeId = unpluggedVolume(ev);
@@ -329,7 +335,9 @@ export class VmManager {
       m.boot.serialOffset = 0;
       void this.o.driver.writeBootState(id, m.boot).catch(() => undefined);
     };
-    m.serialLimit = new SerialLogLimiter(serialLog, this.serialMax, rotated, (e) => this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'));
+    m.serialLimit = new SerialLogLimiter(serialLog, this.serialMax, rotated, (e) =>
+      this.o.log.warn({ vm: id, err: e.message }, 'could not rotate the serial log'),
+    );
     const marker = m.spec?.readyMarker;
     if (marker && m.boot && !m.boot.readyAt) {
       const boot = m.boot;

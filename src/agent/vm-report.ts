@@ -32,7 +32,9 @@ export function vmReport(m: ManagedVm): VmReport | undefined {
     pid: m.state === 'running' ? m.pid : undefined,
     accel: m.spec.accel,
     forwards: m.spec.forwards,
-    nics: m.spec.nics?.map((n) => (n.mode === 'vf' ? { pciAddress: n.pciAddress, mac: n.mac, mode: n.mode, reason: n.reason } : { tap: n.tap, mac: n.mac, mode: n.mode, reason: n.reason })),
+    nics: m.spec.nics?.map((n) =>
+      n.mode === 'vf' ? { pciAddress: n.pciAddress, mac: n.mac, mode: n.mode, reason: n.reason } : { tap: n.tap, mac: n.mac, mode: n.mode, reason: n.reason },
+    ),
     generation: m.spec.owner.generation,
     restartSeq: m.spec.owner.restartSeq,
     bootedAt: m.boot?.launchedAt,

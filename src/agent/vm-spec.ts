@@ -7,7 +7,9 @@ import type { VmDefinition, VmNic } from '../model/agent-protocol.ts';
  * or outrig.nicN=MAC,dhcp on a network with DHCP (the guest asks this host's server).
  */
 function nicArgs(nics: VmNic[]): string {
-  return nics.map((n, i) => `outrig.nic${i + 1}=${n.dhcpServer ? `${n.mac},dhcp` : [n.mac, `${n.address}/${n.prefix}`, n.gateway].filter(Boolean).join(',')}`).join(' ');
+  return nics
+    .map((n, i) => `outrig.nic${i + 1}=${n.dhcpServer ? `${n.mac},dhcp` : [n.mac, `${n.address}/${n.prefix}`, n.gateway].filter(Boolean).join(',')}`)
+    .join(' ');
 }
 
 interface HostSide {

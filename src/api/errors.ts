@@ -35,7 +35,8 @@ function fieldError(field: string, problem: string, status = 400, code = 'invali
 
 /** A refusal of the controller's services or trust in the API's terms; anything else as it is. */
 export function toApiError(e: unknown): unknown {
-  if (e instanceof ServiceError) return e.field ? fieldError(e.field.name, e.field.problem, e.status, e.code) : new ApiError(e.status, e.code, e.message, e.details);
+  if (e instanceof ServiceError)
+    return e.field ? fieldError(e.field.name, e.field.problem, e.status, e.code) : new ApiError(e.status, e.code, e.message, e.details);
   if (e instanceof TrustError) return new ApiError(e.statusCode, e.code, e.message);
   return e;
 }

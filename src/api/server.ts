@@ -53,13 +53,7 @@ declare module 'fastify' {
   }
 }
 
-export type Api = FastifyInstance<
-  Server,
-  IncomingMessage,
-  ServerResponse,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
+export type Api = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
 
 function tokenMatches(header: string | undefined, token: string): boolean {
   const m = /^Bearer (.+)$/.exec(header ?? '');
@@ -76,7 +70,15 @@ function tokenMatches(header: string | undefined, token: string): boolean {
  */
 export async function buildApi(services: ApiServices, log: Logger, tls: { key: string; cert: string; ca: string }, limits: ConnectionLimits): Promise<Api> {
   const app = Fastify({
-    https: { key: tls.key, cert: tls.cert, ca: [tls.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: limits.handshakeTimeoutMs },
+    https: {
+      key: tls.key,
+      cert: tls.cert,
+      ca: [tls.ca],
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      handshakeTimeout: limits.handshakeTimeoutMs,
+    },
     keepAliveTimeout: limits.idleTimeoutMs,
     loggerInstance: log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -108,9 +110,7 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     const why = peer.kind === 'none' && !req.headers.authorization ? peer.reason : 'invalid credentials';
     return reply.status(401).send({ error: { code: 'unauthorized', message: `authentication required (admin token or client certificate): ${why}` } });
   });
-  app.setNotFoundHandler((req, reply) =>
-    reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }),
-  );
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }));
   app.addHook('onResponse', async (req, reply) => {
     services.metrics.apiRequests.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
     if (reply.statusCode >= 400 || req.method !== 'GET') {
@@ -124,20 +124,23 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     },
   });
 
-  await app.register(async (v1) => {
-    hostRoutes(v1 as Api, services);
-    imageRoutes(v1 as Api, services);
-    instanceRoutes(v1 as Api, services);
-    tenantRoutes(v1 as Api, services);
-    memoryRoutes(v1 as Api, services);
-    volumeRoutes(v1 as Api, services);
-    backupRoutes(v1 as Api, services);
-    backupPolicyRoutes(v1 as Api, services);
-    trustRoutes(v1 as Api, services);
-    certificateRoutes(v1 as Api, services);
-    networkRoutes(v1 as Api, services);
-    hostClusterRoutes(v1 as Api, services);
-  }, { prefix: '/v1' });
+  await app.register(
+    async (v1) => {
+      hostRoutes(v1 as Api, services);
+      imageRoutes(v1 as Api, services);
+      instanceRoutes(v1 as Api, services);
+      tenantRoutes(v1 as Api, services);
+      memoryRoutes(v1 as Api, services);
+      volumeRoutes(v1 as Api, services);
+      backupRoutes(v1 as Api, services);
+      backupPolicyRoutes(v1 as Api, services);
+      trustRoutes(v1 as Api, services);
+      certificateRoutes(v1 as Api, services);
+      networkRoutes(v1 as Api, services);
+      hostClusterRoutes(v1 as Api, services);
+    },
+    { prefix: '/v1' },
+  );
   systemRoutes(app, services);
   return app;
 }

@@ -41,8 +41,18 @@ const Manifest = Type.Object({
   rawPartitions: Type.Array(Type.Object({ partition: Index, content: Type.Array(BlobId) }), { maxItems: 1024 }),
   rawAreas: Type.Optional(Type.Array(Type.Object({ offset: Count, length: Count, content: Type.Array(BlobId) }))),
   bmrReady: Type.Boolean(),
-  bootLoader: Type.Optional(Type.Object({ kind: Type.Union([Type.Literal('grub'), Type.Literal('extlinux'), Type.Literal('unknown')]), partition: Type.Optional(Index), config: Type.Optional(FsPath) })),
-  mounts: Type.Optional(Type.Array(Type.Object({ partition: Index, mountPoint: Type.String({ maxLength: 4096 }), options: Type.Optional(Type.String({ maxLength: 4096 })) }), { maxItems: 1024 })),
+  bootLoader: Type.Optional(
+    Type.Object({
+      kind: Type.Union([Type.Literal('grub'), Type.Literal('extlinux'), Type.Literal('unknown')]),
+      partition: Type.Optional(Index),
+      config: Type.Optional(FsPath),
+    }),
+  ),
+  mounts: Type.Optional(
+    Type.Array(Type.Object({ partition: Index, mountPoint: Type.String({ maxLength: 4096 }), options: Type.Optional(Type.String({ maxLength: 4096 })) }), {
+      maxItems: 1024,
+    }),
+  ),
   ssr: Type.Array(Type.String({ pattern: '^/p[0-9]{1,4}(/[^/\\u0000-\\u001f\\u007f]+)*$', maxLength: 4096 }), { maxItems: 1024 }),
 });
 

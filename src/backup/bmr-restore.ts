@@ -11,7 +11,24 @@
  * the manifest's fields become an sfdisk script and mkfs arguments.
  */
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statSync, truncateSync, writeFileSync, writeSync, chmodSync, lchownSync, lutimesSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+  chmodSync,
+  lchownSync,
+  lutimesSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
@@ -73,14 +90,18 @@ export async function restoreDiskImage(repo: Repository, snapshot: SnapshotRecor
   const m = checkManifest(snapshot.manifest);
   if (!m.bmrReady) throw new Error('this snapshot is not BMR-ready: it has no disk layout (make it from a disk or volume)');
   if (m.bootLoader?.kind === 'extlinux' && !m.bootLoader.config) {
-    throw new Error(`this disk boots with extlinux from partition ${m.bootLoader.partition}, but the backup found no extlinux configuration next to ldlinux.sys, so it cannot be installed again`);
+    throw new Error(
+      `this disk boots with extlinux from partition ${m.bootLoader.partition}, but the backup found no extlinux configuration next to ldlinux.sys, so it cannot be installed again`,
+    );
   }
   writeFileSync(image, '');
   truncateSync(image, m.layout.sizeBytes);
   // A disk with no partition table gets none: its filesystem starts at byte 0, or its raw areas are all of it.
   if (m.layout.table.label !== 'none') {
     await new Promise<void>((resolve, reject) => {
-      const p = execFile('sfdisk', ['-q', image], (e, _o, err) => (e ? reject(new Error(`sfdisk could not write the partition table: ${String(err).trim() || e.message}`)) : resolve()));
+      const p = execFile('sfdisk', ['-q', image], (e, _o, err) =>
+        e ? reject(new Error(`sfdisk could not write the partition table: ${String(err).trim() || e.message}`)) : resolve(),
+      );
       p.stdin!.end(sfdiskScript(m.layout));
     });
     // Names sfdisk's script cannot quote are set as plain arguments.
@@ -149,7 +170,12 @@ function merge(from: string, into: string): void {
  * System-state recovery onto an existing disk image: the SSR group's files replace those in each
  * filesystem, and the boot areas are written back. Files outside the group (user data) stay.
  */
-export async function restoreSystemState(repo: Repository, snapshot: SnapshotRecord, image: string, name = image): Promise<{ paths: string[]; skipped: { path: string; why: string }[] }> {
+export async function restoreSystemState(
+  repo: Repository,
+  snapshot: SnapshotRecord,
+  image: string,
+  name = image,
+): Promise<{ paths: string[]; skipped: { path: string; why: string }[] }> {
   const m = checkManifest(snapshot.manifest);
   // A disk kept block by block has neither files nor boot areas: there is nothing to put back selectively.
   if (!m.ssr.length && !m.bootAreas.length) throw new Error('this snapshot holds no system state (its disk was kept block by block): use a bare-metal restore');
@@ -162,7 +188,13 @@ export async function restoreSystemState(repo: Repository, snapshot: SnapshotRec
  * filesystems must be the ones backed up (same UUIDs): anything else wants a bare-metal restore.
  * The image is changed only once everything has been read and merged.
  */
-export async function restoreFilesIntoImage(repo: Repository, snapshot: SnapshotRecord, image: string, include: string[], o: { bootAreas?: boolean; name?: string } = {}): Promise<{ paths: string[]; skipped: { path: string; why: string }[] }> {
+export async function restoreFilesIntoImage(
+  repo: Repository,
+  snapshot: SnapshotRecord,
+  image: string,
+  include: string[],
+  o: { bootAreas?: boolean; name?: string } = {},
+): Promise<{ paths: string[]; skipped: { path: string; why: string }[] }> {
   const m = checkManifest(snapshot.manifest);
   const bad = include.find((p) => !/^\/p[0-9]+(\/[^/]+)*$/.test(p) || p.split('/').some((c) => c === '.' || c === '..') || hasControl(p));
   if (bad !== undefined) throw new Error(`${JSON.stringify(bad)} is not a path of the backup (/pN/...)`);
@@ -173,7 +205,10 @@ export async function restoreFilesIntoImage(repo: Repository, snapshot: Snapshot
   const now = await readDiskLayout(image, size, [], name);
   for (const f of m.layout.filesystems.filter((x) => m.filesystems.some((y) => y.partition === x.partition))) {
     const fs = now.filesystems.find((x) => x.partition === f.partition);
-    if (!fs || fs.uuid !== f.uuid) throw new Error(`${partitionName(f.partition)} of ${name} is not the filesystem backed up (UUID ${fs?.uuid ?? 'none'}, expected ${f.uuid ?? '?'}): use a bare-metal restore instead`);
+    if (!fs || fs.uuid !== f.uuid)
+      throw new Error(
+        `${partitionName(f.partition)} of ${name} is not the filesystem backed up (UUID ${fs?.uuid ?? 'none'}, expected ${f.uuid ?? '?'}): use a bare-metal restore instead`,
+      );
   }
   const touched = m.filesystems.filter((f) => include.some((p) => p === f.path || p.startsWith(`${f.path}/`)));
   const work = mkdtempSync(join(tmpdir(), 'outrig-into-'));
@@ -193,7 +228,12 @@ export async function restoreFilesIntoImage(repo: Repository, snapshot: Snapshot
       const dir = join(work, 'now', f.path.slice(1));
       const from = join(work, 'backup', f.path.slice(1));
       if (existsSync(from)) merge(from, dir);
-      await makeFilesystem(image, partitionOf(m, f.partition), now.filesystems.find((x) => x.partition === f.partition)!, dir);
+      await makeFilesystem(
+        image,
+        partitionOf(m, f.partition),
+        now.filesystems.find((x) => x.partition === f.partition)!,
+        dir,
+      );
       rebuilt.add(f.partition);
     }
     if (o.bootAreas) for (const a of m.bootAreas) await writeRaw(repo, image, a.offset, a.content, a.offset + a.length);

@@ -141,7 +141,13 @@ function mountsUnder(dir: string): string[] {
  * Backs up a disk (image file or device): each ext filesystem file by file, from its mount when
  * `mounted` names one (a live machine) or else out of the disk with debugfs; the rest as above.
  */
-async function backupDisk(repo: Repository, image: string, sizeBytes: number, mounted: Map<number, string>, { name = image, ...opts }: DiskBackupOptions): Promise<DiskBackup> {
+async function backupDisk(
+  repo: Repository,
+  image: string,
+  sizeBytes: number,
+  mounted: Map<number, string>,
+  { name = image, ...opts }: DiskBackupOptions,
+): Promise<DiskBackup> {
   const warnings: string[] = [];
   const layout = await readDiskLayout(image, sizeBytes, warnings, name);
   const skipped: SkippedEntry[] = [];
@@ -163,17 +169,24 @@ async function backupDisk(repo: Repository, image: string, sizeBytes: number, mo
         });
         await writeXattrs(r.xattrs);
         skipped.push(...r.skipped.map((x) => ({ path: `/p${fs.partition}${x.path.slice(1, -1)}`, why: x.why })));
-        if (r.skippedCount > r.skipped.length) skipped.push({ path: `/p${fs.partition}`, why: `and ${r.skippedCount - r.skipped.length} more entries skipped` });
+        if (r.skippedCount > r.skipped.length)
+          skipped.push({ path: `/p${fs.partition}`, why: `and ${r.skippedCount - r.skipped.length} more entries skipped` });
       }
       sources.push({ path: dir, as: `/p${fs.partition}` });
       filesystems.push({ partition: fs.partition, path: `/p${fs.partition}` });
     }
     const areas: BmrManifest['bootAreas'] = [];
     for (const a of bootAreas(layout)) areas.push({ ...a, content: await saveRaw(repo, image, a.offset, a.length, opts.signal) });
-    const covered = new Set([...filesystems.map((f) => f.partition), ...areas.map((a) => layout.partitions.find((p) => p.start * layout.table.sectorSize === a.offset)?.index)]);
+    const covered = new Set([
+      ...filesystems.map((f) => f.partition),
+      ...areas.map((a) => layout.partitions.find((p) => p.start * layout.table.sectorSize === a.offset)?.index),
+    ]);
     const rawPartitions: BmrManifest['rawPartitions'] = [];
     for (const p of layout.partitions.filter((x) => !covered.has(x.index))) {
-      rawPartitions.push({ partition: p.index, content: await saveRaw(repo, image, p.start * layout.table.sectorSize, p.size * layout.table.sectorSize, opts.signal) });
+      rawPartitions.push({
+        partition: p.index,
+        content: await saveRaw(repo, image, p.start * layout.table.sectorSize, p.size * layout.table.sectorSize, opts.signal),
+      });
     }
     const onRead = (bytes: number) => opts.onProgress?.({ files: 0, dirs: 0, bytes, bytesRead: bytes, unchanged: 0, errors: [] });
     const rawAreas = layout.table.label === 'none' && !filesystems.length ? await saveRawAreas(repo, image, 0, sizeBytes, onRead, opts.signal) : undefined;
@@ -216,4 +229,3 @@ async function removeWork(work: string): Promise<void> {
   if (left.length) throw new Error(`could not unmount ${left.join(', ')}: unmount by hand, then remove ${work}`);
   rmSync(work, { recursive: true, force: true });
 }
-

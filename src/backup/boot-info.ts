@@ -60,7 +60,9 @@ export function mountPoints(fstab: string, layout: DiskLayout): MountPoint[] {
     if (!line) continue;
     const [spec, mountPoint, , options] = line.split(/\s+/);
     if (!spec || !mountPoint?.startsWith('/')) continue;
-    const [key, value] = spec.includes('=') ? [spec.slice(0, spec.indexOf('=')).toUpperCase(), spec.slice(spec.indexOf('=') + 1).replace(/^"|"$/g, '')] : ['', spec];
+    const [key, value] = spec.includes('=')
+      ? [spec.slice(0, spec.indexOf('=')).toUpperCase(), spec.slice(spec.indexOf('=') + 1).replace(/^"|"$/g, '')]
+      : ['', spec];
     const fs =
       key === 'UUID'
         ? layout.filesystems.find((f) => f.uuid?.toLowerCase() === value.toLowerCase())

@@ -23,7 +23,10 @@ export const DEFAULT_CHUNKER: ChunkerParams = { minSize: 512 * 1024, avgSize: 10
 export function gearTable(seed: Uint8Array): Uint32Array {
   const out = new Uint32Array(256);
   for (let block = 0; block < 32; block++) {
-    const h = createHash('sha256').update(seed).update(Buffer.from([block])).digest();
+    const h = createHash('sha256')
+      .update(seed)
+      .update(Buffer.from([block]))
+      .digest();
     for (let i = 0; i < 8; i++) out[block * 8 + i] = h.readUInt32LE(i * 4);
   }
   return out;

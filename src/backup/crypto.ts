@@ -118,7 +118,9 @@ export class PlainCrypter implements Crypter {
 
 function derive(passphrase: string, salt: Buffer, p: ScryptParams): Promise<Buffer> {
   return new Promise((resolve, reject) =>
-    scrypt(passphrase.normalize('NFC'), salt, 32, { N: p.N, r: p.r, p: p.p, maxmem: 256 * p.N * p.r + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))),
+    scrypt(passphrase.normalize('NFC'), salt, 32, { N: p.N, r: p.r, p: p.p, maxmem: 256 * p.N * p.r + 1024 * 1024 }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    ),
   );
 }
 
@@ -132,7 +134,13 @@ export async function sealMasterKey(passphrase: string, master: Buffer, params: 
   const nonce = randomBytes(NONCE);
   const c = createCipheriv('aes-256-gcm', kek, nonce);
   const body = Buffer.concat([c.update(master), c.final()]);
-  return { kdf: 'scrypt', params, salt: salt.toString('base64'), sealed: Buffer.concat([nonce, body, c.getAuthTag()]).toString('base64'), created: now.toISOString() };
+  return {
+    kdf: 'scrypt',
+    params,
+    salt: salt.toString('base64'),
+    sealed: Buffer.concat([nonce, body, c.getAuthTag()]).toString('base64'),
+    created: now.toISOString(),
+  };
 }
 
 export async function openMasterKey(passphrase: string, kf: KeyFile): Promise<Buffer> {

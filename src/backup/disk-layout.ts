@@ -84,7 +84,8 @@ export function bootAreas(l: Pick<DiskLayout, 'table' | 'partitions'>): { offset
   const ss = l.table.sectorSize;
   const first = Math.min(...l.partitions.map((p) => p.start));
   const out = [{ offset: 0, length: (Number.isFinite(first) ? first : 1) * ss, what: 'the boot sector and the gap before the first partition' }];
-  for (const p of l.partitions) if (p.type.toUpperCase() === BIOS_BOOT_GUID) out.push({ offset: p.start * ss, length: p.size * ss, what: `BIOS-boot partition ${p.index}` });
+  for (const p of l.partitions)
+    if (p.type.toUpperCase() === BIOS_BOOT_GUID) out.push({ offset: p.start * ss, length: p.size * ss, what: `BIOS-boot partition ${p.index}` });
   return out;
 }
 

@@ -58,10 +58,13 @@ export function findLiveDisk(path: string, o: { sys?: string; mountinfo?: string
   const m = mountOf(entries, real);
   if (!m) throw new Error(`${path} is on no mounted filesystem`);
   const part = join(sys, 'dev', 'block', m.devt);
-  if (!existsSync(part)) throw new Error(`${path} is on ${m.fsType} (device ${m.devt}), which is no block device: a bare-metal record needs a filesystem on a disk partition`);
+  if (!existsSync(part))
+    throw new Error(`${path} is on ${m.fsType} (device ${m.devt}), which is no block device: a bare-metal record needs a filesystem on a disk partition`);
   const partDir = realpathSync(part);
   if (!existsSync(join(partDir, 'partition'))) {
-    throw new Error(`${path} is on ${basename(partDir)}, which is not a partition of a disk (a whole-disk filesystem, LVM or RAID): a bare-metal record is for partitioned disks`);
+    throw new Error(
+      `${path} is on ${basename(partDir)}, which is not a partition of a disk (a whole-disk filesystem, LVM or RAID): a bare-metal record is for partitioned disks`,
+    );
   }
   const diskDir = dirname(partDir);
   const device = join(o.dev ?? '/dev', basename(diskDir));

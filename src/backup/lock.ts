@@ -53,7 +53,9 @@ export async function acquireLock(storage: RepoStorage, purpose: string, exclusi
     }
     if (conflicts(mine(), other)) {
       await storage.remove('locks', name);
-      throw new LockedError(`the repository is locked ${other.exclusive ? 'exclusively ' : ''}by ${other.purpose} (pid ${other.pid} on ${other.host}, since ${other.time}); try again when it is done`);
+      throw new LockedError(
+        `the repository is locked ${other.exclusive ? 'exclusively ' : ''}by ${other.purpose} (pid ${other.pid} on ${other.host}, since ${other.time}); try again when it is done`,
+      );
     }
   }
   const timer = setInterval(() => void storage.write('locks', name, Buffer.from(JSON.stringify(mine()))).catch(() => undefined), REFRESH_MS);

@@ -42,7 +42,13 @@ function nbdcopy(args: string[], signal?: AbortSignal): Promise<void> {
  * Copies an NBD export into a temporary sparse image, runs `fn` on it, and removes it whatever happens.
  * `signal` stops the copy (nbdcopy is killed) and rejects with its reason; `fn` is given it too.
  */
-export async function withExportImage<T>(socket: string, exportName: string, fn: (image: string) => Promise<T>, dir = tmpdir(), signal?: AbortSignal): Promise<T> {
+export async function withExportImage<T>(
+  socket: string,
+  exportName: string,
+  fn: (image: string) => Promise<T>,
+  dir = tmpdir(),
+  signal?: AbortSignal,
+): Promise<T> {
   signal?.throwIfAborted();
   const work = mkdtempSync(join(dir, 'outrig-nbd-source-'));
   const image = join(work, 'disk.raw');
@@ -63,7 +69,9 @@ export async function withExportImage<T>(socket: string, exportName: string, fn:
  * to read as zeroes, so zero extents are skipped; otherwise they are written as zero requests.
  */
 export async function copyImageToExport(image: string, socket: string, exportName: string, o: { targetIsZero?: boolean } = {}): Promise<void> {
-  await run('nbdcopy', [...(o.targetIsZero === false ? [] : ['--target-is-zero']), '--flush', image, nbdUri(socket, exportName)]).catch((e: Error & { stderr?: string }) => {
-    throw new Error(`cannot write into ${exportName} over NBD: ${e.stderr?.trim() || e.message}`, { cause: e });
-  });
+  await run('nbdcopy', [...(o.targetIsZero === false ? [] : ['--target-is-zero']), '--flush', image, nbdUri(socket, exportName)]).catch(
+    (e: Error & { stderr?: string }) => {
+      throw new Error(`cannot write into ${exportName} over NBD: ${e.stderr?.trim() || e.message}`, { cause: e });
+    },
+  );
 }

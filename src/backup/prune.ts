@@ -36,7 +36,10 @@ const BUCKETS: Record<Exclude<keyof Retention, 'last'>, (d: Date) => string> = {
 
 export function selectKeep(snaps: { id: string; time: string }[], r: Retention): Map<string, string[]> {
   const rules = Object.entries(r).filter(([, n]) => n !== undefined);
-  if (!rules.length) throw new Error('give at least one retention rule (--keep-last, --keep-daily, --keep-weekly, --keep-monthly): pruning with none would delete every snapshot');
+  if (!rules.length)
+    throw new Error(
+      'give at least one retention rule (--keep-last, --keep-daily, --keep-weekly, --keep-monthly): pruning with none would delete every snapshot',
+    );
   for (const [k, n] of rules) if (!Number.isInteger(n) || n < 0) throw new Error(`--keep-${k} must be a whole number ≥ 0, got ${String(n)}`);
   const newest = [...snaps].sort((a, b) => b.time.localeCompare(a.time) || b.id.localeCompare(a.id));
   const keep = new Map<string, string[]>();
@@ -64,9 +67,13 @@ export const DEFAULT_GROUP_BY: GroupField[] = ['host', 'paths'];
 /** `host,paths`, `host`, `paths` (or `source`), `tags`, any of them joined by commas, or '' for one group of all. */
 export function parseGroupBy(s: string): GroupField[] {
   const out: GroupField[] = [];
-  for (const w of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+  for (const w of s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
     const f = w === 'source' ? 'paths' : w;
-    if (f !== 'host' && f !== 'paths' && f !== 'tags') throw new Error(`--group-by takes host, paths (or source) and tags, joined by commas ('' for no grouping), not '${w}'`);
+    if (f !== 'host' && f !== 'paths' && f !== 'tags')
+      throw new Error(`--group-by takes host, paths (or source) and tags, joined by commas ('' for no grouping), not '${w}'`);
     if (!out.includes(f)) out.push(f);
   }
   return out;
@@ -150,11 +157,21 @@ export async function prune(repo: Repository, r: Retention, opts: { dryRun?: boo
   const groups = planRetention(snaps, r, opts.groupBy);
   const keep = new Set(groups.flatMap((g) => g.keep.map((k) => k.id)));
   const removed = groups.flatMap((g) => g.remove.map((x) => x.id));
-  const result: PruneResult = { groups, kept: groups.flatMap((g) => g.keep.map((k) => ({ id: k.id, reasons: k.reasons }))), removed, packsDeleted: 0, packsRewritten: 0, bytesFreed: 0 };
+  const result: PruneResult = {
+    groups,
+    kept: groups.flatMap((g) => g.keep.map((k) => ({ id: k.id, reasons: k.reasons }))),
+    removed,
+    packsDeleted: 0,
+    packsRewritten: 0,
+    bytesFreed: 0,
+  };
   if (opts.dryRun) return result;
   for (const id of removed) await repo.removeSnapshot(id);
 
-  const used = await usedBlobs(repo, snaps.filter((s) => keep.has(s.id)));
+  const used = await usedBlobs(
+    repo,
+    snaps.filter((s) => keep.has(s.id)),
+  );
   const byPack = new Map<string, { used: string[]; unused: number }>();
   for (const e of repo.allEntries()) {
     const p = byPack.get(e.pack) ?? { used: [], unused: 0 };

@@ -31,7 +31,14 @@ function readFully(fd: number, buf: Buffer, length: number, position: number): n
 }
 
 /** The data stretches of `length` bytes at `offset` of `image`, saved; `onRead` hears the bytes read so far. */
-export async function saveRawAreas(repo: Repository, image: string, offset: number, length: number, onRead?: (bytes: number) => void, signal?: AbortSignal): Promise<RawArea[]> {
+export async function saveRawAreas(
+  repo: Repository,
+  image: string,
+  offset: number,
+  length: number,
+  onRead?: (bytes: number) => void,
+  signal?: AbortSignal,
+): Promise<RawArea[]> {
   const fd = openSync(image, 'r');
   const buf = Buffer.allocUnsafe(READ);
   const chunker = new Chunker(repo.chunker, repo.gear);
@@ -60,7 +67,7 @@ export async function saveRawAreas(repo: Repository, image: string, offset: numb
       onRead?.(length);
       return [];
     }
-    for (let at = 0; at < length; ) {
+    for (let at = 0; at < length;) {
       signal?.throwIfAborted();
       const want = Math.min(READ, length - at);
       if (readFully(fd, buf, want, offset + at) < want) throw new Error(`the disk ends before its stated size (${offset + length} bytes)`);

@@ -18,7 +18,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_CHUNKER, gearTable, type ChunkerParams } from './chunker.ts';
 import { decode, encode, loadCodec } from './codec.ts';
 import { openBlob } from './open-blob.ts';
-import { AeadCrypter, newMasterKey, openMasterKey, PlainCrypter, sealMasterKey, WrongPassphraseError, type Crypter, type KeyFile, type ScryptParams } from './crypto.ts';
+import {
+  AeadCrypter,
+  newMasterKey,
+  openMasterKey,
+  PlainCrypter,
+  sealMasterKey,
+  WrongPassphraseError,
+  type Crypter,
+  type KeyFile,
+  type ScryptParams,
+} from './crypto.ts';
 import { PackBuilder, packId, readPackHeader, type BlobKind, type Codec, type PackedBlob } from './pack.ts';
 import { writeBlob, type BlobWrite } from './blob-writes.ts';
 import { chunkBuffer, chunksOf } from './file-chunks.ts';
@@ -139,20 +149,27 @@ export class Repository {
       masterKey = master;
     }
     const inner: InnerConfig = { chunker: opts.chunker ?? DEFAULT_CHUNKER, gearSeed: randomBytes(32).toString('base64') };
-    const outer: OuterConfig = { version: 1, id, encryption: crypter.encrypted ? 'aes-256-gcm' : 'none', sealed: crypter.seal(Buffer.from(JSON.stringify(inner))).toString('base64') };
+    const outer: OuterConfig = {
+      version: 1,
+      id,
+      encryption: crypter.encrypted ? 'aes-256-gcm' : 'none',
+      sealed: crypter.seal(Buffer.from(JSON.stringify(inner))).toString('base64'),
+    };
     await storage.write('config', 'config', Buffer.from(JSON.stringify(outer)), { exclusive: true });
     await loadCodec();
     return new Repository(storage, id, crypter, inner.chunker, gearTable(Buffer.from(inner.gearSeed, 'base64')), masterKey);
   }
 
   static async open(storage: RepoStorage, passphrase: string | undefined): Promise<Repository> {
-    if (!(await storage.exists('config', 'config'))) throw new RepositoryError(`no repository at ${storage.location} (make one with: outrig backup --repo ${storage.location} init)`);
+    if (!(await storage.exists('config', 'config')))
+      throw new RepositoryError(`no repository at ${storage.location} (make one with: outrig backup --repo ${storage.location} init)`);
     const outer = JSON.parse((await storage.read('config', 'config')).toString('utf8')) as OuterConfig;
     if (outer.version !== 1) throw new RepositoryError(`repository version ${outer.version} is not supported`);
     let crypter: Crypter = new PlainCrypter();
     let master: Buffer | undefined;
     if (outer.encryption !== 'none') {
-      if (passphrase === undefined) throw new RepositoryError('the repository is encrypted: give its passphrase in OUTRIG_BACKUP_PASSPHRASE or --passphrase-file');
+      if (passphrase === undefined)
+        throw new RepositoryError('the repository is encrypted: give its passphrase in OUTRIG_BACKUP_PASSPHRASE or --passphrase-file');
       for (const k of await storage.list('keys')) {
         const kf = JSON.parse((await storage.read('keys', k.name)).toString('utf8')) as KeyFile;
         master = await openMasterKey(passphrase, kf).catch((e: unknown) => {
@@ -269,7 +286,9 @@ export class Repository {
   /** A whole pack file; a missing one is named as such. */
   async readPack(name: string, forBlob?: string): Promise<Buffer> {
     return this.storage.read('data', name).catch((err: Error) => {
-      throw err instanceof NotFoundError ? new RepositoryError(`pack ${name.slice(0, 12)}${forBlob ? ` holding blob ${forBlob.slice(0, 12)}` : ''} is missing from the repository`) : err;
+      throw err instanceof NotFoundError
+        ? new RepositoryError(`pack ${name.slice(0, 12)}${forBlob ? ` holding blob ${forBlob.slice(0, 12)}` : ''} is missing from the repository`)
+        : err;
     });
   }
 
@@ -423,7 +442,8 @@ export class Repository {
 
   async snapshots(): Promise<(SnapshotRecord & { id: string })[]> {
     const out: (SnapshotRecord & { id: string })[] = [];
-    for (const f of await this.storage.list('snapshots')) out.push({ id: f.name, ...this.readJson<SnapshotRecord>(await this.storage.read('snapshots', f.name), `snapshot ${f.name.slice(0, 8)}`) });
+    for (const f of await this.storage.list('snapshots'))
+      out.push({ id: f.name, ...this.readJson<SnapshotRecord>(await this.storage.read('snapshots', f.name), `snapshot ${f.name.slice(0, 8)}`) });
     return out.sort((a, b) => a.time.localeCompare(b.time) || a.id.localeCompare(b.id));
   }
 

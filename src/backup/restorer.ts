@@ -19,7 +19,20 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { chmodSync, existsSync, lchownSync, linkSync, lstatSync, lutimesSync, mkdirSync, rmSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Repository, SnapshotRecord } from './repository.ts';
@@ -79,7 +92,8 @@ const BATCH_BYTES = 1024 * 1024 * 1024;
 
 /** Why a node's name cannot be a path component at all (a damaged or forged tree), or undefined. */
 function structuralProblem(name: unknown): string | undefined {
-  if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) return `the name ${JSON.stringify(name)}`;
+  if (typeof name !== 'string' || name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0'))
+    return `the name ${JSON.stringify(name)}`;
   return undefined;
 }
 
@@ -267,7 +281,9 @@ export class Restorer {
     const written = (i: number) => {
       const [pack, blobs] = packs[i]!;
       const ids = [...blobs.keys()];
-      const writes = [...blobs.values()].map((ts) => ts.map(({ file, offset }) => ({ path: file.dest, offset, sparse: !!file.node.sparse, mode: createMode(file.node) })));
+      const writes = [...blobs.values()].map((ts) =>
+        ts.map(({ file, offset }) => ({ path: file.dest, offset, sparse: !!file.node.sparse, mode: createMode(file.node) })),
+      );
       const p = this.repo.readPack(pack, ids[0]).then((data) => this.repo.writeBlobs(pack, data, ids, writes));
       p.catch(() => undefined); // awaited in turn below; not an unhandled rejection meanwhile
       return p;

@@ -123,7 +123,10 @@ export class SealPool {
 
   /** Opens, decompresses and checks the given blobs of a pack (whose bytes are handed over), and writes each where `writes` says. */
   writeBlobs(name: string, pack: Buffer, slots: BlobSlot[], writes: BlobWrite[][]): Promise<void> {
-    const own = pack.byteOffset === 0 && pack.length === pack.buffer.byteLength ? (pack.buffer as ArrayBuffer) : (pack.buffer.slice(pack.byteOffset, pack.byteOffset + pack.length) as ArrayBuffer);
+    const own =
+      pack.byteOffset === 0 && pack.length === pack.buffer.byteLength
+        ? (pack.buffer as ArrayBuffer)
+        : (pack.buffer.slice(pack.byteOffset, pack.byteOffset + pack.length) as ArrayBuffer);
     return this.submit<void>(pack.length, { pack: own, name, slots, writes }, [own]);
   }
 

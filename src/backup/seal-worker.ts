@@ -23,7 +23,10 @@ export interface WorkerData {
 /** Above this much sealed data waiting, workers pause. */
 const OUTSTANDING_LIMIT_KIB = 128 * 1024;
 
-export type Request = { id: number; plain: ArrayBuffer } | { id: number; file: string; known: string[] } | { id: number; pack: ArrayBuffer; name: string; slots: BlobSlot[]; writes: BlobWrite[][] };
+export type Request =
+  | { id: number; plain: ArrayBuffer }
+  | { id: number; file: string; known: string[] }
+  | { id: number; pack: ArrayBuffer; name: string; slots: BlobSlot[]; writes: BlobWrite[][] };
 
 interface ChunkReply {
   blob: string;

@@ -76,7 +76,16 @@ export function nodeOf(name: string, st: BigIntStats): TreeNode {
 
 /** The same file as in the parent snapshot, so its content need not be read again. */
 export function unchanged(prev: TreeNode | undefined, cur: TreeNode): prev is TreeNode & { content: string[] } {
-  return !!prev && prev.type === 'file' && cur.type === 'file' && !!prev.content && prev.mtime === cur.mtime && prev.ctime === cur.ctime && prev.size === cur.size && prev.inode === cur.inode;
+  return (
+    !!prev &&
+    prev.type === 'file' &&
+    cur.type === 'file' &&
+    !!prev.content &&
+    prev.mtime === cur.mtime &&
+    prev.ctime === cur.ctime &&
+    prev.size === cur.size &&
+    prev.inode === cur.inode
+  );
 }
 
 export function encodeTree(t: Tree): Buffer {

@@ -25,7 +25,8 @@ function unescapeName(s: string): string {
 
 function escapeName(s: string): string {
   let out = '';
-  for (const b of Buffer.from(s, 'utf8')) out += b < 0x21 || b > 0x7e || b === 0x5c || b === 0x3d ? `\\${b.toString(8).padStart(3, '0')}` : String.fromCharCode(b);
+  for (const b of Buffer.from(s, 'utf8'))
+    out += b < 0x21 || b > 0x7e || b === 0x5c || b === 0x3d ? `\\${b.toString(8).padStart(3, '0')}` : String.fromCharCode(b);
   return out;
 }
 
@@ -41,7 +42,11 @@ function parseDump(text: string): Map<string, Xattr[]> {
     const eq = line.indexOf('=');
     if (!file || eq <= 0) continue;
     const raw = line.slice(eq + 1);
-    const value = raw.startsWith('0s') ? raw.slice(2) : raw.startsWith('"') ? Buffer.from(JSON.parse(raw) as string).toString('base64') : Buffer.from(raw.replace(/^0x/, ''), 'hex').toString('base64');
+    const value = raw.startsWith('0s')
+      ? raw.slice(2)
+      : raw.startsWith('"')
+        ? Buffer.from(JSON.parse(raw) as string).toString('base64')
+        : Buffer.from(raw.replace(/^0x/, ''), 'hex').toString('base64');
     out.set(file, [...(out.get(file) ?? []), { name: unescapeName(line.slice(0, eq)), value }]);
   }
   return out;

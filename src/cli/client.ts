@@ -27,7 +27,11 @@ export class ApiClient {
     private readonly creds: ApiCredentials = {},
   ) {}
 
-  async raw(method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; rawBody?: RequestInit['body']; duplex?: 'half' } = {}): Promise<Response> {
+  async raw(
+    method: string,
+    path: string,
+    init: { body?: unknown; headers?: Record<string, string>; rawBody?: RequestInit['body']; duplex?: 'half' } = {},
+  ): Promise<Response> {
     const headers: Record<string, string> = { ...init.headers };
     if (this.creds.token) headers.authorization = `Bearer ${this.creds.token}`;
     let body: RequestInit['body'] = init.rawBody;
@@ -54,7 +58,9 @@ export class ApiClient {
             `On the controller's machine, use the same OUTRIG_DATA as 'outrig up' (its ca.crt and admin-token are there); elsewhere set OUTRIG_CA to the cluster's ca.crt.`,
         );
       }
-      throw new CliError(`cannot reach the Outrig API at ${this.baseUrl} (${why}); is 'outrig up' or 'outrig controller' running? Set OUTRIG_URL or --url to point elsewhere.`);
+      throw new CliError(
+        `cannot reach the Outrig API at ${this.baseUrl} (${why}); is 'outrig up' or 'outrig controller' running? Set OUTRIG_URL or --url to point elsewhere.`,
+      );
     }
     if (res.status === 401) {
       const text = await res.text();

@@ -34,7 +34,7 @@ export function cliCredentials(env: NodeJS.ProcessEnv = process.env): ApiCredent
   const caFile = fileOrDefault(env.OUTRIG_CA, 'ca.crt');
   return {
     ca: readIf(caFile, 'the CA certificate'),
-    caSource: env.OUTRIG_CA ? `OUTRIG_CA=${env.OUTRIG_CA}` : caFile ?? `no OUTRIG_CA, and no ${join(root, 'ca.crt')}`,
+    caSource: env.OUTRIG_CA ? `OUTRIG_CA=${env.OUTRIG_CA}` : (caFile ?? `no OUTRIG_CA, and no ${join(root, 'ca.crt')}`),
     cert,
     key: readIf(env.OUTRIG_KEY, 'the client key'),
     // A certificate is the stronger credential: with one, do not also send the local admin token.

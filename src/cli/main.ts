@@ -82,7 +82,7 @@ function report(e: unknown, json: boolean): number {
     const err = e as Error;
     const file = fileErrorText(e);
     if (file) code = 'file';
-    message = (process.env.OUTRIG_DEBUG ? err.stack : file ?? err.message) ?? String(e);
+    message = (process.env.OUTRIG_DEBUG ? err.stack : (file ?? err.message)) ?? String(e);
   }
   if (json) process.stdout.write(JSON.stringify({ error: { code, message, ...(details === undefined ? {} : { details }) } }, null, 2) + '\n');
   // commander printed its own usage error already (unless --json silenced it).

@@ -28,7 +28,10 @@ interface HttpsResult {
   json<T>(): T;
 }
 
-export async function httpsRequest(url: string, o: { method?: string; body?: Buffer | string; headers?: Record<string, string>; tls: TlsOptions; timeoutMs?: number }): Promise<HttpsResult> {
+export async function httpsRequest(
+  url: string,
+  o: { method?: string; body?: Buffer | string; headers?: Record<string, string>; tls: TlsOptions; timeoutMs?: number },
+): Promise<HttpsResult> {
   const res = await request(url, {
     method: (o.method ?? 'GET') as 'GET',
     body: o.body,

@@ -10,7 +10,19 @@ import { ensurePrivateFileSync } from './secrets.ts';
 export function createLogger(name: string, opts: { file?: string; level?: string; format?: LogFormat } = {}): Logger {
   const level = opts.level ?? process.env.OUTRIG_LOG_LEVEL ?? 'info';
   // Secrets by name, also where an operation carries them (a backup scope's passphrase in op.repository, or op.source.backup.repository).
-  const redact = ['req.headers.authorization', '*.token', '*.bootstrapToken', '*.adminToken', '*.privateKey', '*.key', 'passphrase', '*.passphrase', '*.*.passphrase', '*.*.*.passphrase', '*.*.*.*.passphrase'];
+  const redact = [
+    'req.headers.authorization',
+    '*.token',
+    '*.bootstrapToken',
+    '*.adminToken',
+    '*.privateKey',
+    '*.key',
+    'passphrase',
+    '*.passphrase',
+    '*.*.passphrase',
+    '*.*.*.passphrase',
+    '*.*.*.*.passphrase',
+  ];
   if (opts.file) {
     // Logs name instances, hosts and errors with guest data in them: the owner's only.
     ensurePrivateFileSync(opts.file);

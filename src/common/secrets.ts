@@ -23,7 +23,8 @@ export async function loadOrCreateSecret(path: string, bytes = 32): Promise<stri
 export async function ensurePrivateDir(path: string): Promise<void> {
   await mkdir(path, { recursive: true, mode: 0o700 });
   // A shared directory such as /tmp (sticky bit) is nobody's to close: refuse it as a data directory.
-  if ((await stat(path)).mode & 0o1000) throw new Error(`${path} is a shared directory (sticky bit set); give Outrig a directory of its own (OUTRIG_DATA, --data)`);
+  if ((await stat(path)).mode & 0o1000)
+    throw new Error(`${path} is a shared directory (sticky bit set); give Outrig a directory of its own (OUTRIG_DATA, --data)`);
   await chmod(path, 0o700);
 }
 

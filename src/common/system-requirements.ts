@@ -175,7 +175,10 @@ export function ensureRequirements(reqs: Requirement[], log: (s: string) => void
   }
   log(`installing system packages: ${pkgs.join(' ')} (about a minute)`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...pkgs]]) {
+  for (const args of [
+    ['update', '-qq'],
+    ['install', '-y', '-qq', '--no-install-recommends', ...pkgs],
+  ]) {
     const r = spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env });
     if (r.status !== 0) throw new Error(`apt-get ${args[0]} failed (exit ${r.status}); run it yourself:\n  ${installCommand(pkgs)}`);
   }

@@ -91,14 +91,15 @@ export function createMetrics(store: Store, hub: HubView, nonceBytes: () => numb
     registers: [registry],
     async collect() {
       this.reset();
-      for (const p of await store.memoryPools.list()) for (const d of p.status.domains) {
-        const l = { pool: p.name, tier: d.tier, domain: d.domain, host: d.hostName ?? '' };
-        this.set({ ...l, measure: 'capacity' }, d.capacityMiB);
-        this.set({ ...l, measure: 'committed' }, d.committedMiB);
-        this.set({ ...l, measure: 'ballooned' }, d.balloonedMiB);
-        this.set({ ...l, measure: 'free' }, d.freeMiB);
-        this.set({ ...l, measure: 'short' }, d.shortMiB);
-      }
+      for (const p of await store.memoryPools.list())
+        for (const d of p.status.domains) {
+          const l = { pool: p.name, tier: d.tier, domain: d.domain, host: d.hostName ?? '' };
+          this.set({ ...l, measure: 'capacity' }, d.capacityMiB);
+          this.set({ ...l, measure: 'committed' }, d.committedMiB);
+          this.set({ ...l, measure: 'ballooned' }, d.balloonedMiB);
+          this.set({ ...l, measure: 'free' }, d.freeMiB);
+          this.set({ ...l, measure: 'short' }, d.shortMiB);
+        }
     },
   });
   new Gauge({
@@ -108,14 +109,15 @@ export function createMetrics(store: Store, hub: HubView, nonceBytes: () => numb
     registers: [registry],
     async collect() {
       this.reset();
-      for (const p of await store.memoryPools.list()) for (const t of p.status.tenants) {
-        const l = { pool: p.name, tenant: t.tenant };
-        this.set({ ...l, measure: 'guaranteed' }, t.guaranteedMiB);
-        if (t.limitMiB >= 0) this.set({ ...l, measure: 'limit' }, t.limitMiB);
-        this.set({ ...l, measure: 'committed' }, t.committedMiB);
-        this.set({ ...l, measure: 'ballooned' }, t.balloonedMiB);
-        this.set({ ...l, measure: 'held' }, t.heldMiB);
-      }
+      for (const p of await store.memoryPools.list())
+        for (const t of p.status.tenants) {
+          const l = { pool: p.name, tenant: t.tenant };
+          this.set({ ...l, measure: 'guaranteed' }, t.guaranteedMiB);
+          if (t.limitMiB >= 0) this.set({ ...l, measure: 'limit' }, t.limitMiB);
+          this.set({ ...l, measure: 'committed' }, t.committedMiB);
+          this.set({ ...l, measure: 'ballooned' }, t.balloonedMiB);
+          this.set({ ...l, measure: 'held' }, t.heldMiB);
+        }
     },
   });
   return {
@@ -129,16 +131,30 @@ export function createMetrics(store: Store, hub: HubView, nonceBytes: () => numb
     agentOps: new Counter({ name: 'outrig_agent_operations_total', help: 'Operation answers from agents', labelNames: ['result'], registers: [registry] }),
     agentAnswersDropped: new Counter({
       name: 'outrig_agent_answers_dropped_total',
-      help: 'Operation answers and progress from a host for an operation not sent to it (another host\'s, or unknown), dropped',
+      help: "Operation answers and progress from a host for an operation not sent to it (another host's, or unknown), dropped",
       labelNames: ['kind', 'reason'],
       registers: [registry],
     }),
-    consoleOverruns: new Counter({ name: 'outrig_console_overruns_total', help: 'Console streams closed because an agent sent more than its credit', registers: [registry] }),
+    consoleOverruns: new Counter({
+      name: 'outrig_console_overruns_total',
+      help: 'Console streams closed because an agent sent more than its credit',
+      registers: [registry],
+    }),
     reconcileErrors: new Counter({ name: 'outrig_reconcile_errors_total', help: 'Reconciler runs that threw', labelNames: ['kind'], registers: [registry] }),
     reconciles: new Counter({ name: 'outrig_reconciles_total', help: 'Reconciler runs', labelNames: ['kind'], registers: [registry] }),
     storeQueries: new Counter({ name: 'outrig_store_queries_total', help: 'SQL statements the controller ran against its store', registers: [registry] }),
-    discoveryDropped: new Counter({ name: 'outrig_discovery_dropped_total', help: 'Discovery messages dropped (malformed, unsigned, stale, replayed, oversized)', labelNames: ['reason'], registers: [registry] }),
-    discoveryAnswers: new Counter({ name: 'outrig_discovery_answers_total', help: 'Discovery acknowledgements and declines sent', labelNames: ['kind'], registers: [registry] }),
+    discoveryDropped: new Counter({
+      name: 'outrig_discovery_dropped_total',
+      help: 'Discovery messages dropped (malformed, unsigned, stale, replayed, oversized)',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    discoveryAnswers: new Counter({
+      name: 'outrig_discovery_answers_total',
+      help: 'Discovery acknowledgements and declines sent',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     enrollments: new Counter({ name: 'outrig_enrollments_total', help: 'Enrollment requests by result', labelNames: ['result'], registers: [registry] }),
     connectionsClosed: new Counter({
       name: 'outrig_connections_closed_total',

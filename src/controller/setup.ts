@@ -67,7 +67,12 @@ export class Controller {
       onRun: (kind) => opts.metrics.reconciles.inc({ kind }),
     });
     this.ops = new OpTracker({ db: store.db, transport: hub, clock: opts.clock, log: opts.log, wake: (r) => this.runtime.enqueue(r.kind, r.key) });
-    const liveness = new HostLiveness({ clock: opts.clock, lostAfterMs: opts.lostAfterMs, isConnected: (id) => !!this.hub?.isConnected(id), wake: (id) => this.runtime.enqueue('host', id) });
+    const liveness = new HostLiveness({
+      clock: opts.clock,
+      lostAfterMs: opts.lostAfterMs,
+      isConnected: (id) => !!this.hub?.isConnected(id),
+      wake: (id) => this.runtime.enqueue('host', id),
+    });
     this.ctx = {
       store,
       hub,

@@ -62,7 +62,10 @@ function pem(der: Buffer): string {
 }
 
 /** Verifies an acknowledgement for our challenge; throws AckRejected saying why not. */
-export async function verifyAck(datagram: Buffer, expect: { hostId: string; challenge: string; pinnedCaFingerprint?: string; now: number }): Promise<Acknowledged> {
+export async function verifyAck(
+  datagram: Buffer,
+  expect: { hostId: string; challenge: string; pinnedCaFingerprint?: string; now: number },
+): Promise<Acknowledged> {
   let opened;
   try {
     opened = open(datagram);
@@ -76,7 +79,14 @@ export async function verifyAck(datagram: Buffer, expect: { hostId: string; chal
   if (Math.abs(expect.now - body.sentAt) > MAX_SKEW_MS) throw new AckRejected('ack is stale');
   const caDer = Buffer.from(body.caCert, 'base64');
   const fingerprint = createHash('sha256').update(caDer).digest('hex');
-  if (expect.pinnedCaFingerprint && fingerprint !== expect.pinnedCaFingerprint.toLowerCase().replace(/^sha256:/, '').replace(/:/g, '')) {
+  if (
+    expect.pinnedCaFingerprint &&
+    fingerprint !==
+      expect.pinnedCaFingerprint
+        .toLowerCase()
+        .replace(/^sha256:/, '')
+        .replace(/:/g, '')
+  ) {
     throw new AckRejected(`CA fingerprint ${fingerprint} is not the pinned one`);
   }
   let ca: x509.X509Certificate;
@@ -87,7 +97,8 @@ export async function verifyAck(datagram: Buffer, expect: { hostId: string; chal
   } catch {
     throw new AckRejected('ack carries unreadable certificates');
   }
-  if (!(await node.verify({ publicKey: ca.publicKey, date: new Date(expect.now) }))) throw new AckRejected("the controller's certificate is not issued by the CA in the ack");
+  if (!(await node.verify({ publicKey: ca.publicKey, date: new Date(expect.now) })))
+    throw new AckRejected("the controller's certificate is not issued by the CA in the ack");
   // The CA also issues hosts, operators and port authenticators: only a controller may answer.
   if (!hasProfile(node, 'server')) throw new AckRejected(`the ack is signed by a certificate that is not a controller's (${node.subject})`);
   const nodeKey = createPublicKey({ key: Buffer.from(node.publicKey.rawData), format: 'der', type: 'spki' });
@@ -174,7 +185,16 @@ export async function discoverController(o: DiscoverOptions): Promise<Acknowledg
       // Padded: a controller answers no more bytes than it was sent.
       const msg = padDatagram(
         seal(
-          { type: 'discover', hostId: o.identity.hostId, name: o.identity.name, publicKey: publicKeyB64(o.identity.keys.publicKey), challenge, sentAt: now(), policy: o.policy, labels: o.labels },
+          {
+            type: 'discover',
+            hostId: o.identity.hostId,
+            name: o.identity.name,
+            publicKey: publicKeyB64(o.identity.keys.publicKey),
+            challenge,
+            sentAt: now(),
+            policy: o.policy,
+            labels: o.labels,
+          },
           o.identity.keys.privateKey,
         ),
         DISCOVER_PAD_BYTES,
@@ -201,7 +221,10 @@ export async function discoverController(o: DiscoverOptions): Promise<Acknowledg
         const best = chooseAck(got);
         const others = got.filter((g) => g !== best).map((g) => ({ endpoint: g.acked.ack.endpoint, caFingerprint: g.acked.caFingerprint }));
         if (others.some((g) => g.caFingerprint !== best.acked.caFingerprint)) {
-          o.log?.warn({ chosen: best.acked.caFingerprint, others }, 'controllers of different cluster CAs answered; the first was chosen. Pin the cluster with --ca-fingerprint');
+          o.log?.warn(
+            { chosen: best.acked.caFingerprint, others },
+            'controllers of different cluster CAs answered; the first was chosen. Pin the cluster with --ca-fingerprint',
+          );
         }
         o.log?.info({ endpoint: best.acked.ack.endpoint, caFingerprint: best.acked.caFingerprint, alternatives: others, round }, 'controller found');
         return best.acked;

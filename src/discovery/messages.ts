@@ -34,7 +34,12 @@ export const Policy = Type.Object(
     clusterLabels: Type.Optional(Label),
     minControllerVersion: Type.Optional(Type.String({ pattern: '^\\d+\\.\\d+\\.\\d+$' })),
     features: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { maxItems: 32 })),
-    dedicatedTo: Type.Optional(Type.Object({ tenant: Type.Optional(Type.String({ maxLength: 63 })), network: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false })),
+    dedicatedTo: Type.Optional(
+      Type.Object(
+        { tenant: Type.Optional(Type.String({ maxLength: 63 })), network: Type.Optional(Type.String({ maxLength: 63 })) },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -134,7 +139,10 @@ export function seal(body: Body, privateKeyPem: string): Buffer {
 export type DropReason = 'oversized' | 'malformed' | 'version' | 'schema' | 'signature' | 'stale' | 'replayed' | 'unexpected' | 'rate-limited' | 'unpadded';
 
 export class Dropped extends Error {
-  constructor(readonly reason: DropReason, detail: string) {
+  constructor(
+    readonly reason: DropReason,
+    detail: string,
+  ) {
     super(`${reason}: ${detail}`);
   }
 }

@@ -32,9 +32,14 @@ export function matchPolicy(p: Policy, c: Capabilities): PolicyMatch {
   const item = (ok: boolean, name: string, why: string) => (ok ? accepted.push(name) : declined.push(`${name}: ${why}`));
   if (p.cluster !== undefined) item(p.cluster === c.cluster, `cluster=${p.cluster}`, `this controller's cluster is '${c.cluster}'`);
   for (const [k, v] of Object.entries(p.clusterLabels ?? {})) {
-    item(c.clusterLabels[k] === v, `label:${k}=${v}`, c.clusterLabels[k] === undefined ? 'the cluster has no such label' : `the cluster has ${k}=${c.clusterLabels[k]}`);
+    item(
+      c.clusterLabels[k] === v,
+      `label:${k}=${v}`,
+      c.clusterLabels[k] === undefined ? 'the cluster has no such label' : `the cluster has ${k}=${c.clusterLabels[k]}`,
+    );
   }
-  if (p.minControllerVersion) item(versionAtLeast(c.version, p.minControllerVersion), `version>=${p.minControllerVersion}`, `controller version is ${c.version}`);
+  if (p.minControllerVersion)
+    item(versionAtLeast(c.version, p.minControllerVersion), `version>=${p.minControllerVersion}`, `controller version is ${c.version}`);
   for (const f of p.features ?? []) item(c.features.includes(f), `feature:${f}`, `not among this controller's features (${c.features.join(', ') || 'none'})`);
   if (p.dedicatedTo?.tenant !== undefined) item(c.tenants.includes(p.dedicatedTo.tenant), `tenant=${p.dedicatedTo.tenant}`, 'no such tenant here');
   if (p.dedicatedTo?.network !== undefined) item(c.networks.includes(p.dedicatedTo.network), `network=${p.dedicatedTo.network}`, 'no such network here');

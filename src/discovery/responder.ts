@@ -11,7 +11,19 @@ import { randomBytes } from 'node:crypto';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import { BoundedExpiringMap } from '../common/bounded-map.ts';
-import { DEFAULT_GROUP, DEFAULT_PORT, Dropped, MAX_DATAGRAM, openDiscover, seal, sealedSizeBound, type Ack, type Decline, type Discover, type DropReason } from './messages.ts';
+import {
+  DEFAULT_GROUP,
+  DEFAULT_PORT,
+  Dropped,
+  MAX_DATAGRAM,
+  openDiscover,
+  seal,
+  sealedSizeBound,
+  type Ack,
+  type Decline,
+  type Discover,
+  type DropReason,
+} from './messages.ts';
 import { matchPolicy, type Capabilities } from './policy.ts';
 
 interface ResponderOptions {
@@ -129,12 +141,22 @@ export class DiscoveryResponder {
     const key = `${d.hostId}/${reasons.join('|')}`;
     const first = !this.declinesLogged.get(key, this.now());
     if (first) this.declinesLogged.set(key, true, this.now());
-    this.o.log?.[first ? 'info' : 'debug']({ hostId: d.hostId, name: d.name, source, reasons, answered: !!this.o.answerDeclines }, `declined the policy of host ${d.hostId} at ${source}: ${reasons.join('; ')}`);
+    this.o.log?.[first ? 'info' : 'debug'](
+      { hostId: d.hostId, name: d.name, source, reasons, answered: !!this.o.answerDeclines },
+      `declined the policy of host ${d.hostId} at ${source}: ${reasons.join('; ')}`,
+    );
     if (!this.o.answerDeclines) {
       this.o.onAnswer?.('silent');
       return null;
     }
-    const decline: Decline = { type: 'decline', hostId: d.hostId, challenge: d.challenge, nodeCert: this.o.nodeCertDer.toString('base64'), reasons, sentAt: this.now() };
+    const decline: Decline = {
+      type: 'decline',
+      hostId: d.hostId,
+      challenge: d.challenge,
+      nodeCert: this.o.nodeCertDer.toString('base64'),
+      reasons,
+      sentAt: this.now(),
+    };
     const size = sealedSizeBound(decline);
     if (size > limit) return this.drop('unpadded', `a decline of ${size} bytes to a request of ${limit} from ${source}`);
     this.o.onAnswer?.('decline');

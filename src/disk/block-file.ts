@@ -82,7 +82,8 @@ export class BlockFile {
     if (len <= 0) return true;
     const r = spawnSync('fallocate', ['--keep-size', '--offset', String(pos), '--length', String(len), '--', this.path], { encoding: 'utf8' });
     if (r.status === 0) return true;
-    if (/No space left|Disk quota/i.test(r.stderr ?? '')) throw Object.assign(new Error(`no space left on the host to reserve ${len} bytes in ${this.path}`), { code: 'ENOSPC' });
+    if (/No space left|Disk quota/i.test(r.stderr ?? ''))
+      throw Object.assign(new Error(`no space left on the host to reserve ${len} bytes in ${this.path}`), { code: 'ENOSPC' });
     return false;
   }
 
@@ -91,7 +92,9 @@ export class BlockFile {
     // A failed sync is never a request's problem, whatever its code (ENOSPC included): Linux may
     // have dropped the pages it could not write, so a later sync would succeed over lost data.
     return new Promise((resolve, reject) =>
-      fdatasync(this.fd, (e) => (e ? reject(Object.assign(new Error(`fdatasync of ${this.path} failed: ${e.message}`), { code: 'EIO', cause: e })) : resolve())),
+      fdatasync(this.fd, (e) =>
+        e ? reject(Object.assign(new Error(`fdatasync of ${this.path} failed: ${e.message}`), { code: 'EIO', cause: e })) : resolve(),
+      ),
     );
   }
 

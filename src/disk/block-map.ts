@@ -51,7 +51,7 @@ export class BlockMap {
 
   set(v: number, p: number): void {
     if (v === EMPTY) throw new RangeError('block number out of range');
-    if ((this.count + 1) > this.keys.length * MAX_LOAD) this.grow();
+    if (this.count + 1 > this.keys.length * MAX_LOAD) this.grow();
     let i = this.slot(v);
     for (;;) {
       const k = this.keys[i]!;

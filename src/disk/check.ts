@@ -102,7 +102,8 @@ export function checkFile(path: string): CheckReport {
       findings.push({ severity: 'error', message: 'no valid superblock: this is not an Outrig disk, or both copies are damaged', fileOffset: 0 });
       return report();
     }
-    if (file.size < sb.dataOffset) findings.push({ severity: 'error', message: `file is ${file.size} bytes, shorter than its own data offset ${sb.dataOffset}` });
+    if (file.size < sb.dataOffset)
+      findings.push({ severity: 'error', message: `file is ${file.size} bytes, shorter than its own data offset ${sb.dataOffset}` });
 
     // Tables.
     const B = sb.blockSize;
@@ -140,7 +141,12 @@ export function checkFile(path: string): CheckReport {
       }
     });
     if (r.records) findings.push({ severity: 'note', message: `journal: ${r.records} record(s) after the checkpoint replayed` });
-    if (r.stoppedBecause) findings.push({ severity: 'note', message: `journal ends: ${r.stoppedBecause} (an interrupted last write is expected after a crash and is ignored)`, fileOffset: sb.journalOffset + r.pos });
+    if (r.stoppedBecause)
+      findings.push({
+        severity: 'note',
+        message: `journal ends: ${r.stoppedBecause} (an interrupted last write is expected after a crash and is ignored)`,
+        fileOffset: sb.journalOffset + r.pos,
+      });
     // Whole records numbered past the end of the log: a crashed session's unsynced tail, as open sees it.
     const unreplayed = Journal.unreplayedRecords(file, sb.journalOffset, sb.journalSize, seed, sb.journalHead, r);
     if (unreplayed.length) {
@@ -189,7 +195,12 @@ export async function checkDisk(path: string, opts: { repair?: boolean } = {}): 
     await e.commitRepair();
     await e.close();
   } catch (err) {
-    return { ...first, findings: [...first.findings, { severity: 'error', message: `repair failed: ${(err as Error).message}` }], clean: false, repaired: false };
+    return {
+      ...first,
+      findings: [...first.findings, { severity: 'error', message: `repair failed: ${(err as Error).message}` }],
+      clean: false,
+      repaired: false,
+    };
   }
   return { ...checkFile(path), repaired: true };
 }

@@ -7,7 +7,17 @@ import { rmSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import { BlockFile } from './block-file.ts';
 import { DiskError, EINVAL } from './errors.ts';
-import { defaultJournalSize, DEFAULT_BLOCK_SIZE, encodeSuperblock, isPowerOfTwo, newSuperblock, SECTOR, SUPERBLOCK_SLOTS, type Backing, type Superblock } from './format.ts';
+import {
+  defaultJournalSize,
+  DEFAULT_BLOCK_SIZE,
+  encodeSuperblock,
+  isPowerOfTwo,
+  newSuperblock,
+  SECTOR,
+  SUPERBLOCK_SLOTS,
+  type Backing,
+  type Superblock,
+} from './format.ts';
 import { loadTables, readSuperblocks } from './layer.ts';
 
 export interface CreateOptions {
@@ -31,7 +41,8 @@ export function createDisk(path: string, opts: CreateOptions): Superblock {
       const { snapshots } = loadTables(pf, psb);
       const snap = snapshots.find((s) => s.name === opts.backing!.snapshot || String(s.id) === opts.backing!.snapshot);
       if (!snap) throw new DiskError(`${parentPath} has no snapshot '${opts.backing.snapshot}'`, EINVAL);
-      if (psb.blockSize !== blockSize && opts.blockSize !== undefined) throw new DiskError(`a clone must use its backing disk's block size (${psb.blockSize})`, EINVAL);
+      if (psb.blockSize !== blockSize && opts.blockSize !== undefined)
+        throw new DiskError(`a clone must use its backing disk's block size (${psb.blockSize})`, EINVAL);
       backing = { path: parentPath, uuid: psb.uuid, snapshotId: snap.id };
       return writeNew(path, { size: Math.max(size, psb.virtualSize), blockSize: psb.blockSize, journalSize: opts.journalSize, backing });
     } finally {

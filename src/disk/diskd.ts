@@ -132,7 +132,10 @@ export class Diskd {
   private serialized<T>(name: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.locks.get(name) ?? Promise.resolve();
     const run = prev.then(fn, fn);
-    this.locks.set(name, run.catch(() => undefined));
+    this.locks.set(
+      name,
+      run.catch(() => undefined),
+    );
     return run;
   }
 
@@ -143,7 +146,12 @@ export class Diskd {
       if (image) source = { image, snapshot: IMAGE_SNAPSHOT };
       else {
         const vol = this.exports.names().find((n) => this.exports.engine(n)!.uuid === e.backing!.uuid);
-        const snap = vol ? this.exports.engine(vol)!.snapshots().find((s) => s.id === e.backing!.snapshotId)?.name : undefined;
+        const snap = vol
+          ? this.exports
+              .engine(vol)!
+              .snapshots()
+              .find((s) => s.id === e.backing!.snapshotId)?.name
+          : undefined;
         source = { volume: vol, snapshot: snap ?? String(e.backing.snapshotId) };
       }
     }
@@ -188,7 +196,12 @@ export class Diskd {
     let mayAllocateBytes = 0;
     for (const e of volumes) {
       provisionedBytes += e.virtualSize;
-      mayAllocateBytes += volumeMayAllocate({ sizeBytes: e.virtualSize, blockSize: e.blockSize, usedBytes: e.mappedBlocks * e.blockSize, journalBytes: e.journal.reserved ? 0 : e.journal.size });
+      mayAllocateBytes += volumeMayAllocate({
+        sizeBytes: e.virtualSize,
+        blockSize: e.blockSize,
+        usedBytes: e.mappedBlocks * e.blockSize,
+        journalBytes: e.journal.reserved ? 0 : e.journal.size,
+      });
     }
     return { ...fs, provisionedBytes, mayAllocateBytes };
   }
@@ -322,14 +335,21 @@ export class Diskd {
     app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, _req, reply) => {
       const status = err instanceof HttpError ? err.statusCode : err.validation ? 400 : (err.statusCode ?? 500);
       if (status >= 500) this.log.error({ err }, 'diskd request failed');
-      return reply.status(status).send({ error: { code: status === 409 ? 'conflict' : status === 404 ? 'not_found' : status < 500 ? 'invalid' : 'internal', message: err.message } });
+      return reply
+        .status(status)
+        .send({ error: { code: status === 409 ? 'conflict' : status === 404 ? 'not_found' : status < 500 ? 'invalid' : 'internal', message: err.message } });
     });
     const name = { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] } as const;
     app.get('/healthz', async () => ({ ok: true, pid: process.pid, volumes: this.exports.names().length, nbd: this.paths.nbd }));
     // The volumes and the space they may take, from one moment: the agent reports both together.
     app.get('/volumes', async () => this.listWithSpace());
-    app.get('/space', async (_req, reply) => this.space() ?? reply.status(503).send({ error: { code: 'internal', message: 'the file system of the volumes cannot be read' } }));
-    app.get<{ Params: { name: string } }>('/volumes/:name', { schema: { params: name } }, async (req) => this.state(req.params.name, this.mustEngine(req.params.name).info()));
+    app.get(
+      '/space',
+      async (_req, reply) => this.space() ?? reply.status(503).send({ error: { code: 'internal', message: 'the file system of the volumes cannot be read' } }),
+    );
+    app.get<{ Params: { name: string } }>('/volumes/:name', { schema: { params: name } }, async (req) =>
+      this.state(req.params.name, this.mustEngine(req.params.name).info()),
+    );
     app.put<{ Params: { name: string }; Body: { sizeBytes: number; blockSize?: number; source?: VolumeSource } }>(
       '/volumes/:name',
       {
@@ -344,7 +364,12 @@ export class Diskd {
               blockSize: { type: 'integer' },
               source: {
                 oneOf: [
-                  { type: 'object', additionalProperties: false, required: ['volume', 'snapshot'], properties: { volume: { type: 'string' }, snapshot: { type: 'string' } } },
+                  {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['volume', 'snapshot'],
+                    properties: { volume: { type: 'string' }, snapshot: { type: 'string' } },
+                  },
                   { type: 'object', additionalProperties: false, required: ['image'], properties: { image: { type: 'string' } } },
                 ],
               },
@@ -363,7 +388,12 @@ export class Diskd {
     });
     app.post<{ Params: { name: string }; Body: { sizeBytes: number } }>(
       '/volumes/:name/resize',
-      { schema: { params: name, body: { type: 'object', additionalProperties: false, required: ['sizeBytes'], properties: { sizeBytes: { type: 'integer', minimum: 1 } } } } },
+      {
+        schema: {
+          params: name,
+          body: { type: 'object', additionalProperties: false, required: ['sizeBytes'], properties: { sizeBytes: { type: 'integer', minimum: 1 } } },
+        },
+      },
       async (req) => this.resize(req.params.name, req.body.sizeBytes),
     );
     app.put<{ Params: { name: string; snap: string } }>('/volumes/:name/snapshots/:snap', async (req, reply) => {
@@ -382,7 +412,9 @@ export class Diskd {
         return reply.status(created ? 201 : 200).send({ id: req.params.id });
       },
     );
-    app.get<{ Params: { id: string } }>('/images/:id', async (req, reply) => (this.hasImage(req.params.id) ? { id: req.params.id } : reply.status(404).send({ error: { code: 'not_found', message: 'no such image' } })));
+    app.get<{ Params: { id: string } }>('/images/:id', async (req, reply) =>
+      this.hasImage(req.params.id) ? { id: req.params.id } : reply.status(404).send({ error: { code: 'not_found', message: 'no such image' } }),
+    );
     return app;
   }
 }

@@ -33,7 +33,18 @@ import { BacklogBudget } from './backlog.ts';
 import { writeCheckpointTables } from './checkpoint-tables.ts';
 import { createDisk, type CreateOptions } from './create.ts';
 import { Journal, type ReplayResult } from './journal.ts';
-import { loadSnapshotMap, loadTables, metadataBlocksOf, openBackingLayer, readLayer, readSuperblocks, statusOfLayer, type Layer, type ReadSegment, type StatusExtent } from './layer.ts';
+import {
+  loadSnapshotMap,
+  loadTables,
+  metadataBlocksOf,
+  openBackingLayer,
+  readLayer,
+  readSuperblocks,
+  statusOfLayer,
+  type Layer,
+  type ReadSegment,
+  type StatusExtent,
+} from './layer.ts';
 import { WritePath, type Kind, type Request, type Uncommitted } from './write-path.ts';
 import { releaseLock, takeLock } from './lock.ts';
 import { asDiskError, DiskError, EIO, EINVAL, ENOSPC, EPERM, isOutOfSpace } from './errors.ts';
@@ -56,7 +67,6 @@ interface OpenOptions {
 
 /** Uncommitted logical operations a write-back disk holds at most (their memory, and the size of the commit that follows). */
 const MAX_UNCOMMITTED_OPS = 65536;
-
 
 export interface SnapshotInfo {
   id: number;
@@ -147,7 +157,15 @@ export class DiskEngine {
     this.journal = new Journal(file, sb.journalOffset, sb.journalSize, sb.journalHead, this.replay.pos, this.replay.nextLsn, this.replay.used, seed);
     const parent = sb.backing ? openBackingLayer(path, sb.backing) : undefined;
     this.head = { file, dataOffset: sb.dataOffset, blockSize: sb.blockSize, map, parent, owned: parent?.owned ?? [] };
-    this.writes = new WritePath({ head: this.head, alloc: this.alloc, file, blockSize: sb.blockSize, dataOffset: sb.dataOffset, pending: this.pending, zeroBlock: this.zeroBlock });
+    this.writes = new WritePath({
+      head: this.head,
+      alloc: this.alloc,
+      file,
+      blockSize: sb.blockSize,
+      dataOffset: sb.dataOffset,
+      pending: this.pending,
+      zeroBlock: this.zeroBlock,
+    });
 
     const sources: MapSource[] = [
       { name: 'head', map, tableOffset: sb.map.bytes ? sb.dataOffset + sb.map.start * sb.blockSize : undefined },
@@ -435,7 +453,14 @@ export class DiskEngine {
    */
   private async checkpoint(snapshots: SnapshotEntry[] = this.snaps, alsoFree: number[] = []): Promise<void> {
     if (this.file.dirty) await this.file.datasync();
-    const { next, freed } = writeCheckpointTables({ file: this.file, alloc: this.alloc, sb: this.sb, map: this.head.map, snapshots, freeing: [...this.pending.pendingFree, ...alsoFree] });
+    const { next, freed } = writeCheckpointTables({
+      file: this.file,
+      alloc: this.alloc,
+      sb: this.sb,
+      map: this.head.map,
+      snapshots,
+      freeing: [...this.pending.pendingFree, ...alsoFree],
+    });
     await this.file.datasync();
     const { head, lsn } = this.journal.resetHead();
     next.journalHead = head;
@@ -526,14 +551,24 @@ export class DiskEngine {
         if (p !== ZERO_BLOCK && this.alloc.decRef(p) === 0) freed.push(p);
       });
       for (let i = 0; i < s.map.blocks; i++) freed.push(s.map.start + i);
-      await this.checkpoint(this.snaps.filter((x) => x !== s), freed);
+      await this.checkpoint(
+        this.snaps.filter((x) => x !== s),
+        freed,
+      );
     });
   }
 
   /** A read-only view of a snapshot, for serving it as an export. */
   snapshotLayer(ref: string): Layer {
     const s = this.findSnapshot(ref);
-    return { file: this.file, dataOffset: this.sb.dataOffset, blockSize: this.sb.blockSize, map: loadSnapshotMap(this.file, this.sb, s), parent: this.head.parent, owned: [] };
+    return {
+      file: this.file,
+      dataOffset: this.sb.dataOffset,
+      blockSize: this.sb.blockSize,
+      map: loadSnapshotMap(this.file, this.sb, s),
+      parent: this.head.parent,
+      owned: [],
+    };
   }
 
   /** Grows or shrinks the virtual size; shrinking discards the blocks past the new end. */
@@ -590,7 +625,10 @@ export class DiskEngine {
       await this.exclusive(async () => {
         await this.commit();
         // On a full file system the journal holds it all: the next open replays it.
-        if (this.journal.used > 0) await this.checkpoint().catch((e: unknown) => { if (!isOutOfSpace(e)) throw e; });
+        if (this.journal.used > 0)
+          await this.checkpoint().catch((e: unknown) => {
+            if (!isOutOfSpace(e)) throw e;
+          });
       });
     }
     this.closed = true;

@@ -149,7 +149,8 @@ export function decodeSuperblock(b: Buffer, fileOffset: number): Superblock {
   if (b.toString('ascii', 0, 8) !== MAGIC) throw new FormatError('bad superblock magic (not an Outrig disk?)', fileOffset);
   const want = b.readUInt32LE(SUPERBLOCK_SIZE - 4);
   const got = crc32(b.subarray(0, SUPERBLOCK_SIZE - 4));
-  if (want !== got) throw new FormatError(`superblock checksum mismatch (stored ${want.toString(16)}, computed ${got.toString(16)})`, fileOffset + SUPERBLOCK_SIZE - 4);
+  if (want !== got)
+    throw new FormatError(`superblock checksum mismatch (stored ${want.toString(16)}, computed ${got.toString(16)})`, fileOffset + SUPERBLOCK_SIZE - 4);
   const version = b.readUInt32LE(8);
   if (version !== FORMAT_VERSION) throw new FormatError(`unsupported format version ${version}`, fileOffset + 8);
   const num = (off: number) => {
@@ -201,7 +202,11 @@ function validateGeometry(s: Superblock, at = 0): void {
   if (s.dataOffset < s.journalOffset + s.journalSize || s.dataOffset % s.blockSize !== 0) bad(`invalid data offset ${s.dataOffset}`, 64);
   if (s.journalHead >= s.journalSize || s.journalHead % SECTOR !== 0) bad(`journal head ${s.journalHead} outside the journal`, 88);
   if (s.blockCount > MAX_BLOCKS) bad('block count out of range', 96);
-  for (const [name, e, off] of [['map', s.map, 104], ['bitmap', s.bitmap, 120], ['snapshot table', s.snapshots, 136]] as const) {
+  for (const [name, e, off] of [
+    ['map', s.map, 104],
+    ['bitmap', s.bitmap, 120],
+    ['snapshot table', s.snapshots, 136],
+  ] as const) {
     if (e.blocks > 0 && e.start + e.blocks > s.blockCount) bad(`${name} extent beyond the data area`, off);
     if (e.bytes > e.blocks * s.blockSize) bad(`${name} extent length exceeds its blocks`, off);
   }
@@ -251,10 +256,7 @@ export const RECORD_PAD = 2;
 export const Op = { Map: 1, Unmap: 2, Alloc: 3, Free: 4 } as const;
 
 export type LogicalOp =
-  | { op: typeof Op.Map; v: number; p: number }
-  | { op: typeof Op.Unmap; v: number }
-  | { op: typeof Op.Alloc; p: number }
-  | { op: typeof Op.Free; p: number };
+  { op: typeof Op.Map; v: number; p: number } | { op: typeof Op.Unmap; v: number } | { op: typeof Op.Alloc; p: number } | { op: typeof Op.Free; p: number };
 
 function opsSize(ops: LogicalOp[]): number {
   let n = 0;

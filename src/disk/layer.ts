@@ -9,7 +9,18 @@ import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
 import { BlockFile } from './block-file.ts';
 import { BlockMap } from './block-map.ts';
 import { crc32 } from './crc.ts';
-import { decodeBitmapTable, decodeSnapshotTable, decodeSuperblock, FormatError, SUPERBLOCK_SLOTS, ZERO_BLOCK, type Backing, type Extent, type SnapshotEntry, type Superblock } from './format.ts';
+import {
+  decodeBitmapTable,
+  decodeSnapshotTable,
+  decodeSuperblock,
+  FormatError,
+  SUPERBLOCK_SLOTS,
+  ZERO_BLOCK,
+  type Backing,
+  type Extent,
+  type SnapshotEntry,
+  type Superblock,
+} from './format.ts';
 import { readMapTable } from './map-table.ts';
 /** A piece of a read: data, or (data undefined) zeros. */
 export interface ReadSegment {
@@ -138,7 +149,9 @@ export function loadTables(file: BlockFile, sb: Superblock): { map: BlockMap; bi
   const bits = sb.bitmap.bytes
     ? decodeBitmapTable(readExtent(file, sb, sb.bitmap, 'bitmap table'), sb.dataOffset + sb.bitmap.start * sb.blockSize)
     : { bits: new Uint8Array(0), count: 0 };
-  const snapshots = sb.snapshots.bytes ? decodeSnapshotTable(readExtent(file, sb, sb.snapshots, 'snapshot table'), sb.dataOffset + sb.snapshots.start * sb.blockSize) : [];
+  const snapshots = sb.snapshots.bytes
+    ? decodeSnapshotTable(readExtent(file, sb, sb.snapshots, 'snapshot table'), sb.dataOffset + sb.snapshots.start * sb.blockSize)
+    : [];
   return { map, bits, snapshots };
 }
 

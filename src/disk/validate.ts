@@ -37,20 +37,15 @@ interface Validation {
 
 const MAX_LISTED = 20;
 
-export function validateMaps(
-  sources: MapSource[],
-  alloc: AllocationView,
-  metadataBlocks: Set<number>,
-  virtualBlocks: number,
-  hasBacking: boolean,
-): Validation {
+export function validateMaps(sources: MapSource[], alloc: AllocationView, metadataBlocks: Set<number>, virtualBlocks: number, hasBacking: boolean): Validation {
   const findings: Finding[] = [];
   const badEntries: Validation['badEntries'] = [];
   const referenced = new Uint8Array(alloc.blockCount);
   let listed = 0;
   const bad = (source: MapSource, v: number, p: number, why: string) => {
     badEntries.push({ source, v, p });
-    if (listed++ < MAX_LISTED) findings.push({ severity: 'error', message: `${source.name} map: virtual block ${v} -> physical block ${p}: ${why}`, fileOffset: source.tableOffset });
+    if (listed++ < MAX_LISTED)
+      findings.push({ severity: 'error', message: `${source.name} map: virtual block ${v} -> physical block ${p}: ${why}`, fileOffset: source.tableOffset });
   };
   // One byte per physical block, reused per map: a Map of owners would cost ~60 bytes per entry.
   const seen = new Uint8Array(alloc.blockCount);
@@ -59,7 +54,8 @@ export function validateMaps(
     src.map.forEach((v, p) => {
       if (v >= virtualBlocks) return bad(src, v, p, `virtual block beyond the disk's ${virtualBlocks} blocks`);
       if (p === ZERO_BLOCK) {
-        if (!hasBacking) findings.push({ severity: 'warning', message: `${src.name} map: virtual block ${v} is marked zero on a disk without a backing disk (harmless)` });
+        if (!hasBacking)
+          findings.push({ severity: 'warning', message: `${src.name} map: virtual block ${v} is marked zero on a disk without a backing disk (harmless)` });
         return;
       }
       if (p >= alloc.blockCount) return bad(src, v, p, `physical block beyond the data area (${alloc.blockCount} blocks)`);

@@ -109,7 +109,7 @@ export class WritePath {
     }
     elems.sort((a, b) => a.v - b.v || a.seq - b.seq);
     this.queuedEnd = this.file.size;
-    for (let i = 0; i < elems.length; ) {
+    for (let i = 0; i < elems.length;) {
       let j = i + 1;
       while (j < elems.length && elems[j]!.v === elems[i]!.v) j++;
       const group = elems.slice(i, j);

@@ -9,6 +9,14 @@ import { join } from 'node:path';
 let code: string | undefined;
 
 export function readerBundle(): string {
-  code ??= buildSync({ entryPoints: [join(import.meta.dirname, 'reader-main.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', write: false, logLevel: 'silent' }).outputFiles[0]!.text;
+  code ??= buildSync({
+    entryPoints: [join(import.meta.dirname, 'reader-main.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+  }).outputFiles[0]!.text;
   return code;
 }

@@ -128,7 +128,8 @@ function walkExtents(src: Source, sb: Superblock, i: Inode, add: (l: number, p: 
         if (len <= UNINIT) add(logical, b.readUInt16LE(o + 6) * 2 ** 32 + b.readUInt32LE(o + 8), len);
       } else {
         const child = b.readUInt32LE(o + 4) + b.readUInt16LE(o + 8) * 2 ** 32;
-        if (seen.has(child) || child < sb.firstDataBlock || child >= sb.blocksCount) throw new CorruptError(`inode ${i.ino}: an extent tree that loops or points outside`);
+        if (seen.has(child) || child < sb.firstDataBlock || child >= sb.blocksCount)
+          throw new CorruptError(`inode ${i.ino}: an extent tree that loops or points outside`);
         seen.add(child);
         node(src.read(child * sb.blockSize, sb.blockSize), d - 1);
       }

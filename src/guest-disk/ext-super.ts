@@ -7,9 +7,55 @@ import { CorruptError, type Source } from './source.ts';
 
 const EXT_MAGIC = 0xef53;
 
-const COMPAT: Record<number, string> = { 0x1: 'dir_prealloc', 0x2: 'imagic_inodes', 0x4: 'has_journal', 0x8: 'ext_attr', 0x10: 'resize_inode', 0x20: 'dir_index', 0x40: 'lazy_bg', 0x200: 'sparse_super2', 0x400: 'fast_commit', 0x800: 'stable_inodes', 0x1000: 'orphan_file' };
-const INCOMPAT: Record<number, string> = { 0x1: 'compression', 0x2: 'filetype', 0x4: 'needs_recovery', 0x8: 'journal_dev', 0x10: 'meta_bg', 0x40: 'extent', 0x80: '64bit', 0x100: 'mmp', 0x200: 'flex_bg', 0x400: 'ea_inode', 0x1000: 'dirdata', 0x2000: 'metadata_csum_seed', 0x4000: 'large_dir', 0x8000: 'inline_data', 0x10000: 'encrypt', 0x20000: 'casefold' };
-const RO_COMPAT: Record<number, string> = { 0x1: 'sparse_super', 0x2: 'large_file', 0x4: 'btree_dir', 0x8: 'huge_file', 0x10: 'uninit_bg', 0x20: 'dir_nlink', 0x40: 'extra_isize', 0x100: 'quota', 0x200: 'bigalloc', 0x400: 'metadata_csum', 0x800: 'replica', 0x1000: 'read-only', 0x2000: 'project', 0x4000: 'shared_blocks', 0x8000: 'verity', 0x10000: 'orphan_present' };
+const COMPAT: Record<number, string> = {
+  0x1: 'dir_prealloc',
+  0x2: 'imagic_inodes',
+  0x4: 'has_journal',
+  0x8: 'ext_attr',
+  0x10: 'resize_inode',
+  0x20: 'dir_index',
+  0x40: 'lazy_bg',
+  0x200: 'sparse_super2',
+  0x400: 'fast_commit',
+  0x800: 'stable_inodes',
+  0x1000: 'orphan_file',
+};
+const INCOMPAT: Record<number, string> = {
+  0x1: 'compression',
+  0x2: 'filetype',
+  0x4: 'needs_recovery',
+  0x8: 'journal_dev',
+  0x10: 'meta_bg',
+  0x40: 'extent',
+  0x80: '64bit',
+  0x100: 'mmp',
+  0x200: 'flex_bg',
+  0x400: 'ea_inode',
+  0x1000: 'dirdata',
+  0x2000: 'metadata_csum_seed',
+  0x4000: 'large_dir',
+  0x8000: 'inline_data',
+  0x10000: 'encrypt',
+  0x20000: 'casefold',
+};
+const RO_COMPAT: Record<number, string> = {
+  0x1: 'sparse_super',
+  0x2: 'large_file',
+  0x4: 'btree_dir',
+  0x8: 'huge_file',
+  0x10: 'uninit_bg',
+  0x20: 'dir_nlink',
+  0x40: 'extra_isize',
+  0x100: 'quota',
+  0x200: 'bigalloc',
+  0x400: 'metadata_csum',
+  0x800: 'replica',
+  0x1000: 'read-only',
+  0x2000: 'project',
+  0x4000: 'shared_blocks',
+  0x8000: 'verity',
+  0x10000: 'orphan_present',
+};
 
 export const INCOMPAT_FILETYPE = 0x2;
 const INCOMPAT_RECOVER = 0x4;
@@ -76,7 +122,8 @@ export function parseSuperblock(src: Source): Superblock {
   const incompat = s.readUInt32LE(0x60);
   const roCompat = s.readUInt32LE(0x64);
   const unknown = incompat & ~INCOMPAT_KNOWN;
-  if (unknown) throw new CorruptError(`the filesystem uses features this reader does not support: ${names(unknown, INCOMPAT).join(', ') || `0x${unknown.toString(16)}`}`);
+  if (unknown)
+    throw new CorruptError(`the filesystem uses features this reader does not support: ${names(unknown, INCOMPAT).join(', ') || `0x${unknown.toString(16)}`}`);
   if (roCompat & RO_BIGALLOC) throw new CorruptError('the filesystem uses bigalloc, which this reader does not support');
   const is64 = (incompat & INCOMPAT_64BIT) !== 0;
   const blocksCount = s.readUInt32LE(0x04) + (is64 ? s.readUInt32LE(0x150) * 2 ** 32 : 0);
@@ -93,7 +140,8 @@ export function parseSuperblock(src: Source): Superblock {
   if (blocksPerGroup === 0 || blocksPerGroup > 8 * blockSize) throw bad(`${blocksPerGroup} blocks per group`);
   if (inodesPerGroup === 0 || inodesPerGroup > 8 * blockSize) throw bad(`${inodesPerGroup} inodes per group`);
   if (inodeSize < 128 || inodeSize > blockSize || (inodeSize & (inodeSize - 1)) !== 0) throw bad(`inodes of ${inodeSize} bytes`);
-  if (descSize < 32 || descSize > blockSize || (descSize & (descSize - 1)) !== 0 || (is64 && descSize < 64)) throw bad(`group descriptors of ${descSize} bytes`);
+  if (descSize < 32 || descSize > blockSize || (descSize & (descSize - 1)) !== 0 || (is64 && descSize < 64))
+    throw bad(`group descriptors of ${descSize} bytes`);
   const groupCount = Math.ceil((blocksCount - firstDataBlock) / blocksPerGroup);
   if (inodesCount > groupCount * inodesPerGroup || inodesCount < 11) throw bad(`${inodesCount} inodes in ${groupCount} groups`);
   const labelRaw = s.subarray(0x78, 0x88);

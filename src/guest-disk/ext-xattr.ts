@@ -7,7 +7,15 @@ import { CorruptError, type Source } from './source.ts';
 import type { Superblock } from './ext-super.ts';
 
 const XATTR_MAGIC = 0xea020000;
-const PREFIX: Record<number, string> = { 1: 'user.', 2: 'system.posix_acl_access', 3: 'system.posix_acl_default', 4: 'trusted.', 6: 'security.', 7: 'system.', 8: 'system.richacl' };
+const PREFIX: Record<number, string> = {
+  1: 'user.',
+  2: 'system.posix_acl_access',
+  3: 'system.posix_acl_default',
+  4: 'trusted.',
+  6: 'security.',
+  7: 'system.',
+  8: 'system.richacl',
+};
 const MAX_VALUE = 65536;
 
 export interface RawXattr {
@@ -44,7 +52,14 @@ function entries(area: Buffer, first: number, valueBase: number, readEaInode: (i
 }
 
 /** The attributes of an inode: its in-inode area (`extra`, after i_extra_isize) and its xattr block. */
-export function readXattrs(src: Source, sb: Superblock, ino: number, extra: Buffer, xattrBlock: number, readEaInode: (ino: number, size: number) => Buffer): RawXattr[] {
+export function readXattrs(
+  src: Source,
+  sb: Superblock,
+  ino: number,
+  extra: Buffer,
+  xattrBlock: number,
+  readEaInode: (ino: number, size: number) => Buffer,
+): RawXattr[] {
   const out: RawXattr[] = [];
   if (extra.length >= 4 && extra.readUInt32LE(0) === XATTR_MAGIC) out.push(...entries(extra, 4, 4, readEaInode, `inode ${ino}`));
   if (xattrBlock) {

@@ -32,7 +32,12 @@ export interface ExtractResult {
 /** The filesystem at `o.offset` of `disk`, written into the empty directory `dir`. */
 export async function extractFilesystem(disk: string, dir: string, o: ExtractOptions): Promise<ExtractResult> {
   if (readdirSync(dir).length) throw new Error(`${dir} is not empty`);
-  const writer = new TreeWriter(dir, { maxBytes: o.size + 1024 * 1024, maxFileBytes: o.size, maxApparentBytes: 16 * o.size, maxEntries: Math.max(100_000, Math.floor(o.size / 256)) });
+  const writer = new TreeWriter(dir, {
+    maxBytes: o.size + 1024 * 1024,
+    maxFileBytes: o.size,
+    maxApparentBytes: 16 * o.size,
+    maxEntries: Math.max(100_000, Math.floor(o.size / 256)),
+  });
   const frames = new FrameReader();
   try {
     await runReader(disk, {
@@ -52,8 +57,20 @@ export async function extractFilesystem(disk: string, dir: string, o: ExtractOpt
     throw e;
   }
   if (o.strict && writer.skippedCount) {
-    const list = writer.skipped.slice(0, 5).map((s) => `${s.path}: ${s.why}`).join('; ');
-    throw new Error(`the filesystem holds ${writer.skippedCount} entr${writer.skippedCount === 1 ? 'y' : 'ies'} Outrig cannot carry through a rebuild (${list}${writer.skippedCount > 5 ? '; ...' : ''}): fix them in the guest first, or rebuild the disk from the backup (restore into a new volume)`);
+    const list = writer.skipped
+      .slice(0, 5)
+      .map((s) => `${s.path}: ${s.why}`)
+      .join('; ');
+    throw new Error(
+      `the filesystem holds ${writer.skippedCount} entr${writer.skippedCount === 1 ? 'y' : 'ies'} Outrig cannot carry through a rebuild (${list}${writer.skippedCount > 5 ? '; ...' : ''}): fix them in the guest first, or rebuild the disk from the backup (restore into a new volume)`,
+    );
   }
-  return { entries: writer.entries, bytes: writer.bytes, skipped: writer.skipped, skippedCount: writer.skippedCount, notes: writer.notes, xattrs: writer.xattrs };
+  return {
+    entries: writer.entries,
+    bytes: writer.bytes,
+    skipped: writer.skipped,
+    skippedCount: writer.skippedCount,
+    notes: writer.notes,
+    xattrs: writer.xattrs,
+  };
 }

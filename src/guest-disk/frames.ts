@@ -91,14 +91,19 @@ export class FrameReader {
       if (this.total < 4 + len) return;
       let frame: Frame;
       try {
-        frame = JSON.parse(this.front(4 + len).subarray(4).toString('utf8')) as Frame;
+        frame = JSON.parse(
+          this.front(4 + len)
+            .subarray(4)
+            .toString('utf8'),
+        ) as Frame;
       } catch {
         throw new Error('the disk reader sent a malformed header');
       }
       if (typeof frame !== 'object' || frame === null || typeof frame.t !== 'string') throw new Error('the disk reader sent a malformed header');
       this.drop(4 + len);
       if (frame.t === 'data') {
-        if (!Number.isSafeInteger(frame.n) || frame.n < 0 || frame.n > MAX_DATA || !Number.isSafeInteger(frame.o) || frame.o < 0) throw new Error('the disk reader sent a malformed data frame');
+        if (!Number.isSafeInteger(frame.n) || frame.n < 0 || frame.n > MAX_DATA || !Number.isSafeInteger(frame.o) || frame.o < 0)
+          throw new Error('the disk reader sent a malformed data frame');
         if (frame.n) this.data = { o: frame.o, left: frame.n };
         continue;
       }

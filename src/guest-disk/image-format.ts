@@ -18,9 +18,11 @@ export function qcow2Header(h: Buffer): ImageFormat {
   if (h.length < 72) throw new Error('the qcow2 header is truncated');
   const version = h.readUInt32BE(4);
   if (version !== 2 && version !== 3) throw new Error(`qcow2 version ${version} is not supported`);
-  if (h.readBigUInt64BE(8) !== 0n || h.readUInt32BE(16) !== 0) throw new Error('the image names a backing file: import takes self-contained images only (qemu-img convert it to one first)');
+  if (h.readBigUInt64BE(8) !== 0n || h.readUInt32BE(16) !== 0)
+    throw new Error('the image names a backing file: import takes self-contained images only (qemu-img convert it to one first)');
   if (h.readUInt32BE(32) !== 0) throw new Error('the image is encrypted: import takes unencrypted images');
-  if (version === 3 && h.length >= 80 && (h.readBigUInt64BE(72) & INCOMPAT_DATA_FILE) !== 0n) throw new Error('the image keeps its data in an external file: import takes self-contained images only');
+  if (version === 3 && h.length >= 80 && (h.readBigUInt64BE(72) & INCOMPAT_DATA_FILE) !== 0n)
+    throw new Error('the image keeps its data in an external file: import takes self-contained images only');
   const size = Number(h.readBigUInt64BE(24));
   if (!Number.isSafeInteger(size) || size <= 0 || size > 2 ** 46) throw new Error(`the image claims a size of ${size} bytes`);
   return { format: 'qcow2', virtualSizeBytes: size };

@@ -62,13 +62,17 @@ const ReaderLayout = Type.Object({
 });
 export type ReaderLayout = Static<typeof ReaderLayout>;
 
-
 /**
  * Reads and checks a disk's layout; `sizeBytes` is the disk's size (a block device's stat says 0).
  * Errors call the disk `name`: what the user gave (a volume read into a scratch file is the volume).
  */
 export async function readLayout(disk: string, sizeBytes: number, name = disk): Promise<{ layout: ReaderLayout; warnings: string[] }> {
-  const out = await runReader(disk, { args: ['layout', sizeBytes], timeoutMs: 60_000, maxOutputBytes: 4 * 1024 * 1024, what: 'the disk reader (partition table)' }).catch((e: Error) => {
+  const out = await runReader(disk, {
+    args: ['layout', sizeBytes],
+    timeoutMs: 60_000,
+    maxOutputBytes: 4 * 1024 * 1024,
+    what: 'the disk reader (partition table)',
+  }).catch((e: Error) => {
     throw new Error(`cannot read the layout of ${name}: ${e.message.replace(/^the disk reader \(partition table\) failed \(exit 2\): /, '')}`, { cause: e });
   });
   let raw: unknown;
@@ -81,7 +85,8 @@ export async function readLayout(disk: string, sizeBytes: number, name = disk): 
   const layout = raw;
   const warnings: string[] = [];
   if (layout.table.label === 'none' && layout.partitions.length) throw new Error(`the disk reader named partitions of a disk with no partition table`);
-  if (layout.tableProblem !== undefined) warnings.push(`the partition table cannot be read (${printable(layout.tableProblem)}): the whole disk is kept block by block`);
+  if (layout.tableProblem !== undefined)
+    warnings.push(`the partition table cannot be read (${printable(layout.tableProblem)}): the whole disk is kept block by block`);
   const sectors = Math.floor(sizeBytes / layout.table.sectorSize);
   for (const p of layout.partitions) {
     if (p.start + p.size > sectors) throw new Error(`partition ${p.index} lies outside the disk`);
@@ -92,12 +97,15 @@ export async function readLayout(disk: string, sizeBytes: number, name = disk): 
   }
   for (const f of layout.filesystems) {
     const whole = f.partition === WHOLE_DISK && layout.table.label === 'none';
-    if (!whole && !layout.partitions.some((p) => p.index === f.partition)) throw new Error(`the disk reader named a filesystem on partition ${f.partition}, which does not exist`);
+    if (!whole && !layout.partitions.some((p) => p.index === f.partition))
+      throw new Error(`the disk reader named a filesystem on partition ${f.partition}, which does not exist`);
     if (f.label !== undefined) {
       const bytes = Buffer.from(f.label, 'base64');
       const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
       if (bytes.length > 16 || hasControl(text) || Buffer.from(text).compare(bytes) !== 0) {
-        warnings.push(`${f.partition === WHOLE_DISK ? "the disk's" : `partition ${f.partition}'s`} filesystem label ${printable(JSON.stringify(text))} is not printable UTF-8: not kept`);
+        warnings.push(
+          `${f.partition === WHOLE_DISK ? "the disk's" : `partition ${f.partition}'s`} filesystem label ${printable(JSON.stringify(text))} is not printable UTF-8: not kept`,
+        );
         delete f.label;
       } else if (text) f.label = text;
       else delete f.label;

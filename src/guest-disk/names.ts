@@ -33,7 +33,8 @@ export function linkTargetProblem(target: string): string | undefined {
 
 /** Extended attribute names kept from a guest's filesystem: the namespaces Linux lets tools set, printable. */
 export function xattrNameProblem(name: string): string | undefined {
-  if (!/^(user|trusted|security)\.[\x21-\x7e]{1,240}$|^system\.posix_acl_(access|default)$/.test(name)) return `an extended attribute name Outrig does not keep`;
+  if (!/^(user|trusted|security)\.[\x21-\x7e]{1,240}$|^system\.posix_acl_(access|default)$/.test(name))
+    return `an extended attribute name Outrig does not keep`;
   return undefined;
 }
 

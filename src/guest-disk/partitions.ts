@@ -57,7 +57,13 @@ function readGpt(src: Source): TableLayout {
     const first = Number(e.readBigUInt64LE(32));
     const last = Number(e.readBigUInt64LE(40));
     if (first < firstLba || last > lastLba || last < first) throw new CorruptError(`GPT partition ${k + 1} lies outside the usable area`);
-    const p: TableLayout['partitions'][number] = { index: k + 1, start: first, size: last - first + 1, type: guid(e.subarray(0, 16)), uuid: guid(e.subarray(16, 32)) };
+    const p: TableLayout['partitions'][number] = {
+      index: k + 1,
+      start: first,
+      size: last - first + 1,
+      type: guid(e.subarray(0, 16)),
+      uuid: guid(e.subarray(16, 32)),
+    };
     const nameRaw = e.subarray(56, 128).toString('utf16le');
     const name = nameRaw.slice(0, nameRaw.indexOf('\0') < 0 ? nameRaw.length : nameRaw.indexOf('\0'));
     if (name) p.name = name;
@@ -72,7 +78,12 @@ export function readPartitionTable(src: Source): TableLayout {
   if (src.size < 2 * SECTOR) throw new CorruptError('the disk is too small for a partition table');
   const mbr = src.read(0, SECTOR);
   if (mbr.readUInt16LE(510) !== 0xaa55) throw new CorruptError('the disk has no partition table (no MBR signature)');
-  const entry = (b: Buffer, k: number) => ({ status: b[446 + k * 16]!, type: b[446 + k * 16 + 4]!, start: b.readUInt32LE(446 + k * 16 + 8), size: b.readUInt32LE(446 + k * 16 + 12) });
+  const entry = (b: Buffer, k: number) => ({
+    status: b[446 + k * 16]!,
+    type: b[446 + k * 16 + 4]!,
+    start: b.readUInt32LE(446 + k * 16 + 8),
+    size: b.readUInt32LE(446 + k * 16 + 12),
+  });
   if ([0, 1, 2, 3].some((k) => entry(mbr, k).type === 0xee)) return readGpt(src);
   const sectors = Math.floor(src.size / SECTOR);
   const partitions: TableLayout['partitions'] = [];

@@ -21,7 +21,7 @@ function diskSource(size: number): Source {
     read(o, n) {
       if (o < 0 || n < 0 || o + n > size) throw new CorruptError(`a read at ${o} (${n} bytes) is outside the disk`);
       const b = Buffer.allocUnsafe(n);
-      for (let got = 0; got < n; ) {
+      for (let got = 0; got < n;) {
         const r = readSync(DISK_FD, b, got, n - got, o + got);
         if (r === 0) throw new CorruptError('the disk ends before its stated size');
         got += r;
@@ -32,7 +32,7 @@ function diskSource(size: number): Source {
 }
 
 function writeAll(b: Buffer): void {
-  for (let o = 0; o < b.length; ) {
+  for (let o = 0; o < b.length;) {
     try {
       o += writeSync(1, b, o);
     } catch (e) {
@@ -49,7 +49,16 @@ function identify(region: Source, partition: number): unknown {
   }
   try {
     const sb = new ExtFs(region).sb;
-    return { partition, type: sb.type, uuid: sb.uuid, label: sb.label.toString('base64'), blockSize: sb.blockSize, inodeSize: sb.inodeSize, inodesCount: sb.inodesCount, features: sb.features };
+    return {
+      partition,
+      type: sb.type,
+      uuid: sb.uuid,
+      label: sb.label.toString('base64'),
+      blockSize: sb.blockSize,
+      inodeSize: sb.inodeSize,
+      inodesCount: sb.inodesCount,
+      features: sb.features,
+    };
   } catch (e) {
     if (!(e instanceof CorruptError)) throw e;
     return { partition, type: 'ext', error: e.message };

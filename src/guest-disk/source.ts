@@ -14,11 +14,13 @@ export interface Source {
 
 /** A region of a larger source (a partition of a disk). */
 export function slice(src: Source, offset: number, size: number): Source {
-  if (offset < 0 || size < 0 || offset + size > src.size) throw new CorruptError(`the region at ${offset} (${size} bytes) is outside the disk (${src.size} bytes)`);
+  if (offset < 0 || size < 0 || offset + size > src.size)
+    throw new CorruptError(`the region at ${offset} (${size} bytes) is outside the disk (${src.size} bytes)`);
   return {
     size,
     read(o, n) {
-      if (!Number.isSafeInteger(o) || !Number.isSafeInteger(n) || o < 0 || n < 0 || o + n > size) throw new CorruptError(`a read at ${o} (${n} bytes) is outside the region (${size} bytes)`);
+      if (!Number.isSafeInteger(o) || !Number.isSafeInteger(n) || o < 0 || n < 0 || o + n > size)
+        throw new CorruptError(`a read at ${o} (${n} bytes) is outside the region (${size} bytes)`);
       return src.read(offset + o, n);
     },
   };

@@ -81,7 +81,8 @@ export function walkFilesystem(fs: ExtFs, emit: Emit, limits: WalkLimits): void 
       stack.push({ i, p });
     } else if (type === S_IFREG) {
       if (i.size > limits.maxFileBytes) return skip(showPath(p), `a file of ${i.size} bytes, larger than the filesystem (a sparse-file bomb?)`);
-      if (apparent + i.size > limits.maxApparentBytes) return skip(showPath(p), `the files' sizes together pass ${limits.maxApparentBytes} bytes (sparse files?)`);
+      if (apparent + i.size > limits.maxApparentBytes)
+        return skip(showPath(p), `the files' sizes together pass ${limits.maxApparentBytes} bytes (sparse files?)`);
       const mapped = isInline(i) ? undefined : fs.runs(i);
       apparent += i.size;
       emit({ t: 'file', p, size: i.size, ...meta(i, p) });

@@ -6,7 +6,24 @@
  * entries are bounded. Owners, modes and times follow (directories last, deepest first);
  * extended attributes are returned for the caller to set.
  */
-import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, linkSync, lutimesSync, mkdirSync, openSync, symlinkSync, writeSync, chmodSync, chownSync, utimesSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  ftruncateSync,
+  futimesSync,
+  lchownSync,
+  linkSync,
+  lutimesSync,
+  mkdirSync,
+  openSync,
+  symlinkSync,
+  writeSync,
+  chmodSync,
+  chownSync,
+  utimesSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Frame, Meta } from './frames.ts';
@@ -45,11 +62,20 @@ function checkMeta(m: Partial<Meta>, withMode: boolean): void {
   const id = (x: unknown) => Number.isInteger(x) && (x as number) >= 0 && (x as number) < 2 ** 32 - 1;
   if (withMode && !(Number.isInteger(m.mode) && m.mode! >= 0 && m.mode! <= 0o7777)) throw new StreamError('a mode');
   if (!id(m.uid) || !id(m.gid)) throw new StreamError('an owner');
-  if (typeof m.atime !== 'string' || !/^-?\d{1,21}$/.test(m.atime) || typeof m.mtime !== 'string' || !/^-?\d{1,21}$/.test(m.mtime)) throw new StreamError('a time');
+  if (typeof m.atime !== 'string' || !/^-?\d{1,21}$/.test(m.atime) || typeof m.mtime !== 'string' || !/^-?\d{1,21}$/.test(m.mtime))
+    throw new StreamError('a time');
   if (m.xattrs !== undefined) {
     if (!Array.isArray(m.xattrs) || m.xattrs.length > 1000) throw new StreamError('extended attributes');
     for (const x of m.xattrs) {
-      if (!Array.isArray(x) || typeof x[0] !== 'string' || typeof x[1] !== 'string' || xattrNameProblem(x[0]) || x[1].length > 90_000 || !/^[A-Za-z0-9+/]*={0,2}$/.test(x[1])) throw new StreamError('an extended attribute');
+      if (
+        !Array.isArray(x) ||
+        typeof x[0] !== 'string' ||
+        typeof x[1] !== 'string' ||
+        xattrNameProblem(x[0]) ||
+        x[1].length > 90_000 ||
+        !/^[A-Za-z0-9+/]*={0,2}$/.test(x[1])
+      )
+        throw new StreamError('an extended attribute');
     }
   }
 }
@@ -142,7 +168,7 @@ export class TreeWriter {
         if (!cur || !data || f.o + f.n > cur.size) throw new StreamError('data outside a file');
         this.bytes += f.n;
         if (this.bytes > this.limits.maxBytes) throw new StreamError(`more than ${this.limits.maxBytes} bytes of content`);
-        for (let w = 0; w < f.n; ) w += writeSync(cur.fd, data, w, f.n - w, f.o + w);
+        for (let w = 0; w < f.n;) w += writeSync(cur.fd, data, w, f.n - w, f.o + w);
         return;
       }
       case 'symlink': {
@@ -183,7 +209,8 @@ export class TreeWriter {
         return;
       case 'skip':
         this.skippedCount++;
-        if (this.skipped.length < MAX_SKIPS_KEPT) this.skipped.push({ path: printable(String(f.path).slice(0, 4096)), why: printable(String(f.why).slice(0, 500)) });
+        if (this.skipped.length < MAX_SKIPS_KEPT)
+          this.skipped.push({ path: printable(String(f.path).slice(0, 4096)), why: printable(String(f.why).slice(0, 500)) });
         return;
       case 'done':
         this.done = true;

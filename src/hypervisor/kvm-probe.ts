@@ -29,19 +29,29 @@ const LINUX_MARKER = 'OUTRIG-KVM-LINUX-OK';
 /** Real-mode code: print BOOT_MARKER on COM1 (port 0x3f8), then halt. Loaded by the BIOS at 0:7c00. */
 export function bootSector(): Buffer {
   const code = Buffer.from([
-    0x31, 0xc0, //       xor ax, ax
-    0x8e, 0xd8, //       mov ds, ax
-    0xba, 0xf8, 0x03, // mov dx, 0x3f8
-    0xbe, 0x17, 0x7c, // mov si, msg (0x7c00 + 23)
+    0x31,
+    0xc0, //       xor ax, ax
+    0x8e,
+    0xd8, //       mov ds, ax
+    0xba,
+    0xf8,
+    0x03, // mov dx, 0x3f8
+    0xbe,
+    0x17,
+    0x7c, // mov si, msg (0x7c00 + 23)
     0xfc, //             cld
     0xac, //             next: lodsb
-    0x84, 0xc0, //       test al, al
-    0x74, 0x03, //       jz done
+    0x84,
+    0xc0, //       test al, al
+    0x74,
+    0x03, //       jz done
     0xee, //             out dx, al
-    0xeb, 0xf8, //       jmp next
+    0xeb,
+    0xf8, //       jmp next
     0xfa, //             done: cli
     0xf4, //             hlt
-    0xeb, 0xfd, //       jmp hlt
+    0xeb,
+    0xfd, //       jmp hlt
   ]);
   const img = Buffer.alloc(512);
   code.copy(img, 0);
@@ -65,13 +75,7 @@ function miniInitramfs(busybox: Buffer): Buffer {
 }
 
 /** Runs QEMU in the foreground until `marker` shows in its serial output, it exits, or time runs out. */
-async function runUntilMarker(
-  qemu: string,
-  args: string[],
-  serialPath: string,
-  marker: string,
-  timeoutMs: number,
-): Promise<{ ok: boolean; detail: string }> {
+async function runUntilMarker(qemu: string, args: string[], serialPath: string, marker: string, timeoutMs: number): Promise<{ ok: boolean; detail: string }> {
   const child = spawn(qemu, [...args, '-serial', `file:${serialPath}`], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
@@ -184,8 +188,19 @@ export async function probeKvm(opts: ProbeOptions): Promise<KvmProbeResult> {
     await writeFile(join(work, 'initrd.img'), miniInitramfs(await readFile(busybox)));
     const stage2 = await runUntilMarker(
       qemu,
-      ['-machine', `q35,accel=${accel}`, ...common, '-m', '128', '-kernel', kernel, '-initrd', join(work, 'initrd.img'),
-        '-append', 'console=ttyS0 panic=-1 quiet'],
+      [
+        '-machine',
+        `q35,accel=${accel}`,
+        ...common,
+        '-m',
+        '128',
+        '-kernel',
+        kernel,
+        '-initrd',
+        join(work, 'initrd.img'),
+        '-append',
+        'console=ttyS0 panic=-1 quiet',
+      ],
       join(work, 'stage2.log'),
       LINUX_MARKER,
       timeoutMs,

@@ -112,7 +112,13 @@ export function blockdevOptions(d: VmDisk): BlockdevNbdOptions {
 
 /** QMP device_add arguments for a volume's virtio-blk device. */
 export function diskDeviceOptions(d: VmDisk): DeviceOptions {
-  const o: DeviceOptions = { driver: 'virtio-blk-pci', drive: diskNode(d.volumeId), id: diskDevice(d.volumeId), bus: `rp${d.port}`, serial: d.volumeId.slice(0, 20) };
+  const o: DeviceOptions = {
+    driver: 'virtio-blk-pci',
+    drive: diskNode(d.volumeId),
+    id: diskDevice(d.volumeId),
+    bus: `rp${d.port}`,
+    serial: d.volumeId.slice(0, 20),
+  };
   if (d.boot) o.bootindex = 0;
   return o;
 }
@@ -139,46 +145,67 @@ function memoryArgs(spec: Pick<VmSpec, 'memoryMiB' | 'memory' | 'vcpus'>): strin
 
 export function buildQemuArgs(spec: VmSpec, paths: VmPaths): string[] {
   const hostfwd = spec.forwards.map((f) => `,hostfwd=tcp:${f.hostAddress}:${f.hostPort}-:${f.guestPort}`).join('');
-  const boot = spec.kernel
-    ? ['-kernel', spec.kernel, '-initrd', spec.initrd ?? '', '-append', `${spec.cmdline ?? ''} outrig.name=${spec.name}`]
-    : [];
+  const boot = spec.kernel ? ['-kernel', spec.kernel, '-initrd', spec.initrd ?? '', '-append', `${spec.cmdline ?? ''} outrig.name=${spec.name}`] : [];
   const ports: string[] = [];
   for (let i = 0; i < ROOT_PORTS; i++) ports.push('-device', `pcie-root-port,id=rp${i},chassis=${i + 1},slot=${i + 1}`);
   const disks = spec.disks.flatMap((d) => ['-blockdev', JSON.stringify(blockdevOptions(d)), '-device', deviceArg(diskDeviceOptions(d))]);
   return [
-    '-name', `guest=${qemuOptValue(spec.name)},process=outrig-${spec.id},debug-threads=on`,
-    '-machine', `q35,accel=${spec.accel}`,
-    '-cpu', cpuModelFor(spec.accel),
-    '-smp', String(spec.vcpus),
+    '-name',
+    `guest=${qemuOptValue(spec.name)},process=outrig-${spec.id},debug-threads=on`,
+    '-machine',
+    `q35,accel=${spec.accel}`,
+    '-cpu',
+    cpuModelFor(spec.accel),
+    '-smp',
+    String(spec.vcpus),
     ...memoryArgs(spec),
-    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
+    '-no-reboot',
     ...boot,
     // The guest finds its name here too when it boots from a disk (no kernel command line).
-    '-smbios', `type=1,manufacturer=Outrig,product=Outrig VM,serial=${qemuOptValue(spec.name)}`,
+    '-smbios',
+    `type=1,manufacturer=Outrig,product=Outrig VM,serial=${qemuOptValue(spec.name)}`,
     ...ports,
     ...disks,
     // append=on keeps the console history across restarts of the same instance.
-    '-chardev', `file,id=serial0,path=${qemuOptValue(paths.serialLog)},append=on`,
-    '-serial', 'chardev:serial0',
+    '-chardev',
+    `file,id=serial0,path=${qemuOptValue(paths.serialLog)},append=on`,
+    '-serial',
+    'chardev:serial0',
     // restrict=on: the guest initiates nothing through the management NIC. Without it, 10.0.2.2 is the
     // host's loopback (other guests' forwarded ports, the controller's API) and the NAT reaches every
     // network the host does. The host's forwards into the guest (hostfwd) keep working.
-    '-netdev', `user,id=net0,restrict=on${hostfwd}`,
-    '-device', `virtio-net-pci,netdev=net0,mac=${spec.mac},romfile=`,
+    '-netdev',
+    `user,id=net0,restrict=on${hostfwd}`,
+    '-device',
+    `virtio-net-pci,netdev=net0,mac=${spec.mac},romfile=`,
     // After the management NIC on the command line, so the guest names them eth1, eth2, ...
     ...(spec.nics ?? []).flatMap((n, i) =>
       n.mode === 'vf'
         ? ['-device', `vfio-pci,host=${n.pciAddress},id=nic${i}`]
-        : ['-netdev', `tap,id=nic${i},ifname=${n.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=nic${i},mac=${n.mac},host_mtu=${n.mtu},romfile=`],
+        : [
+            '-netdev',
+            `tap,id=nic${i},ifname=${n.tap},script=no,downscript=no`,
+            '-device',
+            `virtio-net-pci,netdev=nic${i},mac=${n.mac},host_mtu=${n.mtu},romfile=`,
+          ],
     ),
-    '-device', 'virtio-balloon-pci,id=balloon0',
-    '-qmp', `unix:${qemuOptValue(paths.qmpSocket)},server=on,wait=off`,
-    '-qmp', `unix:${qemuOptValue(paths.inspectSocket)},server=on,wait=off`,
-    '-pidfile', paths.pidfile,
+    '-device',
+    'virtio-balloon-pci,id=balloon0',
+    '-qmp',
+    `unix:${qemuOptValue(paths.qmpSocket)},server=on,wait=off`,
+    '-qmp',
+    `unix:${qemuOptValue(paths.inspectSocket)},server=on,wait=off`,
+    '-pidfile',
+    paths.pidfile,
     '-daemonize',
     // Least privilege (seccomp). spawn=deny and elevateprivileges=deny would break -daemonize's fork and
     // setsid on QEMU 7.2 (measured: "Bad system call" / exit 1), so those two stay allowed.
-    '-sandbox', 'on,obsolete=deny,resourcecontrol=deny',
+    '-sandbox',
+    'on,obsolete=deny,resourcecontrol=deny',
   ];
 }
 

@@ -61,7 +61,13 @@ export class QemuDriver {
   paths(id: string): VmPaths {
     if (!/^[A-Za-z0-9_-]+$/.test(id)) throw new Error(`invalid VM id: ${id}`);
     const dir = join(this.vmsDir, id);
-    return { dir, pidfile: join(dir, 'qemu.pid'), qmpSocket: join(dir, 'qmp.sock'), inspectSocket: join(dir, 'qmp-inspect.sock'), serialLog: join(dir, 'serial.log') };
+    return {
+      dir,
+      pidfile: join(dir, 'qemu.pid'),
+      qmpSocket: join(dir, 'qmp.sock'),
+      inspectSocket: join(dir, 'qmp-inspect.sock'),
+      serialLog: join(dir, 'serial.log'),
+    };
   }
 
   async listIds(): Promise<string[]> {

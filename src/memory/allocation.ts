@@ -84,7 +84,12 @@ export function admit(pool: PoolModel, ents: ReadonlyMap<string, Entitlement>, v
   const e = entitlementOf(ents, req.tenant);
   const mine = vms.filter((v) => v.tenant === req.tenant).reduce((n, v) => n + v.sizeMiB, 0);
   if (req.sizeMiB > e.limitMiB) {
-    return { ok: false, permanent: true, reason: 'OverTenantLimit', message: `${req.sizeMiB} MiB is more than tenant ${req.tenant}'s limit of ${e.limitMiB} MiB in pool ${pool.name}` };
+    return {
+      ok: false,
+      permanent: true,
+      reason: 'OverTenantLimit',
+      message: `${req.sizeMiB} MiB is more than tenant ${req.tenant}'s limit of ${e.limitMiB} MiB in pool ${pool.name}`,
+    };
   }
   if (mine + req.sizeMiB > e.limitMiB) {
     return {
@@ -100,7 +105,12 @@ export function admit(pool: PoolModel, ents: ReadonlyMap<string, Entitlement>, v
     const where = preferred(pool, e)
       .map((t) => `${t.name} ${Math.max(0, room.get(domainId(t, req.hostId)) ?? 0)} MiB`)
       .join(', ');
-    return { ok: false, permanent: false, reason: 'NoRoom', message: `not enough free memory (needs ${req.sizeMiB} MiB; pool ${pool.name} has room for ${where} on this host)` };
+    return {
+      ok: false,
+      permanent: false,
+      reason: 'NoRoom',
+      message: `not enough free memory (needs ${req.sizeMiB} MiB; pool ${pool.name} has room for ${where} on this host)`,
+    };
   }
   const after: VmMemory[] = [...vms, { id: req.id, tenant: req.tenant, hostId: req.hostId, sizeMiB: req.sizeMiB, portions }];
   const reserved = reservedMiB(pool, ents, after);
@@ -130,7 +140,8 @@ export function checkEntitlements(pool: PoolModel, ents: ReadonlyMap<string, Ent
   for (const [t, e] of ents) {
     if (e.guaranteedMiB > e.limitMiB) return { ok: false, message: `tenant ${t}: guarantee ${e.guaranteedMiB} MiB is above its limit ${e.limitMiB} MiB` };
     const unknown = e.prefer.filter((n) => !pool.tiers.some((x) => x.name === n));
-    if (unknown.length) return { ok: false, message: `tenant ${t}: pool ${pool.name} has no tier ${unknown.join(', ')} (it has ${pool.tiers.map((x) => x.name).join(', ')})` };
+    if (unknown.length)
+      return { ok: false, message: `tenant ${t}: pool ${pool.name} has no tier ${unknown.join(', ')} (it has ${pool.tiers.map((x) => x.name).join(', ')})` };
   }
   const sum = [...ents.values()].reduce((n, e) => n + e.guaranteedMiB, 0);
   const cap = capacityMiB(pool);

@@ -150,10 +150,11 @@ export function planBalloons(pool: PoolModel, ents: ReadonlyMap<string, Entitlem
   // 2. Pressure, domain by domain. Each domain's reclaims take only from that domain, so what is
   // committed and still held in every domain can be summed once, in one pass (not once per domain).
   const committedIn = new Map<string, number>();
-  for (const vm of vms) for (const p of vm.portions) {
-    const d = portionDomain(pool, vm, p);
-    committedIn.set(d, (committedIn.get(d) ?? 0) + p.sizeMiB);
-  }
+  for (const vm of vms)
+    for (const p of vm.portions) {
+      const d = portionDomain(pool, vm, p);
+      committedIn.set(d, (committedIn.get(d) ?? 0) + p.sizeMiB);
+    }
   const heldIn = new Map<string, number>();
   for (const s of state.values()) for (const [d, n] of s.avail) heldIn.set(d, (heldIn.get(d) ?? 0) + n);
   const pressure: DomainPressure[] = [];
@@ -162,7 +163,8 @@ export function planBalloons(pool: PoolModel, ents: ReadonlyMap<string, Entitlem
     // What is still held there after the limits took their share.
     const excess = (heldIn.get(d.id) ?? 0) - d.capacityMiB;
     if (excess <= 0) {
-      if (committedMiB > d.capacityMiB) pressure.push({ domain: d.id, committedMiB, capacityMiB: d.capacityMiB, excessMiB: committedMiB - d.capacityMiB, shortMiB: 0 });
+      if (committedMiB > d.capacityMiB)
+        pressure.push({ domain: d.id, committedMiB, capacityMiB: d.capacityMiB, excessMiB: committedMiB - d.capacityMiB, shortMiB: 0 });
       continue;
     }
     let given = 0;

@@ -41,10 +41,11 @@ export function floorOf(floor: FloorPolicy, sizeMiB: number): number {
 /** Memory committed in each domain: the sum of the portions placed there. */
 export function committedByDomain(pool: PoolModel, vms: VmMemory[]): Map<string, number> {
   const m = new Map<string, number>(domainsOf(pool).map((d) => [d.id, 0]));
-  for (const vm of vms) for (const p of vm.portions) {
-    const d = portionDomain(pool, vm, p);
-    m.set(d, (m.get(d) ?? 0) + p.sizeMiB);
-  }
+  for (const vm of vms)
+    for (const p of vm.portions) {
+      const d = portionDomain(pool, vm, p);
+      m.set(d, (m.get(d) ?? 0) + p.sizeMiB);
+    }
   return m;
 }
 
@@ -61,10 +62,13 @@ export interface HostMemoryInventory {
  * configured tier already names that node), and local capacity excludes it.
  */
 export function resolveTiers(configured: TierSpec[], hosts: HostMemoryInventory[]): { tiers: TierSpec[]; hosts: PoolModel['hosts'] } {
-  const tiers: TierSpec[] = configured.some((t) => t.kind === 'local') ? [...configured] : [{ name: 'local', kind: 'local', latencyClass: 'near' }, ...configured];
+  const tiers: TierSpec[] = configured.some((t) => t.kind === 'local')
+    ? [...configured]
+    : [{ name: 'local', kind: 'local', latencyClass: 'near' }, ...configured];
   const claimed = new Set(configured.filter((t) => t.hostNode !== undefined).map((t) => t.hostNode!));
   const cpuless = new Map<number, number>();
-  for (const h of hosts) for (const n of h.numa) if (!n.cpus.trim() && n.memoryMiB > 0 && !claimed.has(n.id)) cpuless.set(n.id, (cpuless.get(n.id) ?? 0) + n.memoryMiB);
+  for (const h of hosts)
+    for (const n of h.numa) if (!n.cpus.trim() && n.memoryMiB > 0 && !claimed.has(n.id)) cpuless.set(n.id, (cpuless.get(n.id) ?? 0) + n.memoryMiB);
   for (const id of [...cpuless.keys()].sort((a, b) => a - b)) tiers.push({ name: `node${id}`, kind: 'remote', hostNode: id, latencyClass: 'far' });
   const poolHosts = hosts.map((h) => {
     const capacityMiB: Record<string, number> = {};

@@ -14,16 +14,17 @@ export const AGENT_STREAM_PATH = '/v1/agent/stream';
 /** Raw bytes in one console-data message at most. */
 export const CONSOLE_CHUNK_MAX = 32 * 1024;
 
-export const VmState = Type.Union([
-  Type.Literal('starting'),
-  Type.Literal('running'),
-  Type.Literal('stopping'),
-  Type.Literal('stopped'),
-]);
+export const VmState = Type.Union([Type.Literal('starting'), Type.Literal('running'), Type.Literal('stopping'), Type.Literal('stopped')]);
 export type VmState = Static<typeof VmState>;
 
 /** How a guest NIC reaches its network: `tap` names the tap device, or `pciAddress` the virtual function (mode vf). */
-const NicAttachment = Type.Object({ tap: Type.Optional(Type.String()), pciAddress: Type.Optional(Type.String()), mac: Type.String(), mode: Type.String(), reason: Type.String() });
+const NicAttachment = Type.Object({
+  tap: Type.Optional(Type.String()),
+  pciAddress: Type.Optional(Type.String()),
+  mac: Type.String(),
+  mode: Type.String(),
+  reason: Type.String(),
+});
 type NicAttachment = Static<typeof NicAttachment>;
 
 export const DiskRelease = Type.Object({ volumeId: Type.String(), tag: Type.Optional(Type.String()) });
@@ -141,7 +142,13 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.start'), instanceId: Type.String(), vm: VmDefinition }),
   /** force: power the VM off at once instead of pressing its power button and waiting for the guest. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.restart'), instanceId: Type.String(), vm: VmDefinition, force: Type.Optional(Type.Boolean()) }),
-  Type.Object({ opId: Type.String(), kind: Type.Literal('vm.stop'), instanceId: Type.String(), generation: Type.Integer(), force: Type.Optional(Type.Boolean()) }),
+  Type.Object({
+    opId: Type.String(),
+    kind: Type.Literal('vm.stop'),
+    instanceId: Type.String(),
+    generation: Type.Integer(),
+    force: Type.Optional(Type.Boolean()),
+  }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.delete'), instanceId: Type.String() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.attach'), instanceId: Type.String(), volumeId: Type.String(), tag: Type.Optional(Type.String()) }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('vm.detach'), instanceId: Type.String(), volumeId: Type.String() }),
@@ -167,11 +174,34 @@ export const AgentOp = Type.Union([
   Type.Object({ opId: Type.String(), kind: Type.Literal('snapshot.ensure'), volumeId: Type.String(), snapshotId: Type.String() }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('snapshot.delete'), volumeId: Type.String(), snapshotId: Type.String() }),
   /** Backs a volume up from a disk-engine snapshot; answers with a BackupResult. */
-  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.create'), backupId: Type.String(), volumeId: Type.String(), repository: BackupRepoRef, tags: Type.Array(Type.String()), source: Type.String() }),
+  Type.Object({
+    opId: Type.String(),
+    kind: Type.Literal('backup.create'),
+    backupId: Type.String(),
+    volumeId: Type.String(),
+    repository: BackupRepoRef,
+    tags: Type.Array(Type.String()),
+    source: Type.String(),
+  }),
   /** Backs up files of this host (file-level, incremental against the last backup of the same paths). */
-  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.files'), backupId: Type.String(), paths: Type.Array(Type.String()), repository: BackupRepoRef, tags: Type.Array(Type.String()), bmr: Type.Optional(Type.Boolean()) }),
+  Type.Object({
+    opId: Type.String(),
+    kind: Type.Literal('backup.files'),
+    backupId: Type.String(),
+    paths: Type.Array(Type.String()),
+    repository: BackupRepoRef,
+    tags: Type.Array(Type.String()),
+    bmr: Type.Optional(Type.Boolean()),
+  }),
   /** Restores files of a snapshot under a directory of this host; answers with the count. */
-  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-files'), repository: BackupRepoRef, snapshotId: Type.String(), target: Type.String(), include: Type.Array(Type.String()) }),
+  Type.Object({
+    opId: Type.String(),
+    kind: Type.Literal('backup.restore-files'),
+    repository: BackupRepoRef,
+    snapshotId: Type.String(),
+    target: Type.String(),
+    include: Type.Array(Type.String()),
+  }),
   Type.Object({ opId: Type.String(), kind: Type.Literal('backup.forget'), repository: BackupRepoRef, snapshotId: Type.String() }),
   /**
    * Stops the running operation `target` (a backup): it ends failing with "cancelled", its partial
@@ -197,9 +227,22 @@ export const AgentOp = Type.Union([
   /** Takes the network's segment off this host; fails while a guest's tap is still on it. */
   Type.Object({ opId: Type.String(), kind: Type.Literal('network.remove'), networkId: Type.String(), segment: Type.Integer() }),
   /** Puts files of a volume's backup (paths as the snapshot names them, /p<partition>/...) back into a volume no VM has plugged in. */
-  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-into-volume'), volumeId: Type.String(), repository: BackupRepoRef, snapshotId: Type.String(), include: Type.Array(Type.String()) }),
+  Type.Object({
+    opId: Type.String(),
+    kind: Type.Literal('backup.restore-into-volume'),
+    volumeId: Type.String(),
+    repository: BackupRepoRef,
+    snapshotId: Type.String(),
+    include: Type.Array(Type.String()),
+  }),
   /** Puts a backup's system-state group back into a volume no VM has plugged in. */
-  Type.Object({ opId: Type.String(), kind: Type.Literal('backup.restore-system-state'), volumeId: Type.String(), repository: BackupRepoRef, snapshotId: Type.String() }),
+  Type.Object({
+    opId: Type.String(),
+    kind: Type.Literal('backup.restore-system-state'),
+    volumeId: Type.String(),
+    repository: BackupRepoRef,
+    snapshotId: Type.String(),
+  }),
 ]);
 export type AgentOp = Static<typeof AgentOp>;
 
@@ -217,11 +260,21 @@ export const AgentMessage = Type.Union([
   }),
   /** Sent on every heartbeat and on changes (coalesced): the state of the VMs and volumes, and the disk space. */
   Type.Object({ type: Type.Literal('report'), vms: Type.Array(VmReport), volumes: Type.Array(VolumeReport), storage: Type.Optional(StorageReport) }),
-  Type.Object({ type: Type.Literal('op-result'), opId: Type.String(), ok: Type.Boolean(), error: Type.Optional(Type.String()), result: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }),
+  Type.Object({
+    type: Type.Literal('op-result'),
+    opId: Type.String(),
+    ok: Type.Boolean(),
+    error: Type.Optional(Type.String()),
+    result: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  }),
   /** Progress of long operations (backups, restores), at most about once a second. */
   Type.Object({ type: Type.Literal('op-progress'), opId: Type.String(), progress: BackupProgress }),
   /** Base64; at most the credit the controller has granted for the stream (more ends the console). */
-  Type.Object({ type: Type.Literal('console-data'), streamId: Type.String({ maxLength: 64 }), data: Type.String({ maxLength: 4 * CONSOLE_CHUNK_MAX / 3 + 4 }) }),
+  Type.Object({
+    type: Type.Literal('console-data'),
+    streamId: Type.String({ maxLength: 64 }),
+    data: Type.String({ maxLength: (4 * CONSOLE_CHUNK_MAX) / 3 + 4 }),
+  }),
   Type.Object({ type: Type.Literal('console-end'), streamId: Type.String(), error: Type.Optional(Type.String()) }),
 ]);
 export type AgentMessage = Static<typeof AgentMessage>;

@@ -47,7 +47,9 @@ export const BackupResult = Type.Object({
   bytes: Type.Integer(),
   addedBytes: Type.Integer(),
   partitions: Type.Integer(),
-  filesystems: Type.Array(Type.Object({ partition: Type.Integer(), type: Type.String(), uuid: Type.Optional(Type.String()), label: Type.Optional(Type.String()) })),
+  filesystems: Type.Array(
+    Type.Object({ partition: Type.Integer(), type: Type.String(), uuid: Type.Optional(Type.String()), label: Type.Optional(Type.String()) }),
+  ),
   systemState: Type.Array(Type.String()),
   /** What the disk boots with, and where its filesystems are mounted (from its /etc/fstab). */
   bootLoader: Type.Optional(Type.Object({ kind: Type.String(), partition: Type.Optional(Type.Integer()), config: Type.Optional(Type.String()) })),

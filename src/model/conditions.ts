@@ -5,11 +5,7 @@ import type { Condition } from './common.ts';
  * Sets a condition, keeping lastTransitionTime unless the status actually changes.
  * Returns a new array; conditions are value objects.
  */
-export function setCondition(
-  conditions: Condition[],
-  c: Omit<Condition, 'lastTransitionTime'>,
-  now: Date,
-): Condition[] {
+export function setCondition(conditions: Condition[], c: Omit<Condition, 'lastTransitionTime'>, now: Date): Condition[] {
   const old = conditions.find((x) => x.type === c.type);
   const lastTransitionTime = old && old.status === c.status ? old.lastTransitionTime : now.toISOString();
   const next = { ...c, lastTransitionTime };

@@ -10,7 +10,14 @@ export const Inventory = Type.Object({
   memory: Type.Object({ totalMiB: Type.Integer() }),
   numa: Type.Array(Type.Object({ id: Type.Integer(), cpus: Type.String(), memoryMiB: Type.Integer() })),
   nics: Type.Array(
-    Type.Object({ name: Type.String(), mac: Type.String(), state: Type.String(), mtu: Type.Integer(), driver: Type.String(), speedMbps: Type.Union([Type.Integer(), Type.Null()]) }),
+    Type.Object({
+      name: Type.String(),
+      mac: Type.String(),
+      state: Type.String(),
+      mtu: Type.Integer(),
+      driver: Type.String(),
+      speedMbps: Type.Union([Type.Integer(), Type.Null()]),
+    }),
   ),
   disks: Type.Array(Type.Object({ name: Type.String(), sizeBytes: Type.Integer(), rotational: Type.Boolean(), model: Type.String() })),
   pci: Type.Array(Type.Object({ address: Type.String(), vendor: Type.String(), device: Type.String(), class: Type.String(), driver: Type.String() })),

@@ -66,7 +66,17 @@ export const InstanceStatus = Type.Object({
   network: Type.Object({
     forwards: Type.Array(PortForward),
     /** How each NIC on a network is attached on its host (tap, or a virtual function), and why. */
-    nics: Type.Optional(Type.Array(Type.Object({ tap: Type.Optional(Type.String()), pciAddress: Type.Optional(Type.String()), mac: Type.String(), mode: Type.String(), reason: Type.String() }))),
+    nics: Type.Optional(
+      Type.Array(
+        Type.Object({
+          tap: Type.Optional(Type.String()),
+          pciAddress: Type.Optional(Type.String()),
+          mac: Type.String(),
+          mode: Type.String(),
+          reason: Type.String(),
+        }),
+      ),
+    ),
   }),
   /** The spec generation the agent last acted on. */
   observedGeneration: Type.Integer(),

@@ -9,7 +9,10 @@ export type VolumePhase = (typeof VOLUME_PHASES)[number];
 export const VolumeSource = Type.Union([
   Type.Object({ snapshot: Type.String({ description: 'snapshot id: the new volume is a writable clone of it' }) }, { additionalProperties: false }),
   Type.Object({ image: Type.String({ description: 'disk image id: the new volume is a clone of it' }) }, { additionalProperties: false }),
-  Type.Object({ backup: Type.String({ description: 'backup id: the new volume is the backed-up disk rebuilt (bare-metal recovery)' }) }, { additionalProperties: false }),
+  Type.Object(
+    { backup: Type.String({ description: 'backup id: the new volume is the backed-up disk rebuilt (bare-metal recovery)' }) },
+    { additionalProperties: false },
+  ),
 ]);
 export type VolumeSource = Static<typeof VolumeSource>;
 

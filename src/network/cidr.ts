@@ -10,7 +10,7 @@ export function parseIpv4(s: string): number | undefined {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
   if (!m) return undefined;
   const parts = m.slice(1).map(Number);
-  if (parts.some((p, i) => p > 255 || m[i + 1]!.length > 1 && m[i + 1]!.startsWith('0'))) return undefined;
+  if (parts.some((p, i) => p > 255 || (m[i + 1]!.length > 1 && m[i + 1]!.startsWith('0')))) return undefined;
   return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
 }
 
@@ -45,7 +45,8 @@ export function parseSubnet(s: string): ParsedSubnet {
   const addr = m ? parseIpv4(m[1]!) : undefined;
   if (!m || addr === undefined) return { ok: false, reason: `'${s}' is not an IPv4 subnet in CIDR form (like 10.10.0.0/24)` };
   const prefix = Number(m[2]);
-  if (prefix < MIN_PREFIX || prefix > MAX_PREFIX) return { ok: false, reason: `prefix /${prefix} is out of range: a network's subnet is /${MIN_PREFIX} to /${MAX_PREFIX}` };
+  if (prefix < MIN_PREFIX || prefix > MAX_PREFIX)
+    return { ok: false, reason: `prefix /${prefix} is out of range: a network's subnet is /${MIN_PREFIX} to /${MAX_PREFIX}` };
   const base = (addr & mask(prefix)) >>> 0;
   if (base !== addr) return { ok: false, reason: `'${s}' has host bits set; the subnet is ${formatIpv4(base)}/${prefix}` };
   return { ok: true, subnet: { base, prefix } };
@@ -68,7 +69,7 @@ export function formatSubnet(net: Subnet): string {
 }
 
 export function contains(net: Subnet, addr: number): boolean {
-  return ((addr & mask(net.prefix)) >>> 0) === net.base;
+  return (addr & mask(net.prefix)) >>> 0 === net.base;
 }
 
 export function overlaps(a: Subnet, b: Subnet): boolean {

@@ -114,9 +114,7 @@ const set = (items: string[]) => (items.length === 1 ? items[0]! : `{ ${items.jo
 /** What may leave one guest's tap. DHCP messages must name the guest's own MAC (chaddr, 28 bytes into the payload). */
 function nicChain(n: FirewallNic): string[] {
   const chaddr = `@th,288,48 0x${n.mac.replace(/:/g, '')}`;
-  const dhcp = n.dhcpServer
-    ? [`ip saddr 0.0.0.0 ip daddr ${set(['255.255.255.255', n.dhcpServer])} udp sport 68 udp dport 67 ${chaddr} accept`]
-    : [];
+  const dhcp = n.dhcpServer ? [`ip saddr 0.0.0.0 ip daddr ${set(['255.255.255.255', n.dhcpServer])} udp sport 68 udp dport 67 ${chaddr} accept`] : [];
   return [
     `chain nic_${n.tap} {`,
     `ether saddr != ${n.mac} drop`,

@@ -2,7 +2,19 @@
 export { formatIpv4, formatSubnet, subnetAround, contains, hostRange, macForAddress, overlaps, parseIpv4, parseSubnet, subnetOf, type Subnet } from './cidr.ts';
 export { pickAddress, pickSegment, SEGMENT_MAX, SEGMENT_MIN } from './ipam.ts';
 export { bridgeName, tapName, vxlanName } from './links.ts';
-export { ensurePortSegment, ensureRemoteMacs, ensureSegment, ensureTap, isolateFromHost, mtuOf, findUnderlay, removeSegment, removeTaps, sh, type Underlay } from './linux.ts';
+export {
+  ensurePortSegment,
+  ensureRemoteMacs,
+  ensureSegment,
+  ensureTap,
+  isolateFromHost,
+  mtuOf,
+  findUnderlay,
+  removeSegment,
+  removeTaps,
+  sh,
+  type Underlay,
+} from './linux.ts';
 export { chooseBackend, probeBackends, type BackendProbe } from './probe.ts';
 export { segmentMtu } from './vxlan-plan.ts';
 export { readSriovNics, untaggedVfCommand, VfAllocator, type HeldVf, type NicAssignment } from './sriov.ts';

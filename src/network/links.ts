@@ -57,7 +57,10 @@ export function dhcpPortName(segment: number): string {
 
 /** `ot`, twelve hex digits of the instance id, the NIC's index. */
 export function tapName(instanceId: string, index: number): string {
-  const hex = instanceId.replace(/^i-/, '').replace(/[^0-9a-f]/g, '').slice(0, 12);
+  const hex = instanceId
+    .replace(/^i-/, '')
+    .replace(/[^0-9a-f]/g, '')
+    .slice(0, 12);
   if (index < 0 || index > 9) throw new Error(`NIC index ${index} is out of range (0-9)`);
   return `ot${hex}${index}`;
 }

@@ -55,13 +55,19 @@ interface AddrInfo {
  * address of the interface that carries the default route, else the only global IPv4 address.
  */
 export function chooseUnderlay(addrs: AddrInfo[], defaultDev: string | undefined, wanted?: string): Underlay | { error: string } {
-  const v4 = addrs.flatMap((a) => (a.addr_info ?? []).filter((i) => i.family === 'inet' && i.scope === 'global').map((i) => ({ address: i.local, dev: a.ifname, mtu: a.mtu })));
+  const v4 = addrs.flatMap((a) =>
+    (a.addr_info ?? []).filter((i) => i.family === 'inet' && i.scope === 'global').map((i) => ({ address: i.local, dev: a.ifname, mtu: a.mtu })),
+  );
   if (wanted) return v4.find((u) => u.address === wanted) ?? { error: `underlay address ${wanted} is on none of this host's interfaces` };
   const viaDefault = v4.find((u) => u.dev === defaultDev);
   if (viaDefault) return viaDefault;
   const own = v4.filter((u) => !/^o(br|vx|t)/.test(u.dev));
   if (own.length === 1) return own[0]!;
-  return { error: own.length ? `several global IPv4 addresses and no default route: give one with --underlay (${own.map((u) => u.address).join(', ')})` : 'no global IPv4 address for VXLAN to use' };
+  return {
+    error: own.length
+      ? `several global IPv4 addresses and no default route: give one with --underlay (${own.map((u) => u.address).join(', ')})`
+      : 'no global IPv4 address for VXLAN to use',
+  };
 }
 
 export async function findUnderlay(wanted?: string): Promise<Underlay | { error: string }> {

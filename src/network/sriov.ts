@@ -320,7 +320,9 @@ export class VfAllocator {
       const nic = this.nics.get(h.pf);
       if (!nic) throw new SriovError(`${who} holds VF ${h.vfIndex} of ${h.pf}, which this host does not have`);
       if (!nic.vfs.some((v) => v.index === h.vfIndex)) {
-        throw new SriovError(`${who} holds VF ${h.vfIndex} of ${h.pf}, which has ${nic.vfs.length ? `VFs ${nic.vfs.map((v) => v.index).join(', ')}` : 'no VFs'} enabled`);
+        throw new SriovError(
+          `${who} holds VF ${h.vfIndex} of ${h.pf}, which has ${nic.vfs.length ? `VFs ${nic.vfs.map((v) => v.index).join(', ')}` : 'no VFs'} enabled`,
+        );
       }
       const other = this.vfHolders.get(vfKey(h.pf, h.vfIndex));
       if (other !== undefined) {
@@ -338,11 +340,15 @@ export class VfAllocator {
     const have = this.holds.get(key);
     if (have) {
       if (req.pf !== undefined && have.mode === 'vf' && have.pf !== req.pf) {
-        throw new SriovError(`${req.instanceId} NIC ${req.nicIndex} already has VF ${have.vfIndex} of ${have.pf}; release it before asking for one of ${req.pf}`);
+        throw new SriovError(
+          `${req.instanceId} NIC ${req.nicIndex} already has VF ${have.vfIndex} of ${have.pf}; release it before asking for one of ${req.pf}`,
+        );
       }
       if (have.mode !== 'tap' && req.networkSegment > VLAN_MAX) {
         const what = have.mode === 'vf' ? `VF ${have.vfIndex} of ${have.pf}` : `a macvtap on ${have.lower}`;
-        throw new SriovError(`${req.instanceId} NIC ${req.nicIndex} has ${what}, which cannot carry segment ${req.networkSegment} (above ${VLAN_MAX}, the last VLAN id); release it first`);
+        throw new SriovError(
+          `${req.instanceId} NIC ${req.nicIndex} has ${what}, which cannot carry segment ${req.networkSegment} (above ${VLAN_MAX}, the last VLAN id); release it first`,
+        );
       }
       return this.assignment(have, req.networkSegment, mac);
     }
@@ -485,7 +491,8 @@ export class VfAllocator {
  * the guest sends from any other MAC and refuses it promiscuous mode or other MACs (trust off).
  */
 export function vfCommand(pf: string, vfIndex: number, mac: string, segment: number): Command {
-  if (!Number.isInteger(segment) || segment < 1 || segment > VLAN_MAX) throw new SriovError(`segment ${segment} cannot be a VF's VLAN (802.1Q VLAN ids are 1-${VLAN_MAX})`);
+  if (!Number.isInteger(segment) || segment < 1 || segment > VLAN_MAX)
+    throw new SriovError(`segment ${segment} cannot be a VF's VLAN (802.1Q VLAN ids are 1-${VLAN_MAX})`);
   return ['ip', 'link', 'set', pf, 'vf', String(vfIndex), 'mac', mac, 'vlan', String(segment), 'spoofchk', 'on', 'trust', 'off'];
 }
 

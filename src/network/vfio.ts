@@ -33,11 +33,17 @@ type VfioPlan = { ok: true; writes: SysfsWrite[] } | { ok: false; reason: string
 export function planVfioBind(d: PciDeviceState, vfioLoaded: boolean): VfioPlan {
   if (!vfioLoaded) return { ok: false, reason: `the ${VFIO_DRIVER} driver is not loaded (modprobe ${VFIO_DRIVER})` };
   if (d.iommuGroup === undefined) {
-    return { ok: false, reason: `${d.address} is in no IOMMU group: the IOMMU is off or absent (intel_iommu=on or amd_iommu=on on the kernel command line), and without it a device cannot be given to a guest` };
+    return {
+      ok: false,
+      reason: `${d.address} is in no IOMMU group: the IOMMU is off or absent (intel_iommu=on or amd_iommu=on on the kernel command line), and without it a device cannot be given to a guest`,
+    };
   }
   const others = d.groupDevices.filter((x) => x.address !== d.address && x.driver !== VFIO_DRIVER && x.driver !== 'pcieport');
   if (others.length) {
-    return { ok: false, reason: `IOMMU group ${d.iommuGroup} of ${d.address} also holds ${others.map((x) => `${x.address} (${x.driver ?? 'no driver'})`).join(', ')}: a guest can only have a whole group` };
+    return {
+      ok: false,
+      reason: `IOMMU group ${d.iommuGroup} of ${d.address} also holds ${others.map((x) => `${x.address} (${x.driver ?? 'no driver'})`).join(', ')}: a guest can only have a whole group`,
+    };
   }
   if (d.driver === VFIO_DRIVER) return { ok: true, writes: [] };
   const dev = `bus/pci/devices/${d.address}`;

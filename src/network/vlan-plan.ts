@@ -75,7 +75,8 @@ function addEntries(out: BridgeVlans, ifname: unknown, entries: unknown): void {
   for (const e of entries as RawVlanEntry[]) {
     const first = e?.vlan;
     const last = e?.vlanEnd ?? first;
-    if (!isVid(first) || !isVid(last) || last < first) throw new Error(`bridge -j vlan show: ${ifname} has a VLAN entry that is not an id or range within ${VLAN_MIN}-${VLAN_MAX}: ${JSON.stringify(e)}`);
+    if (!isVid(first) || !isVid(last) || last < first)
+      throw new Error(`bridge -j vlan show: ${ifname} has a VLAN entry that is not an id or range within ${VLAN_MIN}-${VLAN_MAX}: ${JSON.stringify(e)}`);
     const flags = Array.isArray(e.flags) ? (e.flags as unknown[]) : [];
     for (let vid = first; vid <= last; vid++) {
       const at = list.findIndex((v) => v.vid === vid);
@@ -84,7 +85,10 @@ function addEntries(out: BridgeVlans, ifname: unknown, entries: unknown): void {
       else list.push(entry);
     }
   }
-  out.set(ifname, list.sort((a, b) => a.vid - b.vid));
+  out.set(
+    ifname,
+    list.sort((a, b) => a.vid - b.vid),
+  );
 }
 
 /**
@@ -147,14 +151,22 @@ export function planVlanSegment(links: VlanLink[], vlans: BridgeVlans, w: VlanSe
   if (bridge && bridge.kind !== 'bridge') throw new Error(`${VLAN_BRIDGE} exists and is not a bridge (${bridge.kind ?? 'unknown kind'}); remove it`);
   const uplink = links.find((l) => l.name === w.uplink);
   if (!uplink) throw new Error(`uplink ${w.uplink} does not exist on this host`);
-  if (uplink.name === VLAN_BRIDGE || uplink.kind === 'bridge') throw new Error(`uplink ${w.uplink} is a bridge; the vlan backend needs the NIC (or bond) toward the switch`);
-  if (uplink.master && uplink.master !== VLAN_BRIDGE) throw new Error(`uplink ${w.uplink} is a port of ${uplink.master}; take it out of ${uplink.master} (and move any address it carries) before this host can carry VLAN networks on it`);
+  if (uplink.name === VLAN_BRIDGE || uplink.kind === 'bridge')
+    throw new Error(`uplink ${w.uplink} is a bridge; the vlan backend needs the NIC (or bond) toward the switch`);
+  if (uplink.master && uplink.master !== VLAN_BRIDGE)
+    throw new Error(
+      `uplink ${w.uplink} is a port of ${uplink.master}; take it out of ${uplink.master} (and move any address it carries) before this host can carry VLAN networks on it`,
+    );
   // A VLAN device on the uplink receives its VLAN's tagged frames before the bridge sees them.
   const thief = links.find((l) => l.vlan?.dev === w.uplink && l.vlan.id === w.segment && (l.vlan.protocol ?? '802.1Q') === '802.1Q');
-  if (thief) throw new Error(`uplink ${w.uplink} has the 802.1Q device ${thief.name} for VLAN ${w.segment}, which would take the segment's frames before ${VLAN_BRIDGE} sees them; remove it or give the network another segment`);
+  if (thief)
+    throw new Error(
+      `uplink ${w.uplink} has the 802.1Q device ${thief.name} for VLAN ${w.segment}, which would take the segment's frames before ${VLAN_BRIDGE} sees them; remove it or give the network another segment`,
+    );
 
   if (!bridge) out.push(['ip', 'link', 'add', VLAN_BRIDGE, 'type', 'bridge', 'vlan_filtering', '1', 'vlan_default_pvid', '0']);
-  else if (!bridge.bridge?.vlanFiltering || bridge.bridge.defaultPvid !== 0) out.push(['ip', 'link', 'set', VLAN_BRIDGE, 'type', 'bridge', 'vlan_filtering', '1', 'vlan_default_pvid', '0']);
+  else if (!bridge.bridge?.vlanFiltering || bridge.bridge.defaultPvid !== 0)
+    out.push(['ip', 'link', 'set', VLAN_BRIDGE, 'type', 'bridge', 'vlan_filtering', '1', 'vlan_default_pvid', '0']);
   if (uplink.master !== VLAN_BRIDGE || !uplink.up) out.push(['ip', 'link', 'set', w.uplink, 'master', VLAN_BRIDGE, 'up']);
   const cur = portVlans(vlans, uplink).find((v) => v.vid === w.segment);
   // Adding a VLAN the port already has sets its flags to the ones given: none, so tagged and not PVID.

@@ -41,7 +41,23 @@ export function planSegment(links: Link[], flood: string[], w: SegmentWanted): C
     current = [];
   }
   if (!right) {
-    out.push(['ip', 'link', 'add', vx, 'type', 'vxlan', 'id', String(w.segment), 'dstport', String(VXLAN_PORT), 'local', w.underlay, 'dev', w.underlayDev, 'nolearning']);
+    out.push([
+      'ip',
+      'link',
+      'add',
+      vx,
+      'type',
+      'vxlan',
+      'id',
+      String(w.segment),
+      'dstport',
+      String(VXLAN_PORT),
+      'local',
+      w.underlay,
+      'dev',
+      w.underlayDev,
+      'nolearning',
+    ]);
   }
   if (!right || cur.master !== br || cur.mtu !== Number(mtu) || !cur.up) out.push(['ip', 'link', 'set', vx, 'master', br, 'mtu', mtu, 'up']);
   if (!bridge || !bridge.up) out.push(['ip', 'link', 'set', br, 'up']);

@@ -20,7 +20,9 @@ export interface IssuedCertificate {
 
 /** SHA-256 of a certificate's DER, hex: how certificates (and the CA) are pinned. */
 export function fingerprintOf(pem: string): string {
-  return createHash('sha256').update(Buffer.from(new x509.X509Certificate(pem).rawData)).digest('hex');
+  return createHash('sha256')
+    .update(Buffer.from(new x509.X509Certificate(pem).rawData))
+    .digest('hex');
 }
 
 export class ClusterCa {
@@ -69,7 +71,9 @@ export class ClusterCa {
 
   /** Issues a certificate for a public key (SPKI PEM or a CSR's key) under a profile. */
   async issue(profile: Profile, input: ProfileInput, publicKey: x509.PublicKey | string, validityDays: number): Promise<IssuedCertificate> {
-    const serial = randomBytes(16).toString('hex').replace(/^[89a-f]/, '7'); // positive
+    const serial = randomBytes(16)
+      .toString('hex')
+      .replace(/^[89a-f]/, '7'); // positive
     const notBefore = new Date(Date.now() - 60_000);
     const notAfter = new Date(Date.now() + validityDays * 86_400_000);
     const pub = typeof publicKey === 'string' ? new x509.PublicKey(publicKey) : publicKey;

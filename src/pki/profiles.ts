@@ -103,7 +103,10 @@ export function extensionsFor(profile: Profile, input: ProfileInput): x509.Exten
         bc,
         ku,
         eku,
-        new x509.SubjectAlternativeNameExtension([...(input.dnsNames ?? []).map((v) => ({ type: 'dns' as const, value: v })), ...(input.ips ?? []).map((v) => ({ type: 'ip' as const, value: v }))]),
+        new x509.SubjectAlternativeNameExtension([
+          ...(input.dnsNames ?? []).map((v) => ({ type: 'dns' as const, value: v })),
+          ...(input.ips ?? []).map((v) => ({ type: 'ip' as const, value: v })),
+        ]),
       ];
   }
 }

@@ -13,10 +13,22 @@ type PortEvent = { kind: 'connected' | 'disconnected' | 'eap-success' | 'eap-fai
 
 /** One line of `hostapd_cli` output, e.g. `> <3>AP-STA-CONNECTED 02:00:00:00:01:01`; undefined for anything else. */
 export function parseHostapdEvent(line: string): PortEvent | undefined {
-  const m = /<\d>(AP-STA-CONNECTED|AP-STA-DISCONNECTED|CTRL-EVENT-EAP-SUCCESS2?|CTRL-EVENT-EAP-FAILURE2?|CTRL-EVENT-EAP-TIMEOUT-FAILURE2?|CTRL-EVENT-EAP-STARTED) ([0-9a-fA-F:]{17})/.exec(line);
+  const m =
+    /<\d>(AP-STA-CONNECTED|AP-STA-DISCONNECTED|CTRL-EVENT-EAP-SUCCESS2?|CTRL-EVENT-EAP-FAILURE2?|CTRL-EVENT-EAP-TIMEOUT-FAILURE2?|CTRL-EVENT-EAP-STARTED) ([0-9a-fA-F:]{17})/.exec(
+      line,
+    );
   if (!m) return undefined;
   const e = m[1]!;
-  const kind = e === 'AP-STA-CONNECTED' ? 'connected' : e === 'AP-STA-DISCONNECTED' ? 'disconnected' : e.startsWith('CTRL-EVENT-EAP-SUCCESS') ? 'eap-success' : e === 'CTRL-EVENT-EAP-STARTED' ? 'eap-started' : 'eap-failure';
+  const kind =
+    e === 'AP-STA-CONNECTED'
+      ? 'connected'
+      : e === 'AP-STA-DISCONNECTED'
+        ? 'disconnected'
+        : e.startsWith('CTRL-EVENT-EAP-SUCCESS')
+          ? 'eap-success'
+          : e === 'CTRL-EVENT-EAP-STARTED'
+            ? 'eap-started'
+            : 'eap-failure';
   return { kind, mac: normMac(m[2]!) };
 }
 
@@ -35,7 +47,16 @@ export const DECISION_TTL_MS = 60_000;
 /** A decision line of freeradius.ts's linelog format (`at` is FreeRADIUS's request time, in seconds). */
 export function parseDecision(line: string): Decision | undefined {
   const a = /^accept mac=(\S+) port=(\S+) at=(\d+) serial=([0-9a-fA-F]*) cn=(\S*) segment=(\d+)\s*$/.exec(line);
-  if (a) return { accept: true, mac: normMac(a[1]!), port: a[2]!, at: Number(a[3]) * 1000, serial: a[4]!.toLowerCase().replace(/^0+/, ''), cn: a[5]!, segment: Number(a[6]) };
+  if (a)
+    return {
+      accept: true,
+      mac: normMac(a[1]!),
+      port: a[2]!,
+      at: Number(a[3]) * 1000,
+      serial: a[4]!.toLowerCase().replace(/^0+/, ''),
+      cn: a[5]!,
+      segment: Number(a[6]),
+    };
   const r = /^reject mac=(\S+) port=(\S+) at=(\d+) cn=(\S*) reason=(.*)$/.exec(line);
   if (r) return { accept: false, mac: normMac(r[1]!), port: r[2]!, at: Number(r[3]) * 1000, cn: r[4]!, reason: r[5]!.trim() || 'rejected' };
   return undefined;
@@ -89,7 +110,12 @@ export function nextPortState(cur: PortState, event: PortEvent, decisions: Reado
       // eap-success alone is a re-authentication of a port already authorized (hostapd sends no new AP-STA-CONNECTED).
       if (event.kind === 'eap-success' && cur.mac !== event.mac) return cur;
       const d = freshDecision(decisions, cur.port, event.mac, now);
-      if (!d) return { port: cur.port, mac: event.mac, reason: `station ${event.mac} was authorized without a recent RADIUS decision for port ${cur.port} on record` };
+      if (!d)
+        return {
+          port: cur.port,
+          mac: event.mac,
+          reason: `station ${event.mac} was authorized without a recent RADIUS decision for port ${cur.port} on record`,
+        };
       if (!d.accept) return { port: cur.port, mac: event.mac, reason: `station ${event.mac} was rejected: ${d.reason}` };
       return { port: cur.port, mac: event.mac, segment: d.segment, serial: d.serial, cn: d.cn, reason: `authorized as ${d.cn}` };
     }

@@ -16,7 +16,17 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { PORT_AUTH_REQUIREMENTS, requireTools } from '../common/system-requirements.ts';
 import { x509 } from '../pki/index.ts';
-import { decisionKey, expiredDecisions, nextPortState, parseDecision, parseHostapdEvent, revokedPorts, switchBridgeName, type Decision, type PortState } from './events.ts';
+import {
+  decisionKey,
+  expiredDecisions,
+  nextPortState,
+  parseDecision,
+  parseHostapdEvent,
+  revokedPorts,
+  switchBridgeName,
+  type Decision,
+  type PortState,
+} from './events.ts';
 import { radiusConfig, radiusDictionary } from './freeradius.ts';
 
 const exec = promisify(execFile);
@@ -67,7 +77,9 @@ async function ip(...args: string[]): Promise<void> {
 function udpListening(port: number): boolean {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
   // Columns: sl, local_address, ...; sl is right-aligned, so a line may or may not start with spaces.
-  return readFileSync('/proc/net/udp', 'utf8').split('\n').some((l) => l.trim().split(/\s+/)[1]?.endsWith(`:${hex}`));
+  return readFileSync('/proc/net/udp', 'utf8')
+    .split('\n')
+    .some((l) => l.trim().split(/\s+/)[1]?.endsWith(`:${hex}`));
 }
 
 export class PortController {
@@ -102,7 +114,10 @@ export class PortController {
   }
 
   async start(): Promise<void> {
-    requireTools(PORT_AUTH_REQUIREMENTS.filter((r) => r.pkg !== 'wpasupplicant'), 'the port controller');
+    requireTools(
+      PORT_AUTH_REQUIREMENTS.filter((r) => r.pkg !== 'wpasupplicant'),
+      'the port controller',
+    );
     for (const d of ['raddb/run', 'raddb/log', 'hostapd']) mkdirSync(this.path(d), { recursive: true, mode: 0o700 });
     writeFileSync(this.path('radius.crt'), this.o.certPem);
     writeFileSync(this.path('radius.key'), this.o.keyPem, { mode: 0o600 });
@@ -132,7 +147,17 @@ export class PortController {
   private async startRadius(): Promise<void> {
     writeFileSync(
       this.path('raddb', 'radiusd.conf'),
-      radiusConfig({ paths: { dir: this.path('raddb'), cert: this.path('radius.crt'), key: this.path('radius.key'), caAndCrl: this.path('ca-and-crl.pem'), decisions: this.path('decisions.log') }, secret: this.secret, authPort: this.authPort }),
+      radiusConfig({
+        paths: {
+          dir: this.path('raddb'),
+          cert: this.path('radius.crt'),
+          key: this.path('radius.key'),
+          caAndCrl: this.path('ca-and-crl.pem'),
+          decisions: this.path('decisions.log'),
+        },
+        secret: this.secret,
+        authPort: this.authPort,
+      }),
       { mode: 0o600 },
     );
     writeFileSync(this.path('raddb', 'dictionary'), radiusDictionary());
@@ -144,7 +169,10 @@ export class PortController {
     this.radiusStartedAt = started;
     while (!udpListening(this.authPort)) {
       if (proc.exitCode !== null) throw new Error(`freeradius exited (${proc.exitCode}): ${err.trim() || `see ${this.path('raddb', 'log', 'radius.log')}`}`);
-      if (Date.now() - started > 15_000) throw new Error(`freeradius (pid ${proc.pid}) did not start listening on UDP ${this.authPort} within 15 s; /proc/net/udp: ${readFileSync('/proc/net/udp', 'utf8')}`);
+      if (Date.now() - started > 15_000)
+        throw new Error(
+          `freeradius (pid ${proc.pid}) did not start listening on UDP ${this.authPort} within 15 s; /proc/net/udp: ${readFileSync('/proc/net/udp', 'utf8')}`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   }
@@ -217,7 +245,10 @@ export class PortController {
     let next = nextPortState(cur, ev, this.decisions, Date.now());
     if (next === cur && cur.segment !== undefined && ev.mac !== cur.mac && ev.kind !== 'eap-started') {
       // Someone else on the held port's link (a second host, a guest sending EAPOL through its host's bridge).
-      this.o.log.info({ port, station: ev.mac, event: ev.kind, holder: cur.mac, cn: cur.cn }, `another station's ${ev.kind} changes nothing: port ${port} stays with ${cur.mac}`);
+      this.o.log.info(
+        { port, station: ev.mac, event: ev.kind, holder: cur.mac, cn: cur.cn },
+        `another station's ${ev.kind} changes nothing: port ${port} stays with ${cur.mac}`,
+      );
     }
     if (next.serial && this.revoked.has(next.serial)) next = { port, mac: next.mac, reason: `principal ${next.serial} is revoked` };
     await this.apply(cur, next);
@@ -237,7 +268,10 @@ export class PortController {
     }
     this.ports.set(next.port, next);
     if (next.segment !== cur.segment || next.reason !== cur.reason) {
-      this.o.log.info({ port: next.port, mac: next.mac, segment: next.segment, cn: next.cn, reason: next.reason }, next.segment === undefined ? 'port in no network' : `port in network vnet-${next.segment}`);
+      this.o.log.info(
+        { port: next.port, mac: next.mac, segment: next.segment, cn: next.cn, reason: next.reason },
+        next.segment === undefined ? 'port in no network' : `port in network vnet-${next.segment}`,
+      );
       this.o.onChange?.(next);
     }
   }
@@ -257,7 +291,9 @@ export class PortController {
       // Out first, so a revoked host loses its network at once; then RADIUS learns the CRL before the host can come back.
       for (const p of revokedPorts(this.ports.values(), this.revoked)) {
         await this.apply(p, { port: p.port, mac: p.mac, reason: `principal ${p.serial} (${p.cn}) was revoked` });
-        await exec('hostapd_cli', ['-p', this.path('hostapd'), '-i', p.port, 'deauthenticate', p.mac!]).catch((e: Error) => this.o.log.warn({ err: e.message }, 'deauthenticate failed'));
+        await exec('hostapd_cli', ['-p', this.path('hostapd'), '-i', p.port, 'deauthenticate', p.mac!]).catch((e: Error) =>
+          this.o.log.warn({ err: e.message }, 'deauthenticate failed'),
+        );
       }
       // A re-signed list with the same serials needs no restart (in-flight authentications go on)
       // until the one RADIUS holds gets old: check_crl refuses everyone once a CRL's nextUpdate passes.

@@ -108,7 +108,17 @@ export function confinedCommand(command: string, args: string[], o: ConfineOptio
   for (const w of o.writable ?? []) bind('--bind', w);
   const tool = [command, ...args];
   if (reader) bwrap.push('--cap-drop', 'ALL', '--cap-add', 'CAP_DAC_READ_SEARCH');
-  else if (root) tool.unshift('setpriv', `--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_UID}`, '--clear-groups', '--no-new-privs', '--inh-caps=-all', '--bounding-set=-all', '--');
+  else if (root)
+    tool.unshift(
+      'setpriv',
+      `--reuid=${SANDBOX_UID}`,
+      `--regid=${SANDBOX_UID}`,
+      '--clear-groups',
+      '--no-new-privs',
+      '--inh-caps=-all',
+      '--bounding-set=-all',
+      '--',
+    );
   else bwrap.push('--cap-drop', 'ALL');
   return { file: 'prlimit', argv: [`--fsize=${o.maxFileBytes ?? 0}`, '--core=0', '--', 'bwrap', ...bwrap, '--', ...tool] };
 }
@@ -124,7 +134,8 @@ export function sandboxAvailable(): boolean {
  */
 export function runConfined(command: string, args: string[], o: ConfineOptions): Promise<ConfinedResult> {
   const what = o.what ?? command;
-  if (!sandboxAvailable()) return Promise.reject(new Error(`bubblewrap is missing: install Debian's bubblewrap package (${what} reads guest data and runs only inside a sandbox)`));
+  if (!sandboxAvailable())
+    return Promise.reject(new Error(`bubblewrap is missing: install Debian's bubblewrap package (${what} reads guest data and runs only inside a sandbox)`));
   if (process.getuid?.() === 0 && o.identity !== 'reader') for (const w of o.writable ?? []) chownSync(w, SANDBOX_UID, SANDBOX_UID);
   const { file, argv } = confinedCommand(command, args, o);
   const maxOut = o.maxOutputBytes ?? 64 * 1024 * 1024;

@@ -20,7 +20,17 @@ import type { ControllerInfo } from '../discovery/index.ts';
 import { DEFAULT_TENANT } from '../model/tenant.ts';
 import { generateKeyPair, x509 } from '../pki/index.ts';
 import { ConflictError, openStore, type Store } from '../store/index.ts';
-import { AgentHub, Controller, realClock, ImageFiles, createMetrics, DEFAULT_ALLOCATION_POLICY, type AllocationPolicy, type PendingLimits, TrustService } from '../controller/index.ts';
+import {
+  AgentHub,
+  Controller,
+  realClock,
+  ImageFiles,
+  createMetrics,
+  DEFAULT_ALLOCATION_POLICY,
+  type AllocationPolicy,
+  type PendingLimits,
+  TrustService,
+} from '../controller/index.ts';
 
 export const DEFAULT_FEATURES = ['mtls', 'kvm', 'tcg', 'volumes'];
 
@@ -106,7 +116,15 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   let countQuery = () => undefined as void;
   const store = await openStore({ kind: 'sqlite', path: join(cfg.dataDir, 'outrig.db'), onQuery: () => countQuery(), cache: true });
   await ensureDefaultTenant(store);
-  const trust = await TrustService.start({ pkiDir: join(cfg.dataDir, 'pki'), store, log, serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])], hostCertDays: cfg.hostCertDays, pendingHosts: cfg.pendingHosts, nonceMemoryBytes: cfg.nonceMemoryBytes });
+  const trust = await TrustService.start({
+    pkiDir: join(cfg.dataDir, 'pki'),
+    store,
+    log,
+    serverNames: [...(cfg.serverNames ?? []), ...(cfg.advertiseUrl ? [new URL(cfg.advertiseUrl).hostname.replace(/^\[|\]$/g, '')] : [])],
+    hostCertDays: cfg.hostCertDays,
+    pendingHosts: cfg.pendingHosts,
+    nonceMemoryBytes: cfg.nonceMemoryBytes,
+  });
   const caFile = join(clientDir, 'ca.crt');
   await writeFile(caFile, trust.ca.certPem);
 
@@ -206,7 +224,10 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   if (cfg.discovery) discoveryPort = await responder.start();
   await controller.start();
   // Requests for approval expire also when nobody enrolls (each new request expires old ones first).
-  const expiry = setInterval(() => void trust.expirePending().catch((e: Error) => log.warn({ err: e.message }, 'expiring requests for approval failed')), Math.min(60_000, trust.pending.limits.ttlMs));
+  const expiry = setInterval(
+    () => void trust.expirePending().catch((e: Error) => log.warn({ err: e.message }, 'expiring requests for approval failed')),
+    Math.min(60_000, trust.pending.limits.ttlMs),
+  );
   expiry.unref();
   log.info({ url, version: VERSION, discoveryPort, caFingerprint: trust.ca.fingerprint }, 'controller listening');
 

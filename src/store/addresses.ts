@@ -37,7 +37,10 @@ export class NetworkClaims {
       const address = pick(used);
       if (address === undefined) return undefined;
       try {
-        await this.db.insertInto('ip_allocations').values({ network_id: networkId, address, instance_id: instanceId, created_at: this.clock().toISOString() }).execute();
+        await this.db
+          .insertInto('ip_allocations')
+          .values({ network_id: networkId, address, instance_id: instanceId, created_at: this.clock().toISOString() })
+          .execute();
         return address;
       } catch (e) {
         if (!isUniqueViolation(e)) throw e;

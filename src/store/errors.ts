@@ -23,6 +23,9 @@ export class ConflictError extends Error {
  */
 export class AmbiguousRefError extends ConflictError {
   constructor(kind: string, ref: string, matches: { id: string; name: string }[]) {
-    super(`'${ref}' is ambiguous: it matches ${matches.length} ${kind}s (${matches.map((m) => `id ${m.id} named ${m.name}`).join('; ')}); use a reference that matches one`, 'ambiguous_ref');
+    super(
+      `'${ref}' is ambiguous: it matches ${matches.length} ${kind}s (${matches.map((m) => `id ${m.id} named ${m.name}`).join('; ')}); use a reference that matches one`,
+      'ambiguous_ref',
+    );
   }
 }

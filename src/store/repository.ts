@@ -39,9 +39,7 @@ export interface ResourceEvent<S, St> {
 export function isUniqueViolation(e: unknown): boolean {
   const err = e as { code?: string; message?: string };
   // SQLite: SQLITE_CONSTRAINT_UNIQUE / PRIMARYKEY; PostgreSQL: 23505.
-  return (
-    err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === '23505'
-  );
+  return err.code === 'SQLITE_CONSTRAINT_UNIQUE' || err.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || err.code === '23505';
 }
 
 export class ResourceRepository<S, St> {
@@ -133,7 +131,8 @@ export class ResourceRepository<S, St> {
           .where((eb) => eb.or([eb('name', '=', row.id), eb('id', '=', row.name)]))
           .executeTakeFirst();
         if (clash) {
-          const what = clash.name === row.id ? `id '${row.id}' is the name of ${this.kind} ${clash.id}` : `name '${row.name}' is the id of another ${this.kind}`;
+          const what =
+            clash.name === row.id ? `id '${row.id}' is the name of ${this.kind} ${clash.id}` : `name '${row.name}' is the id of another ${this.kind}`;
           throw new ConflictError(`${this.kind} ${what}: ids and names must not collide`, 'id_name_collision');
         }
         await trx.insertInto(this.table).values(row).execute();
@@ -199,7 +198,10 @@ export class ResourceRepository<S, St> {
 
   async count(): Promise<number> {
     if (this.cache) return this.cache.size;
-    const r = await this.db.selectFrom(this.table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const r = await this.db
+      .selectFrom(this.table)
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 
@@ -207,11 +209,7 @@ export class ResourceRepository<S, St> {
    * Read-modify-write with compare-and-set on resource_version, retried on conflict.
    * `mutate` returns the change, or null to leave the resource as it is. A spec change bumps generation.
    */
-  async update(
-    id: string,
-    mutate: (cur: Resource<S, St>) => Change<S, St> | null,
-    o: { origin?: ChangeOrigin } = {},
-  ): Promise<Resource<S, St>> {
+  async update(id: string, mutate: (cur: Resource<S, St>) => Change<S, St> | null, o: { origin?: ChangeOrigin } = {}): Promise<Resource<S, St>> {
     for (let attempt = 0; attempt < 100; attempt++) {
       // From memory first; should another writer have been first, the compare-and-set fails and the row is read.
       const cached = attempt === 0 ? this.cache?.get(id) : undefined;
@@ -235,12 +233,7 @@ export class ResourceRepository<S, St> {
       if (change.status !== undefined) next.status = JSON.stringify(change.status);
       if (change.labels !== undefined) next.labels = JSON.stringify(change.labels);
       if (change.annotations !== undefined) next.annotations = JSON.stringify(change.annotations);
-      const res = await this.db
-        .updateTable(this.table)
-        .set(next)
-        .where('id', '=', id)
-        .where('resource_version', '=', row.resource_version)
-        .executeTakeFirst();
+      const res = await this.db.updateTable(this.table).set(next).where('id', '=', id).where('resource_version', '=', row.resource_version).executeTakeFirst();
       if (Number(res.numUpdatedRows) === 1) {
         const after = this.toResource({ ...row, ...next } as ResourceRow);
         this.cache?.set(id, freeze(after));

@@ -18,7 +18,10 @@ const BENCHES: [string, RegExp][] = [
   ['bench:launch', /^launch_vs_qemu=[\d.]+$/m],
   ['bench:network', /^hosts=2 throughput_vs_floor=[\d.]+ latency_vs_floor=[\d.]+$/m],
   ['bench:controller', /^create_\d+_s=[\d.]+ idle_cpu_pct=[\d.]+ queries_per_reconcile=[\d.]+$/m],
-  ['bench:disk', /^alloc_qd32_vs_qcow2=[\d.]+ alloc_qd32_vs_raw=[\d.]+ flush32_vs_raw=[\d.]+ flush32_vs_qcow2=[\d.]+ wb_vs_raw=[\d.]+ seqread_after_rand_vs_raw=[\d.]+ min_other_vs_raw=[\d.]+$/m],
+  [
+    'bench:disk',
+    /^alloc_qd32_vs_qcow2=[\d.]+ alloc_qd32_vs_raw=[\d.]+ flush32_vs_raw=[\d.]+ flush32_vs_qcow2=[\d.]+ wb_vs_raw=[\d.]+ seqread_after_rand_vs_raw=[\d.]+ min_other_vs_raw=[\d.]+$/m,
+  ],
 ];
 
 for (const [name, figures] of BENCHES) {

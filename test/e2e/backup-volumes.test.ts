@@ -63,7 +63,13 @@ describe('volume backups through the controller', { timeout: 900_000 }, () => {
     assert.equal(b.status.phase, 'completed', b.status.message);
     const r = b.status.result!;
     assert.equal(r.bmrReady, true);
-    assert.deepEqual(r.filesystems.map((f) => [f.partition, f.uuid, f.label]), [[1, ROOT_UUID, 'outrig-root'], [2, DATA_UUID, 'outrig-data']]);
+    assert.deepEqual(
+      r.filesystems.map((f) => [f.partition, f.uuid, f.label]),
+      [
+        [1, ROOT_UUID, 'outrig-root'],
+        [2, DATA_UUID, 'outrig-data'],
+      ],
+    );
     assert.ok(r.systemState.includes('/p1/boot'));
     assert.equal(b.status.sizeBytes, disk.sizeBytes);
     const listed = await c.cli('backup', 'list');
@@ -85,7 +91,10 @@ describe('volume backups through the controller', { timeout: 900_000 }, () => {
     const again = await readDiskLayout(back, disk.sizeBytes);
     assert.deepEqual(again.table, layout.table);
     assert.deepEqual(again.partitions, layout.partitions);
-    assert.deepEqual(again.filesystems.map((f) => [f.partition, f.type, f.uuid, f.label, f.blockSize, f.inodeSize]), layout.filesystems.map((f) => [f.partition, f.type, f.uuid, f.label, f.blockSize, f.inodeSize]));
+    assert.deepEqual(
+      again.filesystems.map((f) => [f.partition, f.type, f.uuid, f.label, f.blockSize, f.inodeSize]),
+      layout.filesystems.map((f) => [f.partition, f.type, f.uuid, f.label, f.blockSize, f.inodeSize]),
+    );
     for (const off of offsets()) assert.deepEqual(filesOf(back, off), filesOf(disk.path, off), `files of the filesystem at ${off}`);
     await run('e2fsck', ['-fn', `${back}?offset=${offsets()[0]}`]);
   });
@@ -144,7 +153,11 @@ describe('volume backups through the controller', { timeout: 900_000 }, () => {
     assert.match(created.stdout, /backup policy nightly created: \(every instance\) at '0 3 \* \* \*' UTC, keep last 1; next run \d{4}-/);
     const ran = await c.ok('backup', 'policy', 'run', 'nightly');
     assert.match(ran.stdout, /started nightly-app-\d{8}-\d{6}, nightly-web2-\d{8}-\d{6}/);
-    await waitUntil('both backups done', async () => (await c.json<Backup[]>('backup', 'list')).filter((b) => b.spec.policy && b.status.phase === 'completed').length === 2, 300_000);
+    await waitUntil(
+      'both backups done',
+      async () => (await c.json<Backup[]>('backup', 'list')).filter((b) => b.spec.policy && b.status.phase === 'completed').length === 2,
+      300_000,
+    );
     assert.match((await c.ok('backup', 'policy', 'list')).stdout, /nightly\s+active\s+0 3 \* \* \*\s+\(every instance\)\s+last 1/);
     const shown = await c.ok('backup', 'policy', 'show', 'nightly');
     assert.match(shown.stdout, /nightly-web2-/);

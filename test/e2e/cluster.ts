@@ -31,13 +31,22 @@ export class Cluster {
   /** Starts the agent; the first start enrolls it with a one-time bootstrap token made through the CLI. */
   async startAgent(): Promise<void> {
     const enrolled = existsSync(join(this.agentDir, 'pki', 'host.crt'));
-    const token: Record<string, string> = enrolled ? {} : { OUTRIG_BOOTSTRAP_TOKEN: (await this.json<{ token: string }>('cluster', 'enroll-rule', 'add', `e2e-${Date.now()}`, '--kind', 'token')).token };
+    const token: Record<string, string> = enrolled
+      ? {}
+      : { OUTRIG_BOOTSTRAP_TOKEN: (await this.json<{ token: string }>('cluster', 'enroll-rule', 'add', `e2e-${Date.now()}`, '--kind', 'token')).token };
     // The CA comes from $OUTRIG_DATA/ca.crt, which the controller wrote (same data root).
-    this.agent = spawnOutrig(['agent', '--controller', this.controller!.url, '--data', this.agentDir, '--name', 'e2e-host', '--stop-timeout', '20'], { ...this.env, ...token });
-    await waitUntil('agent connected', () => {
-      if (this.agent!.proc.exitCode !== null) throw new Error(`agent exited: ${this.agent!.output()}`);
-      return this.agent!.output().includes('connected to controller');
-    }, 30_000);
+    this.agent = spawnOutrig(['agent', '--controller', this.controller!.url, '--data', this.agentDir, '--name', 'e2e-host', '--stop-timeout', '20'], {
+      ...this.env,
+      ...token,
+    });
+    await waitUntil(
+      'agent connected',
+      () => {
+        if (this.agent!.proc.exitCode !== null) throw new Error(`agent exited: ${this.agent!.output()}`);
+        return this.agent!.output().includes('connected to controller');
+      },
+      30_000,
+    );
   }
 
   /** Controller, agent, and the test image registered through the CLI. */

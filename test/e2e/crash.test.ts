@@ -10,7 +10,8 @@ import { waitUntil } from '../helpers/wait.ts';
 import { Cluster } from './cluster.ts';
 
 type Listed = { id: string; name: string; spec: unknown; createdAt: string };
-const brief = (items: Listed[]) => items.map((i) => ({ id: i.id, name: i.name, spec: i.spec, createdAt: i.createdAt })).sort((a, b) => a.id.localeCompare(b.id));
+const brief = (items: Listed[]) =>
+  items.map((i) => ({ id: i.id, name: i.name, spec: i.spec, createdAt: i.createdAt })).sort((a, b) => a.id.localeCompare(b.id));
 
 describe('crashes', () => {
   const c = new Cluster();
@@ -71,7 +72,7 @@ describe('crashes', () => {
       return i.status.phase === 'failed' ? i : undefined;
     });
     assert.match(failed.status.message ?? '', /VM exited at .*: process-exited/);
-    assert.deepEqual(await findProcessesWith(before.id), [], 'not restarted behind the user\'s back');
+    assert.deepEqual(await findProcessesWith(before.id), [], "not restarted behind the user's back");
     const start = await c.cli('instance', 'start', 'keeper', '--no-wait');
     assert.equal(start.code, 0, start.stderr);
     // Left starting on purpose: the next test kills the controller while this is in flight.
@@ -93,10 +94,14 @@ describe('crashes', () => {
     await c.controller!.exited;
     await c.startController();
 
-    const running = await waitUntil('both instances running after the restart', async () => {
-      const list = await c.json<Instance[]>('instance', 'list');
-      return list.length === 2 && list.every((i) => i.status.phase === 'running') ? list : undefined;
-    }, 90_000);
+    const running = await waitUntil(
+      'both instances running after the restart',
+      async () => {
+        const list = await c.json<Instance[]>('instance', 'list');
+        return list.length === 2 && list.every((i) => i.status.phase === 'running') ? list : undefined;
+      },
+      90_000,
+    );
     assert.deepEqual(
       {
         instances: brief(running as unknown as Listed[]),

@@ -36,9 +36,11 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
   const ok = (...args: string[]) => c.ok(...args);
   const json = <T>(...args: string[]) => c.json<T>(...args);
   /** The bridge a switch port is in (undefined: none). */
-  const masterOf = (port: string) => (JSON.parse(execFileSync('ip', ['-n', lan.switchNs, '-j', 'link', 'show', port], { encoding: 'utf8' })) as { master?: string }[])[0]?.master;
+  const masterOf = (port: string) =>
+    (JSON.parse(execFileSync('ip', ['-n', lan.switchNs, '-j', 'link', 'show', port], { encoding: 'utf8' })) as { master?: string }[])[0]?.master;
   const decisions = () => readFileSync(join(dir.path, 'port-controller', 'decisions.log'), 'utf8');
-  const macOf = (node: string, ifname: string) => (JSON.parse(execFileSync('ip', ['-n', lan.node(node).ns, '-j', 'link', 'show', ifname], { encoding: 'utf8' })) as { address: string }[])[0]!.address;
+  const macOf = (node: string, ifname: string) =>
+    (JSON.parse(execFileSync('ip', ['-n', lan.node(node).ns, '-j', 'link', 'show', ifname], { encoding: 'utf8' })) as { address: string }[])[0]!.address;
   /** What to look at when a port is not where it should be. */
   const diagnose = () => {
     const tail = (f: string) => {
@@ -53,7 +55,14 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
       `decisions:\n${tail(join(dir.path, 'port-controller', 'decisions.log'))}`,
       `hostapd:\n${tail(join(dir.path, 'port-controller', 'hostapd.log'))}`,
       `radius:\n${tail(join(dir.path, 'port-controller', 'raddb', 'log', 'radius.log'))}`,
-      ...HOSTS.map((h) => `${h} supplicant:\n${tail(join(dir.path, h, 'dot1x', 'wpa_supplicant.log'))}\n${h} agent:\n${c.daemons[h]?.output().split('\n').filter((l) => /principal|supplicant|802/.test(l)).join('\n')}`),
+      ...HOSTS.map(
+        (h) =>
+          `${h} supplicant:\n${tail(join(dir.path, h, 'dot1x', 'wpa_supplicant.log'))}\n${h} agent:\n${c.daemons[h]
+            ?.output()
+            .split('\n')
+            .filter((l) => /principal|supplicant|802/.test(l))
+            .join('\n')}`,
+      ),
     ].join('\n');
   };
   let segA = 0;
@@ -66,7 +75,10 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     const conf = join(work, `${tag}.conf`);
     const certLine = cert ? `  client_cert="${join(work, `${tag}.crt`)}"\n  private_key="${join(work, 'key.pem')}"\n` : '';
     if (cert) writeFileSync(join(work, `${tag}.crt`), cert);
-    writeFileSync(conf, `ctrl_interface=${join(work, `ctrl-${tag}`)}\nap_scan=0\nnetwork={\n  key_mgmt=IEEE8021X\n  eap=TLS\n  eapol_flags=0\n  identity="${identity}"\n  ca_cert="${join(work, 'ca.pem')}"\n${certLine}}\n`);
+    writeFileSync(
+      conf,
+      `ctrl_interface=${join(work, `ctrl-${tag}`)}\nap_scan=0\nnetwork={\n  key_mgmt=IEEE8021X\n  eap=TLS\n  eapol_flags=0\n  identity="${identity}"\n  ca_cert="${join(work, 'ca.pem')}"\n${certLine}}\n`,
+    );
     execFileSync('ip', ['netns', 'exec', ns, 'wpa_supplicant', '-B', '-D', 'wired', '-i', ifname, '-c', conf, '-P', join(work, `${tag}.pid`)]);
   };
 
@@ -80,12 +92,27 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     c = new NetnsCluster(lan, dir.path);
     await c.startController();
     for (const h of HOSTS) await c.startAgent(h, ['--dedicated-port', 'eth1']);
-    const pc = lan.outrig('switch', ['port-controller', ...['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd8'].flatMap((p) => ['--port', p]), '--state', join(dir.path, 'port-controller'), '--crl-poll', '1000'], c.env());
+    const pc = lan.outrig(
+      'switch',
+      [
+        'port-controller',
+        ...['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7', 'd8'].flatMap((p) => ['--port', p]),
+        '--state',
+        join(dir.path, 'port-controller'),
+        '--crl-poll',
+        '1000',
+      ],
+      c.env(),
+    );
     c.daemons.pc = pc;
-    await waitUntil('port controller ready', () => {
-      if (pc.proc.exitCode !== null) throw new Error(`port controller exited: ${pc.output()}`);
-      return pc.output().includes('outrig port-controller ready');
-    }, 60_000).catch((e: Error) => {
+    await waitUntil(
+      'port controller ready',
+      () => {
+        if (pc.proc.exitCode !== null) throw new Error(`port controller exited: ${pc.output()}`);
+        return pc.output().includes('outrig port-controller ready');
+      },
+      60_000,
+    ).catch((e: Error) => {
       throw new Error(`${e.message}; its output: ${pc.output()}`);
     });
     await c.waitReady(4);
@@ -110,33 +137,71 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     await ok('host-cluster', 'add-host', 'dc-a', 'h1');
     await ok('host-cluster', 'add-host', 'dc-a', 'h2');
     await ok('host-cluster', 'add-host', 'dc-x', 'h3');
-    await waitUntil('d1, d2 in net-a and d3 in net-x', () => masterOf('d1') === `vnet${segA}` && masterOf('d2') === `vnet${segA}` && masterOf('d3') === `vnet${segX}`, 60_000, 250).catch((e: Error) => {
+    await waitUntil(
+      'd1, d2 in net-a and d3 in net-x',
+      () => masterOf('d1') === `vnet${segA}` && masterOf('d2') === `vnet${segA}` && masterOf('d3') === `vnet${segX}`,
+      60_000,
+      250,
+    ).catch((e: Error) => {
       throw new Error(`${e.message}\n${diagnose()}`);
     });
     assert.equal(masterOf('d4'), undefined, 'h4 has no principal: its port is in no network');
     const lines = decisions();
-    for (const [h, port] of [['h1', 'd1'], ['h2', 'd2']]) assert.match(lines, new RegExp(`^accept mac=\\S+ port=${port} at=\\d+ serial=[0-9a-f]+ cn=${h} segment=${segA}$`, 'm'));
+    for (const [h, port] of [
+      ['h1', 'd1'],
+      ['h2', 'd2'],
+    ])
+      assert.match(lines, new RegExp(`^accept mac=\\S+ port=${port} at=\\d+ serial=[0-9a-f]+ cn=${h} segment=${segA}$`, 'm'));
     assert.match(lines, new RegExp(`^accept mac=\\S+ port=d3 at=\\d+ serial=[0-9a-f]+ cn=h3 segment=${segX}$`, 'm'));
     const dc = await ok('host-cluster', 'show', 'dc-a');
     assert.match(dc, new RegExp(`h1: principal [0-9a-f]+, networks vnet-${segA}`));
   });
 
-  test('their guests reach each other through the switch; the other tenant\'s guest reaches neither', async () => {
+  test("their guests reach each other through the switch; the other tenant's guest reaches neither", async () => {
     const create = (name: string, host: string, tenant: string, network: string, probe: string) =>
-      c.createOn<Instance>(host, name, ['--image', 'test', '--tenant', tenant, '--network', network, '--kernel-args', `outrig.probe=${probe}`, '--timeout', '180']);
+      c.createOn<Instance>(host, name, [
+        '--image',
+        'test',
+        '--tenant',
+        tenant,
+        '--network',
+        network,
+        '--kernel-args',
+        `outrig.probe=${probe}`,
+        '--timeout',
+        '180',
+      ]);
     const a1 = await create('a1', 'h1', 'acme', 'net-a', '10.10.0.4');
     const a2 = await create('a2', 'h2', 'acme', 'net-a', '10.10.0.3');
     const x1 = await create('x1', 'h3', 'other', 'net-x', '10.10.0.3+10.10.0.4');
     // 10.10.0.2 is net-a's DHCP address.
-    assert.deepEqual([a1, a2, x1].map((i) => [i.status.hostName, i.spec.nics?.[0]?.address]), [['h1', '10.10.0.3'], ['h2', '10.10.0.4'], ['h3', '10.20.0.2']]);
+    assert.deepEqual(
+      [a1, a2, x1].map((i) => [i.status.hostName, i.spec.nics?.[0]?.address]),
+      [
+        ['h1', '10.10.0.3'],
+        ['h2', '10.10.0.4'],
+        ['h3', '10.20.0.2'],
+      ],
+    );
     const consoleOf = (n: string) => ok('instance', 'console', n);
     const upFrom = (name: string, target: string) =>
-      waitUntil(`${name} to reach ${target}`, async () => probeRounds(await consoleOf(name)).find((r) => r.targets[target]?.arp && r.targets[target]?.icmp), 180_000, 1000);
+      waitUntil(
+        `${name} to reach ${target}`,
+        async () => probeRounds(await consoleOf(name)).find((r) => r.targets[target]?.arp && r.targets[target]?.icmp),
+        180_000,
+        1000,
+      );
     await upFrom('a1', '10.10.0.4');
     await upFrom('a2', '10.10.0.3');
     // Addresses by DHCP from each host's own server, over the authenticated ports.
     for (const i of [a1, a2]) {
-      assert.match(await consoleOf(i.name), new RegExp(`^OUTRIG-NIC eth1 mac=${i.spec.nics![0]!.mac} address=${i.spec.nics![0]!.address.replace(/\./g, '\\.')}/24 gateway=10\\.10\\.0\\.1 mtu=\\d+ config=dhcp-from-10\\.10\\.0\\.2$`, 'm'));
+      assert.match(
+        await consoleOf(i.name),
+        new RegExp(
+          `^OUTRIG-NIC eth1 mac=${i.spec.nics![0]!.mac} address=${i.spec.nics![0]!.address.replace(/\./g, '\\.')}/24 gateway=10\\.10\\.0\\.1 mtu=\\d+ config=dhcp-from-10\\.10\\.0\\.2$`,
+          'm',
+        ),
+      );
     }
     assertServersApart(segA, [a1, a2]);
     // A tap, and why not a virtual function of the dedicated port (a veth here: no SR-IOV).
@@ -147,14 +212,20 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     const links = execFileSync('ip', ['-n', lan.node('h1').ns, '-j', 'link', 'show'], { encoding: 'utf8' });
     assert.ok(!links.includes(`"ovx${segA}"`) && links.includes(`"obr${segA}"`));
     const start = Math.max(0, ...probeRounds(await consoleOf('x1')).map((r) => r.round));
-    const rounds = await waitUntil('five probe rounds on x1', async () => {
-      const rs = probeRounds(await consoleOf('x1')).filter((r) => r.round > start);
-      return rs.length >= 5 ? rs : undefined;
-    }, 120_000, 1000);
-    for (const r of rounds) for (const t of ['10.10.0.3', '10.10.0.4']) assert.deepEqual(r.targets[t], { arp: false, icmp: false }, `x1 round ${r.round} reached ${t}`);
+    const rounds = await waitUntil(
+      'five probe rounds on x1',
+      async () => {
+        const rs = probeRounds(await consoleOf('x1')).filter((r) => r.round > start);
+        return rs.length >= 5 ? rs : undefined;
+      },
+      120_000,
+      1000,
+    );
+    for (const r of rounds)
+      for (const t of ['10.10.0.3', '10.10.0.4']) assert.deepEqual(r.targets[t], { arp: false, icmp: false }, `x1 round ${r.round} reached ${t}`);
   });
 
-  test('no certificate, an expired principal, another CA\'s principal or a certificate naming no network: no network', async () => {
+  test("no certificate, an expired principal, another CA's principal or a certificate naming no network: no network", async () => {
     const work = join(dir.path, 'h4-creds');
     execFileSync('mkdir', ['-p', work]);
     const ca = await ClusterCa.loadOrCreate(join(dir.path, 'controller', 'pki'));
@@ -173,7 +244,15 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     supplicant(h4, work, 'eth3', 'h4', certs.rogue);
     supplicant(h4, work, 'eth4', 'h4', certs.plain);
     const rejected = (ifname: string, why: RegExp) =>
-      waitUntil(`a refusal for ${ifname}`, () => decisions().split('\n').find((l) => l.startsWith(`reject mac=${macOf('h4', ifname).toUpperCase().replace(/:/g, '-')}`) && why.test(l)), 60_000, 250);
+      waitUntil(
+        `a refusal for ${ifname}`,
+        () =>
+          decisions()
+            .split('\n')
+            .find((l) => l.startsWith(`reject mac=${macOf('h4', ifname).toUpperCase().replace(/:/g, '-')}`) && why.test(l)),
+        60_000,
+        250,
+      );
     await rejected('eth2', /certificate has expired/);
     await rejected('eth3', /unable to get local issuer certificate|unknown ca/i);
     await rejected('eth4', /the certificate names no virtual network/);
@@ -192,10 +271,15 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     t.diagnostic(`port d2 left net-a ${seconds.toFixed(2)} s after remove-host was called`);
     assert.equal(masterOf('d1'), `vnet${segA}`, 'h1 stays');
     // It cannot come back: a new authentication with the revoked principal is refused by RADIUS.
-    await waitUntil('a2 no longer reached from a1', async () => {
-      const rs = probeRounds(await ok('instance', 'console', 'a1'));
-      return rs.length >= 2 && rs.slice(-2).every((r) => !r.targets['10.10.0.4']?.arp);
-    }, 60_000, 1000);
+    await waitUntil(
+      'a2 no longer reached from a1',
+      async () => {
+        const rs = probeRounds(await ok('instance', 'console', 'a1'));
+        return rs.length >= 2 && rs.slice(-2).every((r) => !r.targets['10.10.0.4']?.arp);
+      },
+      60_000,
+      1000,
+    );
     assert.equal(masterOf('d2'), undefined);
   });
 
@@ -212,13 +296,27 @@ describe('dedicated host clusters: 802.1X switch ports, principal certificates, 
     await waitUntil('d8 in net-a', () => masterOf('d8') === `vnet${segA}`, 60_000, 250).catch((e: Error) => {
       throw new Error(`${e.message}\n${diagnose()}`);
     });
-    const rogueMac = (JSON.parse(execFileSync('ip', ['-n', shared.rogue!, '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' })) as { address: string }[])[0]!.address;
+    const rogueMac = (JSON.parse(execFileSync('ip', ['-n', shared.rogue!, '-j', 'link', 'show', 'eth0'], { encoding: 'utf8' })) as { address: string }[])[0]!
+      .address;
     const rogueLine = `reject mac=${rogueMac.toUpperCase().replace(/:/g, '-')}`;
     // No certificate: EAPOL-Start, then an EAP-TLS exchange RADIUS refuses, then EAP-Failure for the rogue's MAC.
     supplicant(shared.rogue!, work, 'eth0', 'g5');
-    await waitUntil("RADIUS's refusal of the rogue station", () => decisions().split('\n').some((l) => l.startsWith(rogueLine)), 60_000, 250);
+    await waitUntil(
+      "RADIUS's refusal of the rogue station",
+      () =>
+        decisions()
+          .split('\n')
+          .some((l) => l.startsWith(rogueLine)),
+      60_000,
+      250,
+    );
     // The port controller either took the port out (the bug) or said it changes nothing.
-    await waitUntil("the port controller's verdict on the rogue's failure", () => masterOf('d8') !== `vnet${segA}` || new RegExp(`${rogueMac}.*changes nothing: port d8 stays with`).test(c.daemons.pc!.output()), 30_000, 100);
+    await waitUntil(
+      "the port controller's verdict on the rogue's failure",
+      () => masterOf('d8') !== `vnet${segA}` || new RegExp(`${rogueMac}.*changes nothing: port d8 stays with`).test(c.daemons.pc!.output()),
+      30_000,
+      100,
+    );
     assert.equal(masterOf('d8'), `vnet${segA}`, `the rogue station's failure took d8 out of net-a\n${diagnose()}`);
   });
 });

@@ -34,13 +34,21 @@ describe('discovery on a LAN of network namespaces', () => {
     // Declines answered (silent by default): h3 reads both controllers' reasons.
     const d = lan.outrig(c, ['controller', '--listen', `${lan.node(c).addr}:7440`, '--heartbeat-ms', '500', '--answer-declines', ...args], ctlEnv(c));
     daemons[c] = d;
-    await waitUntil(`${c} to answer discovery`, () => {
-      if (d.proc.exitCode !== null) throw new Error(`${c} exited: ${d.output()}`);
-      return d.output().includes('answering discovery on UDP 7441');
-    }, 30_000);
+    await waitUntil(
+      `${c} to answer discovery`,
+      () => {
+        if (d.proc.exitCode !== null) throw new Error(`${c} exited: ${d.output()}`);
+        return d.output().includes('answering discovery on UDP 7441');
+      },
+      30_000,
+    );
   };
   const startAgent = (h: string, args: string[], env: Record<string, string> = {}) => {
-    daemons[h] = lan.outrig(h, ['agent', '--discover', '--name', h, '--data', join(dir.path, h), '--stop-timeout', '5', ...args], { OUTRIG_DATA: join(dir.path, `${h}-home`), OUTRIG_LOG_LEVEL: 'info', ...env });
+    daemons[h] = lan.outrig(h, ['agent', '--discover', '--name', h, '--data', join(dir.path, h), '--stop-timeout', '5', ...args], {
+      OUTRIG_DATA: join(dir.path, `${h}-home`),
+      OUTRIG_LOG_LEVEL: 'info',
+      ...env,
+    });
   };
 
   before(async () => {
@@ -48,9 +56,13 @@ describe('discovery on a LAN of network namespaces', () => {
     await startController('ctl-a', ['--cluster', 'lab-a', '--feature', 'mtls', '--feature', 'kvm', '--feature', 'tcg']);
     await startController('ctl-b', ['--cluster', 'lab-b', '--cluster-label', 'tier=gpu', '--feature', 'mtls', '--feature', 'tcg', '--feature', 'gpu']);
     // The labels narrow the rule; its token (which goes only to the pinned CA) is what admits.
-    const { token } = JSON.parse(await cli('ctl-a', 'cluster', 'enroll-rule', 'add', 'rack-r1', '--kind', 'labels', '--label', 'rack=r1', '--with-token', '--json')) as { token: string };
+    const { token } = JSON.parse(
+      await cli('ctl-a', 'cluster', 'enroll-rule', 'add', 'rack-r1', '--kind', 'labels', '--label', 'rack=r1', '--with-token', '--json'),
+    ) as { token: string };
     const { caFingerprint } = JSON.parse(await cli('ctl-a', 'cluster', 'info', '--json')) as { caFingerprint: string };
-    startAgent('h1', ['--require-cluster', 'lab-a', '--require-feature', 'mtls', '--label', 'rack=r1', '--ca-fingerprint', caFingerprint], { OUTRIG_BOOTSTRAP_TOKEN: token });
+    startAgent('h1', ['--require-cluster', 'lab-a', '--require-feature', 'mtls', '--label', 'rack=r1', '--ca-fingerprint', caFingerprint], {
+      OUTRIG_BOOTSTRAP_TOKEN: token,
+    });
     startAgent('h2', ['--require-feature', 'gpu', '--label', 'rack=r2']);
     startAgent('h3', ['--require-cluster', 'prod']);
   });
@@ -63,36 +75,62 @@ describe('discovery on a LAN of network namespaces', () => {
   });
 
   test('h1 joins lab-a through its enrollment rule and becomes ready', async () => {
-    const h1 = await waitUntil('h1 ready on lab-a', async () => (await hosts('ctl-a')).find((h) => h.name === 'h1' && h.status.phase === 'ready'), 120_000, 500);
+    const h1 = await waitUntil(
+      'h1 ready on lab-a',
+      async () => (await hosts('ctl-a')).find((h) => h.name === 'h1' && h.status.phase === 'ready'),
+      120_000,
+      500,
+    );
     assert.equal(h1.status.trust?.approvedBy, 'rule rack-r1');
     assert.match(daemons.h1!.output(), /joined https:\/\/10\.77\.0\.1:7440/);
   });
 
   test('h2 finds lab-b, waits in pending-approval, and is ready once approved through the CLI', async () => {
-    const pending = await waitUntil('h2 pending on lab-b', async () => (await hosts('ctl-b')).find((h) => h.name === 'h2' && h.status.phase === 'pending-approval'), 120_000, 500);
+    const pending = await waitUntil(
+      'h2 pending on lab-b',
+      async () => (await hosts('ctl-b')).find((h) => h.name === 'h2' && h.status.phase === 'pending-approval'),
+      120_000,
+      500,
+    );
     const table = await cli('ctl-b', 'host', 'list', '--pending');
     assert.match(table, /h2\s+\S+\s+pending-approval\s+pending/);
     assert.match(daemons.h2!.output(), /waiting for an operator to approve this host/);
     const approved = await cli('ctl-b', 'host', 'approve', 'h2');
     assert.match(approved, /host h2 \(.*\) approved/);
-    const h2 = await waitUntil('h2 ready on lab-b', async () => (await hosts('ctl-b')).find((h) => h.id === pending.id && h.status.phase === 'ready'), 120_000, 500);
+    const h2 = await waitUntil(
+      'h2 ready on lab-b',
+      async () => (await hosts('ctl-b')).find((h) => h.id === pending.id && h.status.phase === 'ready'),
+      120_000,
+      500,
+    );
     assert.equal(h2.status.trust?.approvedBy, 'admin');
     assert.match(daemons.h2!.output(), /joined https:\/\/10\.77\.0\.2:7440/);
   });
 
-  test('h3, whose policy no controller supports, keeps waiting and logs both controllers\' reasons', async () => {
-    await waitUntil('declines from both controllers', () => {
-      const out = daemons.h3!.output();
-      return out.includes("cluster=prod: this controller's cluster is 'lab-a'") && out.includes("cluster=prod: this controller's cluster is 'lab-b'");
-    }, 60_000, 200);
+  test("h3, whose policy no controller supports, keeps waiting and logs both controllers' reasons", async () => {
+    await waitUntil(
+      'declines from both controllers',
+      () => {
+        const out = daemons.h3!.output();
+        return out.includes("cluster=prod: this controller's cluster is 'lab-a'") && out.includes("cluster=prod: this controller's cluster is 'lab-b'");
+      },
+      60_000,
+      200,
+    );
     assert.equal(daemons.h3!.proc.exitCode, null, 'h3 is still trying');
     assert.doesNotMatch(daemons.h3!.output(), /joined/);
     assert.match(daemons.h3!.output(), /still discovering/);
   });
 
   test('each controller holds exactly the hosts whose policy it supports', async () => {
-    assert.deepEqual((await hosts('ctl-a')).map((h) => h.name), ['h1']);
-    assert.deepEqual((await hosts('ctl-b')).map((h) => h.name), ['h2']);
+    assert.deepEqual(
+      (await hosts('ctl-a')).map((h) => h.name),
+      ['h1'],
+    );
+    assert.deepEqual(
+      (await hosts('ctl-b')).map((h) => h.name),
+      ['h2'],
+    );
     // The agents reached their controller's API over the LAN with their certificates (mTLS), not by any shared secret.
     const metrics = await cli('ctl-a', 'cluster', 'info', '--json');
     assert.equal((JSON.parse(metrics) as { hosts: number }).hosts, 1);

@@ -35,7 +35,18 @@ describe("a guest's management NIC reaches nothing of the host or of other tenan
 
   test("another tenant's forwarded port, the host's loopback services and the controller's API are out of the guest's reach; forwards from the host work", async (t) => {
     const acme = await c.json<Instance>('instance', 'create', 'acme-web', '--image', 'test', '--tenant', 'acme', '--wait-ready');
-    const other = await c.json<Instance>('instance', 'create', 'other-probe', '--image', 'test', '--tenant', 'other', '--kernel-args', TEST_HOOK_ARG, '--wait-ready');
+    const other = await c.json<Instance>(
+      'instance',
+      'create',
+      'other-probe',
+      '--image',
+      'test',
+      '--tenant',
+      'other',
+      '--kernel-args',
+      TEST_HOOK_ARG,
+      '--wait-ready',
+    );
     const acmePort = forwardOf(acme);
     const otherPort = forwardOf(other);
 

@@ -41,7 +41,8 @@ describe('pooled memory with per-tenant balloons', () => {
     }
   };
   const balloonMiB = async (name: string) => Math.round((await qmp<{ actual: number }>(name, 'query-balloon')).actual / MiB);
-  const balloons = async () => Object.fromEntries(await Promise.all(['a1', 'a2', 'b1'].filter((n) => ids.has(n)).map(async (n) => [n, await balloonMiB(n)] as const)));
+  const balloons = async () =>
+    Object.fromEntries(await Promise.all(['a1', 'a2', 'b1'].filter((n) => ids.has(n)).map(async (n) => [n, await balloonMiB(n)] as const)));
   /** Waits until every named guest holds its expected size (the balloon driver moves in steps). */
   const settle = async (want: Record<string, number>, what: string) => {
     let last: Record<string, number> = {};
@@ -67,7 +68,10 @@ describe('pooled memory with per-tenant balloons', () => {
     await ok('tenant', 'create', 'acme', '--pool', 'default', '--guaranteed', '256M', '--limit', '1G', '--prefer', 'local');
     await ok('tenant', 'create', 'beta', '--pool', 'default', '--guaranteed', '384M', '--limit', '512M', '--pooled-share', '0.25');
     const p = await pool();
-    assert.deepEqual(p.spec.tiers.map((t) => t.name), ['local', 'cxl']);
+    assert.deepEqual(
+      p.spec.tiers.map((t) => t.name),
+      ['local', 'cxl'],
+    );
     await waitUntil('pool status to show the host', async () => (await pool()).status.domains.some((d) => d.tier === 'local' && d.capacityMiB === 768));
   });
 
@@ -83,10 +87,16 @@ describe('pooled memory with per-tenant balloons', () => {
   test('the third instance creates pressure: the tenant above its guarantee gives memory back, the other keeps its guarantee', async () => {
     await create('b1', 'beta', '384M');
     const b1 = await inst('b1');
-    assert.deepEqual(b1.status.memory?.portions, [{ tier: 'local', sizeMiB: 288 }, { tier: 'cxl', sizeMiB: 96 }]);
+    assert.deepEqual(b1.status.memory?.portions, [
+      { tier: 'local', sizeMiB: 288 },
+      { tier: 'cxl', sizeMiB: 96 },
+    ]);
     // Its pooled portion is a memory backend and guest NUMA node of its own.
     const memdevs = await qmp<{ size: number }[]>('b1', 'query-memdev');
-    assert.deepEqual(memdevs.map((m) => m.size / MiB).sort((x, y) => x - y), [96, 288]);
+    assert.deepEqual(
+      memdevs.map((m) => m.size / MiB).sort((x, y) => x - y),
+      [96, 288],
+    );
     const numa = await qmp<string>('b1', 'human-monitor-command', { 'command-line': 'info numa' });
     assert.match(numa, /2 nodes/);
     assert.match(numa, /node 0 size: 288 MB/);
@@ -95,7 +105,10 @@ describe('pooled memory with per-tenant balloons', () => {
     assert.deepEqual(await settle({ a1: 240, a2: 240, b1: 384 }, 'acme squeezed'), { a1: 240, a2: 240, b1: 384 });
     const a1 = await inst('a1');
     assert.equal(a1.status.memory?.balloon?.targetMiB, 240);
-    assert.match(a1.status.memory?.balloon?.reason ?? '', /local@h-\w+ in pool default is committed 928 MiB over 768 MiB and tenant acme is 384 MiB above its 256 MiB guarantee: gives back 80 MiB/);
+    assert.match(
+      a1.status.memory?.balloon?.reason ?? '',
+      /local@h-\w+ in pool default is committed 928 MiB over 768 MiB and tenant acme is 384 MiB above its 256 MiB guarantee: gives back 80 MiB/,
+    );
     assert.equal(a1.status.conditions.find((x) => x.type === 'Ballooned')?.status, 'True');
     assert.equal((await inst('b1')).status.conditions.find((x) => x.type === 'Ballooned')?.status, 'False');
     const p = await pool();

@@ -62,10 +62,12 @@ function run(machine: ReadmeCommand['machine'], line: string, timeoutMs = 300_00
   });
   child.stderr.on('data', (d) => (out += d));
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve) => child.once('exit', (code, sig) => {
-    clearTimeout(timer);
-    resolve({ code: code ?? sig ?? -1, out, stdout });
-  }));
+  return new Promise((resolve) =>
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? sig ?? -1, out, stdout });
+    }),
+  );
 }
 
 async function cliJson<T>(...args: string[]): Promise<T> {
@@ -83,7 +85,7 @@ const fill: Record<string, () => Promise<string>> = {
   },
   backup: async () => {
     const list = await cliJson<{ items?: { name: string; createdAt: string }[] } | { name: string; createdAt: string }[]>('backup', 'list');
-    const items = Array.isArray(list) ? list : list.items ?? [];
+    const items = Array.isArray(list) ? list : (list.items ?? []);
     return items.filter((b) => b.name.startsWith('vm2-')).sort((a, b) => b.createdAt.localeCompare(a.createdAt))[0]!.name;
   },
   token: async () => /bootstrap token \(shown only now\): (\S+)/.exec(lastOutput)![1]!,
@@ -91,7 +93,16 @@ const fill: Record<string, () => Promise<string>> = {
   host: async () => NEW_SERVER,
 };
 
-type Inst = { id: string; name: string; status: { phase: string; bootedAt?: string; network: { forwards: { guestPort: number; hostAddress: string; hostPort: number }[] }; conditions: { type: string; status: string }[] } };
+type Inst = {
+  id: string;
+  name: string;
+  status: {
+    phase: string;
+    bootedAt?: string;
+    network: { forwards: { guestPort: number; hostAddress: string; hostPort: number }[] };
+    conditions: { type: string; status: string }[];
+  };
+};
 const agentDir = () => join(env.controller!.OUTRIG_DATA!, 'agent');
 const serialLog = (id: string) => {
   const p = join(agentDir(), 'vms', id, 'serial.log');
@@ -106,52 +117,85 @@ let web1: Inst;
  * through ACPI, a delete that leaves nothing).
  */
 const checks: [RegExp, (stdout: string) => Promise<void>][] = [
-  [/^npx outrig host list\b/, async () => {
-    const hosts = await cliJson<{ name: string; status: { phase: string; inventory: { kvm: { reason: string }; cpu: { count: number } } } }[]>('host', 'list');
-    assert.ok(hosts.length >= 1 && hosts.every((h) => h.status.phase === 'ready' && h.status.inventory.cpu.count >= 1 && h.status.inventory.kvm.reason.length > 0), JSON.stringify(hosts));
-  }],
-  [/^npx outrig instance create web1\b/, async (out) => {
-    assert.match(out, /instance web1: running on /);
-    web1 = await showWeb1();
-    assert.equal(web1.status.network.forwards.length, 1);
-    assert.equal(web1.status.network.forwards[0]!.hostAddress, '127.0.0.1');
-  }],
+  [
+    /^npx outrig host list\b/,
+    async () => {
+      const hosts = await cliJson<{ name: string; status: { phase: string; inventory: { kvm: { reason: string }; cpu: { count: number } } } }[]>(
+        'host',
+        'list',
+      );
+      assert.ok(
+        hosts.length >= 1 && hosts.every((h) => h.status.phase === 'ready' && h.status.inventory.cpu.count >= 1 && h.status.inventory.kvm.reason.length > 0),
+        JSON.stringify(hosts),
+      );
+    },
+  ],
+  [
+    /^npx outrig instance create web1\b/,
+    async (out) => {
+      assert.match(out, /instance web1: running on /);
+      web1 = await showWeb1();
+      assert.equal(web1.status.network.forwards.length, 1);
+      assert.equal(web1.status.network.forwards[0]!.hostAddress, '127.0.0.1');
+    },
+  ],
   [/^curl /, async (out) => assert.equal(out.trim(), 'outrig test guest web1')],
-  [/^npx outrig instance stop web1/, async () => {
-    assert.deepEqual(await findProcessesWith(web1.id), []);
-    assert.match(serialLog(web1.id), /power button pressed, powering off/);
-  }],
-  [/^npx outrig instance start web1/, async () => {
-    const i = await showWeb1();
-    assert.equal(i.status.conditions.find((c) => c.type === 'GuestReady')?.status, 'True');
-    web1 = i;
-  }],
-  [/^npx outrig instance restart web1/, async () => {
-    const i = await showWeb1();
-    assert.equal(i.status.phase, 'running');
-    assert.notEqual(i.status.bootedAt, web1.status.bootedAt);
-    assert.deepEqual(i.status.network.forwards, web1.status.network.forwards);
-    assert.equal((await findProcessesWith(web1.id)).length, 1);
-  }],
-  [/^npx outrig instance create app1\b/, async (out) => {
-    // Two hosts now: a 127.0.0.1 forward is only good on the instance's own host, and the CLI says which.
-    assert.match(out, /127\.0\.0\.1 forwards reach the guest only from host \S+ \(an agent's --forward-address/);
-  }],
-  [/prune --keep-daily 7$/, async () => {
-    // restic's grouping: the files of /etc and /home and the disk are two sources, each keeps its newest of the day.
-    const r = await runInNs(lan.node('ctl').ns, ['backup', '--repo', join(dir.path, 'backups'), 'list', '--json'], env.controller!);
-    const snaps = JSON.parse(r.stdout) as { source?: string; paths?: string[] }[];
-    assert.equal(snaps.length, 2, r.stdout);
-  }],
-  [/^npx outrig instance delete web1/, async () => {
-    assert.deepEqual(await findProcessesWith(web1.id), []);
-    assert.equal(existsSync(join(agentDir(), 'vms', web1.id)), false);
-    const left = readdirSync(dir.path, { recursive: true, withFileTypes: true }).filter((d) => d.name.includes(web1.id));
-    assert.deepEqual(left.map((d) => join(d.parentPath, d.name)), []);
-    const show = await runInNs(lan.node('ctl').ns, ['instance', 'show', 'web1'], env.controller!);
-    assert.equal(show.code, 1);
-    assert.match(show.stderr, /Instance 'web1' not found/);
-  }],
+  [
+    /^npx outrig instance stop web1/,
+    async () => {
+      assert.deepEqual(await findProcessesWith(web1.id), []);
+      assert.match(serialLog(web1.id), /power button pressed, powering off/);
+    },
+  ],
+  [
+    /^npx outrig instance start web1/,
+    async () => {
+      const i = await showWeb1();
+      assert.equal(i.status.conditions.find((c) => c.type === 'GuestReady')?.status, 'True');
+      web1 = i;
+    },
+  ],
+  [
+    /^npx outrig instance restart web1/,
+    async () => {
+      const i = await showWeb1();
+      assert.equal(i.status.phase, 'running');
+      assert.notEqual(i.status.bootedAt, web1.status.bootedAt);
+      assert.deepEqual(i.status.network.forwards, web1.status.network.forwards);
+      assert.equal((await findProcessesWith(web1.id)).length, 1);
+    },
+  ],
+  [
+    /^npx outrig instance create app1\b/,
+    async (out) => {
+      // Two hosts now: a 127.0.0.1 forward is only good on the instance's own host, and the CLI says which.
+      assert.match(out, /127\.0\.0\.1 forwards reach the guest only from host \S+ \(an agent's --forward-address/);
+    },
+  ],
+  [
+    /prune --keep-daily 7$/,
+    async () => {
+      // restic's grouping: the files of /etc and /home and the disk are two sources, each keeps its newest of the day.
+      const r = await runInNs(lan.node('ctl').ns, ['backup', '--repo', join(dir.path, 'backups'), 'list', '--json'], env.controller!);
+      const snaps = JSON.parse(r.stdout) as { source?: string; paths?: string[] }[];
+      assert.equal(snaps.length, 2, r.stdout);
+    },
+  ],
+  [
+    /^npx outrig instance delete web1/,
+    async () => {
+      assert.deepEqual(await findProcessesWith(web1.id), []);
+      assert.equal(existsSync(join(agentDir(), 'vms', web1.id)), false);
+      const left = readdirSync(dir.path, { recursive: true, withFileTypes: true }).filter((d) => d.name.includes(web1.id));
+      assert.deepEqual(
+        left.map((d) => join(d.parentPath, d.name)),
+        [],
+      );
+      const show = await runInNs(lan.node('ctl').ns, ['instance', 'show', 'web1'], env.controller!);
+      assert.equal(show.code, 1);
+      assert.match(show.stderr, /Instance 'web1' not found/);
+    },
+  ],
 ];
 
 before(async () => {
@@ -174,10 +218,15 @@ test("README.md's commands, in order, against outrig up and a second server", as
   assert.ok(upLine, 'the README documents how to run outrig up for a cluster');
   const up = spawnOutrig(rewrite(upLine.line).split(' ').slice(2), env.controller!, [...prefix('controller'), process.execPath, OUTRIG_BIN]);
   daemons.push(up);
-  await waitUntil('outrig up to be up', () => {
-    if (up.proc.exitCode !== null) throw new Error(`outrig up exited: ${up.output()}`);
-    return up.output().includes('Outrig is up');
-  }, 300_000, 200);
+  await waitUntil(
+    'outrig up to be up',
+    () => {
+      if (up.proc.exitCode !== null) throw new Error(`outrig up exited: ${up.output()}`);
+      return up.output().includes('Outrig is up');
+    },
+    300_000,
+    200,
+  );
   assert.doesNotMatch(up.output(), ERROR);
 
   const ran: string[] = [];
@@ -198,10 +247,15 @@ test("README.md's commands, in order, against outrig up and a second server", as
       // A daemon: it runs on, and the reader moves on once it says it joined.
       const agent = spawnOutrig(rewrite(line).split(/\s+/).slice(2), env[c.machine]!, [...prefix(c.machine), process.execPath, OUTRIG_BIN]);
       daemons.push(agent);
-      await waitUntil(`the new server's agent to join (${line})`, () => {
-        if (agent.proc.exitCode !== null) throw new Error(`the agent exited: ${agent.output()}`);
-        return / joined https:\/\//.test(agent.output());
-      }, 120_000, 200);
+      await waitUntil(
+        `the new server's agent to join (${line})`,
+        () => {
+          if (agent.proc.exitCode !== null) throw new Error(`the agent exited: ${agent.output()}`);
+          return / joined https:\/\//.test(agent.output());
+        },
+        120_000,
+        200,
+      );
       ran.push(line);
       continue;
     }
@@ -236,7 +290,7 @@ test("README.md's commands, in order, against outrig up and a second server", as
 
   // Where the walk leaves things is what the README said it would.
   const hosts = await cliJson<{ items?: { name: string; status: { phase: string } }[] } | { name: string; status: { phase: string } }[]>('host', 'list');
-  const hostList = Array.isArray(hosts) ? hosts : hosts.items ?? [];
+  const hostList = Array.isArray(hosts) ? hosts : (hosts.items ?? []);
   assert.equal(hostList.find((h) => h.name === NEW_SERVER)?.status.phase, 'ready', JSON.stringify(hostList.map((h) => [h.name, h.status.phase])));
   const instances = await cliJson<{ name: string; status: { phase: string } }[]>('instance', 'list');
   assert.deepEqual(Object.fromEntries(instances.map((i) => [i.name, i.status.phase])), { vm2: 'stopped', a1: 'running', app1: 'running' });

@@ -57,7 +57,12 @@ describe('trust through the CLI', () => {
 
   test('a host nobody admits waits; once rejected it is refused and the agent says why', async () => {
     const a = agent('stranger');
-    const h = await waitUntil('stranger pending', async () => ((await host('stranger'))?.status.phase === 'pending-approval' ? host('stranger') : undefined), 60_000, 200);
+    const h = await waitUntil(
+      'stranger pending',
+      async () => ((await host('stranger'))?.status.phase === 'pending-approval' ? host('stranger') : undefined),
+      60_000,
+      200,
+    );
     assert.match((await c.cli('host', 'list', '--pending')).stdout, /stranger/);
     const r = await c.cli('host', 'reject', 'stranger');
     assert.equal(r.code, 0, r.stderr);
@@ -102,7 +107,12 @@ describe('trust through the CLI', () => {
     const cmdline = readFileSync(`/proc/${a.proc.pid}/cmdline`, 'utf8');
     assert.match(cmdline, /--bootstrap-token-file/);
     assert.doesNotMatch(cmdline, new RegExp(token), 'no other user of the machine can read the token');
-    const h = await waitUntil('from-file ready', async () => ((await host('from-file'))?.status.phase === 'ready' ? host('from-file') : undefined), 60_000, 200);
+    const h = await waitUntil(
+      'from-file ready',
+      async () => ((await host('from-file'))?.status.phase === 'ready' ? host('from-file') : undefined),
+      60_000,
+      200,
+    );
     assert.equal(h!.status.trust?.approvedBy, 'rule token-file');
   });
 
@@ -115,7 +125,17 @@ describe('trust through the CLI', () => {
     assert.match(bound.stdout, /authenticated by token/);
     assert.match(bound.stdout, /bootstrap token \(shown only now\): \S{32}\n/);
     assert.match(bound.stdout, /outrig agent --discover --ca-fingerprint [0-9a-f]{64} --bootstrap-token-file FILE/);
-    const open = await c.json<{ rule: { spec: { unauthenticated?: boolean } } }>('cluster', 'enroll-rule', 'add', 'open-zone', '--kind', 'labels', '--label', 'zone=z', '--allow-unauthenticated');
+    const open = await c.json<{ rule: { spec: { unauthenticated?: boolean } } }>(
+      'cluster',
+      'enroll-rule',
+      'add',
+      'open-zone',
+      '--kind',
+      'labels',
+      '--label',
+      'zone=z',
+      '--allow-unauthenticated',
+    );
     assert.equal(open.rule.spec.unauthenticated, true);
     const list = (await c.ok('cluster', 'enroll-rule', 'list')).stdout;
     assert.match(list, /rack1\s+labels\s+labels: rack=1\s+0\/∞\s+active\s+token\s/);
@@ -131,9 +151,15 @@ describe('trust through the CLI', () => {
     assert.equal((await runCli(['host', 'list'], asBob)).code, 0);
     const all = await c.json<Certificate[]>('cert', 'list');
     assert.deepEqual([...new Set(all.map((x) => x.spec.profile))].sort(), ['host', 'operator', 'server'], "hosts', operators' and the controller's own");
-    assert.deepEqual((await c.json<Certificate[]>('cert', 'list', '--profile', 'operator')).map((x) => [x.spec.subject, x.status.phase]), [['CN=bob', 'valid']]);
+    assert.deepEqual(
+      (await c.json<Certificate[]>('cert', 'list', '--profile', 'operator')).map((x) => [x.spec.subject, x.status.phase]),
+      [['CN=bob', 'valid']],
+    );
     const revoked = await c.json<Certificate[]>('cert', 'revoke', 'bob');
-    assert.deepEqual(revoked.map((x) => [x.spec.subject, x.status.phase]), [['CN=bob', 'revoked']]);
+    assert.deepEqual(
+      revoked.map((x) => [x.spec.subject, x.status.phase]),
+      [['CN=bob', 'revoked']],
+    );
     const refused = await runCli(['host', 'list'], asBob);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /refused these credentials.*client certificate revoked/);

@@ -24,10 +24,14 @@ after(async () => {
 async function upOnce(port: number, env: Record<string, string>): Promise<Instance> {
   const up = spawnOutrig(['up', '--demo', '--listen', `127.0.0.1:${port}`], env);
   try {
-    await waitUntil('up to report it is up', () => {
-      if (up.proc.exitCode !== null) throw new Error(`up exited: ${up.output()}`);
-      return up.output().includes('Outrig is up');
-    }, 180_000);
+    await waitUntil(
+      'up to report it is up',
+      () => {
+        if (up.proc.exitCode !== null) throw new Error(`up exited: ${up.output()}`);
+        return up.output().includes('Outrig is up');
+      },
+      180_000,
+    );
     assert.match(up.output(), /demo guest answers on http:\/\/127\.0\.0\.1:\d+\/ : outrig test guest demo/);
     assert.match(up.output(), new RegExp(`API: https://127\\.0\\.0\\.1:${port}`));
     const r = await runCli(['instance', 'show', 'demo', '--json'], env);
@@ -67,15 +71,23 @@ test('up keeps its data private: data root, logs/ and agent/ 0700, log files and
   const up = spawnOutrig(['up', '--listen', `127.0.0.1:${port}`], { OUTRIG_DATA: root, OUTRIG_URL: `https://127.0.0.1:${port}` });
   process.umask(umask);
   try {
-    await waitUntil('up to report it is up', () => {
-      if (up.proc.exitCode !== null) throw new Error(`up exited: ${up.output()}`);
-      return up.output().includes('Outrig is up');
-    }, 180_000);
-    const mode = (p: string) => (statSync(join(root, p)).mode & 0o777).toString(8);
-    assert.deepEqual(
-      Object.fromEntries(['.', 'logs', 'agent', 'logs/controller.log', 'logs/agent.log', 'agent/host-id'].map((p) => [p, mode(p)])),
-      { '.': '700', logs: '700', agent: '700', 'logs/controller.log': '600', 'logs/agent.log': '600', 'agent/host-id': '600' },
+    await waitUntil(
+      'up to report it is up',
+      () => {
+        if (up.proc.exitCode !== null) throw new Error(`up exited: ${up.output()}`);
+        return up.output().includes('Outrig is up');
+      },
+      180_000,
     );
+    const mode = (p: string) => (statSync(join(root, p)).mode & 0o777).toString(8);
+    assert.deepEqual(Object.fromEntries(['.', 'logs', 'agent', 'logs/controller.log', 'logs/agent.log', 'agent/host-id'].map((p) => [p, mode(p)])), {
+      '.': '700',
+      logs: '700',
+      agent: '700',
+      'logs/controller.log': '600',
+      'logs/agent.log': '600',
+      'agent/host-id': '600',
+    });
     up.proc.kill('SIGINT');
     assert.equal(await up.exited, 0, up.output());
   } finally {

@@ -65,10 +65,14 @@ describe('volumes', () => {
     const serial = (await vol('ejected')).id.slice(0, 20);
     const seen = async () => (await guestDiskSerials(fwd.hostPort)).includes(serial);
     const available = (why: string) =>
-      waitUntil(why, async () => {
-        const v = await vol('ejected');
-        return v.status.phase === 'available' && !v.spec.attachedTo && !v.status.attachedTo ? v : undefined;
-      }, 60_000);
+      waitUntil(
+        why,
+        async () => {
+          const v = await vol('ejected');
+          return v.status.phase === 'available' && !v.spec.attachedTo && !v.status.attachedTo ? v : undefined;
+        },
+        60_000,
+      );
 
     // As in the report: the guest pulls the disk, then the operator detaches it.
     await ok('volume', 'attach', 'ejected', 'h1');
@@ -94,7 +98,11 @@ describe('volumes', () => {
     const copy = await vol('data-copy');
     assert.equal(copy.status.usedBytes, 0, 'nothing copied until written');
     await ok('volume', 'attach', 'data-copy', 'w2');
-    await waitUntil('the clone in the guest, with the note', async () => /OUTRIG-VOLUME vdb serial=v-\w+ note=written-by-w1/.test(await consoleOf('w2')), 30_000);
+    await waitUntil(
+      'the clone in the guest, with the note',
+      async () => /OUTRIG-VOLUME vdb serial=v-\w+ note=written-by-w1/.test(await consoleOf('w2')),
+      30_000,
+    );
     const refused = await c.cli('volume', 'delete-snapshot', 'data-snap');
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /has clones: data-copy/);

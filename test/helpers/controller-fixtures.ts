@@ -9,7 +9,11 @@ import { fakeInventory } from './fake-agent.ts';
 /** The default tenant and memory pool, as a new controller makes them. */
 export async function basics(store: Store): Promise<void> {
   await store.tenants.create({ name: 'default', spec: {}, status: { phase: 'active', conditions: [] } });
-  await store.memoryPools.create({ name: DEFAULT_POOL, spec: DEFAULT_POOL_SPEC, status: { phase: 'active', conditions: [], hosts: [], domains: [], tenants: [] } });
+  await store.memoryPools.create({
+    name: DEFAULT_POOL,
+    spec: DEFAULT_POOL_SPEC,
+    status: { phase: 'active', conditions: [], hosts: [], domains: [], tenants: [] },
+  });
 }
 
 /** A trusted host that has sent a heartbeat at `at` (ready as long as heartbeats keep coming). */
@@ -31,7 +35,13 @@ export async function addHost(store: Store, id: string, at: Date, o: { memoryMiB
 export async function addImage(store: Store, name: string): Promise<void> {
   await store.images.create({
     name,
-    spec: { kind: 'kernel', cmdline: 'console=ttyS0', readyMarker: 'READY', guestPorts: [], files: { kernel: { sha256: 'a'.repeat(64), size: 1 }, initrd: { sha256: 'b'.repeat(64), size: 1 } } },
+    spec: {
+      kind: 'kernel',
+      cmdline: 'console=ttyS0',
+      readyMarker: 'READY',
+      guestPorts: [],
+      files: { kernel: { sha256: 'a'.repeat(64), size: 1 }, initrd: { sha256: 'b'.repeat(64), size: 1 } },
+    },
     status: { phase: 'ready', conditions: [], filesPresent: ['kernel', 'initrd'] },
   });
 }

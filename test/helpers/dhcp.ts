@@ -35,8 +35,12 @@ export function assertServersApart(segment: number, guests: Instance[]): void {
     const nic = mine.spec.nics![0]!;
     const server = servers.find((x) => x.leases.some((l) => l.instanceId === mine.id));
     assert.ok(server, `a server has ${mine.name}'s lease`);
-    assert.deepEqual(server.leases.map((l) => l.mac), [nic.mac]);
+    assert.deepEqual(
+      server.leases.map((l) => l.mac),
+      [nic.mac],
+    );
     assert.match(server.log, new RegExp(`DHCPACK\\(dhcp0\\) ${nic.address.replace(/\./g, '\\.')} ${nic.mac}`));
-    for (const other of guests.filter((g) => g !== mine)) assert.ok(!server.log.includes(other.spec.nics![0]!.mac), `${mine.name}'s server never heard ${other.name}`);
+    for (const other of guests.filter((g) => g !== mine))
+      assert.ok(!server.log.includes(other.spec.nics![0]!.mac), `${mine.name}'s server never heard ${other.name}`);
   }
 }

@@ -67,10 +67,15 @@ export class CrashHarness {
 
   async cycle(runMs: number): Promise<CycleResult> {
     const server: Daemon = spawnOutrig(['disk', 'serve', this.file, '--socket', this.socket, '--cache', this.cache], {});
-    await waitUntil('server socket', () => {
-      if (server.proc.exitCode !== null) throw new Error(`server exited: ${server.output()}`);
-      return existsSync(this.socket);
-    }, 20_000, 20);
+    await waitUntil(
+      'server socket',
+      () => {
+        if (server.proc.exitCode !== null) throw new Error(`server exited: ${server.output()}`);
+        return existsSync(this.socket);
+      },
+      20_000,
+      20,
+    );
     const client = await waitUntil('connect', () => NbdClient.connect(this.socket, '').catch(() => undefined), 10_000, 20);
     const history = new Map<number, WriteRec[]>(); // unit -> writes touching it, in issue order
     const writes: WriteRec[] = [];
@@ -153,7 +158,9 @@ export class CrashHarness {
         if (floorIdx >= 0) durableUnits++;
         if (got === null) throw new Error(`unit ${u} holds data that was never written to it`);
         if (!allowed.includes(got)) {
-          throw new Error(`unit ${u} holds write ${got}, allowed ${JSON.stringify(allowed)} (${this.cache}; history ${JSON.stringify(h.map((w) => [w.id, w.acked]))})`);
+          throw new Error(
+            `unit ${u} holds write ${got}, allowed ${JSON.stringify(allowed)} (${this.cache}; history ${JSON.stringify(h.map((w) => [w.id, w.acked]))})`,
+          );
         }
         this.baseline[u] = got;
       }

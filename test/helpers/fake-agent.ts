@@ -36,16 +36,36 @@ export function fakeInventory(memoryMiB = 4096): Inventory {
   };
 }
 
-export async function fakeAgent(ctl: RunningController, hostId: string, log: Logger, o: { memoryMiB?: number; storage?: StorageReport } = {}): Promise<FakeAgent> {
+export async function fakeAgent(
+  ctl: RunningController,
+  hostId: string,
+  log: Logger,
+  o: { memoryMiB?: number; storage?: StorageReport } = {},
+): Promise<FakeAgent> {
   const { token } = await ctl.trust.addRule(`${hostId}-rule`, { kind: 'token' });
   const keys = generateKeyPair();
-  const creds = await enroll({ identity: { hostId, name: hostId, keys }, mode: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, bootstrapToken: token, log });
+  const creds = await enroll({
+    identity: { hostId, name: hostId, keys },
+    mode: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem },
+    bootstrapToken: token,
+    log,
+  });
   const ws = new WebSocket(ctl.url.replace(/^https/, 'wss') + AGENT_STREAM_PATH, { ca: creds.caPem, cert: creds.certPem, key: keys.privateKey });
   const received: ControllerMessage[] = [];
   ws.on('message', (d) => received.push(JSON.parse(d.toString()) as ControllerMessage));
   await once(ws, 'open');
   const send = (m: AgentMessage) => ws.send(JSON.stringify(m));
-  send({ type: 'hello', protocol: PROTOCOL_VERSION, hostId, name: hostId, agentVersion: VERSION, inventory: fakeInventory(o.memoryMiB), vms: [], volumes: [], storage: o.storage });
+  send({
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    hostId,
+    name: hostId,
+    agentVersion: VERSION,
+    inventory: fakeInventory(o.memoryMiB),
+    vms: [],
+    volumes: [],
+    storage: o.storage,
+  });
   await waitUntil(`${hostId} welcomed`, () => received.some((m) => m.type === 'welcome'));
   return { received, send, close: () => ws.close() };
 }

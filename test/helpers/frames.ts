@@ -82,7 +82,16 @@ const DHCP_MAGIC = 0x63825363;
  * A DHCP client message, broadcast flag set so the answer is broadcast. `from` is the IPv4 source
  * (0.0.0.0 before a lease); type 1 DISCOVER, 4 DECLINE (with the address and server it declines).
  */
-export function dhcpFrame(o: { srcMac: string; chaddr: string; xid: number; from?: string; to?: string; type: 1 | 4; requested?: string; server?: string }): Buffer {
+export function dhcpFrame(o: {
+  srcMac: string;
+  chaddr: string;
+  xid: number;
+  from?: string;
+  to?: string;
+  type: 1 | 4;
+  requested?: string;
+  server?: string;
+}): Buffer {
   const m = Buffer.alloc(240);
   m.writeUInt8(1, 0);
   m.writeUInt8(1, 1);
@@ -134,5 +143,5 @@ export function linkLocalOf(mac: string): string {
   const b = macBytes(mac);
   b[0] = b[0]! ^ 2;
   const h = (i: number) => b[i]!.toString(16).padStart(2, '0');
-  return `fe80::${(b[0]! << 8 | b[1]!).toString(16)}:${h(2)}ff:fe${h(3)}:${(b[4]! << 8 | b[5]!).toString(16)}`;
+  return `fe80::${((b[0]! << 8) | b[1]!).toString(16)}:${h(2)}ff:fe${h(3)}:${((b[4]! << 8) | b[5]!).toString(16)}`;
 }

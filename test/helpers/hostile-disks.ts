@@ -57,7 +57,11 @@ function makeDisk(path: string, src: string, uuid: string, patches: Patch[] = []
   writeFileSync(path, '');
   truncateSync(path, DISK_BYTES);
   execFileSync('sfdisk', ['-q', path], { input: 'label: dos\nstart=2048, type=83\n' });
-  execFileSync('mkfs.ext4', ['-q', '-F', '-O', '^metadata_csum', '-b', '1024', '-U', uuid, '-E', `offset=${PART_OFFSET}`, '-d', src, path, `${(DISK_BYTES - PART_OFFSET) / 1024}k`], { stdio: 'ignore' });
+  execFileSync(
+    'mkfs.ext4',
+    ['-q', '-F', '-O', '^metadata_csum', '-b', '1024', '-U', uuid, '-E', `offset=${PART_OFFSET}`, '-d', src, path, `${(DISK_BYTES - PART_OFFSET) / 1024}k`],
+    { stdio: 'ignore' },
+  );
   patchImage(path, patches);
 }
 
@@ -100,7 +104,14 @@ export function buildHostileDisks(dir: string, hostFile: string): HostileDisk[] 
     writeFileSync(join(d, 'etc', ph), 'written outside the work directory\n');
     writeFileSync(join(d, 'Sx1'), 'a name with a slash\n');
     writeFileSync(join(d, 'Dd'), 'a second ".." entry\n');
-    return { escapes: [target], patches: [{ placeholder: ph, name: Buffer.from(name) }, { placeholder: 'Sx1', name: Buffer.from('a/b') }, { placeholder: 'Dd', name: Buffer.from('..') }] };
+    return {
+      escapes: [target],
+      patches: [
+        { placeholder: ph, name: Buffer.from(name) },
+        { placeholder: 'Sx1', name: Buffer.from('a/b') },
+        { placeholder: 'Dd', name: Buffer.from('..') },
+      ],
+    };
   });
 
   // Control characters in names, and a symlink whose target carries debugfs commands: on a
@@ -110,7 +121,13 @@ export function buildHostileDisks(dir: string, hostFile: string): HostileDisk[] 
     symlinkSync(`x"\nwrite ${hostFile} /stolen\ndump /etc/hostname ${dumped}\nrm "y`, join(d, 'etc', 'evil'));
     writeFileSync(join(d, 'etc', 'NLq1"x\\'), 'a name with a newline\n');
     writeFileSync(join(d, 'etc', 'ESCq[2Jx'), 'a name with an escape sequence\n');
-    return { escapes: [dumped], patches: [{ placeholder: 'NLq1"x\\', name: Buffer.from('nl\n1"x\\') }, { placeholder: 'ESCq[2Jx', name: Buffer.from('esc\x1b[2Jx') }] };
+    return {
+      escapes: [dumped],
+      patches: [
+        { placeholder: 'NLq1"x\\', name: Buffer.from('nl\n1"x\\') },
+        { placeholder: 'ESCq[2Jx', name: Buffer.from('esc\x1b[2Jx') },
+      ],
+    };
   });
 
   // Symlinks that loop and that point out of the filesystem: /etc/fstab naming a host file whose

@@ -40,7 +40,13 @@ export async function startInProcess(hostName: string, o: InProcessOptions = {})
     o.beforeAgent(join(dir.path, 'agent'));
   }
   const { token } = await ctl.trust.addRule(`${hostName}-rule`, { kind: 'token' });
-  const agent = await startAgent({ dataDir: join(dir.path, 'agent'), join: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, bootstrapToken: token, log, name: hostName });
+  const agent = await startAgent({
+    dataDir: join(dir.path, 'agent'),
+    join: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem },
+    bootstrapToken: token,
+    log,
+    name: hostName,
+  });
   const api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });
   await waitUntil('host ready', async () => (await api.find<{ status: { phase: string } }>(`/v1/hosts/${hostName}`))?.status.phase === 'ready');
   const imgDir = join(dir.path, 'image');
@@ -81,7 +87,17 @@ export async function stoppedVm(env: InProcessCluster, name: string): Promise<{ 
   await waitUntil('instance placed', async () => (await env.api.get<Instance>(`/v1/instances/${inst.id}`)).status.hostId);
   const vmDir = join(env.dir.path, 'agent', 'vms', inst.id);
   mkdirSync(vmDir, { recursive: true });
-  const spec: VmSpec = { id: inst.id, name, vcpus: 1, memoryMiB: 64, disks: [], accel: 'tcg', forwards: [], mac: macFor(inst.id), owner: { generation: 1, restartSeq: 0 } };
+  const spec: VmSpec = {
+    id: inst.id,
+    name,
+    vcpus: 1,
+    memoryMiB: 64,
+    disks: [],
+    accel: 'tcg',
+    forwards: [],
+    mac: macFor(inst.id),
+    owner: { generation: 1, restartSeq: 0 },
+  };
   writeFileSync(join(vmDir, 'vm.json'), JSON.stringify(spec));
   await env.agent.vms.adoptAll();
   return { inst, serialLog: join(vmDir, 'serial.log') };

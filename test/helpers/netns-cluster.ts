@@ -43,12 +43,29 @@ export class NetnsCluster {
   }
 
   async startController(heartbeatMs = 500): Promise<void> {
-    const ctl = this.lan.outrig('ctl', ['controller', '--listen', `${this.lan.node('ctl').addr}:7440`, '--data', join(this.dir, 'controller'), '--no-discovery', '--heartbeat-ms', String(heartbeatMs)], this.env());
+    const ctl = this.lan.outrig(
+      'ctl',
+      [
+        'controller',
+        '--listen',
+        `${this.lan.node('ctl').addr}:7440`,
+        '--data',
+        join(this.dir, 'controller'),
+        '--no-discovery',
+        '--heartbeat-ms',
+        String(heartbeatMs),
+      ],
+      this.env(),
+    );
     this.daemons.ctl = ctl;
-    await waitUntil('controller to listen', () => {
-      if (ctl.proc.exitCode !== null) throw new Error(`controller exited: ${ctl.output()}`);
-      return ctl.output().includes('outrig controller listening');
-    }, 30_000);
+    await waitUntil(
+      'controller to listen',
+      () => {
+        if (ctl.proc.exitCode !== null) throw new Error(`controller exited: ${ctl.output()}`);
+        return ctl.output().includes('outrig controller listening');
+      },
+      30_000,
+    );
   }
 
   /** Enrolls with a one-time token and starts the agent of node `h` (it joins asynchronously). */
@@ -73,7 +90,12 @@ export class NetnsCluster {
   }
 
   async waitReady(count: number): Promise<void> {
-    await waitUntil(`${count} hosts ready`, async () => (await this.json<{ status: { phase: string } }[]>('host', 'list')).filter((h) => h.status.phase === 'ready').length === count, 120_000, 500);
+    await waitUntil(
+      `${count} hosts ready`,
+      async () => (await this.json<{ status: { phase: string } }[]>('host', 'list')).filter((h) => h.status.phase === 'ready').length === count,
+      120_000,
+      500,
+    );
   }
 
   /** The controller, an agent on each of `hosts`, all ready, and the test image built. */

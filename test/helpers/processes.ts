@@ -35,10 +35,14 @@ export function spawnOutrig(args: string[], env: Record<string, string>, prefix:
 export async function startControllerProcess(dataDir: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Daemon & { url: string }> {
   const discovery = extra.some((a) => a.startsWith('--discovery')) ? [] : ['--no-discovery'];
   const d = spawnOutrig(['controller', '--listen', '127.0.0.1:0', '--data', dataDir, ...discovery, ...extra], env);
-  const url = await waitUntil('controller to listen', () => {
-    if (d.proc.exitCode !== null) throw new Error(`controller exited: ${d.output()}`);
-    return /outrig controller listening on (\S+)/.exec(d.output())?.[1];
-  }, 20_000);
+  const url = await waitUntil(
+    'controller to listen',
+    () => {
+      if (d.proc.exitCode !== null) throw new Error(`controller exited: ${d.output()}`);
+      return /outrig controller listening on (\S+)/.exec(d.output())?.[1];
+    },
+    20_000,
+  );
   return { ...d, url };
 }
 
@@ -58,7 +62,12 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 120_000, prefix: string[] = [process.execPath, OUTRIG_BIN]): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 120_000,
+  prefix: string[] = [process.execPath, OUTRIG_BIN],
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const p = spawn(prefix[0]!, [...prefix.slice(1), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

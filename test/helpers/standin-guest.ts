@@ -33,10 +33,15 @@ export class ToolProcess {
   async ready(what: string): Promise<this> {
     let err = '';
     this.proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    await waitUntil(what, () => {
-      if (this.proc.exitCode !== null) throw new Error(`${what}: exited ${this.proc.exitCode}: ${err}`);
-      return this.lines.includes('ready');
-    }, 15_000, 20);
+    await waitUntil(
+      what,
+      () => {
+        if (this.proc.exitCode !== null) throw new Error(`${what}: exited ${this.proc.exitCode}: ${err}`);
+        return this.lines.includes('ready');
+      },
+      15_000,
+      20,
+    );
     return this;
   }
 
@@ -105,7 +110,9 @@ export class StandIn {
 
   /** Asks for a lease with busybox's udhcpc (which only reports it here): the address offered. */
   async dhcp(): Promise<string> {
-    const r = await exec('ip', ['netns', 'exec', this.ns, 'busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '10', '-T', '1', '-s', '/bin/true']).catch((e: { stdout: string; stderr: string }) => e);
+    const r = await exec('ip', ['netns', 'exec', this.ns, 'busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-t', '10', '-T', '1', '-s', '/bin/true']).catch(
+      (e: { stdout: string; stderr: string }) => e,
+    );
     const m = /lease of (\S+) obtained/.exec(r.stdout + r.stderr);
     if (!m) throw new Error(`no DHCP lease in ${this.ns}: ${r.stdout}${r.stderr}`);
     return m[1]!;

@@ -24,8 +24,25 @@ export function stranger(controller: { url: string; caPem: string; caFingerprint
     keys,
     async nonce(o = {}) {
       const challenge = randomBytes(16).toString('base64');
-      const msg = seal({ type: 'discover', hostId, name: o.name ?? hostId, publicKey: publicKeyB64(keys.publicKey), challenge, sentAt: Date.now(), policy: {}, labels: o.labels ?? {} }, keys.privateKey);
-      const res = await httpsRequest(`${controller.url}/v1/discover`, { method: 'POST', body: msg, headers: { 'content-type': 'application/octet-stream' }, tls });
+      const msg = seal(
+        {
+          type: 'discover',
+          hostId,
+          name: o.name ?? hostId,
+          publicKey: publicKeyB64(keys.publicKey),
+          challenge,
+          sentAt: Date.now(),
+          policy: {},
+          labels: o.labels ?? {},
+        },
+        keys.privateKey,
+      );
+      const res = await httpsRequest(`${controller.url}/v1/discover`, {
+        method: 'POST',
+        body: msg,
+        headers: { 'content-type': 'application/octet-stream' },
+        tls,
+      });
       if (res.status !== 200) throw new Error(`discover: HTTP ${res.status}`);
       return (await verifyAck(res.body, { hostId, challenge, pinnedCaFingerprint: controller.caFingerprint, now: Date.now() })).ack.nonce;
     },

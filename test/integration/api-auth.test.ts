@@ -22,8 +22,15 @@ let ctl: RunningController;
 let routes: string[];
 
 before(async () => {
-  ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log: createLogger('test', { file: join(dir.path, 'test.log') }) });
-  const doc = (await (await tlsFetch(`${ctl.url}/v1/openapi.json`, { tls: { ca: ctl.trust.ca.certPem } })).json()) as { paths: Record<string, Record<string, unknown>> };
+  ctl = await startController({
+    dataDir: join(dir.path, 'controller'),
+    host: '127.0.0.1',
+    port: 0,
+    log: createLogger('test', { file: join(dir.path, 'test.log') }),
+  });
+  const doc = (await (await tlsFetch(`${ctl.url}/v1/openapi.json`, { tls: { ca: ctl.trust.ca.certPem } })).json()) as {
+    paths: Record<string, Record<string, unknown>>;
+  };
   routes = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`));
   routes.push('GET /healthz', 'GET /v1/openapi.json', 'GET /metrics', 'GET /v1/agent/stream');
 });

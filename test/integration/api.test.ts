@@ -49,7 +49,13 @@ describe('API', () => {
     ['unknown field', JSON.stringify({ ...valid, colour: 'blue' }), 400, 'invalid_request', /unknown field 'colour'/],
     ['wrong type', JSON.stringify({ ...valid, vcpus: '1' }), 400, 'invalid_request', /body\.vcpus: must be integer/],
     ['missing name', JSON.stringify({ image: 'test', vcpus: 1, memoryMiB: 128 }), 400, 'invalid_request', /missing required field 'name'/],
-    ['bad name', JSON.stringify({ ...valid, name: 'Web_1' }), 400, 'invalid_request', /^body\.name: must be 1 to 63 lower-case letters, digits and dashes, starting and ending with a letter or digit \(like web-1\)$/],
+    [
+      'bad name',
+      JSON.stringify({ ...valid, name: 'Web_1' }),
+      400,
+      'invalid_request',
+      /^body\.name: must be 1 to 63 lower-case letters, digits and dashes, starting and ending with a letter or digit \(like web-1\)$/,
+    ],
     ['unknown tenant', JSON.stringify({ ...valid, tenant: 'nobody' }), 422, 'unknown_tenant', /tenant 'nobody' does not exist/],
     ['empty body', '', 400, 'malformed_body', /empty/i],
   ];
@@ -143,14 +149,22 @@ describe('API', () => {
     await api.post('/v1/instances', { ...valid, name: 'cordoned1' });
     assert.match((await api.get<{ status: { message: string } }>('/v1/instances/cordoned1')).status.message, /1 cordoned/);
     await api.post('/v1/hosts/api-test-host/uncordon');
-    await waitUntil('placed after uncordon', async () => (await api.get<{ status: { hostName?: string } }>('/v1/instances/cordoned1')).status.hostName === 'api-test-host');
+    await waitUntil(
+      'placed after uncordon',
+      async () => (await api.get<{ status: { hostName?: string } }>('/v1/instances/cordoned1')).status.hostName === 'api-test-host',
+    );
     await api.delete('/v1/instances/cordoned1');
   });
 
   test('image files are kept only when they match their checksum', async () => {
     const img = await api.post<{ id: string }>('/v1/images', {
       name: 'broken',
-      spec: { kind: 'kernel', cmdline: '', guestPorts: [], files: { kernel: { sha256: 'a'.repeat(64), size: 5 }, initrd: { sha256: 'b'.repeat(64), size: 5 } } },
+      spec: {
+        kind: 'kernel',
+        cmdline: '',
+        guestPorts: [],
+        files: { kernel: { sha256: 'a'.repeat(64), size: 5 }, initrd: { sha256: 'b'.repeat(64), size: 5 } },
+      },
     });
     const put = await call(`/v1/images/${img.id}/files/kernel`, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: 'hello' });
     assert.equal(put.status, 422);
@@ -168,14 +182,20 @@ describe('API', () => {
     assert.equal((await call('/v1/hosts', { token: 'wrong' })).status, 401);
     assert.equal((await call(`/v1/images/${img.id}/files/kernel`, anon)).status, 401);
     // A real host certificate of this cluster: the one the agent enrolled with.
-    const hostCert = { cert: readFileSync(join(env.dir.path, 'agent', 'pki', 'host.crt'), 'utf8'), key: readFileSync(join(env.dir.path, 'agent', 'pki', 'host.key'), 'utf8') };
+    const hostCert = {
+      cert: readFileSync(join(env.dir.path, 'agent', 'pki', 'host.crt'), 'utf8'),
+      key: readFileSync(join(env.dir.path, 'agent', 'pki', 'host.key'), 'utf8'),
+    };
     const asHost = { tls: { ca: ctl.trust.ca.certPem, ...hostCert }, token: undefined };
     const ok = await call(`/v1/images/${img.id}/files/initrd`, asHost);
     assert.equal(ok.status, 200);
     await ok.arrayBuffer();
     assert.equal((await call('/v1/hosts', asHost)).status, 401, 'a host certificate is not an operator credential');
     const refused = await new Promise<number>((resolve) => {
-      const ws = new WebSocket(ctl.url.replace('https', 'wss') + '/v1/agent/stream', { ca: ctl.trust.ca.certPem, headers: { authorization: `Bearer ${ctl.adminToken}` } });
+      const ws = new WebSocket(ctl.url.replace('https', 'wss') + '/v1/agent/stream', {
+        ca: ctl.trust.ca.certPem,
+        headers: { authorization: `Bearer ${ctl.adminToken}` },
+      });
       ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
       ws.on('open', () => resolve(101));
       ws.on('error', () => undefined);
@@ -191,6 +211,7 @@ describe('API', () => {
     assert.match(metrics, /outrig_api_requests_total\{method="POST",route="\/v1\/instances",status="400"\} \d+/);
     const doc = (await (await call('/v1/openapi.json', { token: undefined })).json()) as { openapi: string; paths: Record<string, unknown> };
     assert.match(doc.openapi, /^3\./);
-    for (const p of ['/v1/instances', '/v1/instances/{ref}', '/v1/hosts', '/v1/images', '/v1/tenants', '/v1/instances/{ref}/console']) assert.ok(doc.paths[p], p);
+    for (const p of ['/v1/instances', '/v1/instances/{ref}', '/v1/hosts', '/v1/images', '/v1/tenants', '/v1/instances/{ref}/console'])
+      assert.ok(doc.paths[p], p);
   });
 });

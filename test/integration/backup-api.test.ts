@@ -95,7 +95,13 @@ describe('backup API', { timeout: 300_000 }, () => {
     await refused('POST', '/v1/backups', { volume: 'machine', colour: 'red' }, 400, /colour/);
     await refused('POST', '/v1/backups', { volume: 'machine', name: 'good' }, 409, /a backup named 'good' exists/);
     await refused('POST', '/v1/volumes', { name: 'r1', source: { backup: 'nope' } }, 422, /backup 'nope' does not exist/);
-    await refused('POST', '/v1/volumes', { name: 'r1', source: { backup: 'good' }, sizeBytes: 2 * 1024 * 1024 }, 422, new RegExp(`at least the source's size, \\S+ MiB \\(${diskBytes} bytes\\)`));
+    await refused(
+      'POST',
+      '/v1/volumes',
+      { name: 'r1', source: { backup: 'good' }, sizeBytes: 2 * 1024 * 1024 },
+      422,
+      new RegExp(`at least the source's size, \\S+ MiB \\(${diskBytes} bytes\\)`),
+    );
     await refused('POST', '/v1/backups/good/restore-system-state', { volume: 'nope' }, 422, /volume 'nope' does not exist/);
     await refused('POST', '/v1/backups/nope/restore-system-state', { volume: 'machine' }, 404, /nope/);
   });
@@ -129,13 +135,16 @@ describe('backup API', { timeout: 300_000 }, () => {
     await api.post('/v1/backups', { volume: 'whole', name: 'of-whole' });
     const w = await settled('of-whole');
     assert.equal(w.status.phase, 'completed', w.status.message);
-    assert.deepEqual(w.status.result?.filesystems.map((f) => [f.partition, f.type]), [[0, 'ext4']]);
+    assert.deepEqual(
+      w.status.result?.filesystems.map((f) => [f.partition, f.type]),
+      [[0, 'ext4']],
+    );
     await api.post('/v1/volumes', { name: 'from-whole', source: { backup: 'of-whole' } });
     await ready('from-whole');
     assert.deepEqual(filesOf(await readBack('from-whole'), 0), filesOf(whole, 0));
   });
 
-  test('a backup that fails names the volume, never a scratch path, and leaves nothing behind; a policy\'s failed runs do not pile up', async () => {
+  test("a backup that fails names the volume, never a scratch path, and leaves nothing behind; a policy's failed runs do not pile up", async () => {
     const broken = join(env.dir.path, 'broken.raw');
     wholeDiskExt4(broken, 8, { 'a.txt': 'a\n' });
     const bytes = readFileSync(broken);
@@ -161,7 +170,8 @@ describe('backup API', { timeout: 300_000 }, () => {
       runs.push(p.status.lastRun!.started[0]!);
       assert.equal((await settled(runs[n]!)).status.phase, 'failed');
     }
-    const left = async () => (await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((x) => x.labels['outrig.io/backup-policy'] === 'failing').map((x) => x.name);
+    const left = async () =>
+      (await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((x) => x.labels['outrig.io/backup-policy'] === 'failing').map((x) => x.name);
     await waitUntil('older failures expired', async () => (await left()).length === 1);
     assert.deepEqual(await left(), [runs[2]], 'the newest failure stays to say why');
     await api.delete('/v1/backup-policies/failing');
@@ -174,7 +184,9 @@ describe('backup API', { timeout: 300_000 }, () => {
     assert.equal(b.status.phase, 'completed');
     // Remove every pack: whatever the restore reads first is missing.
     const data = join(repoDir(), b.spec.scope!, 'data');
-    const saved = readdirSync(data, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+    const saved = readdirSync(data, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name));
     const contents = saved.map((p) => readFileSync(p));
     for (const p of saved) rmSync(p);
     try {
@@ -215,13 +227,19 @@ describe('backup API', { timeout: 300_000 }, () => {
     }
     // The third completed backup lets the first go (keep the last 2), and its snapshot is forgotten.
     await waitUntil('the oldest expired', async () => !(await backup(runs[0]![0]!))).catch(async (e: Error) => {
-      throw new Error(`${e.message}; it is ${JSON.stringify((await backup(runs[0]![0]!))?.status)}; policy ${JSON.stringify((await api.get<BackupPolicy>('/v1/backup-policies/hourly')).status)}`);
+      throw new Error(
+        `${e.message}; it is ${JSON.stringify((await backup(runs[0]![0]!))?.status)}; policy ${JSON.stringify((await api.get<BackupPolicy>('/v1/backup-policies/hourly')).status)}`,
+      );
     });
     const mine = (await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((b) => b.labels['outrig.io/backup-policy'] === 'hourly');
     assert.deepEqual(mine.map((b) => b.name).sort(), [runs[1]![0]!, runs[2]![0]!].sort());
     assert.equal((await api.get<BackupPolicy>('/v1/backup-policies/hourly')).status.expired, 1);
     await api.delete('/v1/backup-policies/hourly');
-    assert.equal((await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((b) => b.labels['outrig.io/backup-policy'] === 'hourly').length, 2, 'its backups stay');
+    assert.equal(
+      (await api.get<{ items: Backup[] }>('/v1/backups')).items.filter((b) => b.labels['outrig.io/backup-policy'] === 'hourly').length,
+      2,
+      'its backups stay',
+    );
   });
 
   test("a host's own files: backed up by its agent, restored whole or in part under a directory", async () => {
@@ -268,7 +286,10 @@ describe('backup API', { timeout: 300_000 }, () => {
 
   test("a host's own disk, recorded bare-metal by its agent through its mounts, rebuilds into a volume", async () => {
     await refused('POST', '/v1/backups', { volume: 'machine', bmr: true }, 400, /bmr goes with host and paths/);
-    const disk = await buildTestDisk(join(env.dir.path, 'host-disk.raw'), { rootUuid: '0b0e0b0e-4444-4222-8333-000000000001', data: { sizeMiB: 8, uuid: '0b0e0b0e-4444-4222-8333-000000000002', files: { 'd.txt': 'host data\n' } } });
+    const disk = await buildTestDisk(join(env.dir.path, 'host-disk.raw'), {
+      rootUuid: '0b0e0b0e-4444-4222-8333-000000000001',
+      data: { sizeMiB: 8, uuid: '0b0e0b0e-4444-4222-8333-000000000002', files: { 'd.txt': 'host data\n' } },
+    });
     const root = join(env.dir.path, 'host-root');
     // The agent runs on this machine: the "host's disk" is the image on a loop device, mounted.
     const machine = await mountDiskImage(disk.path, root);
@@ -278,7 +299,13 @@ describe('backup API', { timeout: 300_000 }, () => {
       const b = await settled('host-disk');
       assert.equal(b.status.phase, 'completed', b.status.message);
       assert.equal(b.status.result?.bmrReady, true);
-      assert.deepEqual(b.status.result?.filesystems.map((f) => [f.partition, f.uuid]), [[1, '0b0e0b0e-4444-4222-8333-000000000001'], [2, '0b0e0b0e-4444-4222-8333-000000000002']]);
+      assert.deepEqual(
+        b.status.result?.filesystems.map((f) => [f.partition, f.uuid]),
+        [
+          [1, '0b0e0b0e-4444-4222-8333-000000000001'],
+          [2, '0b0e0b0e-4444-4222-8333-000000000002'],
+        ],
+      );
       assert.equal(b.status.sizeBytes, disk.sizeBytes, "the disk's size, for a volume rebuilt from it");
       // A path on no disk partition: the backup fails with the reason.
       await api.post('/v1/backups', { host: 'bk-host', paths: ['/proc'], bmr: true, name: 'host-proc' });
@@ -300,22 +327,34 @@ describe('backup API', { timeout: 300_000 }, () => {
     await run('nbdcopy', [`nbd+unix:///${v.id}?socket=${env.agent.storage.nbdSocket}`, back]);
     const after = await readDiskLayout(back, disk.sizeBytes);
     assert.deepEqual(after.partitions, layout.partitions);
-    assert.deepEqual(after.filesystems.map((f) => [f.uuid, f.label]), layout.filesystems.map((f) => [f.uuid, f.label]));
-    assert.deepEqual(offsets.map((o) => filesOf(back, o)), before, "each filesystem's files, and only its own");
+    assert.deepEqual(
+      after.filesystems.map((f) => [f.uuid, f.label]),
+      layout.filesystems.map((f) => [f.uuid, f.label]),
+    );
+    assert.deepEqual(
+      offsets.map((o) => filesOf(back, o)),
+      before,
+      "each filesystem's files, and only its own",
+    );
   });
 
   test("a host gets only its own backups' keys: never the cluster's master secret, and a volume's key opens no other scope", async () => {
     const files = join(env.dir.path, 'scope-files');
     mkdirSync(files, { recursive: true });
-    writeFileSync(join(files, 'f.txt'), 'the host\'s own file\n');
+    writeFileSync(join(files, 'f.txt'), "the host's own file\n");
     await api.post('/v1/backups', { host: 'bk-host', paths: [files], name: 'other-scope' });
     const other = await settled('other-scope');
     assert.equal(other.status.phase, 'completed', other.status.message);
     const master = readFileSync(join(env.dir.path, 'backup-passphrase'), 'utf8').trim();
     const backupOps = sent.filter((o) => o.includes('"repository"'));
     assert.ok(backupOps.length >= 2);
-    assert.deepEqual(backupOps.filter((o) => o.includes(master)), [], 'the master secret went to a host');
-    const keyOf = (b: Backup) => (JSON.parse(backupOps.find((o) => o.includes(`"backupId":"${b.id}"`))!) as { repository: { path: string; passphrase: string } }).repository;
+    assert.deepEqual(
+      backupOps.filter((o) => o.includes(master)),
+      [],
+      'the master secret went to a host',
+    );
+    const keyOf = (b: Backup) =>
+      (JSON.parse(backupOps.find((o) => o.includes(`"backupId":"${b.id}"`))!) as { repository: { path: string; passphrase: string } }).repository;
     const mine = keyOf(good);
     const theirs = keyOf(other);
     assert.notEqual(mine.path, theirs.path);
@@ -325,7 +364,7 @@ describe('backup API', { timeout: 300_000 }, () => {
     await assert.rejects(Repository.open(new LocalStorage(mine.path), theirs.passphrase), /wrong passphrase/);
   });
 
-  test("hostile guest disks through the agent: a backup lists what it skipped, an edit in place is refused, nothing lands on the host, the agent keeps serving", async () => {
+  test('hostile guest disks through the agent: a backup lists what it skipped, an edit in place is refused, nothing lands on the host, the agent keeps serving', async () => {
     const corpus = join(env.dir.path, 'corpus');
     mkdirSync(corpus);
     const disks = buildHostileDisks(corpus, join(env.dir.path, 'backup-passphrase'));
@@ -340,13 +379,19 @@ describe('backup API', { timeout: 300_000 }, () => {
     await api.post('/v1/backups', { volume: 'hostile-traversal', name: 'hostile-traversal-1' });
     const b = await settled('hostile-traversal-1');
     assert.equal(b.status.phase, 'completed', b.status.message);
-    assert.deepEqual(b.status.result!.unreadable!.map((u) => u.error).sort(), ['not backed up: a name holding "/"', 'not backed up: a name holding "/"', 'not backed up: the name ".."']);
+    assert.deepEqual(b.status.result!.unreadable!.map((u) => u.error).sort(), [
+      'not backed up: a name holding "/"',
+      'not backed up: a name holding "/"',
+      'not backed up: the name ".."',
+    ]);
     const control = await load('control');
     await api.post('/v1/backups', { volume: 'hostile-control', name: 'hostile-control-1' });
     assert.equal((await settled('hostile-control-1')).status.phase, 'completed');
-    const before = (await run('nbdcopy', [`nbd+unix:///${control.id}?socket=${env.agent.storage.nbdSocket}`, '-'], { encoding: 'buffer', maxBuffer: 64 << 20 })).stdout;
+    const before = (await run('nbdcopy', [`nbd+unix:///${control.id}?socket=${env.agent.storage.nbdSocket}`, '-'], { encoding: 'buffer', maxBuffer: 64 << 20 }))
+      .stdout;
     await assert.rejects(api.post('/v1/backups/hostile-control-1/restore-system-state', { volume: 'hostile-control' }), /cannot carry through a rebuild/);
-    const after = (await run('nbdcopy', [`nbd+unix:///${control.id}?socket=${env.agent.storage.nbdSocket}`, '-'], { encoding: 'buffer', maxBuffer: 64 << 20 })).stdout;
+    const after = (await run('nbdcopy', [`nbd+unix:///${control.id}?socket=${env.agent.storage.nbdSocket}`, '-'], { encoding: 'buffer', maxBuffer: 64 << 20 }))
+      .stdout;
     assert.ok(after.equals(before), 'the refused restore changed the volume');
     for (const d of disks) for (const e of d.escapes) assert.equal(existsSync(e), false, `${e} was written on the host`);
     assert.equal((await api.get<{ status: { phase: string } }>('/v1/hosts/bk-host')).status.phase, 'ready');
@@ -367,7 +412,10 @@ describe('backup API', { timeout: 300_000 }, () => {
     const b = await settled('of-big');
     assert.equal(b.status.phase, 'cancelled', b.status.message);
     assert.equal(b.status.result, undefined);
-    assert.ok(sent.some((o) => o === JSON.stringify({ opId: `${b.id}/cancel`, kind: 'op.cancel', target: `${b.id}/create` })), 'the agent was told to stop the run');
+    assert.ok(
+      sent.some((o) => o === JSON.stringify({ opId: `${b.id}/cancel`, kind: 'op.cancel', target: `${b.id}/create` })),
+      'the agent was told to stop the run',
+    );
     await refused('POST', '/v1/backups/of-big/cancel', {}, 409, /is cancelled: there is no run to cancel/);
     await refused('POST', '/v1/volumes', { name: 'r3', source: { backup: 'of-big' } }, 409, /backup 'of-big' is cancelled/);
     const pass = scopePassphrase(readFileSync(join(env.dir.path, 'backup-passphrase'), 'utf8').trim(), b.spec.scope!);
@@ -380,7 +428,10 @@ describe('backup API', { timeout: 300_000 }, () => {
     await api.post('/v1/backups', { volume: 'big', name: 'of-big-2' });
     const again = await settled('of-big-2');
     assert.equal(again.status.phase, 'completed', again.status.message);
-    assert.deepEqual((await (await Repository.open(new LocalStorage(dir), pass)).snapshots()).map((x) => x.id), [again.status.result!.snapshotId]);
+    assert.deepEqual(
+      (await (await Repository.open(new LocalStorage(dir), pass)).snapshots()).map((x) => x.id),
+      [again.status.result!.snapshotId],
+    );
     await api.delete('/v1/backups/of-big-2');
     await api.delete('/v1/backups/of-big');
     await waitUntil('the backups gone', async () => !(await backup('of-big-2')) && !(await backup('of-big')));
@@ -396,6 +447,9 @@ describe('backup API', { timeout: 300_000 }, () => {
     await api.delete('/v1/backups/good');
     await waitUntil('the backup gone', async () => !(await backup('good')));
     const after = (await (await Repository.open(new LocalStorage(dir), pass)).snapshots()).map((s) => s.id);
-    assert.deepEqual(after, snaps.filter((s) => s !== good.status.result!.snapshotId));
+    assert.deepEqual(
+      after,
+      snaps.filter((s) => s !== good.status.result!.snapshotId),
+    );
   });
 });

@@ -37,7 +37,10 @@ describe('CLI waits: no room now, and Ctrl-C while waiting', () => {
     const code = await cli.exited;
     assert.equal(code, 1, cli.output());
     assert.ok(Date.now() - t0 < 15_000, 'refused at once, not after a wait');
-    assert.match(cli.output(), /no host has room for instance big4 now: 0\/1 hosts fit: 1 not enough free memory \(needs 1024 MiB.*most free memory on a host: 128 MiB \(waits-host\).*--wait-for-room/);
+    assert.match(
+      cli.output(),
+      /no host has room for instance big4 now: 0\/1 hosts fit: 1 not enough free memory \(needs 1024 MiB.*most free memory on a host: 128 MiB \(waits-host\).*--wait-for-room/,
+    );
     assert.deepEqual(await names(), before);
   });
 
@@ -73,17 +76,29 @@ describe('CLI waits: a restart the booting guest does not hear, and restart --fo
 
   test('the wait says the guest ignored the power button and when it is forced off; restart --force ends it at once', async () => {
     await env.api.post('/v1/instances', { name: 'r1', image: 'test', vcpus: 1, memoryMiB: 128 });
-    const first = await waitUntil('r1 running', async () => {
-      const i = await env.api.get<Instance>('/v1/instances/r1');
-      return i.status.phase === 'running' ? i : undefined;
-    }, 60_000);
+    const first = await waitUntil(
+      'r1 running',
+      async () => {
+        const i = await env.api.get<Instance>('/v1/instances/r1');
+        return i.status.phase === 'running' ? i : undefined;
+      },
+      60_000,
+    );
     // At once, while the guest still boots: nothing in it hears the power button yet.
     const slow = spawnOutrig(['instance', 'restart', 'r1'], cliEnv);
-    await waitUntil('the wait to say the guest ignored the power button', () => /guest ignored the power button for \d+ s, forcing off in \d+ s/.test(slow.output()), 30_000);
+    await waitUntil(
+      'the wait to say the guest ignored the power button',
+      () => /guest ignored the power button for \d+ s, forcing off in \d+ s/.test(slow.output()),
+      30_000,
+    );
     const stopping = await env.api.get<Instance>('/v1/instances/r1');
     assert.equal(stopping.status.phase, 'stopping', 'a restart stopping its VM says so, not "starting"');
     assert.equal(stopping.status.stopping?.method, 'acpi');
-    assert.equal(Date.parse(stopping.status.stopping!.forceAt!) - Date.parse(stopping.status.stopping!.since), 30_000, "forced off after the agent's stop timeout");
+    assert.equal(
+      Date.parse(stopping.status.stopping!.forceAt!) - Date.parse(stopping.status.stopping!.since),
+      30_000,
+      "forced off after the agent's stop timeout",
+    );
     const t0 = Date.now();
     const fast = spawnOutrig(['instance', 'restart', 'r1', '--force'], cliEnv);
     assert.equal(await fast.exited, 0, fast.output());

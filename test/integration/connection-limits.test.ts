@@ -57,13 +57,25 @@ describe('connection limits of the API port', () => {
     const mine: Idle[] = [];
     for (let i = 0; i < 6; i++) mine.push(await idle(c));
     await waitUntil('the connections past the share to be closed', () => mine[4]!.closed() && mine[5]!.closed(), 10_000, 20);
-    assert.deepEqual(mine.slice(0, 4).map((m) => m.closed()), [false, false, false, false], 'the first four are kept');
+    assert.deepEqual(
+      mine.slice(0, 4).map((m) => m.closed()),
+      [false, false, false, false],
+      'the first four are kept',
+    );
     const others = [await idle(c, '127.0.0.2'), await idle(c, '127.0.0.2'), await idle(c, '127.0.0.3')];
     await waitUntil('the connection past the total to be closed', () => others[2]!.closed(), 10_000, 20);
-    assert.deepEqual(others.slice(0, 2).map((m) => m.closed()), [false, false]);
+    assert.deepEqual(
+      others.slice(0, 2).map((m) => m.closed()),
+      [false, false],
+    );
     // Slots free again: real requests get through, and the refusals were counted.
     for (const m of [...mine, ...others]) m.sock.destroy();
-    await waitUntil('the slots to be free', async () => (await httpsRequest(`${c.url}/healthz`, { tls: { ca: c.trust.ca.certPem } })).status === 200, 10_000, 50);
+    await waitUntil(
+      'the slots to be free',
+      async () => (await httpsRequest(`${c.url}/healthz`, { tls: { ca: c.trust.ca.certPem } })).status === 200,
+      10_000,
+      50,
+    );
     // At least: a request made before the server saw the closes may have been refused too.
     assert.ok((await metric(c, 'limit-address')) >= 2);
     assert.ok((await metric(c, 'limit-total')) >= 1);
@@ -96,7 +108,12 @@ describe('connection limits of the API port', () => {
     const c = await start('hello', { helloTimeoutMs: 300 });
     const { token } = await c.trust.addRule('hello', { kind: 'token' });
     const keys = generateKeyPair();
-    const creds = await enroll({ identity: { hostId: 'silent-host', name: 'silent-host', keys }, mode: { kind: 'direct', controllerUrl: c.url, caPem: c.trust.ca.certPem }, bootstrapToken: token, log: pino({ level: 'silent' }) });
+    const creds = await enroll({
+      identity: { hostId: 'silent-host', name: 'silent-host', keys },
+      mode: { kind: 'direct', controllerUrl: c.url, caPem: c.trust.ca.certPem },
+      bootstrapToken: token,
+      log: pino({ level: 'silent' }),
+    });
     const ws = new WebSocket(c.url.replace('https', 'wss') + AGENT_STREAM_PATH, { ca: c.trust.ca.certPem, cert: creds.certPem, key: keys.privateKey });
     let closed: { code: number; reason: string } | undefined;
     ws.on('close', (code, reason) => (closed = { code, reason: reason.toString() }));

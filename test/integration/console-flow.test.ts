@@ -63,10 +63,14 @@ describe('console flow control', () => {
     res.pause();
 
     // Either the agent waits for credit (bounded), or the process swells with the log (unbounded).
-    const outcome = await waitUntil('the agent to wait for the slow reader, or memory to grow with the log', async () => {
-      if (sample() - base > RSS_BOUND) return 'grew';
-      return (await metric(/^outrig_console_streams\{state="awaiting-credit"\} (\d+)$/m)) >= 1 ? 'stalled' : undefined;
-    }, 60_000);
+    const outcome = await waitUntil(
+      'the agent to wait for the slow reader, or memory to grow with the log',
+      async () => {
+        if (sample() - base > RSS_BOUND) return 'grew';
+        return (await metric(/^outrig_console_streams\{state="awaiting-credit"\} (\d+)$/m)) >= 1 ? 'stalled' : undefined;
+      },
+      60_000,
+    );
     assert.equal(outcome, 'stalled', `the process grew by ${((peak - base) / MiB).toFixed(0)} MiB with a reader that reads nothing`);
     assert.ok((await metric(/^outrig_console_buffered_bytes (\d+)$/m)) <= CONSOLE_WINDOW, 'the controller holds at most one window');
 

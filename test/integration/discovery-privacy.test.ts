@@ -21,7 +21,22 @@ import { waitUntil } from '../helpers/wait.ts';
 function discover(hostId: string, o: { policy?: Policy; labels?: Record<string, string>; keys?: KeyPairPem } = {}): { msg: Buffer; challenge: string } {
   const challenge = randomBytes(16).toString('base64');
   const keys = o.keys ?? generateKeyPair();
-  return { msg: seal({ type: 'discover', hostId, name: hostId, publicKey: publicKeyB64(keys.publicKey), challenge, sentAt: Date.now(), policy: o.policy ?? {}, labels: o.labels ?? {} }, keys.privateKey), challenge };
+  return {
+    msg: seal(
+      {
+        type: 'discover',
+        hostId,
+        name: hostId,
+        publicKey: publicKeyB64(keys.publicKey),
+        challenge,
+        sentAt: Date.now(),
+        policy: o.policy ?? {},
+        labels: o.labels ?? {},
+      },
+      keys.privateKey,
+    ),
+    challenge,
+  };
 }
 
 /** Labels that make a discover big enough for any answer. */
@@ -84,7 +99,15 @@ describe('what discovery tells a stranger', () => {
     });
     try {
       const keys = generateKeyPair();
-      const found = await discoverController({ identity: { hostId: 'measured', name: 'measured', keys }, policy: {}, labels: {}, targets: [`127.0.0.1:${relay.address().port}`], onlyTargets: true, pinnedCaFingerprint: ctl.trust.ca.fingerprint, collectMs: 0 });
+      const found = await discoverController({
+        identity: { hostId: 'measured', name: 'measured', keys },
+        policy: {},
+        labels: {},
+        targets: [`127.0.0.1:${relay.address().port}`],
+        onlyTargets: true,
+        pinnedCaFingerprint: ctl.trust.ca.fingerprint,
+        collectMs: 0,
+      });
       const ratio = sizes.answer / sizes.request;
       assert.ok(ratio <= 1, `the ack is ${sizes.answer} bytes for a request of ${sizes.request} (${ratio.toFixed(2)}x)`);
       assert.equal(found.ack.endpoint, ctl.url);
@@ -95,22 +118,40 @@ describe('what discovery tells a stranger', () => {
     const bare = discover('unpadded');
     await send(bare.msg);
     await waitUntil('an answer or a drop', () => answersTo(bare.challenge).length > 0 || logged('"reason":"unpadded"'), 10_000, 20);
-    assert.deepEqual(answersTo(bare.challenge).map((a) => `${a.length} bytes to ${bare.msg.length}`), []);
+    assert.deepEqual(
+      answersTo(bare.challenge).map((a) => `${a.length} bytes to ${bare.msg.length}`),
+      [],
+    );
   });
 
   test('an enrollment refusal reads the same for a known host id and an unknown one', async () => {
     // A known host: discovered and waiting for approval with its own key.
     const known = generateKeyPair();
     const d = discover('known-host', { keys: known });
-    const ack = await httpsRequest(`${ctl.url}/v1/discover`, { method: 'POST', body: d.msg, headers: { 'content-type': 'application/octet-stream' }, tls: { ca: ctl.trust.ca.certPem } });
+    const ack = await httpsRequest(`${ctl.url}/v1/discover`, {
+      method: 'POST',
+      body: d.msg,
+      headers: { 'content-type': 'application/octet-stream' },
+      tls: { ca: ctl.trust.ca.certPem },
+    });
     const nonce = (open(ack.body).body as { nonce: string }).nonce;
-    const pending = await httpsRequest(`${ctl.url}/v1/enroll`, { method: 'POST', body: JSON.stringify({ hostId: 'known-host', nonce, csr: await createCsr('known-host', known) }), headers: { 'content-type': 'application/json' }, tls: { ca: ctl.trust.ca.certPem } });
+    const pending = await httpsRequest(`${ctl.url}/v1/enroll`, {
+      method: 'POST',
+      body: JSON.stringify({ hostId: 'known-host', nonce, csr: await createCsr('known-host', known) }),
+      headers: { 'content-type': 'application/json' },
+      tls: { ca: ctl.trust.ca.certPem },
+    });
     assert.equal(pending.status, 202);
 
     // A stranger with a key of its own asks for both ids, with a made-up nonce and with none.
     const stranger = generateKeyPair();
     const attempt = async (hostId: string, nonce?: string) => {
-      const r = await httpsRequest(`${ctl.url}/v1/enroll`, { method: 'POST', body: JSON.stringify({ hostId, nonce, csr: await createCsr(hostId, stranger) }), headers: { 'content-type': 'application/json' }, tls: { ca: ctl.trust.ca.certPem } });
+      const r = await httpsRequest(`${ctl.url}/v1/enroll`, {
+        method: 'POST',
+        body: JSON.stringify({ hostId, nonce, csr: await createCsr(hostId, stranger) }),
+        headers: { 'content-type': 'application/json' },
+        tls: { ca: ctl.trust.ca.certPem },
+      });
       return { status: r.status, body: r.body.toString().replaceAll(hostId, '<id>') };
     };
     for (const nonce of ['AAAAAAAAAAAAAAAAAAAAAA==', undefined]) {

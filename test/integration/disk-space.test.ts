@@ -36,7 +36,12 @@ describe('disk space', { timeout: 300_000 }, () => {
   const volume = (ref: string) => api.find<Volume>(`/v1/volumes/${ref}`);
   const pressure = async () => getCondition((await host()).status.conditions, 'HostDiskPressure');
   const df = () => {
-    const [size, avail] = execFileSync('df', ['-B1', '--output=size,avail', fs.path], { encoding: 'utf8' }).trim().split('\n')[1]!.trim().split(/\s+/).map(Number);
+    const [size, avail] = execFileSync('df', ['-B1', '--output=size,avail', fs.path], { encoding: 'utf8' })
+      .trim()
+      .split('\n')[1]!
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     return { size: size!, avail: avail! };
   };
 
@@ -79,20 +84,28 @@ describe('disk space', { timeout: 300_000 }, () => {
     const huge = await apiSend(ctl, 'POST', '/v1/volumes', { name: 'huge', sizeBytes: 128 * MiB });
     assert.equal(huge.status, 422, JSON.stringify(huge.body));
     assert.equal(huge.body.error?.code, 'insufficient_storage');
-    assert.match(huge.body.error?.message ?? '', /^no host can ever hold a volume of 128 MiB \(it may allocate 132 MiB with its journal\): space-host has a disk of \d+ MiB; that is \d\.\d times the most free space of a host \(\d+(\.\d)? MiB on space-host\), past the disk overcommit of 1 \(controller --disk-overcommit\)$/);
+    assert.match(
+      huge.body.error?.message ?? '',
+      /^no host can ever hold a volume of 128 MiB \(it may allocate 132 MiB with its journal\): space-host has a disk of \d+ MiB; that is \d\.\d times the most free space of a host \(\d+(\.\d)? MiB on space-host\), past the disk overcommit of 1 \(controller --disk-overcommit\)$/,
+    );
     assert.equal(await volume('huge'), undefined);
 
     // 24 MiB (28 with its journal) fits and is made; its journal is reserved then, so it promises 24 MiB more.
     await api.post('/v1/volumes', { name: 'a', sizeBytes: 24 * MiB });
     await waitUntil('volume a available', async () => (await volume('a'))?.status.phase === 'available');
-    const s = await waitUntil('a in the figures', async () => ((await host()).status.storage?.provisionedBytes === 24 * MiB ? (await host()).status.storage : undefined));
+    const s = await waitUntil('a in the figures', async () =>
+      (await host()).status.storage?.provisionedBytes === 24 * MiB ? (await host()).status.storage : undefined,
+    );
     assert.equal(s.mayAllocateBytes, 24 * MiB);
 
     // 40 MiB more (44 with its journal) does not fit next to it. Asked on the host: refused now.
     const pinned = await apiSend(ctl, 'POST', '/v1/volumes', { name: 'b', sizeBytes: 40 * MiB, host: HOST });
     assert.equal(pinned.status, 422, JSON.stringify(pinned.body));
     assert.equal(pinned.body.error?.code, 'insufficient_storage');
-    assert.match(pinned.body.error?.message ?? '', /^host space-host cannot hold a volume of 40 MiB \(it may allocate 44 MiB with its journal\): it can promise \d+ MiB more \(\d+ MiB free, 24 MiB promised to its volumes\)$/);
+    assert.match(
+      pinned.body.error?.message ?? '',
+      /^host space-host cannot hold a volume of 40 MiB \(it may allocate 44 MiB with its journal\): it can promise \d+ MiB more \(\d+ MiB free, 24 MiB promised to its volumes\)$/,
+    );
 
     // Growing a past the room: refused, and a keeps its size.
     const grow = await apiSend(ctl, 'POST', '/v1/volumes/a/resize', { sizeBytes: 64 * MiB });
@@ -110,12 +123,17 @@ describe('disk space', { timeout: 300_000 }, () => {
     const waiting = (await volume('b'))!;
     assert.equal(waiting.status.phase, 'pending');
     assert.equal(waiting.status.hostId, undefined);
-    assert.match(waiting.status.message ?? '', /^0\/1 hosts can hold a volume of 40 MiB \(it may allocate 44 MiB with its journal\): space-host can promise \d+ MiB more \(\d+ MiB free, 24 MiB promised to its volumes\)$/);
+    assert.match(
+      waiting.status.message ?? '',
+      /^0\/1 hosts can hold a volume of 40 MiB \(it may allocate 44 MiB with its journal\): space-host can promise \d+ MiB more \(\d+ MiB free, 24 MiB promised to its volumes\)$/,
+    );
 
     // Room is made: b is placed and made.
     await api.delete('/v1/volumes/a');
     await waitUntil('volume b available', async () => (await volume('b'))?.status.phase === 'available', 60_000);
-    const after = await waitUntil('b in the figures', async () => ((await host()).status.storage?.provisionedBytes === 40 * MiB ? (await host()).status.storage : undefined));
+    const after = await waitUntil('b in the figures', async () =>
+      (await host()).status.storage?.provisionedBytes === 40 * MiB ? (await host()).status.storage : undefined,
+    );
     assert.equal(after.mayAllocateBytes, 40 * MiB);
   });
 
@@ -130,7 +148,13 @@ describe('disk space', { timeout: 300_000 }, () => {
     const s = (await host()).status.storage!;
     assert.ok(s.freeBytes > 0 && s.freeBytes < s.totalBytes / 4, `free ${s.freeBytes} of ${s.totalBytes}`);
     // The operator sees it (the CLI in a process of its own: this one serves the API).
-    const cli = async (...args: string[]) => (await promisify(execFile)(process.execPath, [OUTRIG_BIN, ...args], { encoding: 'utf8', env: { ...process.env, OUTRIG_DATA: env.dir.path, OUTRIG_URL: ctl.url } })).stdout;
+    const cli = async (...args: string[]) =>
+      (
+        await promisify(execFile)(process.execPath, [OUTRIG_BIN, ...args], {
+          encoding: 'utf8',
+          env: { ...process.env, OUTRIG_DATA: env.dir.path, OUTRIG_URL: ctl.url },
+        })
+      ).stdout;
     assert.match(await cli('host', 'list'), new RegExp(`^${HOST} .* \\S+ MiB/\\d+ MiB +LowFreeSpace `, 'm'));
     assert.match(await cli('host', 'show', HOST), /^disk:\n {2}free: +\S+ MiB of \d+ MiB\n {2}pressure: +LowFreeSpace: /m);
     rmSync(filler);

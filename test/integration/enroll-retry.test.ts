@@ -25,7 +25,14 @@ after(async () => {
 });
 
 test('an agent that cannot enroll retries with backoff, logging each failure, and joins when the controller answers', async () => {
-  const start = (port: number) => startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port, log: createLogger('test', { file: join(dir.path, 'controller.log') }), heartbeatMs: 500 });
+  const start = (port: number) =>
+    startController({
+      dataDir: join(dir.path, 'controller'),
+      host: '127.0.0.1',
+      port,
+      log: createLogger('test', { file: join(dir.path, 'controller.log') }),
+      heartbeatMs: 500,
+    });
   const first = await start(0);
   const url = first.url;
   const ca = first.trust.ca.certPem;
@@ -35,16 +42,36 @@ test('an agent that cannot enroll retries with backoff, logging each failure, an
   const lines: string[] = [];
   const log = pino({ level: 'info' }, { write: (s: string) => void lines.push(s) });
   let outcome: 'joined' | Error | undefined;
-  const joining = startAgent({ dataDir: join(dir.path, 'agent'), name: 'patient', join: { kind: 'direct', controllerUrl: url, caPem: ca }, bootstrapToken: token, enrollRetryMaxMs: 2000, log }).then(
+  const joining = startAgent({
+    dataDir: join(dir.path, 'agent'),
+    name: 'patient',
+    join: { kind: 'direct', controllerUrl: url, caPem: ca },
+    bootstrapToken: token,
+    enrollRetryMaxMs: 2000,
+    log,
+  }).then(
     (a) => ((agent = a), (outcome = 'joined')),
     (e: Error) => (outcome = e),
   );
   const failures = () => lines.filter((l) => l.includes('enrollment failed')).map((l) => JSON.parse(l) as { attempt: number; retryInMs: number });
-  await waitUntil('two failed attempts to be logged', () => {
-    if (outcome instanceof Error) throw new Error(`the agent gave up: ${outcome.message}`);
-    return failures().length >= 2;
-  }, 30_000, 50);
-  assert.deepEqual(failures().slice(0, 2).map((f) => [f.attempt, f.retryInMs]), [[1, 1000], [2, 2000]]);
+  await waitUntil(
+    'two failed attempts to be logged',
+    () => {
+      if (outcome instanceof Error) throw new Error(`the agent gave up: ${outcome.message}`);
+      return failures().length >= 2;
+    },
+    30_000,
+    50,
+  );
+  assert.deepEqual(
+    failures()
+      .slice(0, 2)
+      .map((f) => [f.attempt, f.retryInMs]),
+    [
+      [1, 1000],
+      [2, 2000],
+    ],
+  );
   assert.equal(outcome, undefined, 'still trying');
 
   ctl = await start(Number(new URL(url).port));

@@ -20,12 +20,18 @@ describe('enrollment rules admit only what a stranger cannot claim', () => {
   const dir = tempDir();
   let ctl: RunningController;
   let api: ApiClient;
-  const as = (hostId: string, keys = generateKeyPair()) => stranger({ url: ctl.url, caPem: ctl.trust.ca.certPem, caFingerprint: ctl.trust.ca.fingerprint }, hostId, keys);
+  const as = (hostId: string, keys = generateKeyPair()) =>
+    stranger({ url: ctl.url, caPem: ctl.trust.ca.certPem, caFingerprint: ctl.trust.ca.fingerprint }, hostId, keys);
   const certificatesOf = async (hostId: string) => (await ctl.store.certificates.list()).filter((c) => c.spec.hostId === hostId);
   const rules = async () => (await api.get<{ items: EnrollmentRule[] }>('/v1/enrollment-rules')).items;
 
   before(async () => {
-    ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log: createLogger('test', { file: join(dir.path, 'controller.log') }) });
+    ctl = await startController({
+      dataDir: join(dir.path, 'controller'),
+      host: '127.0.0.1',
+      port: 0,
+      log: createLogger('test', { file: join(dir.path, 'controller.log') }),
+    });
     api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });
   });
 
@@ -69,18 +75,29 @@ describe('enrollment rules admit only what a stranger cannot claim', () => {
   });
 
   test('a rule that admits on claims exists only when made so on purpose, and says so; rules of earlier versions admit nobody', async () => {
-    const { rule } = await api.post<{ rule: EnrollmentRule }>('/v1/enrollment-rules', { name: 'open-zone', kind: 'labels', labels: { zone: 'z' }, allowUnauthenticated: true });
+    const { rule } = await api.post<{ rule: EnrollmentRule }>('/v1/enrollment-rules', {
+      name: 'open-zone',
+      kind: 'labels',
+      labels: { zone: 'z' },
+      allowUnauthenticated: true,
+    });
     assert.equal(rule.spec.unauthenticated, true);
     assert.equal((await api.get<EnrollmentRule>('/v1/enrollment-rules/open-zone')).spec.unauthenticated, true);
     const anyone = as('h-anyone-in-zone');
     assert.equal((await anyone.enroll({ nonce: await anyone.nonce({ labels: { zone: 'z' } }) })).status, 201, 'what the operator allowed knowingly');
     // A token or keys make allowUnauthenticated meaningless: refused rather than stored as a contradiction.
-    const both = await api.raw('POST', '/v1/enrollment-rules', { body: { name: 'both', kind: 'labels', labels: { zone: 'y' }, withToken: true, allowUnauthenticated: true } });
+    const both = await api.raw('POST', '/v1/enrollment-rules', {
+      body: { name: 'both', kind: 'labels', labels: { zone: 'y' }, withToken: true, allowUnauthenticated: true },
+    });
     assert.equal(both.status, 400);
     await both.arrayBuffer();
 
     // A rule stored before rules had to authenticate (no token, no keys, not marked) admits nobody now.
-    await ctl.store.enrollmentRules.create({ name: 'old-ids', spec: { kind: 'host-ids', hostIds: ['h-listed-long-ago'] }, status: { phase: 'active', conditions: [], uses: 0, admitted: [] } });
+    await ctl.store.enrollmentRules.create({
+      name: 'old-ids',
+      spec: { kind: 'host-ids', hostIds: ['h-listed-long-ago'] },
+      status: { phase: 'active', conditions: [], uses: 0, admitted: [] },
+    });
     const listed = as('h-listed-long-ago');
     assert.equal((await listed.enroll({ nonce: await listed.nonce() })).status, 202);
     assert.deepEqual(await certificatesOf(listed.hostId), []);
@@ -88,10 +105,17 @@ describe('enrollment rules admit only what a stranger cannot claim', () => {
 
   test('a keys rule admits the host whose key was registered; a stranger squatting its id first neither gets in nor keeps it out', async () => {
     const keys = generateKeyPair();
-    const fp = createHash('sha256').update(Buffer.from(publicKeyB64(keys.publicKey), 'base64')).digest('hex');
+    const fp = createHash('sha256')
+      .update(Buffer.from(publicKeyB64(keys.publicKey), 'base64'))
+      .digest('hex');
     // Fingerprints are accepted as 'outrig cluster info' spells CA fingerprints too: sha256: and colons.
     const spelled = `sha256:${fp.match(/../g)!.join(':').toUpperCase()}`;
-    const { rule, token } = await api.post<{ rule: EnrollmentRule; token?: string }>('/v1/enrollment-rules', { name: 'known-keys', kind: 'host-ids', hostIds: ['h-known-server-1'], keyFingerprints: [spelled] });
+    const { rule, token } = await api.post<{ rule: EnrollmentRule; token?: string }>('/v1/enrollment-rules', {
+      name: 'known-keys',
+      kind: 'host-ids',
+      hostIds: ['h-known-server-1'],
+      keyFingerprints: [spelled],
+    });
     assert.deepEqual(rule.spec.keyFingerprints, [fp]);
     assert.equal(token, undefined);
     const bad = await api.raw('POST', '/v1/enrollment-rules', { body: { name: 'bad-keys', kind: 'keys', keyFingerprints: ['not-a-fingerprint'] } });

@@ -29,7 +29,8 @@ describe('dedicated host clusters: placement and add-host', () => {
   after(() => env?.close());
 
   const send = (method: string, path: string, body?: unknown) => apiSend<object>(env.ctl, method, path, body);
-  const instance = (name: string, tenant: string) => env.api.post<Instance>('/v1/instances', { name, tenant, image: 'test', vcpus: 1, memoryMiB: 64, start: false });
+  const instance = (name: string, tenant: string) =>
+    env.api.post<Instance>('/v1/instances', { name, tenant, image: 'test', vcpus: 1, memoryMiB: 64, start: false });
   const placed = (name: string) => waitUntil(`${name} placed`, async () => (await env.api.get<Instance>(`/v1/instances/${name}`)).status.hostName);
   const cluster = () => env.api.get<HostCluster>('/v1/host-clusters/dc-a');
   const certificates = async () => (await env.api.get<{ items: unknown[] }>('/v1/certificates')).items.length;
@@ -64,7 +65,9 @@ describe('dedicated host clusters: placement and add-host', () => {
 
   test("a violation that got past both (an instance placed before the rule) raises the cluster's Dedicated condition", async () => {
     const host = await env.api.get<{ id: string }>(`/v1/hosts/${HOST}`);
-    await env.ctl.store.instances.update((await env.api.get<Instance>('/v1/instances/b2')).id, (cur) => ({ status: { ...cur.status, hostId: host.id, hostName: HOST } }));
+    await env.ctl.store.instances.update((await env.api.get<Instance>('/v1/instances/b2')).id, (cur) => ({
+      status: { ...cur.status, hostId: host.id, hostName: HOST },
+    }));
     await env.ctl.controller.reconcileNow('hostCluster', (await cluster()).id);
     const c = (await cluster()).status.conditions.find((x) => x.type === 'Dedicated');
     assert.deepEqual([c?.status, c?.reason], ['False', 'ForeignInstances']);

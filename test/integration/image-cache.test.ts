@@ -28,7 +28,11 @@ test('downloads once over mutual TLS, keeps only files whose sha256 matches', as
   await new Promise((r) => srv.once('listening', r));
   const url = `https://127.0.0.1:${(srv.address() as { port: number }).port}`;
   try {
-    const cache = new ImageCache(join(dir.path, 'images'), () => url, () => ({ ca: pki.ca.certPem, ...hostTls }));
+    const cache = new ImageCache(
+      join(dir.path, 'images'),
+      () => url,
+      () => ({ ca: pki.ca.certPem, ...hostTls }),
+    );
     const img: VmImageRef = {
       id: 'img-1',
       name: 'test',

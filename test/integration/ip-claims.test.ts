@@ -25,7 +25,15 @@ const capacity = (n: Net) => hostRange(subnet(n)).last - hostRange(subnet(n)).fi
 type Op = { kind: 'claim'; instance: number; net: Net; via: 0 | 1 } | { kind: 'release'; instance: number; via: 0 | 1 };
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('claim' as const), instance: fc.integer({ min: 0, max: 24 }), net: fc.constantFrom<Net>('n-a', 'n-b'), via: fc.constantFrom<0 | 1>(0, 1) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('claim' as const),
+      instance: fc.integer({ min: 0, max: 24 }),
+      net: fc.constantFrom<Net>('n-a', 'n-b'),
+      via: fc.constantFrom<0 | 1>(0, 1),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('release' as const), instance: fc.integer({ min: 0, max: 24 }), via: fc.constantFrom<0 | 1>(0, 1) }) },
 );
 

@@ -58,12 +58,24 @@ describe('networks API', () => {
   });
 
   const bad: [string, unknown, number, string, RegExp][] = [
-    ['an overlapping subnet', { name: 'x1', subnet: '10.10.0.0/16' }, 409, 'subnet_overlap', /10\.10\.0\.0\/16 overlaps network net-a's 10\.10\.0\.0\/24 \(tenant default\)/],
+    [
+      'an overlapping subnet',
+      { name: 'x1', subnet: '10.10.0.0/16' },
+      409,
+      'subnet_overlap',
+      /10\.10\.0\.0\/16 overlaps network net-a's 10\.10\.0\.0\/24 \(tenant default\)/,
+    ],
     ['a subnet inside another', { name: 'x2', subnet: '10.10.0.128/25' }, 409, 'subnet_overlap', /overlaps network net-a's/],
     ['a subnet too small for guests', { name: 'x2b', subnet: '10.20.0.0/30' }, 400, 'invalid_request', /prefix \/30 is out of range/],
     ['host bits in the subnet', { name: 'x3', subnet: '10.30.0.7/24' }, 400, 'invalid_request', /host bits set; the subnet is 10\.30\.0\.0\/24/],
     ['a malformed subnet', { name: 'x4', subnet: '10.30.0.0-24' }, 400, 'invalid_request', /not an IPv4 subnet in CIDR form/],
-    ['a gateway outside the subnet', { name: 'x5', subnet: '10.30.0.0/24', gateway: '10.31.0.1' }, 400, 'invalid_request', /gateway: 10\.31\.0\.1 is not a host address of 10\.30\.0\.0\/24/],
+    [
+      'a gateway outside the subnet',
+      { name: 'x5', subnet: '10.30.0.0/24', gateway: '10.31.0.1' },
+      400,
+      'invalid_request',
+      /gateway: 10\.31\.0\.1 is not a host address of 10\.30\.0\.0\/24/,
+    ],
     ['the broadcast address as gateway', { name: 'x6', subnet: '10.30.0.0/24', gateway: '10.30.0.255' }, 400, 'invalid_request', /is not a host address/],
     ['a segment id out of range', { name: 'x7', subnet: '10.30.0.0/24', segment: 16777216 }, 400, 'invalid_request', /segment: must be at most 16777215/],
     ['segment 0', { name: 'x8', subnet: '10.30.0.0/24', segment: 0 }, 400, 'invalid_request', /segment: must be at least 1/],
@@ -88,10 +100,13 @@ describe('networks API', () => {
   test('instances get addresses lowest first (the gateway kept), with MACs made from them', async () => {
     const i1 = await send('POST', '/v1/instances', { ...inst, name: 'i1', networks: ['net-a', 'net-b'] });
     assert.equal(i1.status, 201, JSON.stringify(i1.body));
-    assert.deepEqual(i1.body.spec?.nics?.map((n) => [n.networkName, n.address, n.prefix, n.mac, n.gateway]), [
-      ['net-a', '10.10.0.2', 24, '0a:58:0a:0a:00:02', '10.10.0.1'],
-      ['net-b', '10.20.0.1', 29, '0a:58:0a:14:00:01', undefined],
-    ]);
+    assert.deepEqual(
+      i1.body.spec?.nics?.map((n) => [n.networkName, n.address, n.prefix, n.mac, n.gateway]),
+      [
+        ['net-a', '10.10.0.2', 24, '0a:58:0a:0a:00:02', '10.10.0.1'],
+        ['net-b', '10.20.0.1', 29, '0a:58:0a:14:00:01', undefined],
+      ],
+    );
   });
 
   const badInstances: [string, unknown, number, string, RegExp][] = [
@@ -112,8 +127,14 @@ describe('networks API', () => {
   }
 
   test('a network shows who holds its addresses', async () => {
-    const n = (await send('GET', '/v1/networks/net-a')).body as unknown as { instances: { name: string; address: string; mac: string }[]; addresses: { used: number } };
-    assert.deepEqual(n.instances.map((i) => [i.name, i.address, i.mac]), [['i1', '10.10.0.2', '0a:58:0a:0a:00:02']]);
+    const n = (await send('GET', '/v1/networks/net-a')).body as unknown as {
+      instances: { name: string; address: string; mac: string }[];
+      addresses: { used: number };
+    };
+    assert.deepEqual(
+      n.instances.map((i) => [i.name, i.address, i.mac]),
+      [['i1', '10.10.0.2', '0a:58:0a:0a:00:02']],
+    );
     assert.equal(n.addresses.used, 1);
   });
 
@@ -148,7 +169,10 @@ describe('networks API', () => {
     assert.equal(r.status, 201, JSON.stringify(r.body));
     assert.deepEqual(r.body.spec?.dhcp, { server: '10.60.0.2' });
     const claims = async () => (await ctl.store.claims.addresses()).filter((c) => c.networkId === r.body.id);
-    assert.deepEqual((await claims()).map((c) => [formatIpv4(c.address), c.instanceId]), [['10.60.0.2', r.body.id]]);
+    assert.deepEqual(
+      (await claims()).map((c) => [formatIpv4(c.address), c.instanceId]),
+      [['10.60.0.2', r.body.id]],
+    );
     const g = await send('POST', '/v1/instances', { ...inst, name: 'dh1', networks: ['dh'] });
     assert.equal(g.body.spec?.nics?.[0]?.address, '10.60.0.3', 'the first guest gets the next address');
     const view = (await send('GET', '/v1/networks/dh')).body as unknown as { addresses: { used: number; free: number } };
@@ -201,7 +225,11 @@ describe('networks API', () => {
         const holders = new Set(claims.map((c) => c.instanceId));
         assert.equal(holders.size, claims.length, 'an instance holds two addresses on one network');
         // No claim outlives its instance; every instance not being deleted holds exactly the address its spec names.
-        for (const c of claims) assert.ok(all.some((i) => i.id === c.instanceId), `a claim of a deleted instance ${c.instanceId} stayed`);
+        for (const c of claims)
+          assert.ok(
+            all.some((i) => i.id === c.instanceId),
+            `a claim of a deleted instance ${c.instanceId} stayed`,
+          );
         for (const i of all.filter((x) => x.status.phase !== 'deleting' && x.spec.nics?.some((nic) => nic.networkName === 'busy'))) {
           const mine = claims.filter((c) => c.instanceId === i.id).map((c) => formatIpv4(c.address));
           assert.deepEqual(mine, [i.spec.nics!.find((nic) => nic.networkName === 'busy')!.address]);
@@ -277,11 +305,18 @@ describe('networks API', () => {
     const crl = await tlsFetch(`${ctl.url}/v1/pki/crl`, { tls: { ca: ctl.trust.ca.certPem }, token: ctl.adminToken });
     const pem = await crl.text();
     const parsed = new x509.X509Crl(pem);
-    assert.ok(parsed.entries.some((e) => e.serialNumber.replace(/^0+/, '') === p.serial.replace(/^0+/, '')), 'the serial is listed');
+    assert.ok(
+      parsed.entries.some((e) => e.serialNumber.replace(/^0+/, '') === p.serial.replace(/^0+/, '')),
+      'the serial is listed',
+    );
     assert.ok(await parsed.verify({ publicKey: ctl.trust.ca.cert.publicKey }), 'signed by the cluster CA');
     const files = env.dir.path;
     writeFileSync(join(files, 'crl.pem'), pem);
-    const v = spawnSync('openssl', ['verify', '-crl_check', '-CAfile', join(files, 'ca.pem'), '-CRLfile', join(files, 'crl.pem'), join(files, 'principal.pem')], { encoding: 'utf8' });
+    const v = spawnSync(
+      'openssl',
+      ['verify', '-crl_check', '-CAfile', join(files, 'ca.pem'), '-CRLfile', join(files, 'crl.pem'), join(files, 'principal.pem')],
+      { encoding: 'utf8' },
+    );
     assert.notEqual(v.status, 0);
     assert.match(v.stdout + v.stderr, /certificate revoked/);
     // The cluster can go once empty; the host may join another.

@@ -45,8 +45,14 @@ describe("newcomers' mistakes get clear answers", { timeout: 300_000 }, () => {
     writeFileSync(caFile, ctl.trust.ca.certPem);
     cliEnv = { OUTRIG_URL: ctl.url, OUTRIG_TOKEN: ctl.adminToken, OUTRIG_CA: caFile, OUTRIG_DATA: join(env.dir.path, 'cli') };
     const log = pino({ level: 'warn' }, pino.destination({ dest: join(env.dir.path, 'fake.log'), sync: true }));
-    other = await fakeAgent(ctl, OTHER, log, { memoryMiB: 2048, storage: { totalBytes: 20 * GiB, freeBytes: 10 * GiB, provisionedBytes: 0, mayAllocateBytes: 0 } });
-    await waitUntil('both hosts ready', async () => (await api.get<{ items: Host[] }>('/v1/hosts')).items.filter((h) => h.status.phase === 'ready').length === 2);
+    other = await fakeAgent(ctl, OTHER, log, {
+      memoryMiB: 2048,
+      storage: { totalBytes: 20 * GiB, freeBytes: 10 * GiB, provisionedBytes: 0, mayAllocateBytes: 0 },
+    });
+    await waitUntil(
+      'both hosts ready',
+      async () => (await api.get<{ items: Host[] }>('/v1/hosts')).items.filter((h) => h.status.phase === 'ready').length === 2,
+    );
   });
   after(async () => {
     other?.close();
@@ -107,14 +113,19 @@ describe("newcomers' mistakes get clear answers", { timeout: 300_000 }, () => {
       for (const s of ['a', 'b']) assert.equal((await cli('volume', 'snapshot', 'scratch', s)).code, 0);
       const refused = await cli('volume', 'delete', 'scratch');
       assert.equal(refused.code, 1);
-      assert.equal(refused.stderr, "outrig: volume 'scratch' has snapshots: a, b; delete them first, or delete the volume with them (recursive: outrig volume delete scratch --recursive)\n");
+      assert.equal(
+        refused.stderr,
+        "outrig: volume 'scratch' has snapshots: a, b; delete them first, or delete the volume with them (recursive: outrig volume delete scratch --recursive)\n",
+      );
       assert.equal((await volume('scratch'))?.status.phase, 'available');
 
       const r = await cli('volume', 'delete', 'scratch', '--recursive');
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^volume scratch deleted$/m);
       const left = (await api.get<{ items: Snapshot[] }>('/v1/snapshots')).items.filter((s) => s.name === 'a' || s.name === 'b');
-      await waitUntil('its snapshots gone', async () => (await api.get<{ items: Snapshot[] }>('/v1/snapshots')).items.every((s) => !left.some((l) => l.id === s.id)));
+      await waitUntil('its snapshots gone', async () =>
+        (await api.get<{ items: Snapshot[] }>('/v1/snapshots')).items.every((s) => !left.some((l) => l.id === s.id)),
+      );
     });
 
     test('a volume made --for an instance lands on its host; attaching one from elsewhere says --for and --host', async () => {
@@ -152,7 +163,10 @@ describe("newcomers' mistakes get clear answers", { timeout: 300_000 }, () => {
       assert.equal(r.code, 1);
       const times = Math.round((100 * 1024 * GiB) / Math.max(free, 10 * GiB));
       assert.match(r.stderr, /^outrig: no host can ever hold a volume of 100 TiB \(it may allocate 100 TiB with its journal\): /);
-      assert.match(r.stderr, new RegExp(`; that is ${times} times the most free space of a host \\(.+\\), past the disk overcommit of 1 \\(controller --disk-overcommit\\)\\n$`));
+      assert.match(
+        r.stderr,
+        new RegExp(`; that is ${times} times the most free space of a host \\(.+\\), past the disk overcommit of 1 \\(controller --disk-overcommit\\)\\n$`),
+      );
       assert.equal(await volume('d3'), undefined);
 
       // With every host cordoned it cannot wait for one either: refused all the same. One that could fit once a host is back waits.
@@ -178,7 +192,12 @@ describe("newcomers' mistakes get clear answers", { timeout: 300_000 }, () => {
       const before = (await api.get<MemoryPool>('/v1/memory/pools/default')).spec;
       const r = await cli('memory', 'pool', 'set', 'default', '--tier', `local:${local}`, '--tier', 'cxl:pooled:256G', '--overcommit', '1.5');
       assert.equal(r.code, 1);
-      assert.match(r.stderr, new RegExp(`^outrig: tier local gives up to ${local.replace('G', '')} GiB of each host, more than any host of pool default has \\(the most: .+\\); tier cxl is 256 GiB of pooled memory, more than the 2 host\\(s\\) of pool default have together \\(.+\\): size the tiers to the hosts \\(see: outrig host list\\), or keep them with --allow-unbacked`));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^outrig: tier local gives up to ${local.replace('G', '')} GiB of each host, more than any host of pool default has \\(the most: .+\\); tier cxl is 256 GiB of pooled memory, more than the 2 host\\(s\\) of pool default have together \\(.+\\): size the tiers to the hosts \\(see: outrig host list\\), or keep them with --allow-unbacked`,
+        ),
+      );
       assert.deepEqual((await api.get<MemoryPool>('/v1/memory/pools/default')).spec, before);
 
       // The README's command.
@@ -195,7 +214,11 @@ describe("newcomers' mistakes get clear answers", { timeout: 300_000 }, () => {
     const refusals: [string, string[], RegExp][] = [
       ['a volume without --size', ['volume', 'create', 'd4'], /^outrig: --size is required for an empty volume\n$/],
       ['--memory 0', ['instance', 'create', 'm0', '--image', 'test', '--memory', '0', '--no-start'], /^outrig: --memory must be at least 64 MiB\n$/],
-      ['a bad name', ['volume', 'create', 'Bad_Name', '--size', '16M'], /^outrig: NAME must be 1 to 63 lower-case letters, digits and dashes, starting and ending with a letter or digit \(like web-1\)\n$/],
+      [
+        'a bad name',
+        ['volume', 'create', 'Bad_Name', '--size', '16M'],
+        /^outrig: NAME must be 1 to 63 lower-case letters, digits and dashes, starting and ending with a letter or digit \(like web-1\)\n$/,
+      ],
       ['a size below the minimum', ['volume', 'create', 'tiny', '--size', '4096'], /^outrig: --size must be at least 1 MiB\n$/],
     ];
     for (const [what, args, message] of refusals) {
@@ -236,7 +259,10 @@ describe("newcomers' mistakes get clear answers", { timeout: 300_000 }, () => {
       writeFileSync(file, Buffer.alloc(MiB));
       const r = await cli('image', 'import', file, '--name', 'test');
       assert.equal(r.code, 2);
-      assert.match(r.stderr, /^outrig: image 'test' already exists \(img-\w+, made [^)]+\); use --replace to replace it, or --name to import under another name\n$/);
+      assert.match(
+        r.stderr,
+        /^outrig: image 'test' already exists \(img-\w+, made [^)]+\); use --replace to replace it, or --name to import under another name\n$/,
+      );
       assert.doesNotMatch(r.stderr, /converting/);
     });
   });
@@ -272,7 +298,10 @@ describe("newcomers' mistakes get clear answers", { timeout: 300_000 }, () => {
       }
       const refused = await cli('instance', 'delete', 'busy1', '--no-wait');
       assert.equal(refused.code, 1);
-      assert.equal(refused.stderr, 'outrig: instance busy1 is starting: stop it first (outrig instance stop busy1), or delete it running with --force (force=true)\n');
+      assert.equal(
+        refused.stderr,
+        'outrig: instance busy1 is starting: stop it first (outrig instance stop busy1), or delete it running with --force (force=true)\n',
+      );
       assert.equal((await api.get<Instance>('/v1/instances/busy1')).status.phase, 'starting');
       const forced = await cli('instance', 'delete', 'busy1', '--force', '--no-wait');
       assert.equal(forced.code, 0, forced.stderr);

@@ -49,12 +49,24 @@ describe('operation answers are tied to the host they were sent to', () => {
       return m?.type === 'op' ? m.op : undefined;
     });
     assert.ok(!a.received.some((m) => m.type === 'op' && m.op.opId === sent.opId), 'host A was not sent it');
-    const forged: BackupResult = { snapshotId: 'forged-by-a', bmrReady: false, files: 1, bytes: 1, addedBytes: 1, partitions: 0, filesystems: [], systemState: [], seconds: 1 };
+    const forged: BackupResult = {
+      snapshotId: 'forged-by-a',
+      bmrReady: false,
+      files: 1,
+      bytes: 1,
+      addedBytes: 1,
+      partitions: 0,
+      filesystems: [],
+      systemState: [],
+      seconds: 1,
+    };
 
     a.send({ type: 'op-progress', opId: sent.opId, progress: { files: 99, bytes: 99, stage: 'forged' } });
     a.send({ type: 'op-result', opId: sent.opId, ok: true, result: forged });
-    const outcome = await waitUntil('host A answer dropped (or taken)', async () => ((await backup(created.id)).status.phase === 'completed' ? 'taken' : (await dropped()) >= 2 ? 'dropped' : undefined));
-    assert.equal(outcome, 'dropped', 'host A completed host B\'s backup');
+    const outcome = await waitUntil('host A answer dropped (or taken)', async () =>
+      (await backup(created.id)).status.phase === 'completed' ? 'taken' : (await dropped()) >= 2 ? 'dropped' : undefined,
+    );
+    assert.equal(outcome, 'dropped', "host A completed host B's backup");
     const still = await backup(created.id);
     assert.equal(still.status.phase, 'running');
     assert.equal(still.status.result, undefined);
@@ -72,10 +84,15 @@ describe('operation answers are tied to the host they were sent to', () => {
   });
 
   test('an answer for an operation this controller never sent is dropped too', async () => {
-    const before = (await (await api.raw('GET', '/metrics')).text()).match(/^outrig_agent_answers_dropped_total\{kind="op-result",reason="unknown-operation"\} (\d+)$/m)?.[1] ?? '0';
+    const before =
+      (await (await api.raw('GET', '/metrics')).text()).match(
+        /^outrig_agent_answers_dropped_total\{kind="op-result",reason="unknown-operation"\} (\d+)$/m,
+      )?.[1] ?? '0';
     a.send({ type: 'op-result', opId: 'b-nothing/create', ok: true });
     await waitUntil('unknown answer counted', async () => {
-      const now = (await (await api.raw('GET', '/metrics')).text()).match(/^outrig_agent_answers_dropped_total\{kind="op-result",reason="unknown-operation"\} (\d+)$/m)?.[1];
+      const now = (await (await api.raw('GET', '/metrics')).text()).match(
+        /^outrig_agent_answers_dropped_total\{kind="op-result",reason="unknown-operation"\} (\d+)$/m,
+      )?.[1];
       return Number(now ?? 0) === Number(before) + 1;
     });
   });

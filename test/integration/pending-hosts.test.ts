@@ -23,7 +23,13 @@ describe('the hosts table against strangers', () => {
   const running: RunningController[] = [];
 
   const boot = async (name: string, extra: Partial<ControllerConfig> = {}) => {
-    const ctl = await startController({ dataDir: join(dir.path, name), host: '127.0.0.1', port: 0, log: createLogger('test', { file: join(dir.path, `${name}.log`) }), ...extra });
+    const ctl = await startController({
+      dataDir: join(dir.path, name),
+      host: '127.0.0.1',
+      port: 0,
+      log: createLogger('test', { file: join(dir.path, `${name}.log`) }),
+      ...extra,
+    });
     running.push(ctl);
     const api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });
     const as = (hostId: string) => stranger({ url: ctl.url, caPem: ctl.trust.ca.certPem, caFingerprint: ctl.trust.ca.fingerprint }, hostId);
@@ -73,7 +79,13 @@ describe('the hosts table against strangers', () => {
     assert.equal((await flood[0]!.enroll({})).code, 'rejected');
     // The refused request's nonce stayed good: the same request now waits.
     assert.equal((await flood[3]!.enroll({ nonce: nonces[3] })).status, 202);
-    assert.deepEqual((await hosts()).filter((h) => h.status.phase === 'pending-approval').map((h) => h.id).sort(), ['h-flood-3', 'h-flood-4']);
+    assert.deepEqual(
+      (await hosts())
+        .filter((h) => h.status.phase === 'pending-approval')
+        .map((h) => h.id)
+        .sort(),
+      ['h-flood-3', 'h-flood-4'],
+    );
     // Deleting a trusted host (here: never connected, nothing on it) revokes its certificate first.
     const serial = (await api.get<Host>('/v1/hosts/h-invited-while-full')).status.trust!.certSerial!;
     assert.equal((await api.raw('DELETE', '/v1/hosts/h-invited-while-full')).status, 204);
@@ -88,9 +100,18 @@ describe('the hosts table against strangers', () => {
     await waitUntil('the abandoned request to expire', async () => (await api.find<Host>('/v1/hosts/h-gone-script')) === undefined, 15_000, 100);
 
     const { log, lines } = capturingLog();
-    const joining = enroll({ identity: { hostId: 'h-patient-agent', name: 'patient', keys: generateKeyPair() }, mode: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, log });
+    const joining = enroll({
+      identity: { hostId: 'h-patient-agent', name: 'patient', keys: generateKeyPair() },
+      mode: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem },
+      log,
+    });
     await waitUntil('the agent to ask again after its request expired', () => lines().some((l) => l.includes('discovering again')), 30_000, 50);
-    await waitUntil('the agent to wait again', async () => (await api.find<Host>('/v1/hosts/h-patient-agent'))?.status.phase === 'pending-approval', 10_000, 20);
+    await waitUntil(
+      'the agent to wait again',
+      async () => (await api.find<Host>('/v1/hosts/h-patient-agent'))?.status.phase === 'pending-approval',
+      10_000,
+      20,
+    );
     await api.post('/v1/hosts/h-patient-agent/approve');
     assert.match((await joining).certPem, /BEGIN CERTIFICATE/);
   });
@@ -103,7 +124,10 @@ describe('the hosts table against strangers', () => {
     const attacker = as('alpha');
     const r = await attacker.enroll({ nonce: await attacker.nonce({ name: 'zzz' }), name: 'zzz' });
     assert.equal(r.status, 409);
-    assert.equal((await main.hosts()).some((h) => h.id === 'alpha'), false);
+    assert.equal(
+      (await main.hosts()).some((h) => h.id === 'alpha'),
+      false,
+    );
     const approved = await api.post<Host>('/v1/hosts/alpha/approve');
     assert.equal(approved.id, 'h-victim-alpha');
 
@@ -120,7 +144,18 @@ describe('the hosts table against strangers', () => {
     const db = await openStore({ kind: 'sqlite', path: join(dir.path, 'legacy', 'outrig.db') });
     await db.db
       .insertInto('hosts')
-      .values({ id: 'beta', name: 'old-beta', labels: '{}', annotations: '{}', spec: '{"cordoned":false}', status: JSON.stringify(status), created_at: now, updated_at: now, generation: 1, resource_version: 1 })
+      .values({
+        id: 'beta',
+        name: 'old-beta',
+        labels: '{}',
+        annotations: '{}',
+        spec: '{"cordoned":false}',
+        status: JSON.stringify(status),
+        created_at: now,
+        updated_at: now,
+        generation: 1,
+        resource_version: 1,
+      })
       .execute();
     await db.close();
     const { api: legacyApi } = await boot('legacy');

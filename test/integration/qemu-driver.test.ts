@@ -46,7 +46,11 @@ describe('QEMU driver', () => {
     const { pid } = await driver.launch(s);
     assert.equal(await driver.runningPid('vm-a'), pid);
     const paths = driver.paths('vm-a');
-    await waitUntil('ready marker', () => existsSync(paths.serialLog) && readFileSync(paths.serialLog, 'utf8').includes(`${img.readyMarker} name=vm-a`), 60_000);
+    await waitUntil(
+      'ready marker',
+      () => existsSync(paths.serialLog) && readFileSync(paths.serialLog, 'utf8').includes(`${img.readyMarker} name=vm-a`),
+      60_000,
+    );
     const body = await waitUntil('guest HTTP', async () => (await fetch(`http://127.0.0.1:${s.forwards[0]!.hostPort}/`)).text(), 10_000);
     assert.equal(body.trim(), 'outrig test guest vm-a');
     const qmp = await driver.qmp('vm-a');

@@ -64,12 +64,19 @@ describe('revocation', () => {
     return new x509.X509Crl(await res.text()).entries.map((e) => norm(e.serialNumber));
   };
   const renew = (tls: Tls, hostId: string, keys = generateKeyPair()) =>
-    createCsr(hostId, keys).then((csr) => tlsFetch(`${ctl.url}/v1/agent/renew`, { tls, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ csr }) }));
+    createCsr(hostId, keys).then((csr) =>
+      tlsFetch(`${ctl.url}/v1/agent/renew`, { tls, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ csr }) }),
+    );
 
   test('renewing revokes the superseded certificate: it opens no stream, calls no API, and the CRL lists it', async () => {
     const { token } = await api.post<{ token: string }>('/v1/enrollment-rules', { name: 'renewer', kind: 'token' });
     const keys = generateKeyPair();
-    const creds = await enroll({ identity: { hostId: 'h-renewer', name: 'renewer', keys }, mode: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, bootstrapToken: token, log: capturingLog().log });
+    const creds = await enroll({
+      identity: { hostId: 'h-renewer', name: 'renewer', keys },
+      mode: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem },
+      bootstrapToken: token,
+      log: capturingLog().log,
+    });
     const old: Tls = { ca: ctl.trust.ca.certPem, cert: creds.certPem, key: keys.privateKey };
     assert.equal((await openStream(ctl.url, old)).status, 101, 'the certificate works before the renewal');
 
@@ -91,27 +98,53 @@ describe('revocation', () => {
 
   test('an agent that renews reconnects on its new certificate; revoking that one by serial cuts its stream at once', { timeout: 90_000 }, async () => {
     // Certificates of about 9 s (plus the minute of clock slack before notBefore): the agent renews at start.
-    const short = await startController({ dataDir: join(dir.path, 'short-ctl'), host: '127.0.0.1', port: 0, log: ctlLog.log, hostCertDays: 0.0001, heartbeatMs: 300 });
+    const short = await startController({
+      dataDir: join(dir.path, 'short-ctl'),
+      host: '127.0.0.1',
+      port: 0,
+      log: ctlLog.log,
+      hostCertDays: 0.0001,
+      heartbeatMs: 300,
+    });
     const shortApi = new ApiClient(short.url, { ca: short.trust.ca.certPem, token: short.adminToken });
     const { token } = await short.trust.addRule('short', { kind: 'token' });
     const agentLog = capturingLog();
     const pki = join(dir.path, 'agent-short', 'pki');
-    const a = await startAgent({ dataDir: join(dir.path, 'agent-short'), name: 'short', join: { kind: 'direct', controllerUrl: short.url, caPem: short.trust.ca.certPem }, bootstrapToken: token, log: agentLog.log });
+    const a = await startAgent({
+      dataDir: join(dir.path, 'agent-short'),
+      name: 'short',
+      join: { kind: 'direct', controllerUrl: short.url, caPem: short.trust.ca.certPem },
+      bootstrapToken: token,
+      log: agentLog.log,
+    });
     try {
       await waitUntil('the certificate to be renewed', () => agentLog.lines().some((l) => l.includes('certificate renewed')), 15_000, 50);
       const current = serialOf(readFileSync(join(pki, 'host.crt'), 'utf8'));
       const certs = (await short.store.certificates.list()).filter((c) => c.spec.hostId === a.hostId);
-      assert.deepEqual(certs.map((c) => [norm(c.name) === current ? 'new' : 'old', c.status.phase]).sort(), [['new', 'valid'], ['old', 'revoked']]);
-      await waitUntil('the agent to be connected on its new certificate', async () => {
-        const on = ctlLog.lines().some((l) => l.includes('"agent connected"') && l.includes(`"serial":"${current}"`));
-        return on && (await shortApi.get<Host>(`/v1/hosts/${a.hostId}`)).status.phase === 'ready';
-      }, 15_000, 50);
+      assert.deepEqual(certs.map((c) => [norm(c.name) === current ? 'new' : 'old', c.status.phase]).sort(), [
+        ['new', 'valid'],
+        ['old', 'revoked'],
+      ]);
+      await waitUntil(
+        'the agent to be connected on its new certificate',
+        async () => {
+          const on = ctlLog.lines().some((l) => l.includes('"agent connected"') && l.includes(`"serial":"${current}"`));
+          return on && (await shortApi.get<Host>(`/v1/hosts/${a.hostId}`)).status.phase === 'ready';
+        },
+        15_000,
+        50,
+      );
 
       // A connected host is not deleted behind its back.
       await assert.rejects(shortApi.delete(`/v1/hosts/${a.hostId}`), (e: Error) => e instanceof ApiRequestError && e.status === 409 && e.code === 'connected');
       const [revoked] = (await shortApi.post<{ items: Certificate[] }>(`/v1/certificates/${current}/revoke`)).items;
       assert.equal(revoked!.status.phase, 'revoked');
-      await waitUntil('the stream on the revoked certificate to be cut', async () => !(await shortApi.get<Host>(`/v1/hosts/${a.hostId}`)).status.agent.connected, 5_000, 20);
+      await waitUntil(
+        'the stream on the revoked certificate to be cut',
+        async () => !(await shortApi.get<Host>(`/v1/hosts/${a.hostId}`)).status.agent.connected,
+        5_000,
+        20,
+      );
       await waitUntil('the agent to be refused', () => agentLog.lines().some((l) => l.includes('client certificate revoked')), 10_000, 50);
     } finally {
       await a.close();
@@ -141,11 +174,17 @@ describe('revocation', () => {
     await refused('/v1/certificates/sw1/revoke', 'ambiguous_ref');
     await refused('/v1/certificates/nobody/revoke', 'not_found');
     const { items } = await api.post<{ items: Certificate[] }>('/v1/certificates/sw1/revoke?profile=authenticator');
-    assert.deepEqual(items.map((c) => [norm(c.name), c.spec.profile, c.status.phase]), [[serialOf(authenticator.cert), 'authenticator', 'revoked']]);
+    assert.deepEqual(
+      items.map((c) => [norm(c.name), c.spec.profile, c.status.phase]),
+      [[serialOf(authenticator.cert), 'authenticator', 'revoked']],
+    );
     assert.equal(await hostsWith(switchOp), 200, 'the operator of the same name keeps its certificate');
 
     const byName = await api.post<{ items: Certificate[] }>('/v1/certificates/alice/revoke');
-    assert.deepEqual(byName.items.map((c) => c.status.phase), ['revoked']);
+    assert.deepEqual(
+      byName.items.map((c) => c.status.phase),
+      ['revoked'],
+    );
     assert.equal(await hostsWith(alice), 401);
     await api.post(`/v1/certificates/${serialOf(switchOp.cert)}/revoke`);
     assert.equal(await hostsWith(switchOp), 401);
@@ -154,6 +193,9 @@ describe('revocation', () => {
     const crl = await crlSerials();
     for (const c of [alice, switchOp, authenticator]) assert.ok(crl.includes(serialOf(c.cert)));
     const listed = (await api.get<{ items: Certificate[] }>('/v1/certificates?profile=operator')).items;
-    assert.deepEqual(listed.map((c) => [c.spec.subject, c.status.phase]).sort(), [['CN=alice', 'revoked'], ['CN=sw1', 'revoked']]);
+    assert.deepEqual(listed.map((c) => [c.spec.subject, c.status.phase]).sort(), [
+      ['CN=alice', 'revoked'],
+      ['CN=sw1', 'revoked'],
+    ]);
   });
 });

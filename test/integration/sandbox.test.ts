@@ -71,7 +71,13 @@ test("even a tool that writes a guest's names unchecked stays in its work direct
   const work = workDir('rdump');
   const fd = openSync(traversal!.path, 'r');
   try {
-    await runConfined('debugfs', ['-R', `rdump / ${work}`, '/proc/self/fd/3?offset=1048576'], { fds: [fd], writable: [work], timeoutMs: 60_000, maxFileBytes: 64 * 1024 * 1024, what: 'debugfs' });
+    await runConfined('debugfs', ['-R', `rdump / ${work}`, '/proc/self/fd/3?offset=1048576'], {
+      fds: [fd],
+      writable: [work],
+      timeoutMs: 60_000,
+      maxFileBytes: 64 * 1024 * 1024,
+      what: 'debugfs',
+    });
   } finally {
     closeSync(fd);
   }
@@ -82,7 +88,10 @@ test("even a tool that writes a guest's names unchecked stays in its work direct
 test('a confined tool is stopped at its time, file-size and output limits', async () => {
   const work = workDir('limits');
   await assert.rejects(runConfined('sleep', ['60'], { timeoutMs: 500, what: 'sleep' }), /sleep did not finish within 1 s and was stopped/);
-  await assert.rejects(runConfined('sh', ['-c', `head -c 2000000 /dev/zero > ${work}/big`], { writable: [work], timeoutMs: 30_000, maxFileBytes: 1024 * 1024 }), /failed/);
+  await assert.rejects(
+    runConfined('sh', ['-c', `head -c 2000000 /dev/zero > ${work}/big`], { writable: [work], timeoutMs: 30_000, maxFileBytes: 1024 * 1024 }),
+    /failed/,
+  );
   assert.ok(statSync(join(work, 'big')).size <= 1024 * 1024);
   await assert.rejects(runConfined('yes', [], { timeoutMs: 30_000, maxOutputBytes: 100_000 }), /more than 100000 bytes of output/);
 });

@@ -24,7 +24,12 @@ describe('segment ids of networks on deleted hosts', () => {
   let api: ApiClient;
 
   before(async () => {
-    ctl = await startController({ dataDir: join(dir.path, 'controller'), host: '127.0.0.1', port: 0, log: createLogger('test', { file: join(dir.path, 'controller.log') }) });
+    ctl = await startController({
+      dataDir: join(dir.path, 'controller'),
+      host: '127.0.0.1',
+      port: 0,
+      log: createLogger('test', { file: join(dir.path, 'controller.log') }),
+    });
     api = new ApiClient(ctl.url, { ca: ctl.trust.ca.certPem, token: ctl.adminToken });
   });
   after(async () => {

@@ -71,7 +71,14 @@ describe('discovery and trust', () => {
     const agent = await startAgent({
       dataDir: join(dir.path, 'agent-1'),
       name: 'disc-1',
-      join: { kind: 'discover', policy: { cluster: 'lab', clusterLabels: { site: 'a' }, features: ['mtls'] }, labels: { rack: '7' }, targets: udpTarget(), onlyTargets: true, pinnedCaFingerprint: ctl.trust.ca.fingerprint },
+      join: {
+        kind: 'discover',
+        policy: { cluster: 'lab', clusterLabels: { site: 'a' }, features: ['mtls'] },
+        labels: { rack: '7' },
+        targets: udpTarget(),
+        onlyTargets: true,
+        pinnedCaFingerprint: ctl.trust.ca.fingerprint,
+      },
       bootstrapToken: token,
       log,
     });
@@ -91,8 +98,15 @@ describe('discovery and trust', () => {
 
   test('a host without a matching rule waits in pending-approval until an operator approves it', async () => {
     const { log, lines } = capturingLog();
-    const starting = startAgent({ dataDir: join(dir.path, 'agent-2'), name: 'disc-2', join: { kind: 'discover', policy: {}, labels: { rack: '9' }, targets: udpTarget(), onlyTargets: true }, log });
-    const pending = await waitUntil('host pending', async () => (await api.get<{ items: Host[] }>('/v1/hosts')).items.find((h) => h.name === 'disc-2' && h.status.phase === 'pending-approval'));
+    const starting = startAgent({
+      dataDir: join(dir.path, 'agent-2'),
+      name: 'disc-2',
+      join: { kind: 'discover', policy: {}, labels: { rack: '9' }, targets: udpTarget(), onlyTargets: true },
+      log,
+    });
+    const pending = await waitUntil('host pending', async () =>
+      (await api.get<{ items: Host[] }>('/v1/hosts')).items.find((h) => h.name === 'disc-2' && h.status.phase === 'pending-approval'),
+    );
     assert.equal(pending.status.trust?.state, 'pending');
     assert.ok(lines().some((l) => l.includes('waiting for an operator to approve')));
     // Nothing about a pending host lets it in yet.
@@ -107,7 +121,12 @@ describe('discovery and trust', () => {
   test('an agent whose policy the controller does not support keeps discovering and logs the reasons', async () => {
     const { log, lines } = capturingLog();
     const ac = new AbortController();
-    const joining = enroll({ identity: identity('picky-host'), mode: { kind: 'discover', policy: { cluster: 'prod', features: ['gpu'] }, labels: {}, targets: udpTarget(), onlyTargets: true }, log, signal: ac.signal });
+    const joining = enroll({
+      identity: identity('picky-host'),
+      mode: { kind: 'discover', policy: { cluster: 'prod', features: ['gpu'] }, labels: {}, targets: udpTarget(), onlyTargets: true },
+      log,
+      signal: ac.signal,
+    });
     await waitUntil('a decline to be logged', () => lines().some((l) => l.includes('declined this host')));
     const line = lines().find((l) => l.includes('declined this host'))!;
     assert.match(line, /cluster=prod: this controller's cluster is 'lab'/);
@@ -129,7 +148,9 @@ describe('discovery and trust', () => {
     await waitUntil('tok-2 pending', async () => (await api.find<Host>('/v1/hosts/tok-2'))?.status.phase === 'pending-approval');
     ac.abort();
     await assert.rejects(second);
-    const rule = (await api.get<{ items: { name: string; status: { uses: number; phase: string } }[] }>('/v1/enrollment-rules')).items.find((r) => r.name === 'once')!;
+    const rule = (await api.get<{ items: { name: string; status: { uses: number; phase: string } }[] }>('/v1/enrollment-rules')).items.find(
+      (r) => r.name === 'once',
+    )!;
     assert.deepEqual([rule.status.uses, rule.status.phase], [1, 'used-up']);
 
     // A nonce obtained by one host cannot enroll another, and a CSR must carry the discovered key.
@@ -151,7 +172,12 @@ describe('discovery and trust', () => {
     const keys = { privateKey: readFileSync(join(pki, 'host.key'), 'utf8'), publicKey: readFileSync(join(pki, 'host.pub'), 'utf8') };
     const hostCert = { ca: ctl.trust.ca.certPem, cert: readFileSync(join(pki, 'host.crt'), 'utf8'), key: keys.privateKey };
     assert.ok((await api.get<Host>(`/v1/hosts/${agent.hostId}`)).status.agent.connected);
-    const before = await tlsFetch(`${ctl.url}/v1/agent/renew`, { tls: hostCert, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ csr: await createCsr(agent.hostId, keys) }) });
+    const before = await tlsFetch(`${ctl.url}/v1/agent/renew`, {
+      tls: hostCert,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ csr: await createCsr(agent.hostId, keys) }),
+    });
     assert.equal(before.status, 200, 'the host certificate works before revocation');
     await before.arrayBuffer();
     const revoked = await api.post<Host>(`/v1/hosts/${agent.hostId}/revoke`);
@@ -160,12 +186,21 @@ describe('discovery and trust', () => {
     const again = await openStream(ctl.url, hostCert);
     assert.equal(again.status, 401);
     assert.match(again.reason!, /revoked/);
-    const renew = await tlsFetch(`${ctl.url}/v1/agent/renew`, { tls: hostCert, method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"csr":"x"}' });
+    const renew = await tlsFetch(`${ctl.url}/v1/agent/renew`, {
+      tls: hostCert,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"csr":"x"}',
+    });
     assert.equal(renew.status, 401);
     await renew.arrayBuffer();
     // Enrolling again with the same key is refused too.
     await assert.rejects(
-      enroll({ identity: { hostId: agent.hostId, name: agent.name, keys }, mode: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem }, log: capturingLog().log }),
+      enroll({
+        identity: { hostId: agent.hostId, name: agent.name, keys },
+        mode: { kind: 'direct', controllerUrl: ctl.url, caPem: ctl.trust.ca.certPem },
+        log: capturingLog().log,
+      }),
       (e: Error) => e instanceof EnrollmentRefused && /revoked/.test(e.message),
     );
   });
@@ -188,7 +223,12 @@ describe('discovery and trust', () => {
     const pki = join(dir.path, 'agent-2', 'pki');
     const tls = { ca: ctl.trust.ca.certPem, cert: readFileSync(join(pki, 'host.crt'), 'utf8'), key: readFileSync(join(pki, 'host.key'), 'utf8') };
     const fresh = generateKeyPair();
-    const res = await tlsFetch(`${ctl.url}/v1/agent/renew`, { tls, method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ csr: await createCsr(agent.hostId, fresh) }) });
+    const res = await tlsFetch(`${ctl.url}/v1/agent/renew`, {
+      tls,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ csr: await createCsr(agent.hostId, fresh) }),
+    });
     assert.equal(res.status, 200);
     const { certificate } = (await res.json()) as { certificate: string };
     const renewed = new X509Certificate(certificate);
@@ -203,19 +243,38 @@ describe('discovery and trust', () => {
   // should fail here, in a minute and a half, with the test's name.
   test('an agent whose certificate has less than a third of its life left rotates key and certificate by itself', { timeout: 90_000 }, async () => {
     // Certificates of about 9 s (plus the minute of clock slack before notBefore): a third is left from the start.
-    const short = await startController({ dataDir: join(dir.path, 'short-ctl'), host: '127.0.0.1', port: 0, log: createLogger('test', { file: join(dir.path, 'short.log') }), hostCertDays: 0.0001 });
+    const short = await startController({
+      dataDir: join(dir.path, 'short-ctl'),
+      host: '127.0.0.1',
+      port: 0,
+      log: createLogger('test', { file: join(dir.path, 'short.log') }),
+      hostCertDays: 0.0001,
+    });
     try {
       const { token } = await short.trust.addRule('short', { kind: 'token' });
       const { log, lines } = capturingLog();
       const pki = join(dir.path, 'agent-short', 'pki');
-      const a = await startAgent({ dataDir: join(dir.path, 'agent-short'), name: 'short', join: { kind: 'direct', controllerUrl: short.url, caPem: short.trust.ca.certPem }, bootstrapToken: token, log });
+      const a = await startAgent({
+        dataDir: join(dir.path, 'agent-short'),
+        name: 'short',
+        join: { kind: 'direct', controllerUrl: short.url, caPem: short.trust.ca.certPem },
+        bootstrapToken: token,
+        log,
+      });
       try {
         await waitUntil('the certificate to be renewed', () => lines().some((l) => l.includes('certificate renewed')), 15_000, 50);
         const certs = (await short.store.certificates.list()).filter((c) => c.spec.hostId === a.hostId);
         assert.equal(certs.length, 2, 'enrollment and one renewal');
         const current = new X509Certificate(readFileSync(join(pki, 'host.crt')));
-        assert.equal(current.publicKey.export({ type: 'spki', format: 'pem' }).toString(), readFileSync(join(pki, 'host.pub'), 'utf8'), 'the stored key and certificate belong together');
-        assert.ok(certs.some((c) => c.spec.fingerprint === current.fingerprint256.replace(/:/g, '').toLowerCase()), 'the stored certificate is the renewed one the controller recorded');
+        assert.equal(
+          current.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+          readFileSync(join(pki, 'host.pub'), 'utf8'),
+          'the stored key and certificate belong together',
+        );
+        assert.ok(
+          certs.some((c) => c.spec.fingerprint === current.fingerprint256.replace(/:/g, '').toLowerCase()),
+          'the stored certificate is the renewed one the controller recorded',
+        );
         assert.equal(certs.filter((c) => c.spec.fingerprint === current.fingerprint256.replace(/:/g, '').toLowerCase()).length, 1);
       } finally {
         await a.close();

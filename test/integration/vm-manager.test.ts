@@ -77,17 +77,24 @@ describe('VM manager', () => {
   test('a guest that powers itself off is seen at once, with the guest-shutdown reason', async () => {
     // The ACPI button through QMP is what a guest-initiated poweroff looks like from outside.
     await (await driver.qmp('i-a')).execute('system_powerdown');
-    const r = await waitUntil('VM stopped', () => {
-      const v = vms.report().find((x) => x.instanceId === 'i-a');
-      return v?.state === 'stopped' ? v : undefined;
-    }, 30_000);
+    const r = await waitUntil(
+      'VM stopped',
+      () => {
+        const v = vms.report().find((x) => x.instanceId === 'i-a');
+        return v?.state === 'stopped' ? v : undefined;
+      },
+      30_000,
+    );
     assert.equal(r.lastExit?.reason, 'guest-shutdown');
     assert.equal(r.pid, undefined);
   });
 
   test('delete removes the VM from reports and its directory from disk', async () => {
     await vms.delete('i-a');
-    assert.equal(vms.report().some((v) => v.instanceId === 'i-a'), false);
+    assert.equal(
+      vms.report().some((v) => v.instanceId === 'i-a'),
+      false,
+    );
     assert.deepEqual(await driver.listIds(), []);
   });
 
@@ -298,13 +305,17 @@ describe('VM manager: a guest that floods its serial console', () => {
     const size = (p: string) => (existsSync(p) ? statSync(p).size : 0);
     let peakCurrent = 0;
     let peakBoth = 0;
-    const lastLine = await waitUntil('the guest to have written 8 times the limit', () => {
-      peakCurrent = Math.max(peakCurrent, size(log));
-      peakBoth = Math.max(peakBoth, size(log) + size(`${log}.1`));
-      const seen = [...readFileSync(log, 'latin1').matchAll(/^FLOOD (\d+) /gm)].pop();
-      const n = Number(seen?.[1] ?? 0);
-      return n * (line(n).length + 2) > 8 * LIMIT ? n : undefined;
-    }, 120_000);
+    const lastLine = await waitUntil(
+      'the guest to have written 8 times the limit',
+      () => {
+        peakCurrent = Math.max(peakCurrent, size(log));
+        peakBoth = Math.max(peakBoth, size(log) + size(`${log}.1`));
+        const seen = [...readFileSync(log, 'latin1').matchAll(/^FLOOD (\d+) /gm)].pop();
+        const n = Number(seen?.[1] ?? 0);
+        return n * (line(n).length + 2) > 8 * LIMIT ? n : undefined;
+      },
+      120_000,
+    );
     assert.ok(peakCurrent <= 2 * LIMIT, `serial.log reached ${peakCurrent} bytes (limit ${LIMIT})`);
     assert.ok(peakBoth <= 4 * LIMIT, `serial.log and serial.log.1 held ${peakBoth} bytes together`);
     assert.notEqual(readFileSync(log)[0], 0, 'QEMU appends at the new end: no hole of zeros');

@@ -4,5 +4,7 @@ export const backupCreate: OpHandler<'backup.create'> = {
   kind: 'backup.create',
   journaled: true,
   refreshesVolumes: true,
-  run: async (op, { backups, cancellations, progress }) => ({ ...(await cancellations.run(op.opId, (signal) => backups.backup(op, progress(op.opId), signal))) }),
+  run: async (op, { backups, cancellations, progress }) => ({
+    ...(await cancellations.run(op.opId, (signal) => backups.backup(op, progress(op.opId), signal))),
+  }),
 };

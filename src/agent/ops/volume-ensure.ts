@@ -44,7 +44,9 @@ async function restoreVolume(op: OpOf<'volume.ensure'>, from: { repository: Back
     if (exists) await storage.deleteVolume(op.volumeId);
     await storage.createVolume(op.volumeId, { sizeBytes: op.sizeBytes, blockSize: op.blockSize });
     await backups.restoreInto(op.volumeId, from.repository, from.snapshotId, ctx.progress(op.opId)).catch(async (e: Error) => {
-      await storage.deleteVolume(op.volumeId).catch((d: Error) => log.warn({ volume: op.volumeId, err: d.message }, 'could not remove the half-restored volume'));
+      await storage
+        .deleteVolume(op.volumeId)
+        .catch((d: Error) => log.warn({ volume: op.volumeId, err: d.message }, 'could not remove the half-restored volume'));
       throw e;
     });
   } finally {

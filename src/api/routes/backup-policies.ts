@@ -36,13 +36,24 @@ function check(spec: BackupPolicySpec): void {
 
 export function backupPolicyRoutes(app: Api, s: ApiServices): void {
   const path = '/backup-policies';
-  app.get(path, { schema: { tags: ['backups'], response: { 200: listOf(BackupPolicyResource) } } }, async () => ({ items: await s.store.backupPolicies.list() }));
+  app.get(path, { schema: { tags: ['backups'], response: { 200: listOf(BackupPolicyResource) } } }, async () => ({
+    items: await s.store.backupPolicies.list(),
+  }));
 
-  app.get(`${path}/:ref`, { schema: { tags: ['backups'], params: RefParams, response: { 200: BackupPolicyResource, ...errors } } }, async (req) => s.store.backupPolicies.mustFind(req.params.ref));
+  app.get(`${path}/:ref`, { schema: { tags: ['backups'], params: RefParams, response: { 200: BackupPolicyResource, ...errors } } }, async (req) =>
+    s.store.backupPolicies.mustFind(req.params.ref),
+  );
 
   app.post(
     path,
-    { schema: { tags: ['backups'], summary: "Back up the boot volumes of instances with these labels on a schedule, keeping what the retention rules say", body: CreatePolicy, response: { 201: BackupPolicyResource, ...errors } } },
+    {
+      schema: {
+        tags: ['backups'],
+        summary: 'Back up the boot volumes of instances with these labels on a schedule, keeping what the retention rules say',
+        body: CreatePolicy,
+        response: { 201: BackupPolicyResource, ...errors },
+      },
+    },
     async (req, reply) => {
       const b = req.body;
       const spec: BackupPolicySpec = {
@@ -54,7 +65,13 @@ export function backupPolicyRoutes(app: Api, s: ApiServices): void {
       };
       check(spec);
       if (await s.store.backupPolicies.find(b.name)) throw new ApiError(409, 'exists', `a backup policy named '${b.name}' exists`);
-      const p = await s.store.backupPolicies.create({ name: b.name, labels: b.labels, annotations: b.annotations, spec, status: { phase: spec.paused ? 'paused' : 'active', conditions: [], observedGeneration: 0, expired: 0 } });
+      const p = await s.store.backupPolicies.create({
+        name: b.name,
+        labels: b.labels,
+        annotations: b.annotations,
+        spec,
+        status: { phase: spec.paused ? 'paused' : 'active', conditions: [], observedGeneration: 0, expired: 0 },
+      });
       await s.controller.reconcileNow('backupPolicy', p.id);
       return reply.status(201).send((await s.store.backupPolicies.get(p.id)) ?? p);
     },
@@ -62,7 +79,15 @@ export function backupPolicyRoutes(app: Api, s: ApiServices): void {
 
   app.patch(
     `${path}/:ref`,
-    { schema: { tags: ['backups'], summary: 'Change the schedule, selection, retention, or pause', params: RefParams, body: PatchPolicy, response: { 200: BackupPolicyResource, ...errors } } },
+    {
+      schema: {
+        tags: ['backups'],
+        summary: 'Change the schedule, selection, retention, or pause',
+        params: RefParams,
+        body: PatchPolicy,
+        response: { 200: BackupPolicyResource, ...errors },
+      },
+    },
     async (req) => {
       const p = await s.store.backupPolicies.mustFind(req.params.ref);
       const spec: BackupPolicySpec = { ...p.spec, ...req.body, schedule: (req.body.schedule ?? p.spec.schedule).trim() };
@@ -75,7 +100,14 @@ export function backupPolicyRoutes(app: Api, s: ApiServices): void {
 
   app.post(
     `${path}/:ref/run`,
-    { schema: { tags: ['backups'], summary: 'Run the policy now (its schedule stays as it is)', params: RefParams, response: { 202: BackupPolicyResource, ...errors } } },
+    {
+      schema: {
+        tags: ['backups'],
+        summary: 'Run the policy now (its schedule stays as it is)',
+        params: RefParams,
+        response: { 202: BackupPolicyResource, ...errors },
+      },
+    },
     async (req, reply) => {
       const p = await s.store.backupPolicies.mustFind(req.params.ref);
       await s.store.backupPolicies.update(p.id, (cur) => ({ status: { ...cur.status, runRequestedAt: new Date().toISOString() } }));
@@ -86,7 +118,14 @@ export function backupPolicyRoutes(app: Api, s: ApiServices): void {
 
   app.delete(
     `${path}/:ref`,
-    { schema: { tags: ['backups'], summary: 'Delete the policy; the backups it made stay (delete them on their own)', params: RefParams, response: { 200: BackupPolicyResource, ...errors } } },
+    {
+      schema: {
+        tags: ['backups'],
+        summary: 'Delete the policy; the backups it made stay (delete them on their own)',
+        params: RefParams,
+        response: { 200: BackupPolicyResource, ...errors },
+      },
+    },
     async (req) => {
       const p = await s.store.backupPolicies.mustFind(req.params.ref);
       await s.store.backupPolicies.delete(p.id);

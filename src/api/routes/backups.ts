@@ -10,21 +10,37 @@ const CreateBackup = Type.Object(
     volume: Type.Optional(Type.String({ minLength: 1, description: 'the volume to back up (id or name)' })),
     instance: Type.Optional(Type.String({ minLength: 1, description: 'or an instance: its boot volume' })),
     host: Type.Optional(Type.String({ minLength: 1, description: "or a host's own files: the host (id or name) whose agent reads them" })),
-    paths: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 64, description: 'with host: absolute paths to back up' })),
-    bmr: Type.Optional(Type.Boolean({ description: "with host: a bare-metal record of the host's disk holding the paths (every filesystem on it, the layout and boot loader), which can rebuild it into a volume" })),
-    repository: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "repository directory as the volume's host sees it (default: the cluster's)" })),
+    paths: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 64, description: 'with host: absolute paths to back up' }),
+    ),
+    bmr: Type.Optional(
+      Type.Boolean({
+        description:
+          "with host: a bare-metal record of the host's disk holding the paths (every filesystem on it, the layout and boot loader), which can rebuild it into a volume",
+      }),
+    ),
+    repository: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 4096, description: "repository directory as the volume's host sees it (default: the cluster's)" }),
+    ),
     tags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32 })),
     ...MetadataFields,
   },
   { additionalProperties: false },
 );
 
-const RestoreSystemStateBody = Type.Object({ volume: Type.String({ minLength: 1, description: 'the machine disk to repair (id or name); no running VM may have it' }) }, { additionalProperties: false });
+const RestoreSystemStateBody = Type.Object(
+  { volume: Type.String({ minLength: 1, description: 'the machine disk to repair (id or name); no running VM may have it' }) },
+  { additionalProperties: false },
+);
 
 const RestoreIntoVolumeBody = Type.Object(
   {
     volume: Type.String({ minLength: 1, description: 'the volume to put the files back into (id or name); no running VM may have it' }),
-    include: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), { minItems: 1, maxItems: 64, description: 'paths as the backup names them: /p<partition>/<path in that filesystem>' }),
+    include: Type.Array(Type.String({ minLength: 1, maxLength: 4096 }), {
+      minItems: 1,
+      maxItems: 64,
+      description: 'paths as the backup names them: /p<partition>/<path in that filesystem>',
+    }),
   },
   { additionalProperties: false },
 );
@@ -37,14 +53,23 @@ const RestoreFilesBody = Type.Object(
   },
   { additionalProperties: false },
 );
-const RestoreFilesResult = Type.Object({ backup: Type.String(), host: Type.String(), target: Type.String(), files: Type.Integer(), bytes: Type.Integer(), seconds: Type.Number() });
+const RestoreFilesResult = Type.Object({
+  backup: Type.String(),
+  host: Type.String(),
+  target: Type.String(),
+  files: Type.Integer(),
+  bytes: Type.Integer(),
+  seconds: Type.Number(),
+});
 
 const RestoreSystemStateResult = Type.Object({ backup: Type.String(), volume: Type.String(), restored: Type.Array(Type.String()), seconds: Type.Number() });
 
 export function backupRoutes(app: Api, s: ApiServices): void {
   app.get('/backups', { schema: { tags: ['backups'], response: { 200: listOf(BackupResource) } } }, async () => ({ items: await s.store.backups.list() }));
 
-  app.get('/backups/:ref', { schema: { tags: ['backups'], params: RefParams, response: { 200: BackupResource, ...errors } } }, async (req) => s.store.backups.mustFind(req.params.ref));
+  app.get('/backups/:ref', { schema: { tags: ['backups'], params: RefParams, response: { 200: BackupResource, ...errors } } }, async (req) =>
+    s.store.backups.mustFind(req.params.ref),
+  );
 
   app.post(
     '/backups',
@@ -61,7 +86,14 @@ export function backupRoutes(app: Api, s: ApiServices): void {
 
   app.delete(
     '/backups/:ref',
-    { schema: { tags: ['backups'], summary: 'Delete a backup and forget its snapshot in the repository (prune frees the data)', params: RefParams, response: { 202: BackupResource, ...errors } } },
+    {
+      schema: {
+        tags: ['backups'],
+        summary: 'Delete a backup and forget its snapshot in the repository (prune frees the data)',
+        params: RefParams,
+        response: { 202: BackupResource, ...errors },
+      },
+    },
     async (req, reply) => reply.status(202).send(await s.controller.backups.remove(req.params.ref)),
   );
 

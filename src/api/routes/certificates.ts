@@ -13,7 +13,10 @@ export function certificateRoutes(app: Api, s: ApiServices): void {
       schema: {
         tags: ['trust'],
         summary: 'Every certificate the cluster CA issued (named by serial), valid or revoked',
-        querystring: Type.Object({ profile: Type.Optional(Type.Enum(PROFILES)), host: Type.Optional(Type.String({ maxLength: 63 })) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { profile: Type.Optional(Type.Enum(PROFILES)), host: Type.Optional(Type.String({ maxLength: 63 })) },
+          { additionalProperties: false },
+        ),
         response: { 200: listOf(CertificateResource), ...errors },
       },
     },
@@ -29,9 +32,13 @@ export function certificateRoutes(app: Api, s: ApiServices): void {
     {
       schema: {
         tags: ['trust'],
-        summary: "Revoke a certificate by serial, or every certificate issued to a name (CN); it is refused from then on and listed in the CRL. A host's stream on it is closed at once",
+        summary:
+          "Revoke a certificate by serial, or every certificate issued to a name (CN); it is refused from then on and listed in the CRL. A host's stream on it is closed at once",
         params: Type.Object({ ref: Type.String({ maxLength: 253, description: 'serial or name' }) }),
-        querystring: Type.Object({ profile: Type.Optional(Type.Enum(PROFILES, { description: 'which profile, when a name holds certificates of several' })) }, { additionalProperties: false }),
+        querystring: Type.Object(
+          { profile: Type.Optional(Type.Enum(PROFILES, { description: 'which profile, when a name holds certificates of several' })) },
+          { additionalProperties: false },
+        ),
         response: { 200: listOf(CertificateResource), ...errors },
       },
     },

@@ -99,7 +99,9 @@ export function imageRoutes(app: Api, s: ApiServices): void {
     const img = await s.store.images.mustFind(req.params.ref);
     const users = [
       ...(await s.store.instances.list()).filter((i) => i.spec.image === img.name).map((i) => `instance ${i.name}`),
-      ...(await s.store.volumes.list()).filter((v) => v.spec.source && 'image' in v.spec.source && v.spec.source.image === img.id).map((v) => `volume ${v.name}`),
+      ...(await s.store.volumes.list())
+        .filter((v) => v.spec.source && 'image' in v.spec.source && v.spec.source.image === img.id)
+        .map((v) => `volume ${v.name}`),
     ];
     if (users.length) throw new ApiError(409, 'in_use', `image ${img.name} is used by ${users.join(', ')}`);
     await s.store.images.delete(img.id);

@@ -15,18 +15,38 @@ const CreateInstance = Type.Object(
     volumes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 7, uniqueItems: true, description: 'volumes (names or ids) to attach' })),
     rootDiskBytes: Type.Optional(Type.Integer({ minimum: 1, description: "size of the boot volume made from a disk image (default: the image's size)" })),
     kernelArgs: Type.Optional(Type.String({ maxLength: 1024, pattern: '^[^\\n\\r]*$', description: 'extra kernel command line (kernel images)' })),
-    readyMarker: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\n\\r]*$', description: "text the guest prints on its serial console when it is up (default: the image's)" })),
+    readyMarker: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        pattern: '^[^\\n\\r]*$',
+        description: "text the guest prints on its serial console when it is up (default: the image's)",
+      }),
+    ),
     vcpus: Type.Integer({ minimum: 1, maximum: 512 }),
     memoryMiB: Type.Integer({ minimum: 64, maximum: 16 * 1024 * 1024 }),
     tenant: Type.Optional(Type.String({ minLength: 1, description: `tenant name or id (default: ${DEFAULT_TENANT})` })),
     ...MetadataFields,
     forwardPorts: Type.Optional(
-      Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), { maxItems: 16, uniqueItems: true, description: "guest TCP ports to forward to the host (default: the image's)" }),
+      Type.Array(Type.Integer({ minimum: 1, maximum: 65535 }), {
+        maxItems: 16,
+        uniqueItems: true,
+        description: "guest TCP ports to forward to the host (default: the image's)",
+      }),
     ),
-    networks: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 8, uniqueItems: true, description: 'networks (names or ids) to put a NIC on, in order; each NIC gets an address of its network' })),
+    networks: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        maxItems: 8,
+        uniqueItems: true,
+        description: 'networks (names or ids) to put a NIC on, in order; each NIC gets an address of its network',
+      }),
+    ),
     start: Type.Optional(Type.Boolean({ description: 'start the instance once placed (default true)' })),
     waitForRoom: Type.Optional(
-      Type.Boolean({ description: 'when the hosts that may take it have no room for it now, accept it and keep it pending until one has (default: refuse it with 422 no_room)' }),
+      Type.Boolean({
+        description:
+          'when the hosts that may take it have no room for it now, accept it and keep it pending until one has (default: refuse it with 422 no_room)',
+      }),
     ),
   },
   { additionalProperties: false },
@@ -45,14 +65,25 @@ const UNTRUSTED_VALUE = 'guest-serial-console';
 const DEFAULT_CONSOLE_TAIL = 256 * 1024;
 
 const ForceQuery = Type.Object(
-  { force: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'power the VM off at once instead of pressing its power button and waiting for the guest' })) },
+  {
+    force: Type.Optional(
+      Type.Union([Type.Literal('true'), Type.Literal('false')], {
+        description: 'power the VM off at once instead of pressing its power button and waiting for the guest',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 
 const ConsoleQuery = Type.Object(
   {
     follow: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
-    tail: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: `start this many bytes before the end (default ${DEFAULT_CONSOLE_TAIL}; the log holds at most two rotated files of the agent's --serial-log-max)` })),
+    tail: Type.Optional(
+      Type.String({
+        pattern: '^[0-9]{1,15}$',
+        description: `start this many bytes before the end (default ${DEFAULT_CONSOLE_TAIL}; the log holds at most two rotated files of the agent's --serial-log-max)`,
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -129,7 +160,10 @@ export function instanceRoutes(app: Api, s: ApiServices): void {
       if (!s.hub.isConnected(hostId)) throw new ApiError(503, 'host_unreachable', `the agent of host ${inst.status.hostName ?? hostId} is not connected`);
       let stream;
       try {
-        stream = s.hub.openConsole(hostId, inst.id, { follow: req.query.follow === 'true', tailBytes: req.query.tail === undefined ? DEFAULT_CONSOLE_TAIL : Number(req.query.tail) });
+        stream = s.hub.openConsole(hostId, inst.id, {
+          follow: req.query.follow === 'true',
+          tailBytes: req.query.tail === undefined ? DEFAULT_CONSOLE_TAIL : Number(req.query.tail),
+        });
       } catch (e) {
         if (e instanceof TooManyConsolesError) throw new ApiError(429, 'too_many_consoles', e.message);
         throw e;

@@ -12,8 +12,18 @@ const CreateNetwork = Type.Object(
     tenant: Type.Optional(Type.String({ minLength: 1, description: `tenant name or id (default: ${DEFAULT_TENANT})` })),
     subnet: Type.String({ minLength: 9, maxLength: 18, description: 'IPv4 subnet in CIDR form, host bits zero (10.10.0.0/24)' }),
     gateway: Type.Optional(Type.String({ minLength: 7, maxLength: 15, description: 'address kept for a router inside the subnet; no guest gets it' })),
-    segment: Type.Optional(Type.Integer({ minimum: SEGMENT_MIN, maximum: SEGMENT_MAX, description: 'VXLAN network id (VLAN id on vlan hosts: 1-4094); default: the lowest free from 100' })),
-    dhcp: Type.Optional(Type.Boolean({ description: "serve guests their addresses by DHCP (default false: guests booted from Outrig's kernel images get them on the command line)" })),
+    segment: Type.Optional(
+      Type.Integer({
+        minimum: SEGMENT_MIN,
+        maximum: SEGMENT_MAX,
+        description: 'VXLAN network id (VLAN id on vlan hosts: 1-4094); default: the lowest free from 100',
+      }),
+    ),
+    dhcp: Type.Optional(
+      Type.Boolean({
+        description: "serve guests their addresses by DHCP (default false: guests booted from Outrig's kernel images get them on the command line)",
+      }),
+    ),
     ...MetadataFields,
   },
   { additionalProperties: false },
@@ -24,7 +34,9 @@ const NetworkView = Type.Intersect([
   NetworkResource,
   Type.Object({
     addresses: Type.Object({ used: Type.Integer(), free: Type.Integer() }),
-    instances: Type.Array(Type.Object({ name: Type.String(), id: Type.String(), address: Type.String(), mac: Type.String(), host: Type.Optional(Type.String()) })),
+    instances: Type.Array(
+      Type.Object({ name: Type.String(), id: Type.String(), address: Type.String(), mac: Type.String(), host: Type.Optional(Type.String()) }),
+    ),
   }),
 ]);
 
@@ -46,12 +58,16 @@ export function networkRoutes(app: Api, s: ApiServices): void {
     view(await s.store.networks.mustFind(req.params.ref)),
   );
 
-  app.post('/networks', { schema: { tags: ['networks'], summary: 'Create a virtual network', body: CreateNetwork, response: { 201: NetworkResource, ...errors } } }, async (req, reply) =>
-    reply.status(201).send(await s.controller.networks.create(req.body)),
+  app.post(
+    '/networks',
+    { schema: { tags: ['networks'], summary: 'Create a virtual network', body: CreateNetwork, response: { 201: NetworkResource, ...errors } } },
+    async (req, reply) => reply.status(201).send(await s.controller.networks.create(req.body)),
   );
 
-  app.delete('/networks/:ref', { schema: { tags: ['networks'], summary: 'Delete a network no instance uses', params: RefParams, response: { 202: NetworkResource, ...errors } } }, async (req, reply) =>
-    reply.status(202).send(await s.controller.networks.remove(req.params.ref)),
+  app.delete(
+    '/networks/:ref',
+    { schema: { tags: ['networks'], summary: 'Delete a network no instance uses', params: RefParams, response: { 202: NetworkResource, ...errors } } },
+    async (req, reply) => reply.status(202).send(await s.controller.networks.remove(req.params.ref)),
   );
 
   app.delete(

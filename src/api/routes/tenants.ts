@@ -20,8 +20,10 @@ export function tenantRoutes(app: Api, s: ApiServices): void {
     const { name, ...rest } = req.body;
     return reply.status(201).send(await s.controller.tenants.create(name, rest));
   });
-  app.patch('/tenants/:ref', { schema: { tags: ['tenants'], params: RefParams, body: PatchTenant, response: { 200: TenantResource, ...errors } } }, async (req) =>
-    s.controller.tenants.update(req.params.ref, req.body),
+  app.patch(
+    '/tenants/:ref',
+    { schema: { tags: ['tenants'], params: RefParams, body: PatchTenant, response: { 200: TenantResource, ...errors } } },
+    async (req) => s.controller.tenants.update(req.params.ref, req.body),
   );
   app.delete('/tenants/:ref', { schema: { tags: ['tenants'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
     await s.controller.tenants.remove(req.params.ref);

@@ -32,7 +32,9 @@ const RuleBody = Type.Object(
     hostIds: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), { maxItems: 10_000 })),
     labels: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 63 }), Type.String({ maxLength: 253 }))),
     keyFingerprints: Type.Optional(
-      Type.Array(Type.String({ maxLength: 128, description: "SHA-256 of the host key's SubjectPublicKeyInfo, hex ('outrig agent --print-identity')" }), { maxItems: 10_000 }),
+      Type.Array(Type.String({ maxLength: 128, description: "SHA-256 of the host key's SubjectPublicKeyInfo, hex ('outrig agent --print-identity')" }), {
+        maxItems: 10_000,
+      }),
     ),
     withToken: Type.Optional(Type.Boolean({ description: 'host-ids and labels rules: also require a bootstrap token, returned once' })),
     allowUnauthenticated: Type.Optional(Type.Boolean({ description: 'admit on claimed host ids or labels alone, which anyone on the network can claim' })),
@@ -59,7 +61,13 @@ export function trustRoutes(app: Api, s: ApiServices): void {
   // Discovery over HTTPS: the same signed datagram as over UDP, for hosts pointed at a controller.
   app.post(
     '/discover',
-    { bodyLimit: 8192, schema: { tags: ['trust'], summary: 'Discovery over HTTPS: a signed discover message (application/octet-stream) in, a signed ack (or decline) out; 204 when silent' } },
+    {
+      bodyLimit: 8192,
+      schema: {
+        tags: ['trust'],
+        summary: 'Discovery over HTTPS: a signed discover message (application/octet-stream) in, a signed ack (or decline) out; 204 when silent',
+      },
+    },
     async (req, reply) => {
       const raw = await readLimited(req.body, 8193);
       const answer = await s.responder.answer(raw, req.ip);
@@ -93,7 +101,14 @@ export function trustRoutes(app: Api, s: ApiServices): void {
 
   app.post(
     '/agent/renew',
-    { schema: { tags: ['trust'], summary: 'A host renews its certificate (with its current certificate)', body: Type.Object({ csr: Type.String({ maxLength: 8192 }) }, { additionalProperties: false }), response: { 200: EnrollReply, ...errors } } },
+    {
+      schema: {
+        tags: ['trust'],
+        summary: 'A host renews its certificate (with its current certificate)',
+        body: Type.Object({ csr: Type.String({ maxLength: 8192 }) }, { additionalProperties: false }),
+        response: { 200: EnrollReply, ...errors },
+      },
+    },
     async (req) => {
       if (req.peer?.kind !== 'host') throw new ApiError(403, 'forbidden', 'only a host renews its own certificate');
       const hostId = req.peer.hostId;
@@ -107,14 +122,20 @@ export function trustRoutes(app: Api, s: ApiServices): void {
       {
         schema: {
           tags: ['hosts'],
-          summary: { approve: 'Admit a host waiting for approval', reject: 'Turn a waiting host away', revoke: "Revoke a host's certificates; it is cut off at once" }[action],
+          summary: {
+            approve: 'Admit a host waiting for approval',
+            reject: 'Turn a waiting host away',
+            revoke: "Revoke a host's certificates; it is cut off at once",
+          }[action],
           params: RefParams,
           response: { 200: HostResource, ...errors },
         },
       },
       async (req) => {
         const by = req.peer?.kind === 'operator' ? `operator ${req.peer.name}` : 'admin';
-        const h = await guarded(() => (action === 'approve' ? s.trust.approve(req.params.ref, by) : action === 'reject' ? s.trust.reject(req.params.ref) : s.trust.revoke(req.params.ref)));
+        const h = await guarded(() =>
+          action === 'approve' ? s.trust.approve(req.params.ref, by) : action === 'reject' ? s.trust.reject(req.params.ref) : s.trust.revoke(req.params.ref),
+        );
         if (action === 'revoke') s.hub.disconnect(h.id, 'certificate revoked');
         await s.controller.reconcileNow('host', h.id);
         return (await s.store.hosts.get(h.id)) ?? h;
@@ -134,9 +155,13 @@ export function trustRoutes(app: Api, s: ApiServices): void {
     async () => ({ ...(await s.info()), caFingerprint: s.trust.ca.fingerprint, caCertificate: s.trust.ca.certPem }),
   );
 
-  app.get('/enrollment-rules', { schema: { tags: ['trust'], response: { 200: listOf(EnrollmentRuleResource) } } }, async () => ({ items: await s.store.enrollmentRules.list() }));
+  app.get('/enrollment-rules', { schema: { tags: ['trust'], response: { 200: listOf(EnrollmentRuleResource) } } }, async () => ({
+    items: await s.store.enrollmentRules.list(),
+  }));
 
-  app.get('/enrollment-rules/:ref', { schema: { tags: ['trust'], params: RefParams, response: { 200: EnrollmentRuleResource, ...errors } } }, async (req) => s.store.enrollmentRules.mustFind(req.params.ref));
+  app.get('/enrollment-rules/:ref', { schema: { tags: ['trust'], params: RefParams, response: { 200: EnrollmentRuleResource, ...errors } } }, async (req) =>
+    s.store.enrollmentRules.mustFind(req.params.ref),
+  );
 
   app.post(
     '/enrollment-rules',

@@ -16,13 +16,21 @@ const CreateVolume = Type.Object(
       Type.Union([
         Type.Object({ snapshot: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
         Type.Object({ image: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
-        Type.Object({ backup: Type.String({ minLength: 1, description: 'a BMR-ready backup: the disk is rebuilt into the new volume' }) }, { additionalProperties: false }),
+        Type.Object(
+          { backup: Type.String({ minLength: 1, description: 'a BMR-ready backup: the disk is rebuilt into the new volume' }) },
+          { additionalProperties: false },
+        ),
       ]),
     ),
     host: Type.Optional(Type.String({ minLength: 1, description: 'host to create it on (default: chosen by the controller)' })),
-    forInstance: Type.Optional(Type.String({ minLength: 1, description: 'instance (name or id) it is made for: it is created on that instance\'s host, so it can be attached there' })),
+    forInstance: Type.Optional(
+      Type.String({ minLength: 1, description: "instance (name or id) it is made for: it is created on that instance's host, so it can be attached there" }),
+    ),
     waitForRoom: Type.Optional(
-      Type.Boolean({ description: 'when the hosts it may go to have no disk room for it now, accept it and keep it pending until one has (default: refuse it with 422 insufficient_storage)' }),
+      Type.Boolean({
+        description:
+          'when the hosts it may go to have no disk room for it now, accept it and keep it pending until one has (default: refuse it with 422 insufficient_storage)',
+      }),
     ),
     ...MetadataFields,
   },
@@ -48,29 +56,61 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
 
   app.get('/volumes', { schema: { tags: ['volumes'], response: { 200: listOf(VolumeResource) } } }, async () => ({ items: await s.store.volumes.list() }));
 
-  app.get('/volumes/:ref', { schema: { tags: ['volumes'], params: RefParams, response: { 200: VolumeResource, ...errors } } }, async (req) => s.store.volumes.mustFind(req.params.ref));
+  app.get('/volumes/:ref', { schema: { tags: ['volumes'], params: RefParams, response: { 200: VolumeResource, ...errors } } }, async (req) =>
+    s.store.volumes.mustFind(req.params.ref),
+  );
 
   app.post(
     '/volumes',
-    { schema: { tags: ['volumes'], summary: 'Create a volume: empty, a clone of a snapshot, or a clone of a disk image', body: CreateVolume, response: { 201: VolumeResource, ...errors } } },
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Create a volume: empty, a clone of a snapshot, or a clone of a disk image',
+        body: CreateVolume,
+        response: { 201: VolumeResource, ...errors },
+      },
+    },
     async (req, reply) => reply.status(201).send(await volumes.create(req.body)),
   );
 
   app.delete(
     '/volumes/:ref',
-    { schema: { tags: ['volumes'], summary: 'Delete a volume (detached; its snapshots too with recursive=true)', params: RefParams, querystring: DeleteVolumeQuery, response: { 202: VolumeResource, ...errors } } },
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Delete a volume (detached; its snapshots too with recursive=true)',
+        params: RefParams,
+        querystring: DeleteVolumeQuery,
+        response: { 202: VolumeResource, ...errors },
+      },
+    },
     async (req, reply) => reply.status(202).send(await volumes.remove(req.params.ref, req.query.recursive === 'true')),
   );
 
   app.post(
     '/volumes/:ref/attach',
-    { schema: { tags: ['volumes'], summary: 'Attach to an instance (hot-plugged if it runs)', params: RefParams, body: AttachBody, response: { 202: VolumeResource, ...errors } } },
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Attach to an instance (hot-plugged if it runs)',
+        params: RefParams,
+        body: AttachBody,
+        response: { 202: VolumeResource, ...errors },
+      },
+    },
     async (req, reply) => reply.status(202).send(await volumes.attach(req.params.ref, req.body.instance)),
   );
 
   app.post(
     '/volumes/:ref/detach',
-    { schema: { tags: ['volumes'], summary: 'Detach from its instance (hot-unplugged if it runs)', params: RefParams, response: { 202: VolumeResource, ...errors } } },
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Detach from its instance (hot-unplugged if it runs)',
+        params: RefParams,
+        response: { 202: VolumeResource, ...errors },
+      },
+    },
     async (req, reply) => reply.status(202).send(await volumes.detach(req.params.ref)),
   );
 
@@ -82,13 +122,25 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
 
   app.post(
     '/volumes/:ref/snapshots',
-    { schema: { tags: ['volumes'], summary: 'Snapshot a volume (copy-on-write, taken now)', params: RefParams, body: SnapshotBody, response: { 201: SnapshotResource, ...errors } } },
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Snapshot a volume (copy-on-write, taken now)',
+        params: RefParams,
+        body: SnapshotBody,
+        response: { 201: SnapshotResource, ...errors },
+      },
+    },
     async (req, reply) => reply.status(201).send(await volumes.snapshot(req.params.ref, req.body)),
   );
 
-  app.get('/snapshots', { schema: { tags: ['volumes'], response: { 200: listOf(SnapshotResource) } } }, async () => ({ items: await s.store.snapshots.list() }));
+  app.get('/snapshots', { schema: { tags: ['volumes'], response: { 200: listOf(SnapshotResource) } } }, async () => ({
+    items: await s.store.snapshots.list(),
+  }));
 
-  app.get('/snapshots/:ref', { schema: { tags: ['volumes'], params: SnapshotRefParams, response: { 200: SnapshotResource, ...errors } } }, async (req) => volumes.findSnapshot(req.params.ref));
+  app.get('/snapshots/:ref', { schema: { tags: ['volumes'], params: SnapshotRefParams, response: { 200: SnapshotResource, ...errors } } }, async (req) =>
+    volumes.findSnapshot(req.params.ref),
+  );
 
   app.delete(
     '/snapshots/:ref',
@@ -98,7 +150,15 @@ export function volumeRoutes(app: Api, s: ApiServices): void {
 
   app.post(
     '/snapshots/:ref/clone',
-    { schema: { tags: ['volumes'], summary: 'Make a writable volume from a snapshot; space is shared until written', params: SnapshotRefParams, body: CloneBody, response: { 201: VolumeResource, ...errors } } },
+    {
+      schema: {
+        tags: ['volumes'],
+        summary: 'Make a writable volume from a snapshot; space is shared until written',
+        params: SnapshotRefParams,
+        body: CloneBody,
+        response: { 201: VolumeResource, ...errors },
+      },
+    },
     async (req, reply) => reply.status(201).send(await volumes.clone(req.params.ref, req.body)),
   );
 }

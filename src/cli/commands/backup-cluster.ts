@@ -36,7 +36,9 @@ function source(b: Backup): string {
 function describe(b: Backup | undefined, name: string): string {
   if (!b) return `backup ${name} is gone`;
   const r = b.status.result;
-  const done = r ? `: ${r.files} files, ${bytes(r.bytes)} (${bytes(r.addedBytes)} new in the repository)${r.bmrReady ? ', BMR-ready' : ''} in ${r.seconds.toFixed(1)} s` : '';
+  const done = r
+    ? `: ${r.files} files, ${bytes(r.bytes)} (${bytes(r.addedBytes)} new in the repository)${r.bmrReady ? ', BMR-ready' : ''} in ${r.seconds.toFixed(1)} s`
+    : '';
   return `backup ${b.name} of ${source(b)}: ${b.status.phase}${done}${progressText(b.status.progress, b.status.startedAt)}${b.status.message ? ` (${b.status.message})` : ''}`;
 }
 
@@ -44,13 +46,20 @@ function describe(b: Backup | undefined, name: string): string {
 export function stillRunning(name: string, x: Backup | undefined): string {
   if (!x) return `backup ${name} is gone`;
   const where = x.status.hostId ?? x.spec.host;
-  const state = x.status.phase === 'pending' ? ` is still pending (${x.status.message ?? 'waiting for its volume'})` : ` keeps running${where ? ` on host ${where}` : ''}${progressText(x.status.progress, x.status.startedAt)}`;
+  const state =
+    x.status.phase === 'pending'
+      ? ` is still pending (${x.status.message ?? 'waiting for its volume'})`
+      : ` keeps running${where ? ` on host ${where}` : ''}${progressText(x.status.progress, x.status.startedAt)}`;
   return `backup ${name}${state}; follow with \`outrig backup show ${name}\`, cancel with \`outrig backup cancel ${name}\``;
 }
 
-export async function clusterCreate(cmd: Command, o: { volume?: string; instance?: string; host?: string; paths: string[]; bmr?: boolean; name?: string; tag: string[]; repository?: string } & WaitFlags): Promise<void> {
+export async function clusterCreate(
+  cmd: Command,
+  o: { volume?: string; instance?: string; host?: string; paths: string[]; bmr?: boolean; name?: string; tag: string[]; repository?: string } & WaitFlags,
+): Promise<void> {
   const ctx = contextOf(cmd);
-  if ([o.volume, o.instance, o.host].filter(Boolean).length !== 1) throw new CliError('give --volume VOLUME, --instance INSTANCE, or --host HOST PATH... (or --repo DIR for a standalone backup)', 2);
+  if ([o.volume, o.instance, o.host].filter(Boolean).length !== 1)
+    throw new CliError('give --volume VOLUME, --instance INSTANCE, or --host HOST PATH... (or --repo DIR for a standalone backup)', 2);
   const b = await ctx.api.post<Backup>('/v1/backups', {
     name: o.name,
     volume: o.volume,
@@ -122,7 +131,9 @@ export async function clusterShow(cmd: Command, ref: string): Promise<void> {
     diskSize: b.status.sizeBytes !== undefined ? bytes(b.status.sizeBytes) : undefined,
     filesystems: r?.filesystems.map((f) => `${partitionName(f.partition)}: ${f.type} UUID=${f.uuid ?? '-'} LABEL=${f.label ?? '-'}`),
     systemState: r?.systemState,
-    bootLoader: r?.bootLoader ? `${r.bootLoader.kind}${r.bootLoader.config ? ` (${r.bootLoader.config} on partition ${r.bootLoader.partition})` : ''}` : undefined,
+    bootLoader: r?.bootLoader
+      ? `${r.bootLoader.kind}${r.bootLoader.config ? ` (${r.bootLoader.config} on partition ${r.bootLoader.partition})` : ''}`
+      : undefined,
     mounts: r?.mounts?.map((x) => `${partitionName(x.partition)} on ${x.mountPoint}`),
     notBackedUp: r?.unreadable?.map((x) => `${x.path}: ${x.error}`),
     progress: b.status.progress ? progressText(b.status.progress, b.status.startedAt).slice(3) : undefined,
@@ -133,7 +144,11 @@ export async function clusterShow(cmd: Command, ref: string): Promise<void> {
   });
 }
 
-export async function clusterRestore(cmd: Command, ref: string, o: { volume?: string; systemState?: boolean; tenant?: string; target?: string; include: string[]; host?: string } & WaitFlags): Promise<void> {
+export async function clusterRestore(
+  cmd: Command,
+  ref: string,
+  o: { volume?: string; systemState?: boolean; tenant?: string; target?: string; include: string[]; host?: string } & WaitFlags,
+): Promise<void> {
   const ctx = contextOf(cmd);
   if (o.target) {
     const r = await ctx.api.post<{ host: string; target: string; files: number; bytes: number; seconds: number }>(`${bpath(ref)}/restore-files`, {
@@ -145,7 +160,11 @@ export async function clusterRestore(cmd: Command, ref: string, o: { volume?: st
     process.stdout.write(`restored ${r.files} files, ${bytes(r.bytes)} from backup ${ref} to ${r.target} on host ${r.host} in ${r.seconds.toFixed(1)} s\n`);
     return;
   }
-  if (!o.volume) throw new CliError('give --volume NAME: a new volume to rebuild the disk into (or an existing one with --system-state, or with --include /pN/PATH for files); or --target DIR for files on a host', 2);
+  if (!o.volume)
+    throw new CliError(
+      'give --volume NAME: a new volume to rebuild the disk into (or an existing one with --system-state, or with --include /pN/PATH for files); or --target DIR for files on a host',
+      2,
+    );
   if (o.include.length) {
     // Files back into an existing volume (the disk the backup was made of).
     const r = await ctx.api.post<{ restored: string[]; seconds: number }>(`${bpath(ref)}/restore-into-volume`, { volume: o.volume, include: o.include });
@@ -156,7 +175,9 @@ export async function clusterRestore(cmd: Command, ref: string, o: { volume?: st
   if (o.systemState) {
     const r = await ctx.api.post<{ restored: string[]; seconds: number }>(`${bpath(ref)}/restore-system-state`, { volume: o.volume });
     if (ctx.json) return printJson(r);
-    process.stdout.write(`system state (${r.restored.join(', ')} and the boot areas) restored from backup ${ref} into volume ${o.volume} in ${r.seconds.toFixed(1)} s\n`);
+    process.stdout.write(
+      `system state (${r.restored.join(', ')} and the boot areas) restored from backup ${ref} into volume ${o.volume} in ${r.seconds.toFixed(1)} s\n`,
+    );
     return;
   }
   const v = await ctx.api.post<Volume>('/v1/volumes', { name: o.volume, tenant: o.tenant, source: { backup: ref } });
@@ -165,11 +186,18 @@ export async function clusterRestore(cmd: Command, ref: string, o: { volume?: st
     : await waitFor<Volume>({
         poll: () => ctx.api.find<Volume>(`/v1/volumes/${v.id}`),
         done: (x) => !!x && (x.status.phase === 'available' || x.status.phase === 'in-use'),
-        fail: (x) => (x?.status.phase === 'failed' ? `restore into volume ${v.name} failed: ${x.status.message ?? 'see outrig volume show'}` : !x ? `volume ${v.name} is gone` : undefined),
-        describe: (x) => `volume ${v.name}: ${x?.status.phase ?? 'gone'}${progressText(x?.status.progress)}${x?.status.message ? ` (${x.status.message})` : ''}`,
+        fail: (x) =>
+          x?.status.phase === 'failed'
+            ? `restore into volume ${v.name} failed: ${x.status.message ?? 'see outrig volume show'}`
+            : !x
+              ? `volume ${v.name} is gone`
+              : undefined,
+        describe: (x) =>
+          `volume ${v.name}: ${x?.status.phase ?? 'gone'}${progressText(x?.status.progress)}${x?.status.message ? ` (${x.status.message})` : ''}`,
         timeoutMs: o.timeout * 1000,
         quiet: ctx.json,
-        interrupted: (x) => `volume ${v.name} is still being rebuilt from backup ${ref} (${x?.status.phase ?? 'gone'}${progressText(x?.status.progress)}); follow with \`outrig volume show ${v.name}\`, cancel with \`outrig volume delete ${v.name}\``,
+        interrupted: (x) =>
+          `volume ${v.name} is still being rebuilt from backup ${ref} (${x?.status.phase ?? 'gone'}${progressText(x?.status.progress)}); follow with \`outrig volume show ${v.name}\`, cancel with \`outrig volume delete ${v.name}\``,
         intervalMs: 500,
       });
   if (ctx.json) return printJson(final);
@@ -181,17 +209,18 @@ export async function clusterCancel(cmd: Command, ref: string, o: WaitFlags): Pr
   const ctx = contextOf(cmd);
   const b = await ctx.api.post<Backup>(`${bpath(ref)}/cancel`, {});
   const ended = (x: Backup | undefined) => !x || backupSettled(x.status.phase);
-  const final = !o.wait || ended(b)
-    ? b
-    : await waitFor<Backup>({
-        poll: () => ctx.api.find<Backup>(bpath(b.id)),
-        done: ended,
-        describe: (x) => describe(x, b.name),
-        timeoutMs: o.timeout * 1000,
-        quiet: ctx.json,
-        intervalMs: 500,
-        interrupted: (x) => `backup ${b.name} is being cancelled (${x?.status.phase ?? 'gone'}); follow with \`outrig backup show ${b.name}\``,
-      });
+  const final =
+    !o.wait || ended(b)
+      ? b
+      : await waitFor<Backup>({
+          poll: () => ctx.api.find<Backup>(bpath(b.id)),
+          done: ended,
+          describe: (x) => describe(x, b.name),
+          timeoutMs: o.timeout * 1000,
+          quiet: ctx.json,
+          intervalMs: 500,
+          interrupted: (x) => `backup ${b.name} is being cancelled (${x?.status.phase ?? 'gone'}); follow with \`outrig backup show ${b.name}\``,
+        });
   if (ctx.json) return printJson(final);
   process.stdout.write(`${final ? describe(final, b.name) : `backup ${b.name} is gone`}${final && !ended(final) ? ' — cancel asked for' : ''}\n`);
 }
@@ -215,7 +244,8 @@ export async function clusterKey(cmd: Command, ref: string, o: { masterFile?: st
   let repository: string | undefined;
   if (!/^(volumes|hosts)\/[a-z0-9][a-z0-9-]{0,62}$/.test(ref)) {
     const b = await ctx.api.get<Backup>(bpath(ref));
-    if (!b.spec.scope) throw new CliError(`backup ${b.name} is in the shared repository ${b.spec.repository} (made before key scopes): open it with the master secret itself`);
+    if (!b.spec.scope)
+      throw new CliError(`backup ${b.name} is in the shared repository ${b.spec.repository} (made before key scopes): open it with the master secret itself`);
     scope = b.spec.scope;
     repository = join(b.spec.repository, scope);
   }

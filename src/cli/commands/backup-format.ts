@@ -10,7 +10,14 @@ export function bytes(n: number): string {
 }
 
 /** How a disk's backup holds it, for a line of output: its table and partitions, or how a disk with no table was kept. */
-export function diskSummary(m: { layout: { table: { label: string }; partitions: unknown[]; filesystems: { partition: number; type: string }[] }; filesystems: unknown[]; rawAreas?: { length: number }[] }, files: number): string {
+export function diskSummary(
+  m: {
+    layout: { table: { label: string }; partitions: unknown[]; filesystems: { partition: number; type: string }[] };
+    filesystems: unknown[];
+    rawAreas?: { length: number }[];
+  },
+  files: number,
+): string {
   if (m.layout.table.label !== 'none') return `${m.layout.table.label}, ${m.layout.partitions.length} partitions, ${files} files`;
   if (m.filesystems.length) return `no partition table: ${m.layout.filesystems[0]!.type} on the whole disk, ${files} files`;
   const fs = m.layout.filesystems[0]?.type;

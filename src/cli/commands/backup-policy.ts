@@ -29,11 +29,17 @@ function retentionOf(o: RuleFlags): Retention | undefined {
 }
 
 function rules(r: Retention): string {
-  return Object.entries(r).map(([k, n]) => `${k} ${n}`).join(', ');
+  return Object.entries(r)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
 }
 
 function selector(l: Record<string, string>): string {
-  return Object.entries(l).map(([k, v]) => `${k}=${v}`).join(',') || '(every instance)';
+  return (
+    Object.entries(l)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || '(every instance)'
+  );
 }
 
 /**
@@ -59,7 +65,7 @@ export function backupPolicyCommands(backup: Command): void {
   retentionOptions(
     policy
       .command('create <name>')
-      .description("back up the boot volumes of instances with these labels on a cron schedule (UTC)")
+      .description('back up the boot volumes of instances with these labels on a cron schedule (UTC)')
       .requiredOption('--schedule <cron>', "when to run, e.g. '0 2 * * *' (02:00 UTC daily)")
       .option('--instance-label <key=value>', 'instances with this label (repeatable: all must match; none: every instance)', collect, [])
       .option('--repository <dir>', "repository directory as the hosts see it (default: the cluster's)")
@@ -75,7 +81,9 @@ export function backupPolicyCommands(backup: Command): void {
       paused: o.paused,
     });
     if (ctx.json) return printJson(p);
-    process.stdout.write(`backup policy ${p.name} created: ${selector(p.spec.instanceLabels)} at '${p.spec.schedule}' UTC, keep ${rules(p.spec.retention)}; next run ${p.status.nextRunAt ?? '(paused)'}\n`);
+    process.stdout.write(
+      `backup policy ${p.name} created: ${selector(p.spec.instanceLabels)} at '${p.spec.schedule}' UTC, keep ${rules(p.spec.retention)}; next run ${p.status.nextRunAt ?? '(paused)'}\n`,
+    );
   });
 
   policy
@@ -87,7 +95,16 @@ export function backupPolicyCommands(backup: Command): void {
       if (ctx.json) return printJson(items);
       printTable(
         ['NAME', 'PHASE', 'SCHEDULE', 'INSTANCES', 'KEEP', 'NEXT RUN', 'LAST RUN', 'AGE'],
-        items.map((p) => [p.name, p.status.phase, p.spec.schedule, selector(p.spec.instanceLabels), rules(p.spec.retention), p.status.nextRunAt ?? '-', p.status.lastRun?.at ?? '-', age(p.createdAt)]),
+        items.map((p) => [
+          p.name,
+          p.status.phase,
+          p.spec.schedule,
+          selector(p.spec.instanceLabels),
+          rules(p.spec.retention),
+          p.status.nextRunAt ?? '-',
+          p.status.lastRun?.at ?? '-',
+          age(p.createdAt),
+        ]),
       );
     });
 
@@ -107,7 +124,9 @@ export function backupPolicyCommands(backup: Command): void {
         keep: rules(p.spec.retention),
         repository: p.spec.repository,
         nextRun: p.status.nextRunAt,
-        lastRun: p.status.lastRun ? { at: p.status.lastRun.at, started: p.status.lastRun.started, skipped: p.status.lastRun.skipped.map((x) => `${x.instance}: ${x.reason}`) } : undefined,
+        lastRun: p.status.lastRun
+          ? { at: p.status.lastRun.at, started: p.status.lastRun.started, skipped: p.status.lastRun.skipped.map((x) => `${x.instance}: ${x.reason}`) }
+          : undefined,
         expiredSoFar: p.status.expired,
         createdAt: p.createdAt,
       });

@@ -40,7 +40,11 @@ function passphrase(o: RepoFlags): string | undefined {
 }
 
 function storageOf(o: RepoFlags): LocalStorage {
-  if (!o.repo) throw new CliError('give the repository: outrig backup --repo DIR ... (the cluster\'s repository opens with --passphrase-file $OUTRIG_DATA/backup-passphrase)', 2);
+  if (!o.repo)
+    throw new CliError(
+      "give the repository: outrig backup --repo DIR ... (the cluster's repository opens with --passphrase-file $OUTRIG_DATA/backup-passphrase)",
+      2,
+    );
   return new LocalStorage(resolve(o.repo));
 }
 
@@ -111,7 +115,8 @@ export function backupCommands(program: Command): void {
       const f = flags(cmd);
       const storage = storageOf(f);
       const pass = passphrase(f);
-      if (o.encryption && !pass) throw new CliError('no passphrase: set OUTRIG_BACKUP_PASSPHRASE or give --passphrase-file (or --no-encryption for an unencrypted repository)', 2);
+      if (o.encryption && !pass)
+        throw new CliError('no passphrase: set OUTRIG_BACKUP_PASSPHRASE or give --passphrase-file (or --no-encryption for an unencrypted repository)', 2);
       await storage.create();
       let repo: Repository;
       try {
@@ -127,18 +132,37 @@ export function backupCommands(program: Command): void {
   waitOptions(
     backup
       .command('create [paths...]')
-      .description('back up a volume or instance through the controller; with --repo: files and directories, or a whole disk image (--disk), into a new snapshot')
+      .description(
+        'back up a volume or instance through the controller; with --repo: files and directories, or a whole disk image (--disk), into a new snapshot',
+      )
       .option('--volume <volume>', 'cluster: back up this volume (BMR-ready: files, layout, identities, boot loader)')
       .option('--instance <instance>', "cluster: back up this instance's boot volume")
       .option('--host <host>', "cluster: back up these paths of this host's own filesystems (its agent reads them)")
       .option('--name <name>', 'cluster: name of the backup (default: <volume>-<time>)')
       .option('--repository <dir>', "cluster: repository directory as the volume's host sees it (default: the cluster's)")
       .option('--disk <image>', 'standalone: a raw disk image: its files, partition table, filesystem identities and boot loader, for bare-metal recovery')
-      .option('--bmr', "a bare-metal record of the disk holding PATH (standalone: this machine's; with --host: that host's): every filesystem on it (each read through its mount), the partition table, identities and boot loader")
+      .option(
+        '--bmr',
+        "a bare-metal record of the disk holding PATH (standalone: this machine's; with --host: that host's): every filesystem on it (each read through its mount), the partition table, identities and boot loader",
+      )
       .option('--tag <tag>', 'tag the snapshot (repeatable)', collect, [])
       .option('--parent <snapshot>', 'standalone: compare against this snapshot to skip unchanged files (default: the latest one of the same paths and host)'),
   ).action(
-    async (paths: string[], o: { tag: string[]; parent?: string; disk?: string; bmr?: boolean; volume?: string; instance?: string; host?: string; name?: string; repository?: string } & WaitFlags, cmd: Command) => {
+    async (
+      paths: string[],
+      o: {
+        tag: string[];
+        parent?: string;
+        disk?: string;
+        bmr?: boolean;
+        volume?: string;
+        instance?: string;
+        host?: string;
+        name?: string;
+        repository?: string;
+      } & WaitFlags,
+      cmd: Command,
+    ) => {
       const f = flags(cmd);
       if (!f.repo) {
         if (o.disk) throw new CliError('disk images are backed up standalone: give --repo DIR', 2);
@@ -158,7 +182,15 @@ export function backupCommands(program: Command): void {
         const start = Date.now();
         const r = await locked(repo, 'backup', false, () => backupLiveDisk(repo, resolve(paths[0]!), { tags: o.tag }));
         const mounted = [...r.disk.mounted].map(([partition, mountPoint]) => ({ partition, mountPoint }));
-        const out = { id: r.id, disk: r.disk.device, bmrReady: r.manifest.bmrReady, partitions: r.manifest.layout.partitions.length, filesystems: r.manifest.layout.filesystems, mounted, seconds: (Date.now() - start) / 1000 };
+        const out = {
+          id: r.id,
+          disk: r.disk.device,
+          bmrReady: r.manifest.bmrReady,
+          partitions: r.manifest.layout.partitions.length,
+          filesystems: r.manifest.layout.filesystems,
+          mounted,
+          seconds: (Date.now() - start) / 1000,
+        };
         if (f.json) return printJson(out);
         process.stdout.write(
           `snapshot ${r.id.slice(0, 8)} saved: disk ${r.disk.device} (${diskSummary(r.manifest, r.snapshot.stats.files)}; ` +
@@ -170,9 +202,17 @@ export function backupCommands(program: Command): void {
         rawImage(o.disk);
         const start = Date.now();
         const r = await locked(repo, 'backup', false, () => backupDiskImage(repo, resolve(o.disk!), { tags: o.tag }));
-        const out = { id: r.id, bmrReady: r.manifest.bmrReady, partitions: r.manifest.layout.partitions.length, filesystems: r.manifest.layout.filesystems, seconds: (Date.now() - start) / 1000 };
+        const out = {
+          id: r.id,
+          bmrReady: r.manifest.bmrReady,
+          partitions: r.manifest.layout.partitions.length,
+          filesystems: r.manifest.layout.filesystems,
+          seconds: (Date.now() - start) / 1000,
+        };
         if (f.json) return printJson(out);
-        process.stdout.write(`snapshot ${r.id.slice(0, 8)} saved: disk ${o.disk} (${diskSummary(r.manifest, r.snapshot.stats.files)}), BMR-ready, in ${out.seconds.toFixed(1)} s\n`);
+        process.stdout.write(
+          `snapshot ${r.id.slice(0, 8)} saved: disk ${o.disk} (${diskSummary(r.manifest, r.snapshot.stats.files)}), BMR-ready, in ${out.seconds.toFixed(1)} s\n`,
+        );
         return;
       }
       const abs = [...new Set(paths.map((p) => resolve(p)))].sort();
@@ -221,7 +261,7 @@ export function backupCommands(program: Command): void {
 
   backup
     .command('list')
-    .description('list backups (with --repo: the repository\'s snapshots)')
+    .description("list backups (with --repo: the repository's snapshots)")
     .action(async (_o, cmd: Command) => {
       const f = flags(cmd);
       if (!f.repo) return clusterList(cmd);
@@ -230,7 +270,16 @@ export function backupCommands(program: Command): void {
       if (f.json) return printJson(snaps);
       printTable(
         ['ID', 'TIME', 'HOST', 'SOURCE', 'FILES', 'SIZE', 'BMR', 'TAGS'],
-        snaps.map((s) => [s.id.slice(0, 8), s.time.replace('T', ' ').slice(0, 19), s.hostname, sourceOf(s), s.stats.files, bytes(s.stats.bytes), (s.manifest as BmrManifest | undefined)?.bmrReady ? 'yes' : 'no', s.tags.join(',') || '-']),
+        snaps.map((s) => [
+          s.id.slice(0, 8),
+          s.time.replace('T', ' ').slice(0, 19),
+          s.hostname,
+          sourceOf(s),
+          s.stats.files,
+          bytes(s.stats.bytes),
+          (s.manifest as BmrManifest | undefined)?.bmrReady ? 'yes' : 'no',
+          s.tags.join(',') || '-',
+        ]),
       );
     });
 
@@ -257,23 +306,55 @@ export function backupCommands(program: Command): void {
         directories: s.stats.dirs,
         size: bytes(s.stats.bytes),
         bmrReady: bmrReady ? 'yes' : 'no (a file backup: no disk layout or boot loader recorded)',
-        disk: m ? { table: m.layout.table.label === 'none' ? 'none' : `${m.layout.table.label} ${m.layout.table.id}`, rawAreas: m.rawAreas ? `${m.rawAreas.length} stretches, ${bytes(m.rawAreas.reduce((n, a) => n + a.length, 0))} (the whole disk, block by block; zeroes not stored)` : undefined, partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`), filesystems: m.layout.filesystems.map((x) => `${partitionName(x.partition)}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`), bootAreas: m.bootAreas.map((a) => a.what), bootLoader: m.bootLoader ? `${m.bootLoader.kind}${m.bootLoader.config ? ` (${m.bootLoader.config} on partition ${m.bootLoader.partition})` : ''}` : undefined, mounts: m.mounts?.map((x) => `${partitionName(x.partition)} on ${x.mountPoint}`), systemState: m.ssr } : undefined,
+        disk: m
+          ? {
+              table: m.layout.table.label === 'none' ? 'none' : `${m.layout.table.label} ${m.layout.table.id}`,
+              rawAreas: m.rawAreas
+                ? `${m.rawAreas.length} stretches, ${bytes(m.rawAreas.reduce((n, a) => n + a.length, 0))} (the whole disk, block by block; zeroes not stored)`
+                : undefined,
+              partitions: m.layout.partitions.map((p) => `${p.index}: start ${p.start}, ${p.size} sectors, type ${p.type}${p.bootable ? ', bootable' : ''}`),
+              filesystems: m.layout.filesystems.map((x) => `${partitionName(x.partition)}: ${x.type} UUID=${x.uuid ?? '-'} LABEL=${x.label ?? '-'}`),
+              bootAreas: m.bootAreas.map((a) => a.what),
+              bootLoader: m.bootLoader
+                ? `${m.bootLoader.kind}${m.bootLoader.config ? ` (${m.bootLoader.config} on partition ${m.bootLoader.partition})` : ''}`
+                : undefined,
+              mounts: m.mounts?.map((x) => `${partitionName(x.partition)} on ${x.mountPoint}`),
+              systemState: m.ssr,
+            }
+          : undefined,
       });
     });
 
   waitOptions(
     backup
       .command('restore <snapshot>')
-      .description('cluster: rebuild a backup into a new volume, or its system state into an existing one; with --repo: files (each to T/<original absolute path>) or disk images')
-      .option('--volume <volume>', 'cluster: the new volume to rebuild the disk into (bare-metal recovery), or with --system-state the existing volume to repair')
+      .description(
+        'cluster: rebuild a backup into a new volume, or its system state into an existing one; with --repo: files (each to T/<original absolute path>) or disk images',
+      )
+      .option(
+        '--volume <volume>',
+        'cluster: the new volume to rebuild the disk into (bare-metal recovery), or with --system-state the existing volume to repair',
+      )
       .option('--tenant <tenant>', 'cluster: tenant of the new volume')
       .option('--host <host>', "cluster, with --target: the host to restore files on (default: the backup's)")
       .option('--target <dir>', 'where to restore files (each to T/<original absolute path>); in a cluster, a directory on the host')
       .option('--disk <image>', 'standalone: rebuild the whole disk into this new image file (bare-metal recovery; the snapshot must be BMR-ready)')
-      .option('--system-state', 'with --volume or --disk: put back only the system state (OS configuration, boot files, boot loader) into that existing disk, leaving user data as it is')
-      .option('--include <path>', 'with --target: restore only this absolute path or subtree; with --volume of the same disk: put these files (/pN/PATH) back into it (repeatable)', collect, []),
+      .option(
+        '--system-state',
+        'with --volume or --disk: put back only the system state (OS configuration, boot files, boot loader) into that existing disk, leaving user data as it is',
+      )
+      .option(
+        '--include <path>',
+        'with --target: restore only this absolute path or subtree; with --volume of the same disk: put these files (/pN/PATH) back into it (repeatable)',
+        collect,
+        [],
+      ),
   ).action(
-    async (ref: string, o: { target?: string; include: string[]; disk?: string; systemState?: boolean; volume?: string; tenant?: string; host?: string } & WaitFlags, cmd: Command) => {
+    async (
+      ref: string,
+      o: { target?: string; include: string[]; disk?: string; systemState?: boolean; volume?: string; tenant?: string; host?: string } & WaitFlags,
+      cmd: Command,
+    ) => {
       const f = flags(cmd);
       if (!f.repo) {
         if (o.disk) throw new CliError('--disk restores from a repository directly: give --repo DIR', 2);
@@ -293,7 +374,9 @@ export function backupCommands(program: Command): void {
         );
         const seconds = (Date.now() - start) / 1000;
         if (f.json) return printJson({ snapshot: s.id, disk: resolve(o.disk), restored: r.paths, seconds });
-        process.stdout.write(`system state (${r.paths.join(', ')} and the boot areas) restored from snapshot ${s.id.slice(0, 8)} into ${resolve(o.disk)} in ${seconds.toFixed(1)} s\n`);
+        process.stdout.write(
+          `system state (${r.paths.join(', ')} and the boot areas) restored from snapshot ${s.id.slice(0, 8)} into ${resolve(o.disk)} in ${seconds.toFixed(1)} s\n`,
+        );
         return;
       }
       if (o.disk) {
@@ -313,7 +396,10 @@ export function backupCommands(program: Command): void {
       const start = Date.now();
       const r = await locked(repo, 'restore', false, async () => {
         try {
-          return await new Restorer(repo, { include: o.include.map((p) => resolve(p)), onProgress: (p) => progress.update(p.files, p.bytes) }).run(s, resolve(target));
+          return await new Restorer(repo, { include: o.include.map((p) => resolve(p)), onProgress: (p) => progress.update(p.files, p.bytes) }).run(
+            s,
+            resolve(target),
+          );
         } catch (e) {
           throw new CliError(`restore failed and is incomplete (${resolve(target)}/.outrig-restore-incomplete marks it): ${(e as Error).message}`);
         } finally {
@@ -368,7 +454,9 @@ export function backupCommands(program: Command): void {
       const damaged = r.snapshots.filter((s) => !s.ok);
       if (f.json) printJson(r);
       else {
-        process.stdout.write(`${r.packs} packs, ${r.blobs} blobs, ${bytes(r.bytes)} checked; ${r.damagedPacks.length} damaged or missing packs, ${r.badBlobs.length} damaged blobs\n`);
+        process.stdout.write(
+          `${r.packs} packs, ${r.blobs} blobs, ${bytes(r.bytes)} checked; ${r.damagedPacks.length} damaged or missing packs, ${r.badBlobs.length} damaged blobs\n`,
+        );
         for (const p of r.damagedPacks) process.stdout.write(`pack ${p.pack}: ${p.reason}\n`);
         for (const s of damaged) {
           process.stdout.write(`snapshot ${s.id.slice(0, 8)} (${s.time}) is damaged:\n`);
@@ -382,42 +470,59 @@ export function backupCommands(program: Command): void {
 
   backup
     .command('prune')
-    .description('forget snapshots outside the retention rules and delete the data only they used; the rules apply to each group (host and source) on its own, as restic does')
+    .description(
+      'forget snapshots outside the retention rules and delete the data only they used; the rules apply to each group (host and source) on its own, as restic does',
+    )
     .addOption(new Option('--keep-last <n>', 'keep the newest n snapshots').argParser(parseIntStrict('--keep-last')))
     .addOption(new Option('--keep-daily <n>', 'keep the newest snapshot of each of the last n days').argParser(parseIntStrict('--keep-daily')))
     .addOption(new Option('--keep-weekly <n>', 'the same per ISO week').argParser(parseIntStrict('--keep-weekly')))
     .addOption(new Option('--keep-monthly <n>', 'the same per month').argParser(parseIntStrict('--keep-monthly')))
-    .option('--group-by <fields>', "group snapshots by these before applying the rules: host, paths (the source: paths, disk or volume), tags, joined by commas; '' for one group", DEFAULT_GROUP_BY.join(','))
+    .option(
+      '--group-by <fields>',
+      "group snapshots by these before applying the rules: host, paths (the source: paths, disk or volume), tags, joined by commas; '' for one group",
+      DEFAULT_GROUP_BY.join(','),
+    )
     .option('--dry-run', 'say what would go, change nothing')
-    .action(async (o: { keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; groupBy: string; dryRun?: boolean }, cmd: Command) => {
-      const f = flags(cmd);
-      let groupBy;
-      try {
-        groupBy = parseGroupBy(o.groupBy);
-      } catch (e) {
-        throw new CliError((e as Error).message, 2);
-      }
-      const repo = await openRepo(f);
-      const rules: Retention = { last: o.keepLast, daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly };
-      for (const k of Object.keys(rules) as (keyof Retention)[]) if (rules[k] === undefined) delete rules[k];
-      const r = await locked(repo, 'prune', true, () =>
-        prune(repo, rules, { dryRun: o.dryRun, groupBy }).catch((e: Error) => {
-          throw new CliError(e.message, 2);
-        }),
-      );
-      if (f.json) return printJson({ dryRun: !!o.dryRun, groupBy, ...r });
-      for (const g of r.groups) process.stdout.write(groupReport(g, !!o.dryRun));
-      if (!r.groups.length) process.stdout.write('no snapshots\n');
-      if (!o.dryRun) process.stdout.write(`${r.removed.length} snapshots removed; ${r.packsDeleted} packs deleted, ${r.packsRewritten} rewritten, ${bytes(r.bytesFreed)} freed\n`);
-      else process.stdout.write(`dry run: ${r.removed.length} snapshots would be removed, nothing changed\n`);
-    });
+    .action(
+      async (o: { keepLast?: number; keepDaily?: number; keepWeekly?: number; keepMonthly?: number; groupBy: string; dryRun?: boolean }, cmd: Command) => {
+        const f = flags(cmd);
+        let groupBy;
+        try {
+          groupBy = parseGroupBy(o.groupBy);
+        } catch (e) {
+          throw new CliError((e as Error).message, 2);
+        }
+        const repo = await openRepo(f);
+        const rules: Retention = { last: o.keepLast, daily: o.keepDaily, weekly: o.keepWeekly, monthly: o.keepMonthly };
+        for (const k of Object.keys(rules) as (keyof Retention)[]) if (rules[k] === undefined) delete rules[k];
+        const r = await locked(repo, 'prune', true, () =>
+          prune(repo, rules, { dryRun: o.dryRun, groupBy }).catch((e: Error) => {
+            throw new CliError(e.message, 2);
+          }),
+        );
+        if (f.json) return printJson({ dryRun: !!o.dryRun, groupBy, ...r });
+        for (const g of r.groups) process.stdout.write(groupReport(g, !!o.dryRun));
+        if (!r.groups.length) process.stdout.write('no snapshots\n');
+        if (!o.dryRun)
+          process.stdout.write(
+            `${r.removed.length} snapshots removed; ${r.packsDeleted} packs deleted, ${r.packsRewritten} rewritten, ${bytes(r.bytesFreed)} freed\n`,
+          );
+        else process.stdout.write(`dry run: ${r.removed.length} snapshots would be removed, nothing changed\n`);
+      },
+    );
 }
 
 /** One group of `prune`'s answer: its host and source, then each snapshot with why it stays or that it goes. */
 function groupReport(g: RetentionGroup, dryRun: boolean): string {
-  const head = [g.host !== undefined && `host ${g.host}`, g.source !== undefined && `source ${g.source}`, g.tags !== undefined && `tags ${g.tags.join(',') || '-'}`].filter(Boolean).join(', ') || 'all snapshots';
+  const head =
+    [g.host !== undefined && `host ${g.host}`, g.source !== undefined && `source ${g.source}`, g.tags !== undefined && `tags ${g.tags.join(',') || '-'}`]
+      .filter(Boolean)
+      .join(', ') || 'all snapshots';
   const line = (id: string, time: string, what: string) => `  ${id.slice(0, 8)}  ${time.replace('T', ' ').slice(0, 19)}  ${what}\n`;
-  const rows = [...g.keep.map((k) => ({ ...k, what: `keep (${k.reasons.join(', ')})` })), ...g.remove.map((x) => ({ ...x, what: dryRun ? 'would remove' : 'remove' }))].sort((a, b) => b.time.localeCompare(a.time));
+  const rows = [
+    ...g.keep.map((k) => ({ ...k, what: `keep (${k.reasons.join(', ')})` })),
+    ...g.remove.map((x) => ({ ...x, what: dryRun ? 'would remove' : 'remove' })),
+  ].sort((a, b) => b.time.localeCompare(a.time));
   return `${head}: keep ${g.keep.length}, ${dryRun ? 'would remove' : 'remove'} ${g.remove.length}\n${rows.map((x) => line(x.id, x.time, x.what)).join('')}`;
 }
 
@@ -434,7 +539,11 @@ function rawImage(path: string): void {
   } catch (e) {
     throw new CliError(`--disk ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`, 2);
   }
-  if (head.readUInt32BE(0) === 0x514649fb) throw new CliError(`--disk ${path} is a qcow2 image: back up a raw one (qemu-img convert -O raw ${path} disk.raw), or import it and back up the volume through the controller`, 2);
+  if (head.readUInt32BE(0) === 0x514649fb)
+    throw new CliError(
+      `--disk ${path} is a qcow2 image: back up a raw one (qemu-img convert -O raw ${path} disk.raw), or import it and back up the volume through the controller`,
+      2,
+    );
 }
 
 function liveDiskOf(path: string) {

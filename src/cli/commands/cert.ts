@@ -12,7 +12,9 @@ function state(c: Certificate): string {
 }
 
 export function certCommands(program: Command): void {
-  const cert = program.command('cert').description('certificates of the cluster CA: hosts, controllers and port authenticators (server), operators, instance principals');
+  const cert = program
+    .command('cert')
+    .description('certificates of the cluster CA: hosts, controllers and port authenticators (server), operators, instance principals');
 
   cert
     .command('list')

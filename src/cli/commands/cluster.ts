@@ -17,7 +17,9 @@ function describeRule(r: EnrollmentRule): string {
     case 'host-ids':
       return `host ids: ${(r.spec.hostIds ?? []).join(',')}`;
     case 'labels':
-      return `labels: ${Object.entries(r.spec.labels ?? {}).map(([k, v]) => `${k}=${v}`).join(',')}`;
+      return `labels: ${Object.entries(r.spec.labels ?? {})
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',')}`;
     case 'keys':
       return `host keys: ${r.spec.keyFingerprints?.length ?? 0}`;
   }
@@ -35,12 +37,20 @@ export function clusterCommands(program: Command): void {
 
   cluster
     .command('info')
-    .description("show this controller and the cluster CA fingerprint (what agents pin with --ca-fingerprint)")
+    .description('show this controller and the cluster CA fingerprint (what agents pin with --ca-fingerprint)')
     .action(async (_o, cmd: Command) => {
       const { api, json } = contextOf(cmd);
       const c = await api.get<ControllerInfo & { caFingerprint: string; caCertificate: string }>('/v1/cluster');
       if (json) return printJson(c);
-      printDetails({ cluster: c.cluster, controller: `${c.name} (${c.id})`, version: c.version, endpoint: c.endpoint, features: c.features.join(', '), hosts: c.hosts, caFingerprint: c.caFingerprint });
+      printDetails({
+        cluster: c.cluster,
+        controller: `${c.name} (${c.id})`,
+        version: c.version,
+        endpoint: c.endpoint,
+        features: c.features.join(', '),
+        hosts: c.hosts,
+        caFingerprint: c.caFingerprint,
+      });
     });
 
   const rule = cluster.command('enroll-rule').description('rules that admit enrolling hosts without an operator');
@@ -52,7 +62,12 @@ export function clusterCommands(program: Command): void {
     .addOption(new Option('--kind <kind>', 'what the rule matches').choices([...ENROLL_RULE_KINDS]).makeOptionMandatory())
     .option('--host-id <id>', 'host id to admit (kind host-ids; repeatable)', collect, [])
     .option('--label <key=value>', 'label the host must announce (kind labels; repeatable)', collect, [])
-    .option('--key-fingerprint <sha256>', "fingerprint of a host's key, from 'outrig agent --print-identity' on it (kind keys, or to bind host-ids / labels; repeatable)", collect, [])
+    .option(
+      '--key-fingerprint <sha256>',
+      "fingerprint of a host's key, from 'outrig agent --print-identity' on it (kind keys, or to bind host-ids / labels; repeatable)",
+      collect,
+      [],
+    )
     .option('--with-token', 'kinds host-ids and labels: hosts must also present a bootstrap token (printed once)')
     .option('--allow-unauthenticated', 'kinds host-ids and labels: admit on what hosts claim alone, which anyone on the network can claim')
     .option('--uses <n>', 'how many hosts the rule admits (token: 1 by default)', parseIntStrict('--uses'))
@@ -60,7 +75,16 @@ export function clusterCommands(program: Command): void {
     .action(
       async (
         name: string,
-        o: { kind: EnrollmentRule['spec']['kind']; hostId: string[]; label: string[]; keyFingerprint: string[]; withToken?: boolean; allowUnauthenticated?: boolean; uses?: number; expiresIn?: number },
+        o: {
+          kind: EnrollmentRule['spec']['kind'];
+          hostId: string[];
+          label: string[];
+          keyFingerprint: string[];
+          withToken?: boolean;
+          allowUnauthenticated?: boolean;
+          uses?: number;
+          expiresIn?: number;
+        },
         cmd: Command,
       ) => {
         const { api, json } = contextOf(cmd);
@@ -70,7 +94,8 @@ export function clusterCommands(program: Command): void {
         if (o.kind !== 'host-ids' && o.hostId.length) throw new CliError('--host-id only goes with --kind host-ids', 2);
         if (o.kind !== 'labels' && o.label.length) throw new CliError('--label only goes with --kind labels', 2);
         const claims = o.kind === 'host-ids' || o.kind === 'labels';
-        if (!claims && (o.withToken || o.allowUnauthenticated)) throw new CliError('--with-token and --allow-unauthenticated only go with --kind host-ids or labels', 2);
+        if (!claims && (o.withToken || o.allowUnauthenticated))
+          throw new CliError('--with-token and --allow-unauthenticated only go with --kind host-ids or labels', 2);
         if (claims && !o.withToken && !o.keyFingerprint.length && !o.allowUnauthenticated)
           throw new CliError(
             `a ${o.kind} rule admits on what hosts claim, and anyone on the network can claim any ${o.kind === 'labels' ? 'labels' : 'host id'}: ` +
@@ -110,7 +135,16 @@ export function clusterCommands(program: Command): void {
       if (json) return printJson(items);
       printTable(
         ['NAME', 'KIND', 'MATCHES', 'USES', 'PHASE', 'AUTH', 'EXPIRES', 'AGE'],
-        items.map((r) => [r.name, r.spec.kind, describeRule(r), `${r.status.uses}/${r.spec.maxUses ?? (r.spec.kind === 'token' ? 1 : '∞')}`, r.status.phase, describeAuth(r), r.spec.expiresAt ?? '-', age(r.createdAt)]),
+        items.map((r) => [
+          r.name,
+          r.spec.kind,
+          describeRule(r),
+          `${r.status.uses}/${r.spec.maxUses ?? (r.spec.kind === 'token' ? 1 : '∞')}`,
+          r.status.phase,
+          describeAuth(r),
+          r.spec.expiresAt ?? '-',
+          age(r.createdAt),
+        ]),
       );
     });
   rule
@@ -158,6 +192,8 @@ export function clusterCommands(program: Command): void {
       await writeFile(files.cert, r.certificate);
       await writeFile(files.ca, r.ca);
       if (json) return printJson(files);
-      process.stdout.write(`operator certificate for ${name} written to ${o.outDir}\nuse it with:  export OUTRIG_CERT=${files.cert} OUTRIG_KEY=${files.key} OUTRIG_CA=${files.ca}\n`);
+      process.stdout.write(
+        `operator certificate for ${name} written to ${o.outDir}\nuse it with:  export OUTRIG_CERT=${files.cert} OUTRIG_KEY=${files.key} OUTRIG_CA=${files.ca}\n`,
+      );
     });
 }

@@ -27,7 +27,9 @@ function human(n: number): string {
 }
 
 const cacheOption = () =>
-  new Option('--cache <mode>', 'writeback: durable at flush; writethrough: every write durable before it completes').choices(['writeback', 'writethrough']).default('writeback');
+  new Option('--cache <mode>', 'writeback: durable at flush; writethrough: every write durable before it completes')
+    .choices(['writeback', 'writethrough'])
+    .default('writeback');
 
 export function diskCommands(program: Command): void {
   const disk = program.command('disk').description('Outrig disk files: create, inspect, check, serve over NBD');
@@ -118,7 +120,10 @@ export function diskCommands(program: Command): void {
       const list = e.snapshots();
       await e.close();
       if (json) return printJson(list);
-      printTable(['ID', 'NAME', 'BLOCKS', 'CREATED'], list.map((s) => [s.id, s.name, s.blocks, s.createdAt]));
+      printTable(
+        ['ID', 'NAME', 'BLOCKS', 'CREATED'],
+        list.map((s) => [s.id, s.name, s.blocks, s.createdAt]),
+      );
     });
   snap
     .command('delete <file> <snapshot>')
@@ -151,7 +156,9 @@ function diskCheckCommand(disk: Command): void {
         for (const f of r.findings) {
           process.stdout.write(`${f.severity.toUpperCase().padEnd(7)} ${f.message}${f.fileOffset !== undefined ? ` [file offset ${f.fileOffset}]` : ''}\n`);
         }
-        process.stdout.write(`${file}: ${r.clean ? 'clean' : `${r.errors} error(s)`}${r.warnings ? `, ${r.warnings} warning(s)` : ''}${r.repaired ? ' (after repair)' : ''}\n`);
+        process.stdout.write(
+          `${file}: ${r.clean ? 'clean' : `${r.errors} error(s)`}${r.warnings ? `, ${r.warnings} warning(s)` : ''}${r.repaired ? ' (after repair)' : ''}\n`,
+        );
       }
       if (!r.clean) process.exitCode = 1;
     });
@@ -163,7 +170,11 @@ export function diskdCommand(program: Command): void {
     .description('run the storage daemon of this host: serves its volumes over NBD (normally started by the agent)')
     .option('--data <dir>', 'diskd directory (default: $OUTRIG_DATA/agent/diskd)')
     .addOption(cacheOption())
-    .option('--max-in-flight-mib <n>', 'write MiB all NBD connections together may have waiting for the disk; past it they are not read until half is done', '256')
+    .option(
+      '--max-in-flight-mib <n>',
+      'write MiB all NBD connections together may have waiting for the disk; past it they are not read until half is done',
+      '256',
+    )
     .option('--max-backlog-mib <n>', 'write-back MiB all volumes together may hold acknowledged but not yet durable; past it writes wait for a sync', '1024')
     .action(async (o: { data?: string; cache: 'writeback' | 'writethrough'; maxInFlightMib: string; maxBacklogMib: string }) => {
       const mib = (flag: string, v: string) => {

@@ -16,7 +16,11 @@ export function hostClusterCommands(program: Command): void {
     .option('--label <key=value>', 'label (repeatable)', collect, [])
     .action(async (name: string, o: { network: string[]; tenant: string; label: string[] }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
-      const c = await api.post<HostCluster>('/v1/host-clusters', { name, tenant: o.tenant, networks: o.network, labels: parseLabels(o.label) }, { name: 'NAME', tenant: '--tenant', networks: '--network' });
+      const c = await api.post<HostCluster>(
+        '/v1/host-clusters',
+        { name, tenant: o.tenant, networks: o.network, labels: parseLabels(o.label) },
+        { name: 'NAME', tenant: '--tenant', networks: '--network' },
+      );
       if (json) return printJson(c);
       process.stdout.write(`host cluster ${c.name} created (${c.id}) for tenant ${c.spec.tenant}\n`);
     });
@@ -26,7 +30,10 @@ export function hostClusterCommands(program: Command): void {
       const { api, json } = contextOf(cmd);
       const { items } = await api.get<{ items: HostCluster[] }>('/v1/host-clusters');
       if (json) return printJson(items);
-      printTable(['NAME', 'ID', 'TENANT', 'HOSTS', 'AGE'], items.map((c) => [c.name, c.id, c.spec.tenant, c.status.principals.map((p) => p.hostName).join(',') || '-', age(c.createdAt)]));
+      printTable(
+        ['NAME', 'ID', 'TENANT', 'HOSTS', 'AGE'],
+        items.map((c) => [c.name, c.id, c.spec.tenant, c.status.principals.map((p) => p.hostName).join(',') || '-', age(c.createdAt)]),
+      );
     });
   hc.command('show <cluster>')
     .description('show a host cluster and the principal certificate of each host')
@@ -39,7 +46,9 @@ export function hostClusterCommands(program: Command): void {
         id: c.id,
         tenant: c.spec.tenant,
         networks: c.spec.networks,
-        hosts: c.status.principals.map((p) => `${p.hostName}: principal ${p.serial}, networks ${p.segments.map((x) => `vnet-${x}`).join(',')}, expires ${p.notAfter}`),
+        hosts: c.status.principals.map(
+          (p) => `${p.hostName}: principal ${p.serial}, networks ${p.segments.map((x) => `vnet-${x}`).join(',')}, expires ${p.notAfter}`,
+        ),
         conditions: c.status.conditions,
         created: c.createdAt,
       });
@@ -51,7 +60,9 @@ export function hostClusterCommands(program: Command): void {
       const c = await api.post<HostCluster>(`${path(ref)}/hosts`, { host });
       if (json) return printJson(c);
       const p = c.status.principals.find((x) => x.hostName === host || x.hostId === host);
-      process.stdout.write(`host ${host} added to ${c.name}${p ? `; principal certificate ${p.serial} for ${p.segments.map((x) => `vnet-${x}`).join(',')}` : ''}\n`);
+      process.stdout.write(
+        `host ${host} added to ${c.name}${p ? `; principal certificate ${p.serial} for ${p.segments.map((x) => `vnet-${x}`).join(',')}` : ''}\n`,
+      );
     });
   hc.command('remove-host <cluster> <host>')
     .description('take a host out of the cluster; its principal certificate is revoked')

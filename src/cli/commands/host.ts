@@ -101,7 +101,9 @@ export function hostCommands(program: Command): void {
           ? {
               backend: inv.network.backend ?? 'none',
               why: inv.network.reason,
-              underlay: inv.network.underlay ? `${inv.network.underlay.address} on ${inv.network.underlay.dev} (MTU ${inv.network.underlay.mtu})` : inv.network.underlayError,
+              underlay: inv.network.underlay
+                ? `${inv.network.underlay.address} on ${inv.network.underlay.dev} (MTU ${inv.network.underlay.mtu})`
+                : inv.network.underlayError,
               probed: inv.network.backends.map((b) => `${b.name}: ${b.available ? 'available' : 'unavailable'} (${b.reason})`),
             }
           : undefined,

@@ -57,7 +57,13 @@ export function registerImage(api: ApiClient, dir: string, m: GuestImageManifest
     {
       name: m.name,
       labels: { 'outrig.io/source': 'build-test', 'outrig.io/kernel': m.kernelVersion },
-      spec: { kind: 'kernel', cmdline: m.cmdline, readyMarker: m.readyMarker, guestPorts: m.guestPorts, files: { kernel: { sha256: m.files.kernel.sha256, size: m.files.kernel.size }, initrd: { sha256: m.files.initrd.sha256, size: m.files.initrd.size } } },
+      spec: {
+        kind: 'kernel',
+        cmdline: m.cmdline,
+        readyMarker: m.readyMarker,
+        guestPorts: m.guestPorts,
+        files: { kernel: { sha256: m.files.kernel.sha256, size: m.files.kernel.size }, initrd: { sha256: m.files.initrd.sha256, size: m.files.initrd.size } },
+      },
     },
     { kernel: join(dir, m.files.kernel.name), initrd: join(dir, m.files.initrd.name) },
     opts,
@@ -99,14 +105,18 @@ export async function convertToOutrigDisk(
   const source = `json:${JSON.stringify({ driver: info.format, file: { driver: 'file', filename: file }, ...(info.format === 'qcow2' ? { backing: null } : {}) })}`;
   try {
     await server.listen(sock);
-    await runConfined('qemu-img', ['convert', ...(opts.progress ? ['-p'] : []), '-n', '--target-is-zero', '-O', 'raw', source, `nbd+unix:///import?socket=${sock}`], {
-      identity: 'reader',
-      readable: [file],
-      writable: [sock],
-      timeoutMs: 6 * 3600_000,
-      onStdout: opts.progress ? (d) => process.stderr.write(d) : undefined,
-      what: 'qemu-img convert',
-    }).catch((e: Error) => {
+    await runConfined(
+      'qemu-img',
+      ['convert', ...(opts.progress ? ['-p'] : []), '-n', '--target-is-zero', '-O', 'raw', source, `nbd+unix:///import?socket=${sock}`],
+      {
+        identity: 'reader',
+        readable: [file],
+        writable: [sock],
+        timeoutMs: 6 * 3600_000,
+        onStdout: opts.progress ? (d) => process.stderr.write(d) : undefined,
+        what: 'qemu-img convert',
+      },
+    ).catch((e: Error) => {
       throw new CliError(e.message);
     });
     await engine.flush();
@@ -138,7 +148,15 @@ export function imageCommands(program: Command): void {
         ['NAME', 'ID', 'PHASE', 'KIND', 'SIZE', 'SHA256', 'AGE'],
         items.map((i) => {
           const files = Object.values(i.spec.files as Record<string, { sha256: string; size: number }>);
-          return [i.name, i.id, i.status.phase, i.spec.kind, `${(files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB`, files[0]!.sha256.slice(0, 12), age(i.createdAt)];
+          return [
+            i.name,
+            i.id,
+            i.status.phase,
+            i.spec.kind,
+            `${(files.reduce((n, f) => n + f.size, 0) / 1e6).toFixed(1)} MB`,
+            files[0]!.sha256.slice(0, 12),
+            age(i.createdAt),
+          ];
         }),
       );
     });
@@ -150,7 +168,15 @@ export function imageCommands(program: Command): void {
       const { api, json } = contextOf(cmd);
       const i = await api.get<Image>(`/v1/images/${encodeURIComponent(ref)}`);
       if (json) return printJson(i);
-      printDetails({ name: i.name, id: i.id, phase: i.status.phase, spec: i.spec, filesPresent: i.status.filesPresent, labels: i.labels, createdAt: i.createdAt });
+      printDetails({
+        name: i.name,
+        id: i.id,
+        phase: i.status.phase,
+        spec: i.spec,
+        filesPresent: i.status.filesPresent,
+        labels: i.labels,
+        createdAt: i.createdAt,
+      });
     });
 
   image
@@ -177,7 +203,17 @@ export function imageCommands(program: Command): void {
           const c = await convertToOutrigDisk(out, join(work, 'test-disk.odsk'), { format: 'raw' });
           const img = await uploadImage(
             api,
-            { name: 'test-disk', labels: { 'outrig.io/source': 'build-test' }, spec: { kind: 'disk', virtualSizeBytes: c.virtualSizeBytes, readyMarker: d.readyMarker, guestPorts: [80], files: { disk: { sha256: c.sha256, size: c.size } } } },
+            {
+              name: 'test-disk',
+              labels: { 'outrig.io/source': 'build-test' },
+              spec: {
+                kind: 'disk',
+                virtualSizeBytes: c.virtualSizeBytes,
+                readyMarker: d.readyMarker,
+                guestPorts: [80],
+                files: { disk: { sha256: c.sha256, size: c.size } },
+              },
+            },
             { disk: join(work, 'test-disk.odsk') },
             { replace: o.replace },
           );
@@ -214,42 +250,64 @@ export function imageCommands(program: Command): void {
     .option('--port <guestPort>', 'guest TCP port to forward by default (repeatable)', (v: string, p: string[]) => [...p, v], [])
     .option('--raw-despite-header', 'with --format raw: import the file byte for byte even though it starts with a qcow2 header')
     .option('--replace', 'replace an image of the same name')
-    .action(async (file: string, o: { name?: string; format?: string; rawDespiteHeader?: boolean; readyMarker?: string; port: string[]; replace?: boolean }, cmd: Command) => {
-      const { api, json } = contextOf(cmd);
-      const { basename } = await import('node:path');
-      const { access, mkdir, rm } = await import('node:fs/promises');
-      await access(file);
-      const name = o.name ?? basename(file).replace(/\.[^.]*$/, '').toLowerCase().replace(/[^a-z0-9-]/g, '-');
-      // What can be checked before a conversion that may take minutes is checked first.
-      if (!new RegExp(NAME_PATTERN).test(name)) throw new CliError(`${o.name ? '--name' : `the name '${name}' made from the file name`} must be ${NAME_RULE}${o.name ? '' : '; give --name'}`, 2);
-      if (o.rawDespiteHeader && o.format !== 'raw') throw new CliError('--raw-despite-header goes with --format raw', 2);
-      const taken = await api.find<Image>(`/v1/images/${encodeURIComponent(name)}`);
-      if (taken && !o.replace) throw new CliError(`image '${name}' already exists (${taken.id}, made ${taken.createdAt}); use --replace to replace it, or --name to import under another name`, 2);
-      const work = join(dataRoot(), 'cache', `import-${process.pid}`);
-      await mkdir(work, { recursive: true });
-      const say = (s: string) => {
-        if (!json) process.stderr.write(s + '\n');
-      };
-      try {
-        say(`converting ${file} into an Outrig disk`);
-        const disk = join(work, `${name}.odsk`);
-        const c = await convertToOutrigDisk(file, disk, { format: o.format, rawDespiteHeader: o.rawDespiteHeader, progress: !json && process.stderr.isTTY });
-        const img = await uploadImage(
-          api,
-          {
-            name,
-            labels: { 'outrig.io/source': 'import' },
-            spec: { kind: 'disk', virtualSizeBytes: c.virtualSizeBytes, readyMarker: o.readyMarker, guestPorts: o.port.map(Number), files: { disk: { sha256: c.sha256, size: c.size } } },
-          },
-          { disk },
-          { replace: o.replace, log: say },
-        );
-        if (json) printJson(img);
-        else process.stdout.write(`image ${img.name} ${img.status.phase} (${img.id}): ${(c.virtualSizeBytes / 1024 ** 3).toFixed(2)} GiB disk\n`);
-      } finally {
-        await rm(work, { recursive: true, force: true });
-      }
-    });
+    .action(
+      async (
+        file: string,
+        o: { name?: string; format?: string; rawDespiteHeader?: boolean; readyMarker?: string; port: string[]; replace?: boolean },
+        cmd: Command,
+      ) => {
+        const { api, json } = contextOf(cmd);
+        const { basename } = await import('node:path');
+        const { access, mkdir, rm } = await import('node:fs/promises');
+        await access(file);
+        const name =
+          o.name ??
+          basename(file)
+            .replace(/\.[^.]*$/, '')
+            .toLowerCase()
+            .replace(/[^a-z0-9-]/g, '-');
+        // What can be checked before a conversion that may take minutes is checked first.
+        if (!new RegExp(NAME_PATTERN).test(name))
+          throw new CliError(`${o.name ? '--name' : `the name '${name}' made from the file name`} must be ${NAME_RULE}${o.name ? '' : '; give --name'}`, 2);
+        if (o.rawDespiteHeader && o.format !== 'raw') throw new CliError('--raw-despite-header goes with --format raw', 2);
+        const taken = await api.find<Image>(`/v1/images/${encodeURIComponent(name)}`);
+        if (taken && !o.replace)
+          throw new CliError(
+            `image '${name}' already exists (${taken.id}, made ${taken.createdAt}); use --replace to replace it, or --name to import under another name`,
+            2,
+          );
+        const work = join(dataRoot(), 'cache', `import-${process.pid}`);
+        await mkdir(work, { recursive: true });
+        const say = (s: string) => {
+          if (!json) process.stderr.write(s + '\n');
+        };
+        try {
+          say(`converting ${file} into an Outrig disk`);
+          const disk = join(work, `${name}.odsk`);
+          const c = await convertToOutrigDisk(file, disk, { format: o.format, rawDespiteHeader: o.rawDespiteHeader, progress: !json && process.stderr.isTTY });
+          const img = await uploadImage(
+            api,
+            {
+              name,
+              labels: { 'outrig.io/source': 'import' },
+              spec: {
+                kind: 'disk',
+                virtualSizeBytes: c.virtualSizeBytes,
+                readyMarker: o.readyMarker,
+                guestPorts: o.port.map(Number),
+                files: { disk: { sha256: c.sha256, size: c.size } },
+              },
+            },
+            { disk },
+            { replace: o.replace, log: say },
+          );
+          if (json) printJson(img);
+          else process.stdout.write(`image ${img.name} ${img.status.phase} (${img.id}): ${(c.virtualSizeBytes / 1024 ** 3).toFixed(2)} GiB disk\n`);
+        } finally {
+          await rm(work, { recursive: true, force: true });
+        }
+      },
+    );
 
   image
     .command('delete <image>')

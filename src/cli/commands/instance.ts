@@ -78,9 +78,13 @@ async function waitPhase(
   if (!flags.wait) return inst;
   const out = await waitFor<Instance>({
     poll: () => ctx.api.find<Instance>(path(inst.id)),
-    done: (i) =>
-      !!i && i.status.phase === want && (!flags.ready || getCondition(i.status.conditions, 'GuestReady')?.status === 'True') && also(i),
-    fail: (i) => (!i ? `instance ${inst.name} disappeared` : i.status.phase === 'failed' ? `instance ${i.name} failed: ${i.status.message ?? 'see outrig instance show'}` : undefined),
+    done: (i) => !!i && i.status.phase === want && (!flags.ready || getCondition(i.status.conditions, 'GuestReady')?.status === 'True') && also(i),
+    fail: (i) =>
+      !i
+        ? `instance ${inst.name} disappeared`
+        : i.status.phase === 'failed'
+          ? `instance ${i.name} failed: ${i.status.message ?? 'see outrig instance show'}`
+          : undefined,
     describe: (i) => describe(i, inst.name),
     timeoutMs: flags.timeout * 1000,
     quiet: ctx.json,
@@ -127,35 +131,58 @@ export function instanceCommands(program: Command): void {
       .option('--wait-for-room', 'if no host has room for it now, keep it pending until one has (default: refuse it at once, saying why)')
       .option('--ready-marker <text>', "what the guest prints on its serial console when it is up (default: the image's)")
       .option('--wait-ready', "also wait for the guest's ready marker"),
-  ).action(async (name: string, o: { image?: string; bootVolume?: string; volume: string[]; rootSize?: number; kernelArgs?: string; readyMarker?: string; vcpus: number; memory: number; tenant: string; port: string[]; network: string[]; label: string[]; start: boolean; waitReady?: boolean; waitForRoom?: boolean } & WaitFlags, cmd: Command) => {
-    const ctx = contextOf(cmd);
-    if (!o.image === !o.bootVolume) throw new CliError('give --image or --boot-volume (one of them)', 2);
-    const body = {
-      name,
-      image: o.image,
-      bootVolume: o.bootVolume,
-      volumes: o.volume.length ? o.volume : undefined,
-      rootDiskBytes: o.rootSize,
-      kernelArgs: o.kernelArgs,
-      readyMarker: o.readyMarker,
-      vcpus: o.vcpus,
-      memoryMiB: o.memory,
-      tenant: o.tenant,
-      labels: parseLabels(o.label),
-      forwardPorts: o.port.length ? o.port.map(parseIntStrict('--port')) : undefined,
-      networks: o.network.length ? o.network : undefined,
-      start: o.start,
-      waitForRoom: o.waitForRoom || undefined,
-    };
-    const created = await ctx.api.post<Instance>('/v1/instances', body, CREATE_FIELDS);
-    const final = await waitPhase(ctx, 'create', created, o.start ? 'running' : 'stopped', { ...o, ready: o.waitReady });
-    if (ctx.json) return printJson(final);
-    process.stdout.write(`${describe(final, name)}\n`);
-    if (final.status.network.forwards.length) process.stdout.write(`forwarded ports: ${forwardsText(final)}\n`);
-    if (isLoopbackForward(final) && (await ctx.api.get<{ items: unknown[] }>('/v1/hosts')).items.length > 1) process.stdout.write(`${loopbackNote(final.status.hostName ? `host ${final.status.hostName}` : 'its host')}\n`);
-    for (const n of final.spec.nics ?? []) process.stdout.write(`network ${n.networkName}: ${n.address}/${n.prefix} (${n.mac})\n`);
-    process.stdout.write(`console: outrig instance console ${final.name} --follow\n`);
-  });
+  ).action(
+    async (
+      name: string,
+      o: {
+        image?: string;
+        bootVolume?: string;
+        volume: string[];
+        rootSize?: number;
+        kernelArgs?: string;
+        readyMarker?: string;
+        vcpus: number;
+        memory: number;
+        tenant: string;
+        port: string[];
+        network: string[];
+        label: string[];
+        start: boolean;
+        waitReady?: boolean;
+        waitForRoom?: boolean;
+      } & WaitFlags,
+      cmd: Command,
+    ) => {
+      const ctx = contextOf(cmd);
+      if (!o.image === !o.bootVolume) throw new CliError('give --image or --boot-volume (one of them)', 2);
+      const body = {
+        name,
+        image: o.image,
+        bootVolume: o.bootVolume,
+        volumes: o.volume.length ? o.volume : undefined,
+        rootDiskBytes: o.rootSize,
+        kernelArgs: o.kernelArgs,
+        readyMarker: o.readyMarker,
+        vcpus: o.vcpus,
+        memoryMiB: o.memory,
+        tenant: o.tenant,
+        labels: parseLabels(o.label),
+        forwardPorts: o.port.length ? o.port.map(parseIntStrict('--port')) : undefined,
+        networks: o.network.length ? o.network : undefined,
+        start: o.start,
+        waitForRoom: o.waitForRoom || undefined,
+      };
+      const created = await ctx.api.post<Instance>('/v1/instances', body, CREATE_FIELDS);
+      const final = await waitPhase(ctx, 'create', created, o.start ? 'running' : 'stopped', { ...o, ready: o.waitReady });
+      if (ctx.json) return printJson(final);
+      process.stdout.write(`${describe(final, name)}\n`);
+      if (final.status.network.forwards.length) process.stdout.write(`forwarded ports: ${forwardsText(final)}\n`);
+      if (isLoopbackForward(final) && (await ctx.api.get<{ items: unknown[] }>('/v1/hosts')).items.length > 1)
+        process.stdout.write(`${loopbackNote(final.status.hostName ? `host ${final.status.hostName}` : 'its host')}\n`);
+      for (const n of final.spec.nics ?? []) process.stdout.write(`network ${n.networkName}: ${n.address}/${n.prefix} (${n.mac})\n`);
+      process.stdout.write(`console: outrig instance console ${final.name} --follow\n`);
+    },
+  );
 
   inst
     .command('list')
@@ -166,9 +193,21 @@ export function instanceCommands(program: Command): void {
       if (json) return printJson(items);
       printTable(
         ['NAME', 'ID', 'PHASE', 'HOST', 'VCPUS', 'MEMORY', 'IMAGE', 'TENANT', 'FORWARDS', 'AGE'],
-        items.map((i) => [i.name, i.id, i.status.phase, i.status.hostName ?? '-', i.spec.vcpus, mib(i.spec.memoryMiB), i.spec.image ?? `volume ${i.spec.bootVolume}`, i.spec.tenant, forwardsText(i), age(i.createdAt)]),
+        items.map((i) => [
+          i.name,
+          i.id,
+          i.status.phase,
+          i.status.hostName ?? '-',
+          i.spec.vcpus,
+          mib(i.spec.memoryMiB),
+          i.spec.image ?? `volume ${i.spec.bootVolume}`,
+          i.spec.tenant,
+          forwardsText(i),
+          age(i.createdAt),
+        ]),
       );
-      if (items.some(isLoopbackForward) && (await api.get<{ items: unknown[] }>('/v1/hosts')).items.length > 1) process.stdout.write(`\n${loopbackNote('its host (HOST)')}\n`);
+      if (items.some(isLoopbackForward) && (await api.get<{ items: unknown[] }>('/v1/hosts')).items.length > 1)
+        process.stdout.write(`\n${loopbackNote('its host (HOST)')}\n`);
     });
 
   inst
@@ -224,13 +263,21 @@ export function instanceCommands(program: Command): void {
   ] as const) {
     const c = waitOptions(inst.command(`${action} <instance>`).description(help));
     if (want === 'running') c.option('--wait-ready', "also wait for the guest's ready marker");
-    if (action !== 'start') c.option('--force', 'power the VM off at once instead of pressing its power button and waiting for the guest (also ends a stop that is waiting)');
+    if (action !== 'start')
+      c.option('--force', 'power the VM off at once instead of pressing its power button and waiting for the guest (also ends a stop that is waiting)');
     c.action(async (ref: string, o: WaitFlags & { waitReady?: boolean; force?: boolean }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const before = await ctx.api.get<Instance>(path(ref));
       const after = await ctx.api.post<Instance>(`${path(ref)}/${action}${o.force ? '?force=true' : ''}`);
       // A restart is done once the instance runs a boot newer than the one it had.
-      const final = await waitPhase(ctx, action, after, want, { ...o, ready: o.waitReady }, (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt);
+      const final = await waitPhase(
+        ctx,
+        action,
+        after,
+        want,
+        { ...o, ready: o.waitReady },
+        (i) => action !== 'restart' || i.status.bootedAt !== before.status.bootedAt,
+      );
       if (ctx.json) return printJson(final);
       process.stdout.write(`${describe(final, after.name)}\n`);
     });

@@ -60,7 +60,7 @@ function sum(p: MemoryPool, k: 'capacityMiB' | 'committedMiB' | 'balloonedMiB' |
 }
 
 export function memoryCommands(program: Command): void {
-  const memory = program.command('memory').description('memory pools: tiers, capacity, tenants\' shares and balloons');
+  const memory = program.command('memory').description("memory pools: tiers, capacity, tenants' shares and balloons");
   const pool = memory.command('pool').description('memory pools');
   const path = (ref: string) => `/v1/memory/pools/${encodeURIComponent(ref)}`;
 
@@ -99,7 +99,9 @@ export function memoryCommands(program: Command): void {
         id: p.id,
         phase: p.status.phase,
         hosts: p.spec.hosts ? p.status.hosts : `${p.status.hosts.join(', ') || 'none'} (every host no other pool names)`,
-        tiers: p.spec.tiers.map((t) => `${t.name} (${t.kind}${t.capacityMiB ? `, ${mib(t.capacityMiB)}` : ''}${t.hostNode !== undefined ? `, node ${t.hostNode}` : ''})`).join(', '),
+        tiers: p.spec.tiers
+          .map((t) => `${t.name} (${t.kind}${t.capacityMiB ? `, ${mib(t.capacityMiB)}` : ''}${t.hostNode !== undefined ? `, node ${t.hostNode}` : ''})`)
+          .join(', '),
         maxOvercommit: p.spec.maxOvercommit,
         floor: p.spec.floor ? `${mib(p.spec.floor.minMiB)} or ${p.spec.floor.fraction * 100}% of a guest` : 'default (128 MiB or 25% of a guest)',
         conditions: p.status.conditions,
@@ -108,12 +110,29 @@ export function memoryCommands(program: Command): void {
       process.stdout.write('\n');
       printTable(
         ['DOMAIN', 'TIER', 'HOST', 'CAPACITY', 'COMMITTED', 'BALLOONED', 'FREE', 'SHORT'],
-        p.status.domains.map((d) => [d.domain, d.tier, d.hostName ?? '-', mib(d.capacityMiB), mib(d.committedMiB), mib(d.balloonedMiB), mib(d.freeMiB), mib(d.shortMiB)]),
+        p.status.domains.map((d) => [
+          d.domain,
+          d.tier,
+          d.hostName ?? '-',
+          mib(d.capacityMiB),
+          mib(d.committedMiB),
+          mib(d.balloonedMiB),
+          mib(d.freeMiB),
+          mib(d.shortMiB),
+        ]),
       );
       process.stdout.write('\n');
       printTable(
         ['TENANT', 'GUARANTEED', 'LIMIT', 'INSTANCES', 'COMMITTED', 'BALLOONED', 'HELD'],
-        p.status.tenants.map((t) => [t.tenant, mib(t.guaranteedMiB), t.limitMiB < 0 ? 'none' : mib(t.limitMiB), t.instances, mib(t.committedMiB), mib(t.balloonedMiB), mib(t.heldMiB)]),
+        p.status.tenants.map((t) => [
+          t.tenant,
+          mib(t.guaranteedMiB),
+          t.limitMiB < 0 ? 'none' : mib(t.limitMiB),
+          t.instances,
+          mib(t.committedMiB),
+          mib(t.balloonedMiB),
+          mib(t.heldMiB),
+        ]),
       );
     });
 

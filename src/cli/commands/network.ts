@@ -20,16 +20,24 @@ export function networkCommands(program: Command): void {
     .requiredOption('--subnet <cidr>', 'IPv4 subnet, e.g. 10.10.0.0/24')
     .option('--gateway <address>', 'keep this address for a router (no guest gets it)')
     .addOption(new Option('--segment <id>', 'VXLAN network id / VLAN id (default: the lowest free from 100)').argParser(parseIntStrict('--segment')))
-    .option('--dhcp', "serve guests their addresses by DHCP (each host answers its own guests; needs dnsmasq-base on the hosts)")
+    .option('--dhcp', 'serve guests their addresses by DHCP (each host answers its own guests; needs dnsmasq-base on the hosts)')
     .option('--tenant <tenant>', 'tenant that owns the network', 'default')
     .option('--label <key=value>', 'label (repeatable)', collect, [])
     .action(async (name: string, o: { subnet: string; gateway?: string; segment?: number; dhcp?: boolean; tenant: string; label: string[] }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
       const body = { name, subnet: o.subnet, gateway: o.gateway, segment: o.segment, dhcp: o.dhcp, tenant: o.tenant, labels: parseLabels(o.label) };
-      const n = await api.post<Network>('/v1/networks', body, { name: 'NAME', subnet: '--subnet', gateway: '--gateway', segment: '--segment', tenant: '--tenant' });
+      const n = await api.post<Network>('/v1/networks', body, {
+        name: 'NAME',
+        subnet: '--subnet',
+        gateway: '--gateway',
+        segment: '--segment',
+        tenant: '--tenant',
+      });
       if (json) return printJson(n);
       const dhcp = n.spec.dhcp ? `, DHCP from ${n.spec.dhcp.server}` : '';
-      process.stdout.write(`network ${n.name} created (${n.id}): ${n.spec.subnet}, segment ${n.spec.segment}${n.spec.gateway ? `, gateway ${n.spec.gateway}` : ''}${dhcp}, tenant ${n.spec.tenant}\n`);
+      process.stdout.write(
+        `network ${n.name} created (${n.id}): ${n.spec.subnet}, segment ${n.spec.segment}${n.spec.gateway ? `, gateway ${n.spec.gateway}` : ''}${dhcp}, tenant ${n.spec.tenant}\n`,
+      );
     });
   net
     .command('list')
@@ -40,7 +48,17 @@ export function networkCommands(program: Command): void {
       if (json) return printJson(items);
       printTable(
         ['NAME', 'ID', 'PHASE', 'TENANT', 'SUBNET', 'SEGMENT', 'ADDRESSES', 'HOSTS', 'AGE'],
-        items.map((n) => [n.name, n.id, n.status.phase, n.spec.tenant, n.spec.subnet, n.spec.segment, `${n.addresses.used} used, ${n.addresses.free} free`, hostsText(n), age(n.createdAt)]),
+        items.map((n) => [
+          n.name,
+          n.id,
+          n.status.phase,
+          n.spec.tenant,
+          n.spec.subnet,
+          n.spec.segment,
+          `${n.addresses.used} used, ${n.addresses.free} free`,
+          hostsText(n),
+          age(n.createdAt),
+        ]),
       );
     });
   net
@@ -62,18 +80,24 @@ export function networkCommands(program: Command): void {
         dhcp: n.spec.dhcp ? `on, from ${n.spec.dhcp.server} (each host answers its own guests)` : 'off (static configuration)',
         addresses: `${n.addresses.used} used, ${n.addresses.free} free`,
         instances: n.instances.map((i) => `${i.name}: ${i.address} ${i.mac}${i.host ? ` on ${i.host}` : ''}`),
-        hosts: n.status.hosts.map((h) => `${h.hostName}: ${h.state}${h.peers.length ? `, floods to ${h.peers.join(' ')}` : ''}${h.error ? ` (${h.error})` : ''}`),
+        hosts: n.status.hosts.map(
+          (h) => `${h.hostName}: ${h.state}${h.peers.length ? `, floods to ${h.peers.join(' ')}` : ''}${h.error ? ` (${h.error})` : ''}`,
+        ),
         created: n.createdAt,
       });
     });
   net
     .command('forget-host <network> <host>')
-    .description("vouch that a deleted host no longer has the network's bridge and VXLAN device (the machine was wiped or retired); the segment is freed once no host holds it")
+    .description(
+      "vouch that a deleted host no longer has the network's bridge and VXLAN device (the machine was wiped or retired); the segment is freed once no host holds it",
+    )
     .action(async (ref: string, host: string, _o, cmd: Command) => {
       const { api, json } = contextOf(cmd);
       const n = await api.delete<Network>(`${path(ref)}/hosts/${encodeURIComponent(host)}`);
       if (json) return printJson(n);
-      process.stdout.write(`network ${n.name}: host ${host} forgotten${n.status.phase === 'deleting' && !n.status.hosts.length ? '; the network and its segment are freed' : ''}\n`);
+      process.stdout.write(
+        `network ${n.name}: host ${host} forgotten${n.status.phase === 'deleting' && !n.status.hosts.length ? '; the network and its segment are freed' : ''}\n`,
+      );
     });
   net
     .command('delete <network>')

@@ -20,7 +20,7 @@ function memoryOptions(c: Command): Command {
   return c
     .option('--pool <pool>', 'memory pool the entitlement is for (default: default)')
     .option('--guaranteed <size>', 'memory always available to the tenant in the pool (e.g. 2G)', parseMemory)
-    .option('--limit <size>', 'the most the tenant\'s instances may hold in the pool (e.g. 8G)', parseMemory)
+    .option('--limit <size>', "the most the tenant's instances may hold in the pool (e.g. 8G)", parseMemory)
     .option('--prefer <tiers>', 'tiers in order of preference, comma-separated (e.g. local,cxl)')
     .option('--pooled-share <share>', 'share of each instance placed on non-local tiers first (0-1)', parseNumberIn('--pooled-share', 0, 1));
 }
@@ -33,7 +33,13 @@ function withEntitlement(cur: EntitlementSpec[], o: MemoryFlags): EntitlementSpe
   const limitMiB = o.limit ?? old?.limitMiB;
   if (limitMiB === undefined) throw new CliError(`a new entitlement in pool ${pool} needs --limit`, 2);
   const e: EntitlementSpec = { pool, guaranteedMiB, limitMiB };
-  const prefer = o.prefer !== undefined ? o.prefer.split(',').map((x) => x.trim()).filter(Boolean) : old?.prefer;
+  const prefer =
+    o.prefer !== undefined
+      ? o.prefer
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : old?.prefer;
   if (prefer?.length) e.prefer = prefer;
   const share = o.pooledShare ?? old?.pooledShare;
   if (share !== undefined) e.pooledShare = share;
@@ -50,7 +56,8 @@ const TENANT_FIELDS: FieldFlags = {
 };
 
 async function mustHavePool(api: ApiClient, pool: string): Promise<void> {
-  if (!(await api.find<MemoryPool>(`/v1/memory/pools/${encodeURIComponent(pool)}`))) throw new CliError(`no such memory pool '${pool}' (--pool; see: outrig memory pool list)`, 2);
+  if (!(await api.find<MemoryPool>(`/v1/memory/pools/${encodeURIComponent(pool)}`)))
+    throw new CliError(`no such memory pool '${pool}' (--pool; see: outrig memory pool list)`, 2);
 }
 
 const hasMemoryFlags = (o: MemoryFlags) => o.guaranteed !== undefined || o.limit !== undefined || o.prefer !== undefined || o.pooledShare !== undefined;
@@ -75,7 +82,9 @@ export function tenantCommands(program: Command): void {
           t.id,
           t.status.phase,
           (t.spec.memory ?? []).map((e) => `${e.pool}:${mib(e.guaranteedMiB)}..${mib(e.limitMiB)}`).join(' ') || 'any pool',
-          Object.entries(t.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+          Object.entries(t.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(',') || '-',
           age(t.createdAt),
         ]),
       );
@@ -85,14 +94,15 @@ export function tenantCommands(program: Command): void {
     .action(async (name: string, o: MemoryFlags & { label: string[] }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
       // What exists is checked before what is missing: a mistyped pool or a taken name is the answer, not "needs --limit".
-      if (await api.find<Tenant>(`/v1/tenants/${encodeURIComponent(name)}`)) throw new CliError(`tenant '${name}' already exists (see: outrig tenant show ${name}; change its memory with outrig tenant set)`);
+      if (await api.find<Tenant>(`/v1/tenants/${encodeURIComponent(name)}`))
+        throw new CliError(`tenant '${name}' already exists (see: outrig tenant show ${name}; change its memory with outrig tenant set)`);
       if (o.pool) await mustHavePool(api, o.pool);
       const memory = hasMemoryFlags(o) || o.pool ? withEntitlement([], o) : undefined;
       const t = await api.post<Tenant>('/v1/tenants', { name, labels: parseLabels(o.label), memory }, TENANT_FIELDS);
       if (json) return printJson(t);
       process.stdout.write(`tenant ${t.name} created (${t.id})${memory ? `; memory ${describe(memory[0]!)}` : ''}\n`);
     });
-  memoryOptions(tenant.command('set <tenant>').description('change a tenant\'s memory entitlement in a pool (applies to running instances)'))
+  memoryOptions(tenant.command('set <tenant>').description("change a tenant's memory entitlement in a pool (applies to running instances)"))
     .option('--remove', 'remove the entitlement in --pool')
     .action(async (ref: string, o: MemoryFlags & { remove?: boolean }, cmd: Command) => {
       const { api, json } = contextOf(cmd);
@@ -127,7 +137,15 @@ export function tenantCommands(program: Command): void {
         process.stdout.write('\n');
         printTable(
           ['POOL', 'GUARANTEED', 'LIMIT', 'INSTANCES', 'COMMITTED', 'BALLOONED', 'HELD'],
-          usage.map((u) => [u.pool, mib(u.guaranteedMiB), u.limitMiB < 0 ? 'none' : mib(u.limitMiB), u.instances, mib(u.committedMiB), mib(u.balloonedMiB), mib(u.heldMiB)]),
+          usage.map((u) => [
+            u.pool,
+            mib(u.guaranteedMiB),
+            u.limitMiB < 0 ? 'none' : mib(u.limitMiB),
+            u.instances,
+            mib(u.committedMiB),
+            mib(u.balloonedMiB),
+            mib(u.heldMiB),
+          ]),
         );
       }
     });

@@ -77,7 +77,9 @@ export function upCommand(program: Command): void {
     .option('--demo', 'boot a demo instance from the test image')
     .option('--cluster <name>', 'cluster name offered to discovering hosts', 'outrig')
     .option('--no-discovery', 'do not answer discovery datagrams (only a --listen address beyond loopback answers them anyway)')
-    .addOption(new Option('--stop-timeout <seconds>', 'how long a stop waits for a guest before forcing it').default(30).argParser(parseIntStrict('--stop-timeout')))
+    .addOption(
+      new Option('--stop-timeout <seconds>', 'how long a stop waits for a guest before forcing it').default(30).argParser(parseIntStrict('--stop-timeout')),
+    )
     .addOption(diskPolicyOptions.overcommit())
     .addOption(diskPolicyOptions.pressureFree())
     .addOption(diskPolicyOptions.pressureMinFree())
@@ -113,10 +115,12 @@ export function upCommand(program: Command): void {
         // Other servers can join only an API they can reach: a loopback one answers no discovery.
         discovery: o.discovery && !isLoopback(host) ? {} : undefined,
       }).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'EADDRINUSE') throw new CliError(`${o.listen} is already in use: is another 'outrig up' or controller running? Use --listen to pick another address.`);
+        if (e.code === 'EADDRINUSE')
+          throw new CliError(`${o.listen} is already in use: is another 'outrig up' or controller running? Use --listen to pick another address.`);
         throw e;
       });
-      if (controller.discoveryPort) say(`answering discovery on UDP ${controller.discoveryPort} as cluster '${o.cluster}' (CA fingerprint ${controller.trust.ca.fingerprint})`);
+      if (controller.discoveryPort)
+        say(`answering discovery on UDP ${controller.discoveryPort} as cluster '${o.cluster}' (CA fingerprint ${controller.trust.ca.fingerprint})`);
       say('probing the accelerator and starting the agent...');
       // This machine's own agent is admitted by a rule naming its host id and its key: the id alone
       // is a claim anyone on the network could make. A new key (pki/ removed) gets a new rule.
@@ -153,7 +157,9 @@ export function upCommand(program: Command): void {
           demo = await ensureDemo(api, json, 300_000);
           const fwd = demo.status.network.forwards.find((f) => f.guestPort === 80);
           if (fwd) {
-            const body = await fetch(`http://${fwd.hostAddress}:${fwd.hostPort}/`).then((r) => r.text()).catch((e: Error) => `(not reachable yet: ${e.message})`);
+            const body = await fetch(`http://${fwd.hostAddress}:${fwd.hostPort}/`)
+              .then((r) => r.text())
+              .catch((e: Error) => `(not reachable yet: ${e.message})`);
             say(`demo guest answers on http://${fwd.hostAddress}:${fwd.hostPort}/ : ${body.trim()}`);
           }
         }

@@ -48,7 +48,14 @@ function stillRunning(name: string, doing: string, x: Volume | undefined, undo?:
   return `volume ${name} is still ${doing}${state}; follow with \`outrig volume show ${name}\`${undo ? `, ${undo}` : ''}`;
 }
 
-async function waitVolume(ctx: ReturnType<typeof contextOf>, v: Volume, flags: WaitFlags, done: (v: Volume | undefined) => boolean, doing: string, undo?: string): Promise<Volume | undefined> {
+async function waitVolume(
+  ctx: ReturnType<typeof contextOf>,
+  v: Volume,
+  flags: WaitFlags,
+  done: (v: Volume | undefined) => boolean,
+  doing: string,
+  undo?: string,
+): Promise<Volume | undefined> {
   if (!flags.wait) return v;
   return waitFor<Volume>({
     poll: () => ctx.api.find<Volume>(vpath(v.id)),
@@ -75,19 +82,45 @@ export function volumeCommands(program: Command): void {
       .option('--from-snapshot <snapshot>', 'clone this snapshot (VOLUME/SNAPSHOT, or its name if only one volume has it)')
       .option('--image <image>', 'clone this disk image')
       .option('--host <host>', 'create it on this host')
-      .option('--for <instance>', "create it on the host of this instance, to attach it there")
+      .option('--for <instance>', 'create it on the host of this instance, to attach it there')
       .option('--wait-for-room', 'if no host has disk room for it now, keep it pending until one has (default: refuse it at once, saying why)')
       .option('--block-size <size>', 'allocation block size (default 64K)', parseSize)
       .option('--label <key=value>', 'label (repeatable)', collect, []),
-  ).action(async (name: string, o: { size?: number; tenant: string; fromSnapshot?: string; image?: string; host?: string; for?: string; blockSize?: number; label: string[]; waitForRoom?: boolean } & WaitFlags, cmd: Command) => {
-    const ctx = contextOf(cmd);
-    const source = o.fromSnapshot ? { snapshot: o.fromSnapshot } : o.image ? { image: o.image } : undefined;
-    const body = { name, sizeBytes: o.size, tenant: o.tenant, source, host: o.host, forInstance: o.for, blockSize: o.blockSize, labels: parseLabels(o.label), waitForRoom: o.waitForRoom || undefined };
-    const v = await ctx.api.post<Volume>('/v1/volumes', body, CREATE_FIELDS);
-    const final = await waitVolume(ctx, v, o, ready, 'being created', `cancel with \`outrig volume delete ${v.name}\``);
-    if (ctx.json) return printJson(final);
-    process.stdout.write(`${describe(final, name)}\n`);
-  });
+  ).action(
+    async (
+      name: string,
+      o: {
+        size?: number;
+        tenant: string;
+        fromSnapshot?: string;
+        image?: string;
+        host?: string;
+        for?: string;
+        blockSize?: number;
+        label: string[];
+        waitForRoom?: boolean;
+      } & WaitFlags,
+      cmd: Command,
+    ) => {
+      const ctx = contextOf(cmd);
+      const source = o.fromSnapshot ? { snapshot: o.fromSnapshot } : o.image ? { image: o.image } : undefined;
+      const body = {
+        name,
+        sizeBytes: o.size,
+        tenant: o.tenant,
+        source,
+        host: o.host,
+        forInstance: o.for,
+        blockSize: o.blockSize,
+        labels: parseLabels(o.label),
+        waitForRoom: o.waitForRoom || undefined,
+      };
+      const v = await ctx.api.post<Volume>('/v1/volumes', body, CREATE_FIELDS);
+      const final = await waitVolume(ctx, v, o, ready, 'being created', `cancel with \`outrig volume delete ${v.name}\``);
+      if (ctx.json) return printJson(final);
+      process.stdout.write(`${describe(final, name)}\n`);
+    },
+  );
 
   vol
     .command('list')
@@ -144,7 +177,14 @@ export function volumeCommands(program: Command): void {
     async (ref: string, instance: string, o: WaitFlags, cmd: Command) => {
       const ctx = contextOf(cmd);
       const v = await ctx.api.post<Volume>(`${vpath(ref)}/attach`, { instance });
-      const final = await waitVolume(ctx, v, o, (x) => !!x && x.status.attachedTo === x.spec.attachedTo && x.status.phase === 'in-use', `being attached to ${instance}`, `undo with \`outrig volume detach ${v.name}\``);
+      const final = await waitVolume(
+        ctx,
+        v,
+        o,
+        (x) => !!x && x.status.attachedTo === x.spec.attachedTo && x.status.phase === 'in-use',
+        `being attached to ${instance}`,
+        `undo with \`outrig volume detach ${v.name}\``,
+      );
       if (ctx.json) return printJson(final);
       process.stdout.write(`volume ${v.name} attached to ${instance}\n`);
     },
@@ -158,15 +198,18 @@ export function volumeCommands(program: Command): void {
     process.stdout.write(`volume ${v.name} detached\n`);
   });
 
-  waitOptions(vol.command('resize <volume>').description('grow a volume (an attached volume shows its new size to the guest the next time it is plugged in)').requiredOption('--size <size>', 'new size, e.g. 20G', parseSize)).action(
-    async (ref: string, o: { size: number } & WaitFlags, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      const v = await ctx.api.post<Volume>(`${vpath(ref)}/resize`, { sizeBytes: o.size }, { sizeBytes: { flag: '--size', unit: 'bytes' } });
-      const final = await waitVolume(ctx, v, o, (x) => !!x && (x.status.sizeBytes ?? 0) >= o.size, 'being resized');
-      if (ctx.json) return printJson(final);
-      process.stdout.write(`volume ${v.name} is ${gib(final?.status.sizeBytes)}\n`);
-    },
-  );
+  waitOptions(
+    vol
+      .command('resize <volume>')
+      .description('grow a volume (an attached volume shows its new size to the guest the next time it is plugged in)')
+      .requiredOption('--size <size>', 'new size, e.g. 20G', parseSize),
+  ).action(async (ref: string, o: { size: number } & WaitFlags, cmd: Command) => {
+    const ctx = contextOf(cmd);
+    const v = await ctx.api.post<Volume>(`${vpath(ref)}/resize`, { sizeBytes: o.size }, { sizeBytes: { flag: '--size', unit: 'bytes' } });
+    const final = await waitVolume(ctx, v, o, (x) => !!x && (x.status.sizeBytes ?? 0) >= o.size, 'being resized');
+    if (ctx.json) return printJson(final);
+    process.stdout.write(`volume ${v.name} is ${gib(final?.status.sizeBytes)}\n`);
+  });
 
   waitOptions(vol.command('snapshot <volume> <name>').description('take a copy-on-write snapshot of a volume')).action(
     async (ref: string, name: string, o: WaitFlags, cmd: Command) => {
@@ -180,7 +223,8 @@ export function volumeCommands(program: Command): void {
             describe: (x) => `snapshot ${name}: ${x?.status.phase ?? 'gone'}`,
             timeoutMs: o.timeout * 1000,
             quiet: ctx.json,
-            interrupted: (x) => `snapshot ${name} is still being taken (${x?.status.phase ?? 'gone'}); follow with \`outrig volume show ${ref}\`, cancel with \`outrig volume delete-snapshot ${name}\``,
+            interrupted: (x) =>
+              `snapshot ${name} is still being taken (${x?.status.phase ?? 'gone'}); follow with \`outrig volume show ${ref}\`, cancel with \`outrig volume delete-snapshot ${name}\``,
           })
         : s;
       if (ctx.json) return printJson(final);
@@ -196,7 +240,11 @@ export function volumeCommands(program: Command): void {
       .option('--size <size>', 'grow the clone to this size', parseSize),
   ).action(async (snap: string, name: string, o: { size?: number; fromVolume?: string } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
-    const v = await ctx.api.post<Volume>(`${spath(snapshotRef(snap, o.fromVolume))}/clone`, { name, sizeBytes: o.size }, { name: 'NAME', sizeBytes: { flag: '--size', unit: 'bytes' } });
+    const v = await ctx.api.post<Volume>(
+      `${spath(snapshotRef(snap, o.fromVolume))}/clone`,
+      { name, sizeBytes: o.size },
+      { name: 'NAME', sizeBytes: { flag: '--size', unit: 'bytes' } },
+    );
     const final = await waitVolume(ctx, v, o, ready, 'being cloned', `cancel with \`outrig volume delete ${v.name}\``);
     if (ctx.json) return printJson(final);
     process.stdout.write(`${describe(final, name)}\n`);
@@ -210,7 +258,10 @@ export function volumeCommands(program: Command): void {
       const { items } = await api.get<{ items: Snapshot[] }>('/v1/snapshots');
       if (json) return printJson(items);
       const volumes = new Map((await api.get<{ items: Volume[] }>('/v1/volumes')).items.map((v) => [v.id, v.name]));
-      printTable(['VOLUME', 'NAME', 'ID', 'PHASE', 'SIZE', 'AGE'], items.map((s) => [volumes.get(s.spec.volume) ?? s.spec.volume, s.name, s.id, s.status.phase, gib(s.status.sizeBytes), age(s.createdAt)]));
+      printTable(
+        ['VOLUME', 'NAME', 'ID', 'PHASE', 'SIZE', 'AGE'],
+        items.map((s) => [volumes.get(s.spec.volume) ?? s.spec.volume, s.name, s.id, s.status.phase, gib(s.status.sizeBytes), age(s.createdAt)]),
+      );
     });
 
   waitOptions(
@@ -221,7 +272,15 @@ export function volumeCommands(program: Command): void {
   ).action(async (ref: string, o: { fromVolume?: string } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     const s = await ctx.api.delete<Snapshot>(spath(snapshotRef(ref, o.fromVolume)));
-    if (o.wait) await waitFor<Snapshot>({ poll: () => ctx.api.find<Snapshot>(spath(s.id)), done: (x) => !x, describe: (x) => `snapshot ${s.name}: ${x?.status.phase ?? 'deleted'}`, timeoutMs: o.timeout * 1000, quiet: ctx.json, interrupted: () => `snapshot ${s.name} is still being deleted; follow with \`outrig volume snapshots\`` });
+    if (o.wait)
+      await waitFor<Snapshot>({
+        poll: () => ctx.api.find<Snapshot>(spath(s.id)),
+        done: (x) => !x,
+        describe: (x) => `snapshot ${s.name}: ${x?.status.phase ?? 'deleted'}`,
+        timeoutMs: o.timeout * 1000,
+        quiet: ctx.json,
+        interrupted: () => `snapshot ${s.name} is still being deleted; follow with \`outrig volume snapshots\``,
+      });
     if (ctx.json) return printJson({ id: s.id, name: s.name, deleted: o.wait });
     process.stdout.write(`snapshot ${s.name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);
   });
@@ -234,7 +293,15 @@ export function volumeCommands(program: Command): void {
   ).action(async (ref: string, o: { recursive?: boolean } & WaitFlags, cmd: Command) => {
     const ctx = contextOf(cmd);
     const v = await ctx.api.delete<Volume>(`${vpath(ref)}${o.recursive ? '?recursive=true' : ''}`);
-    if (o.wait) await waitFor<Volume>({ poll: () => ctx.api.find<Volume>(vpath(v.id)), done: (x) => !x, describe: (x) => describe(x, v.name), timeoutMs: o.timeout * 1000, quiet: ctx.json, interrupted: (x) => stillRunning(v.name, 'being deleted', x) });
+    if (o.wait)
+      await waitFor<Volume>({
+        poll: () => ctx.api.find<Volume>(vpath(v.id)),
+        done: (x) => !x,
+        describe: (x) => describe(x, v.name),
+        timeoutMs: o.timeout * 1000,
+        quiet: ctx.json,
+        interrupted: (x) => stillRunning(v.name, 'being deleted', x),
+      });
     if (ctx.json) return printJson({ id: v.id, name: v.name, deleted: o.wait });
     process.stdout.write(`volume ${v.name} ${o.wait ? 'deleted' : 'is being deleted'}\n`);
   });

@@ -367,7 +367,8 @@ export class AgentHub {
     if (s.consoles.size >= MAX_CONSOLES_PER_HOST) throw new TooManyConsolesError(hostId);
     const streamId = randomBytes(8).toString('hex');
     const out = new ConsoleRelay(CONSOLE_WINDOW, (bytes) => {
-      if (s.consoles.has(streamId) && s.ws.readyState === s.ws.OPEN) s.ws.send(JSON.stringify({ type: 'console-credit', streamId, bytes } satisfies ControllerMessage));
+      if (s.consoles.has(streamId) && s.ws.readyState === s.ws.OPEN)
+        s.ws.send(JSON.stringify({ type: 'console-credit', streamId, bytes } satisfies ControllerMessage));
     });
     s.consoles.set(streamId, out);
     const msg: ControllerMessage = { type: 'console-open', streamId, instanceId, follow: opts.follow, tailBytes: opts.tailBytes, window: CONSOLE_WINDOW };

@@ -26,7 +26,9 @@ export function scheduleProblem(schedule: string): string | undefined {
 }
 
 export function retentionProblem(r: Retention): string | undefined {
-  return Object.values(r).some((n) => n !== undefined && n > 0) ? undefined : 'retention needs at least one rule above 0 (last, daily, weekly, monthly): otherwise every backup would go';
+  return Object.values(r).some((n) => n !== undefined && n > 0)
+    ? undefined
+    : 'retention needs at least one rule above 0 (last, daily, weekly, monthly): otherwise every backup would go';
 }
 
 export function selects(p: BackupPolicy, i: Instance): boolean {
@@ -42,10 +44,12 @@ interface RunPlan {
 /** What a run of the policy does: each selected instance's boot volume, unless the previous backup of it still runs. */
 export function planRun(p: BackupPolicy, instances: Instance[], backups: Backup[]): RunPlan {
   const plan: RunPlan = { backups: [], skipped: [] };
-  const busy = new Set(backups.filter((b) => b.spec.policy === p.id && (b.status.phase === 'pending' || b.status.phase === 'running')).map((b) => b.spec.volume));
+  const busy = new Set(
+    backups.filter((b) => b.spec.policy === p.id && (b.status.phase === 'pending' || b.status.phase === 'running')).map((b) => b.spec.volume),
+  );
   for (const i of instances.filter((x) => selects(p, x)).sort((a, b) => a.name.localeCompare(b.name))) {
     if (!i.spec.bootVolume) plan.skipped.push({ instance: i.name, reason: 'boots a kernel image: no boot volume to back up' });
-    else if (busy.has(i.spec.bootVolume)) plan.skipped.push({ instance: i.name, reason: "the previous backup of its volume is still running" });
+    else if (busy.has(i.spec.bootVolume)) plan.skipped.push({ instance: i.name, reason: 'the previous backup of its volume is still running' });
     else plan.backups.push({ instance: i, volumeId: i.spec.bootVolume });
   }
   return plan;
@@ -63,7 +67,10 @@ export function expired(p: BackupPolicy, backups: Backup[]): Backup[] {
   const out: Backup[] = [];
   for (const list of byVolume.values()) {
     const done = list.filter((b) => b.status.phase === 'completed');
-    const keep = selectKeep(done.map((b) => ({ id: b.id, time: b.createdAt })), p.spec.retention);
+    const keep = selectKeep(
+      done.map((b) => ({ id: b.id, time: b.createdAt })),
+      p.spec.retention,
+    );
     out.push(...done.filter((b) => !keep.has(b.id)));
     const settled = list.filter((b) => backupSettled(b.status.phase)).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     const newest = settled.at(-1);

@@ -90,7 +90,9 @@ export function planBackup(b: Backup, ctx: BackupPlanContext): BackupPlan {
     st.phase = st.cancel ? 'cancelled' : 'failed';
     st.completedAt = at;
     st.progress = undefined;
-    st.message = st.cancel ? 'cancelled on request; nothing of it is in the repository but packs prune removes' : `backup failed: ${last.error ?? 'unknown error'}`;
+    st.message = st.cancel
+      ? 'cancelled on request; nothing of it is in the repository but packs prune removes'
+      : `backup failed: ${last.error ?? 'unknown error'}`;
     return { status: st };
   }
   // Cancelled before any run was sent: nothing to stop.

@@ -49,7 +49,10 @@ export class BackupReconciler implements Reconciler {
     if (plan.send) this.sendOp(b, target, plan.send, plan.status);
     // Sent after the run (a re-sent one): the agent reads its messages in order. A cancel's own
     // answer says only whether a run was there to stop: the run's answer is what counts.
-    if (plan.cancel) ctx.ops.send({ kind: 'direct', key: id }, target, { opId: plan.cancel.opId, kind: 'op.cancel', target: plan.cancel.target }).catch(() => ctx.runtime.enqueue('backup', id));
+    if (plan.cancel)
+      ctx.ops
+        .send({ kind: 'direct', key: id }, target, { opId: plan.cancel.opId, kind: 'op.cancel', target: plan.cancel.target })
+        .catch(() => ctx.runtime.enqueue('backup', id));
   }
 
   private sendOp(b: Backup, target: string, send: NonNullable<ReturnType<typeof planBackup>['send']>, status: Backup['status']): void {
@@ -67,8 +70,14 @@ export class BackupReconciler implements Reconciler {
   /** Writes the planned status unless the backup changed meanwhile (deleted, a delete or cancel began): then it is planned again. */
   private async write(b: Backup, status: Backup['status']): Promise<boolean> {
     const { ctx } = this;
-    const still = (cur: Backup['status'], read: Backup['status']) => JSON.stringify(cur.lastOp) === JSON.stringify(read.lastOp) && !!cur.cancel === !!read.cancel;
-    const wrote = await ctx.status.write(ctx.store.backups, b, (cur) => ({ ...status, progress: status.phase === 'running' ? (cur.progress ?? status.progress) : status.progress }), { still });
+    const still = (cur: Backup['status'], read: Backup['status']) =>
+      JSON.stringify(cur.lastOp) === JSON.stringify(read.lastOp) && !!cur.cancel === !!read.cancel;
+    const wrote = await ctx.status.write(
+      ctx.store.backups,
+      b,
+      (cur) => ({ ...status, progress: status.phase === 'running' ? (cur.progress ?? status.progress) : status.progress }),
+      { still },
+    );
     if (!wrote) {
       const cur = await ctx.store.backups.get(b.id);
       if (cur && JSON.stringify(cur.status) !== JSON.stringify(status)) ctx.runtime.enqueue('backup', b.id);

@@ -62,6 +62,17 @@ const DEDICATED_CONDITION = 'Dedicated';
 /** The cluster's `Dedicated` condition: False, naming the instances, while another tenant's instance sits on one of its hosts. */
 export function dedicationCondition(cluster: ClusterView, instances: readonly PlacedInstance[]): Omit<Condition, 'lastTransitionTime'> {
   const found = foreignInstances(cluster.spec.hosts, cluster.spec.tenant, instances);
-  if (!found.length) return { type: DEDICATED_CONDITION, status: 'True', reason: 'OnlyTenantInstances', message: `every instance on the cluster's hosts is tenant ${cluster.spec.tenant}'s` };
-  return { type: DEDICATED_CONDITION, status: 'False', reason: 'ForeignInstances', message: `hosts of tenant ${cluster.spec.tenant}'s cluster run other tenants' instances: ${describeForeign(found)}` };
+  if (!found.length)
+    return {
+      type: DEDICATED_CONDITION,
+      status: 'True',
+      reason: 'OnlyTenantInstances',
+      message: `every instance on the cluster's hosts is tenant ${cluster.spec.tenant}'s`,
+    };
+  return {
+    type: DEDICATED_CONDITION,
+    status: 'False',
+    reason: 'ForeignInstances',
+    message: `hosts of tenant ${cluster.spec.tenant}'s cluster run other tenants' instances: ${describeForeign(found)}`,
+  };
 }

@@ -87,5 +87,11 @@ export class HostLiveness {
 
 /** A storage report as the host's status keeps it: the four figures only (a report may carry more, unvalidated), and when. */
 export function storageStatus(r: StorageReport, now: Date): HostStorage {
-  return { totalBytes: r.totalBytes, freeBytes: r.freeBytes, provisionedBytes: r.provisionedBytes, mayAllocateBytes: r.mayAllocateBytes, reportedAt: now.toISOString() };
+  return {
+    totalBytes: r.totalBytes,
+    freeBytes: r.freeBytes,
+    provisionedBytes: r.provisionedBytes,
+    mayAllocateBytes: r.mayAllocateBytes,
+    reportedAt: now.toISOString(),
+  };
 }

@@ -34,11 +34,25 @@ export class HostReconciler implements Reconciler {
     const conditions = h.status.storage
       ? setCondition(heartbeat, diskPressure(h.status.storage, ctx.allocation), now)
       : h.status.inventory
-        ? setCondition(heartbeat, { type: DISK_PRESSURE, status: 'Unknown', reason: 'NotReported', message: 'the agent does not report its disk space (an agent older than the space accounting)' }, now)
+        ? setCondition(
+            heartbeat,
+            {
+              type: DISK_PRESSURE,
+              status: 'Unknown',
+              reason: 'NotReported',
+              message: 'the agent does not report its disk space (an agent older than the space accounting)',
+            },
+            now,
+          )
         : heartbeat;
     if (phase === h.status.phase && connected === h.status.agent.connected && conditions === h.status.conditions) return;
     const wasPhase = h.status.phase;
-    await ctx.status.edit(ctx.store.hosts, id, (st, cur) => ({ ...st, phase, conditions, agent: { ...st.agent, connected, lastHeartbeatAt: ctx.liveness.lastHeartbeat(cur)?.toISOString() } }));
+    await ctx.status.edit(ctx.store.hosts, id, (st, cur) => ({
+      ...st,
+      phase,
+      conditions,
+      agent: { ...st.agent, connected, lastHeartbeatAt: ctx.liveness.lastHeartbeat(cur)?.toISOString() },
+    }));
     if (wasPhase !== phase) {
       ctx.log.info({ hostId: id, from: wasPhase, to: phase }, 'host phase changed');
       // Any host change can unblock what waits for room (uncordon, back from lost).

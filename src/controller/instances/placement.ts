@@ -39,8 +39,13 @@ export async function decide(ctx: Ctx, inst: Pick<Instance, 'id' | 'spec'>, volu
   const pinned = new Set(volumes.map((v) => v.hostId).filter((h): h is string => !!h));
   const diskBytes = volumes.filter((v) => !v.hostId && !v.failed).reduce((n, v) => n + newVolumeNeed(v.sizeBytes).bytes, 0);
   let hosts = await capacity(ctx);
-  const memory = await memoryFit(ctx, inst, hosts.map((h) => h.host));
-  if (pinned.size > 1) return { verdict: { kind: 'wait', message: `its volumes are on different hosts (${[...pinned].join(', ')})` }, admitted: memory.admitted };
+  const memory = await memoryFit(
+    ctx,
+    inst,
+    hosts.map((h) => h.host),
+  );
+  if (pinned.size > 1)
+    return { verdict: { kind: 'wait', message: `its volumes are on different hosts (${[...pinned].join(', ')})` }, admitted: memory.admitted };
   if (pinned.size === 1) hosts = hosts.filter((h) => pinned.has(h.id));
   let verdict = placementVerdict({ vcpus: inst.spec.vcpus, memoryMiB: inst.spec.memoryMiB, tenant: inst.spec.tenant, diskBytes }, hosts, memory.fits);
   if (verdict.kind !== 'place' && pinned.size === 1) verdict = { ...verdict, message: `${verdict.message} (its volumes pin it to host ${[...pinned][0]})` };

@@ -113,7 +113,12 @@ export function planInstance(i: Instance, ctx: PlanContext): Plan {
   // A forced stop or restart asked while a stop waits for the guest: sent now, and the host powers
   // the VM off at once, ending that wait (rather than after it).
   if (last?.state === 'sent' && ctx.lastOpInFlight && i.spec.forceOff && vm?.state === 'stopping' && (last.kind === 'vm.stop' || last.kind === 'vm.restart')) {
-    const forced = i.spec.powerState === 'stopped' ? ([ids.stop, 'vm.stop'] as const) : i.spec.restartSeq > vm.restartSeq ? ([ids.restart, 'vm.restart'] as const) : undefined;
+    const forced =
+      i.spec.powerState === 'stopped'
+        ? ([ids.stop, 'vm.stop'] as const)
+        : i.spec.restartSeq > vm.restartSeq
+          ? ([ids.restart, 'vm.restart'] as const)
+          : undefined;
     if (forced && forced[0] !== last.opId) {
       st.phase = 'stopping';
       return send(forced[0], forced[1]);

@@ -37,7 +37,10 @@ export class InstanceReconciler implements Reconciler {
     const host = hostId ? await ctx.store.hosts.get(hostId) : undefined;
     const volumes = await desiredVolumes(ctx, inst);
     const waiting = volumes.find((v) => v.status.hostId !== hostId || !hostId || !hub.volume(hostId, v.id));
-    const noBootVolume = await this.bootVolumeMissing(inst, volumes.map((v) => v.id));
+    const noBootVolume = await this.bootVolumeMissing(
+      inst,
+      volumes.map((v) => v.id),
+    );
     const desiredDisks: DesiredDisk[] = volumes.map((v) => ({ volumeId: v.id, boot: v.id === inst!.spec.bootVolume, tag: `g${v.generation}` }));
     const plan = planInstance(inst, {
       hostExists: !!host,
@@ -54,7 +57,13 @@ export class InstanceReconciler implements Reconciler {
     // The balloon controller writes the memory part meanwhile; keep its latest.
     const wrote = await ctx.status.write(repo, inst, (st) => ({ ...plan.status, memory: st.memory }));
     const startOp = inst.status.lastOp;
-    if (wrote && plan.status.phase === 'running' && inst.status.phase !== 'running' && startOp && (startOp.kind === 'vm.start' || startOp.kind === 'vm.restart')) {
+    if (
+      wrote &&
+      plan.status.phase === 'running' &&
+      inst.status.phase !== 'running' &&
+      startOp &&
+      (startOp.kind === 'vm.start' || startOp.kind === 'vm.restart')
+    ) {
       ctx.metrics.instanceStart.observe((ctx.clock.now().getTime() - Date.parse(startOp.at)) / 1000);
     }
     if (!plan.send || !hostId) return;
@@ -98,7 +107,11 @@ export class InstanceReconciler implements Reconciler {
   private async place(inst: Instance): Promise<void> {
     const { ctx } = this;
     await ctx.serialize(async () => {
-      const volumes = (await desiredVolumes(ctx, inst)).map((v) => ({ sizeBytes: v.spec.sizeBytes, hostId: v.status.hostId, failed: v.status.phase === 'failed' }));
+      const volumes = (await desiredVolumes(ctx, inst)).map((v) => ({
+        sizeBytes: v.spec.sizeBytes,
+        hostId: v.status.hostId,
+        failed: v.status.phase === 'failed',
+      }));
       const { verdict, admitted } = await decide(ctx, inst, volumes);
       const now = ctx.clock.now();
       await ctx.status.write(ctx.store.instances, inst, (st) => {
@@ -113,7 +126,11 @@ export class InstanceReconciler implements Reconciler {
         } else {
           st.phase = 'pending';
           st.message = verdict.message;
-          st.conditions = setCondition(st.conditions, { type: 'Scheduled', status: 'False', reason: verdict.kind === 'no-room' ? 'NoRoom' : 'Unschedulable', message: verdict.message }, now);
+          st.conditions = setCondition(
+            st.conditions,
+            { type: 'Scheduled', status: 'False', reason: verdict.kind === 'no-room' ? 'NoRoom' : 'Unschedulable', message: verdict.message },
+            now,
+          );
         }
       });
       if (verdict.kind !== 'place') return;
@@ -121,7 +138,8 @@ export class InstanceReconciler implements Reconciler {
       enqueuePools(ctx);
       this.enqueueNetworksOf(inst);
       // Volumes made for this instance follow it to its host.
-      for (const v of await ctx.store.volumes.list()) if (v.spec.ownedBy === inst.id || (v.spec.forInstance === inst.id && !v.status.hostId)) ctx.runtime.enqueue('volume', v.id);
+      for (const v of await ctx.store.volumes.list())
+        if (v.spec.ownedBy === inst.id || (v.spec.forInstance === inst.id && !v.status.hostId)) ctx.runtime.enqueue('volume', v.id);
     });
   }
 

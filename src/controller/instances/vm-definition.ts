@@ -6,7 +6,15 @@ import { poolMembers, poolModel } from '../memory/pools.ts';
 import { TerminalError } from '../runtime/reconciler.ts';
 import type { DesiredDisk } from './plan.ts';
 
-export async function instanceOp(ctx: Ctx, inst: Instance, opId: string, kind: AgentOp['kind'], disks: DesiredDisk[], volumeId?: string, force?: boolean): Promise<AgentOp | { error: string }> {
+export async function instanceOp(
+  ctx: Ctx,
+  inst: Instance,
+  opId: string,
+  kind: AgentOp['kind'],
+  disks: DesiredDisk[],
+  volumeId?: string,
+  force?: boolean,
+): Promise<AgentOp | { error: string }> {
   switch (kind) {
     case 'vm.stop':
       return { opId, kind, instanceId: inst.id, generation: inst.generation, force: force || undefined };
@@ -60,7 +68,15 @@ async function vmNics(ctx: Ctx, inst: Instance): Promise<VmDefinition['nics']> {
     const net = await ctx.store.networks.get(n.network);
     // Retrying cannot bring it back: only a change of the instance's NICs can (and that change wakes it).
     if (!net) throw new TerminalError(`network ${n.networkName} of instance ${inst.name} is gone`);
-    out.push({ networkId: n.network, segment: net.spec.segment, mac: n.mac, address: n.address, prefix: n.prefix, gateway: n.gateway, dhcpServer: net.spec.dhcp?.server });
+    out.push({
+      networkId: n.network,
+      segment: net.spec.segment,
+      mac: n.mac,
+      address: n.address,
+      prefix: n.prefix,
+      gateway: n.gateway,
+      dhcpServer: net.spec.dhcp?.server,
+    });
   }
   return out;
 }

@@ -86,9 +86,13 @@ export function unbackedTiers(pool: Pick<MemoryPool, 'name' | 'spec'>, members: 
   for (const t of pool.spec.tiers) {
     if (t.capacityMiB === undefined) continue;
     if (t.kind === 'pooled' && t.capacityMiB > together) {
-      out.push(`tier ${t.name} is ${mibText(t.capacityMiB)} of pooled memory, more than the ${hosts.length} host(s) of pool ${pool.name} have together (${mibText(together)} for guests)`);
+      out.push(
+        `tier ${t.name} is ${mibText(t.capacityMiB)} of pooled memory, more than the ${hosts.length} host(s) of pool ${pool.name} have together (${mibText(together)} for guests)`,
+      );
     } else if (t.kind !== 'pooled' && t.capacityMiB > largest.memoryMiB) {
-      out.push(`tier ${t.name} gives up to ${mibText(t.capacityMiB)} of each host, more than any host of pool ${pool.name} has (the most: ${mibText(largest.memoryMiB)} for guests, on ${largest.name})`);
+      out.push(
+        `tier ${t.name} gives up to ${mibText(t.capacityMiB)} of each host, more than any host of pool ${pool.name} has (the most: ${mibText(largest.memoryMiB)} for guests, on ${largest.name})`,
+      );
     }
   }
   return out;

@@ -48,7 +48,12 @@ export function explain(plan: BalloonPlan, vm: VmMemory, pool: PoolModel): strin
   return parts.join('; ');
 }
 
-export function poolUsage(pool: PoolModel, ents: ReadonlyMap<string, Entitlement>, placed: VmMemory[], plan: BalloonPlan): Pick<MemoryPoolStatus, 'domains' | 'tenants'> {
+export function poolUsage(
+  pool: PoolModel,
+  ents: ReadonlyMap<string, Entitlement>,
+  placed: VmMemory[],
+  plan: BalloonPlan,
+): Pick<MemoryPoolStatus, 'domains' | 'tenants'> {
   const committed = committedByDomain(pool, placed);
   const hostName = new Map(pool.hosts.map((h) => [h.id, h.name]));
   const reclaimed = new Map<string, number>();
@@ -75,7 +80,15 @@ export function poolUsage(pool: PoolModel, ents: ReadonlyMap<string, Entitlement
     const mine = placed.filter((v) => v.tenant === t);
     const committedMiB = mine.reduce((n, v) => n + v.sizeMiB, 0);
     const balloonedMiB = plan.tenants.get(t)?.reclaimedMiB ?? 0;
-    return { tenant: t, guaranteedMiB: e?.guaranteedMiB ?? 0, limitMiB: e?.limitMiB ?? -1, committedMiB, balloonedMiB, heldMiB: committedMiB - balloonedMiB, instances: mine.length };
+    return {
+      tenant: t,
+      guaranteedMiB: e?.guaranteedMiB ?? 0,
+      limitMiB: e?.limitMiB ?? -1,
+      committedMiB,
+      balloonedMiB,
+      heldMiB: committedMiB - balloonedMiB,
+      instances: mine.length,
+    };
   });
   return { domains, tenants };
 }
@@ -86,7 +99,12 @@ function poolConditions(prev: Condition[], plan: BalloonPlan, now: Date): Condit
   let c = setCondition(
     prev,
     over.length
-      ? { type: 'Pressure', status: 'True', reason: 'OverCommitted', message: over.map((p) => `${p.domain}: ${p.committedMiB} MiB committed on ${p.capacityMiB} MiB`).join('; ') }
+      ? {
+          type: 'Pressure',
+          status: 'True',
+          reason: 'OverCommitted',
+          message: over.map((p) => `${p.domain}: ${p.committedMiB} MiB committed on ${p.capacityMiB} MiB`).join('; '),
+        }
       : { type: 'Pressure', status: 'False', reason: 'WithinCapacity', message: '' },
     now,
   );
@@ -146,9 +164,17 @@ export class MemoryReconciler implements Reconciler {
       const pending = last && last.targetMiB === desired && now.getTime() - last.at < RESEND_MS;
       if (pending || !needsMove(vm.sizeMiB, desired, report)) continue;
       this.sent.set(vm.id, { targetMiB: desired, at: now.getTime() });
-      this.d.log.info({ pool: pool.name, instanceId: vm.id, tenant: vm.tenant, from: report?.targetMiB ?? report?.actualMiB, to: desired, reason: reason ?? 'no pressure' }, 'balloon target');
+      this.d.log.info(
+        { pool: pool.name, instanceId: vm.id, tenant: vm.tenant, from: report?.targetMiB ?? report?.actualMiB, to: desired, reason: reason ?? 'no pressure' },
+        'balloon target',
+      );
       this.d.ops
-        .send({ kind: 'memory', key: pool.id }, vm.hostId, { opId: `balloon/${vm.id}/${++this.seq}`, kind: 'vm.balloon', instanceId: vm.id, targetMiB: desired }, { subject: vm.id, wakeOnFailureOnly: true })
+        .send(
+          { kind: 'memory', key: pool.id },
+          vm.hostId,
+          { opId: `balloon/${vm.id}/${++this.seq}`, kind: 'vm.balloon', instanceId: vm.id, targetMiB: desired },
+          { subject: vm.id, wakeOnFailureOnly: true },
+        )
         .catch(() => this.sent.delete(vm.id));
     }
     const runningIds = new Set(running.map((v) => v.id));
@@ -176,7 +202,12 @@ export class MemoryReconciler implements Reconciler {
       const conditions = setCondition(
         st.conditions,
         ballooned
-          ? { type: 'Ballooned', status: 'True', reason: 'Reclaimed', message: `holds ${balloon.targetMiB} of ${cur.spec.memoryMiB} MiB: ${balloon.reason ?? ''}` }
+          ? {
+              type: 'Ballooned',
+              status: 'True',
+              reason: 'Reclaimed',
+              message: `holds ${balloon.targetMiB} of ${cur.spec.memoryMiB} MiB: ${balloon.reason ?? ''}`,
+            }
           : { type: 'Ballooned', status: 'False', reason: 'FullSize', message: '' },
         now,
       );

@@ -45,13 +45,17 @@ export function planNetwork(net: Network, w: NetworkWorld): NetworkPlan {
   const hosts: NetworkOnHost[] = [];
   const sends: NetworkSend[] = [];
   const stale = (e: NetworkOnHost) =>
-    (e.state === 'sent' || e.state === 'removing') ? !w.inFlight(e.hostId, e.opId) : e.state === 'failed' && w.now.getTime() - Date.parse(e.at) >= RETRY_MS;
+    e.state === 'sent' || e.state === 'removing' ? !w.inFlight(e.hostId, e.opId) : e.state === 'failed' && w.now.getTime() - Date.parse(e.at) >= RETRY_MS;
 
   for (const h of needed) {
     const others = needed.filter((o) => o.id !== h.id && o.underlay);
     const peers = others.map((o) => o.underlay!).sort();
     const macs = others
-      .flatMap((o) => w.placed.filter((p) => p.hostId === o.id).flatMap((p) => (p.nics ?? []).filter((n) => n.network === net.id).map((n) => ({ mac: n.mac, dst: o.underlay! }))))
+      .flatMap((o) =>
+        w.placed
+          .filter((p) => p.hostId === o.id)
+          .flatMap((p) => (p.nics ?? []).filter((n) => n.network === net.id).map((n) => ({ mac: n.mac, dst: o.underlay! }))),
+      )
       .sort((a, b) => a.mac.localeCompare(b.mac));
     const e = current.get(h.id);
     const changed = !e || e.state === 'removing' || JSON.stringify(e.peers) !== JSON.stringify(peers) || JSON.stringify(e.macs ?? []) !== JSON.stringify(macs);
@@ -73,7 +77,10 @@ export function planNetwork(net: Network, w: NetworkWorld): NetworkPlan {
       // with it the segment) stays until the host enrolls again and removes them, or an operator
       // vouches that they are gone (forgetHost).
       unconfirmed.push(e.hostName);
-      hosts.push({ ...e, error: `host record deleted; segment ${net.spec.segment} stays reserved until the host confirms its devices are gone (it enrolls again) or an operator forgets it (outrig network forget-host ${net.name} ${e.hostId})` });
+      hosts.push({
+        ...e,
+        error: `host record deleted; segment ${net.spec.segment} stays reserved until the host confirms its devices are gone (it enrolls again) or an operator forgets it (outrig network forget-host ${net.name} ${e.hostId})`,
+      });
       continue;
     }
     if (h.connected && (e.state !== 'removing' || stale(e))) {
@@ -85,7 +92,9 @@ export function planNetwork(net: Network, w: NetworkWorld): NetworkPlan {
   hosts.sort((a, b) => a.hostName.localeCompare(b.hostName));
   const messages = [
     missingUnderlay.length ? `no underlay address on ${missingUnderlay.join(', ')}: their guests reach only guests of the same host` : '',
-    unconfirmed.length ? `deleted host${unconfirmed.length > 1 ? 's' : ''} ${unconfirmed.join(', ')} never confirmed removing segment ${net.spec.segment}: it stays reserved` : '',
+    unconfirmed.length
+      ? `deleted host${unconfirmed.length > 1 ? 's' : ''} ${unconfirmed.join(', ')} never confirmed removing segment ${net.spec.segment}: it stays reserved`
+      : '',
   ].filter(Boolean);
   return { hosts, sends, remove: deleting && hosts.length === 0, message: messages.length ? messages.join('; ') : undefined };
 }
@@ -96,10 +105,19 @@ export function planNetwork(net: Network, w: NetworkWorld): NetworkPlan {
  * go and its segment be reused. Refused for a host that still has a record: that host confirms
  * by itself when it connects.
  */
-export function forgetHost(net: Network, hostRef: string, hostExists: (hostId: string) => boolean): { ok: true; hosts: NetworkOnHost[] } | { ok: false; status: 404 | 409; message: string } {
+export function forgetHost(
+  net: Network,
+  hostRef: string,
+  hostExists: (hostId: string) => boolean,
+): { ok: true; hosts: NetworkOnHost[] } | { ok: false; status: 404 | 409; message: string } {
   const e = net.status.hosts.find((x) => x.hostId === hostRef) ?? net.status.hosts.find((x) => x.hostName === hostRef);
   if (!e) return { ok: false, status: 404, message: `network ${net.name} has no entry for host '${hostRef}'` };
-  if (hostExists(e.hostId)) return { ok: false, status: 409, message: `host ${e.hostName} still has a record: it confirms removing segment ${net.spec.segment} itself when it connects; delete the host first if the machine is gone for good` };
+  if (hostExists(e.hostId))
+    return {
+      ok: false,
+      status: 409,
+      message: `host ${e.hostName} still has a record: it confirms removing segment ${net.spec.segment} itself when it connects; delete the host first if the machine is gone for good`,
+    };
   return { ok: true, hosts: net.status.hosts.filter((x) => x !== e) };
 }
 

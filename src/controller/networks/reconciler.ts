@@ -23,7 +23,11 @@ export class NetworkReconciler implements Reconciler {
     const plan = planNetwork(net, {
       placed: instances
         .filter((i) => i.status.hostId && i.spec.nics?.length)
-        .map((i) => ({ hostId: i.status.hostId!, networks: i.spec.nics!.map((n) => n.network), nics: i.spec.nics!.map((n) => ({ network: n.network, mac: n.mac })) })),
+        .map((i) => ({
+          hostId: i.status.hostId!,
+          networks: i.spec.nics!.map((n) => n.network),
+          nics: i.spec.nics!.map((n) => ({ network: n.network, mac: n.mac })),
+        })),
       hosts: hosts.map((h) => ({ id: h.id, name: h.name, underlay: h.status.inventory?.network?.underlay?.address, connected: hub.isConnected(h.id) })),
       inFlight: (_hostId, opId) => ctx.ops.inFlight(opId),
       now: ctx.clock.now(),

@@ -77,7 +77,9 @@ export function fitsDisk(hostName: string, room: DiskRoom | undefined, need: Dis
   if (!room) return { ok: true };
   if (need.bytes > room.canPromiseBytes) {
     const never = need.bytes > room.everBytes;
-    const why = never ? `has a disk of ${formatBytes(room.totalBytes)}${overcommit === 1 ? '' : ` (× overcommit ${overcommit})`}` : `can promise ${roomText(room, overcommit)}`;
+    const why = never
+      ? `has a disk of ${formatBytes(room.totalBytes)}${overcommit === 1 ? '' : ` (× overcommit ${overcommit})`}`
+      : `can promise ${roomText(room, overcommit)}`;
     return { ok: false, never, why, message: `host ${hostName} ${never ? 'can never' : 'cannot'} hold ${need.what}: it ${why}` };
   }
   if (need.bytes + room.promisedBytes > room.freeBytes) {

@@ -68,7 +68,8 @@ export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMe
     else {
       eligible.push(h);
       if (free.vcpus < req.vcpus) note(`not enough free vCPUs (needs ${req.vcpus})`);
-      else if (req.diskBytes && h.disk && h.disk.canPromiseBytes < req.diskBytes) note(`not enough disk space for its volumes (needs ${formatBytes(req.diskBytes)})`);
+      else if (req.diskBytes && h.disk && h.disk.canPromiseBytes < req.diskBytes)
+        note(`not enough disk space for its volumes (needs ${formatBytes(req.diskBytes)})`);
       else candidates.push(h);
     }
   }
@@ -82,7 +83,12 @@ export function schedule(req: PlacementRequest, hosts: SchedulableHost[], fitsMe
     note(m.why);
   }
   const parts = [...why.entries()].map(([r, n]) => `${n} ${r}`);
-  return { ok: false, reason: 'Unschedulable', message: `0/${hosts.length} hosts fit: ${parts.join(', ')}`, mostFree: eligible.length ? mostFree(eligible, req) : undefined };
+  return {
+    ok: false,
+    reason: 'Unschedulable',
+    message: `0/${hosts.length} hosts fit: ${parts.join(', ')}`,
+    mostFree: eligible.length ? mostFree(eligible, req) : undefined,
+  };
 }
 
 /** The most room any of these hosts has now, in the terms the request asks for: "most free memory: 3.5 GiB (h1)". */
@@ -90,7 +96,10 @@ function mostFree(hosts: SchedulableHost[], req: PlacementRequest): string {
   const best = (f: (h: SchedulableHost) => number) => hosts.reduce((a, b) => (f(b) > f(a) ? b : a));
   const mem = best((h) => freeOf(h).memoryMiB);
   const cpu = best((h) => freeOf(h).vcpus);
-  const parts = [`most free memory on a host: ${formatBytes(Math.max(0, freeOf(mem).memoryMiB) * MiB)} (${mem.name})`, `most free vCPUs: ${Math.max(0, freeOf(cpu).vcpus)} (${cpu.name})`];
+  const parts = [
+    `most free memory on a host: ${formatBytes(Math.max(0, freeOf(mem).memoryMiB) * MiB)} (${mem.name})`,
+    `most free vCPUs: ${Math.max(0, freeOf(cpu).vcpus)} (${cpu.name})`,
+  ];
   const withDisk = hosts.filter((h) => h.disk);
   if (req.diskBytes && withDisk.length) {
     const d = withDisk.reduce((a, b) => (b.disk!.canPromiseBytes > a.disk!.canPromiseBytes ? b : a));
@@ -139,8 +148,7 @@ export function everFits(
   return {
     ok: false,
     message:
-      `no host can ever hold ${req.vcpus} vCPUs and ${req.memoryMiB} MiB${disk} ` +
-      `(hosts offer at most ${maxCpu} vCPUs and at most ${maxMem} MiB${maxDisk})`,
+      `no host can ever hold ${req.vcpus} vCPUs and ${req.memoryMiB} MiB${disk} ` + `(hosts offer at most ${maxCpu} vCPUs and at most ${maxMem} MiB${maxDisk})`,
   };
 }
 
@@ -164,7 +172,10 @@ export const DEFAULT_ALLOCATION_POLICY: AllocationPolicy = {
   diskPressureMinFreeBytes: 2 * 1024 ** 3,
 };
 
-export function allocatableOf(inv: { cpu: { count: number }; memory: { totalMiB: number } }, p: Pick<AllocationPolicy, 'cpuAllocationRatio' | 'reservedMemoryMiB'>): Quantity {
+export function allocatableOf(
+  inv: { cpu: { count: number }; memory: { totalMiB: number } },
+  p: Pick<AllocationPolicy, 'cpuAllocationRatio' | 'reservedMemoryMiB'>,
+): Quantity {
   return {
     vcpus: Math.floor(inv.cpu.count * p.cpuAllocationRatio),
     memoryMiB: Math.max(0, inv.memory.totalMiB - p.reservedMemoryMiB),

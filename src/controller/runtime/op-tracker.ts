@@ -111,10 +111,13 @@ export class OpTracker {
         }),
       );
     }
-    return this.o.transport().sendOp(hostId, op).catch((e: unknown) => {
-      this.wakeOwner(t);
-      throw e;
-    });
+    return this.o
+      .transport()
+      .sendOp(hostId, op)
+      .catch((e: unknown) => {
+        this.wakeOwner(t);
+        throw e;
+      });
   }
 
   /** The host an operation was sent to (the hub takes answers only from it). */

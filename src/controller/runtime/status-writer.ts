@@ -17,7 +17,12 @@ interface WriteOptions<St> {
 
 export class StatusWriter {
   /** Writes `edit` applied to the stored status; true if something was written. */
-  async write<S, St extends AnyStatus>(repo: ResourceRepository<S, St>, res: Resource<S, St>, edit: (st: St) => void | St, o: WriteOptions<St> = {}): Promise<boolean> {
+  async write<S, St extends AnyStatus>(
+    repo: ResourceRepository<S, St>,
+    res: Resource<S, St>,
+    edit: (st: St) => void | St,
+    o: WriteOptions<St> = {},
+  ): Promise<boolean> {
     let wrote = false;
     await repo.update(
       res.id,
@@ -36,7 +41,11 @@ export class StatusWriter {
   }
 
   /** A status edit that is not a plan (an action's mark, an answer folded in): applied to whatever is stored. */
-  async edit<S, St extends AnyStatus>(repo: ResourceRepository<S, St>, id: string, edit: (st: St, cur: Resource<S, St>) => St | null): Promise<Resource<S, St>> {
+  async edit<S, St extends AnyStatus>(
+    repo: ResourceRepository<S, St>,
+    id: string,
+    edit: (st: St, cur: Resource<S, St>) => St | null,
+  ): Promise<Resource<S, St>> {
     return repo.update(
       id,
       (cur) => {

@@ -59,9 +59,11 @@ export class BackupService {
   async create(b: CreateBackupInput): Promise<Backup> {
     const { ctx } = this;
     const { store } = ctx;
-    if ([b.volume, b.instance, b.host].filter(Boolean).length !== 1) throw new ServiceError(400, 'invalid_request', 'give volume, instance, or host with paths (one of them)');
+    if ([b.volume, b.instance, b.host].filter(Boolean).length !== 1)
+      throw new ServiceError(400, 'invalid_request', 'give volume, instance, or host with paths (one of them)');
     if (!b.host !== !b.paths) throw new ServiceError(400, 'invalid_request', "paths go with host (a host's own files), and host needs paths");
-    if (b.bmr && !b.host) throw new ServiceError(400, 'invalid_request', "bmr goes with host and paths (a host's own disk); a volume's backup is BMR-ready anyway");
+    if (b.bmr && !b.host)
+      throw new ServiceError(400, 'invalid_request', "bmr goes with host and paths (a host's own disk); a volume's backup is BMR-ready anyway");
     const repository = b.repository ? normalize(b.repository) : this.defaultRepository;
     if (!isAbsolute(repository)) throw new ServiceError(400, 'invalid_request', `repository must be an absolute path, got '${b.repository}'`);
     let created: Backup;
@@ -75,7 +77,14 @@ export class BackupService {
         name,
         labels: b.labels,
         annotations: b.annotations,
-        spec: { host: host.id, paths: [...new Set(b.paths!.map((p) => normalize(p)))], bmr: b.bmr || undefined, repository, scope: backupScope({ host: host.id }), tags: b.tags ?? [] },
+        spec: {
+          host: host.id,
+          paths: [...new Set(b.paths!.map((p) => normalize(p)))],
+          bmr: b.bmr || undefined,
+          repository,
+          scope: backupScope({ host: host.id }),
+          tags: b.tags ?? [],
+        },
         status: { phase: 'pending', conditions: [] },
       });
     } else {
@@ -83,12 +92,14 @@ export class BackupService {
       if (b.instance) {
         const inst = await store.instances.find(b.instance);
         if (!inst) throw new ServiceError(422, 'unknown_instance', `instance '${b.instance}' does not exist`);
-        if (!inst.spec.bootVolume) throw new ServiceError(422, 'no_boot_volume', `instance '${inst.name}' boots a kernel image and has no boot volume to back up`);
+        if (!inst.spec.bootVolume)
+          throw new ServiceError(422, 'no_boot_volume', `instance '${inst.name}' boots a kernel image and has no boot volume to back up`);
         volumeRef = inst.spec.bootVolume;
       }
       const vol = await store.volumes.find(volumeRef!);
       if (!vol) throw new ServiceError(422, 'unknown_volume', `volume '${volumeRef}' does not exist`);
-      if (vol.status.phase === 'deleting' || vol.status.phase === 'failed') throw new ServiceError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
+      if (vol.status.phase === 'deleting' || vol.status.phase === 'failed')
+        throw new ServiceError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
       const name = await this.freeName(b.name ?? backupName(vol.name, ctx.clock.now()));
       created = await store.backups.create({
         name,
@@ -106,7 +117,9 @@ export class BackupService {
   async remove(ref: string): Promise<Backup> {
     const { store, runtime } = this.ctx;
     const b = await store.backups.mustFind(ref);
-    const restoring = (await store.volumes.list()).filter((v) => v.spec.source && 'backup' in v.spec.source && v.spec.source.backup === b.id && v.status.phase !== 'available' && v.status.phase !== 'in-use');
+    const restoring = (await store.volumes.list()).filter(
+      (v) => v.spec.source && 'backup' in v.spec.source && v.spec.source.backup === b.id && v.status.phase !== 'available' && v.status.phase !== 'in-use',
+    );
     if (restoring.length) throw new ServiceError(409, 'in_use', `volume ${restoring.map((v) => v.name).join(', ')} is being restored from backup '${b.name}'`);
     const updated = await store.backups.update(b.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
     await runtime.reconcileNow('backup', b.id);
@@ -123,7 +136,8 @@ export class BackupService {
     let refused: string | undefined;
     await ctx.status.edit(ctx.store.backups, b.id, (st, cur) => {
       if (st.phase === 'deleting') refused = `backup '${cur.name}' is being deleted (a running one is stopped by that)`;
-      else if (backupSettled(st.phase)) refused = `backup '${cur.name}' is ${st.phase}: there is no run to cancel (\`outrig backup delete ${cur.name}\` removes it)`;
+      else if (backupSettled(st.phase))
+        refused = `backup '${cur.name}' is ${st.phase}: there is no run to cancel (\`outrig backup delete ${cur.name}\` removes it)`;
       if (refused || st.cancel) return null;
       return { ...st, cancel: { requestedAt: ctx.clock.now().toISOString() } };
     });
@@ -140,7 +154,8 @@ export class BackupService {
     const bad = [target, ...include].find((p) => !isAbsolute(p));
     if (bad) throw new ServiceError(400, 'invalid_request', `target and include must be absolute paths, got '${bad}'`);
     const host = o.host ? await store.hosts.find(o.host) : b.status.hostId ? await store.hosts.get(b.status.hostId) : undefined;
-    if (!host) throw new ServiceError(422, 'unknown_host', o.host ? `host '${o.host}' does not exist` : `backup '${b.name}' has no host left to restore on; name one`);
+    if (!host)
+      throw new ServiceError(422, 'unknown_host', o.host ? `host '${o.host}' does not exist` : `backup '${b.name}' has no host left to restore on; name one`);
     if (!this.ctx.hub().isConnected(host.id)) throw new ServiceError(409, 'host_not_connected', `the agent of host ${host.name} is not connected`);
     const start = this.ctx.clock.now().getTime();
     const r = await this.sendDirect(host.id, {
@@ -153,13 +168,21 @@ export class BackupService {
     });
     if (!r.ok) throw new ServiceError(500, 'restore_failed', `restore failed: ${r.error ?? 'unknown error'}`);
     const done = r.result as { files?: number; bytes?: number } | undefined;
-    return { backup: b.id, host: host.name, target: normalize(target), files: done?.files ?? 0, bytes: done?.bytes ?? 0, seconds: (this.ctx.clock.now().getTime() - start) / 1000 };
+    return {
+      backup: b.id,
+      host: host.name,
+      target: normalize(target),
+      files: done?.files ?? 0,
+      bytes: done?.bytes ?? 0,
+      seconds: (this.ctx.clock.now().getTime() - start) / 1000,
+    };
   }
 
   /** Puts the backup's system state (OS configuration, boot files, boot loader) back into a machine disk no VM uses. */
   async restoreSystemState(ref: string, volumeRef: string): Promise<VolumeRestored> {
     const { b, result } = await this.completed(ref);
-    if (!result.systemState.length) throw new ServiceError(422, 'no_system_state', `backup '${b.name}' holds no system state (no /etc or /boot on its filesystems)`);
+    if (!result.systemState.length)
+      throw new ServiceError(422, 'no_system_state', `backup '${b.name}' holds no system state (no /etc or /boot on its filesystems)`);
     return this.intoVolume(b, result.snapshotId, volumeRef, { kind: 'backup.restore-system-state' }, () => 'system-state restore failed');
   }
 
@@ -171,7 +194,12 @@ export class BackupService {
     // Filesystems read file by file (ext2/3/4) are the ones whose files the backup has.
     const roots = result.filesystems.filter((f) => /^ext[234]$/.test(f.type)).map((f) => `/p${f.partition}`);
     const outside = paths.find((p) => !roots.some((r) => normalize(p) === r || normalize(p).startsWith(`${r}/`)));
-    if (outside) throw new ServiceError(422, 'unknown_path', `include: '${outside}' is on none of backup ${b.name}'s filesystems (${roots.join(', ') || 'none read file by file'})`);
+    if (outside)
+      throw new ServiceError(
+        422,
+        'unknown_path',
+        `include: '${outside}' is on none of backup ${b.name}'s filesystems (${roots.join(', ') || 'none read file by file'})`,
+      );
     const include = paths.map((p) => normalize(p));
     return this.intoVolume(b, result.snapshotId, volumeRef, { kind: 'backup.restore-into-volume', include }, (vol) => `restore into volume ${vol.name} failed`);
   }
@@ -197,13 +225,20 @@ export class BackupService {
     const vol = await store.volumes.find(ref);
     if (!vol) throw new ServiceError(422, 'unknown_volume', `volume '${ref}' does not exist`);
     const hostId = vol.status.hostId;
-    if (!hostId || (vol.status.phase !== 'available' && vol.status.phase !== 'in-use')) throw new ServiceError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
+    if (!hostId || (vol.status.phase !== 'available' && vol.status.phase !== 'in-use'))
+      throw new ServiceError(409, 'volume_not_ready', `volume '${vol.name}' is ${vol.status.phase}`);
     if (!hub.isConnected(hostId)) throw new ServiceError(409, 'host_not_connected', `the agent of host ${vol.status.hostName ?? hostId} is not connected`);
     const plugged = new Set(hub.vmsWithDisk(hostId, vol.id).filter((id) => hub.vm(hostId, id)?.state !== 'stopped'));
     const users = (await store.instances.list()).filter(
-      (i) => plugged.has(i.id) || ((i.spec.bootVolume === vol.id || vol.spec.attachedTo === i.id) && !['stopped', 'failed', 'pending'].includes(i.status.phase)),
+      (i) =>
+        plugged.has(i.id) || ((i.spec.bootVolume === vol.id || vol.spec.attachedTo === i.id) && !['stopped', 'failed', 'pending'].includes(i.status.phase)),
     );
-    if (users.length || plugged.size) throw new ServiceError(409, 'in_use', `volume '${vol.name}' is in use by instance ${users.map((i) => i.name).join(', ') || [...plugged].join(', ')}; stop it first`);
+    if (users.length || plugged.size)
+      throw new ServiceError(
+        409,
+        'in_use',
+        `volume '${vol.name}' is in use by instance ${users.map((i) => i.name).join(', ') || [...plugged].join(', ')}; stop it first`,
+      );
     return { vol, hostId };
   }
 
@@ -218,9 +253,20 @@ export class BackupService {
     const { vol, hostId } = await this.idleVolume(volumeRef);
     const start = this.ctx.clock.now().getTime();
     const tag = op.kind === 'backup.restore-system-state' ? 'ssr' : 'into';
-    const r = await this.sendDirect(hostId, { ...op, opId: `${tag}/${vol.id}/${randomBytes(6).toString('hex')}`, volumeId: vol.id, repository: repoOf(this.ctx.backup, b), snapshotId });
+    const r = await this.sendDirect(hostId, {
+      ...op,
+      opId: `${tag}/${vol.id}/${randomBytes(6).toString('hex')}`,
+      volumeId: vol.id,
+      repository: repoOf(this.ctx.backup, b),
+      snapshotId,
+    });
     if (!r.ok) throw new ServiceError(500, 'restore_failed', `${failure(vol)}: ${r.error ?? 'unknown error'}`);
-    return { backup: b.id, volume: vol.id, restored: (r.result as { paths?: string[] } | undefined)?.paths ?? [], seconds: (this.ctx.clock.now().getTime() - start) / 1000 };
+    return {
+      backup: b.id,
+      volume: vol.id,
+      restored: (r.result as { paths?: string[] } | undefined)?.paths ?? [],
+      seconds: (this.ctx.clock.now().getTime() - start) / 1000,
+    };
   }
 
   /** Sends an operation whose answer the caller awaits itself (no resource folds it): a system-state or files restore. */

@@ -37,7 +37,8 @@ export class HostClusterService {
     for (const ref of b.networks) {
       const n = await store.networks.find(ref);
       if (!n) throw new ServiceError(422, 'unknown_network', `network '${ref}' does not exist`);
-      if (n.spec.tenant !== tenant.name) throw new ServiceError(422, 'tenant_mismatch', `network '${n.name}' belongs to tenant ${n.spec.tenant}, not ${tenant.name}`);
+      if (n.spec.tenant !== tenant.name)
+        throw new ServiceError(422, 'tenant_mismatch', `network '${n.name}' belongs to tenant ${n.spec.tenant}, not ${tenant.name}`);
       networks.push(n.id);
     }
     if (new Set(networks).size !== networks.length) throw new ServiceError(400, 'invalid_request', 'body/networks: a network is named twice');
@@ -65,7 +66,12 @@ export class HostClusterService {
       // Inside the placement lock: no instance can land on the host between this check and the write.
       const foreign = foreignInstances([h.id], c.spec.tenant, await store.instances.list());
       if (foreign.length) {
-        throw new ServiceError(409, 'foreign_instances', `host ${h.name} holds instances of tenants other than ${c.spec.tenant}: ${describeForeign(foreign)}; delete them (or let them finish elsewhere) first`, { instances: foreign });
+        throw new ServiceError(
+          409,
+          'foreign_instances',
+          `host ${h.name} holds instances of tenants other than ${c.spec.tenant}: ${describeForeign(foreign)}; delete them (or let them finish elsewhere) first`,
+          { instances: foreign },
+        );
       }
       const segments: number[] = [];
       for (const id of c.spec.networks) {
@@ -77,7 +83,13 @@ export class HostClusterService {
       try {
         return await store.hostClusters.update(c.id, (cur) => ({
           spec: { ...cur.spec, hosts: [...cur.spec.hosts, h.id] },
-          status: { ...cur.status, principals: [...cur.status.principals, { hostId: h.id, hostName: h.name, serial: cert.serial, segments, notAfter: cert.notAfter.toISOString(), certificate: cert.pem }] },
+          status: {
+            ...cur.status,
+            principals: [
+              ...cur.status.principals,
+              { hostId: h.id, hostName: h.name, serial: cert.serial, segments, notAfter: cert.notAfter.toISOString(), certificate: cert.pem },
+            ],
+          },
         }));
       } catch (e) {
         // Nothing half-made: a certificate nobody recorded as held is revoked at once.

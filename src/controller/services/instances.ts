@@ -53,7 +53,11 @@ interface Checked {
 
 /** An instance refused because the hosts that may take it have no room now. */
 function noRoom(name: string, why: string): ServiceError {
-  return new ServiceError(422, 'no_room', `no host has room for instance ${name} now: ${why}. Free some room, or create it with waitForRoom (outrig instance create --wait-for-room) to keep it pending until a host has room`);
+  return new ServiceError(
+    422,
+    'no_room',
+    `no host has room for instance ${name} now: ${why}. Free some room, or create it with waitForRoom (outrig instance create --wait-for-room) to keep it pending until a host has room`,
+  );
 }
 
 export class InstanceService {
@@ -76,8 +80,14 @@ export class InstanceService {
       let verdict: Verdict | undefined;
       let admitted: Admitted | undefined;
       if (!b.waitForRoom) {
-        const volumes = [...(c.rootBytes ? [{ sizeBytes: c.rootBytes }] : []), ...[c.boot, ...c.extra].filter((v) => !!v).map((v) => ({ sizeBytes: v.spec.sizeBytes, hostId: v.status.hostId }))];
-        const draft = { id, spec: { vcpus: b.vcpus, memoryMiB: b.memoryMiB, tenant: c.tenant, powerState: 'stopped' as const, forwardPorts: [], restartSeq: 0 } };
+        const volumes = [
+          ...(c.rootBytes ? [{ sizeBytes: c.rootBytes }] : []),
+          ...[c.boot, ...c.extra].filter((v) => !!v).map((v) => ({ sizeBytes: v.spec.sizeBytes, hostId: v.status.hostId })),
+        ];
+        const draft = {
+          id,
+          spec: { vcpus: b.vcpus, memoryMiB: b.memoryMiB, tenant: c.tenant, powerState: 'stopped' as const, forwardPorts: [], restartSeq: 0 },
+        };
         ({ verdict, admitted } = await this.place(ctx, draft, volumes));
         if (verdict.kind === 'no-room') throw noRoom(b.name, verdict.message);
       }
@@ -89,7 +99,11 @@ export class InstanceService {
         status.hostId = verdict.hostId;
         status.hostName = verdict.hostName;
         status.memory = admitted!.get(verdict.hostId);
-        status.conditions = setCondition([], { type: 'Scheduled', status: 'True', reason: 'Placed', message: `placed on ${verdict.hostName}` }, ctx.clock.now());
+        status.conditions = setCondition(
+          [],
+          { type: 'Scheduled', status: 'True', reason: 'Placed', message: `placed on ${verdict.hostName}` },
+          ctx.clock.now(),
+        );
       }
       try {
         const inst = await ctx.store.instances.create({
@@ -159,9 +173,15 @@ export class InstanceService {
     const { ctx } = this;
     const inst = await ctx.store.instances.mustFind(ref);
     if (RUNNING_PHASES.has(inst.status.phase) && !force) {
-      throw new ServiceError(409, 'running', `instance ${inst.name} is ${inst.status.phase}: stop it first (outrig instance stop ${inst.name}), or delete it running with --force (force=true)`);
+      throw new ServiceError(
+        409,
+        'running',
+        `instance ${inst.name} is ${inst.status.phase}: stop it first (outrig instance stop ${inst.name}), or delete it running with --force (force=true)`,
+      );
     }
-    const updated = await ctx.store.instances.update(inst.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+    const updated = await ctx.store.instances.update(inst.id, (cur) =>
+      cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } },
+    );
     await ctx.runtime.reconcileNow('instance', inst.id);
     return (await ctx.store.instances.get(inst.id)) ?? updated;
   }
@@ -174,21 +194,30 @@ export class InstanceService {
     if (!tenant) throw new ServiceError(422, 'unknown_tenant', `tenant '${b.tenant}' does not exist`);
     const limits = (tenant.spec.memory ?? []).map((e) => e.limitMiB);
     if (limits.length && b.memoryMiB > Math.max(...limits)) {
-      throw new ServiceError(422, 'over_tenant_limit', `${b.memoryMiB} MiB is more than tenant ${tenant.name}'s memory limit (at most ${Math.max(...limits)} MiB in any of its pools)`);
+      throw new ServiceError(
+        422,
+        'over_tenant_limit',
+        `${b.memoryMiB} MiB is more than tenant ${tenant.name}'s memory limit (at most ${Math.max(...limits)} MiB in any of its pools)`,
+      );
     }
     const image = b.image ? await store.images.find(b.image) : undefined;
     if (b.image && !image) throw new ServiceError(422, 'unknown_image', `image '${b.image}' does not exist (see: outrig image list)`);
     if (image && image.status.phase !== 'ready') throw new ServiceError(409, 'image_not_ready', `image '${image.name}' is still ${image.status.phase}`);
     if (b.kernelArgs && image?.spec.kind !== 'kernel') throw new ServiceError(422, 'invalid_request', 'kernelArgs only apply to kernel images');
     const hosts = await capacity(this.ctx);
-    const fit = everFits({ vcpus: b.vcpus, memoryMiB: b.memoryMiB }, hosts.map((h) => ({ name: h.name, allocatable: h.allocatable })));
+    const fit = everFits(
+      { vcpus: b.vcpus, memoryMiB: b.memoryMiB },
+      hosts.map((h) => ({ name: h.name, allocatable: h.allocatable })),
+    );
     if (!fit.ok) throw new ServiceError(422, 'insufficient_capacity', fit.message);
     const usable = async (ref: string) => {
       const v = await store.volumes.find(ref);
       if (!v) throw new ServiceError(422, 'unknown_volume', `volume '${ref}' does not exist`);
       if (v.spec.tenant !== tenant.name) throw new ServiceError(422, 'tenant_mismatch', `volume '${v.name}' belongs to tenant ${v.spec.tenant}`);
-      if (v.spec.attachedTo || v.spec.ownedBy || v.status.phase === 'deleting') throw new ServiceError(409, 'volume_in_use', `volume '${v.name}' is in use or being deleted`);
-      if ((await store.instances.list()).some((i) => i.spec.bootVolume === v.id)) throw new ServiceError(409, 'volume_in_use', `volume '${v.name}' is another instance's boot volume`);
+      if (v.spec.attachedTo || v.spec.ownedBy || v.status.phase === 'deleting')
+        throw new ServiceError(409, 'volume_in_use', `volume '${v.name}' is in use or being deleted`);
+      if ((await store.instances.list()).some((i) => i.spec.bootVolume === v.id))
+        throw new ServiceError(409, 'volume_in_use', `volume '${v.name}' is another instance's boot volume`);
       return v;
     };
     const boot = b.bootVolume ? await usable(b.bootVolume) : undefined;
@@ -200,12 +229,22 @@ export class InstanceService {
     let rootBytes = 0;
     if (image?.spec.kind === 'disk') {
       rootBytes = b.rootDiskBytes ?? image.spec.virtualSizeBytes;
-      if (rootBytes < image.spec.virtualSizeBytes) throw ServiceError.field('rootDiskBytes', `must be at least the image's size, ${formatBytes(image.spec.virtualSizeBytes)} (${image.spec.virtualSizeBytes} bytes)`, 422);
+      if (rootBytes < image.spec.virtualSizeBytes)
+        throw ServiceError.field(
+          'rootDiskBytes',
+          `must be at least the image's size, ${formatBytes(image.spec.virtualSizeBytes)} (${image.spec.virtualSizeBytes} bytes)`,
+          422,
+        );
       if (await store.volumes.find(`${b.name}-root`)) throw new ServiceError(409, 'conflict', `volume '${b.name}-root' (for the boot disk) already exists`);
     }
     // Its volumes not placed yet go where it goes: some host must be able to hold them.
-    const diskBytes = [rootBytes, ...[boot, ...extra].filter((v) => v && !v.status.hostId).map((v) => v!.spec.sizeBytes)].filter((n) => n > 0).reduce((n, size) => n + newVolumeNeed(size).bytes, 0);
-    const diskFit = everFits({ vcpus: b.vcpus, memoryMiB: b.memoryMiB, diskBytes }, hosts.map((h) => ({ name: h.name, allocatable: h.allocatable, disk: h.disk })));
+    const diskBytes = [rootBytes, ...[boot, ...extra].filter((v) => v && !v.status.hostId).map((v) => v!.spec.sizeBytes)]
+      .filter((n) => n > 0)
+      .reduce((n, size) => n + newVolumeNeed(size).bytes, 0);
+    const diskFit = everFits(
+      { vcpus: b.vcpus, memoryMiB: b.memoryMiB, diskBytes },
+      hosts.map((h) => ({ name: h.name, allocatable: h.allocatable, disk: h.disk })),
+    );
     if (!diskFit.ok) throw new ServiceError(422, 'insufficient_storage', diskFit.message);
     const nets: Network[] = [];
     for (const ref of b.networks ?? []) {
@@ -231,7 +270,14 @@ export class InstanceService {
         const reserved = new Set(fresh.spec.gateway ? [parseIpv4(fresh.spec.gateway)!] : []);
         const addr = await store.claims.claimAddress(n.id, instanceId, (used) => pickAddress(subnet, reserved, used));
         if (addr === undefined) throw new ServiceError(409, 'network_full', `network '${n.name}' (${fresh.spec.subnet}) has no free address`);
-        nics.push({ network: n.id, networkName: n.name, address: formatIpv4(addr), prefix: subnet.prefix, gateway: fresh.spec.gateway, mac: macForAddress(addr) });
+        nics.push({
+          network: n.id,
+          networkName: n.name,
+          address: formatIpv4(addr),
+          prefix: subnet.prefix,
+          gateway: fresh.spec.gateway,
+          mac: macForAddress(addr),
+        });
       }
       return nics;
     } catch (e) {
@@ -257,7 +303,10 @@ export class InstanceService {
       for (const v of c.extra) await store.volumes.update(v.id, (cur) => ({ spec: { ...cur.spec, attachedTo: inst.id } }));
       return made;
     } catch (e) {
-      for (const v of c.extra) await store.volumes.update(v.id, (cur) => (cur.spec.attachedTo === inst.id ? { spec: { ...cur.spec, attachedTo: undefined } } : null)).catch(() => undefined);
+      for (const v of c.extra)
+        await store.volumes
+          .update(v.id, (cur) => (cur.spec.attachedTo === inst.id ? { spec: { ...cur.spec, attachedTo: undefined } } : null))
+          .catch(() => undefined);
       for (const id of made) await store.volumes.delete(id);
       await store.instances.delete(inst.id);
       await store.claims.releaseInstance(inst.id);
@@ -270,5 +319,7 @@ export class InstanceService {
 function powerSpec(i: Instance, action: PowerAction, force: boolean): Instance['spec'] {
   if (action === 'start') return { ...i.spec, powerState: 'running', forceOff: undefined };
   if (action === 'stop') return { ...i.spec, powerState: 'stopped', forceOff: force || undefined };
-  return i.spec.powerState === 'running' ? { ...i.spec, restartSeq: i.spec.restartSeq + 1, forceOff: force || undefined } : { ...i.spec, powerState: 'running', forceOff: undefined };
+  return i.spec.powerState === 'running'
+    ? { ...i.spec, restartSeq: i.spec.restartSeq + 1, forceOff: force || undefined }
+    : { ...i.spec, powerState: 'running', forceOff: undefined };
 }

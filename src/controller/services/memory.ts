@@ -36,8 +36,11 @@ function checkTiers(spec: MemoryPoolSpec): void {
   const names = spec.tiers.map((t) => t.name);
   const dup = names.find((n, i) => names.indexOf(n) !== i);
   if (dup) throw new ServiceError(400, 'invalid_request', `tier ${dup} is named twice`);
-  if (spec.tiers.filter((t) => t.kind === 'local').length > 1) throw new ServiceError(400, 'invalid_request', "a pool has at most one local tier (each host's own DRAM)");
-  for (const t of spec.tiers) if (t.kind === 'pooled' && !t.capacityMiB) throw new ServiceError(400, 'invalid_request', `pooled tier ${t.name} needs its capacityMiB (the size of the shared memory)`);
+  if (spec.tiers.filter((t) => t.kind === 'local').length > 1)
+    throw new ServiceError(400, 'invalid_request', "a pool has at most one local tier (each host's own DRAM)");
+  for (const t of spec.tiers)
+    if (t.kind === 'pooled' && !t.capacityMiB)
+      throw new ServiceError(400, 'invalid_request', `pooled tier ${t.name} needs its capacityMiB (the size of the shared memory)`);
 }
 
 /**
@@ -47,19 +50,28 @@ function checkTiers(spec: MemoryPoolSpec): void {
  */
 export async function checkMemoryConfig(ctx: Ctx, next: { pools?: MemoryPool[]; tenants?: Tenant[] }): Promise<void> {
   const { store } = ctx;
-  const [pools, tenants, hosts, instances] = await Promise.all([next.pools ?? store.memoryPools.list(), next.tenants ?? store.tenants.list(), store.hosts.list(), store.instances.list()]);
+  const [pools, tenants, hosts, instances] = await Promise.all([
+    next.pools ?? store.memoryPools.list(),
+    next.tenants ?? store.tenants.list(),
+    store.hosts.list(),
+    store.instances.list(),
+  ]);
   const catchAll = pools.filter((p) => !p.spec.hosts);
-  if (catchAll.length > 1) throw new ServiceError(409, 'conflict', `only one pool may take every unnamed host (${catchAll.map((p) => p.name).join(', ')} would)`);
+  if (catchAll.length > 1)
+    throw new ServiceError(409, 'conflict', `only one pool may take every unnamed host (${catchAll.map((p) => p.name).join(', ')} would)`);
   const namedBy = new Map<string, string>();
-  for (const p of pools) for (const h of p.spec.hosts ?? []) {
-    const host = hosts.find((x) => x.name === h || x.id === h);
-    const key = host?.id ?? h;
-    if (namedBy.has(key) && namedBy.get(key) !== p.name) throw new ServiceError(409, 'conflict', `host ${h} is already in memory pool ${namedBy.get(key)}`);
-    namedBy.set(key, p.name);
-  }
-  for (const t of tenants) for (const e of t.spec.memory ?? []) {
-    if (!pools.some((p) => p.name === e.pool)) throw new ServiceError(422, 'unknown_pool', `tenant ${t.name}: memory pool '${e.pool}' does not exist (see: outrig memory pool list)`);
-  }
+  for (const p of pools)
+    for (const h of p.spec.hosts ?? []) {
+      const host = hosts.find((x) => x.name === h || x.id === h);
+      const key = host?.id ?? h;
+      if (namedBy.has(key) && namedBy.get(key) !== p.name) throw new ServiceError(409, 'conflict', `host ${h} is already in memory pool ${namedBy.get(key)}`);
+      namedBy.set(key, p.name);
+    }
+  for (const t of tenants)
+    for (const e of t.spec.memory ?? []) {
+      if (!pools.some((p) => p.name === e.pool))
+        throw new ServiceError(422, 'unknown_pool', `tenant ${t.name}: memory pool '${e.pool}' does not exist (see: outrig memory pool list)`);
+    }
   const members = poolMembers(pools, hosts);
   for (const p of pools) {
     const model = poolModel(p, members.get(p.id)!, ctx.allocation);
@@ -78,7 +90,8 @@ export function checkTenantMemory(memory: TenantSpec['memory']): void {
   const dup = pools.find((p, i) => pools.indexOf(p) !== i);
   if (dup) throw new ServiceError(400, 'invalid_request', `pool ${dup} appears twice in the memory entitlements`);
   for (const e of memory ?? []) {
-    if (e.guaranteedMiB > e.limitMiB) throw new ServiceError(422, 'invalid_entitlement', `pool ${e.pool}: guarantee ${e.guaranteedMiB} MiB is above the limit ${e.limitMiB} MiB`);
+    if (e.guaranteedMiB > e.limitMiB)
+      throw new ServiceError(422, 'invalid_entitlement', `pool ${e.pool}: guarantee ${e.guaranteedMiB} MiB is above the limit ${e.limitMiB} MiB`);
   }
 }
 
@@ -96,7 +109,17 @@ export class MemoryService {
     const spec: MemoryPoolSpec = { hosts: b.hosts, tiers: b.tiers, maxOvercommit: b.maxOvercommit ?? 1, floor: b.floor };
     checkTiers(spec);
     const p = await ctx.serialize(async () => {
-      const draft = { id: 'new', name, labels: {}, annotations: {}, spec, status: { phase: 'new', conditions: [], hosts: [], domains: [], tenants: [] }, createdAt: '', updatedAt: '', generation: 1 };
+      const draft = {
+        id: 'new',
+        name,
+        labels: {},
+        annotations: {},
+        spec,
+        status: { phase: 'new', conditions: [], hosts: [], domains: [], tenants: [] },
+        createdAt: '',
+        updatedAt: '',
+        generation: 1,
+      };
       const pools = [...(await ctx.store.memoryPools.list()), draft];
       await checkMemoryConfig(ctx, { pools });
       await this.checkBacked(draft, pools, b.allowUnbacked);
@@ -146,7 +169,11 @@ export class MemoryService {
     const members = poolMembers(pools, await this.ctx.store.hosts.list()).get(pool.id) ?? [];
     const problems = unbackedTiers(pool, members, this.ctx.allocation);
     if (problems.length) {
-      throw new ServiceError(422, 'tier_unbacked', `${problems.join('; ')}: size the tiers to the hosts (see: outrig host list), or keep them with --allow-unbacked (allowUnbacked) if that memory is to come`);
+      throw new ServiceError(
+        422,
+        'tier_unbacked',
+        `${problems.join('; ')}: size the tiers to the hosts (see: outrig host list), or keep them with --allow-unbacked (allowUnbacked) if that memory is to come`,
+      );
     }
   }
 }

@@ -34,7 +34,12 @@ export class NetworkService {
       const g = parseIpv4(b.gateway);
       const { first, last } = hostRange(subnet);
       if (g === undefined) throw new ServiceError(400, 'invalid_request', `body/gateway: '${b.gateway}' is not an IPv4 address`);
-      if (!contains(subnet, g) || g < first || g > last) throw new ServiceError(400, 'invalid_request', `body/gateway: ${b.gateway} is not a host address of ${b.subnet} (${formatIpv4(first)}-${formatIpv4(last)})`);
+      if (!contains(subnet, g) || g < first || g > last)
+        throw new ServiceError(
+          400,
+          'invalid_request',
+          `body/gateway: ${b.gateway} is not a host address of ${b.subnet} (${formatIpv4(first)}-${formatIpv4(last)})`,
+        );
       gateway = formatIpv4(g);
     }
     const tenant = await store.tenants.find(b.tenant ?? DEFAULT_TENANT);
@@ -90,7 +95,8 @@ export class NetworkService {
       const users = (await store.instances.list()).filter((i) => holders.has(i.id)).map((i) => i.name);
       const clusters = (await store.hostClusters.list()).filter((c) => c.spec.networks.includes(n.id)).map((c) => c.name);
       if (clusters.length) throw new ServiceError(409, 'in_use', `network ${n.name} is a network of host cluster ${clusters.join(', ')}`);
-      if (holders.size) throw new ServiceError(409, 'in_use', `network ${n.name} has instances on it: ${users.join(', ') || 'one being created'}; delete them first`);
+      if (holders.size)
+        throw new ServiceError(409, 'in_use', `network ${n.name} has instances on it: ${users.join(', ') || 'one being created'}; delete them first`);
       return store.networks.update(n.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
     });
     await this.ctx.runtime.reconcileNow('network', n.id);

@@ -21,7 +21,17 @@ export class TenantService {
       if (await ctx.store.tenants.find(name)) throw new ServiceError(409, 'conflict', `tenant '${name}' already exists`);
       await this.checkPoolsExist(spec.memory);
       checkTenantMemory(spec.memory);
-      const draft = { id: 'new', name, labels: {}, annotations: {}, spec, status: { phase: 'active', conditions: [] }, createdAt: '', updatedAt: '', generation: 1 };
+      const draft = {
+        id: 'new',
+        name,
+        labels: {},
+        annotations: {},
+        spec,
+        status: { phase: 'active', conditions: [] },
+        createdAt: '',
+        updatedAt: '',
+        generation: 1,
+      };
       await checkMemoryConfig(ctx, { tenants: [...(await ctx.store.tenants.list()), draft] });
       return ctx.store.tenants.create({ name, labels: b.labels, annotations: b.annotations, spec, status: draft.status });
     });
@@ -57,7 +67,8 @@ export class TenantService {
   /** References before shapes: a mistyped pool is the answer, whatever else is wrong with the entitlement. */
   private async checkPoolsExist(memory: TenantSpec['memory']): Promise<void> {
     for (const e of memory ?? []) {
-      if (!(await this.ctx.store.memoryPools.find(e.pool))) throw new ServiceError(422, 'unknown_pool', `memory pool '${e.pool}' does not exist (see: outrig memory pool list)`);
+      if (!(await this.ctx.store.memoryPools.find(e.pool)))
+        throw new ServiceError(422, 'unknown_pool', `memory pool '${e.pool}' does not exist (see: outrig memory pool list)`);
     }
   }
 }

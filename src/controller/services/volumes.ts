@@ -57,8 +57,14 @@ export class VolumeService {
     if (b.host && !host) throw new ServiceError(422, 'unknown_host', `host '${b.host}' does not exist`);
     const forInstance = b.forInstance ? await store.instances.find(b.forInstance) : undefined;
     if (b.forInstance && !forInstance) throw new ServiceError(422, 'unknown_instance', `instance '${b.forInstance}' does not exist`);
-    if (forInstance && b.host) throw new ServiceError(400, 'invalid_request', 'give host or forInstance, not both: a volume made for an instance goes to its host');
-    if (forInstance && forInstance.spec.tenant !== tenant.name) throw new ServiceError(422, 'tenant_mismatch', `instance ${forInstance.name} belongs to tenant ${forInstance.spec.tenant}, the volume would to ${tenant.name}`);
+    if (forInstance && b.host)
+      throw new ServiceError(400, 'invalid_request', 'give host or forInstance, not both: a volume made for an instance goes to its host');
+    if (forInstance && forInstance.spec.tenant !== tenant.name)
+      throw new ServiceError(
+        422,
+        'tenant_mismatch',
+        `instance ${forInstance.name} belongs to tenant ${forInstance.spec.tenant}, the volume would to ${tenant.name}`,
+      );
     /** The host the volume must go to, when known now: the one asked for, its instance's, or a clone's source volume's. */
     let target = host?.id ?? forInstance?.status.hostId;
     let source: VolumeSource | undefined;
@@ -67,7 +73,8 @@ export class VolumeService {
       const snap = await this.findSnapshot(b.source.snapshot, { status: 422, code: 'unknown_snapshot' });
       if (snap.status.phase !== 'ready') throw new ServiceError(409, 'snapshot_not_ready', `snapshot '${snap.name}' is ${snap.status.phase}`);
       const vol = await store.volumes.get(snap.spec.volume);
-      if (vol && vol.spec.tenant !== tenant.name) throw new ServiceError(422, 'tenant_mismatch', `snapshot '${snap.name}' belongs to tenant ${vol.spec.tenant}`);
+      if (vol && vol.spec.tenant !== tenant.name)
+        throw new ServiceError(422, 'tenant_mismatch', `snapshot '${snap.name}' belongs to tenant ${vol.spec.tenant}`);
       if (b.blockSize !== undefined) throw ServiceError.field('blockSize', 'cannot be chosen for a clone: it uses its source block size');
       if (b.host || forInstance) throw new ServiceError(400, 'invalid_request', "a clone lives on its source volume's host");
       minSize = snap.status.sizeBytes ?? vol?.spec.sizeBytes ?? MiB;
@@ -86,7 +93,8 @@ export class VolumeService {
       if (bk.status.phase !== 'completed' || !bk.status.result) throw new ServiceError(409, 'backup_not_ready', `backup '${bk.name}' is ${bk.status.phase}`);
       if (!bk.status.result.bmrReady) throw new ServiceError(422, 'not_bmr_ready', `backup '${bk.name}' is not BMR-ready: it cannot rebuild a disk`);
       const orig = bk.spec.volume ? await store.volumes.get(bk.spec.volume) : undefined;
-      if (orig && orig.spec.tenant !== tenant.name) throw new ServiceError(422, 'tenant_mismatch', `backup '${bk.name}' is of a volume of tenant ${orig.spec.tenant}`);
+      if (orig && orig.spec.tenant !== tenant.name)
+        throw new ServiceError(422, 'tenant_mismatch', `backup '${bk.name}' is of a volume of tenant ${orig.spec.tenant}`);
       minSize = bk.status.sizeBytes ?? MiB;
       source = { backup: bk.id };
     }
@@ -100,7 +108,11 @@ export class VolumeService {
     const fit = target ? await this.placement.diskFit(target, need) : await this.placement.diskFitAnywhere(tenant.name, need);
     if (!fit.ok && (target || fit.never)) throw new ServiceError(422, 'insufficient_storage', fit.message);
     if (!fit.ok && !b.waitForRoom) {
-      throw new ServiceError(422, 'insufficient_storage', `${fit.message}. Free some room, or create it with waitForRoom (outrig volume create --wait-for-room) to keep it pending until a host has room`);
+      throw new ServiceError(
+        422,
+        'insufficient_storage',
+        `${fit.message}. Free some room, or create it with waitForRoom (outrig volume create --wait-for-room) to keep it pending until a host has room`,
+      );
     }
     const v = await store.volumes.create({
       name: b.name,
@@ -130,13 +142,18 @@ export class VolumeService {
     if (bootOf) throw new ServiceError(409, 'in_use', `volume '${v.name}' is the boot volume of instance ${bootOf.name}`);
     const snaps = (await store.snapshots.list()).filter((x) => x.spec.volume === v.id);
     if (snaps.length && !recursive) {
-      throw new ServiceError(409, 'has_snapshots', `volume '${v.name}' has snapshots: ${snaps.map((x) => x.name).join(', ')}; delete them first, or delete the volume with them (recursive: outrig volume delete ${v.name} --recursive)`);
+      throw new ServiceError(
+        409,
+        'has_snapshots',
+        `volume '${v.name}' has snapshots: ${snaps.map((x) => x.name).join(', ')}; delete them first, or delete the volume with them (recursive: outrig volume delete ${v.name} --recursive)`,
+      );
     }
     // Clones of its snapshots are volumes of their own that need them: they go first, by hand.
     const clones = (await Promise.all(snaps.map(async (x) => (await this.clonesOf(x.id)).map((c) => `${c} (of ${x.name})`)))).flat();
     if (clones.length) throw new ServiceError(409, 'has_clones', `volume '${v.name}' has snapshots with clones: ${clones.join(', ')}; delete the clones first`);
     // The snapshots live in the volume's file and go with it; their rows are marked so nothing new starts from them.
-    for (const x of snaps) await store.snapshots.update(x.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+    for (const x of snaps)
+      await store.snapshots.update(x.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
     const updated = await store.volumes.update(v.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
     await runtime.reconcileNow('volume', v.id);
     for (const x of snaps) runtime.enqueue('snapshot', x.id);
@@ -151,8 +168,10 @@ export class VolumeService {
     if (v.spec.attachedTo === inst.id) return v;
     if (v.spec.attachedTo || v.spec.ownedBy) throw new ServiceError(409, 'in_use', `volume '${v.name}' is attached elsewhere`);
     if ((await store.instances.list()).some((i) => i.spec.bootVolume === v.id)) throw new ServiceError(409, 'in_use', `volume '${v.name}' is a boot volume`);
-    if (v.status.phase === 'deleting' || inst.status.phase === 'deleting') throw new ServiceError(409, 'deleting', 'the volume or the instance is being deleted');
-    if (v.spec.tenant !== inst.spec.tenant) throw new ServiceError(422, 'tenant_mismatch', `volume '${v.name}' belongs to tenant ${v.spec.tenant}, instance ${inst.name} to ${inst.spec.tenant}`);
+    if (v.status.phase === 'deleting' || inst.status.phase === 'deleting')
+      throw new ServiceError(409, 'deleting', 'the volume or the instance is being deleted');
+    if (v.spec.tenant !== inst.spec.tenant)
+      throw new ServiceError(422, 'tenant_mismatch', `volume '${v.name}' belongs to tenant ${v.spec.tenant}, instance ${inst.name} to ${inst.spec.tenant}`);
     if (v.status.hostId && inst.status.hostId && v.status.hostId !== inst.status.hostId) {
       const instHost = inst.status.hostName ?? inst.status.hostId;
       throw new ServiceError(
@@ -193,7 +212,10 @@ export class VolumeService {
       const cur = await store.volumes.mustFind(v.id);
       const growth = sizeBytes - cur.spec.sizeBytes;
       if (growth > 0 && cur.status.hostId) {
-        const fit = await this.placement.diskFit(cur.status.hostId, { bytes: growth, what: `volume ${cur.name} grown by ${formatBytes(growth)} to ${formatBytes(sizeBytes)}` });
+        const fit = await this.placement.diskFit(cur.status.hostId, {
+          bytes: growth,
+          what: `volume ${cur.name} grown by ${formatBytes(growth)} to ${formatBytes(sizeBytes)}`,
+        });
         if (!fit.ok) throw new ServiceError(422, 'insufficient_storage', fit.message);
       }
       await store.volumes.update(v.id, (c) => ({ spec: { ...c.spec, sizeBytes } }));
@@ -210,7 +232,13 @@ export class VolumeService {
     if ((await store.snapshots.list()).some((x) => x.spec.volume === v.id && x.name === b.name)) {
       throw new ServiceError(409, 'conflict', `volume '${v.name}' already has a snapshot named '${b.name}'`);
     }
-    const snap = await store.snapshots.create({ name: b.name, labels: b.labels, annotations: b.annotations, spec: { volume: v.id }, status: { phase: 'pending', conditions: [] } });
+    const snap = await store.snapshots.create({
+      name: b.name,
+      labels: b.labels,
+      annotations: b.annotations,
+      spec: { volume: v.id },
+      status: { phase: 'pending', conditions: [] },
+    });
     await runtime.reconcileNow('snapshot', snap.id);
     return (await store.snapshots.get(snap.id)) ?? snap;
   }
@@ -228,6 +256,8 @@ export class VolumeService {
 
   /** Names of the clones of a snapshot, to refuse deletes that would orphan them. */
   private async clonesOf(snapshotId: string): Promise<string[]> {
-    return (await this.ctx.store.volumes.list()).filter((v) => v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === snapshotId).map((v) => v.name);
+    return (await this.ctx.store.volumes.list())
+      .filter((v) => v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === snapshotId)
+      .map((v) => v.name);
   }
 }

@@ -36,10 +36,13 @@ export class SnapshotReconciler implements Reconciler {
     const wrote = await ctx.status.write(repo, s, () => plan.status);
     if (plan.status.phase === 'ready' && s.status.phase !== 'ready') {
       // Clones waiting for this snapshot can go ahead.
-      for (const v of await ctx.store.volumes.list()) if (v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === id) ctx.runtime.enqueue('volume', v.id);
+      for (const v of await ctx.store.volumes.list())
+        if (v.spec.source && 'snapshot' in v.spec.source && v.spec.source.snapshot === id) ctx.runtime.enqueue('volume', v.id);
     }
     if (!plan.send || !hostId) return;
     if (!wrote && JSON.stringify(plan.status) !== JSON.stringify(s.status)) return;
-    ctx.ops.send({ kind: 'snapshot', key: id }, hostId, { opId: plan.send.opId, kind: plan.send.kind, volumeId: s.spec.volume, snapshotId: s.id }).catch(() => undefined);
+    ctx.ops
+      .send({ kind: 'snapshot', key: id }, hostId, { opId: plan.send.opId, kind: plan.send.kind, volumeId: s.spec.volume, snapshotId: s.id })
+      .catch(() => undefined);
   }
 }

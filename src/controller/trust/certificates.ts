@@ -31,11 +31,17 @@ export function selectCertificates(all: Certificate[], ref: string, profile?: st
   const ofProfile = (c: Certificate) => !profile || c.spec.profile === profile;
   const bySerial = /^[0-9a-f]+$/i.test(ref) ? all.filter((c) => normSerial(c.name) === normSerial(ref)) : all.filter((c) => c.id === ref);
   const byName = all.filter((c) => subjectName(c) === ref);
-  if (bySerial.length && byName.length) return { status: 409, code: 'ambiguous_ref', message: `'${ref}' is both a serial and a certificate name; use the serial of one certificate` };
+  if (bySerial.length && byName.length)
+    return { status: 409, code: 'ambiguous_ref', message: `'${ref}' is both a serial and a certificate name; use the serial of one certificate` };
   const found = (bySerial.length ? bySerial : byName).filter(ofProfile);
   if (!found.length) return { status: 404, code: 'not_found', message: `no ${profile ? `${profile} ` : ''}certificate with serial or name '${ref}'` };
   const profiles = [...new Set(found.map((c) => c.spec.profile))];
-  if (profiles.length > 1) return { status: 409, code: 'ambiguous_ref', message: `'${ref}' names certificates of profiles ${profiles.join(', ')}: choose one with profile (--profile)` };
+  if (profiles.length > 1)
+    return {
+      status: 409,
+      code: 'ambiguous_ref',
+      message: `'${ref}' names certificates of profiles ${profiles.join(', ')}: choose one with profile (--profile)`,
+    };
   return { certs: found };
 }
 
@@ -108,7 +114,10 @@ export class CertificateRecords {
    */
   async crl(): Promise<string> {
     const revoked = (await this.store.certificates.list()).filter((c) => c.status.phase === 'revoked');
-    const key = revoked.map((c) => c.name).sort().join(',');
+    const key = revoked
+      .map((c) => c.name)
+      .sort()
+      .join(',');
     const c = this.crlCache;
     if (c && c.key === key && Date.now() - c.madeAt < 12 * 3_600_000) return c.pem;
     const pem = await this.ca.crl(revoked.map((x) => ({ serial: x.name, at: new Date(x.status.revokedAt ?? x.updatedAt) })));

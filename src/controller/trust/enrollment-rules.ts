@@ -30,14 +30,17 @@ export interface RuleRequest {
 
 /** One spelling of a fingerprint (`sha256:` prefix and colons allowed), or undefined if it is not one. */
 export function normFingerprint(s: string): string | undefined {
-  const hex = s.trim().toLowerCase().replace(/^sha256:/, '').replace(/:/g, '');
+  const hex = s
+    .trim()
+    .toLowerCase()
+    .replace(/^sha256:/, '')
+    .replace(/:/g, '');
   return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
 }
 
 export function maxUsesOf(spec: EnrollmentRuleSpec): number {
   return spec.maxUses ?? (spec.kind === 'token' ? 1 : Infinity);
 }
-
 
 /** Why a rule may not be made as asked, or undefined when it may. */
 export function ruleProblem(r: RuleInput): { code: 'invalid_request' | 'unauthenticated_rule'; message: string } | undefined {
@@ -49,7 +52,8 @@ export function ruleProblem(r: RuleInput): { code: 'invalid_request' | 'unauthen
       code: 'unauthenticated_rule',
       message: `a ${r.kind} rule admits on what hosts claim, which anyone on the network can claim: add a bootstrap token (withToken) or the hosts' key fingerprints (keyFingerprints), or set allowUnauthenticated to admit them anyway`,
     };
-  if (bound && r.allowUnauthenticated) return { code: 'invalid_request', message: 'allowUnauthenticated goes only with a rule that has no token and no key fingerprints' };
+  if (bound && r.allowUnauthenticated)
+    return { code: 'invalid_request', message: 'allowUnauthenticated goes only with a rule that has no token and no key fingerprints' };
   return undefined;
 }
 
@@ -61,7 +65,8 @@ function invalidRule(r: RuleInput): string | undefined {
   if (kind !== 'host-ids' && r.hostIds?.length) return 'hostIds only go with kind host-ids';
   if (kind !== 'labels' && Object.keys(r.labels ?? {}).length) return 'labels only go with kind labels';
   if (kind === 'token' && r.keyFingerprints?.length) return 'keyFingerprints do not go with kind token';
-  if (r.withToken && kind !== 'host-ids' && kind !== 'labels') return `withToken goes with kind host-ids or labels (a ${kind} rule ${kind === 'token' ? 'is a token' : 'has its keys'})`;
+  if (r.withToken && kind !== 'host-ids' && kind !== 'labels')
+    return `withToken goes with kind host-ids or labels (a ${kind} rule ${kind === 'token' ? 'is a token' : 'has its keys'})`;
   const bad = (r.keyFingerprints ?? []).find((f) => !normFingerprint(f));
   if (bad !== undefined) return `'${bad}' is not a key fingerprint (64 hex digits of SHA-256, as 'outrig agent --print-identity' shows)`;
   return undefined;
@@ -95,7 +100,9 @@ export function ruleAdmits(r: EnrollmentRule, req: RuleRequest, now: Date): bool
   if (r.status.phase !== 'active') return false;
   if (s.expiresAt && Date.parse(s.expiresAt) < now.getTime()) return false;
   if (r.status.uses >= maxUsesOf(s)) return false;
-  const matcher = { token: !!s.tokenSha256, 'host-ids': !!s.hostIds?.length, labels: !!Object.keys(s.labels ?? {}).length, keys: !!s.keyFingerprints?.length }[s.kind];
+  const matcher = { token: !!s.tokenSha256, 'host-ids': !!s.hostIds?.length, labels: !!Object.keys(s.labels ?? {}).length, keys: !!s.keyFingerprints?.length }[
+    s.kind
+  ];
   if (!matcher) return false;
   if (ruleAuthentication(s) === 'none' && !s.unauthenticated) return false;
   if (s.tokenSha256 && !sameHash(req.tokenSha256, s.tokenSha256)) return false;

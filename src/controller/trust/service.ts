@@ -120,7 +120,13 @@ export class TrustService {
    * An enrollment request: a CSR for the host's discovered key, bound by the discovery nonce (or,
    * for a host already known, by that key). Admitted by a rule, or left pending for an operator.
    */
-  async enroll(req: { hostId: string; name?: string; nonce?: string; csr: string; bootstrapToken?: string }): Promise<{ status: 'trusted'; certificate: string; ca: string } | { status: 'pending-approval' }> {
+  async enroll(req: {
+    hostId: string;
+    name?: string;
+    nonce?: string;
+    csr: string;
+    bootstrapToken?: string;
+  }): Promise<{ status: 'trusted'; certificate: string; ca: string } | { status: 'pending-approval' }> {
     const { store } = this.o;
     let csr;
     try {
@@ -136,7 +142,8 @@ export class TrustService {
     if (!bound && !existing?.status.trust) throw unknownNonce();
     const publicKey = bound?.publicKey ?? existing!.status.trust!.publicKey;
     // Without a nonce, a request that does not prove the host's own key hears what an unknown host id hears.
-    if (csr.publicKeyB64 !== publicKey) throw bound ? new TrustError(403, 'key_mismatch', 'the CSR key is not the key this host proved in discovery') : unknownNonce();
+    if (csr.publicKeyB64 !== publicKey)
+      throw bound ? new TrustError(403, 'key_mismatch', 'the CSR key is not the key this host proved in discovery') : unknownNonce();
     let trust = existing?.status.trust;
     const labels = bound?.labels ?? trust?.labels ?? {};
     const now = new Date();
@@ -145,7 +152,8 @@ export class TrustService {
     const rule = (await store.enrollmentRules.list()).find((r) => ruleAdmits(r, proofs, now));
     if (trust && trust.publicKey !== publicKey) {
       // A request waiting for approval is a claim anyone could make on this id; a host that proves a token or a registered key takes its place.
-      if (trust.state !== 'pending' || !rule || ruleAuthentication(rule.spec) === 'none') throw new TrustError(409, 'key_mismatch', `host ${req.hostId} is bound to another key; an operator must delete it first`);
+      if (trust.state !== 'pending' || !rule || ruleAuthentication(rule.spec) === 'none')
+        throw new TrustError(409, 'key_mismatch', `host ${req.hostId} is bound to another key; an operator must delete it first`);
       await this.exclusive(async () => {
         await store.hosts.delete(req.hostId);
         this.pending.remove(req.hostId);
@@ -157,7 +165,8 @@ export class TrustService {
     if (trust?.state === 'rejected') throw new TrustError(403, 'rejected', `host ${req.hostId} was rejected by an operator`);
     if (trust?.state === 'revoked') throw new TrustError(403, 'revoked', `host ${req.hostId} has been revoked`);
     // Another host's name as this host's id would make that name mean two hosts (approving one by name approved the other).
-    if (!existing && (await store.hosts.taken(req.hostId))) throw new TrustError(409, 'id_taken', `host id ${req.hostId} is the name of another host; this host needs another id`);
+    if (!existing && (await store.hosts.taken(req.hostId)))
+      throw new TrustError(409, 'id_taken', `host id ${req.hostId} is the name of another host; this host needs another id`);
     if (req.nonce) this.nonces.delete(req.nonce);
 
     // Already trusted: approved while the agent waited (the certificate waits here), or an agent
@@ -186,7 +195,20 @@ export class TrustService {
     });
     const cert = await this.issueHost(req.hostId, req.csr);
     await this.exclusive(async () => {
-      await this.upsertHost(req.hostId, req.name ?? req.hostId, { ...base, state: 'trusted', csr: undefined, approvedBy: `rule ${rule.name}`, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() }, 'trusted');
+      await this.upsertHost(
+        req.hostId,
+        req.name ?? req.hostId,
+        {
+          ...base,
+          state: 'trusted',
+          csr: undefined,
+          approvedBy: `rule ${rule.name}`,
+          certificate: cert.pem,
+          certSerial: cert.serial,
+          certNotAfter: cert.notAfter.toISOString(),
+        },
+        'trusted',
+      );
       this.pending.remove(req.hostId);
     });
     this.o.log.info({ hostId: req.hostId, rule: rule.name }, 'host enrolled');
@@ -198,7 +220,11 @@ export class TrustService {
     return this.exclusive(async () => {
       await this.expireLocked(Date.now());
       if (!this.pending.has(id) && this.pending.full()) {
-        throw new TrustError(429, 'too_many_pending', `${this.pending.limits.max} hosts are waiting for approval already; try again later (an operator approves, rejects or deletes waiting hosts)`);
+        throw new TrustError(
+          429,
+          'too_many_pending',
+          `${this.pending.limits.max} hosts are waiting for approval already; try again later (an operator approves, rejects or deletes waiting hosts)`,
+        );
       }
       await this.upsertHost(id, name, trust, 'pending-approval');
       this.pending.add(id, Date.parse(trust.requestedAt));
@@ -251,7 +277,19 @@ export class TrustService {
       const cert = await this.issueHost(h.id, t.csr);
       this.pending.remove(h.id);
       return this.o.store.hosts.update(h.id, (cur) => ({
-        status: { ...cur.status, phase: 'trusted', trust: { ...t, state: 'trusted', csr: undefined, approvedBy: by, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() } },
+        status: {
+          ...cur.status,
+          phase: 'trusted',
+          trust: {
+            ...t,
+            state: 'trusted',
+            csr: undefined,
+            approvedBy: by,
+            certificate: cert.pem,
+            certSerial: cert.serial,
+            certNotAfter: cert.notAfter.toISOString(),
+          },
+        },
       }));
     });
   }
@@ -297,7 +335,9 @@ export class TrustService {
     if (!t || t.state !== 'trusted') throw new TrustError(409, 'not_trusted', `host ${h.name} holds no trust to revoke`);
     await this.certs.revokeWhere((c) => c.spec.hostId === h.id);
     this.o.log.warn({ hostId: h.id }, 'host revoked');
-    return this.o.store.hosts.update(h.id, (cur) => ({ status: { ...cur.status, phase: 'revoked', trust: { ...t, state: 'revoked', certificate: undefined } } }));
+    return this.o.store.hosts.update(h.id, (cur) => ({
+      status: { ...cur.status, phase: 'revoked', trust: { ...t, state: 'revoked', certificate: undefined } },
+    }));
   }
 
   /**
@@ -318,7 +358,10 @@ export class TrustService {
     if (csr.commonName !== hostId) throw new TrustError(400, 'bad_csr', `CSR is for '${csr.commonName}'`);
     const cert = await this.issueHost(hostId, csrPem);
     await this.o.store.hosts.update(hostId, (cur) => ({
-      status: { ...cur.status, trust: { ...cur.status.trust!, publicKey: csr.publicKeyB64, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() } },
+      status: {
+        ...cur.status,
+        trust: { ...cur.status.trust!, publicKey: csr.publicKeyB64, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() },
+      },
     }));
     const superseded = await this.certs.revokeWhere((c) => c.spec.hostId === hostId && c.spec.profile === 'host' && c.name !== cert.serial);
     this.o.log.info({ hostId, serial: cert.serial, superseded: superseded.map((c) => c.name) }, 'host certificate renewed');

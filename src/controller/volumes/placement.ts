@@ -35,7 +35,9 @@ export async function placeVolume(ctx: Ctx, v: Volume): Promise<VolumePlacement>
   if (v.spec.forInstance && !v.spec.attachedTo && !v.spec.ownedBy) {
     const inst = await store.instances.get(v.spec.forInstance);
     if (!inst) return { error: `instance ${v.spec.forInstance}, which it was made for, is gone` };
-    return inst.status.hostId ? pinnedTo(inst.status.hostId, `it is made for instance ${inst.name}, which is there`) : { wait: `waiting for instance ${inst.name} to be placed` };
+    return inst.status.hostId
+      ? pinnedTo(inst.status.hostId, `it is made for instance ${inst.name}, which is there`)
+      : { wait: `waiting for instance ${inst.name} to be placed` };
   }
   if (v.spec.ownedBy || v.spec.attachedTo) {
     const owner = await store.instances.get((v.spec.ownedBy ?? v.spec.attachedTo)!);
@@ -46,7 +48,9 @@ export async function placeVolume(ctx: Ctx, v: Volume): Promise<VolumePlacement>
     const snap = await store.snapshots.get(v.spec.source.snapshot);
     const src = snap ? await store.volumes.get(snap.spec.volume) : undefined;
     if (!src) return { error: `source snapshot ${v.spec.source.snapshot} is gone` };
-    return src.status.hostId ? pinnedTo(src.status.hostId, `a clone lives with its source volume ${src.name}`) : { wait: `waiting for volume ${src.name} to be placed` };
+    return src.status.hostId
+      ? pinnedTo(src.status.hostId, `a clone lives with its source volume ${src.name}`)
+      : { wait: `waiting for volume ${src.name} to be placed` };
   }
   if (v.spec.source && 'backup' in v.spec.source) {
     // The host that made the backup sees its repository; another host would need the same path.

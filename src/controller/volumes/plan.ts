@@ -46,10 +46,17 @@ interface VolumePlan {
  * guest's back. Only the attach request that plugged it in is undone (the tag is the volume's
  * generation then), never a newer one. Returns the change to write, or undefined.
  */
-export function detachReleased(v: Volume, released: { instanceId: string; tag?: string } | undefined, now: Date): { spec: VolumeSpec; status: VolumeStatus } | undefined {
+export function detachReleased(
+  v: Volume,
+  released: { instanceId: string; tag?: string } | undefined,
+  now: Date,
+): { spec: VolumeSpec; status: VolumeStatus } | undefined {
   if (!released || v.spec.attachedTo !== released.instanceId || released.tag !== `g${v.generation}`) return undefined;
   const message = `the guest of instance ${released.instanceId} unplugged it (powered off its slot); it was detached`;
-  return { spec: { ...v.spec, attachedTo: undefined }, status: { ...v.status, conditions: setCondition(v.status.conditions, { type: 'GuestReleased', status: 'True', reason: 'GuestUnplugged', message }, now) } };
+  return {
+    spec: { ...v.spec, attachedTo: undefined },
+    status: { ...v.status, conditions: setCondition(v.status.conditions, { type: 'GuestReleased', status: 'True', reason: 'GuestUnplugged', message }, now) },
+  };
 }
 
 export function planVolume(v: Volume, ctx: VolumePlanContext): VolumePlan {

@@ -32,7 +32,12 @@ export class VolumeReconciler implements Reconciler {
           st.hostName = hostName;
           st.phase = 'creating';
           st.message = undefined;
-          if (placed.overcommitted) st.conditions = setCondition(st.conditions, { type: 'Overcommitted', status: 'True', reason: 'DiskOvercommitted', message: placed.overcommitted }, ctx.clock.now());
+          if (placed.overcommitted)
+            st.conditions = setCondition(
+              st.conditions,
+              { type: 'Overcommitted', status: 'True', reason: 'DiskOvercommitted', message: placed.overcommitted },
+              ctx.clock.now(),
+            );
         } else {
           st.phase = placed.error ? 'failed' : 'pending';
           st.message = placed.error ?? placed.wait;
@@ -76,6 +81,7 @@ export class VolumeReconciler implements Reconciler {
   }
 
   private async enqueueUsers(volumeId: string, attachedTo: string | undefined): Promise<void> {
-    for (const i of await this.ctx.store.instances.list()) if (i.spec.bootVolume === volumeId || attachedTo === i.id) this.ctx.runtime.enqueue('instance', i.id);
+    for (const i of await this.ctx.store.instances.list())
+      if (i.spec.bootVolume === volumeId || attachedTo === i.id) this.ctx.runtime.enqueue('instance', i.id);
   }
 }

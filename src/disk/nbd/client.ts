@@ -214,7 +214,13 @@ export class NbdClient {
     })();
   }
 
-  private request(type: number, flags: number, offset: number, length: number, payload?: Buffer): Promise<{ data?: Buffer; extents?: { length: number; flags: number }[] }> {
+  private request(
+    type: number,
+    flags: number,
+    offset: number,
+    length: number,
+    payload?: Buffer,
+  ): Promise<{ data?: Buffer; extents?: { length: number; flags: number }[] }> {
     if (this.closed) return Promise.reject(this.closeError ?? new Error('connection closed'));
     const handle = this.nextHandle++;
     const h = Buffer.alloc(28);

@@ -214,8 +214,7 @@ class Connection {
           this.discard -= this.q.skip(this.discard);
           if (this.discard > 0) return;
         }
-        const progressed =
-          this.phase === 'client-flags' ? this.readClientFlags() : this.phase === 'options' ? this.readOption() : this.readRequest();
+        const progressed = this.phase === 'client-flags' ? this.readClientFlags() : this.phase === 'options' ? this.readOption() : this.readRequest();
         if (!progressed) return;
       }
     } catch (e) {
@@ -504,7 +503,11 @@ class Connection {
     const writes = type === P.CMD_WRITE || type === P.CMD_TRIM || type === P.CMD_WRITE_ZEROES;
     if (writes && dev.readOnly) return this.errorReply(handle, P.EPERM, 'export is read-only');
     if (type !== P.CMD_FLUSH && offset + length > dev.size) {
-      return this.errorReply(handle, type === P.CMD_WRITE ? P.ENOSPC : P.EINVAL, `request ${offset}+${length} is beyond the end of the export (${dev.size} bytes)`);
+      return this.errorReply(
+        handle,
+        type === P.CMD_WRITE ? P.ENOSPC : P.EINVAL,
+        `request ${offset}+${length} is beyond the end of the export (${dev.size} bytes)`,
+      );
     }
     if (type === P.CMD_FLUSH && (offset !== 0 || length !== 0)) return this.errorReply(handle, P.EINVAL, 'flush offset and length must be zero');
     const fua = (flags & P.CMD_FLAG_FUA) !== 0;

@@ -53,7 +53,17 @@ export async function buildTestDisk(out: string, opts: TestDiskOptions = {}): Pr
       await mkdir(join(root, 'boot', 'syslinux'), { recursive: true });
       await writeFile(
         join(root, EXTLINUX_CONFIG),
-        ['DEFAULT linux', 'TIMEOUT 0', 'PROMPT 0', 'SERIAL 0 115200', 'LABEL linux', '  LINUX /boot/vmlinuz', '  INITRD /boot/initrd.img', `  APPEND ${guest.cmdline}`, ''].join('\n'),
+        [
+          'DEFAULT linux',
+          'TIMEOUT 0',
+          'PROMPT 0',
+          'SERIAL 0 115200',
+          'LABEL linux',
+          '  LINUX /boot/vmlinuz',
+          '  INITRD /boot/initrd.img',
+          `  APPEND ${guest.cmdline}`,
+          '',
+        ].join('\n'),
       );
     } else {
       await writeFile(
@@ -90,7 +100,22 @@ export async function buildTestDisk(out: string, opts: TestDiskOptions = {}): Pr
       await mkdir(dir, { recursive: true });
       dataUuid = opts.data.uuid ?? randomUUID();
       // Written straight into the disk at the partition's offset (no loop device, no separate image).
-      await run('mkfs.ext4', ['-q', '-F', '-b', '4096', '-E', `offset=${(PART_START * SECTOR + fsBytes)}`, '-d', dir, '-U', dataUuid, '-L', 'outrig-data', disk, `${dataMiB * 1024}k`]);
+      await run('mkfs.ext4', [
+        '-q',
+        '-F',
+        '-b',
+        '4096',
+        '-E',
+        `offset=${PART_START * SECTOR + fsBytes}`,
+        '-d',
+        dir,
+        '-U',
+        dataUuid,
+        '-L',
+        'outrig-data',
+        disk,
+        `${dataMiB * 1024}k`,
+      ]);
     }
     const fs = await readFile(fsImage);
     const d = await open(disk, 'r+');
@@ -135,7 +160,28 @@ async function installGrub(disk: string, work: string, uuid: string): Promise<vo
     ].join('\n'),
   );
   const core = join(work, 'core.img');
-  await run('grub-mkimage', ['-O', 'i386-pc', '-o', core, '-c', early, '-p', '/boot/grub', 'biosdisk', 'part_msdos', 'ext2', 'search', 'search_fs_uuid', 'normal', 'configfile', 'linux', 'serial', 'terminal', 'echo', 'test']);
+  await run('grub-mkimage', [
+    '-O',
+    'i386-pc',
+    '-o',
+    core,
+    '-c',
+    early,
+    '-p',
+    '/boot/grub',
+    'biosdisk',
+    'part_msdos',
+    'ext2',
+    'search',
+    'search_fs_uuid',
+    'normal',
+    'configfile',
+    'linux',
+    'serial',
+    'terminal',
+    'echo',
+    'test',
+  ]);
   const coreBytes = await readFile(core);
   if (coreBytes.length > (PART_START - 1) * SECTOR) throw new Error('GRUB core image does not fit before the partition');
   const bootImg = await readFile('/usr/lib/grub/i386-pc/boot.img');

@@ -78,7 +78,13 @@ function tornSlot(events: IoEvent[], s: CrashState): number | undefined {
   return slot < 0 ? undefined : slot;
 }
 
-async function checkState(file: string, img: Buffer, w: Workload, allowed: (sectors: number) => Set<number>[], torn: (number | undefined)[]): Promise<{ problems: string[]; values: number[] }> {
+async function checkState(
+  file: string,
+  img: Buffer,
+  w: Workload,
+  allowed: (sectors: number) => Set<number>[],
+  torn: (number | undefined)[],
+): Promise<{ problems: string[]; values: number[] }> {
   writeFileSync(file, img);
   const problems: string[] = [];
   const sectors = w.size / SECTOR;
@@ -96,14 +102,19 @@ async function checkState(file: string, img: Buffer, w: Workload, allowed: (sect
     for (let s = 0; s < sectors; s++) {
       const v = sectorValue(data, s * SECTOR, s);
       values[s] = v;
-      if (!want[s]!.has(v) && bad.length < 5) bad.push(`sector ${s} reads ${v < 0 ? 'garbage' : v === 0 ? 'zeros' : `request ${v}`}, may read ${[...want[s]!].join('|')}`);
+      if (!want[s]!.has(v) && bad.length < 5)
+        bad.push(`sector ${s} reads ${v < 0 ? 'garbage' : v === 0 ? 'zeros' : `request ${v}`}, may read ${[...want[s]!].join('|')}`);
     }
     if (bad.length) problems.push(...bad);
   } finally {
     await e.close();
   }
   const r = checkFile(file);
-  const wrong = r.findings.filter((f) => f.severity !== 'note' && !(f.severity === 'warning' && torn.some((slot) => slot !== undefined && f.message.startsWith(`superblock slot ${slot} is damaged`))));
+  const wrong = r.findings.filter(
+    (f) =>
+      f.severity !== 'note' &&
+      !(f.severity === 'warning' && torn.some((slot) => slot !== undefined && f.message.startsWith(`superblock slot ${slot} is damaged`))),
+  );
   if (wrong.length) problems.push(`disk check: ${wrong.map((f) => f.message).join('; ')}`);
   return { problems, values };
 }
@@ -124,7 +135,9 @@ export async function explore(w: Workload, o: ExploreOptions): Promise<ExploreRe
     const level1 = crashStates(first.events, rand, o.states);
     for (const [i, s] of level1.entries()) {
       const img = crashImage(first.initial, first.events, s);
-      const r = await checkState(stateFile, img, w, (n) => allowedValues(first.events, first.requests, s.cut, w.cache, n, () => 0), [tornSlot(first.events, s)]);
+      const r = await checkState(stateFile, img, w, (n) => allowedValues(first.events, first.requests, s.cut, w.cache, n, () => 0), [
+        tornSlot(first.events, s),
+      ]);
       states++;
       fail(`${s.label} (of ${first.events.length})`, r.problems);
       if (r.problems.length || !o.recoveryEvery || i % o.recoveryEvery !== 0) continue;
@@ -134,7 +147,13 @@ export async function explore(w: Workload, o: ExploreOptions): Promise<ExploreRe
       const second = await recordSession(recovered, w, first.nextId, !!o.noopSync, (d) => w.recovery(d, rand));
       for (const s2 of crashStates(second.events, rand, o.recoveryStates ?? 3)) {
         const img2 = crashImage(second.initial, second.events, s2);
-        const r2 = await checkState(stateFile, img2, w, (n) => allowedValues(second.events, second.requests, s2.cut, w.cache, n, (sector) => r.values[sector]!), [tornSlot(first.events, s), tornSlot(second.events, s2)]);
+        const r2 = await checkState(
+          stateFile,
+          img2,
+          w,
+          (n) => allowedValues(second.events, second.requests, s2.cut, w.cache, n, (sector) => r.values[sector]!),
+          [tornSlot(first.events, s), tornSlot(second.events, s2)],
+        );
         states++;
         fail(`after a recovery from "${s.label} (of ${first.events.length})": ${s2.label} (of ${second.events.length})`, r2.problems);
       }

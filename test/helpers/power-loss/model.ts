@@ -124,7 +124,12 @@ export function stateAt(events: IoEvent[], cut: number, rand: () => number): Cra
   const e = events[undurable[k]!]!;
   const sectors = e.t === 'write' ? Math.ceil(e.data.length / SECTOR) : 0;
   const torn = Array.from({ length: sectors }, (_, i) => i).filter(() => rand() < 0.5);
-  return { cut, landed: undurable.slice(0, k), torn: { event: undurable[k]!, sectors: torn }, label: `cut before event ${cut}: the first ${k} of ${n} writes in flight landed, then ${torn.length} of ${sectors} sectors of the next` };
+  return {
+    cut,
+    landed: undurable.slice(0, k),
+    torn: { event: undurable[k]!, sectors: torn },
+    label: `cut before event ${cut}: the first ${k} of ${n} writes in flight landed, then ${torn.length} of ${sectors} sectors of the next`,
+  };
 }
 
 /**
@@ -141,7 +146,8 @@ export function crashStates(events: IoEvent[], rand: () => number, count: number
     const n = undurable.length;
     const at = `cut before event ${cut} (sync ${e.id} completes)`;
     if (n <= 4) {
-      for (let m = 0; m < 1 << n; m++) out.push({ cut, landed: undurable.filter((_, i) => m & (1 << i)), label: `${at}, writes ${m.toString(2).padStart(n, '0')} of ${n} in flight landed` });
+      for (let m = 0; m < 1 << n; m++)
+        out.push({ cut, landed: undurable.filter((_, i) => m & (1 << i)), label: `${at}, writes ${m.toString(2).padStart(n, '0')} of ${n} in flight landed` });
     } else {
       out.push({ cut, landed: [], label: `${at}, none of ${n} in flight landed` }, { cut, landed: undurable, label: `${at}, all ${n} in flight landed` });
       for (let k = 0; k < 4; k++) out.push(stateAt(events, cut, rand));
@@ -155,7 +161,14 @@ export function crashStates(events: IoEvent[], rand: () => number, count: number
  * For each virtual sector, the values it may read after the crash: the last request on it whose
  * data had to survive (or `baseline`, if none), and any request on it issued after that one.
  */
-export function allowedValues(events: IoEvent[], requests: Map<number, Request>, cut: number, cache: 'writeback' | 'writethrough', sectors: number, baseline: (sector: number) => number): Set<number>[] {
+export function allowedValues(
+  events: IoEvent[],
+  requests: Map<number, Request>,
+  cut: number,
+  cache: 'writeback' | 'writethrough',
+  sectors: number,
+  baseline: (sector: number) => number,
+): Set<number>[] {
   const issue = new Map<number, number>();
   const ack = new Map<number, number>();
   for (let i = 0; i < cut; i++) {

@@ -62,7 +62,12 @@ const KiB = 1024;
 const pick = (rand: () => number, n: number) => Math.floor(rand() * n);
 
 /** Writes of 1-3 blocks anywhere (new blocks and overwrites), zeroes and discards now and then. */
-async function mixed(d: Driver, rand: () => number, count: number, o: { B: number; blocks: number; fua?: boolean; flushEvery?: number; checkpointEvery?: number }): Promise<void> {
+async function mixed(
+  d: Driver,
+  rand: () => number,
+  count: number,
+  o: { B: number; blocks: number; fua?: boolean; flushEvery?: number; checkpointEvery?: number },
+): Promise<void> {
   for (let i = 1; i <= count; i++) {
     const b = pick(rand, o.blocks - 3);
     const n = 1 + pick(rand, 3);

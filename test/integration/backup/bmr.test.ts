@@ -31,10 +31,35 @@ after(() => tmp.remove());
  */
 async function boots(image: string, marker: string, failure?: RegExp): Promise<boolean> {
   const log = join(tmp.path, `serial-${Math.random().toString(16).slice(2)}.log`);
-  const qemu = spawn('qemu-system-x86_64', ['-machine', 'q35,accel=tcg', '-cpu', 'max', '-m', '256', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', `file:${log}`, '-smbios', 'type=1,serial=bmr1', '-drive', `file=${image},format=raw,if=virtio`], { stdio: 'ignore' });
+  const qemu = spawn(
+    'qemu-system-x86_64',
+    [
+      '-machine',
+      'q35,accel=tcg',
+      '-cpu',
+      'max',
+      '-m',
+      '256',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-no-reboot',
+      '-serial',
+      `file:${log}`,
+      '-smbios',
+      'type=1,serial=bmr1',
+      '-drive',
+      `file=${image},format=raw,if=virtio`,
+    ],
+    { stdio: 'ignore' },
+  );
   const text = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
   try {
-    const outcome = await waitUntil('the ready marker or a boot failure', () => (text().includes(marker) ? 'ready' : failure?.test(text()) ? 'failed' : undefined), 120_000);
+    const outcome = await waitUntil(
+      'the ready marker or a boot failure',
+      () => (text().includes(marker) ? 'ready' : failure?.test(text()) ? 'failed' : undefined),
+      120_000,
+    );
     return outcome === 'ready';
   } catch (e) {
     throw new Error(`${(e as Error).message}; the console showed: ${JSON.stringify(text().slice(-1500))}`, { cause: e });
@@ -50,7 +75,14 @@ const SYSLINUX_FAILED = /Could not find kernel image|boot:/;
 test('a disk image backed up file by file is rebuilt from the snapshot and boots', async () => {
   const random = Buffer.alloc(1300 * 1024);
   for (let i = 0; i < random.length; i += 4) random.writeUInt32LE((i * 2654435761) >>> 0, i);
-  const disk = await buildTestDisk(join(tmp.path, 'disk.raw'), { rootUuid: '0b0e0b0e-1111-4222-8333-000000000001', data: { sizeMiB: 16, uuid: '0b0e0b0e-1111-4222-8333-000000000002', files: { 'hello.txt': 'hello from the data filesystem\n', 'sub/nested.txt': 'nested\n', 'blob.bin': random } } });
+  const disk = await buildTestDisk(join(tmp.path, 'disk.raw'), {
+    rootUuid: '0b0e0b0e-1111-4222-8333-000000000001',
+    data: {
+      sizeMiB: 16,
+      uuid: '0b0e0b0e-1111-4222-8333-000000000002',
+      files: { 'hello.txt': 'hello from the data filesystem\n', 'sub/nested.txt': 'nested\n', 'blob.bin': random },
+    },
+  });
   const before = await readDiskLayout(disk.path, disk.sizeBytes);
   const offset = before.partitions[0]!.start * 512;
   writeFileSync(join(tmp.path, 'note.txt'), 'written before the backup\n');
@@ -63,7 +95,10 @@ test('a disk image backed up file by file is rebuilt from the snapshot and boots
   const repo = await Repository.init(storage, 'bmr', { scrypt: { N: 2 ** 10, r: 8, p: 1 } });
   const { id, manifest } = await backupDiskImage(repo, disk.path);
   assert.equal(manifest.bmrReady, true);
-  assert.deepEqual(manifest.filesystems, [{ partition: 1, path: '/p1' }, { partition: 2, path: '/p2' }]);
+  assert.deepEqual(manifest.filesystems, [
+    { partition: 1, path: '/p1' },
+    { partition: 2, path: '/p2' },
+  ]);
   assert.deepEqual(manifest.bootLoader, { kind: 'grub', partition: 1, config: '/boot/grub/grub.cfg' });
   const dataOffset = before.partitions[1]!.start * 512;
   const dataFiles = filesOf(disk.path, dataOffset);
@@ -76,9 +111,18 @@ test('a disk image backed up file by file is rebuilt from the snapshot and boots
   const after = await readDiskLayout(rebuilt, disk.sizeBytes);
   assert.deepEqual(after.table, before.table);
   assert.deepEqual(after.partitions, before.partitions);
-  assert.deepEqual(after.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize, f.inodeSize]), before.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize, f.inodeSize]));
+  assert.deepEqual(
+    after.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize, f.inodeSize]),
+    before.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize, f.inodeSize]),
+  );
   assert.deepEqual(after.filesystems[0]!.features?.sort(), before.filesystems[0]!.features?.sort());
-  assert.deepEqual(after.filesystems.map((f) => [f.uuid, f.label]), [['0b0e0b0e-1111-4222-8333-000000000001', 'outrig-root'], ['0b0e0b0e-1111-4222-8333-000000000002', 'outrig-data']]);
+  assert.deepEqual(
+    after.filesystems.map((f) => [f.uuid, f.label]),
+    [
+      ['0b0e0b0e-1111-4222-8333-000000000001', 'outrig-root'],
+      ['0b0e0b0e-1111-4222-8333-000000000002', 'outrig-data'],
+    ],
+  );
   assert.deepEqual(filesOf(rebuilt, offset), files);
   assert.deepEqual(filesOf(rebuilt, dataOffset), dataFiles);
   execFileSync('e2fsck', ['-fn', `${rebuilt}?offset=${dataOffset}`], { stdio: 'ignore' });
@@ -144,7 +188,10 @@ test('an extlinux disk is rebuilt with extlinux installed again, and a system-st
   await restoreDiskImage(repo, await repo.findSnapshot(id), rebuilt);
   const after = await readDiskLayout(rebuilt, disk.sizeBytes);
   assert.deepEqual(after.partitions, layout.partitions);
-  assert.deepEqual(after.filesystems.map((f) => [f.uuid, f.label]), layout.filesystems.map((f) => [f.uuid, f.label]));
+  assert.deepEqual(
+    after.filesystems.map((f) => [f.uuid, f.label]),
+    layout.filesystems.map((f) => [f.uuid, f.label]),
+  );
   const back = filesOf(rebuilt, offset);
   // extlinux --install rewrites ldlinux.sys (it patches the file with its own location) and ldlinux.c32: all else is as backed up.
   for (const f of Object.keys(files).filter((x) => !/\/ldlinux\.(sys|c32)$/.test(x))) assert.deepEqual(back[f], files[f], f);
@@ -163,7 +210,10 @@ test('an extlinux disk is rebuilt with extlinux installed again, and a system-st
 });
 
 test("a live machine's disk (mounted filesystems, one inside the other) is recorded bare-metal through its mounts, rebuilt, and boots", async () => {
-  const disk = await buildTestDisk(join(tmp.path, 'live.raw'), { rootUuid: '0b0e0b0e-3333-4222-8333-000000000001', data: { sizeMiB: 8, uuid: '0b0e0b0e-3333-4222-8333-000000000002', files: { 'hello.txt': 'data filesystem\n' } } });
+  const disk = await buildTestDisk(join(tmp.path, 'live.raw'), {
+    rootUuid: '0b0e0b0e-3333-4222-8333-000000000001',
+    data: { sizeMiB: 8, uuid: '0b0e0b0e-3333-4222-8333-000000000002', files: { 'hello.txt': 'data filesystem\n' } },
+  });
   const layout = await readDiskLayout(disk.path, disk.sizeBytes);
   const [rootOffset, dataOffset] = layout.partitions.map((p) => p.start * 512) as [number, number];
   // The "machine": the disk on a loop device, its root mounted, the data filesystem mounted inside it.
@@ -179,12 +229,24 @@ test("a live machine's disk (mounted filesystems, one inside the other) is recor
 
     result = await backupLiveDisk(repo, root);
     assert.equal(result.disk.device, machine.loop);
-    assert.deepEqual([...result.disk.mounted].sort(), [[1, root], [2, join(root, 'data')]]);
-    assert.deepEqual(result.manifest.filesystems, [{ partition: 1, path: '/p1' }, { partition: 2, path: '/p2' }]);
+    assert.deepEqual([...result.disk.mounted].sort(), [
+      [1, root],
+      [2, join(root, 'data')],
+    ]);
+    assert.deepEqual(result.manifest.filesystems, [
+      { partition: 1, path: '/p1' },
+      { partition: 2, path: '/p2' },
+    ]);
     assert.equal(result.manifest.bmrReady, true);
     assert.equal(result.manifest.bootLoader?.kind, 'grub');
-    const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '');
-    assert.deepEqual(mountPoints.filter((m) => m.includes('outrig-bmr-') && !m.startsWith(tmp.path)), [], 'no mount left behind');
+    const mountPoints = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4] ?? '');
+    assert.deepEqual(
+      mountPoints.filter((m) => m.includes('outrig-bmr-') && !m.startsWith(tmp.path)),
+      [],
+      'no mount left behind',
+    );
   } finally {
     machine.release();
   }
@@ -197,7 +259,10 @@ test("a live machine's disk (mounted filesystems, one inside the other) is recor
   await restoreDiskImage(repo, await repo.findSnapshot(result.id), rebuilt);
   const after = await readDiskLayout(rebuilt, disk.sizeBytes);
   assert.deepEqual(after.partitions, layout.partitions);
-  assert.deepEqual(after.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize]), layout.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize]));
+  assert.deepEqual(
+    after.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize]),
+    layout.filesystems.map((f) => [f.type, f.uuid, f.label, f.blockSize]),
+  );
   // Each filesystem holds its own files only: the root has an empty /data, as on the disk.
   assert.deepEqual(filesOf(rebuilt, rootOffset), files);
   assert.deepEqual(filesOf(rebuilt, dataOffset), dataFiles);

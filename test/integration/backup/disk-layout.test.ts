@@ -24,7 +24,10 @@ test('the GRUB test disk: MBR table, one bootable partition, ext4 with its UUID,
   assert.ok(fs.features?.includes('extent'));
   assert.equal(fs.blockSize, 4096);
   // The identity blkid reads is the one the filesystem itself records.
-  assert.match(execFileSync('dumpe2fs', ['-h', `${disk.path}?offset=${l.partitions[0]!.start * 512}`], { stdio: ['ignore', 'pipe', 'ignore'] }).toString(), new RegExp(`Filesystem UUID:\\s+${fs.uuid}`));
+  assert.match(
+    execFileSync('dumpe2fs', ['-h', `${disk.path}?offset=${l.partitions[0]!.start * 512}`], { stdio: ['ignore', 'pipe', 'ignore'] }).toString(),
+    new RegExp(`Filesystem UUID:\\s+${fs.uuid}`),
+  );
 
   const blank = join(tmp.path, 'blank.raw');
   writeFileSync(blank, '');

@@ -78,7 +78,11 @@ test('backups of hostile disks skip what cannot be carried, say why, follow no l
     noEscapes();
     backups.set(name, b.id);
     assert.equal(b.skipped.length, reasons.length, `${name}: ${JSON.stringify(b.skipped)}`);
-    for (const r of reasons) assert.ok(b.skipped.some((s) => r.test(s.why)), `${name}: no skip for ${r}: ${JSON.stringify(b.skipped)}`);
+    for (const r of reasons)
+      assert.ok(
+        b.skipped.some((s) => r.test(s.why)),
+        `${name}: no skip for ${r}: ${JSON.stringify(b.skipped)}`,
+      );
     // What the snapshot holds: only names that are one printable component.
     const out = join(tmp.path, `restored-${name}`);
     await new Restorer(repo).run(await repo.findSnapshot(b.id), out);
@@ -87,11 +91,14 @@ test('backups of hostile disks skip what cannot be carried, say why, follow no l
       // The guest's links are kept as links, and the manifest was not read through them.
       assert.equal(readlinkSync(join(out, 'p1', 'etc-out')), '/etc');
       assert.ok(lstatSync(join(out, 'p1', 'etc', 'fstab')).isSymbolicLink());
-      assert.deepEqual((b.manifest as BmrManifest).mounts, [], 'the host file behind the guest\'s /etc/fstab link was read as its mounts');
+      assert.deepEqual((b.manifest as BmrManifest).mounts, [], "the host file behind the guest's /etc/fstab link was read as its mounts");
     }
     noEscapes();
   }
-  await assert.rejects(backupDiskImage(repo, disk('corrupt').path), /partition 1 of \S+corrupt\.raw holds an ext filesystem Outrig cannot read: the superblock claims blocks of 2\^50 bytes/);
+  await assert.rejects(
+    backupDiskImage(repo, disk('corrupt').path),
+    /partition 1 of \S+corrupt\.raw holds an ext filesystem Outrig cannot read: the superblock claims blocks of 2\^50 bytes/,
+  );
 });
 
 test('each backup of a hostile disk rebuilds into a clean, checkable disk', async () => {
@@ -110,7 +117,10 @@ test('system-state and file restores into a hostile disk refuse before changing 
     const before = sha(d.path);
     const snap = await repo.findSnapshot(await backupOf(name));
     for (const attempt of [() => restoreSystemState(repo, snap, d.path), () => restoreFilesIntoImage(repo, snap, d.path, ['/p1/etc'])]) {
-      const failure = await attempt().then(() => undefined, (e: Error) => e);
+      const failure = await attempt().then(
+        () => undefined,
+        (e: Error) => e,
+      );
       noEscapes();
       assert.equal(sha(d.path), before, `${name}: the disk changed`);
       assert.match(failure?.message ?? 'it did not refuse', /Outrig cannot carry through a rebuild/, name);
@@ -124,10 +134,25 @@ test('system-state and file restores into a hostile disk refuse before changing 
 });
 
 /** A snapshot written straight into the repository (as a hostile host could), with the links disk's manifest. */
-async function forge(tree: (file: (name: string, body: string) => Promise<TreeNode>, dir: (name: string, nodes: TreeNode[]) => Promise<TreeNode>) => Promise<TreeNode[]>): Promise<string> {
+async function forge(
+  tree: (file: (name: string, body: string) => Promise<TreeNode>, dir: (name: string, nodes: TreeNode[]) => Promise<TreeNode>) => Promise<TreeNode[]>,
+): Promise<string> {
   const base = { mode: 0o644, uid: 0, gid: 0, mtime: '0', atime: '0', ctime: '0', inode: '1', dev: '1', links: 1 };
-  const file = async (name: string, body: string): Promise<TreeNode> => ({ ...base, name, type: 'file', size: body.length, content: [await repo.saveBlob('data', Buffer.from(body))] });
-  const dir = async (name: string, nodes: TreeNode[]): Promise<TreeNode> => ({ ...base, name, type: 'dir', mode: 0o755, size: 0, subtree: await repo.saveBlob('tree', encodeTree({ nodes })) });
+  const file = async (name: string, body: string): Promise<TreeNode> => ({
+    ...base,
+    name,
+    type: 'file',
+    size: body.length,
+    content: [await repo.saveBlob('data', Buffer.from(body))],
+  });
+  const dir = async (name: string, nodes: TreeNode[]): Promise<TreeNode> => ({
+    ...base,
+    name,
+    type: 'dir',
+    mode: 0o755,
+    size: 0,
+    subtree: await repo.saveBlob('tree', encodeTree({ nodes })),
+  });
   const root = await repo.saveBlob('tree', encodeTree({ nodes: await tree(file, dir) }));
   await repo.flush();
   const { id: _id, ...real } = await repo.findSnapshot(await backupOf('links'));
@@ -139,7 +164,13 @@ test('a forged snapshot: names a guest could turn against the host are skipped w
   const hostile = await forge(async (file, dir) => [
     await dir('p1', [
       await dir('etc', [
-        { ...(await file('evil', '')), type: 'symlink', size: 0, content: undefined, linktarget: `x"\nwrite ${secret} /stolen\ndump /etc/hostname ${dumped}\nrm "y` },
+        {
+          ...(await file('evil', '')),
+          type: 'symlink',
+          size: 0,
+          content: undefined,
+          linktarget: `x"\nwrite ${secret} /stolen\ndump /etc/hostname ${dumped}\nrm "y`,
+        },
         await file('esc\x1b]52;c;AAAA\x07', 'clipboard\n'),
         await file('hostname', 'forged\n'),
       ]),
@@ -150,16 +181,29 @@ test('a forged snapshot: names a guest could turn against the host are skipped w
   assert.equal(existsSync(dumped), false, 'debugfs commands in a link target were run');
   assert.doesNotMatch(rootListing(links.path, '/'), /stolen/);
   assert.deepEqual(r.skipped.map((s) => s.why).sort(), ['a link target holding a control character', 'a name holding a control character']);
-  assert.match(execFileSync('debugfs', ['-R', 'cat /etc/hostname', `${links.path}?offset=${PART_OFFSET}`], { stdio: ['ignore', 'pipe', 'ignore'] }).toString(), /forged/);
+  assert.match(
+    execFileSync('debugfs', ['-R', 'cat /etc/hostname', `${links.path}?offset=${PART_OFFSET}`], { stdio: ['ignore', 'pipe', 'ignore'] }).toString(),
+    /forged/,
+  );
 
   const escape = `/tmp/outrig-escape-dotdot-${process.pid}`;
-  const broken = await forge(async (file, dir) => [await dir('p1', [await dir('..', [await dir('..', [await dir('tmp', [await file(escape.slice(5), 'escaped\n')])])])])]);
+  const broken = await forge(async (file, dir) => [
+    await dir('p1', [await dir('..', [await dir('..', [await dir('tmp', [await file(escape.slice(5), 'escaped\n')])])])]),
+  ]);
   const target = join(tmp.path, 'forged-target');
   mkdirSync(target);
-  await assert.rejects(restoreDiskImage(repo, await repo.findSnapshot(broken), join(tmp.path, 'forged.raw')), /the snapshot is damaged or forged: "\/p1" holds the name "\.\."/);
+  await assert.rejects(
+    restoreDiskImage(repo, await repo.findSnapshot(broken), join(tmp.path, 'forged.raw')),
+    /the snapshot is damaged or forged: "\/p1" holds the name "\.\."/,
+  );
   await assert.rejects(new Restorer(repo).run(await repo.findSnapshot(broken), target), /damaged or forged/);
   assert.equal(existsSync(escape), false, 'a ".." name in a snapshot wrote outside the target');
-  const twice = await forge(async (file, dir) => [await dir('p1', [{ ...(await file('etc', '')), type: 'symlink', size: 0, content: undefined, linktarget: '/etc' }, await dir('etc', [await file('passwd', 'root::0:0::/:/bin/sh\n')])])]);
+  const twice = await forge(async (file, dir) => [
+    await dir('p1', [
+      { ...(await file('etc', '')), type: 'symlink', size: 0, content: undefined, linktarget: '/etc' },
+      await dir('etc', [await file('passwd', 'root::0:0::/:/bin/sh\n')]),
+    ]),
+  ]);
   await assert.rejects(new Restorer(repo).run(await repo.findSnapshot(twice), target), /holds the name "etc" twice/);
   noEscapes();
 });

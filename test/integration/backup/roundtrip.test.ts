@@ -6,7 +6,22 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, linkSync, writeFileSync, openSync, writeSync, closeSync, utimesSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  linkSync,
+  writeFileSync,
+  openSync,
+  writeSync,
+  closeSync,
+  utimesSync,
+  chmodSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { Archiver } from '../../../src/backup/archiver.ts';
@@ -29,7 +44,13 @@ async function describeTree(root: string): Promise<Record<string, unknown>> {
       const p = join(dir, name);
       const st = lstatSync(p, { bigint: true });
       const rel = p.slice(root.length);
-      const e: Record<string, unknown> = { mode: Number(st.mode), uid: Number(st.uid), links: Number(st.nlink), mtimeUs: (st.mtimeNs / 1000n).toString(), xattrs: xattrs.get(p) ?? [] };
+      const e: Record<string, unknown> = {
+        mode: Number(st.mode),
+        uid: Number(st.uid),
+        links: Number(st.nlink),
+        mtimeUs: (st.mtimeNs / 1000n).toString(),
+        xattrs: xattrs.get(p) ?? [],
+      };
       if (st.isFile()) {
         e.sha = createHash('sha256').update(readFileSync(p)).digest('hex');
         e.size = Number(st.size);
@@ -57,7 +78,7 @@ describe('backup repository on real files', () => {
     writeFileSync(join(src, 'etc', 'hosts'), '127.0.0.1 localhost\n');
     writeFileSync(join(src, 'empty'), '');
     const big = Buffer.alloc(6 * 1024 * 1024);
-    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i * 2654435761 >>> 0, i);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE((i * 2654435761) >>> 0, i);
     writeFileSync(join(src, 'etc', 'deep', 'er', 'big.bin'), big);
     writeFileSync(join(src, 'etc', 'deep', 'copy.bin'), big); // the same content: stored once
     const fd = openSync(join(src, 'sparse.img'), 'w');
@@ -121,7 +142,10 @@ describe('backup repository on real files', () => {
     writeFileSync(packPath, bytes);
     const fresh = await Repository.open(new LocalStorage(repoDir), 'correct horse');
     const target = join(tmp.path, 'restore3');
-    await assert.rejects(new Restorer(fresh).run(await fresh.findSnapshot(first), target), new RegExp(`blob ${e.id.slice(0, 12)} in pack ${e.pack.slice(0, 12)} is damaged`));
+    await assert.rejects(
+      new Restorer(fresh).run(await fresh.findSnapshot(first), target),
+      new RegExp(`blob ${e.id.slice(0, 12)} in pack ${e.pack.slice(0, 12)} is damaged`),
+    );
     assert.equal(existsSync(join(target, INCOMPLETE_MARKER)), true);
     assert.equal(existsSync(join(target, src, 'etc', 'deep', 'er', 'big.bin')), false);
   });
@@ -131,11 +155,17 @@ describe('backup repository on real files', () => {
     const r = await verifyRepository(fresh);
     assert.equal(r.badBlobs.length, 1);
     assert.match(r.badBlobs[0]!.reason, /is damaged: its authentication tag does not match/);
-    assert.deepEqual(r.damagedPacks.map((p) => p.reason), ['its content does not hash to its name']);
+    assert.deepEqual(
+      r.damagedPacks.map((p) => p.reason),
+      ['its content does not hash to its name'],
+    );
     const bad = r.snapshots.filter((x) => !x.ok);
     assert.equal(bad.length, 2, 'both snapshots hold big.bin and copy.bin');
     for (const b of bad) {
-      assert.ok(b.problems.some((p) => p.startsWith(`${src}/etc/deep/er/big.bin: blob ${r.badBlobs[0]!.id.slice(0, 12)}`)), b.problems.join('\n'));
+      assert.ok(
+        b.problems.some((p) => p.startsWith(`${src}/etc/deep/er/big.bin: blob ${r.badBlobs[0]!.id.slice(0, 12)}`)),
+        b.problems.join('\n'),
+      );
       assert.ok(b.problems.some((p) => p.startsWith(`${src}/etc/deep/copy.bin:`)));
     }
     const pack = r.damagedPacks[0]!.pack;
@@ -170,12 +200,18 @@ describe('prune', () => {
     const before = await size();
     const r = await prune(repo, { last: 1 });
     assert.deepEqual(r.removed.sort(), ids.slice(0, 2).sort());
-    assert.deepEqual(r.kept.map((k) => k.id), [ids[2]]);
+    assert.deepEqual(
+      r.kept.map((k) => k.id),
+      [ids[2]],
+    );
     const after = await size();
     assert.ok(after < before / 2, `${before} -> ${after} bytes`);
     assert.equal(before - after, r.bytesFreed);
     const reopened = await Repository.open(storage, undefined);
-    assert.equal((await verifyRepository(reopened)).snapshots.every((x) => x.ok), true);
+    assert.equal(
+      (await verifyRepository(reopened)).snapshots.every((x) => x.ok),
+      true,
+    );
     const target = join(tmp.path, 'out');
     await new Restorer(reopened).run(await reopened.findSnapshot('latest'), target);
     assert.deepEqual(readFileSync(join(target, src, 'data.bin')), readFileSync(join(src, 'data.bin')));

@@ -60,6 +60,9 @@ test('backup from a volume snapshot over NBD, rebuild into a new volume over NBD
   await stopDaemon(server);
   const again = await readDiskLayout(back, raw.sizeBytes);
   assert.deepEqual(again.partitions, layout.partitions);
-  assert.deepEqual(again.filesystems.map((f) => [f.uuid, f.label]), layout.filesystems.map((f) => [f.uuid, f.label]));
+  assert.deepEqual(
+    again.filesystems.map((f) => [f.uuid, f.label]),
+    layout.filesystems.map((f) => [f.uuid, f.label]),
+  );
   execFileSync('e2fsck', ['-fn', `${back}?offset=${layout.partitions[0]!.start * 512}`], { stdio: 'ignore' });
 });

@@ -49,7 +49,10 @@ test('a blank disk backs up as nothing and rebuilds as zeroes', async () => {
   const rebuilt = join(tmp.path, 'blank-rebuilt.raw');
   await restoreDiskImage(repo, await repo.findSnapshot(id), rebuilt);
   assert.ok(readFileSync(rebuilt).equals(Buffer.alloc(64 * 1024 * 1024)));
-  await assert.rejects(restoreSystemState(repo, await repo.findSnapshot(id), rebuilt), /holds no system state \(its disk was kept block by block\): use a bare-metal restore/);
+  await assert.rejects(
+    restoreSystemState(repo, await repo.findSnapshot(id), rebuilt),
+    /holds no system state \(its disk was kept block by block\): use a bare-metal restore/,
+  );
 });
 
 test('an unpartitioned disk of unrecognised bytes, from a volume over NBD into a new volume: identical, deduplicated', async () => {
@@ -69,12 +72,21 @@ test('an unpartitioned disk of unrecognised bytes, from a volume over NBD into a
   assert.deepEqual(readdirSync(work), [], 'the scratch image is gone');
   assert.equal(first.manifest.layout.table.label, 'none');
   // The zeroed quarter is left out: two stretches, the data around it.
-  assert.deepEqual(first.manifest.rawAreas!.map((a) => [a.offset, a.length]), [[0, 3 * 1024 * 1024], [6 * 1024 * 1024, 6 * 1024 * 1024]]);
+  assert.deepEqual(
+    first.manifest.rawAreas!.map((a) => [a.offset, a.length]),
+    [
+      [0, 3 * 1024 * 1024],
+      [6 * 1024 * 1024, 6 * 1024 * 1024],
+    ],
+  );
   const before = await stored();
   const second = await withExportImage(sock, 'vol', (image) => backupDiskImage(repo, image, { name: 'volume data1', source: 'volume data1' }), work);
   assert.ok((await stored()) - before < 64 * 1024, 'the same disk again adds no data');
   await stopDaemon(server);
-  assert.equal((await verifyRepository(repo)).snapshots.every((s) => s.ok), true);
+  assert.equal(
+    (await verifyRepository(repo)).snapshots.every((s) => s.ok),
+    true,
+  );
   // The raw areas are blobs only the manifest refers to: prune keeps them.
   const pruned = await prune(repo, { last: 1 });
   assert.ok(pruned.removed.includes(first.id));
@@ -94,7 +106,12 @@ test('ext4 made on the whole disk: backed up file by file, rebuilt with its iden
   const disk = join(tmp.path, 'whole.raw');
   const big = Buffer.alloc(700 * 1024);
   for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
-  wholeDiskExt4(disk, 24, { 'etc/hostname': 'whole\n', 'home/alice/notes.txt': 'notes\n', 'data/blob.bin': big }, { uuid: '5a5a5a5a-1111-4222-8333-444455556666', label: 'data' });
+  wholeDiskExt4(
+    disk,
+    24,
+    { 'etc/hostname': 'whole\n', 'home/alice/notes.txt': 'notes\n', 'data/blob.bin': big },
+    { uuid: '5a5a5a5a-1111-4222-8333-444455556666', label: 'data' },
+  );
   const files = filesOf(disk, 0);
   assert.ok(files['/home/alice/notes.txt'] && files['/data/blob.bin']);
 
@@ -109,7 +126,10 @@ test('ext4 made on the whole disk: backed up file by file, rebuilt with its iden
   await restoreDiskImage(repo, await repo.findSnapshot(id), rebuilt);
   const layout = await readDiskLayout(rebuilt, 24 * 1024 * 1024);
   assert.equal(layout.table.label, 'none');
-  assert.deepEqual(layout.filesystems.map((f) => [f.partition, f.type, f.uuid, f.label]), [[0, 'ext4', '5a5a5a5a-1111-4222-8333-444455556666', 'data']]);
+  assert.deepEqual(
+    layout.filesystems.map((f) => [f.partition, f.type, f.uuid, f.label]),
+    [[0, 'ext4', '5a5a5a5a-1111-4222-8333-444455556666', 'data']],
+  );
   assert.deepEqual(filesOf(rebuilt, 0), files, 'every file back, same mode and content');
   execFileSync('e2fsck', ['-fn', rebuilt], { stdio: 'ignore' });
 

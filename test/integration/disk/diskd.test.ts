@@ -87,7 +87,12 @@ describe('diskd', () => {
 
   test("reports its file system's size and free space, and what its volumes may still allocate", async () => {
     const before = (await storage.volumesAndSpace()).space!;
-    const [size, avail] = (await run('df', ['-B1', '--output=size,avail', join(dir.path, 'diskd', 'volumes')])).stdout.trim().split('\n')[1]!.trim().split(/\s+/).map(Number);
+    const [size, avail] = (await run('df', ['-B1', '--output=size,avail', join(dir.path, 'diskd', 'volumes')])).stdout
+      .trim()
+      .split('\n')[1]!
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     assert.equal(before.totalBytes, size);
     assert.ok(Math.abs(before.freeBytes - avail!) < 64 << 20, `free ${before.freeBytes}, df ${avail}`);
     // A new 32 MiB volume may allocate all of it; each block written is that much less.

@@ -72,5 +72,8 @@ test('a volume that fills the host disk breaks no other volume; the victim recov
   const report = await checkDisk(join(storage.paths.volumes, 'victim.odsk'));
   assert.deepEqual(report.findings, [], `disk check finds nothing, not even a leaked block: ${JSON.stringify(report)}`);
   await storage.ensureRunning();
-  ok(await io('victim', 'read -P 0x55 0 64k', 'read -P 0x33 64k 448k', 'read -P 0x11 512k 512k', 'read -P 0 1M 3M', 'read -P 0x44 4M 1M'), 'everything reads back after a restart');
+  ok(
+    await io('victim', 'read -P 0x55 0 64k', 'read -P 0x33 64k 448k', 'read -P 0x11 512k 512k', 'read -P 0 1M 3M', 'read -P 0x44 4M 1M'),
+    'everything reads back after a restart',
+  );
 });

@@ -52,7 +52,7 @@ test('a 1 TiB thin disk with 100 GiB written is served in under 128 MiB resident
       const c = await NbdClient.connect(sock, '');
       assert.equal(c.info.size, TIB);
       let seed = 7;
-      const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+      const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
       for (let i = 0; i < 500; i++) {
         const off = Math.floor(rnd() * (TIB / 4096)) * 4096;
         await Promise.all([c.read(off, 4096), c.write(Math.floor(rnd() * (TIB / 4096)) * 4096, Buffer.alloc(4096, i & 0xff))]);

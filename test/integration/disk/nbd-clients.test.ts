@@ -94,7 +94,8 @@ describe('real NBD clients against outrig disk serve', () => {
     cmds.push('flush');
     const script = join(dir.path, 'workload.txt');
     writeFileSync(script, cmds.join('\n') + '\n');
-    const qio = (target: string, fmt: string) => run('sh', ['-c', `qemu-io -f ${fmt} ${target.includes('nbd') ? `'${target}'` : target} < ${script}`], { maxBuffer: 64 << 20 });
+    const qio = (target: string, fmt: string) =>
+      run('sh', ['-c', `qemu-io -f ${fmt} ${target.includes('nbd') ? `'${target}'` : target} < ${script}`], { maxBuffer: 64 << 20 });
     await qio(uri, 'raw');
     const raw = join(dir.path, 'copy.raw');
     await run('qemu-img', ['create', '-f', 'raw', raw, String(SIZE)]);
@@ -122,7 +123,10 @@ describe('real NBD clients against outrig disk serve', () => {
   test('qemu-img map reports allocation through base:allocation', async () => {
     const { stdout } = await run('qemu-img', ['map', '--output=json', uri]);
     const extents = JSON.parse(stdout) as { start: number; length: number; data: boolean; zero: boolean }[];
-    assert.equal(extents.reduce((n, x) => n + x.length, 0), SIZE);
+    assert.equal(
+      extents.reduce((n, x) => n + x.length, 0),
+      SIZE,
+    );
     assert.ok(extents.some((x) => x.data) && extents.some((x) => !x.data && x.zero));
   });
 
@@ -138,8 +142,12 @@ describe('real NBD clients against outrig disk serve', () => {
   });
 
   test('several clients at once see one disk', async () => {
-    await Promise.all([0, 1, 2, 3].map((i) => run('qemu-io', ['-f', 'raw', '-c', `write -P ${0x10 + i} ${(40 << 20) + i * 1048576} 1048576`, '-c', 'flush', uri])));
-    const checks = await Promise.all([0, 1, 2, 3].map((i) => run('qemu-io', ['-f', 'raw', '-c', `read -P ${0x10 + i} ${(40 << 20) + i * 1048576} 1048576`, uri])));
+    await Promise.all(
+      [0, 1, 2, 3].map((i) => run('qemu-io', ['-f', 'raw', '-c', `write -P ${0x10 + i} ${(40 << 20) + i * 1048576} 1048576`, '-c', 'flush', uri])),
+    );
+    const checks = await Promise.all(
+      [0, 1, 2, 3].map((i) => run('qemu-io', ['-f', 'raw', '-c', `read -P ${0x10 + i} ${(40 << 20) + i * 1048576} 1048576`, uri])),
+    );
     for (const r of checks) assert.doesNotMatch(r.stdout + r.stderr, /Pattern verification failed/);
   });
 

@@ -25,7 +25,10 @@ const MiB = 1024 * 1024;
  * A disk served with a 16 MiB budget whose writes, discards and zero writes wait at a gate; `held`
  * weighs each waiting request (`weigh`), `peak` is the most ever held. Runs `body` with `n` clients.
  */
-async function withHeldDisk(o: { size: number; blockSize?: number; clients: number; weigh: (kind: 'write' | 'other', length: number) => number }, body: (t: { clients: NbdClient[]; held: () => number; peak: () => number; open: () => void; waiting: () => number }) => Promise<void>): Promise<void> {
+async function withHeldDisk(
+  o: { size: number; blockSize?: number; clients: number; weigh: (kind: 'write' | 'other', length: number) => number },
+  body: (t: { clients: NbdClient[]; held: () => number; peak: () => number; open: () => void; waiting: () => number }) => Promise<void>,
+): Promise<void> {
   const dir = tempDir('outrig-nbd-flight-');
   const file = join(dir.path, 'd.odsk');
   DiskEngine.create(file, { size: o.size, blockSize: o.blockSize });
@@ -84,7 +87,9 @@ test('discards and zero writes count for the blocks they touch', async () => {
   // A 4 GiB request touches 65,536 blocks of 64 KiB: 8 MiB of engine work at 128 bytes a block.
   await withHeldDisk({ size: 1024 * 1024 * MiB, blockSize: 64 * 1024, clients: 2, weigh: (kind) => (kind === 'other' ? 1 : 0) }, async (t) => {
     const len = 4 * 1024 * MiB - 64 * 1024;
-    const reqs = t.clients.flatMap((c, i) => Array.from({ length: 16 }, (_, k) => (k % 2 ? c.writeZeroes((i * 16 + k) * 4 * 1024 * MiB, len) : c.trim((i * 16 + k) * 4 * 1024 * MiB, len))));
+    const reqs = t.clients.flatMap((c, i) =>
+      Array.from({ length: 16 }, (_, k) => (k % 2 ? c.writeZeroes((i * 16 + k) * 4 * 1024 * MiB, len) : c.trim((i * 16 + k) * 4 * 1024 * MiB, len))),
+    );
     await waitUntil('the requests to settle at the disk', () => t.held() === 32 || t.waiting() === 2, 60_000, 10);
     // Two fit under the 16 MiB limit, and a connection pauses after the one that passes it.
     assert.ok(t.peak() <= 4, `${t.peak()} requests of 4 GiB held at once`);

@@ -99,22 +99,39 @@ describe('NBD server under bad input', () => {
     const info = Buffer.alloc(4 + name.length + 2);
     info.writeUInt32BE(name.length, 0);
     name.copy(info, 4);
-    c.sock.write(Buffer.concat([clientFlags(), option(99, Buffer.alloc(3)), option(P.OPT_LIST, Buffer.alloc(0)), option(P.OPT_INFO, info), option(P.OPT_LIST, Buffer.alloc(1)), option(P.OPT_STARTTLS, Buffer.alloc(0)), option(P.OPT_ABORT, Buffer.alloc(0))]));
+    c.sock.write(
+      Buffer.concat([
+        clientFlags(),
+        option(99, Buffer.alloc(3)),
+        option(P.OPT_LIST, Buffer.alloc(0)),
+        option(P.OPT_INFO, info),
+        option(P.OPT_LIST, Buffer.alloc(1)),
+        option(P.OPT_STARTTLS, Buffer.alloc(0)),
+        option(P.OPT_ABORT, Buffer.alloc(0)),
+      ]),
+    );
     await c.closed;
     const r = optionReplies(c.received());
-    assert.deepEqual(r.map((x) => [x.opt, x.type >>> 0]), [
-      [99, P.REP_ERR_UNSUP],
-      [P.OPT_LIST, P.REP_SERVER],
-      [P.OPT_LIST, P.REP_ACK],
-      [P.OPT_INFO, P.REP_ERR_UNKNOWN],
-      [P.OPT_LIST, P.REP_ERR_INVALID],
-      [P.OPT_STARTTLS, P.REP_ERR_POLICY],
-      [P.OPT_ABORT, P.REP_ACK],
-    ]);
+    assert.deepEqual(
+      r.map((x) => [x.opt, x.type >>> 0]),
+      [
+        [99, P.REP_ERR_UNSUP],
+        [P.OPT_LIST, P.REP_SERVER],
+        [P.OPT_LIST, P.REP_ACK],
+        [P.OPT_INFO, P.REP_ERR_UNKNOWN],
+        [P.OPT_LIST, P.REP_ERR_INVALID],
+        [P.OPT_STARTTLS, P.REP_ERR_POLICY],
+        [P.OPT_ABORT, P.REP_ACK],
+      ],
+    );
   });
 
   test('an oversized option, a bad option magic, or an unknown EXPORT_NAME end the session', async () => {
-    for (const bytes of [option(P.OPT_LIST, Buffer.alloc(P.MAX_OPTION + 1)), option(P.OPT_LIST, Buffer.alloc(0), 0x1234n), option(P.OPT_EXPORT_NAME, Buffer.from('missing'))]) {
+    for (const bytes of [
+      option(P.OPT_LIST, Buffer.alloc(P.MAX_OPTION + 1)),
+      option(P.OPT_LIST, Buffer.alloc(0), 0x1234n),
+      option(P.OPT_EXPORT_NAME, Buffer.from('missing')),
+    ]) {
       const c = await raw(sock);
       c.sock.write(Buffer.concat([clientFlags(), bytes]));
       await c.closed;
@@ -177,7 +194,10 @@ describe('NBD server under bad input', () => {
     (c as unknown as { sock: Socket }).sock.write(Buffer.concat([h, Buffer.alloc(1000, 7)]));
     c.destroy();
     const ok = await NbdClient.connect(sock, 'd');
-    assert.ok((await ok.read(0, 1000)).every((x) => x !== 7), 'a partial write is never applied');
+    assert.ok(
+      (await ok.read(0, 1000)).every((x) => x !== 7),
+      'a partial write is never applied',
+    );
     await ok.disconnect();
   });
 
@@ -204,7 +224,15 @@ describe('NBD server under bad input', () => {
   test('well-formed requests with random fields get an answer for each', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.record({ type: fc.integer({ min: 0, max: 12 }), flags: fc.integer({ min: 0, max: 0xffff }), offset: fc.oneof(fc.nat(SIZE), fc.nat(Number.MAX_SAFE_INTEGER)), length: fc.oneof(fc.nat(70000), fc.nat(0xffffffff)) }), { maxLength: 20 }),
+        fc.array(
+          fc.record({
+            type: fc.integer({ min: 0, max: 12 }),
+            flags: fc.integer({ min: 0, max: 0xffff }),
+            offset: fc.oneof(fc.nat(SIZE), fc.nat(Number.MAX_SAFE_INTEGER)),
+            length: fc.oneof(fc.nat(70000), fc.nat(0xffffffff)),
+          }),
+          { maxLength: 20 },
+        ),
         async (reqs) => {
           const c = await NbdClient.connect(sock, 'd');
           for (const r of reqs) {

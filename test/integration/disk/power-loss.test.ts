@@ -28,7 +28,10 @@ import { WORKLOADS } from '../../helpers/power-loss/workloads.ts';
 for (const w of WORKLOADS) {
   const large = w.size > 4 << 20;
   test(`power loss at any point loses no acknowledged write: ${w.name}`, async () => {
-    const r = await explore(w, large ? { states: 12, seed: 2, recoveryEvery: 1, recoveryStates: 2 } : { states: 100, seed: 7, recoveryEvery: 5, recoveryStates: 3 });
+    const r = await explore(
+      w,
+      large ? { states: 12, seed: 2, recoveryEvery: 1, recoveryStates: 2 } : { states: 100, seed: 7, recoveryEvery: 5, recoveryStates: 3 },
+    );
     assert.ok(r.states >= (large ? 12 : 100));
     assert.deepEqual(r.failures.slice(0, 5), [], `${r.failures.length} of ${r.states} crash states failed`);
   });
@@ -38,7 +41,10 @@ test('with the data syncs made no-ops, the simulator finds acknowledged writes l
   for (const w of WORKLOADS.filter((x) => x.size <= 4 << 20)) {
     const r = await explore(w, { states: 60, seed: 7, noopSync: true });
     assert.ok(r.failures.length > 0, `${w.name}: ${r.states} states, no failure found with no-op syncs`);
-    assert.ok(r.failures.some((f) => /reads (zeros|request \d+), may read/.test(f.problem)), JSON.stringify(r.failures.slice(0, 3)));
+    assert.ok(
+      r.failures.some((f) => /reads (zeros|request \d+), may read/.test(f.problem)),
+      JSON.stringify(r.failures.slice(0, 3)),
+    );
   }
 });
 

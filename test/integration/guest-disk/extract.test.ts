@@ -7,7 +7,20 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, test } from 'node:test';
 import { extractFilesystem } from '../../../src/guest-disk/index.ts';
@@ -27,7 +40,8 @@ function fill(src: string): void {
   writeFileSync(join(src, 'holes'), '');
   truncateSync(join(src, 'holes'), 3 * 1024 * 1024);
   // Data in the middle and at the end (mke2fs -d with inline_data drops a trailing hole from the size).
-  for (const seek of ['300', '766']) execFileSync('dd', ['if=/dev/urandom', `of=${join(src, 'holes')}`, 'bs=4096', `seek=${seek}`, 'count=2', 'conv=notrunc', 'status=none']);
+  for (const seek of ['300', '766'])
+    execFileSync('dd', ['if=/dev/urandom', `of=${join(src, 'holes')}`, 'bs=4096', `seek=${seek}`, 'count=2', 'conv=notrunc', 'status=none']);
   symlinkSync('etc/hostname', join(src, 'short-link'));
   symlinkSync(`/${'long/'.repeat(30)}target`, join(src, 'long-link'));
   linkSync(join(src, 'etc', 'hostname'), join(src, 'etc', 'deep', 'hardlink'));
@@ -63,7 +77,13 @@ function describe(root: string): Record<string, string> {
       if (st.isSymbolicLink()) what += ` -> ${readlinkSync(p)}`;
       if (st.isCharacterDevice() || st.isBlockDevice()) what += ` dev ${st.rdev}`;
       if (!st.isDirectory() && st.nlink > 1) what += ` linked ${inodes.get(st.ino) ?? (inodes.set(st.ino, r), r)}`;
-      if (!st.isSymbolicLink()) what += ` ${execFileSync('getfattr', ['-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', p]).toString().split('\n').filter((l) => l && !l.startsWith('#')).sort().join(',')}`;
+      if (!st.isSymbolicLink())
+        what += ` ${execFileSync('getfattr', ['-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', p])
+          .toString()
+          .split('\n')
+          .filter((l) => l && !l.startsWith('#'))
+          .sort()
+          .join(',')}`;
       out[r] = what;
       if (st.isDirectory()) walk(p);
     }

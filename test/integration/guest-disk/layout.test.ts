@@ -34,7 +34,9 @@ function sfdisk(path: string): unknown {
 
 function dumpe2fs(path: string, offset: number): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const line of execFileSync('dumpe2fs', ['-h', `${path}?offset=${offset}`], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().split('\n')) {
+  for (const line of execFileSync('dumpe2fs', ['-h', `${path}?offset=${offset}`], { stdio: ['ignore', 'pipe', 'ignore'] })
+    .toString()
+    .split('\n')) {
     const m = /^([^:]+):\s*(.*)$/.exec(line);
     if (m) out[m[1]!] = m[2]!.trim();
   }
@@ -42,8 +44,14 @@ function dumpe2fs(path: string, offset: number): Record<string, string> {
 }
 
 test('partition tables read as sfdisk reads them: MBR with logical partitions, GPT with names, attributes and a BIOS-boot partition', async () => {
-  const mbr = disk('mbr.raw', 'label: dos\nlabel-id: 0x0badcafe\nstart=2048, size=20480, type=83, bootable\nstart=22528, size=100000, type=5\nstart=24576, size=20480, type=83\nstart=47104, size=20480, type=82\n');
-  const g = disk('gpt.raw', 'label: gpt\nlabel-id: 5A1C0F00-0000-4000-8000-000000000001\nstart=2048, size=2048, type=21686148-6449-6E6F-744E-656564454649, name="bios"\nstart=4096, size=81920, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=5A1C0F00-0000-4000-8000-0000000000A2, name="root disk", attrs="RequiredPartition LegacyBIOSBootable GUID:49,63"\n');
+  const mbr = disk(
+    'mbr.raw',
+    'label: dos\nlabel-id: 0x0badcafe\nstart=2048, size=20480, type=83, bootable\nstart=22528, size=100000, type=5\nstart=24576, size=20480, type=83\nstart=47104, size=20480, type=82\n',
+  );
+  const g = disk(
+    'gpt.raw',
+    'label: gpt\nlabel-id: 5A1C0F00-0000-4000-8000-000000000001\nstart=2048, size=2048, type=21686148-6449-6E6F-744E-656564454649, name="bios"\nstart=4096, size=81920, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, uuid=5A1C0F00-0000-4000-8000-0000000000A2, name="root disk", attrs="RequiredPartition LegacyBIOSBootable GUID:49,63"\n',
+  );
   for (const path of [mbr, g]) {
     const { layout, warnings } = await readLayout(path, SIZE);
     assert.deepEqual({ table: layout.table, partitions: layout.partitions }, sfdisk(path));
@@ -52,7 +60,10 @@ test('partition tables read as sfdisk reads them: MBR with logical partitions, G
 });
 
 test('ext2, ext3 and ext4 identities read as dumpe2fs reads them; other filesystems named by type', async () => {
-  const path = disk('fs.raw', 'label: dos\nstart=2048, size=40960, type=83\nstart=43008, size=40960, type=83\nstart=83968, size=40960, type=83\nstart=124928, size=20480, type=82\n');
+  const path = disk(
+    'fs.raw',
+    'label: dos\nstart=2048, size=40960, type=83\nstart=43008, size=40960, type=83\nstart=83968, size=40960, type=83\nstart=124928, size=20480, type=82\n',
+  );
   const parts = [2048, 43008, 83968].map((s) => s * 512);
   execFileSync('mkfs.ext2', ['-q', '-F', '-L', 'two', '-b', '1024', '-E', `offset=${parts[0]}`, path, '20M']);
   execFileSync('mkfs.ext3', ['-q', '-F', '-L', 'three', '-I', '128', '-E', `offset=${parts[1]}`, path, '20M']);
@@ -63,7 +74,15 @@ test('ext2, ext3 and ext4 identities read as dumpe2fs reads them; other filesyst
   execFileSync('mkswap', ['-q', swap], { stdio: 'ignore' });
   execFileSync('dd', [`if=${swap}`, `of=${path}`, 'bs=512', `seek=${124928}`, 'conv=notrunc,sparse', 'status=none']);
   const { layout } = await readLayout(path, SIZE);
-  assert.deepEqual(layout.filesystems.map((f) => [f.partition, f.type]), [[1, 'ext2'], [2, 'ext3'], [3, 'ext4'], [4, 'swap']]);
+  assert.deepEqual(
+    layout.filesystems.map((f) => [f.partition, f.type]),
+    [
+      [1, 'ext2'],
+      [2, 'ext3'],
+      [3, 'ext4'],
+      [4, 'swap'],
+    ],
+  );
   for (const [k, offset] of parts.entries()) {
     const d = dumpe2fs(path, offset);
     const f = layout.filesystems[k]!;

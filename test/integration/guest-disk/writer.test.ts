@@ -28,14 +28,32 @@ const attacks: [string, (Frame | [Frame, Buffer])[]][] = [
   ['a path with ".."', [{ t: 'file', p: ['..', 'escape'], size: 1, ...meta }]],
   ['a name with "/"', [{ t: 'file', p: ['a/../../escape'], size: 1, ...meta }]],
   ['an entry in a directory it did not make', [{ t: 'file', p: ['nodir', 'x'], size: 1, ...meta }]],
-  ['an entry under a symlink', [{ t: 'symlink', p: ['ln'], target: '/tmp', uid: 0, gid: 0, atime: '0', mtime: '0' }, { t: 'file', p: ['ln', 'escape'], size: 1, ...meta }]],
-  ['a name twice', [{ t: 'file', p: ['x'], size: 1, ...meta }, { t: 'dir', p: ['x'], ...meta }]],
+  [
+    'an entry under a symlink',
+    [
+      { t: 'symlink', p: ['ln'], target: '/tmp', uid: 0, gid: 0, atime: '0', mtime: '0' },
+      { t: 'file', p: ['ln', 'escape'], size: 1, ...meta },
+    ],
+  ],
+  [
+    'a name twice',
+    [
+      { t: 'file', p: ['x'], size: 1, ...meta },
+      { t: 'dir', p: ['x'], ...meta },
+    ],
+  ],
   ['data past the file', [{ t: 'file', p: ['x'], size: 1, ...meta }, [{ t: 'data', o: 0, n: 2 }, Buffer.from('ab')]]],
   ['data with no file', [[{ t: 'data', o: 0, n: 1 }, Buffer.from('a')]]],
   ['more bytes than allowed', [{ t: 'file', p: ['x'], size: 1000, ...meta }, [{ t: 'data', o: 0, n: 101 }, Buffer.alloc(101)]]],
   ['a file larger than allowed', [{ t: 'file', p: ['x'], size: 1001, ...meta }]],
   ['a hard link to a host file', [{ t: 'link', p: ['x'], to: ['..', '..', 'etc', 'passwd'] }]],
-  ['a hard link to a directory', [{ t: 'dir', p: ['d'], ...meta }, { t: 'link', p: ['x'], to: ['d'] }]],
+  [
+    'a hard link to a directory',
+    [
+      { t: 'dir', p: ['d'], ...meta },
+      { t: 'link', p: ['x'], to: ['d'] },
+    ],
+  ],
   ['a link target with a newline', [{ t: 'symlink', p: ['ln'], target: 'a\nb', uid: 0, gid: 0, atime: '0', mtime: '0' }]],
   ['a mode with file-type bits', [{ t: 'file', p: ['x'], size: 1, ...meta, mode: 0o100644 }]],
   ['an xattr outside the kept namespaces', [{ t: 'file', p: ['x'], size: 1, ...meta, xattrs: [['system.evil', '']] }]],

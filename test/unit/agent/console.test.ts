@@ -104,7 +104,9 @@ test('following across a rotation loses and repeats nothing', async () => {
     appendFileSync(path, 'three\n');
     st.room = true;
     c.kick();
-    await waitUntil('two and three', () => st.got === 'one\ntwo\nthree\n').catch((e: Error) => { throw new Error(`${e.message}; got ${JSON.stringify(st.got)}`); });
+    await waitUntil('two and three', () => st.got === 'one\ntwo\nthree\n').catch((e: Error) => {
+      throw new Error(`${e.message}; got ${JSON.stringify(st.got)}`);
+    });
     c.stop();
   } finally {
     dir.remove();

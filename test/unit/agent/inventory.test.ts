@@ -55,7 +55,10 @@ test('inventory read from this machine agrees with what Node sees', async () => 
   assert.equal(inv.cpu.count, cpus().length);
   assert.ok(Math.abs(inv.memory.totalMiB - totalmem() / 1048576) < 2);
   assert.ok(inv.numa.length >= 1, 'at least one NUMA node');
-  assert.equal(inv.numa.reduce((n, x) => n + countCpuList(x.cpus), 0), cpus().length);
+  assert.equal(
+    inv.numa.reduce((n, x) => n + countCpuList(x.cpus), 0),
+    cpus().length,
+  );
   assert.ok(inv.nics.every((n) => n.name !== 'lo'));
   assert.ok(inv.disks.every((d) => !isVirtualBlockDevice(d.name)));
   assert.equal(inv.accel, 'tcg');

@@ -78,13 +78,15 @@ function recordingContext(o: { results?: Record<string, unknown>; fail?: Set<str
     new Proxy(
       {},
       {
-        get: (_t, method) => async (...args: unknown[]) => {
-          const key = `${name}.${String(method)}`;
-          calls.push([key, args.map((a) => (typeof a === 'function' ? 'function' : a instanceof AbortSignal ? 'signal' : a))]);
-          await o.wait?.get(key);
-          if (o.fail?.has(key)) throw new Error(`${key} failed`);
-          return o.results?.[key];
-        },
+        get:
+          (_t, method) =>
+          async (...args: unknown[]) => {
+            const key = `${name}.${String(method)}`;
+            calls.push([key, args.map((a) => (typeof a === 'function' ? 'function' : a instanceof AbortSignal ? 'signal' : a))]);
+            await o.wait?.get(key);
+            if (o.fail?.has(key)) throw new Error(`${key} failed`);
+            return o.results?.[key];
+          },
       },
     );
   const ctx = {

@@ -39,7 +39,13 @@ test('the first figures and each new stage go out at once; within the interval t
   const t = new ProgressThrottle((x) => sent.push(x), 1000, clock);
   t.push(p('copying', 0));
   t.push(p('backing up files', 1));
-  assert.deepEqual(sent.map((x) => [x.stage, x.files]), [['copying', 0], ['backing up files', 1]]);
+  assert.deepEqual(
+    sent.map((x) => [x.stage, x.files]),
+    [
+      ['copying', 0],
+      ['backing up files', 1],
+    ],
+  );
   for (let i = 2; i <= 40; i++) t.push(p('backing up files', i));
   assert.equal(sent.length, 2, 'held within the interval');
   advance(1000);

@@ -32,7 +32,13 @@ test('the limiter keeps a log that is written without pause within its bound, an
   const path = join(dir.path, 'serial.log');
   const fd = openSync(path, 'a');
   let rotations = 0;
-  const limiter = new SerialLogLimiter(path, 64 * 1024, () => rotations++, (e) => assert.fail(e), 10);
+  const limiter = new SerialLogLimiter(
+    path,
+    64 * 1024,
+    () => rotations++,
+    (e) => assert.fail(e),
+    10,
+  );
   try {
     let peak = 0;
     for (let i = 0; i < 400; i++) {

@@ -5,8 +5,14 @@ import { ConnectionCounter } from '../../../src/api/connection-guard.ts';
 
 test('one address gets its share and no more; everyone together gets the total; a closed connection frees its slot', () => {
   const c = new ConnectionCounter({ maxConnections: 5, maxConnectionsPerAddress: 3 });
-  assert.deepEqual([1, 2, 3, 4].map(() => c.admit('10.0.0.1')), ['ok', 'ok', 'ok', 'limit-address']);
-  assert.deepEqual([1, 2, 3].map(() => c.admit('10.0.0.2')), ['ok', 'ok', 'limit-total']);
+  assert.deepEqual(
+    [1, 2, 3, 4].map(() => c.admit('10.0.0.1')),
+    ['ok', 'ok', 'ok', 'limit-address'],
+  );
+  assert.deepEqual(
+    [1, 2, 3].map(() => c.admit('10.0.0.2')),
+    ['ok', 'ok', 'limit-total'],
+  );
   c.release('10.0.0.1');
   assert.equal(c.admit('10.0.0.3'), 'ok');
   assert.equal(c.open, 5);

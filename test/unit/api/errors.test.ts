@@ -20,8 +20,14 @@ test("a ServiceError about one field names it in the details, as the API's field
 });
 
 test('guarded maps a TrustError and passes anything else through', async () => {
-  await assert.rejects(guarded(() => Promise.reject(new TrustError(429, 'too_many_pending', 'wait'))), (e: unknown) => e instanceof ApiError && e.statusCode === 429 && e.code === 'too_many_pending');
+  await assert.rejects(
+    guarded(() => Promise.reject(new TrustError(429, 'too_many_pending', 'wait'))),
+    (e: unknown) => e instanceof ApiError && e.statusCode === 429 && e.code === 'too_many_pending',
+  );
   const other = new Error('boom');
-  await assert.rejects(guarded(() => Promise.reject(other)), (e: unknown) => e === other);
+  await assert.rejects(
+    guarded(() => Promise.reject(other)),
+    (e: unknown) => e === other,
+  );
   assert.equal(await guarded(async () => 7), 7);
 });

@@ -37,15 +37,30 @@ test('mount points come from fstab lines naming this disk by UUID, LABEL or PART
     { partition: 3, mountPoint: '/srv/data', options: 'defaults,noatime' },
     { partition: 3, mountPoint: '/also', options: 'defaults' },
   ]);
-  assert.deepEqual(detectMounts([fsView(3, {}), fsView(2, { '/etc/fstab': fstab })], layout).map((m) => m.mountPoint), ['/', '/srv/data', '/also']);
+  assert.deepEqual(
+    detectMounts([fsView(3, {}), fsView(2, { '/etc/fstab': fstab })], layout).map((m) => m.mountPoint),
+    ['/', '/srv/data', '/also'],
+  );
   assert.deepEqual(detectMounts([fsView(2, {})], layout), []);
 });
 
 test("the boot loader: GRUB's boot sector and its grub.cfg; extlinux's ldlinux.sys; neither", () => {
   const grubSector = readFileSync('/usr/lib/grub/i386-pc/boot.img');
-  assert.deepEqual(detectBootLoader(grubSector, [fsView(3, {}), fsView(2, { '/boot/grub/grub.cfg': 'linux /boot/vmlinuz' })]), { kind: 'grub', partition: 2, config: '/boot/grub/grub.cfg' });
+  assert.deepEqual(detectBootLoader(grubSector, [fsView(3, {}), fsView(2, { '/boot/grub/grub.cfg': 'linux /boot/vmlinuz' })]), {
+    kind: 'grub',
+    partition: 2,
+    config: '/boot/grub/grub.cfg',
+  });
   assert.deepEqual(detectBootLoader(grubSector, [fsView(2, {})]), { kind: 'grub' });
   const blank = Buffer.alloc(512);
-  assert.deepEqual(detectBootLoader(blank, [fsView(2, { '/boot/syslinux/ldlinux.sys': '', '/boot/syslinux/extlinux.conf': 'DEFAULT linux' })]), { kind: 'extlinux', partition: 2, config: '/boot/syslinux/extlinux.conf' });
-  assert.deepEqual(detectBootLoader(blank, [fsView(2, { '/boot/grub/grub.cfg': '' })]), { kind: 'unknown' }, 'a grub.cfg without GRUB in the boot sector is not proof');
+  assert.deepEqual(detectBootLoader(blank, [fsView(2, { '/boot/syslinux/ldlinux.sys': '', '/boot/syslinux/extlinux.conf': 'DEFAULT linux' })]), {
+    kind: 'extlinux',
+    partition: 2,
+    config: '/boot/syslinux/extlinux.conf',
+  });
+  assert.deepEqual(
+    detectBootLoader(blank, [fsView(2, { '/boot/grub/grub.cfg': '' })]),
+    { kind: 'unknown' },
+    'a grub.cfg without GRUB in the boot sector is not proof',
+  );
 });

@@ -33,7 +33,10 @@ test('an archiver cancelled between files rejects with the reason and writes no 
   assert.deepEqual(await repo.snapshots(), []);
   const again = await Repository.open(storage, 'p');
   const { id } = await new Archiver(again, { workers: 0 }).run([src]);
-  assert.deepEqual((await again.snapshots()).map((s) => s.id), [id]);
+  assert.deepEqual(
+    (await again.snapshots()).map((s) => s.id),
+    [id],
+  );
 });
 
 test('a copy of a volume snapshot cancelled part way kills nbdcopy, settles once it has exited, and leaves no scratch image', async () => {

@@ -21,7 +21,10 @@ function bytes(n: number, seed = 1): Buffer {
 test('chunks cover the input exactly, within the size bounds, averaging near the target', () => {
   const data = bytes(4 * 1024 * 1024);
   const lens = chunkLengths(data, new Chunker(small, gear));
-  assert.equal(lens.reduce((a, b) => a + b, 0), data.length);
+  assert.equal(
+    lens.reduce((a, b) => a + b, 0),
+    data.length,
+  );
   for (const n of lens.slice(0, -1)) assert.ok(n >= small.minSize && n <= small.maxSize, `chunk of ${n}`);
   const avg = data.length / lens.length;
   assert.ok(avg > small.avgSize * 0.6 && avg < small.avgSize * 1.6, `average ${avg}`);

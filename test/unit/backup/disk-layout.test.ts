@@ -32,9 +32,26 @@ test('GPT layout with a BIOS-boot partition: uuids, names, attributes, and the B
   assert.equal(l.table.label, 'gpt');
   assert.equal(l.table.firstLba, 2048);
   assert.equal(l.partitions[0]!.type, BIOS_BOOT_GUID);
-  assert.deepEqual(l.partitions[1], { index: 2, start: 4096, size: 81920, type: '0FC63DAF-8483-4772-8E7D-3D69D8477DE4', uuid: '5A1C0F00-0000-4000-8000-0000000000A2', name: 'root', attrs: 'LegacyBIOSBootable' });
-  assert.deepEqual(bootAreas(l).map((a) => [a.offset, a.length]), [[0, 2048 * 512], [2048 * 512, 2048 * 512]]);
-  assert.match(sfdiskScript(l), /start=4096, size=81920, type=0FC63DAF-8483-4772-8E7D-3D69D8477DE4, uuid=5A1C0F00-0000-4000-8000-0000000000A2, name="root", attrs="LegacyBIOSBootable"\n$/);
+  assert.deepEqual(l.partitions[1], {
+    index: 2,
+    start: 4096,
+    size: 81920,
+    type: '0FC63DAF-8483-4772-8E7D-3D69D8477DE4',
+    uuid: '5A1C0F00-0000-4000-8000-0000000000A2',
+    name: 'root',
+    attrs: 'LegacyBIOSBootable',
+  });
+  assert.deepEqual(
+    bootAreas(l).map((a) => [a.offset, a.length]),
+    [
+      [0, 2048 * 512],
+      [2048 * 512, 2048 * 512],
+    ],
+  );
+  assert.match(
+    sfdiskScript(l),
+    /start=4096, size=81920, type=0FC63DAF-8483-4772-8E7D-3D69D8477DE4, uuid=5A1C0F00-0000-4000-8000-0000000000A2, name="root", attrs="LegacyBIOSBootable"\n$/,
+  );
 });
 
 test("a partition name sfdisk's script cannot quote stays out of the script and is set apart", () => {

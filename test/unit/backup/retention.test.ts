@@ -14,7 +14,13 @@ test('retention: last, daily, weekly and monthly, newest of each bucket, with th
     at('2026-02-04T08:00Z'),
   ];
   const keep = selectKeep(snaps, { last: 1, daily: 2, weekly: 2, monthly: 3 });
-  assert.deepEqual([...keep.keys()].sort(), ['2026-01-15T10:00Z', '2026-02-03T18:00Z', '2026-02-04T08:00Z'].map((d) => new Date(d).toISOString()).sort().map((x) => snaps.find((s) => s.time === x)!.id));
+  assert.deepEqual(
+    [...keep.keys()].sort(),
+    ['2026-01-15T10:00Z', '2026-02-03T18:00Z', '2026-02-04T08:00Z']
+      .map((d) => new Date(d).toISOString())
+      .sort()
+      .map((x) => snaps.find((s) => s.time === x)!.id),
+  );
   assert.deepEqual(keep.get('2026-02-04T08:00Z'), ['last', 'daily 2026-02-04', 'weekly 2026-W06', 'monthly 2026-02']);
   assert.deepEqual(keep.get('2026-02-03T18:00Z'), ['daily 2026-02-03']);
   assert.deepEqual(keep.get('2026-01-15T10:00Z'), ['weekly 2026-W03', 'monthly 2026-01']);
@@ -40,10 +46,13 @@ describe('retention per group (restic-style --group-by)', () => {
 
   test('the default groups by host and source: a disk backup never counts against a files backup', () => {
     const groups = planRetention([files, disk], { daily: 7 });
-    assert.deepEqual(groups.map((g) => [g.host, g.source, g.keep.map((k) => k.id), g.remove.map((r) => r.id)]), [
-      ['h1', '/etc,/home', ['files'], []],
-      ['h1', 'disk /srv/vm.raw', ['disk'], []],
-    ]);
+    assert.deepEqual(
+      groups.map((g) => [g.host, g.source, g.keep.map((k) => k.id), g.remove.map((r) => r.id)]),
+      [
+        ['h1', '/etc,/home', ['files'], []],
+        ['h1', 'disk /srv/vm.raw', ['disk'], []],
+      ],
+    );
     assert.deepEqual(groups[0]!.keep[0]!.reasons, ['daily 2026-03-01']);
   });
 
@@ -58,11 +67,29 @@ describe('retention per group (restic-style --group-by)', () => {
     ];
     const groups = planRetention(snaps, { last: 1 });
     assert.equal(groups.length, 5);
-    assert.deepEqual(groups.flatMap((g) => g.remove.map((r) => r.id)), ['a1']);
-    assert.deepEqual(planRetention(snaps, { last: 1 }, ['host']).flatMap((g) => g.keep.map((k) => k.id)).sort(), ['b1', 'd2', 'v1'].sort());
-    assert.deepEqual(planRetention(snaps, { last: 1 }, []).flatMap((g) => g.keep.map((k) => k.id)), ['v1'], "'' is one group of everything");
+    assert.deepEqual(
+      groups.flatMap((g) => g.remove.map((r) => r.id)),
+      ['a1'],
+    );
+    assert.deepEqual(
+      planRetention(snaps, { last: 1 }, ['host'])
+        .flatMap((g) => g.keep.map((k) => k.id))
+        .sort(),
+      ['b1', 'd2', 'v1'].sort(),
+    );
+    assert.deepEqual(
+      planRetention(snaps, { last: 1 }, []).flatMap((g) => g.keep.map((k) => k.id)),
+      ['v1'],
+      "'' is one group of everything",
+    );
     const byTags = planRetention([snap('t1', '2026-03-01T01:00Z', { tags: ['x'] }), snap('t2', '2026-03-01T02:00Z', { tags: ['y'] })], { last: 1 }, ['tags']);
-    assert.deepEqual(byTags.map((g) => [g.tags, g.keep.map((k) => k.id)]), [[['x'], ['t1']], [['y'], ['t2']]]);
+    assert.deepEqual(
+      byTags.map((g) => [g.tags, g.keep.map((k) => k.id)]),
+      [
+        [['x'], ['t1']],
+        [['y'], ['t2']],
+      ],
+    );
   });
 
   test('disk snapshots from before the source was recorded do not join a files group of the same paths', () => {

@@ -16,7 +16,10 @@ test('the bootstrap token comes from a file or the environment, never an argumen
     assert.equal(await readBootstrapToken(undefined, { OUTRIG_BOOTSTRAP_TOKEN: ' tok-from-env\n' }), 'tok-from-env');
     assert.equal(await readBootstrapToken(undefined, {}), undefined);
     writeFileSync(join(dir.path, 'empty'), '\n');
-    await assert.rejects(readBootstrapToken(join(dir.path, 'empty'), {}), (e: CliError) => e instanceof CliError && e.exitCode === 2 && /is empty/.test(e.message));
+    await assert.rejects(
+      readBootstrapToken(join(dir.path, 'empty'), {}),
+      (e: CliError) => e instanceof CliError && e.exitCode === 2 && /is empty/.test(e.message),
+    );
     await assert.rejects(readBootstrapToken(join(dir.path, 'missing'), {}), (e: CliError) => /cannot read --bootstrap-token-file .*ENOENT/.test(e.message));
   } finally {
     dir.remove();

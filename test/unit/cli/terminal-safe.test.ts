@@ -49,7 +49,11 @@ test('UTF-8 text passes, also split across chunks; bytes that are not UTF-8 are 
   assert.equal(out, 'é日🙂');
   const c1 = new TerminalSanitizer();
   assert.equal(c1.push(Buffer.from([0x61, 0xc2])) + c1.push(Buffer.from([0x9b])) + c1.end(), 'a\\x9b', 'a C1 split across chunks');
-  assert.equal(escapeForTerminal(Buffer.from([0xff, 0xc0, 0xaf, 0xe0, 0x80, 0x80, 0xed, 0xa0, 0x80])), '\\xff\\xc0\\xaf\\xe0\\x80\\x80\\xed\\xa0\\x80', 'invalid, overlong, surrogate');
+  assert.equal(
+    escapeForTerminal(Buffer.from([0xff, 0xc0, 0xaf, 0xe0, 0x80, 0x80, 0xed, 0xa0, 0x80])),
+    '\\xff\\xc0\\xaf\\xe0\\x80\\x80\\xed\\xa0\\x80',
+    'invalid, overlong, surrogate',
+  );
   const cut = new TerminalSanitizer();
   assert.equal(cut.push(Buffer.from([0x61, 0xe6, 0x97])) + cut.end(), 'a\\xe6\\x97', 'a sequence the stream never finished');
 });

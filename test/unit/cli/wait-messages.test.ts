@@ -29,12 +29,20 @@ test('after Ctrl-C: what keeps going for an instance, how to follow it and how t
   );
   assert.match(stillRunning('stop', 'big4', instance('stopping')), /still stopping \(stopping\); .*`outrig instance stop big4 --force`/);
   assert.match(stillRunning('restart', 'big4', instance('stopping')), /still restarting .*`outrig instance restart big4 --force`/);
-  assert.match(stillRunning('create', 'web9', instance('starting')), /cancel with `outrig instance delete web9 --force`$/, 'a booting VM is deleted only with --force');
+  assert.match(
+    stillRunning('create', 'web9', instance('starting')),
+    /cancel with `outrig instance delete web9 --force`$/,
+    'a booting VM is deleted only with --force',
+  );
   assert.equal(stillRunning('create', 'big4', undefined), 'instance big4 is gone');
 });
 
 test('after Ctrl-C: a backup keeps running on its host, with its progress, and what can be done about it', () => {
-  const b = { name: 'vm3-root-1', spec: {}, status: { phase: 'running', hostId: 'h1', progress: { stage: 'backing up files', files: 12, bytes: 2048 } } } as unknown as Backup;
+  const b = {
+    name: 'vm3-root-1',
+    spec: {},
+    status: { phase: 'running', hostId: 'h1', progress: { stage: 'backing up files', files: 12, bytes: 2048 } },
+  } as unknown as Backup;
   assert.match(
     backupStillRunning('vm3-root-1', b),
     /^backup vm3-root-1 keeps running on host h1 — backing up files: 12 files, 2(\.0)? KiB; follow with `outrig backup show vm3-root-1`, cancel with `outrig backup cancel vm3-root-1`$/,

@@ -20,7 +20,10 @@ test('when full, the oldest entries make room for the new one; one larger than t
   const one = approxBytes('k0') + approxBytes('v'.repeat(100)) + 48;
   const m = new BoundedExpiringMap<string>({ ttlMs: 60_000, maxBytes: one * 3 });
   for (let i = 0; i < 5; i++) assert.equal(m.set(`k${i}`, 'v'.repeat(100), i), true);
-  assert.deepEqual([0, 1, 2, 3, 4].map((i) => m.get(`k${i}`, 10) !== undefined), [false, false, true, true, true]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4].map((i) => m.get(`k${i}`, 10) !== undefined),
+    [false, false, true, true, true],
+  );
   assert.equal(m.set('huge', 'v'.repeat(one * 2), 11), false);
   assert.equal(m.get('huge', 11), undefined);
   assert.equal(m.get('k4', 11), 'v'.repeat(100), 'a refused entry evicts nothing');

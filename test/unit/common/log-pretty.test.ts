@@ -5,7 +5,17 @@ import pino from 'pino';
 import { defaultLogFormat, prettyLine, prettyStream } from '../../../src/common/log-pretty.ts';
 
 test('a JSON log line becomes time, level, name, message and plain key=value pairs', () => {
-  const line = JSON.stringify({ level: 30, time: Date.UTC(2026, 11, 7, 12, 4, 5), pid: 1, hostname: 'x', name: 'agent', msg: 'joined', host: 'h1', url: 'https://10.0.0.1:7440', n: 3 });
+  const line = JSON.stringify({
+    level: 30,
+    time: Date.UTC(2026, 11, 7, 12, 4, 5),
+    pid: 1,
+    hostname: 'x',
+    name: 'agent',
+    msg: 'joined',
+    host: 'h1',
+    url: 'https://10.0.0.1:7440',
+    n: 3,
+  });
   assert.equal(prettyLine(line), '12:04:05 INFO  agent: joined host=h1 url=https://10.0.0.1:7440 n=3');
 });
 
@@ -22,7 +32,12 @@ test('what a guest or the LAN put in a log line cannot drive the terminal', () =
 
 test('pino writes through the pretty stream line by line; a terminal gets pretty, a pipe JSON', async () => {
   const got: string[] = [];
-  const sink = new Writable({ write: (c: Buffer, _e, done) => { got.push(c.toString()); done(); } });
+  const sink = new Writable({
+    write: (c: Buffer, _e, done) => {
+      got.push(c.toString());
+      done();
+    },
+  });
   const log = pino({ name: 'controller' }, prettyStream(sink));
   log.info({ host: 'h2' }, 'approved');
   log.error('second');

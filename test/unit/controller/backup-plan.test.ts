@@ -4,7 +4,17 @@ import { planBackup, type BackupPlanContext } from '../../../src/controller/back
 import type { Backup, BackupResult } from '../../../src/model/backup.ts';
 
 const now = new Date('2026-01-01T00:00:00Z');
-const result: BackupResult = { snapshotId: 'snap1', bmrReady: true, files: 3, bytes: 10, addedBytes: 10, partitions: 1, filesystems: [], systemState: [], seconds: 1 };
+const result: BackupResult = {
+  snapshotId: 'snap1',
+  bmrReady: true,
+  files: 3,
+  bytes: 10,
+  addedBytes: 10,
+  partitions: 1,
+  filesystems: [],
+  systemState: [],
+  seconds: 1,
+};
 
 const running = (): Backup => ({
   id: 'b-1',
@@ -17,7 +27,12 @@ const running = (): Backup => ({
   updatedAt: now.toISOString(),
   generation: 1,
 });
-const ctx = (over: Partial<BackupPlanContext> = {}): BackupPlanContext => ({ host: { exists: true, connected: true, name: 'h1' }, lastOpInFlight: true, now, ...over });
+const ctx = (over: Partial<BackupPlanContext> = {}): BackupPlanContext => ({
+  host: { exists: true, connected: true, name: 'h1' },
+  lastOpInFlight: true,
+  now,
+  ...over,
+});
 
 // Issue 18, finding 5: after Ctrl-C the CLI names `backup delete` for a backup still running. On
 // main before this, the record went at once and the run's snapshot stayed in the repository, in

@@ -23,7 +23,8 @@ const policy = (over: Partial<BackupPolicy['spec']> = {}): BackupPolicy => ({
   generation: 1,
 });
 
-const inst = (name: string, labels: Record<string, string>, bootVolume?: string) => ({ id: `i-${name}`, name, labels, spec: { bootVolume } }) as unknown as Instance;
+const inst = (name: string, labels: Record<string, string>, bootVolume?: string) =>
+  ({ id: `i-${name}`, name, labels, spec: { bootVolume } }) as unknown as Instance;
 
 const backup = (id: string, volume: string, phase: Backup['status']['phase'], createdAt: string, policy = 'bp-1') =>
   ({ id, name: id, spec: { volume, policy, repository: '/r', tags: [] }, status: { phase, conditions: [] }, createdAt }) as unknown as Backup;
@@ -41,10 +42,22 @@ test('schedules: cron in UTC, five fields, errors in words', () => {
 });
 
 test('a run backs up the boot volume of each selected instance, and says why it skips others', () => {
-  const instances = [inst('web1', { tier: 'web' }, 'v-1'), inst('web2', { tier: 'web', x: 'y' }, 'v-2'), inst('kern', { tier: 'web' }), inst('db', { tier: 'db' }, 'v-3'), inst('web3', { tier: 'web' }, 'v-4')];
+  const instances = [
+    inst('web1', { tier: 'web' }, 'v-1'),
+    inst('web2', { tier: 'web', x: 'y' }, 'v-2'),
+    inst('kern', { tier: 'web' }),
+    inst('db', { tier: 'db' }, 'v-3'),
+    inst('web3', { tier: 'web' }, 'v-4'),
+  ];
   const running = [backup('b-1', 'v-4', 'running', '2026-01-01'), backup('b-2', 'v-1', 'running', '2026-01-01', 'bp-other')];
   const plan = planRun(policy(), instances, running);
-  assert.deepEqual(plan.backups.map((b) => [b.instance.name, b.volumeId]), [['web1', 'v-1'], ['web2', 'v-2']]);
+  assert.deepEqual(
+    plan.backups.map((b) => [b.instance.name, b.volumeId]),
+    [
+      ['web1', 'v-1'],
+      ['web2', 'v-2'],
+    ],
+  );
   assert.deepEqual(plan.skipped, [
     { instance: 'kern', reason: 'boots a kernel image: no boot volume to back up' },
     { instance: 'web3', reason: 'the previous backup of its volume is still running' },
@@ -63,11 +76,21 @@ test('retention lets go per volume of completed backups outside the rules, and o
     backup('b1', 'v-2', 'completed', '2026-11-20T02:00:00Z'),
     backup('c1', 'v-1', 'completed', '2026-11-01T02:00:00Z', 'bp-other'),
   ];
-  assert.deepEqual(expired(policy(), list).map((b) => b.id).sort(), ['a1', 'a3']);
-  assert.deepEqual(expired(policy({ retention: { daily: 1 } }), list).map((b) => b.id).sort(), ['a1', 'a2', 'a3']);
+  assert.deepEqual(
+    expired(policy(), list)
+      .map((b) => b.id)
+      .sort(),
+    ['a1', 'a3'],
+  );
+  assert.deepEqual(
+    expired(policy({ retention: { daily: 1 } }), list)
+      .map((b) => b.id)
+      .sort(),
+    ['a1', 'a2', 'a3'],
+  );
 });
 
-test('runs that keep failing do not pile up: only the newest run\'s failure stays', () => {
+test("runs that keep failing do not pile up: only the newest run's failure stays", () => {
   // A volume whose backups always fail (issue 18: a blank disk), run after run.
   const list = [
     backup('f1', 'v-1', 'failed', '2026-11-20T02:00:00Z'),
@@ -78,7 +101,12 @@ test('runs that keep failing do not pile up: only the newest run\'s failure stay
     backup('g2', 'v-2', 'failed', '2026-11-21T02:00:00Z'),
     backup('g3', 'v-2', 'completed', '2026-11-22T02:00:00Z'),
   ];
-  assert.deepEqual(expired(policy({ retention: { daily: 7 } }), list).map((b) => b.id).sort(), ['f1', 'f2', 'g2']);
+  assert.deepEqual(
+    expired(policy({ retention: { daily: 7 } }), list)
+      .map((b) => b.id)
+      .sort(),
+    ['f1', 'f2', 'g2'],
+  );
 });
 
 test('cancelled runs are expired like failed ones: a later run makes them history', () => {
@@ -87,7 +115,10 @@ test('cancelled runs are expired like failed ones: a later run makes them histor
     backup('c2', 'v-1', 'completed', '2026-11-21T02:00:00Z'),
     backup('c3', 'v-1', 'cancelled', '2026-11-22T02:00:00Z'),
   ];
-  assert.deepEqual(expired(policy({ retention: { daily: 7 } }), list).map((b) => b.id), ['c1']);
+  assert.deepEqual(
+    expired(policy({ retention: { daily: 7 } }), list).map((b) => b.id),
+    ['c1'],
+  );
 });
 
 test('the reconciler runs a policy when it is due, not before, not when paused; run-now runs it at once', async () => {
@@ -98,7 +129,11 @@ test('the reconciler runs a policy when it is due, not before, not when paused; 
   const r = new BackupPolicyReconciler(t.ctx);
   await store.tenants.create({ name: 'default', spec: { memory: [] }, status: { phase: 'active', conditions: [] } } as never);
   await store.instances.create({ name: 'web1', labels: { tier: 'web' }, spec: { bootVolume: 'v-1' } as never, status: { phase: 'stopped' } as never });
-  const p = await store.backupPolicies.create({ name: 'nightly', spec: policy().spec, status: { phase: 'active', conditions: [], observedGeneration: 0, expired: 0 } });
+  const p = await store.backupPolicies.create({
+    name: 'nightly',
+    spec: policy().spec,
+    status: { phase: 'active', conditions: [], observedGeneration: 0, expired: 0 },
+  });
   const names = async () => (await store.backups.list()).map((b) => b.name).sort();
 
   assert.deepEqual(await r.reconcile(p.id), { requeueAfter: 60_000 }, 'looked at again within a minute, not on a blanket timer');
@@ -130,7 +165,11 @@ test('the reconciler runs a policy when it is due, not before, not when paused; 
   for (const x of await store.backups.list()) await store.backups.update(x.id, (c) => ({ status: { ...c.status, phase: 'completed' } }));
   await store.backupPolicies.update(p.id, (c) => ({ status: { ...c.status, runRequestedAt: now.toISOString() } }));
   await r.reconcile(p.id);
-  assert.deepEqual(await names(), ['nightly-web1-20261127-020005', 'nightly-web1-20261129-030000', 'nightly-web1-20261129-030000-2'], 'a second run in the same second gets its own name');
+  assert.deepEqual(
+    await names(),
+    ['nightly-web1-20261127-020005', 'nightly-web1-20261129-030000', 'nightly-web1-20261129-030000-2'],
+    'a second run in the same second gets its own name',
+  );
   assert.equal((await store.backupPolicies.get(p.id))!.status.runRequestedAt, undefined);
   await t.close();
 });

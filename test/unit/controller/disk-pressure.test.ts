@@ -52,11 +52,18 @@ test('volumes that may allocate more than is free: True, Overcommitted; low free
 
 test('pressure is True exactly when free space is under the threshold or the volumes may outgrow it', () => {
   fc.assert(
-    fc.property(fc.nat({ max: 2 ** 40 }), fc.nat({ max: 2 ** 40 }), fc.nat({ max: 2 ** 41 }), fc.double({ min: 0, max: 0.9, noNaN: true }), fc.nat({ max: 2 ** 32 }), (total, free, may, ratio, min) => {
-      const p = { diskPressureFreeRatio: ratio, diskPressureMinFreeBytes: min };
-      const c = diskPressure({ totalBytes: total, freeBytes: free, provisionedBytes: 0, mayAllocateBytes: may }, p);
-      assert.equal(c.status === 'True', free < pressureThreshold(total, p) || may > free);
-    }),
+    fc.property(
+      fc.nat({ max: 2 ** 40 }),
+      fc.nat({ max: 2 ** 40 }),
+      fc.nat({ max: 2 ** 41 }),
+      fc.double({ min: 0, max: 0.9, noNaN: true }),
+      fc.nat({ max: 2 ** 32 }),
+      (total, free, may, ratio, min) => {
+        const p = { diskPressureFreeRatio: ratio, diskPressureMinFreeBytes: min };
+        const c = diskPressure({ totalBytes: total, freeBytes: free, provisionedBytes: 0, mayAllocateBytes: may }, p);
+        assert.equal(c.status === 'True', free < pressureThreshold(total, p) || may > free);
+      },
+    ),
   );
 });
 

@@ -18,7 +18,14 @@ const figures = (over: Partial<{ totalBytes: number; freeBytes: number; provisio
   mayAllocateBytes: 20 * GiB,
   ...over,
 });
-const room = (over: Partial<DiskRoom> = {}): DiskRoom => ({ totalBytes: 100 * GiB, freeBytes: 60 * GiB, promisedBytes: 20 * GiB, canPromiseBytes: 40 * GiB, everBytes: 100 * GiB, ...over });
+const room = (over: Partial<DiskRoom> = {}): DiskRoom => ({
+  totalBytes: 100 * GiB,
+  freeBytes: 60 * GiB,
+  promisedBytes: 20 * GiB,
+  canPromiseBytes: 40 * GiB,
+  everBytes: 100 * GiB,
+  ...over,
+});
 const need = (bytes: number) => ({ bytes, what: `${bytes} bytes` });
 
 test('a new volume may allocate its size and its journal', () => {
@@ -39,7 +46,13 @@ test('promised: the report, plus volumes it does not have yet at their full size
 
 test('room: free × overcommit minus what is promised, never below zero', () => {
   const s = figures();
-  assert.deepEqual(diskRoom(s, [], 1, newVolumeMayAllocate), { totalBytes: 100 * GiB, freeBytes: 60 * GiB, promisedBytes: 20 * GiB, canPromiseBytes: 40 * GiB, everBytes: 100 * GiB });
+  assert.deepEqual(diskRoom(s, [], 1, newVolumeMayAllocate), {
+    totalBytes: 100 * GiB,
+    freeBytes: 60 * GiB,
+    promisedBytes: 20 * GiB,
+    canPromiseBytes: 40 * GiB,
+    everBytes: 100 * GiB,
+  });
   assert.equal(diskRoom(s, [], 2, newVolumeMayAllocate).canPromiseBytes, 100 * GiB);
   assert.equal(diskRoom(s, [], 2, newVolumeMayAllocate).everBytes, 200 * GiB);
   assert.equal(diskRoom(figures({ mayAllocateBytes: 70 * GiB }), [], 1, newVolumeMayAllocate).canPromiseBytes, 0);
@@ -72,18 +85,29 @@ test('with an overcommit above 1, promising beyond the free space is allowed and
 
 test('a fitting host never promises more than free × overcommit', () => {
   fc.assert(
-    fc.property(fc.nat({ max: 2 ** 40 }), fc.nat({ max: 2 ** 40 }), fc.nat({ max: 2 ** 40 }), fc.nat({ max: 2 ** 40 }), fc.constantFrom(0.5, 1, 1.5, 3), (total, free, may, bytes, oc) => {
-      const r = diskRoom({ totalBytes: total, freeBytes: free, provisionedBytes: 0, mayAllocateBytes: may }, [], oc, newVolumeMayAllocate);
-      const f = fitsDisk('h', r, need(bytes + 1), oc);
-      assert.equal(f.ok, bytes + 1 + may <= Math.floor(free * oc));
-    }),
+    fc.property(
+      fc.nat({ max: 2 ** 40 }),
+      fc.nat({ max: 2 ** 40 }),
+      fc.nat({ max: 2 ** 40 }),
+      fc.nat({ max: 2 ** 40 }),
+      fc.constantFrom(0.5, 1, 1.5, 3),
+      (total, free, may, bytes, oc) => {
+        const r = diskRoom({ totalBytes: total, freeBytes: free, provisionedBytes: 0, mayAllocateBytes: may }, [], oc, newVolumeMayAllocate);
+        const f = fitsDisk('h', r, need(bytes + 1), oc);
+        assert.equal(f.ok, bytes + 1 + may <= Math.floor(free * oc));
+      },
+    ),
   );
 });
 
 const cand = (name: string, r?: DiskRoom, freeMemoryMiB = 1024): VolumeHostCandidate => ({ id: `h-${name}`, name, room: r, freeMemoryMiB });
 
 test('volume placement: the host with the most room left to promise; hosts without a report after every host with one', () => {
-  const c = chooseVolumeHost([cand('a', room({ canPromiseBytes: 10 * GiB })), cand('b', room({ canPromiseBytes: 30 * GiB })), cand('c', undefined, 99999)], need(GiB), 1);
+  const c = chooseVolumeHost(
+    [cand('a', room({ canPromiseBytes: 10 * GiB })), cand('b', room({ canPromiseBytes: 30 * GiB })), cand('c', undefined, 99999)],
+    need(GiB),
+    1,
+  );
   assert.deepEqual(c, { ok: true, hostId: 'h-b', hostName: 'b', overcommitted: undefined });
   const small = chooseVolumeHost([cand('a', room({ canPromiseBytes: 1 * GiB })), cand('c', undefined, 10), cand('d', undefined, 20)], need(5 * GiB), 1);
   assert.equal(small.ok && small.hostName, 'd', 'unknown hosts by free memory when no reporting host fits');
@@ -92,11 +116,18 @@ test('volume placement: the host with the most room left to promise; hosts witho
 });
 
 test('volume placement that fails says why per host, and whether any host ever could', () => {
-  const now = chooseVolumeHost([cand('a', room({ canPromiseBytes: 1 * GiB })), cand('b', room({ canPromiseBytes: 2 * GiB }))], { bytes: 5 * GiB, what: 'a volume of 5 GiB' }, 1);
+  const now = chooseVolumeHost(
+    [cand('a', room({ canPromiseBytes: 1 * GiB })), cand('b', room({ canPromiseBytes: 2 * GiB }))],
+    { bytes: 5 * GiB, what: 'a volume of 5 GiB' },
+    1,
+  );
   assert.equal(now.ok, false);
   if (!now.ok) {
     assert.equal(now.never, false);
-    assert.match(now.message, /^0\/2 hosts can hold a volume of 5 GiB: a can promise 1 GiB more \(60 GiB free, 20 GiB promised to its volumes\); b can promise 2 GiB more/);
+    assert.match(
+      now.message,
+      /^0\/2 hosts can hold a volume of 5 GiB: a can promise 1 GiB more \(60 GiB free, 20 GiB promised to its volumes\); b can promise 2 GiB more/,
+    );
   }
   const never = chooseVolumeHost([cand('a', room({ canPromiseBytes: 1 * GiB, everBytes: 4 * GiB, freeBytes: 2 * GiB }))], need(5 * GiB), 1);
   assert.equal(!never.ok && never.never, true);
@@ -119,12 +150,18 @@ test('a volume far beyond every host is refused saying how far beyond the larges
   assert.equal(c.ok, false);
   if (!c.ok) {
     assert.equal(c.never, true);
-    assert.match(c.message, /; that is 1365 times the most free space of a host \(75 GiB on h1\), past the disk overcommit of 1 \(controller --disk-overcommit\)$/);
+    assert.match(
+      c.message,
+      /; that is 1365 times the most free space of a host \(75 GiB on h1\), past the disk overcommit of 1 \(controller --disk-overcommit\)$/,
+    );
   }
 });
 
 test('bound volumes: placed on the host, or not placed yet with their instance there; not failed ones, not deleted ones', () => {
-  const vol = (id: string, over: { hostId?: string; phase?: Volume['status']['phase']; ownedBy?: string; attachedTo?: string; sizeBytes?: number; reported?: number }): Volume =>
+  const vol = (
+    id: string,
+    over: { hostId?: string; phase?: Volume['status']['phase']; ownedBy?: string; attachedTo?: string; sizeBytes?: number; reported?: number },
+  ): Volume =>
     ({
       id,
       spec: { sizeBytes: over.sizeBytes ?? GiB, tenant: 'default', ownedBy: over.ownedBy, attachedTo: over.attachedTo },

@@ -25,7 +25,11 @@ test('claims alone never admit: a labels or host-ids rule needs a token or a reg
   const claimed = req({ hostId: 'h-1', labels: { rack: '1' } });
   assert.equal(ruleAdmits(rule({ kind: 'labels', labels: { rack: '1' } }), claimed, now), false, 'an old rule without proofs admits nobody');
   assert.equal(ruleAdmits(rule({ kind: 'host-ids', hostIds: ['h-1'] }), claimed, now), false);
-  assert.equal(ruleAdmits(rule({ kind: 'labels', labels: { rack: '1' }, unauthenticated: true }), claimed, now), true, 'unless made unauthenticated on purpose');
+  assert.equal(
+    ruleAdmits(rule({ kind: 'labels', labels: { rack: '1' }, unauthenticated: true }), claimed, now),
+    true,
+    'unless made unauthenticated on purpose',
+  );
 
   const withToken = rule({ kind: 'labels', labels: { rack: '1' }, tokenSha256: TOKEN });
   assert.equal(ruleAdmits(withToken, claimed, now), false);

@@ -12,7 +12,11 @@ test('a heartbeating host is ready, or cordoned when cordoned', () => {
 test('a brief disconnect does not flap the host; silence past the limit makes it lost', () => {
   assert.equal(hostPhase({ cordoned: false, connected: false, lastHeartbeatAt: '2026-01-01T00:00:08Z' }, now, 5000), 'ready');
   assert.equal(hostPhase({ cordoned: false, connected: false, lastHeartbeatAt: '2026-01-01T00:00:04Z' }, now, 5000), 'lost');
-  assert.equal(hostPhase({ cordoned: false, connected: true, lastHeartbeatAt: '2026-01-01T00:00:04Z' }, now, 5000), 'lost', 'an open but silent stream hides nothing');
+  assert.equal(
+    hostPhase({ cordoned: false, connected: true, lastHeartbeatAt: '2026-01-01T00:00:04Z' }, now, 5000),
+    'lost',
+    'an open but silent stream hides nothing',
+  );
 });
 
 test('trust comes first: pending, rejected and revoked hosts are that, whatever their heartbeats', () => {

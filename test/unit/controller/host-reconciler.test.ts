@@ -51,7 +51,11 @@ test('a cordoned host is cordoned, and its phase change wakes what lives on it',
   const t = await testCtx();
   const h = await addHost(t.store, 'h-1', t.clock.now());
   t.hub.connected.add('h-1');
-  const inst = await t.store.instances.create({ name: 'x', spec: { vcpus: 1, memoryMiB: 64, tenant: 'default', powerState: 'running', forwardPorts: [], restartSeq: 0 }, status: { phase: 'running', conditions: [], hostId: 'h-1', network: { forwards: [] }, observedGeneration: 1 } });
+  const inst = await t.store.instances.create({
+    name: 'x',
+    spec: { vcpus: 1, memoryMiB: 64, tenant: 'default', powerState: 'running', forwardPorts: [], restartSeq: 0 },
+    status: { phase: 'running', conditions: [], hostId: 'h-1', network: { forwards: [] }, observedGeneration: 1 },
+  });
   await t.store.hosts.update(h.id, (c) => ({ spec: { ...c.spec, cordoned: true } }));
   t.ctx.liveness.heartbeat('h-1', t.clock.now());
   await new HostReconciler(t.ctx).reconcile(h.id);

@@ -7,13 +7,23 @@ import type { Instance, InstancePhase, LastOp } from '../../../src/model/instanc
 
 const now = new Date('2026-01-01T00:00:00Z');
 
-function inst(over: { phase?: InstancePhase; powerState?: 'running' | 'stopped'; generation?: number; restartSeq?: number; lastOp?: LastOp; hostId?: string | null } = {}): Instance {
+function inst(
+  over: { phase?: InstancePhase; powerState?: 'running' | 'stopped'; generation?: number; restartSeq?: number; lastOp?: LastOp; hostId?: string | null } = {},
+): Instance {
   return {
     id: 'i-1',
     name: 'web1',
     labels: {},
     annotations: {},
-    spec: { image: 'test', vcpus: 1, memoryMiB: 256, tenant: 'default', powerState: over.powerState ?? 'running', forwardPorts: [80], restartSeq: over.restartSeq ?? 0 },
+    spec: {
+      image: 'test',
+      vcpus: 1,
+      memoryMiB: 256,
+      tenant: 'default',
+      powerState: over.powerState ?? 'running',
+      forwardPorts: [80],
+      restartSeq: over.restartSeq ?? 0,
+    },
     status: {
       phase: over.phase ?? 'scheduled',
       conditions: [],
@@ -39,7 +49,15 @@ const vm = (state: VmReport['state'], over: Partial<VmReport> = {}): VmReport =>
   ...over,
 });
 
-const ctx = (over: Partial<PlanContext> = {}): PlanContext => ({ hostExists: true, hostName: 'h1', hostConnected: true, lastOpInFlight: false, now, desiredDisks: [], ...over });
+const ctx = (over: Partial<PlanContext> = {}): PlanContext => ({
+  hostExists: true,
+  hostName: 'h1',
+  hostConnected: true,
+  lastOpInFlight: false,
+  now,
+  desiredDisks: [],
+  ...over,
+});
 const op = (opId: string, kind: string, state: LastOp['state'], error?: string): LastOp => ({ opId, kind, state, error, at: now.toISOString() });
 
 test('a placed instance with no VM gets a start operation', () => {
@@ -73,7 +91,7 @@ test('a running VM makes the instance running, mirrors forwards and readiness', 
   assert.equal(getCondition(p.status.conditions, 'GuestReady')?.status, 'True');
 });
 
-test('a failed start is shown as failed and not retried behind the user\'s back', () => {
+test("a failed start is shown as failed and not retried behind the user's back", () => {
   const i = inst({ lastOp: op('i-1/g1/start', 'vm.start', 'failed', 'qemu exited with code 1') });
   const p = planInstance(i, ctx());
   assert.equal(p.send, undefined);
@@ -111,7 +129,10 @@ test('a restart request on a running VM sends one restart operation', () => {
   const i = inst({ restartSeq: 1, generation: 2, phase: 'running', lastOp: op('i-1/g1/start', 'vm.start', 'succeeded') });
   const p = planInstance(i, ctx({ vm: vm('running', { restartSeq: 0 }) }));
   assert.deepEqual(p.send, { opId: 'i-1/r1/restart', kind: 'vm.restart' });
-  const after = planInstance({ ...i, status: { ...i.status, lastOp: op('i-1/r1/restart', 'vm.restart', 'succeeded') } }, ctx({ vm: vm('running', { restartSeq: 1 }) }));
+  const after = planInstance(
+    { ...i, status: { ...i.status, lastOp: op('i-1/r1/restart', 'vm.restart', 'succeeded') } },
+    ctx({ vm: vm('running', { restartSeq: 1 }) }),
+  );
   assert.equal(after.send, undefined);
   assert.equal(after.status.phase, 'running');
 });
@@ -193,5 +214,9 @@ test('a forced stop or restart asked while a stop waits for the guest is sent at
   assert.equal(planInstance(plain, ctx({ lastOpInFlight: true, vm: vm('stopping', { stopping }) })).send, undefined);
   const restart = inst({ restartSeq: 2, lastOp: op('i-1/r1/restart', 'vm.restart', 'sent') });
   restart.spec.forceOff = true;
-  assert.deepEqual(planInstance(restart, ctx({ lastOpInFlight: true, vm: vm('stopping', { stopping, restartSeq: 0 }) })).send, { opId: 'i-1/r2/restart', kind: 'vm.restart', force: true });
+  assert.deepEqual(planInstance(restart, ctx({ lastOpInFlight: true, vm: vm('stopping', { stopping, restartSeq: 0 }) })).send, {
+    opId: 'i-1/r2/restart',
+    kind: 'vm.restart',
+    force: true,
+  });
 });

@@ -13,7 +13,17 @@ import type { VmReport } from '../../../src/model/agent-protocol.ts';
 import { testCtx } from '../../helpers/controller-ctx.ts';
 import { addHost, addImage, addInstance, basics } from '../../helpers/controller-fixtures.ts';
 
-const running = (instanceId: string, generation: number): VmReport => ({ instanceId, state: 'running', accel: 'tcg', forwards: [], generation, restartSeq: 0, disks: [], bootedAt: '2026-12-01T00:00:00Z', readyAt: '2026-12-01T00:00:01Z' });
+const running = (instanceId: string, generation: number): VmReport => ({
+  instanceId,
+  state: 'running',
+  accel: 'tcg',
+  forwards: [],
+  generation,
+  restartSeq: 0,
+  disks: [],
+  bootedAt: '2026-12-01T00:00:00Z',
+  readyAt: '2026-12-01T00:00:01Z',
+});
 
 test('an instance is placed, started on its host, and running once the answer and the report agree', async () => {
   const t = await testCtx();
@@ -30,7 +40,10 @@ test('an instance is placed, started on its host, and running once the answer an
   assert.equal(cur.status.lastOp?.kind, 'vm.start');
   assert.equal(cur.status.lastOp?.state, 'sent');
   await new Promise((res) => setImmediate(res));
-  assert.deepEqual(t.hub.sent.map((s) => [s.hostId, s.op.kind]), [['h-1', 'vm.start']]);
+  assert.deepEqual(
+    t.hub.sent.map((s) => [s.hostId, s.op.kind]),
+    [['h-1', 'vm.start']],
+  );
   const opId = cur.status.lastOp!.opId;
   assert.deepEqual(t.ctx.ops.get(opId)?.owner, { kind: 'instance', key: inst.id });
 
@@ -40,7 +53,10 @@ test('an instance is placed, started on its host, and running once the answer an
   assert.equal(t.ctx.ops.onResult('h-2', opId, { ok: true }), false, 'another host cannot answer for h-1');
   assert.equal(t.ctx.ops.onResult('h-1', opId, { ok: true }), true);
   t.hub.answered(opId);
-  assert.ok(t.enqueued.some((e) => e.kind === 'instance' && e.key === inst.id), 'the answer wakes its owner');
+  assert.ok(
+    t.enqueued.some((e) => e.kind === 'instance' && e.key === inst.id),
+    'the answer wakes its owner',
+  );
   t.hub.vms.set('h-1', new Map([[inst.id, running(inst.id, inst.generation)]]));
   await r.reconcile(inst.id);
   cur = (await t.store.instances.get(inst.id))!;
@@ -72,7 +88,9 @@ test('a network that is gone is a TerminalError: not retried', async () => {
   await addHost(t.store, 'h-1', t.clock.now());
   t.hub.connected.add('h-1');
   await addImage(t.store, 'tiny');
-  const inst = await addInstance(t.store, 'lost-net', { nics: [{ network: 'n-gone', networkName: 'gone', mac: '52:54:00:00:00:01', address: '10.0.0.2', prefix: 24 }] as never });
+  const inst = await addInstance(t.store, 'lost-net', {
+    nics: [{ network: 'n-gone', networkName: 'gone', mac: '52:54:00:00:00:01', address: '10.0.0.2', prefix: 24 }] as never,
+  });
   const r = new InstanceReconciler(t.ctx);
   await assert.rejects(r.reconcile(inst.id), (e: unknown) => e instanceof TerminalError && /network gone of instance lost-net is gone/.test(e.message));
   await t.close();
@@ -85,13 +103,29 @@ test('through the runtime: a transient failure is retried after its backoff, a T
   t.hub.connected.add('h-1');
   await addImage(t.store, 'tiny');
   const ok = await addInstance(t.store, 'web1');
-  const doomed = await addInstance(t.store, 'doomed', { nics: [{ network: 'n-gone', networkName: 'gone', mac: '52:54:00:00:00:02', address: '10.0.0.3', prefix: 24 }] as never });
+  const doomed = await addInstance(t.store, 'doomed', {
+    nics: [{ network: 'n-gone', networkName: 'gone', mac: '52:54:00:00:00:02', address: '10.0.0.3', prefix: 24 }] as never,
+  });
   // The hub is not there yet for the first runs (a controller starting): a transient error.
   let hubMissing = 2;
   const hub = t.ctx.hub;
-  const ctx = { ...t.ctx, hub: () => (hubMissing-- > 0 ? (() => { throw new Error('the controller has no agent hub yet'); })() : hub()) };
+  const ctx = {
+    ...t.ctx,
+    hub: () =>
+      hubMissing-- > 0
+        ? (() => {
+            throw new Error('the controller has no agent hub yet');
+          })()
+        : hub(),
+  };
   const errors: string[] = [];
-  const manager = new Manager({ log: createLogger('test', { level: 'silent' }), clock: t.clock, random: () => 1, backoff: { baseMs: 1000, maxMs: 60_000 }, onError: (_k, key) => errors.push(key) });
+  const manager = new Manager({
+    log: createLogger('test', { level: 'silent' }),
+    clock: t.clock,
+    random: () => 1,
+    backoff: { baseMs: 1000, maxMs: 60_000 },
+    onError: (_k, key) => errors.push(key),
+  });
   manager.register(new InstanceReconciler({ ...ctx, runtime: manager }), async () => [ok.id, doomed.id]);
   for (const kind of KINDS) if (kind !== 'instance') manager.register({ kind, reconcile: async () => undefined }, async () => []);
   await manager.start();

@@ -28,7 +28,11 @@ async function setup(): Promise<{ t: TestCtx; svc: InstanceService; decisions: (
     spec: { kind: 'disk', virtualSizeBytes: GiB, readyMarker: 'READY', guestPorts: [], files: { disk: { sha256: 'c'.repeat(64), size: 1 } } },
     status: { phase: 'ready', conditions: [], filesPresent: ['disk'] },
   });
-  const net = await t.store.networks.create({ name: 'net', spec: { tenant: 'default', subnet: '10.9.0.0/24', segment: 100 }, status: { phase: 'active', conditions: [], hosts: [] } });
+  const net = await t.store.networks.create({
+    name: 'net',
+    spec: { tenant: 'default', subnet: '10.9.0.0/24', segment: 100 },
+    status: { phase: 'active', conditions: [], hosts: [] },
+  });
   let n = 0;
   const counted: typeof decide = (...args) => {
     n++;
@@ -46,16 +50,24 @@ test('a create with no room on any host is refused with no_room and leaves no in
   const before = { instances: await t.store.instances.count(), volumes: await t.store.volumes.count(), claims: (await t.store.claims.addresses(netId)).length };
   await assert.rejects(
     svc.create({ ...base, name: 'big2', image: 'disk-img', memoryMiB: 1024, networks: ['net'] }),
-    (e: unknown) => e instanceof ServiceError && e.status === 422 && e.code === 'no_room' && /^no host has room for instance big2 now: .*--wait-for-room/.test(e.message),
+    (e: unknown) =>
+      e instanceof ServiceError && e.status === 422 && e.code === 'no_room' && /^no host has room for instance big2 now: .*--wait-for-room/.test(e.message),
   );
-  assert.deepEqual({ instances: await t.store.instances.count(), volumes: await t.store.volumes.count(), claims: (await t.store.claims.addresses(netId)).length }, before);
+  assert.deepEqual(
+    { instances: await t.store.instances.count(), volumes: await t.store.volumes.count(), claims: (await t.store.claims.addresses(netId)).length },
+    before,
+  );
   assert.equal(await t.store.instances.find('big2'), undefined);
   await t.close();
 });
 
 test('a create that fails after its record was written is undone: no instance, claim, boot volume or attachment stays', async () => {
   const { t, svc, netId } = await setup();
-  const data = await t.store.volumes.create({ name: 'data', spec: { sizeBytes: 64 * 1024 * 1024, tenant: 'default' }, status: { phase: 'available', conditions: [], observedGeneration: 0 } });
+  const data = await t.store.volumes.create({
+    name: 'data',
+    spec: { sizeBytes: 64 * 1024 * 1024, tenant: 'default' },
+    status: { phase: 'available', conditions: [], observedGeneration: 0 },
+  });
   const update = t.store.volumes.update.bind(t.store.volumes);
   // The attachment of the data volume, the last step, fails.
   t.store.volumes.update = (async (id, fn) => {
@@ -101,13 +113,19 @@ test('a create leaves the instance for the reconciler: placed with its memory, i
   assert.equal(cur.status.conditions.find((c) => c.type === 'Scheduled')?.reason, 'Placed');
   assert.equal(cur.spec.powerState, 'stopped');
   const claims = await t.store.claims.addresses(netId);
-  assert.deepEqual(claims.map((c) => c.instanceId), [inst.id]);
+  assert.deepEqual(
+    claims.map((c) => c.instanceId),
+    [inst.id],
+  );
   assert.equal(cur.spec.nics?.[0]?.address, '10.9.0.1');
   const root = (await t.store.volumes.find('web-root'))!;
   assert.equal(cur.spec.bootVolume, root.id);
   assert.equal(root.spec.ownedBy, inst.id);
   assert.equal(root.status.phase, 'pending');
-  assert.ok(t.enqueued.some((e) => e.kind === 'instance' && e.key === inst.id && e.now), 'the reconciler is asked to run it now');
+  assert.ok(
+    t.enqueued.some((e) => e.kind === 'instance' && e.key === inst.id && e.now),
+    'the reconciler is asked to run it now',
+  );
   assert.ok(t.enqueued.some((e) => e.kind === 'volume' && e.key === root.id));
   assert.ok(t.enqueued.some((e) => e.kind === 'network' && e.key === netId));
   await t.close();

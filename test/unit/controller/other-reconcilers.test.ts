@@ -19,10 +19,21 @@ test('a network goes to the hosts of its instances; their answers are folded int
   const t = await testCtx();
   await basics(t.store);
   await addHost(t.store, 'h-1', t.clock.now());
-  await t.store.hosts.update('h-1', (c) => ({ status: { ...c.status, inventory: { ...c.status.inventory!, network: { backend: 'vxlan', underlay: { address: '10.9.0.1', dev: 'eth0', mtu: 1500 } } } as never } }));
+  await t.store.hosts.update('h-1', (c) => ({
+    status: {
+      ...c.status,
+      inventory: { ...c.status.inventory!, network: { backend: 'vxlan', underlay: { address: '10.9.0.1', dev: 'eth0', mtu: 1500 } } } as never,
+    },
+  }));
   t.hub.connected.add('h-1');
-  const net = await t.store.networks.create({ name: 'blue', spec: { tenant: 'default', subnet: '10.0.0.0/24', segment: 4001 }, status: { phase: 'active', conditions: [], hosts: [] } });
-  const inst = await addInstance(t.store, 'web1', { nics: [{ network: net.id, networkName: 'blue', mac: '52:54:00:00:00:01', address: '10.0.0.2', prefix: 24 }] as never });
+  const net = await t.store.networks.create({
+    name: 'blue',
+    spec: { tenant: 'default', subnet: '10.0.0.0/24', segment: 4001 },
+    status: { phase: 'active', conditions: [], hosts: [] },
+  });
+  const inst = await addInstance(t.store, 'web1', {
+    nics: [{ network: net.id, networkName: 'blue', mac: '52:54:00:00:00:01', address: '10.0.0.2', prefix: 24 }] as never,
+  });
   await t.store.instances.update(inst.id, (c) => ({ status: { ...c.status, hostId: 'h-1', phase: 'running' } }));
   const r = new NetworkReconciler(t.ctx);
   await r.reconcile(net.id);
@@ -47,7 +58,11 @@ test('a backup is carried out by its volume host; the answer completes it and wa
   t.hub.connected.add('h-1');
   const v = await addVolume(t.store, 'data');
   await t.store.volumes.update(v.id, (c) => ({ status: { ...c.status, phase: 'available', hostId: 'h-1' } }));
-  const b = await t.store.backups.create({ name: 'b1', spec: { volume: v.id, repository: '/backups', scope: `volumes/${v.id}`, tags: [], policy: 'bp-1' }, status: { phase: 'pending', conditions: [] } });
+  const b = await t.store.backups.create({
+    name: 'b1',
+    spec: { volume: v.id, repository: '/backups', scope: `volumes/${v.id}`, tags: [], policy: 'bp-1' },
+    status: { phase: 'pending', conditions: [] },
+  });
   const r = new BackupReconciler(t.ctx);
   await r.reconcile(b.id);
   await settle();
@@ -64,7 +79,10 @@ test('a backup is carried out by its volume host; the answer completes it and wa
   const done = (await t.store.backups.get(b.id))!;
   assert.equal(done.status.phase, 'completed');
   assert.equal(done.status.result?.snapshotId, 'snap1');
-  assert.ok(t.enqueued.some((e) => e.kind === 'backupPolicy' && e.key === 'bp-1'), "its policy's retention is looked at");
+  assert.ok(
+    t.enqueued.some((e) => e.kind === 'backupPolicy' && e.key === 'bp-1'),
+    "its policy's retention is looked at",
+  );
   await t.close();
 });
 
@@ -82,14 +100,27 @@ test("a memory pool's status follows its hosts; a failed balloon move is forgott
   assert.equal(getCondition(st.conditions, 'Pressure')?.status, 'False');
 
   // A balloon move's failure is the pool's to fold (the record names the pool and the instance).
-  void t.ctx.ops.send({ kind: 'memory', key: pool.id }, 'h-1', { opId: 'balloon/i-1/1', kind: 'vm.balloon', instanceId: 'i-1', targetMiB: 128 }, { subject: 'i-1', wakeOnFailureOnly: true });
+  void t.ctx.ops.send(
+    { kind: 'memory', key: pool.id },
+    'h-1',
+    { opId: 'balloon/i-1/1', kind: 'vm.balloon', instanceId: 'i-1', targetMiB: 128 },
+    { subject: 'i-1', wakeOnFailureOnly: true },
+  );
   await settle();
   t.ctx.ops.onResult('h-1', 'balloon/i-1/1', { ok: true });
   assert.equal(t.enqueued.filter((e) => e.kind === 'memory').length, 0, 'a move that worked wakes nothing');
-  void t.ctx.ops.send({ kind: 'memory', key: pool.id }, 'h-1', { opId: 'balloon/i-1/2', kind: 'vm.balloon', instanceId: 'i-1', targetMiB: 128 }, { subject: 'i-1', wakeOnFailureOnly: true });
+  void t.ctx.ops.send(
+    { kind: 'memory', key: pool.id },
+    'h-1',
+    { opId: 'balloon/i-1/2', kind: 'vm.balloon', instanceId: 'i-1', targetMiB: 128 },
+    { subject: 'i-1', wakeOnFailureOnly: true },
+  );
   await settle();
   t.ctx.ops.onResult('h-1', 'balloon/i-1/2', { ok: false, error: 'no balloon device' });
-  assert.deepEqual(t.enqueued.filter((e) => e.kind === 'memory'), [{ kind: 'memory', key: pool.id }]);
+  assert.deepEqual(
+    t.enqueued.filter((e) => e.kind === 'memory'),
+    [{ kind: 'memory', key: pool.id }],
+  );
   await r.reconcile(pool.id);
   await settle();
   assert.deepEqual(t.ctx.ops.ofOwner({ kind: 'memory', key: pool.id }), [], 'both answers folded and forgotten');
@@ -100,7 +131,11 @@ test("a dedicated host cluster's condition turns False when another tenant's ins
   const t = await testCtx();
   await basics(t.store);
   await addHost(t.store, 'h-1', t.clock.now());
-  const c = await t.store.hostClusters.create({ name: 'acme-only', spec: { tenant: 'acme', hosts: ['h-1'] } as never, status: { phase: 'active', conditions: [], principals: [] } as never });
+  const c = await t.store.hostClusters.create({
+    name: 'acme-only',
+    spec: { tenant: 'acme', hosts: ['h-1'] } as never,
+    status: { phase: 'active', conditions: [], principals: [] } as never,
+  });
   const r = new HostClusterReconciler(t.ctx);
   await r.reconcile(c.id);
   assert.equal(getCondition((await t.store.hostClusters.get(c.id))!.status.conditions, 'Dedicated')?.status, 'True');

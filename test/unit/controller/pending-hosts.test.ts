@@ -34,7 +34,13 @@ const cert = (serial: string, profile: string, cn: string): Certificate => ({
 });
 
 test('an operator names certificates by serial or by name, and an ambiguous name is refused', () => {
-  const all = [cert('7a01', 'operator', 'alice'), cert('7a02', 'operator', 'alice'), cert('7b01', 'server', 'sw1'), cert('7b02', 'operator', 'sw1'), cert('7c01', 'operator', 'abc')];
+  const all = [
+    cert('7a01', 'operator', 'alice'),
+    cert('7a02', 'operator', 'alice'),
+    cert('7b01', 'server', 'sw1'),
+    cert('7b02', 'operator', 'sw1'),
+    cert('7c01', 'operator', 'abc'),
+  ];
   const serials = (s: ReturnType<typeof selectCertificates>) => ('certs' in s ? s.certs.map((c) => c.name) : s.code);
   assert.deepEqual(serials(selectCertificates(all, '007A01')), ['7a01'], 'serials compare without case or leading zeros');
   assert.deepEqual(serials(selectCertificates(all, 'c-7a02')), ['7a02'], 'a record id works too');

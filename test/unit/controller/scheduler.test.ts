@@ -44,7 +44,7 @@ test('no hosts at all says so', () => {
   assert.equal(!p.ok && p.reason, 'NoHosts');
 });
 
-test('a placement never exceeds the chosen host\'s free capacity', () => {
+test("a placement never exceeds the chosen host's free capacity", () => {
   const arbHost = fc.record({
     name: fc.stringMatching(/^[a-z]{1,6}$/),
     phase: fc.constantFrom('ready', 'lost', 'cordoned'),
@@ -69,7 +69,10 @@ test('a placement never exceeds the chosen host\'s free capacity', () => {
 });
 
 test('everFits refuses only what no host could hold even when empty', () => {
-  const hosts = [{ name: 'a', allocatable: { vcpus: 8, memoryMiB: 4096 } }, { name: 'b', allocatable: { vcpus: 2, memoryMiB: 16384 } }];
+  const hosts = [
+    { name: 'a', allocatable: { vcpus: 8, memoryMiB: 4096 } },
+    { name: 'b', allocatable: { vcpus: 2, memoryMiB: 16384 } },
+  ];
   assert.deepEqual(everFits({ vcpus: 8, memoryMiB: 4096 }, hosts), { ok: true });
   const r = everFits({ vcpus: 4, memoryMiB: 8192 }, hosts);
   assert.equal(r.ok, false);
@@ -78,7 +81,10 @@ test('everFits refuses only what no host could hold even when empty', () => {
 });
 
 test('allocatable applies the CPU ratio and the host memory reserve', () => {
-  assert.deepEqual(allocatableOf({ cpu: { count: 2 }, memory: { totalMiB: 24000 } }, { cpuAllocationRatio: 4, reservedMemoryMiB: 512 }), { vcpus: 8, memoryMiB: 23488 });
+  assert.deepEqual(allocatableOf({ cpu: { count: 2 }, memory: { totalMiB: 24000 } }, { cpuAllocationRatio: 4, reservedMemoryMiB: 512 }), {
+    vcpus: 8,
+    memoryMiB: 23488,
+  });
 });
 
 // Issue 16, finding 7: on main before the fix (b8fa89d) placement ignored dedicated clusters, and
@@ -94,7 +100,7 @@ test("a host of a tenant's dedicated cluster takes that tenant's instances only,
   assert.equal(schedule({ vcpus: 1, memoryMiB: 256 }, [acmeHost]).ok, false, 'an instance of no tenant lands on no dedicated host');
 });
 
-test("no instance ever lands on a host dedicated to another tenant (random hosts and dedications)", () => {
+test('no instance ever lands on a host dedicated to another tenant (random hosts and dedications)', () => {
   const tenants = ['acme', 'other', 'default'];
   const arbHost = fc.record({
     free: fc.integer({ min: 0, max: 8192 }),
@@ -103,7 +109,10 @@ test("no instance ever lands on a host dedicated to another tenant (random hosts
   fc.assert(
     fc.property(fc.array(arbHost, { minLength: 1, maxLength: 6 }), fc.constantFrom(...tenants), fc.integer({ min: 64, max: 4096 }), (hs, tenant, memoryMiB) => {
       const hosts = hs.map((h, i) =>
-        host(`h${i}`, { allocated: { vcpus: 0, memoryMiB: 8192 - h.free }, dedicatedTo: h.dedicated ? { tenant: h.dedicated, cluster: `dc-${h.dedicated}` } : undefined }),
+        host(`h${i}`, {
+          allocated: { vcpus: 0, memoryMiB: 8192 - h.free },
+          dedicatedTo: h.dedicated ? { tenant: h.dedicated, cluster: `dc-${h.dedicated}` } : undefined,
+        }),
       );
       const p = schedule({ vcpus: 1, memoryMiB, tenant }, hosts);
       const allowed = hosts.filter((h) => !h.dedicatedTo || h.dedicatedTo.tenant === tenant);
@@ -142,7 +151,9 @@ test('everFits refuses volumes no host could hold even with an empty disk; hosts
   const r = everFits({ vcpus: 1, memoryMiB: 64, diskBytes: 11 * GiB }, hosts);
   assert.equal(r.ok, false);
   assert.match(!r.ok ? r.message : '', /with 11 GiB of volumes .*and at most 10 GiB of disk\)$/);
-  assert.deepEqual(everFits({ vcpus: 1, memoryMiB: 64, diskBytes: 11 * GiB }, [...hosts, { name: 'b', allocatable: { vcpus: 8, memoryMiB: 4096 } }]), { ok: true });
+  assert.deepEqual(everFits({ vcpus: 1, memoryMiB: 64, diskBytes: 11 * GiB }, [...hosts, { name: 'b', allocatable: { vcpus: 8, memoryMiB: 4096 } }]), {
+    ok: true,
+  });
 });
 
 // Issue 18, finding 5: `instance create big4 --memory 20G` on hosts without 20 GiB free waited up
@@ -166,7 +177,10 @@ test('placementVerdict: places, refuses what never fits, says there is no room n
   assert.equal(placementVerdict({ vcpus: 1, memoryMiB: 4096 }, []).kind, 'wait', 'no host registered yet: it waits for one');
   const both = placementVerdict({ vcpus: 1, memoryMiB: 4096 }, [roomy, h1]);
   assert.equal(both.kind, 'no-room');
-  assert.match(both.kind === 'no-room' ? both.message : '', /^0\/2 hosts fit: 1 cordoned, 1 not enough free memory \(needs 4096 MiB\); most free memory on a host: 3.5 GiB \(h1\)/);
+  assert.match(
+    both.kind === 'no-room' ? both.message : '',
+    /^0\/2 hosts fit: 1 cordoned, 1 not enough free memory \(needs 4096 MiB\); most free memory on a host: 3.5 GiB \(h1\)/,
+  );
 });
 
 test('placementVerdict names the most disk room when the instance brings volumes', () => {
@@ -174,7 +188,10 @@ test('placementVerdict names the most disk room when the instance brings volumes
   const b = host('b', { disk: disk(8 * GiB) });
   const v = placementVerdict({ vcpus: 1, memoryMiB: 256, diskBytes: 10 * GiB }, [a, b]);
   assert.equal(v.kind, 'no-room');
-  assert.match(v.kind === 'no-room' ? v.message : '', /2 not enough disk space for its volumes \(needs 10 GiB\); .*most disk room for new volumes: 8 GiB \(b\)$/);
+  assert.match(
+    v.kind === 'no-room' ? v.message : '',
+    /2 not enough disk space for its volumes \(needs 10 GiB\); .*most disk room for new volumes: 8 GiB \(b\)$/,
+  );
 });
 
 test('placementVerdict agrees with schedule and everFits on random hosts', () => {

@@ -24,7 +24,10 @@ test('a snapshot by id, VOLUME/NAME, volume apart, or a name one volume has', ()
 });
 
 test('an ambiguous name lists the candidates; a missing one says what the volume has', () => {
-  assert.equal(picked('nightly'), "409 ambiguous_ref: snapshot 'nightly' is ambiguous: 2 volumes have a snapshot of that name (data/nightly, logs/nightly); name one as VOLUME/SNAPSHOT");
+  assert.equal(
+    picked('nightly'),
+    "409 ambiguous_ref: snapshot 'nightly' is ambiguous: 2 volumes have a snapshot of that name (data/nightly, logs/nightly); name one as VOLUME/SNAPSHOT",
+  );
   assert.equal(picked('monthly'), "404 not_found: snapshot 'monthly' not found");
   assert.equal(picked('logs/weekly'), "404 not_found: volume 'logs' has no snapshot 'weekly' (its snapshots: nightly)");
   assert.equal(picked('cache/nightly'), "404 not_found: volume 'cache' not found");

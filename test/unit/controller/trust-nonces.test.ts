@@ -24,9 +24,19 @@ test('a flood of discovers carrying the most labels a datagram holds stays withi
     const keys = generateKeyPair();
     const discover = (hostId: string): Discover => {
       const labels: Record<string, string> = {};
-      const d: Discover = { type: 'discover', hostId, name: hostId, publicKey: publicKeyB64(keys.publicKey), challenge: randomBytes(16).toString('base64'), sentAt: Date.now(), policy: {}, labels };
+      const d: Discover = {
+        type: 'discover',
+        hostId,
+        name: hostId,
+        publicKey: publicKeyB64(keys.publicKey),
+        challenge: randomBytes(16).toString('base64'),
+        sentAt: Date.now(),
+        policy: {},
+        labels,
+      };
       // As many labels as still fit in one datagram: the largest entry a stranger can make.
-      for (let i = 0; seal(d, keys.privateKey).length < MAX_DATAGRAM - 400; i++) labels[`k${i}-${randomBytes(8).toString('hex')}`] = randomBytes(60).toString('hex');
+      for (let i = 0; seal(d, keys.privateKey).length < MAX_DATAGRAM - 400; i++)
+        labels[`k${i}-${randomBytes(8).toString('hex')}`] = randomBytes(60).toString('hex');
       return d;
     };
     const flood = discover('flooder');

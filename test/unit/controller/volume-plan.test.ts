@@ -22,7 +22,12 @@ function vol(over: { phase?: VolumePhase; size?: number; lastOp?: LastOp; attach
   };
 }
 
-const ctx = (over: Partial<VolumePlanContext> = {}): VolumePlanContext => ({ host: { exists: true, connected: true, name: 'h1' }, lastOpInFlight: false, now, ...over });
+const ctx = (over: Partial<VolumePlanContext> = {}): VolumePlanContext => ({
+  host: { exists: true, connected: true, name: 'h1' },
+  lastOpInFlight: false,
+  now,
+  ...over,
+});
 const report = (size = 1 << 30) => ({ id: 'v-1', sizeBytes: size, usedBytes: 0, snapshots: [] });
 
 test('a placed volume the host lacks gets created, once', () => {
@@ -43,7 +48,7 @@ test('a reported volume is available, or in use when attached; its sizes mirror 
 });
 
 test('growing the spec sends one resize per generation; a failed create or a vanished volume is failed', () => {
-  const v = vol({ size: 2 * 2 ** 30, generation: 3, phase: "available" });
+  const v = vol({ size: 2 * 2 ** 30, generation: 3, phase: 'available' });
   assert.deepEqual(planVolume(v, ctx({ observed: report() })).send, { opId: volumeOpIds(v).resize, kind: 'volume.resize' });
   const failed = planVolume(vol({ lastOp: op('v-1/ensure', 'volume.ensure', 'failed', 'no space') }), ctx());
   assert.equal(failed.status.phase, 'failed');
@@ -64,15 +69,34 @@ test('deleting: sent once, removed when the host no longer has it, kept with the
 });
 
 test('snapshots wait for their volume, are taken once, and are ready when the host lists them', () => {
-  const s: Snapshot = { id: 's-1', name: 'snap', labels: {}, annotations: {}, spec: { volume: 'v-1' }, status: { phase: 'pending', conditions: [] }, createdAt: '', updatedAt: '', generation: 1 };
+  const s: Snapshot = {
+    id: 's-1',
+    name: 'snap',
+    labels: {},
+    annotations: {},
+    spec: { volume: 'v-1' },
+    status: { phase: 'pending', conditions: [] },
+    createdAt: '',
+    updatedAt: '',
+    generation: 1,
+  };
   const v = vol({ phase: 'available' });
   assert.equal(planSnapshot(s, { volume: v, host: { exists: true, connected: true }, lastOpInFlight: false, now }).status.phase, 'pending');
   const take = planSnapshot(s, { volume: v, host: { exists: true, connected: true }, observedVolume: report(), lastOpInFlight: false, now });
   assert.deepEqual(take.send, { opId: 's-1/ensure', kind: 'snapshot.ensure' });
-  const ready = planSnapshot(s, { volume: v, host: { exists: true, connected: true }, observedVolume: { ...report(), snapshots: ['s-1'] }, lastOpInFlight: false, now });
+  const ready = planSnapshot(s, {
+    volume: v,
+    host: { exists: true, connected: true },
+    observedVolume: { ...report(), snapshots: ['s-1'] },
+    lastOpInFlight: false,
+    now,
+  });
   assert.equal(ready.status.phase, 'ready');
   assert.equal(ready.status.sizeBytes, 1 << 30);
-  const del = planSnapshot({ ...s, status: { phase: 'deleting', conditions: [], hostId: 'h-1' } }, { volume: v, host: { exists: true, connected: true }, observedVolume: { ...report(), snapshots: ['s-1'] }, lastOpInFlight: false, now });
+  const del = planSnapshot(
+    { ...s, status: { phase: 'deleting', conditions: [], hostId: 'h-1' } },
+    { volume: v, host: { exists: true, connected: true }, observedVolume: { ...report(), snapshots: ['s-1'] }, lastOpInFlight: false, now },
+  );
   assert.deepEqual(del.send, { opId: 's-1/delete', kind: 'snapshot.delete' });
 });
 
@@ -84,7 +108,11 @@ test('a volume its guest unplugged is detached in the spec, once, only for the a
   assert.equal(detachReleased(v, { instanceId: 'i-1', tag: 'g4' }, now), undefined, 'an older attach: the user attached it again since');
   assert.equal(detachReleased(v, { instanceId: 'i-2', tag: 'g5' }, now), undefined, 'another instance');
   assert.equal(detachReleased(v, undefined, now), undefined);
-  assert.equal(detachReleased({ ...v, spec: change!.spec, status: change!.status, generation: 6 }, { instanceId: 'i-1', tag: 'g5' }, now), undefined, 'already done');
+  assert.equal(
+    detachReleased({ ...v, spec: change!.spec, status: change!.status, generation: 6 }, { instanceId: 'i-1', tag: 'g5' }, now),
+    undefined,
+    'already done',
+  );
   const replugged = planVolume({ ...v, spec: { ...v.spec, attachedTo: 'i-1' }, status: change!.status }, ctx({ observed: report(), pluggedInto: 'i-1' }));
   assert.equal(replugged.status.conditions.find((c) => c.type === 'GuestReleased')?.status, 'False', 'plugged in again');
 });

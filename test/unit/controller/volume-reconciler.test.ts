@@ -24,7 +24,10 @@ test('a volume is placed, made by its host, and available once the answer and th
   assert.equal(cur.status.hostId, 'h-1');
   assert.equal(cur.status.lastOp?.kind, 'volume.ensure');
   await new Promise((res) => setImmediate(res));
-  assert.deepEqual(t.hub.sent.map((s) => s.op.kind), ['volume.ensure']);
+  assert.deepEqual(
+    t.hub.sent.map((s) => s.op.kind),
+    ['volume.ensure'],
+  );
   const opId = cur.status.lastOp!.opId;
 
   t.ctx.ops.onResult('h-1', opId, { ok: true });
@@ -81,7 +84,12 @@ test('a failed volume.ensure is recorded with its error; a volume no host could 
   assert.equal(cur.status.lastOp?.state, 'failed');
   assert.match(cur.status.lastOp?.error ?? '', /no space left/);
 
-  await t.store.hosts.update('h-1', (c) => ({ status: { ...c.status, storage: { totalBytes: 100 * MiB, freeBytes: 50 * MiB, provisionedBytes: 0, mayAllocateBytes: 0, reportedAt: t.clock.now().toISOString() } } }));
+  await t.store.hosts.update('h-1', (c) => ({
+    status: {
+      ...c.status,
+      storage: { totalBytes: 100 * MiB, freeBytes: 50 * MiB, provisionedBytes: 0, mayAllocateBytes: 0, reportedAt: t.clock.now().toISOString() },
+    },
+  }));
   const huge = await addVolume(t.store, 'huge', { sizeBytes: 1024 * 1024 * MiB });
   await r.reconcile(huge.id);
   const h = (await t.store.volumes.get(huge.id))!;

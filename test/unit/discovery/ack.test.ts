@@ -45,7 +45,10 @@ describe('acknowledgements', () => {
     const again = h.discover();
     const env = JSON.parse((await c.responder.answer(again.msg))!.toString()) as { v: number; body: string; sig: string };
     env.body = env.body.replace('https://127.0.0.1:1', 'https://203.0.113.9:1');
-    await assert.rejects(verifyAck(Buffer.from(JSON.stringify(env)), { hostId: h.hostId, challenge: again.body.challenge, now: Date.now() }), /signature does not verify/);
+    await assert.rejects(
+      verifyAck(Buffer.from(JSON.stringify(env)), { hostId: h.hostId, challenge: again.body.challenge, now: Date.now() }),
+      /signature does not verify/,
+    );
   });
 
   test('an ack whose controller certificate is not from the CA in it, or not the pinned CA, is refused', async () => {
@@ -58,8 +61,13 @@ describe('acknowledgements', () => {
     const mixed = seal({ ...ack, nodeCert: b.nodeCertDer.toString('base64') }, b.nodeKey);
     await assert.rejects(verifyAck(mixed, { hostId: h.hostId, challenge: body.challenge, now: Date.now() }), /not issued by the CA in the ack/);
     const genuine = seal(ack, a.nodeKey);
-    await assert.rejects(verifyAck(genuine, { hostId: h.hostId, challenge: body.challenge, pinnedCaFingerprint: b.ca.fingerprint, now: Date.now() }), /not the pinned one/);
-    await assert.doesNotReject(verifyAck(genuine, { hostId: h.hostId, challenge: body.challenge, pinnedCaFingerprint: `sha256:${a.ca.fingerprint.toUpperCase()}`, now: Date.now() }));
+    await assert.rejects(
+      verifyAck(genuine, { hostId: h.hostId, challenge: body.challenge, pinnedCaFingerprint: b.ca.fingerprint, now: Date.now() }),
+      /not the pinned one/,
+    );
+    await assert.doesNotReject(
+      verifyAck(genuine, { hostId: h.hostId, challenge: body.challenge, pinnedCaFingerprint: `sha256:${a.ca.fingerprint.toUpperCase()}`, now: Date.now() }),
+    );
   });
 
   test("an ack signed by a certificate of the cluster's own CA that is not a controller's (a host, an operator, a port authenticator, a principal) is refused", async () => {
@@ -78,7 +86,10 @@ describe('acknowledgements', () => {
       const cert = await issue(keys.publicKey);
       // An enrolled machine answering discovery with its own certificate, pointing hosts at itself.
       const rogue = seal({ ...ack, nodeCert: der(cert.pem).toString('base64') }, keys.privateKey);
-      await assert.rejects(verifyAck(rogue, { hostId: h.hostId, challenge: body.challenge, pinnedCaFingerprint: c.ca.fingerprint, now: Date.now() }), /not a controller's/);
+      await assert.rejects(
+        verifyAck(rogue, { hostId: h.hostId, challenge: body.challenge, pinnedCaFingerprint: c.ca.fingerprint, now: Date.now() }),
+        /not a controller's/,
+      );
     }
   });
 

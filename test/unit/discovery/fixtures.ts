@@ -20,14 +20,25 @@ export interface TestController {
   nonces: () => number;
 }
 
-export async function testController(dir: string, o: { caps?: Partial<Capabilities>; now?: () => number; answerDeclines?: boolean; ratePerSource?: number; log?: Logger } = {}): Promise<TestController> {
+export async function testController(
+  dir: string,
+  o: { caps?: Partial<Capabilities>; now?: () => number; answerDeclines?: boolean; ratePerSource?: number; log?: Logger } = {},
+): Promise<TestController> {
   const ca = await ClusterCa.loadOrCreate(join(dir, `ca-${randomBytes(4).toString('hex')}`));
   const pair = generateKeyPair();
   const node = await ca.issue('server', { name: 'ctl-a', ips: ['127.0.0.1'] }, pair.publicKey, 1);
   const drops: DropReason[] = [];
   const answers: string[] = [];
   let nonces = 0;
-  const caps: Capabilities = { cluster: 'outrig', clusterLabels: {}, version: '0.1.0', features: ['mtls', 'kvm'], tenants: ['default'], networks: [], ...o.caps };
+  const caps: Capabilities = {
+    cluster: 'outrig',
+    clusterLabels: {},
+    version: '0.1.0',
+    features: ['mtls', 'kvm'],
+    tenants: ['default'],
+    networks: [],
+    ...o.caps,
+  };
   const responder = new DiscoveryResponder({
     // Loopback only, on a free port: tests never listen for or send to the machine's real networks.
     address: '127.0.0.1',
@@ -48,7 +59,11 @@ export async function testController(dir: string, o: { caps?: Partial<Capabiliti
   return { ca, nodeKey: pair.privateKey, nodeCertDer: der(node.pem), responder, drops, answers, nonces: () => nonces };
 }
 
-export function testHost(hostId = 'host-1'): { hostId: string; keys: KeyPairPem; discover(o?: { policy?: Policy; challenge?: string; sentAt?: number }): { msg: Buffer; body: Discover } } {
+export function testHost(hostId = 'host-1'): {
+  hostId: string;
+  keys: KeyPairPem;
+  discover(o?: { policy?: Policy; challenge?: string; sentAt?: number }): { msg: Buffer; body: Discover };
+} {
   const keys = generateKeyPair();
   return {
     hostId,

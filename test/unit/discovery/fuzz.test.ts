@@ -68,7 +68,10 @@ describe('discovery responder under malformed input', () => {
     sock.on('message', (m) => replies.push(m));
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
     try {
-      const samples = fc.sample(datagrams.filter((d) => d.length <= 65_000), 200);
+      const samples = fc.sample(
+        datagrams.filter((d) => d.length <= 65_000),
+        200,
+      );
       for (const [i, d] of samples.entries()) {
         await new Promise<void>((r, j) => sock.send(d, port, '127.0.0.1', (e) => (e ? j(e) : r())));
         // One at a time: a flood would overflow the socket buffer, and the kernel, not the responder, would drop them.
@@ -78,7 +81,11 @@ describe('discovery responder under malformed input', () => {
       await new Promise<void>((r, j) => sock.send(padDatagram(host.discover().msg, DISCOVER_PAD_BYTES), port, '127.0.0.1', (e) => (e ? j(e) : r())));
       const deadline = Date.now() + 10_000;
       while (!replies.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.equal(replies.length, 1, `exactly one reply: to the genuine message (answers ${c.answers.join()}, drops ${c.drops.length}/${samples.length}: ${[...new Set(c.drops)].join()})`);
+      assert.equal(
+        replies.length,
+        1,
+        `exactly one reply: to the genuine message (answers ${c.answers.join()}, drops ${c.drops.length}/${samples.length}: ${[...new Set(c.drops)].join()})`,
+      );
       assert.equal(c.drops.length, samples.length);
     } finally {
       sock.close();

@@ -2,14 +2,24 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { matchPolicy, type Capabilities } from '../../../src/discovery/policy.ts';
 
-const caps: Capabilities = { cluster: 'prod', clusterLabels: { region: 'eu', tier: 'gold' }, version: '1.4.2', features: ['mtls', 'kvm'], tenants: ['acme'], networks: ['net-a'] };
+const caps: Capabilities = {
+  cluster: 'prod',
+  clusterLabels: { region: 'eu', tier: 'gold' },
+  version: '1.4.2',
+  features: ['mtls', 'kvm'],
+  tenants: ['acme'],
+  networks: ['net-a'],
+};
 
 test('an empty policy is supported by any controller', () => {
   assert.deepEqual(matchPolicy({}, caps), { supported: true, accepted: [], declined: [] });
 });
 
 test('every item present must hold; each is reported accepted or declined with a reason', () => {
-  const ok = matchPolicy({ cluster: 'prod', clusterLabels: { region: 'eu' }, minControllerVersion: '1.4.0', features: ['kvm'], dedicatedTo: { tenant: 'acme', network: 'net-a' } }, caps);
+  const ok = matchPolicy(
+    { cluster: 'prod', clusterLabels: { region: 'eu' }, minControllerVersion: '1.4.0', features: ['kvm'], dedicatedTo: { tenant: 'acme', network: 'net-a' } },
+    caps,
+  );
   assert.equal(ok.supported, true);
   assert.deepEqual(ok.accepted, ['cluster=prod', 'label:region=eu', 'version>=1.4.0', 'feature:kvm', 'tenant=acme', 'network=net-a']);
 

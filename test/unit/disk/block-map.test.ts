@@ -6,24 +6,24 @@ import { Allocator } from '../../../src/disk/allocator.ts';
 
 test('BlockMap behaves like a Map under random sets and deletes (including growth and backward shifts)', () => {
   fc.assert(
-    fc.property(
-      fc.array(fc.tuple(fc.boolean(), fc.nat(3000), fc.nat(0xfffffffe)), { maxLength: 3000 }),
-      (ops) => {
-        const m = new BlockMap(4);
-        const ref = new Map<number, number>();
-        for (const [del, k, v] of ops) {
-          if (del) assert.equal(m.delete(k), ref.delete(k));
-          else {
-            m.set(k, v);
-            ref.set(k, v);
-          }
+    fc.property(fc.array(fc.tuple(fc.boolean(), fc.nat(3000), fc.nat(0xfffffffe)), { maxLength: 3000 }), (ops) => {
+      const m = new BlockMap(4);
+      const ref = new Map<number, number>();
+      for (const [del, k, v] of ops) {
+        if (del) assert.equal(m.delete(k), ref.delete(k));
+        else {
+          m.set(k, v);
+          ref.set(k, v);
         }
-        assert.equal(m.size, ref.size);
-        for (let k = 0; k <= 3000; k++) assert.equal(m.get(k), ref.get(k) ?? -1);
-        const sorted = m.sorted();
-        assert.deepEqual([...sorted.v], [...ref.keys()].sort((a, b) => a - b));
-      },
-    ),
+      }
+      assert.equal(m.size, ref.size);
+      for (let k = 0; k <= 3000; k++) assert.equal(m.get(k), ref.get(k) ?? -1);
+      const sorted = m.sorted();
+      assert.deepEqual(
+        [...sorted.v],
+        [...ref.keys()].sort((a, b) => a - b),
+      );
+    }),
     { numRuns: 50 },
   );
 });

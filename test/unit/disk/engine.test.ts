@@ -109,7 +109,11 @@ async function runModel(blockSize: number, steps: Step[], cache: 'writeback' | '
   }
 }
 
-for (const [B, cache] of [[4096, 'writeback'], [65536, 'writethrough'], [65536, 'writeback']] as const) {
+for (const [B, cache] of [
+  [4096, 'writeback'],
+  [65536, 'writethrough'],
+  [65536, 'writeback'],
+] as const) {
   test(`engine matches a byte model (${B / 1024} KiB blocks, ${cache})`, async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(arbStep(1024 * 1024), { minLength: 5, maxLength: 40 }), (steps) => runModel(B, steps, cache)),
@@ -140,7 +144,10 @@ test('a clone reads its backing snapshot until written, and shares its space', a
     assert.equal(c.info().mappedBlocks, 1, 'one block copied on write');
     await c.writeZeroes(0, 65536);
     assert.ok(c.readBuffer(0, 65536).equals(Buffer.alloc(65536)), 'zeroed block does not fall through to the backing disk');
-    assert.deepEqual(c.status(0, 196608).map((x) => x.hole), [true, false]);
+    assert.deepEqual(
+      c.status(0, 196608).map((x) => x.hole),
+      [true, false],
+    );
     await c.close();
     await b.close();
     const reopened = await DiskEngine.open(clonePath, { readOnly: true });
@@ -167,17 +174,22 @@ test('of writers racing to open one disk, exactly one gets it', async () => {
       // Each writer waits for the same moment, opens, says how it went, and holds the disk a while.
       const script = `const m = await import('${engine}'); while (Date.now() < ${start}); try { await m.DiskEngine.open('${f}'); console.log('got it'); } catch (e) { console.log(e.message); } await new Promise((r) => setTimeout(r, 1500));`;
       const outs = await Promise.all(
-        Array.from({ length: 6 }, () =>
-          new Promise<string>((resolve) => {
-            const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
-            let out = '';
-            p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-            p.on('close', () => resolve(out.trim()));
-          }),
+        Array.from(
+          { length: 6 },
+          () =>
+            new Promise<string>((resolve) => {
+              const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script]);
+              let out = '';
+              p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+              p.on('close', () => resolve(out.trim()));
+            }),
         ),
       );
       assert.equal(outs.filter((o) => o === 'got it').length, 1, `round ${round}: ${outs.join(' | ')}`);
-      assert.ok(outs.filter((o) => o !== 'got it').every((o) => /in use by process \d+/.test(o)), outs.join(' | '));
+      assert.ok(
+        outs.filter((o) => o !== 'got it').every((o) => /in use by process \d+/.test(o)),
+        outs.join(' | '),
+      );
     }
   } finally {
     dir.remove();
@@ -191,7 +203,12 @@ test('a second writer is refused while the first has the disk open', async () =>
     DiskEngine.create(f, { size: 1 << 20 });
     const a = await DiskEngine.open(f);
     const { spawnSync } = await import('node:child_process');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', `import('${new URL('../../../src/disk/engine.ts', import.meta.url).pathname}').then(m => m.DiskEngine.open('${f}')).then(() => process.exit(0), e => { console.error(e.message); process.exit(3); })`]);
+    const r = spawnSync(process.execPath, [
+      '--import',
+      'tsx',
+      '-e',
+      `import('${new URL('../../../src/disk/engine.ts', import.meta.url).pathname}').then(m => m.DiskEngine.open('${f}')).then(() => process.exit(0), e => { console.error(e.message); process.exit(3); })`,
+    ]);
     assert.equal(r.status, 3);
     assert.match(r.stderr.toString(), /in use by process \d+/);
     await a.close();

@@ -21,7 +21,12 @@ import {
 } from '../../../src/disk/format.ts';
 
 test('a superblock round-trips, and any flipped byte is caught by its checksum', () => {
-  const sb = newSuperblock({ virtualSize: 1 << 30, blockSize: 65536, journalSize: 4 << 20, backing: { path: '../base.odsk', uuid: '12345678-1234-4234-8234-123456789abc', snapshotId: 3 } });
+  const sb = newSuperblock({
+    virtualSize: 1 << 30,
+    blockSize: 65536,
+    journalSize: 4 << 20,
+    backing: { path: '../base.odsk', uuid: '12345678-1234-4234-8234-123456789abc', snapshotId: 3 },
+  });
   const bytes = encodeSuperblock(sb);
   assert.deepEqual(decodeSuperblock(bytes, 0), sb);
   fc.assert(
@@ -46,7 +51,15 @@ test('logical operations round-trip', () => {
     fc.record({ op: fc.constant(Op.Alloc), p: fc.nat(0xfffffffe) }),
     fc.record({ op: fc.constant(Op.Free), p: fc.nat(0xfffffffe) }),
   ) as fc.Arbitrary<LogicalOp>;
-  fc.assert(fc.property(fc.array(arbOp.map((o) => ({ ...o })), { maxLength: 200 }), (ops) => assert.deepEqual(decodeOps(encodeOps(ops)), ops)));
+  fc.assert(
+    fc.property(
+      fc.array(
+        arbOp.map((o) => ({ ...o })),
+        { maxLength: 200 },
+      ),
+      (ops) => assert.deepEqual(decodeOps(encodeOps(ops)), ops),
+    ),
+  );
   assert.throws(() => decodeOps(Buffer.from([1, 0, 0])), /truncated operation/);
   assert.throws(() => decodeOps(Buffer.from([9, 0, 0, 0, 0])), /unknown journal operation 9/);
 });

@@ -77,7 +77,10 @@ test("a crashed session's records past a torn one are never replayed after the n
     writeFileSync(crashed, img);
     const before = checkFile(crashed);
     assert.equal(before.clean, true, JSON.stringify(before.findings));
-    assert.ok(before.findings.some((f) => /2 record\(s\) past the end of the log.*never acknowledged/.test(f.message)), 'check says what open will do: ' + JSON.stringify(before.findings));
+    assert.ok(
+      before.findings.some((f) => /2 record\(s\) past the end of the log.*never acknowledged/.test(f.message)),
+      'check says what open will do: ' + JSON.stringify(before.findings),
+    );
 
     // The next session replays nothing and writes one record numbered 1, as long as the torn one,
     // over blocks that record 2 (whole, behind it) maps elsewhere.
@@ -94,7 +97,10 @@ test("a crashed session's records past a torn one are never replayed after the n
     await t.close();
     await second.close();
     const after = checkFile(again);
-    assert.deepEqual(after.findings.filter((f) => f.severity !== 'note'), []);
+    assert.deepEqual(
+      after.findings.filter((f) => f.severity !== 'note'),
+      [],
+    );
   } finally {
     dir.remove();
   }
@@ -114,7 +120,10 @@ test('check names a corrupted superblock copy, table or bitmap with its location
     img[4096 + 33]! ^= 1;
     writeFileSync(file, img);
     let r = checkFile(file);
-    assert.ok(r.findings.some((f) => f.severity === 'warning' && /superblock slot 1 is damaged: superblock checksum mismatch/.test(f.message)), JSON.stringify(r.findings));
+    assert.ok(
+      r.findings.some((f) => f.severity === 'warning' && /superblock slot 1 is damaged: superblock checksum mismatch/.test(f.message)),
+      JSON.stringify(r.findings),
+    );
     // 2. A bitmap that marks an in-use block free: an error, with the block named.
     writeFileSync(file, good);
     const probe = await DiskEngine.open(file, { readOnly: true });
@@ -129,14 +138,20 @@ test('check names a corrupted superblock copy, table or bitmap with its location
     writeFileSync(file, img);
     r = checkFile(file);
     assert.equal(r.clean, false);
-    assert.ok(r.findings.some((f) => /bitmap table checksum mismatch/.test(f.message) && f.fileOffset === bitsAt - 8), JSON.stringify(r.findings));
+    assert.ok(
+      r.findings.some((f) => /bitmap table checksum mismatch/.test(f.message) && f.fileOffset === bitsAt - 8),
+      JSON.stringify(r.findings),
+    );
     // 3. A damaged block map table: an error at the table's offset.
     const mapStart = sbRaw.readUInt32LE(104);
     img = Buffer.from(good);
     img[dataOffset + mapStart * blockSize + 12]! ^= 0x40;
     writeFileSync(file, img);
     r = checkFile(file);
-    assert.ok(r.findings.some((f) => /block map table checksum mismatch/.test(f.message) && f.fileOffset === dataOffset + mapStart * blockSize), JSON.stringify(r.findings));
+    assert.ok(
+      r.findings.some((f) => /block map table checksum mismatch/.test(f.message) && f.fileOffset === dataOffset + mapStart * blockSize),
+      JSON.stringify(r.findings),
+    );
     // 4. A block map entry pointing past the data area: refused at open, dropped by repair.
     writeFileSync(file, good);
     const w = await DiskEngine.open(file, { cache: 'writethrough' });
@@ -146,7 +161,10 @@ test('check names a corrupted superblock copy, table or bitmap with its location
     await w.flush();
     await w.close().catch(() => undefined);
     r = checkFile(file);
-    assert.ok(r.findings.some((f) => /virtual block 100 -> physical block 999999: physical block beyond the data area/.test(f.message)), JSON.stringify(r.findings));
+    assert.ok(
+      r.findings.some((f) => /virtual block 100 -> physical block 999999: physical block beyond the data area/.test(f.message)),
+      JSON.stringify(r.findings),
+    );
     await assert.rejects(DiskEngine.open(file), /inconsistent .*run 'outrig disk check --repair/);
     const { checkDisk } = await import('../../../src/disk/check.ts');
     const fixed = await checkDisk(file, { repair: true });

@@ -45,7 +45,11 @@ function newDisk(cache: 'writeback' | 'writethrough', journalSize = 64 * 1024): 
 
 async function reopenedReads(path: string, expect: [number, Buffer][]): Promise<void> {
   // Notes (a journal to replay, after a close that found no room for a checkpoint) are fine.
-  assert.deepEqual(checkFile(path).findings.filter((f) => f.severity !== 'note'), [], 'the file checks clean, no block leaked');
+  assert.deepEqual(
+    checkFile(path).findings.filter((f) => f.severity !== 'note'),
+    [],
+    'the file checks clean, no block leaked',
+  );
   const e = await DiskEngine.open(path, { readOnly: true });
   try {
     for (const [off, data] of expect) assert.deepEqual(e.readBuffer(off, data.length), data, `bytes at ${off} after a reopen`);

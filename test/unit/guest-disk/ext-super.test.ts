@@ -51,6 +51,10 @@ test('hostile superblocks are refused with the reason, before anything trusts th
     ['64bit with small descriptors', (s) => s.writeUInt16LE(32, 0xfe), /group descriptors of 32 bytes/],
   ];
   for (const [what, edit, why] of cases) {
-    assert.throws(() => parseSuperblock(bufferSource(partition(edit))), (e) => e instanceof CorruptError && why.test(e.message), what);
+    assert.throws(
+      () => parseSuperblock(bufferSource(partition(edit))),
+      (e) => e instanceof CorruptError && why.test(e.message),
+      what,
+    );
   }
 });

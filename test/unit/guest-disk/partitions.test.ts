@@ -43,7 +43,10 @@ test('hostile MBRs: an EBR chain that loops, a partition past the end of the dis
   assert.throws(() => readPartitionTable(bufferSource(loop)), /chain of logical partitions loops/);
   const past = Buffer.alloc(SECTORS * 512);
   mbrEntry(past, 0, 0, { type: 0x83, start: 2048, size: SECTORS });
-  assert.throws(() => readPartitionTable(bufferSource(past)), (e) => e instanceof CorruptError && /partition 1 lies outside the disk/.test(e.message));
+  assert.throws(
+    () => readPartitionTable(bufferSource(past)),
+    (e) => e instanceof CorruptError && /partition 1 lies outside the disk/.test(e.message),
+  );
   assert.throws(() => readPartitionTable(bufferSource(Buffer.alloc(SECTORS * 512))), /no partition table/);
 });
 
@@ -85,16 +88,33 @@ test('GPT: GUIDs in their mixed-endian spelling, names, attribute bits as libfdi
   const linux = Buffer.from('af3dc60f838472478e793d69d8477de4', 'hex');
   const bios = Buffer.from('4861682149646f6e744e656564454649', 'hex');
   const id = Buffer.from('000f1c5a0000004080000000000000a2', 'hex');
-  const l = readPartitionTable(bufferSource(gpt([
-    { type: bios, uuid: id, first: 34, last: 2047, name: 'bios' },
-    { type: linux, uuid: id, first: 2048, last: 4000, attrs: 4n | (1n << 48n) | (1n << 50n), name: 'root "quoted"' },
-  ])));
+  const l = readPartitionTable(
+    bufferSource(
+      gpt([
+        { type: bios, uuid: id, first: 34, last: 2047, name: 'bios' },
+        { type: linux, uuid: id, first: 2048, last: 4000, attrs: 4n | (1n << 48n) | (1n << 50n), name: 'root "quoted"' },
+      ]),
+    ),
+  );
   assert.deepEqual(l.table, { label: 'gpt', id: '33221100-5544-7766-8899-AABBCCDDEEFF', sectorSize: 512, firstLba: 34, lastLba: SECTORS - 34 });
-  assert.deepEqual(l.partitions[0], { index: 1, start: 34, size: 2014, type: '21686148-6449-6E6F-744E-656564454649', uuid: '5A1C0F00-0000-4000-8000-0000000000A2', name: 'bios' });
+  assert.deepEqual(l.partitions[0], {
+    index: 1,
+    start: 34,
+    size: 2014,
+    type: '21686148-6449-6E6F-744E-656564454649',
+    uuid: '5A1C0F00-0000-4000-8000-0000000000A2',
+    name: 'bios',
+  });
   assert.equal(l.partitions[1]!.type, '0FC63DAF-8483-4772-8E79-3D69D8477DE4');
   assert.equal(l.partitions[1]!.attrs, 'LegacyBIOSBootable GUID:48,50');
   assert.equal(l.partitions[1]!.name, 'root "quoted"');
   assert.throws(() => readPartitionTable(bufferSource(gpt([], 'header'))), /GPT header checksum does not match/);
-  assert.throws(() => readPartitionTable(bufferSource(gpt([{ type: linux, uuid: id, first: 2048, last: 4000 }], 'array'))), /entry array checksum does not match/);
-  assert.throws(() => readPartitionTable(bufferSource(gpt([{ type: linux, uuid: id, first: 2048, last: SECTORS }]))), /partition 1 lies outside the usable area/);
+  assert.throws(
+    () => readPartitionTable(bufferSource(gpt([{ type: linux, uuid: id, first: 2048, last: 4000 }], 'array'))),
+    /entry array checksum does not match/,
+  );
+  assert.throws(
+    () => readPartitionTable(bufferSource(gpt([{ type: linux, uuid: id, first: 2048, last: SECTORS }]))),
+    /partition 1 lies outside the usable area/,
+  );
 });

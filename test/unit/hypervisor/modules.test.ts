@@ -22,7 +22,10 @@ test('load order puts every dependency before its user', () => {
     if (pos(mod) < 0) continue;
     for (const d of deps) assert.ok(pos(d) >= 0 && pos(d) < pos(mod), `${d} before ${mod} in ${order.join(' ')}`);
   }
-  assert.deepEqual(new Set(order), new Set(['virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci', 'failover', 'net_failover', 'virtio_net', 'button']));
+  assert.deepEqual(
+    new Set(order),
+    new Set(['virtio_ring', 'virtio', 'virtio_pci_modern_dev', 'virtio_pci_legacy_dev', 'virtio_pci', 'failover', 'net_failover', 'virtio_net', 'button']),
+  );
 });
 
 test('built-in modules are not loaded, unknown ones are an error', () => {

@@ -11,7 +11,10 @@ const spec: VmSpec = {
   initrd: '/i',
   cmdline: 'console=ttyS0',
   accel: 'tcg',
-  forwards: [{ guestPort: 80, hostAddress: '127.0.0.1', hostPort: 8080 }, { guestPort: 22, hostAddress: '127.0.0.1', hostPort: 2222 }],
+  forwards: [
+    { guestPort: 80, hostAddress: '127.0.0.1', hostPort: 8080 },
+    { guestPort: 22, hostAddress: '127.0.0.1', hostPort: 2222 },
+  ],
   mac: '52:54:00:00:00:01',
   disks: [],
   owner: { generation: 1, restartSeq: 0 },
@@ -45,7 +48,16 @@ test('memory: plain -m without portions; with portions one backend and guest NUM
   const plain = buildQemuArgs(spec, paths);
   assert.deepEqual(opt(plain, '-object'), []);
   assert.deepEqual(opt(plain, '-numa'), []);
-  const a = buildQemuArgs({ ...spec, memory: [{ tier: 'local', sizeMiB: 384, hostNode: 0 }, { tier: 'cxl', sizeMiB: 128 }] }, paths);
+  const a = buildQemuArgs(
+    {
+      ...spec,
+      memory: [
+        { tier: 'local', sizeMiB: 384, hostNode: 0 },
+        { tier: 'cxl', sizeMiB: 128 },
+      ],
+    },
+    paths,
+  );
   assert.deepEqual(opt(a, '-m'), ['512M']);
   assert.deepEqual(opt(a, '-object'), ['memory-backend-ram,id=mem-0-local,size=384M,host-nodes=0,policy=bind', 'memory-backend-ram,id=mem-1-cxl,size=128M']);
   // The vCPUs sit on the first (local) node; the pooled node is memory only, as a CPU-less node on real hardware.
@@ -77,7 +89,10 @@ test('network NICs after the management NIC: a tap as virtio-net with its MTU, a
     paths,
   );
   assert.deepEqual(opt(a, '-netdev').slice(1), ['tap,id=nic0,ifname=ot0123456789ab0,script=no,downscript=no']);
-  assert.deepEqual(opt(a, '-device').filter((d) => /nic\d/.test(d)), ['virtio-net-pci,netdev=nic0,mac=0a:58:0a:0a:00:02,host_mtu=1450,romfile=', 'vfio-pci,host=0000:03:10.1,id=nic1']);
+  assert.deepEqual(
+    opt(a, '-device').filter((d) => /nic\d/.test(d)),
+    ['virtio-net-pci,netdev=nic0,mac=0a:58:0a:0a:00:02,host_mtu=1450,romfile=', 'vfio-pci,host=0000:03:10.1,id=nic1'],
+  );
   // The management NIC comes first, so the guest names the network NICs eth1, eth2.
   assert.ok(a.indexOf('virtio-net-pci,netdev=net0,mac=52:54:00:00:00:01,romfile=') < a.indexOf('vfio-pci,host=0000:03:10.1,id=nic1'));
 });

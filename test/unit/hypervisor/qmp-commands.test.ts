@@ -89,7 +89,10 @@ test('commands without a reply send their name and arguments', async () => {
   assert.deepEqual(sent, [
     { execute: 'balloon', arguments: { value: 536870912 } },
     { execute: 'qom-set', arguments: { path: '/machine/peripheral/balloon0', property: 'guest-stats-polling-interval', value: 2 } },
-    { execute: 'blockdev-add', arguments: { driver: 'nbd', 'node-name': 'vol-v1', server: { type: 'unix', path: '/run/nbd.sock' }, export: 'v1', 'reconnect-delay': 30 } },
+    {
+      execute: 'blockdev-add',
+      arguments: { driver: 'nbd', 'node-name': 'vol-v1', server: { type: 'unix', path: '/run/nbd.sock' }, export: 'v1', 'reconnect-delay': 30 },
+    },
     { execute: 'blockdev-del', arguments: { 'node-name': 'vol-v1' } },
     { execute: 'device_add', arguments: { driver: 'virtio-blk-pci', id: 'disk-v1', bus: 'rp2', drive: 'vol-v1', serial: 'v1' } },
     { execute: 'device_del', arguments: { id: 'disk-v1' } },
@@ -111,7 +114,12 @@ test('qom-get of guest-stats answers the statistics, dropping figures that are n
 });
 
 test('qom-list answers name and type of each entry', async () => {
-  answers.set('qom-list', { return: [{ name: 'type', type: 'string' }, { name: 'disk-v1', type: 'child<virtio-blk-pci>', description: 'x' }] });
+  answers.set('qom-list', {
+    return: [
+      { name: 'type', type: 'string' },
+      { name: 'disk-v1', type: 'child<virtio-blk-pci>', description: 'x' },
+    ],
+  });
   assert.deepEqual(await qomList(client, '/machine/peripheral'), [
     { name: 'type', type: 'string' },
     { name: 'disk-v1', type: 'child<virtio-blk-pci>' },

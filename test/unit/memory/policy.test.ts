@@ -1,32 +1,75 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from '../../helpers/fast-check.ts';
-import { admit, checkEntitlements, floorOf, planBalloons, planPortions, portionDomain, type Entitlement, type PoolModel, type VmMemory } from '../../../src/memory/index.ts';
+import {
+  admit,
+  checkEntitlements,
+  floorOf,
+  planBalloons,
+  planPortions,
+  portionDomain,
+  type Entitlement,
+  type PoolModel,
+  type VmMemory,
+} from '../../../src/memory/index.ts';
 import { ent, pool } from './fixtures.ts';
 
-const vm = (id: string, tenant: string, sizeMiB: number, usedMiB?: number, portions = [{ tier: 'local', sizeMiB }]): VmMemory => ({ id, tenant, hostId: 'h1', sizeMiB, portions, usedMiB });
+const vm = (id: string, tenant: string, sizeMiB: number, usedMiB?: number, portions = [{ tier: 'local', sizeMiB }]): VmMemory => ({
+  id,
+  tenant,
+  hostId: 'h1',
+  sizeMiB,
+  portions,
+  usedMiB,
+});
 
 test('the e2e scenario: the tenant above its guarantee gives back, the other keeps its guarantee, balloons deflate when pressure goes', () => {
   const p = pool(768);
-  const ents = new Map([['acme', ent(256, 1024)], ['beta', ent(384, 512)]]);
+  const ents = new Map([
+    ['acme', ent(256, 1024)],
+    ['beta', ent(384, 512)],
+  ]);
   const two = [vm('a1', 'acme', 320, 40), vm('a2', 'acme', 320, 40)];
   const calm = planBalloons(p, ents, two);
-  assert.deepEqual([...calm.targets], [['a1', 320], ['a2', 320]]);
+  assert.deepEqual(
+    [...calm.targets],
+    [
+      ['a1', 320],
+      ['a2', 320],
+    ],
+  );
   assert.deepEqual(calm.reclaims, []);
 
   const three = [...two, vm('b1', 'beta', 384, 40)];
   const squeezed = planBalloons(p, ents, three);
-  assert.deepEqual([...squeezed.targets], [['a1', 192], ['a2', 192], ['b1', 384]]);
+  assert.deepEqual(
+    [...squeezed.targets],
+    [
+      ['a1', 192],
+      ['a2', 192],
+      ['b1', 384],
+    ],
+  );
   assert.deepEqual(squeezed.pressure, [{ domain: 'local@h1', committedMiB: 1024, capacityMiB: 768, excessMiB: 256, shortMiB: 0 }]);
   assert.ok(squeezed.reclaims.every((r) => r.tenant === 'acme' && r.kind === 'free-cache' && r.reason === 'pressure'));
   assert.equal(squeezed.tenants.get('beta')!.heldMiB, 384);
 
-  assert.deepEqual([...planBalloons(p, ents, two).targets], [['a1', 320], ['a2', 320]], 'deleting b1 deflates the others');
+  assert.deepEqual(
+    [...planBalloons(p, ents, two).targets],
+    [
+      ['a1', 320],
+      ['a2', 320],
+    ],
+    'deleting b1 deflates the others',
+  );
 });
 
 test('tenants give in proportion to how far above their guarantee they are, free and cache before memory in use', () => {
   const p = pool(900);
-  const ents = new Map([['x', ent(100, 10_000)], ['y', ent(500, 10_000)]]);
+  const ents = new Map([
+    ['x', ent(100, 10_000)],
+    ['y', ent(500, 10_000)],
+  ]);
   // x is 500 above its guarantee, y 100: they give 5:1 of the 300 MiB excess.
   const plan = planBalloons(p, ents, [vm('x1', 'x', 600, 100), vm('y1', 'y', 600, 550)]);
   assert.equal(600 - plan.targets.get('x1')!, 250);
@@ -40,7 +83,10 @@ test('tenants give in proportion to how far above their guarantee they are, free
   const tight = planBalloons(pool(300), new Map([['x', ent(0, 10_000)]]), [vm('x1', 'x', 600, 500)]);
   assert.deepEqual(
     tight.reclaims.map((r) => [r.kind, r.mib]),
-    [['free-cache', 100], ['in-use', 200]],
+    [
+      ['free-cache', 100],
+      ['in-use', 200],
+    ],
     'memory in use only once free and cache memory is gone',
   );
 });
@@ -64,12 +110,21 @@ test('lowering a limit shrinks running guests to it, without any pressure', () =
 test('pressure on a pooled tier is relieved by the guests with memory there', () => {
   const p = pool(2000, 256);
   const ents = new Map([['t', ent(0, 10_000)]]);
-  const a = vm('a', 't', 512, 64, [{ tier: 'local', sizeMiB: 256 }, { tier: 'cxl', sizeMiB: 256 }]);
-  const b = vm('b', 't', 512, 64, [{ tier: 'local', sizeMiB: 384 }, { tier: 'cxl', sizeMiB: 128 }]);
+  const a = vm('a', 't', 512, 64, [
+    { tier: 'local', sizeMiB: 256 },
+    { tier: 'cxl', sizeMiB: 256 },
+  ]);
+  const b = vm('b', 't', 512, 64, [
+    { tier: 'local', sizeMiB: 384 },
+    { tier: 'cxl', sizeMiB: 128 },
+  ]);
   const c = vm('c', 't', 512, 64);
   const plan = planBalloons(p, ents, [a, b, c]);
   assert.equal(plan.targets.get('c'), 512, 'a guest with no pooled memory is not touched');
-  assert.deepEqual(plan.pressure.find((x) => x.domain === 'cxl'), { domain: 'cxl', committedMiB: 384, capacityMiB: 256, excessMiB: 128, shortMiB: 0 });
+  assert.deepEqual(
+    plan.pressure.find((x) => x.domain === 'cxl'),
+    { domain: 'cxl', committedMiB: 384, capacityMiB: 256, excessMiB: 128, shortMiB: 0 },
+  );
   assert.ok(plan.reclaims.every((r) => r.domain === 'cxl'));
 });
 
@@ -83,15 +138,25 @@ test('portions: the pooled share first on pooled tiers, the rest by preference w
     { tier: 'local', sizeMiB: 88 },
     { tier: 'cxl', sizeMiB: 512 },
   ]);
-  assert.deepEqual(planPortions(p, ent(0, 1e6), [vm('x', 't', 990)], { sizeMiB: 100, hostId: 'h1' }), [{ tier: 'cxl', sizeMiB: 100 }], 'a sliver of 10 MiB is not worth a guest NUMA node');
+  assert.deepEqual(
+    planPortions(p, ent(0, 1e6), [vm('x', 't', 990)], { sizeMiB: 100, hostId: 'h1' }),
+    [{ tier: 'cxl', sizeMiB: 100 }],
+    'a sliver of 10 MiB is not worth a guest NUMA node',
+  );
   assert.equal(planPortions(p, ent(0, 1e6, { prefer: ['local'] }), [vm('x', 't', 990)], { sizeMiB: 100, hostId: 'h1' }), undefined);
 });
 
 test('admission: tenant limits, room, and guarantees, with reasons', () => {
   const p = pool(768);
-  const ents = new Map([['acme', ent(256, 1024)], ['beta', ent(384, 512)]]);
+  const ents = new Map([
+    ['acme', ent(256, 1024)],
+    ['beta', ent(384, 512)],
+  ]);
   const running = [vm('a1', 'acme', 320), vm('a2', 'acme', 320)];
-  assert.deepEqual(admit(p, ents, running, { id: 'b1', tenant: 'beta', sizeMiB: 384, hostId: 'h1' }), { ok: true, portions: [{ tier: 'local', sizeMiB: 384 }] });
+  assert.deepEqual(admit(p, ents, running, { id: 'b1', tenant: 'beta', sizeMiB: 384, hostId: 'h1' }), {
+    ok: true,
+    portions: [{ tier: 'local', sizeMiB: 384 }],
+  });
   const big = admit(p, ents, running, { id: 'b2', tenant: 'beta', sizeMiB: 600, hostId: 'h1' });
   assert.equal(big.ok || big.reason, 'OverTenantLimit');
   assert.equal(!big.ok && big.permanent, true);
@@ -112,8 +177,28 @@ test('admission: tenant limits, room, and guarantees, with reasons', () => {
 
 test('entitlements: guarantees within limits and within the pool', () => {
   const p = pool(768);
-  assert.deepEqual(checkEntitlements(p, new Map([['a', ent(384, 1000)], ['b', ent(384, 400)]])), { ok: true });
-  assert.match((checkEntitlements(p, new Map([['a', ent(500, 1000)], ['b', ent(300, 400)]])) as { message: string }).message, /800 MiB, more than its 768 MiB/);
+  assert.deepEqual(
+    checkEntitlements(
+      p,
+      new Map([
+        ['a', ent(384, 1000)],
+        ['b', ent(384, 400)],
+      ]),
+    ),
+    { ok: true },
+  );
+  assert.match(
+    (
+      checkEntitlements(
+        p,
+        new Map([
+          ['a', ent(500, 1000)],
+          ['b', ent(300, 400)],
+        ]),
+      ) as { message: string }
+    ).message,
+    /800 MiB, more than its 768 MiB/,
+  );
   assert.match((checkEntitlements(p, new Map([['a', ent(500, 400)]])) as { message: string }).message, /above its limit/);
   assert.match((checkEntitlements(p, new Map([['a', ent(0, 400, { prefer: ['gpu'] })]])) as { message: string }).message, /has no tier gpu/);
 });
@@ -125,14 +210,24 @@ const arbWorld = fc
     local: fc.integer({ min: 256, max: 8192 }),
     pooled: fc.oneof(fc.constant(0), fc.integer({ min: 64, max: 4096 })),
     tenants: fc.array(fc.record({ g: fc.integer({ min: 0, max: 2048 }), extra: fc.integer({ min: 0, max: 8192 }) }), { minLength: 1, maxLength: 4 }),
-    vms: fc.array(fc.record({ t: fc.nat(3), size: fc.integer({ min: 64, max: 2048 }), usedFrac: fc.option(fc.double({ min: 0, max: 1, noNaN: true })), pooledFrac: fc.double({ min: 0, max: 1, noNaN: true }) }), { maxLength: 10 }),
+    vms: fc.array(
+      fc.record({
+        t: fc.nat(3),
+        size: fc.integer({ min: 64, max: 2048 }),
+        usedFrac: fc.option(fc.double({ min: 0, max: 1, noNaN: true })),
+        pooledFrac: fc.double({ min: 0, max: 1, noNaN: true }),
+      }),
+      { maxLength: 10 },
+    ),
   })
   .map((w) => {
     const p: PoolModel = pool(w.local, w.pooled);
     const ents = new Map<string, Entitlement>(w.tenants.map((t, i) => [`t${i}`, ent(t.g, t.g + t.extra)]));
     const vms = w.vms.map((v, i) => {
       const pooledPart = w.pooled ? Math.floor(v.size * v.pooledFrac) : 0;
-      const portions = [{ tier: 'local', sizeMiB: v.size - pooledPart }, ...(pooledPart ? [{ tier: 'cxl', sizeMiB: pooledPart }] : [])].filter((x) => x.sizeMiB > 0);
+      const portions = [{ tier: 'local', sizeMiB: v.size - pooledPart }, ...(pooledPart ? [{ tier: 'cxl', sizeMiB: pooledPart }] : [])].filter(
+        (x) => x.sizeMiB > 0,
+      );
       return vm(`v${i}`, `t${v.t % w.tenants.length}`, v.size, v.usedFrac === null ? undefined : Math.round(v.size * v.usedFrac), portions);
     });
     return { p, ents, vms };
@@ -159,7 +254,10 @@ test('property: guarantees and floors hold, limits are met where floors allow, a
       for (const [name, tm] of plan.tenants) {
         const e = ents.get(name)!;
         const mine = vms.filter((v) => v.tenant === name);
-        assert.equal(tm.reclaimedMiB, plan.reclaims.filter((r) => r.tenant === name).reduce((n, r) => n + r.mib, 0));
+        assert.equal(
+          tm.reclaimedMiB,
+          plan.reclaims.filter((r) => r.tenant === name).reduce((n, r) => n + r.mib, 0),
+        );
         const pressureTaken = plan.reclaims.filter((r) => r.tenant === name && r.reason === 'pressure').reduce((n, r) => n + r.mib, 0);
         if (pressureTaken > 0) assert.ok(tm.heldMiB >= Math.min(tm.committedMiB, e.guaranteedMiB), `${name} pushed below its guarantee`);
         const allAtFloor = mine.every((v) => plan.targets.get(v.id) === floorOf(p.floor, v.sizeMiB));
@@ -167,7 +265,9 @@ test('property: guarantees and floors hold, limits are met where floors allow, a
       }
       // Each domain ends within capacity, apart from the shortfall it reports.
       for (const d of plan.pressure) {
-        const left = vms.reduce((n, v) => n + v.portions.filter((x) => portionDomain(p, v, x) === d.domain).reduce((m, x) => m + x.sizeMiB, 0), 0) - plan.reclaims.filter((r) => r.domain === d.domain).reduce((n, r) => n + r.mib, 0);
+        const left =
+          vms.reduce((n, v) => n + v.portions.filter((x) => portionDomain(p, v, x) === d.domain).reduce((m, x) => m + x.sizeMiB, 0), 0) -
+          plan.reclaims.filter((r) => r.domain === d.domain).reduce((n, r) => n + r.mib, 0);
         assert.ok(left <= d.capacityMiB + d.shortMiB, `${d.domain}: ${left} held, capacity ${d.capacityMiB}, short ${d.shortMiB}`);
       }
     }),
@@ -183,7 +283,9 @@ test('property: memory in use is taken from a guest only when no guest of its te
         for (const v of vms.filter((x) => x.tenant === r.tenant && x.portions.some((y) => portionDomain(p, x, y) === r.domain))) {
           const soft = Math.max(0, v.sizeMiB - Math.max(v.usedMiB ?? v.sizeMiB, floorOf(p.floor, v.sizeMiB)));
           const softTaken = plan.reclaims.filter((x) => x.vmId === v.id && x.kind === 'free-cache').reduce((n, x) => n + x.mib, 0);
-          const held = v.portions.filter((y) => portionDomain(p, v, y) === r.domain).reduce((n, y) => n + y.sizeMiB, 0) - plan.reclaims.filter((x) => x.vmId === v.id && x.domain === r.domain).reduce((n, x) => n + x.mib, 0);
+          const held =
+            v.portions.filter((y) => portionDomain(p, v, y) === r.domain).reduce((n, y) => n + y.sizeMiB, 0) -
+            plan.reclaims.filter((x) => x.vmId === v.id && x.domain === r.domain).reduce((n, x) => n + x.mib, 0);
           const room = plan.targets.get(v.id)! - floorOf(p.floor, v.sizeMiB);
           assert.ok(softTaken >= soft || held === 0 || room === 0, `${v.id} kept ${soft - softTaken} MiB free while ${r.vmId} gave memory in use`);
         }
@@ -203,9 +305,14 @@ test('property: no memory in use is taken for pressure while a guest there, of a
           if (t.heldMiB <= t.guaranteedMiB) continue;
           const soft = Math.max(0, v.sizeMiB - Math.max(v.usedMiB ?? v.sizeMiB, floorOf(p.floor, v.sizeMiB)));
           const softTaken = plan.reclaims.filter((x) => x.vmId === v.id && x.kind === 'free-cache').reduce((n, x) => n + x.mib, 0);
-          const held = v.portions.filter((y) => portionDomain(p, v, y) === r.domain).reduce((n, y) => n + y.sizeMiB, 0) - plan.reclaims.filter((x) => x.vmId === v.id && x.domain === r.domain).reduce((n, x) => n + x.mib, 0);
+          const held =
+            v.portions.filter((y) => portionDomain(p, v, y) === r.domain).reduce((n, y) => n + y.sizeMiB, 0) -
+            plan.reclaims.filter((x) => x.vmId === v.id && x.domain === r.domain).reduce((n, x) => n + x.mib, 0);
           const room = plan.targets.get(v.id)! - floorOf(p.floor, v.sizeMiB);
-          assert.ok(softTaken >= soft || held === 0 || room === 0, `${v.id} (${v.tenant}) kept ${soft - softTaken} MiB free while ${r.vmId} (${r.tenant}) gave memory in use`);
+          assert.ok(
+            softTaken >= soft || held === 0 || room === 0,
+            `${v.id} (${v.tenant}) kept ${soft - softTaken} MiB free while ${r.vmId} (${r.tenant}) gave memory in use`,
+          );
         }
       }
     }),
@@ -219,7 +326,11 @@ test('property: constant load gives constant targets (guests reporting the usage
       let targets = planBalloons(p, ents, vms).targets;
       for (let round = 0; round < 5; round++) {
         // Under constant load a guest's memory in use does not change when its balloon moves.
-        const next = planBalloons(p, ents, vms.map((v) => ({ ...v, usedMiB: v.usedMiB }))).targets;
+        const next = planBalloons(
+          p,
+          ents,
+          vms.map((v) => ({ ...v, usedMiB: v.usedMiB })),
+        ).targets;
         assert.deepEqual([...next], [...targets]);
         targets = next;
       }
@@ -236,7 +347,10 @@ test('property: an admitted instance never leaves the pool short, and never take
       const tenant = [...ents.keys()][t % ents.size]!;
       const a = admit(p, ents, vms, { id: 'new', tenant, sizeMiB: size, hostId: 'h1' });
       if (!a.ok) return;
-      assert.equal(a.portions.reduce((n, x) => n + x.sizeMiB, 0), size);
+      assert.equal(
+        a.portions.reduce((n, x) => n + x.sizeMiB, 0),
+        size,
+      );
       const after = [...vms, vm('new', tenant, size, undefined, a.portions)];
       assert.ok(planBalloons(p, ents, after).pressure.every((x) => x.shortMiB === 0));
       assert.ok(after.filter((v) => v.tenant === tenant).reduce((n, v) => n + v.sizeMiB, 0) <= ents.get(tenant)!.limitMiB);

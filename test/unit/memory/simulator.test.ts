@@ -19,8 +19,14 @@ test('the generator is deterministic by seed', () => {
   const b = trace({ seed: 7 });
   const c = trace({ seed: 8 });
   assert.deepEqual(a.vms, b.vms);
-  assert.notDeepEqual(a.vms.map((v) => [v.start, v.sizeMiB]), c.vms.map((v) => [v.start, v.sizeMiB]));
-  assert.ok(a.vms.every((v, i) => i === 0 || a.vms[i - 1]!.start <= v.start), 'sorted by arrival');
+  assert.notDeepEqual(
+    a.vms.map((v) => [v.start, v.sizeMiB]),
+    c.vms.map((v) => [v.start, v.sizeMiB]),
+  );
+  assert.ok(
+    a.vms.every((v, i) => i === 0 || a.vms[i - 1]!.start <= v.start),
+    'sorted by arrival',
+  );
 });
 
 test('generated traces keep the documented statistics (Azure trace mix and lifetimes, Pond touched memory)', () => {
@@ -65,8 +71,14 @@ test('lifetime tables are CDFs and their means are finite and ordered as the tra
 });
 
 test('bisection finds the least passing multiple', () => {
-  assert.equal(searchLeast(0, 1000, 10, (x) => x >= 337), 340);
-  assert.equal(searchLeast(99, 1000, 100, () => true), 100);
+  assert.equal(
+    searchLeast(0, 1000, 10, (x) => x >= 337),
+    340,
+  );
+  assert.equal(
+    searchLeast(99, 1000, 100, () => true),
+    100,
+  );
 });
 
 test('static allocation never leaves a guest short and never balloons', () => {

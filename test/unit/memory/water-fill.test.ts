@@ -4,10 +4,54 @@ import fc from '../../helpers/fast-check.ts';
 import { waterFill } from '../../../src/memory/index.ts';
 
 test('shares in proportion to weight, within caps, passing what a capped item cannot take to the others', () => {
-  assert.deepEqual([...waterFill(90, [{ key: 'a', weight: 2, cap: 100 }, { key: 'b', weight: 1, cap: 100 }])], [['a', 60], ['b', 30]]);
-  assert.deepEqual([...waterFill(90, [{ key: 'a', weight: 2, cap: 10 }, { key: 'b', weight: 1, cap: 100 }])], [['a', 10], ['b', 80]]);
-  assert.deepEqual([...waterFill(500, [{ key: 'a', weight: 1, cap: 10 }, { key: 'b', weight: 1, cap: 20 }])], [['a', 10], ['b', 20]]);
-  assert.deepEqual([...waterFill(10, [{ key: 'a', weight: 0, cap: 10 }, { key: 'b', weight: 1, cap: 0 }])], [['a', 0], ['b', 0]]);
+  assert.deepEqual(
+    [
+      ...waterFill(90, [
+        { key: 'a', weight: 2, cap: 100 },
+        { key: 'b', weight: 1, cap: 100 },
+      ]),
+    ],
+    [
+      ['a', 60],
+      ['b', 30],
+    ],
+  );
+  assert.deepEqual(
+    [
+      ...waterFill(90, [
+        { key: 'a', weight: 2, cap: 10 },
+        { key: 'b', weight: 1, cap: 100 },
+      ]),
+    ],
+    [
+      ['a', 10],
+      ['b', 80],
+    ],
+  );
+  assert.deepEqual(
+    [
+      ...waterFill(500, [
+        { key: 'a', weight: 1, cap: 10 },
+        { key: 'b', weight: 1, cap: 20 },
+      ]),
+    ],
+    [
+      ['a', 10],
+      ['b', 20],
+    ],
+  );
+  assert.deepEqual(
+    [
+      ...waterFill(10, [
+        { key: 'a', weight: 0, cap: 10 },
+        { key: 'b', weight: 1, cap: 0 },
+      ]),
+    ],
+    [
+      ['a', 0],
+      ['b', 0],
+    ],
+  );
 });
 
 test('property: never above a cap, hands out min(amount, sum of caps) exactly, deterministic', () => {

@@ -4,7 +4,14 @@ import { netmask } from '../../../src/network/cidr.ts';
 import { dhcpNames, dhcpTag, dnsmasqArgs, hostsFile, parseLeases, withLeases } from '../../../src/network/dhcp-plan.ts';
 
 const files = { hosts: '/run/x/hosts', pid: '/run/x/pid', log: '/run/x/log' };
-const wanted = { segment: 16777215, tag: dhcpTag('/var/lib/outrig'), server: '10.40.0.2', subnet: { base: 0x0a280000, prefix: 24 }, gateway: '10.40.0.1', mtu: 1450 };
+const wanted = {
+  segment: 16777215,
+  tag: dhcpTag('/var/lib/outrig'),
+  server: '10.40.0.2',
+  subnet: { base: 0x0a280000, prefix: 24 },
+  gateway: '10.40.0.1',
+  mtu: 1450,
+};
 
 test('names: interface names within 15 characters, namespaces apart per agent', () => {
   const n = dhcpNames(16777215, wanted.tag);

@@ -3,13 +3,26 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from '../../helpers/fast-check.ts';
 import {
-  emptyFirewall, firewallScript, parseFirewallState, validateFirewall, withNetwork, withNics, withoutInstance, withoutNetwork, type FirewallNic, type FirewallState,
+  emptyFirewall,
+  firewallScript,
+  parseFirewallState,
+  validateFirewall,
+  withNetwork,
+  withNics,
+  withoutInstance,
+  withoutNetwork,
+  type FirewallNic,
+  type FirewallState,
 } from '../../../src/network/firewall-plan.ts';
 
 const a1: FirewallNic = { instanceId: 'i-a1', tap: 'ot0123456789ab0', mac: '0a:58:0a:0a:00:02', address: '10.10.0.2', segment: 100 };
 const d1: FirewallNic = { instanceId: 'i-d1', tap: 'ot00000000000d1', mac: '0a:58:0a:28:00:03', address: '10.40.0.3', segment: 102, dhcpServer: '10.40.0.2' };
 const host: FirewallState = {
-  networks: [{ segment: 100, peers: ['10.77.0.4', '10.77.0.3'] }, { segment: 101, peers: [] }, { segment: 102, peers: ['10.77.0.3'] }],
+  networks: [
+    { segment: 100, peers: ['10.77.0.4', '10.77.0.3'] },
+    { segment: 101, peers: [] },
+    { segment: 102, peers: ['10.77.0.3'] },
+  ],
   nics: [a1, d1],
 };
 const lines = (s: string) => s.split('\n');
@@ -39,17 +52,21 @@ test('each tap lets out only its own MAC, ARP naming its own MAC and address, an
   assert.equal(pre.at(-1), 'iifname "ot*" drop', 'a tap the firewall does not name passes nothing');
 });
 
-test('a DHCP NIC may also ask from 0.0.0.0, only its network\'s server or broadcast, only naming its own MAC', () => {
+test("a DHCP NIC may also ask from 0.0.0.0, only its network's server or broadcast, only naming its own MAC", () => {
   const c = chainOf(firewallScript(host, '10.77.0.2'), 'nic_ot00000000000d1');
   assert.ok(c.includes('ip saddr 0.0.0.0 ip daddr { 255.255.255.255, 10.40.0.2 } udp sport 68 udp dport 67 @th,288,48 0x0a580a280003 accept'));
   assert.ok(c.indexOf('udp dport 67 drop') < c.indexOf('ip saddr 10.40.0.3 accept'), 'a DHCP message naming another MAC is dropped even from its own address');
   assert.ok(!chainOf(firewallScript(host), 'nic_ot0123456789ab0').some((r) => r.includes('0.0.0.0 ip daddr')), 'a static NIC never sends from 0.0.0.0');
 });
 
-test('nothing from a guest\'s side goes up to the host; a DHCP server hears only ARP and whole DHCP datagrams', () => {
+test("nothing from a guest's side goes up to the host; a DHCP server hears only ARP and whole DHCP datagrams", () => {
   const s = firewallScript(host, '10.77.0.2');
   assert.deepEqual(chainOf(tableOf(s, 'bridge'), 'input').slice(1, 4), ['iifname "ot*" drop', 'iifname "ovx*" drop', 'iifname "odh*" drop']);
-  assert.deepEqual(chainOf(s, 'forward').slice(2), ['oifname "odh*" ether type arp accept', 'oifname "odh*" ip frag-off & 0x3fff 0 udp dport 67 accept', 'oifname "odh*" drop']);
+  assert.deepEqual(chainOf(s, 'forward').slice(2), [
+    'oifname "odh*" ether type arp accept',
+    'oifname "odh*" ip frag-off & 0x3fff 0 udp dport 67 accept',
+    'oifname "odh*" drop',
+  ]);
   const inet = tableOf(s, 'inet');
   assert.ok(chainOf(inet, 'input').includes('iifname "obr*" drop'));
   assert.ok(chainOf(inet, 'output').includes('oifname "obr*" drop'));
@@ -57,7 +74,7 @@ test('nothing from a guest\'s side goes up to the host; a DHCP server hears only
   assert.deepEqual([chainOf(arp, 'input').at(-1), chainOf(arp, 'output').at(-1)], ['iifname "obr*" drop', 'oifname "obr*" drop']);
 });
 
-test('UDP 4789: only on the underlay address, only from the peers of the packet\'s VNI; sent only for frames a VXLAN device took from the bridge', () => {
+test("UDP 4789: only on the underlay address, only from the peers of the packet's VNI; sent only for frames a VXLAN device took from the bridge", () => {
   const s = firewallScript(host, '10.77.0.2');
   const inet = tableOf(s, 'inet');
   assert.deepEqual(chainOf(inet, 'vxlan'), [
@@ -69,7 +86,11 @@ test('UDP 4789: only on the underlay address, only from the peers of the packet\
   assert.equal(chainOf(tableOf(s, 'bridge'), 'forward')[1], 'oifname "ovx*" meta mark set meta mark | 0x2000');
   assert.ok(chainOf(inet, 'output').includes('udp dport 4789 meta mark & 0x2000 != 0x2000 drop'));
   const noUnderlay = firewallScript(host);
-  assert.equal(chainOf(tableOf(noUnderlay, 'inet'), 'vxlan')[0], '@th,96,24 100 ip saddr { 10.77.0.3, 10.77.0.4 } accept', 'no underlay: no address to take it on');
+  assert.equal(
+    chainOf(tableOf(noUnderlay, 'inet'), 'vxlan')[0],
+    '@th,96,24 100 ip saddr { 10.77.0.3, 10.77.0.4 } accept',
+    'no underlay: no address to take it on',
+  );
 });
 
 test('every table is replaced in one script, and removed when the host carries nothing', () => {
@@ -100,7 +121,22 @@ test('a value that is not what it claims never reaches the rule text', () => {
     ['VNI', { networks: [{ segment: 2 ** 24, peers: [] }], nics: [] }],
     ['IPv4', emptyFirewall(), '10.77.0.2; flush ruleset'],
   ];
-  for (const [what, s, underlay] of bad) assert.throws(() => firewallScript(s, underlay), new RegExp(what === 'multicast' ? 'multicast' : what === 'VNI' ? 'not a VNI' : what === 'tap' ? 'not a tap name' : what === 'MAC' ? 'not a MAC' : 'not a dotted IPv4'), `${what}: ${JSON.stringify(s)}`);
+  for (const [what, s, underlay] of bad)
+    assert.throws(
+      () => firewallScript(s, underlay),
+      new RegExp(
+        what === 'multicast'
+          ? 'multicast'
+          : what === 'VNI'
+            ? 'not a VNI'
+            : what === 'tap'
+              ? 'not a tap name'
+              : what === 'MAC'
+                ? 'not a MAC'
+                : 'not a dotted IPv4',
+      ),
+      `${what}: ${JSON.stringify(s)}`,
+    );
 });
 
 test('any text in any field either passes the patterns or is refused: the script never holds a quote, brace or semicolon from it', () => {
@@ -124,11 +160,17 @@ test('state changes: networks keep their peers until told, instances bring and t
   s = withNetwork(s, 100);
   assert.deepEqual(s.networks[0]!.peers, ['10.77.0.3', '10.77.0.4'], 'a VM start knows no peers and changes none');
   s = withNetwork(s, 99, []);
-  assert.deepEqual(s.networks.map((n) => n.segment), [99, 100]);
+  assert.deepEqual(
+    s.networks.map((n) => n.segment),
+    [99, 100],
+  );
   s = withNics(s, 'i-a1', [a1]);
   s = withNics(s, 'i-d1', [d1]);
   s = withNics(s, 'i-a1', [{ ...a1, tap: 'ot0123456789ab1' }]);
-  assert.deepEqual(s.nics.map((n) => n.tap), ['ot00000000000d1', 'ot0123456789ab1']);
+  assert.deepEqual(
+    s.nics.map((n) => n.tap),
+    ['ot00000000000d1', 'ot0123456789ab1'],
+  );
   s = withoutInstance(s, 'i-d1');
   s = withoutNetwork(withoutNetwork(s, 99), 100);
   assert.deepEqual(s, { networks: [], nics: [{ ...a1, tap: 'ot0123456789ab1' }] });

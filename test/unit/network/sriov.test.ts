@@ -87,7 +87,16 @@ test('Intel I350 (igb, 4 of 7 VFs enabled): each PF, its VFs, their drivers and 
     ['0000:05:10.1', '0000:05:10.5', '0000:05:11.1', '0000:05:11.5'],
   );
   // A VF's own netdev is no NIC to take VFs from.
-  assert.deepEqual(nic(i350, 'enp5s0f1v2'), { name: 'enp5s0f1v2', kind: 'vf', device: '0000:05:11.1', pciAddress: '0000:05:11.1', driver: 'igbvf', totalVfs: 0, numVfs: 0, vfs: [] });
+  assert.deepEqual(nic(i350, 'enp5s0f1v2'), {
+    name: 'enp5s0f1v2',
+    kind: 'vf',
+    device: '0000:05:11.1',
+    pciAddress: '0000:05:11.1',
+    driver: 'igbvf',
+    totalVfs: 0,
+    numVfs: 0,
+    vfs: [],
+  });
 });
 
 test('Intel E810 (ice, VFs not enabled) and a virtio_net NIC without SR-IOV', () => {
@@ -164,7 +173,17 @@ test('parseVfLinkInfo: both shapes iproute2 prints (no recording with VFs was fo
     {
       ifname: 'enp5s0f0',
       vfinfo_list: [
-        { vf: 1, link_type: 'ether', address: '00:00:00:00:00:00', broadcast: 'ff:ff:ff:ff:ff:ff', vlan_list: [{}], rate: { max_tx: 0, min_tx: 0 }, spoofchk: false, link_state: 'disable', trust: true },
+        {
+          vf: 1,
+          link_type: 'ether',
+          address: '00:00:00:00:00:00',
+          broadcast: 'ff:ff:ff:ff:ff:ff',
+          vlan_list: [{}],
+          rate: { max_tx: 0, min_tx: 0 },
+          spoofchk: false,
+          link_state: 'disable',
+          trust: true,
+        },
         {
           vf: 0,
           link_type: 'ether',
@@ -200,8 +219,26 @@ test('parseVfLinkInfo refuses what is not one link with numbered VFs', () => {
 test('the VF command: MAC, VLAN = segment, spoof check on, trust off', () => {
   const a = vf(new VfAllocator(i350).allocate({ instanceId: 'i-0a1b', nicIndex: 1, networkSegment: 4094, mac: '52:54:00:AA:BB:CC' }));
   assert.deepEqual(a.commands, [['ip', 'link', 'set', 'enp5s0f0', 'vf', '0', 'mac', '52:54:00:aa:bb:cc', 'vlan', '4094', 'spoofchk', 'on', 'trust', 'off']]);
-  assert.deepEqual({ ...a, commands: undefined }, { mode: 'vf', pf: 'enp5s0f0', vfIndex: 0, pciAddress: '0000:05:10.0', vfDriver: 'igbvf', vlan: 4094, commands: undefined });
-  assert.deepEqual(vfCommand('enp162s0f0np0', 17, '02:00:00:00:00:01', 1), ['ip', 'link', 'set', 'enp162s0f0np0', 'vf', '17', 'mac', '02:00:00:00:00:01', 'vlan', '1', 'spoofchk', 'on', 'trust', 'off']);
+  assert.deepEqual(
+    { ...a, commands: undefined },
+    { mode: 'vf', pf: 'enp5s0f0', vfIndex: 0, pciAddress: '0000:05:10.0', vfDriver: 'igbvf', vlan: 4094, commands: undefined },
+  );
+  assert.deepEqual(vfCommand('enp162s0f0np0', 17, '02:00:00:00:00:01', 1), [
+    'ip',
+    'link',
+    'set',
+    'enp162s0f0np0',
+    'vf',
+    '17',
+    'mac',
+    '02:00:00:00:00:01',
+    'vlan',
+    '1',
+    'spoofchk',
+    'on',
+    'trust',
+    'off',
+  ]);
   assert.throws(() => vfCommand('enp5s0f0', 0, '02:00:00:00:00:01', 4095), /segment 4095 cannot be a VF's VLAN \(802\.1Q VLAN ids are 1-4094\)/);
 });
 
@@ -238,20 +275,33 @@ test('the macvtap fallback sits on a physical NIC with the network as its VLAN, 
       'enp162s0f0np0 has no VFs enabled (sriov_numvfs is 0 of 128; `echo 128 > /sys/class/net/enp162s0f0np0/device/sriov_numvfs` enables them); eth0 has no SR-IOV (no sriov_totalvfs; driver virtio_net)',
   });
   // Only virtual devices: nothing for a macvtap to sit on.
-  assert.deepEqual(new VfAllocator(virtio.filter((n) => n.kind === 'virtual'), [], { fallback: 'macvtap' }).allocate(req('i-v')), {
-    mode: 'tap',
-    reason: 'this host has no physical NIC (only lo); a macvtap needs a physical NIC to sit on',
-  });
+  assert.deepEqual(
+    new VfAllocator(
+      virtio.filter((n) => n.kind === 'virtual'),
+      [],
+      { fallback: 'macvtap' },
+    ).allocate(req('i-v')),
+    {
+      mode: 'tap',
+      reason: 'this host has no physical NIC (only lo); a macvtap needs a physical NIC to sit on',
+    },
+  );
 });
 
 test('a segment above 4094 cannot be a VF VLAN: the NIC gets a tap, and a held VF cannot be moved to it', () => {
   const a = new VfAllocator(i350, [], { fallback: 'macvtap' });
   const t = a.allocate(req('i-x', 0, 5000));
   assert.equal(t.mode, 'tap');
-  assert.match(t.mode === 'tap' ? t.reason : '', /^segment 5000 is above 4094, the last 802\.1Q VLAN id: a VF joins a network only by the VLAN tag its NIC adds/);
+  assert.match(
+    t.mode === 'tap' ? t.reason : '',
+    /^segment 5000 is above 4094, the last 802\.1Q VLAN id: a VF joins a network only by the VLAN tag its NIC adds/,
+  );
   assert.equal(a.freeVfs(), 8, 'the tap took no VF');
   vf(a.allocate(req('i-y', 0, 100)));
-  assert.throws(() => a.allocate(req('i-y', 0, 70000)), /i-y NIC 0 has VF 0 of enp5s0f0, which cannot carry segment 70000 \(above 4094, the last VLAN id\); release it first/);
+  assert.throws(
+    () => a.allocate(req('i-y', 0, 70000)),
+    /i-y NIC 0 has VF 0 of enp5s0f0, which cannot carry segment 70000 \(above 4094, the last VLAN id\); release it first/,
+  );
 });
 
 test('allocation is idempotent per instance and NIC, fallbacks included', () => {
@@ -265,7 +315,10 @@ test('allocation is idempotent per instance and NIC, fallbacks included', () => 
   // The same VF with the network or MAC it has now: the commands follow the request.
   assert.deepEqual(vf(a.allocate(req('i-a', 0, 200))).commands[0]!.slice(9, 10), ['200']);
   assert.equal(a.freeVfs(), 6);
-  assert.throws(() => a.allocate(req('i-a', 0, 100, { pf: 'enp5s0f1' })), /i-a NIC 0 already has VF 0 of enp5s0f0; release it before asking for one of enp5s0f1/);
+  assert.throws(
+    () => a.allocate(req('i-a', 0, 100, { pf: 'enp5s0f1' })),
+    /i-a NIC 0 already has VF 0 of enp5s0f0; release it before asking for one of enp5s0f1/,
+  );
 
   const full = new VfAllocator(virtio);
   const t = full.allocate(req('i-t', 3));
@@ -305,7 +358,10 @@ test('release frees everything the instance held, VFs and fallbacks, and nothing
     [1],
   );
   assert.deepEqual(
-    a.holdings().filter((h) => h.instanceId === 'i-two').map((h) => h.nicIndex),
+    a
+      .holdings()
+      .filter((h) => h.instanceId === 'i-two')
+      .map((h) => h.nicIndex),
     [0],
   );
 });
@@ -326,8 +382,14 @@ test('held VFs survive a restart: a new allocator starts from them and never han
 });
 
 test('held VFs that do not fit this host are refused with who holds what', () => {
-  assert.throws(() => new VfAllocator(i350, [{ instanceId: 'i-a', nicIndex: 0, pf: 'ens9', vfIndex: 0 }]), /i-a NIC 0 holds VF 0 of ens9, which this host does not have/);
-  assert.throws(() => new VfAllocator(i350, [{ instanceId: 'i-a', nicIndex: 0, pf: 'enp5s0f0', vfIndex: 6 }]), /i-a NIC 0 holds VF 6 of enp5s0f0, which has VFs 0, 1, 2, 3 enabled/);
+  assert.throws(
+    () => new VfAllocator(i350, [{ instanceId: 'i-a', nicIndex: 0, pf: 'ens9', vfIndex: 0 }]),
+    /i-a NIC 0 holds VF 0 of ens9, which this host does not have/,
+  );
+  assert.throws(
+    () => new VfAllocator(i350, [{ instanceId: 'i-a', nicIndex: 0, pf: 'enp5s0f0', vfIndex: 6 }]),
+    /i-a NIC 0 holds VF 6 of enp5s0f0, which has VFs 0, 1, 2, 3 enabled/,
+  );
   assert.throws(
     () =>
       new VfAllocator(i350, [
@@ -397,7 +459,13 @@ test('no VF is ever held twice, under any sequence of allocations and releases',
         { requiredKeys: ['op', 'inst', 'nic', 'segment'] },
       ),
     },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('release' as const), inst: fc.integer({ min: 0, max: 7 }), nic: fc.integer({ min: 0, max: 2 }) }, { requiredKeys: ['op', 'inst'] }) },
+    {
+      weight: 1,
+      arbitrary: fc.record(
+        { op: fc.constant('release' as const), inst: fc.integer({ min: 0, max: 7 }), nic: fc.integer({ min: 0, max: 2 }) },
+        { requiredKeys: ['op', 'inst'] },
+      ),
+    },
   );
   fc.assert(
     fc.property(fc.array(op, { maxLength: 60 }), fc.constantFrom('tap' as const, 'macvtap' as const), (ops, fallback) => {
@@ -410,7 +478,13 @@ test('no VF is ever held twice, under any sequence of allocations and releases',
           assert.deepEqual(a.release(instanceId, o.nic), before);
           assert.equal(a.freeVfs(), freeBefore + before.filter((h) => h.mode === 'vf').length);
         } else {
-          const r: VfRequest = { instanceId, nicIndex: o.nic, networkSegment: o.segment, mac: `52:54:00:00:0${o.inst}:0${o.nic}`, ...(o.pf ? { pf: o.pf } : {}) };
+          const r: VfRequest = {
+            instanceId,
+            nicIndex: o.nic,
+            networkSegment: o.segment,
+            mac: `52:54:00:00:0${o.inst}:0${o.nic}`,
+            ...(o.pf ? { pf: o.pf } : {}),
+          };
           const held = a.holdings().find((h) => h.instanceId === instanceId && h.nicIndex === o.nic);
           const freeBefore = o.pf ? a.freeVfs(o.pf) : a.freeVfs();
           let got: NicAssignment;
@@ -422,7 +496,12 @@ test('no VF is ever held twice, under any sequence of allocations and releases',
             assert.ok(held && held.mode !== 'tap', (e as Error).message);
             continue;
           }
-          if (held) assert.deepEqual(a.holdings().find((h) => h.instanceId === instanceId && h.nicIndex === o.nic), held, 'asking again changes nothing');
+          if (held)
+            assert.deepEqual(
+              a.holdings().find((h) => h.instanceId === instanceId && h.nicIndex === o.nic),
+              held,
+              'asking again changes nothing',
+            );
           else if (got.mode === 'vf') assert.ok(o.segment <= 4094);
           // A fallback for a VLAN-sized segment only when the asked-for ports had no free VF.
           else if (o.segment <= 4094) assert.equal(freeBefore, 0, JSON.stringify(got));

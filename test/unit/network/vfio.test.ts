@@ -22,7 +22,13 @@ test('a VF alone in its IOMMU group is bound to vfio-pci: override, unbind from 
       { path: 'bus/pci/drivers_probe', value: VF },
     ],
   });
-  assert.deepEqual(planVfioBind({ ...vf, driver: undefined }, true), { ok: true, writes: [{ path: `bus/pci/devices/${VF}/driver_override`, value: 'vfio-pci' }, { path: 'bus/pci/drivers_probe', value: VF }] });
+  assert.deepEqual(planVfioBind({ ...vf, driver: undefined }, true), {
+    ok: true,
+    writes: [
+      { path: `bus/pci/devices/${VF}/driver_override`, value: 'vfio-pci' },
+      { path: 'bus/pci/drivers_probe', value: VF },
+    ],
+  });
   assert.deepEqual(planVfioBind({ ...vf, driver: 'vfio-pci' }, true), { ok: true, writes: [] }, 'already bound: nothing to do');
 });
 

@@ -94,7 +94,10 @@ function apply(s: State, commands: Command[]): State {
       const pvid = !!m[3];
       const list = (vlans.get(m[2]!) ?? []).filter((v) => v.vid !== vid).map((v) => (pvid ? { ...v, pvid: false } : v));
       list.push({ vid, pvid, untagged: !!m[4] });
-      vlans.set(m[2]!, list.sort((a, b) => a.vid - b.vid));
+      vlans.set(
+        m[2]!,
+        list.sort((a, b) => a.vid - b.vid),
+      );
     } else if ((m = /^bridge vlan del vid (\d+) dev (\S+)$/.exec(line))) {
       portOfBridge(m[2]!);
       const left = (vlans.get(m[2]!) ?? []).filter((v) => v.vid !== Number(m![1]));
@@ -102,7 +105,10 @@ function apply(s: State, commands: Command[]): State {
       else vlans.delete(m[2]!);
     } else if ((m = /^ip link del (\S+)$/.exec(line))) {
       find(m[1]!);
-      links.splice(links.findIndex((l) => l.name === m![1]), 1);
+      links.splice(
+        links.findIndex((l) => l.name === m![1]),
+        1,
+      );
       vlans.delete(m[1]!);
     } else {
       throw new Error(`the model does not know: ${line}`);
@@ -113,7 +119,10 @@ function apply(s: State, commands: Command[]): State {
 
 // Infix (kernelkit/infix) test system: br-Q filters VLANs with default PVID 0; e3 and veth0b are
 // trunk ports with VLANs 20, 30 and 40 tagged; e3.10 is an 802.1Q device on e3.
-const infixAll: State = { links: parseVlanLinks(vlanFixture('infix-interfaces-all.ip-link.json')), vlans: parseBridgeVlans(vlanFixture('infix-interfaces-all.bridge-vlan.json')) };
+const infixAll: State = {
+  links: parseVlanLinks(vlanFixture('infix-interfaces-all.ip-link.json')),
+  vlans: parseBridgeVlans(vlanFixture('infix-interfaces-all.bridge-vlan.json')),
+};
 /** A recorded Infix state with one of its bridges renamed obrv, the vlan backend's bridge. */
 const asObrv = (recording: 'interfaces-all' | 'containers', bridge: string): State => ({
   links: parseVlanLinks(renamed(vlanFixture(`infix-${recording}.ip-link.json`), { [bridge]: 'obrv' })),
@@ -122,7 +131,7 @@ const asObrv = (recording: 'interfaces-all' | 'containers', bridge: string): Sta
 // The tap recorded on these machines (a port of obr100, the vxlan backend's bridge).
 const recordedTap = parseLinks(fixture('ip-link-vxlan.json')).find((l) => l.name === 'ot0123456789ab0')!;
 
-test('bridge -j vlan show, iproute2 4.19+ shape (Infix, recorded): trunk ports tagged, the bridge\'s own VLANs', () => {
+test("bridge -j vlan show, iproute2 4.19+ shape (Infix, recorded): trunk ports tagged, the bridge's own VLANs", () => {
   assert.deepEqual(
     infixAll.vlans,
     new Map([
@@ -153,7 +162,13 @@ test('ranges (vlanEnd, from -compressvlans) expand to the same VLANs as the expa
 });
 
 test('the older object-keyed shape (iproute2 4.17 and before) and the -d shape with extra keys', () => {
-  assert.deepEqual(parseBridgeVlans(vlanFixture('ifupdown2-old-object-format.bridge-vlan.json')), new Map([['vx-1002', [access(1002)]], ['vx-1004', [access(1004)]]]));
+  assert.deepEqual(
+    parseBridgeVlans(vlanFixture('ifupdown2-old-object-format.bridge-vlan.json')),
+    new Map([
+      ['vx-1002', [access(1002)]],
+      ['vx-1004', [access(1004)]],
+    ]),
+  );
   assert.deepEqual(parseBridgeVlans(vlanFixture('iproute2-detail-swp1.bridge-vlan.json')), new Map([['swp1', tagged(10)]]));
 });
 
@@ -174,11 +189,17 @@ test('ip -j -d link show (Infix, recorded): bridge VLAN settings and 802.1Q devi
   assert.deepEqual(byName('br-Q.40')?.vlan, { id: 40, protocol: '802.1Q', dev: 'br-Q' });
   assert.deepEqual(byName('e3'), { name: 'e3', master: 'br-Q', mtu: 1500, up: true, kind: undefined });
   const plain = parseLinks(vlanFixture('infix-interfaces-all.ip-link.json'));
-  assert.deepEqual(infixAll.links.map(({ bridge: _b, vlan: _v, ...l }) => l), plain);
+  assert.deepEqual(
+    infixAll.links.map(({ bridge: _b, vlan: _v, ...l }) => l),
+    plain,
+  );
 });
 
 test('from nothing: VLAN-aware bridge, uplink a port with the segment tagged; then a tap; planning again is a no-op', () => {
-  const bare: State = { links: parseVlanLinks(fixture('ip-link-vxlan.json')).filter((l) => !['obr100', 'ovx100', 'ot0123456789ab0'].includes(l.name)), vlans: new Map() };
+  const bare: State = {
+    links: parseVlanLinks(fixture('ip-link-vxlan.json')).filter((l) => !['obr100', 'ovx100', 'ot0123456789ab0'].includes(l.name)),
+    vlans: new Map(),
+  };
   const want = { segment: 100, uplink: 'veth0', uplinkMtu: 1500 };
   const plan = planVlanSegment(bare.links, bare.vlans, want);
   assert.deepEqual(plan, [
@@ -198,7 +219,13 @@ test('from nothing: VLAN-aware bridge, uplink a port with the segment tagged; th
   const s2 = apply(s1, tap);
   assert.deepEqual(planVlanTap(s2.links, s2.vlans, 'ot0123456789ab1', 100, 1500), []);
   assert.deepEqual(planVlanSegment(s2.links, s2.vlans, want), []);
-  assert.deepEqual(s2.vlans, new Map([['veth0', tagged(100)], ['ot0123456789ab1', [access(100)]]]));
+  assert.deepEqual(
+    s2.vlans,
+    new Map([
+      ['veth0', tagged(100)],
+      ['ot0123456789ab1', [access(100)]],
+    ]),
+  );
 });
 
 test('the recorded Infix state, br-Q as obrv and e3 the uplink: carried segments need nothing, a new one one command', () => {
@@ -210,7 +237,7 @@ test('the recorded Infix state, br-Q as obrv and e3 the uplink: carried segments
   assert.deepEqual(planVlanSegment(uplinkDown, s.vlans, { segment: 20, uplink: 'e3', uplinkMtu: 1500 }), [['ip', 'link', 'set', 'e3', 'master', 'obrv', 'up']]);
 });
 
-test('an 802.1Q device on the uplink for the segment\'s VLAN is refused: it would take the frames first (recorded e3.10)', () => {
+test("an 802.1Q device on the uplink for the segment's VLAN is refused: it would take the frames first (recorded e3.10)", () => {
   const s = asObrv('interfaces-all', 'br-Q');
   assert.throws(() => planVlanSegment(s.links, s.vlans, { segment: 10, uplink: 'e3', uplinkMtu: 1500 }), /uplink e3 has the 802\.1Q device e3\.10 for VLAN 10/);
 });
@@ -261,26 +288,38 @@ test('taps: joining from another bridge, PVID changes, stray VLANs (VLAN 1 too) 
       name: 'from the vxlan bridge obr100, MTU 1450 as recorded',
       from: withTap('obr100', recordedTap.mtu, [access(1)]),
       segment: 6,
-      plan: [['ip', 'link', 'set', tap, 'master', 'obrv', 'mtu', '1500', 'up'], ['bridge', 'vlan', 'add', 'vid', '6', 'dev', tap, 'pvid', 'untagged']],
+      plan: [
+        ['ip', 'link', 'set', tap, 'master', 'obrv', 'mtu', '1500', 'up'],
+        ['bridge', 'vlan', 'add', 'vid', '6', 'dev', tap, 'pvid', 'untagged'],
+      ],
     },
     { name: 'already as wanted', from: withTap('obrv', 1500, [access(6)]), segment: 6, plan: [] },
     {
       name: 'PVID 6 to 7',
       from: withTap('obrv', 1500, [access(6)]),
       segment: 7,
-      plan: [['bridge', 'vlan', 'del', 'vid', '6', 'dev', tap], ['bridge', 'vlan', 'add', 'vid', '7', 'dev', tap, 'pvid', 'untagged']],
+      plan: [
+        ['bridge', 'vlan', 'del', 'vid', '6', 'dev', tap],
+        ['bridge', 'vlan', 'add', 'vid', '7', 'dev', tap, 'pvid', 'untagged'],
+      ],
     },
     {
       name: 'VLAN 1 as PVID, the segment only tagged',
       from: withTap('obrv', 1500, [access(1), ...tagged(6)]),
       segment: 6,
-      plan: [['bridge', 'vlan', 'del', 'vid', '1', 'dev', tap], ['bridge', 'vlan', 'add', 'vid', '6', 'dev', tap, 'pvid', 'untagged']],
+      plan: [
+        ['bridge', 'vlan', 'del', 'vid', '1', 'dev', tap],
+        ['bridge', 'vlan', 'add', 'vid', '6', 'dev', tap, 'pvid', 'untagged'],
+      ],
     },
     {
       name: 'in other VLANs besides',
       from: withTap('obrv', 1500, [access(6), ...tagged(20, 30)]),
       segment: 6,
-      plan: [['bridge', 'vlan', 'del', 'vid', '20', 'dev', tap], ['bridge', 'vlan', 'del', 'vid', '30', 'dev', tap]],
+      plan: [
+        ['bridge', 'vlan', 'del', 'vid', '20', 'dev', tap],
+        ['bridge', 'vlan', 'del', 'vid', '30', 'dev', tap],
+      ],
     },
   ];
   for (const c of cases) {
@@ -297,7 +336,10 @@ test('segment ids outside 1-4094 are refused with the reason: such a network is 
   const s = asObrv('interfaces-all', 'br-Q');
   for (const segment of [0, 4095, 5000, 16777215, 1.5]) {
     assert.match(vlanSegmentProblem(segment) ?? '', /cannot be carried by a vlan host: 802\.1Q VLAN ids are 1-4094.*VXLAN-only/);
-    assert.throws(() => planVlanSegment(s.links, s.vlans, { segment, uplink: 'e3', uplinkMtu: 1500 }), new RegExp(`segment ${segment} cannot be carried by a vlan host`));
+    assert.throws(
+      () => planVlanSegment(s.links, s.vlans, { segment, uplink: 'e3', uplinkMtu: 1500 }),
+      new RegExp(`segment ${segment} cannot be carried by a vlan host`),
+    );
     assert.throws(() => planVlanTap(s.links, s.vlans, 'ot0123456789ab1', segment, 1500), /cannot be carried by a vlan host/);
   }
   assert.equal(vlanSegmentProblem(1), undefined);
@@ -306,7 +348,10 @@ test('segment ids outside 1-4094 are refused with the reason: such a network is 
 
 test('names taken by another kind of device, uplinks in use elsewhere and bridges not ready are errors, not takeovers', () => {
   const s = asObrv('interfaces-all', 'br-Q');
-  const clash: VlanLink[] = [{ name: 'obrv', mtu: 1500, up: true, kind: 'veth' }, { name: 'eth0', mtu: 1500, up: true }];
+  const clash: VlanLink[] = [
+    { name: 'obrv', mtu: 1500, up: true, kind: 'veth' },
+    { name: 'eth0', mtu: 1500, up: true },
+  ];
   assert.throws(() => planVlanSegment(clash, new Map(), { segment: 20, uplink: 'eth0', uplinkMtu: 1500 }), /obrv exists and is not a bridge \(veth\)/);
   assert.throws(() => planVlanTap(clash, new Map(), 'ot0123456789ab1', 20, 1500), /obrv is not a bridge here yet/);
   assert.throws(() => planVlanTap(s.links, s.vlans, 'e3.10', 20, 1500), /e3\.10 exists and is not a tap device \(vlan\)/);
@@ -332,17 +377,30 @@ test('a segment leaves the uplink only when no other port is in its VLAN (record
   assert.deepEqual(planVlanSegmentRemoval(s.links, s.vlans, 5000, 'e3'), { commands: [] });
 });
 
-test('a host\'s life: two networks, two guests, one guest moves, a network leaves; every step converges', () => {
-  let s: State = { links: parseVlanLinks(fixture('ip-link-vxlan.json')).filter((l) => !['obr100', 'ovx100', 'ot0123456789ab0'].includes(l.name)), vlans: new Map() };
+test("a host's life: two networks, two guests, one guest moves, a network leaves; every step converges", () => {
+  let s: State = {
+    links: parseVlanLinks(fixture('ip-link-vxlan.json')).filter((l) => !['obr100', 'ovx100', 'ot0123456789ab0'].includes(l.name)),
+    vlans: new Map(),
+  };
   const step = (plan: Command[], again: () => Command[]) => {
     s = apply(s, plan);
     assert.deepEqual(again(), []);
   };
-  for (const segment of [100, 200]) step(planVlanSegment(s.links, s.vlans, { segment, uplink: 'veth0', uplinkMtu: 1500 }), () => planVlanSegment(s.links, s.vlans, { segment, uplink: 'veth0', uplinkMtu: 1500 }));
+  for (const segment of [100, 200])
+    step(planVlanSegment(s.links, s.vlans, { segment, uplink: 'veth0', uplinkMtu: 1500 }), () =>
+      planVlanSegment(s.links, s.vlans, { segment, uplink: 'veth0', uplinkMtu: 1500 }),
+    );
   step(planVlanTap(s.links, s.vlans, 'ota0', 100, 1500), () => planVlanTap(s.links, s.vlans, 'ota0', 100, 1500));
   step(planVlanTap(s.links, s.vlans, 'otb0', 200, 1500), () => planVlanTap(s.links, s.vlans, 'otb0', 200, 1500));
   assert.equal(planVlanSegmentRemoval(s.links, s.vlans, 200, 'veth0').busy, 'VLAN 200 on obrv still has otb0');
   step(planVlanTap(s.links, s.vlans, 'otb0', 100, 1500), () => planVlanTap(s.links, s.vlans, 'otb0', 100, 1500));
   step(planVlanSegmentRemoval(s.links, s.vlans, 200, 'veth0').commands, () => planVlanSegmentRemoval(s.links, s.vlans, 200, 'veth0').commands);
-  assert.deepEqual(s.vlans, new Map([['veth0', tagged(100)], ['ota0', [access(100)]], ['otb0', [access(100)]]]));
+  assert.deepEqual(
+    s.vlans,
+    new Map([
+      ['veth0', tagged(100)],
+      ['ota0', [access(100)]],
+      ['otb0', [access(100)]],
+    ]),
+  );
 });

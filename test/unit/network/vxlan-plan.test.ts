@@ -15,7 +15,14 @@ const want = { segment: 100, underlay: '10.77.0.11', underlayDev: 'veth0', under
 
 test('the recorded state parses: bridge, VXLAN device with its id, local address and lower device, tap', () => {
   const vx = links.find((l) => l.name === 'ovx100');
-  assert.deepEqual(vx, { name: 'ovx100', master: 'obr100', mtu: 1450, up: true, kind: 'vxlan', vxlan: { id: 100, local: '10.77.0.11', port: 4789, dev: 'veth0' } });
+  assert.deepEqual(vx, {
+    name: 'ovx100',
+    master: 'obr100',
+    mtu: 1450,
+    up: true,
+    kind: 'vxlan',
+    vxlan: { id: 100, local: '10.77.0.11', port: 4789, dev: 'veth0' },
+  });
   assert.equal(links.find((l) => l.name === 'obr100')?.kind, 'bridge');
   assert.equal(links.find((l) => l.name === 'ot0123456789ab0')?.kind, 'tun');
   assert.deepEqual(flood, ['10.77.0.12', '10.77.0.13']);
@@ -65,7 +72,12 @@ test('a name taken by another kind of device is an error, not a silent takeover'
 test('a segment leaves a host only when no guest tap is on its bridge', () => {
   assert.deepEqual(planSegmentRemoval(links, 100), { commands: [], busy: 'bridge obr100 still has ot0123456789ab0' });
   const noTap = links.filter((l) => l.name !== 'ot0123456789ab0');
-  assert.deepEqual(planSegmentRemoval(noTap, 100), { commands: [['ip', 'link', 'del', 'ovx100'], ['ip', 'link', 'del', 'obr100']] });
+  assert.deepEqual(planSegmentRemoval(noTap, 100), {
+    commands: [
+      ['ip', 'link', 'del', 'ovx100'],
+      ['ip', 'link', 'del', 'obr100'],
+    ],
+  });
   assert.deepEqual(planSegmentRemoval(noTap, 101), { commands: [] });
   // The network's own DHCP server port does not hold the segment (the agent stops that server first).
   const dhcpOnly: Link[] = [...noTap, { name: 'odh100', mtu: 1450, up: true, kind: 'veth', master: 'obr100' }];
@@ -80,7 +92,7 @@ test('device names fit in 15 characters', () => {
   assert.throws(() => tapName('i-0123456789abcdef', 10), /out of range/);
 });
 
-test('underlay: the asked-for address, else the default route\'s interface, else the only global address', () => {
+test("underlay: the asked-for address, else the default route's interface, else the only global address", () => {
   const addrs = fixture('ip-addr.json') as Parameters<typeof chooseUnderlay>[0];
   assert.deepEqual(chooseUnderlay(addrs, undefined), { address: '10.77.0.11', dev: 'veth0', mtu: 1500 });
   assert.deepEqual(chooseUnderlay(addrs, undefined, '10.77.0.11'), { address: '10.77.0.11', dev: 'veth0', mtu: 1500 });
@@ -97,5 +109,11 @@ test('backend choice: auto takes the first that works; asking for an unavailable
   ];
   assert.equal(chooseBackend(probes, 'auto').backend, 'vxlan');
   assert.deepEqual(chooseBackend(probes, 'vlan'), { reason: 'backend vlan is unavailable: 802.1Q VLAN devices: Error: Unknown device type.' });
-  assert.match(chooseBackend(probes.map((p) => ({ ...p, available: false })), 'auto').reason, /no network backend works here: vxlan: .*; vlan: /);
+  assert.match(
+    chooseBackend(
+      probes.map((p) => ({ ...p, available: false })),
+      'auto',
+    ).reason,
+    /no network backend works here: vxlan: .*; vlan: /,
+  );
 });

@@ -25,7 +25,10 @@ test('principal certificates carry the host, client authentication and their net
     assert.deepEqual(vnetSegments(p), [100, 205]);
     assert.deepEqual(profileOf(p), { profile: 'principal', name: 'h1' });
     assert.ok(p.getExtension(x509.ExtendedKeyUsageExtension)?.usages.includes(x509.ExtendedKeyUsage.clientAuth));
-    assert.deepEqual(p.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.map((n) => n.value), ['urn:outrig:host:h-1']);
+    assert.deepEqual(
+      p.getExtension(x509.SubjectAlternativeNameExtension)?.names.items.map((n) => n.value),
+      ['urn:outrig:host:h-1'],
+    );
     const host = new x509.X509Certificate((await ca.issue('host', { name: 'h-1' }, key.publicKey, 30)).pem);
     assert.deepEqual(vnetSegments(host), []);
   } finally {

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DECISION_TTL_MS, decisionKey, expiredDecisions, nextPortState, parseDecision, parseHostapdEvent, revokedPorts, type Decision, type PortState } from '../../../src/portauth/events.ts';
+import {
+  DECISION_TTL_MS,
+  decisionKey,
+  expiredDecisions,
+  nextPortState,
+  parseDecision,
+  parseHostapdEvent,
+  revokedPorts,
+  type Decision,
+  type PortState,
+} from '../../../src/portauth/events.ts';
 import { hostapdConfig } from '../../../src/portauth/port-controller.ts';
 import { radiusConfig, radiusDictionary, VNET_ATTRIBUTE } from '../../../src/portauth/freeradius.ts';
 import { planPortSegment } from '../../../src/network/port-plan.ts';
@@ -13,7 +23,8 @@ test('hostapd_cli event lines', () => {
   assert.deepEqual(parseHostapdEvent('<3>CTRL-EVENT-EAP-SUCCESS2 32:b4:e4:9c:62:d2'), { kind: 'eap-success', mac: '32:b4:e4:9c:62:d2' });
   assert.deepEqual(parseHostapdEvent('<3>CTRL-EVENT-EAP-FAILURE2 32:b4:e4:9c:62:d2'), { kind: 'eap-failure', mac: '32:b4:e4:9c:62:d2' });
   assert.deepEqual(parseHostapdEvent('<3>CTRL-EVENT-EAP-TIMEOUT-FAILURE2 32:b4:e4:9c:62:d2'), { kind: 'eap-failure', mac: '32:b4:e4:9c:62:d2' });
-  for (const other of ['Interactive mode', '> ', '<3>CTRL-EVENT-EAP-PROPOSED-METHOD vendor=0 method=1', 'AP-STA-CONNECTED not-a-mac']) assert.equal(parseHostapdEvent(other), undefined, other);
+  for (const other of ['Interactive mode', '> ', '<3>CTRL-EVENT-EAP-PROPOSED-METHOD vendor=0 method=1', 'AP-STA-CONNECTED not-a-mac'])
+    assert.equal(parseHostapdEvent(other), undefined, other);
 });
 
 test('RADIUS decision lines', () => {
@@ -26,15 +37,22 @@ test('RADIUS decision lines', () => {
     cn: 'h1',
     segment: 100,
   });
-  assert.deepEqual(parseDecision('reject mac=A2-E7-7D-B6-1A-68 port=d5 at=1765000001 cn=h4 reason=eap_tls: (TLS) OpenSSL says error 10 : certificate has expired'), {
-    accept: false,
-    mac: 'a2:e7:7d:b6:1a:68',
-    port: 'd5',
-    at: 1765000001000,
-    cn: 'h4',
-    reason: 'eap_tls: (TLS) OpenSSL says error 10 : certificate has expired',
-  });
-  assert.equal(parseDecision('accept mac=02-AE-22-91-8A-8F port=d1 at=1765000000 serial=ab cn=h1 segment='), undefined, 'an accept without a segment is no decision');
+  assert.deepEqual(
+    parseDecision('reject mac=A2-E7-7D-B6-1A-68 port=d5 at=1765000001 cn=h4 reason=eap_tls: (TLS) OpenSSL says error 10 : certificate has expired'),
+    {
+      accept: false,
+      mac: 'a2:e7:7d:b6:1a:68',
+      port: 'd5',
+      at: 1765000001000,
+      cn: 'h4',
+      reason: 'eap_tls: (TLS) OpenSSL says error 10 : certificate has expired',
+    },
+  );
+  assert.equal(
+    parseDecision('accept mac=02-AE-22-91-8A-8F port=d1 at=1765000000 serial=ab cn=h1 segment='),
+    undefined,
+    'an accept without a segment is no decision',
+  );
   assert.equal(parseDecision('accept mac=02-AE-22-91-8A-8F serial=ab cn=h1 segment=100'), undefined, 'nor one that names no port and time');
 });
 
@@ -50,7 +68,12 @@ test('a port joins the network of the accept decision for its station, and only 
   const joined = nextPortState(idle, { kind: 'connected', mac }, d, now);
   assert.deepEqual([joined.segment, joined.serial, joined.cn], [100, 'abc1', 'h1']);
   assert.equal(nextPortState(idle, { kind: 'connected', mac }, new Map(), now).segment, undefined, 'authorized without a decision on record');
-  const rejected = nextPortState(idle, { kind: 'connected', mac }, decisions({ accept: false, port: 'd1', mac, at: t0, cn: 'h1', reason: 'certificate revoked' }), now);
+  const rejected = nextPortState(
+    idle,
+    { kind: 'connected', mac },
+    decisions({ accept: false, port: 'd1', mac, at: t0, cn: 'h1', reason: 'certificate revoked' }),
+    now,
+  );
   assert.equal(rejected.segment, undefined);
   assert.match(rejected.reason, /rejected: certificate revoked/);
 });
@@ -84,7 +107,11 @@ test('while a station holds the port, another station failing, starting, rejecte
 });
 
 test('a decision counts for its own port and station only, and only for DECISION_TTL_MS', () => {
-  assert.equal(nextPortState(idle, { kind: 'connected', mac }, decisions({ ...accept, port: 'd2' }), now).segment, undefined, "another port's accept for the same MAC");
+  assert.equal(
+    nextPortState(idle, { kind: 'connected', mac }, decisions({ ...accept, port: 'd2' }), now).segment,
+    undefined,
+    "another port's accept for the same MAC",
+  );
   assert.equal(nextPortState(idle, { kind: 'connected', mac }, decisions(accept), t0 + DECISION_TTL_MS).segment, 100);
   const stale = nextPortState(idle, { kind: 'connected', mac }, decisions(accept), t0 + DECISION_TTL_MS + 1);
   assert.equal(stale.segment, undefined, 'a decision older than the TTL admits nobody');
@@ -99,7 +126,10 @@ test('a decision counts for its own port and station only, and only for DECISION
 test('revoked principals name the ports to take out', () => {
   const a = { port: 'd1', mac, segment: 100, serial: 'abc1', reason: '' };
   const b = { port: 'd2', mac: '02:00:00:00:00:02', segment: 100, serial: 'abc2', reason: '' };
-  assert.deepEqual(revokedPorts([a, b, idle], new Set(['abc2'])).map((p) => p.port), ['d2']);
+  assert.deepEqual(
+    revokedPorts([a, b, idle], new Set(['abc2'])).map((p) => p.port),
+    ['d2'],
+  );
 });
 
 test('configurations: hostapd gates nothing itself, RADIUS checks the CRL and reads the extension, the supplicant uses the principal', () => {
@@ -130,7 +160,10 @@ test('a port-carried network: the dedicated NIC joins the bridge, and a VXLAN de
     ['ip', 'link', 'set', 'eth1', 'master', 'obr100', 'up'],
     ['ip', 'link', 'set', 'obr100', 'up'],
   ]);
-  const done = [{ name: 'eth1', mtu: 1500, up: true, kind: 'veth', master: 'obr100' }, { name: 'obr100', mtu: 1500, up: true, kind: 'bridge' }];
+  const done = [
+    { name: 'eth1', mtu: 1500, up: true, kind: 'veth', master: 'obr100' },
+    { name: 'obr100', mtu: 1500, up: true, kind: 'bridge' },
+  ];
   assert.deepEqual(planPortSegment(done, 100, 'eth1'), []);
   assert.throws(() => planPortSegment(done, 100, 'eth9'), /dedicated port eth9 does not exist/);
 });

@@ -19,7 +19,10 @@ test('every locked package accepts the Node.js floor package.json declares', () 
   assert.equal(floor.major, 20, 'the README says Node.js 20');
   const refused = Object.entries(lock.packages)
     .filter(([, p]) => p.engines && !Array.isArray(p.engines) && p.engines.node)
-    .filter(([, p]) => !semver.satisfies('20.0.0', (p.engines as { node: string }).node) && !semver.satisfies(process.versions.node, (p.engines as { node: string }).node))
+    .filter(
+      ([, p]) =>
+        !semver.satisfies('20.0.0', (p.engines as { node: string }).node) && !semver.satisfies(process.versions.node, (p.engines as { node: string }).node),
+    )
     .map(([name, p]) => `${name} (engines.node ${(p.engines as { node: string }).node})`);
   assert.deepEqual(refused, [], `these would make npm ci warn on Node ${process.versions.node}`);
 });

@@ -22,11 +22,23 @@ test('an upward import is refused: the controller importing the API, the store i
 });
 
 test("another subsystem's insides are refused; its index.ts, the model and common are not", async () => {
-  assert.match((await problems('src/api/probe.ts', "export { RateLimitedQueue } from '../controller/runtime/queue.ts';\n"))[0] ?? '', /only through controller\/index\.ts/);
-  assert.deepEqual(await problems('src/api/probe.ts', "export { Controller } from '../controller/index.ts';\nexport type { Host } from '../model/host.ts';\nexport { VERSION } from '../common/version.ts';\n"), []);
+  assert.match(
+    (await problems('src/api/probe.ts', "export { RateLimitedQueue } from '../controller/runtime/queue.ts';\n"))[0] ?? '',
+    /only through controller\/index\.ts/,
+  );
+  assert.deepEqual(
+    await problems(
+      'src/api/probe.ts',
+      "export { Controller } from '../controller/index.ts';\nexport type { Host } from '../model/host.ts';\nexport { VERSION } from '../common/version.ts';\n",
+    ),
+    [],
+  );
   // The controller's own memory/ folder is not src/memory: paths are resolved, not matched as text.
   assert.deepEqual(await problems('src/controller/hosts/probe.ts', "export { poolModel } from '../memory/pools.ts';\n"), []);
-  assert.match((await problems('src/controller/hosts/probe.ts', "export { planBalloons } from '../../memory/policy.ts';\n"))[0] ?? '', /only through memory\/index\.ts/);
+  assert.match(
+    (await problems('src/controller/hosts/probe.ts', "export { planBalloons } from '../../memory/policy.ts';\n"))[0] ?? '',
+    /only through memory\/index\.ts/,
+  );
 });
 
 test('an API route importing another route is refused', async () => {

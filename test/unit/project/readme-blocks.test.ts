@@ -4,7 +4,22 @@ import { test } from 'node:test';
 import { placeholders, readmeCommands, stripComment } from '../../helpers/readme-blocks.ts';
 
 test('commands of README blocks: comments dropped, continuations joined, machines followed', () => {
-  const md = ['## A', '```sh', 'x one   # says # things', "y --s '0 # 2' \\", '  --t 3', '# on every new server: z', 'z <token>', '# on the controller machine', 'w', '```', '## B', '```sh', 'skipped', '```'].join('\n');
+  const md = [
+    '## A',
+    '```sh',
+    'x one   # says # things',
+    "y --s '0 # 2' \\",
+    '  --t 3',
+    '# on every new server: z',
+    'z <token>',
+    '# on the controller machine',
+    'w',
+    '```',
+    '## B',
+    '```sh',
+    'skipped',
+    '```',
+  ].join('\n');
   assert.deepEqual(readmeCommands(md, ['A']), [
     { section: 'A', machine: 'controller', line: 'x one' },
     { section: 'A', machine: 'controller', line: "y --s '0 # 2' --t 3" },

@@ -32,7 +32,12 @@ test('spec changes bump generation, status changes do not; newGeneration forces 
   const dir = tempDir();
   const store = await openStore({ kind: 'sqlite', path: join(dir.path, 'db.sqlite') });
   try {
-    const h = await store.hosts.create({ id: 'h-x', name: 'x', spec: { cordoned: false }, status: { phase: 'ready', conditions: [], agent: { connected: true } } });
+    const h = await store.hosts.create({
+      id: 'h-x',
+      name: 'x',
+      spec: { cordoned: false },
+      status: { phase: 'ready', conditions: [], agent: { connected: true } },
+    });
     assert.equal(h.generation, 1);
     const s1 = await store.hosts.update(h.id, (c) => ({ status: { ...c.status, phase: 'lost' } }));
     assert.equal(s1.generation, 1);
@@ -54,11 +59,7 @@ test('concurrent read-modify-writes lose no update (compare-and-set on resource_
   const store = await openStore({ kind: 'sqlite', path: join(dir.path, 'db.sqlite') });
   try {
     const t = await store.tenants.create(tenant('counter'));
-    await Promise.all(
-      Array.from({ length: 20 }, () =>
-        store.tenants.update(t.id, (c) => ({ labels: { n: String(Number(c.labels.n ?? 0) + 1) } })),
-      ),
-    );
+    await Promise.all(Array.from({ length: 20 }, () => store.tenants.update(t.id, (c) => ({ labels: { n: String(Number(c.labels.n ?? 0) + 1) } }))));
     assert.equal((await store.tenants.get(t.id))?.labels.n, '20');
   } finally {
     await store.close();
@@ -69,10 +70,18 @@ test('concurrent read-modify-writes lose no update (compare-and-set on resource_
 test('ids and names never collide within a kind: refused at create in both directions; a reference matching two is refused', async () => {
   const dir = tempDir();
   const store = await openStore({ kind: 'sqlite', path: join(dir.path, 'db.sqlite') });
-  const host = (id: string, name: string) => ({ id, name, spec: { cordoned: false }, status: { phase: 'pending-approval' as const, conditions: [], agent: { connected: false } } });
+  const host = (id: string, name: string) => ({
+    id,
+    name,
+    spec: { cordoned: false },
+    status: { phase: 'pending-approval' as const, conditions: [], agent: { connected: false } },
+  });
   try {
     await store.hosts.create(host('h-victim', 'alpha'));
-    await assert.rejects(store.hosts.create(host('alpha', 'zzz')), (e: ConflictError) => e.code === 'id_name_collision' && /id 'alpha' is the name of Host h-victim/.test(e.message));
+    await assert.rejects(
+      store.hosts.create(host('alpha', 'zzz')),
+      (e: ConflictError) => e.code === 'id_name_collision' && /id 'alpha' is the name of Host h-victim/.test(e.message),
+    );
     await assert.rejects(store.hosts.create(host('h-other', 'h-victim')), (e: ConflictError) => e.code === 'id_name_collision');
     assert.equal(await store.hosts.count(), 1, 'a refused create stores nothing');
     await store.hosts.create(host('h-self', 'h-self'));
@@ -84,9 +93,16 @@ test('ids and names never collide within a kind: refused at create in both direc
 
     // Rows from before the check can still collide: finding them is refused, not guessed.
     const row = { labels: '{}', annotations: '{}', spec: '{}', status: '{}', created_at: 'x', updated_at: 'x', generation: 1, resource_version: 1 };
-    await store.db.insertInto('hosts').values({ ...row, id: 'beta', name: 'old-beta' }).execute();
-    await store.db.insertInto('hosts').values({ ...row, id: 'h-new-beta', name: 'beta' }).execute();
-    const ambiguous = (e: ConflictError) => e instanceof ConflictError && e.code === 'ambiguous_ref' && /id beta named old-beta; id h-new-beta named beta/.test(e.message);
+    await store.db
+      .insertInto('hosts')
+      .values({ ...row, id: 'beta', name: 'old-beta' })
+      .execute();
+    await store.db
+      .insertInto('hosts')
+      .values({ ...row, id: 'h-new-beta', name: 'beta' })
+      .execute();
+    const ambiguous = (e: ConflictError) =>
+      e instanceof ConflictError && e.code === 'ambiguous_ref' && /id beta named old-beta; id h-new-beta named beta/.test(e.message);
     await assert.rejects(store.hosts.find('beta'), ambiguous);
     await assert.rejects(store.hosts.mustFind('beta'), ambiguous);
   } finally {

@@ -24,17 +24,34 @@ test('snapshots made under global names survive the migration; afterwards names 
     const now = new Date().toISOString();
     await old
       .insertInto('snapshots')
-      .values({ id: 's-old', name: 'nightly', labels: '{"k":"v"}', annotations: '{}', spec: JSON.stringify({ volume: 'v-data' }), status: JSON.stringify({ phase: 'ready', conditions: [] }), created_at: now, updated_at: now, generation: 3, resource_version: 7 })
+      .values({
+        id: 's-old',
+        name: 'nightly',
+        labels: '{"k":"v"}',
+        annotations: '{}',
+        spec: JSON.stringify({ volume: 'v-data' }),
+        status: JSON.stringify({ phase: 'ready', conditions: [] }),
+        created_at: now,
+        updated_at: now,
+        generation: 3,
+        resource_version: 7,
+      })
       .execute();
     await old.destroy();
 
     const store = await openStore({ kind: 'sqlite', path });
     try {
       const kept = await store.snapshots.get('s-old');
-      assert.deepEqual({ name: kept?.name, labels: kept?.labels, spec: kept?.spec, generation: kept?.generation }, { name: 'nightly', labels: { k: 'v' }, spec: { volume: 'v-data' }, generation: 3 });
+      assert.deepEqual(
+        { name: kept?.name, labels: kept?.labels, spec: kept?.spec, generation: kept?.generation },
+        { name: 'nightly', labels: { k: 'v' }, spec: { volume: 'v-data' }, generation: 3 },
+      );
       const second = await store.snapshots.create(snapshot('nightly', 'v-logs'));
       assert.equal(second.name, 'nightly');
-      await assert.rejects(store.snapshots.create(snapshot('nightly', 'v-data')), (e: Error) => e instanceof ConflictError && /Snapshot 'nightly' already exists in v-data/.test(e.message));
+      await assert.rejects(
+        store.snapshots.create(snapshot('nightly', 'v-data')),
+        (e: Error) => e instanceof ConflictError && /Snapshot 'nightly' already exists in v-data/.test(e.message),
+      );
       assert.equal(await store.snapshots.count(), 2);
       // Other kinds keep global names.
       await store.tenants.create({ name: 'acme', spec: {}, status: { phase: 'active', conditions: [] } });

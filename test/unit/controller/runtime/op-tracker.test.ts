@@ -89,7 +89,12 @@ test('a timeout, a send that fails and a dropped stream wake the owner; progress
   const woken: string[] = [];
   const transport = new Transport();
   const ops = new OpTracker({ db: store.db, transport: () => transport, clock, log, wake: (r) => woken.push(r.key) });
-  void ops.send({ kind: 'backup', key: 'b-1' }, 'h-1', { opId: 'b-1/create', kind: 'backup.create', backupId: 'b-1', volumeId: 'v-1', repository: { path: '/r', passphrase: 'x' }, source: 'v', tags: [] }, { timeoutMs: 30_000 });
+  void ops.send(
+    { kind: 'backup', key: 'b-1' },
+    'h-1',
+    { opId: 'b-1/create', kind: 'backup.create', backupId: 'b-1', volumeId: 'v-1', repository: { path: '/r', passphrase: 'x' }, source: 'v', tags: [] },
+    { timeoutMs: 30_000 },
+  );
   await new Promise((r) => setImmediate(r));
   assert.equal(ops.onProgress('h-1', 'b-1/create')?.state, 'acknowledged');
   assert.equal(ops.onProgress('h-2', 'b-1/create'), undefined, 'progress from another host is not taken');

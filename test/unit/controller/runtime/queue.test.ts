@@ -87,10 +87,23 @@ test('a failing key is retried with exponential backoff and jitter, and a succes
 });
 
 test('jitter spreads the delay over half to all of the exponential value, capped', () => {
-  assert.equal(backoffDelay(1, { baseMs: 100, maxMs: 1000 }, () => 0), 50);
-  assert.equal(backoffDelay(1, { baseMs: 100, maxMs: 1000 }, () => 1), 100);
-  assert.equal(backoffDelay(3, { baseMs: 100, maxMs: 1000 }, () => 0.5), 300);
-  assert.equal(backoffDelay(50, { baseMs: 100, maxMs: 1000 }, () => 1), 1000, 'capped');
+  assert.equal(
+    backoffDelay(1, { baseMs: 100, maxMs: 1000 }, () => 0),
+    50,
+  );
+  assert.equal(
+    backoffDelay(1, { baseMs: 100, maxMs: 1000 }, () => 1),
+    100,
+  );
+  assert.equal(
+    backoffDelay(3, { baseMs: 100, maxMs: 1000 }, () => 0.5),
+    300,
+  );
+  assert.equal(
+    backoffDelay(50, { baseMs: 100, maxMs: 1000 }, () => 1),
+    1000,
+    'capped',
+  );
   assert.ok(backoffDelay(100, DEFAULT_BACKOFF) <= DEFAULT_BACKOFF.maxMs);
 });
 
@@ -134,7 +147,10 @@ test('requeueAfter brings a key back after its delay; of two delays the sooner w
   await q.idle();
   clock.advance(5000);
   await q.idle();
-  assert.deepEqual(runs.map((t) => t - t0), [0, 5000, 10_000]);
+  assert.deepEqual(
+    runs.map((t) => t - t0),
+    [0, 5000, 10_000],
+  );
   assert.equal(q.delayed().size, 0, 'no blanket timer once the reconciler asks for none');
   q.close();
 });

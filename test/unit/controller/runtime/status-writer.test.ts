@@ -11,7 +11,10 @@ test('stale plans are not written, no-op plans write nothing, and writes carry t
   store.volumes.watch((e) => events.push(e as ResourceEvent<unknown, unknown>));
   const w = new StatusWriter();
   const v = await store.volumes.create({ name: 'd', spec: { sizeBytes: 1, tenant: 't' }, status: { phase: 'pending', conditions: [], observedGeneration: 0 } });
-  assert.deepEqual(events.map((e) => [e.origin, !!e.before, !!e.after]), [['other', false, true]]);
+  assert.deepEqual(
+    events.map((e) => [e.origin, !!e.before, !!e.after]),
+    [['other', false, true]],
+  );
 
   assert.equal(await w.write(store.volumes, v, (st) => ({ ...st, phase: 'creating' as const })), true);
   assert.equal(events.at(-1)?.origin, 'status');
