@@ -60,6 +60,8 @@ interface Session {
   storage?: StorageReport;
   inflight: Map<string, { resolve: (r: OpResult) => void; reject: (e: Error) => void }>;
   consoles: Map<string, ConsoleRelay>;
+  /** The text of the last report taken: the same text again is a heartbeat and nothing more. */
+  lastReport?: string;
 }
 
 /** Console bytes an agent may send ahead of what the API client has taken, per console stream. */
@@ -148,9 +150,16 @@ export class AgentHub {
         ws.close(4003, 'certificate revoked');
         return;
       }
+      const text = data.toString();
+      // Most reports repeat the last one (nothing changed on the host): taken as a heartbeat without
+      // being parsed, checked and compared again, which is most of what 500 agents cost an idle controller.
+      if (session && text === session.lastReport) {
+        this.events.onReport(session.hostId, [], false);
+        return;
+      }
       let msg: AgentMessage;
       try {
-        msg = JSON.parse(data.toString()) as AgentMessage;
+        msg = JSON.parse(text) as AgentMessage;
         if (!agentMessage.Check(msg)) throw new Error('message does not match the agent protocol');
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'agent sent an invalid message; closing');
@@ -209,6 +218,7 @@ export class AgentHub {
         return;
       }
       this.handle(session, msg);
+      if (msg.type === 'report') session.lastReport = text;
     });
     ws.on('close', () => {
       if (!session || this.sessions.get(session.hostId) !== session) return;
