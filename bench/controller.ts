@@ -81,12 +81,7 @@ async function main(): Promise<void> {
   const work = tempDir('outrig-bench-controller-');
   const dataDir = join(work.path, 'controller');
   const port = await freePort();
-  // BENCH_NODE_OPTIONS: passed to the controller process (e.g. --cpu-prof to see where its time goes).
-  const env: Record<string, string> = {
-    OUTRIG_DATA: work.path,
-    OUTRIG_LOG_LEVEL: 'warn',
-    ...(process.env.BENCH_NODE_OPTIONS ? { OUTRIG_NODE_ARGS: process.env.BENCH_NODE_OPTIONS } : {}),
-  };
+  const env: Record<string, string> = { OUTRIG_DATA: work.path, OUTRIG_LOG_LEVEL: 'warn' };
   const args = [
     '--listen',
     `127.0.0.1:${port}`,
