@@ -20,6 +20,7 @@ import type { Host } from '../src/model/host.ts';
 import type { Instance } from '../src/model/instance.ts';
 import { openStore } from '../src/store/index.ts';
 import { adminApi, startControllerProcess, stopDaemon, type Daemon } from '../test/helpers/processes.ts';
+import { addImage } from '../test/helpers/controller-fixtures.ts';
 import { tempDir } from '../test/helpers/tmp.ts';
 import { waitUntil } from '../test/helpers/wait.ts';
 import { enrollSimulated, runningVm, SimulatedAgent, type Credentials } from './controller-agents.ts';
@@ -112,17 +113,7 @@ async function main(): Promise<void> {
     // A cluster as it is after a while: the instances already there are written into the store, running on the hosts.
     await stopDaemon(ctl);
     const store = await openStore({ kind: 'sqlite', path: join(dataDir, 'outrig.db') });
-    await store.images.create({
-      name: 'sim',
-      spec: {
-        kind: 'kernel',
-        cmdline: 'console=ttyS0',
-        readyMarker: 'READY',
-        guestPorts: [],
-        files: { kernel: { sha256: 'a'.repeat(64), size: 1 }, initrd: { sha256: 'b'.repeat(64), size: 1 } },
-      },
-      status: { phase: 'ready', conditions: [], filesPresent: ['kernel', 'initrd'] },
-    });
+    await addImage(store, 'sim');
     const existing = TOTAL - CREATE;
     const placed = new Map<string, string[]>();
     for (let i = 0; i < existing; i++) {
