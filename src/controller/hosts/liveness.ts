@@ -1,7 +1,11 @@
 /**
  * What the controller knows of each host between store writes: its heartbeats (judged in memory,
- * persisted at most every 15 s), its latest storage report, and a deadline timer per host that
+ * persisted at most every minute), its latest storage report, and a deadline timer per host that
  * wakes the host's reconciler only when its heartbeats stop (no polling of the host table).
+ *
+ * A controller that has just started has heard from no agent yet: a host that was not lost is given
+ * lostAfterMs from the start to reconnect before it is judged lost (a restart of the controller must
+ * not make every host lost, and what lives on them with it). A host recorded lost stays lost.
  */
 import type { HostStorage } from '../../model/host.ts';
 import type { StorageReport } from '../../model/agent-protocol.ts';
@@ -9,8 +13,11 @@ import type { Host } from '../../model/host.ts';
 import type { Clock, Timer } from '../runtime/clock.ts';
 import { hostPhase, type LivePhase } from './phase.ts';
 
-/** lastHeartbeatAt is persisted at most this often; liveness itself is judged from memory. */
-const HEARTBEAT_PERSIST_MS = 15_000;
+/**
+ * lastHeartbeatAt is persisted at most this often, for people and for a host that is gone; liveness
+ * itself is judged from memory, so this costs 500 hosts 8 writes a second, not one per heartbeat.
+ */
+const HEARTBEAT_PERSIST_MS = 60_000;
 
 export class HostLiveness {
   private readonly heartbeats = new Map<string, Date>();
@@ -20,6 +27,7 @@ export class HostLiveness {
   readonly storageAt = new Map<string, Date>();
   /** What was last written to each host's status.storage by this process (saves a read per report). */
   readonly recordedStorage = new Map<string, HostStorage | undefined>();
+  private readonly startedAt: number;
 
   constructor(
     private readonly o: {
@@ -29,7 +37,9 @@ export class HostLiveness {
       /** The host's heartbeats stopped: its phase must be looked at. */
       wake: (hostId: string) => void;
     },
-  ) {}
+  ) {
+    this.startedAt = o.clock.now().getTime();
+  }
 
   heartbeat(hostId: string, at: Date): void {
     this.heartbeats.set(hostId, at);
@@ -47,9 +57,21 @@ export class HostLiveness {
     return this.heartbeats.get(h.id) ?? (h.status.agent.lastHeartbeatAt ? new Date(h.status.agent.lastHeartbeatAt) : undefined);
   }
 
+  /**
+   * The heartbeat liveness is judged by: the last one heard, or, for a host not heard since this
+   * controller started and not recorded lost, the start (its grace to reconnect).
+   */
+  judgedHeartbeat(h: Host): Date | undefined {
+    const heard = this.heartbeats.get(h.id);
+    if (heard) return heard;
+    const recorded = h.status.agent.lastHeartbeatAt ? Date.parse(h.status.agent.lastHeartbeatAt) : undefined;
+    if (recorded === undefined || h.status.phase === 'lost') return recorded === undefined ? undefined : new Date(recorded);
+    return new Date(Math.max(recorded, this.startedAt));
+  }
+
   phaseOf(h: Host): LivePhase {
     return hostPhase(
-      { cordoned: h.spec.cordoned, connected: this.o.isConnected(h.id), lastHeartbeatAt: this.lastHeartbeat(h)?.toISOString(), trust: h.status.trust?.state },
+      { cordoned: h.spec.cordoned, connected: this.o.isConnected(h.id), lastHeartbeatAt: this.judgedHeartbeat(h)?.toISOString(), trust: h.status.trust?.state },
       this.o.clock.now(),
       this.o.lostAfterMs,
     );

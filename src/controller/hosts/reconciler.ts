@@ -21,7 +21,8 @@ export class HostReconciler implements Reconciler {
     const phase = ctx.liveness.phaseOf(h);
     const connected = ctx.hub().isConnected(id);
     const last = ctx.liveness.lastHeartbeat(h);
-    if (last && (phase === 'ready' || phase === 'cordoned')) ctx.liveness.expect(id, last.getTime() + ctx.lostAfterMs);
+    const judged = ctx.liveness.judgedHeartbeat(h);
+    if (judged && (phase === 'ready' || phase === 'cordoned')) ctx.liveness.expect(id, judged.getTime() + ctx.lostAfterMs);
     const heartbeat = setCondition(
       h.status.conditions,
       phase === 'lost'

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HostReconciler } from '../../../src/controller/hosts/reconciler.ts';
+import { FakeClock } from '../../../src/controller/runtime/clock.ts';
 import { getCondition } from '../../../src/model/conditions.ts';
 import { testCtx } from '../../helpers/controller-ctx.ts';
 import { addHost } from '../../helpers/controller-fixtures.ts';
@@ -61,5 +62,29 @@ test('a cordoned host is cordoned, and its phase change wakes what lives on it',
   await new HostReconciler(t.ctx).reconcile(h.id);
   assert.equal((await t.store.hosts.get(h.id))!.status.phase, 'cordoned');
   assert.ok(t.enqueued.some((e) => e.kind === 'instance' && e.key === inst.id));
+  await t.close();
+});
+
+test('a controller that has just started gives hosts lostAfterMs to reconnect; a host recorded lost stays lost', async () => {
+  // The store as a controller left it: heartbeats persisted 30 s before this start (longer ago than lostAfterMs).
+  const clock = new FakeClock(Date.parse('2026-12-01T00:00:30Z'));
+  const before = new Date('2026-12-01T00:00:00Z');
+  const t = await testCtx({ clock });
+  const up = await addHost(t.store, 'h-up', before);
+  const gone = await addHost(t.store, 'h-gone', before);
+  await t.store.hosts.update(gone.id, (c) => ({ status: { ...c.status, phase: 'lost', agent: { ...c.status.agent, connected: false } } }));
+  const r = new HostReconciler(t.ctx);
+  await r.reconcile(up.id);
+  await r.reconcile(gone.id);
+  assert.equal((await t.store.hosts.get(up.id))!.status.phase, 'ready', 'not lost the moment the controller starts');
+  assert.equal((await t.store.hosts.get(gone.id))!.status.phase, 'lost');
+
+  // The host that was up does not come back: lost once its grace has passed, woken by its deadline.
+  t.clock.advance(t.ctx.lostAfterMs + 1);
+  assert.deepEqual(t.enqueued, [{ kind: 'host', key: up.id }]);
+  await r.reconcile(up.id);
+  const cur = (await t.store.hosts.get(up.id))!;
+  assert.equal(cur.status.phase, 'lost');
+  assert.equal(cur.status.agent.lastHeartbeatAt, before.toISOString(), 'the recorded heartbeat is the last one heard, not the start');
   await t.close();
 });
