@@ -39,7 +39,7 @@ const quick = values.quick;
 const AGENTS = Number(values.agents ?? (quick ? 20 : 500));
 const TOTAL = Number(values.instances ?? (quick ? 300 : 10_000));
 const CREATE = Number(values.create ?? (quick ? 100 : 1000));
-const IDLE_S = Number(values.idle ?? (quick ? 5 : 60));
+const IDLE_S = Number(values.idle ?? (quick ? 3 : 60));
 const HEARTBEAT_MS = Number(values['heartbeat-ms'] ?? 2000);
 for (const [k, v] of Object.entries({ AGENTS, TOTAL, CREATE, IDLE_S, HEARTBEAT_MS }))
   if (!Number.isInteger(v) || v < 1) throw new Error(`${k.toLowerCase()} must be a positive whole number`);
@@ -92,6 +92,13 @@ async function main(): Promise<void> {
     '100000',
     '--max-connections',
     '100000',
+    // Every simulated agent discovers from 127.0.0.1 (over HTTPS, /v1/discover): the per-source limit is lifted, UDP stays on loopback.
+    '--discovery-rate',
+    '1000000',
+    '--discovery-address',
+    '127.0.0.1',
+    '--discovery-port',
+    '0',
   ];
   const log = pino({ level: 'silent' });
   let ctl: Daemon & { url: string } = await startControllerProcess(dataDir, args, env);
@@ -146,7 +153,7 @@ async function main(): Promise<void> {
           return still;
         },
         600_000,
-        3000,
+        quick ? 1000 : 3000, // settled: no reconcile between two reads this far apart
       );
     };
     await waitUntil(

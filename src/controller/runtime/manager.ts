@@ -2,7 +2,8 @@
  * The manager: one rate-limited queue per resource kind, each running that kind's reconciler;
  * watches that turn events (store changes, agent reports, operation answers) into keys; a slow
  * resync that enqueues every key now and then as a safety net (missed events), not as the way work
- * gets done.
+ * gets done. The resync is spread over its period in slices, so 10,000 instances cost a steady
+ * trickle of reconciles rather than a burst every ten minutes.
  */
 import type { Logger } from 'pino';
 import { realClock, type Clock, type Timer } from './clock.ts';
@@ -22,6 +23,9 @@ interface ManagerOptions {
   onRun?: (kind: Kind, ms: number) => void;
 }
 
+/** A resync pass is spread over this many slices of its period. */
+const RESYNC_SLICES = 60;
+
 interface Registered {
   reconciler: Reconciler;
   queue: RateLimitedQueue;
@@ -34,6 +38,8 @@ export class Manager {
   private readonly clock: Clock;
   private resync?: Timer;
   private stopped = false;
+  /** The keys of the running resync pass, and the slice it is at. */
+  private pass: { keys: [Kind, string][]; slice: number } = { keys: [], slice: RESYNC_SLICES };
 
   constructor(private readonly o: ManagerOptions) {
     this.clock = o.clock ?? realClock;
@@ -85,18 +91,34 @@ export class Manager {
     return this.get(kind).queue;
   }
 
-  /** Enqueues every key of every kind, then again every resyncMs. */
+  /** Enqueues every key of every kind, then again over every resyncMs, a slice at a time. */
   async start(): Promise<void> {
     await this.enqueueAll();
-    const every = this.o.resyncMs ?? 600_000;
+    const sliceMs = (this.o.resyncMs ?? 600_000) / RESYNC_SLICES;
     const tick = () => {
       if (this.stopped) return;
-      this.resync = this.clock.after(every, () => {
-        this.enqueueAll().catch((e: Error) => this.o.log.error({ err: e }, 'resync failed'));
-        tick();
+      this.resync = this.clock.after(sliceMs, () => {
+        this.resyncSlice().then(tick, (e: Error) => {
+          this.o.log.error({ err: e }, 'resync failed');
+          tick();
+        });
       });
     };
     tick();
+  }
+
+  private async resyncSlice(): Promise<void> {
+    if (this.pass.slice === RESYNC_SLICES) {
+      const keys: [Kind, string][] = [];
+      for (const [kind, r] of this.kinds) for (const key of await r.keys()) keys.push([kind, key]);
+      this.pass = { keys, slice: 0 };
+    }
+    const { keys, slice } = this.pass;
+    const n = keys.length;
+    // A key deleted since the pass began is enqueued anyway: its reconcile finds nothing and returns.
+    for (const [kind, key] of keys.slice(Math.floor((slice * n) / RESYNC_SLICES), Math.floor(((slice + 1) * n) / RESYNC_SLICES)))
+      if (!this.stopped) this.enqueue(kind, key);
+    this.pass.slice++;
   }
 
   async enqueueAll(): Promise<void> {
