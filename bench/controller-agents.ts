@@ -57,6 +57,8 @@ export class SimulatedAgent {
     private readonly url: string,
     private readonly c: Credentials,
     private readonly onStart: () => void,
+    /** The share of its VMs (0-1) whose guest memory use moves between two heartbeats, as busy guests' does. */
+    private readonly churn = 0,
   ) {}
 
   async connect(): Promise<void> {
@@ -84,7 +86,12 @@ export class SimulatedAgent {
   private onMessage(m: ControllerMessage): void {
     if (m.type === 'welcome') {
       clearInterval(this.timer);
-      this.timer = setInterval(() => this.send({ type: 'report', vms: [...this.vms.values()], volumes: [] }), m.heartbeatMs);
+      this.timer = setInterval(() => {
+        if (this.churn > 0)
+          for (const [id, vm] of this.vms)
+            if (Math.random() < this.churn) this.vms.set(id, { ...vm, memory: { actualMiB: 64, usedMiB: 16 + Math.floor(Math.random() * 48) } });
+        this.send({ type: 'report', vms: [...this.vms.values()], volumes: [] });
+      }, m.heartbeatMs);
       return;
     }
     if (m.type !== 'op') return;

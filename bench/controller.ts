@@ -8,7 +8,10 @@
  *     agents have received all their vm.start operations.
  *  3. Store queries per reconcile over that phase (the controller's own counters in /metrics).
  *  4. The controller's CPU while nothing changes for --idle seconds (agents keep heartbeating).
- * Usage: npm run bench:controller -- [--agents 500] [--instances 10000] [--create 1000] [--idle 60] [--heartbeat-ms 2000] [--quick]
+ * Usage: npm run bench:controller -- [--agents 500] [--instances 10000] [--create 1000] [--idle 60] [--heartbeat-ms 2000] [--churn-pct 0] [--quick]
+ * --churn-pct: the share of VMs whose guest memory use moves between two heartbeats (0: an idle
+ * cluster, where every report repeats the last; busy guests make the controller parse every report
+ * and run the memory pools' balloon policy).
  * Last line: create_<created>_s=<s> idle_cpu_pct=<pct> queries_per_reconcile=<n>
  */
 import { readFileSync } from 'node:fs';
@@ -32,6 +35,7 @@ const { values } = parseArgs({
     create: { type: 'string' },
     idle: { type: 'string' },
     'heartbeat-ms': { type: 'string' },
+    'churn-pct': { type: 'string' },
     quick: { type: 'boolean', default: false },
   },
 });
@@ -41,6 +45,8 @@ const TOTAL = Number(values.instances ?? (quick ? 300 : 10_000));
 const CREATE = Number(values.create ?? (quick ? 100 : 1000));
 const IDLE_S = Number(values.idle ?? (quick ? 3 : 60));
 const HEARTBEAT_MS = Number(values['heartbeat-ms'] ?? 2000);
+const CHURN_PCT = Number(values['churn-pct'] ?? 0);
+if (!(CHURN_PCT >= 0 && CHURN_PCT <= 100)) throw new Error('--churn-pct must be a percentage (0-100)');
 for (const [k, v] of Object.entries({ AGENTS, TOTAL, CREATE, IDLE_S, HEARTBEAT_MS }))
   if (!Number.isInteger(v) || v < 1) throw new Error(`${k.toLowerCase()} must be a positive whole number`);
 if (CREATE > TOTAL) throw new Error('--create must not be more than --instances');
@@ -134,7 +140,7 @@ async function main(): Promise<void> {
     }
     await store.close();
     for (const c of creds) {
-      const a = new SimulatedAgent(ctl.url, c, () => starts++);
+      const a = new SimulatedAgent(ctl.url, c, () => starts++, CHURN_PCT / 100);
       for (const id of placed.get(c.hostId) ?? []) a.vms.set(id, runningVm(id, 1, 0));
       agents.push(a);
     }
@@ -190,7 +196,7 @@ async function main(): Promise<void> {
     const idleCpu = ((cpuSeconds(ctl.proc.pid!) - cpu0) / ((performance.now() - w0) / 1000)) * 100;
     const i1 = await counters(ctl.url, token, ca);
     say(`idle: ${i1.reconciles - i0.reconciles} reconciles and ${i1.queries - i0.queries} queries in ${IDLE_S} s (the /metrics reads themselves included)`);
-    console.log(`agents=${AGENTS} instances=${TOTAL} heartbeat_ms=${HEARTBEAT_MS}`);
+    console.log(`agents=${AGENTS} instances=${TOTAL} heartbeat_ms=${HEARTBEAT_MS} churn_pct=${CHURN_PCT}`);
     console.log(`create_${CREATE}_s=${createS.toFixed(2)} idle_cpu_pct=${idleCpu.toFixed(2)} queries_per_reconcile=${perReconcile.toFixed(2)}`);
   } finally {
     for (const a of agents) a.close();
