@@ -123,6 +123,10 @@ export function admit(pool: PoolModel, ents: ReadonlyMap<string, Entitlement>, v
       message: `pool ${pool.name} must keep ${reserved} MiB for guarantees and guest floors with this instance, more than its ${cap} MiB`,
     };
   }
+  // No domain committed beyond its capacity: nothing to reclaim anywhere, so no guarantee can fall
+  // short, and the balloon plan (a pass over every guest of the pool, per candidate host) is not needed.
+  const committed = committedByDomain(pool, after);
+  if (domainsOf(pool).every((d) => (committed.get(d.id) ?? 0) <= d.capacityMiB)) return { ok: true, portions };
   const short = planBalloons(pool, ents, after).pressure.filter((p) => p.shortMiB > 0);
   if (short.length) {
     return {

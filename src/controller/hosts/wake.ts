@@ -17,10 +17,16 @@ export async function enqueueWaitingForRoom(ctx: Ctx): Promise<void> {
   for (const v of await ctx.store.volumes.list()) if (!v.status.hostId && v.status.phase !== 'deleting') ctx.runtime.enqueue('volume', v.id);
 }
 
-/** Memory pools are few; any change that may move memory re-plans them all. */
+/**
+ * A pool's balloon plan covers every guest in it (10,000 on a large cluster), so the changes that
+ * may move memory are gathered for this long into one run rather than each running it.
+ */
+export const POOL_GATHER_MS = 1000;
+
+/** Memory pools are few; any change that may move memory re-plans them all, within POOL_GATHER_MS. */
 export function enqueuePools(ctx: Ctx): void {
   void ctx.store.memoryPools.list().then(
-    (pools) => pools.forEach((p) => ctx.runtime.enqueue('memory', p.id)),
+    (pools) => pools.forEach((p) => ctx.runtime.enqueueAfter('memory', p.id, POOL_GATHER_MS)),
     (e: Error) => ctx.log.warn({ err: e.message }, 'could not list memory pools'),
   );
 }

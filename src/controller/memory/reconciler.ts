@@ -27,8 +27,7 @@ export function needsMove(sizeMiB: number, desiredMiB: number, report: VmReport[
 }
 
 /** Why a guest holds less than its size, in words an operator can act on. */
-export function explain(plan: BalloonPlan, vm: VmMemory, pool: PoolModel): string | undefined {
-  const mine = plan.reclaims.filter((r) => r.vmId === vm.id);
+export function explain(plan: BalloonPlan, vm: VmMemory, pool: PoolModel, mine = plan.reclaims.filter((r) => r.vmId === vm.id)): string | undefined {
   if (!mine.length) return undefined;
   const t = plan.tenants.get(vm.tenant)!;
   const parts: string[] = [];
@@ -153,12 +152,15 @@ export class MemoryReconciler implements Reconciler {
     }
     const plan = planBalloons(model, ents, running);
     const byId = new Map(instances.map((i) => [i.id, i]));
+    // Each guest's reclaims, grouped once (looked up per guest, they cost a pass over every reclaim each).
+    const reclaimsOf = new Map<string, BalloonPlan['reclaims']>();
+    for (const r of plan.reclaims) reclaimsOf.set(r.vmId, [...(reclaimsOf.get(r.vmId) ?? []), r]);
     const now = this.d.clock.now();
 
     for (const vm of running) {
       const desired = plan.targets.get(vm.id)!;
       const report = reports.get(vm.id)!.memory;
-      const reason = explain(plan, vm, model);
+      const reason = explain(plan, vm, model, reclaimsOf.get(vm.id) ?? []);
       await this.recordBalloon(byId.get(vm.id)!, { targetMiB: desired, actualMiB: report?.actualMiB, usedMiB: report?.usedMiB, reason }, now);
       const last = this.sent.get(vm.id);
       const pending = last && last.targetMiB === desired && now.getTime() - last.at < RESEND_MS;
