@@ -64,7 +64,10 @@ export class Controller {
       clock: opts.clock,
       resyncMs: opts.resyncMs,
       onError: (kind) => opts.metrics.reconcileErrors.inc({ kind }),
-      onRun: (kind) => opts.metrics.reconciles.inc({ kind }),
+      onRun: (kind, ms) => {
+        opts.metrics.reconciles.inc({ kind });
+        opts.metrics.reconcileSeconds.inc({ kind }, ms / 1000);
+      },
     });
     this.ops = new OpTracker({ db: store.db, transport: hub, clock: opts.clock, log: opts.log, wake: (r) => this.runtime.enqueue(r.kind, r.key) });
     const liveness = new HostLiveness({
@@ -167,6 +170,10 @@ export class Controller {
 
   currentStorage(h: Host): HostStorage | undefined {
     return this.placement.currentStorage(h);
+  }
+
+  lastHeartbeat(h: Host): Date | undefined {
+    return this.placement.lastHeartbeat(h);
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {

@@ -5,9 +5,10 @@ import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, RefParams } from '../schemas.ts';
 
 /**
- * Adds what the controller derives (capacity) to what is stored, and the disk space as placement
- * sees it: the agent's latest report (the status records it when it moves by 1% of the disk, or
- * every 15 s), with what is promised on the host and what can still be.
+ * Adds what the controller derives (capacity) to what is stored, the last heartbeat it heard (the
+ * status records it every few minutes), and the disk space as placement sees it: the agent's latest
+ * report (the status records it when it moves by 1% of the disk, or every 15 s), with what is
+ * promised on the host and what can still be.
  */
 async function withCapacity(s: ApiServices, hosts: Host[]): Promise<Host[]> {
   const cap = new Map((await s.controller.capacity()).map((c) => [c.id, c]));
@@ -15,10 +16,12 @@ async function withCapacity(s: ApiServices, hosts: Host[]): Promise<Host[]> {
     const c = cap.get(h.id);
     if (!c) return h;
     const storage = s.controller.currentStorage(h);
+    const heard = s.controller.lastHeartbeat(h)?.toISOString();
     return {
       ...h,
       status: {
         ...h.status,
+        agent: heard ? { ...h.status.agent, lastHeartbeatAt: heard } : h.status.agent,
         allocatable: c.allocatable,
         allocated: c.allocated,
         storage: storage && c.disk ? { ...storage, promisedBytes: c.disk.promisedBytes, canPromiseBytes: c.disk.canPromiseBytes } : storage,

@@ -18,6 +18,11 @@ export class PlacementService {
     return this.ctx.liveness.currentStorage(h, this.ctx.hub().storage(h.id));
   }
 
+  /** The host's last heartbeat as this controller heard it (the stored one is recorded only every few minutes). */
+  lastHeartbeat(h: Host): Date | undefined {
+    return this.ctx.liveness.lastHeartbeat(h);
+  }
+
   /** Whether a host can take `need` now (a host without a storage report can). */
   async diskFit(hostId: string, need: DiskNeed, o: { excludeVolume?: string } = {}): Promise<DiskFit> {
     const h = (await this.capacity(o)).find((x) => x.id === hostId);
