@@ -61,18 +61,40 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** The controller's user+system CPU seconds so far (/proc: clock ticks of 1/100 s). */
-function cpuSeconds(pid: number): number {
+/** The controller's user and system CPU seconds so far (/proc: clock ticks of 1/100 s). */
+function cpuTimes(pid: number): { user: number; sys: number } {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 };
 }
 
-async function counters(url: string, token: string, ca: string): Promise<{ reconciles: number; queries: number }> {
+interface Counters {
+  reconciles: number;
+  queries: number;
+  /** Per kind: runs and seconds spent in them. */
+  kinds: Map<string, { runs: number; seconds: number }>;
+}
+
+async function counters(url: string, token: string, ca: string): Promise<Counters> {
   const { httpsRequest } = await import('../src/common/https.ts');
   const r = await httpsRequest(`${url}/metrics`, { tls: { ca }, headers: { authorization: `Bearer ${token}` } });
   const text = r.body.toString();
-  const sum = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
-  return { reconciles: sum('outrig_reconciles_total'), queries: sum('outrig_store_queries_total') };
+  const series = (name: string) => [...text.matchAll(new RegExp(`^${name}(?:\\{kind="([^"]*)"\\}|\\{[^}]*\\})? (\\S+)$`, 'gm'))];
+  const sum = (name: string) => series(name).reduce((n, m) => n + Number(m[2]), 0);
+  const kinds = new Map<string, { runs: number; seconds: number }>();
+  for (const m of series('outrig_reconciles_total')) if (m[1]) kinds.set(m[1], { runs: Number(m[2]), seconds: 0 });
+  for (const m of series('outrig_reconcile_seconds_total')) if (m[1] && kinds.has(m[1])) kinds.get(m[1])!.seconds = Number(m[2]);
+  return { reconciles: sum('outrig_reconciles_total'), queries: sum('outrig_store_queries_total'), kinds };
+}
+
+/** Runs per kind between two readings, and the time they took: "instance 950 (0.21 ms each)". */
+function perKind(a: Counters, b: Counters): string {
+  const parts: string[] = [];
+  for (const [kind, x] of b.kinds) {
+    const runs = x.runs - (a.kinds.get(kind)?.runs ?? 0);
+    const s = x.seconds - (a.kinds.get(kind)?.seconds ?? 0);
+    if (runs > 0) parts.push(`${kind} ${runs} (${((s / runs) * 1000).toFixed(2)} ms each)`);
+  }
+  return parts.join(', ') || 'none';
 }
 
 async function pool<T>(items: T[], width: number, fn: (x: T) => Promise<void>): Promise<void> {
@@ -187,17 +209,26 @@ async function main(): Promise<void> {
     const after = await counters(ctl.url, token, ca);
     const perReconcile = (after.queries - before.queries) / Math.max(1, after.reconciles - before.reconciles);
     say(`create: ${createS.toFixed(1)} s; ${after.reconciles - before.reconciles} reconciles, ${after.queries - before.queries} queries`);
+    say(`create reconciles: ${perKind(before, after)}`);
 
     say(`idle for ${IDLE_S} s`);
-    const cpu0 = cpuSeconds(ctl.proc.pid!);
+    // The counters are read outside the measured window: a /metrics read costs the controller a pass over every resource.
     const i0 = await counters(ctl.url, token, ca);
+    const cpu0 = cpuTimes(ctl.proc.pid!);
     const w0 = performance.now();
     await new Promise((r) => setTimeout(r, IDLE_S * 1000));
-    const idleCpu = ((cpuSeconds(ctl.proc.pid!) - cpu0) / ((performance.now() - w0) / 1000)) * 100;
+    const cpu1 = cpuTimes(ctl.proc.pid!);
+    const pct = (x: number) => (x / ((performance.now() - w0) / 1000)) * 100;
+    const idleCpu = pct(cpu1.user - cpu0.user + cpu1.sys - cpu0.sys);
+    say(`idle CPU: ${pct(cpu1.user - cpu0.user).toFixed(2)}% user, ${pct(cpu1.sys - cpu0.sys).toFixed(2)}% system`);
     const i1 = await counters(ctl.url, token, ca);
     say(`idle: ${i1.reconciles - i0.reconciles} reconciles and ${i1.queries - i0.queries} queries in ${IDLE_S} s (the /metrics reads themselves included)`);
+    say(`idle reconciles: ${perKind(i0, i1)}`);
     console.log(`agents=${AGENTS} instances=${TOTAL} heartbeat_ms=${HEARTBEAT_MS} churn_pct=${CHURN_PCT}`);
     console.log(`create_${CREATE}_s=${createS.toFixed(2)} idle_cpu_pct=${idleCpu.toFixed(2)} queries_per_reconcile=${perReconcile.toFixed(2)}`);
+  } catch (e) {
+    say(`the controller's last output:\n${ctl.output().slice(-3000)}`);
+    throw e;
   } finally {
     for (const a of agents) a.close();
     await stopDaemon(ctl);

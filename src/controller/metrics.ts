@@ -9,6 +9,7 @@ export interface ControllerMetrics {
   agentAnswersDropped: Counter<'kind' | 'reason'>;
   consoleOverruns: Counter;
   reconcileErrors: Counter<'kind'>;
+  reconcileSeconds: Counter<'kind'>;
   reconciles: Counter<'kind'>;
   storeQueries: Counter;
   instanceStart: Histogram;
@@ -142,6 +143,12 @@ export function createMetrics(store: Store, hub: HubView, nonceBytes: () => numb
     }),
     reconcileErrors: new Counter({ name: 'outrig_reconcile_errors_total', help: 'Reconciler runs that threw', labelNames: ['kind'], registers: [registry] }),
     reconciles: new Counter({ name: 'outrig_reconciles_total', help: 'Reconciler runs', labelNames: ['kind'], registers: [registry] }),
+    reconcileSeconds: new Counter({
+      name: 'outrig_reconcile_seconds_total',
+      help: 'Time spent in reconciler runs (wall clock, from start to end of each run)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     storeQueries: new Counter({ name: 'outrig_store_queries_total', help: 'SQL statements the controller ran against its store', registers: [registry] }),
     discoveryDropped: new Counter({
       name: 'outrig_discovery_dropped_total',
