@@ -72,6 +72,8 @@ interface Counters {
   queries: number;
   /** Per kind: runs and seconds spent in them. */
   kinds: Map<string, { runs: number; seconds: number }>;
+  /** The event loop's worst delay since the last read of /metrics (prom-client resets it on each read). */
+  lagMaxS: number;
 }
 
 async function counters(url: string, token: string, ca: string): Promise<Counters> {
@@ -83,7 +85,8 @@ async function counters(url: string, token: string, ca: string): Promise<Counter
   const kinds = new Map<string, { runs: number; seconds: number }>();
   for (const m of series('outrig_reconciles_total')) if (m[1]) kinds.set(m[1], { runs: Number(m[2]), seconds: 0 });
   for (const m of series('outrig_reconcile_seconds_total')) if (m[1] && kinds.has(m[1])) kinds.get(m[1])!.seconds = Number(m[2]);
-  return { reconciles: sum('outrig_reconciles_total'), queries: sum('outrig_store_queries_total'), kinds };
+  const lag = /^outrig_controller_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
+  return { reconciles: sum('outrig_reconciles_total'), queries: sum('outrig_store_queries_total'), kinds, lagMaxS: Number(lag?.[1] ?? 0) };
 }
 
 /** Runs per kind between two readings, and the time they took: "instance 950 (0.21 ms each)". */
@@ -196,6 +199,15 @@ async function main(): Promise<void> {
     const before = await counters(ctl.url, token, ca);
     starts = 0;
     const t0 = performance.now();
+    // The API's responsiveness while the creates run: a /metrics read every second, its time and the event loop's worst lag.
+    const probes: { ms: number; lagS: number }[] = [];
+    const probe = setInterval(() => {
+      const a = performance.now();
+      counters(ctl.url, token, ca).then(
+        (c) => probes.push({ ms: performance.now() - a, lagS: c.lagMaxS }),
+        (e: Error) => say(`probe at ${((a - t0) / 1000).toFixed(1)} s failed: ${e.message}`),
+      );
+    }, 1000);
     await pool(
       Array.from({ length: CREATE }, (_, i) => i),
       32,
@@ -205,6 +217,12 @@ async function main(): Promise<void> {
     );
     await waitUntil(`${CREATE} vm.start operations to reach the agents`, () => starts >= CREATE, 1_800_000, 100);
     const createS = (performance.now() - t0) / 1000;
+    clearInterval(probe);
+    const sorted = probes.map((p) => p.ms).sort((a, b) => a - b);
+    say(
+      `API during the creates: ${probes.length} reads of /metrics answered in ${sorted[Math.floor(sorted.length / 2)]?.toFixed(0)} ms (median), ` +
+        `${sorted.at(-1)?.toFixed(0)} ms at most; the controller's event loop lagged ${Math.max(0, ...probes.map((p) => p.lagS)).toFixed(2)} s at most`,
+    );
     await settle('the controller to settle after the creates');
     const after = await counters(ctl.url, token, ca);
     const perReconcile = (after.queries - before.queries) / Math.max(1, after.reconciles - before.reconciles);
