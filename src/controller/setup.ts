@@ -177,7 +177,9 @@ export class Controller {
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.scheduling.then(fn);
+    // Each job starts from the event loop: with the store in memory a placement runs without real
+    // I/O, and 32 creates chained as microtasks held the loop (TLS handshakes, agent streams) for a second.
+    const run = this.scheduling.then(() => new Promise<void>((r) => setImmediate(r))).then(fn);
     this.scheduling = run.catch(() => undefined);
     return run;
   }
