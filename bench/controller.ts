@@ -40,9 +40,9 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick;
-const AGENTS = Number(values.agents ?? (quick ? 20 : 500));
-const TOTAL = Number(values.instances ?? (quick ? 300 : 10_000));
-const CREATE = Number(values.create ?? (quick ? 100 : 1000));
+const AGENTS = Number(values.agents ?? (quick ? 10 : 500));
+const TOTAL = Number(values.instances ?? (quick ? 150 : 10_000));
+const CREATE = Number(values.create ?? (quick ? 50 : 1000));
 const IDLE_S = Number(values.idle ?? (quick ? 3 : 60));
 const HEARTBEAT_MS = Number(values['heartbeat-ms'] ?? 2000);
 const CHURN_PCT = Number(values['churn-pct'] ?? 0);

@@ -5,7 +5,7 @@
  * write-back with a flush every 32 writes, write-back without flushes, 4K random reads, and a
  * cold sequential read of a region filled by random writes (the cost of append allocation).
  * Medians of 3 rounds, targets in rotating order; see bench/disk/plan.ts for the steps.
- * Usage: npm run bench:disk [-- --quick] [-- --rounds N]   (--quick: one round, small sizes, three baselines)
+ * Usage: npm run bench:disk [-- --quick] [-- --rounds N]   (--quick: one round, small sizes, two baselines)
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
