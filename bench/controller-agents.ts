@@ -1,13 +1,15 @@
 /**
  * Simulated agents for bench:controller: each enrolls with a one-time token, opens its stream with
- * mutual TLS and speaks the real agent protocol (hello, a report every heartbeat, answers to
- * operations), but carries nothing out: a vm.start makes a VM "running" in its report at once.
+ * mutual TLS and speaks the real agent protocol (hello; a report when something changed, checked
+ * every sweep, and at least every heartbeat; answers to operations), but carries nothing out: a
+ * vm.start makes a VM "running" at once.
  * This measures the controller, not QEMU.
  */
 import { once } from 'node:events';
 import type { Logger } from 'pino';
 import WebSocket from 'ws';
 import { enroll } from '../src/agent/enroll.ts';
+import { ReportPacer } from '../src/agent/report-pacer.ts';
 import { VERSION } from '../src/common/version.ts';
 import { AGENT_STREAM_PATH, PROTOCOL_VERSION, type AgentMessage, type ControllerMessage, type VmReport } from '../src/model/agent-protocol.ts';
 import type { Inventory } from '../src/model/host.ts';
@@ -46,18 +48,22 @@ export function runningVm(instanceId: string, generation: number, restartSeq: nu
   return { instanceId, state: 'running', accel: 'tcg', forwards: [], generation, restartSeq, disks: [], bootedAt: at, readyAt: at };
 }
 
-/** One simulated agent's stream: answers every operation at once and reports its VMs every heartbeat. */
+type Report = Extract<AgentMessage, { type: 'report' }>;
+
+/** One simulated agent's stream: answers every operation at once and reports its VMs as a real agent does. */
 export class SimulatedAgent {
   readonly vms = new Map<string, VmReport>();
   starts = 0;
   private ws?: WebSocket;
   private timer?: NodeJS.Timeout;
+  private pacer?: ReportPacer;
+  private reportQueued = false;
 
   constructor(
     private readonly url: string,
     private readonly c: Credentials,
     private readonly onStart: () => void,
-    /** The share of its VMs (0-1) whose guest memory use moves between two heartbeats, as busy guests' does. */
+    /** The share of its VMs (0-1) whose guest memory use moves between two sweeps, as busy guests' does. */
     private readonly churn = 0,
   ) {}
 
@@ -86,12 +92,16 @@ export class SimulatedAgent {
   private onMessage(m: ControllerMessage): void {
     if (m.type === 'welcome') {
       clearInterval(this.timer);
+      const sweepMs = m.sweepMs ?? m.heartbeatMs;
+      const pacer = new ReportPacer(m.heartbeatMs, sweepMs);
+      this.pacer = pacer;
       this.timer = setInterval(() => {
         if (this.churn > 0)
           for (const [id, vm] of this.vms)
             if (Math.random() < this.churn) this.vms.set(id, { ...vm, memory: { actualMiB: 64, usedMiB: 16 + Math.floor(Math.random() * 48) } });
-        this.send({ type: 'report', vms: [...this.vms.values()], volumes: [] });
-      }, m.heartbeatMs);
+        const r = this.report();
+        if (pacer.due(r, Date.now())) this.sendReport(r);
+      }, sweepMs);
       return;
     }
     if (m.type !== 'op') return;
@@ -106,6 +116,26 @@ export class SimulatedAgent {
       if (vm) this.vms.set(op.instanceId, { ...vm, state: 'stopped' });
     }
     this.send({ type: 'op-result', opId: op.opId, ok: true });
+    this.reportSoon();
+  }
+
+  private report(): Report {
+    return { type: 'report', vms: [...this.vms.values()], volumes: [] };
+  }
+
+  private sendReport(r: Report): void {
+    this.send(r);
+    this.pacer?.markSent(r, Date.now());
+  }
+
+  /** A VM changed: reported on the next tick, a burst of changes in one report, as the agent does. */
+  private reportSoon(): void {
+    if (this.reportQueued) return;
+    this.reportQueued = true;
+    setImmediate(() => {
+      this.reportQueued = false;
+      this.sendReport(this.report());
+    });
   }
 
   close(): void {

@@ -7,9 +7,10 @@
  *  2. `created` instances are created through the API, 32 requests at a time: the time until the
  *     agents have received all their vm.start operations.
  *  3. Store queries per reconcile over that phase (the controller's own counters in /metrics).
- *  4. The controller's CPU while nothing changes for --idle seconds (agents keep heartbeating).
- * Usage: npm run bench:controller -- [--agents 500] [--instances 10000] [--create 1000] [--idle 60] [--heartbeat-ms 2000] [--churn-pct 0] [--quick]
- * --churn-pct: the share of VMs whose guest memory use moves between two heartbeats (0: an idle
+ *  4. The controller's CPU while nothing changes for --idle seconds (agents keep heartbeating),
+ *     after --quiet seconds of the same (V8's heap shrinking after the creates falls in those).
+ * Usage: npm run bench:controller -- [--agents 500] [--instances 10000] [--create 1000] [--idle 60] [--quiet 30] [--heartbeat-ms 10000] [--churn-pct 0] [--quick]
+ * --churn-pct: the share of VMs whose guest memory use moves between two sweeps (every 2 s) (0: an idle
  * cluster, where every report repeats the last; busy guests make the controller parse every report
  * and run the memory pools' balloon policy).
  * Last line: create_<created>_s=<s> idle_cpu_pct=<pct> queries_per_reconcile=<n>
@@ -34,6 +35,7 @@ const { values } = parseArgs({
     instances: { type: 'string' },
     create: { type: 'string' },
     idle: { type: 'string' },
+    quiet: { type: 'string' },
     'heartbeat-ms': { type: 'string' },
     'churn-pct': { type: 'string' },
     quick: { type: 'boolean', default: false },
@@ -44,11 +46,13 @@ const AGENTS = Number(values.agents ?? (quick ? 10 : 500));
 const TOTAL = Number(values.instances ?? (quick ? 150 : 10_000));
 const CREATE = Number(values.create ?? (quick ? 50 : 1000));
 const IDLE_S = Number(values.idle ?? (quick ? 3 : 60));
-const HEARTBEAT_MS = Number(values['heartbeat-ms'] ?? 2000);
+const QUIET_S = Number(values.quiet ?? (quick ? 0 : 30));
+const HEARTBEAT_MS = Number(values['heartbeat-ms'] ?? 10_000);
 const CHURN_PCT = Number(values['churn-pct'] ?? 0);
 if (!(CHURN_PCT >= 0 && CHURN_PCT <= 100)) throw new Error('--churn-pct must be a percentage (0-100)');
 for (const [k, v] of Object.entries({ AGENTS, TOTAL, CREATE, IDLE_S, HEARTBEAT_MS }))
   if (!Number.isInteger(v) || v < 1) throw new Error(`${k.toLowerCase()} must be a positive whole number`);
+if (!Number.isInteger(QUIET_S) || QUIET_S < 0) throw new Error('--quiet must be a whole number of seconds');
 if (CREATE > TOTAL) throw new Error('--create must not be more than --instances');
 
 const say = (m: string) => process.stderr.write(`${m}\n`);
@@ -70,6 +74,9 @@ function cpuTimes(pid: number): { user: number; sys: number } {
 interface Counters {
   reconciles: number;
   queries: number;
+  /** V8's collections per kind (major, minor, incremental, weakcb): how many and the seconds they took. */
+  gc: Map<string, { runs: number; seconds: number }>;
+  heapUsedBytes: number;
   /** Per kind: runs and seconds spent in them. */
   kinds: Map<string, { runs: number; seconds: number }>;
   /** The event loop's worst delay since the last read of /metrics (prom-client resets it on each read). */
@@ -85,16 +92,26 @@ async function counters(url: string, token: string, ca: string): Promise<Counter
   const kinds = new Map<string, { runs: number; seconds: number }>();
   for (const m of series('outrig_reconciles_total')) if (m[1]) kinds.set(m[1], { runs: Number(m[2]), seconds: 0 });
   for (const m of series('outrig_reconcile_seconds_total')) if (m[1] && kinds.has(m[1])) kinds.get(m[1])!.seconds = Number(m[2]);
-  const lag = /^outrig_controller_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
-  return { reconciles: sum('outrig_reconciles_total'), queries: sum('outrig_store_queries_total'), kinds, lagMaxS: Number(lag?.[1] ?? 0) };
+  const gc = new Map<string, { runs: number; seconds: number }>();
+  for (const m of series('outrig_controller_nodejs_gc_duration_seconds_count')) if (m[1]) gc.set(m[1], { runs: Number(m[2]), seconds: 0 });
+  for (const m of series('outrig_controller_nodejs_gc_duration_seconds_sum')) if (m[1] && gc.has(m[1])) gc.get(m[1])!.seconds = Number(m[2]);
+  const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return {
+    reconciles: sum('outrig_reconciles_total'),
+    queries: sum('outrig_store_queries_total'),
+    kinds,
+    gc,
+    heapUsedBytes: gauge('outrig_controller_nodejs_heap_size_used_bytes'),
+    lagMaxS: gauge('outrig_controller_nodejs_eventloop_lag_max_seconds'),
+  };
 }
 
 /** Runs per kind between two readings, and the time they took: "instance 950 (0.21 ms each)". */
-function perKind(a: Counters, b: Counters): string {
+function perKind(a: Counters['kinds'], b: Counters['kinds']): string {
   const parts: string[] = [];
-  for (const [kind, x] of b.kinds) {
-    const runs = x.runs - (a.kinds.get(kind)?.runs ?? 0);
-    const s = x.seconds - (a.kinds.get(kind)?.seconds ?? 0);
+  for (const [kind, x] of b) {
+    const runs = x.runs - (a.get(kind)?.runs ?? 0);
+    const s = x.seconds - (a.get(kind)?.seconds ?? 0);
     if (runs > 0) parts.push(`${kind} ${runs} (${((s / runs) * 1000).toFixed(2)} ms each)`);
   }
   return parts.join(', ') || 'none';
@@ -227,8 +244,16 @@ async function main(): Promise<void> {
     const after = await counters(ctl.url, token, ca);
     const perReconcile = (after.queries - before.queries) / Math.max(1, after.reconciles - before.reconciles);
     say(`create: ${createS.toFixed(1)} s; ${after.reconciles - before.reconciles} reconciles, ${after.queries - before.queries} queries`);
-    say(`create reconciles: ${perKind(before, after)}`);
+    say(`create reconciles: ${perKind(before.kinds, after.kinds)}`);
 
+    // After a burst of work V8 shrinks its heap with a few full collections once allocation slows:
+    // the creates' cost, not the idle controller's, so the window starts after a quiet spell (measured too).
+    const q0 = cpuTimes(ctl.proc.pid!);
+    const qt = performance.now();
+    await new Promise((r) => setTimeout(r, QUIET_S * 1000));
+    const q1 = cpuTimes(ctl.proc.pid!);
+    if (QUIET_S > 0)
+      say(`quiet for ${QUIET_S} s first: ${(((q1.user - q0.user + q1.sys - q0.sys) / ((performance.now() - qt) / 1000)) * 100).toFixed(2)}% CPU`);
     say(`idle for ${IDLE_S} s`);
     // The counters are read outside the measured window: a /metrics read costs the controller a pass over every resource.
     const i0 = await counters(ctl.url, token, ca);
@@ -241,7 +266,8 @@ async function main(): Promise<void> {
     say(`idle CPU: ${pct(cpu1.user - cpu0.user).toFixed(2)}% user, ${pct(cpu1.sys - cpu0.sys).toFixed(2)}% system`);
     const i1 = await counters(ctl.url, token, ca);
     say(`idle: ${i1.reconciles - i0.reconciles} reconciles and ${i1.queries - i0.queries} queries in ${IDLE_S} s (the /metrics reads themselves included)`);
-    say(`idle reconciles: ${perKind(i0, i1)}`);
+    say(`idle reconciles: ${perKind(i0.kinds, i1.kinds)}`);
+    say(`idle garbage collection: ${perKind(i0.gc, i1.gc)}; heap in use ${(i1.heapUsedBytes / 2 ** 20).toFixed(0)} MiB`);
     console.log(`agents=${AGENTS} instances=${TOTAL} heartbeat_ms=${HEARTBEAT_MS} churn_pct=${CHURN_PCT}`);
     console.log(`create_${CREATE}_s=${createS.toFixed(2)} idle_cpu_pct=${idleCpu.toFixed(2)} queries_per_reconcile=${perReconcile.toFixed(2)}`);
   } catch (e) {

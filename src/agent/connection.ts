@@ -9,7 +9,7 @@ export interface ConnectionOptions {
   tls: () => { ca: string; cert: string; key: string };
   hello: () => Promise<AgentMessage>;
   onMessage: (m: ControllerMessage) => void;
-  onWelcome: (heartbeatMs: number) => void;
+  onWelcome: (heartbeatMs: number, sweepMs: number) => void;
   onDisconnect: () => void;
   /** The send queue has room for console data again. */
   onConsoleRoom?: () => void;
@@ -71,7 +71,7 @@ export class ControllerConnection {
         this.welcomed = true;
         this.backoffMs = 250;
         this.o.log.info({ controller: this.o.controllerUrl, hostId: msg.hostId }, 'connected to controller');
-        this.o.onWelcome(msg.heartbeatMs);
+        this.o.onWelcome(msg.heartbeatMs, msg.sweepMs ?? msg.heartbeatMs);
         return;
       }
       this.o.onMessage(msg);

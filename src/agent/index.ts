@@ -94,7 +94,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     reportQueued = true;
     setImmediate(() => {
       reportQueued = false;
-      stream?.send(report());
+      stream?.sendReport(report());
     });
   };
   const disks = await StorageServices.start(cfg.dataDir, log, sendReport);
@@ -145,7 +145,7 @@ export async function startAgent(cfg: AgentConfig): Promise<RunningAgent> {
     }),
     answer: (op) => ops.answer(op),
     consoles,
-    heartbeat: async () => {
+    sweep: async () => {
       await vms.sweep();
       await vms.sampleMemory();
       await disks.refreshOrRestart();

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { AgentMessage, AgentOp, ControllerMessage } from '../model/agent-protocol.ts';
 import { ControllerConnection } from './connection.ts';
+import { ReportPacer } from './report-pacer.ts';
 import type { ConsoleLink, Consoles } from './consoles.ts';
 import type { OpResultMessage } from './ops/dispatch.ts';
 
@@ -16,14 +17,18 @@ interface AgentStreamOptions {
   /** Carries out an operation and gives its answer. */
   answer: (op: AgentOp) => Promise<OpResultMessage>;
   consoles: Consoles;
-  /** The periodic work of a heartbeat; its report is sent after it, even when it failed. */
-  heartbeat: () => Promise<void>;
-  report: () => Extract<AgentMessage, { type: 'report' }>;
+  /** The periodic check of the host (a sweep); its report is sent after it, even when it failed, if it changed or a heartbeat is due. */
+  sweep: () => Promise<void>;
+  report: () => Report;
 }
+
+type Report = Extract<AgentMessage, { type: 'report' }>;
 
 export class AgentStream implements ConsoleLink {
   private readonly conn: ControllerConnection;
-  private heartbeat?: NodeJS.Timeout;
+  private sweeper?: NodeJS.Timeout;
+  /** Set per connection, from the controller's welcome. */
+  private pacer?: ReportPacer;
 
   constructor(private readonly o: AgentStreamOptions) {
     this.conn = new ControllerConnection({
@@ -32,7 +37,7 @@ export class AgentStream implements ConsoleLink {
       log: o.log,
       hello: o.hello,
       onMessage: (m) => this.dispatch(m),
-      onWelcome: (ms) => this.beat(ms),
+      onWelcome: (heartbeatMs, sweepMs) => this.beat(heartbeatMs, sweepMs),
       onDisconnect: () => o.consoles.closeAll(),
       onConsoleRoom: () => o.consoles.kick(),
     });
@@ -44,6 +49,11 @@ export class AgentStream implements ConsoleLink {
 
   send(m: AgentMessage): boolean {
     return this.conn.send(m);
+  }
+
+  /** Sends a report now (something changed). */
+  sendReport(r: Report): void {
+    if (this.send(r)) this.pacer?.markSent(r, Date.now());
   }
 
   sendConsole(m: Extract<AgentMessage, { type: 'console-data' }>): boolean {
@@ -61,8 +71,8 @@ export class AgentStream implements ConsoleLink {
 
   async close(): Promise<void> {
     await this.conn.close();
-    // After the stream is closed: a welcome that arrived while it closed starts no new heartbeat.
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    // After the stream is closed: a welcome that arrived while it closed starts no new sweeps.
+    if (this.sweeper) clearInterval(this.sweeper);
   }
 
   private dispatch(m: ControllerMessage): void {
@@ -84,13 +94,19 @@ export class AgentStream implements ConsoleLink {
     }
   }
 
-  private beat(ms: number): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = setInterval(() => {
+  private beat(heartbeatMs: number, sweepMs: number): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    // A new connection: the hello carried everything, and the first sweep reports in full.
+    const pacer = new ReportPacer(heartbeatMs, sweepMs);
+    this.pacer = pacer;
+    this.sweeper = setInterval(() => {
       void this.o
-        .heartbeat()
+        .sweep()
         .catch((e: Error) => this.o.log.warn({ err: e.message }, 'periodic sweep failed'))
-        .finally(() => this.send(this.o.report()));
-    }, ms);
+        .finally(() => {
+          const r = this.o.report();
+          if (pacer.due(r, Date.now())) this.sendReport(r);
+        });
+    }, sweepMs);
   }
 }

@@ -17,7 +17,7 @@ import type { StatusWriter } from './runtime/status-writer.ts';
 export interface ControllerOptions {
   lostAfterMs: number;
   /** Safety net: every resource is reconciled at least this often (events do the real work). */
-  resyncMs: number;
+  resyncMs?: number;
   allocation: AllocationPolicy;
   clock: Clock;
   log: Logger;

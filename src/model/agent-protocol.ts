@@ -279,8 +279,21 @@ export const AgentMessage = Type.Union([
 ]);
 export type AgentMessage = Static<typeof AgentMessage>;
 
+/**
+ * Guests' memory figures move a little all the time: a move smaller than this is not a change worth
+ * a report before the next heartbeat (nor a store write in the controller's memory reconciler).
+ */
+export const MEMORY_REPORT_DEADBAND_MIB = { actualMiB: 4, usedMiB: 8 } as const;
+
 export const ControllerMessage = Type.Union([
-  Type.Object({ type: Type.Literal('welcome'), hostId: Type.String(), heartbeatMs: Type.Integer() }),
+  Type.Object({
+    type: Type.Literal('welcome'),
+    hostId: Type.String(),
+    /** The longest an agent goes without a report: a report that repeats the last one is sent this often. */
+    heartbeatMs: Type.Integer(),
+    /** How often the agent checks its host (exits, balloons, disk space) and reports what changed; heartbeatMs if absent. */
+    sweepMs: Type.Optional(Type.Integer()),
+  }),
   Type.Object({ type: Type.Literal('op'), op: AgentOp }),
   Type.Object({
     type: Type.Literal('console-open'),

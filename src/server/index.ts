@@ -128,7 +128,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   const caFile = join(clientDir, 'ca.crt');
   await writeFile(caFile, trust.ca.certPem);
 
-  const heartbeatMs = cfg.heartbeatMs ?? 2000;
+  const heartbeatMs = cfg.heartbeatMs ?? 10_000;
   let hub: AgentHub | undefined;
   const metrics = createMetrics(
     store,
@@ -141,7 +141,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
   countQuery = () => metrics.storeQueries.inc();
   const controller = new Controller(store, {
     lostAfterMs: cfg.lostAfterMs ?? heartbeatMs * 5,
-    resyncMs: cfg.resyncMs ?? 600_000,
+    resyncMs: cfg.resyncMs,
     allocation: { ...DEFAULT_ALLOCATION_POLICY, ...cfg.allocation },
     clock: realClock,
     log,

@@ -120,7 +120,11 @@ export function daemonCommands(program: Command): void {
     )
     .option('--answer-declines', "tell hosts why their policy is declined (also tells any sender about the cluster; the controller's log always says why)")
     .option('--advertise-url <url>', 'API URL told to discovering hosts (default: https on the listen address)')
-    .addOption(new Option('--heartbeat-ms <ms>', 'agent heartbeat period').default(2000).argParser(parseIntStrict('--heartbeat-ms')))
+    .addOption(
+      new Option('--heartbeat-ms <ms>', 'the longest an agent goes without reporting; changes are reported at once, and hosts checked every min(this, 2 s)')
+        .default(10_000)
+        .argParser(parseIntStrict('--heartbeat-ms')),
+    )
     .addOption(
       new Option('--lost-after-ms <ms>', 'a host is lost after this long without heartbeats (default 5 heartbeats)').argParser(
         parseIntStrict('--lost-after-ms'),

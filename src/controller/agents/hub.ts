@@ -87,6 +87,12 @@ const agentMessage = Compile(AgentMessage);
 /** How long a peer that ignores our close frame may keep the socket. */
 const CLOSE_GRACE_MS = 1000;
 
+/**
+ * How often an agent checks its host and reports what changed. Changes travel at once (or within a
+ * sweep); the heartbeat only repeats an unchanged report, so it can be much longer.
+ */
+const AGENT_SWEEP_MS = 2000;
+
 export class AgentHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   private readonly sessions = new Map<string, Session>();
@@ -198,7 +204,7 @@ export class AgentHub {
               consoles: new Map(),
             };
             this.sessions.set(hello.hostId, session);
-            send({ type: 'welcome', hostId: hello.hostId, heartbeatMs: this.heartbeatMs });
+            send({ type: 'welcome', hostId: hello.hostId, heartbeatMs: this.heartbeatMs, sweepMs: Math.min(this.heartbeatMs, AGENT_SWEEP_MS) });
             this.log.info({ hostId: hello.hostId, name: hello.name, serial, vms: hello.vms.length, volumes: hello.volumes.length }, 'agent connected');
             this.events.onReport(
               hello.hostId,

@@ -38,6 +38,7 @@ export class AgentEvents {
       trust: st.trust ? { ...st.trust, certificate: undefined } : undefined,
       storage,
     }));
+    ctx.liveness.persistedAt(msg.hostId, now);
     ctx.liveness.recordedStorage.set(msg.hostId, storage);
     ctx.runtime.enqueue('host', msg.hostId);
     await enqueueHostResources(ctx, msg.hostId);

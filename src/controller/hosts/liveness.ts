@@ -54,6 +54,11 @@ export class HostLiveness {
     return true;
   }
 
+  /** A heartbeat written with other news (the hello): the next periodic write is HEARTBEAT_PERSIST_MS after it. */
+  persistedAt(hostId: string, at: Date): void {
+    this.persisted.set(hostId, at.getTime());
+  }
+
   lastHeartbeat(h: Host): Date | undefined {
     return this.heartbeats.get(h.id) ?? (h.status.agent.lastHeartbeatAt ? new Date(h.status.agent.lastHeartbeatAt) : undefined);
   }

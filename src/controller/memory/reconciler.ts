@@ -5,7 +5,7 @@
  * domain and tenant, and on each instance its target, what it holds and why.
  */
 import { committedByDomain, domainsOf, planBalloons, type BalloonPlan, type Entitlement, type PoolModel, type VmMemory } from '../../memory/index.ts';
-import type { VmReport } from '../../model/agent-protocol.ts';
+import { MEMORY_REPORT_DEADBAND_MIB, type VmReport } from '../../model/agent-protocol.ts';
 import { setCondition } from '../../model/conditions.ts';
 import type { Condition } from '../../model/common.ts';
 import type { Instance } from '../../model/instance.ts';
@@ -120,8 +120,13 @@ function poolConditions(prev: Condition[], plan: BalloonPlan, now: Date): Condit
 /** Reported numbers move a little all the time; only a real change is worth a store write. */
 function balloonChanged(a: InstanceMemory['balloon'], b: InstanceMemory['balloon']): boolean {
   if (!a || !b) return a !== b;
-  const far = (x?: number, y?: number, by = 4) => (x === undefined) !== (y === undefined) || Math.abs((x ?? 0) - (y ?? 0)) >= by;
-  return a.targetMiB !== b.targetMiB || a.reason !== b.reason || far(a.actualMiB, b.actualMiB) || far(a.usedMiB, b.usedMiB, 8);
+  const far = (x: number | undefined, y: number | undefined, by: number) => (x === undefined) !== (y === undefined) || Math.abs((x ?? 0) - (y ?? 0)) >= by;
+  return (
+    a.targetMiB !== b.targetMiB ||
+    a.reason !== b.reason ||
+    far(a.actualMiB, b.actualMiB, MEMORY_REPORT_DEADBAND_MIB.actualMiB) ||
+    far(a.usedMiB, b.usedMiB, MEMORY_REPORT_DEADBAND_MIB.usedMiB)
+  );
 }
 
 export class MemoryReconciler implements Reconciler {

@@ -4,8 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { AgentEvents } from '../../../src/controller/hosts/events.ts';
 import { HostReconciler } from '../../../src/controller/hosts/reconciler.ts';
 import { FakeClock } from '../../../src/controller/runtime/clock.ts';
+import { PROTOCOL_VERSION } from '../../../src/model/agent-protocol.ts';
 import { getCondition } from '../../../src/model/conditions.ts';
 import { testCtx } from '../../helpers/controller-ctx.ts';
 import { addHost } from '../../helpers/controller-fixtures.ts';
@@ -86,5 +88,36 @@ test('a controller that has just started gives hosts lostAfterMs to reconnect; a
   const cur = (await t.store.hosts.get(up.id))!;
   assert.equal(cur.status.phase, 'lost');
   assert.equal(cur.status.agent.lastHeartbeatAt, before.toISOString(), 'the recorded heartbeat is the last one heard, not the start');
+  await t.close();
+});
+
+test("a host's heartbeat is written with its hello, and not again by the reports that follow it", async () => {
+  const t = await testCtx();
+  const h = await addHost(t.store, 'h-1', t.clock.now());
+  t.hub.connected.add('h-1');
+  const writes: string[] = [];
+  t.store.hosts.watch((e) => writes.push(e.id));
+  const events = new AgentEvents(t.ctx);
+  await events.onHello({
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    hostId: h.id,
+    name: h.name,
+    agentVersion: 'test',
+    inventory: h.status.inventory!,
+    vms: [],
+    volumes: [],
+  });
+  assert.equal(writes.length, 1, 'the hello records the connection and its heartbeat');
+  for (let i = 0; i < 29; i++) {
+    t.clock.advance(10_000);
+    events.onReport(h.id, [], false);
+  }
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 1, 'heartbeats for under five minutes after the hello: held in memory');
+  t.clock.advance(10_000);
+  events.onReport(h.id, [], false);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(writes.length, 2, 'then written once');
   await t.close();
 });
