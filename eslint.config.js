@@ -32,4 +32,15 @@ export default tseslint.config(
     plugins: { outrig: { rules: { layers } } },
     rules: { 'outrig/layers': 'error' },
   },
+  {
+    // Status has one writer: every other module goes through it (issue 19).
+    files: ['src/**/*.ts'],
+    ignores: ['src/controller/runtime/status-writer.ts', 'src/store/**'],
+    rules: {
+      'no-restricted-properties': [
+        'error',
+        { property: 'updateStatus', message: 'status is written only through the status writer (src/controller/runtime/status-writer.ts)' },
+      ],
+    },
+  },
 );

@@ -25,6 +25,8 @@ import { OpTracker } from './runtime/op-tracker.ts';
 import type { Kind } from './runtime/reconciler.ts';
 import { StatusWriter } from './runtime/status-writer.ts';
 import { BackupService } from './services/backups.ts';
+import { BackupPolicyService } from './services/backup-policies.ts';
+import { ImageService } from './services/images.ts';
 import { HostClusterService } from './services/host-clusters.ts';
 import { InstanceService } from './services/instances.ts';
 import { MemoryService } from './services/memory.ts';
@@ -39,6 +41,8 @@ export class Controller {
   readonly runtime: Manager;
   readonly ops: OpTracker;
   readonly backups: BackupService;
+  readonly backupPolicies: BackupPolicyService;
+  readonly images: ImageService;
   readonly instances: InstanceService;
   readonly volumes: VolumeService;
   readonly networks: NetworkService;
@@ -113,6 +117,8 @@ export class Controller {
     }
     this.events = new AgentEvents(this.ctx);
     this.backups = new BackupService(this.ctx);
+    this.backupPolicies = new BackupPolicyService(this.ctx);
+    this.images = new ImageService(this.ctx);
     this.instances = new InstanceService(this.ctx);
     this.placement = new PlacementService(this.ctx);
     this.volumes = new VolumeService(this.ctx, this.placement);

@@ -48,3 +48,8 @@ export type ImageStatus = Static<typeof ImageStatus>;
 
 export const ImageResource = resourceSchema('Image', ImageSpec, ImageStatus);
 export type Image = Resource<ImageSpec, ImageStatus>;
+
+/** The files an image is made of, by kind: kernel and initrd, or one disk. */
+export function filesOf(img: Pick<Image, 'spec'>): Partial<Record<ImageFileName, { sha256: string; size: number }>> {
+  return img.spec.files;
+}

@@ -22,7 +22,7 @@ import { ResourceRepository, type Clock } from './repository.ts';
 import type { Database } from './schema.ts';
 
 export { AmbiguousRefError, ConflictError, NotFoundError } from './errors.ts';
-export type { Change, ChangeOrigin, NewResource, ResourceEvent } from './repository.ts';
+export type { Change, ChangeOrigin, NewResource, ResourceEvent, StatusChange } from './repository.ts';
 export { ResourceRepository } from './repository.ts';
 export type { AddressClaim, NetworkClaims } from './addresses.ts';
 

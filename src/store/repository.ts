@@ -14,13 +14,23 @@ export interface NewResource<S, St> {
   status: St;
 }
 
-export interface Change<S, St> {
+/** What update() may change: what users and services own. Status is not among it (updateStatus). */
+export interface Change<S> {
   spec?: S;
-  status?: St;
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   /** Start a new generation even if the spec is unchanged: an explicit action (start, restart). */
   newGeneration?: boolean;
+}
+
+/**
+ * A status write, with a spec change when the two must land together (a host joining a cluster and
+ * the principal certificate it was issued). Only the controller's status writer calls updateStatus
+ * (a lint rule keeps it so).
+ */
+export interface StatusChange<S, St> {
+  status: St;
+  spec?: S;
 }
 
 export type Clock = () => Date;
@@ -209,7 +219,25 @@ export class ResourceRepository<S, St> {
    * Read-modify-write with compare-and-set on resource_version, retried on conflict.
    * `mutate` returns the change, or null to leave the resource as it is. A spec change bumps generation.
    */
-  async update(id: string, mutate: (cur: Resource<S, St>) => Change<S, St> | null, o: { origin?: ChangeOrigin } = {}): Promise<Resource<S, St>> {
+  update(id: string, mutate: (cur: Resource<S, St>) => Change<S> | null): Promise<Resource<S, St>> {
+    return this.write(
+      id,
+      (cur) => {
+        const change = mutate(cur);
+        // The type keeps status out of a literal, not out of an object built elsewhere.
+        if (change && 'status' in change) throw new Error(`${this.kind} status is written through updateStatus (the status writer)`);
+        return change;
+      },
+      'other',
+    );
+  }
+
+  /** A status write (see StatusChange): for the status writer only. */
+  updateStatus(id: string, mutate: (cur: Resource<S, St>) => StatusChange<S, St> | null, origin: ChangeOrigin): Promise<Resource<S, St>> {
+    return this.write(id, mutate, origin);
+  }
+
+  private async write(id: string, mutate: (cur: Resource<S, St>) => (Change<S> & { status?: St }) | null, origin: ChangeOrigin): Promise<Resource<S, St>> {
     for (let attempt = 0; attempt < 100; attempt++) {
       // From memory first; should another writer have been first, the compare-and-set fails and the row is read.
       const cached = attempt === 0 ? this.cache?.get(id) : undefined;
@@ -237,7 +265,7 @@ export class ResourceRepository<S, St> {
       if (Number(res.numUpdatedRows) === 1) {
         const after = this.toResource({ ...row, ...next } as ResourceRow);
         this.cache?.set(id, freeze(after));
-        this.emit({ id, before: cur, after, origin: o.origin ?? 'other' });
+        this.emit({ id, before: cur, after, origin });
         return after;
       }
     }

@@ -65,9 +65,13 @@ describe('dedicated host clusters: placement and add-host', () => {
 
   test("a violation that got past both (an instance placed before the rule) raises the cluster's Dedicated condition", async () => {
     const host = await env.api.get<{ id: string }>(`/v1/hosts/${HOST}`);
-    await env.ctl.store.instances.update((await env.api.get<Instance>('/v1/instances/b2')).id, (cur) => ({
-      status: { ...cur.status, hostId: host.id, hostName: HOST },
-    }));
+    await env.ctl.store.instances.updateStatus(
+      (await env.api.get<Instance>('/v1/instances/b2')).id,
+      (cur) => ({
+        status: { ...cur.status, hostId: host.id, hostName: HOST },
+      }),
+      'other',
+    );
     await env.ctl.controller.reconcileNow('hostCluster', (await cluster()).id);
     const c = (await cluster()).status.conditions.find((x) => x.type === 'Dedicated');
     assert.deepEqual([c?.status, c?.reason], ['False', 'ForeignInstances']);

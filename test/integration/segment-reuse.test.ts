@@ -48,9 +48,16 @@ describe('segment ids of networks on deleted hosts', () => {
   const carriedBy = async (name: string, subnet: string, segment: number, hostId: string) => {
     const created = await send('POST', '/v1/networks', { name, subnet, segment });
     assert.equal(created.status, 201, JSON.stringify(created.body));
-    await ctl.store.networks.update(created.body.id!, (cur) => ({
-      status: { ...cur.status, hosts: [{ hostId, hostName: hostId, peers: [], state: 'ready', opId: `${cur.id}/${hostId}/1`, at: new Date().toISOString() }] },
-    }));
+    await ctl.store.networks.updateStatus(
+      created.body.id!,
+      (cur) => ({
+        status: {
+          ...cur.status,
+          hosts: [{ hostId, hostName: hostId, peers: [], state: 'ready', opId: `${cur.id}/${hostId}/1`, at: new Date().toISOString() }],
+        },
+      }),
+      'other',
+    );
   };
 
   test("a network on a deleted host keeps its segment until an operator vouches that the host's devices are gone", async () => {

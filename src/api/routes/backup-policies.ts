@@ -92,9 +92,7 @@ export function backupPolicyRoutes(app: Api, s: ApiServices): void {
       const p = await s.store.backupPolicies.mustFind(req.params.ref);
       const spec: BackupPolicySpec = { ...p.spec, ...req.body, schedule: (req.body.schedule ?? p.spec.schedule).trim() };
       check(spec);
-      await s.store.backupPolicies.update(p.id, () => ({ spec }));
-      await s.controller.reconcileNow('backupPolicy', p.id);
-      return s.store.backupPolicies.mustFind(p.id);
+      return s.controller.backupPolicies.change(p.id, spec);
     },
   );
 
@@ -109,10 +107,7 @@ export function backupPolicyRoutes(app: Api, s: ApiServices): void {
       },
     },
     async (req, reply) => {
-      const p = await s.store.backupPolicies.mustFind(req.params.ref);
-      await s.store.backupPolicies.update(p.id, (cur) => ({ status: { ...cur.status, runRequestedAt: new Date().toISOString() } }));
-      await s.controller.reconcileNow('backupPolicy', p.id);
-      return reply.status(202).send(await s.store.backupPolicies.mustFind(p.id));
+      return reply.status(202).send(await s.controller.backupPolicies.runNow(req.params.ref));
     },
   );
 

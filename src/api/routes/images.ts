@@ -2,18 +2,13 @@ import type { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import { ChecksumMismatchError } from '../../controller/index.ts';
 import { Name } from '../../model/common.ts';
-import { IMAGE_FILE_NAMES, ImageResource, ImageSpec, type Image, type ImageFileName } from '../../model/image.ts';
+import { filesOf, IMAGE_FILE_NAMES, ImageResource, ImageSpec, type ImageFileName } from '../../model/image.ts';
 import { ApiError } from '../errors.ts';
 import type { Api, ApiServices } from '../server.ts';
 import { errors, listOf, MetadataFields, RefParams } from '../schemas.ts';
 
 const CreateImage = Type.Object({ name: Name, ...MetadataFields, spec: ImageSpec }, { additionalProperties: false });
 const FileParams = Type.Object({ ref: Type.String(), file: Type.Union(IMAGE_FILE_NAMES.map((f) => Type.Literal(f))) });
-
-/** The files an image is made of, by kind: kernel and initrd, or one disk. */
-function filesOf(img: Image): Partial<Record<ImageFileName, { sha256: string; size: number }>> {
-  return img.spec.files;
-}
 
 export function imageRoutes(app: Api, s: ApiServices): void {
   // Image files are uploaded as raw bytes and streamed to disk, not buffered.
@@ -74,11 +69,7 @@ export function imageRoutes(app: Api, s: ApiServices): void {
         if (e instanceof ChecksumMismatchError) throw new ApiError(422, 'checksum_mismatch', e.message);
         throw e;
       }
-      return s.store.images.update(img.id, (cur) => {
-        const present = [...new Set([...cur.status.filesPresent, file])].sort();
-        const ready = Object.keys(filesOf(cur)).every((f) => present.includes(f));
-        return { status: { ...cur.status, filesPresent: present, phase: ready ? 'ready' : 'uploading' } };
-      });
+      return s.controller.images.fileArrived(img.id, file);
     },
   );
 

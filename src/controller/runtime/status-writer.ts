@@ -1,12 +1,13 @@
 /**
- * The one writer of reconciled status. A status is planned from a resource as read; it is written
+ * The one writer of status (a lint rule keeps every other module off the store's updateStatus).
+ * Reconciled status: a status is planned from a resource as read; it is written
  * only over that same generation (a user's change meanwhile means the plan is stale: nothing is
  * written and the change's own event brings the resource back), and only when it differs from what
  * is stored (no write, no event). `observedGeneration` is the plan's to set: it says which
  * generation the status acted on.
  */
 import type { Resource } from '../../model/common.ts';
-import type { ResourceRepository } from '../../store/index.ts';
+import type { ResourceRepository, StatusChange } from '../../store/index.ts';
 
 type AnyStatus = { phase: string; observedGeneration?: number };
 
@@ -24,7 +25,7 @@ export class StatusWriter {
     o: WriteOptions<St> = {},
   ): Promise<boolean> {
     let wrote = false;
-    await repo.update(
+    await repo.updateStatus(
       res.id,
       (cur) => {
         if (cur.generation !== res.generation || (cur.status.phase === 'deleting') !== (res.status.phase === 'deleting')) return null;
@@ -35,7 +36,7 @@ export class StatusWriter {
         wrote = true;
         return { status: next };
       },
-      { origin: 'status' },
+      'status',
     );
     return wrote;
   }
@@ -46,13 +47,31 @@ export class StatusWriter {
     id: string,
     edit: (st: St, cur: Resource<S, St>) => St | null,
   ): Promise<Resource<S, St>> {
-    return repo.update(
+    return repo.updateStatus(
       id,
       (cur) => {
         const next = edit(structuredClone(cur.status), cur);
         return next === null || JSON.stringify(next) === JSON.stringify(cur.status) ? null : { status: next };
       },
-      { origin: 'status' },
+      'status',
     );
+  }
+
+  /**
+   * A user's action recorded in status by a service (deletion requested, a host's trust decided, a
+   * principal certificate issued with the spec change that needs it), applied to whatever is stored.
+   * Unlike edit, it wakes the resource's own reconciler, which takes the action from there.
+   */
+  async record<S, St extends AnyStatus>(
+    repo: ResourceRepository<S, St>,
+    id: string,
+    change: (cur: Resource<S, St>) => StatusChange<S, St> | null,
+  ): Promise<Resource<S, St>> {
+    return repo.updateStatus(id, change, 'other');
+  }
+
+  /** Marks a resource being deleted (its reconciler carries the deletion out); nothing if it is already. */
+  async requestDeletion<S, St extends AnyStatus>(repo: ResourceRepository<S, St>, id: string): Promise<Resource<S, St>> {
+    return this.record(repo, id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
   }
 }

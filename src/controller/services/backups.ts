@@ -121,7 +121,7 @@ export class BackupService {
       (v) => v.spec.source && 'backup' in v.spec.source && v.spec.source.backup === b.id && v.status.phase !== 'available' && v.status.phase !== 'in-use',
     );
     if (restoring.length) throw new ServiceError(409, 'in_use', `volume ${restoring.map((v) => v.name).join(', ')} is being restored from backup '${b.name}'`);
-    const updated = await store.backups.update(b.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+    const updated = await this.ctx.status.requestDeletion(store.backups, b.id);
     await runtime.reconcileNow('backup', b.id);
     return (await store.backups.get(b.id)) ?? updated;
   }

@@ -81,7 +81,7 @@ export class HostClusterService {
       }
       const cert = await trust.issuePrincipal(h.id, segments);
       try {
-        return await store.hostClusters.update(c.id, (cur) => ({
+        return await this.ctx.status.record(store.hostClusters, c.id, (cur) => ({
           spec: { ...cur.spec, hosts: [...cur.spec.hosts, h.id] },
           status: {
             ...cur.status,
@@ -111,7 +111,7 @@ export class HostClusterService {
       const h = await store.hosts.find(hostRef);
       if (!h || !c.spec.hosts.includes(h.id)) throw new ServiceError(404, 'not_found', `host '${hostRef}' is not in cluster ${c.name}`);
       for (const p of c.status.principals) if (p.hostId === h.id) await trust.revokeSerial(p.serial);
-      const updated = await store.hostClusters.update(c.id, (cur) => ({
+      const updated = await this.ctx.status.record(store.hostClusters, c.id, (cur) => ({
         spec: { ...cur.spec, hosts: cur.spec.hosts.filter((x) => x !== h.id) },
         status: { ...cur.status, principals: cur.status.principals.filter((p) => p.hostId !== h.id) },
       }));

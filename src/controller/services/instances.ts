@@ -146,9 +146,9 @@ export class InstanceService {
       // No host was up to take it when it was created, and those up now have no room: deleted the
       // usual way (its volumes and addresses with it), unless it has been placed since after all.
       let undo = false;
-      await ctx.store.instances.update(inst.id, (cur) => {
+      await ctx.status.record(ctx.store.instances, inst.id, (cur) => {
         undo = !cur.status.hostId && cur.status.phase !== 'deleting';
-        return undo ? { status: { ...cur.status, phase: 'deleting' } } : null;
+        return undo ? { status: { ...cur.status, phase: 'deleting' as const } } : null;
       });
       if (undo) {
         await ctx.runtime.reconcileNow('instance', inst.id);
@@ -179,9 +179,7 @@ export class InstanceService {
         `instance ${inst.name} is ${inst.status.phase}: stop it first (outrig instance stop ${inst.name}), or delete it running with --force (force=true)`,
       );
     }
-    const updated = await ctx.store.instances.update(inst.id, (cur) =>
-      cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } },
-    );
+    const updated = await ctx.status.requestDeletion(ctx.store.instances, inst.id);
     await ctx.runtime.reconcileNow('instance', inst.id);
     return (await ctx.store.instances.get(inst.id)) ?? updated;
   }

@@ -97,7 +97,7 @@ export class NetworkService {
       if (clusters.length) throw new ServiceError(409, 'in_use', `network ${n.name} is a network of host cluster ${clusters.join(', ')}`);
       if (holders.size)
         throw new ServiceError(409, 'in_use', `network ${n.name} has instances on it: ${users.join(', ') || 'one being created'}; delete them first`);
-      return store.networks.update(n.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+      return this.ctx.status.requestDeletion(store.networks, n.id);
     });
     await this.ctx.runtime.reconcileNow('network', n.id);
     return (await store.networks.get(n.id)) ?? updated;
@@ -108,7 +108,7 @@ export class NetworkService {
     const { store } = this.ctx;
     const n = await store.networks.mustFind(ref);
     const existing = new Set((await store.hosts.list()).map((h) => h.id));
-    const updated = await store.networks.update(n.id, (cur) => {
+    const updated = await this.ctx.status.record(store.networks, n.id, (cur) => {
       const r = forgetHost(cur, host, (id) => existing.has(id));
       if (!r.ok) throw new ServiceError(r.status, r.status === 404 ? 'not_found' : 'host_exists', r.message);
       return { status: { ...cur.status, hosts: r.hosts } };

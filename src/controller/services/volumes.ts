@@ -152,9 +152,8 @@ export class VolumeService {
     const clones = (await Promise.all(snaps.map(async (x) => (await this.clonesOf(x.id)).map((c) => `${c} (of ${x.name})`)))).flat();
     if (clones.length) throw new ServiceError(409, 'has_clones', `volume '${v.name}' has snapshots with clones: ${clones.join(', ')}; delete the clones first`);
     // The snapshots live in the volume's file and go with it; their rows are marked so nothing new starts from them.
-    for (const x of snaps)
-      await store.snapshots.update(x.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
-    const updated = await store.volumes.update(v.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+    for (const x of snaps) await this.ctx.status.requestDeletion(store.snapshots, x.id);
+    const updated = await this.ctx.status.requestDeletion(store.volumes, v.id);
     await runtime.reconcileNow('volume', v.id);
     for (const x of snaps) runtime.enqueue('snapshot', x.id);
     return (await store.volumes.get(v.id)) ?? updated;
@@ -249,7 +248,7 @@ export class VolumeService {
     const snap = await this.findSnapshot(ref);
     const clones = await this.clonesOf(snap.id);
     if (clones.length) throw new ServiceError(409, 'has_clones', `snapshot '${snap.name}' has clones: ${clones.join(', ')}; delete them first`);
-    const updated = await store.snapshots.update(snap.id, (cur) => (cur.status.phase === 'deleting' ? null : { status: { ...cur.status, phase: 'deleting' } }));
+    const updated = await this.ctx.status.requestDeletion(store.snapshots, snap.id);
     await runtime.reconcileNow('snapshot', snap.id);
     return (await store.snapshots.get(snap.id)) ?? updated;
   }

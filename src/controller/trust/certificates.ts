@@ -7,6 +7,7 @@ import type { PeerCertificate } from 'node:tls';
 import type { Certificate } from '../../model/trust.ts';
 import type { ClusterCa, IssuedCertificate } from '../../pki/index.ts';
 import type { Store } from '../../store/index.ts';
+import { StatusWriter } from '../runtime/status-writer.ts';
 
 /** Serial numbers as one spelling: lower-case hex without leading zeros. */
 export function normSerial(s: string): string {
@@ -53,6 +54,8 @@ export class CertificateRecords {
   private readonly revoked = new Set<string>();
   private crlCache?: { key: string; pem: string; madeAt: number };
 
+  private readonly status = new StatusWriter();
+
   constructor(
     private readonly store: Store,
     private readonly ca: ClusterCa,
@@ -93,7 +96,7 @@ export class CertificateRecords {
     const out: Certificate[] = [];
     for (const c of await this.store.certificates.list()) {
       if (!match(c) || c.status.phase === 'revoked') continue;
-      out.push(await this.store.certificates.update(c.id, (cur) => ({ status: { ...cur.status, phase: 'revoked', revokedAt: now } })));
+      out.push(await this.status.record(this.store.certificates, c.id, (cur) => ({ status: { ...cur.status, phase: 'revoked', revokedAt: now } })));
       this.revoked.add(normSerial(c.name));
     }
     return out;

@@ -13,6 +13,7 @@ import type { Host } from '../../model/host.ts';
 import { ruleAuthentication, type Certificate, type EnrollmentRule, type HostTrust } from '../../model/trust.ts';
 import { checkCsr, ClusterCa, generateKeyPair, keyFingerprint, publicKeyFromB64, type IssuedCertificate } from '../../pki/index.ts';
 import { NotFoundError, type Store } from '../../store/index.ts';
+import { StatusWriter } from '../runtime/status-writer.ts';
 import { CertificateRecords, normSerial, type Peer } from './certificates.ts';
 import { maxUsesOf, ruleAdmits, ruleProblem, ruleSpec, type RuleInput } from './enrollment-rules.ts';
 import { DEFAULT_PENDING_LIMITS, PendingHosts, type PendingLimits } from './pending-hosts.ts';
@@ -54,6 +55,9 @@ export class TrustService {
   private readonly nonces: BoundedExpiringMap<PendingNonce>;
   private readonly hostDays: number;
   private queue: Promise<unknown> = Promise.resolve();
+
+  /** Trust decisions are recorded in the hosts' and rules' status, through the one status writer. */
+  private readonly status = new StatusWriter();
 
   private constructor(
     ca: ClusterCa,
@@ -187,11 +191,18 @@ export class TrustService {
       return { status: 'pending-approval' };
     }
     // Count the use first, so a rule never admits more hosts than it allows, even when racing.
-    await store.enrollmentRules.update(rule.id, (cur) => {
+    await this.status.record(store.enrollmentRules, rule.id, (cur) => {
       const uses = cur.status.uses + 1;
       const max = maxUsesOf(cur.spec);
       if (cur.status.uses >= max) throw new TrustError(403, 'rule_used_up', `enrollment rule ${cur.name} is used up`);
-      return { status: { ...cur.status, uses, admitted: [...cur.status.admitted, req.hostId].slice(-1000), phase: uses >= max ? 'used-up' : 'active' } };
+      return {
+        status: {
+          ...cur.status,
+          uses,
+          admitted: [...cur.status.admitted, req.hostId].slice(-1000),
+          phase: uses >= max ? ('used-up' as const) : ('active' as const),
+        },
+      };
     });
     const cert = await this.issueHost(req.hostId, req.csr);
     await this.exclusive(async () => {
@@ -252,7 +263,7 @@ export class TrustService {
     const { store } = this.o;
     const existing = await store.hosts.get(id);
     if (existing) {
-      await store.hosts.update(id, (cur) => ({ status: { ...cur.status, trust, phase: cur.status.agent.connected ? cur.status.phase : phase } }));
+      await this.status.record(store.hosts, id, (cur) => ({ status: { ...cur.status, trust, phase: cur.status.agent.connected ? cur.status.phase : phase } }));
       return;
     }
     await store.hosts.create({
@@ -276,7 +287,7 @@ export class TrustService {
       if (!t || t.state !== 'pending' || !t.csr) throw new TrustError(409, 'not_pending', `host ${h.name} is not waiting for approval`);
       const cert = await this.issueHost(h.id, t.csr);
       this.pending.remove(h.id);
-      return this.o.store.hosts.update(h.id, (cur) => ({
+      return this.status.record(this.o.store.hosts, h.id, (cur) => ({
         status: {
           ...cur.status,
           phase: 'trusted',
@@ -300,7 +311,9 @@ export class TrustService {
       const t = h.status.trust;
       if (!t || t.state !== 'pending') throw new TrustError(409, 'not_pending', `host ${h.name} is not waiting for approval`);
       this.pending.remove(h.id);
-      return this.o.store.hosts.update(h.id, (cur) => ({ status: { ...cur.status, phase: 'rejected', trust: { ...t, state: 'rejected', csr: undefined } } }));
+      return this.status.record(this.o.store.hosts, h.id, (cur) => ({
+        status: { ...cur.status, phase: 'rejected', trust: { ...t, state: 'rejected', csr: undefined } },
+      }));
     });
   }
 
@@ -335,7 +348,7 @@ export class TrustService {
     if (!t || t.state !== 'trusted') throw new TrustError(409, 'not_trusted', `host ${h.name} holds no trust to revoke`);
     await this.certs.revokeWhere((c) => c.spec.hostId === h.id);
     this.o.log.warn({ hostId: h.id }, 'host revoked');
-    return this.o.store.hosts.update(h.id, (cur) => ({
+    return this.status.record(this.o.store.hosts, h.id, (cur) => ({
       status: { ...cur.status, phase: 'revoked', trust: { ...t, state: 'revoked', certificate: undefined } },
     }));
   }
@@ -357,7 +370,7 @@ export class TrustService {
     }
     if (csr.commonName !== hostId) throw new TrustError(400, 'bad_csr', `CSR is for '${csr.commonName}'`);
     const cert = await this.issueHost(hostId, csrPem);
-    await this.o.store.hosts.update(hostId, (cur) => ({
+    await this.status.record(this.o.store.hosts, hostId, (cur) => ({
       status: {
         ...cur.status,
         trust: { ...cur.status.trust!, publicKey: csr.publicKeyB64, certificate: cert.pem, certSerial: cert.serial, certNotAfter: cert.notAfter.toISOString() },

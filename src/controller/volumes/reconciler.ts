@@ -52,7 +52,7 @@ export class VolumeReconciler implements Reconciler {
     const hub = ctx.hub();
     const released = hostId ? hub.releasedBy(hostId, id) : undefined;
     if (released && detachReleased(v, released, ctx.clock.now())) {
-      v = await repo.update(id, (cur) => detachReleased(cur, released, ctx.clock.now()) ?? null);
+      v = await ctx.status.record(repo, id, (cur) => detachReleased(cur, released, ctx.clock.now()) ?? null);
       ctx.log.warn({ volume: v.name, instance: released.instanceId }, 'volume detached: its guest unplugged it');
       ctx.runtime.enqueue('instance', released.instanceId);
     }

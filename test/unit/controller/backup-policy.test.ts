@@ -152,18 +152,18 @@ test('the reconciler runs a policy when it is due, not before, not when paused; 
   await r.reconcile(p.id);
   assert.equal((await names()).length, 1, 'one run per due time');
 
-  await store.backups.update(b.id, (c) => ({ status: { ...c.status, phase: 'completed' } }));
+  await store.backups.updateStatus(b.id, (c) => ({ status: { ...c.status, phase: 'completed' } }), 'other');
   await store.backupPolicies.update(p.id, (c) => ({ spec: { ...c.spec, paused: true } }));
   setNow('2026-11-29T03:00:00Z');
   const now = clock.now();
   await r.reconcile(p.id);
   assert.equal((await names()).length, 1, 'paused: no run');
   assert.equal((await store.backupPolicies.get(p.id))!.status.phase, 'paused');
-  await store.backupPolicies.update(p.id, (c) => ({ status: { ...c.status, runRequestedAt: now.toISOString() } }));
+  await store.backupPolicies.updateStatus(p.id, (c) => ({ status: { ...c.status, runRequestedAt: now.toISOString() } }), 'other');
   await r.reconcile(p.id);
   assert.equal((await names()).length, 2, 'run now works while paused');
-  for (const x of await store.backups.list()) await store.backups.update(x.id, (c) => ({ status: { ...c.status, phase: 'completed' } }));
-  await store.backupPolicies.update(p.id, (c) => ({ status: { ...c.status, runRequestedAt: now.toISOString() } }));
+  for (const x of await store.backups.list()) await store.backups.updateStatus(x.id, (c) => ({ status: { ...c.status, phase: 'completed' } }), 'other');
+  await store.backupPolicies.updateStatus(p.id, (c) => ({ status: { ...c.status, runRequestedAt: now.toISOString() } }), 'other');
   await r.reconcile(p.id);
   assert.deepEqual(
     await names(),

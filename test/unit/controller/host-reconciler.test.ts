@@ -74,7 +74,7 @@ test('a controller that has just started gives hosts lostAfterMs to reconnect; a
   const t = await testCtx({ clock });
   const up = await addHost(t.store, 'h-up', before);
   const gone = await addHost(t.store, 'h-gone', before);
-  await t.store.hosts.update(gone.id, (c) => ({ status: { ...c.status, phase: 'lost', agent: { ...c.status.agent, connected: false } } }));
+  await t.store.hosts.updateStatus(gone.id, (c) => ({ status: { ...c.status, phase: 'lost', agent: { ...c.status.agent, connected: false } } }), 'other');
   const r = new HostReconciler(t.ctx);
   await r.reconcile(up.id);
   await r.reconcile(gone.id);

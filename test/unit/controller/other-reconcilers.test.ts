@@ -19,12 +19,16 @@ test('a network goes to the hosts of its instances; their answers are folded int
   const t = await testCtx();
   await basics(t.store);
   await addHost(t.store, 'h-1', t.clock.now());
-  await t.store.hosts.update('h-1', (c) => ({
-    status: {
-      ...c.status,
-      inventory: { ...c.status.inventory!, network: { backend: 'vxlan', underlay: { address: '10.9.0.1', dev: 'eth0', mtu: 1500 } } } as never,
-    },
-  }));
+  await t.store.hosts.updateStatus(
+    'h-1',
+    (c) => ({
+      status: {
+        ...c.status,
+        inventory: { ...c.status.inventory!, network: { backend: 'vxlan', underlay: { address: '10.9.0.1', dev: 'eth0', mtu: 1500 } } } as never,
+      },
+    }),
+    'other',
+  );
   t.hub.connected.add('h-1');
   const net = await t.store.networks.create({
     name: 'blue',
@@ -34,7 +38,7 @@ test('a network goes to the hosts of its instances; their answers are folded int
   const inst = await addInstance(t.store, 'web1', {
     nics: [{ network: net.id, networkName: 'blue', mac: '52:54:00:00:00:01', address: '10.0.0.2', prefix: 24 }] as never,
   });
-  await t.store.instances.update(inst.id, (c) => ({ status: { ...c.status, hostId: 'h-1', phase: 'running' } }));
+  await t.store.instances.updateStatus(inst.id, (c) => ({ status: { ...c.status, hostId: 'h-1', phase: 'running' } }), 'other');
   const r = new NetworkReconciler(t.ctx);
   await r.reconcile(net.id);
   await settle();
@@ -57,7 +61,7 @@ test('a backup is carried out by its volume host; the answer completes it and wa
   await addHost(t.store, 'h-1', t.clock.now());
   t.hub.connected.add('h-1');
   const v = await addVolume(t.store, 'data');
-  await t.store.volumes.update(v.id, (c) => ({ status: { ...c.status, phase: 'available', hostId: 'h-1' } }));
+  await t.store.volumes.updateStatus(v.id, (c) => ({ status: { ...c.status, phase: 'available', hostId: 'h-1' } }), 'other');
   const b = await t.store.backups.create({
     name: 'b1',
     spec: { volume: v.id, repository: '/backups', scope: `volumes/${v.id}`, tags: [], policy: 'bp-1' },
@@ -140,7 +144,7 @@ test("a dedicated host cluster's condition turns False when another tenant's ins
   await r.reconcile(c.id);
   assert.equal(getCondition((await t.store.hostClusters.get(c.id))!.status.conditions, 'Dedicated')?.status, 'True');
   const inst = await addInstance(t.store, 'intruder', { tenant: 'other' });
-  await t.store.instances.update(inst.id, (x) => ({ status: { ...x.status, hostId: 'h-1', phase: 'running' } }));
+  await t.store.instances.updateStatus(inst.id, (x) => ({ status: { ...x.status, hostId: 'h-1', phase: 'running' } }), 'other');
   await r.reconcile(c.id);
   assert.equal(getCondition((await t.store.hostClusters.get(c.id))!.status.conditions, 'Dedicated')?.status, 'False');
   await t.close();

@@ -84,12 +84,16 @@ test('a failed volume.ensure is recorded with its error; a volume no host could 
   assert.equal(cur.status.lastOp?.state, 'failed');
   assert.match(cur.status.lastOp?.error ?? '', /no space left/);
 
-  await t.store.hosts.update('h-1', (c) => ({
-    status: {
-      ...c.status,
-      storage: { totalBytes: 100 * MiB, freeBytes: 50 * MiB, provisionedBytes: 0, mayAllocateBytes: 0, reportedAt: t.clock.now().toISOString() },
-    },
-  }));
+  await t.store.hosts.updateStatus(
+    'h-1',
+    (c) => ({
+      status: {
+        ...c.status,
+        storage: { totalBytes: 100 * MiB, freeBytes: 50 * MiB, provisionedBytes: 0, mayAllocateBytes: 0, reportedAt: t.clock.now().toISOString() },
+      },
+    }),
+    'other',
+  );
   const huge = await addVolume(t.store, 'huge', { sizeBytes: 1024 * 1024 * MiB });
   await r.reconcile(huge.id);
   const h = (await t.store.volumes.get(huge.id))!;

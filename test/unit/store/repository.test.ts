@@ -39,7 +39,7 @@ test('spec changes bump generation, status changes do not; newGeneration forces 
       status: { phase: 'ready', conditions: [], agent: { connected: true } },
     });
     assert.equal(h.generation, 1);
-    const s1 = await store.hosts.update(h.id, (c) => ({ status: { ...c.status, phase: 'lost' } }));
+    const s1 = await store.hosts.updateStatus(h.id, (c) => ({ status: { ...c.status, phase: 'lost' } }), 'other');
     assert.equal(s1.generation, 1);
     const s2 = await store.hosts.update(h.id, (c) => ({ spec: { ...c.spec, cordoned: true } }));
     assert.equal(s2.generation, 2);
