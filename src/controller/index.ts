@@ -19,8 +19,9 @@ export { retentionProblem, scheduleProblem } from './backup-policies/plan.ts';
 // The services the API calls (Controller exposes them), and their refusal.
 export { ServiceError } from './services/errors.ts';
 export type { BackupService, CreateBackupInput, FilesRestored, RestoreFilesInput, VolumeRestored } from './services/backups.ts';
-export type { BackupPolicyService } from './services/backup-policies.ts';
+export type { BackupPolicyService, CreateBackupPolicyInput } from './services/backup-policies.ts';
 export type { ImageService } from './services/images.ts';
+export type { HostService } from './services/hosts.ts';
 export type { CloneInput, CreateVolumeInput, VolumeService } from './services/volumes.ts';
 export type { CreateHostClusterInput, HostClusterService, Principals } from './services/host-clusters.ts';
 export type { CreateInstanceInput, InstanceService, PowerAction } from './services/instances.ts';

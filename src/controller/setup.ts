@@ -26,6 +26,7 @@ import type { Kind } from './runtime/reconciler.ts';
 import { StatusWriter } from './runtime/status-writer.ts';
 import { BackupService } from './services/backups.ts';
 import { BackupPolicyService } from './services/backup-policies.ts';
+import { HostService } from './services/hosts.ts';
 import { ImageService } from './services/images.ts';
 import { HostClusterService } from './services/host-clusters.ts';
 import { InstanceService } from './services/instances.ts';
@@ -43,6 +44,7 @@ export class Controller {
   readonly backups: BackupService;
   readonly backupPolicies: BackupPolicyService;
   readonly images: ImageService;
+  readonly hosts: HostService;
   readonly instances: InstanceService;
   readonly volumes: VolumeService;
   readonly networks: NetworkService;
@@ -119,6 +121,7 @@ export class Controller {
     this.backups = new BackupService(this.ctx);
     this.backupPolicies = new BackupPolicyService(this.ctx);
     this.images = new ImageService(this.ctx);
+    this.hosts = new HostService(this.ctx);
     this.instances = new InstanceService(this.ctx);
     this.placement = new PlacementService(this.ctx);
     this.volumes = new VolumeService(this.ctx, this.placement);

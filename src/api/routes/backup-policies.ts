@@ -64,16 +64,7 @@ export function backupPolicyRoutes(app: Api, s: ApiServices): void {
         paused: b.paused ?? false,
       };
       check(spec);
-      if (await s.store.backupPolicies.find(b.name)) throw new ApiError(409, 'exists', `a backup policy named '${b.name}' exists`);
-      const p = await s.store.backupPolicies.create({
-        name: b.name,
-        labels: b.labels,
-        annotations: b.annotations,
-        spec,
-        status: { phase: spec.paused ? 'paused' : 'active', conditions: [], observedGeneration: 0, expired: 0 },
-      });
-      await s.controller.reconcileNow('backupPolicy', p.id);
-      return reply.status(201).send((await s.store.backupPolicies.get(p.id)) ?? p);
+      return reply.status(201).send(await s.controller.backupPolicies.create({ name: b.name, labels: b.labels, annotations: b.annotations, spec }));
     },
   );
 
@@ -121,10 +112,6 @@ export function backupPolicyRoutes(app: Api, s: ApiServices): void {
         response: { 200: BackupPolicyResource, ...errors },
       },
     },
-    async (req) => {
-      const p = await s.store.backupPolicies.mustFind(req.params.ref);
-      await s.store.backupPolicies.delete(p.id);
-      return p;
-    },
+    async (req) => s.controller.backupPolicies.remove(req.params.ref),
   );
 }

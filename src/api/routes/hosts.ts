@@ -52,10 +52,8 @@ export function hostRoutes(app: Api, s: ApiServices): void {
         },
       },
       async (req) => {
-        const h = await s.store.hosts.mustFind(req.params.ref);
-        await s.store.hosts.update(h.id, (cur) => ({ spec: { ...cur.spec, cordoned: action === 'cordon' } }));
-        await s.controller.reconcileNow('host', h.id);
-        const [out] = await withCapacity(s, [await s.store.hosts.mustFind(h.id)]);
+        const h = await s.controller.hosts.cordon(req.params.ref, action === 'cordon');
+        const [out] = await withCapacity(s, [h]);
         return out!;
       },
     );

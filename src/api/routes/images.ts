@@ -33,14 +33,8 @@ export function imageRoutes(app: Api, s: ApiServices): void {
       },
     },
     async (req, reply) => {
-      const img = await s.store.images.create({
-        name: req.body.name,
-        labels: req.body.labels,
-        annotations: req.body.annotations,
-        spec: req.body.spec,
-        status: { phase: 'uploading', conditions: [], filesPresent: [] },
-      });
-      return reply.status(201).send(img);
+      const { name, labels, annotations, spec } = req.body;
+      return reply.status(201).send(await s.controller.images.register({ name, labels, annotations, spec }));
     },
   );
 
@@ -87,15 +81,7 @@ export function imageRoutes(app: Api, s: ApiServices): void {
   );
 
   app.delete('/images/:ref', { schema: { tags: ['images'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
-    const img = await s.store.images.mustFind(req.params.ref);
-    const users = [
-      ...(await s.store.instances.list()).filter((i) => i.spec.image === img.name).map((i) => `instance ${i.name}`),
-      ...(await s.store.volumes.list())
-        .filter((v) => v.spec.source && 'image' in v.spec.source && v.spec.source.image === img.id)
-        .map((v) => `volume ${v.name}`),
-    ];
-    if (users.length) throw new ApiError(409, 'in_use', `image ${img.name} is used by ${users.join(', ')}`);
-    await s.store.images.delete(img.id);
+    const img = await s.controller.images.remove(req.params.ref);
     await s.imageFiles.remove(img.id);
     return reply.status(204).send(null);
   });

@@ -182,8 +182,7 @@ export function trustRoutes(app: Api, s: ApiServices): void {
   );
 
   app.delete('/enrollment-rules/:ref', { schema: { tags: ['trust'], params: RefParams, response: { 204: Type.Null(), ...errors } } }, async (req, reply) => {
-    const r = await s.store.enrollmentRules.mustFind(req.params.ref);
-    await s.store.enrollmentRules.delete(r.id);
+    await s.trust.removeRule(req.params.ref);
     return reply.status(204).send(null);
   });
 

@@ -382,6 +382,12 @@ export class TrustService {
   }
 
   /** Creates an enrollment rule; a rule with a token returns it (shown once, stored hashed). */
+  /** Deletes an enrollment rule: hosts it admitted stay trusted; its token admits no more. */
+  async removeRule(ref: string): Promise<void> {
+    const r = await this.o.store.enrollmentRules.mustFind(ref);
+    await this.o.store.enrollmentRules.delete(r.id);
+  }
+
   async addRule(name: string, input: RuleInput): Promise<{ rule: EnrollmentRule; token?: string }> {
     const problem = ruleProblem(input);
     if (problem) throw new TrustError(400, problem.code, problem.message);
