@@ -95,7 +95,7 @@ export async function buildApi(services: ApiServices, log: Logger, tls: { key: s
     const route = `${req.method} ${req.routeOptions.url ?? ''}`;
     if (PUBLIC_ROUTES.has(route)) return;
     const sock = req.raw.socket as TLSSocket;
-    const peer = services.trust.identify(sock.authorized, sock.getPeerCertificate?.(), sock.getPeerX509Certificate?.());
+    const peer = services.trust.certs.identify(sock.authorized, sock.getPeerCertificate?.(), sock.getPeerX509Certificate?.());
     if (peer.kind === 'operator' || tokenMatches(req.headers.authorization, services.adminToken)) {
       req.peer = peer.kind === 'operator' ? peer : { kind: 'admin' };
       return;

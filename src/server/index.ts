@@ -136,7 +136,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       connectedAgents: () => hub?.connectedHostIds().length ?? 0,
       consoles: () => hub?.consoleStats() ?? { streams: 0, bufferedBytes: 0, awaitingCredit: 0 },
     },
-    () => trust.nonceBytes,
+    () => trust.nonces.bytes,
   );
   countQuery = () => metrics.storeQueries.inc();
   const controller = new Controller(store, {
@@ -200,7 +200,7 @@ export async function startController(cfg: ControllerConfig): Promise<RunningCon
       const local = await localAddressToward(source);
       return local ? `https://${local.includes(':') ? `[${local}]` : local}:${new URL(url).port}` : url;
     },
-    issueNonce: (d) => trust.issueNonce(d),
+    issueNonce: (d) => trust.nonces.issue(d),
     caCertDer: trust.caDer,
     nodeCertDer: signer.der,
     nodeKeyPem: signer.keyPem,

@@ -99,7 +99,7 @@ export function hostClusterRoutes(app: Api, s: ApiServices): void {
     async (req, reply) => {
       let cert;
       try {
-        cert = await s.trust.issueAuthenticator(req.body.name, req.body.publicKey);
+        cert = await s.trust.certs.issueAuthenticator(req.body.name, req.body.publicKey);
       } catch (e) {
         throw new ApiError(400, 'invalid_request', `body/publicKey: not a usable public key (${(e as Error).message})`);
       }

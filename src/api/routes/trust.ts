@@ -197,7 +197,7 @@ export function trustRoutes(app: Api, s: ApiServices): void {
       },
     },
     async (req, reply) => {
-      const cert = await s.trust.issueOperator(req.body.name, req.body.publicKey).catch((e: Error) => {
+      const cert = await s.trust.certs.issueOperator(req.body.name, req.body.publicKey).catch((e: Error) => {
         throw new ApiError(400, 'invalid_request', `cannot issue: ${e.message}`);
       });
       return reply.status(201).send({ certificate: cert.pem, ca: s.trust.ca.certPem });

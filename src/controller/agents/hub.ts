@@ -21,11 +21,13 @@ import {
 } from '../../model/agent-protocol.ts';
 import type { BackupProgress } from '../../model/backup.ts';
 import { ConsoleRelay } from './console-relay.ts';
+import { AgentNotConnectedError, CONSOLE_WINDOW, MAX_CONSOLES_PER_HOST, TooManyConsolesError, type Session } from './session.ts';
 import type { ObjectRef } from '../runtime/reconciler.ts';
 import type { OpResult } from '../runtime/op-tracker.ts';
 import type { Peer, TrustService } from '../trust/service.ts';
 
 export type { OpResult } from '../runtime/op-tracker.ts';
+export { AgentNotConnectedError, TooManyConsolesError } from './session.ts';
 
 type Hello = Extract<AgentMessage, { type: 'hello' }>;
 
@@ -49,39 +51,7 @@ export interface AgentHubEvents {
   onAnswerDropped?(hostId: string, kind: 'op-result' | 'op-progress', reason: 'other-host' | 'unknown-operation'): void;
 }
 
-interface Session {
-  hostId: string;
-  /** Of the certificate the stream was opened with. */
-  serial: string;
-  ws: WebSocket;
-  vms: Map<string, VmReport>;
-  volumes: Map<string, VolumeReport>;
-  /** The disk space, from the same report as `volumes` (absent from agents older than the accounting). */
-  storage?: StorageReport;
-  inflight: Map<string, { resolve: (r: OpResult) => void; reject: (e: Error) => void }>;
-  consoles: Map<string, ConsoleRelay>;
-  /** The text of the last report taken: the same text again is a heartbeat and nothing more. */
-  lastReport?: string;
-}
-
-/** Console bytes an agent may send ahead of what the API client has taken, per console stream. */
-export const CONSOLE_WINDOW = 256 * 1024;
-/** Console streams open at once per host: with the window, what one agent stream may carry of guests' output. */
-const MAX_CONSOLES_PER_HOST = 16;
-
-export class TooManyConsolesError extends Error {
-  constructor(hostId: string) {
-    super(`host ${hostId} already has ${MAX_CONSOLES_PER_HOST} console streams open; try again when one is closed`);
-  }
-}
-
-export class AgentNotConnectedError extends Error {
-  constructor(hostId: string) {
-    super(`the agent of host ${hostId} is not connected`);
-  }
-}
-
-/** Every message is checked; compiled once, a report of 20 VMs takes ~5 µs instead of ~400 µs (500 agents report every 2 s). */
+/** Every message is checked; compiled once, a report of 20 VMs takes ~5 µs instead of ~400 µs. */
 const agentMessage = Compile(AgentMessage);
 
 /** How long a peer that ignores our close frame may keep the socket. */
@@ -117,7 +87,7 @@ export class AgentHub {
         return;
       }
       const tls = req.socket as TLSSocket;
-      const peer = this.trust.identify(tls.authorized, tls.getPeerCertificate?.(), tls.getPeerX509Certificate?.());
+      const peer = this.trust.certs.identify(tls.authorized, tls.getPeerCertificate?.(), tls.getPeerX509Certificate?.());
       const auth = this.authenticate(peer);
       if ('reason' in auth) {
         this.log.warn({ remote: req.socket.remoteAddress, reason: auth.reason }, 'agent stream refused');

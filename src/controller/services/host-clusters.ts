@@ -20,7 +20,7 @@ export interface CreateHostClusterInput {
 }
 
 /** What the cluster's hosts' instance principal certificates take from trust. */
-export type Principals = Pick<TrustService, 'issuePrincipal' | 'revokeSerial'>;
+export type Principals = Pick<TrustService, 'issuePrincipal'> & { certs: Pick<TrustService['certs'], 'revokeSerial'> };
 
 export class HostClusterService {
   constructor(
@@ -93,7 +93,7 @@ export class HostClusterService {
         }));
       } catch (e) {
         // Nothing half-made: a certificate nobody recorded as held is revoked at once.
-        await trust.revokeSerial(cert.serial);
+        await trust.certs.revokeSerial(cert.serial);
         throw e;
       }
     });
@@ -110,7 +110,7 @@ export class HostClusterService {
       const c = await store.hostClusters.mustFind(ref);
       const h = await store.hosts.find(hostRef);
       if (!h || !c.spec.hosts.includes(h.id)) throw new ServiceError(404, 'not_found', `host '${hostRef}' is not in cluster ${c.name}`);
-      for (const p of c.status.principals) if (p.hostId === h.id) await trust.revokeSerial(p.serial);
+      for (const p of c.status.principals) if (p.hostId === h.id) await trust.certs.revokeSerial(p.serial);
       const updated = await this.ctx.status.record(store.hostClusters, c.id, (cur) => ({
         spec: { ...cur.spec, hosts: cur.spec.hosts.filter((x) => x !== h.id) },
         status: { ...cur.status, principals: cur.status.principals.filter((p) => p.hostId !== h.id) },

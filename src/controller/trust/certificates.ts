@@ -3,9 +3,10 @@
  * or a subject name), and the record of them: revocation, the CRL, and who a TLS peer is.
  */
 import type { X509Certificate as NodeX509 } from 'node:crypto';
+import { hostname, networkInterfaces } from 'node:os';
 import type { PeerCertificate } from 'node:tls';
 import type { Certificate } from '../../model/trust.ts';
-import type { ClusterCa, IssuedCertificate } from '../../pki/index.ts';
+import { generateKeyPair, type ClusterCa, type IssuedCertificate } from '../../pki/index.ts';
 import type { Store } from '../../store/index.ts';
 import { StatusWriter } from '../runtime/status-writer.ts';
 
@@ -100,6 +101,37 @@ export class CertificateRecords {
       this.revoked.add(normSerial(c.name));
     }
     return out;
+  }
+
+  /** A fresh server certificate (at each start) for every local address and name, and its key. */
+  async issueServer(extraNames: string[]): Promise<{ certPem: string; keyPem: string; der: Buffer }> {
+    const ips = new Set<string>(['127.0.0.1', '::1']);
+    for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) ips.add(a.address);
+    const dns = new Set<string>(['localhost', hostname()]);
+    for (const n of extraNames) (/^[\d.]+$|:/.test(n) ? ips : dns).add(n);
+    const pair = generateKeyPair();
+    const cert = await this.ca.issue('server', { name: hostname(), ips: [...ips], dnsNames: [...dns] }, pair.publicKey, 90);
+    await this.record(cert, 'server', `CN=${hostname()}`);
+    return { certPem: cert.pem, keyPem: pair.privateKey, der: Buffer.from(cert.pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64') };
+  }
+
+  /** The server certificate of a port authenticator (the RADIUS server hosts' supplicants check against the cluster CA). */
+  async issueAuthenticator(name: string, publicKeyPem: string): Promise<IssuedCertificate> {
+    const cert = await this.ca.issue('authenticator', { name, dnsNames: [name] }, publicKeyPem, 365);
+    await this.record(cert, 'authenticator', `CN=${name}`);
+    return cert;
+  }
+
+  /** An operator client certificate (for operators who prefer certificates to tokens). */
+  async issueOperator(name: string, publicKeyPem: string): Promise<IssuedCertificate> {
+    const cert = await this.ca.issue('operator', { name }, publicKeyPem, 365);
+    await this.record(cert, 'operator', `CN=${name}`);
+    return cert;
+  }
+
+  /** Revokes one certificate by serial (a principal whose host left its cluster). */
+  async revokeSerial(serial: string): Promise<void> {
+    await this.revokeWhere((c) => normSerial(c.name) === normSerial(serial));
   }
 
   /** Revokes what an operator's reference selects (selectCertificates); revoking again is no error. */

@@ -1,20 +1,16 @@
 /**
- * Trust: the cluster CA, the controller's server certificate, discovery nonces, enrollment (rules
- * or operator approval), renewal and revocation, and telling who a TLS peer is.
+ * Trust: the cluster CA, discovery nonces, enrollment (rules or operator approval), renewal and
+ * revocation. The certificates it issues and who a TLS peer is: `certs` (certificates.ts).
  */
-import { randomBytes, type X509Certificate as NodeX509 } from 'node:crypto';
-import type { PeerCertificate } from 'node:tls';
-import { hostname, networkInterfaces } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { BoundedExpiringMap } from '../../common/bounded-map.ts';
-import type { Discover } from '../../discovery/index.ts';
-import { newNonce } from '../../discovery/index.ts';
 import type { Host } from '../../model/host.ts';
 import { ruleAuthentication, type Certificate, type EnrollmentRule, type HostTrust } from '../../model/trust.ts';
-import { checkCsr, ClusterCa, generateKeyPair, keyFingerprint, publicKeyFromB64, type IssuedCertificate } from '../../pki/index.ts';
+import { checkCsr, ClusterCa, keyFingerprint, publicKeyFromB64, type IssuedCertificate } from '../../pki/index.ts';
 import { NotFoundError, type Store } from '../../store/index.ts';
 import { StatusWriter } from '../runtime/status-writer.ts';
-import { CertificateRecords, normSerial, type Peer } from './certificates.ts';
+import { CertificateRecords } from './certificates.ts';
+import { DiscoveryNonces } from './nonces.ts';
 import { maxUsesOf, ruleAdmits, ruleProblem, ruleSpec, type RuleInput } from './enrollment-rules.ts';
 import { DEFAULT_PENDING_LIMITS, PendingHosts, type PendingLimits } from './pending-hosts.ts';
 import { sha256Hex, TrustError } from './trust-error.ts';
@@ -35,15 +31,6 @@ export interface TrustOptions {
   nonceMemoryBytes?: number;
 }
 
-interface PendingNonce {
-  hostId: string;
-  publicKey: string;
-  labels: Record<string, string>;
-}
-
-const NONCE_TTL_MS = 10 * 60_000;
-const DEFAULT_NONCE_MEMORY_BYTES = 16 << 20;
-
 export type { Peer } from './certificates.ts';
 
 export class TrustService {
@@ -51,8 +38,7 @@ export class TrustService {
   server!: { certPem: string; keyPem: string; der: Buffer };
   readonly pending: PendingHosts;
   readonly certs: CertificateRecords;
-  // Every ack stores one, for any stranger whose datagram verifies against the key it carries itself.
-  private readonly nonces: BoundedExpiringMap<PendingNonce>;
+  readonly nonces: DiscoveryNonces;
   private readonly hostDays: number;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -67,38 +53,19 @@ export class TrustService {
     this.certs = new CertificateRecords(o.store, ca);
     this.hostDays = o.hostCertDays ?? 30;
     this.pending = new PendingHosts({ ...DEFAULT_PENDING_LIMITS, ...o.pendingHosts });
-    this.nonces = new BoundedExpiringMap({ ttlMs: NONCE_TTL_MS, maxBytes: o.nonceMemoryBytes ?? DEFAULT_NONCE_MEMORY_BYTES });
+    this.nonces = new DiscoveryNonces(o.nonceMemoryBytes);
   }
 
   static async start(o: TrustOptions): Promise<TrustService> {
     const t = new TrustService(await ClusterCa.loadOrCreate(o.pkiDir), o);
     await t.certs.load();
     for (const h of await o.store.hosts.list()) if (h.status.trust?.state === 'pending') t.pending.add(h.id, Date.parse(h.status.trust.requestedAt));
-    await t.issueServerCert();
+    t.server = await t.certs.issueServer(o.serverNames ?? []);
     return t;
-  }
-
-  /** A fresh server certificate at each start, for every local address and name; recorded like every certificate the CA issues. */
-  private async issueServerCert(): Promise<void> {
-    const ips = new Set<string>(['127.0.0.1', '::1']);
-    for (const addrs of Object.values(networkInterfaces())) for (const a of addrs ?? []) ips.add(a.address);
-    const dns = new Set<string>(['localhost', hostname()]);
-    for (const n of this.o.serverNames ?? []) (/^[\d.]+$|:/.test(n) ? ips : dns).add(n);
-    const pair = generateKeyPair();
-    const cert = await this.ca.issue('server', { name: hostname(), ips: [...ips], dnsNames: [...dns] }, pair.publicKey, 90);
-    await this.certs.record(cert, 'server', `CN=${hostname()}`);
-    this.server = { certPem: cert.pem, keyPem: pair.privateKey, der: Buffer.from(cert.pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64') };
   }
 
   get caDer(): Buffer {
     return Buffer.from(this.ca.certPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-  }
-
-  /** Called by the discovery responder for each acknowledgement: binds a nonce to the host and key. */
-  issueNonce(d: Discover): string {
-    const nonce = newNonce();
-    this.nonces.set(nonce, { hostId: d.hostId, publicKey: d.publicKey, labels: d.labels }, Date.now());
-    return nonce;
   }
 
   /** Runs changes of hosts' standing one at a time: the pending cap is counted and kept exactly. */
@@ -106,11 +73,6 @@ export class TrustService {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => undefined);
     return run;
-  }
-
-  /** Estimated bytes the discovery nonces hold now. */
-  get nonceBytes(): number {
-    return this.nonces.bytes;
   }
 
   private async issueHost(hostId: string, csrPem: string): Promise<IssuedCertificate> {
@@ -140,7 +102,7 @@ export class TrustService {
     }
     if (csr.commonName !== req.hostId) throw new TrustError(400, 'bad_csr', `CSR is for '${csr.commonName}', not host ${req.hostId}`);
     let existing = await store.hosts.get(req.hostId);
-    const bound = req.nonce ? this.nonces.get(req.nonce, Date.now()) : undefined;
+    const bound = req.nonce ? this.nonces.get(req.nonce) : undefined;
     if (bound && bound.hostId !== req.hostId) throw new TrustError(403, 'bad_nonce', 'the nonce was issued to another host');
     const unknownNonce = () => new TrustError(403, 'bad_nonce', 'unknown nonce: discover the controller first');
     if (!bound && !existing?.status.trust) throw unknownNonce();
@@ -184,7 +146,7 @@ export class TrustService {
     if (!rule) {
       await this.waitForApproval(req.hostId, req.name ?? req.hostId, base).catch((e: unknown) => {
         // Refused for now (too many waiting): the nonce stays good for the agent's retry.
-        if (bound) this.nonces.set(req.nonce!, bound, Date.now());
+        if (bound) this.nonces.keep(req.nonce!, bound);
         throw e;
       });
       this.o.log.info({ hostId: req.hostId }, 'host waits for approval');
@@ -381,13 +343,13 @@ export class TrustService {
     return { certificate: cert.pem, ca: this.ca.certPem };
   }
 
-  /** Creates an enrollment rule; a rule with a token returns it (shown once, stored hashed). */
   /** Deletes an enrollment rule: hosts it admitted stay trusted; its token admits no more. */
   async removeRule(ref: string): Promise<void> {
     const r = await this.o.store.enrollmentRules.mustFind(ref);
     await this.o.store.enrollmentRules.delete(r.id);
   }
 
+  /** Creates an enrollment rule; a rule with a token returns it (shown once, stored hashed). */
   async addRule(name: string, input: RuleInput): Promise<{ rule: EnrollmentRule; token?: string }> {
     const problem = ruleProblem(input);
     if (problem) throw new TrustError(400, problem.code, problem.message);
@@ -399,11 +361,6 @@ export class TrustService {
     });
     if (rule.spec.unauthenticated) this.o.log.warn({ rule: name }, 'enrollment rule admits on claims alone (unauthenticated)');
     return { rule, token };
-  }
-
-  /** Who a TLS peer is, from its (already chain-verified) certificate. */
-  identify(authorized: boolean, cert: PeerCertificate | undefined | null, x509?: NodeX509): Peer {
-    return this.certs.identify(authorized, cert, x509);
   }
 
   /**
@@ -420,11 +377,6 @@ export class TrustService {
     return cert;
   }
 
-  /** Revokes one certificate by serial (a principal whose host left its cluster). */
-  async revokeSerial(serial: string): Promise<void> {
-    await this.certs.revokeWhere((c) => normSerial(c.name) === normSerial(serial));
-  }
-
   /**
    * An operator revokes certificates of any profile: one by serial, or every one issued to a name
    * (of `profile`, when the name holds certificates of several). Revoking again is no error.
@@ -434,19 +386,5 @@ export class TrustService {
     if (!('certs' in sel)) throw new TrustError(sel.status, sel.code, sel.message);
     this.o.log.warn({ ref, serials: sel.certs.map((c) => c.name) }, 'certificates revoked by an operator');
     return sel.certs;
-  }
-
-  /** The server certificate of a port authenticator (the RADIUS server hosts' supplicants check against the cluster CA). */
-  async issueAuthenticator(name: string, publicKeyPem: string): Promise<IssuedCertificate> {
-    const cert = await this.ca.issue('authenticator', { name, dnsNames: [name] }, publicKeyPem, 365);
-    await this.certs.record(cert, 'authenticator', `CN=${name}`);
-    return cert;
-  }
-
-  /** Issues an operator client certificate (for operators who prefer certificates to tokens). */
-  async issueOperator(name: string, publicKeyPem: string): Promise<IssuedCertificate> {
-    const cert = await this.ca.issue('operator', { name }, publicKeyPem, 365);
-    await this.certs.record(cert, 'operator', `CN=${name}`);
-    return cert;
   }
 }

@@ -43,8 +43,8 @@ test('a flood of discovers carrying the most labels a datagram holds stays withi
     const nonces: string[] = [];
     let most = 0;
     for (let i = 0; i < 3000; i++) {
-      nonces.push(trust.issueNonce({ ...flood, challenge: randomBytes(16).toString('base64') }));
-      most = Math.max(most, trust.nonceBytes);
+      nonces.push(trust.nonces.issue({ ...flood, challenge: randomBytes(16).toString('base64') }));
+      most = Math.max(most, trust.nonces.bytes);
     }
     const csr = await createCsr('flooder', keys);
     // A table pruned by count (past 50,000 entries, and only of expired ones) still held every one of these.
