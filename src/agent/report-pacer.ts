@@ -8,6 +8,16 @@ import { MEMORY_REPORT_DEADBAND_MIB, type AgentMessage, type VmReport } from '..
 
 type Report = Extract<AgentMessage, { type: 'report' }>;
 
+/**
+ * The periods a welcome asks for, kept sane: a period that is not a whole number of milliseconds in
+ * 100 ms..1 h (a confused or hostile peer) falls back to the defaults rather than spinning a timer.
+ */
+export function pacing(heartbeatMs: unknown, sweepMs: unknown): { heartbeatMs: number; sweepMs: number } {
+  const ok = (x: unknown): x is number => Number.isInteger(x) && (x as number) >= 100 && (x as number) <= 3_600_000;
+  const hb = ok(heartbeatMs) ? heartbeatMs : 10_000;
+  return { heartbeatMs: hb, sweepMs: ok(sweepMs) ? Math.min(sweepMs, hb) : Math.min(hb, 2000) };
+}
+
 export class ReportPacer {
   private last?: { report: Report; at: number };
 

@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import type { AgentMessage, AgentOp, ControllerMessage } from '../model/agent-protocol.ts';
 import { ControllerConnection } from './connection.ts';
-import { ReportPacer } from './report-pacer.ts';
+import { pacing, ReportPacer } from './report-pacer.ts';
 import type { ConsoleLink, Consoles } from './consoles.ts';
 import type { OpResultMessage } from './ops/dispatch.ts';
 
@@ -94,8 +94,9 @@ export class AgentStream implements ConsoleLink {
     }
   }
 
-  private beat(heartbeatMs: number, sweepMs: number): void {
+  private beat(askedHeartbeatMs: number, askedSweepMs: number): void {
     if (this.sweeper) clearInterval(this.sweeper);
+    const { heartbeatMs, sweepMs } = pacing(askedHeartbeatMs, askedSweepMs);
     // A new connection: the hello carried everything, and the first sweep reports in full.
     const pacer = new ReportPacer(heartbeatMs, sweepMs);
     this.pacer = pacer;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ReportPacer } from '../../../src/agent/report-pacer.ts';
+import { pacing, ReportPacer } from '../../../src/agent/report-pacer.ts';
 import type { AgentMessage, VmReport } from '../../../src/model/agent-protocol.ts';
 
 type Report = Extract<AgentMessage, { type: 'report' }>;
@@ -69,4 +69,15 @@ test('small moves add up: compared with the report last sent, not the last sweep
   const used = [203, 206, 209];
   const due = used.map((u, i) => p.due(report([vm('i-1', { memory: { actualMiB: 512, usedMiB: u } })]), 2_000 * (i + 1)));
   assert.deepEqual(due, [false, false, true]);
+});
+
+test("a welcome's periods are kept sane: nonsense falls back to the defaults, a sweep never outlasts the heartbeat", () => {
+  assert.deepEqual(pacing(10_000, 2_000), { heartbeatMs: 10_000, sweepMs: 2_000 });
+  assert.deepEqual(pacing(500, 500), { heartbeatMs: 500, sweepMs: 500 });
+  assert.deepEqual(pacing(500, undefined), { heartbeatMs: 500, sweepMs: 500 }, 'an older controller sends no sweep');
+  assert.deepEqual(pacing(0, 0), { heartbeatMs: 10_000, sweepMs: 2_000 });
+  assert.deepEqual(pacing(Number.NaN, -5), { heartbeatMs: 10_000, sweepMs: 2_000 });
+  assert.deepEqual(pacing('1000', 1.5), { heartbeatMs: 10_000, sweepMs: 2_000 });
+  assert.deepEqual(pacing(1e12, 3_000), { heartbeatMs: 10_000, sweepMs: 3_000 });
+  assert.deepEqual(pacing(1_000, 5_000), { heartbeatMs: 1_000, sweepMs: 1_000 });
 });
