@@ -4,12 +4,40 @@
  * remover at a time, so it never removes a lock someone made meanwhile) and the takers race on
  * O_EXCL again. (Moving a stale lock aside and putting back one that turned out live left a
  * window in which a third taker made a new lock while the live one was aside: two owners.)
+ * A lock appears with its pid already in it (written aside, then hard-linked into place, which
+ * fails if it exists): made with O_EXCL and then written, it was empty for a moment, and a taker
+ * that read it then took it for a dead owner's and removed it: two owners again.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DiskError, EPERM } from './errors.ts';
 
 function lockPath(path: string): string {
   return `${path}.lock`;
+}
+
+/** Makes `file` holding this process's pid, at once; false if it exists. */
+function makeOwned(file: string): boolean {
+  const aside = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(aside, `${process.pid}\n`, { mode: 0o600 });
+  try {
+    linkSync(aside, file);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+  } finally {
+    rmSync(aside, { force: true });
+  }
+  // A file system without hard links: O_EXCL, with the moment of an empty lock that comes with it.
+  try {
+    writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
 }
 
 function ownerOf(file: string): number | undefined {
@@ -35,12 +63,7 @@ function alive(pid: number): boolean {
 export function takeLock(path: string): void {
   const lp = lockPath(path);
   for (let attempt = 0; attempt < 10; attempt++) {
-    try {
-      writeFileSync(lp, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
+    if (makeOwned(lp)) return;
     const owner = ownerOf(lp);
     if (owner === undefined) continue;
     if (alive(owner)) throw new DiskError(`${path} is in use by process ${owner}`, EPERM);
@@ -61,12 +84,7 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 function underTakeoverLock(lp: string, fn: () => void): void {
   const tp = `${lp}.takeover`;
   for (let i = 0; ; i++) {
-    try {
-      writeFileSync(tp, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
+    if (makeOwned(tp)) break;
     const holder = ownerOf(tp);
     if (holder !== undefined && !alive(holder) && holder !== process.pid) rmSync(tp, { force: true });
     if (i >= 2000) throw new DiskError(`could not take ${tp}: process ${holder} holds it`, EPERM);
